@@ -1,0 +1,110 @@
+"""Wrapper around the Amazon DCV `dcv` command-line tool.
+
+JSON field names are those of the Amazon DCV Administrator Guide, "Viewing Amazon DCV sessions"
+(adminguide/managing-sessions-lifecycle-view), example output of `dcv describe-session <id> --json`:
+  "id", "owner", "name", "num-of-connections", "creation-time", "last-disconnection-time",
+  "licenses", "storage-root", "type", "x11-display", "x11-authority", "display-layout".
+The guide does not print `dcv list-sessions -j`; the CLI prints a JSON array of those session
+objects. Older editions of the same page show `{ "sessions": [ { "id": ..., "owner": ... } ] }`
+for Windows servers, so that wrapper is accepted too.
+`dcv list-connections -j <session>` is not shown in the guide; only its outer shape (a JSON
+array with one object per client connection) is relied on here.
+Every failure surfaces as one DcvError with a readable message.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .proc import Runner, run_command
+
+
+class DcvError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class DcvSession:
+    id: str
+    owner: str
+    type: str
+    num_connections: int | None
+
+
+def _tail(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else "..." + text[-limit:]
+
+
+class DcvCli:
+    def __init__(self, command: Sequence[str], timeout: float, run: Runner = run_command) -> None:
+        self.command = tuple(command)
+        self.timeout = timeout
+        self._run_command = run
+
+    def _run(self, *args: str) -> str:
+        label = f"dcv {args[0]}"
+        try:
+            result = self._run_command([*self.command, *args], timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise DcvError(f"'{label}' did not finish within {self.timeout:g}s") from None
+        except OSError as exc:
+            raise DcvError(
+                f"cannot run {self.command[0]!r} ({exc.strerror or exc}); "
+                "is Amazon DCV Server installed?"
+            ) from None
+        if result.returncode == 127:
+            raise DcvError(
+                f"'{' '.join(self.command)}' exited 127 (command not found); "
+                "is Amazon DCV Server installed?"
+            )
+        if result.returncode != 0:
+            detail = _tail(result.stderr or result.stdout) or "no output"
+            raise DcvError(f"'{label}' failed with exit code {result.returncode}: {detail}")
+        return result.stdout
+
+    def _json(self, *args: str) -> Any:
+        output = self._run(*args)
+        try:
+            return json.loads(output)
+        except ValueError:
+            raise DcvError(
+                f"'dcv {args[0]}' printed something that is not JSON: {_tail(output)!r}"
+            ) from None
+
+    def list_sessions(self) -> list[DcvSession]:
+        data = self._json("list-sessions", "-j")
+        if isinstance(data, dict) and isinstance(data.get("sessions"), list):
+            data = data["sessions"]
+        if not isinstance(data, list):
+            raise DcvError(f"'dcv list-sessions -j' printed a {type(data).__name__}, not a list")
+        sessions = []
+        for item in data:
+            if not isinstance(item, dict) or not isinstance(item.get("id"), str) or not item["id"]:
+                raise DcvError(f"'dcv list-sessions -j' printed a session without an id: {item!r}")
+            count = item.get("num-of-connections")
+            sessions.append(
+                DcvSession(
+                    id=item["id"],
+                    owner=str(item.get("owner", "")),
+                    type=str(item.get("type", "")),
+                    num_connections=count if isinstance(count, int) else None,
+                )
+            )
+        return sessions
+
+    def list_connections(self, session_id: str) -> list[dict[str, Any]]:
+        data = self._json("list-connections", "-j", session_id)
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise DcvError(
+                f"'dcv list-connections -j {session_id}' did not print a list of connections"
+            )
+        return data
+
+    def create_session(self, name: str, owner: str) -> None:
+        """Linux virtual session owned by `owner` (Windows uses its existing console session)."""
+        self._run("create-session", "--type", "virtual", "--owner", owner, name)

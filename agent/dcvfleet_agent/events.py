@@ -1,0 +1,123 @@
+"""Delivery of agent events to EventBridge: back-off, and a bounded buffer of undelivered ones."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+SOURCE = "dcvfleet.agent"
+MAX_BUFFERED = 100
+BATCH_SIZE = 10  # PutEvents accepts at most 10 entries per call
+
+log = logging.getLogger(__name__)
+
+
+def client_config() -> BotoConfig:
+    return BotoConfig(retries={"mode": "standard"}, connect_timeout=5, read_timeout=10)
+
+
+class EventSender:
+    def __init__(
+        self,
+        client: Any,
+        event_bus_name: str,
+        *,
+        max_attempts: int = 8,
+        base_delay: float = 0.5,
+        max_delay: float = 30.0,
+        max_buffered: int = MAX_BUFFERED,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._client = client
+        self.event_bus_name = event_bus_name
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self.max_buffered = max_buffered
+        self._sleep = sleep
+        self._rand = rand
+        self._pending: deque[dict[str, str]] = deque()
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def send(self, detail_type: str, detail: Mapping[str, Any]) -> bool:
+        """Queue behind earlier undelivered events, deliver in order; True if this one went out."""
+        entry = {
+            "Source": SOURCE,
+            "DetailType": detail_type,
+            "Detail": json.dumps(detail, separators=(",", ":"), sort_keys=True),
+            "EventBusName": self.event_bus_name,
+        }
+        if len(self._pending) >= self.max_buffered:
+            dropped = self._pending.popleft()
+            log.warning(
+                "event buffer full; dropped the oldest undelivered event",
+                extra={"fields": {"detailType": dropped["DetailType"]}},
+            )
+        self._pending.append(entry)
+        self.flush()
+        return all(item is not entry for item in self._pending)
+
+    def flush(self) -> bool:
+        """Deliver buffered events oldest first; stop at the first batch that keeps failing."""
+        while self._pending:
+            batch = [self._pending[i] for i in range(min(BATCH_SIZE, len(self._pending)))]
+            failed = self._deliver(batch)
+            for _ in batch:
+                self._pending.popleft()
+            if failed:
+                self._pending.extendleft(reversed(failed))
+                return False
+        return True
+
+    def _backoff(self, retry: int) -> float:
+        """Exponential back-off with full jitter."""
+        return float(self._rand() * min(self.max_delay, self.base_delay * 2 ** min(retry, 32)))
+
+    def _deliver(self, batch: list[dict[str, str]]) -> list[dict[str, str]]:
+        remaining = batch
+        for attempt in range(1, self.max_attempts + 1):
+            if attempt > 1:
+                self._sleep(self._backoff(attempt - 2))
+            try:
+                response = self._client.put_events(Entries=remaining)
+            except (BotoCoreError, ClientError) as exc:
+                log.warning(
+                    "PutEvents call failed",
+                    extra={"fields": {"attempt": attempt, "error": str(exc)}},
+                )
+                continue
+            if not response.get("FailedEntryCount"):
+                return []
+            results = response.get("Entries", [])
+            if len(results) == len(remaining):  # else it does not say which: retry them all
+                failed = [remaining[i] for i, r in enumerate(results) if r.get("ErrorCode")]
+                remaining = failed or remaining
+            log.warning(
+                "PutEvents rejected entries",
+                extra={
+                    "fields": {
+                        "attempt": attempt,
+                        "failed": len(remaining),
+                        "errors": sorted(
+                            {str(r["ErrorCode"]) for r in results if r.get("ErrorCode")}
+                        ),
+                    }
+                },
+            )
+        log.error(
+            "giving up on events for now; they stay buffered",
+            extra={"fields": {"attempts": self.max_attempts, "buffered": len(remaining)}},
+        )
+        return remaining

@@ -1,0 +1,84 @@
+"""The desktop user's OS account, from the session secret. The password only ever travels on
+stdin of the command that sets it: never in argv, never in a log line or an error message."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .config import USERNAME_RE
+from .proc import Runner, run_command
+
+COMMAND_TIMEOUT_SECONDS = 60.0
+# Reads the password from stdin; the user name is embedded only after USERNAME_RE validation.
+_WINDOWS_SCRIPT = (
+    "$ErrorActionPreference = 'Stop'; "
+    "$p = ConvertTo-SecureString -String ([Console]::In.ReadLine()) -AsPlainText -Force; "
+    "if (Get-LocalUser -Name '{user}' -ErrorAction SilentlyContinue) "
+    "{{ Set-LocalUser -Name '{user}' -Password $p }} "
+    "else {{ New-LocalUser -Name '{user}' -Password $p -PasswordNeverExpires | Out-Null; "
+    "'created' }}"
+)
+
+
+class UserSetupError(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: str
+    password: str = field(repr=False)
+
+
+def read_credentials(client: Any, secret_arn: str) -> Credentials:
+    """GetSecretValue; the SecretString is {"username": ..., "password": ...}."""
+    try:
+        response = client.get_secret_value(SecretId=secret_arn)
+    except (BotoCoreError, ClientError) as exc:
+        raise UserSetupError(f"cannot read secret {secret_arn}: {exc}") from None
+    try:
+        data = json.loads(response.get("SecretString") or "")
+    except ValueError:
+        raise UserSetupError(f"secret {secret_arn} is not a JSON SecretString") from None
+    if not isinstance(data, dict):
+        raise UserSetupError(f"secret {secret_arn} must be a JSON object")
+    username, password = data.get("username"), data.get("password")
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        raise UserSetupError(f"secret {secret_arn} has no valid 'username'")
+    if not isinstance(password, str) or not password or "\n" in password or "\r" in password:
+        raise UserSetupError(f"secret {secret_arn} has no valid single-line 'password'")
+    return Credentials(username=username, password=password)
+
+
+def ensure_os_user(platform: str, creds: Credentials, run: Runner = run_command) -> bool:
+    """Create the account if missing and set its password. Returns True if it was created."""
+    user = creds.username
+
+    def call(argv: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        try:
+            return run(argv, input_text=stdin, timeout=COMMAND_TIMEOUT_SECONDS)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            raise UserSetupError(f"cannot run {argv[0]}: {exc}") from None
+
+    def check(result: subprocess.CompletedProcess[str], what: str) -> None:
+        if result.returncode != 0:
+            detail = " ".join((result.stderr or result.stdout or "").split())[-300:]
+            detail = detail.replace(creds.password, "***")
+            raise UserSetupError(f"{what} failed with exit code {result.returncode}: {detail}")
+
+    if platform == "windows":
+        script = _WINDOWS_SCRIPT.format(user=user)
+        argv = ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script]
+        result = call(argv, creds.password + "\n")
+        check(result, "setting the Windows account")
+        return result.stdout.strip() == "created"
+    created = call(["id", "-u", user]).returncode != 0
+    if created:
+        check(call(["useradd", "-m", user]), "useradd")
+    check(call(["chpasswd"], f"{user}:{creds.password}\n"), "chpasswd")
+    return created

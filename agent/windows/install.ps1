@@ -1,0 +1,92 @@
+<#
+.SYNOPSIS
+    Install or upgrade the DCV Fleet agent on a Windows desktop host (run as Administrator).
+.DESCRIPTION
+    Unpacks the agent archive to C:\Program Files\DCVFleet\agent, merges eventBusName and
+    region into C:\ProgramData\DCVFleet\agent.json (other keys are kept; readable by SYSTEM
+    and Administrators only), registers the "DCVFleetAgent" scheduled task that runs
+    `python -m dcvfleet_agent` as SYSTEM at startup, and starts it. Running it again upgrades.
+    The agent's JSON log lines are appended to C:\ProgramData\DCVFleet\agent.log.
+.EXAMPLE
+    .\install.ps1 -ArchivePath .\dcvfleet-agent.tar.gz -EventBusName dcvfleet -Region us-east-1
+#>
+[CmdletBinding()]
+param(
+    [Parameter(Mandatory = $true)][string]$ArchivePath,
+    [Parameter(Mandatory = $true)][string]$EventBusName,
+    [Parameter(Mandatory = $true)][ValidatePattern('^[a-z]{2}(-[a-z]+)+-\d+$')][string]$Region,
+    # Python 3.9+ with boto3, installed for all users; found on PATH when not given.
+    [string]$PythonPath = ''
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+
+$TaskName = 'DCVFleetAgent'
+$InstallDir = Join-Path $env:ProgramFiles 'DCVFleet\agent'
+$DataDir = Join-Path $env:ProgramData 'DCVFleet'
+$ConfigPath = Join-Path $DataDir 'agent.json'
+$LogPath = Join-Path $DataDir 'agent.log'
+
+$principal = New-Object Security.Principal.WindowsPrincipal([Security.Principal.WindowsIdentity]::GetCurrent())
+if (-not $principal.IsInRole([Security.Principal.WindowsBuiltInRole]::Administrator)) {
+    throw 'install.ps1 must run as Administrator'
+}
+if (-not (Test-Path -LiteralPath $ArchivePath -PathType Leaf)) {
+    throw "archive not found: $ArchivePath"
+}
+if (-not $PythonPath) {
+    $PythonPath = (Get-Command python.exe -CommandType Application | Select-Object -First 1).Source
+}
+& $PythonPath -c 'import sys, boto3; sys.exit(sys.version_info < (3, 9))'
+if ($LASTEXITCODE -ne 0) {
+    throw "$PythonPath must be Python 3.9 or newer with boto3 installed"
+}
+
+# 1. Agent code: unpack beside the old copy (tar.exe ships with Windows), then swap.
+$parent = Split-Path -Parent $InstallDir
+New-Item -ItemType Directory -Force -Path $parent | Out-Null
+$staging = Join-Path $parent ('agent.new.' + [guid]::NewGuid().ToString('N'))
+New-Item -ItemType Directory -Path $staging | Out-Null
+try {
+    & tar.exe -xzf (Resolve-Path -LiteralPath $ArchivePath).Path -C $staging
+    if ($LASTEXITCODE -ne 0) { throw "tar.exe could not unpack $ArchivePath" }
+    if (-not (Test-Path -LiteralPath (Join-Path $staging 'dcvfleet_agent\__init__.py'))) {
+        throw 'archive does not contain dcvfleet_agent\'
+    }
+    if (Get-ScheduledTask -TaskName $TaskName -ErrorAction SilentlyContinue) {
+        Stop-ScheduledTask -TaskName $TaskName
+    }
+    if (Test-Path -LiteralPath $InstallDir) { Remove-Item -LiteralPath $InstallDir -Recurse -Force }
+    Move-Item -LiteralPath $staging -Destination $InstallDir
+}
+finally {
+    if (Test-Path -LiteralPath $staging) { Remove-Item -LiteralPath $staging -Recurse -Force }
+}
+
+# 2. Configuration: keep existing keys, set the two this script owns. UTF-8 without BOM.
+New-Item -ItemType Directory -Force -Path $DataDir | Out-Null
+$config = [ordered]@{}
+if (Test-Path -LiteralPath $ConfigPath) {
+    $existing = Get-Content -LiteralPath $ConfigPath -Raw | ConvertFrom-Json
+    foreach ($property in $existing.PSObject.Properties) { $config[$property.Name] = $property.Value }
+}
+$config['eventBusName'] = $EventBusName
+$config['region'] = $Region
+$json = $config | ConvertTo-Json -Depth 5
+[IO.File]::WriteAllText($ConfigPath, $json, (New-Object Text.UTF8Encoding $false))
+# SYSTEM (S-1-5-18) and Administrators (S-1-5-32-544) only.
+& icacls.exe $ConfigPath /inheritance:r /grant:r '*S-1-5-18:(F)' '*S-1-5-32-544:(F)' | Out-Null
+if ($LASTEXITCODE -ne 0) { throw "icacls could not restrict $ConfigPath" }
+
+# 3. Scheduled task at startup as SYSTEM; the working directory puts the package on sys.path.
+$command = '/d /c ""{0}" -m dcvfleet_agent 2>>"{1}""' -f $PythonPath, $LogPath
+$action = New-ScheduledTaskAction -Execute 'cmd.exe' -Argument $command -WorkingDirectory $InstallDir
+$trigger = New-ScheduledTaskTrigger -AtStartup
+$runAs = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount -RunLevel Highest
+$settings = New-ScheduledTaskSettingsSet -StartWhenAvailable -ExecutionTimeLimit ([TimeSpan]::Zero) `
+    -RestartCount 3 -RestartInterval (New-TimeSpan -Minutes 1)
+Register-ScheduledTask -TaskName $TaskName -Action $action -Trigger $trigger -Principal $runAs `
+    -Settings $settings -Force | Out-Null
+Start-ScheduledTask -TaskName $TaskName
+Write-Output "dcvfleet-agent installed in $InstallDir and started (task $TaskName)"

@@ -1,0 +1,1 @@
+"""DCV Fleet control plane: domain, adapters and Lambda entry points."""

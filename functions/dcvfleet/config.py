@@ -1,0 +1,106 @@
+"""Lambda settings, parsed once from the environment into a typed structure that fails fast."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from dcvfleet.errors import ConfigurationError
+
+
+def _get(env: Mapping[str, str], key: str, default: str | None = None) -> str:
+    value = env.get(key, default)
+    if value is None or value == "":
+        raise ConfigurationError(f"{key}: environment variable is required")
+    return value
+
+
+def _int(env: Mapping[str, str], key: str, default: str | None = None) -> int:
+    raw = _get(env, key, default)
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise ConfigurationError(f"{key}: {raw!r} is not an integer") from exc
+
+
+def _list(env: Mapping[str, str], key: str, default: str | None = None) -> tuple[str, ...]:
+    return tuple(x.strip() for x in _get(env, key, default).split(",") if x.strip())
+
+
+@dataclass(frozen=True)
+class CommonSettings:
+    table_name: str
+    event_bus_name: str
+    fleet_tag_key: str
+    fleet_tag_value: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CommonSettings:
+        return cls(
+            table_name=_get(env, "SESSIONS_TABLE"),
+            event_bus_name=_get(env, "EVENT_BUS_NAME"),
+            fleet_tag_key=_get(env, "FLEET_TAG_KEY"),
+            fleet_tag_value=_get(env, "FLEET_TAG_VALUE"),
+        )
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    common: CommonSettings
+    state_machine_arn: str
+    max_active_sessions: int
+    allowed_instance_types: tuple[str, ...]
+    default_instance_types: Mapping[str, str]
+    enabled_backends: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
+        return cls(
+            common=CommonSettings.from_env(env),
+            state_machine_arn=_get(env, "PROVISION_STATE_MACHINE_ARN"),
+            max_active_sessions=_int(env, "MAX_ACTIVE_SESSIONS_PER_USER", "1"),
+            allowed_instance_types=_list(env, "ALLOWED_INSTANCE_TYPES"),
+            default_instance_types={
+                "linux": _get(env, "LINUX_INSTANCE_TYPE"),
+                "windows": _get(env, "WINDOWS_INSTANCE_TYPE"),
+            },
+            enabled_backends=_list(env, "ENABLED_BACKENDS", "ec2"),
+        )
+
+
+@dataclass(frozen=True)
+class LaunchSettings:
+    common: CommonSettings
+    launch_templates: Mapping[str, str]
+    subnet_ids: tuple[str, ...]
+    fallback_instance_types: tuple[str, ...]
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LaunchSettings:
+        return cls(
+            common=CommonSettings.from_env(env),
+            launch_templates={
+                "linux": _get(env, "LINUX_LAUNCH_TEMPLATE_ID"),
+                "windows": _get(env, "WINDOWS_LAUNCH_TEMPLATE_ID"),
+            },
+            subnet_ids=_list(env, "SUBNET_IDS"),
+            fallback_instance_types=_list(env, "FALLBACK_INSTANCE_TYPES", ","),
+        )
+
+
+@dataclass(frozen=True)
+class ReadySettings:
+    common: CommonSettings
+    dcv_port: int
+    connection_address: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReadySettings:
+        address = _get(env, "CONNECTION_ADDRESS", "public")
+        if address not in ("public", "private"):
+            raise ConfigurationError(f"CONNECTION_ADDRESS: {address!r} is not public or private")
+        return cls(
+            common=CommonSettings.from_env(env),
+            dcv_port=_int(env, "DCV_PORT", "8443"),
+            connection_address=address,
+        )

@@ -1,0 +1,82 @@
+"""The one error hierarchy. Class names are exactly the ``ErrorEquals`` names used in the ASL."""
+
+from __future__ import annotations
+
+
+class DcvFleetError(Exception):
+    """Base of every error the control plane raises on purpose."""
+
+    #: What a user may read about this failure (shown on the session as statusReason).
+    user_message = "The desktop could not be prepared."
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequestError(DcvFleetError):
+    """A request body or parameter is malformed; the message names the field."""
+
+
+class SessionNotFoundError(DcvFleetError):
+    """No such session for this caller."""
+
+
+class SessionLimitExceededError(DcvFleetError):
+    """The caller already has the maximum number of active sessions."""
+
+
+class SessionConflictError(DcvFleetError):
+    """A conditional write lost: the record's status or version changed underneath."""
+
+
+class InsufficientCapacityError(DcvFleetError):
+    """No GPU capacity for any instance type in any subnet."""
+
+    user_message = "No GPU capacity is available right now for the requested desktop. Try again later."
+
+
+class LaunchError(DcvFleetError):
+    """EC2 refused the launch for a reason other than capacity."""
+
+    user_message = "The desktop's host could not be launched."
+
+
+class HostNotReadyError(DcvFleetError):
+    """The host's agent never reported DCV ready in time."""
+
+    user_message = "The desktop did not become ready in time."
+
+
+class ClaimRejectedError(DcvFleetError):
+    """An agent event's claim does not match the session record or the instance."""
+
+
+class ConfigurationError(DcvFleetError):
+    """A Lambda's environment is missing or malformed."""
+
+
+#: ASL error names of the service (States.*) that map to a user-readable reason.
+STATES_ERRORS: dict[str, str] = {
+    "States.Timeout": HostNotReadyError.user_message,
+    "States.TaskFailed": DcvFleetError.user_message,
+}
+
+
+def user_message_for(error_name: str) -> str:
+    """The reason shown to a user for a workflow error name (a class here or a States.* name)."""
+    cls = next((c for c in all_error_classes() if c.__name__ == error_name), None)
+    if cls is not None:
+        return cls.user_message
+    return STATES_ERRORS.get(error_name, DcvFleetError.user_message)
+
+
+def all_error_classes() -> list[type[DcvFleetError]]:
+    """Every custom error class, for the ASL ``ErrorEquals`` check."""
+    found: list[type[DcvFleetError]] = []
+    stack: list[type[DcvFleetError]] = [DcvFleetError]
+    while stack:
+        cls = stack.pop()
+        found.append(cls)
+        stack.extend(cls.__subclasses__())
+    return found

@@ -1,0 +1,55 @@
+"""JSON Schemas of every event the fleet emits or consumes (``events/schemas/``), and validation."""
+
+from __future__ import annotations
+
+import functools
+import json
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from dcvfleet.model import describe_schema_error
+
+AGENT_SOURCE = "dcvfleet.agent"
+FLEET_SOURCE = "dcvfleet"
+
+#: (source, detail-type) -> schema file in schemas/events/.
+DETAIL_SCHEMAS: dict[tuple[str, str], str] = {
+    (AGENT_SOURCE, "Host Ready"): "host-ready.schema.json",
+    (FLEET_SOURCE, "Session Ready"): "session-ready.schema.json",
+    (FLEET_SOURCE, "Session Failed"): "session-failed.schema.json",
+}
+
+
+@functools.cache
+def schema(name: str) -> dict[str, Any]:
+    text = resources.files("dcvfleet").joinpath("schemas", "events", name).read_text("utf-8")
+    loaded: dict[str, Any] = json.loads(text)
+    jsonschema.Draft202012Validator.check_schema(loaded)
+    return loaded
+
+
+def validate_detail(source: str, detail_type: str, detail: Any) -> str | None:
+    """None when ``detail`` is valid for its event, else the reason naming the field."""
+    name = DETAIL_SCHEMAS.get((source, detail_type))
+    if name is None:
+        return f"detail-type: {detail_type!r} from {source!r} is not a known event"
+    validator = jsonschema.Draft202012Validator(schema(name))
+    errors = sorted(validator.iter_errors(detail), key=lambda e: list(e.path))
+    if errors:
+        return f"detail.{describe_schema_error(errors[0])}"
+    return None
+
+
+def validate_envelope(event: Any) -> str | None:
+    """Check an EventBridge envelope and its detail; None when valid, else a clear reason."""
+    if not isinstance(event, dict):
+        return "event: not a JSON object"
+    for key in ("source", "detail-type", "detail"):
+        if key not in event:
+            return f"{key}: is required"
+    source, detail_type = event["source"], event["detail-type"]
+    if not isinstance(source, str) or not isinstance(detail_type, str):
+        return "source/detail-type: must be strings"
+    return validate_detail(source, detail_type, event["detail"])

@@ -1,0 +1,1 @@
+"""Lambda entry points: parse, validate, call one domain function, serialise."""

@@ -1,0 +1,107 @@
+"""REST API: POST /sessions, GET /sessions, GET /sessions/{id}."""
+
+from __future__ import annotations
+
+import os
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dcvfleet import service
+from dcvfleet.adapters import Workflows
+from dcvfleet.aws import client
+from dcvfleet.config import ApiSettings
+from dcvfleet.errors import (
+    InvalidRequestError,
+    SessionConflictError,
+    SessionLimitExceededError,
+    SessionNotFoundError,
+)
+from dcvfleet.model import CreateSessionRequest
+from dcvfleet.store import DynamoSessionStore
+
+logger = Logger()
+app = APIGatewayRestResolver()
+SETTINGS = ApiSettings.from_env(os.environ)
+
+
+def _store() -> DynamoSessionStore:
+    return DynamoSessionStore(client("dynamodb"), SETTINGS.common.table_name)
+
+
+def _caller() -> service.Caller:
+    claims: dict[str, Any] = app.current_event.request_context.authorizer.claims or {}
+    sub = claims.get("sub")
+    if not sub:
+        raise PermissionError("no authenticated caller")
+    username = claims.get("cognito:username") or claims.get("username") or sub
+    return service.Caller(sub=sub, username=str(username), email=claims.get("email"))
+
+
+def _error(status: HTTPStatus, message: str) -> Response[dict[str, str]]:
+    return Response(
+        status_code=status.value,
+        content_type="application/json",
+        body={"message": message},
+    )
+
+
+@app.exception_handler(InvalidRequestError)
+def _bad_request(exc: InvalidRequestError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.BAD_REQUEST, exc.message)
+
+
+@app.exception_handler(SessionNotFoundError)
+def _not_found(exc: SessionNotFoundError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.NOT_FOUND, "session not found")
+
+
+@app.exception_handler(SessionLimitExceededError)
+def _limit(exc: SessionLimitExceededError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.CONFLICT, f"active session limit reached: {exc.message}")
+
+
+@app.exception_handler(SessionConflictError)
+def _conflict(exc: SessionConflictError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.CONFLICT, exc.message)
+
+
+@app.exception_handler(PermissionError)
+def _unauthorised(exc: PermissionError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.UNAUTHORIZED, "sign-in required")
+
+
+@app.post("/sessions")
+def create_session() -> Response[dict[str, str]]:
+    request = CreateSessionRequest.parse(app.current_event.body)
+    session = service.create_session(
+        _store(), Workflows(client("stepfunctions")), SETTINGS, _caller(), request
+    )
+    logger.append_keys(session_id=session.session_id)
+    logger.info("session requested", backend=session.backend, os=session.os)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED.value,
+        content_type="application/json",
+        body={"sessionId": session.session_id, "status": session.status.value},
+        headers={"Location": f"/sessions/{session.session_id}"},
+    )
+
+
+@app.get("/sessions")
+def list_sessions() -> dict[str, Any]:
+    sessions = _store().list_by_owner(_caller().sub)
+    return {"sessions": [s.to_api() for s in sessions]}
+
+
+@app.get("/sessions/<session_id>")
+def get_session(session_id: str) -> dict[str, Any]:
+    return service.get_session(_store(), _caller(), session_id).to_api()
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,78 @@
+"""Task handlers of the provisioning workflow (statemachines/provision_session.asl.json).
+
+Errors are never swallowed: each one propagates so the workflow's Retry and Catch see it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dcvfleet import service
+from dcvfleet.adapters import Ec2Hosts, SessionSecrets, Workflows
+from dcvfleet.aws import client
+from dcvfleet.config import CommonSettings, LaunchSettings, ReadySettings
+from dcvfleet.errors import InvalidRequestError
+from dcvfleet.store import DynamoSessionStore
+
+logger = Logger()
+COMMON = CommonSettings.from_env(os.environ)
+
+
+def _store() -> DynamoSessionStore:
+    return DynamoSessionStore(client("dynamodb"), COMMON.table_name)
+
+
+def _field(event: dict[str, Any], name: str) -> str:
+    value = event.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"{name}: required in the task input")
+    return value
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    secrets = SessionSecrets(client("secretsmanager"))
+    return service.create_credentials(_store(), secrets, COMMON, _field(event, "sessionId"))
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    settings = LaunchSettings.from_env(os.environ)
+    return service.launch_instance(
+        _store(),
+        Ec2Hosts(client("ec2")),
+        settings,
+        _field(event, "sessionId"),
+        _field(event, "secretArn"),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
+    completed = service.await_host_ready(
+        _store(), Workflows(client("stepfunctions")), _field(event, "sessionId"),
+        _field(event, "taskToken"),
+    )
+    return {"completedAtOnce": completed}
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def mark_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    settings = ReadySettings.from_env(os.environ)
+    return service.mark_ready(_store(), Ec2Hosts(client("ec2")), settings, _field(event, "sessionId"))
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    error = event.get("error")
+    return service.compensate(
+        _store(),
+        Ec2Hosts(client("ec2")),
+        SessionSecrets(client("secretsmanager")),
+        _field(event, "sessionId"),
+        error if isinstance(error, dict) else None,
+    )

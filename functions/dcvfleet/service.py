@@ -1,0 +1,317 @@
+"""Domain operations of the provisioning path. Pure of environment and client construction."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from dcvfleet.adapters import (
+    OWNER_TAG,
+    SECRET_TAG,
+    SESSION_TAG,
+    CapacityUnavailable,
+    Ec2Hosts,
+    SessionSecrets,
+    Workflows,
+    dcv_username,
+)
+from dcvfleet.config import ApiSettings, CommonSettings, LaunchSettings, ReadySettings
+from dcvfleet.errors import (
+    ClaimRejectedError,
+    InsufficientCapacityError,
+    InvalidRequestError,
+    SessionConflictError,
+    SessionNotFoundError,
+    user_message_for,
+)
+from dcvfleet.model import CreateSessionRequest, Session, Status
+from dcvfleet.store import SessionStore, now_iso
+
+logger = Logger(child=True)
+
+#: How often a handler re-reads and retries a write that lost a race with another writer.
+CONFLICT_RETRIES = 5
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The signed-in user, from the Cognito claims API Gateway passes on."""
+
+    sub: str
+    username: str
+    email: str | None = None
+
+
+# -- API ---------------------------------------------------------------------------------------
+def create_session(
+    store: SessionStore,
+    workflows: Workflows,
+    settings: ApiSettings,
+    caller: Caller,
+    request: CreateSessionRequest,
+) -> Session:
+    if request.backend not in settings.enabled_backends:
+        raise InvalidRequestError(f"backend: {request.backend!r} is not enabled on this fleet")
+    instance_type = request.instance_type or settings.default_instance_types[request.os]
+    if instance_type not in settings.allowed_instance_types:
+        allowed = ", ".join(settings.allowed_instance_types)
+        raise InvalidRequestError(f"instanceType: {instance_type!r} is not one of {allowed}")
+    session_id = str(uuid.uuid4())
+    created = now_iso()
+    session = Session(
+        session_id=session_id,
+        owner=caller.sub,
+        owner_email=caller.email,
+        backend=request.backend,
+        os=request.os,
+        instance_type=instance_type,
+        status=Status.PROVISIONING,
+        created_at=created,
+        updated_at=created,
+        execution_arn=Workflows.execution_arn(settings.state_machine_arn, session_id),
+        extra={"username": caller.username},
+    )
+    store.create(session, settings.max_active_sessions)
+    payload = {
+        "sessionId": session_id,
+        "owner": caller.sub,
+        "backend": request.backend,
+        "os": request.os,
+        "instanceType": instance_type,
+    }
+    try:
+        workflows.start(settings.state_machine_arn, session_id, payload)
+    except Exception:
+        logger.exception("could not start the provisioning workflow", session_id=session_id)
+        store.update(
+            session,
+            status=Status.FAILED,
+            status_reason="The desktop could not be requested. Try again.",
+        )
+        raise
+    return session
+
+
+def get_session(store: SessionStore, caller: Caller, session_id: str) -> Session:
+    session = store.get(session_id)
+    if session is None or session.owner != caller.sub:
+        raise SessionNotFoundError(f"session {session_id} not found")
+    return session
+
+
+# -- provisioning workflow steps ---------------------------------------------------------------
+def _update_while_provisioning(store: SessionStore, session_id: str, **changes: Any) -> Session:
+    """Write ``changes`` onto a PROVISIONING session, re-reading when another writer won a race."""
+    for _ in range(CONFLICT_RETRIES):
+        session = store.require(session_id)
+        if session.status != Status.PROVISIONING:
+            raise SessionConflictError(f"session {session_id} is {session.status}, not provisioning")
+        try:
+            return store.update(session, **changes)
+        except SessionConflictError:
+            continue
+    raise SessionConflictError(f"session {session_id}: too many concurrent writers")
+
+
+def create_credentials(
+    store: SessionStore, secrets: SessionSecrets, settings: CommonSettings, session_id: str
+) -> dict[str, str]:
+    session = store.require(session_id)
+    username = dcv_username(session.extra.get("username", ""))
+    arn = secrets.create(
+        session_id,
+        username,
+        tags={
+            SESSION_TAG: session_id,
+            OWNER_TAG: session.owner,
+            settings.fleet_tag_key: settings.fleet_tag_value,
+        },
+    )
+    _update_while_provisioning(store, session_id, secret_arn=arn)
+    return {"secretArn": arn}
+
+
+def launch_instance(
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    settings: LaunchSettings,
+    session_id: str,
+    secret_arn: str,
+) -> dict[str, str]:
+    """Launch the session's host, falling back through instance types, then subnets."""
+    session = store.require(session_id)
+    existing = hosts.find_by_session(session_id)
+    if existing:  # a retried step: the earlier attempt launched it
+        instance = existing[0]
+    else:
+        types = list(dict.fromkeys([session.instance_type, *settings.fallback_instance_types]))
+        tags = {
+            settings.common.fleet_tag_key: settings.common.fleet_tag_value,
+            SESSION_TAG: session_id,
+            OWNER_TAG: session.owner,
+            SECRET_TAG: secret_arn,
+            "Name": f"dcvfleet-{session_id[:8]}",
+        }
+        tried: list[str] = []
+        launched = None
+        for subnet_id in settings.subnet_ids:
+            for instance_type in types:
+                try:
+                    launched = hosts.launch(
+                        launch_template_id=settings.launch_templates[session.os],
+                        instance_type=instance_type,
+                        subnet_id=subnet_id,
+                        tags=tags,
+                        client_token=f"{session_id}-{len(tried)}",
+                    )
+                except CapacityUnavailable as exc:
+                    tried.append(str(exc))
+                    logger.warning("no capacity", attempt=str(exc), session_id=session_id)
+                    continue
+                break
+            if launched:
+                break
+        if launched is None:
+            raise InsufficientCapacityError(
+                f"no capacity for {', '.join(types)} in {', '.join(settings.subnet_ids)}"
+            )
+        instance = launched
+    _update_while_provisioning(
+        store, session_id, instance_id=instance.instance_id, instance_type=instance.instance_type
+    )
+    return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
+
+
+def await_host_ready(
+    store: SessionStore, workflows: Workflows, session_id: str, task_token: str
+) -> bool:
+    """Park the workflow's task token on the record; complete at once if the host already spoke."""
+    session = _update_while_provisioning(store, session_id, task_token=task_token)
+    if session.dcv_session_id:
+        return workflows.succeed(task_token, _ready_output(session))
+    return False
+
+
+def _ready_output(session: Session) -> dict[str, str]:
+    return {"instanceId": session.instance_id or "", "dcvSessionId": session.dcv_session_id or ""}
+
+
+@dataclass(frozen=True)
+class HostReadyClaim:
+    instance_id: str
+    session_id: str
+    dcv_session_id: str
+
+    @classmethod
+    def from_detail(cls, detail: dict[str, Any]) -> HostReadyClaim:
+        return cls(
+            instance_id=detail["instanceId"],
+            session_id=detail["sessionId"],
+            dcv_session_id=detail["dcvSessionId"],
+        )
+
+
+def accept_host_ready(
+    store: SessionStore, hosts: Ec2Hosts, workflows: Workflows, claim: HostReadyClaim
+) -> bool:
+    """Check an agent's claim against the record and the instance, then wake the workflow.
+
+    Returns True when the waiting workflow was completed by this call.
+    """
+    session = store.get(claim.session_id)
+    if session is None:
+        raise ClaimRejectedError(f"unknown session {claim.session_id}")
+    if session.status != Status.PROVISIONING:
+        raise ClaimRejectedError(f"session {claim.session_id} is {session.status}, not provisioning")
+    if session.instance_id != claim.instance_id:
+        raise ClaimRejectedError(
+            f"instance {claim.instance_id} is not the host of session {claim.session_id}"
+        )
+    instance = hosts.describe(claim.instance_id)
+    if instance is None or instance.state != "running":
+        state = instance.state if instance else "missing"
+        raise ClaimRejectedError(f"instance {claim.instance_id} is {state}, not running")
+    if instance.tags.get(SESSION_TAG) != claim.session_id:
+        raise ClaimRejectedError(f"instance {claim.instance_id} is not tagged for this session")
+    if session.dcv_session_id == claim.dcv_session_id and not session.task_token:
+        return False  # a duplicate before the workflow parked its token
+    updated = _update_while_provisioning(store, claim.session_id, dcv_session_id=claim.dcv_session_id)
+    if updated.task_token:
+        return workflows.succeed(updated.task_token, _ready_output(updated))
+    return False
+
+
+def connection_url(host: str, port: int, dcv_session_id: str) -> str:
+    return f"https://{host}:{port}/#{dcv_session_id}"
+
+
+def mark_ready(
+    store: SessionStore, hosts: Ec2Hosts, settings: ReadySettings, session_id: str
+) -> dict[str, str]:
+    session = store.require(session_id)
+    if not session.instance_id or not session.dcv_session_id:
+        raise SessionConflictError(f"session {session_id} has no verified host")
+    instance = hosts.describe(session.instance_id)
+    if instance is None or instance.state != "running":
+        raise SessionConflictError(f"instance {session.instance_id} is no longer running")
+    if settings.connection_address == "public":
+        host = instance.public_dns or instance.public_ip or instance.private_ip
+    else:
+        host = instance.private_ip
+    if not host:
+        raise SessionConflictError(f"instance {session.instance_id} has no address")
+    url = connection_url(host, settings.dcv_port, session.dcv_session_id)
+    store.update(session, status=Status.READY, connection_url=url, task_token=None)
+    return {"connectionUrl": url}
+
+
+def compensate(
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    secrets: SessionSecrets,
+    session_id: str,
+    error: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """Undo whatever provisioning made, then mark the session FAILED with a readable reason."""
+    terminated = [i.instance_id for i in hosts.find_by_session(session_id)]
+    for instance_id in terminated:
+        hosts.terminate(instance_id)
+    secret_deleted = secrets.delete(session_id)
+    error_name = (error or {}).get("Error", "States.TaskFailed")
+    reason = user_message_for(error_name)
+    cause = _cause_message((error or {}).get("Cause"))
+    logger.info(
+        "compensated",
+        session_id=session_id,
+        error=error_name,
+        cause=cause,
+        terminated=terminated,
+        secret_deleted=secret_deleted,
+    )
+    for _ in range(CONFLICT_RETRIES):
+        session = store.get(session_id)
+        if session is None or session.status != Status.PROVISIONING:
+            break
+        try:
+            store.update(session, status=Status.FAILED, status_reason=reason, task_token=None)
+            break
+        except SessionConflictError:
+            continue
+    return {"reason": reason, "error": error_name, "terminated": terminated}
+
+
+def _cause_message(cause: Any) -> str:
+    """The error message inside a Lambda error's Cause (a JSON document), or the cause itself."""
+    if not isinstance(cause, str):
+        return ""
+    try:
+        parsed = json.loads(cause)
+    except json.JSONDecodeError:
+        return cause[:500]
+    if isinstance(parsed, dict):
+        return str(parsed.get("errorMessage", ""))[:500]
+    return cause[:500]

@@ -1,0 +1,298 @@
+"""The session store: an interface, a DynamoDB implementation and an in-memory one.
+
+Every status change is a conditional, versioned write: the caller names the status and version it
+read, and the write fails with SessionConflictError if either changed. A per-user counter item,
+written in the same transaction, holds the active-session limit under concurrency.
+"""
+
+from __future__ import annotations
+
+import abc
+import copy
+import threading
+from dataclasses import fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dcvfleet.errors import SessionConflictError, SessionLimitExceededError, SessionNotFoundError
+from dcvfleet.model import ACTIVE, Session, Status, can_transition
+
+#: Dataclass field -> DynamoDB attribute.
+_ATTRS = {
+    "session_id": "pk",
+    "owner": "owner",
+    "backend": "backend",
+    "os": "os",
+    "instance_type": "instanceType",
+    "status": "status",
+    "created_at": "createdAt",
+    "updated_at": "updatedAt",
+    "version": "version",
+    "owner_email": "ownerEmail",
+    "instance_id": "instanceId",
+    "job_id": "jobId",
+    "secret_arn": "secretArn",
+    "dcv_session_id": "dcvSessionId",
+    "connection_url": "connectionUrl",
+    "status_reason": "statusReason",
+    "execution_arn": "executionArn",
+    "task_token": "taskToken",
+    "extra": "extra",
+}
+_FIELDS = {f.name for f in fields(Session)}
+OWNER_INDEX = "byOwner"
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def counter_key(owner: str) -> str:
+    return f"user#{owner}"
+
+
+class SessionStore(abc.ABC):
+    @abc.abstractmethod
+    def create(self, session: Session, max_active: int) -> None:
+        """Insert a new session, counting it against its owner's limit."""
+
+    @abc.abstractmethod
+    def get(self, session_id: str) -> Session | None: ...
+
+    @abc.abstractmethod
+    def list_by_owner(self, owner: str) -> list[Session]: ...
+
+    @abc.abstractmethod
+    def active_count(self, owner: str) -> int: ...
+
+    @abc.abstractmethod
+    def _write(self, old: Session, new: Session) -> None:
+        """Replace ``old`` with ``new`` if the stored status and version still equal ``old``'s."""
+
+    def require(self, session_id: str) -> Session:
+        session = self.get(session_id)
+        if session is None:
+            raise SessionNotFoundError(f"session {session_id} not found")
+        return session
+
+    def update(self, current: Session, **changes: Any) -> Session:
+        """A conditional, versioned write of ``changes`` (may include ``status``)."""
+        unknown = set(changes) - _FIELDS
+        if unknown:
+            raise ValueError(f"unknown session fields: {sorted(unknown)}")
+        new_status = changes.get("status", current.status)
+        if new_status != current.status and not can_transition(current.status, new_status):
+            raise SessionConflictError(
+                f"session {current.session_id}: {current.status} -> {new_status} is not allowed"
+            )
+        new = replace(current, **changes, version=current.version + 1, updated_at=now_iso())
+        self._write(current, new)
+        return new
+
+
+class DynamoSessionStore(SessionStore):
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._db = dynamodb
+        self._table = table_name
+
+    # -- serialisation -------------------------------------------------------------------
+    @staticmethod
+    def _to_item(session: Session) -> dict[str, Any]:
+        item: dict[str, Any] = {}
+        for name, attr in _ATTRS.items():
+            value = getattr(session, name)
+            if value is None or (name == "extra" and not value):
+                continue
+            if name == "status":
+                item[attr] = {"S": value.value}
+            elif name == "version":
+                item[attr] = {"N": str(value)}
+            elif name == "extra":
+                item[attr] = {"M": {k: {"S": str(v)} for k, v in value.items()}}
+            else:
+                item[attr] = {"S": str(value)}
+        return item
+
+    @staticmethod
+    def _from_item(item: dict[str, Any]) -> Session:
+        kwargs: dict[str, Any] = {}
+        for name, attr in _ATTRS.items():
+            if attr not in item:
+                continue
+            raw = item[attr]
+            if name == "version":
+                kwargs[name] = int(raw["N"])
+            elif name == "status":
+                kwargs[name] = Status(raw["S"])
+            elif name == "extra":
+                kwargs[name] = {k: v["S"] for k, v in raw["M"].items()}
+            else:
+                kwargs[name] = raw["S"]
+        return Session(**kwargs)
+
+    # -- operations ----------------------------------------------------------------------
+    def create(self, session: Session, max_active: int) -> None:
+        try:
+            self._db.transact_write_items(
+                TransactItems=[
+                    {
+                        "Put": {
+                            "TableName": self._table,
+                            "Item": self._to_item(session),
+                            "ConditionExpression": "attribute_not_exists(pk)",
+                        }
+                    },
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {"pk": {"S": counter_key(session.owner)}},
+                            "UpdateExpression": "SET active = if_not_exists(active, :zero) + :one",
+                            "ConditionExpression": "attribute_not_exists(active) OR active < :max",
+                            "ExpressionAttributeValues": {
+                                ":zero": {"N": "0"},
+                                ":one": {"N": "1"},
+                                ":max": {"N": str(max_active)},
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            if _cancelled(exc, index=1):
+                raise SessionLimitExceededError(
+                    f"at most {max_active} active session(s) per user"
+                ) from exc
+            if _cancelled(exc, index=0):
+                raise SessionConflictError(f"session {session.session_id} exists") from exc
+            raise
+
+    def get(self, session_id: str) -> Session | None:
+        resp = self._db.get_item(
+            TableName=self._table, Key={"pk": {"S": session_id}}, ConsistentRead=True
+        )
+        item = resp.get("Item")
+        if item is None or "owner" not in item:
+            return None
+        return self._from_item(item)
+
+    def list_by_owner(self, owner: str) -> list[Session]:
+        sessions: list[Session] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": OWNER_INDEX,
+            "KeyConditionExpression": "#o = :o",
+            "ExpressionAttributeNames": {"#o": "owner"},
+            "ExpressionAttributeValues": {":o": {"S": owner}},
+            "ScanIndexForward": False,
+        }
+        while True:
+            resp = self._db.query(**kwargs)
+            sessions.extend(self._from_item(i) for i in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return sessions
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def active_count(self, owner: str) -> int:
+        resp = self._db.get_item(
+            TableName=self._table, Key={"pk": {"S": counter_key(owner)}}, ConsistentRead=True
+        )
+        return int(resp.get("Item", {}).get("active", {}).get("N", "0"))
+
+    def _write(self, old: Session, new: Session) -> None:
+        put = {
+            "Put": {
+                "TableName": self._table,
+                "Item": self._to_item(new),
+                "ConditionExpression": "#s = :s AND version = :v",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": {
+                    ":s": {"S": old.status.value},
+                    ":v": {"N": str(old.version)},
+                },
+            }
+        }
+        items: list[dict[str, Any]] = [put]
+        if old.status in ACTIVE and new.status not in ACTIVE:
+            items.append(_counter_delta(self._table, old.owner, -1))
+        elif old.status not in ACTIVE and new.status in ACTIVE:
+            items.append(_counter_delta(self._table, old.owner, +1))
+        try:
+            if len(items) == 1:
+                self._db.put_item(**put["Put"])
+            else:
+                self._db.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
+                raise SessionConflictError(
+                    f"session {old.session_id} changed (expected {old.status} v{old.version})"
+                ) from exc
+            raise
+
+
+def _counter_delta(table: str, owner: str, delta: int) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": {"pk": {"S": counter_key(owner)}},
+            "UpdateExpression": "SET active = if_not_exists(active, :zero) + :d",
+            "ExpressionAttributeValues": {":zero": {"N": "0"}, ":d": {"N": str(delta)}},
+        }
+    }
+
+
+def _cancelled(exc: ClientError, index: int) -> bool:
+    """Whether transaction item ``index`` failed its condition."""
+    if exc.response["Error"]["Code"] != "TransactionCanceledException":
+        return False
+    reasons = exc.response.get("CancellationReasons") or []
+    if index < len(reasons):
+        return reasons[index].get("Code") == "ConditionalCheckFailed"
+    message = exc.response["Error"].get("Message", "")
+    codes = message.partition("[")[2].rstrip("]").split(", ")
+    return index < len(codes) and codes[index].strip() == "ConditionalCheckFailed"
+
+
+class InMemorySessionStore(SessionStore):
+    """The same contract in memory, for unit tests of the domain."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Session] = {}
+        self._active: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def create(self, session: Session, max_active: int) -> None:
+        with self._lock:
+            if self._active.get(session.owner, 0) >= max_active:
+                raise SessionLimitExceededError(f"at most {max_active} active session(s) per user")
+            if session.session_id in self._items:
+                raise SessionConflictError(f"session {session.session_id} exists")
+            self._items[session.session_id] = copy.deepcopy(session)
+            self._active[session.owner] = self._active.get(session.owner, 0) + 1
+
+    def get(self, session_id: str) -> Session | None:
+        with self._lock:
+            found = self._items.get(session_id)
+            return copy.deepcopy(found) if found else None
+
+    def list_by_owner(self, owner: str) -> list[Session]:
+        with self._lock:
+            mine = [copy.deepcopy(s) for s in self._items.values() if s.owner == owner]
+        return sorted(mine, key=lambda s: s.created_at, reverse=True)
+
+    def active_count(self, owner: str) -> int:
+        with self._lock:
+            return self._active.get(owner, 0)
+
+    def _write(self, old: Session, new: Session) -> None:
+        with self._lock:
+            stored = self._items.get(old.session_id)
+            if stored is None or (stored.status, stored.version) != (old.status, old.version):
+                raise SessionConflictError(
+                    f"session {old.session_id} changed (expected {old.status} v{old.version})"
+                )
+            self._items[old.session_id] = copy.deepcopy(new)
+            delta = int(new.status in ACTIVE) - int(old.status in ACTIVE)
+            self._active[old.owner] = self._active.get(old.owner, 0) + delta

@@ -1,0 +1,45 @@
+"""``make local``: run the local stack in the foreground until interrupted."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+import time
+
+from local.deploy import parse_overrides
+from local.stack import LocalStack
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
+    parser.add_argument("--params", default="", help='sam deploy syntax: "Key=Value Key2=Value"')
+    parser.add_argument("--boot-delay", type=float, default=0.0, help="seconds a host takes to boot")
+    parser.add_argument("--port", type=int, default=0, help="emulator port (default: a free one)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    started = time.monotonic()
+    stack = LocalStack(parse_overrides(args.params), boot_delay=args.boot_delay, moto_port=args.port)
+    try:
+        info = stack.start()
+        print(f"DCV Fleet local stack is up ({time.monotonic() - started:.1f}s)", flush=True)
+        for key in ("api_url", "aws_endpoint_url", "control_url", "user_pool_id"):
+            print(f"  {key:18} {getattr(info, key)}", flush=True)
+        print(f"  demo user          {info.demo_user['username']} (password in .local/stack.json)")
+        for line in info.not_emulated:
+            print(f"  not emulated: {line}", flush=True)
+        print("Ctrl-C stops it.", flush=True)
+        stop.wait()
+    finally:
+        stack.stop()
+        print("local stack stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

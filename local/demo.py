@@ -1,0 +1,135 @@
+"""``make demo``: start the local stack, sign in as the demo user, request a Linux desktop on EC2
+and follow it to READY, printing each provisioning step with its timing. Exit 0 only on READY."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import requests
+
+from local.emulator import ROOT
+from local.stack import use_emulator_credentials
+
+STACK_FILE = ROOT / ".local" / "stack.json"
+
+
+class Client:
+    """A user's view of the API: sign in, then call it with the ID token."""
+
+    def __init__(self, info: dict[str, Any]) -> None:
+        self.info = info
+        self.idp = boto3.client(
+            "cognito-idp", endpoint_url=info["aws_endpoint_url"], region_name=info["region"]
+        )
+        self.token = ""
+
+    def sign_in(self, username: str, password: str) -> None:
+        resp = self.idp.initiate_auth(
+            ClientId=self.info["user_pool_client_id"],
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": username, "PASSWORD": password},
+        )
+        self.token = resp["AuthenticationResult"]["IdToken"]
+
+    def call(self, method: str, path: str, body: Any = None) -> requests.Response:
+        return requests.request(
+            method,
+            self.info["api_url"] + path,
+            headers={"Authorization": self.token},
+            json=body,
+            timeout=30,
+        )
+
+
+def wait_for_stack(process: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the local stack exited with {process.returncode}")
+        if STACK_FILE.exists():
+            data: dict[str, Any] = json.loads(STACK_FILE.read_text())
+            return data
+        time.sleep(0.2)
+    raise TimeoutError(f"the local stack did not come up in {timeout:.0f}s")
+
+
+def follow(client: Client, session_id: str, timeout: float, out: Any = sys.stdout) -> dict[str, Any]:
+    """Print each provisioning step as it happens; return the session once it settles."""
+    info = client.info
+    sfn = boto3.client("stepfunctions", endpoint_url=info["aws_endpoint_url"], region_name=info["region"])
+    machine = info["resources"]["ProvisionStateMachine"]
+    execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{session_id}"
+    started = time.monotonic()
+    seen_events = 0
+    last_status = ""
+    session: dict[str, Any] = {}
+    while time.monotonic() - started < timeout:
+        try:
+            events = sfn.get_execution_history(executionArn=execution_arn)["events"]
+        except sfn.exceptions.ExecutionDoesNotExist:
+            events = []
+        for event in events[seen_events:]:
+            if event["type"].endswith("StateEntered"):
+                name = event["stateEnteredEventDetails"]["name"]
+                print(f"  {time.monotonic() - started:6.2f}s  step  {name}", file=out, flush=True)
+        seen_events = len(events)
+        session = client.call("GET", f"/sessions/{session_id}").json()
+        if session.get("status") != last_status:
+            last_status = session.get("status", "")
+            print(f"  {time.monotonic() - started:6.2f}s  status {last_status}", file=out, flush=True)
+        if last_status in ("READY", "FAILED"):
+            return session
+        time.sleep(0.1)
+    return session
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
+    parser.add_argument("--params", default="", help="template parameter overrides")
+    parser.add_argument("--timeout", type=float, default=120.0)
+    args = parser.parse_args(argv)
+    use_emulator_credentials()
+    STACK_FILE.unlink(missing_ok=True)
+    command = [sys.executable, "-m", "local", "--params", args.params]
+    print("Starting the local stack ...", flush=True)
+    process = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
+    try:
+        info = wait_for_stack(process, timeout=180)
+        client = Client(info)
+        user = info["demo_user"]
+        client.sign_in(user["username"], user["password"])
+        print(f"Signed in as {user['username']}. Requesting a Linux desktop on EC2 ...", flush=True)
+        t0 = time.monotonic()
+        resp = client.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
+        if resp.status_code != 202:
+            print(f"request refused: {resp.status_code} {resp.text}", flush=True)
+            return 1
+        session_id = resp.json()["sessionId"]
+        print(f"Session {session_id} accepted ({resp.status_code}).", flush=True)
+        session = follow(client, session_id, args.timeout)
+        elapsed = time.monotonic() - t0
+        if session.get("status") == "READY":
+            print(f"READY in {elapsed:.2f}s. Connect: {session['connectionUrl']}", flush=True)
+            return 0
+        reason = session.get("statusReason", "no reason recorded")
+        print(f"Not ready after {elapsed:.2f}s: {session.get('status')} - {reason}", flush=True)
+        return 1
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

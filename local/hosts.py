@@ -1,0 +1,287 @@
+"""Simulated hosts: each fleet instance the emulator runs gets the real agent against a simulated
+``dcv``, after a boot delay; ``control_url`` drives them (ARCHITECTURE.md, local stack)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local.emulator import ROOT
+
+SIM_DCV = ROOT / "local" / "sim_dcv.py"
+AGENT_DIR = ROOT / "agent"
+
+
+@dataclass
+class Host:
+    instance_id: str
+    session_id: str
+    secret_arn: str
+    workdir: Path
+    started_at: float
+    process: subprocess.Popen[bytes] | None = None
+    timer: threading.Timer | None = None
+    log: Any = field(default=None, repr=False)
+
+    @property
+    def state_file(self) -> Path:
+        return self.workdir / "dcv-state.json"
+
+    def connections(self) -> int:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            return int(json.loads(self.state_file.read_text()).get("connections", 0))
+        return 0
+
+    def set_connections(self, count: int) -> None:
+        state: dict[str, Any] = {}
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            state = json.loads(self.state_file.read_text())
+        state["connections"] = count
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state))
+        os.replace(tmp, self.state_file)
+
+    def agent_status(self) -> str:
+        if self.process is None:
+            return "booting"
+        code = self.process.poll()
+        return "running" if code is None else f"exited {code}"
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "instanceId": self.instance_id,
+            "sessionId": self.session_id,
+            "connections": self.connections(),
+            "agent": self.agent_status(),
+            "log": str(self.workdir / "agent.log"),
+        }
+
+
+class HostSimulator:
+    """Watches the emulator's EC2 and boots a simulated host for each running fleet instance."""
+
+    def __init__(
+        self,
+        *,
+        endpoint_url: str,
+        region: str,
+        event_bus_name: str,
+        fleet_tag_key: str,
+        fleet_tag_value: str,
+        workdir: Path,
+        boot_delay: float = 0.0,
+        poll_interval: float = 0.1,
+    ) -> None:
+        self.endpoint_url = endpoint_url
+        self.region = region
+        self.event_bus_name = event_bus_name
+        self.tag_key, self.tag_value = fleet_tag_key, fleet_tag_value
+        self.workdir = workdir
+        self.boot_delay = boot_delay
+        self.poll_interval = poll_interval
+        self.agent_enabled = True
+        self.hosts: dict[str, Host] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._ec2 = boto3.client("ec2", endpoint_url=endpoint_url, region_name=region)
+        self._thread = threading.Thread(target=self._watch, name="host-simulator", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        with self._lock:
+            for host in self.hosts.values():
+                self._halt(host)
+            self.hosts.clear()
+
+    # -- the watch loop --------------------------------------------------------------------
+    def _running_instances(self) -> dict[str, dict[str, str]]:
+        resp = self._ec2.describe_instances(
+            Filters=[
+                {"Name": f"tag:{self.tag_key}", "Values": [self.tag_value]},
+                {"Name": "instance-state-name", "Values": ["running"]},
+            ]
+        )
+        return {
+            i["InstanceId"]: {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+            for r in resp["Reservations"]
+            for i in r["Instances"]
+        }
+
+    def _watch(self) -> None:
+        while not self._stop.is_set():
+            try:
+                running = self._running_instances()
+            except Exception:  # the emulator is shutting down
+                running = None
+            if running is not None:
+                with self._lock:
+                    for instance_id, tags in running.items():
+                        if instance_id not in self.hosts:
+                            self.hosts[instance_id] = self._boot(instance_id, tags)
+                    for instance_id in [i for i in self.hosts if i not in running]:
+                        self._halt(self.hosts.pop(instance_id))
+            self._stop.wait(self.poll_interval)
+
+    def _boot(self, instance_id: str, tags: dict[str, str]) -> Host:
+        workdir = self.workdir / instance_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        host = Host(
+            instance_id=instance_id,
+            session_id=tags.get("dcvfleet:session-id", ""),
+            secret_arn=tags.get("dcvfleet:secret-arn", ""),
+            workdir=workdir,
+            started_at=time.time(),
+        )
+        host.set_connections(0)
+        if self.agent_enabled:
+            host.timer = threading.Timer(self.boot_delay, self._start_agent, args=(host,))
+            host.timer.daemon = True
+            host.timer.start()
+        return host
+
+    def _start_agent(self, host: Host) -> None:
+        config = {
+            "eventBusName": self.event_bus_name,
+            "region": self.region,
+            "instanceId": host.instance_id,
+            "sessionId": host.session_id,
+            "secretArn": host.secret_arn,
+            "platform": "linux",
+            "dcvCommand": [sys.executable, str(SIM_DCV)],
+            "manageUser": False,
+            "endpointUrl": self.endpoint_url,
+            "sendBaseDelaySeconds": 0.2,
+            "readyTimeoutSeconds": 30,
+        }
+        (host.workdir / "agent.json").write_text(json.dumps(config, indent=2))
+        env = {
+            **os.environ,
+            "DCVFLEET_AGENT_CONFIG": str(host.workdir / "agent.json"),
+            "SIM_DCV_STATE": str(host.state_file),
+            "PYTHONPATH": str(AGENT_DIR),
+        }
+        with self._lock:
+            if host.instance_id not in self.hosts or self._stop.is_set():
+                return
+            host.log = (host.workdir / "agent.log").open("ab")
+            host.process = subprocess.Popen(
+                [sys.executable, "-m", "dcvfleet_agent"],
+                env=env,
+                stdout=host.log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    @staticmethod
+    def _halt(host: Host) -> None:
+        if host.timer:
+            host.timer.cancel()
+        if host.process and host.process.poll() is None:
+            host.process.terminate()
+            try:
+                host.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                host.process.kill()
+        if host.log:
+            host.log.close()
+
+    # -- control -------------------------------------------------------------------------------
+    def list(self) -> list[dict[str, Any]]:
+        with self._lock:
+            return [h.view() for h in self.hosts.values()]
+
+    def set_connections(self, instance_id: str, count: int) -> dict[str, Any] | None:
+        with self._lock:
+            host = self.hosts.get(instance_id)
+            if host is None:
+                return None
+            host.set_connections(count)
+            return host.view()
+
+
+class ControlServer:
+    """``control_url``: ``GET /hosts``, ``POST /hosts/{id}/connections {"count": N}``,
+    ``POST /agents {"enabled": bool}`` (whether hosts booted from now on run their agent)."""
+
+    def __init__(self, simulator: HostSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.simulator = simulator
+        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self.httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def handle(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+        sim = self.simulator
+        if method == "GET" and path == "/hosts":
+            return 200, {"hosts": sim.list()}
+        try:
+            data = json.loads(body or b"{}")
+        except json.JSONDecodeError:
+            return 400, {"message": "body: not valid JSON"}
+        match = re.fullmatch(r"/hosts/(i-[0-9a-f]+)/connections", path)
+        if method == "POST" and match:
+            count = data.get("count") if isinstance(data, dict) else None
+            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                return 400, {"message": "count: a non-negative integer is required"}
+            view = sim.set_connections(match.group(1), count)
+            if view is None:
+                return 404, {"message": f"no simulated host {match.group(1)}"}
+            return 200, view
+        if method == "POST" and path == "/agents":
+            enabled = data.get("enabled") if isinstance(data, dict) else None
+            if not isinstance(enabled, bool):
+                return 400, {"message": "enabled: true or false is required"}
+            sim.agent_enabled = enabled
+            return 200, {"enabled": enabled}
+        return 404, {"message": f"no route {method} {path}"}
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, payload = server.handle(self.command, self.path, body)
+                out = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            do_GET = do_POST = _serve  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                return
+
+        return Handler

@@ -1,0 +1,161 @@
+"""The local stack: the emulator, the template deployed into it, the API, simulated hosts."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local import deploy, emulator
+from local.apigw import ApiServer
+from local.hosts import ControlServer, HostSimulator
+
+REGION = "us-east-1"
+STATE_DIR = emulator.ROOT / ".local"
+DEMO_USER = "demo"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def use_emulator_credentials() -> None:
+    """The emulator accepts any credentials; never let a real profile be used by accident."""
+    os.environ.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - the emulator's fixed test credentials
+        AWS_SESSION_TOKEN="testing",  # noqa: S105
+        AWS_DEFAULT_REGION=REGION,
+        AWS_REGION=REGION,
+    )
+    for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        os.environ.pop(key, None)
+
+
+@dataclass
+class StackInfo:
+    api_url: str
+    portal_url: str
+    aws_endpoint_url: str
+    region: str
+    control_url: str
+    user_pool_id: str
+    user_pool_client_id: str
+    demo_user: dict[str, str]
+    parameters: dict[str, str]
+    resources: dict[str, str]
+    not_emulated: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+class LocalStack:
+    def __init__(
+        self,
+        overrides: dict[str, str] | None = None,
+        *,
+        boot_delay: float = 0.0,
+        moto_port: int = 0,
+        state_dir: Path = STATE_DIR,
+    ) -> None:
+        self.overrides = {**deploy.samconfig_overrides(), **(overrides or {})}
+        self.boot_delay = boot_delay
+        self.moto_port = moto_port or free_port()
+        self.state_dir = state_dir
+        self.endpoint_url = f"http://127.0.0.1:{self.moto_port}"
+        self._server: Any = None
+        self.api: ApiServer | None = None
+        self.hosts: HostSimulator | None = None
+        self.control: ControlServer | None = None
+        self.info: StackInfo | None = None
+        self.deployment: deploy.Deployment | None = None
+
+    def start(self) -> StackInfo:
+        from moto.server import ThreadedMotoServer
+
+        use_emulator_credentials()
+        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self._server.start()
+        emulator.apply_all(self.endpoint_url, self.moto_port)
+        os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url
+        d = deploy.Deployer(self.endpoint_url, REGION).deploy(self.overrides)
+        self.deployment = d
+        api_id = next(iter(d.apis))
+        self.api = ApiServer(
+            endpoint_url=self.endpoint_url,
+            region=REGION,
+            body=d.apis[api_id]["body"],
+            stage=d.apis[api_id]["stage"],
+            client_ids=[d.outputs["UserPoolClientId"]],
+        )
+        self.api.start()
+        shutil.rmtree(self.state_dir / "hosts", ignore_errors=True)
+        self.hosts = HostSimulator(
+            endpoint_url=self.endpoint_url,
+            region=REGION,
+            event_bus_name=d.outputs["EventBusName"],
+            fleet_tag_key=d.parameters.get("FleetTagKey", "dcvfleet:fleet"),
+            fleet_tag_value=d.parameters.get("FleetTagValue", "default"),
+            workdir=self.state_dir / "hosts",
+            boot_delay=self.boot_delay,
+        )
+        self.hosts.start()
+        self.control = ControlServer(self.hosts)
+        self.control.start()
+        demo = self._create_demo_user(d.outputs["UserPoolId"])
+        self.info = StackInfo(
+            api_url=self.api.url,
+            portal_url=f"{self.control.url}/portal/",
+            aws_endpoint_url=self.endpoint_url,
+            region=REGION,
+            control_url=self.control.url,
+            user_pool_id=d.outputs["UserPoolId"],
+            user_pool_client_id=d.outputs["UserPoolClientId"],
+            demo_user=demo,
+            parameters=d.parameters,
+            resources=dict(d.physical),
+            not_emulated=d.not_emulated,
+        )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_dir / "stack.json.tmp"
+        tmp.write_text(json.dumps(self.info.as_json(), indent=2))
+        os.replace(tmp, self.state_dir / "stack.json")
+        return self.info
+
+    def _create_demo_user(self, pool_id: str) -> dict[str, str]:
+        import boto3
+
+        idp = boto3.client("cognito-idp", endpoint_url=self.endpoint_url, region_name=REGION)
+        password = f"Demo-{secrets.token_urlsafe(12)}1a"
+        idp.admin_create_user(
+            UserPoolId=pool_id,
+            Username=DEMO_USER,
+            UserAttributes=[
+                {"Name": "email", "Value": "demo@example.com"},
+                {"Name": "email_verified", "Value": "true"},
+            ],
+            MessageAction="SUPPRESS",
+        )
+        idp.admin_set_user_password(
+            UserPoolId=pool_id, Username=DEMO_USER, Password=password, Permanent=True
+        )
+        return {"username": DEMO_USER, "password": password}
+
+    def stop(self) -> None:
+        for part in (self.control, self.api):
+            if part is not None:
+                part.stop()
+        if self.hosts is not None:
+            self.hosts.stop()
+        if self._server is not None:
+            self._server.stop()
+        (self.state_dir / "stack.json").unlink(missing_ok=True)

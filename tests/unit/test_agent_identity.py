@@ -1,0 +1,118 @@
+"""Host identity: config values first, IMDSv2 (token, then GETs) only for what is missing."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+from dcvfleet_agent.config import Config, load_config
+from dcvfleet_agent.identity import IdentityError, Imds, resolve_identity
+
+TOKEN = "imds-token-1"
+METADATA = {
+    "/latest/meta-data/instance-id": "i-0abc1234def567890",
+    "/latest/meta-data/tags/instance/dcvfleet:session-id": "sess-from-tag",
+    "/latest/meta-data/tags/instance/dcvfleet:secret-arn": "arn:aws:secretsmanager:x",
+}
+
+
+class FakeImds:
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str]] = []
+        self.metadata = dict(METADATA)
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def reply(self, code: int, body: str = "") -> None:
+                self.send_response(code)
+                self.end_headers()
+                self.wfile.write(body.encode())
+
+            def do_PUT(self) -> None:
+                fake.requests.append(("PUT", self.path))
+                ttl = self.headers.get("X-aws-ec2-metadata-token-ttl-seconds")
+                self.reply(200, TOKEN) if ttl else self.reply(400)
+
+            def do_GET(self) -> None:
+                fake.requests.append(("GET", self.path))
+                if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
+                    self.reply(401)
+                elif self.path in fake.metadata:
+                    self.reply(200, fake.metadata[self.path] + "\n")
+                else:
+                    self.reply(404)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def imds() -> Iterator[FakeImds]:
+    fake = FakeImds()
+    thread = threading.Thread(target=fake.server.serve_forever, args=(0.01,), daemon=True)
+    thread.start()
+    yield fake
+    fake.server.shutdown()
+    fake.server.server_close()
+
+
+def config(**env: str) -> Config:
+    base = {"DCVFLEET_EVENT_BUS_NAME": "fleet", "DCVFLEET_REGION": "us-east-1"}
+    return load_config({"DCVFLEET_AGENT_CONFIG": "", **base, **env})
+
+
+@pytest.fixture(autouse=True)
+def no_default_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dcvfleet_agent.config.LINUX_CONFIG_PATH", "/nonexistent/agent.json")
+
+
+def test_missing_values_come_from_imds_with_one_token(imds: FakeImds) -> None:
+    identity = resolve_identity(config(), Imds(imds.url, timeout=1))
+    assert identity.instance_id == "i-0abc1234def567890"
+    assert identity.session_id == "sess-from-tag"
+    assert identity.secret_arn == "arn:aws:secretsmanager:x"
+    assert [method for method, _ in imds.requests] == ["PUT", "GET", "GET", "GET"]
+
+
+def test_config_values_win_and_imds_is_never_contacted(imds: FakeImds) -> None:
+    full = config(
+        DCVFLEET_INSTANCE_ID="local-1", DCVFLEET_SESSION_ID="s-1", DCVFLEET_SECRET_ARN="arn:s"
+    )
+    identity = resolve_identity(full, Imds(imds.url, timeout=1))
+    assert (identity.instance_id, identity.session_id, identity.secret_arn) == (
+        "local-1",
+        "s-1",
+        "arn:s",
+    )
+    simulated = config(
+        DCVFLEET_INSTANCE_ID="local-2", DCVFLEET_SESSION_ID="s-2", DCVFLEET_MANAGE_USER="false"
+    )
+    assert resolve_identity(simulated, Imds(imds.url, timeout=1)).secret_arn is None
+    assert imds.requests == []
+
+
+def test_missing_tag_names_the_tag(imds: FakeImds) -> None:
+    del imds.metadata["/latest/meta-data/tags/instance/dcvfleet:session-id"]
+    with pytest.raises(IdentityError, match="'dcvfleet:session-id' is missing"):
+        resolve_identity(config(DCVFLEET_INSTANCE_ID="i-1"), Imds(imds.url, timeout=1))
+
+
+def test_empty_value_is_rejected(imds: FakeImds) -> None:
+    imds.metadata["/latest/meta-data/instance-id"] = ""
+    with pytest.raises(IdentityError, match="empty instance id"):
+        resolve_identity(config(DCVFLEET_SESSION_ID="s"), Imds(imds.url, timeout=1))
+
+
+def test_http_error_and_unreachable_imds(imds: FakeImds) -> None:
+    client = Imds(imds.url, timeout=1)
+    client._token = "stale"
+    with pytest.raises(IdentityError, match="HTTP 401"):
+        client.get("instance-id")
+    with pytest.raises(IdentityError, match="unreachable"):
+        Imds("http://127.0.0.1:9", timeout=0.5).get("instance-id")
