@@ -16,7 +16,9 @@ from local.stack import LocalStack
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     parser.add_argument("--params", default="", help='sam deploy syntax: "Key=Value Key2=Value"')
-    parser.add_argument("--boot-delay", type=float, default=0.0, help="seconds a host takes to boot")
+    parser.add_argument(
+        "--boot-delay", type=float, default=0.0, help="seconds a host takes to boot"
+    )
     parser.add_argument("--port", type=int, default=0, help="emulator port (default: a free one)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
@@ -24,7 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
-    stack = LocalStack(parse_overrides(args.params), boot_delay=args.boot_delay, moto_port=args.port)
+    stack = LocalStack(
+        parse_overrides(args.params), boot_delay=args.boot_delay, moto_port=args.port
+    )
     try:
         info = stack.start()
         print(f"DCV Fleet local stack is up ({time.monotonic() - started:.1f}s)", flush=True)

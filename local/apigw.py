@@ -49,7 +49,9 @@ def routes_from_body(body: dict[str, Any]) -> list[Route]:
 class TokenVerifier:
     """Verifies Cognito ID tokens with the pool's published JWKS."""
 
-    def __init__(self, endpoint_url: str, region: str, pool_arn: str, client_ids: list[str]) -> None:
+    def __init__(
+        self, endpoint_url: str, region: str, pool_arn: str, client_ids: list[str]
+    ) -> None:
         pool_id = pool_arn.rsplit("/", 1)[-1]
         self.jwks = jwt.PyJWKClient(f"{endpoint_url}/{pool_id}/.well-known/jwks.json")
         self.issuer_suffix = f"/{pool_id}"
@@ -122,7 +124,10 @@ class ApiServer:
         path = parts.path[len(prefix) :] or "/"
         candidates = [(r, r.regex.match(path)) for r in self.routes]
         matches = [(r, m) for r, m in candidates if m]
-        route_match = next(((r, m) for r, m in matches if r.method in (method, "X-AMAZON-APIGATEWAY-ANY-METHOD")), None)
+        route_match = next(
+            ((r, m) for r, m in matches if r.method in (method, "X-AMAZON-APIGATEWAY-ANY-METHOD")),
+            None,
+        )
         if route_match is None:
             # API Gateway answers an unknown route or method like this.
             return _json(403, {"message": "Missing Authentication Token"})
@@ -138,17 +143,23 @@ class ApiServer:
                 claims = self.verifiers[route.authorizer].claims(token)
             except jwt.PyJWTError:
                 return _json(401, {"message": "Unauthorized"})
-        event = self._event(route, match.groupdict(), method, path, parts.query, headers, body, claims)
+        event = self._event(
+            route, match.groupdict(), method, path, parts.query, headers, body, claims
+        )
         resp = self.lambda_client.invoke(FunctionName=route.function_arn, Payload=json.dumps(event))
         payload = json.loads(resp["Payload"].read() or b"null")
-        if resp.get("FunctionError") or not isinstance(payload, dict) or "statusCode" not in payload:
+        if (
+            resp.get("FunctionError")
+            or not isinstance(payload, dict)
+            or "statusCode" not in payload
+        ):
             return _json(502, {"message": "Internal server error"})
         out_headers = {str(k): str(v) for k, v in (payload.get("headers") or {}).items()}
         for key, values in (payload.get("multiValueHeaders") or {}).items():
             out_headers[key] = ", ".join(str(v) for v in values)
         return int(payload["statusCode"]), out_headers, str(payload.get("body") or "").encode()
 
-    def _event(
+    def _event(  # noqa: PLR0917
         self,
         route: Route,
         path_params: dict[str, str],
@@ -210,9 +221,9 @@ class ApiServer:
                 self.end_headers()
                 self.wfile.write(out)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         return Handler

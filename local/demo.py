@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import boto3
@@ -62,10 +61,14 @@ def wait_for_stack(process: subprocess.Popen[bytes], timeout: float) -> dict[str
     raise TimeoutError(f"the local stack did not come up in {timeout:.0f}s")
 
 
-def follow(client: Client, session_id: str, timeout: float, out: Any = sys.stdout) -> dict[str, Any]:
+def follow(
+    client: Client, session_id: str, timeout: float, out: Any = sys.stdout
+) -> dict[str, Any]:
     """Print each provisioning step as it happens; return the session once it settles."""
     info = client.info
-    sfn = boto3.client("stepfunctions", endpoint_url=info["aws_endpoint_url"], region_name=info["region"])
+    sfn = boto3.client(
+        "stepfunctions", endpoint_url=info["aws_endpoint_url"], region_name=info["region"]
+    )
     machine = info["resources"]["ProvisionStateMachine"]
     execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{session_id}"
     started = time.monotonic()
@@ -85,7 +88,9 @@ def follow(client: Client, session_id: str, timeout: float, out: Any = sys.stdou
         session = client.call("GET", f"/sessions/{session_id}").json()
         if session.get("status") != last_status:
             last_status = session.get("status", "")
-            print(f"  {time.monotonic() - started:6.2f}s  status {last_status}", file=out, flush=True)
+            print(
+                f"  {time.monotonic() - started:6.2f}s  status {last_status}", file=out, flush=True
+            )
         if last_status in ("READY", "FAILED"):
             return session
         time.sleep(0.1)

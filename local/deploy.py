@@ -97,7 +97,9 @@ class Deployer:
 
         def code_uri(path: str) -> str:
             if path not in uploaded:
-                uploaded[path] = self._upload(f"code/{path.strip('/')}.zip", self._zip_dir(ROOT / path))
+                uploaded[path] = self._upload(
+                    f"code/{path.strip('/')}.zip", self._zip_dir(ROOT / path)
+                )
             return uploaded[path]
 
         globals_fn = sam.get("Globals", {}).get("Function", {})
@@ -105,7 +107,9 @@ class Deployer:
             globals_fn["CodeUri"] = code_uri(globals_fn["CodeUri"])
         for resource in sam["Resources"].values():
             props = resource.get("Properties", {})
-            if resource["Type"] == "AWS::Serverless::Function" and isinstance(props.get("CodeUri"), str):
+            if resource["Type"] == "AWS::Serverless::Function" and isinstance(
+                props.get("CodeUri"), str
+            ):
                 props["CodeUri"] = code_uri(props["CodeUri"])
             if resource["Type"] == "AWS::Serverless::StateMachine" and isinstance(
                 props.get("DefinitionUri"), str
@@ -151,7 +155,9 @@ class Deployer:
         emulator.fix_template_for_emulator(cfn_template, parameters)
 
         api_created = {
-            k: v for k, v in cfn_template["Resources"].items() if v["Type"] in emulator.API_CREATED_TYPES
+            k: v
+            for k, v in cfn_template["Resources"].items()
+            if v["Type"] in emulator.API_CREATED_TYPES
         }
         self._create_cognito(
             {k: v for k, v in api_created.items() if v["Type"].startswith("AWS::Cognito::")},
@@ -234,7 +240,9 @@ class Deployer:
 
     def _create_cognito(self, resources: dict[str, Any], deployment: Deployment) -> None:
         idp = self.client("cognito-idp")
-        ordered = sorted(resources.items(), key=lambda kv: kv[1]["Type"] != "AWS::Cognito::UserPool")
+        ordered = sorted(
+            resources.items(), key=lambda kv: kv[1]["Type"] != "AWS::Cognito::UserPool"
+        )
         for logical_id, resource in ordered:
             props = _resolve(resource.get("Properties", {}), deployment)
             if resource["Type"] == "AWS::Cognito::UserPool":
@@ -338,8 +346,10 @@ def _get_att(logical_id: str, attribute: str, deployment: Deployment) -> str:
     if resource["Type"] == "AWS::IAM::Role" and attribute == "Arn":
         return f"arn:aws:iam::{account}:role/{physical}"
     if resource["Type"] == "AWS::Events::Rule" and attribute == "Arn":
-        return physical if physical.startswith("arn:") else (
-            f"arn:aws:events:{region}:{account}:rule/{physical}"
+        return (
+            physical
+            if physical.startswith("arn:")
+            else (f"arn:aws:events:{region}:{account}:rule/{physical}")
         )
     raise KeyError(f"Fn::GetAtt {logical_id}.{attribute}: not resolvable")
 
@@ -350,7 +360,7 @@ def _resolve(value: Any, deployment: Deployment) -> Any:
     if not isinstance(value, dict):
         return value
     if len(value) == 1:
-        (key, arg), = value.items()
+        ((key, arg),) = value.items()
         if key == "Ref":
             return _ref(arg, deployment)
         if key == "Fn::GetAtt":
@@ -365,7 +375,8 @@ def _resolve(value: Any, deployment: Deployment) -> Any:
                 if name in local_vars:
                     return str(local_vars[name])
                 if "." in name:
-                    return _get_att(*name.split(".", 1), deployment)
+                    logical_id, attribute = name.split(".", 1)
+                    return _get_att(logical_id, attribute, deployment)
                 return str(_ref(name, deployment))
 
             return re.sub(r"\$\{([\w:.]+)\}", sub, text)

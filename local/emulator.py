@@ -211,14 +211,14 @@ def patch_lambda_runtime() -> None:
     if str(FUNCTIONS_DIR) not in sys.path:
         sys.path.insert(0, str(FUNCTIONS_DIR))
     if not isinstance(os.environ, LayeredEnviron):
-        os.environ = LayeredEnviron(os.environ)  # type: ignore[assignment]
+        os.environ = LayeredEnviron(os.environ)  # type: ignore[assignment]  # noqa: B003
     if not isinstance(sys.stdout, ThreadStdout):
         sys.stdout = ThreadStdout(sys.stdout)
 
     def _invoke_lambda(self: Any, event: Any = None) -> tuple[str, bool, str]:
         return run_function(self, event)
 
-    models.LambdaFunction._invoke_lambda = _invoke_lambda
+    models.LambdaFunction._invoke_lambda = _invoke_lambda  # type: ignore[method-assign]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -264,7 +264,7 @@ def patch_event_targets(endpoint_url: str) -> None:
             original(clone, original_event, transform_input)
 
     send_to_targets._dcvfleet = True  # type: ignore[attr-defined]
-    models.Rule.send_to_targets = send_to_targets
+    models.Rule.send_to_targets = send_to_targets  # type: ignore[method-assign]
 
 
 # ------------------------------------------------------------------------------------------------
@@ -356,7 +356,7 @@ def seed_public_parameter(account_id: str, region: str, name: str, value: str) -
     if store.get(name):
         return
     store[name].append(
-        Parameter(
+        Parameter(  # type: ignore[abstract]
             account_id=account_id,
             name=name,
             value=value,

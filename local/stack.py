@@ -31,8 +31,8 @@ def use_emulator_credentials() -> None:
     """The emulator accepts any credentials; never let a real profile be used by accident."""
     os.environ.update(
         AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S105 - the emulator's fixed test credentials
-        AWS_SESSION_TOKEN="testing",  # noqa: S105
+        AWS_SECRET_ACCESS_KEY="testing",  # noqa: S106 - any value works
+        AWS_SESSION_TOKEN="testing",  # noqa: S106
         AWS_DEFAULT_REGION=REGION,
         AWS_REGION=REGION,
     )
@@ -83,7 +83,9 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         use_emulator_credentials()
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.moto_port, verbose=False)
+        self._server = ThreadedMotoServer(
+            ip_address="127.0.0.1", port=self.moto_port, verbose=False
+        )
         self._server.start()
         emulator.apply_all(self.endpoint_url, self.moto_port)
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url

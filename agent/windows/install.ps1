@@ -3,8 +3,9 @@
     Install or upgrade the DCV Fleet agent on a Windows desktop host (run as Administrator).
 .DESCRIPTION
     Unpacks the agent archive to C:\Program Files\DCVFleet\agent, merges eventBusName and
-    region into C:\ProgramData\DCVFleet\agent.json (other keys are kept; readable by SYSTEM
-    and Administrators only), registers the "DCVFleetAgent" scheduled task that runs
+    region (and dcvCommand, when dcv.exe is in its default place and the key is not set yet)
+    into C:\ProgramData\DCVFleet\agent.json (other keys are kept; readable by SYSTEM and
+    Administrators only), registers the "DCVFleetAgent" scheduled task that runs
     `python -m dcvfleet_agent` as SYSTEM at startup, and starts it. Running it again upgrades.
     The agent's JSON log lines are appended to C:\ProgramData\DCVFleet\agent.log.
 .EXAMPLE
@@ -43,7 +44,7 @@ if ($LASTEXITCODE -ne 0) {
     throw "$PythonPath must be Python 3.9 or newer with boto3 installed"
 }
 
-# 1. Agent code: unpack beside the old copy (tar.exe ships with Windows), then swap.
+# 1. Agent code: unpack to a staging folder (tar.exe ships with Windows), then swap.
 $parent = Split-Path -Parent $InstallDir
 New-Item -ItemType Directory -Force -Path $parent | Out-Null
 $staging = Join-Path $parent ('agent.new.' + [guid]::NewGuid().ToString('N'))
@@ -57,8 +58,11 @@ try {
     if (Get-ScheduledTask -TaskName $TaskName -ErrorAction SilentlyContinue) {
         Stop-ScheduledTask -TaskName $TaskName
     }
-    if (Test-Path -LiteralPath $InstallDir) { Remove-Item -LiteralPath $InstallDir -Recurse -Force }
-    Move-Item -LiteralPath $staging -Destination $InstallDir
+    # Replace the package folder, not $InstallDir: a running agent has it as working directory.
+    New-Item -ItemType Directory -Force -Path $InstallDir | Out-Null
+    $package = Join-Path $InstallDir 'dcvfleet_agent'
+    if (Test-Path -LiteralPath $package) { Remove-Item -LiteralPath $package -Recurse -Force }
+    Move-Item -LiteralPath (Join-Path $staging 'dcvfleet_agent') -Destination $package
 }
 finally {
     if (Test-Path -LiteralPath $staging) { Remove-Item -LiteralPath $staging -Recurse -Force }
@@ -73,6 +77,11 @@ if (Test-Path -LiteralPath $ConfigPath) {
 }
 $config['eventBusName'] = $EventBusName
 $config['region'] = $Region
+# dcv.exe is not on SYSTEM's PATH by default (admin guide, "Using the command line tool").
+$dcvExe = Join-Path $env:ProgramFiles 'NICE\DCV\Server\bin\dcv.exe'
+if (-not $config.Contains('dcvCommand') -and (Test-Path -LiteralPath $dcvExe)) {
+    $config['dcvCommand'] = $dcvExe
+}
 $json = $config | ConvertTo-Json -Depth 5
 [IO.File]::WriteAllText($ConfigPath, $json, (New-Object Text.UTF8Encoding $false))
 # SYSTEM (S-1-5-18) and Administrators (S-1-5-32-544) only.

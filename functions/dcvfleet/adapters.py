@@ -13,7 +13,7 @@ from dcvfleet.errors import LaunchError
 
 SESSION_TAG = "dcvfleet:session-id"
 OWNER_TAG = "dcvfleet:owner"
-SECRET_TAG = "dcvfleet:secret-arn"
+SECRET_TAG = "dcvfleet:secret-arn"  # noqa: S105 - a tag key, not a secret
 CAPACITY_ERRORS = frozenset(
     {"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported", "InstanceLimitExceeded"}
 )
@@ -31,7 +31,7 @@ class Instance:
     private_ip: str | None
 
 
-class CapacityUnavailable(Exception):  # noqa: N818 - a signal between adapter and domain
+class CapacityUnavailable(Exception):
     """One instance type in one subnet has no capacity."""
 
 
@@ -173,7 +173,11 @@ class Workflows:
         try:
             self._sfn.send_task_success(taskToken=task_token, output=json.dumps(output))
         except ClientError as exc:
-            if exc.response["Error"]["Code"] in ("TaskTimedOut", "TaskDoesNotExist", "InvalidToken"):
+            if exc.response["Error"]["Code"] in (
+                "TaskTimedOut",
+                "TaskDoesNotExist",
+                "InvalidToken",
+            ):
                 return False
             raise
         return True

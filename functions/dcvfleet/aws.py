@@ -9,7 +9,9 @@ import boto3
 from botocore.config import Config
 
 #: Standard retry mode: exponential back-off with jitter on throttling and transient errors.
-BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20)
+BOTO_CONFIG = Config(
+    retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20
+)
 
 
 @functools.cache

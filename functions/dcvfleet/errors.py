@@ -33,7 +33,9 @@ class SessionConflictError(DcvFleetError):
 class InsufficientCapacityError(DcvFleetError):
     """No GPU capacity for any instance type in any subnet."""
 
-    user_message = "No GPU capacity is available right now for the requested desktop. Try again later."
+    user_message = (
+        "No GPU capacity is available right now for the requested desktop. Try again later."
+    )
 
 
 class LaunchError(DcvFleetError):

@@ -109,7 +109,9 @@ def _update_while_provisioning(store: SessionStore, session_id: str, **changes: 
     for _ in range(CONFLICT_RETRIES):
         session = store.require(session_id)
         if session.status != Status.PROVISIONING:
-            raise SessionConflictError(f"session {session_id} is {session.status}, not provisioning")
+            raise SessionConflictError(
+                f"session {session_id} is {session.status}, not provisioning"
+            )
         try:
             return store.update(session, **changes)
         except SessionConflictError:
@@ -226,7 +228,9 @@ def accept_host_ready(
     if session is None:
         raise ClaimRejectedError(f"unknown session {claim.session_id}")
     if session.status != Status.PROVISIONING:
-        raise ClaimRejectedError(f"session {claim.session_id} is {session.status}, not provisioning")
+        raise ClaimRejectedError(
+            f"session {claim.session_id} is {session.status}, not provisioning"
+        )
     if session.instance_id != claim.instance_id:
         raise ClaimRejectedError(
             f"instance {claim.instance_id} is not the host of session {claim.session_id}"
@@ -239,7 +243,9 @@ def accept_host_ready(
         raise ClaimRejectedError(f"instance {claim.instance_id} is not tagged for this session")
     if session.dcv_session_id == claim.dcv_session_id and not session.task_token:
         return False  # a duplicate before the workflow parked its token
-    updated = _update_while_provisioning(store, claim.session_id, dcv_session_id=claim.dcv_session_id)
+    updated = _update_while_provisioning(
+        store, claim.session_id, dcv_session_id=claim.dcv_session_id
+    )
     if updated.task_token:
         return workflows.succeed(updated.task_token, _ready_output(updated))
     return False

@@ -54,7 +54,9 @@ def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
 def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
     completed = service.await_host_ready(
-        _store(), Workflows(client("stepfunctions")), _field(event, "sessionId"),
+        _store(),
+        Workflows(client("stepfunctions")),
+        _field(event, "sessionId"),
         _field(event, "taskToken"),
     )
     return {"completedAtOnce": completed}
@@ -63,7 +65,9 @@ def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str,
 @logger.inject_lambda_context(correlation_id_path="sessionId")
 def mark_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = ReadySettings.from_env(os.environ)
-    return service.mark_ready(_store(), Ec2Hosts(client("ec2")), settings, _field(event, "sessionId"))
+    return service.mark_ready(
+        _store(), Ec2Hosts(client("ec2")), settings, _field(event, "sessionId")
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")

@@ -1,0 +1,59 @@
+# DCV Fleet. `make demo`, `make test` and `make local` set everything up themselves.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+CHECKOV_VENV := .venv-checkov
+PARAMS ?=
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup demo local test lint unit e2e bench docs agent-archive clean
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements-checkov.txt
+	touch $@
+
+setup: $(VENV)/.installed
+
+## demo: start the local stack and follow one Linux desktop on EC2 to READY
+demo: setup
+	$(PY) -m local.demo --params "$(PARAMS)"
+
+## local: run the local stack in the foreground (Ctrl-C stops it)
+local: setup
+	$(PY) -m local --params "$(PARAMS)"
+
+## lint: ruff, mypy, cfn-lint, checkov, shellcheck and the README's generated parts
+lint: setup $(CHECKOV_VENV)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy functions/dcvfleet agent/dcvfleet_agent local tools
+	$(BIN)/cfn-lint template.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
+	$(PY) tools/readme.py --check
+
+## test: every check and the whole test suite (what CI runs)
+test: lint
+	$(BIN)/pytest -n 2 --dist loadfile
+
+## bench: provisioning figures on the local stack
+bench: setup
+	$(PY) -m bench.provisioning
+
+## docs: regenerate the README's parameter table and workflow diagrams
+docs: setup
+	$(PY) tools/readme.py
+
+## agent-archive: dist/dcvfleet-agent.tar.gz, for the AgentArtifactS3Uri parameter
+agent-archive: setup
+	$(PY) agent/build.py
+
+clean:
+	rm -rf $(VENV) $(CHECKOV_VENV) .local .pytest_cache .mypy_cache .ruff_cache dist
