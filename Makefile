@@ -36,6 +36,7 @@ lint: setup $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy functions/dcvfleet agent/dcvfleet_agent local tools
 	$(BIN)/cfn-lint template.yaml
+	$(BIN)/shellcheck agent/linux/install.sh .ci/run
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
 	$(PY) tools/readme.py --check
 

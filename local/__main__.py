@@ -8,9 +8,10 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from local.deploy import parse_overrides
-from local.stack import LocalStack
+from local.stack import STATE_DIR, LocalStack
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -20,14 +21,19 @@ def main(argv: list[str] | None = None) -> int:
         "--boot-delay", type=float, default=0.0, help="seconds a host takes to boot"
     )
     parser.add_argument("--port", type=int, default=0, help="emulator port (default: a free one)")
+    parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help="where stack.json goes")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
     started = time.monotonic()
     stack = LocalStack(
-        parse_overrides(args.params), boot_delay=args.boot_delay, moto_port=args.port
+        parse_overrides(args.params),
+        boot_delay=args.boot_delay,
+        moto_port=args.port,
+        state_dir=args.state_dir,
     )
     try:
         info = stack.start()

@@ -52,6 +52,8 @@ from typing import Any
 
 import requests
 
+from local import faults
+
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
 
@@ -148,8 +150,6 @@ class FunctionContext:
         return max(0, int((self._deadline - time.monotonic()) * 1000))
 
 
-#: Test hook: function name -> callable that raises before the handler runs (fault injection).
-FAULTS: dict[str, Callable[[], None]] = {}
 INVOCATIONS: list[str] = []
 _invocations_lock = threading.Lock()
 
@@ -181,9 +181,7 @@ def run_function(fn: Any, event: Any) -> tuple[str, bool, str]:
         INVOCATIONS.append(fn.function_name)
     with function_context(environ) as out:
         try:
-            fault = FAULTS.get(fn.function_name)
-            if fault is not None:
-                fault()
+            faults.raise_function_fault(fn.function_name)
             with _import_lock:
                 handler = _resolve_handler(fn.handler)
             result = handler(event, context)
@@ -199,9 +197,18 @@ def run_function(fn: Any, event: Any) -> tuple[str, bool, str]:
             errored = True
             out.write(payload + "\n")
         logs = out.getvalue()
-    with contextlib.suppress(Exception):  # log shipping must never fail an invocation
-        fn.save_logs(logs)
+    _ship_logs(fn, logs)
     return payload, errored, logs
+
+
+def _ship_logs(fn: Any, logs: str) -> None:
+    """Lambda writes a function's log lines to ``/aws/lambda/<name>``, creating the group."""
+    if not logs.strip():
+        return
+    with _invocations_lock:
+        if fn.logs_group_name not in fn.logs_backend.groups:
+            fn.logs_backend.create_log_group(fn.logs_group_name, {})
+    fn.save_logs(logs)
 
 
 def patch_lambda_runtime() -> None:
@@ -281,12 +288,13 @@ def enable_execution(endpoint_url: str, port: int) -> None:
 
 def reset(endpoint_url: str) -> None:
     requests.post(f"{endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
-    FAULTS.clear()
+    faults.clear()
     INVOCATIONS.clear()
 
 
 def apply_all(endpoint_url: str, port: int) -> None:
     patch_lambda_runtime()
+    faults.install()
     patch_event_targets(endpoint_url)
     patch_event_bus_ref()
     enable_execution(endpoint_url, port)

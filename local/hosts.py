@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 
+from local import faults
 from local.emulator import ROOT
 
 SIM_DCV = ROOT / "local" / "sim_dcv.py"
@@ -217,10 +218,19 @@ class HostSimulator:
 
 class ControlServer:
     """``control_url``: ``GET /hosts``, ``POST /hosts/{id}/connections {"count": N}``,
-    ``POST /agents {"enabled": bool}`` (whether hosts booted from now on run their agent)."""
+    ``POST /agents {"enabled": bool}`` (whether hosts booted from now on run their agent),
+    ``POST /faults {"noCapacity": ["g5.xlarge" | "*"], "functionErrors": {"LogicalId": "Error"}}``
+    (instance types EC2 has no capacity for; functions that raise; each POST replaces all)."""
 
-    def __init__(self, simulator: HostSimulator, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        simulator: HostSimulator,
+        resources: dict[str, str],
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
         self.simulator = simulator
+        self.resources = resources
         self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -254,6 +264,8 @@ class ControlServer:
             if view is None:
                 return 404, {"message": f"no simulated host {match.group(1)}"}
             return 200, view
+        if method == "POST" and path == "/faults":
+            return self._set_faults(data)
         if method == "POST" and path == "/agents":
             enabled = data.get("enabled") if isinstance(data, dict) else None
             if not isinstance(enabled, bool):
@@ -261,6 +273,28 @@ class ControlServer:
             sim.agent_enabled = enabled
             return 200, {"enabled": enabled}
         return 404, {"message": f"no route {method} {path}"}
+
+    def _set_faults(self, data: Any) -> tuple[int, Any]:
+        if not isinstance(data, dict):
+            return 400, {"message": "body: a JSON object is required"}
+        types = data.get("noCapacity", [])
+        if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
+            return 400, {"message": "noCapacity: a list of instance types ('*' for all)"}
+        errors = data.get("functionErrors", {})
+        if not isinstance(errors, dict):
+            return 400, {"message": "functionErrors: an object of function -> error type"}
+        for logical_id, error_type in errors.items():
+            if logical_id not in self.resources:
+                return 400, {"message": f"functionErrors: no function {logical_id}"}
+            if not isinstance(error_type, str) or not error_type.isidentifier():
+                return 400, {"message": f"functionErrors.{logical_id}: a class name is required"}
+        faults.clear()
+        faults.set_no_capacity(types)
+        for logical_id, error_type in errors.items():
+            faults.set_function_error(
+                self.resources[logical_id], error_type, f"injected fault in {logical_id}"
+            )
+        return 200, {"noCapacity": sorted(types), "functionErrors": errors}
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         server = self

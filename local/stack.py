@@ -111,7 +111,7 @@ class LocalStack:
             boot_delay=self.boot_delay,
         )
         self.hosts.start()
-        self.control = ControlServer(self.hosts)
+        self.control = ControlServer(self.hosts, d.physical)
         self.control.start()
         demo = self._create_demo_user(d.outputs["UserPoolId"])
         self.info = StackInfo(

@@ -17,7 +17,7 @@ PLATFORMS = ("linux", "windows", "container")
 # Conservative OS user name: no ':' or newline (chpasswd input), no leading '-' (option).
 USERNAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,31}$")
 _REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-_SESSION_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
+_SESSION_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as Host Ready's schema
 _REQUIRED = object()
 
 

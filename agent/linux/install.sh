@@ -3,10 +3,11 @@
 #
 #   install.sh <agent-archive.tar.gz> <event-bus-name> <region>
 #
-# Unpacks the archive to /opt/dcvfleet/agent (swapped in whole), merges eventBusName
-# and region into /etc/dcvfleet/agent.json (mode 0600; other keys are kept), installs
-# the systemd unit that sits next to this script, enables it and (re)starts it.
-# Running it again is how upgrades are done.
+# Unpacks the archive's dcvfleet_agent/ package to /opt/dcvfleet/agent (swapped in whole),
+# merges eventBusName and region into /etc/dcvfleet/agent.json (mode 0600; other keys are
+# kept), installs the systemd unit that sits next to this script, enables it and (re)starts
+# it. Running it again is how upgrades are done. Host bootstrap runs this script from the
+# unpacked archive itself (linux/install.sh), next to linux/dcvfleet-agent.service.
 #
 # DCVFLEET_PYTHON  interpreter the unit runs (default /usr/bin/python3; 3.9+ with boto3)
 # DCVFLEET_INSTALL_ROOT  prefix for every path written (default /; used by tests)
@@ -51,10 +52,11 @@ tmp_config=""
 cleanup() { rm -rf "$staging" "$tmp_config"; }
 trap cleanup EXIT
 
-# 1. Agent code: unpack beside the old copy, then swap directories.
+# 1. Agent code: unpack the package beside the old copy, then swap directories.
 mkdir -p "$(dirname "$agent_dir")"
 staging=$(mktemp -d "$agent_dir.new.XXXXXX")
-tar -xzf "$archive" -C "$staging" --no-same-owner --no-same-permissions
+tar -xzf "$archive" -C "$staging" --no-same-owner --no-same-permissions dcvfleet_agent ||
+  die "cannot unpack dcvfleet_agent/ from $archive"
 [ -f "$staging/dcvfleet_agent/__init__.py" ] || die "archive does not contain dcvfleet_agent/"
 chmod -R u=rwX,go=rX "$staging"
 rm -rf "$agent_dir.old"

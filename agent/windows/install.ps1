@@ -2,7 +2,7 @@
 .SYNOPSIS
     Install or upgrade the DCV Fleet agent on a Windows desktop host (run as Administrator).
 .DESCRIPTION
-    Unpacks the agent archive to C:\Program Files\DCVFleet\agent, merges eventBusName and
+    Unpacks the archive's dcvfleet_agent package to C:\Program Files\DCVFleet\agent, merges eventBusName and
     region (and dcvCommand, when dcv.exe is in its default place and the key is not set yet)
     into C:\ProgramData\DCVFleet\agent.json (other keys are kept; readable by SYSTEM and
     Administrators only), registers the "DCVFleetAgent" scheduled task that runs
@@ -50,8 +50,8 @@ New-Item -ItemType Directory -Force -Path $parent | Out-Null
 $staging = Join-Path $parent ('agent.new.' + [guid]::NewGuid().ToString('N'))
 New-Item -ItemType Directory -Path $staging | Out-Null
 try {
-    & tar.exe -xzf (Resolve-Path -LiteralPath $ArchivePath).Path -C $staging
-    if ($LASTEXITCODE -ne 0) { throw "tar.exe could not unpack $ArchivePath" }
+    & tar.exe -xzf (Resolve-Path -LiteralPath $ArchivePath).Path -C $staging dcvfleet_agent
+    if ($LASTEXITCODE -ne 0) { throw "tar.exe could not unpack dcvfleet_agent from $ArchivePath" }
     if (-not (Test-Path -LiteralPath (Join-Path $staging 'dcvfleet_agent\__init__.py'))) {
         throw 'archive does not contain dcvfleet_agent\'
     }

@@ -8,6 +8,8 @@ class DcvFleetError(Exception):
 
     #: What a user may read about this failure (shown on the session as statusReason).
     user_message = "The desktop could not be prepared."
+    #: Whether the error's own message is fit for the user too (no internals in it).
+    detail_for_user = False
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -36,6 +38,7 @@ class InsufficientCapacityError(DcvFleetError):
     user_message = (
         "No GPU capacity is available right now for the requested desktop. Try again later."
     )
+    detail_for_user = True
 
 
 class LaunchError(DcvFleetError):
@@ -65,12 +68,18 @@ STATES_ERRORS: dict[str, str] = {
 }
 
 
-def user_message_for(error_name: str) -> str:
-    """The reason shown to a user for a workflow error name (a class here or a States.* name)."""
+def user_message_for(error_name: str, detail: str = "") -> str:
+    """The reason shown to a user for a workflow error name (a class here or a States.* name).
+
+    ``detail`` (the error's own message) is added only for errors whose messages are meant
+    for users, such as which instance types and subnets had no capacity.
+    """
     cls = next((c for c in all_error_classes() if c.__name__ == error_name), None)
-    if cls is not None:
-        return cls.user_message
-    return STATES_ERRORS.get(error_name, DcvFleetError.user_message)
+    if cls is None:
+        return STATES_ERRORS.get(error_name, DcvFleetError.user_message)
+    if cls.detail_for_user and detail:
+        return f"{cls.user_message} ({detail})"
+    return cls.user_message
 
 
 def all_error_classes() -> list[type[DcvFleetError]]:

@@ -288,8 +288,8 @@ def compensate(
         hosts.terminate(instance_id)
     secret_deleted = secrets.delete(session_id)
     error_name = (error or {}).get("Error", "States.TaskFailed")
-    reason = user_message_for(error_name)
     cause = _cause_message((error or {}).get("Cause"))
+    reason = user_message_for(error_name, cause)
     logger.info(
         "compensated",
         session_id=session_id,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dcvfleet_agent.config import KEYS, ConfigError, default_platform, env_name, load_config
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from dcvfleet_agent.dcv import DcvCli, DcvError
 
 SIM = Path(__file__).resolve().parents[2] / "local" / "sim_dcv.py"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError
+
 from dcvfleet_agent.events import BATCH_SIZE, EventSender, client_config
 
 THROTTLED = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "PutEvents")

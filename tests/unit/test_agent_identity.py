@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+
 from dcvfleet_agent.config import Config, load_config
 from dcvfleet_agent.identity import IdentityError, Imds, resolve_identity
 

@@ -32,22 +32,31 @@ def archive(tmp_path: Path) -> Path:
     return build.build(tmp_path / "dist" / "dcvfleet-agent.tar.gz")
 
 
-def test_archive_is_reproducible_and_holds_only_the_package(archive: Path, tmp_path: Path) -> None:
-    copy = tmp_path / "copy" / "dcvfleet_agent"
-    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    (copy / "__pycache__").mkdir()
-    (copy / "__pycache__" / "agent.cpython-311.pyc").write_bytes(b"\0")
-    os.utime(copy / "agent.py", (0, 0))  # mtimes on disk must not matter
-    again = build.build(tmp_path / "again.tar.gz", package=copy)
+def test_archive_is_reproducible_with_package_and_installers(archive: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "copy"
+    for part in ("dcvfleet_agent", "linux", "windows"):
+        shutil.copytree(AGENT / part, copy / part, ignore=shutil.ignore_patterns("__pycache__"))
+    (copy / "dcvfleet_agent" / "__pycache__").mkdir()
+    (copy / "dcvfleet_agent" / "__pycache__" / "agent.cpython-311.pyc").write_bytes(b"\0")
+    os.utime(copy / "dcvfleet_agent" / "agent.py", (0, 0))  # mtimes on disk do not matter
+    (copy / "linux" / "install.sh").chmod(0o600)  # nor do modes
+    again = build.build(tmp_path / "again.tar.gz", agent_dir=copy)
     assert archive.read_bytes() == again.read_bytes()
     with tarfile.open(archive) as tar:
-        members = tar.getmembers()
-    names = [m.name for m in members]
-    assert names[0] == "dcvfleet_agent"
-    assert names == sorted(names)
-    expected = sorted(f"dcvfleet_agent/{p.name}" for p in PACKAGE.glob("*.py"))
-    assert names[1:] == expected
-    assert {(m.mtime, m.uid, m.gid) for m in members} == {(build.MTIME, 0, 0)}
+        members = {m.name: m for m in tar.getmembers()}
+    package = sorted(f"dcvfleet_agent/{p.name}" for p in PACKAGE.glob("*.py"))
+    assert list(members) == [
+        "dcvfleet_agent",
+        *package,
+        "linux",
+        "linux/dcvfleet-agent.service",
+        "linux/install.sh",
+        "windows",
+        "windows/install.ps1",
+    ]
+    assert {(m.mtime, m.uid, m.gid) for m in members.values()} == {(build.MTIME, 0, 0)}
+    assert members["linux/install.sh"].mode == 0o755
+    assert members["dcvfleet_agent/agent.py"].mode == 0o644
 
 
 def test_agent_code_parses_as_python_3_9() -> None:
@@ -85,8 +94,20 @@ def test_install_and_upgrade_on_a_fake_root(
     archive: Path, fake_host: dict[str, str], tmp_path: Path
 ) -> None:
     root = tmp_path / "root"
-    first = install(fake_host, str(archive), "fleet", "us-east-1")
+    # As host bootstrap does it: unpack the archive, run linux/install.sh from it.
+    unpacked = tmp_path / "unpacked"
+    unpacked.mkdir()
+    with tarfile.open(archive) as tar:
+        tar.extractall(unpacked, filter="data")
+    first = subprocess.run(
+        ["bash", str(unpacked / "linux/install.sh"), str(archive), "fleet", "us-east-1"],
+        env=fake_host,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert first.returncode == 0, first.stderr
+    assert [p.name for p in (root / "opt/dcvfleet/agent").iterdir()] == ["dcvfleet_agent"]
     config = root / "etc/dcvfleet/agent.json"
     assert json.loads(config.read_text()) == {"eventBusName": "fleet", "region": "us-east-1"}
     assert stat.S_IMODE(config.stat().st_mode) == 0o600
@@ -118,7 +139,7 @@ def test_install_and_upgrade_on_a_fake_root(
         (("{archive}", "fleet", "moon-1"), (1, "not an AWS region")),
         (("/nonexistent.tar.gz", "fleet", "us-east-1"), (1, "archive not found")),
         (("{archive}", "", "us-east-1"), (1, "event bus name is empty")),
-        (("{not_agent}", "fleet", "us-east-1"), (1, "does not contain dcvfleet_agent")),
+        (("{not_agent}", "fleet", "us-east-1"), (1, "cannot unpack dcvfleet_agent/")),
     ],
 )
 def test_install_rejects_bad_input(

@@ -16,34 +16,20 @@ from typing import Any
 import boto3
 import jsonschema
 import pytest
+from moto import mock_aws
+
 from dcvfleet_agent import __version__
 from dcvfleet_agent.agent import main
 from dcvfleet_agent.config import KEYS, env_name
-from moto import mock_aws
 
 REGION = "us-east-1"
-SIM = Path(__file__).resolve().parents[2] / "local" / "sim_dcv.py"
+ROOT = Path(__file__).resolve().parents[2]
+SIM = ROOT / "local" / "sim_dcv.py"
 DCV = [sys.executable, str(SIM)]
 INSTANCE_ID = "i-0123456789abcdef0"
-SESSION_ID = "sess-42"
-PASSWORD = "Tr0ub4dor&3-never-logged"
-HOST_READY_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": [
-        "schemaVersion", "instanceId", "sessionId", "dcvSessionId", "platform",
-        "agentVersion", "sentAt",
-    ],
-    "properties": {
-        "schemaVersion": {"const": "1"},
-        "instanceId": {"type": "string", "minLength": 1},
-        "sessionId": {"type": "string", "minLength": 1},
-        "dcvSessionId": {"type": "string", "minLength": 1},
-        "platform": {"enum": ["linux", "windows", "container"]},
-        "agentVersion": {"type": "string", "pattern": r"^\d+\.\d+\.\d+$"},
-        "sentAt": {"type": "string", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"},
-    },
-}  # fmt: skip
+SESSION_ID = "7d0f6c1e-3b8a-4f2e-9c55-0a1b2c3d4e5f"
+# The contract the control plane validates Host Ready against.
+HOST_READY_SCHEMA = json.loads((ROOT / "events/schemas/host-ready.schema.json").read_text())
 
 
 @pytest.fixture(autouse=True)
@@ -129,7 +115,9 @@ def test_ready_path_emits_exactly_one_host_ready(
     [event] = received(host_ready_queue)
     assert (event["source"], event["detail-type"]) == ("dcvfleet.agent", "Host Ready")
     detail = event["detail"]
-    jsonschema.validate(detail, HOST_READY_SCHEMA)
+    jsonschema.validate(
+        detail, HOST_READY_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
+    )
     assert detail["instanceId"] == INSTANCE_ID
     assert detail["sessionId"] == SESSION_ID
     assert detail["dcvSessionId"] == "desktop"

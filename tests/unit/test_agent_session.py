@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from dcvfleet_agent.agent import Agent, NotReadyError
 from dcvfleet_agent.config import load_config
 from dcvfleet_agent.dcv import DcvError, DcvSession

@@ -13,6 +13,8 @@ from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
+
 from dcvfleet_agent.agent import Agent
 from dcvfleet_agent.config import load_config
 from dcvfleet_agent.dcv import DcvCli
@@ -21,7 +23,6 @@ from dcvfleet_agent.identity import Identity
 from dcvfleet_agent.logs import configure_logging
 from dcvfleet_agent.proc import run_command
 from dcvfleet_agent.users import Credentials, UserSetupError, ensure_os_user, read_credentials
-from moto import mock_aws
 
 REGION = "us-east-1"
 SIM = Path(__file__).resolve().parents[2] / "local" / "sim_dcv.py"
@@ -29,7 +30,7 @@ DCV = [sys.executable, str(SIM)]
 PASSWORD = "Tr0ub4dor&3-never-logged"
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture
 def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.delenv("SIM_DCV_FAIL", raising=False)
     monkeypatch.setenv("SIM_DCV_STATE", str(tmp_path / "dcv-state.json"))
@@ -91,7 +92,7 @@ def managed_agent(tmp_path: Path, run: Recorder, arn: str | None) -> Agent:
     )
 
 
-def test_password_never_in_logs_or_argv(tmp_path: Path) -> None:
+def test_password_never_in_logs_or_argv(tmp_path: Path, aws: None) -> None:
     stream = io.StringIO()
     configure_logging(stream).update("sess-1", "i-0123456789abcdef0")
     run = Recorder()
@@ -108,7 +109,7 @@ def test_password_never_in_logs_or_argv(tmp_path: Path) -> None:
     assert messages == ["OS user ready", "created DCV session", "Host Ready sent"]
 
 
-def test_password_is_redacted_from_command_errors(tmp_path: Path) -> None:
+def test_password_is_redacted_from_command_errors(tmp_path: Path, aws: None) -> None:
     stream = io.StringIO()
     configure_logging(stream)
     run = Recorder({"chpasswd": (1, "", f"chpasswd: cannot set {PASSWORD}")})
@@ -120,7 +121,7 @@ def test_password_is_redacted_from_command_errors(tmp_path: Path) -> None:
     assert not [a for a in run.argvs if "create-session" in a]
 
 
-def test_managed_user_without_secret_arn_is_not_ready(tmp_path: Path) -> None:
+def test_managed_user_without_secret_arn_is_not_ready(tmp_path: Path, aws: None) -> None:
     assert managed_agent(tmp_path, Recorder(), None).run_once_ready() == 1
 
 
@@ -135,14 +136,14 @@ def test_managed_user_without_secret_arn_is_not_ready(tmp_path: Path) -> None:
         ({"username": "alice", "password": ""}, "single-line 'password'"),
     ],
 )
-def test_bad_secret_is_a_user_setup_error(value: Any, fragment: str) -> None:
+def test_bad_secret_is_a_user_setup_error(aws: None, value: Any, fragment: str) -> None:
     client = boto3.client("secretsmanager", region_name=REGION)
     with pytest.raises(UserSetupError, match=fragment) as caught:
         read_credentials(client, secret(value))
     assert PASSWORD not in str(caught.value)
 
 
-def test_missing_secret_is_a_user_setup_error() -> None:
+def test_missing_secret_is_a_user_setup_error(aws: None) -> None:
     client = boto3.client("secretsmanager", region_name=REGION)
     arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:gone-AbCdEf"
     with pytest.raises(UserSetupError, match="cannot read secret"):

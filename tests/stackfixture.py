@@ -1,0 +1,185 @@
+"""The local stack as a test fixture: started in its own process, driven as a user would."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.exceptions import ClientError
+
+from local.demo import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+#: Short enough that a host that never reports fails fast; long enough for a booted host.
+TEST_PARAMS = "HostReadyTimeoutSeconds=6 MaxActiveSessionsPerUser=1"
+TERMINAL = ("READY", "FAILED")
+
+
+class Stack:
+    def __init__(self, info: dict[str, Any], process: subprocess.Popen[bytes], log: Path) -> None:
+        self.info = info
+        self.process = process
+        self.log = log
+        self.endpoint = info["aws_endpoint_url"]
+        self.region = info["region"]
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)  # type: ignore[call-overload]
+
+    def control(self, method: str, path: str, body: Any = None) -> requests.Response:
+        return requests.request(method, self.info["control_url"] + path, json=body, timeout=10)
+
+    def faults(self, **body: Any) -> None:
+        resp = self.control("POST", "/faults", body)
+        assert resp.status_code == 200, resp.text
+
+    def agents(self, enabled: bool) -> None:
+        assert self.control("POST", "/agents", {"enabled": enabled}).status_code == 200
+
+    def new_user(self, name: str | None = None) -> Client:
+        """An admin-created user, signed in."""
+        username = name or f"user{uuid.uuid4().hex[:10]}"
+        password = f"Pw-{uuid.uuid4().hex}A1"
+        idp = self.client("cognito-idp")
+        pool = self.info["user_pool_id"]
+        idp.admin_create_user(
+            UserPoolId=pool,
+            Username=username,
+            UserAttributes=[{"Name": "email", "Value": f"{username}@example.com"}],
+            MessageAction="SUPPRESS",
+        )
+        idp.admin_set_user_password(
+            UserPoolId=pool, Username=username, Password=password, Permanent=True
+        )
+        client = Client(self.info)
+        client.sign_in(username, password)
+        return client
+
+    def wait_for(
+        self,
+        client: Client,
+        session_id: str,
+        statuses: tuple[str, ...] = TERMINAL,
+        timeout: float = 30,
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        session: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            session = client.call("GET", f"/sessions/{session_id}").json()
+            if session.get("status") in statuses:
+                return session
+            time.sleep(0.1)
+        raise AssertionError(f"session {session_id} never reached {statuses}: {session}")
+
+    def execution_arn(self, session_id: str) -> str:
+        machine = self.info["resources"]["ProvisionStateMachine"]
+        return machine.replace(":stateMachine:", ":execution:") + f":{session_id}"
+
+    def wait_execution(self, session_id: str, timeout: float = 30) -> dict[str, Any]:
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            execution: dict[str, Any] = sfn.describe_execution(
+                executionArn=self.execution_arn(session_id)
+            )
+            if execution["status"] != "RUNNING":
+                return execution
+            time.sleep(0.1)
+        raise AssertionError(f"execution of {session_id} still running")
+
+    def history(self, session_id: str) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        events: list[dict[str, Any]] = sfn.get_execution_history(
+            executionArn=self.execution_arn(session_id), maxResults=1000
+        )["events"]
+        return events
+
+    def states_entered(self, session_id: str) -> list[str]:
+        return [
+            e["stateEnteredEventDetails"]["name"]
+            for e in self.history(session_id)
+            if e["type"].endswith("StateEntered")
+        ]
+
+    def live_instances(self, session_id: str) -> list[str]:
+        resp = self.client("ec2").describe_instances(
+            Filters=[
+                {"Name": "tag:dcvfleet:session-id", "Values": [session_id]},
+                {
+                    "Name": "instance-state-name",
+                    "Values": ["pending", "running", "stopping", "stopped"],
+                },
+            ]
+        )
+        return [i["InstanceId"] for r in resp["Reservations"] for i in r["Instances"]]
+
+    def secret_exists(self, session_id: str) -> bool:
+        try:
+            self.client("secretsmanager").describe_secret(
+                SecretId=f"dcvfleet/sessions/{session_id}"
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+    def assert_nothing_left(self, session_id: str) -> None:
+        assert self.live_instances(session_id) == [], "an instance outlived its failed session"
+        assert not self.secret_exists(session_id), "a secret outlived its failed session"
+
+
+def start_stack(state_dir: Path, params: str = TEST_PARAMS) -> Stack:
+    log = state_dir / "stack.log"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "local", "--params", params, "--state-dir", str(state_dir)],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    stack_file = state_dir / "stack.json"
+    deadline = time.monotonic() + 120
+    while not stack_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"local stack did not start:\n{log.read_text()[-4000:]}")
+        time.sleep(0.2)
+    return Stack(json.loads(stack_file.read_text()), process, log)
+
+
+def stop_stack(stack: Stack) -> int:
+    stack.process.send_signal(signal.SIGINT)
+    try:
+        return stack.process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        stack.process.kill()
+        raise
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = start_stack(tmp_path_factory.mktemp("stack"))
+    yield running
+    stop_stack(running)
+
+
+@pytest.fixture
+def fleet(stack: Stack) -> Iterator[Stack]:
+    """The stack, with faults and silent agents reset after each test."""
+    yield stack
+    stack.faults()
+    stack.agents(True)

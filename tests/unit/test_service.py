@@ -1,0 +1,757 @@
+"""The provisioning path's domain operations, on the in-memory store and hand-written fakes.
+
+The fakes keep the state the real adapters would see (instances, secrets, parked tokens) and
+record what was asked of them, so each test can say what happened rather than which call was made.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+from dataclasses import replace
+from typing import Any
+
+import pytest
+
+from dcvfleet import service
+from dcvfleet.adapters import (
+    LIVE_STATES,
+    OWNER_TAG,
+    SECRET_TAG,
+    SESSION_TAG,
+    CapacityUnavailable,
+    Ec2Hosts,
+    Instance,
+    SessionSecrets,
+    Workflows,
+)
+from dcvfleet.config import ApiSettings, CommonSettings, LaunchSettings, ReadySettings
+from dcvfleet.errors import (
+    ClaimRejectedError,
+    InsufficientCapacityError,
+    InvalidRequestError,
+    LaunchError,
+    SessionNotFoundError,
+)
+from dcvfleet.model import CreateSessionRequest, Session, Status
+from dcvfleet.service import Caller, HostReadyClaim
+from dcvfleet.store import InMemorySessionStore
+
+FLEET_TAG = ("dcvfleet:fleet", "test-fleet")
+STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:provision"
+REQUESTED = "g5.xlarge"
+FALLBACKS = ("g5.2xlarge", "g4dn.xlarge")
+SUBNETS = ("subnet-a", "subnet-b")
+ALICE = Caller(sub="sub-alice", username="Alice.Smith", email="alice@example.com")
+
+
+# -- fakes --------------------------------------------------------------------------------------
+class FakeHosts(Ec2Hosts):
+    """EC2 as the service sees it: capacity per (instance type, subnet), tagged instances."""
+
+    def __init__(self, capacity: set[tuple[str, str]] | None = None) -> None:
+        #: (type, subnet) pairs with capacity; None means capacity everywhere.
+        self.capacity = capacity
+        self.instances: dict[str, Instance] = {}
+        self.attempts: list[tuple[str, str]] = []
+        self.client_tokens: list[str] = []
+        self.launch_templates: list[str] = []
+        self.terminated: list[str] = []
+        self.refuse_with: Exception | None = None
+        self._ids = itertools.count(1)
+
+    def add(self, *, session_id: str, state: str = "running", **tags: str) -> Instance:
+        instance = Instance(
+            instance_id=f"i-{next(self._ids):017x}",
+            state=state,
+            instance_type=REQUESTED,
+            tags={SESSION_TAG: session_id, **tags},
+            public_dns="ec2-203-0-113-10.compute-1.amazonaws.com",
+            public_ip="203.0.113.10",
+            private_ip="10.0.1.23",
+        )
+        self.instances[instance.instance_id] = instance
+        return instance
+
+    def set(self, instance_id: str, **changes: Any) -> None:
+        self.instances[instance_id] = replace(self.instances[instance_id], **changes)
+
+    def describe(self, instance_id: str) -> Instance | None:
+        return self.instances.get(instance_id)
+
+    def find_by_session(self, session_id: str) -> list[Instance]:
+        return [
+            i
+            for i in self.instances.values()
+            if i.tags.get(SESSION_TAG) == session_id and i.state in LIVE_STATES
+        ]
+
+    def launch(
+        self,
+        *,
+        launch_template_id: str,
+        instance_type: str,
+        subnet_id: str,
+        tags: dict[str, str],
+        client_token: str,
+    ) -> Instance:
+        self.attempts.append((instance_type, subnet_id))
+        self.client_tokens.append(client_token)
+        self.launch_templates.append(launch_template_id)
+        if self.refuse_with is not None:
+            raise self.refuse_with
+        if self.capacity is not None and (instance_type, subnet_id) not in self.capacity:
+            raise CapacityUnavailable(f"InsufficientInstanceCapacity: {instance_type} in {subnet_id}")
+        instance = Instance(
+            instance_id=f"i-{next(self._ids):017x}",
+            state="pending",
+            instance_type=instance_type,
+            tags=dict(tags),
+            public_dns=None,
+            public_ip=None,
+            private_ip="10.0.1.23",
+        )
+        self.instances[instance.instance_id] = instance
+        return instance
+
+    def terminate(self, instance_id: str) -> None:
+        self.terminated.append(instance_id)
+        if instance_id in self.instances:
+            self.set(instance_id, state="terminated")
+
+
+class FakeSecrets(SessionSecrets):
+    def __init__(self) -> None:
+        self.secrets: dict[str, dict[str, Any]] = {}
+        self.deletes: list[bool] = []
+
+    def create(self, session_id: str, username: str, tags: dict[str, str]) -> str:
+        self.secrets[session_id] = {"username": username, "tags": dict(tags)}
+        return f"arn:aws:secretsmanager:us-east-1:123456789012:secret:dcvfleet/{session_id}"
+
+    def delete(self, session_id: str) -> bool:
+        deleted = self.secrets.pop(session_id, None) is not None
+        self.deletes.append(deleted)
+        return deleted
+
+
+class FakeWorkflows(Workflows):
+    def __init__(self, start_fails_with: Exception | None = None) -> None:
+        self.start_fails_with = start_fails_with
+        self.started: list[tuple[str, str, dict[str, Any]]] = []
+        self.succeeded: list[tuple[str, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+
+    def start(self, state_machine_arn: str, name: str, payload: dict[str, Any]) -> str:
+        if self.start_fails_with is not None:
+            raise self.start_fails_with
+        self.started.append((state_machine_arn, name, payload))
+        return self.execution_arn(state_machine_arn, name)
+
+    def succeed(self, task_token: str, output: dict[str, Any]) -> bool:
+        with self._lock:
+            self.succeeded.append((task_token, output))
+        return True
+
+
+# -- settings and helpers -----------------------------------------------------------------------
+COMMON = CommonSettings(
+    table_name="sessions",
+    event_bus_name="fleet",
+    fleet_tag_key=FLEET_TAG[0],
+    fleet_tag_value=FLEET_TAG[1],
+)
+API = ApiSettings(
+    common=COMMON,
+    state_machine_arn=STATE_MACHINE,
+    max_active_sessions=1,
+    allowed_instance_types=(REQUESTED, *FALLBACKS),
+    default_instance_types={"linux": REQUESTED, "windows": "g4dn.xlarge"},
+    enabled_backends=("ec2",),
+)
+LAUNCH = LaunchSettings(
+    common=COMMON,
+    launch_templates={"linux": "lt-linux", "windows": "lt-windows"},
+    subnet_ids=SUBNETS,
+    fallback_instance_types=FALLBACKS,
+)
+READY_PUBLIC = ReadySettings(common=COMMON, dcv_port=8443, connection_address="public")
+READY_PRIVATE = replace(READY_PUBLIC, connection_address="private")
+SECRET_ARN = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dcvfleet/s"
+
+
+@pytest.fixture
+def store() -> InMemorySessionStore:
+    return InMemorySessionStore()
+
+
+@pytest.fixture
+def hosts() -> FakeHosts:
+    return FakeHosts()
+
+
+@pytest.fixture
+def workflows() -> FakeWorkflows:
+    return FakeWorkflows()
+
+
+def request(os: str = "linux", instance_type: str | None = REQUESTED) -> CreateSessionRequest:
+    return CreateSessionRequest(backend="ec2", os=os, instance_type=instance_type)
+
+
+def new_session(store: InMemorySessionStore, instance_type: str = REQUESTED) -> Session:
+    return service.create_session(
+        store, FakeWorkflows(), API, ALICE, request(instance_type=instance_type)
+    )
+
+
+def launched_session(
+    store: InMemorySessionStore, hosts: FakeHosts, state: str = "running"
+) -> tuple[Session, Instance]:
+    """A PROVISIONING session whose host was launched and recorded, waiting for its agent."""
+    session = new_session(store)
+    out = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    hosts.set(
+        out["instanceId"],
+        state=state,
+        public_dns="ec2-203-0-113-10.compute-1.amazonaws.com",
+        public_ip="203.0.113.10",
+    )
+    return store.require(session.session_id), hosts.instances[out["instanceId"]]
+
+
+def claim_for(session: Session, instance: Instance, dcv: str = "console") -> HostReadyClaim:
+    return HostReadyClaim(
+        instance_id=instance.instance_id, session_id=session.session_id, dcv_session_id=dcv
+    )
+
+
+# -- create_session / get_session -----------------------------------------------------------
+def test_create_session_stores_a_provisioning_session_and_starts_its_workflow(
+    store: InMemorySessionStore, workflows: FakeWorkflows
+) -> None:
+    # When alice asks for a Windows desktop without naming an instance type
+    session = service.create_session(
+        store, workflows, API, ALICE, request(os="windows", instance_type=None)
+    )
+    # Then it is stored as PROVISIONING with the os's default type, counted, and its workflow runs
+    stored = store.require(session.session_id)
+    assert stored.status is Status.PROVISIONING
+    assert stored.instance_type == "g4dn.xlarge"
+    assert stored.owner == ALICE.sub
+    assert stored.extra == {"username": ALICE.username}
+    assert stored.execution_arn == (
+        f"arn:aws:states:us-east-1:123456789012:execution:provision:{session.session_id}"
+    )
+    assert store.active_count(ALICE.sub) == 1
+    assert workflows.started == [
+        (
+            STATE_MACHINE,
+            session.session_id,
+            {
+                "sessionId": session.session_id,
+                "owner": ALICE.sub,
+                "backend": "ec2",
+                "os": "windows",
+                "instanceType": "g4dn.xlarge",
+            },
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("bad_request", "field"),
+    [
+        (CreateSessionRequest(backend="batch", os="linux", instance_type=None), "backend: "),
+        (CreateSessionRequest(backend="ec2", os="linux", instance_type="p5.48xlarge"), "instanceType: "),
+    ],
+    ids=["backend-not-enabled", "instance-type-not-allowed"],
+)
+def test_create_session_refuses_what_the_fleet_does_not_offer_naming_the_field(
+    store: InMemorySessionStore,
+    workflows: FakeWorkflows,
+    bad_request: CreateSessionRequest,
+    field: str,
+) -> None:
+    # When alice asks for something the fleet is not configured to offer
+    with pytest.raises(InvalidRequestError) as raised:
+        service.create_session(store, workflows, API, ALICE, bad_request)
+    # Then the error names the field, and nothing is stored, counted or started
+    assert str(raised.value).startswith(field)
+    assert store.list_by_owner(ALICE.sub) == []
+    assert store.active_count(ALICE.sub) == 0
+    assert workflows.started == []
+
+
+def test_create_session_marks_the_session_failed_when_its_workflow_cannot_start(
+    store: InMemorySessionStore,
+) -> None:
+    # Given Step Functions refuses to start the workflow
+    broken = FakeWorkflows(start_fails_with=RuntimeError("ExecutionLimitExceeded"))
+    # When alice asks for a desktop
+    with pytest.raises(RuntimeError, match="ExecutionLimitExceeded"):
+        service.create_session(store, broken, API, ALICE, request())
+    # Then her session is FAILED with a reason, no longer counted, and she can ask again
+    [failed] = store.list_by_owner(ALICE.sub)
+    assert failed.status is Status.FAILED
+    assert failed.status_reason == "The desktop could not be requested. Try again."
+    assert store.active_count(ALICE.sub) == 0
+    again = service.create_session(store, FakeWorkflows(), API, ALICE, request())
+    assert store.require(again.session_id).status is Status.PROVISIONING
+
+
+def test_get_session_hides_other_users_sessions(store: InMemorySessionStore) -> None:
+    # Given alice's session
+    session = new_session(store)
+    bob = Caller(sub="sub-bob", username="bob")
+    # Then alice reads it, and bob is told it does not exist (as for an unknown id)
+    assert service.get_session(store, ALICE, session.session_id) == session
+    with pytest.raises(SessionNotFoundError):
+        service.get_session(store, bob, session.session_id)
+    with pytest.raises(SessionNotFoundError):
+        service.get_session(store, ALICE, "no-such-session")
+
+
+# -- create_credentials ---------------------------------------------------------------------
+def test_create_credentials_makes_a_tagged_secret_and_records_only_its_arn(
+    store: InMemorySessionStore,
+) -> None:
+    # Given a new session of alice
+    session = new_session(store)
+    secrets = FakeSecrets()
+    # When its credentials are made
+    out = service.create_credentials(store, secrets, COMMON, session.session_id)
+    # Then the secret has an OS-safe user name and the fleet's tags, and the record holds its ARN
+    made = secrets.secrets[session.session_id]
+    assert made["username"] == "dcvalicesmith"
+    assert made["tags"] == {
+        SESSION_TAG: session.session_id,
+        OWNER_TAG: ALICE.sub,
+        FLEET_TAG[0]: FLEET_TAG[1],
+    }
+    assert store.require(session.session_id).secret_arn == out["secretArn"]
+
+
+# -- launch_instance ------------------------------------------------------------------------
+def every_attempt_in_order() -> list[tuple[str, str]]:
+    return [(t, s) for s in SUBNETS for t in (REQUESTED, *FALLBACKS)]
+
+
+def test_launch_tries_every_type_in_the_first_subnet_then_in_the_second(
+    store: InMemorySessionStore,
+) -> None:
+    # Given capacity only for the last fallback type, and only in the second subnet
+    hosts = FakeHosts(capacity={("g4dn.xlarge", "subnet-b")})
+    session = new_session(store)
+    # When the host is launched
+    out = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    # Then types were tried requested-first in subnet-a, then the same order in subnet-b
+    assert hosts.attempts == every_attempt_in_order()
+    assert len(set(hosts.client_tokens)) == len(hosts.attempts)
+    # And the host that launched is the one on the record
+    [instance] = hosts.instances.values()
+    assert out == {"instanceId": instance.instance_id, "instanceType": "g4dn.xlarge"}
+    stored = store.require(session.session_id)
+    assert (stored.instance_id, stored.instance_type) == (instance.instance_id, "g4dn.xlarge")
+    assert stored.status is Status.PROVISIONING
+
+
+def test_launch_stops_at_the_first_type_with_capacity(store: InMemorySessionStore) -> None:
+    # Given capacity for the first fallback in the first subnet (and for everything later)
+    hosts = FakeHosts(capacity={("g5.2xlarge", "subnet-a"), *every_attempt_in_order()[2:]})
+    session = new_session(store)
+    # When the host is launched
+    out = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    # Then nothing after the first success was tried, and exactly one host exists
+    assert hosts.attempts == [("g5.xlarge", "subnet-a"), ("g5.2xlarge", "subnet-a")]
+    assert out["instanceType"] == "g5.2xlarge"
+    assert len(hosts.instances) == 1
+
+
+def test_launch_of_the_requested_type_needs_no_fallback_and_tags_the_host(
+    store: InMemorySessionStore, hosts: FakeHosts
+) -> None:
+    # Given capacity everywhere
+    session = new_session(store)
+    # When the host is launched
+    out = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    # Then the requested type in the first subnet is launched from the os's template, tagged
+    assert hosts.attempts == [(REQUESTED, "subnet-a")]
+    assert hosts.launch_templates == ["lt-linux"]
+    tags = hosts.instances[out["instanceId"]].tags
+    assert tags[SESSION_TAG] == session.session_id
+    assert tags[OWNER_TAG] == ALICE.sub
+    assert tags[SECRET_TAG] == SECRET_ARN
+    assert tags[FLEET_TAG[0]] == FLEET_TAG[1]
+
+
+def test_launch_does_not_try_a_type_twice_when_the_request_is_also_a_fallback(
+    store: InMemorySessionStore,
+) -> None:
+    # Given a request for a type that is also a fallback, and no capacity anywhere
+    hosts = FakeHosts(capacity=set())
+    session = new_session(store, instance_type="g5.2xlarge")
+    # When the host is launched
+    with pytest.raises(InsufficientCapacityError):
+        service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    # Then each distinct type was tried once per subnet, the requested one first
+    assert hosts.attempts == [(t, s) for s in SUBNETS for t in ("g5.2xlarge", "g4dn.xlarge")]
+
+
+def test_launch_without_capacity_anywhere_names_every_type_and_subnet(
+    store: InMemorySessionStore,
+) -> None:
+    # Given no capacity for any type in any subnet
+    hosts = FakeHosts(capacity=set())
+    session = new_session(store)
+    # When the host is launched
+    with pytest.raises(InsufficientCapacityError) as raised:
+        service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    # Then every combination was tried, and the error names the types and the subnets
+    assert hosts.attempts == every_attempt_in_order()
+    message = str(raised.value)
+    for name in (REQUESTED, *FALLBACKS, *SUBNETS):
+        assert name in message
+    # And no host and no instance id are left behind
+    assert hosts.instances == {}
+    assert store.require(session.session_id).instance_id is None
+
+
+def test_launch_stops_at_an_error_that_is_not_about_capacity(
+    store: InMemorySessionStore, hosts: FakeHosts
+) -> None:
+    # Given EC2 refuses the launch for a reason other than capacity
+    hosts.refuse_with = LaunchError("InvalidParameterValue: bad template")
+    session = new_session(store)
+    # When the host is launched / Then the error surfaces at once, without fallback
+    with pytest.raises(LaunchError, match="bad template"):
+        service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    assert hosts.attempts == [(REQUESTED, "subnet-a")]
+
+
+def test_a_retried_launch_reuses_the_host_already_tagged_for_the_session(
+    store: InMemorySessionStore, hosts: FakeHosts
+) -> None:
+    # Given an earlier attempt launched a host for the session but died before recording it
+    session = new_session(store)
+    earlier = hosts.add(session_id=session.session_id, state="pending")
+    # When the step is retried, twice
+    first = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    second = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    # Then no second host is launched, and the record names the earlier one
+    assert hosts.attempts == []
+    assert first == second == {"instanceId": earlier.instance_id, "instanceType": REQUESTED}
+    assert store.require(session.session_id).instance_id == earlier.instance_id
+
+
+# -- accept_host_ready ----------------------------------------------------------------------
+def _unknown_session(
+    store: InMemorySessionStore, hosts: FakeHosts, session: Session, instance: Instance
+) -> HostReadyClaim:
+    return replace(claim_for(session, instance), session_id="not-a-session")
+
+
+def _not_provisioning(
+    store: InMemorySessionStore, hosts: FakeHosts, session: Session, instance: Instance
+) -> HostReadyClaim:
+    store.update(session, status=Status.FAILED, status_reason="gave up")
+    return claim_for(session, instance)
+
+
+def _other_instance(
+    store: InMemorySessionStore, hosts: FakeHosts, session: Session, instance: Instance
+) -> HostReadyClaim:
+    # even a running instance tagged for this session is refused unless it is the recorded one
+    other = hosts.add(session_id=session.session_id)
+    return claim_for(session, other)
+
+
+def _stopped_instance(
+    store: InMemorySessionStore, hosts: FakeHosts, session: Session, instance: Instance
+) -> HostReadyClaim:
+    hosts.set(instance.instance_id, state="stopped")
+    return claim_for(session, instance)
+
+
+def _pending_instance(
+    store: InMemorySessionStore, hosts: FakeHosts, session: Session, instance: Instance
+) -> HostReadyClaim:
+    hosts.set(instance.instance_id, state="pending")
+    return claim_for(session, instance)
+
+
+def _vanished_instance(
+    store: InMemorySessionStore, hosts: FakeHosts, session: Session, instance: Instance
+) -> HostReadyClaim:
+    del hosts.instances[instance.instance_id]
+    return claim_for(session, instance)
+
+
+def _tagged_for_another_session(
+    store: InMemorySessionStore, hosts: FakeHosts, session: Session, instance: Instance
+) -> HostReadyClaim:
+    hosts.set(instance.instance_id, tags={**instance.tags, SESSION_TAG: "another-session"})
+    return claim_for(session, instance)
+
+
+def _untagged_instance(
+    store: InMemorySessionStore, hosts: FakeHosts, session: Session, instance: Instance
+) -> HostReadyClaim:
+    hosts.set(instance.instance_id, tags={})
+    return claim_for(session, instance)
+
+
+@pytest.mark.parametrize(
+    ("forge", "reason"),
+    [
+        (_unknown_session, "unknown session"),
+        (_not_provisioning, "not provisioning"),
+        (_other_instance, "is not the host of session"),
+        (_stopped_instance, "is stopped, not running"),
+        (_pending_instance, "is pending, not running"),
+        (_vanished_instance, "is missing, not running"),
+        (_tagged_for_another_session, "not tagged for this session"),
+        (_untagged_instance, "not tagged for this session"),
+    ],
+    ids=lambda value: value.__name__.strip("_") if callable(value) else None,
+)
+def test_accept_host_ready_rejects_a_claim_that_does_not_match(
+    store: InMemorySessionStore,
+    hosts: FakeHosts,
+    workflows: FakeWorkflows,
+    forge: Any,
+    reason: str,
+) -> None:
+    # Given a session waiting for its host, with its workflow's token parked
+    session, instance = launched_session(store, hosts)
+    service.await_host_ready(store, workflows, session.session_id, "token-1")
+    claim = forge(store, hosts, store.require(session.session_id), instance)
+    before = store.get(session.session_id)
+    # When an agent's claim that does not match the record or the instance arrives
+    with pytest.raises(ClaimRejectedError, match=reason):
+        service.accept_host_ready(store, hosts, workflows, claim)
+    # Then the record is unchanged and the workflow is not woken
+    assert store.get(session.session_id) == before
+    assert workflows.succeeded == []
+
+
+def test_accept_host_ready_completes_the_parked_token_for_a_matching_claim(
+    store: InMemorySessionStore, hosts: FakeHosts, workflows: FakeWorkflows
+) -> None:
+    # Given a session waiting for its host, with its workflow's token parked
+    session, instance = launched_session(store, hosts)
+    assert service.await_host_ready(store, workflows, session.session_id, "token-1") is False
+    # When the host's agent claims DCV is ready
+    woke = service.accept_host_ready(store, hosts, workflows, claim_for(session, instance))
+    # Then the workflow is completed with the verified host, and the record keeps the DCV id
+    assert woke is True
+    assert workflows.succeeded == [
+        ("token-1", {"instanceId": instance.instance_id, "dcvSessionId": "console"})
+    ]
+    stored = store.require(session.session_id)
+    assert stored.dcv_session_id == "console"
+    assert stored.status is Status.PROVISIONING
+
+
+def test_await_host_ready_completes_at_once_when_the_claim_came_first(
+    store: InMemorySessionStore, hosts: FakeHosts, workflows: FakeWorkflows
+) -> None:
+    # Given the agent's claim arrived before the workflow parked its token
+    session, instance = launched_session(store, hosts)
+    early = service.accept_host_ready(store, hosts, workflows, claim_for(session, instance))
+    assert early is False
+    assert workflows.succeeded == []
+    # When the workflow parks its token
+    woke = service.await_host_ready(store, workflows, session.session_id, "token-1")
+    # Then it is completed at once, exactly once
+    assert woke is True
+    assert workflows.succeeded == [
+        ("token-1", {"instanceId": instance.instance_id, "dcvSessionId": "console"})
+    ]
+
+
+def test_a_duplicate_claim_before_the_token_is_parked_writes_nothing(
+    store: InMemorySessionStore, hosts: FakeHosts, workflows: FakeWorkflows
+) -> None:
+    # Given a claim already accepted while no token is parked
+    session, instance = launched_session(store, hosts)
+    service.accept_host_ready(store, hosts, workflows, claim_for(session, instance))
+    before = store.require(session.session_id)
+    # When the agent repeats it / Then nothing is written or woken
+    assert service.accept_host_ready(store, hosts, workflows, claim_for(session, instance)) is False
+    assert store.require(session.session_id) == before
+    assert workflows.succeeded == []
+
+
+#: Rounds of the race below; each one lets the thread scheduler pick a different winner.
+RACE_ROUNDS = 40
+
+
+def test_when_claim_and_token_race_exactly_one_path_completes_the_workflow(
+    hosts: FakeHosts,
+) -> None:
+    for round_number in range(RACE_ROUNDS):
+        # Given a waiting session, and the claim and the token arriving at the same moment
+        workflows = FakeWorkflows()
+        fresh = InMemorySessionStore()
+        session, instance = launched_session(fresh, hosts)
+        start = threading.Barrier(2)
+        errors: list[BaseException] = []
+
+        def claim(s: Session = session, i: Instance = instance, w: FakeWorkflows = workflows) -> None:
+            start.wait()
+            try:
+                service.accept_host_ready(fresh, hosts, w, claim_for(s, i))
+            except BaseException as exc:  # collected and asserted on below
+                errors.append(exc)
+
+        def park(s: Session = session, w: FakeWorkflows = workflows) -> None:
+            start.wait()
+            try:
+                service.await_host_ready(fresh, w, s.session_id, "token-1")
+            except BaseException as exc:  # collected and asserted on below
+                errors.append(exc)
+
+        # When both paths run concurrently
+        threads = [threading.Thread(target=claim), threading.Thread(target=park)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=10)
+        # Then the workflow was completed exactly once, whichever path came second
+        assert errors == [], f"round {round_number}"
+        assert len(workflows.succeeded) == 1, f"round {round_number}: {workflows.succeeded}"
+        assert fresh.require(session.session_id).dcv_session_id == "console"
+
+
+# -- mark_ready -----------------------------------------------------------------------------
+def _verified(
+    store: InMemorySessionStore, hosts: FakeHosts, workflows: FakeWorkflows
+) -> tuple[Session, Instance]:
+    session, instance = launched_session(store, hosts)
+    service.await_host_ready(store, workflows, session.session_id, "token-1")
+    service.accept_host_ready(store, hosts, workflows, claim_for(session, instance, "console"))
+    return store.require(session.session_id), instance
+
+
+@pytest.mark.parametrize(
+    ("settings", "host"),
+    [
+        (READY_PUBLIC, "ec2-203-0-113-10.compute-1.amazonaws.com"),
+        (READY_PRIVATE, "10.0.1.23"),
+    ],
+    ids=["public-dns", "private-ip"],
+)
+def test_mark_ready_publishes_the_connection_url_and_moves_to_ready(
+    store: InMemorySessionStore,
+    hosts: FakeHosts,
+    workflows: FakeWorkflows,
+    settings: ReadySettings,
+    host: str,
+) -> None:
+    # Given a session whose host's claim was verified
+    session, _ = _verified(store, hosts, workflows)
+    # When it is marked ready
+    out = service.mark_ready(store, hosts, settings, session.session_id)
+    # Then the URL points at the configured address, port and DCV session
+    url = f"https://{host}:8443/#console"
+    assert out == {"connectionUrl": url}
+    stored = store.require(session.session_id)
+    assert stored.status is Status.READY
+    assert stored.connection_url == url
+    assert stored.task_token is None
+    assert store.active_count(ALICE.sub) == 1
+
+
+def test_mark_ready_falls_back_to_the_public_ip_without_a_public_name(
+    store: InMemorySessionStore, hosts: FakeHosts, workflows: FakeWorkflows
+) -> None:
+    # Given a verified host with a public IP but no public DNS name
+    session, instance = _verified(store, hosts, workflows)
+    hosts.set(instance.instance_id, public_dns=None)
+    # When it is marked ready / Then the URL uses the public IP
+    out = service.mark_ready(store, hosts, READY_PUBLIC, session.session_id)
+    assert out == {"connectionUrl": "https://203.0.113.10:8443/#console"}
+
+
+# -- compensate -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (
+            {
+                "Error": "InsufficientCapacityError",
+                "Cause": json.dumps({"errorMessage": "no capacity for g5.xlarge"}),
+            },
+            "No GPU capacity is available right now",
+        ),
+        ({"Error": "States.Timeout", "Cause": "timed out"}, "did not become ready in time"),
+        ({"Error": "LaunchError"}, "could not be launched"),
+        ({"Error": "KeyError"}, "The desktop could not be prepared."),
+        (None, "The desktop could not be prepared."),
+    ],
+    ids=["capacity", "timeout", "launch", "unexpected-error", "no-error"],
+)
+def test_compensate_undoes_provisioning_and_marks_failed_with_a_readable_reason(
+    store: InMemorySessionStore,
+    hosts: FakeHosts,
+    workflows: FakeWorkflows,
+    error: dict[str, Any] | None,
+    reason: str,
+) -> None:
+    # Given a session with a secret, its host, and a stray host from an earlier attempt
+    secrets = FakeSecrets()
+    session, instance = launched_session(store, hosts)
+    service.create_credentials(store, secrets, COMMON, session.session_id)
+    stray = hosts.add(session_id=session.session_id, state="stopped")
+    unrelated = hosts.add(session_id="someone-else")
+    service.await_host_ready(store, workflows, session.session_id, "token-1")
+    # When the workflow compensates
+    out = service.compensate(store, hosts, secrets, session.session_id, error)
+    # Then every host of the session is terminated, and only those
+    assert sorted(out["terminated"]) == sorted([instance.instance_id, stray.instance_id])
+    assert sorted(hosts.terminated) == sorted(out["terminated"])
+    assert hosts.instances[unrelated.instance_id].state == "running"
+    # And the secret is gone, and the session is FAILED with the user's reason, no longer counted
+    assert secrets.secrets == {}
+    stored = store.require(session.session_id)
+    assert stored.status is Status.FAILED
+    assert stored.status_reason is not None
+    assert reason in stored.status_reason
+    assert out["reason"] == stored.status_reason
+    assert stored.task_token is None
+    assert store.active_count(ALICE.sub) == 0
+
+
+def test_compensate_twice_has_nothing_left_to_do_the_second_time(
+    store: InMemorySessionStore, hosts: FakeHosts
+) -> None:
+    # Given a session compensated once after a timeout
+    secrets = FakeSecrets()
+    session, _ = launched_session(store, hosts)
+    service.create_credentials(store, secrets, COMMON, session.session_id)
+    error = {"Error": "States.Timeout"}
+    service.compensate(store, hosts, secrets, session.session_id, error)
+    after_first = store.require(session.session_id)
+    # When it is compensated again
+    out = service.compensate(store, hosts, secrets, session.session_id, error)
+    # Then nothing is terminated or deleted, and the record is still the same FAILED one
+    assert out["terminated"] == []
+    assert secrets.deletes == [True, False]
+    assert store.require(session.session_id) == after_first
+    assert after_first.status is Status.FAILED
+    assert after_first.status_reason is not None
+    assert "did not become ready in time" in after_first.status_reason
+
+
+def test_compensate_marks_failed_only_a_session_still_provisioning(
+    store: InMemorySessionStore, hosts: FakeHosts, workflows: FakeWorkflows
+) -> None:
+    # Given a session already READY (a late compensation)
+    session, _ = _verified(store, hosts, workflows)
+    service.mark_ready(store, hosts, READY_PUBLIC, session.session_id)
+    before = store.require(session.session_id)
+    # When compensation runs / Then the record is not overwritten
+    service.compensate(store, hosts, FakeSecrets(), session.session_id, {"Error": "States.Timeout"})
+    assert store.require(session.session_id) == before

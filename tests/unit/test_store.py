@@ -1,0 +1,375 @@
+"""The session store contract, run against both stores: in memory, and DynamoDB under moto.
+
+The DynamoDB table is created from the SessionsTable declaration in template.yaml, so a change
+to the table's key or index there is a change to what these tests run against.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
+
+from dcvfleet import aws
+from dcvfleet.errors import SessionConflictError, SessionLimitExceededError
+from dcvfleet.model import Session, Status
+from dcvfleet.store import DynamoSessionStore, InMemorySessionStore, SessionStore
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
+TABLE_NAME = "dcvfleet-sessions"
+
+
+# -- the table as template.yaml declares it ---------------------------------------------------
+class _CloudFormationLoader(yaml.SafeLoader):
+    """A safe loader that reads CloudFormation short-form tags (!Sub, !Ref, ...) as plain data."""
+
+
+def _plain(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        return loader.construct_scalar(node)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    assert isinstance(node, yaml.MappingNode)
+    return loader.construct_mapping(node, deep=True)
+
+
+_CloudFormationLoader.add_multi_constructor("!", _plain)
+
+
+def sessions_table_properties() -> dict[str, Any]:
+    loader = _CloudFormationLoader(TEMPLATE.read_text(encoding="utf-8"))
+    try:
+        template = loader.get_single_data()
+    finally:
+        loader.dispose()
+    resource = template["Resources"]["SessionsTable"]
+    assert resource["Type"] == "AWS::DynamoDB::Table"
+    properties: dict[str, Any] = resource["Properties"]
+    return properties
+
+
+def create_sessions_table(dynamodb: Any, name: str) -> None:
+    declared = sessions_table_properties()
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode=declared["BillingMode"],
+        AttributeDefinitions=declared["AttributeDefinitions"],
+        KeySchema=declared["KeySchema"],
+        GlobalSecondaryIndexes=declared["GlobalSecondaryIndexes"],
+    )
+
+
+# -- fixtures ---------------------------------------------------------------------------------
+@pytest.fixture(params=["in-memory", "dynamodb"])
+def store(request: pytest.FixtureRequest) -> Iterator[SessionStore]:
+    if request.param == "in-memory":
+        yield InMemorySessionStore()
+        return
+    with mock_aws():
+        dynamodb = aws.client("dynamodb")
+        create_sessions_table(dynamodb, TABLE_NAME)
+        yield DynamoSessionStore(dynamodb, TABLE_NAME)
+
+
+@pytest.fixture
+def serializable_moto_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give moto's TransactWriteItems the isolation DynamoDB documents: serializable.
+
+    moto checks each condition, then writes, then on failure restores a copy of the whole table,
+    with no lock: threads interleave between the check and the write (two creates both see the
+    counter below the limit) and a rollback can erase another thread's committed write. DynamoDB
+    runs a transaction as one serializable unit, so the fake is made to do the same, and only for
+    transactions: any check-then-write of the store outside one transaction still races.
+    """
+    lock = threading.Lock()
+    original = DynamoDBBackend.transact_write_items
+
+    def serialized(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+        with lock:
+            original(backend, transact_items)
+
+    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", serialized)
+
+
+def a_session(owner: str = "alice", created_at: str = "2025-03-01T10:00:00.000Z") -> Session:
+    return Session(
+        session_id=str(uuid.uuid4()),
+        owner=owner,
+        backend="ec2",
+        os="linux",
+        instance_type="g5.xlarge",
+        status=Status.PROVISIONING,
+        created_at=created_at,
+        updated_at=created_at,
+        extra={"username": owner},
+    )
+
+
+def a_session_with_every_field() -> Session:
+    return replace(
+        a_session(),
+        owner_email="alice@example.com",
+        instance_id="i-0123456789abcdef0",
+        job_id="job-1",
+        secret_arn="arn:aws:secretsmanager:us-east-1:123456789012:secret:dcvfleet/s-AbCdEf",
+        dcv_session_id="console",
+        connection_url="https://ec2-1-2-3-4.compute-1.amazonaws.com:8443/#console",
+        status_reason="still booting",
+        execution_arn="arn:aws:states:us-east-1:123456789012:execution:provision:s",
+        task_token="token-1",
+        extra={"username": "alice", "note": "GPU desktop"},
+    )
+
+
+def _created(store: SessionStore) -> Session:
+    session = a_session()
+    store.create(session, max_active=1)
+    return session
+
+
+# -- create, get, list --------------------------------------------------------------------------
+def test_create_then_get_round_trips_every_field(store: SessionStore) -> None:
+    # Given a session with every optional field set
+    session = a_session_with_every_field()
+    # When it is created and read back
+    store.create(session, max_active=1)
+    found = store.get(session.session_id)
+    # Then the stored record equals what was written, field for field
+    assert found == session
+    assert store.active_count("alice") == 1
+
+
+def test_get_of_an_unknown_session_is_none(store: SessionStore) -> None:
+    # Given an owner with one session (and so a counter record)
+    store.create(a_session(), max_active=1)
+    # When unknown ids are read, including the id of the counter record itself
+    # Then there is no session
+    assert store.get(str(uuid.uuid4())) is None
+    assert store.get("user#alice") is None
+
+
+def test_list_by_owner_returns_only_the_owners_sessions_newest_first(
+    store: SessionStore,
+) -> None:
+    # Given three sessions of alice created at different times, and one of bob
+    oldest = a_session(created_at="2025-03-01T08:00:00.000Z")
+    newest = a_session(created_at="2025-03-01T10:00:00.000Z")
+    middle = a_session(created_at="2025-03-01T09:00:00.000Z")
+    for session in (oldest, newest, middle):
+        store.create(session, max_active=5)
+    store.create(a_session(owner="bob"), max_active=5)
+    # When alice's sessions are listed
+    listed = store.list_by_owner("alice")
+    # Then they are hers alone, newest first
+    assert [s.session_id for s in listed] == [
+        newest.session_id,
+        middle.session_id,
+        oldest.session_id,
+    ]
+    assert store.list_by_owner("carol") == []
+
+
+# -- the per-user limit -------------------------------------------------------------------------
+def test_limit_refuses_the_session_beyond_the_limit_and_stores_nothing(
+    store: SessionStore,
+) -> None:
+    # Given alice has as many active sessions as the limit allows
+    for _ in range(2):
+        store.create(a_session(), max_active=2)
+    # When she asks for one more
+    refused = a_session()
+    with pytest.raises(SessionLimitExceededError, match="at most 2 active"):
+        store.create(refused, max_active=2)
+    # Then nothing of it is stored, her count is unchanged, and bob is not affected
+    assert store.get(refused.session_id) is None
+    assert store.active_count("alice") == 2
+    assert len(store.list_by_owner("alice")) == 2
+    store.create(a_session(owner="bob"), max_active=2)
+    assert store.active_count("bob") == 1
+
+
+def test_creating_an_existing_session_id_is_a_conflict(store: SessionStore) -> None:
+    # Given a stored session
+    session = a_session()
+    store.create(session, max_active=5)
+    # When the same id is created again
+    # Then it is refused and the count is unchanged
+    with pytest.raises(SessionConflictError, match="exists"):
+        store.create(session, max_active=5)
+    assert store.active_count("alice") == 1
+
+
+@pytest.mark.usefixtures("serializable_moto_transactions")
+def test_concurrent_creates_under_limit_one_let_exactly_one_through(
+    store: SessionStore,
+) -> None:
+    # Given eight requests of alice released at the same moment against a limit of one
+    threads = 8
+    start = threading.Barrier(threads)
+    created: list[str] = []
+    refused: list[Exception] = []
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        session = a_session()
+        start.wait()
+        try:
+            store.create(session, max_active=1)
+        except Exception as exc:  # collected and asserted on below
+            with lock:
+                refused.append(exc)
+        else:
+            with lock:
+                created.append(session.session_id)
+
+    workers = [threading.Thread(target=attempt) for _ in range(threads)]
+    # When they all create at once
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    # Then exactly one is created, every other one is refused by the limit
+    assert len(created) == 1, f"created {len(created)}: {refused}"
+    assert all(isinstance(exc, SessionLimitExceededError) for exc in refused), refused
+    assert len(refused) == threads - 1
+    assert [s.session_id for s in store.list_by_owner("alice")] == created
+    assert store.active_count("alice") == 1
+
+
+# -- conditional, versioned updates -------------------------------------------------------------
+def _older_version(store: SessionStore, stored: Session) -> Session:
+    """Someone else wrote after this copy was read: the copy's version is stale."""
+    store.update(stored, status_reason="written by another writer")
+    return stored
+
+
+def _other_status(_store: SessionStore, stored: Session) -> Session:
+    """This copy claims a status the record does not have (same version)."""
+    return replace(stored, status=Status.READY)
+
+
+@pytest.mark.parametrize(
+    ("make_stale", "change"),
+    [
+        (_older_version, {"status": Status.FAILED, "status_reason": "x"}),
+        (_older_version, {"instance_id": "i-0aaaaaaaaaaaaaaaa"}),
+        (_other_status, {"status": Status.TERMINATING}),
+        (_other_status, {"connection_url": "https://x:8443/#console"}),
+    ],
+    ids=[
+        "stale-version-moving-status",
+        "stale-version-same-status",
+        "wrong-status-moving-status",
+        "wrong-status-same-status",
+    ],
+)
+def test_a_stale_update_is_a_conflict_and_changes_nothing(
+    store: SessionStore,
+    make_stale: Callable[[SessionStore, Session], Session],
+    change: dict[str, Any],
+) -> None:
+    # Given a stored session and a copy of it that no longer matches the record
+    session = a_session()
+    store.create(session, max_active=1)
+    stale = make_stale(store, session)
+    before = store.get(session.session_id)
+    # When the stale copy is written
+    with pytest.raises(SessionConflictError, match="changed"):
+        store.update(stale, **change)
+    # Then the record and the owner's count are as they were
+    assert store.get(session.session_id) == before
+    assert store.active_count("alice") == 1
+
+
+def test_an_update_bumps_the_version_and_the_next_one_builds_on_it(store: SessionStore) -> None:
+    # Given a stored session
+    session = a_session()
+    store.create(session, max_active=1)
+    # When two updates are made, each from the record the previous one returned
+    first = store.update(session, instance_id="i-0123456789abcdef0")
+    second = store.update(first, dcv_session_id="console")
+    # Then each one raised the version by one and the record holds both changes
+    assert (first.version, second.version) == (2, 3)
+    assert store.get(session.session_id) == second
+    assert second.instance_id == "i-0123456789abcdef0"
+
+
+@pytest.mark.parametrize(
+    ("path", "forbidden"),
+    [
+        ([], Status.STOPPED),
+        ([], Status.TERMINATED),
+        ([Status.FAILED], Status.PROVISIONING),
+        ([Status.READY], Status.PROVISIONING),
+    ],
+    ids=["provisioning-to-stopped", "provisioning-to-terminated", "failed-is-final", "ready-back"],
+)
+def test_a_forbidden_transition_is_a_conflict_and_changes_nothing(
+    store: SessionStore, path: list[Status], forbidden: Status
+) -> None:
+    # Given a session brought through an allowed path
+    current = a_session()
+    store.create(current, max_active=1)
+    for status in path:
+        current = store.update(current, status=status)
+    count = store.active_count("alice")
+    # When it is moved to a status the lifecycle does not allow from there
+    with pytest.raises(SessionConflictError, match="not allowed"):
+        store.update(current, status=forbidden)
+    # Then the record and the count are as they were
+    assert store.get(current.session_id) == current
+    assert store.active_count("alice") == count
+
+
+def test_moving_to_failed_releases_the_counter_for_a_new_session(store: SessionStore) -> None:
+    # Given alice's one allowed active session
+    first = a_session()
+    store.create(first, max_active=1)
+    with pytest.raises(SessionLimitExceededError):
+        store.create(a_session(), max_active=1)
+    # When it fails
+    store.update(first, status=Status.FAILED, status_reason="no capacity")
+    # Then it no longer counts, and a new session can be created
+    assert store.active_count("alice") == 0
+    second = a_session()
+    store.create(second, max_active=1)
+    assert store.active_count("alice") == 1
+    assert store.require(second.session_id).status is Status.PROVISIONING
+
+
+def test_the_counter_follows_a_session_out_of_and_back_into_the_active_statuses(
+    store: SessionStore,
+) -> None:
+    # Given a ready session
+    session = store.update(_created(store), status=Status.READY)
+    # When it stops, the count is released only once it is STOPPED
+    session = store.update(session, status=Status.STOPPING)
+    assert store.active_count("alice") == 1
+    session = store.update(session, status=Status.STOPPED)
+    assert store.active_count("alice") == 0
+    # Then starting it again takes the count back, and termination releases it for good
+    session = store.update(session, status=Status.PROVISIONING)
+    assert store.active_count("alice") == 1
+    session = store.update(session, status=Status.READY)
+    session = store.update(session, status=Status.TERMINATING)
+    assert store.active_count("alice") == 1
+    store.update(session, status=Status.TERMINATED)
+    assert store.active_count("alice") == 0
+
+
+def test_an_unknown_field_in_an_update_is_a_value_error(store: SessionStore) -> None:
+    # Given a stored session
+    session = _created(store)
+    # When an update names a field the session does not have
+    with pytest.raises(ValueError, match="colour"):
+        store.update(session, colour="red")
+    # Then nothing is written
+    assert store.get(session.session_id) == session

@@ -1,0 +1,3 @@
+from tests.stackfixture import fleet, stack
+
+__all__ = ["fleet", "stack"]

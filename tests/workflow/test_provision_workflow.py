@@ -1,0 +1,171 @@
+"""The provisioning workflow's real ASL, executed with the real handlers and agent on the local stack."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from dcvfleet import events
+from dcvfleet.errors import HostNotReadyError, InsufficientCapacityError
+from local.demo import Client
+from tests.stackfixture import Stack
+
+HAPPY_PATH = [
+    "LoadSettings",
+    "CreateCredentials",
+    "LaunchInstance",
+    "WaitForHostReady",
+    "MarkReady",
+    "PublishReady",
+    "NotifyReady",
+    "Ready",
+]
+COMPENSATION = ["Compensate", "PublishFailed", "NotifyFailed", "Failed"]
+
+
+def _request(fleet: Stack, body: dict[str, str] | None = None) -> tuple[Client, str]:
+    user = fleet.new_user()
+    resp = user.call("POST", "/sessions", body or {"backend": "ec2", "os": "linux"})
+    assert resp.status_code == 202, resp.text
+    return user, resp.json()["sessionId"]
+
+
+def test_success_walks_every_step_once_and_leaves_a_ready_desktop(fleet: Stack) -> None:
+    # Given a user, When they request a Linux desktop
+    user, session_id = _request(fleet)
+    # Then the workflow walks the happy path once and the session is READY with its URL
+    session = fleet.wait_for(user, session_id)
+    assert session["status"] == "READY", session
+    assert fleet.wait_execution(session_id)["status"] == "SUCCEEDED"
+    assert fleet.states_entered(session_id) == HAPPY_PATH
+    assert session["connectionUrl"].endswith(":8443/#desktop")
+    assert session["connectionUrl"].startswith("https://")
+    # And the host runs, tagged for the fleet, the owner and the session
+    (instance_id,) = fleet.live_instances(session_id)
+    assert session["instanceId"] == instance_id
+    reservation = fleet.client("ec2").describe_instances(InstanceIds=[instance_id])
+    tags = {t["Key"]: t["Value"] for t in reservation["Reservations"][0]["Instances"][0]["Tags"]}
+    assert tags["dcvfleet:fleet"] == "default"
+    assert tags["dcvfleet:session-id"] == session_id
+    assert tags["dcvfleet:secret-arn"].startswith("arn:aws:secretsmanager:")
+    # And the credentials exist only as a secret tagged with the session
+    secret = fleet.client("secretsmanager").describe_secret(
+        SecretId=f"dcvfleet/sessions/{session_id}"
+    )
+    assert {"Key": "dcvfleet:session-id", "Value": session_id} in secret["Tags"]
+
+
+def test_secret_value_never_appears_in_the_execution_history(fleet: Stack) -> None:
+    user, session_id = _request(fleet)
+    assert fleet.wait_for(user, session_id)["status"] == "READY"
+    value = fleet.client("secretsmanager").get_secret_value(
+        SecretId=f"dcvfleet/sessions/{session_id}"
+    )["SecretString"]
+    password = json.loads(value)["password"]
+    assert len(password) >= 16
+    history = json.dumps(fleet.history(session_id), default=str)
+    assert password not in history
+    assert "secretArn" in history  # only the ARN travels
+
+
+def test_session_ready_event_validates_against_its_schema(fleet: Stack) -> None:
+    # Given an operator's queue subscribed to the fleet bus
+    sqs, bus = fleet.client("sqs"), fleet.client("events")
+    queue_url = sqs.create_queue(QueueName=f"observer-{time.monotonic_ns()}")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    bus_name = fleet.info["resources"]["FleetBus"]
+    rule = f"observe-{time.monotonic_ns()}"
+    bus.put_rule(
+        Name=rule, EventBusName=bus_name, EventPattern=json.dumps({"source": ["dcvfleet"]})
+    )
+    bus.put_targets(Rule=rule, EventBusName=bus_name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    # When a desktop becomes ready
+    user, session_id = _request(fleet)
+    assert fleet.wait_for(user, session_id)["status"] == "READY"
+    # Then the Session Ready event it published is valid
+    received = []
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not received:
+        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            envelope = json.loads(message["Body"])
+            if envelope["detail"].get("sessionId") == session_id:
+                received.append(envelope)
+    assert received, "no Session Ready event"
+    envelope = received[0]
+    assert envelope["detail-type"] == "Session Ready"
+    assert events.validate_envelope(envelope) is None
+
+
+def test_capacity_falls_back_to_the_next_instance_type(fleet: Stack) -> None:
+    # Given no g5.xlarge capacity anywhere
+    fleet.faults(noCapacity=["g5.xlarge"])
+    # When a desktop is requested with the default type (g5.xlarge)
+    user, session_id = _request(fleet)
+    # Then it is READY on the first fallback type
+    session = fleet.wait_for(user, session_id)
+    assert session["status"] == "READY", session
+    assert session["instanceType"] == "g4dn.xlarge"
+
+
+def test_no_capacity_anywhere_fails_with_a_clear_reason_and_nothing_left(fleet: Stack) -> None:
+    fleet.faults(noCapacity=["*"])
+    user, session_id = _request(fleet)
+    session = fleet.wait_for(user, session_id)
+    assert session["status"] == "FAILED"
+    assert session["statusReason"].startswith(InsufficientCapacityError.user_message)
+    assert "g5.xlarge" in session["statusReason"]
+    execution = fleet.wait_execution(session_id)
+    assert execution["status"] == "FAILED"
+    assert fleet.states_entered(session_id)[-4:] == COMPENSATION
+    fleet.assert_nothing_left(session_id)
+    # And the failed session no longer counts against the user's limit
+    fleet.faults()
+    again = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
+    assert again.status_code == 202, again.text
+
+
+def test_host_never_ready_times_out_and_compensates(fleet: Stack) -> None:
+    # Given hosts whose agent never reports
+    fleet.agents(False)
+    # When a desktop is requested
+    user, session_id = _request(fleet)
+    # Then after HostReadyTimeoutSeconds the session FAILS and nothing is left running
+    session = fleet.wait_for(user, session_id, timeout=40)
+    assert session["status"] == "FAILED"
+    assert session["statusReason"] == HostNotReadyError.user_message
+    assert fleet.wait_execution(session_id)["status"] == "FAILED"
+    fleet.assert_nothing_left(session_id)
+
+
+@pytest.mark.parametrize(
+    "function",
+    [
+        "CreateCredentialsFunction",
+        "LaunchInstanceFunction",
+        "AwaitHostReadyFunction",
+        "MarkReadyFunction",
+    ],
+)
+def test_a_failure_in_any_step_compensates_and_leaves_nothing(fleet: Stack, function: str) -> None:
+    # Given one step's function fails
+    fleet.faults(functionErrors={function: "RuntimeError"})
+    # When a desktop is requested
+    user, session_id = _request(fleet)
+    # Then the session is FAILED with a readable reason, and nothing it made survives
+    session = fleet.wait_for(user, session_id)
+    assert session["status"] == "FAILED", session
+    assert session["statusReason"] == "The desktop could not be prepared."
+    assert fleet.states_entered(session_id)[-4:] == COMPENSATION
+    fleet.assert_nothing_left(session_id)
+
+
+def test_provisioning_stays_within_forty_state_transitions(fleet: Stack) -> None:
+    user, session_id = _request(fleet)
+    assert fleet.wait_for(user, session_id)["status"] == "READY"
+    assert len(fleet.states_entered(session_id)) <= 40
