@@ -119,6 +119,11 @@ class ThreadStdout(io.TextIOBase):
         self._real.flush()
 
 
+def in_function() -> bool:
+    """Whether the calling thread is running a function invocation."""
+    return getattr(_local, "environ", None) is not None
+
+
 @contextlib.contextmanager
 def function_context(environ: dict[str, str]) -> Iterator[io.StringIO]:
     previous_env = getattr(_local, "environ", None)

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,24 @@ from local.emulator import ROOT
 SIM_DCV = ROOT / "local" / "sim_dcv.py"
 AGENT_DIR = ROOT / "agent"
 
+#: A host's agent process, started before its host boots with its imports already done (as on a
+#: host whose image carries the agent): it waits for its settings on stdin, then runs the agent.
+WARM_AGENT = """
+import json, os, sys
+import boto3
+import dcvfleet_agent.agent as agent
+line = sys.stdin.readline()
+if not line:
+    sys.exit(0)
+spec = json.loads(line)
+fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+os.dup2(fd, 1)
+os.dup2(fd, 2)
+os.environ.update(spec["env"])
+sys.exit(agent.main())
+"""
+SPARE_AGENTS = 2
+
 
 @dataclass
 class Host:
@@ -34,7 +52,6 @@ class Host:
     started_at: float
     process: subprocess.Popen[bytes] | None = None
     timer: threading.Timer | None = None
-    log: Any = field(default=None, repr=False)
 
     @property
     def state_file(self) -> Path:
@@ -83,7 +100,7 @@ class HostSimulator:
         fleet_tag_value: str,
         workdir: Path,
         boot_delay: float = 0.0,
-        poll_interval: float = 0.1,
+        poll_interval: float = 0.05,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
@@ -98,8 +115,11 @@ class HostSimulator:
         self._stop = threading.Event()
         self._ec2 = boto3.client("ec2", endpoint_url=endpoint_url, region_name=region)
         self._thread = threading.Thread(target=self._watch, name="host-simulator", daemon=True)
+        self._spares: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
+        with self._lock:
+            self._fill_spares()
         self._thread.start()
 
     def stop(self) -> None:
@@ -109,6 +129,23 @@ class HostSimulator:
             for host in self.hosts.values():
                 self._halt(host)
             self.hosts.clear()
+            for spare in self._spares:
+                self._end(spare)
+            self._spares.clear()
+
+    def _fill_spares(self) -> None:
+        env = {**os.environ, "PYTHONPATH": str(AGENT_DIR)}
+        while len(self._spares) < SPARE_AGENTS:
+            self._spares.append(
+                subprocess.Popen(
+                    [sys.executable, "-c", WARM_AGENT],
+                    env=env,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+            )
 
     # -- the watch loop --------------------------------------------------------------------
     def _running_instances(self) -> dict[str, dict[str, str]]:
@@ -164,43 +201,49 @@ class HostSimulator:
             "sessionId": host.session_id,
             "secretArn": host.secret_arn,
             "platform": "linux",
-            "dcvCommand": [sys.executable, str(SIM_DCV)],
+            "dcvCommand": [sys.executable, "-S", str(SIM_DCV)],
             "manageUser": False,
             "endpointUrl": self.endpoint_url,
             "sendBaseDelaySeconds": 0.2,
             "readyTimeoutSeconds": 30,
         }
         (host.workdir / "agent.json").write_text(json.dumps(config, indent=2))
-        env = {
-            **os.environ,
-            "DCVFLEET_AGENT_CONFIG": str(host.workdir / "agent.json"),
-            "SIM_DCV_STATE": str(host.state_file),
-            "PYTHONPATH": str(AGENT_DIR),
+        spec = {
+            "log": str(host.workdir / "agent.log"),
+            "env": {
+                "DCVFLEET_AGENT_CONFIG": str(host.workdir / "agent.json"),
+                "SIM_DCV_STATE": str(host.state_file),
+            },
         }
         with self._lock:
             if host.instance_id not in self.hosts or self._stop.is_set():
                 return
-            host.log = (host.workdir / "agent.log").open("ab")
-            host.process = subprocess.Popen(
-                [sys.executable, "-m", "dcvfleet_agent"],
-                env=env,
-                stdout=host.log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            self._fill_spares()
+            host.process = self._spares.pop(0)
+            self._fill_spares()
+        if host.process.stdin is None:
+            raise RuntimeError("a spare agent process has no stdin")
+        host.process.stdin.write(json.dumps(spec).encode() + b"\n")
+        host.process.stdin.close()
 
-    @staticmethod
-    def _halt(host: Host) -> None:
+    @classmethod
+    def _halt(cls, host: Host) -> None:
         if host.timer:
             host.timer.cancel()
-        if host.process and host.process.poll() is None:
-            host.process.terminate()
+        if host.process:
+            cls._end(host.process)
+
+    @staticmethod
+    def _end(process: subprocess.Popen[bytes]) -> None:
+        if process.poll() is None:
+            process.terminate()
             try:
-                host.process.wait(timeout=5)
+                process.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                host.process.kill()
-        if host.log:
-            host.log.close()
+                process.kill()
+                process.wait()
+        if process.stdin and not process.stdin.closed:
+            process.stdin.close()
 
     # -- control -------------------------------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:
