@@ -688,7 +688,7 @@ def test_workaround_sfn_from_cloudformation(isolated: IsolatedWorkarounds) -> No
     result = isolated.result("SFN_FROM_CLOUDFORMATION")
     assert result["arn"] == result["cfn_arn"]
     assert result["status"] == "SUCCEEDED"
-    assert json.loads(result["output"]) == "hello"
+    assert json.loads(result["output"]) == "hello", result
 
 
 def test_workaround_sfn_definition_substitutions() -> None:
