@@ -51,7 +51,7 @@ class CallCounter:
     def __init__(self) -> None:
         self.function_calls: Counter[tuple[str, str]] = Counter()
         self.lock = threading.Lock()
-        self._original = botocore.client.BaseClient._make_api_call
+        self._original = getattr(botocore.client.BaseClient, "_make_api_call")  # noqa: B009
 
     def install(self) -> None:
         counter = self
@@ -64,10 +64,10 @@ class CallCounter:
                     counter.function_calls[(service, operation)] += units
             return counter._original(client, operation, params)
 
-        botocore.client.BaseClient._make_api_call = _make_api_call  # type: ignore[method-assign]
+        setattr(botocore.client.BaseClient, "_make_api_call", _make_api_call)  # noqa: B010
 
     def uninstall(self) -> None:
-        botocore.client.BaseClient._make_api_call = self._original  # type: ignore[method-assign]
+        setattr(botocore.client.BaseClient, "_make_api_call", self._original)  # noqa: B010
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -73,7 +73,7 @@ class Deployer:
         self.region = region
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)  # type: ignore[call-overload]
+        return boto3.client(service, endpoint_url=self.endpoint_url, region_name=self.region)
 
     # -- packaging -----------------------------------------------------------------------
     def _upload(self, key: str, body: bytes) -> str:

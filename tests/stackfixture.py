@@ -35,7 +35,7 @@ class Stack:
         self.region = info["region"]
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)  # type: ignore[call-overload]
+        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
 
     def control(self, method: str, path: str, body: Any = None) -> requests.Response:
         return requests.request(method, self.info["control_url"] + path, json=body, timeout=10)

@@ -17,7 +17,7 @@ BOTO_CONFIG = Config(
 @functools.cache
 def client(service: str) -> Any:
     """A cached client per service; endpoint and region come from the standard AWS variables."""
-    return boto3.session.Session().client(service, config=BOTO_CONFIG)  # type: ignore[call-overload]
+    return boto3.session.Session().client(service, config=BOTO_CONFIG)
 
 
 def reset_clients() -> None:

@@ -249,7 +249,7 @@ def _cancelled(exc: ClientError, index: int) -> bool:
         return False
     reasons = exc.response.get("CancellationReasons") or []
     if index < len(reasons):
-        return reasons[index].get("Code") == "ConditionalCheckFailed"
+        return bool(reasons[index].get("Code") == "ConditionalCheckFailed")
     message = exc.response["Error"].get("Message", "")
     codes = message.partition("[")[2].rstrip("]").split(", ")
     return index < len(codes) and codes[index].strip() == "ConditionalCheckFailed"
