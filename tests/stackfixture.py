@@ -135,9 +135,55 @@ class Stack:
             raise
         return True
 
+    def observe(self, source: str) -> BusObserver:
+        """An operator's queue subscribed to the fleet bus for one event source."""
+        return BusObserver(self, source)
+
+    def function_logs(self, logical_id: str) -> list[str]:
+        logs = self.client("logs")
+        group = f"/aws/lambda/{self.info['resources'][logical_id]}"
+        lines: list[str] = []
+        for stream in logs.describe_log_streams(logGroupName=group)["logStreams"]:
+            events = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])
+            lines.extend(e["message"] for e in events["events"])
+        return lines
+
     def assert_nothing_left(self, session_id: str) -> None:
         assert self.live_instances(session_id) == [], "an instance outlived its failed session"
         assert not self.secret_exists(session_id), "a secret outlived its failed session"
+
+
+class BusObserver:
+    def __init__(self, stack: Stack, source: str) -> None:
+        self.sqs = stack.client("sqs")
+        name = f"observer-{uuid.uuid4().hex[:12]}"
+        self.queue_url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])
+        bus, bus_name = stack.client("events"), stack.info["resources"]["FleetBus"]
+        bus.put_rule(
+            Name=name, EventBusName=bus_name, EventPattern=json.dumps({"source": [source]})
+        )
+        bus.put_targets(
+            Rule=name,
+            EventBusName=bus_name,
+            Targets=[{"Id": "observer", "Arn": arn["Attributes"]["QueueArn"]}],
+        )
+        self.seen: list[dict[str, Any]] = []
+
+    def wait_for(self, detail_type: str, session_id: str, timeout: float = 10) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for envelope in self.seen:
+                detail = envelope.get("detail", {})
+                if envelope["detail-type"] == detail_type and detail.get("sessionId") == session_id:
+                    return envelope
+            messages = self.sqs.receive_message(QueueUrl=self.queue_url, MaxNumberOfMessages=10)
+            for message in messages.get("Messages", []):
+                self.seen.append(json.loads(message["Body"]))
+                self.sqs.delete_message(
+                    QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+        raise AssertionError(f"no {detail_type} event for {session_id}")
 
 
 def start_stack(state_dir: Path, params: str = TEST_PARAMS) -> Stack:

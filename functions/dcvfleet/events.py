@@ -38,7 +38,7 @@ def validate_detail(source: str, detail_type: str, detail: Any) -> str | None:
     validator = jsonschema.Draft202012Validator(schema(name))
     errors = sorted(validator.iter_errors(detail), key=lambda e: list(e.path))
     if errors:
-        return f"detail.{describe_schema_error(errors[0])}"
+        return describe_schema_error(errors[0], root="detail")
     return None
 
 

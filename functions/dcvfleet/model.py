@@ -121,15 +121,18 @@ class CreateSessionRequest:
         return cls(backend=data["backend"], os=data["os"], instance_type=data.get("instanceType"))
 
 
-def describe_schema_error(error: jsonschema.ValidationError) -> str:
-    """A message that names the field: ``backend: 'x' is not one of ['ec2', 'batch']``."""
+def describe_schema_error(error: jsonschema.ValidationError, root: str = "") -> str:
+    """A message that names the field: ``backend: 'x' is not one of ['ec2', 'batch']``.
+
+    Fields are named from ``root`` (``detail.instanceId``); a problem with the whole document
+    is named ``root``, or ``body`` when there is none.
+    """
+    parts = [root] if root else []
+    parts += [str(p) for p in error.path]
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
-        return f"{', '.join(extra)}: unknown field"
+        return f"{', '.join('.'.join([*parts, e]) for e in extra)}: unknown field"
     if error.validator == "required":
         missing = [p for p in error.validator_value if p not in error.instance]
-        prefix = ".".join(str(p) for p in error.path)
-        name = f"{prefix}.{missing[0]}" if prefix else missing[0]
-        return f"{name}: is required"
-    path = ".".join(str(p) for p in error.path) or "body"
-    return f"{path}: {error.message}"
+        return f"{'.'.join([*parts, missing[0]])}: is required"
+    return f"{'.'.join(parts) or 'body'}: {error.message}"

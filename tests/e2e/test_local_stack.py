@@ -149,6 +149,10 @@ def test_a_forged_host_ready_changes_nothing(fleet: Stack) -> None:
     assert session["status"] == "PROVISIONING"
     assert "connectionUrl" not in session
     assert fleet.states_entered(session_id)[-1] == "WaitForHostReady"
+    # And each claim was rejected with its reason in the consumer's log
+    log = "\n".join(fleet.function_logs("AgentEventsFunction"))
+    assert "is not the host of session" in log
+    assert "detail.dcvSessionId:" in log
     # And the true claim from the session's own instance still works
     _host_ready(fleet, session_id, real_instance)
     assert fleet.wait_for(user, session_id)["status"] == "READY"

@@ -44,7 +44,10 @@ GPU_AMI_PARAMETER = "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver
 PASS_MACHINE = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": 1}, "End": True}}}
 #: An ASL file with a placeholder, as the project's ``statemachines/*.asl.json`` are.
 ASL_WITH_PLACEHOLDER = json.dumps(
-    {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "${Greeting}", "End": True}}}
+    {
+        "StartAt": "P",
+        "States": {"P": {"Type": "Pass", "Result": {"greeting": "${Greeting}"}, "End": True}},
+    }
 )
 #: A Swagger 2.0 body with one method, as aws-sam-translator writes for an ``AWS::Serverless::Api``.
 SWAGGER_BODY: dict[str, Any] = {
@@ -221,7 +224,566 @@ def _resource_paths(apigateway: Any, api_id: str) -> dict[str, list[str]]:
     return {item["path"]: sorted(item.get("resourceMethods", {})) for item in items}
 
 
-# -- the child process that applies the process-global workarounds -----------------------------
+# ==============================================================================================
+# LAMBDA_RUNTIME
+def test_gap_lambda_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GAP LAMBDA_RUNTIME: moto runs a function's code only in Docker; without it, never.
+
+    Without Docker moto echoes the event back (the handler never runs); with Docker configured
+    but unreachable the invocation errors. When this fails, moto has changed: drop the
+    workaround in local/emulator.py (``patch_lambda_runtime``).
+    """
+    _require_plain_moto(_lambda_runtime_patched(), "LAMBDA_RUNTIME")
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        _create_function("probe")
+        response = _client("lambda").invoke(FunctionName="probe", Payload=json.dumps({"x": 1}))
+        assert "FunctionError" not in response
+        assert json.loads(response["Payload"].read()) == {"x": 1}
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+    with mock_aws():
+        _create_function("probe")
+        response = _client("lambda").invoke(FunctionName="probe", Payload=b"{}")
+        assert response["FunctionError"] == "Handled"
+        assert response["Payload"].read().startswith(b"error running docker")
+
+
+# ==============================================================================================
+# EVENTS_TARGETS
+@pytest.mark.parametrize("service", ["lambda", "states"])
+def test_gap_events_targets(service: str) -> None:
+    """GAP EVENTS_TARGETS: EventBridge raises on a rule whose target is a Lambda function or a
+    state machine (it delivers only to SQS, logs and buses). When this fails, moto has changed:
+    drop the workaround in local/emulator.py (``patch_event_targets``)."""
+    _require_plain_moto(_event_targets_patched(), "EVENTS_TARGETS")
+    with mock_aws(config={"lambda": {"use_docker": False}}):
+        if service == "lambda":
+            target = _create_function("probe")
+        else:
+            target = _client("stepfunctions").create_state_machine(
+                name="probe", definition=json.dumps(PASS_MACHINE), roleArn=ROLE_ARN
+            )["stateMachineArn"]
+        events = _client("events")
+        events.put_rule(Name="probe", EventPattern=json.dumps({"source": ["dcvfleet.probe"]}))
+        events.put_targets(Rule="probe", Targets=[{"Id": "probe", "Arn": target}])
+        with pytest.raises(NotImplementedError, match="Expr not defined"):
+            events.put_events(
+                Entries=[{"Source": "dcvfleet.probe", "DetailType": "Probe", "Detail": "{}"}]
+            )
+
+
+# ==============================================================================================
+# SFN_EXECUTION
+def test_gap_sfn_execution_interpreter_is_off(moto_server: str) -> None:
+    """GAP SFN_EXECUTION: moto's server does not execute state machines until
+    ``POST /moto-api/config`` switches its interpreter on: an execution stays RUNNING, without
+    output. When this fails, moto has changed: drop the workaround in local/emulator.py
+    (``enable_execution``)."""
+    _require_plain_moto(_execution_switched_on(), "SFN_EXECUTION")
+    sfn = _client("stepfunctions", moto_server)
+    machine = sfn.create_state_machine(
+        name="probe", definition=json.dumps(PASS_MACHINE), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+    execution_arn = sfn.start_execution(stateMachineArn=machine, name="e1", input="{}")[
+        "executionArn"
+    ]
+    execution = _wait_execution(sfn, execution_arn, timeout=0.5)
+    assert execution["status"] == "RUNNING"
+    assert "output" not in execution
+
+
+def test_gap_sfn_execution_clients_call_moto_port(
+    moto_server: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """GAP SFN_EXECUTION: once switched on, the interpreter's own clients (Task states) call
+    ``http://localhost:$MOTO_PORT`` (default 5000), not the server they run in. When this
+    fails, moto has changed: drop the ``MOTO_PORT`` part of ``enable_execution`` in
+    local/emulator.py."""
+    requests.post(
+        f"{moto_server}/moto-api/config",
+        json={"stepfunctions": {"execute_state_machine": True}},
+        timeout=10,
+    ).raise_for_status()
+    sqs = _client("sqs", moto_server)
+    queue_url = sqs.create_queue(QueueName="probe")["QueueUrl"]
+    send = {
+        "StartAt": "Send",
+        "States": {
+            "Send": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage",
+                "Parameters": {"QueueUrl": queue_url, "MessageBody": "probe"},
+                "End": True,
+            }
+        },
+    }
+    sfn = _client("stepfunctions", moto_server)
+    machine = sfn.create_state_machine(name="probe", definition=json.dumps(send), roleArn=ROLE_ARN)[
+        "stateMachineArn"
+    ]
+    with socket.socket() as closed:  # bound, never listening: connections to it are refused
+        closed.bind(("127.0.0.1", 0))
+        closed_port = closed.getsockname()[1]
+        monkeypatch.setenv("MOTO_PORT", str(closed_port))
+        execution_arn = sfn.start_execution(stateMachineArn=machine, name="e1", input="{}")[
+            "executionArn"
+        ]
+        execution = _wait_execution(sfn, execution_arn)
+    assert execution["status"] == "FAILED"
+    assert execution["error"] == "States.Runtime"
+    refused = f'Could not connect to the endpoint URL: "http://localhost:{closed_port}/"'
+    assert refused in execution["cause"]
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue_url)
+
+
+# ==============================================================================================
+# SFN_FROM_CLOUDFORMATION
+def _state_machine_template(**definition: Any) -> dict[str, Any]:
+    return {
+        "Resources": {
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "StateMachineName": "probe",
+                    "RoleArn": ROLE_ARN,
+                    "DefinitionSubstitutions": {"Greeting": "hello"},
+                    **definition,
+                },
+            }
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    "definition",
+    [
+        {"DefinitionS3Location": {"Bucket": "artifacts", "Key": "asl/probe.asl.json"}},
+        {"Definition": json.loads(ASL_WITH_PLACEHOLDER)},
+    ],
+    ids=["DefinitionS3Location", "Definition"],
+)
+def test_gap_sfn_from_cloudformation(definition: dict[str, Any]) -> None:
+    """GAP SFN_FROM_CLOUDFORMATION: a state machine created by CloudFormation keeps neither its
+    ``DefinitionS3Location`` (what ``sam package`` writes) nor its ``Definition``, nor their
+    ``DefinitionSubstitutions``, and the interpreter's backend does not know it. When this
+    fails, moto has changed: drop ``Deployer._create_state_machines`` in local/deploy.py."""
+    template = _state_machine_template(**definition)
+    with mock_aws():
+        s3 = _client("s3")
+        s3.create_bucket(Bucket="artifacts")
+        s3.put_object(Bucket="artifacts", Key="asl/probe.asl.json", Body=ASL_WITH_PLACEHOLDER)
+        _create_stack("probe", template)
+        (machine,) = _stack_resources("probe")
+        described = _client("stepfunctions").describe_state_machine(
+            stateMachineArn=machine["PhysicalResourceId"]
+        )
+        assert described["definition"] == ""
+
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        _create_stack("probe", template)
+        (machine,) = _stack_resources("probe")
+        with pytest.raises(ClientError) as err:
+            _client("stepfunctions").start_execution(
+                stateMachineArn=machine["PhysicalResourceId"], input="{}"
+            )
+        assert err.value.response["Error"]["Code"] == "StateMachineDoesNotExist"
+
+
+def test_workaround_sfn_definition_substitutions() -> None:
+    """``substitute_definition`` resolves ``${Name}`` placeholders and refuses to leave any."""
+    resolved = deploy.substitute_definition(ASL_WITH_PLACEHOLDER, {"Greeting": "hello"})
+    assert json.loads(resolved)["States"]["P"]["Result"] == {"greeting": "hello"}
+    with pytest.raises(ValueError, match="Greeting"):
+        deploy.substitute_definition(ASL_WITH_PLACEHOLDER, {})
+
+
+# ==============================================================================================
+# PUBLIC_PARAMETERS
+AMI_TEMPLATE: dict[str, Any] = {
+    "Parameters": {
+        "GpuAmiId": {
+            "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
+            "Default": GPU_AMI_PARAMETER,
+        }
+    },
+    "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+    "Outputs": {"GpuAmiId": {"Value": {"Ref": "GpuAmiId"}}},
+}
+
+
+def test_gap_public_parameters() -> None:
+    """GAP PUBLIC_PARAMETERS: AWS's public ``/aws/service/...`` parameter for the GPU AMI is
+    missing (a few others exist) and its name is reserved, so it cannot be put either. When this
+    fails, moto has changed: drop ``seed_public_parameter`` in local/emulator.py."""
+    with mock_aws():
+        ssm = _client("ssm")
+        assert ssm.get_parameter(
+            Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+        )["Parameter"]["Value"].startswith("ami-")
+        with pytest.raises(ClientError) as missing:
+            ssm.get_parameter(Name=GPU_AMI_PARAMETER)
+        assert missing.value.response["Error"]["Code"] == "ParameterNotFound"
+        with pytest.raises(ClientError) as reserved:
+            ssm.put_parameter(Name=GPU_AMI_PARAMETER, Value="ami-12345678", Type="String")
+        assert reserved.value.response["Error"]["Code"] == "AccessDeniedException"
+        assert "reserved parameter name" in reserved.value.response["Error"]["Message"]
+
+
+def test_workaround_public_parameters() -> None:
+    """``seed_public_parameter`` adds the public parameter (once), so a template parameter of
+    type ``AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>`` defaulting to it resolves."""
+    with mock_aws():
+        emulator.seed_public_parameter(ACCOUNT, REGION, GPU_AMI_PARAMETER, "ami-0123456789abcdef0")
+        emulator.seed_public_parameter(ACCOUNT, REGION, GPU_AMI_PARAMETER, "ami-ffffffffffffffff0")
+        parameter = _client("ssm").get_parameter(Name=GPU_AMI_PARAMETER)["Parameter"]
+        assert parameter["Value"] == "ami-0123456789abcdef0"
+        assert parameter["Version"] == 1
+        assert parameter["DataType"] == "aws:ec2:image"
+        stack = _create_stack("probe", AMI_TEMPLATE)
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        assert _outputs(stack) == {"GpuAmiId": "ami-0123456789abcdef0"}
+
+
+# ==============================================================================================
+# EVENTBUS_REF
+BUS_OUTPUT_TEMPLATE: dict[str, Any] = {
+    "Resources": {"Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "fleet-bus"}}},
+    "Outputs": {"BusName": {"Value": {"Ref": "Bus"}}},
+}
+BUS_RULE_TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "rule-bus"}},
+        "Rule": {
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "Name": "probe",
+                "EventBusName": {"Ref": "Bus"},
+                "EventPattern": {"source": ["dcvfleet.probe"]},
+            },
+        },
+    }
+}
+
+
+def test_gap_eventbus_ref() -> None:
+    """GAP EVENTBUS_REF: an ``AWS::Events::EventBus`` has no physical id, so ``Ref`` to it is
+    moto's Python object, not the bus name, and a rule on it fails to create. When this fails,
+    moto has changed: drop ``patch_event_bus_ref`` in local/emulator.py."""
+    _require_plain_moto(_event_bus_ref_patched(), "EVENTBUS_REF")
+    with mock_aws():
+        stack = _create_stack("probe", BUS_OUTPUT_TEMPLATE)
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        assert _outputs(stack)["BusName"].startswith("<moto.events.models.EventBus object at ")
+        (bus,) = _stack_resources("probe")
+        assert bus["LogicalResourceId"] == "Bus"
+        assert "PhysicalResourceId" not in bus
+
+        with pytest.raises(AttributeError, match="'EventBus' object has no attribute 'split'"):
+            _create_stack("rule", BUS_RULE_TEMPLATE)
+
+
+# ==============================================================================================
+# CFN_LIST_PARAMETERS
+def _list_template(types_default: str) -> dict[str, Any]:
+    return {
+        "Parameters": {
+            "InstanceTypes": {"Type": "CommaDelimitedList", "Default": types_default},
+            "SubnetIds": {"Type": "List<AWS::EC2::Subnet::Id>"},
+        },
+        "Resources": {
+            "JoinedTypes": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {
+                    "Name": "joined-types",
+                    "Type": "String",
+                    "Value": {"Fn::Join": [",", {"Ref": "InstanceTypes"}]},
+                },
+            },
+            "JoinedSubnets": {
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {
+                    "Name": "joined-subnets",
+                    "Type": "String",
+                    "Value": {"Fn::Join": [",", {"Ref": "SubnetIds"}]},
+                },
+            },
+        },
+    }
+
+
+SUBNETS = [{"ParameterKey": "SubnetIds", "ParameterValue": "subnet-1,subnet-2"}]
+
+
+def test_gap_cfn_list_parameters() -> None:
+    """GAP CFN_LIST_PARAMETERS: ``Fn::Join`` over a ``CommaDelimitedList`` parameter left at
+    its default joins the characters of the raw string, and ``Ref`` to a ``List<...>``
+    parameter is a stringified Python list. When this fails, moto has changed: drop the list
+    part of ``fix_template_for_emulator`` in local/emulator.py."""
+    template = _list_template("g5.xlarge,g6.xlarge")
+    template["Resources"]["RefSubnets"] = {
+        "Type": "AWS::SSM::Parameter",
+        "Properties": {"Name": "ref-subnets", "Type": "String", "Value": {"Ref": "SubnetIds"}},
+    }
+    with mock_aws():
+        _create_stack("probe", template, Parameters=SUBNETS)
+        assert _ssm_value("joined-types") == "g,5,.,x,l,a,r,g,e,,,g,6,.,x,l,a,r,g,e"
+        assert _ssm_value("ref-subnets") == "['subnet-1', 'subnet-2']"
+
+
+def test_workaround_cfn_list_parameters() -> None:
+    """``fix_template_for_emulator`` replaces ``Fn::Join [",", Ref <list>]`` by the
+    parameter's comma-separated value (members trimmed, as AWS does)."""
+    template = _list_template("g5.xlarge, g6.xlarge")
+    emulator.fix_template_for_emulator(template, {"SubnetIds": "subnet-1,subnet-2"})
+    resources = template["Resources"]
+    assert resources["JoinedTypes"]["Properties"]["Value"] == "g5.xlarge,g6.xlarge"
+    assert resources["JoinedSubnets"]["Properties"]["Value"] == "subnet-1,subnet-2"
+    with mock_aws():
+        _create_stack("probe", template, Parameters=SUBNETS)
+        assert _ssm_value("joined-types") == "g5.xlarge,g6.xlarge"
+        assert _ssm_value("joined-subnets") == "subnet-1,subnet-2"
+
+
+# ==============================================================================================
+# CFN_PLACEHOLDERS
+COGNITO_TEMPLATE: dict[str, Any] = {
+    "Resources": {
+        "UserPool": {
+            "Type": "AWS::Cognito::UserPool",
+            "Properties": {
+                "UserPoolName": "fleet",
+                "Schema": [{"Name": "email", "AttributeDataType": "String", "Required": True}],
+            },
+        },
+        "UserPoolClient": {
+            "Type": "AWS::Cognito::UserPoolClient",
+            "Properties": {"UserPoolId": {"Ref": "UserPool"}, "ClientName": "portal"},
+        },
+        "AdminsGroup": {
+            "Type": "AWS::Cognito::UserPoolGroup",
+            "Properties": {"UserPoolId": {"Ref": "UserPool"}, "GroupName": "admins"},
+        },
+    },
+    "Outputs": {"UserPoolId": {"Value": {"Ref": "UserPool"}}},
+}
+
+
+@pytest.mark.filterwarnings("ignore:Tried to parse AWS:UserWarning")
+def test_gap_cfn_placeholders_cognito() -> None:
+    """GAP CFN_PLACEHOLDERS: CloudFormation "creates" Cognito resources as placeholders: the
+    stack completes, but no user pool exists, the resources have no ids and outputs referring
+    to them are dropped. When this fails, moto has changed: drop the Cognito types from
+    ``API_CREATED_TYPES`` in local/emulator.py."""
+    with mock_aws():
+        stack = _create_stack("probe", COGNITO_TEMPLATE)
+        assert stack["StackStatus"] == "CREATE_COMPLETE"
+        assert "Outputs" not in stack
+        resources = _stack_resources("probe")
+        assert len(resources) == 3
+        assert all("PhysicalResourceId" not in r for r in resources)
+        assert _client("cognito-idp").list_user_pools(MaxResults=10)["UserPools"] == []
+
+
+def test_workaround_cfn_placeholders_cognito(moto_server: str) -> None:
+    """The Cognito types are created through the API (``Deployer._create_cognito``)."""
+    assert {
+        "AWS::Cognito::UserPool",
+        "AWS::Cognito::UserPoolClient",
+        "AWS::Cognito::UserPoolGroup",
+    } <= emulator.API_CREATED_TYPES
+    deployment = deploy.Deployment(REGION, ACCOUNT, {}, COGNITO_TEMPLATE)
+    deploy.Deployer(moto_server, REGION)._create_cognito(COGNITO_TEMPLATE["Resources"], deployment)
+    pool_id = deployment.physical["UserPool"]
+    idp = _client("cognito-idp", moto_server)
+    assert idp.describe_user_pool(UserPoolId=pool_id)["UserPool"]["Name"] == "fleet"
+    client = idp.describe_user_pool_client(
+        UserPoolId=pool_id, ClientId=deployment.physical["UserPoolClient"]
+    )
+    assert client["UserPoolClient"]["ClientName"] == "portal"
+    group = idp.get_group(UserPoolId=pool_id, GroupName=deployment.physical["AdminsGroup"])
+    assert group["Group"]["GroupName"] == "admins"
+    assert deployment.attributes[("UserPool", "Arn")].endswith(f"userpool/{pool_id}")
+
+
+def test_gap_cfn_placeholders_rest_api_body_ignored() -> None:
+    """GAP CFN_PLACEHOLDERS: CloudFormation ignores an ``AWS::ApiGateway::RestApi``'s ``Body``,
+    so the API has no methods and an ``AWS::ApiGateway::Deployment`` of it fails. When this
+    fails, moto has changed: drop ``AWS::ApiGateway::Deployment`` (and ``Stage``) from
+    ``API_CREATED_TYPES`` in local/emulator.py."""
+    api = {
+        "Type": "AWS::ApiGateway::RestApi",
+        "Properties": {"Name": "fleet", "Body": SWAGGER_BODY},
+    }
+    deployed = {
+        "Resources": {
+            "Api": api,
+            "Deployment": {
+                "Type": "AWS::ApiGateway::Deployment",
+                "Properties": {"RestApiId": {"Ref": "Api"}},
+            },
+        }
+    }
+    with mock_aws():
+        _create_stack("api", {"Resources": {"Api": api}})
+        (resource,) = _stack_resources("api")
+        assert _resource_paths(_client("apigateway"), resource["PhysicalResourceId"]) == {"/": []}
+        # In-process the error reaches the client as an unparsable (JSON, not XML) response.
+        with pytest.raises((ClientError, ResponseParserError), match="contain any methods"):
+            _create_stack("deployed", deployed)
+
+
+def test_gap_cfn_placeholders_put_rest_api_swagger() -> None:
+    """GAP CFN_PLACEHOLDERS: ``put_rest_api`` imports only OpenAPI 3, while aws-sam-translator
+    writes Swagger 2.0, so the body cannot be imported through the API either. When this fails,
+    moto has changed: the body could be imported instead of served by ``local.apigw``."""
+    openapi3 = {"openapi": "3.0.1", "info": SWAGGER_BODY["info"], "paths": SWAGGER_BODY["paths"]}
+    with mock_aws():
+        apigateway = _client("apigateway")
+        swagger_api = apigateway.create_rest_api(name="swagger")["id"]
+        with pytest.raises(ClientError) as err:
+            apigateway.put_rest_api(
+                restApiId=swagger_api, mode="overwrite", body=json.dumps(SWAGGER_BODY).encode()
+            )
+        assert err.value.response["Error"]["Code"] == "BadRequestException"
+        assert err.value.response["Error"]["Message"] == (
+            "Only OpenAPI 3.x.x are currently supported"
+        )
+        assert _resource_paths(apigateway, swagger_api) == {"/": []}
+
+        # The same paths as OpenAPI 3 are imported.
+        openapi_api = apigateway.create_rest_api(name="openapi3")["id"]
+        apigateway.put_rest_api(
+            restApiId=openapi_api, mode="overwrite", body=json.dumps(openapi3).encode()
+        )
+        assert _resource_paths(apigateway, openapi_api) == {"/": [], "/sessions": ["GET"]}
+
+
+def test_workaround_cfn_placeholders_api_served_locally() -> None:
+    """The Deployment and Stage are left out of the stack; ``Deployer._deploy_apis`` keeps the
+    RestApi's resolved body and stage for the local API server, and says so."""
+    assert {"AWS::ApiGateway::Deployment", "AWS::ApiGateway::Stage"} <= (emulator.API_CREATED_TYPES)
+    body = json.loads(json.dumps(SWAGGER_BODY))
+    body["paths"]["/sessions"]["get"]["x-amazon-apigateway-integration"]["uri"] = {
+        "Fn::Sub": (
+            "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
+            "${Fn.Arn}/invocations"
+        )
+    }
+    template = {
+        "Resources": {
+            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {}},
+            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Body": body}},
+            "ApiStage": {
+                "Type": "AWS::ApiGateway::Stage",
+                "Properties": {"RestApiId": {"Ref": "Api"}, "StageName": "v1"},
+            },
+        }
+    }
+    deployment = deploy.Deployment(
+        REGION, ACCOUNT, {}, template, physical={"Fn": "fleet-fn", "Api": "abc123"}
+    )
+    api_created = {"ApiStage": template["Resources"]["ApiStage"]}
+    # No call reaches the emulator: the body is resolved from the deployment alone.
+    deploy.Deployer("http://127.0.0.1:9", REGION)._deploy_apis(api_created, template, deployment)
+    assert deployment.apis == {"Api": {"stage": "v1", "body": SWAGGER_BODY}}
+    assert deployment.not_emulated == [
+        "ApiStage (AWS::ApiGateway::Stage): served by the local API server"
+    ]
+
+
+def test_gap_cfn_placeholders_rest_api_needs_name() -> None:
+    """GAP CFN_PLACEHOLDERS: an ``AWS::ApiGateway::RestApi`` without ``Name`` (SAM writes none
+    next to a ``Body``; AWS takes the body's title) fails to create. When this fails, moto has
+    changed: drop the ``Name`` default in ``fix_template_for_emulator`` in local/emulator.py."""
+    template = {
+        "Resources": {
+            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Body": SWAGGER_BODY}}
+        }
+    }
+    with mock_aws(), pytest.raises(KeyError, match="Name"):
+        _create_stack("api", template)
+
+
+def test_workaround_cfn_placeholders_rest_api_name() -> None:
+    """``fix_template_for_emulator`` names a nameless RestApi after its logical id."""
+    template: dict[str, Any] = {
+        "Resources": {
+            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Body": SWAGGER_BODY}},
+            "Named": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "mine"}},
+        }
+    }
+    emulator.fix_template_for_emulator(template, {})
+    assert template["Resources"]["Api"]["Properties"]["Name"] == "Api"
+    assert template["Resources"]["Named"]["Properties"]["Name"] == "mine"
+    with mock_aws():
+        assert _create_stack("api", template)["StackStatus"] == "CREATE_COMPLETE"
+        apis = _client("apigateway").get_rest_apis()["items"]
+        assert sorted(a["name"] for a in apis) == ["Api", "mine"]
+
+
+PERMISSION_SOURCE_ARN = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123/*/GET/sessions"
+PERMISSION: dict[str, Any] = {
+    "Type": "AWS::Lambda::Permission",
+    "Properties": {
+        "FunctionName": {"Ref": "Fn"},
+        "Action": "lambda:InvokeFunction",
+        "Principal": "apigateway.amazonaws.com",
+        "SourceArn": PERMISSION_SOURCE_ARN,
+    },
+}
+
+
+def test_gap_cfn_placeholders_lambda_permission_has_no_id() -> None:
+    """GAP CFN_PLACEHOLDERS: CloudFormation does add an ``AWS::Lambda::Permission``'s statement
+    to the function's policy, but gives the resource no physical id, which ``local.deploy``
+    requires of every resource ("not emulated"). When this fails, moto has changed: drop
+    ``AWS::Lambda::Permission`` from ``API_CREATED_TYPES`` in local/emulator.py."""
+    template = {
+        "Resources": {
+            "Fn": {
+                "Type": "AWS::Lambda::Function",
+                "Properties": {
+                    "FunctionName": "fleet-fn",
+                    "Runtime": "python3.12",
+                    "Handler": "probe.handler",
+                    "Role": ROLE_ARN,
+                    "Code": {"ZipFile": "def handler(event, context):\n    return event\n"},
+                },
+            },
+            "Permission": PERMISSION,
+        }
+    }
+    with mock_aws():
+        _create_role()
+        assert _create_stack("probe", template)["StackStatus"] == "CREATE_COMPLETE"
+        resources = {r["LogicalResourceId"]: r for r in _stack_resources("probe")}
+        assert resources["Permission"]["ResourceStatus"] == "CREATE_COMPLETE"
+        assert "PhysicalResourceId" not in resources["Permission"]
+        policy = _client("lambda").get_policy(FunctionName="fleet-fn")["Policy"]
+        (statement,) = json.loads(policy)["Statement"]
+        assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+        assert statement["Condition"] == {"ArnLike": {"AWS:SourceArn": PERMISSION_SOURCE_ARN}}
+
+
+def test_workaround_cfn_placeholders_lambda_permission(moto_server: str) -> None:
+    """Lambda permissions are added through the API (``Deployer._add_permissions``), the
+    logical id their statement id and physical id."""
+    assert "AWS::Lambda::Permission" in emulator.API_CREATED_TYPES
+    _create_function("fleet-fn", moto_server)
+    template = {"Resources": {"Permission": PERMISSION}}
+    deployment = deploy.Deployment(REGION, ACCOUNT, {}, template, physical={"Fn": "fleet-fn"})
+    deploy.Deployer(moto_server, REGION)._add_permissions(template["Resources"], deployment)
+    assert deployment.physical["Permission"] == "Permission"
+    policy = _client("lambda", moto_server).get_policy(FunctionName="fleet-fn")["Policy"]
+    (statement,) = json.loads(policy)["Statement"]
+    assert statement["Sid"] == "Permission"
+    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
+    assert statement["Condition"] == {"ArnLike": {"AWS:SourceArn": PERMISSION_SOURCE_ARN}}
+
+
+# ==============================================================================================
+# The process-global workarounds (LAMBDA_RUNTIME, EVENTS_TARGETS, SFN_EXECUTION,
+# SFN_FROM_CLOUDFORMATION, EVENTBUS_REF), shown in one child process.
 #: Runs each scenario after applying (only) the workarounds it needs on top of the earlier ones,
 #: and reports each scenario's result or traceback on one ``RESULT`` line.
 CHILD_SCRIPT = r"""
@@ -483,30 +1045,6 @@ def isolated(
             process.communicate()
 
 
-# ==============================================================================================
-# LAMBDA_RUNTIME
-def test_gap_lambda_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
-    """GAP LAMBDA_RUNTIME: moto runs a function's code only in Docker; without it, never.
-
-    Without Docker moto echoes the event back (the handler never runs); with Docker configured
-    but unreachable the invocation errors. When this fails, moto has changed: drop the
-    workaround in local/emulator.py (``patch_lambda_runtime``).
-    """
-    _require_plain_moto(_lambda_runtime_patched(), "LAMBDA_RUNTIME")
-    with mock_aws(config={"lambda": {"use_docker": False}}):
-        _create_function("probe")
-        response = _client("lambda").invoke(FunctionName="probe", Payload=json.dumps({"x": 1}))
-        assert "FunctionError" not in response
-        assert json.loads(response["Payload"].read()) == {"x": 1}
-
-    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    with mock_aws():
-        _create_function("probe")
-        response = _client("lambda").invoke(FunctionName="probe", Payload=b"{}")
-        assert response["FunctionError"] == "Handled"
-        assert response["Payload"].read().startswith(b"error running docker")
-
-
 def test_workaround_lambda_runtime(isolated: IsolatedWorkarounds) -> None:
     """``patch_lambda_runtime`` runs the handler in-process, with the function's own
     environment (not leaking into the process) and its log lines in ``/aws/lambda/<name>``."""
@@ -515,30 +1053,6 @@ def test_workaround_lambda_runtime(isolated: IsolatedWorkarounds) -> None:
     assert result["payload"] == {"event": {"x": 1}, "greeting": "hello"}
     assert result["logs"] == ["probe ran for probe"]
     assert result["leaked"] is False
-
-
-# ==============================================================================================
-# EVENTS_TARGETS
-@pytest.mark.parametrize("service", ["lambda", "states"])
-def test_gap_events_targets(service: str) -> None:
-    """GAP EVENTS_TARGETS: EventBridge raises on a rule whose target is a Lambda function or a
-    state machine (it delivers only to SQS, logs and buses). When this fails, moto has changed:
-    drop the workaround in local/emulator.py (``patch_event_targets``)."""
-    _require_plain_moto(_event_targets_patched(), "EVENTS_TARGETS")
-    with mock_aws(config={"lambda": {"use_docker": False}}):
-        if service == "lambda":
-            target = _create_function("probe")
-        else:
-            target = _client("stepfunctions").create_state_machine(
-                name="probe", definition=json.dumps(PASS_MACHINE), roleArn=ROLE_ARN
-            )["stateMachineArn"]
-        events = _client("events")
-        events.put_rule(Name="probe", EventPattern=json.dumps({"source": ["dcvfleet.probe"]}))
-        events.put_targets(Rule="probe", Targets=[{"Id": "probe", "Arn": target}])
-        with pytest.raises(NotImplementedError, match="Expr not defined"):
-            events.put_events(
-                Entries=[{"Source": "dcvfleet.probe", "DetailType": "Probe", "Detail": "{}"}]
-            )
 
 
 def test_workaround_events_targets(isolated: IsolatedWorkarounds) -> None:
@@ -554,70 +1068,6 @@ def test_workaround_events_targets(isolated: IsolatedWorkarounds) -> None:
     assert result["states"][0]["time"].endswith("Z")
 
 
-# ==============================================================================================
-# SFN_EXECUTION
-def test_gap_sfn_execution_interpreter_is_off(moto_server: str) -> None:
-    """GAP SFN_EXECUTION: moto's server does not execute state machines until
-    ``POST /moto-api/config`` switches its interpreter on: an execution stays RUNNING, without
-    output. When this fails, moto has changed: drop the workaround in local/emulator.py
-    (``enable_execution``)."""
-    _require_plain_moto(_execution_switched_on(), "SFN_EXECUTION")
-    sfn = _client("stepfunctions", moto_server)
-    machine = sfn.create_state_machine(
-        name="probe", definition=json.dumps(PASS_MACHINE), roleArn=ROLE_ARN
-    )["stateMachineArn"]
-    execution_arn = sfn.start_execution(stateMachineArn=machine, name="e1", input="{}")[
-        "executionArn"
-    ]
-    execution = _wait_execution(sfn, execution_arn, timeout=0.5)
-    assert execution["status"] == "RUNNING"
-    assert "output" not in execution
-
-
-def test_gap_sfn_execution_clients_call_moto_port(
-    moto_server: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """GAP SFN_EXECUTION: once switched on, the interpreter's own clients (Task states) call
-    ``http://localhost:$MOTO_PORT`` (default 5000), not the server they run in. When this
-    fails, moto has changed: drop the ``MOTO_PORT`` part of ``enable_execution`` in
-    local/emulator.py."""
-    requests.post(
-        f"{moto_server}/moto-api/config",
-        json={"stepfunctions": {"execute_state_machine": True}},
-        timeout=10,
-    ).raise_for_status()
-    sqs = _client("sqs", moto_server)
-    queue_url = sqs.create_queue(QueueName="probe")["QueueUrl"]
-    send = {
-        "StartAt": "Send",
-        "States": {
-            "Send": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage",
-                "Parameters": {"QueueUrl": queue_url, "MessageBody": "probe"},
-                "End": True,
-            }
-        },
-    }
-    sfn = _client("stepfunctions", moto_server)
-    machine = sfn.create_state_machine(name="probe", definition=json.dumps(send), roleArn=ROLE_ARN)[
-        "stateMachineArn"
-    ]
-    with socket.socket() as closed:  # bound, never listening: connections to it are refused
-        closed.bind(("127.0.0.1", 0))
-        closed_port = closed.getsockname()[1]
-        monkeypatch.setenv("MOTO_PORT", str(closed_port))
-        execution_arn = sfn.start_execution(stateMachineArn=machine, name="e1", input="{}")[
-            "executionArn"
-        ]
-        execution = _wait_execution(sfn, execution_arn)
-    assert execution["status"] == "FAILED"
-    assert execution["error"] == "States.Runtime"
-    refused = f'Could not connect to the endpoint URL: "http://localhost:{closed_port}/"'
-    assert refused in execution["cause"]
-    assert "Messages" not in sqs.receive_message(QueueUrl=queue_url)
-
-
 def test_workaround_sfn_execution(isolated: IsolatedWorkarounds) -> None:
     """``enable_execution`` switches the interpreter on and points its clients at the server:
     a Pass state runs, and a Task state reaches SQS on the server's own port."""
@@ -629,159 +1079,13 @@ def test_workaround_sfn_execution(isolated: IsolatedWorkarounds) -> None:
     assert result["bodies"] == ["probe"]
 
 
-# ==============================================================================================
-# SFN_FROM_CLOUDFORMATION
-def _state_machine_template(**definition: Any) -> dict[str, Any]:
-    return {
-        "Resources": {
-            "Machine": {
-                "Type": "AWS::StepFunctions::StateMachine",
-                "Properties": {
-                    "StateMachineName": "probe",
-                    "RoleArn": ROLE_ARN,
-                    "DefinitionSubstitutions": {"Greeting": "hello"},
-                    **definition,
-                },
-            }
-        }
-    }
-
-
-@pytest.mark.parametrize(
-    "definition",
-    [
-        {"DefinitionS3Location": {"Bucket": "artifacts", "Key": "asl/probe.asl.json"}},
-        {"Definition": json.loads(ASL_WITH_PLACEHOLDER)},
-    ],
-    ids=["DefinitionS3Location", "Definition"],
-)
-def test_gap_sfn_from_cloudformation(definition: dict[str, Any]) -> None:
-    """GAP SFN_FROM_CLOUDFORMATION: a state machine created by CloudFormation keeps neither its
-    ``DefinitionS3Location`` (what ``sam package`` writes) nor its ``Definition``, nor their
-    ``DefinitionSubstitutions``, and the interpreter's backend does not know it. When this
-    fails, moto has changed: drop ``Deployer._create_state_machines`` in local/deploy.py."""
-    template = _state_machine_template(**definition)
-    with mock_aws():
-        s3 = _client("s3")
-        s3.create_bucket(Bucket="artifacts")
-        s3.put_object(Bucket="artifacts", Key="asl/probe.asl.json", Body=ASL_WITH_PLACEHOLDER)
-        _create_stack("probe", template)
-        (machine,) = _stack_resources("probe")
-        described = _client("stepfunctions").describe_state_machine(
-            stateMachineArn=machine["PhysicalResourceId"]
-        )
-        assert described["definition"] == ""
-
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        _create_stack("probe", template)
-        (machine,) = _stack_resources("probe")
-        with pytest.raises(ClientError) as err:
-            _client("stepfunctions").start_execution(
-                stateMachineArn=machine["PhysicalResourceId"], input="{}"
-            )
-        assert err.value.response["Error"]["Code"] == "StateMachineDoesNotExist"
-
-
 def test_workaround_sfn_from_cloudformation(isolated: IsolatedWorkarounds) -> None:
     """``Deployer._create_state_machines`` re-creates a CloudFormation state machine through
     the API, same name and ARN, its definition read from S3 and its substitutions resolved."""
     result = isolated.result("SFN_FROM_CLOUDFORMATION")
     assert result["arn"] == result["cfn_arn"]
     assert result["status"] == "SUCCEEDED"
-    assert json.loads(result["output"]) == "hello", result
-
-
-def test_workaround_sfn_definition_substitutions() -> None:
-    """``substitute_definition`` resolves ``${Name}`` placeholders and refuses to leave any."""
-    resolved = deploy.substitute_definition(ASL_WITH_PLACEHOLDER, {"Greeting": "hello"})
-    assert json.loads(resolved)["States"]["P"]["Result"] == "hello"
-    with pytest.raises(ValueError, match="Greeting"):
-        deploy.substitute_definition(ASL_WITH_PLACEHOLDER, {})
-
-
-# ==============================================================================================
-# PUBLIC_PARAMETERS
-AMI_TEMPLATE: dict[str, Any] = {
-    "Parameters": {
-        "GpuAmiId": {
-            "Type": "AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>",
-            "Default": GPU_AMI_PARAMETER,
-        }
-    },
-    "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
-    "Outputs": {"GpuAmiId": {"Value": {"Ref": "GpuAmiId"}}},
-}
-
-
-def test_gap_public_parameters() -> None:
-    """GAP PUBLIC_PARAMETERS: AWS's public ``/aws/service/...`` parameter for the GPU AMI is
-    missing (a few others exist) and its name is reserved, so it cannot be put either. When this
-    fails, moto has changed: drop ``seed_public_parameter`` in local/emulator.py."""
-    with mock_aws():
-        ssm = _client("ssm")
-        assert ssm.get_parameter(
-            Name="/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
-        )["Parameter"]["Value"].startswith("ami-")
-        with pytest.raises(ClientError) as missing:
-            ssm.get_parameter(Name=GPU_AMI_PARAMETER)
-        assert missing.value.response["Error"]["Code"] == "ParameterNotFound"
-        with pytest.raises(ClientError) as reserved:
-            ssm.put_parameter(Name=GPU_AMI_PARAMETER, Value="ami-12345678", Type="String")
-        assert reserved.value.response["Error"]["Code"] == "AccessDeniedException"
-        assert "reserved parameter name" in reserved.value.response["Error"]["Message"]
-
-
-def test_workaround_public_parameters() -> None:
-    """``seed_public_parameter`` adds the public parameter (once), so a template parameter of
-    type ``AWS::SSM::Parameter::Value<AWS::EC2::Image::Id>`` defaulting to it resolves."""
-    with mock_aws():
-        emulator.seed_public_parameter(ACCOUNT, REGION, GPU_AMI_PARAMETER, "ami-0123456789abcdef0")
-        emulator.seed_public_parameter(ACCOUNT, REGION, GPU_AMI_PARAMETER, "ami-ffffffffffffffff0")
-        parameter = _client("ssm").get_parameter(Name=GPU_AMI_PARAMETER)["Parameter"]
-        assert parameter["Value"] == "ami-0123456789abcdef0"
-        assert parameter["Version"] == 1
-        assert parameter["DataType"] == "aws:ec2:image"
-        stack = _create_stack("probe", AMI_TEMPLATE)
-        assert stack["StackStatus"] == "CREATE_COMPLETE"
-        assert _outputs(stack) == {"GpuAmiId": "ami-0123456789abcdef0"}
-
-
-# ==============================================================================================
-# EVENTBUS_REF
-BUS_OUTPUT_TEMPLATE: dict[str, Any] = {
-    "Resources": {"Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "fleet-bus"}}},
-    "Outputs": {"BusName": {"Value": {"Ref": "Bus"}}},
-}
-BUS_RULE_TEMPLATE: dict[str, Any] = {
-    "Resources": {
-        "Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "rule-bus"}},
-        "Rule": {
-            "Type": "AWS::Events::Rule",
-            "Properties": {
-                "Name": "probe",
-                "EventBusName": {"Ref": "Bus"},
-                "EventPattern": {"source": ["dcvfleet.probe"]},
-            },
-        },
-    }
-}
-
-
-def test_gap_eventbus_ref() -> None:
-    """GAP EVENTBUS_REF: an ``AWS::Events::EventBus`` has no physical id, so ``Ref`` to it is
-    moto's Python object, not the bus name, and a rule on it fails to create. When this fails,
-    moto has changed: drop ``patch_event_bus_ref`` in local/emulator.py."""
-    _require_plain_moto(_event_bus_ref_patched(), "EVENTBUS_REF")
-    with mock_aws():
-        stack = _create_stack("probe", BUS_OUTPUT_TEMPLATE)
-        assert stack["StackStatus"] == "CREATE_COMPLETE"
-        assert _outputs(stack)["BusName"].startswith("<moto.events.models.EventBus object at ")
-        (bus,) = _stack_resources("probe")
-        assert bus["LogicalResourceId"] == "Bus"
-        assert "PhysicalResourceId" not in bus
-
-        with pytest.raises(AttributeError, match="'EventBus' object has no attribute 'split'"):
-            _create_stack("rule", BUS_RULE_TEMPLATE)
+    assert json.loads(result["output"]) == {"greeting": "hello"}
 
 
 def test_workaround_eventbus_ref(isolated: IsolatedWorkarounds) -> None:
@@ -792,302 +1096,3 @@ def test_workaround_eventbus_ref(isolated: IsolatedWorkarounds) -> None:
     assert result["physical"] == ["fleet-bus"]
     assert result["rule_status"] == "CREATE_COMPLETE"
     assert result["rules"] == ["probe"]
-
-
-# ==============================================================================================
-# CFN_LIST_PARAMETERS
-def _list_template(types_default: str) -> dict[str, Any]:
-    return {
-        "Parameters": {
-            "InstanceTypes": {"Type": "CommaDelimitedList", "Default": types_default},
-            "SubnetIds": {"Type": "List<AWS::EC2::Subnet::Id>"},
-        },
-        "Resources": {
-            "JoinedTypes": {
-                "Type": "AWS::SSM::Parameter",
-                "Properties": {
-                    "Name": "joined-types",
-                    "Type": "String",
-                    "Value": {"Fn::Join": [",", {"Ref": "InstanceTypes"}]},
-                },
-            },
-            "JoinedSubnets": {
-                "Type": "AWS::SSM::Parameter",
-                "Properties": {
-                    "Name": "joined-subnets",
-                    "Type": "String",
-                    "Value": {"Fn::Join": [",", {"Ref": "SubnetIds"}]},
-                },
-            },
-        },
-    }
-
-
-SUBNETS = [{"ParameterKey": "SubnetIds", "ParameterValue": "subnet-1,subnet-2"}]
-
-
-def test_gap_cfn_list_parameters() -> None:
-    """GAP CFN_LIST_PARAMETERS: ``Fn::Join`` over a ``CommaDelimitedList`` parameter left at
-    its default joins the characters of the raw string, and ``Ref`` to a ``List<...>``
-    parameter is a stringified Python list. When this fails, moto has changed: drop the list
-    part of ``fix_template_for_emulator`` in local/emulator.py."""
-    template = _list_template("g5.xlarge,g6.xlarge")
-    template["Resources"]["RefSubnets"] = {
-        "Type": "AWS::SSM::Parameter",
-        "Properties": {"Name": "ref-subnets", "Type": "String", "Value": {"Ref": "SubnetIds"}},
-    }
-    with mock_aws():
-        _create_stack("probe", template, Parameters=SUBNETS)
-        assert _ssm_value("joined-types") == "g,5,.,x,l,a,r,g,e,,,g,6,.,x,l,a,r,g,e"
-        assert _ssm_value("ref-subnets") == "['subnet-1', 'subnet-2']"
-
-
-def test_workaround_cfn_list_parameters() -> None:
-    """``fix_template_for_emulator`` replaces ``Fn::Join [",", Ref <list>]`` by the
-    parameter's comma-separated value (members trimmed, as AWS does)."""
-    template = _list_template("g5.xlarge, g6.xlarge")
-    emulator.fix_template_for_emulator(template, {"SubnetIds": "subnet-1,subnet-2"})
-    resources = template["Resources"]
-    assert resources["JoinedTypes"]["Properties"]["Value"] == "g5.xlarge,g6.xlarge"
-    assert resources["JoinedSubnets"]["Properties"]["Value"] == "subnet-1,subnet-2"
-    with mock_aws():
-        _create_stack("probe", template, Parameters=SUBNETS)
-        assert _ssm_value("joined-types") == "g5.xlarge,g6.xlarge"
-        assert _ssm_value("joined-subnets") == "subnet-1,subnet-2"
-
-
-# ==============================================================================================
-# CFN_PLACEHOLDERS
-COGNITO_TEMPLATE: dict[str, Any] = {
-    "Resources": {
-        "UserPool": {
-            "Type": "AWS::Cognito::UserPool",
-            "Properties": {
-                "UserPoolName": "fleet",
-                "Schema": [{"Name": "email", "AttributeDataType": "String", "Required": True}],
-            },
-        },
-        "UserPoolClient": {
-            "Type": "AWS::Cognito::UserPoolClient",
-            "Properties": {"UserPoolId": {"Ref": "UserPool"}, "ClientName": "portal"},
-        },
-        "AdminsGroup": {
-            "Type": "AWS::Cognito::UserPoolGroup",
-            "Properties": {"UserPoolId": {"Ref": "UserPool"}, "GroupName": "admins"},
-        },
-    },
-    "Outputs": {"UserPoolId": {"Value": {"Ref": "UserPool"}}},
-}
-
-
-@pytest.mark.filterwarnings("ignore:Tried to parse AWS::Cognito")
-def test_gap_cfn_placeholders_cognito() -> None:
-    """GAP CFN_PLACEHOLDERS: CloudFormation "creates" Cognito resources as placeholders: the
-    stack completes, but no user pool exists, the resources have no ids and outputs referring
-    to them are dropped. When this fails, moto has changed: drop the Cognito types from
-    ``API_CREATED_TYPES`` in local/emulator.py."""
-    with mock_aws():
-        stack = _create_stack("probe", COGNITO_TEMPLATE)
-        assert stack["StackStatus"] == "CREATE_COMPLETE"
-        assert "Outputs" not in stack
-        resources = _stack_resources("probe")
-        assert len(resources) == 3
-        assert all("PhysicalResourceId" not in r for r in resources)
-        assert _client("cognito-idp").list_user_pools(MaxResults=10)["UserPools"] == []
-
-
-def test_workaround_cfn_placeholders_cognito(moto_server: str) -> None:
-    """The Cognito types are created through the API (``Deployer._create_cognito``)."""
-    assert {
-        "AWS::Cognito::UserPool",
-        "AWS::Cognito::UserPoolClient",
-        "AWS::Cognito::UserPoolGroup",
-    } <= emulator.API_CREATED_TYPES
-    deployment = deploy.Deployment(REGION, ACCOUNT, {}, COGNITO_TEMPLATE)
-    deploy.Deployer(moto_server, REGION)._create_cognito(COGNITO_TEMPLATE["Resources"], deployment)
-    pool_id = deployment.physical["UserPool"]
-    idp = _client("cognito-idp", moto_server)
-    assert idp.describe_user_pool(UserPoolId=pool_id)["UserPool"]["Name"] == "fleet"
-    client = idp.describe_user_pool_client(
-        UserPoolId=pool_id, ClientId=deployment.physical["UserPoolClient"]
-    )
-    assert client["UserPoolClient"]["ClientName"] == "portal"
-    group = idp.get_group(UserPoolId=pool_id, GroupName=deployment.physical["AdminsGroup"])
-    assert group["Group"]["GroupName"] == "admins"
-    assert deployment.attributes[("UserPool", "Arn")].endswith(f"userpool/{pool_id}")
-
-
-def test_gap_cfn_placeholders_rest_api_body_ignored() -> None:
-    """GAP CFN_PLACEHOLDERS: CloudFormation ignores an ``AWS::ApiGateway::RestApi``'s ``Body``,
-    so the API has no methods and an ``AWS::ApiGateway::Deployment`` of it fails. When this
-    fails, moto has changed: drop ``AWS::ApiGateway::Deployment`` (and ``Stage``) from
-    ``API_CREATED_TYPES`` in local/emulator.py."""
-    api = {
-        "Type": "AWS::ApiGateway::RestApi",
-        "Properties": {"Name": "fleet", "Body": SWAGGER_BODY},
-    }
-    deployed = {
-        "Resources": {
-            "Api": api,
-            "Deployment": {
-                "Type": "AWS::ApiGateway::Deployment",
-                "Properties": {"RestApiId": {"Ref": "Api"}},
-            },
-        }
-    }
-    with mock_aws():
-        _create_stack("api", {"Resources": {"Api": api}})
-        (resource,) = _stack_resources("api")
-        assert _resource_paths(_client("apigateway"), resource["PhysicalResourceId"]) == {"/": []}
-        # In-process the error reaches the client as an unparsable (JSON, not XML) response.
-        with pytest.raises((ClientError, ResponseParserError), match="contain any methods"):
-            _create_stack("deployed", deployed)
-
-
-def test_gap_cfn_placeholders_put_rest_api_swagger() -> None:
-    """GAP CFN_PLACEHOLDERS: ``put_rest_api`` imports only OpenAPI 3, while aws-sam-translator
-    writes Swagger 2.0, so the body cannot be imported through the API either. When this fails,
-    moto has changed: the body could be imported instead of served by ``local.apigw``."""
-    openapi3 = {"openapi": "3.0.1", "info": SWAGGER_BODY["info"], "paths": SWAGGER_BODY["paths"]}
-    with mock_aws():
-        apigateway = _client("apigateway")
-        swagger_api = apigateway.create_rest_api(name="swagger")["id"]
-        with pytest.raises(ClientError) as err:
-            apigateway.put_rest_api(
-                restApiId=swagger_api, mode="overwrite", body=json.dumps(SWAGGER_BODY).encode()
-            )
-        assert err.value.response["Error"]["Code"] == "BadRequestException"
-        assert err.value.response["Error"]["Message"] == (
-            "Only OpenAPI 3.x.x are currently supported"
-        )
-        assert _resource_paths(apigateway, swagger_api) == {"/": []}
-
-        # The same paths as OpenAPI 3 are imported.
-        openapi_api = apigateway.create_rest_api(name="openapi3")["id"]
-        apigateway.put_rest_api(
-            restApiId=openapi_api, mode="overwrite", body=json.dumps(openapi3).encode()
-        )
-        assert _resource_paths(apigateway, openapi_api) == {"/": [], "/sessions": ["GET"]}
-
-
-def test_workaround_cfn_placeholders_api_served_locally() -> None:
-    """The Deployment and Stage are left out of the stack; ``Deployer._deploy_apis`` keeps the
-    RestApi's resolved body and stage for the local API server, and says so."""
-    assert {"AWS::ApiGateway::Deployment", "AWS::ApiGateway::Stage"} <= (emulator.API_CREATED_TYPES)
-    body = json.loads(json.dumps(SWAGGER_BODY))
-    body["paths"]["/sessions"]["get"]["x-amazon-apigateway-integration"]["uri"] = {
-        "Fn::Sub": (
-            "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/"
-            "${Fn.Arn}/invocations"
-        )
-    }
-    template = {
-        "Resources": {
-            "Fn": {"Type": "AWS::Lambda::Function", "Properties": {}},
-            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Body": body}},
-            "ApiStage": {
-                "Type": "AWS::ApiGateway::Stage",
-                "Properties": {"RestApiId": {"Ref": "Api"}, "StageName": "v1"},
-            },
-        }
-    }
-    deployment = deploy.Deployment(
-        REGION, ACCOUNT, {}, template, physical={"Fn": "fleet-fn", "Api": "abc123"}
-    )
-    api_created = {"ApiStage": template["Resources"]["ApiStage"]}
-    # No call reaches the emulator: the body is resolved from the deployment alone.
-    deploy.Deployer("http://127.0.0.1:9", REGION)._deploy_apis(api_created, template, deployment)
-    assert deployment.apis == {"Api": {"stage": "v1", "body": SWAGGER_BODY}}
-    assert deployment.not_emulated == [
-        "ApiStage (AWS::ApiGateway::Stage): served by the local API server"
-    ]
-
-
-def test_gap_cfn_placeholders_rest_api_needs_name() -> None:
-    """GAP CFN_PLACEHOLDERS: an ``AWS::ApiGateway::RestApi`` without ``Name`` (SAM writes none
-    next to a ``Body``; AWS takes the body's title) fails to create. When this fails, moto has
-    changed: drop the ``Name`` default in ``fix_template_for_emulator`` in local/emulator.py."""
-    template = {
-        "Resources": {
-            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Body": SWAGGER_BODY}}
-        }
-    }
-    with mock_aws(), pytest.raises(KeyError, match="Name"):
-        _create_stack("api", template)
-
-
-def test_workaround_cfn_placeholders_rest_api_name() -> None:
-    """``fix_template_for_emulator`` names a nameless RestApi after its logical id."""
-    template: dict[str, Any] = {
-        "Resources": {
-            "Api": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Body": SWAGGER_BODY}},
-            "Named": {"Type": "AWS::ApiGateway::RestApi", "Properties": {"Name": "mine"}},
-        }
-    }
-    emulator.fix_template_for_emulator(template, {})
-    assert template["Resources"]["Api"]["Properties"]["Name"] == "Api"
-    assert template["Resources"]["Named"]["Properties"]["Name"] == "mine"
-    with mock_aws():
-        assert _create_stack("api", template)["StackStatus"] == "CREATE_COMPLETE"
-        apis = _client("apigateway").get_rest_apis()["items"]
-        assert sorted(a["name"] for a in apis) == ["Api", "mine"]
-
-
-PERMISSION_SOURCE_ARN = f"arn:aws:execute-api:{REGION}:{ACCOUNT}:abc123/*/GET/sessions"
-PERMISSION: dict[str, Any] = {
-    "Type": "AWS::Lambda::Permission",
-    "Properties": {
-        "FunctionName": {"Ref": "Fn"},
-        "Action": "lambda:InvokeFunction",
-        "Principal": "apigateway.amazonaws.com",
-        "SourceArn": PERMISSION_SOURCE_ARN,
-    },
-}
-
-
-def test_gap_cfn_placeholders_lambda_permission_has_no_id() -> None:
-    """GAP CFN_PLACEHOLDERS: CloudFormation does add an ``AWS::Lambda::Permission``'s statement
-    to the function's policy, but gives the resource no physical id, which ``local.deploy``
-    requires of every resource ("not emulated"). When this fails, moto has changed: drop
-    ``AWS::Lambda::Permission`` from ``API_CREATED_TYPES`` in local/emulator.py."""
-    template = {
-        "Resources": {
-            "Fn": {
-                "Type": "AWS::Lambda::Function",
-                "Properties": {
-                    "FunctionName": "fleet-fn",
-                    "Runtime": "python3.12",
-                    "Handler": "probe.handler",
-                    "Role": ROLE_ARN,
-                    "Code": {"ZipFile": "def handler(event, context):\n    return event\n"},
-                },
-            },
-            "Permission": PERMISSION,
-        }
-    }
-    with mock_aws():
-        _create_role()
-        assert _create_stack("probe", template)["StackStatus"] == "CREATE_COMPLETE"
-        resources = {r["LogicalResourceId"]: r for r in _stack_resources("probe")}
-        assert resources["Permission"]["ResourceStatus"] == "CREATE_COMPLETE"
-        assert "PhysicalResourceId" not in resources["Permission"]
-        policy = _client("lambda").get_policy(FunctionName="fleet-fn")["Policy"]
-        (statement,) = json.loads(policy)["Statement"]
-        assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
-        assert statement["Condition"] == {"ArnLike": {"AWS:SourceArn": PERMISSION_SOURCE_ARN}}
-
-
-def test_workaround_cfn_placeholders_lambda_permission(moto_server: str) -> None:
-    """Lambda permissions are added through the API (``Deployer._add_permissions``), the
-    logical id their statement id and physical id."""
-    assert "AWS::Lambda::Permission" in emulator.API_CREATED_TYPES
-    _create_function("fleet-fn", moto_server)
-    template = {"Resources": {"Permission": PERMISSION}}
-    deployment = deploy.Deployment(REGION, ACCOUNT, {}, template, physical={"Fn": "fleet-fn"})
-    deploy.Deployer(moto_server, REGION)._add_permissions(template["Resources"], deployment)
-    assert deployment.physical["Permission"] == "Permission"
-    policy = _client("lambda", moto_server).get_policy(FunctionName="fleet-fn")["Policy"]
-    (statement,) = json.loads(policy)["Statement"]
-    assert statement["Sid"] == "Permission"
-    assert statement["Principal"] == {"Service": "apigateway.amazonaws.com"}
-    assert statement["Condition"] == {"ArnLike": {"AWS:SourceArn": PERMISSION_SOURCE_ARN}}

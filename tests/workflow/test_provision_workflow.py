@@ -72,34 +72,14 @@ def test_secret_value_never_appears_in_the_execution_history(fleet: Stack) -> No
 
 def test_session_ready_event_validates_against_its_schema(fleet: Stack) -> None:
     # Given an operator's queue subscribed to the fleet bus
-    sqs, bus = fleet.client("sqs"), fleet.client("events")
-    queue_url = sqs.create_queue(QueueName=f"observer-{time.monotonic_ns()}")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    bus_name = fleet.info["resources"]["FleetBus"]
-    rule = f"observe-{time.monotonic_ns()}"
-    bus.put_rule(
-        Name=rule, EventBusName=bus_name, EventPattern=json.dumps({"source": ["dcvfleet"]})
-    )
-    bus.put_targets(Rule=rule, EventBusName=bus_name, Targets=[{"Id": "q", "Arn": queue_arn}])
+    observer = fleet.observe("dcvfleet")
     # When a desktop becomes ready
     user, session_id = _request(fleet)
     assert fleet.wait_for(user, session_id)["status"] == "READY"
     # Then the Session Ready event it published is valid
-    received = []
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not received:
-        for message in sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            envelope = json.loads(message["Body"])
-            if envelope["detail"].get("sessionId") == session_id:
-                received.append(envelope)
-    assert received, "no Session Ready event"
-    envelope = received[0]
-    assert envelope["detail-type"] == "Session Ready"
+    envelope = observer.wait_for("Session Ready", session_id)
     assert events.validate_envelope(envelope) is None
+    assert envelope["detail"]["connectionUrl"].endswith("#desktop")
 
 
 def test_capacity_falls_back_to_the_next_instance_type(fleet: Stack) -> None:
@@ -115,9 +95,13 @@ def test_capacity_falls_back_to_the_next_instance_type(fleet: Stack) -> None:
 
 def test_no_capacity_anywhere_fails_with_a_clear_reason_and_nothing_left(fleet: Stack) -> None:
     fleet.faults(noCapacity=["*"])
+    observer = fleet.observe("dcvfleet")
     user, session_id = _request(fleet)
     session = fleet.wait_for(user, session_id)
     assert session["status"] == "FAILED"
+    failed = observer.wait_for("Session Failed", session_id)
+    assert events.validate_envelope(failed) is None
+    assert failed["detail"]["reason"] == session["statusReason"]
     assert session["statusReason"].startswith(InsufficientCapacityError.user_message)
     assert "g5.xlarge" in session["statusReason"]
     execution = fleet.wait_execution(session_id)
