@@ -24,6 +24,10 @@ Gaps worked around here:
   characters of its raw string (and ``Ref`` to a ``List<...>`` one stringifies a Python list), so
   ``Fn::Join [",", Ref List]`` is replaced by the parameter's comma-separated value, as AWS
   would resolve it.
+* ``DDB_ATOMIC_WRITES`` - DynamoDB conditional writes and transactions check their conditions,
+  write, and (for a failed transaction) restore a copy of the table without a lock, so two
+  threads can both pass a condition, or a rollback can undo another thread's write. DynamoDB
+  serialises them; here one lock does.
 * ``CFN_PLACEHOLDERS`` - CloudFormation creates only placeholders for Cognito resources (created
   through the API by ``local.deploy``); ``AWS::ApiGateway::RestApi`` needs a ``Name``.
 
@@ -280,6 +284,36 @@ def patch_event_targets(endpoint_url: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+_dynamodb_lock = threading.RLock()
+DYNAMODB_WRITES = ("put_item", "update_item", "delete_item", "transact_write_items")
+
+
+def atomic_dynamodb_writes() -> dict[str, Callable[..., Any]]:
+    """DDB_ATOMIC_WRITES: the emulator's write methods, each serialised by one lock."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    replacements: dict[str, Callable[..., Any]] = {}
+    for name in DYNAMODB_WRITES:
+        original = getattr(DynamoDBBackend, name)
+        if getattr(original, "_dcvfleet", False):
+            continue
+
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with _dynamodb_lock:
+                return __original(*args, **kwargs)
+
+        locked._dcvfleet = True  # type: ignore[attr-defined]
+        replacements[name] = locked
+    return replacements
+
+
+def patch_dynamodb_atomic_writes() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name, replacement in atomic_dynamodb_writes().items():
+        setattr(DynamoDBBackend, name, replacement)
+
+
 def enable_execution(endpoint_url: str, port: int) -> None:
     """SFN_EXECUTION: switch the interpreter on and point its clients at this server."""
     os.environ["MOTO_PORT"] = str(port)
@@ -302,6 +336,7 @@ def apply_all(endpoint_url: str, port: int) -> None:
     faults.install()
     patch_event_targets(endpoint_url)
     patch_event_bus_ref()
+    patch_dynamodb_atomic_writes()
     enable_execution(endpoint_url, port)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -168,7 +169,7 @@ def launch_instance(
                         instance_type=instance_type,
                         subnet_id=subnet_id,
                         tags=tags,
-                        client_token=f"{session_id}-{len(tried)}",
+                        client_token=launch_token(session_id, subnet_id, instance_type),
                     )
                 except CapacityUnavailable as exc:
                     tried.append(str(exc))
@@ -186,6 +187,12 @@ def launch_instance(
         store, session_id, instance_id=instance.instance_id, instance_type=instance.instance_type
     )
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
+
+
+def launch_token(session_id: str, subnet_id: str, instance_type: str) -> str:
+    """RunInstances' idempotency token: the same for a retry of the same attempt (<= 64 chars)."""
+    digest = hashlib.sha256(f"{session_id}/{subnet_id}/{instance_type}".encode()).hexdigest()
+    return f"{session_id[:24]}-{digest[:32]}"
 
 
 def await_host_ready(
@@ -259,6 +266,8 @@ def mark_ready(
     store: SessionStore, hosts: Ec2Hosts, settings: ReadySettings, session_id: str
 ) -> dict[str, str]:
     session = store.require(session_id)
+    if session.status == Status.READY and session.connection_url:
+        return {"connectionUrl": session.connection_url}  # a retried step: already done
     if not session.instance_id or not session.dcv_session_id:
         raise SessionConflictError(f"session {session_id} has no verified host")
     instance = hosts.describe(session.instance_id)
@@ -282,14 +291,24 @@ def compensate(
     session_id: str,
     error: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Undo whatever provisioning made, then mark the session FAILED with a readable reason."""
+    """Undo whatever provisioning made, then mark the session FAILED with a readable reason.
+
+    A session that is past provisioning (READY, or already stopped or ended) is never touched:
+    compensation undoes a provisioning, not a desktop someone is using.
+    """
+    error_name = (error or {}).get("Error", "States.TaskFailed")
+    cause = _cause_message((error or {}).get("Cause"))
+    reason = user_message_for(error_name, cause)
+    current = store.get(session_id)
+    if current is not None and current.status not in (Status.PROVISIONING, Status.FAILED):
+        logger.warning(
+            "compensation skipped", session_id=session_id, status=current.status, error=error_name
+        )
+        return {"reason": reason, "error": error_name, "terminated": []}
     terminated = [i.instance_id for i in hosts.find_by_session(session_id)]
     for instance_id in terminated:
         hosts.terminate(instance_id)
     secret_deleted = secrets.delete(session_id)
-    error_name = (error or {}).get("Error", "States.TaskFailed")
-    cause = _cause_message((error or {}).get("Cause"))
-    reason = user_message_for(error_name, cause)
     logger.info(
         "compensated",
         session_id=session_id,

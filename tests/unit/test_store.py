@@ -22,6 +22,7 @@ from dcvfleet import aws
 from dcvfleet.errors import SessionConflictError, SessionLimitExceededError
 from dcvfleet.model import Session, Status
 from dcvfleet.store import DynamoSessionStore, InMemorySessionStore, SessionStore
+from local import emulator
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 TABLE_NAME = "dcvfleet-sessions"
@@ -81,22 +82,10 @@ def store(request: pytest.FixtureRequest) -> Iterator[SessionStore]:
 
 @pytest.fixture
 def serializable_moto_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Give moto's TransactWriteItems the isolation DynamoDB documents: serializable.
-
-    moto checks each condition, then writes, then on failure restores a copy of the whole table,
-    with no lock: threads interleave between the check and the write (two creates both see the
-    counter below the limit) and a rollback can erase another thread's committed write. DynamoDB
-    runs a transaction as one serializable unit, so the fake is made to do the same, and only for
-    transactions: any check-then-write of the store outside one transaction still races.
-    """
-    lock = threading.Lock()
-    original = DynamoDBBackend.transact_write_items
-
-    def serialized(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
-        with lock:
-            original(backend, transact_items)
-
-    monkeypatch.setattr(DynamoDBBackend, "transact_write_items", serialized)
+    """Give moto's writes the isolation DynamoDB documents, with the local stack's own
+    workaround (DDB_ATOMIC_WRITES in local/emulator.py), undone after the test."""
+    for name, replacement in emulator.atomic_dynamodb_writes().items():
+        monkeypatch.setattr(DynamoDBBackend, name, replacement)
 
 
 def a_session(owner: str = "alice", created_at: str = "2025-03-01T10:00:00.000Z") -> Session:
