@@ -773,3 +773,45 @@ def test_compensate_marks_failed_only_a_session_still_provisioning(
     # When compensation runs / Then the record is not overwritten
     service.compensate(store, hosts, FakeSecrets(), session.session_id, {"Error": "States.Timeout"})
     assert store.require(session.session_id) == before
+
+
+def test_a_late_compensation_leaves_a_ready_desktop_running_with_its_secret(
+    store: InMemorySessionStore, hosts: FakeHosts, workflows: FakeWorkflows
+) -> None:
+    # Given a READY desktop with its credentials
+    secrets = FakeSecrets()
+    session, instance = _verified(store, hosts, workflows)
+    service.create_credentials(store, secrets, COMMON, session.session_id)
+    service.mark_ready(store, hosts, READY_PUBLIC, session.session_id)
+    # When a compensation for it arrives anyway
+    out = service.compensate(store, hosts, secrets, session.session_id, {"Error": "RuntimeError"})
+    # Then neither its host nor its secret is touched
+    assert out["terminated"] == []
+    assert hosts.terminated == []
+    assert secrets.deletes == []
+    assert hosts.describe(instance.instance_id).state == "running"  # type: ignore[union-attr]
+
+
+def test_a_retried_mark_ready_returns_the_same_url_without_a_second_write(
+    store: InMemorySessionStore, hosts: FakeHosts, workflows: FakeWorkflows
+) -> None:
+    # Given a session marked READY once
+    session, _ = _verified(store, hosts, workflows)
+    first = service.mark_ready(store, hosts, READY_PUBLIC, session.session_id)
+    version = store.require(session.session_id).version
+    # When the step is retried (its first answer was lost)
+    again = service.mark_ready(store, hosts, READY_PUBLIC, session.session_id)
+    # Then it answers the same and writes nothing
+    assert again == first
+    assert store.require(session.session_id).version == version
+
+
+def test_launch_tokens_are_stable_per_attempt_and_fit_ec2s_limit() -> None:
+    token = service.launch_token("3f1c2a9e-8d7b-4c6a-9e5f-1a2b3c4d5e6f", "subnet-a", "g5.xlarge")
+    assert token == service.launch_token(
+        "3f1c2a9e-8d7b-4c6a-9e5f-1a2b3c4d5e6f", "subnet-a", "g5.xlarge"
+    )
+    assert token != service.launch_token(
+        "3f1c2a9e-8d7b-4c6a-9e5f-1a2b3c4d5e6f", "subnet-b", "g5.xlarge"
+    )
+    assert len(token) <= 64
