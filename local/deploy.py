@@ -212,6 +212,10 @@ class Deployer:
         RestApi without its methods; ``not_emulated`` says so at start-up.
         """
         for logical_id, resource in api_created.items():
+            if resource["Type"] == "AWS::ApiGateway::Deployment":
+                deployment.not_emulated.append(
+                    f"{logical_id} (AWS::ApiGateway::Deployment): served by the local API server"
+                )
             if resource["Type"] != "AWS::ApiGateway::Stage":
                 continue
             props = resource["Properties"]
@@ -246,12 +250,19 @@ class Deployer:
         for logical_id, resource in ordered:
             props = _resolve(resource.get("Properties", {}), deployment)
             if resource["Type"] == "AWS::Cognito::UserPool":
+                optional = {
+                    api: props[cfn]
+                    for cfn, api in (
+                        ("Policies", "Policies"),
+                        ("AutoVerifiedAttributes", "AutoVerifiedAttributes"),
+                        ("AdminCreateUserConfig", "AdminCreateUserConfig"),
+                        ("Schema", "Schema"),
+                        ("UsernameConfiguration", "UsernameConfiguration"),
+                    )
+                    if props.get(cfn)
+                }
                 pool = idp.create_user_pool(
-                    PoolName=props.get("UserPoolName", logical_id),
-                    Policies=props.get("Policies", {}),
-                    AutoVerifiedAttributes=props.get("AutoVerifiedAttributes", []),
-                    AdminCreateUserConfig=props.get("AdminCreateUserConfig", {}),
-                    Schema=props.get("Schema", []),
+                    PoolName=props.get("UserPoolName", logical_id), **optional
                 )["UserPool"]
                 deployment.physical[logical_id] = pool["Id"]
                 deployment.attributes[(logical_id, "Arn")] = pool["Arn"]

@@ -20,8 +20,9 @@ Gaps worked around here:
   seeded into the emulator's parameter store directly.
 * ``EVENTBUS_REF`` - moto's ``EventBus`` has no CloudFormation physical id, so ``Ref`` to a bus
   yields moto's object instead of the bus name and a rule on a custom bus fails to create.
-* ``CFN_LIST_PARAMETERS`` - ``Fn::Join`` over a ``CommaDelimitedList`` parameter joins the
-  characters of its raw string (and ``Ref`` to a ``List<...>`` one stringifies a Python list), so
+* ``CFN_LIST_PARAMETERS`` - ``Fn::Join`` over a ``CommaDelimitedList`` parameter left at its
+  default joins the characters of its raw string, and ``Ref`` to a ``List<...>`` parameter
+  stringifies a Python list, so
   ``Fn::Join [",", Ref List]`` is replaced by the parameter's comma-separated value, as AWS
   would resolve it.
 * ``DDB_ATOMIC_WRITES`` - DynamoDB conditional writes and transactions check their conditions,
@@ -350,7 +351,7 @@ API_CREATED_TYPES = frozenset(
         # methods"); the Body is imported, deployed and staged through the API instead.
         "AWS::ApiGateway::Deployment",
         "AWS::ApiGateway::Stage",
-        # moto's CloudFormation skips Lambda permissions without a trace.
+        # moto's CloudFormation adds the permission but gives the resource no physical id.
         "AWS::Lambda::Permission",
     }
 )

@@ -91,11 +91,19 @@ FAKE_CREDENTIALS = {
 REDIRECTING_VARIABLES = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "MOTO_PORT")
 
 
+def _no_aws_files(directory: Path) -> dict[str, str]:
+    """A developer's ~/.aws files may name a profile, a region or an endpoint of their own."""
+    return {
+        "AWS_CONFIG_FILE": str(directory / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(directory / "no-aws-credentials"),
+    }
+
+
 @pytest.fixture(autouse=True)
-def fake_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+def fake_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in REDIRECTING_VARIABLES:
         monkeypatch.delenv(name, raising=False)
-    for name, value in FAKE_CREDENTIALS.items():
+    for name, value in {**FAKE_CREDENTIALS, **_no_aws_files(tmp_path)}.items():
         monkeypatch.setenv(name, value)
 
 
@@ -164,9 +172,7 @@ PROBE_CODE = _zip(
 
 
 def _client(service: str, endpoint_url: str | None = None) -> Any:
-    return boto3.client(  # type: ignore[call-overload]
-        service, region_name=REGION, endpoint_url=endpoint_url, config=NO_RETRIES
-    )
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint_url, config=NO_RETRIES)
 
 
 def _create_role(endpoint_url: str | None = None) -> None:
@@ -225,7 +231,7 @@ def _resource_paths(apigateway: Any, api_id: str) -> dict[str, list[str]]:
 
 
 # ==============================================================================================
-# LAMBDA_RUNTIME
+# LAMBDA_RUNTIME (its workaround: test_workaround_lambda_runtime, with the child process below)
 def test_gap_lambda_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
     """GAP LAMBDA_RUNTIME: moto runs a function's code only in Docker; without it, never.
 
@@ -249,7 +255,7 @@ def test_gap_lambda_runtime(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # ==============================================================================================
-# EVENTS_TARGETS
+# EVENTS_TARGETS (its workaround: test_workaround_events_targets, with the child process below)
 @pytest.mark.parametrize("service", ["lambda", "states"])
 def test_gap_events_targets(service: str) -> None:
     """GAP EVENTS_TARGETS: EventBridge raises on a rule whose target is a Lambda function or a
@@ -273,7 +279,7 @@ def test_gap_events_targets(service: str) -> None:
 
 
 # ==============================================================================================
-# SFN_EXECUTION
+# SFN_EXECUTION (its workaround: test_workaround_sfn_execution, with the child process below)
 def test_gap_sfn_execution_interpreter_is_off(moto_server: str) -> None:
     """GAP SFN_EXECUTION: moto's server does not execute state machines until
     ``POST /moto-api/config`` switches its interpreter on: an execution stays RUNNING, without
@@ -337,7 +343,7 @@ def test_gap_sfn_execution_clients_call_moto_port(
 
 
 # ==============================================================================================
-# SFN_FROM_CLOUDFORMATION
+# SFN_FROM_CLOUDFORMATION (its workaround: test_workaround_sfn_from_cloudformation, below)
 def _state_machine_template(**definition: Any) -> dict[str, Any]:
     return {
         "Resources": {
@@ -368,7 +374,7 @@ def test_gap_sfn_from_cloudformation(definition: dict[str, Any]) -> None:
     ``DefinitionSubstitutions``, and the interpreter's backend does not know it. When this
     fails, moto has changed: drop ``Deployer._create_state_machines`` in local/deploy.py."""
     template = _state_machine_template(**definition)
-    with mock_aws():
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": False}}):
         s3 = _client("s3")
         s3.create_bucket(Bucket="artifacts")
         s3.put_object(Bucket="artifacts", Key="asl/probe.asl.json", Body=ASL_WITH_PLACEHOLDER)
@@ -445,7 +451,7 @@ def test_workaround_public_parameters() -> None:
 
 
 # ==============================================================================================
-# EVENTBUS_REF
+# EVENTBUS_REF (its workaround: test_workaround_eventbus_ref, with the child process below)
 BUS_OUTPUT_TEMPLATE: dict[str, Any] = {
     "Resources": {"Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "fleet-bus"}}},
     "Outputs": {"BusName": {"Value": {"Ref": "Bus"}}},
@@ -1028,7 +1034,7 @@ def isolated(
         return
     workdir = tmp_path_factory.mktemp("isolated")
     env = {k: v for k, v in os.environ.items() if k not in REDIRECTING_VARIABLES}
-    env.update(FAKE_CREDENTIALS, PYTHONPATH=str(ROOT))
+    env.update(FAKE_CREDENTIALS, **_no_aws_files(workdir), PYTHONPATH=str(ROOT))
     process = subprocess.Popen(
         [sys.executable, "-c", CHILD_SCRIPT, json.dumps(_child_config(workdir))],
         cwd=ROOT,
@@ -1096,3 +1102,106 @@ def test_workaround_eventbus_ref(isolated: IsolatedWorkarounds) -> None:
     assert result["physical"] == ["fleet-bus"]
     assert result["rule_status"] == "CREATE_COMPLETE"
     assert result["rules"] == ["probe"]
+
+
+# -- DDB_ATOMIC_WRITES -------------------------------------------------------------------------
+def _race_two_limited_creates(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Two transactions that each add a session under a limit of one, made to check the limit at
+    the same moment (a barrier after moto evaluates the condition); returns each outcome."""
+    import contextlib
+    import threading
+
+    from moto.dynamodb import models as dynamodb_models
+
+    from dcvfleet.errors import SessionLimitExceededError
+    from dcvfleet.model import Session, Status
+    from dcvfleet.store import DynamoSessionStore
+
+    barrier = threading.Barrier(2, timeout=1.0)
+    original_filter = dynamodb_models.get_filter_expression
+    original_parser = dynamodb_models.create_condition_expression_parser
+
+    def checked_together(condition: Any) -> Any:
+        evaluate = condition.expr
+
+        def expr(item: Any) -> Any:
+            passed = evaluate(item)
+            if threading.current_thread().name.startswith("create-"):
+                # both transactions have checked the limit before either writes, unless
+                # something serialises them (then the other one is held back: go on alone)
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    barrier.wait()
+            return passed
+
+        condition.expr = expr
+        return condition
+
+    def filter_expression(expression: Any, *args: Any, **kwargs: Any) -> Any:
+        condition = original_filter(expression, *args, **kwargs)
+        return checked_together(condition) if "active <" in str(expression) else condition
+
+    def condition_parser(expression: Any, *args: Any, **kwargs: Any) -> Any:
+        parser = original_parser(expression, *args, **kwargs)
+        if "active <" in str(expression):
+            parse = parser.parse
+            parser.parse = lambda: checked_together(parse())
+        return parser
+
+    monkeypatch.setattr(dynamodb_models, "get_filter_expression", filter_expression)
+    monkeypatch.setattr(dynamodb_models, "create_condition_expression_parser", condition_parser)
+    db = boto3.client("dynamodb", region_name=REGION)
+    db.create_table(
+        TableName="sessions",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    store = DynamoSessionStore(db, "sessions")
+    outcomes: list[str] = []
+
+    def create(n: int) -> None:
+        session = Session(
+            session_id=f"s{n}",
+            owner="alice",
+            backend="ec2",
+            os="linux",
+            instance_type="g5.xlarge",
+            status=Status.PROVISIONING,
+            created_at="2026-01-01T00:00:00.000Z",
+            updated_at="2026-01-01T00:00:00.000Z",
+        )
+        try:
+            store.create(session, max_active=1)
+            outcomes.append("created")
+        except SessionLimitExceededError:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=create, args=(n,), name=f"create-{n}") for n in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(outcomes)
+
+
+@mock_aws
+def test_gap_ddb_atomic_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GAP DDB_ATOMIC_WRITES: two transactions both pass the limit's condition, because moto
+    checks, then writes, without a lock. When this fails, moto has changed: drop the workaround
+    in local/emulator.py."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    _require_plain_moto(
+        getattr(DynamoDBBackend.transact_write_items, "_dcvfleet", False), "DDB_ATOMIC_WRITES"
+    )
+    assert _race_two_limited_creates(monkeypatch) == ["created", "created"]
+
+
+@mock_aws
+def test_workaround_ddb_atomic_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the emulator's lock, the same race lets exactly one transaction through."""
+    from moto.dynamodb.models import DynamoDBBackend
+
+    for name, replacement in emulator.atomic_dynamodb_writes().items():
+        monkeypatch.setattr(DynamoDBBackend, name, replacement)
+    assert _race_two_limited_creates(monkeypatch) == ["created", "refused"]
