@@ -144,6 +144,7 @@ def test_a_failure_in_any_step_compensates_and_leaves_nothing(fleet: Stack, func
     session = fleet.wait_for(user, session_id)
     assert session["status"] == "FAILED", session
     assert session["statusReason"] == "The desktop could not be prepared."
+    assert fleet.wait_execution(session_id)["status"] == "FAILED"
     assert fleet.states_entered(session_id)[-4:] == COMPENSATION
     fleet.assert_nothing_left(session_id)
 
@@ -151,4 +152,5 @@ def test_a_failure_in_any_step_compensates_and_leaves_nothing(fleet: Stack, func
 def test_provisioning_stays_within_forty_state_transitions(fleet: Stack) -> None:
     user, session_id = _request(fleet)
     assert fleet.wait_for(user, session_id)["status"] == "READY"
+    assert fleet.wait_execution(session_id)["status"] == "SUCCEEDED"
     assert len(fleet.states_entered(session_id)) <= 40
