@@ -29,6 +29,9 @@ Gaps worked around here:
   write, and (for a failed transaction) restore a copy of the table without a lock, so two
   threads can both pass a condition, or a rollback can undo another thread's write. DynamoDB
   serialises them; here one lock does.
+* ``EC2_STATE_CHANGES`` - EC2 instances change state without any notice (AWS emits
+  ``EC2 Instance State-change Notification``); the local stack registers listeners that are
+  called after every run, start, stop and terminate.
 * ``CFN_PLACEHOLDERS`` - CloudFormation creates only placeholders for Cognito resources (created
   through the API by ``local.deploy``); ``AWS::ApiGateway::RestApi`` needs a ``Name``.
 
@@ -315,6 +318,30 @@ def patch_dynamodb_atomic_writes() -> None:
         setattr(DynamoDBBackend, name, replacement)
 
 
+#: Called with no arguments after any instance was run, started, stopped or terminated.
+INSTANCE_LISTENERS: list[Callable[[], None]] = []
+EC2_STATE_CHANGES = ("run_instances", "start_instances", "stop_instances", "terminate_instances")
+
+
+def patch_instance_state_listeners() -> None:
+    """EC2_STATE_CHANGES: tell listeners when the emulator changes an instance's state."""
+    from moto.ec2.models.instances import InstanceBackend
+
+    for name in EC2_STATE_CHANGES:
+        original = getattr(InstanceBackend, name)
+        if getattr(original, "_dcvfleet_listeners", False):
+            continue
+
+        def notifying(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            result = __original(*args, **kwargs)
+            for listener in list(INSTANCE_LISTENERS):
+                listener()
+            return result
+
+        notifying._dcvfleet_listeners = True  # type: ignore[attr-defined]
+        setattr(InstanceBackend, name, notifying)
+
+
 def enable_execution(endpoint_url: str, port: int) -> None:
     """SFN_EXECUTION: switch the interpreter on and point its clients at this server."""
     os.environ["MOTO_PORT"] = str(port)
@@ -338,6 +365,7 @@ def apply_all(endpoint_url: str, port: int) -> None:
     patch_event_targets(endpoint_url)
     patch_event_bus_ref()
     patch_dynamodb_atomic_writes()
+    patch_instance_state_listeners()
     enable_execution(endpoint_url, port)
 
 

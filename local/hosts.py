@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 
-from local import faults
+from local import emulator, faults
 from local.emulator import ROOT
 
 SIM_DCV = ROOT / "local" / "sim_dcv.py"
@@ -30,6 +30,7 @@ WARM_AGENT = """
 import json, os, sys
 import boto3
 import dcvfleet_agent.agent as agent
+boto3.session.Session().client("events", region_name="us-east-1", endpoint_url="http://127.0.0.1:9")
 line = sys.stdin.readline()
 if not line:
     sys.exit(0)
@@ -100,7 +101,7 @@ class HostSimulator:
         fleet_tag_value: str,
         workdir: Path,
         boot_delay: float = 0.0,
-        poll_interval: float = 0.05,
+        poll_interval: float = 1.0,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
@@ -113,6 +114,7 @@ class HostSimulator:
         self.hosts: dict[str, Host] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._changed = threading.Event()
         self._ec2 = boto3.client("ec2", endpoint_url=endpoint_url, region_name=region)
         self._thread = threading.Thread(target=self._watch, name="host-simulator", daemon=True)
         self._spares: list[subprocess.Popen[bytes]] = []
@@ -120,10 +122,14 @@ class HostSimulator:
     def start(self) -> None:
         with self._lock:
             self._fill_spares()
+        emulator.INSTANCE_LISTENERS.append(self._changed.set)
         self._thread.start()
 
     def stop(self) -> None:
+        if self._changed.set in emulator.INSTANCE_LISTENERS:
+            emulator.INSTANCE_LISTENERS.remove(self._changed.set)
         self._stop.set()
+        self._changed.set()
         self._thread.join(timeout=5)
         with self._lock:
             for host in self.hosts.values():
@@ -163,6 +169,7 @@ class HostSimulator:
 
     def _watch(self) -> None:
         while not self._stop.is_set():
+            self._changed.clear()  # a change from here on wakes the next wait at once
             try:
                 running = self._running_instances()
             except Exception:  # the emulator is shutting down
@@ -174,7 +181,8 @@ class HostSimulator:
                             self.hosts[instance_id] = self._boot(instance_id, tags)
                     for instance_id in [i for i in self.hosts if i not in running]:
                         self._halt(self.hosts.pop(instance_id))
-            self._stop.wait(self.poll_interval)
+            # woken at once by an instance change; the interval is only a safety net
+            self._changed.wait(self.poll_interval)
 
     def _boot(self, instance_id: str, tags: dict[str, str]) -> Host:
         workdir = self.workdir / instance_id
