@@ -18,8 +18,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
