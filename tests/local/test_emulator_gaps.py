@@ -1205,3 +1205,48 @@ def test_workaround_ddb_atomic_writes(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, replacement in emulator.atomic_dynamodb_writes().items():
         monkeypatch.setattr(DynamoDBBackend, name, replacement)
     assert _race_two_limited_creates(monkeypatch) == ["created", "refused"]
+
+
+# -- EC2_STATE_CHANGES -------------------------------------------------------------------------
+@mock_aws
+def test_gap_ec2_state_changes() -> None:
+    """GAP EC2_STATE_CHANGES: moto changes an instance's state without the EventBridge
+    notification AWS sends. When this fails, moto has changed: the local stack can listen to its
+    events instead of the listeners in local/emulator.py."""
+    sqs, events, ec2 = _client("sqs"), _client("events"), _client("ec2")
+    queue = sqs.create_queue(QueueName="ec2-changes")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(Name="ec2", EventPattern=json.dumps({"source": ["aws.ec2"]}))
+    events.put_targets(Rule="ec2", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
+    ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+
+
+@mock_aws
+def test_workaround_ec2_state_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listeners hear every run, start, stop and terminate, after the change is made."""
+    from moto.ec2.models.instances import InstanceBackend
+
+    originals = {name: getattr(InstanceBackend, name) for name in emulator.EC2_STATE_CHANGES}
+    for name, original in originals.items():
+        monkeypatch.setattr(InstanceBackend, name, original)  # restored after the test
+    emulator.patch_instance_state_listeners()
+    ec2 = _client("ec2")
+    heard: list[list[str]] = []
+
+    def listener() -> None:
+        found = ec2.describe_instances()["Reservations"]
+        heard.append([i["State"]["Name"] for r in found for i in r["Instances"]])
+
+    monkeypatch.setattr(emulator, "INSTANCE_LISTENERS", [listener])
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"
+    ]
+    ec2.stop_instances(InstanceIds=[instance_id])
+    ec2.start_instances(InstanceIds=[instance_id])
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    assert heard == [["running"], ["stopped"], ["running"], ["terminated"]]
