@@ -143,6 +143,8 @@ class Stack:
         logs = self.client("logs")
         group = f"/aws/lambda/{self.info['resources'][logical_id]}"
         lines: list[str] = []
+        if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
+            return lines
         for stream in logs.describe_log_streams(logGroupName=group)["logStreams"]:
             events = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])
             lines.extend(e["message"] for e in events["events"])

@@ -56,7 +56,8 @@ def test_success_walks_every_step_once_and_leaves_a_ready_desktop(fleet: Stack) 
     assert {"Key": "dcvfleet:session-id", "Value": session_id} in secret["Tags"]
 
 
-def test_secret_value_never_appears_in_the_execution_history(fleet: Stack) -> None:
+def test_the_password_never_appears_in_history_logs_or_events(fleet: Stack) -> None:
+    observer = fleet.observe("dcvfleet")
     user, session_id = _request(fleet)
     assert fleet.wait_for(user, session_id)["status"] == "READY"
     value = fleet.client("secretsmanager").get_secret_value(
@@ -67,6 +68,16 @@ def test_secret_value_never_appears_in_the_execution_history(fleet: Stack) -> No
     history = json.dumps(fleet.history(session_id), default=str)
     assert password not in history
     assert "secretArn" in history  # only the ARN travels
+    function_logs = [
+        line
+        for logical_id, physical in fleet.info["resources"].items()
+        if logical_id.endswith("Function") and physical.startswith("dcvfleet-local-")
+        for line in fleet.function_logs(logical_id)
+    ]
+    assert function_logs, "the functions wrote no logs to scan"
+    assert not [line for line in function_logs if password in line]
+    event = observer.wait_for("Session Ready", session_id)
+    assert password not in json.dumps(event)
 
 
 def test_session_ready_event_validates_against_its_schema(fleet: Stack) -> None:
