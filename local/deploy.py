@@ -63,9 +63,6 @@ class Deployment:
     apis: dict[str, dict[str, Any]] = field(default_factory=dict)
     not_emulated: list[str] = field(default_factory=list)
 
-    def function_name(self, logical_id: str) -> str:
-        return self.physical[logical_id]
-
 
 class Deployer:
     def __init__(self, endpoint_url: str, region: str) -> None:

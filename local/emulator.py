@@ -353,12 +353,6 @@ def enable_execution(endpoint_url: str, port: int) -> None:
     resp.raise_for_status()
 
 
-def reset(endpoint_url: str) -> None:
-    requests.post(f"{endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
-    faults.clear()
-    INVOCATIONS.clear()
-
-
 def apply_all(endpoint_url: str, port: int) -> None:
     patch_lambda_runtime()
     faults.install()

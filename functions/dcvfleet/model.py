@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
@@ -83,11 +83,6 @@ class Session:
         }
         view.update({k: v for k, v in optional.items() if v is not None})
         return view
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["status"] = self.status.value
-        return data
 
 
 def _load_schema(name: str) -> dict[str, Any]:
