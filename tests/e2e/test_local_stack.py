@@ -233,3 +233,34 @@ def test_ctrl_c_stops_the_stack_and_leaves_no_process(tmp_path: Path) -> None:
     assert code == 0, stack.log.read_text()[-2000:]
     assert not (tmp_path / "stack.json").exists()
     assert _processes_with(str(tmp_path)) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "message"),
+    [
+        ("/faults", {"noCapacity": "g5.xlarge"}, "noCapacity:"),
+        ("/faults", {"functionErrors": {"NoSuchFunction": "RuntimeError"}}, "functionErrors:"),
+        (
+            "/faults",
+            {"functionErrors": {"LaunchInstanceFunction": "not a name"}},
+            "functionErrors.",
+        ),
+        ("/faults", ["not", "an", "object"], "body:"),
+        ("/agents", {"enabled": "yes"}, "enabled:"),
+        ("/hosts/i-0123456789abcdef0/connections", {"count": "2"}, "count:"),
+    ],
+)
+def test_control_rejects_bad_input_naming_the_field(
+    fleet: Stack, path: str, body: object, message: str
+) -> None:
+    resp = fleet.control("POST", path, body)
+    assert resp.status_code == 400
+    assert resp.json()["message"].startswith(message)
+
+
+def test_an_unknown_route_is_answered_as_api_gateway_does(fleet: Stack) -> None:
+    user = fleet.new_user()
+    resp = user.call("GET", "/nowhere")
+    assert resp.status_code == 403
+    assert resp.json() == {"message": "Missing Authentication Token"}
+    assert user.call("DELETE", "/sessions").status_code == 403
