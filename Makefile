@@ -5,6 +5,7 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 PARAMS ?=
+BOOT_DELAY ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup demo local test lint unit e2e bench docs agent-archive clean
@@ -24,11 +25,11 @@ setup: $(VENV)/.installed
 
 ## demo: start the local stack and follow one Linux desktop on EC2 to READY
 demo: setup
-	$(PY) -m local.demo --params "$(PARAMS)"
+	$(PY) -m local.demo --params "$(PARAMS)" --boot-delay "$(BOOT_DELAY)"
 
 ## local: run the local stack in the foreground (Ctrl-C stops it)
 local: setup
-	$(PY) -m local --params "$(PARAMS)"
+	$(PY) -m local --params "$(PARAMS)" --boot-delay "$(BOOT_DELAY)"
 
 ## lint: ruff, mypy, cfn-lint, checkov, shellcheck and the README's generated parts
 lint: setup $(CHECKOV_VENV)/.installed

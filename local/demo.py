@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -62,36 +63,42 @@ def wait_for_stack(process: subprocess.Popen[bytes], timeout: float) -> dict[str
 
 
 def follow(
-    client: Client, session_id: str, timeout: float, out: Any = sys.stdout
+    client: Client,
+    session_id: str,
+    timeout: float,
+    out: Any = sys.stdout,
+    started: float | None = None,
 ) -> dict[str, Any]:
-    """Print each provisioning step as it happens; return the session once it settles."""
+    """Print each provisioning step as it happens, timed from the request, and each status the
+    user sees; return the session once it settled and its workflow has finished."""
     info = client.info
     sfn = boto3.client(
         "stepfunctions", endpoint_url=info["aws_endpoint_url"], region_name=info["region"]
     )
     machine = info["resources"]["ProvisionStateMachine"]
     execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{session_id}"
-    started = time.monotonic()
+    started = started or time.time()
     seen_events = 0
     last_status = ""
     session: dict[str, Any] = {}
-    while time.monotonic() - started < timeout:
+    while time.time() - started < timeout:
         try:
+            execution = sfn.describe_execution(executionArn=execution_arn)
             events = sfn.get_execution_history(executionArn=execution_arn)["events"]
         except sfn.exceptions.ExecutionDoesNotExist:
-            events = []
+            execution, events = {"status": "RUNNING"}, []
         for event in events[seen_events:]:
             if event["type"].endswith("StateEntered"):
+                at = event["timestamp"].timestamp() - started
                 name = event["stateEnteredEventDetails"]["name"]
-                print(f"  {time.monotonic() - started:6.2f}s  step  {name}", file=out, flush=True)
+                print(f"  {at:6.2f}s  step   {name}", file=out, flush=True)
         seen_events = len(events)
         session = client.call("GET", f"/sessions/{session_id}").json()
         if session.get("status") != last_status:
             last_status = session.get("status", "")
-            print(
-                f"  {time.monotonic() - started:6.2f}s  status {last_status}", file=out, flush=True
-            )
-        if last_status in ("READY", "FAILED"):
+            at = time.time() - started
+            print(f"  {at:6.2f}s  status {last_status}", file=out, flush=True)
+        if last_status in ("READY", "FAILED") and execution["status"] != "RUNNING":
             return session
         time.sleep(0.1)
     return session
@@ -100,11 +107,20 @@ def follow(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
     parser.add_argument("--params", default="", help="template parameter overrides")
+    parser.add_argument("--boot-delay", type=float, default=0.0, help="seconds a host boots for")
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args(argv)
     use_emulator_credentials()
     STACK_FILE.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "local", "--params", args.params]
+    command = [
+        sys.executable,
+        "-m",
+        "local",
+        "--params",
+        args.params,
+        "--boot-delay",
+        str(args.boot_delay),
+    ]
     print("Starting the local stack ...", flush=True)
     process = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
     try:
@@ -113,15 +129,17 @@ def main(argv: list[str] | None = None) -> int:
         user = info["demo_user"]
         client.sign_in(user["username"], user["password"])
         print(f"Signed in as {user['username']}. Requesting a Linux desktop on EC2 ...", flush=True)
-        t0 = time.monotonic()
+        t0 = time.time()
         resp = client.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
         if resp.status_code != 202:
             print(f"request refused: {resp.status_code} {resp.text}", flush=True)
             return 1
         session_id = resp.json()["sessionId"]
         print(f"Session {session_id} accepted ({resp.status_code}).", flush=True)
-        session = follow(client, session_id, args.timeout)
-        elapsed = time.monotonic() - t0
+        session = follow(client, session_id, args.timeout, started=t0)
+        settled = session.get("updatedAt")
+        settled_at = datetime.fromisoformat(settled).timestamp() if settled else time.time()
+        elapsed = settled_at - t0
         if session.get("status") == "READY":
             print(f"READY in {elapsed:.2f}s. Connect: {session['connectionUrl']}", flush=True)
             return 0
