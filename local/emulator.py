@@ -29,9 +29,10 @@ Gaps worked around here:
   write, and (for a failed transaction) restore a copy of the table without a lock, so two
   threads can both pass a condition, or a rollback can undo another thread's write. DynamoDB
   serialises them; here one lock does.
-* ``EC2_STATE_CHANGES`` - EC2 instances change state without any notice (AWS emits
-  ``EC2 Instance State-change Notification``); the local stack registers listeners that are
-  called after every run, start, stop and terminate.
+* ``EC2_STATE_CHANGES`` - EC2 instances change state without the ``EC2 Instance State-change
+  Notification`` events AWS puts on the default bus. After every run, start, stop and
+  terminate, the emulator puts them (each transition: pending, running, stopping, stopped,
+  shutting-down, terminated) and calls the local stack's listeners.
 * ``CFN_PLACEHOLDERS`` - CloudFormation creates only placeholders for Cognito resources (created
   through the API by ``local.deploy``); ``AWS::ApiGateway::RestApi`` needs a ``Name``.
 
@@ -321,10 +322,39 @@ def patch_dynamodb_atomic_writes() -> None:
 #: Called with no arguments after any instance was run, started, stopped or terminated.
 INSTANCE_LISTENERS: list[Callable[[], None]] = []
 EC2_STATE_CHANGES = ("run_instances", "start_instances", "stop_instances", "terminate_instances")
+#: The states EC2 reports on the way to each final state.
+_TRANSITIONS = {
+    "running": ("pending", "running"),
+    "stopped": ("stopping", "stopped"),
+    "terminated": ("shutting-down", "terminated"),
+}
 
 
-def patch_instance_state_listeners() -> None:
-    """EC2_STATE_CHANGES: tell listeners when the emulator changes an instance's state."""
+def _state_change_events(backend: Any, changed: list[tuple[Any, str | None]]) -> None:
+    from moto.events.models import events_backends
+
+    entries = []
+    for instance, previous in changed:
+        final = instance.state
+        if final == previous:
+            continue  # starting a running instance changes nothing, and says nothing
+        arn = f"arn:aws:ec2:{backend.region_name}:{backend.account_id}:instance/{instance.id}"
+        for state in _TRANSITIONS.get(final, (final,)):
+            entries.append(
+                {
+                    "Source": "aws.ec2",
+                    "DetailType": "EC2 Instance State-change Notification",
+                    "Detail": json.dumps({"instance-id": instance.id, "state": state}),
+                    "Resources": [arn],
+                    "EventBusName": "default",
+                }
+            )
+    if entries:
+        events_backends[backend.account_id][backend.region_name].put_events(entries)
+
+
+def patch_instance_state_changes() -> None:
+    """EC2_STATE_CHANGES: put EC2's state-change events and tell the local stack's listeners."""
     from moto.ec2.models.instances import InstanceBackend
 
     for name in EC2_STATE_CHANGES:
@@ -332,8 +362,14 @@ def patch_instance_state_listeners() -> None:
         if getattr(original, "_dcvfleet_listeners", False):
             continue
 
-        def notifying(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            result = __original(*args, **kwargs)
+        def notifying(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            result = __original(self, *args, **kwargs)
+            changed: list[tuple[Any, str | None]]
+            if hasattr(result, "instances"):  # run_instances: a reservation of new instances
+                changed = [(instance, None) for instance in result.instances]
+            else:  # start, stop, terminate: (instance, its previous state)
+                changed = [(instance, previous.name) for instance, previous in result]
+            _state_change_events(self, changed)
             for listener in list(INSTANCE_LISTENERS):
                 listener()
             return result
@@ -359,7 +395,7 @@ def apply_all(endpoint_url: str, port: int) -> None:
     patch_event_targets(endpoint_url)
     patch_event_bus_ref()
     patch_dynamodb_atomic_writes()
-    patch_instance_state_listeners()
+    patch_instance_state_changes()
     enable_execution(endpoint_url, port)
 
 

@@ -1227,14 +1227,24 @@ def test_gap_ec2_state_changes() -> None:
 
 @mock_aws
 def test_workaround_ec2_state_changes(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Listeners hear every run, start, stop and terminate, after the change is made."""
+    """After every run, stop, start and terminate, the default bus carries EC2's state-change
+    events in order, and listeners hear of it once the change is made."""
     from moto.ec2.models.instances import InstanceBackend
 
     originals = {name: getattr(InstanceBackend, name) for name in emulator.EC2_STATE_CHANGES}
     for name, original in originals.items():
         monkeypatch.setattr(InstanceBackend, name, original)  # restored after the test
-    emulator.patch_instance_state_listeners()
-    ec2 = _client("ec2")
+    emulator.patch_instance_state_changes()
+    sqs, events, ec2 = _client("sqs"), _client("events"), _client("ec2")
+    queue = sqs.create_queue(QueueName="ec2-changes")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(
+        Name="ec2",
+        EventPattern=json.dumps(
+            {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]}
+        ),
+    )
+    events.put_targets(Rule="ec2", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
     heard: list[list[str]] = []
 
     def listener() -> None:
@@ -1248,5 +1258,26 @@ def test_workaround_ec2_state_changes(monkeypatch: pytest.MonkeyPatch) -> None:
     ]
     ec2.stop_instances(InstanceIds=[instance_id])
     ec2.start_instances(InstanceIds=[instance_id])
+    ec2.start_instances(InstanceIds=[instance_id])  # already running: no change, no event
     ec2.terminate_instances(InstanceIds=[instance_id])
-    assert heard == [["running"], ["stopped"], ["running"], ["terminated"]]
+    assert heard == [["running"], ["stopped"], ["running"], ["running"], ["terminated"]]
+    states = []
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            event = json.loads(message["Body"])
+            assert event["detail"]["instance-id"] == instance_id
+            assert event["resources"] == [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}"]
+            states.append(event["detail"]["state"])
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    assert states == [
+        "pending",
+        "running",
+        "stopping",
+        "stopped",
+        "pending",
+        "running",
+        "shutting-down",
+        "terminated",
+    ]
