@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
         state_dir=args.state_dir,
     )
     try:
-        info = stack.start()
+        try:
+            info = stack.start()
+        except (ValueError, RuntimeError) as exc:
+            print(f"the local stack could not start: {exc}", file=sys.stderr, flush=True)
+            return 2
         print(f"DCV Fleet local stack is up ({time.monotonic() - started:.1f}s)", flush=True)
         for key in ("api_url", "aws_endpoint_url", "control_url", "user_pool_id"):
             print(f"  {key:18} {getattr(info, key)}", flush=True)

@@ -63,6 +63,10 @@ class Deployment:
     apis: dict[str, dict[str, Any]] = field(default_factory=dict)
     not_emulated: list[str] = field(default_factory=list)
 
+    def parameter(self, name: str) -> str:
+        """A template parameter's deployed value: the override, else the template's default."""
+        return str(_ref(name, self))
+
 
 class Deployer:
     def __init__(self, endpoint_url: str, region: str) -> None:

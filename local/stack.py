@@ -105,8 +105,8 @@ class LocalStack:
             endpoint_url=self.endpoint_url,
             region=REGION,
             event_bus_name=d.outputs["EventBusName"],
-            fleet_tag_key=d.parameters.get("FleetTagKey", "dcvfleet:fleet"),
-            fleet_tag_value=d.parameters.get("FleetTagValue", "default"),
+            fleet_tag_key=d.parameter("FleetTagKey"),
+            fleet_tag_value=d.parameter("FleetTagValue"),
             workdir=self.state_dir / "hosts",
             boot_delay=self.boot_delay,
         )

@@ -264,3 +264,17 @@ def test_an_unknown_route_is_answered_as_api_gateway_does(fleet: Stack) -> None:
     assert resp.status_code == 403
     assert resp.json() == {"message": "Missing Authentication Token"}
     assert user.call("DELETE", "/sessions").status_code == 403
+
+
+def test_an_unknown_parameter_stops_the_stack_with_a_clear_error(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "local", "--params", "NoSuchKnob=1", "--state-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown template parameter(s): NoSuchKnob" in result.stderr
+    assert not (tmp_path / "stack.json").exists()
