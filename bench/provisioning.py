@@ -27,7 +27,7 @@ import botocore.client
 
 from local import emulator
 from local.demo import Client
-from local.stack import LocalStack
+from local.stack import LocalStack, create_user
 
 #: us-east-1 list prices (USD), November 2026.
 PRICES = {
@@ -132,15 +132,7 @@ def _user(stack: LocalStack, info: dict[str, Any], n: object) -> Client:
 
     idp = boto3.client("cognito-idp", endpoint_url=stack.endpoint_url, region_name=info["region"])
     name, password = f"bench{n}", f"Bench-{n}-Passw0rd"
-    idp.admin_create_user(
-        UserPoolId=info["user_pool_id"],
-        Username=name,
-        UserAttributes=[{"Name": "email", "Value": f"{name}@example.com"}],
-        MessageAction="SUPPRESS",
-    )
-    idp.admin_set_user_password(
-        UserPoolId=info["user_pool_id"], Username=name, Password=password, Permanent=True
-    )
+    create_user(idp, info["user_pool_id"], name, password)
     client = Client(info)
     client.sign_in(name, password)
     return client

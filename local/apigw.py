@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 import jwt
+
+from local.http import LocalServer, Reply, json_reply
 
 
 class Route:
@@ -73,7 +73,7 @@ class TokenVerifier:
         return claims
 
 
-class ApiServer:
+class ApiServer(LocalServer):
     def __init__(
         self,
         *,
@@ -97,30 +97,18 @@ class ApiServer:
                 self.verifiers[name] = TokenVerifier(
                     endpoint_url, region, conf["providerARNs"][0], client_ids
                 )
-        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(host, port)
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host!s}:{port}/{self.stage}"
-
-    def start(self) -> None:
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        return f"{self.address}/{self.stage}"
 
     # -- request handling ----------------------------------------------------------------
-    def handle(
-        self, method: str, raw_path: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, str], bytes]:
+    def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
         parts = urlsplit(raw_path)
         prefix = f"/{self.stage}"
         if not parts.path.startswith(prefix):
-            return _json(403, {"message": "Missing Authentication Token"})
+            return json_reply(403, {"message": "Missing Authentication Token"})
         path = parts.path[len(prefix) :] or "/"
         candidates = [(r, r.regex.match(path)) for r in self.routes]
         matches = [(r, m) for r, m in candidates if m]
@@ -130,7 +118,7 @@ class ApiServer:
         )
         if route_match is None:
             # API Gateway answers an unknown route or method like this.
-            return _json(403, {"message": "Missing Authentication Token"})
+            return json_reply(403, {"message": "Missing Authentication Token"})
         route, match = route_match
         claims: dict[str, Any] | None = None
         if route.authorizer:
@@ -138,11 +126,11 @@ class ApiServer:
             if token.lower().startswith("bearer "):
                 token = token[7:]
             if not token:
-                return _json(401, {"message": "Unauthorized"})
+                return json_reply(401, {"message": "Unauthorized"})
             try:
                 claims = self.verifiers[route.authorizer].claims(token)
             except jwt.PyJWTError:
-                return _json(401, {"message": "Unauthorized"})
+                return json_reply(401, {"message": "Unauthorized"})
         event = self._event(
             route, match.groupdict(), method, path, parts.query, headers, body, claims
         )
@@ -153,7 +141,7 @@ class ApiServer:
             or not isinstance(payload, dict)
             or "statusCode" not in payload
         ):
-            return _json(502, {"message": "Internal server error"})
+            return json_reply(502, {"message": "Internal server error"})
         out_headers = {str(k): str(v) for k, v in (payload.get("headers") or {}).items()}
         for key, values in (payload.get("multiValueHeaders") or {}).items():
             out_headers[key] = ", ".join(str(v) for v in values)
@@ -199,42 +187,9 @@ class ApiServer:
             },
         }
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                try:
-                    status, out_headers, out = server.handle(self.command, self.path, headers, body)
-                except Exception:  # an emulator fault: answer as API Gateway does, keep serving
-                    status, out_headers, out = _json(500, {"message": "Internal server error"})
-                self.send_response(status)
-                out_headers.setdefault("Content-Type", "application/json")
-                for key, value in out_headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        return Handler
-
 
 def _claim(value: Any) -> str:
     """API Gateway passes every Cognito claim to the handler as a string."""
     if isinstance(value, list):
         return "[" + " ".join(str(v) for v in value) + "]"
     return str(value)
-
-
-def _json(status: int, body: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
-    return status, {"Content-Type": "application/json"}, json.dumps(body).encode()

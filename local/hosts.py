@@ -12,7 +12,6 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ import boto3
 
 from local import emulator, faults
 from local.emulator import ROOT
+from local.http import LocalServer, Reply, json_reply
 
 SIM_DCV = ROOT / "local" / "sim_dcv.py"
 AGENT_DIR = ROOT / "agent"
@@ -267,7 +267,7 @@ class HostSimulator:
             return host.view()
 
 
-class ControlServer:
+class ControlServer(LocalServer):
     """``control_url``: ``GET /hosts``, ``POST /hosts/{id}/connections {"count": N}``,
     ``POST /agents {"enabled": bool}`` (whether hosts booted from now on run their agent),
     ``POST /faults {"noCapacity": ["g5.xlarge" | "*"], "functionErrors": {"LogicalId": "Error"}}``
@@ -282,23 +282,17 @@ class ControlServer:
     ) -> None:
         self.simulator = simulator
         self.resources = resources
-        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        super().__init__(host, port)
 
     @property
     def url(self) -> str:
-        host, port = self.httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
+        return self.address
 
-    def start(self) -> None:
-        self.thread.start()
+    def handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+        status, payload = self.route(method, path, body)
+        return json_reply(status, payload)
 
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-    def handle(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
+    def route(self, method: str, path: str, body: bytes) -> tuple[int, Any]:
         sim = self.simulator
         if method == "GET" and path == "/hosts":
             return 200, {"hosts": sim.list()}
@@ -346,27 +340,3 @@ class ControlServer:
                 self.resources[logical_id], error_type, f"injected fault in {logical_id}"
             )
         return 200, {"noCapacity": sorted(types), "functionErrors": errors}
-
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                status, payload = server.handle(self.command, self.path, body)
-                out = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(out)))
-                self.end_headers()
-                self.wfile.write(out)
-
-            do_GET = do_POST = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        return Handler

@@ -40,6 +40,22 @@ def use_emulator_credentials() -> None:
         os.environ.pop(key, None)
 
 
+def create_user(idp: Any, pool_id: str, username: str, password: str) -> None:
+    """A user as an administrator creates one: verified e-mail, permanent password."""
+    idp.admin_create_user(
+        UserPoolId=pool_id,
+        Username=username,
+        UserAttributes=[
+            {"Name": "email", "Value": f"{username}@example.com"},
+            {"Name": "email_verified", "Value": "true"},
+        ],
+        MessageAction="SUPPRESS",
+    )
+    idp.admin_set_user_password(
+        UserPoolId=pool_id, Username=username, Password=password, Permanent=True
+    )
+
+
 @dataclass
 class StackInfo:
     api_url: str
@@ -138,18 +154,7 @@ class LocalStack:
 
         idp = boto3.client("cognito-idp", endpoint_url=self.endpoint_url, region_name=REGION)
         password = f"Demo-{secrets.token_urlsafe(12)}1a"
-        idp.admin_create_user(
-            UserPoolId=pool_id,
-            Username=DEMO_USER,
-            UserAttributes=[
-                {"Name": "email", "Value": "demo@example.com"},
-                {"Name": "email_verified", "Value": "true"},
-            ],
-            MessageAction="SUPPRESS",
-        )
-        idp.admin_set_user_password(
-            UserPoolId=pool_id, Username=DEMO_USER, Password=password, Permanent=True
-        )
+        create_user(idp, pool_id, DEMO_USER, password)
         return {"username": DEMO_USER, "password": password}
 
     def stop(self) -> None:

@@ -19,6 +19,7 @@ import requests
 from botocore.exceptions import ClientError
 
 from local.demo import Client
+from local.stack import create_user
 
 ROOT = Path(__file__).resolve().parent.parent
 #: Short enough that a host that never reports fails fast; long enough for a booted host.
@@ -51,17 +52,7 @@ class Stack:
         """An admin-created user, signed in."""
         username = name or f"user{uuid.uuid4().hex[:10]}"
         password = f"Pw-{uuid.uuid4().hex}A1"
-        idp = self.client("cognito-idp")
-        pool = self.info["user_pool_id"]
-        idp.admin_create_user(
-            UserPoolId=pool,
-            Username=username,
-            UserAttributes=[{"Name": "email", "Value": f"{username}@example.com"}],
-            MessageAction="SUPPRESS",
-        )
-        idp.admin_set_user_password(
-            UserPoolId=pool, Username=username, Password=password, Permanent=True
-        )
+        create_user(self.client("cognito-idp"), self.info["user_pool_id"], username, password)
         client = Client(self.info)
         client.sign_in(username, password)
         return client
