@@ -31,13 +31,14 @@ demo: setup
 local: setup
 	$(PY) -m local --params "$(PARAMS)" --boot-delay "$(BOOT_DELAY)"
 
-## lint: ruff, mypy, cfn-lint, checkov, shellcheck and the README's generated parts
+## lint: ruff, mypy, cfn-lint, checkov, shellcheck, PowerShell syntax, the README's generated parts
 lint: setup $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy functions/dcvfleet agent/dcvfleet_agent local tools
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/shellcheck agent/linux/install.sh .ci/run
+	$(PY) tools/pslint.py
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
 	$(PY) tools/readme.py --check
 
