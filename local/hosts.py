@@ -49,6 +49,7 @@ class Host:
     instance_id: str
     session_id: str
     secret_arn: str
+    os_type: str
     workdir: Path
     started_at: float
     process: subprocess.Popen[bytes] | None = None
@@ -191,6 +192,7 @@ class HostSimulator:
             instance_id=instance_id,
             session_id=tags.get("dcvfleet:session-id", ""),
             secret_arn=tags.get("dcvfleet:secret-arn", ""),
+            os_type=tags.get("dcvfleet:os", "linux"),
             workdir=workdir,
             started_at=time.time(),
         )
@@ -202,14 +204,24 @@ class HostSimulator:
         return host
 
     def _start_agent(self, host: Host) -> None:
+        dcv = [sys.executable, "-S", str(SIM_DCV)]
+        if host.os_type == "windows":
+            # DCV Server on Windows starts a console session at boot; the agent only finds it
+            console = ["create-session", "--type", "console", "--owner", "Administrator", "console"]
+            subprocess.run(
+                [*dcv, *console],
+                env={**os.environ, "SIM_DCV_STATE": str(host.state_file)},
+                check=True,
+                capture_output=True,
+            )
         config = {
             "eventBusName": self.event_bus_name,
             "region": self.region,
             "instanceId": host.instance_id,
             "sessionId": host.session_id,
             "secretArn": host.secret_arn,
-            "platform": "linux",
-            "dcvCommand": [sys.executable, "-S", str(SIM_DCV)],
+            "platform": "windows" if host.os_type == "windows" else "linux",
+            "dcvCommand": dcv,
             "manageUser": False,
             "endpointUrl": self.endpoint_url,
             "sendBaseDelaySeconds": 0.2,

@@ -13,6 +13,7 @@ from dcvfleet.errors import LaunchError
 
 SESSION_TAG = "dcvfleet:session-id"
 OWNER_TAG = "dcvfleet:owner"
+OS_TAG = "dcvfleet:os"
 SECRET_TAG = "dcvfleet:secret-arn"  # noqa: S105 - a tag key, not a secret
 CAPACITY_ERRORS = frozenset(
     {"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported", "InstanceLimitExceeded"}

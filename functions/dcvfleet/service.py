@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from dcvfleet.adapters import (
+    OS_TAG,
     OWNER_TAG,
     SECRET_TAG,
     SESSION_TAG,
@@ -156,6 +157,7 @@ def launch_instance(
             settings.common.fleet_tag_key: settings.common.fleet_tag_value,
             SESSION_TAG: session_id,
             OWNER_TAG: session.owner,
+            OS_TAG: session.os,
             SECRET_TAG: secret_arn,
             "Name": f"dcvfleet-{session_id[:8]}",
         }

@@ -165,3 +165,16 @@ def test_provisioning_stays_within_forty_state_transitions(fleet: Stack) -> None
     assert fleet.wait_for(user, session_id)["status"] == "READY"
     assert fleet.wait_execution(session_id)["status"] == "SUCCEEDED"
     assert len(fleet.states_entered(session_id)) <= 40
+
+
+def test_a_windows_desktop_comes_up_on_its_console_session(fleet: Stack) -> None:
+    # Given a user who wants Windows
+    user, session_id = _request(fleet, {"backend": "ec2", "os": "windows"})
+    # Then the host (tagged windows) reports DCV's console session, and the URL points at it
+    session = fleet.wait_for(user, session_id)
+    assert session["status"] == "READY", session
+    assert session["os"] == "windows"
+    assert session["connectionUrl"].endswith(":8443/#console")
+    reservation = fleet.client("ec2").describe_instances(InstanceIds=[session["instanceId"]])
+    tags = {t["Key"]: t["Value"] for t in reservation["Reservations"][0]["Instances"][0]["Tags"]}
+    assert tags["dcvfleet:os"] == "windows"
