@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import uuid
 from dataclasses import dataclass
@@ -161,25 +162,19 @@ def launch_instance(
             SECRET_TAG: secret_arn,
             "Name": f"dcvfleet-{session_id[:8]}",
         }
-        tried: list[str] = []
         launched = None
-        for subnet_id in settings.subnet_ids:
-            for instance_type in types:
-                try:
-                    launched = hosts.launch(
-                        launch_template_id=settings.launch_templates[session.os],
-                        instance_type=instance_type,
-                        subnet_id=subnet_id,
-                        tags=tags,
-                        client_token=launch_token(session_id, subnet_id, instance_type),
-                    )
-                except CapacityUnavailable as exc:
-                    tried.append(str(exc))
-                    logger.warning("no capacity", attempt=str(exc), session_id=session_id)
-                    continue
+        for subnet_id, instance_type in itertools.product(settings.subnet_ids, types):
+            try:
+                launched = hosts.launch(
+                    launch_template_id=settings.launch_templates[session.os],
+                    instance_type=instance_type,
+                    subnet_id=subnet_id,
+                    tags=tags,
+                    client_token=launch_token(session_id, subnet_id, instance_type),
+                )
                 break
-            if launched:
-                break
+            except CapacityUnavailable as exc:
+                logger.warning("no capacity", attempt=str(exc), session_id=session_id)
         if launched is None:
             raise InsufficientCapacityError(
                 f"no capacity for {', '.join(types)} in {', '.join(settings.subnet_ids)}"
