@@ -120,14 +120,13 @@ class Deployer:
         return sam
 
     # -- emulator defaults ---------------------------------------------------------------
-    def environment_defaults(self) -> dict[str, str]:
+    def environment_defaults(self, account_id: str) -> dict[str, str]:
         """Values a real account supplies: the default VPC and its subnets, public AMI params."""
         ec2 = self.client("ec2")
         vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
         subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])
         subnet_ids = sorted(s["SubnetId"] for s in subnets["Subnets"])[:2]
         image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-        account_id = self.client("sts").get_caller_identity()["Account"]
         for name in PUBLIC_AMI_PARAMETERS:
             emulator.seed_public_parameter(account_id, self.region, name, image)
         return {"VpcId": vpc["VpcId"], "SubnetIds": ",".join(subnet_ids)}
@@ -135,7 +134,8 @@ class Deployer:
     # -- deploy --------------------------------------------------------------------------
     def deploy(self, overrides: dict[str, str]) -> Deployment:
         sam = yaml_parse((ROOT / "template.yaml").read_text(encoding="utf-8"))
-        parameters = {**self.environment_defaults(), **overrides}
+        account_id = self.client("sts").get_caller_identity()["Account"]
+        parameters = {**self.environment_defaults(account_id), **overrides}
         unknown = sorted(set(overrides) - set(sam.get("Parameters", {})))
         if unknown:
             raise ValueError(f"unknown template parameter(s): {', '.join(unknown)}")
@@ -151,7 +151,6 @@ class Deployer:
                 return policies
 
         cfn_template: dict[str, Any] = transform(self.package(sam), parameters, _Loader())
-        account_id = self.client("sts").get_caller_identity()["Account"]
         deployment = Deployment(self.region, account_id, parameters, cfn_template)
         emulator.fix_template_for_emulator(cfn_template, parameters)
 
