@@ -49,9 +49,7 @@ def routes_from_body(body: dict[str, Any]) -> list[Route]:
 class TokenVerifier:
     """Verifies Cognito ID tokens with the pool's published JWKS."""
 
-    def __init__(
-        self, endpoint_url: str, region: str, pool_arn: str, client_ids: list[str]
-    ) -> None:
+    def __init__(self, endpoint_url: str, pool_arn: str, client_ids: list[str]) -> None:
         pool_id = pool_arn.rsplit("/", 1)[-1]
         self.jwks = jwt.PyJWKClient(f"{endpoint_url}/{pool_id}/.well-known/jwks.json")
         self.issuer_suffix = f"/{pool_id}"
@@ -87,7 +85,6 @@ class ApiServer(LocalServer):
     ) -> None:
         self.routes = routes_from_body(body)
         self.stage = stage
-        self.region = region
         self.lambda_client = boto3.client("lambda", endpoint_url=endpoint_url, region_name=region)
         authorizers = body.get("securityDefinitions", {})
         self.verifiers: dict[str, TokenVerifier] = {}
@@ -95,7 +92,7 @@ class ApiServer(LocalServer):
             conf = spec.get("x-amazon-apigateway-authorizer", {})
             if conf.get("type") == "cognito_user_pools":
                 self.verifiers[name] = TokenVerifier(
-                    endpoint_url, region, conf["providerARNs"][0], client_ids
+                    endpoint_url, conf["providerARNs"][0], client_ids
                 )
         super().__init__(host, port)
 

@@ -10,7 +10,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,7 +50,6 @@ class Host:
     secret_arn: str
     os_type: str
     workdir: Path
-    started_at: float
     process: subprocess.Popen[bytes] | None = None
     timer: threading.Timer | None = None
 
@@ -194,7 +192,6 @@ class HostSimulator:
             secret_arn=tags.get("dcvfleet:secret-arn", ""),
             os_type=tags.get("dcvfleet:os", "linux"),
             workdir=workdir,
-            started_at=time.time(),
         )
         host.set_connections(0)
         if self.agent_enabled:
