@@ -104,3 +104,71 @@ class ReadySettings:
             dcv_port=_int(env, "DCV_PORT", "8443"),
             connection_address=address,
         )
+
+
+IDLE_ACTIONS = ("stop", "hibernate", "terminate")
+ORPHAN_ACTIONS = ("stop", "terminate", "report")
+
+
+def _bool(env: Mapping[str, str], key: str, default: str) -> bool:
+    raw = _get(env, key, default).strip().lower()
+    if raw not in ("true", "false"):
+        raise ConfigurationError(f"{key}: {raw!r} is not true or false")
+    return raw == "true"
+
+
+def _choice(env: Mapping[str, str], key: str, default: str, allowed: tuple[str, ...]) -> str:
+    raw = _get(env, key, default)
+    if raw not in allowed:
+        raise ConfigurationError(f"{key}: {raw!r} is not one of {', '.join(allowed)}")
+    return raw
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    """The idle workflow, the sweep and the stop/resume/delete calls."""
+
+    common: CommonSettings
+    idle_state_machine_arn: str
+    provision_state_machine_arn: str
+    idle_timeout_seconds: int
+    idle_grace_seconds: int
+    idle_action: str
+    dry_run: bool
+    heartbeat_timeout_seconds: int
+    max_session_seconds: int
+    host_ready_timeout_seconds: int
+    orphan_action: str
+    max_active_sessions: int
+    list_connections_document: str
+    notify_document: str
+
+    @property
+    def stale_check_seconds(self) -> int:
+        """An idle check older than this is taken to have died without ending (a new may start)."""
+        return self.idle_grace_seconds + 900
+
+    @property
+    def stuck_provisioning_seconds(self) -> int:
+        """A provisioning with no progress for this long is stuck (its workflow would have timed
+        out by now)."""
+        return self.host_ready_timeout_seconds + 600
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> LifecycleSettings:
+        return cls(
+            common=CommonSettings.from_env(env),
+            idle_state_machine_arn=_get(env, "IDLE_STATE_MACHINE_ARN"),
+            provision_state_machine_arn=_get(env, "PROVISION_STATE_MACHINE_ARN"),
+            idle_timeout_seconds=_int(env, "IDLE_TIMEOUT_SECONDS", "1800"),
+            idle_grace_seconds=_int(env, "IDLE_GRACE_SECONDS", "300"),
+            idle_action=_choice(env, "IDLE_ACTION", "stop", IDLE_ACTIONS),
+            dry_run=_bool(env, "DRY_RUN", "false"),
+            heartbeat_timeout_seconds=_int(env, "HEARTBEAT_TIMEOUT_SECONDS", "300"),
+            max_session_seconds=_int(env, "MAX_SESSION_MINUTES", "0") * 60,
+            host_ready_timeout_seconds=_int(env, "HOST_READY_TIMEOUT_SECONDS", "900"),
+            orphan_action=_choice(env, "ORPHAN_ACTION", "stop", ORPHAN_ACTIONS),
+            max_active_sessions=_int(env, "MAX_ACTIVE_SESSIONS_PER_USER", "1"),
+            list_connections_document=_get(env, "LIST_CONNECTIONS_DOCUMENT"),
+            notify_document=_get(env, "NOTIFY_DOCUMENT"),
+        )

@@ -32,6 +32,14 @@ class SessionConflictError(DcvFleetError):
     """A conditional write lost: the record's status or version changed underneath."""
 
 
+class StatusConflictError(SessionConflictError):
+    """The call is not valid from the session's current status (an API 409 naming it)."""
+
+    def __init__(self, message: str, status: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class InsufficientCapacityError(DcvFleetError):
     """No GPU capacity for any instance type in any subnet."""
 
@@ -47,6 +55,16 @@ class LaunchError(DcvFleetError):
     user_message = "The desktop's host could not be launched."
 
 
+class InstanceBusyError(DcvFleetError):
+    """The instance is between states (still stopping); the step is retried."""
+
+
+class InstanceGoneError(DcvFleetError):
+    """The desktop's instance was terminated or lost its tag: it cannot be started again."""
+
+    user_message = "The desktop's host no longer exists."
+
+
 class HostNotReadyError(DcvFleetError):
     """The host's agent never reported DCV ready in time."""
 
@@ -55,6 +73,10 @@ class HostNotReadyError(DcvFleetError):
 
 class ClaimRejectedError(DcvFleetError):
     """An agent event's claim does not match the session record or the instance."""
+
+
+class HostCommandError(DcvFleetError):
+    """A command run on a host through SSM did not run or did not answer as expected."""
 
 
 class ConfigurationError(DcvFleetError):

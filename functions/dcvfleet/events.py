@@ -17,8 +17,13 @@ FLEET_SOURCE = "dcvfleet"
 #: (source, detail-type) -> schema file in schemas/events/.
 DETAIL_SCHEMAS: dict[tuple[str, str], str] = {
     (AGENT_SOURCE, "Host Ready"): "host-ready.schema.json",
+    (AGENT_SOURCE, "Host Heartbeat"): "host-heartbeat.schema.json",
+    (AGENT_SOURCE, "Session Idle"): "session-idle.schema.json",
     (FLEET_SOURCE, "Session Ready"): "session-ready.schema.json",
     (FLEET_SOURCE, "Session Failed"): "session-failed.schema.json",
+    (FLEET_SOURCE, "Session Idle Warning"): "session-idle-warning.schema.json",
+    (FLEET_SOURCE, "Session Stopped"): "session-stopped.schema.json",
+    (FLEET_SOURCE, "Session Terminated"): "session-terminated.schema.json",
 }
 
 

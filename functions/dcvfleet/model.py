@@ -28,9 +28,12 @@ ACTIVE = frozenset({Status.PROVISIONING, Status.READY, Status.STOPPING, Status.T
 
 #: Allowed transitions (the lifecycle in ARCHITECTURE.md).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    Status.PROVISIONING: frozenset({Status.READY, Status.FAILED}),
+    # PROVISIONING -> STOPPED: a resume that failed leaves the desktop stopped, its disk kept.
+    Status.PROVISIONING: frozenset({Status.READY, Status.FAILED, Status.STOPPED}),
     Status.READY: frozenset({Status.STOPPING, Status.TERMINATING}),
-    Status.STOPPING: frozenset({Status.STOPPED}),
+    # STOPPING -> READY: the stop failed and the host still runs; -> TERMINATING: it was
+    # terminated (outside DCV Fleet) while stopping.
+    Status.STOPPING: frozenset({Status.STOPPED, Status.READY, Status.TERMINATING}),
     Status.STOPPED: frozenset({Status.PROVISIONING, Status.TERMINATING}),
     Status.TERMINATING: frozenset({Status.TERMINATED}),
     Status.TERMINATED: frozenset(),
@@ -62,6 +65,16 @@ class Session:
     status_reason: str | None = None
     execution_arn: str | None = None
     task_token: str | None = None
+    #: When the session last became READY (its lifetime counts from here).
+    ready_at: str | None = None
+    #: The idle workflow execution now deciding about this session (one at a time).
+    idle_check: str | None = None
+    idle_check_at: str | None = None
+    #: The signal values and times a stop or termination was decided on.
+    evidence: dict[str, Any] | None = None
+    #: Written by the agent's heartbeats only, outside the versioned writes (see store).
+    last_heartbeat_at: str | None = None
+    heartbeat: dict[str, Any] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_api(self) -> dict[str, Any]:

@@ -25,6 +25,8 @@ from dcvfleet.adapters import (
 from dcvfleet.config import ApiSettings, CommonSettings, LaunchSettings, ReadySettings
 from dcvfleet.errors import (
     ClaimRejectedError,
+    InstanceBusyError,
+    InstanceGoneError,
     InsufficientCapacityError,
     InvalidRequestError,
     SessionConflictError,
@@ -85,6 +87,7 @@ def create_session(
         "backend": request.backend,
         "os": request.os,
         "instanceType": instance_type,
+        "resume": False,
     }
     try:
         workflows.start(settings.state_machine_arn, session_id, payload)
@@ -186,6 +189,23 @@ def launch_instance(
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
 
 
+def resume_instance(store: SessionStore, hosts: Ec2Hosts, session_id: str) -> dict[str, str]:
+    """Start a resumed desktop's own instance again (same disk); a retried step finds it started."""
+    session = store.require(session_id)
+    if session.status != Status.PROVISIONING or not session.instance_id:
+        raise SessionConflictError(f"session {session_id} is {session.status}, not resuming")
+    instance = hosts.describe(session.instance_id)
+    if instance is None or instance.state in ("shutting-down", "terminated"):
+        raise InstanceGoneError(f"instance {session.instance_id} no longer exists")
+    if instance.tags.get(SESSION_TAG) != session_id:
+        raise InstanceGoneError(f"instance {session.instance_id} is not tagged for this session")
+    if instance.state == "stopping":
+        raise InstanceBusyError(f"instance {session.instance_id} is still stopping")
+    if instance.state == "stopped":
+        hosts.start(instance.instance_id)
+    return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
+
+
 def launch_token(session_id: str, subnet_id: str, instance_type: str) -> str:
     """RunInstances' idempotency token: the same for a retry of the same attempt (<= 64 chars)."""
     digest = hashlib.sha256(f"{session_id}/{subnet_id}/{instance_type}".encode()).hexdigest()
@@ -277,7 +297,14 @@ def mark_ready(
     if not host:
         raise SessionConflictError(f"instance {session.instance_id} has no address")
     url = connection_url(host, settings.dcv_port, session.dcv_session_id)
-    store.update(session, status=Status.READY, connection_url=url, task_token=None)
+    store.update(
+        session,
+        status=Status.READY,
+        connection_url=url,
+        task_token=None,
+        ready_at=now_iso(),
+        status_reason=None,
+    )
     return {"connectionUrl": url}
 
 
@@ -287,11 +314,15 @@ def compensate(
     secrets: SessionSecrets,
     session_id: str,
     error: dict[str, Any] | None,
+    *,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Undo whatever provisioning made, then mark the session FAILED with a readable reason.
 
-    A session that is past provisioning (READY, or already stopped or ended) is never touched:
-    compensation undoes a provisioning, not a desktop someone is using.
+    A resume is undone differently: the desktop's instance is stopped again, not terminated, and
+    its secret kept, so the session goes back to STOPPED with its disk (FAILED only when its
+    instance is gone). A session that is past provisioning (READY, or already stopped or ended)
+    is never touched: compensation undoes a provisioning, not a desktop someone is using.
     """
     error_name = (error or {}).get("Error", "States.TaskFailed")
     cause = _cause_message((error or {}).get("Cause"))
@@ -302,6 +333,8 @@ def compensate(
             "compensation skipped", session_id=session_id, status=current.status, error=error_name
         )
         return {"reason": reason, "error": error_name, "terminated": []}
+    if resume:
+        return _compensate_resume(store, hosts, session_id, error_name, reason)
     terminated = [i.instance_id for i in hosts.find_by_session(session_id)]
     for instance_id in terminated:
         hosts.terminate(instance_id)
@@ -324,6 +357,34 @@ def compensate(
         except SessionConflictError:
             continue
     return {"reason": reason, "error": error_name, "terminated": terminated}
+
+
+def _compensate_resume(
+    store: SessionStore, hosts: Ec2Hosts, session_id: str, error_name: str, reason: str
+) -> dict[str, Any]:
+    stopped = []
+    for instance in hosts.find_by_session(session_id):
+        if instance.state in ("pending", "running"):
+            hosts.stop(instance, hibernate=False)
+            stopped.append(instance.instance_id)
+    kept = bool(hosts.find_by_session(session_id))
+    status = Status.STOPPED if kept else Status.FAILED
+    text = (
+        f"{reason} The desktop could not be started again; it is stopped and its disk is kept."
+        if kept
+        else f"{reason} The desktop's instance no longer exists."
+    )
+    logger.info("resume compensated", session_id=session_id, error=error_name, stopped=stopped)
+    for _ in range(CONFLICT_RETRIES):
+        session = store.get(session_id)
+        if session is None or session.status != Status.PROVISIONING:
+            break
+        try:
+            store.update(session, status=status, status_reason=text, task_token=None)
+            break
+        except SessionConflictError:
+            continue
+    return {"reason": text, "error": error_name, "terminated": [], "stopped": stopped}
 
 
 def _cause_message(cause: Any) -> str:

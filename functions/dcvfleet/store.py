@@ -2,13 +2,20 @@
 
 Every status change is a conditional, versioned write: the caller names the status and version it
 read, and the write fails with SessionConflictError if either changed. A per-user counter item,
-written in the same transaction, holds the active-session limit under concurrency.
+written in the same transaction, holds the active-session limit under concurrency (also when a
+stopped desktop is resumed).
+
+Heartbeats are the exception: they come every minute from every host, so they are written to
+their own attributes with a condition on the status and instance only, never bumping the
+version (a heartbeat must not make a workflow's versioned write lose). Versioned writes never
+touch those attributes.
 """
 
 from __future__ import annotations
 
 import abc
 import copy
+import json
 import threading
 from dataclasses import fields, replace
 from datetime import UTC, datetime
@@ -39,8 +46,18 @@ _ATTRS = {
     "status_reason": "statusReason",
     "execution_arn": "executionArn",
     "task_token": "taskToken",
+    "ready_at": "readyAt",
+    "idle_check": "idleCheck",
+    "idle_check_at": "idleCheckAt",
+    "evidence": "evidence",
+    "last_heartbeat_at": "lastHeartbeatAt",
+    "heartbeat": "heartbeat",
     "extra": "extra",
 }
+#: Fields held as JSON documents in a string attribute.
+_JSON_FIELDS = frozenset({"evidence", "heartbeat"})
+#: Fields only record_heartbeat writes.
+HEARTBEAT_FIELDS = frozenset({"last_heartbeat_at", "heartbeat"})
 _FIELDS = {f.name for f in fields(Session)}
 OWNER_INDEX = "byOwner"
 
@@ -68,8 +85,22 @@ class SessionStore(abc.ABC):
     def active_count(self, owner: str) -> int: ...
 
     @abc.abstractmethod
-    def _write(self, old: Session, new: Session) -> None:
-        """Replace ``old`` with ``new`` if the stored status and version still equal ``old``'s."""
+    def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
+        """Every session in one of ``statuses`` (the fleet sweep)."""
+
+    @abc.abstractmethod
+    def record_heartbeat(
+        self, session_id: str, instance_id: str, at: str, heartbeat: dict[str, Any]
+    ) -> bool:
+        """Save a heartbeat if the session is READY on ``instance_id``; False otherwise."""
+
+    @abc.abstractmethod
+    def _write(self, old: Session, new: Session, max_active: int | None) -> None:
+        """Replace ``old`` with ``new`` if the stored status and version still equal ``old``'s.
+
+        When the write makes the session active again and ``max_active`` is given, it also fails
+        (SessionLimitExceededError) if the owner already has that many active sessions.
+        """
 
     def require(self, session_id: str) -> Session:
         session = self.get(session_id)
@@ -77,18 +108,18 @@ class SessionStore(abc.ABC):
             raise SessionNotFoundError(f"session {session_id} not found")
         return session
 
-    def update(self, current: Session, **changes: Any) -> Session:
+    def update(self, current: Session, max_active: int | None = None, **changes: Any) -> Session:
         """A conditional, versioned write of ``changes`` (may include ``status``)."""
-        unknown = set(changes) - _FIELDS
+        unknown = set(changes) - (_FIELDS - HEARTBEAT_FIELDS)
         if unknown:
-            raise ValueError(f"unknown session fields: {sorted(unknown)}")
+            raise ValueError(f"unknown or heartbeat-only session fields: {sorted(unknown)}")
         new_status = changes.get("status", current.status)
         if new_status != current.status and not can_transition(current.status, new_status):
             raise SessionConflictError(
                 f"session {current.session_id}: {current.status} -> {new_status} is not allowed"
             )
         new = replace(current, **changes, version=current.version + 1, updated_at=now_iso())
-        self._write(current, new)
+        self._write(current, new, max_active)
         return new
 
 
@@ -107,6 +138,8 @@ class DynamoSessionStore(SessionStore):
                 continue
             if name == "status":
                 item[attr] = {"S": value.value}
+            elif name in _JSON_FIELDS:
+                item[attr] = {"S": json.dumps(value, separators=(",", ":"), sort_keys=True)}
             elif name == "version":
                 item[attr] = {"N": str(value)}
             elif name == "extra":
@@ -126,6 +159,8 @@ class DynamoSessionStore(SessionStore):
                 kwargs[name] = int(raw["N"])
             elif name == "status":
                 kwargs[name] = Status(raw["S"])
+            elif name in _JSON_FIELDS:
+                kwargs[name] = json.loads(raw["S"])
             elif name == "extra":
                 kwargs[name] = {k: v["S"] for k, v in raw["M"].items()}
             else:
@@ -200,30 +235,87 @@ class DynamoSessionStore(SessionStore):
         )
         return int(resp.get("Item", {}).get("active", {}).get("N", "0"))
 
-    def _write(self, old: Session, new: Session) -> None:
-        put = {
-            "Put": {
-                "TableName": self._table,
-                "Item": self._to_item(new),
-                "ConditionExpression": "#s = :s AND version = :v",
-                "ExpressionAttributeNames": {"#s": "status"},
-                "ExpressionAttributeValues": {
-                    ":s": {"S": old.status.value},
-                    ":v": {"N": str(old.version)},
+    def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
+        names = {f":s{i}": {"S": status.value} for i, status in enumerate(sorted(statuses))}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": f"#s IN ({', '.join(names)})",
+            "ExpressionAttributeNames": {"#s": "status"},
+            "ExpressionAttributeValues": names,
+            "ConsistentRead": True,
+        }
+        found: list[Session] = []
+        while True:
+            resp = self._db.scan(**kwargs)
+            found.extend(self._from_item(i) for i in resp.get("Items", []) if "owner" in i)
+            if "LastEvaluatedKey" not in resp:
+                return found
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def record_heartbeat(
+        self, session_id: str, instance_id: str, at: str, heartbeat: dict[str, Any]
+    ) -> bool:
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": session_id}},
+                UpdateExpression="SET lastHeartbeatAt = :at, heartbeat = :hb",
+                ConditionExpression="#s = :ready AND instanceId = :iid",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={
+                    ":at": {"S": at},
+                    ":hb": {"S": json.dumps(heartbeat, separators=(",", ":"), sort_keys=True)},
+                    ":ready": {"S": Status.READY.value},
+                    ":iid": {"S": instance_id},
                 },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _write(self, old: Session, new: Session, max_active: int | None) -> None:
+        item = self._to_item(new)
+        item.pop("pk")
+        values: dict[str, Any] = {":s": {"S": old.status.value}, ":v": {"N": str(old.version)}}
+        names: dict[str, str] = {}
+        sets, removes = [], []
+        for name, attr in _ATTRS.items():
+            if name == "session_id" or name in HEARTBEAT_FIELDS:
+                continue
+            names[f"#{attr}"] = attr
+            if attr in item:
+                values[f":{attr}"] = item[attr]
+                sets.append(f"#{attr} = :{attr}")
+            else:
+                removes.append(f"#{attr}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        update = {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": old.session_id}},
+                "UpdateExpression": expression,
+                "ConditionExpression": "#status = :s AND #version = :v",
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
             }
         }
-        items: list[dict[str, Any]] = [put]
+        items: list[dict[str, Any]] = [update]
         if old.status in ACTIVE and new.status not in ACTIVE:
             items.append(_counter_delta(self._table, old.owner, -1))
         elif old.status not in ACTIVE and new.status in ACTIVE:
-            items.append(_counter_delta(self._table, old.owner, +1))
+            items.append(_counter_delta(self._table, old.owner, +1, max_active))
         try:
             if len(items) == 1:
-                self._db.put_item(**put["Put"])
+                self._db.update_item(**update["Update"])
             else:
                 self._db.transact_write_items(TransactItems=items)
         except ClientError as exc:
+            if len(items) == 2 and max_active is not None and _cancelled(exc, index=1):
+                raise SessionLimitExceededError(
+                    f"at most {max_active} active session(s) per user"
+                ) from exc
             code = exc.response["Error"]["Code"]
             if code in ("ConditionalCheckFailedException", "TransactionCanceledException"):
                 raise SessionConflictError(
@@ -232,15 +324,19 @@ class DynamoSessionStore(SessionStore):
             raise
 
 
-def _counter_delta(table: str, owner: str, delta: int) -> dict[str, Any]:
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": {"pk": {"S": counter_key(owner)}},
-            "UpdateExpression": "SET active = if_not_exists(active, :zero) + :d",
-            "ExpressionAttributeValues": {":zero": {"N": "0"}, ":d": {"N": str(delta)}},
-        }
+def _counter_delta(
+    table: str, owner: str, delta: int, max_active: int | None = None
+) -> dict[str, Any]:
+    update: dict[str, Any] = {
+        "TableName": table,
+        "Key": {"pk": {"S": counter_key(owner)}},
+        "UpdateExpression": "SET active = if_not_exists(active, :zero) + :d",
+        "ExpressionAttributeValues": {":zero": {"N": "0"}, ":d": {"N": str(delta)}},
     }
+    if max_active is not None:
+        update["ConditionExpression"] = "attribute_not_exists(active) OR active < :max"
+        update["ExpressionAttributeValues"][":max"] = {"N": str(max_active)}
+    return {"Update": update}
 
 
 def _cancelled(exc: ClientError, index: int) -> bool:
@@ -286,13 +382,35 @@ class InMemorySessionStore(SessionStore):
         with self._lock:
             return self._active.get(owner, 0)
 
-    def _write(self, old: Session, new: Session) -> None:
+    def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
+        with self._lock:
+            return [copy.deepcopy(s) for s in self._items.values() if s.status in statuses]
+
+    def record_heartbeat(
+        self, session_id: str, instance_id: str, at: str, heartbeat: dict[str, Any]
+    ) -> bool:
+        with self._lock:
+            stored = self._items.get(session_id)
+            if stored is None or stored.status != Status.READY or stored.instance_id != instance_id:
+                return False
+            stored.last_heartbeat_at = at
+            stored.heartbeat = copy.deepcopy(heartbeat)
+            return True
+
+    def _write(self, old: Session, new: Session, max_active: int | None) -> None:
         with self._lock:
             stored = self._items.get(old.session_id)
             if stored is None or (stored.status, stored.version) != (old.status, old.version):
                 raise SessionConflictError(
                     f"session {old.session_id} changed (expected {old.status} v{old.version})"
                 )
-            self._items[old.session_id] = copy.deepcopy(new)
             delta = int(new.status in ACTIVE) - int(old.status in ACTIVE)
-            self._active[old.owner] = self._active.get(old.owner, 0) + delta
+            active = self._active.get(old.owner, 0)
+            if delta > 0 and max_active is not None and active >= max_active:
+                raise SessionLimitExceededError(f"at most {max_active} active session(s) per user")
+            self._items[old.session_id] = replace(
+                copy.deepcopy(new),
+                last_heartbeat_at=stored.last_heartbeat_at,
+                heartbeat=copy.deepcopy(stored.heartbeat),
+            )
+            self._active[old.owner] = active + delta

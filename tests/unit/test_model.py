@@ -175,9 +175,12 @@ def test_to_api_shows_what_the_user_needs_and_leaves_out_unset_fields() -> None:
 LIFECYCLE = {
     (Status.PROVISIONING, Status.READY),
     (Status.PROVISIONING, Status.FAILED),
+    (Status.PROVISIONING, Status.STOPPED),
     (Status.READY, Status.STOPPING),
     (Status.READY, Status.TERMINATING),
     (Status.STOPPING, Status.STOPPED),
+    (Status.STOPPING, Status.READY),
+    (Status.STOPPING, Status.TERMINATING),
     (Status.STOPPED, Status.PROVISIONING),
     (Status.STOPPED, Status.TERMINATING),
     (Status.TERMINATING, Status.TERMINATED),

@@ -257,6 +257,7 @@ def test_create_session_stores_a_provisioning_session_and_starts_its_workflow(
                 "backend": "ec2",
                 "os": "windows",
                 "instanceType": "g4dn.xlarge",
+                "resume": False,
             },
         )
     ]

@@ -114,6 +114,10 @@ def a_session_with_every_field() -> Session:
         status_reason="still booting",
         execution_arn="arn:aws:states:us-east-1:123456789012:execution:provision:s",
         task_token="token-1",
+        ready_at="2025-03-01T10:01:00.000Z",
+        idle_check="idle-1",
+        idle_check_at="2025-03-01T11:00:00.000Z",
+        evidence={"connections": 0, "lastDisconnectAt": "2025-03-01T10:30:00Z", "cpu": 2.5},
         extra={"username": "alice", "note": "GPU desktop"},
     )
 
@@ -294,12 +298,12 @@ def test_an_update_bumps_the_version_and_the_next_one_builds_on_it(store: Sessio
 @pytest.mark.parametrize(
     ("path", "forbidden"),
     [
-        ([], Status.STOPPED),
+        ([], Status.STOPPING),
         ([], Status.TERMINATED),
         ([Status.FAILED], Status.PROVISIONING),
         ([Status.READY], Status.PROVISIONING),
     ],
-    ids=["provisioning-to-stopped", "provisioning-to-terminated", "failed-is-final", "ready-back"],
+    ids=["provisioning-to-stopping", "provisioning-to-terminated", "failed-is-final", "ready-back"],
 )
 def test_a_forbidden_transition_is_a_conflict_and_changes_nothing(
     store: SessionStore, path: list[Status], forbidden: Status
@@ -362,3 +366,73 @@ def test_an_unknown_field_in_an_update_is_a_value_error(store: SessionStore) -> 
         store.update(session, colour="red")
     # Then nothing is written
     assert store.get(session.session_id) == session
+
+
+def _ready_on(store: SessionStore, instance_id: str = "i-0123456789abcdef0") -> Session:
+    session = store.update(_created(store), instance_id=instance_id)
+    return store.update(session, status=Status.READY)
+
+
+def test_a_heartbeat_is_saved_only_for_the_ready_session_on_that_instance(
+    store: SessionStore,
+) -> None:
+    # Given a ready session on an instance
+    session = _ready_on(store)
+    # When heartbeats arrive from its instance and from another one
+    ours = store.record_heartbeat(session.session_id, "i-0123456789abcdef0", "t1", {"idle": False})
+    theirs = store.record_heartbeat(session.session_id, "i-0fffffffffffffff0", "t2", {"idle": True})
+    unknown = store.record_heartbeat("no-such-session", "i-0123456789abcdef0", "t3", {})
+    # Then only the session's own host's heartbeat is kept, and the version does not move
+    assert (ours, theirs, unknown) == (True, False, False)
+    stored = store.require(session.session_id)
+    assert (stored.last_heartbeat_at, stored.heartbeat) == ("t1", {"idle": False})
+    assert stored.version == session.version
+
+
+def test_a_versioned_write_neither_loses_to_nor_overwrites_a_heartbeat(
+    store: SessionStore,
+) -> None:
+    # Given a session read by a workflow, then a heartbeat arriving after that read
+    session = _ready_on(store)
+    store.record_heartbeat(session.session_id, "i-0123456789abcdef0", "t9", {"idle": True})
+    # When the workflow writes what it read
+    updated = store.update(session, idle_check="idle-1")
+    # Then its write wins (a heartbeat is not a conflict) and the heartbeat survives it
+    stored = store.require(session.session_id)
+    assert stored.idle_check == "idle-1" and stored.version == updated.version
+    assert stored.last_heartbeat_at == "t9"
+
+
+def test_heartbeat_fields_cannot_be_written_by_a_versioned_update(store: SessionStore) -> None:
+    session = _created(store)
+    with pytest.raises(ValueError, match="heartbeat"):
+        store.update(session, last_heartbeat_at="t1")
+
+
+def test_a_resume_over_the_limit_is_refused_and_changes_nothing(store: SessionStore) -> None:
+    # Given a stopped session and another desktop the user started meanwhile
+    stopped = store.update(store.update(_ready_on(store), status=Status.STOPPING), status=Status.STOPPED)
+    store.create(a_session(), max_active=1)
+    # When the stopped one is resumed with a limit of one
+    with pytest.raises(SessionLimitExceededError):
+        store.update(stopped, max_active=1, status=Status.PROVISIONING)
+    # Then it stays stopped and the count still holds only the other desktop
+    assert store.require(stopped.session_id).status == Status.STOPPED
+    assert store.active_count("alice") == 1
+
+
+def test_a_resume_under_the_limit_takes_the_count(store: SessionStore) -> None:
+    stopped = store.update(store.update(_ready_on(store), status=Status.STOPPING), status=Status.STOPPED)
+    resumed = store.update(stopped, max_active=1, status=Status.PROVISIONING)
+    assert resumed.status == Status.PROVISIONING
+    assert store.active_count("alice") == 1
+
+
+def test_scan_by_status_finds_sessions_of_those_statuses_only(store: SessionStore) -> None:
+    ready = _ready_on(store)
+    provisioning = a_session(owner="bob")
+    store.create(provisioning, max_active=1)
+    found = store.scan_by_status(frozenset({Status.READY}))
+    assert [s.session_id for s in found] == [ready.session_id]
+    both = store.scan_by_status(frozenset({Status.READY, Status.PROVISIONING}))
+    assert {s.session_id for s in both} == {ready.session_id, provisioning.session_id}

@@ -1,4 +1,5 @@
-"""Consumes agent events from the fleet bus. A claim is checked before anything acts on it.
+"""Consumes agent events from the fleet bus (Host Ready, Host Heartbeat, Session Idle).
+A claim is checked before anything acts on it.
 
 An event that fails its schema or its verification is logged and dropped: it never fails a
 workflow and never raises (a raise would only make EventBridge retry a bad claim).
@@ -12,37 +13,58 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import events, service
+from dcvfleet import events, lifecycle, service
 from dcvfleet.adapters import Ec2Hosts, Workflows
 from dcvfleet.aws import client
-from dcvfleet.config import CommonSettings
+from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import ClaimRejectedError, SessionConflictError
 from dcvfleet.store import DynamoSessionStore
 
 logger = Logger()
-COMMON = CommonSettings.from_env(os.environ)
+SETTINGS = LifecycleSettings.from_env(os.environ)
+
+
+def _store() -> DynamoSessionStore:
+    return DynamoSessionStore(client("dynamodb"), SETTINGS.common.table_name)
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.sessionId")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     problem = events.validate_envelope(event)
+    if not problem and event["source"] != events.AGENT_SOURCE:
+        problem = f"source: {event['source']!r} is not the agent's"
     if problem:
         logger.warning("agent event rejected", reason=problem)
         return {"outcome": "rejected", "reason": problem}
-    detail_type = event["detail-type"]
-    if detail_type != "Host Ready":
-        logger.info("agent event ignored", detail_type=detail_type)
-        return {"outcome": "ignored", "reason": f"no action for {detail_type}"}
-    claim = service.HostReadyClaim.from_detail(event["detail"])
+    detail_type, detail = event["detail-type"], event["detail"]
     try:
-        completed = service.accept_host_ready(
-            DynamoSessionStore(client("dynamodb"), COMMON.table_name),
-            Ec2Hosts(client("ec2")),
-            Workflows(client("stepfunctions")),
-            claim,
-        )
+        if detail_type == "Host Ready":
+            completed = service.accept_host_ready(
+                _store(),
+                Ec2Hosts(client("ec2")),
+                Workflows(client("stepfunctions")),
+                service.HostReadyClaim.from_detail(detail),
+            )
+            reason = "workflow resumed" if completed else "recorded"
+        elif detail_type == "Host Heartbeat":
+            lifecycle.record_heartbeat(_store(), detail)
+            reason = "recorded"
+        else:  # Session Idle: the idle workflow verifies it before anything stops
+            reason = lifecycle.start_idle_check(
+                _store(),
+                Workflows(client("stepfunctions")),
+                SETTINGS,
+                detail["sessionId"],
+                trigger="idle",
+                claim={
+                    "instanceId": detail["instanceId"],
+                    "idleSince": detail["idleSince"],
+                    "idleSeconds": detail["idleSeconds"],
+                    "signals": detail["signals"],
+                },
+            )
     except (ClaimRejectedError, SessionConflictError) as exc:
-        logger.warning("host ready claim rejected", reason=exc.message)
+        logger.warning("agent claim rejected", detail_type=detail_type, reason=exc.message)
         return {"outcome": "rejected", "reason": exc.message}
-    logger.info("host ready accepted", completed_workflow=completed)
-    return {"outcome": "accepted", "reason": "workflow resumed" if completed else "recorded"}
+    logger.info("agent event accepted", detail_type=detail_type, reason=reason)
+    return {"outcome": "accepted", "reason": reason}

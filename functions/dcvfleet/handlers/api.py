@@ -1,4 +1,4 @@
-"""REST API: POST /sessions, GET /sessions, GET /sessions/{id}."""
+"""REST API: create, list, get, start (resume), stop and delete desktop sessions."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import service
+from dcvfleet import lifecycle, service
 from dcvfleet.adapters import Workflows
 from dcvfleet.aws import client
-from dcvfleet.config import ApiSettings
+from dcvfleet.config import ApiSettings, LifecycleSettings
 from dcvfleet.errors import (
     InvalidRequestError,
     SessionConflictError,
     SessionLimitExceededError,
     SessionNotFoundError,
+    StatusConflictError,
 )
 from dcvfleet.model import CreateSessionRequest
 from dcvfleet.store import DynamoSessionStore
@@ -27,6 +28,7 @@ from dcvfleet.store import DynamoSessionStore
 logger = Logger()
 app = APIGatewayRestResolver()
 SETTINGS = ApiSettings.from_env(os.environ)
+LIFECYCLE = LifecycleSettings.from_env(os.environ)
 
 
 def _store() -> DynamoSessionStore:
@@ -65,6 +67,15 @@ def _limit(exc: SessionLimitExceededError) -> Response[dict[str, str]]:
     return _error(HTTPStatus.CONFLICT, f"active session limit reached: {exc.message}")
 
 
+@app.exception_handler(StatusConflictError)
+def _wrong_status(exc: StatusConflictError) -> Response[dict[str, str]]:
+    return Response(
+        status_code=HTTPStatus.CONFLICT.value,
+        content_type="application/json",
+        body={"message": exc.message, "status": exc.status},
+    )
+
+
 @app.exception_handler(SessionConflictError)
 def _conflict(exc: SessionConflictError) -> Response[dict[str, str]]:
     return _error(HTTPStatus.CONFLICT, exc.message)
@@ -100,6 +111,52 @@ def list_sessions() -> dict[str, Any]:
 @app.get("/sessions/<session_id>")
 def get_session(session_id: str) -> dict[str, Any]:
     return service.get_session(_store(), _caller(), session_id).to_api()
+
+
+def _accepted(session_id: str, status: str) -> Response[dict[str, str]]:
+    logger.append_keys(session_id=session_id)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED.value,
+        content_type="application/json",
+        body={"sessionId": session_id, "status": status},
+    )
+
+
+@app.post("/sessions/<session_id>/start")
+def start_session(session_id: str) -> Response[dict[str, str]]:
+    session = lifecycle.resume(
+        _store(), Workflows(client("stepfunctions")), LIFECYCLE, _caller(), session_id
+    )
+    logger.info("resume requested")
+    return _accepted(session.session_id, session.status.value)
+
+
+@app.post("/sessions/<session_id>/stop")
+def stop_session(session_id: str) -> Response[dict[str, str]]:
+    session = lifecycle.request_stop(
+        _store(),
+        Workflows(client("stepfunctions")),
+        LIFECYCLE,
+        _caller(),
+        session_id,
+        action="stop",
+    )
+    logger.info("stop requested")
+    return _accepted(session.session_id, session.status.value)
+
+
+@app.delete("/sessions/<session_id>")
+def delete_session(session_id: str) -> Response[dict[str, str]]:
+    session = lifecycle.request_stop(
+        _store(),
+        Workflows(client("stepfunctions")),
+        LIFECYCLE,
+        _caller(),
+        session_id,
+        action="terminate",
+    )
+    logger.info("delete requested")
+    return _accepted(session.session_id, session.status.value)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

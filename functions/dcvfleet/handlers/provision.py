@@ -52,6 +52,11 @@ def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, 
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+def resume_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    return service.resume_instance(_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"))
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
 def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
     completed = service.await_host_ready(
         _store(),
@@ -79,4 +84,5 @@ def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         SessionSecrets(client("secretsmanager")),
         _field(event, "sessionId"),
         error if isinstance(error, dict) else None,
+        resume=event.get("resume") is True,
     )

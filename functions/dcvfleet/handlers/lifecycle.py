@@ -1,0 +1,160 @@
+"""Task handlers of the idle workflow (statemachines/idle_session.asl.json), the fleet sweep
+(statemachines/sweep_fleet.asl.json) and the EC2 state-change consumer.
+
+Errors are never swallowed in a task: each one propagates so the workflow's Retry and Catch see it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from dcvfleet import lifecycle
+from dcvfleet.adapters import Ec2Hosts, HostCommands, SessionSecrets, Workflows
+from dcvfleet.aws import client
+from dcvfleet.config import LifecycleSettings
+from dcvfleet.errors import InvalidRequestError
+from dcvfleet.store import DynamoSessionStore
+
+logger = Logger()
+SETTINGS = LifecycleSettings.from_env(os.environ)
+
+
+def _store() -> DynamoSessionStore:
+    return DynamoSessionStore(client("dynamodb"), SETTINGS.common.table_name)
+
+
+def _field(event: dict[str, Any], name: str, allowed: tuple[str, ...] | None = None) -> str:
+    value = event.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"{name}: required in the task input")
+    if allowed is not None and value not in allowed:
+        raise InvalidRequestError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
+    value = event.get(name) or {}
+    if not isinstance(value, dict):
+        raise InvalidRequestError(f"{name}: must be an object")
+    return value
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    verdict = lifecycle.verify(
+        _store(),
+        Ec2Hosts(client("ec2")),
+        HostCommands(client("ssm")),
+        SETTINGS,
+        session_id=_field(event, "sessionId"),
+        execution=_field(event, "execution"),
+        trigger=_field(event, "trigger", lifecycle.AUTOMATIC_TRIGGERS),
+        claim=_object(event, "claim"),
+        phase=_field(event, "phase", ("verify", "reverify")),
+    )
+    logger.info("idle verdict", idle=verdict.idle, reason=verdict.reason)
+    return verdict.as_output()
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return lifecycle.warn(
+        _store(),
+        HostCommands(client("ssm")),
+        SETTINGS,
+        session_id=_field(event, "sessionId"),
+        execution=_field(event, "execution"),
+        trigger=_field(event, "trigger", lifecycle.AUTOMATIC_TRIGGERS),
+        reason=_field(event, "reason"),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def end_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return lifecycle.end_check(
+        _store(),
+        session_id=_field(event, "sessionId"),
+        execution=_field(event, "execution"),
+        reason=_field(event, "reason"),
+        warned=event.get("warned") is True,
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    requested = event.get("action")
+    return lifecycle.act(
+        _store(),
+        Ec2Hosts(client("ec2")),
+        SessionSecrets(client("secretsmanager")),
+        SETTINGS,
+        session_id=_field(event, "sessionId"),
+        execution=_field(event, "execution"),
+        trigger=_field(event, "trigger", lifecycle.TRIGGERS),
+        requested_action=_field(event, "action", ("stop", "terminate")) if requested else None,
+        reason=_field(event, "reason"),
+        evidence=_object(event, "evidence"),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def confirm(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
+    return lifecycle.confirm(_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"))
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    error = _object(event, "error")
+    return lifecycle.recover(
+        _store(),
+        Ec2Hosts(client("ec2")),
+        session_id=_field(event, "sessionId"),
+        execution=_field(event, "execution"),
+        error=str(error.get("Error", "unknown")),
+    )
+
+
+@logger.inject_lambda_context
+def sweep_find(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return lifecycle.find_sweep_work(_store(), Ec2Hosts(client("ec2")), SETTINGS)
+
+
+@logger.inject_lambda_context
+def sweep_item(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    return lifecycle.sweep_item(
+        _store(),
+        Ec2Hosts(client("ec2")),
+        SessionSecrets(client("secretsmanager")),
+        Workflows(client("stepfunctions")),
+        SETTINGS,
+        kind=_field(event, "kind"),
+        item_id=_field(event, "id"),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path='detail."instance-id"')
+def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    """``EC2 Instance State-change Notification`` from the default bus (a fact from AWS)."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    if (
+        event.get("source") != "aws.ec2"
+        or not isinstance(detail, dict)
+        or not isinstance(detail.get("instance-id"), str)
+        or not isinstance(detail.get("state"), str)
+    ):
+        logger.warning("not an EC2 state-change event", event_source=str(event.get("source")))
+        return {"outcome": "rejected", "reason": "not an EC2 instance state-change notification"}
+    outcome = lifecycle.instance_changed(
+        _store(),
+        Ec2Hosts(client("ec2")),
+        Workflows(client("stepfunctions")),
+        SETTINGS,
+        detail["instance-id"],
+        state=detail["state"],
+    )
+    logger.info("instance state change", state=detail["state"], outcome=outcome)
+    return {"outcome": outcome}

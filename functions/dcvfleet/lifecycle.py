@@ -1,0 +1,849 @@
+"""The desktop lifecycle after READY: heartbeats, the idle workflow's steps, user stop / resume /
+delete, reconciliation with EC2, and the fleet sweep. Pure of environment and client construction.
+
+One idle workflow execution decides about a session at a time: whoever starts one first claims
+the session's ``idle_check`` slot with a versioned write, and every later step writes only while
+the slot is still its own. A user's stop or delete takes the slot too, so an idle decision in
+flight loses to it. Agent events are claims: nothing is stopped before the session's record, the
+instance's real state and a live check on the host (SSM Run Command) agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from dcvfleet.adapters import SESSION_TAG, Ec2Hosts, HostCommands, SessionSecrets, Workflows
+from dcvfleet.config import LifecycleSettings
+from dcvfleet.errors import (
+    ClaimRejectedError,
+    HostCommandError,
+    SessionConflictError,
+    SessionNotFoundError,
+    StatusConflictError,
+)
+from dcvfleet.model import ACTIVE, Session, Status
+from dcvfleet.service import CONFLICT_RETRIES, Caller, get_session
+from dcvfleet.store import SessionStore, now_iso
+
+logger = Logger(child=True)
+
+#: What started a stop: the agent's claim, the sweep, the user, or a change outside DCV Fleet.
+AUTOMATIC_TRIGGERS = ("idle", "agent-silent", "max-lifetime")
+TRIGGERS = (*AUTOMATIC_TRIGGERS, "user", "external")
+STOP_DETAIL_TYPE = "Session Stopped"
+TERMINATE_DETAIL_TYPE = "Session Terminated"
+WARNING_DETAIL_TYPE = "Session Idle Warning"
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _write(
+    store: SessionStore,
+    session_id: str,
+    allowed: frozenset[Status],
+    owner: str | None,
+    **changes: Any,
+) -> Session:
+    """A versioned write, re-read and retried when it loses a race; refused (conflict) once the
+    session is no longer in ``allowed`` or its idle slot is no longer ``owner``'s."""
+    for _ in range(CONFLICT_RETRIES):
+        session = store.require(session_id)
+        if session.status not in allowed:
+            raise SessionConflictError(f"session {session_id} is {session.status}")
+        if owner is not None and session.idle_check != owner:
+            raise SessionConflictError(f"session {session_id} is being decided by another check")
+        try:
+            return store.update(session, **changes)
+        except SessionConflictError:
+            continue
+    raise SessionConflictError(f"session {session_id}: too many concurrent writers")
+
+
+# -- heartbeats and idle claims ----------------------------------------------------------------
+def record_heartbeat(store: SessionStore, detail: dict[str, Any]) -> bool:
+    """Keep the latest heartbeat of a READY session's own host. Another host's is refused."""
+    summary = {
+        "idle": detail["idle"],
+        "idleSince": detail["idleSince"],
+        "sentAt": detail["sentAt"],
+        "signals": detail["signals"],
+    }
+    saved = store.record_heartbeat(detail["sessionId"], detail["instanceId"], now_iso(), summary)
+    if not saved:
+        raise ClaimRejectedError(
+            f"heartbeat from {detail['instanceId']} does not match a ready session "
+            f"{detail['sessionId']} on that instance"
+        )
+    return saved
+
+
+def start_idle_check(
+    store: SessionStore,
+    workflows: Workflows,
+    settings: LifecycleSettings,
+    session_id: str,
+    *,
+    trigger: str,
+    claim: dict[str, Any] | None = None,
+) -> str:
+    """Start the idle workflow for a session unless one is deciding already; returns the outcome
+    ("started", "already-checking"). Refuses (ClaimRejectedError) a session that is not READY or
+    an idle claim from a host that is not the session's."""
+    if trigger not in AUTOMATIC_TRIGGERS:
+        raise ValueError(f"trigger {trigger!r} does not start an idle check")
+    for _ in range(CONFLICT_RETRIES):
+        session = store.get(session_id)
+        if session is None:
+            raise ClaimRejectedError(f"unknown session {session_id}")
+        if session.status != Status.READY:
+            raise ClaimRejectedError(f"session {session_id} is {session.status}, not ready")
+        if claim is not None and claim.get("instanceId") != session.instance_id:
+            raise ClaimRejectedError(
+                f"instance {claim.get('instanceId')} is not the host of session {session_id}"
+            )
+        if session.idle_check and not _stale(session, settings):
+            return "already-checking"
+        name = f"{session_id}-{trigger}-{session.version + 1}"
+        try:
+            store.update(session, idle_check=name, idle_check_at=now_iso())
+        except SessionConflictError:
+            continue
+        break
+    else:
+        raise SessionConflictError(f"session {session_id}: too many concurrent writers")
+    payload = {"sessionId": session_id, "trigger": trigger, "claim": claim or {}}
+    try:
+        workflows.start(settings.idle_state_machine_arn, name, payload)
+    except Exception:
+        logger.exception("could not start the idle workflow", session_id=session_id)
+        _release(store, session_id, name)
+        raise
+    logger.info("idle check started", session_id=session_id, trigger=trigger, execution=name)
+    return "started"
+
+
+def _stale(session: Session, settings: LifecycleSettings) -> bool:
+    if not session.idle_check_at:
+        return True
+    age = _now() - parse_time(session.idle_check_at)
+    return age > timedelta(seconds=settings.stale_check_seconds)
+
+
+def _release(store: SessionStore, session_id: str, execution: str, **changes: Any) -> bool:
+    try:
+        _write(
+            store,
+            session_id,
+            frozenset({Status.READY}),
+            execution,
+            idle_check=None,
+            idle_check_at=None,
+            **changes,
+        )
+    except SessionConflictError:
+        return False
+    return True
+
+
+# -- the idle workflow's steps ---------------------------------------------------------------
+@dataclass(frozen=True)
+class Verdict:
+    idle: bool
+    reason: str
+    evidence: dict[str, Any]
+
+    def as_output(self) -> dict[str, Any]:
+        return {"idle": self.idle, "reason": self.reason, "evidence": self.evidence}
+
+
+def verify(
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    commands: HostCommands,
+    settings: LifecycleSettings,
+    *,
+    session_id: str,
+    execution: str,
+    trigger: str,
+    claim: dict[str, Any],
+    phase: str,
+) -> Verdict:
+    """Is the session still idle (or over its lifetime)? Checked against the record, the instance
+    and, for idle triggers, live on the host. ``phase`` is "verify" or "reverify" (after the
+    grace period, when a reconnect or resumed activity cancels)."""
+    now = _now()
+    evidence: dict[str, Any] = {"trigger": trigger, "phase": phase, "checkedAt": iso(now)}
+    session = store.get(session_id)
+    if session is None or session.status != Status.READY:
+        status = session.status if session else "gone"
+        return Verdict(False, f"the desktop is {status}", evidence)
+    if session.idle_check != execution:
+        return Verdict(False, "another decision about this desktop is in progress", evidence)
+    instance = hosts.describe(session.instance_id or "") if session.instance_id else None
+    if instance is None or instance.state != "running":
+        state = instance.state if instance else "missing"
+        return Verdict(False, f"its instance is {state}, not running", evidence)
+    if instance.tags.get(SESSION_TAG) != session_id:
+        return Verdict(False, "its instance is not tagged for this desktop", evidence)
+    evidence["instanceId"] = instance.instance_id
+    if trigger == "max-lifetime":
+        started = parse_time(session.ready_at or session.created_at)
+        evidence["readyAt"] = iso(started)
+        evidence["maxSessionSeconds"] = settings.max_session_seconds
+        over = settings.max_session_seconds > 0 and now - started >= timedelta(
+            seconds=settings.max_session_seconds
+        )
+        hours = settings.max_session_seconds / 3600
+        return Verdict(
+            over,
+            f"it has run since {iso(started)}, past the {hours:g} h limit"
+            if over
+            else "it is within its lifetime",
+            evidence,
+        )
+    if claim.get("signals"):
+        evidence["claim"] = {
+            "idleSince": claim.get("idleSince"),
+            "idleSeconds": claim.get("idleSeconds"),
+            "signals": claim["signals"],
+        }
+    if phase == "reverify" and session.last_heartbeat_at and session.idle_check_at:
+        heard = parse_time(session.last_heartbeat_at) > parse_time(session.idle_check_at)
+        beat = session.heartbeat or {}
+        if heard and trigger == "agent-silent":
+            return Verdict(False, "its agent is reporting again", evidence)
+        if heard and beat.get("idle") is False:
+            evidence["heartbeat"] = beat
+            return Verdict(False, f"activity resumed ({_describe_signals(beat)})", evidence)
+    try:
+        connections = commands.list_connections(
+            instance.instance_id,
+            settings.list_connections_document,
+            session.dcv_session_id or "",
+        )
+    except HostCommandError as exc:
+        evidence["liveCheckError"] = exc.message
+        if trigger == "agent-silent":
+            # the agent is silent and the host does not answer either: nobody can be using it
+            return Verdict(True, "its agent is silent and the host does not answer", evidence)
+        return Verdict(
+            False, f"idleness could not be confirmed on the host ({exc.message})", evidence
+        )
+    evidence["connections"] = connections
+    if connections:
+        reason = (
+            "someone reconnected" if phase == "reverify" else f"{connections} client(s) connected"
+        )
+        return Verdict(False, reason, evidence)
+    if trigger == "agent-silent":
+        last = session.last_heartbeat_at or session.ready_at or session.created_at
+        return Verdict(
+            True, f"its agent has been silent since {last} and nobody is connected", evidence
+        )
+    return Verdict(True, _idle_reason(claim, settings), evidence)
+
+
+def _describe_signals(beat: dict[str, Any]) -> str:
+    signals = beat.get("signals") or {}
+    parts = []
+    dcv = signals.get("dcv") or {}
+    if dcv.get("connections") is not None:
+        parts.append(f"{dcv['connections']} DCV connection(s)")
+    cpu = signals.get("cpu") or {}
+    if cpu.get("busiestCorePercent") is not None:
+        parts.append(f"busiest CPU core {cpu['busiestCorePercent']:.0f} %")
+    gpu = signals.get("gpu") or {}
+    if gpu.get("utilizationPercent") is not None:
+        parts.append(f"GPU {gpu['utilizationPercent']:.0f} %")
+    processes = signals.get("processes") or {}
+    if processes.get("running"):
+        parts.append("running " + ", ".join(processes["running"][:3]))
+    return ", ".join(parts) or "no signal values"
+
+
+def _idle_reason(claim: dict[str, Any], settings: LifecycleSettings) -> str:
+    since = claim.get("idleSince")
+    minutes = settings.idle_timeout_seconds / 60
+    described = _describe_signals({"signals": claim.get("signals") or {}})
+    if since:
+        return f"no one has used it since {since} (idle timeout {minutes:g} min; {described})"
+    return f"no one has used it for the idle timeout of {minutes:g} min ({described})"
+
+
+def _action_for(trigger: str, settings: LifecycleSettings, requested: str | None) -> str:
+    if trigger in ("user", "external"):
+        return requested or "stop"
+    return settings.idle_action
+
+
+def warn(
+    store: SessionStore,
+    commands: HostCommands,
+    settings: LifecycleSettings,
+    *,
+    session_id: str,
+    execution: str,
+    trigger: str,
+    reason: str,
+) -> dict[str, Any]:
+    """Record the warning on the session, tell the user in the session, and return the
+    ``Session Idle Warning`` event and the notification for the workflow to publish."""
+    action = _action_for(trigger, settings, None)
+    act_at = iso(_now() + timedelta(seconds=settings.idle_grace_seconds))
+    verb = {"stop": "stop", "hibernate": "hibernate", "terminate": "end"}[action]
+    if trigger == "max-lifetime":
+        message = (
+            f"Your desktop has reached its maximum lifetime: {reason}. "
+            f"It will {verb} at {act_at}. Save your work."
+        )
+    else:
+        message = (
+            f"Your desktop looks idle: {reason}. It will {verb} at {act_at} "
+            "unless you reconnect or use it."
+        )
+    if settings.dry_run:
+        message = f"[dry run] {message}"
+    session = _write(
+        store,
+        session_id,
+        frozenset({Status.READY}),
+        execution,
+        status_reason=f"Idle warning: it will {verb} at {act_at} unless it is used.",
+    )
+    if session.instance_id and session.dcv_session_id:
+        notice = _notice_text(verb, act_at)
+        try:
+            commands.notify(
+                session.instance_id, settings.notify_document, session.dcv_session_id, notice
+            )
+        except HostCommandError as exc:
+            logger.warning("in-session notice failed", session_id=session_id, error=exc.message)
+    detail: dict[str, Any] = {
+        "sessionId": session_id,
+        "owner": session.owner,
+        "trigger": trigger,
+        "action": action,
+        "actAt": act_at,
+        "message": message,
+        "dryRun": settings.dry_run,
+    }
+    if session.instance_id:
+        detail["instanceId"] = session.instance_id
+    return {"detail": detail, "message": message, "subject": "Your DCV desktop looks idle"}
+
+
+def _notice_text(verb: str, act_at: str) -> str:
+    """The in-session notice: only characters the notify document's allowedPattern admits."""
+    return (
+        f"This desktop will {verb} at {act_at.replace('T', ' ').rstrip('Z')} UTC unless it is used"
+    )
+
+
+def end_check(
+    store: SessionStore, *, session_id: str, execution: str, reason: str, warned: bool
+) -> dict[str, Any]:
+    """The idle check found the desktop in use: release the slot, say why when it had warned."""
+    changes: dict[str, Any] = {}
+    if warned:
+        changes["status_reason"] = f"Idle stop cancelled: {reason}."
+    released = _release(store, session_id, execution, **changes)
+    logger.info("idle check ended", session_id=session_id, reason=reason, released=released)
+    return {"cancelled": True, "reason": reason}
+
+
+def act(
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    secrets: SessionSecrets,
+    settings: LifecycleSettings,
+    *,
+    session_id: str,
+    execution: str,
+    trigger: str,
+    requested_action: str | None,
+    reason: str,
+    evidence: dict[str, Any],
+) -> dict[str, Any]:
+    """Stop, hibernate or terminate (or, with DryRun, record what would have been done).
+
+    For automatic triggers the session moves READY -> STOPPING/TERMINATING here, only while this
+    execution holds its idle slot. A user's or an external change has made that move already.
+    Returns the event and notification for the workflow to publish.
+    """
+    action = _action_for(trigger, settings, requested_action)
+    terminal = action == "terminate"
+    moving = Status.TERMINATING if terminal else Status.STOPPING
+    evidence = {**evidence, "trigger": trigger, "decidedAt": iso(_now())}
+    if trigger in AUTOMATIC_TRIGGERS and settings.dry_run:
+        session = _write(
+            store,
+            session_id,
+            frozenset({Status.READY}),
+            execution,
+            idle_check=None,
+            idle_check_at=None,
+            evidence=evidence,
+            status_reason=f"Dry run: it would have been {_past(action)} because {reason}.",
+        )
+        return _outcome(session, action, trigger, reason, evidence, dry_run=True)
+    if trigger in AUTOMATIC_TRIGGERS:
+        session = _write(
+            store,
+            session_id,
+            frozenset({Status.READY}),
+            execution,
+            status=moving,
+            evidence=evidence,
+            status_reason=f"{_past(action).capitalize()} because {reason}.",
+        )
+    else:
+        session = store.require(session_id)
+        if session.status != moving or session.idle_check != execution:
+            raise SessionConflictError(f"session {session_id} is {session.status}")
+    done = action
+    instance = hosts.describe(session.instance_id) if session.instance_id else None
+    if instance is not None and instance.state not in ("terminated", "shutting-down"):
+        if terminal:
+            hosts.terminate(instance.instance_id)
+        elif instance.state in ("pending", "running"):
+            done = hosts.stop(instance, hibernate=action == "hibernate")
+    if terminal:
+        secrets.delete(session_id)
+    if done != action:
+        evidence["hibernateFellBackToStop"] = True
+    logger.info("desktop acted on", session_id=session_id, action=done, trigger=trigger)
+    return _outcome(session, done, trigger, reason, evidence, dry_run=False)
+
+
+def _past(action: str) -> str:
+    return {"stop": "stopped", "hibernate": "hibernated", "terminate": "terminated"}[action]
+
+
+def _outcome(
+    session: Session,
+    action: str,
+    trigger: str,
+    reason: str,
+    evidence: dict[str, Any],
+    *,
+    dry_run: bool,
+) -> dict[str, Any]:
+    detail: dict[str, Any] = {
+        "sessionId": session.session_id,
+        "owner": session.owner,
+        "trigger": trigger,
+        "action": action,
+        "reason": reason,
+        "evidence": evidence,
+        "dryRun": dry_run,
+    }
+    if session.instance_id:
+        detail["instanceId"] = session.instance_id
+    what = _past(action)
+    prefix = "[dry run] would have been " if dry_run else ""
+    message = f"Your DCV desktop {session.session_id} {prefix or 'was '}{what}: {reason}."
+    if action != "terminate" and not dry_run:
+        message += " Start it again whenever you need it; your disk is kept."
+    return {
+        "action": action,
+        "dryRun": dry_run,
+        "detailType": TERMINATE_DETAIL_TYPE if action == "terminate" else STOP_DETAIL_TYPE,
+        "detail": detail,
+        "message": message,
+        "subject": f"Your DCV desktop was {what}" if not dry_run else "DCV desktop (dry run)",
+    }
+
+
+def confirm(store: SessionStore, hosts: Ec2Hosts, session_id: str) -> dict[str, bool]:
+    """Has the host reached the end of the stop or termination? Then the record says so."""
+    for _ in range(CONFLICT_RETRIES):
+        session = store.require(session_id)
+        if session.status in (Status.STOPPED, Status.TERMINATED):
+            return {"done": True}
+        if session.status not in (Status.STOPPING, Status.TERMINATING):
+            raise SessionConflictError(f"session {session_id} is {session.status}")
+        instance = hosts.describe(session.instance_id) if session.instance_id else None
+        state = instance.state if instance else "terminated"
+        try:
+            if state == "terminated":
+                if session.status == Status.STOPPING:
+                    session = store.update(session, status=Status.TERMINATING)
+                _finish(store, session, Status.TERMINATED)
+                return {"done": True}
+            if state == "stopped" and session.status == Status.STOPPING:
+                _finish(store, session, Status.STOPPED)
+                return {"done": True}
+            return {"done": False}
+        except SessionConflictError:
+            continue
+    raise SessionConflictError(f"session {session_id}: too many concurrent writers")
+
+
+def _finish(store: SessionStore, session: Session, status: Status) -> Session:
+    return store.update(
+        session,
+        status=status,
+        connection_url=None,
+        dcv_session_id=None,
+        task_token=None,
+        idle_check=None,
+        idle_check_at=None,
+    )
+
+
+def recover(
+    store: SessionStore, hosts: Ec2Hosts, *, session_id: str, execution: str, error: str
+) -> dict[str, Any]:
+    """The idle workflow failed: leave every record true. A desktop whose stop failed and whose
+    host still runs is READY again; a check that never acted gives its slot back."""
+    session = store.get(session_id)
+    if session is None:
+        return {"recovered": "gone"}
+    if session.status == Status.STOPPING and session.idle_check == execution:
+        instance = hosts.describe(session.instance_id) if session.instance_id else None
+        if instance is not None and instance.state == "running":
+            store.update(
+                session,
+                status=Status.READY,
+                idle_check=None,
+                idle_check_at=None,
+                status_reason="The desktop could not be stopped and is still running.",
+            )
+            return {"recovered": "ready"}
+    if session.status == Status.READY and session.idle_check == execution:
+        _release(store, session_id, execution)
+        return {"recovered": "released"}
+    logger.warning(
+        "idle workflow failed", session_id=session_id, error=error, status=session.status
+    )
+    return {"recovered": "left", "status": session.status.value}
+
+
+# -- the user's calls -----------------------------------------------------------------------
+def request_stop(
+    store: SessionStore,
+    workflows: Workflows,
+    settings: LifecycleSettings,
+    caller: Caller,
+    session_id: str,
+    *,
+    action: str,
+) -> Session:
+    """POST /sessions/{id}/stop (action "stop") and DELETE /sessions/{id} ("terminate")."""
+    allowed = {
+        "stop": frozenset({Status.READY}),
+        "terminate": frozenset({Status.READY, Status.STOPPED}),
+    }[action]
+    for _ in range(CONFLICT_RETRIES):
+        session = get_session(store, caller, session_id)
+        if session.status not in allowed:
+            raise StatusConflictError(
+                f"the desktop is {session.status}; it can be "
+                f"{'stopped' if action == 'stop' else 'deleted'} only when "
+                f"{' or '.join(s.value for s in sorted(allowed))}",
+                session.status.value,
+            )
+        name = f"{session_id}-user-{session.version + 1}"
+        try:
+            updated = store.update(
+                session,
+                status=Status.TERMINATING if action == "terminate" else Status.STOPPING,
+                idle_check=name,
+                idle_check_at=now_iso(),
+                status_reason="Deleted by you." if action == "terminate" else "Stopped by you.",
+                evidence={"trigger": "user", "decidedAt": now_iso()},
+            )
+        except SessionConflictError:
+            continue
+        break
+    else:
+        raise SessionConflictError(f"session {session_id}: too many concurrent writers")
+    payload = {"sessionId": session_id, "trigger": "user", "action": action, "claim": {}}
+    workflows.start(settings.idle_state_machine_arn, name, payload)
+    return updated
+
+
+def resume(
+    store: SessionStore,
+    workflows: Workflows,
+    settings: LifecycleSettings,
+    caller: Caller,
+    session_id: str,
+) -> Session:
+    """POST /sessions/{id}/start: a STOPPED ec2 desktop comes back on the same instance."""
+    for _ in range(CONFLICT_RETRIES):
+        session = get_session(store, caller, session_id)
+        if session.status != Status.STOPPED:
+            raise StatusConflictError(
+                f"the desktop is {session.status}; only a STOPPED desktop can be started",
+                session.status.value,
+            )
+        if session.backend != "ec2" or not session.instance_id:
+            raise StatusConflictError(
+                "only an ec2 desktop with its instance can be started again",
+                session.status.value,
+            )
+        name = f"{session_id}-resume-{session.version + 1}"
+        try:
+            updated = store.update(
+                session,
+                max_active=settings.max_active_sessions,
+                status=Status.PROVISIONING,
+                status_reason=None,
+                evidence=None,
+                connection_url=None,
+                dcv_session_id=None,
+                task_token=None,
+                idle_check=None,
+                idle_check_at=None,
+                execution_arn=Workflows.execution_arn(settings.provision_state_machine_arn, name),
+            )
+        except SessionConflictError:
+            continue
+        break
+    else:
+        raise SessionConflictError(f"session {session_id}: too many concurrent writers")
+    payload = {
+        "sessionId": session_id,
+        "owner": session.owner,
+        "backend": session.backend,
+        "os": session.os,
+        "instanceType": session.instance_type,
+        "resume": True,
+    }
+    try:
+        workflows.start(settings.provision_state_machine_arn, name, payload)
+    except Exception:
+        logger.exception("could not start the resume", session_id=session_id)
+        store.update(
+            updated,
+            status=Status.STOPPED,
+            status_reason="The desktop could not be started. Try again.",
+        )
+        raise
+    return updated
+
+
+# -- reconciliation with EC2 ---------------------------------------------------------------
+def instance_changed(
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    workflows: Workflows,
+    settings: LifecycleSettings,
+    instance_id: str,
+    *,
+    state: str,
+) -> str:
+    """An instance of the fleet changed state (``EC2 Instance State-change Notification``).
+
+    Keeps the record true when it happened outside DCV Fleet: a READY desktop whose instance was
+    stopped becomes STOPPED (through the idle workflow, which records, publishes and notifies),
+    one whose instance was terminated becomes TERMINATED. A manual stop is never undone: nothing
+    here starts an instance.
+    """
+    instance = hosts.describe(instance_id)
+    session_id = instance.tags.get(SESSION_TAG) if instance else None
+    if not session_id:
+        return "not a desktop of this fleet"
+    session = store.get(session_id)
+    if session is None or session.instance_id != instance_id:
+        return "no session on this instance"
+    if state in ("stopping", "stopped") and session.status == Status.READY:
+        return _external(store, workflows, settings, session, action="stop", state=state)
+    if state in ("shutting-down", "terminated") and session.status in (
+        Status.READY,
+        Status.STOPPED,
+        Status.STOPPING,
+    ):
+        return _external(store, workflows, settings, session, action="terminate", state=state)
+    if session.status in (Status.STOPPING, Status.TERMINATING) and state in (
+        "stopped",
+        "terminated",
+    ):
+        return "done" if confirm(store, hosts, session_id)["done"] else "waiting"
+    return f"nothing to do for a {session.status} desktop whose instance is {state}"
+
+
+def _external(
+    store: SessionStore,
+    workflows: Workflows,
+    settings: LifecycleSettings,
+    session: Session,
+    *,
+    action: str,
+    state: str,
+) -> str:
+    name = f"{session.session_id}-external-{session.version + 1}"
+    what = "stopped" if action == "stop" else "terminated"
+    try:
+        store.update(
+            session,
+            status=Status.TERMINATING if action == "terminate" else Status.STOPPING,
+            idle_check=name,
+            idle_check_at=now_iso(),
+            status_reason=f"Its instance was {what} outside DCV Fleet.",
+            evidence={"trigger": "external", "instanceState": state, "decidedAt": now_iso()},
+        )
+    except SessionConflictError:
+        return "another change won"
+    payload = {
+        "sessionId": session.session_id,
+        "trigger": "external",
+        "action": action,
+        "claim": {},
+    }
+    workflows.start(settings.idle_state_machine_arn, name, payload)
+    return f"recording an external {action}"
+
+
+# -- the fleet sweep ------------------------------------------------------------------------
+SWEPT = frozenset({Status.READY, Status.PROVISIONING, Status.STOPPING, Status.TERMINATING})
+
+
+def find_sweep_work(
+    store: SessionStore, hosts: Ec2Hosts, settings: LifecycleSettings
+) -> dict[str, Any]:
+    """What the sweep must act on, as a list of ``{"kind", "id"}`` items."""
+    now = _now()
+    sessions = store.scan_by_status(SWEPT)
+    items: list[dict[str, str]] = []
+    live: set[str] = set()
+    for session in sessions:
+        live.add(session.session_id)
+        age = now - parse_time(session.updated_at)
+        if session.status == Status.READY:
+            heard = parse_time(session.last_heartbeat_at or session.ready_at or session.updated_at)
+            ready = parse_time(session.ready_at or session.updated_at)
+            if session.idle_check and not _stale(session, settings):
+                continue
+            if settings.max_session_seconds and now - ready >= timedelta(
+                seconds=settings.max_session_seconds
+            ):
+                items.append({"kind": "max-lifetime", "id": session.session_id})
+            elif now - heard >= timedelta(seconds=settings.heartbeat_timeout_seconds):
+                items.append({"kind": "agent-silent", "id": session.session_id})
+        elif session.status == Status.PROVISIONING:
+            if age >= timedelta(seconds=settings.stuck_provisioning_seconds):
+                items.append({"kind": "stuck-provisioning", "id": session.session_id})
+        elif age >= timedelta(seconds=settings.stale_check_seconds):
+            items.append({"kind": "stuck-stopping", "id": session.session_id})
+    tag = settings.common
+    for instance in hosts.fleet_instances(tag.fleet_tag_key, tag.fleet_tag_value, ["running"]):
+        if instance.tags.get(SESSION_TAG) not in live:
+            items.append({"kind": "orphan", "id": instance.instance_id})
+    counts: dict[str, int] = {}
+    for item in items:
+        counts[item["kind"]] = counts.get(item["kind"], 0) + 1
+    logger.info("sweep found", counts=counts, sessions=len(sessions))
+    return {"items": items, "counts": counts}
+
+
+def sweep_item(
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    secrets: SessionSecrets,
+    workflows: Workflows,
+    settings: LifecycleSettings,
+    *,
+    kind: str,
+    item_id: str,
+) -> dict[str, str]:
+    """Act on one finding of the sweep; the outcome is a short report line."""
+    try:
+        if kind in ("agent-silent", "max-lifetime"):
+            outcome = start_idle_check(store, workflows, settings, item_id, trigger=kind)
+        elif kind == "stuck-provisioning":
+            outcome = _fail_stuck(store, hosts, secrets, workflows, item_id)
+        elif kind == "stuck-stopping":
+            outcome = _redrive(store, workflows, settings, item_id)
+        elif kind == "orphan":
+            outcome = _orphan(store, hosts, settings, item_id)
+        else:
+            raise ValueError(f"unknown sweep finding {kind!r}")
+    except (ClaimRejectedError, SessionConflictError, SessionNotFoundError) as exc:
+        outcome = f"skipped: {exc.message}"
+    logger.info("sweep item", kind=kind, id=item_id, outcome=outcome)
+    return {"kind": kind, "id": item_id, "outcome": outcome}
+
+
+def _fail_stuck(
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    secrets: SessionSecrets,
+    workflows: Workflows,
+    session_id: str,
+) -> str:
+    from dcvfleet.service import compensate  # the provisioning's own undo
+
+    session = store.require(session_id)
+    if session.status != Status.PROVISIONING:
+        return f"skipped: it is {session.status}"
+    if session.execution_arn:
+        workflows.stop(session.execution_arn, "stuck in provisioning; failed by the fleet sweep")
+    resumed = "-resume-" in (session.execution_arn or "")
+    compensate(
+        store,
+        hosts,
+        secrets,
+        session_id,
+        {"Error": "HostNotReadyError", "Cause": "no progress past the provisioning timeout"},
+        resume=resumed,
+    )
+    return "compensated"
+
+
+def _redrive(
+    store: SessionStore, workflows: Workflows, settings: LifecycleSettings, session_id: str
+) -> str:
+    """A stop or termination whose workflow never finished: start it again."""
+    session = store.require(session_id)
+    if session.status not in (Status.STOPPING, Status.TERMINATING):
+        return f"skipped: it is {session.status}"
+    action = "terminate" if session.status == Status.TERMINATING else "stop"
+    name = f"{session_id}-redrive-{session.version + 1}"
+    trigger = (session.evidence or {}).get("trigger", "user")
+    store.update(session, idle_check=name, idle_check_at=now_iso())
+    workflows.start(
+        settings.idle_state_machine_arn,
+        name,
+        {
+            "sessionId": session_id,
+            "trigger": "user" if trigger in AUTOMATIC_TRIGGERS else trigger,
+            "action": action,
+            "claim": {},
+        },
+    )
+    return f"{action} started again"
+
+
+def _orphan(
+    store: SessionStore, hosts: Ec2Hosts, settings: LifecycleSettings, instance_id: str
+) -> str:
+    instance = hosts.describe(instance_id)
+    if instance is None or instance.state != "running":
+        return "skipped: no longer running"
+    session_id = instance.tags.get(SESSION_TAG)
+    session = store.get(session_id) if session_id else None
+    if session is not None and session.status in ACTIVE:
+        return f"skipped: session {session_id} is {session.status}"
+    if settings.orphan_action == "terminate":
+        hosts.terminate(instance_id)
+        return "terminated"
+    if settings.orphan_action == "stop":
+        hosts.stop(instance, hibernate=False)
+        return "stopped"
+    return "reported"
