@@ -8,7 +8,7 @@ PARAMS ?=
 BOOT_DELAY ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo local test lint unit e2e bench docs agent-archive clean
+.PHONY: setup demo local test lint unit e2e bench bench-idle bench-agent docs agent-archive clean
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,9 +35,9 @@ local: setup
 lint: setup $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy functions/dcvfleet agent/dcvfleet_agent local tools
+	$(BIN)/mypy functions/dcvfleet agent/dcvfleet_agent local tools bench
 	$(BIN)/cfn-lint template.yaml
-	$(BIN)/shellcheck agent/linux/install.sh .ci/run
+	$(BIN)/shellcheck agent/linux/install.sh bench/fake_nvidia_smi.sh .ci/run
 	$(PY) tools/pslint.py
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
 	$(PY) tools/readme.py --check
@@ -49,6 +49,14 @@ test: lint
 ## bench: provisioning figures on the local stack
 bench: setup
 	$(PY) -m bench.provisioning
+
+## bench-idle: a scripted day of connects and disconnects: idle stops against a 15-minute poll
+bench-idle: setup
+	$(PY) -m bench.idle
+
+## bench-agent: the agent's memory and CPU at default intervals
+bench-agent: setup
+	$(PY) -m bench.agent_footprint
 
 ## docs: regenerate the README's parameter table and workflow diagrams
 docs: setup

@@ -1,4 +1,5 @@
-"""DCV Fleet host agent: brings a desktop host to "ready" and reports it to the control plane.
+"""DCV Fleet host agent: brings a desktop host to "ready", reports it to the control plane, then
+reports the host's idleness (Host Heartbeat, Session Idle) for as long as it runs.
 
 Runs on Python 3.9+ with only the standard library and boto3/botocore.
 """

@@ -1,4 +1,4 @@
-"""`python -m dcvfleet_agent`: bring this host to ready and report it."""
+"""`python -m dcvfleet_agent`: bring this host to ready, report it, then watch it until stopped."""
 
 import sys
 

@@ -1,24 +1,30 @@
-"""Bring the host to "ready": OS user, DCV session, then the Host Ready event.
+"""Bring the host to "ready" (OS user, DCV session, the Host Ready event), then watch it for
+idleness until SIGTERM/SIGINT (monitor.py).
 
-Exit codes of main(): 0 ready and reported, 1 could not get ready or report it, 2 bad config.
+Exit codes of main(): 0 stopped by SIGTERM/SIGINT, 1 could not get ready or report it, 2 bad
+config. A restarted agent goes through "ready" again and re-sends Host Ready: that is how a
+resumed desktop becomes READY.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-import boto3
-
 from . import __version__
-from .config import Config, ConfigError, load_config
+from .config import Config, ConfigError, load_config, read_settings
 from .dcv import DcvCli, DcvError, DcvSession
 from .events import EventSender, client_config
 from .identity import Identity, IdentityError, resolve_identity
-from .logs import configure_logging, iso_utc
+from .logs import LogContext, configure_logging, iso_utc
+from .monitor import Monitor
 from .proc import Runner, run_command
+from .signals import build_signals
 from .users import UserSetupError, ensure_os_user, read_credentials
 
 HOST_READY = "Host Ready"
@@ -30,6 +36,10 @@ log = logging.getLogger(__name__)
 
 class NotReadyError(Exception):
     pass
+
+
+class Stopped(Exception):
+    """SIGTERM or SIGINT arrived while the agent was waiting."""
 
 
 class Agent:
@@ -55,6 +65,7 @@ class Agent:
         self._sleep = sleep
         self._clock = clock
         self.poll_interval = poll_interval
+        self.dcv_session_id: str | None = None
 
     def prepare_user(self) -> str:
         """Create/update the OS user from the secret when managed; returns the session owner."""
@@ -103,14 +114,20 @@ class Agent:
                 )
             self._sleep(min(self.poll_interval, remaining))
 
-    def host_ready_detail(self, dcv_session_id: str) -> dict[str, str]:
+    def event_base(self, dcv_session_id: str) -> dict[str, str]:
+        """The fields every agent event starts with."""
         return {
             "schemaVersion": SCHEMA_VERSION,
             "instanceId": self.identity.instance_id,
             "sessionId": self.identity.session_id,
             "dcvSessionId": dcv_session_id,
-            "platform": self.config.platform,
             "agentVersion": __version__,
+        }
+
+    def host_ready_detail(self, dcv_session_id: str) -> dict[str, str]:
+        return {
+            **self.event_base(dcv_session_id),
+            "platform": self.config.platform,
             "sentAt": iso_utc(),
         }
 
@@ -126,11 +143,90 @@ class Agent:
             log.error("Host Ready event could not be delivered", extra={"fields": fields})
             return 1
         log.info("Host Ready sent", extra={"fields": fields})
+        self.dcv_session_id = dcv_session_id
         return 0
 
+    def monitor(self, wait: Callable[[float], bool]) -> Monitor:
+        """The idle monitor for the session found by run_once_ready()."""
+        if self.dcv_session_id is None:
+            raise RuntimeError("monitor() needs a successful run_once_ready() first")
+        config = self.config
+        signals = build_signals(config, self.dcv, self.dcv_session_id, self._run)
+        log.info(
+            "monitoring idleness",
+            extra={
+                "fields": {
+                    "signals": [s.name for s in signals],
+                    "sampleIntervalSeconds": config.sample_interval_seconds,
+                    "heartbeatIntervalSeconds": config.heartbeat_interval_seconds,
+                    "idleTimeoutSeconds": config.idle_timeout_seconds,
+                    "cpuThresholdPercent": config.cpu_threshold_percent,
+                    "gpuThresholdPercent": config.gpu_threshold_percent,
+                    "busyProcesses": list(config.busy_processes),
+                }
+            },
+        )
+        return Monitor(
+            signals,
+            self.sender,
+            self.event_base(self.dcv_session_id),
+            sample_interval=config.sample_interval_seconds,
+            heartbeat_interval=config.heartbeat_interval_seconds,
+            idle_timeout=config.idle_timeout_seconds,
+            wait=wait,
+        )
 
-def main() -> int:
+
+@contextlib.contextmanager
+def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM and SIGINT set `stop` (main thread only); the old handlers come back after."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: stop.set())
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _interruptible_sleep(stop: threading.Event) -> Callable[[float], None]:
+    def sleep(seconds: float) -> None:
+        if stop.wait(seconds):
+            raise Stopped
+
+    return sleep
+
+
+def _apply_settings(config: Config, ssm: Any) -> Config:
+    """Config with the SSM settings parameter layered in. Never fatal: a parameter that cannot be
+    read or parsed is left out (file and defaults apply), and so is each invalid key in it."""
+    name = config.settings_parameter or ""
+    try:
+        settings, ignored = read_settings(ssm, name)
+    except ConfigError as exc:
+        fields = {"error": str(exc), "key": exc.key, "settingsParameter": name}
+        log.warning("settings parameter ignored: file and defaults apply", extra={"fields": fields})
+        return config
+    for problem in ignored:
+        fields = {"error": str(problem), "key": problem.key, "settingsParameter": name}
+        log.warning("setting ignored", extra={"fields": fields})
+    log.info("settings parameter read", extra={"fields": {"settings": settings}})
+    return load_config(settings=settings)
+
+
+def main(stop: threading.Event | None = None) -> int:
+    """`stop`: set it to end the monitor as SIGTERM would (tests)."""
     context = configure_logging()
+    stop = threading.Event() if stop is None else stop
+    with _stop_on_signals(stop):
+        return _run(context, stop)
+
+
+def _run(context: LogContext, stop: threading.Event) -> int:
     try:
         config = load_config()
     except ConfigError as exc:
@@ -138,21 +234,42 @@ def main() -> int:
         log.error("invalid configuration", extra={"fields": fields})
         return 2
     context.update(config.session_id, config.instance_id)
+    sleep = _interruptible_sleep(stop)
     try:
         identity = resolve_identity(config)
         context.update(identity.session_id, identity.instance_id)
-        session = boto3.session.Session(region_name=config.region)
-        options: dict[str, Any] = {"config": client_config(), "endpoint_url": config.endpoint_url}
+        from botocore.session import get_session  # botocore alone: boto3 costs memory
+
+        session = get_session()
+
+        def client(service: str, attempts: int = 1) -> Any:
+            return session.create_client(
+                service,
+                region_name=config.region,
+                endpoint_url=config.endpoint_url,
+                config=client_config(attempts),
+            )
+
+        if config.settings_parameter:
+            config = _apply_settings(config, client("ssm", attempts=3))
         sender = EventSender(
-            session.client("events", **options),
+            client("events"),
             config.event_bus_name,
             max_attempts=config.send_max_attempts,
             base_delay=config.send_base_delay_seconds,
             max_delay=config.send_max_delay_seconds,
+            sleep=sleep,
         )
-        secrets = session.client("secretsmanager", **options) if config.manage_user else None
+        secrets = client("secretsmanager", attempts=3) if config.manage_user else None
         dcv = DcvCli(config.dcv_command, config.command_timeout_seconds)
-        return Agent(config, identity, dcv, sender, secrets=secrets).run_once_ready()
+        agent = Agent(config, identity, dcv, sender, secrets=secrets, sleep=sleep)
+        code = agent.run_once_ready()
+        if code == 0:
+            agent.monitor(stop.wait).run()
+        return code
+    except Stopped:
+        log.info("stopped before the host was ready")
+        return 0
     except IdentityError as exc:
         log.error("cannot determine host identity", extra={"fields": {"error": str(exc)}})
         return 1

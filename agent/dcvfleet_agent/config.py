@@ -1,4 +1,13 @@
-"""Agent settings: a JSON file, overridden key by key by DCVFLEET_<UPPER_SNAKE> variables."""
+"""Agent settings, by precedence: defaults < the SSM settings parameter < a JSON file < DCVFLEET_*.
+
+The file and DCVFLEET_<UPPER_SNAKE> variables may set every key. The optional SSM parameter named by
+`settingsParameter` holds a JSON object of idle-policy keys (POLICY_KEYS), the same for a whole
+fleet; main() reads it once at start (read_settings) and passes it to load_config. It is never
+fatal: a parameter that cannot be read or is not a JSON object is left out, and so is each key in
+it that is not a policy key or has an invalid value, each with a warning, because a fleet-wide
+typo must not stop every host from reporting. In a variable, `null` disables a threshold
+(e.g. DCVFLEET_GPU_THRESHOLD_PERCENT=null) and a list is JSON (DCVFLEET_BUSY_PROCESSES='["a"]').
+"""
 
 from __future__ import annotations
 
@@ -9,6 +18,8 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
 
 ENV_CONFIG_PATH = "DCVFLEET_AGENT_CONFIG"
 LINUX_CONFIG_PATH = "/etc/dcvfleet/agent.json"
@@ -48,6 +59,15 @@ class Config:
     send_max_delay_seconds: float
     command_timeout_seconds: float
     endpoint_url: str | None
+    settings_parameter: str | None
+    heartbeat_interval_seconds: float
+    sample_interval_seconds: float
+    idle_timeout_seconds: float
+    cpu_threshold_percent: float | None
+    gpu_threshold_percent: float | None
+    busy_processes: tuple[str, ...]
+    cpu_stat_path: str
+    nvidia_smi_command: tuple[str, ...]
 
 
 def default_platform() -> str:
@@ -72,8 +92,28 @@ _FIELDS: tuple[tuple[str, str, str, Any], ...] = (
     ("sendMaxDelaySeconds", "send_max_delay_seconds", "delay", 30),
     ("commandTimeoutSeconds", "command_timeout_seconds", "positive", 10),
     ("endpointUrl", "endpoint_url", "url", None),
+    ("settingsParameter", "settings_parameter", "str", None),
+    ("heartbeatIntervalSeconds", "heartbeat_interval_seconds", "positive", 60),
+    ("sampleIntervalSeconds", "sample_interval_seconds", "positive", 10),
+    ("idleTimeoutSeconds", "idle_timeout_seconds", "positive", 1800),
+    ("cpuThresholdPercent", "cpu_threshold_percent", "percent", 10),
+    ("gpuThresholdPercent", "gpu_threshold_percent", "percent", 10),
+    ("busyProcesses", "busy_processes", "names", []),
+    ("cpuStatPath", "cpu_stat_path", "str", "/proc/stat"),
+    ("nvidiaSmiCommand", "nvidia_smi_command", "argv", "nvidia-smi"),
 )
 KEYS = tuple(field[0] for field in _FIELDS)
+#: What the SSM settings parameter may set: the fleet's idle policy, nothing host-specific.
+POLICY_KEYS = (
+    "heartbeatIntervalSeconds",
+    "sampleIntervalSeconds",
+    "idleTimeoutSeconds",
+    "cpuThresholdPercent",
+    "gpuThresholdPercent",
+    "busyProcesses",
+)
+_NULLABLE = ("percent",)  # null means "disabled" for these, not "use the default"
+MAX_PROCESS_NAMES = 50  # the events' signals.processes.running holds at most 50 names of 128
 
 
 def env_name(key: str) -> str:
@@ -85,16 +125,22 @@ def default_config_path() -> str:
     return WINDOWS_CONFIG_PATH if sys.platform.startswith("win") else LINUX_CONFIG_PATH
 
 
-def load_config(environ: Mapping[str, str] | None = None) -> Config:
+def load_config(
+    environ: Mapping[str, str] | None = None, settings: Mapping[str, Any] | None = None
+) -> Config:
+    """`settings`: the valid part of the SSM parameter (parse_settings)."""
     env = os.environ if environ is None else environ
     raw = _read_file(env)
+    layer = settings or {}
     values: dict[str, Any] = {}
     for key, attr, kind, default in _FIELDS:
         env_value = env.get(env_name(key), "")
         if env_value != "":
             values[attr] = _from_env(key, kind, env_value)
-        elif key in raw and raw[key] is not None:
+        elif key in raw and (raw[key] is not None or kind in _NULLABLE):
             values[attr] = _check(key, kind, raw[key])
+        elif key in layer:
+            values[attr] = _check(key, kind, layer[key])
         elif default is _REQUIRED:
             raise ConfigError(f"is required (set it in the file or {env_name(key)})", key)
         else:
@@ -104,6 +150,43 @@ def load_config(environ: Mapping[str, str] | None = None) -> Config:
     if values["send_max_delay_seconds"] < values["send_base_delay_seconds"]:
         raise ConfigError("must not be smaller than sendBaseDelaySeconds", "sendMaxDelaySeconds")
     return Config(**values)
+
+
+def parse_settings(name: str, text: str) -> tuple[dict[str, Any], list[ConfigError]]:
+    """The SSM settings parameter's value, a JSON object: its valid POLICY_KEYS, and one
+    ConfigError per key left out (not a policy key, or an invalid value), so that one bad or
+    newer key does not throw away the rest of the fleet's policy."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        raise ConfigError(f"SSM parameter {name} is not JSON", "settingsParameter") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"SSM parameter {name} must hold a JSON object", "settingsParameter")
+    settings: dict[str, Any] = {}
+    ignored: list[ConfigError] = []
+    for key, value in data.items():
+        if key not in POLICY_KEYS:
+            ignored.append(ConfigError(f"not a setting SSM parameter {name} may set", key))
+            continue
+        kind = next(field[2] for field in _FIELDS if field[0] == key)
+        try:
+            _check(key, kind, value)
+        except ConfigError as exc:
+            ignored.append(ConfigError(f"{exc.detail} (in SSM parameter {name})", key))
+            continue
+        settings[key] = value
+    return settings, ignored
+
+
+def read_settings(ssm: Any, name: str) -> tuple[dict[str, Any], list[ConfigError]]:
+    """GetParameter once, then parse_settings; a parameter that cannot be read or is not a JSON
+    object is a ConfigError (main() logs it and goes on without)."""
+    try:
+        response = ssm.get_parameter(Name=name)
+        text = response["Parameter"]["Value"]
+    except (BotoCoreError, ClientError, KeyError, TypeError) as exc:
+        raise ConfigError(f"cannot read SSM parameter {name}: {exc}", "settingsParameter") from None
+    return parse_settings(name, str(text))
 
 
 def _read_file(env: Mapping[str, str]) -> dict[str, Any]:
@@ -130,16 +213,18 @@ def _from_env(key: str, kind: str, text: str) -> Any:
     where = f" (from {env_name(key)})"
     value: Any = text
     try:
-        if kind == "bool":
+        if kind in _NULLABLE and text.strip().lower() == "null":
+            value = None
+        elif kind == "bool":
             lowered = text.strip().lower()
             if lowered not in ("true", "false", "1", "0", "yes", "no"):
                 raise ValueError(text)
             value = lowered in ("true", "1", "yes")
         elif kind == "count":
             value = int(text)
-        elif kind in ("positive", "delay"):
+        elif kind in ("positive", "delay", "percent"):
             value = float(text)
-        elif kind == "argv" and text.lstrip().startswith("["):
+        elif (kind == "argv" and text.lstrip().startswith("[")) or kind == "names":
             value = json.loads(text)
     except ValueError:
         raise ConfigError(f"cannot parse {text!r}{where}", key) from None
@@ -170,6 +255,18 @@ def _check(key: str, kind: str, value: Any) -> Any:
         if not is_number or value < 0:
             raise fail("a number >= 0")
         return float(value)
+    if kind == "percent":
+        if value is not None and (not is_number or not 0 <= value <= 100):
+            raise fail("a number from 0 to 100, or null to disable the signal")
+        return None if value is None else float(value)
+    if kind == "names":
+        if (
+            not isinstance(value, list)
+            or len(value) > MAX_PROCESS_NAMES
+            or not all(isinstance(name, str) and 0 < len(name) <= 128 for name in value)
+        ):
+            raise fail(f"a list of at most {MAX_PROCESS_NAMES} process names (1-128 characters)")
+        return tuple(value)
     if kind == "argv":
         if isinstance(value, str) and value:
             return (value,)

@@ -8,7 +8,10 @@ The guide does not print `dcv list-sessions -j`; the CLI prints a JSON array of 
 objects. Older editions of the same page show `{ "sessions": [ { "id": ..., "owner": ... } ] }`
 for Windows servers, so that wrapper is accepted too.
 `dcv list-connections -j <session>` is not shown in the guide; only its outer shape (a JSON
-array with one object per client connection) is relied on here.
+array with one object per client connection) is relied on here, plus an optional
+"last-interaction-time" per connection when one carries it. The guide's "Finding and stopping idle
+sessions" page reads "num-of-connections" and "last-disconnection-time" (ISO-8601 UTC, "" when the
+session was never disconnected) from `dcv describe-session <id> -j`, as the idle monitor does.
 Every failure surfaces as one DcvError with a readable message.
 """
 
@@ -96,6 +99,12 @@ class DcvCli:
                 )
             )
         return sessions
+
+    def describe_session(self, session_id: str) -> dict[str, Any]:
+        data = self._json("describe-session", session_id, "-j")
+        if not isinstance(data, dict):
+            raise DcvError(f"'dcv describe-session {session_id} -j' did not print a session object")
+        return data
 
     def list_connections(self, session_id: str) -> list[dict[str, Any]]:
         data = self._json("list-connections", "-j", session_id)

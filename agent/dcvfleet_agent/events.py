@@ -16,12 +16,20 @@ from botocore.exceptions import BotoCoreError, ClientError
 SOURCE = "dcvfleet.agent"
 MAX_BUFFERED = 100
 BATCH_SIZE = 10  # PutEvents accepts at most 10 entries per call
+#: Dropped first when the buffer is full: each one is superseded by the next.
+EXPENDABLE = frozenset({"Host Heartbeat"})
 
 log = logging.getLogger(__name__)
 
 
-def client_config() -> BotoConfig:
-    return BotoConfig(retries={"mode": "standard"}, connect_timeout=5, read_timeout=10)
+def client_config(total_max_attempts: int = 1) -> BotoConfig:
+    """One HTTP attempt per call by default: EventSender does the retrying, so one PutEvents
+    call takes at most connect_timeout + read_timeout, and a monitor tick stays bounded."""
+    return BotoConfig(
+        retries={"mode": "standard", "total_max_attempts": total_max_attempts},
+        connect_timeout=5,
+        read_timeout=10,
+    )
 
 
 class EventSender:
@@ -53,6 +61,14 @@ class EventSender:
 
     def send(self, detail_type: str, detail: Mapping[str, Any]) -> bool:
         """Queue behind earlier undelivered events, deliver in order; True if this one went out."""
+        entry = self.enqueue(detail_type, detail)
+        self.flush()
+        return entry is not None and all(item is not entry for item in self._pending)
+
+    def enqueue(self, detail_type: str, detail: Mapping[str, Any]) -> dict[str, str] | None:
+        """Buffer one event for the next flush. When the buffer is full, the oldest heartbeat
+        (EXPENDABLE) makes room, else this event if it is a heartbeat (None is returned), else
+        the oldest event."""
         entry = {
             "Source": SOURCE,
             "DetailType": detail_type,
@@ -60,20 +76,31 @@ class EventSender:
             "EventBusName": self.event_bus_name,
         }
         if len(self._pending) >= self.max_buffered:
-            dropped = self._pending.popleft()
-            log.warning(
-                "event buffer full; dropped the oldest undelivered event",
-                extra={"fields": {"detailType": dropped["DetailType"]}},
-            )
+            kinds = [e["DetailType"] for e in self._pending]
+            index = next((i for i, kind in enumerate(kinds) if kind in EXPENDABLE), None)
+            if index is None and detail_type in EXPENDABLE:
+                self._dropped(detail_type)
+                return None
+            index = 0 if index is None else index
+            del self._pending[index]
+            self._dropped(kinds[index])
         self._pending.append(entry)
-        self.flush()
-        return all(item is not entry for item in self._pending)
+        return entry
 
-    def flush(self) -> bool:
-        """Deliver buffered events oldest first; stop at the first batch that keeps failing."""
+    @staticmethod
+    def _dropped(detail_type: str) -> None:
+        log.warning(
+            "event buffer full; dropped an undelivered event",
+            extra={"fields": {"detailType": detail_type}},
+        )
+
+    def flush(self, max_attempts: int | None = None) -> bool:
+        """Deliver buffered events oldest first; stop at the first batch that keeps failing.
+        `max_attempts` (default: the sender's) bounds the attempts per batch."""
+        attempts = self.max_attempts if max_attempts is None else max_attempts
         while self._pending:
             batch = [self._pending[i] for i in range(min(BATCH_SIZE, len(self._pending)))]
-            failed = self._deliver(batch)
+            failed = self._deliver(batch, attempts)
             for _ in batch:
                 self._pending.popleft()
             if failed:
@@ -85,9 +112,9 @@ class EventSender:
         """Exponential back-off with full jitter."""
         return float(self._rand() * min(self.max_delay, self.base_delay * 2 ** min(retry, 32)))
 
-    def _deliver(self, batch: list[dict[str, str]]) -> list[dict[str, str]]:
+    def _deliver(self, batch: list[dict[str, str]], attempts: int) -> list[dict[str, str]]:
         remaining = batch
-        for attempt in range(1, self.max_attempts + 1):
+        for attempt in range(1, attempts + 1):
             if attempt > 1:
                 self._sleep(self._backoff(attempt - 2))
             try:
@@ -118,6 +145,6 @@ class EventSender:
             )
         log.error(
             "giving up on events for now; they stay buffered",
-            extra={"fields": {"attempts": self.max_attempts, "buffered": len(remaining)}},
+            extra={"fields": {"attempts": attempts, "buffered": len(self._pending)}},
         )
         return remaining

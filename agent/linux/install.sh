@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Install or upgrade the DCV Fleet agent on a Linux desktop host (run as root):
 #
-#   install.sh <agent-archive.tar.gz> <event-bus-name> <region>
+#   install.sh <agent-archive.tar.gz> <event-bus-name> <region> [<settings-parameter>]
 #
 # Unpacks the archive's dcvfleet_agent/ package to /opt/dcvfleet/agent (swapped in whole),
-# merges eventBusName and region into /etc/dcvfleet/agent.json (mode 0600; other keys are
+# merges eventBusName and region (and settingsParameter, the name of the SSM parameter holding
+# the fleet's idle policy, when given) into /etc/dcvfleet/agent.json (mode 0600; other keys are
 # kept), installs the systemd unit that sits next to this script, enables it and (re)starts
 # it. Running it again is how upgrades are done. Host bootstrap runs this script from the
 # unpacked archive itself (linux/install.sh), next to linux/dcvfleet-agent.service.
@@ -14,7 +15,7 @@
 set -euo pipefail
 
 usage() {
-  echo "usage: $0 <agent-archive.tar.gz> <event-bus-name> <region>" >&2
+  echo "usage: $0 <agent-archive.tar.gz> <event-bus-name> <region> [<settings-parameter>]" >&2
   exit 64
 }
 die() {
@@ -22,10 +23,11 @@ die() {
   exit 1
 }
 
-[ "$#" -eq 3 ] || usage
+[ "$#" -eq 3 ] || [ "$#" -eq 4 ] || usage
 archive=$1
 bus=$2
 region=$3
+settings=${4:-}
 root=${DCVFLEET_INSTALL_ROOT:-/}
 root=${root%/}
 python=${DCVFLEET_PYTHON:-/usr/bin/python3}
@@ -67,14 +69,14 @@ mv "$staging" "$agent_dir"
 staging=""
 rm -rf "$agent_dir.old"
 
-# 2. Configuration: keep existing keys, set the two this script owns.
+# 2. Configuration: keep existing keys, set the ones this script owns.
 mkdir -p "$config_dir"
 chmod 0700 "$config_dir"
 tmp_config=$(mktemp "$config_dir/.agent.json.XXXXXX")
-"$python" - "$config_dir/agent.json" "$tmp_config" "$bus" "$region" <<'PY'
+"$python" - "$config_dir/agent.json" "$tmp_config" "$bus" "$region" "$settings" <<'PY'
 import json, os, sys
 
-path, tmp, bus, region = sys.argv[1:5]
+path, tmp, bus, region, settings = sys.argv[1:6]
 data = {}
 if os.path.exists(path):
     with open(path, encoding="utf-8-sig") as handle:
@@ -82,6 +84,8 @@ if os.path.exists(path):
     if not isinstance(data, dict):
         sys.exit(f"{path} does not hold a JSON object")
 data.update(eventBusName=bus, region=region)
+if settings:
+    data["settingsParameter"] = settings
 with open(tmp, "w", encoding="utf-8") as handle:
     json.dump(data, handle, indent=2, sort_keys=True)
     handle.write("\n")

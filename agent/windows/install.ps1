@@ -3,13 +3,16 @@
     Install or upgrade the DCV Fleet agent on a Windows desktop host (run as Administrator).
 .DESCRIPTION
     Unpacks the archive's dcvfleet_agent package to C:\Program Files\DCVFleet\agent, merges eventBusName and
-    region (and dcvCommand, when dcv.exe is in its default place and the key is not set yet)
-    into C:\ProgramData\DCVFleet\agent.json (other keys are kept; readable by SYSTEM and
-    Administrators only), registers the "DCVFleetAgent" scheduled task that runs
-    `python -m dcvfleet_agent` as SYSTEM at startup, and starts it. Running it again upgrades.
+    region (settingsParameter when -SettingsParameter is given, and dcvCommand when dcv.exe is in
+    its default place and the key is not set yet) into C:\ProgramData\DCVFleet\agent.json (other
+    keys are kept; readable by SYSTEM and Administrators only), registers the "DCVFleetAgent"
+    scheduled task that runs `python -m dcvfleet_agent` as SYSTEM at startup and keeps it running
+    (no time limit, restarted when it ends), and starts it. Running it again upgrades.
     The agent's JSON log lines are appended to C:\ProgramData\DCVFleet\agent.log.
 .EXAMPLE
     .\install.ps1 -ArchivePath .\dcvfleet-agent.tar.gz -EventBusName dcvfleet -Region us-east-1
+.EXAMPLE
+    .\install.ps1 -ArchivePath .\dcvfleet-agent.tar.gz -EventBusName dcvfleet -Region us-east-1 -SettingsParameter /dcvfleet/agent-settings
 #>
 [CmdletBinding()]
 param(
@@ -17,7 +20,9 @@ param(
     [Parameter(Mandatory = $true)][string]$EventBusName,
     [Parameter(Mandatory = $true)][ValidatePattern('^[a-z]{2}(-[a-z]+)+-\d+$')][string]$Region,
     # Python 3.9+ with boto3, installed for all users; found on PATH when not given.
-    [string]$PythonPath = ''
+    [string]$PythonPath = '',
+    # Name of the SSM parameter holding the fleet's idle policy (JSON); the key is left as it is when not given.
+    [string]$SettingsParameter = ''
 )
 
 $ErrorActionPreference = 'Stop'
@@ -68,7 +73,7 @@ finally {
     if (Test-Path -LiteralPath $staging) { Remove-Item -LiteralPath $staging -Recurse -Force }
 }
 
-# 2. Configuration: keep existing keys, set the two this script owns. UTF-8 without BOM.
+# 2. Configuration: keep existing keys, set the ones this script owns. UTF-8 without BOM.
 New-Item -ItemType Directory -Force -Path $DataDir | Out-Null
 $config = [ordered]@{}
 if (Test-Path -LiteralPath $ConfigPath) {
@@ -77,6 +82,9 @@ if (Test-Path -LiteralPath $ConfigPath) {
 }
 $config['eventBusName'] = $EventBusName
 $config['region'] = $Region
+if ($SettingsParameter) {
+    $config['settingsParameter'] = $SettingsParameter
+}
 # dcv.exe is not on SYSTEM's PATH by default (admin guide, "Using the command line tool").
 $dcvExe = Join-Path $env:ProgramFiles 'NICE\DCV\Server\bin\dcv.exe'
 if (-not $config.Contains('dcvCommand') -and (Test-Path -LiteralPath $dcvExe)) {
@@ -88,14 +96,20 @@ $json = $config | ConvertTo-Json -Depth 5
 & icacls.exe $ConfigPath /inheritance:r /grant:r '*S-1-5-18:(F)' '*S-1-5-32-544:(F)' | Out-Null
 if ($LASTEXITCODE -ne 0) { throw "icacls could not restrict $ConfigPath" }
 
-# 3. Scheduled task at startup as SYSTEM; the working directory puts the package on sys.path.
+# 3. Scheduled task as SYSTEM; the working directory puts the package on sys.path. The agent runs
+# for the life of the host: no execution time limit, restarted on failure, and, because Task
+# Scheduler's restart-on-failure does not cover a program that simply exits (exit 1 "not ready",
+# a crash), a second trigger starts it again every 5 minutes when it is not running
+# (-MultipleInstances IgnoreNew leaves a running agent alone).
 $command = '/d /c ""{0}" -m dcvfleet_agent 2>>"{1}""' -f $PythonPath, $LogPath
 $action = New-ScheduledTaskAction -Execute 'cmd.exe' -Argument $command -WorkingDirectory $InstallDir
-$trigger = New-ScheduledTaskTrigger -AtStartup
+$atStartup = New-ScheduledTaskTrigger -AtStartup
+$watchdog = New-ScheduledTaskTrigger -Once -At (Get-Date) -RepetitionInterval (New-TimeSpan -Minutes 5)
 $runAs = New-ScheduledTaskPrincipal -UserId 'SYSTEM' -LogonType ServiceAccount -RunLevel Highest
 $settings = New-ScheduledTaskSettingsSet -StartWhenAvailable -ExecutionTimeLimit ([TimeSpan]::Zero) `
-    -RestartCount 3 -RestartInterval (New-TimeSpan -Minutes 1)
-Register-ScheduledTask -TaskName $TaskName -Action $action -Trigger $trigger -Principal $runAs `
-    -Settings $settings -Force | Out-Null
+    -RestartCount 999 -RestartInterval (New-TimeSpan -Minutes 1) -MultipleInstances IgnoreNew `
+    -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries
+Register-ScheduledTask -TaskName $TaskName -Action $action -Trigger @($atStartup, $watchdog) `
+    -Principal $runAs -Settings $settings -Force | Out-Null
 Start-ScheduledTask -TaskName $TaskName
 Write-Output "dcvfleet-agent installed in $InstallDir and started (task $TaskName)"

@@ -200,3 +200,20 @@ def test_windows_sessions_wrapper_from_older_guide_is_accepted() -> None:
         "",
         None,
     )
+
+
+def test_cli_describe_session_reads_connections_and_last_disconnection(state: Path) -> None:
+    dcv = DcvCli(DCV, timeout=10)
+    dcv.create_session("desktop", "alice")
+    set_connections(state, 2)
+    described = dcv.describe_session("desktop")
+    assert described["num-of-connections"] == 2
+    assert described["last-disconnection-time"] == ""  # never disconnected
+    with pytest.raises(DcvError, match="exit code 1: Could not find session 'nope'"):
+        dcv.describe_session("nope")
+
+
+@pytest.mark.parametrize("stdout", ["[]", '"desktop"', "null"])
+def test_wrong_describe_session_shape_is_dcv_error(stdout: str) -> None:
+    with pytest.raises(DcvError, match="did not print a session object"):
+        DcvCli(["dcv"], 1, run=fixed_output(stdout)).describe_session("desktop")

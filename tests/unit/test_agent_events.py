@@ -64,7 +64,10 @@ def test_entry_format_and_client_retry_mode() -> None:
         "Detail": '{"a":"b","n":1}',
         "EventBusName": "fleet",
     }
-    assert client_config().retries == {"mode": "standard"}
+    # one HTTP attempt per call: EventSender owns retrying, so a call's time stays bounded
+    assert client_config().retries == {"mode": "standard", "total_max_attempts": 1}
+    assert client_config(3).retries == {"mode": "standard", "total_max_attempts": 3}
+    assert (client_config().connect_timeout, client_config().read_timeout) == (5, 10)
 
 
 def test_exceptions_are_retried_with_capped_exponential_backoff() -> None:
@@ -121,7 +124,7 @@ def test_buffer_is_bounded_and_drops_oldest(caplog: pytest.LogCaptureFixture) ->
     for n in range(105):
         events.send("Test", {"n": n})
     assert events.pending == 100
-    assert caplog.text.count("dropped the oldest undelivered event") == 5
+    assert caplog.text.count("dropped an undelivered event") == 5
     client.script = []
     assert events.flush()
     delivered = [n for call in client.calls[-10:] for n in details(call)]
@@ -137,3 +140,46 @@ def test_send_reports_its_own_event_even_if_an_older_one_stays() -> None:
     assert events.send("Test", {"n": 2})
     assert [details(call) for call in client.calls[3:]] == [[1, 2], [1], [1]]
     assert events.pending == 1
+
+
+def kinds(events: EventSender) -> list[tuple[str, Any]]:
+    return [(e["DetailType"], json.loads(e["Detail"])["n"]) for e in events._pending]
+
+
+def test_given_a_full_buffer_then_the_oldest_heartbeat_makes_room_first() -> None:
+    client = FakeEvents(*[OFFLINE] * 100)
+    events = sender(client, [], max_attempts=1, max_buffered=4)
+    for n, kind in enumerate(["Host Ready", "Host Heartbeat", "Session Idle", "Host Heartbeat"]):
+        events.enqueue(kind, {"n": n})
+    events.enqueue("Session Idle", {"n": 4})
+    events.enqueue("Host Heartbeat", {"n": 5})
+    assert kinds(events) == [
+        ("Host Ready", 0),
+        ("Session Idle", 2),
+        ("Session Idle", 4),
+        ("Host Heartbeat", 5),
+    ]
+
+
+def test_given_a_buffer_full_of_other_events_then_a_new_heartbeat_is_the_one_dropped() -> None:
+    events = sender(FakeEvents(), [], max_buffered=2)
+    assert events.enqueue("Session Idle", {"n": 1}) is not None
+    assert events.enqueue("Session Idle", {"n": 2}) is not None
+    assert events.enqueue("Host Heartbeat", {"n": 3}) is None
+    assert not events.send("Host Heartbeat", {"n": 4})  # dropped, so not sent
+    assert kinds(events) == []  # the send flushed the two Session Idle events
+    events.enqueue("Session Idle", {"n": 5})
+    events.enqueue("Session Idle", {"n": 6})
+    events.enqueue("Test", {"n": 7})  # not a heartbeat: the oldest goes
+    assert kinds(events) == [("Session Idle", 6), ("Test", 7)]
+
+
+def test_flush_with_one_attempt_does_not_back_off() -> None:
+    client, sleeps = FakeEvents(OFFLINE, OFFLINE), list[float]()
+    events = sender(client, sleeps)
+    events.enqueue("Host Heartbeat", {"n": 1})
+    assert not events.flush(max_attempts=1)
+    assert (len(client.calls), sleeps, events.pending) == (1, [], 1)
+    assert not events.flush(max_attempts=1)
+    assert events.flush(max_attempts=1)
+    assert (len(client.calls), sleeps, events.pending) == (3, [], 0)

@@ -132,10 +132,27 @@ def test_install_and_upgrade_on_a_fake_root(
     assert calls == once * 2
 
 
+def test_install_writes_the_settings_parameter_when_given(
+    archive: Path, fake_host: dict[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "root/etc/dcvfleet/agent.json"
+    first = install(fake_host, str(archive), "fleet", "us-east-1", "/dcvfleet/agent-settings")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(config.read_text()) == {
+        "eventBusName": "fleet",
+        "region": "us-east-1",
+        "settingsParameter": "/dcvfleet/agent-settings",
+    }
+    again = install(fake_host, str(archive), "fleet", "us-east-1")  # 3 arguments: key kept
+    assert again.returncode == 0, again.stderr
+    assert json.loads(config.read_text())["settingsParameter"] == "/dcvfleet/agent-settings"
+
+
 @pytest.mark.parametrize(
     ("args", "outcome"),
     [
         ((), (64, "usage:")),
+        (("{archive}", "fleet", "us-east-1", "/p", "extra"), (64, "[<settings-parameter>]")),
         (("{archive}", "fleet", "moon-1"), (1, "not an AWS region")),
         (("/nonexistent.tar.gz", "fleet", "us-east-1"), (1, "archive not found")),
         (("{archive}", "", "us-east-1"), (1, "event bus name is empty")),
@@ -172,7 +189,7 @@ def test_install_script_passes_shellcheck() -> None:
     assert result.returncode == 0, result.stdout
 
 
-def test_unit_runs_the_package_after_network_and_dcv() -> None:
+def test_unit_keeps_the_agent_running_after_network_and_dcv() -> None:
     lines = [line for line in UNIT.read_text().splitlines() if line and not line.startswith("#")]
     settings = [line.split("=", 1) for line in lines if "=" in line]
     values: dict[str, list[str]] = {}
@@ -182,6 +199,18 @@ def test_unit_runs_the_package_after_network_and_dcv() -> None:
     assert values["ExecStart"] == ["/usr/bin/python3 -m dcvfleet_agent"]
     assert "PYTHONPATH=/opt/dcvfleet/agent" in values["Environment"]
     assert {"network-online.target", "dcvserver.service"} <= set(values["After"][0].split())
-    assert (values["Restart"], values["RestartSec"]) == (["on-failure"], ["10"])
+    # long-running: every exit is restarted (and re-sends Host Ready); SIGTERM has time to flush
+    assert (values["Restart"], values["RestartSec"]) == (["always"], ["10"])
+    assert values["TimeoutStopSec"] == ["45"]
     assert values["ProtectSystem"] == ["true"]  # /etc stays writable for useradd/chpasswd
     assert values["WantedBy"] == ["multi-user.target"]
+
+
+def test_windows_task_keeps_the_agent_running_and_takes_a_settings_parameter() -> None:
+    script = (AGENT / "windows" / "install.ps1").read_text()
+    assert "-ExecutionTimeLimit ([TimeSpan]::Zero)" in script  # no time limit
+    assert "-RestartCount 999" in script
+    assert "-MultipleInstances IgnoreNew" in script  # the 5-minute trigger never doubles it
+    assert "-RepetitionInterval (New-TimeSpan -Minutes 5)" in script
+    assert "[string]$SettingsParameter = ''" in script
+    assert "$config['settingsParameter'] = $SettingsParameter" in script

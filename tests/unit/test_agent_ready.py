@@ -1,14 +1,19 @@
-"""End to end on one host: config -> identity -> OS user -> DCV session -> Host Ready.
+"""End to end on one host: config -> identity -> OS user -> DCV session -> Host Ready -> the idle
+monitor until stopped.
 
-Uses the real local/sim_dcv.py as `dcv` and moto for EventBridge, SQS and Secrets Manager.
+Uses the real local/sim_dcv.py as `dcv` and moto for EventBridge, SQS, SSM and Secrets Manager;
+the SIGTERM tests run the agent as a process against bench/agent_footprint.py's fake endpoint.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import signal
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,7 @@ import jsonschema
 import pytest
 from moto import mock_aws
 
+from bench.agent_footprint import FakeAwsEndpoint, agent_config, start_agent
 from dcvfleet_agent import __version__
 from dcvfleet_agent.agent import main
 from dcvfleet_agent.config import KEYS, env_name
@@ -28,8 +34,24 @@ SIM = ROOT / "local" / "sim_dcv.py"
 DCV = [sys.executable, str(SIM)]
 INSTANCE_ID = "i-0123456789abcdef0"
 SESSION_ID = "7d0f6c1e-3b8a-4f2e-9c55-0a1b2c3d4e5f"
-# The contract the control plane validates Host Ready against.
+# The contracts the control plane validates agent events against.
 HOST_READY_SCHEMA = json.loads((ROOT / "events/schemas/host-ready.schema.json").read_text())
+HEARTBEAT_SCHEMA = json.loads((ROOT / "events/schemas/host-heartbeat.schema.json").read_text())
+FORMATS = jsonschema.Draft202012Validator.FORMAT_CHECKER
+
+
+class StopAfter(threading.Event):
+    """A stop event that sets itself at the n-th wait: the monitor samples n times, then stops."""
+
+    def __init__(self, waits: int) -> None:
+        super().__init__()
+        self.left = waits
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.left -= 1
+        if self.left < 0:
+            self.set()
+        return super().wait(0 if self.is_set() else timeout)
 
 
 @pytest.fixture(autouse=True)
@@ -54,25 +76,38 @@ def aws() -> Iterator[None]:
 
 
 @pytest.fixture
-def host_ready_queue(aws: None) -> str:
-    """An SQS queue fed by a rule on the 'fleet' bus matching Host Ready events."""
+def agent_queue(aws: None) -> str:
+    """An SQS queue fed by a rule on the 'fleet' bus matching every agent event."""
     events = boto3.client("events", region_name=REGION)
     events.create_event_bus(Name="fleet")
     sqs = boto3.client("sqs", region_name=REGION)
-    url: str = sqs.create_queue(QueueName="host-ready")["QueueUrl"]
+    url: str = sqs.create_queue(QueueName="agent")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]
-    pattern = {"source": ["dcvfleet.agent"], "detail-type": ["Host Ready"]}
-    events.put_rule(Name="host-ready", EventBusName="fleet", EventPattern=json.dumps(pattern))
+    pattern = {"source": ["dcvfleet.agent"]}
+    events.put_rule(Name="agent", EventBusName="fleet", EventPattern=json.dumps(pattern))
     events.put_targets(
-        Rule="host-ready", EventBusName="fleet", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}]
+        Rule="agent", EventBusName="fleet", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}]
     )
     return url
 
 
-def received(url: str) -> list[dict[str, Any]]:
+def received(url: str) -> dict[str, list[dict[str, Any]]]:
+    """Every event in the queue (it is drained), by detail type."""
     sqs = boto3.client("sqs", region_name=REGION)
-    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-    return [json.loads(m["Body"]) for m in messages]
+    events: dict[str, list[dict[str, Any]]] = {}
+    while True:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not messages:
+            return events
+        for message in messages:
+            event = json.loads(message["Body"])
+            events.setdefault(event["detail-type"], []).append(event)
+
+
+def fake_nvidia_smi(tmp_path: Path) -> list[str]:
+    script = tmp_path / "nvidia-smi"
+    script.write_text("#!/bin/sh\necho '4, 0'\n")
+    return ["sh", str(script)]
 
 
 def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> None:
@@ -88,6 +123,9 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: A
         "sendMaxAttempts": 2,
         "sendBaseDelaySeconds": 0.01,
         "sendMaxDelaySeconds": 0.02,
+        "nvidiaSmiCommand": fake_nvidia_smi(tmp_path),
+        "sampleIntervalSeconds": 0.05,
+        "heartbeatIntervalSeconds": 0.05,
         **overrides,
     }
     path = tmp_path / "agent.json"
@@ -104,47 +142,110 @@ def sim_sessions() -> list[dict[str, Any]]:
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
-def test_ready_path_emits_exactly_one_host_ready(
+def test_ready_path_emits_one_host_ready_then_heartbeats_until_stopped(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    host_ready_queue: str,
+    agent_queue: str,
 ) -> None:
     write_config(isolated, monkeypatch)
-    assert main() == 0
-    [event] = received(host_ready_queue)
+    assert main(StopAfter(3)) == 0
+    events = received(agent_queue)
+    [event] = events["Host Ready"]
     assert (event["source"], event["detail-type"]) == ("dcvfleet.agent", "Host Ready")
     detail = event["detail"]
-    jsonschema.validate(
-        detail, HOST_READY_SCHEMA, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER
-    )
+    jsonschema.validate(detail, HOST_READY_SCHEMA, format_checker=FORMATS)
     assert detail["instanceId"] == INSTANCE_ID
     assert detail["sessionId"] == SESSION_ID
     assert detail["dcvSessionId"] == "desktop"
     assert detail["platform"] == "container"
     assert detail["agentVersion"] == __version__ == "0.1.0"
+    heartbeats = events["Host Heartbeat"]
+    assert len(heartbeats) == 3  # one per sample: the heartbeat interval is the sample interval
+    for heartbeat in heartbeats:
+        jsonschema.validate(heartbeat["detail"], HEARTBEAT_SCHEMA, format_checker=FORMATS)
+    signals = heartbeats[-1]["detail"]["signals"]
+    assert signals["dcv"] == {
+        "idle": True,
+        "connections": 0,
+        "lastDisconnectAt": None,
+        "lastInteractionAt": None,
+    }
+    assert signals["gpu"]["utilizationPercent"] == 4.0
+    assert signals["cpu"]["thresholdPercent"] == 10
     [session] = sim_sessions()
     assert (session["id"], session["owner"], session["type"]) == ("desktop", "dcvuser", "virtual")
     lines = log_lines(capsys.readouterr().err)
     assert lines
     assert all(line["sessionId"] == SESSION_ID for line in lines)
     assert all(line["instanceId"] == INSTANCE_ID for line in lines)
-    assert lines[-1]["message"] == "Host Ready sent"
-    assert main() == 0  # a re-run (service restart) reuses the session and reports again
+    messages = [line["message"] for line in lines]
+    assert messages.index("Host Ready sent") < messages.index("monitoring idleness")
+    assert messages[-1] == "monitor stopped"
+    assert main(StopAfter(0)) == 0  # a re-run (service restart) reuses the session, reports again
     assert [s["id"] for s in sim_sessions()] == ["desktop"]
-    assert [e["detail"]["dcvSessionId"] for e in received(host_ready_queue)] == ["desktop"]
+    again = received(agent_queue)
+    assert [e["detail"]["dcvSessionId"] for e in again["Host Ready"]] == ["desktop"]
+
+
+def test_settings_parameter_from_ssm_sets_the_idle_policy(
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    agent_queue: str,
+) -> None:
+    settings = {
+        "cpuThresholdPercent": 55,
+        "gpuThresholdPercent": None,
+        "idleTimeoutSeconds": 0.1,
+        "idleGraceSeconds": 30,  # not the agent's: left out with a warning
+    }
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name="/dcvfleet/agent", Type="String", Value=json.dumps(settings))
+    write_config(isolated, monkeypatch, settingsParameter="/dcvfleet/agent", cpuStatPath="/nope")
+    monkeypatch.setenv("DCVFLEET_CPU_THRESHOLD_PERCENT", "null")  # env over SSM
+    monkeypatch.setenv("DCVFLEET_GPU_THRESHOLD_PERCENT", "")  # empty: not set
+    assert main(StopAfter(4)) == 0
+    events = received(agent_queue)
+    heartbeats = [e["detail"] for e in events["Host Heartbeat"]]
+    assert [set(h["signals"]) for h in heartbeats] == [{"dcv"}] * 4
+    idle = [e["detail"] for e in events.get("Session Idle", [])]
+    assert idle  # idle from the first sample, timeout 0.1 s from SSM
+    assert {d["idleTimeoutSeconds"] for d in idle} == {0.1}
+    [warning] = [line for line in log_lines(capsys.readouterr().err) if line["level"] == "WARNING"]
+    assert (warning["message"], warning["key"]) == ("setting ignored", "idleGraceSeconds")
+
+
+def test_garbled_settings_parameter_is_ignored_with_a_warning(
+    isolated: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    agent_queue: str,
+) -> None:
+    ssm = boto3.client("ssm", region_name=REGION)
+    ssm.put_parameter(Name="/dcvfleet/agent", Type="String", Value="idleTimeoutSeconds=5")
+    write_config(isolated, monkeypatch, settingsParameter="/dcvfleet/agent")
+    assert main(StopAfter(1)) == 0
+    [heartbeat] = received(agent_queue)["Host Heartbeat"]
+    assert heartbeat["detail"]["signals"]["cpu"]["thresholdPercent"] == 10  # the default
+    warning = next(
+        line for line in log_lines(capsys.readouterr().err) if line["level"] == "WARNING"
+    )
+    assert warning["message"] == "settings parameter ignored: file and defaults apply"
+    assert "is not JSON" in warning["error"]
+    assert warning["settingsParameter"] == "/dcvfleet/agent"
 
 
 def test_dcv_never_ready_exits_non_zero(
     isolated: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-    host_ready_queue: str,
+    agent_queue: str,
 ) -> None:
     write_config(isolated, monkeypatch, readyTimeoutSeconds=0.2)
     monkeypatch.setenv("SIM_DCV_FAIL", "garbage")  # each fault mode: see test_agent_dcv.py
     assert main() == 1
-    assert received(host_ready_queue) == []
+    assert received(agent_queue) == {}
     final = log_lines(capsys.readouterr().err)[-1]
     assert final["level"] == "ERROR"
     assert final["message"] == "host did not become ready"
@@ -197,3 +298,59 @@ def test_unexpected_exception_is_logged_as_json(
     [line] = log_lines(capsys.readouterr().err)
     assert line["message"] == "unexpected failure"
     assert "RuntimeError: boom" in line["exception"]
+
+
+# --- as a process: SIGTERM ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def endpoint() -> Iterator[FakeAwsEndpoint]:
+    server = FakeAwsEndpoint()
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_sigterm_stops_the_monitor_with_exit_0(tmp_path: Path, endpoint: FakeAwsEndpoint) -> None:
+    config = agent_config(tmp_path, endpoint.address, sampleIntervalSeconds=0.2)
+    config["heartbeatIntervalSeconds"] = 0.2
+    process = start_agent(tmp_path, config)
+    try:
+        assert endpoint.wait_for("Host Heartbeat", 2, timeout=30), (
+            tmp_path / "agent.log"
+        ).read_text()
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+        assert time.monotonic() - started < 5
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    [ready] = endpoint.details("Host Ready")
+    jsonschema.validate(ready, HOST_READY_SCHEMA, format_checker=FORMATS)
+    for heartbeat in endpoint.details("Host Heartbeat"):
+        jsonschema.validate(heartbeat, HEARTBEAT_SCHEMA, format_checker=FORMATS)
+        assert set(heartbeat["signals"]) == {"dcv", "cpu", "gpu"}
+    assert log_lines((tmp_path / "agent.log").read_text())[-1]["message"] == "monitor stopped"
+
+
+def test_sigterm_while_waiting_for_dcv_exits_0_at_once(
+    tmp_path: Path, endpoint: FakeAwsEndpoint
+) -> None:
+    config = agent_config(tmp_path, endpoint.address, readyTimeoutSeconds=120)
+    process = start_agent(tmp_path, config, env={"SIM_DCV_FAIL": "garbage"})
+    try:
+        deadline = time.monotonic() + 30
+        while "DCV not ready yet" not in (tmp_path / "agent.log").read_text():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert endpoint.details("Host Ready") == []
+    last = log_lines((tmp_path / "agent.log").read_text())[-1]
+    assert last["message"] == "stopped before the host was ready"

@@ -399,7 +399,8 @@ def test_a_versioned_write_neither_loses_to_nor_overwrites_a_heartbeat(
     updated = store.update(session, idle_check="idle-1")
     # Then its write wins (a heartbeat is not a conflict) and the heartbeat survives it
     stored = store.require(session.session_id)
-    assert stored.idle_check == "idle-1" and stored.version == updated.version
+    assert stored.idle_check == "idle-1"
+    assert stored.version == updated.version
     assert stored.last_heartbeat_at == "t9"
 
 
@@ -411,7 +412,9 @@ def test_heartbeat_fields_cannot_be_written_by_a_versioned_update(store: Session
 
 def test_a_resume_over_the_limit_is_refused_and_changes_nothing(store: SessionStore) -> None:
     # Given a stopped session and another desktop the user started meanwhile
-    stopped = store.update(store.update(_ready_on(store), status=Status.STOPPING), status=Status.STOPPED)
+    stopped = store.update(
+        store.update(_ready_on(store), status=Status.STOPPING), status=Status.STOPPED
+    )
     store.create(a_session(), max_active=1)
     # When the stopped one is resumed with a limit of one
     with pytest.raises(SessionLimitExceededError):
@@ -422,7 +425,9 @@ def test_a_resume_over_the_limit_is_refused_and_changes_nothing(store: SessionSt
 
 
 def test_a_resume_under_the_limit_takes_the_count(store: SessionStore) -> None:
-    stopped = store.update(store.update(_ready_on(store), status=Status.STOPPING), status=Status.STOPPED)
+    stopped = store.update(
+        store.update(_ready_on(store), status=Status.STOPPING), status=Status.STOPPED
+    )
     resumed = store.update(stopped, max_active=1, status=Status.PROVISIONING)
     assert resumed.status == Status.PROVISIONING
     assert store.active_count("alice") == 1

@@ -1,0 +1,442 @@
+"""Idle signals: each says whether one kind of activity is absent from this host right now.
+
+A signal's sample() returns a Reading whose `values` is the signal's object in the Host Heartbeat
+and Session Idle events (signals.dcv, .cpu, .gpu, .processes), or None when the signal is absent
+this time (no GPU). Nothing a host prints can crash it: a signal that cannot be read reports
+"idle": null and an "error", and counts as not idle.
+
+- dcv: `dcv describe-session <id> -j` ("num-of-connections", "last-disconnection-time"), then
+  `dcv list-connections -j <id>` only while there are connections. Idle with 0 connections, or
+  when every connection carries a "last-interaction-time" older than the idle timeout.
+- cpu: the busiest core between two samples, not the average (one busy core of 16 reads as 6 %).
+  Linux: the per-core `cpuN` lines of /proc/stat (`cpuStatPath`). Windows:
+  `typeperf "\\Processor(*)\\% Processor Time" -sc 1` (English counter names, as on AWS's
+  Windows AMIs; on a localised Windows the signal reports typeperf's error instead).
+- gpu: `nvidia-smi --query-gpu=utilization.gpu,utilization.encoder ...`, the maximum over GPUs.
+  Absent when nvidia-smi is not installed; an error when it is there but fails.
+- processes: whether any of `busyProcesses` runs (Linux: /proc/<pid>/comm and the basename of
+  argv[0]; Windows: `tasklist /fo csv /nh`, image names compared without case or ".exe").
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import csv
+import logging
+import os
+import re
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from .config import Config
+from .dcv import DcvCli, DcvError
+from .logs import iso_utc
+from .proc import Runner, run_command
+
+ERROR_LIMIT = 500  # the events' "error" maxLength
+NVIDIA_SMI_QUERY = (
+    "--query-gpu=utilization.gpu,utilization.encoder",
+    "--format=csv,noheader,nounits",
+)
+TYPEPERF_ARGV = ("typeperf", "\\Processor(*)\\% Processor Time", "-sc", "1")
+TASKLIST_ARGV = ("tasklist", "/fo", "csv", "/nh")
+_TIME_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+log = logging.getLogger(__name__)
+
+
+class SignalError(Exception):
+    """The signal could not be read; the message goes into the events."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    values: dict[str, Any]
+    #: dcv only: since when DCV itself reports no activity (last disconnection, or the latest
+    #: interaction when every connection carries one); None when it does not say.
+    quiet_since: float | None = None
+
+    @property
+    def idle(self) -> bool:
+        return self.values.get("idle") is True
+
+
+def parse_time(text: object) -> float | None:
+    """ISO-8601 (as DCV prints it, e.g. 2019-05-14T12:32:14.357567Z) to epoch seconds; None for
+    "" or anything else. No zone means UTC."""
+    found = _TIME_RE.match(text.strip()) if isinstance(text, str) else None
+    if found is None:
+        return None
+    year, month, day, hour, minute, second = (int(g) for g in found.groups()[:6])
+    try:
+        moment = datetime(year, month, day, hour, minute, second)  # validates the date
+    except ValueError:
+        return None
+    stamp = calendar.timegm(moment.timetuple()) + float(found.group(7) or 0)
+    zone = found.group(8) or "Z"
+    if zone != "Z":
+        digits = zone[1:].replace(":", "")
+        offset = int(digits[:2]) * 3600 + int(digits[2:]) * 60
+        stamp -= offset if zone[0] == "+" else -offset
+    return stamp if stamp >= 0 else None
+
+
+def _clip(text: str) -> str:
+    text = " ".join(text.split()) or "unknown error"
+    return text if len(text) <= ERROR_LIMIT else text[: ERROR_LIMIT - 3] + "..."
+
+
+def _run_tool(run: Runner, label: str, argv: Sequence[str], timeout: float) -> str | None:
+    """stdout of a tool; None when it is not installed; SignalError when it fails."""
+    try:
+        result = run(argv, timeout=timeout)
+    except FileNotFoundError:
+        return None
+    except subprocess.TimeoutExpired:
+        raise SignalError(f"'{label}' did not finish within {timeout:g}s") from None
+    except OSError as exc:
+        raise SignalError(f"cannot run '{label}': {exc.strerror or exc}") from None
+    if result.returncode == 127:
+        return None
+    if result.returncode != 0:
+        detail = " ".join((result.stderr or result.stdout or "no output").split())[-300:]
+        raise SignalError(f"'{label}' failed with exit code {result.returncode}: {detail}")
+    return result.stdout
+
+
+class Signal:
+    name = ""
+
+    def sample(self) -> Reading | None:
+        try:
+            return self.read()
+        except SignalError as exc:
+            return self.failed(str(exc))
+
+    def failed(self, error: str) -> Reading:
+        return Reading({**self.unknown(), "idle": None, "error": _clip(error)})
+
+    def read(self) -> Reading | None:
+        raise NotImplementedError
+
+    def unknown(self) -> dict[str, Any]:
+        """The signal's required fields when it could not be read."""
+        raise NotImplementedError
+
+
+class DcvSignal(Signal):
+    name = "dcv"
+
+    def __init__(
+        self,
+        dcv: DcvCli,
+        session_id: str,
+        idle_timeout: float,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
+        self.dcv = dcv
+        self.session_id = session_id
+        self.idle_timeout = idle_timeout
+        self._wall = wall
+
+    def unknown(self) -> dict[str, Any]:
+        return {"connections": None}
+
+    def read(self) -> Reading:
+        try:
+            info = self.dcv.describe_session(self.session_id)
+            described = info.get("num-of-connections")
+            if not isinstance(described, int) or isinstance(described, bool) or described < 0:
+                described = None
+            connections = [] if described == 0 else self.dcv.list_connections(self.session_id)
+        except DcvError as exc:
+            raise SignalError(str(exc)) from None
+        disconnected = parse_time(info.get("last-disconnection-time"))
+        interactions = [parse_time(c.get("last-interaction-time")) for c in connections]
+        known = [t for t in interactions if t is not None]
+        latest = max(known) if known else None
+        values: dict[str, Any] = {
+            "idle": False,
+            "connections": len(connections),
+            "lastDisconnectAt": None if disconnected is None else iso_utc(disconnected),
+            "lastInteractionAt": None if latest is None else iso_utc(latest),
+        }
+        if not connections:
+            values["idle"] = True
+            # Only when describe-session itself said 0: else someone left between the calls.
+            return Reading(values, disconnected if described == 0 else None)
+        every_one_known = len(known) == len(connections)
+        if latest is not None and every_one_known and self._wall() - latest >= self.idle_timeout:
+            values["idle"] = True
+            return Reading(values, latest)
+        return Reading(values)
+
+
+def busiest_core_percent(
+    before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]
+) -> float:
+    """Highest busy share of any core between two (busy, total) counter snapshots."""
+    shares = []
+    for core, (busy, total) in after.items():
+        if core not in before:
+            continue
+        busy_delta, total_delta = busy - before[core][0], total - before[core][1]
+        if total_delta > 0:  # iowait may run backwards: clamp rather than trust it
+            shares.append(100.0 * min(max(busy_delta, 0), total_delta) / total_delta)
+    if not shares:
+        raise SignalError("no CPU time was counted between two samples")
+    return max(shares)
+
+
+def parse_proc_stat(text: str) -> dict[str, tuple[int, int]]:
+    """(busy, total) jiffies per core from the `cpuN` lines; iowait counts as idle and guest
+    time is already part of user time."""
+    cores: dict[str, tuple[int, int]] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or not re.fullmatch(r"cpu\d+", fields[0]):
+            continue
+        try:
+            numbers = [int(f) for f in fields[1:9]]
+        except ValueError:
+            raise SignalError(f"unexpected line in /proc/stat: {line[:80]!r}") from None
+        if len(numbers) < 4:
+            raise SignalError(f"unexpected line in /proc/stat: {line[:80]!r}")
+        total = sum(numbers)
+        idle = numbers[3] + (numbers[4] if len(numbers) > 4 else 0)
+        cores[fields[0]] = (total - idle, total)
+    if not cores:
+        raise SignalError("no per-core cpuN lines in /proc/stat")
+    return cores
+
+
+class ProcStatCpu(Signal):
+    """Linux: the busiest core over the last sample interval, from /proc/stat counters."""
+
+    name = "cpu"
+
+    def __init__(self, path: str, threshold: float) -> None:
+        self.path = path
+        self.threshold = threshold
+        self._last: dict[str, tuple[int, int]] | None = None
+        with contextlib.suppress(SignalError):
+            self._last = self._snapshot()  # so that the first sample has an interval to measure
+
+    def unknown(self) -> dict[str, Any]:
+        return {"busiestCorePercent": None, "thresholdPercent": self.threshold}
+
+    def _snapshot(self) -> dict[str, tuple[int, int]]:
+        try:
+            with open(self.path, encoding="ascii", errors="replace") as handle:
+                text = handle.read()
+        except OSError as exc:
+            raise SignalError(f"cannot read {self.path}: {exc.strerror or exc}") from None
+        return parse_proc_stat(text)
+
+    def read(self) -> Reading:
+        current = self._snapshot()
+        before, self._last = self._last, current
+        if before is None:
+            raise SignalError(f"no earlier reading of {self.path} to compare with yet")
+        return cpu_reading(busiest_core_percent(before, current), self.threshold)
+
+
+def cpu_reading(busiest: float, threshold: float) -> Reading:
+    busiest = round(min(100.0, max(0.0, busiest)), 1)
+    return Reading(
+        {"idle": busiest < threshold, "busiestCorePercent": busiest, "thresholdPercent": threshold}
+    )
+
+
+def parse_typeperf(text: str) -> float:
+    """Busiest core from typeperf's CSV: a "(PDH-CSV 4.0)" header row naming one column per
+    `\\\\HOST\\Processor(N)\\% Processor Time` instance (and _Total), then one row of values."""
+    rows = [row for row in csv.reader(text.splitlines()) if row]
+    header = next((i for i, row in enumerate(rows) if row[0].startswith("(PDH-CSV")), None)
+    if header is None or header + 1 >= len(rows):
+        raise SignalError(f"typeperf printed no counter values: {_clip(text)[:200]!r}")
+    names, values = rows[header], rows[header + 1]
+    busiest: float | None = None
+    for column in range(1, min(len(names), len(values))):
+        name, value = names[column], values[column]
+        instance = re.search(r"\(([^()]*)\)\\[^\\]*$", name)
+        if instance is None or instance.group(1) == "_Total":
+            continue
+        try:
+            percent = float(value.strip().replace(",", "."))
+        except ValueError:
+            raise SignalError(f"typeperf printed {value!r} for {name}") from None
+        busiest = percent if busiest is None else max(busiest, percent)
+    if busiest is None:
+        raise SignalError("typeperf printed no per-processor column")
+    return busiest
+
+
+class TypeperfCpu(Signal):
+    """Windows: typeperf measures each processor over its own one-second interval."""
+
+    name = "cpu"
+
+    def __init__(self, threshold: float, timeout: float, run: Runner = run_command) -> None:
+        self.threshold = threshold
+        self.timeout = timeout
+        self._run = run
+
+    def unknown(self) -> dict[str, Any]:
+        return {"busiestCorePercent": None, "thresholdPercent": self.threshold}
+
+    def read(self) -> Reading:
+        output = _run_tool(self._run, "typeperf", TYPEPERF_ARGV, self.timeout)
+        if output is None:
+            raise SignalError("typeperf is not installed")
+        return cpu_reading(parse_typeperf(output), self.threshold)
+
+
+def parse_nvidia_smi(text: str) -> tuple[float, float]:
+    """Highest GPU and encoder utilisation over the "gpu, encoder" lines, one per GPU."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if not lines:
+        raise SignalError("nvidia-smi printed no GPU")
+    gpu = encoder = 0.0
+    for line in lines:
+        parts = [part.strip() for part in line.split(",")]
+        try:
+            numbers = [float(part) for part in parts]
+        except ValueError:
+            numbers = []
+        if len(numbers) != 2 or not all(0 <= n <= 100 for n in numbers):
+            raise SignalError(f"nvidia-smi printed {line[:80]!r}, not two percentages")
+        gpu, encoder = max(gpu, numbers[0]), max(encoder, numbers[1])
+    return gpu, encoder
+
+
+class GpuSignal(Signal):
+    name = "gpu"
+
+    def __init__(
+        self, command: Sequence[str], threshold: float, timeout: float, run: Runner = run_command
+    ) -> None:
+        self.argv = (*command, *NVIDIA_SMI_QUERY)
+        self.threshold = threshold
+        self.timeout = timeout
+        self._run = run
+        self._absent_logged = False
+
+    def unknown(self) -> dict[str, Any]:
+        return {
+            "utilizationPercent": None,
+            "encoderPercent": None,
+            "thresholdPercent": self.threshold,
+        }
+
+    def read(self) -> Reading | None:
+        output = _run_tool(self._run, "nvidia-smi", self.argv, self.timeout)
+        if output is None:
+            if not self._absent_logged:
+                log.info("no nvidia-smi: no GPU signal", extra={"fields": {"argv": self.argv[0]}})
+                self._absent_logged = True
+            return None
+        gpu, encoder = parse_nvidia_smi(output)
+        return Reading(
+            {
+                "idle": gpu < self.threshold and encoder < self.threshold,
+                "utilizationPercent": gpu,
+                "encoderPercent": encoder,
+                "thresholdPercent": self.threshold,
+            }
+        )
+
+
+def linux_process_names(proc_root: str = "/proc") -> set[str]:
+    """comm and the basename of argv[0] of every process; processes may vanish meanwhile."""
+    try:
+        pids = [entry for entry in os.listdir(proc_root) if entry.isdigit()]
+    except OSError as exc:
+        raise SignalError(f"cannot list {proc_root}: {exc.strerror or exc}") from None
+    names: set[str] = set()
+    for pid in pids:
+        base = os.path.join(proc_root, pid)
+        try:
+            with open(os.path.join(base, "comm"), "rb") as handle:
+                names.add(handle.read().decode("utf-8", "replace").strip())
+            with open(os.path.join(base, "cmdline"), "rb") as handle:
+                argv0 = handle.read().split(b"\0", 1)[0].decode("utf-8", "replace")
+        except OSError:
+            continue
+        if argv0:
+            names.add(os.path.basename(argv0))
+    return names
+
+
+def parse_tasklist(text: str) -> set[str]:
+    """Image names from `tasklist /fo csv /nh`: "name","pid","session","#","memory" rows."""
+    names = {row[0] for row in csv.reader(text.splitlines()) if len(row) >= 2 and row[0]}
+    if not names:
+        raise SignalError(f"tasklist printed no process: {_clip(text)[:200]!r}")
+    return names
+
+
+def _windows_key(name: str) -> str:
+    name = name.lower()
+    return name[:-4] if name.endswith(".exe") else name
+
+
+class ProcessSignal(Signal):
+    name = "processes"
+
+    def __init__(
+        self,
+        names: Sequence[str],
+        platform: str,
+        timeout: float,
+        run: Runner = run_command,
+        proc_root: str = "/proc",
+    ) -> None:
+        self.names = tuple(names)
+        self.windows = platform == "windows"
+        self.timeout = timeout
+        self._run = run
+        self.proc_root = proc_root
+
+    def unknown(self) -> dict[str, Any]:
+        return {"running": []}
+
+    def read(self) -> Reading:
+        if self.windows:
+            output = _run_tool(self._run, "tasklist", TASKLIST_ARGV, self.timeout)
+            if output is None:
+                raise SignalError("tasklist is not installed")
+            seen = {_windows_key(name) for name in parse_tasklist(output)}
+            running = [name for name in self.names if _windows_key(name) in seen]
+        else:
+            seen = linux_process_names(self.proc_root)
+            running = [name for name in self.names if name in seen]
+        return Reading({"idle": not running, "running": sorted(set(running))})
+
+
+def build_signals(
+    config: Config, dcv: DcvCli, dcv_session_id: str, run: Runner = run_command
+) -> list[Signal]:
+    """The enabled signals: dcv always; cpu and gpu unless their threshold is null; processes
+    when busyProcesses names any."""
+    timeout = config.command_timeout_seconds
+    signals: list[Signal] = [DcvSignal(dcv, dcv_session_id, config.idle_timeout_seconds)]
+    if config.cpu_threshold_percent is not None:
+        if config.platform == "windows":
+            signals.append(TypeperfCpu(config.cpu_threshold_percent, timeout, run))
+        else:
+            signals.append(ProcStatCpu(config.cpu_stat_path, config.cpu_threshold_percent))
+    if config.gpu_threshold_percent is not None:
+        signals.append(
+            GpuSignal(config.nvidia_smi_command, config.gpu_threshold_percent, timeout, run)
+        )
+    if config.busy_processes:
+        signals.append(ProcessSignal(config.busy_processes, config.platform, timeout, run))
+    return signals

@@ -1,0 +1,470 @@
+"""Idle signals against recorded outputs (tests/unit/fixtures/agent/README.md says where each
+comes from): what each signal reports, and that odd output is an error in the reading, never a
+crash."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dcvfleet_agent.config import load_config
+from dcvfleet_agent.dcv import DcvCli
+from dcvfleet_agent.signals import (
+    NVIDIA_SMI_QUERY,
+    DcvSignal,
+    GpuSignal,
+    ProcessSignal,
+    ProcStatCpu,
+    Reading,
+    TypeperfCpu,
+    build_signals,
+    parse_time,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures" / "agent"
+DISCONNECTED_AT = parse_time("2026-11-22T04:40:12.357567Z")
+LAST_INTERACTION = parse_time("2026-11-22T04:20:00Z")
+
+
+def fixture(name: str) -> str:
+    with open(FIXTURES / name, encoding="utf-8", newline="") as handle:
+        return handle.read()
+
+
+class Tool:
+    """A Runner that replays outputs: (exit code, stdout[, stderr]) or an exception to raise."""
+
+    def __init__(self, *steps: Any) -> None:
+        self.steps = list(steps)
+        self.calls: list[list[str]] = []
+
+    def __call__(
+        self, argv: Sequence[str], *, input_text: str | None = None, timeout: float | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        self.calls.append(list(argv))
+        step = self.steps.pop(0)
+        if isinstance(step, BaseException):
+            raise step
+        code, stdout, *stderr = step
+        return subprocess.CompletedProcess(list(argv), code, stdout, stderr[0] if stderr else "")
+
+
+def dcv_signal(tool: Tool, now: float | None = 0.0, timeout: float = 1800) -> DcvSignal:
+    return DcvSignal(DcvCli(["dcv"], 10, run=tool), "desktop", timeout, wall=lambda: now or 0.0)
+
+
+# --- dcv ------------------------------------------------------------------------------------
+
+
+def test_given_no_connection_ever_when_sampled_then_dcv_is_idle_with_one_call() -> None:
+    tool = Tool((0, fixture("dcv/describe-session-never-disconnected.json")))
+    reading = dcv_signal(tool).sample()
+    assert reading == Reading(
+        {"idle": True, "connections": 0, "lastDisconnectAt": None, "lastInteractionAt": None}
+    )
+    assert tool.calls == [["dcv", "describe-session", "desktop", "-j"]]
+
+
+def test_given_a_past_disconnection_when_sampled_then_dcv_is_idle_since_then() -> None:
+    reading = dcv_signal(Tool((0, fixture("dcv/describe-session-disconnected.json")))).sample()
+    assert reading is not None
+    assert reading.values["idle"] is True
+    assert reading.values["lastDisconnectAt"] == "2026-11-22T04:40:12.357Z"
+    assert reading.quiet_since == DISCONNECTED_AT
+
+
+def test_given_two_connections_when_sampled_then_dcv_is_busy_and_counts_them() -> None:
+    tool = Tool(
+        (0, fixture("dcv/describe-session-2-connections.json")),
+        (0, fixture("dcv/list-connections-2.json")),
+    )
+    reading = dcv_signal(tool).sample()
+    assert reading is not None
+    assert (reading.values["idle"], reading.values["connections"]) == (False, 2)
+    assert reading.quiet_since is None
+    assert tool.calls[1] == ["dcv", "list-connections", "-j", "desktop"]
+
+
+@pytest.mark.parametrize(("age", "idle"), [(1799, False), (1800, True)])
+def test_given_connections_with_old_interactions_when_sampled_then_idle_after_the_timeout(
+    age: float, idle: bool
+) -> None:
+    assert LAST_INTERACTION is not None
+    tool = Tool(
+        (0, fixture("dcv/describe-session-2-connections.json")),
+        (0, fixture("dcv/list-connections-2-interaction.json")),
+    )
+    reading = dcv_signal(tool, now=LAST_INTERACTION + age).sample()
+    assert reading is not None
+    assert reading.values["idle"] is idle
+    assert reading.values["lastInteractionAt"] == "2026-11-22T04:20:00.000Z"  # the latest one
+    assert reading.quiet_since == (LAST_INTERACTION if idle else None)
+
+
+def test_given_everyone_left_between_the_two_calls_then_idle_without_a_quiet_time() -> None:
+    tool = Tool(
+        (0, fixture("dcv/describe-session-disconnected.json").replace('ions" : 0', 'ions" : 2')),
+        (0, fixture("dcv/list-connections-0.json")),
+    )
+    reading = dcv_signal(tool).sample()
+    assert reading is not None
+    assert (reading.values["idle"], reading.values["connections"]) == (True, 0)
+    assert reading.quiet_since is None  # the recorded disconnection is older than that
+
+
+@pytest.mark.parametrize(
+    ("step", "fragment"),
+    [
+        ((0, "Welcome to DCV <html>"), "not JSON"),
+        ((0, ""), "not JSON"),
+        ((0, "[1, 2]"), "did not print a session object"),
+        ((1, "", "Could not find session 'desktop'"), "exit code 1: Could not find session"),
+        (subprocess.TimeoutExpired("dcv", 10), "did not finish within 10s"),
+        (FileNotFoundError(2, "No such file or directory"), "is Amazon DCV Server installed"),
+        ((127, "", "dcv: command not found"), "exited 127"),
+    ],
+)
+def test_given_broken_dcv_output_when_sampled_then_an_error_not_a_crash(
+    step: Any, fragment: str
+) -> None:
+    reading = dcv_signal(Tool(step)).sample()
+    assert reading is not None
+    assert reading.values["idle"] is None
+    assert reading.values["connections"] is None
+    assert fragment in reading.values["error"]
+    assert not reading.idle
+
+
+def test_given_a_connection_list_that_is_not_a_list_then_an_error() -> None:
+    tool = Tool((0, fixture("dcv/describe-session-2-connections.json")), (0, '{"a": 1}'))
+    reading = dcv_signal(tool).sample()
+    assert reading is not None
+    assert "did not print a list of connections" in reading.values["error"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2019-05-14T12:32:14.357567Z", 1557837134.357567),
+        ("2019-05-14T12:32:14Z", 1557837134.0),
+        ("2019-05-14T14:32:14+02:00", 1557837134.0),
+        ("2019-05-14 12:32:14", 1557837134.0),
+        ("", None),
+        ("yesterday", None),
+        ("2019-13-14T12:32:14Z", None),
+        ("0001-01-01T00:00:00Z", None),  # before 1970: not a time DCV would print
+        (None, None),
+        (1557837134, None),
+    ],
+)
+def test_dcv_timestamps_parse_or_are_ignored(text: object, expected: float | None) -> None:
+    assert parse_time(text) == pytest.approx(expected)
+
+
+# --- cpu ------------------------------------------------------------------------------------
+
+
+def cpu_between(tmp_path: Path, before: str, after: str, threshold: float = 10) -> Reading:
+    path = tmp_path / "stat"
+    path.write_text(fixture(before))
+    signal = ProcStatCpu(str(path), threshold)
+    path.write_text(fixture(after))
+    reading = signal.sample()
+    assert reading is not None
+    return reading
+
+
+def average_busy_percent(before: str, after: str) -> float:
+    def totals(name: str) -> tuple[int, int]:
+        numbers = [int(n) for n in fixture(name).splitlines()[0].split()[1:9]]
+        return sum(numbers) - numbers[3] - numbers[4], sum(numbers)
+
+    (busy0, total0), (busy1, total1) = totals(before), totals(after)
+    return 100 * (busy1 - busy0) / (total1 - total0)
+
+
+def test_given_one_busy_core_of_16_then_cpu_is_busy_though_the_average_is_low(
+    tmp_path: Path,
+) -> None:
+    before, after = "proc/stat-16cpu-before.txt", "proc/stat-16cpu-after.txt"
+    assert average_busy_percent(before, after) < 7  # what a system-wide figure would say
+    reading = cpu_between(tmp_path, before, after)
+    assert reading.values == {"idle": False, "busiestCorePercent": 100.0, "thresholdPercent": 10}
+
+
+def test_given_a_recorded_busy_loop_on_cpu1_then_cpu_reads_it(tmp_path: Path) -> None:
+    reading = cpu_between(tmp_path, "proc/stat-2cpu-before.txt", "proc/stat-2cpu-after.txt")
+    assert reading.values["busiestCorePercent"] == 100.0
+    assert reading.values["idle"] is False
+
+
+def test_given_the_live_proc_stat_then_cpu_reads_a_percentage() -> None:
+    signal = ProcStatCpu("/proc/stat", 10)
+    for _ in range(200_000):  # let some ticks pass
+        pass
+    reading = signal.sample()
+    assert reading is not None
+    if "error" not in reading.values:  # a quiet box may count no tick in between
+        assert 0 <= reading.values["busiestCorePercent"] <= 100
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "fragment"),
+    [
+        ("proc/stat-2cpu-after.txt", "proc/stat-2cpu-after.txt", "no CPU time was counted"),
+        ("proc/stat-2cpu-before.txt", "nvidia-smi/garbage.txt", "no per-core cpuN lines"),
+    ],
+)
+def test_given_unusable_proc_stat_then_cpu_reports_an_error(
+    tmp_path: Path, before: str, after: str, fragment: str
+) -> None:
+    reading = cpu_between(tmp_path, before, after)
+    assert reading.values["idle"] is None
+    assert reading.values["busiestCorePercent"] is None
+    assert fragment in reading.values["error"]
+
+
+def test_given_a_missing_stat_file_then_an_error_until_it_appears(tmp_path: Path) -> None:
+    path = tmp_path / "stat"
+    signal = ProcStatCpu(str(path), 10)
+    first = signal.sample()
+    assert first is not None
+    assert "cannot read" in first.values["error"]
+    path.write_text(fixture("proc/stat-2cpu-before.txt"))
+    second = signal.sample()
+    assert second is not None
+    assert "no earlier reading" in second.values["error"]
+    path.write_text(fixture("proc/stat-2cpu-after.txt"))
+    third = signal.sample()
+    assert third is not None
+    assert third.values["busiestCorePercent"] == 100.0
+
+
+def test_given_a_mangled_cpu_line_then_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "stat"
+    path.write_text("cpu0 1 2 x 4\n")
+    reading = ProcStatCpu(str(path), 10).sample()
+    assert reading is not None
+    assert "unexpected line" in reading.values["error"]
+
+
+def test_given_typeperf_output_then_the_busiest_processor_not_total() -> None:
+    tool = Tool((0, fixture("windows/typeperf-4cpu.csv")))
+    reading = TypeperfCpu(50, 10, run=tool).sample()
+    assert reading is not None
+    assert reading.values == {"idle": False, "busiestCorePercent": 96.9, "thresholdPercent": 50}
+    assert tool.calls == [["typeperf", "\\Processor(*)\\% Processor Time", "-sc", "1"]]
+
+
+@pytest.mark.parametrize(
+    ("step", "fragment"),
+    [
+        ((0, "Error: No valid counters.\r\n"), "no counter values"),
+        ((0, fixture("windows/typeperf-4cpu.csv").replace('"96.883107"', '" "')), "printed ' '"),
+        ((1, "", "Error: No valid counters."), "exit code 1"),
+        (subprocess.TimeoutExpired("typeperf", 10), "did not finish"),
+        (FileNotFoundError(2, "not found"), "typeperf is not installed"),
+    ],
+)
+def test_given_broken_typeperf_then_cpu_reports_an_error(step: Any, fragment: str) -> None:
+    reading = TypeperfCpu(10, 10, run=Tool(step)).sample()
+    assert reading is not None
+    assert reading.values["idle"] is None
+    assert fragment in reading.values["error"]
+
+
+# --- gpu ------------------------------------------------------------------------------------
+
+
+def gpu(*steps: Any, threshold: float = 10) -> tuple[Reading | None, Tool]:
+    tool = Tool(*steps)
+    return GpuSignal(["nvidia-smi"], threshold, 10, run=tool).sample(), tool
+
+
+def test_given_one_quiet_gpu_then_gpu_is_idle() -> None:
+    reading, tool = gpu((0, fixture("nvidia-smi/one-gpu.txt")))
+    assert reading is not None
+    assert reading.values == {
+        "idle": True,
+        "utilizationPercent": 3.0,
+        "encoderPercent": 0.0,
+        "thresholdPercent": 10,
+    }
+    assert tool.calls == [["nvidia-smi", *NVIDIA_SMI_QUERY]]
+
+
+def test_given_two_gpus_then_the_busiest_of_each_counts() -> None:
+    reading, _ = gpu((0, fixture("nvidia-smi/two-gpus.txt")), threshold=90)
+    assert reading is not None
+    assert reading.values["utilizationPercent"] == 87.0
+    assert reading.values["encoderPercent"] == 12.0
+    assert reading.values["idle"] is True  # both under 90
+
+
+def test_given_an_encoding_only_gpu_then_gpu_is_busy() -> None:
+    reading, _ = gpu((0, "2, 35\n"))
+    assert reading is not None
+    assert reading.values["idle"] is False
+
+
+@pytest.mark.parametrize(
+    ("step", "fragment"),
+    [
+        ((0, fixture("nvidia-smi/not-available.txt")), "'[N/A], [N/A]', not two percentages"),
+        ((0, fixture("nvidia-smi/garbage.txt")), "not two percentages"),
+        ((0, ""), "printed no GPU"),
+        ((0, "101, 0\n"), "not two percentages"),
+        ((9, fixture("nvidia-smi/driver-failure.txt")), "exit code 9: NVIDIA-SMI has failed"),
+        (subprocess.TimeoutExpired("nvidia-smi", 10), "did not finish within 10s"),
+        (PermissionError(13, "Permission denied"), "cannot run 'nvidia-smi'"),
+    ],
+)
+def test_given_a_broken_nvidia_smi_then_gpu_reports_an_error(step: Any, fragment: str) -> None:
+    reading, _ = gpu(step)
+    assert reading is not None
+    assert reading.values["idle"] is None
+    assert reading.values["utilizationPercent"] is None
+    assert fragment in reading.values["error"]
+
+
+@pytest.mark.parametrize(
+    "step", [FileNotFoundError(2, "No such file"), (127, "", "nvidia-smi: not found")]
+)
+def test_given_no_nvidia_smi_then_gpu_is_absent(step: Any) -> None:
+    reading, _ = gpu(step)
+    assert reading is None
+
+
+def test_given_a_missing_binary_for_real_then_gpu_is_absent(tmp_path: Path) -> None:
+    assert GpuSignal([str(tmp_path / "nvidia-smi")], 10, 5).sample() is None
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def fake_proc(root: Path, processes: dict[str, tuple[str, bytes]]) -> Path:
+    """/proc/<pid>/comm and cmdline; a pid without files is one that exited meanwhile."""
+    for pid, (comm, cmdline) in processes.items():
+        (root / pid).mkdir(parents=True)
+        if comm:
+            (root / pid / "comm").write_text(comm + "\n")
+            (root / pid / "cmdline").write_bytes(cmdline)
+    (root / "self").mkdir()
+    (root / "stat").write_text("")
+    return root
+
+
+def test_given_a_busy_process_running_on_linux_then_processes_is_busy(tmp_path: Path) -> None:
+    root = fake_proc(
+        tmp_path / "proc",
+        {
+            "1": ("systemd", b"/sbin/init\0splash\0"),
+            "2": ("kthreadd", b""),
+            "812": ("blender", b"/opt/blender/blender\0-b\0scene.blend\0"),
+            "913": ("python3", b"/usr/bin/python3\0/opt/render/farm.py\0"),
+            "914": ("", b""),
+        },
+    )
+    signal = ProcessSignal(["blender", "maya", "python3"], "linux", 10, proc_root=str(root))
+    reading = signal.sample()
+    assert reading == Reading({"idle": False, "running": ["blender", "python3"]})
+    idle = ProcessSignal(["maya", "Blender"], "linux", 10, proc_root=str(root)).sample()
+    assert idle == Reading({"idle": True, "running": []})  # names are case-sensitive on Linux
+
+
+def test_given_argv0_differs_from_comm_then_either_name_matches(tmp_path: Path) -> None:
+    root = fake_proc(tmp_path / "proc", {"7": ("MainThread", b"/opt/app/render-node\0")})
+    reading = ProcessSignal(["render-node"], "linux", 10, proc_root=str(root)).sample()
+    assert reading is not None
+    assert reading.values["running"] == ["render-node"]
+
+
+def test_given_the_live_proc_then_this_process_is_found() -> None:
+    comm = Path("/proc/self/comm").read_text().strip()
+    reading = ProcessSignal([comm], "linux", 10).sample()
+    assert reading == Reading({"idle": False, "running": [comm]})
+
+
+def test_given_no_proc_then_processes_reports_an_error(tmp_path: Path) -> None:
+    reading = ProcessSignal(["x"], "linux", 10, proc_root=str(tmp_path / "none")).sample()
+    assert reading is not None
+    assert (reading.values["idle"], reading.values["running"]) == (None, [])
+    assert "cannot list" in reading.values["error"]
+
+
+def test_given_tasklist_then_windows_names_match_without_case_or_exe() -> None:
+    tool = Tool((0, fixture("windows/tasklist.csv")))
+    signal = ProcessSignal(["blender", "maya.exe", "DCVSERVER.EXE"], "windows", 10, run=tool)
+    reading = signal.sample()
+    assert reading == Reading({"idle": False, "running": ["DCVSERVER.EXE", "blender"]})
+    assert tool.calls == [["tasklist", "/fo", "csv", "/nh"]]
+
+
+@pytest.mark.parametrize(
+    ("step", "fragment"),
+    [
+        ((0, "INFO: No tasks are running which match the specified criteria.\r\n"), "no process"),
+        ((0, ""), "no process"),
+        ((1, "", "ERROR: Access denied"), "exit code 1: ERROR: Access denied"),
+        (subprocess.TimeoutExpired("tasklist", 10), "did not finish"),
+    ],
+)
+def test_given_broken_tasklist_then_processes_reports_an_error(step: Any, fragment: str) -> None:
+    reading = ProcessSignal(["blender"], "windows", 10, run=Tool(step)).sample()
+    assert reading is not None
+    assert reading.values["idle"] is None
+    assert fragment in reading.values["error"]
+
+
+# --- which signals ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_default_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("dcvfleet_agent.config.LINUX_CONFIG_PATH", "/nonexistent/agent.json")
+
+
+def signals_for(**env: str) -> list[Any]:
+    base = {"DCVFLEET_EVENT_BUS_NAME": "fleet", "DCVFLEET_REGION": "us-east-1"}
+    config = load_config({**base, **{f"DCVFLEET_{k}": v for k, v in env.items()}})
+    return build_signals(config, DcvCli(["dcv"], 1), "desktop")
+
+
+@pytest.mark.usefixtures("no_default_file")
+def test_enabled_signals_follow_the_config() -> None:
+    assert [type(s) for s in signals_for(PLATFORM="linux")] == [DcvSignal, ProcStatCpu, GpuSignal]
+    assert [type(s) for s in signals_for(PLATFORM="windows")] == [DcvSignal, TypeperfCpu, GpuSignal]
+    disabled = signals_for(CPU_THRESHOLD_PERCENT="null", GPU_THRESHOLD_PERCENT="null")
+    assert [s.name for s in disabled] == ["dcv"]
+    named = signals_for(BUSY_PROCESSES='["blender"]', GPU_THRESHOLD_PERCENT="null")
+    assert [s.name for s in named] == ["dcv", "cpu", "processes"]
+
+
+@pytest.mark.usefixtures("no_default_file")
+def test_configured_nvidia_smi_and_stat_path_are_used(tmp_path: Path) -> None:
+    script = tmp_path / "fake-nvidia-smi"
+    script.write_text("#!/bin/sh\necho '42, 7'\n")
+    script.chmod(0o755)
+    stat = tmp_path / "stat"
+    stat.write_text(fixture("proc/stat-2cpu-before.txt"))
+    signals = signals_for(NVIDIA_SMI_COMMAND=str(script), CPU_STAT_PATH=str(stat))
+    stat.write_text(fixture("proc/stat-2cpu-after.txt"))
+    readings = {s.name: s.sample() for s in signals[1:]}
+    assert readings["gpu"].values["utilizationPercent"] == 42.0
+    assert readings["cpu"].values["busiestCorePercent"] == 100.0
+
+
+@pytest.mark.skipif(shutil.which("sh") is None or os.name != "posix", reason="needs sh")
+def test_a_hung_nvidia_smi_is_cut_off_by_the_command_timeout(tmp_path: Path) -> None:
+    script = tmp_path / "nvidia-smi"
+    script.write_text("#!/bin/sh\nexec sleep 30\n")
+    script.chmod(0o755)
+    reading = GpuSignal([str(script)], 10, 0.3).sample()
+    assert reading is not None
+    assert "did not finish within 0.3s" in reading.values["error"]
