@@ -1,4 +1,10 @@
-"""``make local``: run the local stack in the foreground until interrupted."""
+"""``make local``: run the local stack in the foreground until interrupted (Ctrl-C: exit 0).
+
+``python -m local [--params "K=V ..."] [--boot-delay S] [--port N] [--state-dir DIR]
+[--minute-seconds S]``: ``--minute-seconds`` makes one minute of an EventBridge schedule last S
+real seconds (default 60; only schedules are compressed); ``control_url``'s
+``POST /schedules/run`` fires them at once.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +20,13 @@ from local.deploy import parse_overrides
 from local.stack import STATE_DIR, LocalStack
 
 
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, not {text!r}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     parser.add_argument("--params", default="", help='sam deploy syntax: "Key=Value Key2=Value"')
@@ -22,6 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=0, help="emulator port (default: a free one)")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help="where stack.json goes")
+    parser.add_argument(
+        "--minute-seconds",
+        type=_positive,
+        default=60.0,
+        help="real seconds one minute of an EventBridge schedule lasts (default 60)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
@@ -34,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         boot_delay=args.boot_delay,
         moto_port=args.port,
         state_dir=args.state_dir,
+        minute_seconds=args.minute_seconds,
     )
     try:
         try:
@@ -47,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  demo user          {info.demo_user['username']} (password in .local/stack.json)")
         for line in info.not_emulated:
             print(f"  not emulated: {line}", flush=True)
+        if args.minute_seconds != 60:
+            print(f"  schedules: one minute lasts {args.minute_seconds:g} s", flush=True)
         print("Ctrl-C stops it.", flush=True)
         stop.wait()
     finally:

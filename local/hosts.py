@@ -1,27 +1,75 @@
 """Simulated hosts: each fleet instance the emulator runs gets the real agent against a simulated
-``dcv``, after a boot delay; ``control_url`` drives them (ARCHITECTURE.md, local stack)."""
+``dcv``, ``nvidia-smi`` and ``/proc/stat``, after a boot delay; ``control_url`` drives them
+(ARCHITECTURE.md, local stack).
+
+A host follows its instance's EC2 state, as a machine follows its power switch:
+
+* ``running``: the host boots (the instance's workdir ``<state-dir>/hosts/<instance-id>/`` is
+  reused when the same instance is started again). It starts with no DCV session, no client,
+  an idle CPU and GPU; after the boot delay its SSM Agent is online (Run Command reaches it)
+  and, when agents are enabled, the real agent starts with ``agent.json`` (below) and, as on a
+  real host, creates its DCV session and sends Host Ready.
+* ``stopping``/``stopped`` (with or without ``Hibernate``; the emulator does not keep that
+  flag): the host halts. Its agent process ends, its DCV sessions are gone (virtual sessions do
+  not survive a stop), its connection count drops to 0 (recording the last disconnection), its
+  CPU and GPU stop. Its notices and last disconnection stay in its state file. Started again,
+  it boots again with the same instance id and runs the agent again, which sends Host Ready
+  again. A real hibernated host would resume its processes instead: this simulator reboots it.
+* ``shutting-down``/``terminated``: the host is gone (its workdir stays, for its logs).
+
+``GET /hosts`` lists every host the simulator knows with its ``state`` (``running`` or
+``stopped``; terminated hosts are not listed), its ``agent`` (``booting``, ``disabled``,
+``running``, ``stopped`` (ended through control), ``exited <code>`` or ``halted``), whether
+its SSM Agent answers (``ssmAgent``), DCV connections, last disconnection, DCV session
+ids, notices (``dcv notify-users``), and simulated CPU/GPU activity.
+
+Each host's workdir holds: ``dcv-state.json`` (``local/sim_dcv.py``'s state), ``proc-stat`` (a
+``/proc/stat``: an aggregate ``cpu`` line and ``cpu0``..``cpu3`` lines of USER_HZ counters that
+advance with wall time from the simulator's ticker, so that the busiest core, ``cpu0``, shows
+the set CPU %), ``activity.json`` (what ``local/sim_nvidia_smi.py`` reports), ``bin/dcv`` and
+``bin/nvidia-smi`` (shims: the commands Run Command's shell finds first on ``PATH``),
+``agent.json``, ``agent.log``, and ``ssm/<command-id>/<step>/`` (each Run Command script and its
+output).
+
+``agent.json`` holds ``eventBusName``, ``region``, ``instanceId``, ``sessionId``, ``secretArn``,
+``platform``, ``dcvCommand``, ``manageUser`` (false), ``endpointUrl``, ``sendBaseDelaySeconds``,
+``readyTimeoutSeconds``, and, for the idle signals, ``cpuStatPath`` (the host's ``proc-stat``),
+``nvidiaSmiCommand`` (``[<workdir>/bin/nvidia-smi]``) and ``settingsParameter`` (the stack
+output ``AgentSettingsParameter``, when the deployment has it). A key the agent's own
+configuration does not know (``dcvfleet_agent.config.KEYS``) is left out, with one warning, so
+an agent older than these keys still starts. The heartbeat and sample intervals, idle timeout
+and thresholds come from the SSM parameter the template fills from its parameters, as on a
+real host.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
+import logging
+import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 
-from local import emulator, faults
+from local import emulator, faults, sim_dcv
 from local.emulator import ROOT
 from local.http import LocalServer, Reply, json_reply
 
 SIM_DCV = ROOT / "local" / "sim_dcv.py"
+SIM_NVIDIA_SMI = ROOT / "local" / "sim_nvidia_smi.py"
 AGENT_DIR = ROOT / "agent"
+log = logging.getLogger("local.hosts")
 
 #: A host's agent process, started before its host boots with its imports already done (as on a
 #: host whose image carries the agent): it waits for its settings on stdin, then runs the agent.
@@ -41,6 +89,29 @@ os.environ.update(spec["env"])
 sys.exit(agent.main())
 """
 SPARE_AGENTS = 2
+#: The simulated CPU: cores, and the kernel's clock ticks per second in /proc/stat.
+CORES = 4
+USER_HZ = 100
+#: How often the simulated /proc/stat advances.
+TICK_SECONDS = 0.5
+#: /proc/stat's per-core fields, in order.
+CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest")
+ACTIVITY_FIELDS = ("cpuPercent", "gpuPercent", "encoderPercent")
+
+
+class HostStateError(Exception):
+    """The host is not in a state that allows the request (it is stopped)."""
+
+
+def agent_config_keys() -> frozenset[str] | None:
+    """The keys the agent's configuration accepts, or None when it cannot be read."""
+    if str(AGENT_DIR) not in sys.path:
+        sys.path.append(str(AGENT_DIR))
+    try:
+        keys = importlib.import_module("dcvfleet_agent.config").KEYS
+    except Exception:  # an agent being edited: write every key, let the agent say what it wants
+        return None
+    return frozenset(keys)
 
 
 @dataclass
@@ -52,43 +123,170 @@ class Host:
     workdir: Path
     process: subprocess.Popen[bytes] | None = None
     timer: threading.Timer | None = None
+    state: str = "running"
+    booted: bool = False
+    agent_enabled: bool = True
+    agent_stopped: bool = False  # ended through control (POST /hosts/{id}/agent)
+    ssm_agent: bool = True  # whether Run Command reaches the host once it is up
+    cpu_percent: float = 0.0
+    gpu_percent: float = 0.0
+    encoder_percent: float = 0.0
+    boot_time: float = field(default_factory=time.time)
+    counters: list[list[float]] = field(
+        default_factory=lambda: [[0.0] * len(CPU_FIELDS) for _ in range(CORES)]
+    )
+    last_advance: float = field(default_factory=time.monotonic)
 
+    # -- files -----------------------------------------------------------------------------------
     @property
     def state_file(self) -> Path:
         return self.workdir / "dcv-state.json"
 
-    def connections(self) -> int:
+    @property
+    def proc_stat(self) -> Path:
+        return self.workdir / "proc-stat"
+
+    @property
+    def activity_file(self) -> Path:
+        return self.workdir / "activity.json"
+
+    @property
+    def bin_dir(self) -> Path:
+        return self.workdir / "bin"
+
+    def dcv_state(self) -> dict[str, Any]:
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-            return int(json.loads(self.state_file.read_text()).get("connections", 0))
-        return 0
+            state: dict[str, Any] = json.loads(self.state_file.read_text())
+            return state
+        return {}
+
+    def connections(self) -> int:
+        return int(self.dcv_state().get("connections", 0))
 
     def set_connections(self, count: int) -> None:
-        state: dict[str, Any] = {}
-        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
-            state = json.loads(self.state_file.read_text())
-        state["connections"] = count
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state))
-        os.replace(tmp, self.state_file)
+        sim_dcv.update_state(str(self.state_file), lambda s: sim_dcv.set_connections(s, count))
 
+    def start_console_session(self) -> None:
+        """What DCV Server does on a Windows host at boot: a console session, owned by the
+        Administrator (the agent finds it, it does not create one)."""
+        args = sim_dcv.parser().parse_args(
+            ["create-session", "--type", "console", "--owner", "Administrator", "console"]
+        )
+        sim_dcv.update_state(str(self.state_file), lambda state: sim_dcv.change(args, state))
+
+    def power_cycle_dcv(self) -> None:
+        """A halted (or freshly booted) machine: no DCV session, no client connected."""
+
+        def clear(state: dict[str, Any]) -> None:
+            state["sessions"] = []
+            sim_dcv.set_connections(state, 0)
+
+        sim_dcv.update_state(str(self.state_file), clear)
+
+    def write_shims(self) -> None:
+        """``dcv`` and ``nvidia-smi`` on this host's PATH, bound to its own state files."""
+        self.bin_dir.mkdir(parents=True, exist_ok=True)
+        python = shlex.quote(sys.executable)
+        shims = {
+            "dcv": (sim_dcv.STATE_ENV, self.state_file, SIM_DCV),
+            "nvidia-smi": ("SIM_GPU_STATE", self.activity_file, SIM_NVIDIA_SMI),
+        }
+        for name, (variable, state, script) in shims.items():
+            path = self.bin_dir / name
+            path.write_text(
+                "#!/bin/sh\n"
+                f'{variable}="${{{variable}:-{shlex.quote(str(state))}}}" '
+                f'exec {python} -S {shlex.quote(str(script))} "$@"\n'
+            )
+            path.chmod(0o755)
+
+    def shell_environ(self, base: dict[str, str]) -> dict[str, str]:
+        """The environment a Run Command script runs in on this host."""
+        return {
+            **base,
+            "PATH": f"{self.bin_dir}{os.pathsep}{base.get('PATH', os.defpath)}",
+            sim_dcv.STATE_ENV: str(self.state_file),
+            "SIM_GPU_STATE": str(self.activity_file),
+        }
+
+    # -- simulated CPU and GPU ---------------------------------------------------------------
+    def write_activity(self) -> None:
+        activity = {
+            "cpuPercent": self.cpu_percent,
+            "gpuPercent": self.gpu_percent,
+            "encoderPercent": self.encoder_percent,
+            "decoderPercent": 0,
+        }
+        _write_atomically(self.activity_file, json.dumps(activity))
+
+    def advance(self, now: float | None = None) -> None:
+        """Let the CPU run at its set utilisation since the last advance: ``cpu0`` busy at the
+        set %, the other cores at a quarter of it; then write ``proc-stat``."""
+        now = time.monotonic() if now is None else now
+        ticks = max(0.0, now - self.last_advance) * USER_HZ
+        self.last_advance = now
+        busy = self.cpu_percent / 100
+        for index, core in enumerate(self.counters):
+            share = busy if index == 0 else busy / 4
+            core[CPU_FIELDS.index("user")] += ticks * share
+            core[CPU_FIELDS.index("idle")] += ticks * (1 - share)
+        self.write_proc_stat()
+
+    def write_proc_stat(self) -> None:
+        per_core = [[math.floor(v + 1e-6) for v in core] for core in self.counters]
+        total = [sum(column) for column in zip(*per_core, strict=True)]
+        lines = ["cpu  " + " ".join(map(str, [*total, 0]))]
+        lines += [f"cpu{i} " + " ".join(map(str, [*c, 0])) for i, c in enumerate(per_core)]
+        lines += [
+            "intr 0",
+            f"ctxt {sum(total)}",
+            f"btime {int(self.boot_time)}",
+            "processes 1",
+            "procs_running 1",
+            "procs_blocked 0",
+        ]
+        _write_atomically(self.proc_stat, "\n".join(lines) + "\n")
+
+    # -- state ----------------------------------------------------------------------------------
     def agent_status(self) -> str:
+        if self.state != "running":
+            return "halted"
+        if self.agent_stopped:
+            return "stopped"
         if self.process is None:
-            return "booting"
+            return "disabled" if self.booted and not self.agent_enabled else "booting"
         code = self.process.poll()
         return "running" if code is None else f"exited {code}"
 
     def view(self) -> dict[str, Any]:
+        dcv = self.dcv_state()
         return {
             "instanceId": self.instance_id,
             "sessionId": self.session_id,
-            "connections": self.connections(),
+            "os": self.os_type,
+            "state": self.state,
             "agent": self.agent_status(),
+            "ssmAgent": self.ssm_agent,
+            "connections": int(dcv.get("connections", 0)),
+            "lastDisconnection": dcv.get("lastDisconnection") or None,
+            "dcvSessions": [s.get("id") for s in dcv.get("sessions", [])],
+            "notices": dcv.get("notices", []),
+            "cpuPercent": self.cpu_percent,
+            "gpuPercent": self.gpu_percent,
+            "encoderPercent": self.encoder_percent,
+            "workdir": str(self.workdir),
             "log": str(self.workdir / "agent.log"),
         }
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 class HostSimulator:
-    """Watches the emulator's EC2 and boots a simulated host for each running fleet instance."""
+    """Watches the emulator's EC2 and runs a simulated host for each fleet instance."""
 
     def __init__(
         self,
@@ -101,6 +299,9 @@ class HostSimulator:
         workdir: Path,
         boot_delay: float = 0.0,
         poll_interval: float = 1.0,
+        settings_parameter: str | None = None,
+        tick_seconds: float = TICK_SECONDS,
+        spare_agents: int = SPARE_AGENTS,
     ) -> None:
         self.endpoint_url = endpoint_url
         self.region = region
@@ -109,59 +310,76 @@ class HostSimulator:
         self.workdir = workdir
         self.boot_delay = boot_delay
         self.poll_interval = poll_interval
+        self.settings_parameter = settings_parameter
+        self.tick_seconds = tick_seconds
+        self.spare_agents = spare_agents
         self.agent_enabled = True
+        self.agent_keys = agent_config_keys()
+        self._warned_keys: set[str] = set()
         self.hosts: dict[str, Host] = {}
-        self._lock = threading.Lock()
+        self._base_environ = dict(os.environ)
+        self._lock = threading.RLock()
         self._stop = threading.Event()
         self._changed = threading.Event()
         self._ec2 = boto3.client("ec2", endpoint_url=endpoint_url, region_name=region)
         self._thread = threading.Thread(target=self._watch, name="host-simulator", daemon=True)
+        self._ticker = threading.Thread(target=self._tick, name="host-cpu-ticker", daemon=True)
         self._spares: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> None:
         with self._lock:
             self._fill_spares()
         emulator.INSTANCE_LISTENERS.append(self._changed.set)
+        emulator.MANAGED_NODES.append(self.managed_node)
         self._thread.start()
+        self._ticker.start()
 
     def stop(self) -> None:
         if self._changed.set in emulator.INSTANCE_LISTENERS:
             emulator.INSTANCE_LISTENERS.remove(self._changed.set)
+        if self.managed_node in emulator.MANAGED_NODES:
+            emulator.MANAGED_NODES.remove(self.managed_node)
         self._stop.set()
         self._changed.set()
-        self._thread.join(timeout=5)
+        for thread in (self._thread, self._ticker):
+            if thread.is_alive():
+                thread.join(timeout=5)
         with self._lock:
+            processes = [h.process for h in self.hosts.values() if h.process is not None]
             for host in self.hosts.values():
-                self._halt(host)
+                if host.timer:
+                    host.timer.cancel()
+            processes += self._spares
+            for process in processes:  # all at once: each agent takes a moment to wind down
+                if process.poll() is None:
+                    process.terminate()
+            for process in processes:
+                self._end(process)
             self.hosts.clear()
-            for spare in self._spares:
-                self._end(spare)
             self._spares.clear()
 
     def _fill_spares(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(AGENT_DIR)}
-        while len(self._spares) < SPARE_AGENTS:
-            self._spares.append(
-                subprocess.Popen(
-                    [sys.executable, "-c", WARM_AGENT],
-                    env=env,
-                    stdin=subprocess.PIPE,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            )
+        while len(self._spares) < self.spare_agents:
+            self._spares.append(self._spawn_agent())
+
+    def _spawn_agent(self) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-c", WARM_AGENT],
+            env={**self._base_environ, "PYTHONPATH": str(AGENT_DIR)},
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
     # -- the watch loop --------------------------------------------------------------------
-    def _running_instances(self) -> dict[str, dict[str, str]]:
+    def _fleet_instances(self) -> dict[str, tuple[str, dict[str, str]]]:
+        """Every fleet instance EC2 knows: its state and tags."""
         resp = self._ec2.describe_instances(
-            Filters=[
-                {"Name": f"tag:{self.tag_key}", "Values": [self.tag_value]},
-                {"Name": "instance-state-name", "Values": ["running"]},
-            ]
+            Filters=[{"Name": f"tag:{self.tag_key}", "Values": [self.tag_value]}]
         )
         return {
-            i["InstanceId"]: {t["Key"]: t["Value"] for t in i.get("Tags", [])}
+            i["InstanceId"]: (i["State"]["Name"], {t["Key"]: t["Value"] for t in i.get("Tags", [])})
             for r in resp["Reservations"]
             for i in r["Instances"]
         }
@@ -170,18 +388,28 @@ class HostSimulator:
         while not self._stop.is_set():
             self._changed.clear()  # a change from here on wakes the next wait at once
             try:
-                running = self._running_instances()
+                instances = self._fleet_instances()
             except Exception:  # the emulator is shutting down
-                running = None
-            if running is not None:
+                instances = None
+            if instances is not None:
                 with self._lock:
-                    for instance_id, tags in running.items():
-                        if instance_id not in self.hosts:
-                            self.hosts[instance_id] = self._boot(instance_id, tags)
-                    for instance_id in [i for i in self.hosts if i not in running]:
-                        self._halt(self.hosts.pop(instance_id))
+                    if not self._stop.is_set():
+                        self._follow(instances)
             # woken at once by an instance change; the interval is only a safety net
             self._changed.wait(self.poll_interval)
+
+    def _follow(self, instances: dict[str, tuple[str, dict[str, str]]]) -> None:
+        """Make each host's power state its instance's EC2 state."""
+        for instance_id, (state, tags) in instances.items():
+            host = self.hosts.get(instance_id)
+            if state == "running" and (host is None or host.state != "running"):
+                self.hosts[instance_id] = self._boot(instance_id, tags)
+            elif state in ("stopping", "stopped") and host is not None and host.state == "running":
+                self._power_off(host)
+        for instance_id in list(self.hosts):
+            state = instances.get(instance_id, ("terminated", {}))[0]
+            if state in ("shutting-down", "terminated"):
+                self._power_off(self.hosts.pop(instance_id))
 
     def _boot(self, instance_id: str, tags: dict[str, str]) -> Host:
         workdir = self.workdir / instance_id
@@ -192,26 +420,29 @@ class HostSimulator:
             secret_arn=tags.get("dcvfleet:secret-arn", ""),
             os_type=tags.get("dcvfleet:os", "linux"),
             workdir=workdir,
+            agent_enabled=self.agent_enabled,
         )
-        host.set_connections(0)
-        if self.agent_enabled:
-            host.timer = threading.Timer(self.boot_delay, self._start_agent, args=(host,))
-            host.timer.daemon = True
-            host.timer.start()
+        host.power_cycle_dcv()
+        host.write_shims()
+        host.write_activity()
+        host.write_proc_stat()
+        host.timer = threading.Timer(self.boot_delay, self._booted, args=(host,))
+        host.timer.daemon = True
+        host.timer.start()
         return host
 
-    def _start_agent(self, host: Host) -> None:
-        dcv = [sys.executable, "-S", str(SIM_DCV)]
+    def _booted(self, host: Host) -> None:
         if host.os_type == "windows":
-            # DCV Server on Windows starts a console session at boot; the agent only finds it
-            console = ["create-session", "--type", "console", "--owner", "Administrator", "console"]
-            subprocess.run(
-                [*dcv, *console],
-                env={**os.environ, "SIM_DCV_STATE": str(host.state_file)},
-                check=True,
-                capture_output=True,
-            )
-        config = {
+            host.start_console_session()  # DCV Server starts it at boot
+        with self._lock:
+            if self.hosts.get(host.instance_id) is not host or host.state != "running":
+                return
+            host.booted = True
+        if host.agent_enabled:
+            self._start_agent(host)
+
+    def _agent_config(self, host: Host, dcv: list[str]) -> dict[str, Any]:
+        config: dict[str, Any] = {
             "eventBusName": self.event_bus_name,
             "region": self.region,
             "instanceId": host.instance_id,
@@ -223,25 +454,51 @@ class HostSimulator:
             "endpointUrl": self.endpoint_url,
             "sendBaseDelaySeconds": 0.2,
             "readyTimeoutSeconds": 30,
+            "cpuStatPath": str(host.proc_stat),
+            "nvidiaSmiCommand": [str(host.bin_dir / "nvidia-smi")],
         }
+        if self.settings_parameter:
+            config["settingsParameter"] = self.settings_parameter
+        if self.agent_keys is None:
+            return config
+        unknown = sorted(set(config) - self.agent_keys - self._warned_keys)
+        if unknown:
+            self._warned_keys.update(unknown)
+            log.warning("the agent does not know config key(s) %s: not written", unknown)
+        return {k: v for k, v in config.items() if k in self.agent_keys}
+
+    def _start_agent(self, host: Host) -> None:
+        dcv = [sys.executable, "-S", str(SIM_DCV)]
+        config = self._agent_config(host, dcv)
         (host.workdir / "agent.json").write_text(json.dumps(config, indent=2))
         spec = {
             "log": str(host.workdir / "agent.log"),
             "env": {
                 "DCVFLEET_AGENT_CONFIG": str(host.workdir / "agent.json"),
-                "SIM_DCV_STATE": str(host.state_file),
+                sim_dcv.STATE_ENV: str(host.state_file),
+                "SIM_GPU_STATE": str(host.activity_file),
             },
         }
         with self._lock:
-            if host.instance_id not in self.hosts or self._stop.is_set():
+            if self.hosts.get(host.instance_id) is not host or host.state != "running":
+                return
+            if self._stop.is_set():
                 return
             self._fill_spares()
-            host.process = self._spares.pop(0)
+            host.process = self._spares.pop(0) if self._spares else self._spawn_agent()
             self._fill_spares()
-        if host.process.stdin is None:
-            raise RuntimeError("a spare agent process has no stdin")
-        host.process.stdin.write(json.dumps(spec).encode() + b"\n")
-        host.process.stdin.close()
+            if host.process.stdin is None:
+                raise RuntimeError("a spare agent process has no stdin")
+            host.process.stdin.write(json.dumps(spec).encode() + b"\n")
+            host.process.stdin.close()
+
+    def _power_off(self, host: Host) -> None:
+        self._halt(host)
+        host.advance()
+        host.state, host.booted = "stopped", False
+        host.cpu_percent = host.gpu_percent = host.encoder_percent = 0.0
+        host.power_cycle_dcv()
+        host.write_activity()
 
     @classmethod
     def _halt(cls, host: Host) -> None:
@@ -262,25 +519,112 @@ class HostSimulator:
         if process.stdin and not process.stdin.closed:
             process.stdin.close()
 
+    def _tick(self) -> None:
+        while not self._stop.wait(self.tick_seconds):
+            with self._lock:
+                running = [h for h in self.hosts.values() if h.state == "running"]
+                for host in running:
+                    with contextlib.suppress(OSError):  # a workdir removed under us
+                        host.advance()
+
+    # -- Run Command (emulator.SSM_RUN_COMMAND) --------------------------------------------------
+    def managed_node(self, instance_id: str) -> emulator.ManagedNode | None:
+        """A simulated host as SSM sees it; its SSM Agent is online once it has booted."""
+        with self._lock:
+            host = self.hosts.get(instance_id)
+            if host is None:
+                return None
+            return emulator.ManagedNode(
+                platform="Windows" if host.os_type == "windows" else "Linux",
+                online=host.state == "running" and host.booted and host.ssm_agent,
+                environ=host.shell_environ(self._base_environ),
+                cwd=str(host.workdir),
+            )
+
     # -- control -------------------------------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:
         with self._lock:
             return [h.view() for h in self.hosts.values()]
 
+    def _running(self, instance_id: str) -> Host | None:
+        host = self.hosts.get(instance_id)
+        if host is not None and host.state != "running":
+            raise HostStateError(f"host {instance_id} is {host.state}")
+        return host
+
     def set_connections(self, instance_id: str, count: int) -> dict[str, Any] | None:
+        """None when there is no such host; HostStateError when it is not running."""
         with self._lock:
-            host = self.hosts.get(instance_id)
+            host = self._running(instance_id)
             if host is None:
                 return None
             host.set_connections(count)
             return host.view()
 
+    def set_agent(
+        self, instance_id: str, running: bool | None = None, ssm_agent: bool | None = None
+    ) -> dict[str, Any] | None:
+        """End the host's agent (as if it crashed) or start a fresh one (which reports Host Ready,
+        as at boot); take the host's SSM Agent off line (Run Command waits, then times out) or
+        back on line. The host itself keeps running."""
+        start = False
+        with self._lock:
+            host = self._running(instance_id)
+            if host is None:
+                return None
+            if ssm_agent is not None:
+                host.ssm_agent = ssm_agent
+            if running is False:
+                host.agent_enabled, host.agent_stopped = False, True
+                if host.process is not None:
+                    self._end(host.process)
+            elif running is True:
+                host.agent_enabled, host.agent_stopped = True, False
+                alive = host.process is not None and host.process.poll() is None
+                start = host.booted and not alive
+        if start:
+            self._start_agent(host)
+        with self._lock:
+            return host.view()
+
+    def set_activity(self, instance_id: str, activity: dict[str, float]) -> dict[str, Any] | None:
+        """Set the busiest core's and the GPU's utilisation (%), from now on."""
+        with self._lock:
+            host = self._running(instance_id)
+            if host is None:
+                return None
+            host.advance()  # what ran until now ran at the old utilisation
+            host.cpu_percent = float(activity.get("cpuPercent", host.cpu_percent))
+            host.gpu_percent = float(activity.get("gpuPercent", host.gpu_percent))
+            host.encoder_percent = float(activity.get("encoderPercent", host.encoder_percent))
+            host.write_activity()
+            return host.view()
+
 
 class ControlServer(LocalServer):
-    """``control_url``: ``GET /hosts``, ``POST /hosts/{id}/connections {"count": N}``,
-    ``POST /agents {"enabled": bool}`` (whether hosts booted from now on run their agent),
-    ``POST /faults {"noCapacity": ["g5.xlarge" | "*"], "functionErrors": {"LogicalId": "Error"}}``
-    (instance types EC2 has no capacity for; functions that raise; each POST replaces all)."""
+    """``control_url``, the local stack's own controls (JSON in, JSON out; a bad body is a 400
+    whose message starts with the field it names):
+
+    * ``GET /hosts``: every simulated host, running or stopped (``HostSimulator``).
+    * ``POST /hosts/{id}/connections {"count": N}``: how many DCV clients the host reports
+      (dropping to 0 records the last disconnection). 404 unknown host, 409 stopped host.
+    * ``POST /hosts/{id}/activity {"cpuPercent"?, "gpuPercent"?, "encoderPercent"?}``: each
+      0-100, at least one: the busiest core's and the GPU's utilisation from now on, as the
+      host's ``/proc/stat`` and ``nvidia-smi`` show them. 404 unknown host, 409 stopped host.
+    * ``POST /hosts/{id}/agent {"running"?: bool, "ssmAgent"?: bool}``, at least one: end the
+      host's agent (as if it crashed: no more heartbeats) or start a fresh one (it reports Host
+      Ready again); take the host's SSM Agent off line (Run Command stays Pending, then times
+      out: "the host does not answer") or back. 404 unknown host, 409 stopped host.
+    * ``POST /agents {"enabled": bool}``: whether hosts booted from now on run their agent.
+    * ``POST /faults {"noCapacity": ["g5.xlarge" | "*"], "functionErrors": {"LogicalId":
+      "Error"}}``: instance types EC2 has no capacity for; functions that raise (each POST
+      replaces all).
+    * ``GET /schedules``: every EventBridge rule with a schedule, whether the local scheduler
+      runs it, how often it fired and when it fires next; ``minuteSeconds``.
+    * ``POST /schedules/run {}`` or ``{"rule": "<name>"}``: fire every ENABLED schedule rule (or
+      the one named) now, ``cron(...)`` ones too; ``{"fired": [names]}``. 404 no schedule rule
+      of that name, 409 it is DISABLED.
+    """
 
     def __init__(
         self,
@@ -288,9 +632,11 @@ class ControlServer(LocalServer):
         resources: dict[str, str],
         host: str = "127.0.0.1",
         port: int = 0,
+        scheduler: emulator.Scheduler | None = None,
     ) -> None:
         self.simulator = simulator
         self.resources = resources
+        self.scheduler = scheduler
         super().__init__(host, port)
 
     @property
@@ -305,19 +651,15 @@ class ControlServer(LocalServer):
         sim = self.simulator
         if method == "GET" and path == "/hosts":
             return 200, {"hosts": sim.list()}
+        if method == "GET" and path == "/schedules":
+            return self._schedules()
         try:
             data = json.loads(body or b"{}")
         except json.JSONDecodeError:
             return 400, {"message": "body: not valid JSON"}
-        match = re.fullmatch(r"/hosts/(i-[0-9a-f]+)/connections", path)
+        match = re.fullmatch(r"/hosts/(i-[0-9a-f]+)/(connections|activity|agent)", path)
         if method == "POST" and match:
-            count = data.get("count") if isinstance(data, dict) else None
-            if not isinstance(count, int) or isinstance(count, bool) or count < 0:
-                return 400, {"message": "count: a non-negative integer is required"}
-            view = sim.set_connections(match.group(1), count)
-            if view is None:
-                return 404, {"message": f"no simulated host {match.group(1)}"}
-            return 200, view
+            return self._host_change(match.group(1), match.group(2), data)
         if method == "POST" and path == "/faults":
             return self._set_faults(data)
         if method == "POST" and path == "/agents":
@@ -326,7 +668,60 @@ class ControlServer(LocalServer):
                 return 400, {"message": "enabled: true or false is required"}
             sim.agent_enabled = enabled
             return 200, {"enabled": enabled}
+        if method == "POST" and path == "/schedules/run":
+            return self._run_schedules(data)
         return 404, {"message": f"no route {method} {path}"}
+
+    def _host_change(self, instance_id: str, what: str, data: Any) -> tuple[int, Any]:
+        sim = self.simulator
+        try:
+            if what == "connections":
+                count = data.get("count") if isinstance(data, dict) else None
+                if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+                    return 400, {"message": "count: a non-negative integer is required"}
+                view = sim.set_connections(instance_id, count)
+            elif what == "agent":
+                problem = agent_problem(data)
+                if problem:
+                    return 400, {"message": problem}
+                view = sim.set_agent(instance_id, data.get("running"), data.get("ssmAgent"))
+            else:
+                problem = activity_problem(data)
+                if problem:
+                    return 400, {"message": problem}
+                view = sim.set_activity(instance_id, data)
+        except HostStateError as exc:
+            return 409, {"message": str(exc)}
+        if view is None:
+            return 404, {"message": f"no simulated host {instance_id}"}
+        return 200, view
+
+    def _schedules(self) -> tuple[int, Any]:
+        if self.scheduler is None:
+            return 404, {"message": "no scheduler in this stack"}
+        return 200, {
+            "minuteSeconds": self.scheduler.minute_seconds,
+            "schedules": self.scheduler.status(),
+        }
+
+    def _run_schedules(self, data: Any) -> tuple[int, Any]:
+        if self.scheduler is None:
+            return 404, {"message": "no scheduler in this stack"}
+        if not isinstance(data, dict):
+            return 400, {"message": "body: a JSON object is required"}
+        unknown = sorted(set(data) - {"rule"})
+        if unknown:
+            return 400, {"message": f"{unknown[0]}: unknown field (only 'rule')"}
+        rule = data.get("rule")
+        if rule is not None and (not isinstance(rule, str) or not rule):
+            return 400, {"message": "rule: a rule name is required"}
+        try:
+            fired = self.scheduler.run_now(rule)
+        except KeyError:
+            return 404, {"message": f"rule: no schedule rule {rule}"}
+        except ValueError as exc:
+            return 409, {"message": f"rule: {exc}"}
+        return 200, {"fired": fired}
 
     def _set_faults(self, data: Any) -> tuple[int, Any]:
         if not isinstance(data, dict):
@@ -349,3 +744,34 @@ class ControlServer(LocalServer):
                 self.resources[logical_id], error_type, f"injected fault in {logical_id}"
             )
         return 200, {"noCapacity": sorted(types), "functionErrors": errors}
+
+
+def activity_problem(data: Any) -> str:
+    """Why an activity body is bad ("" when it is good): the message names the field."""
+    if not isinstance(data, dict):
+        return "body: a JSON object is required"
+    for key in data:
+        if key not in ACTIVITY_FIELDS:
+            return f"{key}: unknown field (cpuPercent, gpuPercent, encoderPercent)"
+    if not data:
+        return "body: at least one of cpuPercent, gpuPercent, encoderPercent is required"
+    for key, value in data.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not number or not 0 <= value <= 100:  # NaN is not within 0..100 either
+            return f"{key}: a number from 0 to 100 is required"
+    return ""
+
+
+def agent_problem(data: Any) -> str:
+    """Why an agent body is bad ("" when it is good): the message names the field."""
+    if not isinstance(data, dict):
+        return "body: a JSON object is required"
+    for key in data:
+        if key not in ("running", "ssmAgent"):
+            return f"{key}: unknown field (running, ssmAgent)"
+    if not data:
+        return "body: at least one of running, ssmAgent is required"
+    for key, value in data.items():
+        if not isinstance(value, bool):
+            return f"{key}: true or false is required"
+    return ""

@@ -3,10 +3,15 @@
 
     SIM_DCV_STATE=/tmp/host1.json python3 local/sim_dcv.py list-sessions -j
 
-State file (created if missing, written atomically): {"sessions": [...], "connections": N}.
-"connections" is written by another process (the emulator) and is how many clients every
-session reports. SIM_DCV_FAIL=missing|garbage|hang makes every command fail like a broken
-install: exit 127 / non-JSON output / sleep 60 s.
+State file (created if missing, written atomically under a lock file, ``<state>.lock``):
+``{"sessions": [...], "connections": N, "lastDisconnection": "…Z", "notices": [...]}``; only
+"sessions" and "connections" are required, so older files still load. "connections" is written
+by another process (the host simulator, ``update_state``/``set_connections``) and is how many
+clients every session reports. When it drops from more than 0 to 0, "lastDisconnection" records
+that moment; a session created before it prints it as its ``last-disconnection-time`` (ISO 8601,
+microseconds, "Z", as in the guide's "Finding and stopping idle sessions"), a session created
+after it (or when no client ever left) prints "". SIM_DCV_FAIL=missing|garbage|hang makes every
+command fail like a broken install: exit 127 / non-JSON output / sleep 60 s.
 
 Output shapes follow the Amazon DCV Administrator Guide, "Viewing Amazon DCV sessions": a
 session object has the fields of `dcv describe-session <id> --json` ("id", "owner", "name",
@@ -14,19 +19,31 @@ session object has the fields of `dcv describe-session <id> --json` ("id", "owne
 "type", "x11-display", "x11-authority", "display-layout"), printed with the guide's
 `"key" : value` spacing. `list-sessions -j` prints a JSON array of those objects. The guide
 does not show `list-connections -j`; this prints a JSON array with one object per client
-connection ("connection-id", "user", "client-ip", "connection-time"). Error texts of the real
-CLI are not in the guide either: errors here go to stderr with exit code 1.
+connection ("connection-id", "user", "client-ip", "connection-time"); it does not print
+"last-interaction-time" (a field some DCV versions add), so an agent must not depend on it. Error
+texts of the real CLI are not in the guide either: errors here go to stderr with exit code 1.
+
+`dcv notify-users`: the syntax of this command was not found in the Amazon DCV Administrator
+Guide (searched for it; only `set-storage-root --session <id> <path>` shows the guide's style
+of naming a session), so this simulator implements
+``dcv notify-users --session <id> [--title <title>] <message>``: it prints nothing, exits 0
+when the session exists, and appends ``{"time", "session", "title", "message", "connections"}``
+to the state file's "notices" (what the host simulator shows on ``GET /hosts``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import fcntl
 import getpass
 import json
 import os
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 STATE_ENV = "SIM_DCV_STATE"
@@ -41,6 +58,15 @@ class SimError(Exception):
 
 def iso(timestamp: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))
+
+
+def iso_micro(timestamp: float) -> str:
+    """``2019-05-14T12:32:14.357567Z``: how the guide shows a last-disconnection-time."""
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
 def dump(value: Any) -> None:
@@ -68,6 +94,36 @@ def load_state(path: str) -> dict[str, Any]:
     return state
 
 
+@contextlib.contextmanager
+def locked(path: str) -> Iterator[None]:
+    """Serialise read-modify-write of one state file across processes (``<path>.lock``)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with open(path + ".lock", "a", encoding="utf-8") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def update_state(path: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Load, change and save the state file under its lock; the new state."""
+    with locked(path):
+        state = load_state(path)
+        change(state)
+        save_state(path, state)
+        return state
+
+
+def set_connections(state: dict[str, Any], count: int, now: float | None = None) -> None:
+    """What the host simulator writes: the client count, and when the last client left."""
+    previous = int(state.get("connections", 0))
+    state["connections"] = count
+    if previous > 0 and count == 0:
+        state["lastDisconnection"] = iso_micro(time.time() if now is None else now)
+
+
 def save_state(path: str, state: dict[str, Any]) -> None:
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
@@ -83,7 +139,20 @@ def save_state(path: str, state: dict[str, Any]) -> None:
         raise
 
 
-def session_json(session: dict[str, Any], connections: int) -> dict[str, Any]:
+def last_disconnection(session: dict[str, Any], state: dict[str, Any]) -> str:
+    """The state's last disconnection, if it happened while this session existed; else ""."""
+    left = state.get("lastDisconnection") or ""
+    if not left:
+        return ""
+    try:
+        return left if parse_iso(left) >= parse_iso(session["creation-time"]) else ""
+    except ValueError:
+        return ""
+
+
+def session_json(
+    session: dict[str, Any], connections: int, state: dict[str, Any] | None = None
+) -> dict[str, Any]:
     created = session["creation-time"]
     checked = iso(time.time())
     expires = iso(time.time() + LICENSE_DAYS * 86400)
@@ -93,7 +162,7 @@ def session_json(session: dict[str, Any], connections: int) -> dict[str, Any]:
         "name": session["name"],
         "num-of-connections": connections,
         "creation-time": created,
-        "last-disconnection-time": "",
+        "last-disconnection-time": last_disconnection(session, state or {}),
         "licenses": [
             {
                 "product": product,
@@ -148,6 +217,10 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("session_id")
     close = commands.add_parser("close-session")
     close.add_argument("session_id")
+    notify = commands.add_parser("notify-users")
+    notify.add_argument("--session", required=True, dest="session_id")
+    notify.add_argument("--title", default="")
+    notify.add_argument("message")
     return root
 
 
@@ -157,12 +230,18 @@ def run(args: argparse.Namespace, path: str) -> None:
     if getattr(args, "json", True) is False:
         raise SimError("this simulator prints only the JSON output: add -j")
     if args.command == "list-sessions":
-        dump([session_json(s, count) for s in state["sessions"]])
+        dump([session_json(s, count, state) for s in state["sessions"]])
     elif args.command == "describe-session":
-        dump(session_json(find(state, args.session_id), count))
+        dump(session_json(find(state, args.session_id), count, state))
     elif args.command == "list-connections":
         dump(connections_json(path, find(state, args.session_id), count))
-    elif args.command == "create-session":
+    else:
+        update_state(path, lambda fresh: change(args, fresh))
+
+
+def change(args: argparse.Namespace, state: dict[str, Any]) -> None:
+    """The commands that change the state (run under the state file's lock)."""
+    if args.command == "create-session":
         if any(s["id"] == args.session_id for s in state["sessions"]):
             raise SimError(f"A session with id '{args.session_id}' already exists")
         if args.type == "console" and any(s["type"] == "console" for s in state["sessions"]):
@@ -178,11 +257,21 @@ def run(args: argparse.Namespace, path: str) -> None:
                 "x11-display": f":{max(displays, default=0) + 1}",
             }
         )
-        save_state(path, state)
-    else:  # close-session
+    elif args.command == "close-session":
         find(state, args.session_id)
         state["sessions"] = [s for s in state["sessions"] if s["id"] != args.session_id]
-        save_state(path, state)
+    else:  # notify-users
+        find(state, args.session_id)
+        notices = state.setdefault("notices", [])
+        notices.append(
+            {
+                "time": iso_micro(time.time()),
+                "session": args.session_id,
+                "title": args.title,
+                "message": args.message,
+                "connections": max(0, int(state.get("connections", 0))),
+            }
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

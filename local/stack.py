@@ -1,4 +1,12 @@
-"""The local stack: the emulator, the template deployed into it, the API, simulated hosts."""
+"""The local stack: the emulator, the template deployed into it, the API, simulated hosts.
+
+``LocalStack.start`` starts moto in server mode with every workaround of ``local.emulator``
+applied, deploys ``template.yaml`` into it (``local.deploy``), serves the API from the template's
+OpenAPI body (``local.apigw``), runs simulated hosts for the fleet's instances and the
+``control_url`` server (``local.hosts``), runs the EventBridge schedules
+(``emulator.Scheduler``; one schedule minute lasts ``minute_seconds`` real seconds), creates the
+demo user and writes ``stack.json``.
+"""
 
 from __future__ import annotations
 
@@ -69,6 +77,7 @@ class StackInfo:
     parameters: dict[str, str]
     resources: dict[str, str]
     not_emulated: list[str]
+    minute_seconds: float
 
     def as_json(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -82,9 +91,13 @@ class LocalStack:
         boot_delay: float = 0.0,
         moto_port: int = 0,
         state_dir: Path = STATE_DIR,
+        minute_seconds: float = 60.0,
     ) -> None:
+        if minute_seconds <= 0:
+            raise ValueError("minute_seconds must be > 0")
         self.overrides = {**deploy.samconfig_overrides(), **(overrides or {})}
         self.boot_delay = boot_delay
+        self.minute_seconds = minute_seconds
         self.moto_port = moto_port or free_port()
         self.state_dir = state_dir
         self.endpoint_url = f"http://127.0.0.1:{self.moto_port}"
@@ -92,6 +105,7 @@ class LocalStack:
         self.api: ApiServer | None = None
         self.hosts: HostSimulator | None = None
         self.control: ControlServer | None = None
+        self.scheduler: emulator.Scheduler | None = None
         self.info: StackInfo | None = None
         self.deployment: deploy.Deployment | None = None
 
@@ -125,9 +139,11 @@ class LocalStack:
             fleet_tag_value=d.parameter("FleetTagValue"),
             workdir=self.state_dir / "hosts",
             boot_delay=self.boot_delay,
+            settings_parameter=d.outputs.get("AgentSettingsParameter"),
         )
         self.hosts.start()
-        self.control = ControlServer(self.hosts, d.physical)
+        self.scheduler = emulator.Scheduler(self.endpoint_url, self.minute_seconds)
+        self.control = ControlServer(self.hosts, d.physical, scheduler=self.scheduler)
         self.control.start()
         demo = self._create_demo_user(d.outputs["UserPoolId"])
         self.info = StackInfo(
@@ -142,7 +158,9 @@ class LocalStack:
             parameters=d.parameters,
             resources=dict(d.physical),
             not_emulated=d.not_emulated,
+            minute_seconds=self.minute_seconds,
         )
+        self.scheduler.start()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_dir / "stack.json.tmp"
         tmp.write_text(json.dumps(self.info.as_json(), indent=2))
@@ -158,6 +176,8 @@ class LocalStack:
         return {"username": DEMO_USER, "password": password}
 
     def stop(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
         for part in (self.control, self.api):
             if part is not None:
                 part.stop()

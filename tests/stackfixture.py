@@ -48,6 +48,20 @@ class Stack:
     def agents(self, enabled: bool) -> None:
         assert self.control("POST", "/agents", {"enabled": enabled}).status_code == 200
 
+    def host(self, instance_id: str) -> dict[str, Any]:
+        """A simulated host as ``GET /hosts`` shows it."""
+        hosts = self.control("GET", "/hosts").json()["hosts"]
+        found = [h for h in hosts if h["instanceId"] == instance_id]
+        assert found, f"no simulated host {instance_id}"
+        return dict(found[0])
+
+    def run_schedules(self, rule: str | None = None) -> list[str]:
+        """Fire the schedule rules (or one) now, as their schedule would."""
+        resp = self.control("POST", "/schedules/run", {} if rule is None else {"rule": rule})
+        assert resp.status_code == 200, resp.text
+        fired: list[str] = resp.json()["fired"]
+        return fired
+
     def new_user(self, name: str | None = None) -> Client:
         """An admin-created user, signed in."""
         username = name or f"user{uuid.uuid4().hex[:10]}"
@@ -179,12 +193,18 @@ class BusObserver:
         raise AssertionError(f"no {detail_type} event for {session_id}")
 
 
-def start_stack(state_dir: Path, params: str = TEST_PARAMS) -> Stack:
+def start_stack(
+    state_dir: Path, params: str = TEST_PARAMS, minute_seconds: float | None = None
+) -> Stack:
+    """``python -m local`` in its own process; ``minute_seconds`` compresses schedule time."""
     log = state_dir / "stack.log"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "local", "--params", params, "--state-dir", str(state_dir)]
+    if minute_seconds is not None:
+        command += ["--minute-seconds", str(minute_seconds)]
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "local", "--params", params, "--state-dir", str(state_dir)],
+            command,
             cwd=ROOT,
             env=env,
             stdout=out,

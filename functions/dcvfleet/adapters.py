@@ -223,9 +223,7 @@ class HostCommands:
     HostCommandError with a readable message.
     """
 
-    TERMINAL = frozenset(
-        {"Success", "Failed", "Cancelled", "TimedOut", "Undeliverable", "Terminated"}
-    )
+    TERMINAL = frozenset({"Success", "Failed", "Cancelled", "TimedOut"})
 
     def __init__(
         self,
@@ -242,7 +240,11 @@ class HostCommands:
         self._sleep = sleep
         self._clock = clock
 
-    def run(self, instance_id: str, document: str, parameters: dict[str, str]) -> CommandResult:
+    def run(
+        self, instance_id: str, document: str, parameters: dict[str, str], *, step: str
+    ) -> CommandResult:
+        """Run ``document`` on the instance; ``step`` names the document step whose result is
+        read (the fleet's documents have one step per platform: "linux" and "windows")."""
         try:
             command_id = self._ssm.send_command(
                 InstanceIds=[instance_id],
@@ -260,7 +262,7 @@ class HostCommands:
         while True:
             try:
                 resp = self._ssm.get_command_invocation(
-                    CommandId=command_id, InstanceId=instance_id
+                    CommandId=command_id, InstanceId=instance_id, PluginName=step
                 )
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "InvocationDoesNotExist":
@@ -279,9 +281,11 @@ class HostCommands:
                 )
             self._sleep(self.poll)
 
-    def list_connections(self, instance_id: str, document: str, dcv_session_id: str) -> int:
+    def list_connections(
+        self, instance_id: str, document: str, dcv_session_id: str, *, platform: str
+    ) -> int:
         """How many clients are connected to the DCV session right now, asked on the host."""
-        result = self.run(instance_id, document, {"dcvSessionId": dcv_session_id})
+        result = self.run(instance_id, document, {"dcvSessionId": dcv_session_id}, step=platform)
         if result.status != "Success":
             detail = " ".join((result.stderr or result.stdout).split())[:300]
             raise HostCommandError(
@@ -298,9 +302,14 @@ class HostCommands:
             raise HostCommandError(f"dcv list-connections on {instance_id} did not print a list")
         return len(data)
 
-    def notify(self, instance_id: str, document: str, dcv_session_id: str, message: str) -> None:
+    def notify(
+        self, instance_id: str, document: str, dcv_session_id: str, message: str, *, platform: str
+    ) -> None:
         result = self.run(
-            instance_id, document, {"dcvSessionId": dcv_session_id, "message": message}
+            instance_id,
+            document,
+            {"dcvSessionId": dcv_session_id, "message": message},
+            step=platform,
         )
         if result.status != "Success":
             raise HostCommandError(

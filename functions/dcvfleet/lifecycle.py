@@ -125,7 +125,7 @@ def start_idle_check(
         break
     else:
         raise SessionConflictError(f"session {session_id}: too many concurrent writers")
-    payload = {"sessionId": session_id, "trigger": trigger, "claim": claim or {}}
+    payload = {"sessionId": session_id, "trigger": trigger, "action": None, "claim": claim or {}}
     try:
         workflows.start(settings.idle_state_machine_arn, name, payload)
     except Exception:
@@ -234,6 +234,7 @@ def verify(
             instance.instance_id,
             settings.list_connections_document,
             session.dcv_session_id or "",
+            platform=session.os,
         )
     except HostCommandError as exc:
         evidence["liveCheckError"] = exc.message
@@ -328,7 +329,11 @@ def warn(
         notice = _notice_text(verb, act_at)
         try:
             commands.notify(
-                session.instance_id, settings.notify_document, session.dcv_session_id, notice
+                session.instance_id,
+                settings.notify_document,
+                session.dcv_session_id,
+                notice,
+                platform=session.os,
             )
         except HostCommandError as exc:
             logger.warning("in-session notice failed", session_id=session_id, error=exc.message)
@@ -425,6 +430,17 @@ def act(
         secrets.delete(session_id)
     if done != action:
         evidence["hibernateFellBackToStop"] = True
+        try:  # the record said "Hibernated because ..." before the stop: keep it true
+            session = _write(
+                store,
+                session_id,
+                frozenset({moving}),
+                execution,
+                evidence=evidence,
+                status_reason=f"Stopped (it could not hibernate) because {reason}.",
+            )
+        except SessionConflictError:
+            logger.warning("fallback to stop not recorded", session_id=session_id)
     logger.info("desktop acted on", session_id=session_id, action=done, trigger=trigger)
     return _outcome(session, done, trigger, reason, evidence, dry_run=False)
 
@@ -726,8 +742,11 @@ def find_sweep_work(
         live.add(session.session_id)
         age = now - parse_time(session.updated_at)
         if session.status == Status.READY:
-            heard = parse_time(session.last_heartbeat_at or session.ready_at or session.updated_at)
             ready = parse_time(session.ready_at or session.updated_at)
+            # heartbeats outlive a stop and resume: one from before the desktop last became READY
+            # says nothing about its agent now, so silence counts from the later of the two
+            beat = session.last_heartbeat_at
+            heard = max(ready, parse_time(beat)) if beat else ready
             if session.idle_check and not _stale(session, settings):
                 continue
             if settings.max_session_seconds and now - ready >= timedelta(

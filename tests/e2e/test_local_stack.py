@@ -1,5 +1,7 @@
 """The local stack's contract (ARCHITECTURE.md): stack.json, any SDK or CLI, control_url, agent
-claims checked before they count, every handler's sample accepted, and a clean Ctrl-C."""
+claims checked before they count, every handler's sample accepted, a clean Ctrl-C; and what the
+emulator adds for the idle workflow and the sweep: EventBridge schedules, Run Command on the
+simulated hosts, their simulated CPU/GPU, and hosts that halt and boot with their instance."""
 
 from __future__ import annotations
 
@@ -11,8 +13,10 @@ import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from tests.stackfixture import ROOT, Stack, start_stack, stop_stack
 
@@ -168,12 +172,42 @@ HANDLER_SAMPLES = {
     "provision-mark-ready.json": "MarkReadyFunction",
     "provision-compensate.json": "CompensateFunction",
     "agent-host-ready.json": "AgentEventsFunction",
+    "agent-host-heartbeat.json": "AgentEventsFunction",
+    "agent-session-idle.json": "AgentEventsFunction",
+    "api-start-session.json": "ApiFunction",
+    "api-stop-session.json": "ApiFunction",
+    "api-delete-session.json": "ApiFunction",
+    "provision-resume-instance.json": "ResumeInstanceFunction",
+    "idle-verify.json": "VerifyIdleFunction",
+    "idle-warn.json": "WarnIdleFunction",
+    "idle-end-check.json": "EndIdleCheckFunction",
+    "idle-act.json": "ActOnSessionFunction",
+    "idle-confirm.json": "ConfirmStoppedFunction",
+    "idle-recover.json": "RecoverIdleFunction",
+    "sweep-find.json": "SweepFindFunction",
+    "sweep-item.json": "SweepItemFunction",
+    "ec2-instance-state-change.json": "InstanceStateFunction",
+}
+#: What each handler answers for its sample, whose session and instance do not exist here.
+UNKNOWN_SESSION_ANSWERS = {
+    "VerifyIdleFunction": lambda p: p["idle"] is False and p["reason"] == "the desktop is gone",
+    "RecoverIdleFunction": lambda p: p == {"recovered": "gone"},
+    "SweepFindFunction": lambda p: isinstance(p["items"], list),
+    "SweepItemFunction": lambda p: p["outcome"].startswith("skipped: unknown session"),
+    "InstanceStateFunction": lambda p: p == {"outcome": "not a desktop of this fleet"},
+    "CompensateFunction": lambda p: p.get("terminated") == [],  # undoing nothing is a no-op
 }
 
 
 def test_every_handler_sample_has_a_handler() -> None:
     handled = set(HANDLER_SAMPLES)
-    emitted = {"session-ready.json", "session-failed.json"}
+    emitted = {
+        "session-ready.json",
+        "session-failed.json",
+        "session-idle-warning.json",
+        "session-stopped.json",
+        "session-terminated.json",
+    }
     assert {p.name for p in SAMPLES.glob("*.json")} == handled | emitted
 
 
@@ -190,11 +224,10 @@ def test_every_handler_accepts_its_sample(fleet: Stack, sample: str, function: s
     elif function == "ApiFunction":
         assert payload["statusCode"] in (200, 202, 404), payload
     elif function == "AgentEventsFunction":
-        assert payload == {"outcome": "rejected", "reason": f"unknown session {_sample_session()}"}
+        assert payload["outcome"] == "rejected", payload
+        assert _sample_session() in payload["reason"], payload
     else:
-        assert payload.get("terminated") == [], (
-            payload
-        )  # compensating an unknown session is a no-op
+        assert UNKNOWN_SESSION_ANSWERS[function](payload), payload
 
 
 def _sample_session() -> str:
@@ -248,6 +281,11 @@ def test_ctrl_c_stops_the_stack_and_leaves_no_process(tmp_path: Path) -> None:
         ("/faults", ["not", "an", "object"], "body:"),
         ("/agents", {"enabled": "yes"}, "enabled:"),
         ("/hosts/i-0123456789abcdef0/connections", {"count": "2"}, "count:"),
+        ("/hosts/i-0123456789abcdef0/activity", {"cpuPercent": 120}, "cpuPercent:"),
+        ("/hosts/i-0123456789abcdef0/activity", {"gpu": 5}, "gpu:"),
+        ("/hosts/i-0123456789abcdef0/agent", {"running": "no"}, "running:"),
+        ("/schedules/run", {"rule": 5}, "rule:"),
+        ("/schedules/run", {"rules": []}, "rules:"),
     ],
 )
 def test_control_rejects_bad_input_naming_the_field(
@@ -278,3 +316,208 @@ def test_an_unknown_parameter_stops_the_stack_with_a_clear_error(tmp_path: Path)
     assert result.returncode == 2
     assert "unknown template parameter(s): NoSuchKnob" in result.stderr
     assert not (tmp_path / "stack.json").exists()
+
+
+def _ready_session(fleet: Stack, os_type: str = "linux") -> tuple[Any, str, str]:
+    """A new user's READY desktop: (the user, the session id, its instance id)."""
+    user = fleet.new_user()
+    body = {"backend": "ec2", "os": os_type}
+    session_id = user.call("POST", "/sessions", body).json()["sessionId"]
+    session = fleet.wait_for(user, session_id)
+    assert session["status"] == "READY", session
+    return user, session_id, session["instanceId"]
+
+
+def test_schedules_run_fires_a_schedule_rule_at_once(fleet: Stack) -> None:
+    # Given a rule on the default bus that would fire only once a week, with a queue and a
+    # workflow (given a fixed input, as the sweep's schedule is) as its targets
+    events, sqs, sfn = fleet.client("events"), fleet.client("sqs"), fleet.client("stepfunctions")
+    name = f"probe-{uuid.uuid4().hex[:8]}"
+    queue_url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    machine = sfn.create_state_machine(
+        name=name,
+        definition=json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}),
+        roleArn="arn:aws:iam::123456789012:role/probe",
+    )["stateMachineArn"]
+    rule_arn = events.put_rule(Name=name, ScheduleExpression="rate(7 days)")["RuleArn"]
+    events.put_targets(
+        Rule=name,
+        Targets=[
+            {"Id": "q", "Arn": queue_arn["Attributes"]["QueueArn"]},
+            {"Id": "sm", "Arn": machine, "Input": '{"trigger": "schedule"}'},
+        ],
+    )
+    try:
+        # When control fires it now
+        assert fleet.run_schedules(name) == [name]
+        # Then its targets get what EventBridge sends on a schedule
+        (message,) = sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=5)["Messages"]
+        event = json.loads(message["Body"])
+        assert (event["source"], event["detail-type"]) == ("aws.events", "Scheduled Event")
+        assert event["resources"] == [rule_arn]
+        deadline = time.monotonic() + 10
+        while not (executions := sfn.list_executions(stateMachineArn=machine)["executions"]):
+            assert time.monotonic() < deadline, "the schedule started no execution"
+            time.sleep(0.1)
+        started = sfn.describe_execution(executionArn=executions[0]["executionArn"])
+        assert json.loads(started["input"]) == {"trigger": "schedule"}
+        # And control lists it, with when it fires next on its own
+        schedules = {s["name"]: s for s in fleet.control("GET", "/schedules").json()["schedules"]}
+        assert schedules[name]["runsLocally"] is True
+        assert schedules[name]["fired"] == 1
+    finally:
+        events.remove_targets(Rule=name, Ids=["q", "sm"])
+        events.delete_rule(Name=name)
+    assert fleet.control("POST", "/schedules/run", {"rule": name}).status_code == 404
+
+
+RUN_COMMAND_DOCUMENT = {
+    "schemaVersion": "2.2",
+    "description": "probe: DCV connections and GPU utilisation, on Linux and Windows",
+    "parameters": {
+        "dcvSessionId": {"type": "String", "allowedPattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
+    },
+    "mainSteps": [
+        {
+            "action": "aws:runShellScript",
+            "name": "linux",
+            "precondition": {"StringEquals": ["platformType", "Linux"]},
+            "inputs": {
+                "runCommand": [
+                    "dcv list-connections -j {{ dcvSessionId }}",
+                    "nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits >&2",
+                ]
+            },
+        },
+        {
+            "action": "aws:runPowerShellScript",
+            "name": "windows",
+            "precondition": {"StringEquals": ["platformType", "Windows"]},
+            "inputs": {"runCommand": ["dcv.exe list-connections -j {{ dcvSessionId }}"]},
+        },
+    ],
+}
+
+
+def _invocation(ssm: Any, command_id: str, instance_id: str, step: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while True:
+        found: dict[str, Any] = ssm.get_command_invocation(
+            CommandId=command_id, InstanceId=instance_id, PluginName=step
+        )
+        if found["Status"] not in ("Pending", "InProgress"):
+            return found
+        assert time.monotonic() < deadline, f"invocation still {found['Status']}"
+        time.sleep(0.1)
+
+
+def test_run_command_runs_on_a_simulated_host(fleet: Stack) -> None:
+    # Given a READY desktop with two clients and a busy GPU, and a document like the template's
+    _user, _session_id, instance_id = _ready_session(fleet)
+    assert fleet.control("POST", f"/hosts/{instance_id}/connections", {"count": 2}).ok
+    assert fleet.control("POST", f"/hosts/{instance_id}/activity", {"gpuPercent": 42}).ok
+    ssm = fleet.client("ssm")
+    document = f"probe-{uuid.uuid4().hex[:8]}"
+    ssm.create_document(
+        Content=json.dumps(RUN_COMMAND_DOCUMENT),
+        Name=document,
+        DocumentType="Command",
+        DocumentFormat="JSON",
+    )
+    # When the control plane's call is made
+    command = ssm.send_command(
+        DocumentName=document, InstanceIds=[instance_id], Parameters={"dcvSessionId": ["desktop"]}
+    )["Command"]
+    # Then the host's own dcv and nvidia-smi answered
+    result = _invocation(ssm, command["CommandId"], instance_id, "linux")
+    assert (result["Status"], result["ResponseCode"]) == ("Success", 0)
+    assert len(json.loads(result["StandardOutputContent"])) == 2
+    assert result["StandardErrorContent"] == "42\n"
+    # And what SSM refuses is refused
+    for parameters, target, code in (
+        ({"dcvSessionId": ["desktop; reboot"]}, instance_id, "InvalidParameters"),
+        ({"dcvSessionId": ["desktop"]}, "i-0123456789abcdef0", "InvalidInstanceId"),
+    ):
+        with pytest.raises(ClientError) as err:
+            ssm.send_command(DocumentName=document, InstanceIds=[target], Parameters=parameters)
+        assert err.value.response["Error"]["Code"] == code
+    with pytest.raises(ClientError) as unnamed:
+        ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
+    assert unnamed.value.response["Error"]["Code"] == "InvalidPluginName"
+
+
+def test_a_hosts_agent_gets_its_idle_signal_sources(fleet: Stack) -> None:
+    from dcvfleet_agent.config import KEYS
+
+    _user, _session_id, instance_id = _ready_session(fleet)
+    host = fleet.host(instance_id)
+    config = json.loads((Path(host["workdir"]) / "agent.json").read_text())
+    # every key the agent knows is written; the rest are left out so the agent still starts
+    assert set(config) <= set(KEYS)
+    if "cpuStatPath" in KEYS:
+        stat = Path(config["cpuStatPath"]).read_text()
+        assert stat.startswith("cpu ")
+        assert "cpu3 " in stat
+    if "nvidiaSmiCommand" in KEYS:
+        query = ["--query-gpu=utilization.gpu,utilization.encoder", "--format=csv,noheader,nounits"]
+        out = subprocess.run(
+            [*config["nvidiaSmiCommand"], *query], capture_output=True, text=True, check=True
+        )
+        assert out.stdout == "0, 0\n"
+    if "settingsParameter" in config:  # the stack output AgentSettingsParameter
+        value = fleet.client("ssm").get_parameter(Name=config["settingsParameter"])
+        assert isinstance(json.loads(value["Parameter"]["Value"]), dict)
+
+
+@pytest.mark.parametrize("os_type", ["linux", "windows"])
+def test_a_stopped_desktop_halts_its_host_and_resumes_on_the_same_instance(
+    fleet: Stack, os_type: str
+) -> None:
+    # Given a READY desktop with a client connected
+    user, session_id, instance_id = _ready_session(fleet, os_type)
+    assert fleet.control("POST", f"/hosts/{instance_id}/connections", {"count": 1}).ok
+    # When its user stops it
+    assert user.call("POST", f"/sessions/{session_id}/stop").status_code == 202
+    assert fleet.wait_for(user, session_id, ("STOPPED", "FAILED"))["status"] == "STOPPED"
+    # Then its host has halted: no agent, no DCV session, the client gone
+    host = fleet.host(instance_id)
+    assert (host["state"], host["agent"], host["dcvSessions"]) == ("stopped", "halted", [])
+    assert host["connections"] == 0
+    assert host["lastDisconnection"].endswith("Z")
+    # When its user starts it again, the same instance boots, its agent reports again
+    assert user.call("POST", f"/sessions/{session_id}/start").status_code == 202
+    session = fleet.wait_for(user, session_id, ("READY", "FAILED"))
+    assert (session["status"], session["instanceId"]) == ("READY", instance_id)
+    host = fleet.host(instance_id)
+    assert (host["state"], host["agent"]) == ("running", "running")
+    assert host["dcvSessions"] == (["console"] if os_type == "windows" else ["desktop"])
+
+
+def test_control_ends_a_hosts_agent_and_starts_a_fresh_one(fleet: Stack) -> None:
+    # Given a READY desktop
+    _user, session_id, instance_id = _ready_session(fleet)
+    observer = fleet.observe("dcvfleet.agent")
+    # When its agent is ended, it is no longer running on the host, which keeps running
+    resp = fleet.control("POST", f"/hosts/{instance_id}/agent", {"running": False})
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["state"], resp.json()["agent"]) == ("running", "stopped")
+    # When a fresh one is started, it reports the host ready again
+    resp = fleet.control("POST", f"/hosts/{instance_id}/agent", {"running": True})
+    assert resp.status_code == 200, resp.text
+    ready = observer.wait_for("Host Ready", session_id, timeout=15)
+    assert ready["detail"]["instanceId"] == instance_id
+    assert fleet.host(instance_id)["agent"] == "running"
+
+
+def test_a_minute_seconds_that_is_not_positive_is_refused(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "local", "--minute-seconds", "0", "--state-dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "--minute-seconds: must be a number > 0" in result.stderr

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -513,6 +514,19 @@ def _list_template(types_default: str) -> dict[str, Any]:
                     "Value": {"Fn::Join": [",", {"Ref": "SubnetIds"}]},
                 },
             },
+            "QuotedTypes": {  # a JSON list of them, as the agent settings parameter is built
+                "Type": "AWS::SSM::Parameter",
+                "Properties": {
+                    "Name": "quoted-types",
+                    "Type": "String",
+                    "Value": {
+                        "Fn::Sub": [
+                            '["${Types}"]',
+                            {"Types": {"Fn::Join": ['", "', {"Ref": "InstanceTypes"}]}},
+                        ]
+                    },
+                },
+            },
         },
     }
 
@@ -533,12 +547,13 @@ def test_gap_cfn_list_parameters() -> None:
     with mock_aws():
         _create_stack("probe", template, Parameters=SUBNETS)
         assert _ssm_value("joined-types") == "g,5,.,x,l,a,r,g,e,,,g,6,.,x,l,a,r,g,e"
+        assert _ssm_value("quoted-types").startswith('["g", "5", ".", "x"')
         assert _ssm_value("ref-subnets") == "['subnet-1', 'subnet-2']"
 
 
 def test_workaround_cfn_list_parameters() -> None:
-    """``fix_template_for_emulator`` replaces ``Fn::Join [",", Ref <list>]`` by the
-    parameter's comma-separated value (members trimmed, as AWS does)."""
+    """``fix_template_for_emulator`` replaces ``Fn::Join [<separator>, Ref <list>]`` by the
+    parameter's members (trimmed, as AWS does) joined by the separator."""
     template = _list_template("g5.xlarge, g6.xlarge")
     emulator.fix_template_for_emulator(template, {"SubnetIds": "subnet-1,subnet-2"})
     resources = template["Resources"]
@@ -548,6 +563,7 @@ def test_workaround_cfn_list_parameters() -> None:
         _create_stack("probe", template, Parameters=SUBNETS)
         assert _ssm_value("joined-types") == "g5.xlarge,g6.xlarge"
         assert _ssm_value("joined-subnets") == "subnet-1,subnet-2"
+        assert json.loads(_ssm_value("quoted-types")) == ["g5.xlarge", "g6.xlarge"]
 
 
 # ==============================================================================================
@@ -1281,3 +1297,365 @@ def test_workaround_ec2_state_changes(monkeypatch: pytest.MonkeyPatch) -> None:
         "shutting-down",
         "terminated",
     ]
+
+
+# -- EVENTS_SCHEDULE_PATTERN -------------------------------------------------------------------
+def _queue(name: str) -> tuple[str, str]:
+    sqs = _client("sqs")
+    url: str = sqs.create_queue(QueueName=name)["QueueUrl"]
+    arn: str = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return url, arn
+
+
+def _drain(queue_url: str) -> list[dict[str, Any]]:
+    sqs, bodies = _client("sqs"), []
+    while messages := sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            bodies.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+    return bodies
+
+
+def _put_ec2_event() -> None:
+    detail = json.dumps({"instance-id": "i-0123456789abcdef0", "state": "stopped"})
+    _client("events").put_events(
+        Entries=[
+            {
+                "Source": "aws.ec2",
+                "DetailType": "EC2 Instance State-change Notification",
+                "Detail": detail,
+            }
+        ]
+    )
+
+
+@mock_aws
+def test_gap_events_schedule_pattern() -> None:
+    """GAP EVENTS_SCHEDULE_PATTERN: a rule with only a ScheduleExpression matches every event
+    put on its bus (on AWS it matches none). When this fails, moto has changed: drop
+    ``schedule_only`` from ``event_targets_patch`` in local/emulator.py."""
+    _require_plain_moto(_event_targets_patched(), "EVENTS_SCHEDULE_PATTERN")
+    queue_url, queue_arn = _queue("scheduled")
+    events = _client("events")
+    events.put_rule(Name="sweep", ScheduleExpression="rate(5 minutes)")
+    events.put_targets(Rule="sweep", Targets=[{"Id": "q", "Arn": queue_arn}])
+    _put_ec2_event()
+    assert [e["source"] for e in _drain(queue_url)] == ["aws.ec2"]
+
+
+@mock_aws
+def test_workaround_events_schedule_pattern(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``event_targets_patch``, the schedule-only rule gets no put event; a rule with a
+    pattern on the same bus still does."""
+    from moto.events.models import Rule
+
+    monkeypatch.setattr(Rule, "send_to_targets", emulator.event_targets_patch(None))
+    scheduled_url, scheduled_arn = _queue("scheduled")
+    matched_url, matched_arn = _queue("matched")
+    events = _client("events")
+    events.put_rule(Name="sweep", ScheduleExpression="rate(5 minutes)")
+    events.put_targets(Rule="sweep", Targets=[{"Id": "q", "Arn": scheduled_arn}])
+    events.put_rule(Name="ec2", EventPattern=json.dumps({"source": ["aws.ec2"]}))
+    events.put_targets(Rule="ec2", Targets=[{"Id": "q", "Arn": matched_arn}])
+    _put_ec2_event()
+    assert _drain(scheduled_url) == []
+    assert [e["source"] for e in _drain(matched_url)] == ["aws.ec2"]
+
+
+# -- EVENTS_SCHEDULES --------------------------------------------------------------------------
+def test_gap_events_schedules(moto_server: str) -> None:
+    """GAP EVENTS_SCHEDULES: moto stores a rule's ScheduleExpression (to validate and describe
+    it) and never fires the rule: nothing in moto's events package reads the expression
+    otherwise or runs a timer, and a ``rate(1 minute)`` rule's target gets nothing. When this
+    fails, moto has changed: check whether it fires schedules now, and drop ``Scheduler`` from
+    local/emulator.py if it does."""
+    import moto.events
+
+    package = Path(moto.events.__file__).parent
+    reads = sorted(
+        line.strip()
+        for source in package.glob("*.py")
+        for line in source.read_text(encoding="utf-8").splitlines()
+        if re.search(r"\.scheduled_expression\b", line)
+    )
+    assert reads == [
+        '"ScheduleExpression": self.scheduled_expression,',
+        "self.scheduled_expression = schedule_exp",
+    ]
+    assert not any(
+        "threading" in source.read_text(encoding="utf-8") for source in package.glob("*.py")
+    )
+    sqs, events = _client("sqs", moto_server), _client("events", moto_server)
+    queue_url = sqs.create_queue(QueueName="scheduled")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])
+    events.put_rule(Name="every-minute", ScheduleExpression="rate(1 minute)")
+    events.put_targets(
+        Rule="every-minute", Targets=[{"Id": "q", "Arn": arn["Attributes"]["QueueArn"]}]
+    )
+    assert events.describe_rule(Name="every-minute")["ScheduleExpression"] == "rate(1 minute)"
+    assert "Messages" not in sqs.receive_message(QueueUrl=queue_url, WaitTimeSeconds=1)
+
+
+@mock_aws(config={"stepfunctions": {"execute_state_machine": False}})
+def test_workaround_events_schedules(caplog: pytest.LogCaptureFixture) -> None:
+    """``Scheduler`` fires an ENABLED rate rule on its rate (one minute compressed to 0.1 s)
+    with EventBridge's "Scheduled Event" envelope, honours a target's ``Input`` and
+    ``InputPath``, skips DISABLED rules, names a ``cron(...)`` rule once in a warning instead of
+    running it, and ``run_now`` fires any of them at once."""
+    queue_url, queue_arn = _queue("scheduled")
+    sfn, events = _client("stepfunctions"), _client("events")
+    machine = sfn.create_state_machine(
+        name="sweep", definition=json.dumps(PASS_MACHINE), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+    rule_arn = events.put_rule(Name="sweep", ScheduleExpression="rate(1 minute)")["RuleArn"]
+    events.put_targets(
+        Rule="sweep",
+        Targets=[
+            {"Id": "q", "Arn": queue_arn},
+            {"Id": "sm", "Arn": machine, "RoleArn": ROLE_ARN, "Input": '{"kind": "sweep"}'},
+            {"Id": "path", "Arn": machine, "RoleArn": ROLE_ARN, "InputPath": "$.resources"},
+            {"Id": "event", "Arn": machine, "RoleArn": ROLE_ARN},
+        ],
+    )
+    events.put_rule(Name="off", ScheduleExpression="rate(1 minute)", State="DISABLED")
+    events.put_targets(Rule="off", Targets=[{"Id": "q", "Arn": queue_arn}])
+    events.put_rule(Name="nightly", ScheduleExpression="cron(0 3 * * ? *)")
+    events.put_targets(Rule="nightly", Targets=[{"Id": "q", "Arn": queue_arn}])
+    scheduler = emulator.Scheduler(None, minute_seconds=0.1)
+    with caplog.at_level("WARNING", logger="local.emulator"):
+        started = time.monotonic()
+        scheduler.start()
+        while scheduler.fired.get(rule_arn, 0) < 3 and time.monotonic() - started < 10:
+            time.sleep(0.02)
+        scheduler.stop()
+        elapsed = time.monotonic() - started
+    fired = _drain(queue_url)
+    # every 0.1 s, the first one rate after the rule was first seen; never faster
+    assert 3 <= len(fired) <= elapsed / 0.1
+    assert {e["resources"][0] for e in fired} == {rule_arn}
+    envelope = fired[0]
+    assert (envelope["source"], envelope["detail-type"], envelope["detail"]) == (
+        "aws.events",
+        "Scheduled Event",
+        {},
+    )
+    assert {"version", "id", "time", "region"} <= set(envelope)  # moto's SQS delivery drops account
+    warnings = [r.getMessage() for r in caplog.records if "nightly" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "cron(0 3 * * ? *)" in warnings[0]
+
+    def inputs() -> list[Any]:
+        listed = sfn.list_executions(stateMachineArn=machine)["executions"]
+        return [
+            json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
+            for e in listed
+        ]
+
+    deadline = time.monotonic() + 5
+    while len(inputs()) < 3 * len(fired) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    executions = inputs()
+    assert executions.count({"kind": "sweep"}) == len(fired)
+    assert executions.count([rule_arn]) == len(fired)
+    whole = [i for i in executions if isinstance(i, dict) and "detail-type" in i]
+    assert len(whole) == len(fired)
+    assert set(whole[0]) == {
+        "version",
+        "id",
+        "detail-type",
+        "source",
+        "account",
+        "time",
+        "region",
+        "resources",
+        "detail",
+    }
+    assert whole[0]["time"].endswith("Z")
+    assert scheduler.run_now("nightly") == ["nightly"]
+    assert [e["resources"] for e in _drain(queue_url)] == [[rule_arn.replace("sweep", "nightly")]]
+    with pytest.raises(ValueError, match="DISABLED"):
+        scheduler.run_now("off")
+    with pytest.raises(KeyError):
+        scheduler.run_now("nope")
+    assert sorted(scheduler.run_now()) == ["nightly", "sweep"]
+
+
+def test_rate_expressions_the_scheduler_runs() -> None:
+    assert emulator.rate_minutes("rate(1 minute)") == 1
+    assert emulator.rate_minutes("rate(5 minutes)") == 5
+    assert emulator.rate_minutes("rate(2 hours)") == 120
+    assert emulator.rate_minutes("rate(1 day)") == 1440
+    for unsupported in ("cron(0 3 * * ? *)", "rate(0 minutes)", "rate(five minutes)", ""):
+        assert emulator.rate_minutes(unsupported) is None
+
+
+# -- SSM_DOCUMENT_FROM_CLOUDFORMATION ----------------------------------------------------------
+COMMAND_CONTENT: dict[str, Any] = {
+    "schemaVersion": "2.2",
+    "description": "probe",
+    "parameters": {
+        "greeting": {"type": "String", "allowedPattern": "^[a-z]{1,10}$"},
+    },
+    "mainSteps": [
+        {
+            "action": "aws:runShellScript",
+            "name": "linux",
+            "precondition": {"StringEquals": ["platformType", "Linux"]},
+            "inputs": {"runCommand": ["touch ran", "echo hello {{ greeting }}"]},
+        },
+        {
+            "action": "aws:runPowerShellScript",
+            "name": "windows",
+            "precondition": {"StringEquals": ["platformType", "Windows"]},
+            "inputs": {"runCommand": ["Write-Output 'hello {{ greeting }}'"]},
+        },
+    ],
+}
+
+
+def _document_template(**properties: Any) -> dict[str, Any]:
+    return {
+        "Resources": {
+            "Doc": {
+                "Type": "AWS::SSM::Document",
+                "Properties": {"DocumentType": "Command", "Content": COMMAND_CONTENT, **properties},
+            }
+        },
+        "Outputs": {"Name": {"Value": {"Ref": "Doc"}}},
+    }
+
+
+def test_gap_ssm_document_from_cloudformation() -> None:
+    """GAP SSM_DOCUMENT_FROM_CLOUDFORMATION: without ``DocumentFormat`` (AWS defaults to JSON)
+    the stack is refused; with it, the template's ``Content`` object is kept as a Python repr
+    (GetDocument returns no JSON) and DescribeDocument fails. When this fails, moto has changed:
+    drop ``document_from_cloudformation`` in local/emulator.py."""
+    from moto.ssm.models import Document
+
+    _require_plain_moto(
+        getattr(Document.create_from_cloudformation_json, "_dcvfleet", False),
+        "SSM_DOCUMENT_FROM_CLOUDFORMATION",
+    )
+    with mock_aws(), pytest.raises(ClientError, match="Invalid document format None"):
+        _create_stack("probe", _document_template())
+    with mock_aws():
+        stack = _create_stack("probe", _document_template(DocumentFormat="JSON"))
+        name = _outputs(stack)["Name"]
+        content = _client("ssm").get_document(Name=name)["Content"]
+        assert content == str(COMMAND_CONTENT)
+        with pytest.raises(AttributeError, match="'dict' object has no attribute 'encode'"):
+            _client("ssm").describe_document(Name=name)
+
+
+@mock_aws
+def test_workaround_ssm_document_from_cloudformation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``document_from_cloudformation`` creates the document as CloudFormation does: JSON by
+    default, its content as JSON text, named ``<stack>-<LogicalId>-<suffix>``."""
+    from moto.ssm.models import Document
+
+    monkeypatch.setattr(
+        Document, "create_from_cloudformation_json", emulator.document_from_cloudformation()
+    )
+    stack = _create_stack("probe", _document_template())
+    name = _outputs(stack)["Name"]
+    assert re.fullmatch(r"probe-Doc-[A-Za-z0-9]+", name)
+    ssm = _client("ssm")
+    document = ssm.get_document(Name=name)
+    assert (document["DocumentFormat"], document["DocumentType"]) == ("JSON", "Command")
+    assert json.loads(document["Content"]) == COMMAND_CONTENT
+    described = ssm.describe_document(Name=name)["Document"]
+    assert [p["Name"] for p in described["Parameters"]] == ["greeting"]
+
+
+# -- SSM_RUN_COMMAND ---------------------------------------------------------------------------
+def _run_instance() -> str:
+    instance_id: str = _client("ec2").run_instances(ImageId="ami-12345678", MinCount=1, MaxCount=1)[
+        "Instances"
+    ][0]["InstanceId"]
+    return instance_id
+
+
+def _create_command_document() -> str:
+    _client("ssm").create_document(
+        Content=json.dumps(COMMAND_CONTENT),
+        Name="probe",
+        DocumentType="Command",
+        DocumentFormat="JSON",
+    )
+    return "probe"
+
+
+@mock_aws
+def test_gap_ssm_run_command(tmp_path: Path) -> None:
+    """GAP SSM_RUN_COMMAND: SendCommand accepts a document that does not exist, a parameter
+    value its allowedPattern refuses and an instance that does not exist, and runs nothing;
+    GetCommandInvocation says Success with no output. When this fails, moto has changed: drop
+    ``run_command_patches`` in local/emulator.py (or the parts moto now does)."""
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    _require_plain_moto(
+        getattr(SimpleSystemManagerBackend.send_command, "_dcvfleet", False), "SSM_RUN_COMMAND"
+    )
+    ssm = _client("ssm")
+    instance_id = _run_instance()
+    document = _create_command_document()
+    for name, target, value in (
+        (document, instance_id, "world"),
+        (document, "i-0123456789abcdef0", "../etc"),
+        ("no-such-document", instance_id, "world"),
+    ):
+        command = ssm.send_command(
+            DocumentName=name, InstanceIds=[target], Parameters={"greeting": [value]}
+        )["Command"]
+        invocation = ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=target)
+        assert (invocation["Status"], invocation["ResponseCode"]) == ("Success", 0)
+        assert invocation["StandardOutputContent"] == ""
+    assert not (tmp_path / "ran").exists()
+
+
+@mock_aws
+def test_workaround_ssm_run_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_command_patches``: SendCommand checks what SSM checks, then runs the node's step
+    in its own directory and environment with the parameters substituted; the invocation ends
+    with the script's real status and output (the other platform's step Skipped)."""
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    for name, replacement in emulator.run_command_patches().items():
+        monkeypatch.setattr(SimpleSystemManagerBackend, name, replacement)
+    instance_id = _run_instance()
+    node = emulator.ManagedNode("Linux", True, dict(os.environ), str(tmp_path))
+    monkeypatch.setattr(emulator, "MANAGED_NODES", [lambda i: node if i == instance_id else None])
+    ssm = _client("ssm")
+    document = _create_command_document()
+    for name, target, value, code in (
+        (document, instance_id, "../etc", "InvalidParameters"),
+        (document, "i-0123456789abcdef0", "world", "InvalidInstanceId"),
+        ("no-such-document", instance_id, "world", "InvalidDocument"),
+    ):
+        with pytest.raises(ClientError) as err:
+            ssm.send_command(
+                DocumentName=name, InstanceIds=[target], Parameters={"greeting": [value]}
+            )
+        assert err.value.response["Error"]["Code"] == code
+    command = ssm.send_command(
+        DocumentName=document, InstanceIds=[instance_id], Parameters={"greeting": ["world"]}
+    )["Command"]
+    deadline = time.monotonic() + 10
+    while True:
+        invocation = ssm.get_command_invocation(
+            CommandId=command["CommandId"], InstanceId=instance_id, PluginName="linux"
+        )
+        if invocation["Status"] not in ("Pending", "InProgress") or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert (invocation["Status"], invocation["ResponseCode"]) == ("Success", 0)
+    assert invocation["StandardOutputContent"] == "hello world\n"
+    assert (tmp_path / "ran").exists()
+    skipped = ssm.get_command_invocation(
+        CommandId=command["CommandId"], InstanceId=instance_id, PluginName="windows"
+    )
+    assert skipped["StatusDetails"] == "Skipped"

@@ -13,6 +13,7 @@ from tests.stackfixture import Stack
 
 HAPPY_PATH = [
     "LoadSettings",
+    "IsResume",
     "CreateCredentials",
     "LaunchInstance",
     "WaitForHostReady",

@@ -1,0 +1,524 @@
+"""The host simulator on its own: EC2 power states, simulated CPU/GPU, Run Command on its hosts
+(SSM_RUN_COMMAND) and the control routes for them and for schedules, against an in-process moto
+server. The process-wide workarounds used here are monkeypatched and undone after each test, so
+the gap tests running in the same process still see plain moto."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+import requests
+from botocore.config import Config
+from botocore.exceptions import ClientError
+from moto.server import ThreadedMotoServer
+from moto.ssm.models import SimpleSystemManagerBackend
+
+from local import emulator
+from local.hosts import (
+    ControlServer,
+    Host,
+    HostSimulator,
+    HostStateError,
+    activity_problem,
+    agent_problem,
+)
+
+REGION = "us-east-1"
+FLEET_TAG = ("dcvfleet:fleet", "local")
+NO_RETRIES = Config(retries={"total_max_attempts": 1})
+#: A document as the template writes them: a Linux step and a Windows step.
+DOCUMENT: dict[str, Any] = {
+    "schemaVersion": "2.2",
+    "description": "probe",
+    "parameters": {
+        "dcvSessionId": {"type": "String", "allowedPattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
+        "exitCode": {"type": "String", "default": "0", "allowedValues": ["0", "3"]},
+    },
+    "mainSteps": [
+        {
+            "action": "aws:runShellScript",
+            "name": "linux",
+            "precondition": {"StringEquals": ["platformType", "Linux"]},
+            "inputs": {
+                "runCommand": [
+                    "dcv list-connections -j '{{ dcvSessionId }}'",
+                    "echo from $(pwd) >&2",
+                    "exit {{exitCode}}",
+                ]
+            },
+        },
+        {
+            "action": "aws:runPowerShellScript",
+            "name": "windows",
+            "precondition": {"StringEquals": ["platformType", "Windows"]},
+            "inputs": {"runCommand": ["& dcv.exe list-connections -j '{{ dcvSessionId }}'"]},
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def _server() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto_url(_server: str) -> Iterator[str]:
+    yield _server
+    requests.post(f"{_server}/moto-api/reset", timeout=10).raise_for_status()
+
+
+@pytest.fixture
+def client(moto_url: str) -> Callable[[str], Any]:
+    def make(service: str) -> Any:
+        return boto3.client(service, endpoint_url=moto_url, region_name=REGION, config=NO_RETRIES)
+
+    return make
+
+
+@pytest.fixture
+def sim(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HostSimulator]:
+    """A host simulator without agents (each host's DCV is driven through its shims here)."""
+    for name, replacement in emulator.run_command_patches().items():
+        monkeypatch.setattr(SimpleSystemManagerBackend, name, replacement)
+    simulator = HostSimulator(
+        endpoint_url=moto_url,
+        region=REGION,
+        event_bus_name="fleet",
+        fleet_tag_key=FLEET_TAG[0],
+        fleet_tag_value=FLEET_TAG[1],
+        workdir=tmp_path / "hosts",
+        poll_interval=0.05,
+        tick_seconds=0.05,
+        spare_agents=0,
+    )
+    simulator.agent_enabled = False
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+@pytest.fixture
+def control(sim: HostSimulator, moto_url: str) -> Iterator[ControlServer]:
+    scheduler = emulator.Scheduler(moto_url, minute_seconds=60)
+    server = ControlServer(sim, {}, scheduler=scheduler)
+    server.start()
+    yield server
+    server.stop()
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.05)
+
+
+def launch(client: Callable[[str], Any], os_type: str = "linux", fleet: bool = True) -> str:
+    ec2 = client("ec2")
+    tags = [{"Key": "dcvfleet:os", "Value": os_type}, {"Key": "dcvfleet:session-id", "Value": "s1"}]
+    if fleet:
+        tags.append({"Key": FLEET_TAG[0], "Value": FLEET_TAG[1]})
+    instance_id: str = ec2.run_instances(
+        ImageId="ami-12345678",  # moto does not check it; describing its images takes seconds
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+    )["Instances"][0]["InstanceId"]
+    return instance_id
+
+
+def view(sim: HostSimulator, instance_id: str) -> dict[str, Any] | None:
+    return next((h for h in sim.list() if h["instanceId"] == instance_id), None)
+
+
+def booted(sim: HostSimulator, instance_id: str) -> Host:
+    assert wait_until(lambda: (sim.managed_node(instance_id) or _offline()).online)
+    return sim.hosts[instance_id]
+
+
+def _offline() -> emulator.ManagedNode:
+    return emulator.ManagedNode("Linux", False, {}, "")
+
+
+def on_host(host: Host, *command: str) -> str:
+    """Run a command as the host's own shell would (its dcv and nvidia-smi shims first)."""
+    env = host.shell_environ(dict(os.environ))
+    return subprocess.run(
+        command, env=env, cwd=host.workdir, capture_output=True, text=True, check=True
+    ).stdout
+
+
+def busiest(before: str, after: str) -> list[float]:
+    """Each core's utilisation between two reads of a /proc/stat, as the agent computes it."""
+
+    def cores(text: str) -> list[list[int]]:
+        lines = [line.split() for line in text.splitlines()]
+        return [list(map(int, p[1:])) for p in lines if p[0].startswith("cpu") and p[0] != "cpu"]
+
+    out = []
+    for a, b in zip(cores(before), cores(after), strict=True):
+        delta = [y - x for x, y in zip(a, b, strict=True)]
+        idle = delta[3] + delta[4]
+        out.append(round(100 * (sum(delta) - idle) / sum(delta), 1))
+    return out
+
+
+# -- power states ----------------------------------------------------------------------------------
+def test_a_fleet_instance_boots_a_host_with_its_files(
+    sim: HostSimulator, client: Callable[[str], Any]
+) -> None:
+    instance_id = launch(client)
+    other = launch(client, fleet=False)
+    host = booted(sim, instance_id)
+    assert view(sim, other) is None  # not a fleet instance: no simulated host
+    shown = view(sim, instance_id)
+    assert shown is not None
+    assert (shown["state"], shown["agent"], shown["connections"]) == ("running", "disabled", 0)
+    for name in ("proc-stat", "activity.json", "dcv-state.json", "bin/dcv", "bin/nvidia-smi"):
+        assert (host.workdir / name).exists(), name
+    assert "--query-gpu" not in on_host(host, "nvidia-smi")  # the shim on PATH answers
+
+
+def test_a_stopped_host_halts_and_boots_again_with_the_same_id(
+    sim: HostSimulator, client: Callable[[str], Any]
+) -> None:
+    # Given a running host with a DCV session, a client, and a notice shown to it
+    ec2 = client("ec2")
+    instance_id = launch(client)
+    host = booted(sim, instance_id)
+    on_host(host, "dcv", "create-session", "desktop")
+    sim.set_connections(instance_id, 1)
+    on_host(host, "dcv", "notify-users", "--session", "desktop", "Stopping in 5 minutes")
+    # When its instance is stopped
+    ec2.stop_instances(InstanceIds=[instance_id])
+    stopped = wait_until(lambda: (view(sim, instance_id) or {}).get("state") == "stopped")
+    # Then the host halts: no session, no client, the disconnection and the notice recorded
+    assert stopped
+    shown = view(sim, instance_id)
+    assert shown is not None
+    assert shown["agent"] == "halted"
+    assert (shown["dcvSessions"], shown["connections"]) == ([], 0)
+    assert shown["lastDisconnection"].endswith("Z")
+    assert [n["message"] for n in shown["notices"]] == ["Stopping in 5 minutes"]
+    node = sim.managed_node(instance_id)  # its SSM Agent is offline, the node still known
+    assert node is not None
+    assert (node.online, node.cwd) == (False, str(host.workdir))
+    with pytest.raises(HostStateError, match="is stopped"):
+        sim.set_connections(instance_id, 1)
+    # When it is started again, it boots again: same id, same workdir, a fresh machine
+    ec2.start_instances(InstanceIds=[instance_id])
+    again = booted(sim, instance_id)
+    assert again is not host
+    assert again.workdir == host.workdir
+    shown = view(sim, instance_id)
+    assert shown is not None
+    assert (shown["state"], shown["dcvSessions"], shown["connections"]) == ("running", [], 0)
+    assert len(shown["notices"]) == 1
+    # When it is terminated, the host is gone
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    assert wait_until(lambda: view(sim, instance_id) is None)
+    assert sim.managed_node(instance_id) is None
+
+
+# -- simulated CPU and GPU -------------------------------------------------------------------------
+def test_the_busiest_core_shows_the_set_cpu_percent(tmp_path: Path) -> None:
+    host = Host("i-0123456789abcdef0", "s1", "", "linux", tmp_path)
+    host.write_proc_stat()
+    before = host.proc_stat.read_text()
+    host.cpu_percent = 80
+    host.advance(now=host.last_advance + 10)
+    after = host.proc_stat.read_text()
+    assert busiest(before, after) == [80.0, 20.0, 20.0, 20.0]
+    aggregate = after.splitlines()[0].split()
+    assert aggregate[0] == "cpu"
+    assert int(aggregate[1]) == 800 + 3 * 200  # user ticks of all cores
+    host.cpu_percent = 0
+    host.advance(now=host.last_advance + 10)
+    assert busiest(after, host.proc_stat.read_text()) == [0.0, 0.0, 0.0, 0.0]
+
+
+def test_activity_set_through_control_shows_in_proc_stat_and_nvidia_smi(
+    control: ControlServer, sim: HostSimulator, client: Callable[[str], Any]
+) -> None:
+    instance_id = launch(client)
+    host = booted(sim, instance_id)
+    url = f"{control.url}/hosts/{instance_id}/activity"
+    resp = requests.post(url, json={"cpuPercent": 65, "gpuPercent": 35}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["cpuPercent"], resp.json()["gpuPercent"]) == (65, 35)
+    before = host.proc_stat.read_text()
+    time.sleep(1.0)  # the ticker advances the counters with wall time
+    after = wait_until(lambda: (text := host.proc_stat.read_text()) != before and text)
+    cores = busiest(before, after)
+    assert max(cores) == pytest.approx(65, abs=3)
+    assert cores.index(max(cores)) == 0
+    query = ["--query-gpu=utilization.gpu,utilization.encoder", "--format=csv,noheader,nounits"]
+    assert on_host(host, "nvidia-smi", *query) == "35, 0\n"
+    requests.post(url, json={"encoderPercent": 12}, timeout=10).raise_for_status()
+    assert on_host(host, "nvidia-smi", *query) == "35, 12\n"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"cpuPercent": 101}, "cpuPercent:"),
+        ({"gpuPercent": -1}, "gpuPercent:"),
+        ({"gpuPercent": "35"}, "gpuPercent:"),
+        ({"cpuPercent": True}, "cpuPercent:"),
+        ({"gpuPercent": float("nan")}, "gpuPercent:"),
+        ({"cpu": 5}, "cpu:"),
+        ({}, "body:"),
+        ([1], "body:"),
+        ({"cpuPercent": 0, "gpuPercent": 100.0, "encoderPercent": 12.5}, ""),
+    ],
+)
+def test_an_activity_body_is_checked_naming_the_field(body: object, message: str) -> None:
+    problem = activity_problem(body)
+    assert problem.startswith(message) if message else problem == ""
+
+
+def test_control_answers_404_for_no_host_and_409_for_a_stopped_one(
+    control: ControlServer, sim: HostSimulator, client: Callable[[str], Any]
+) -> None:
+    instance_id = launch(client)
+    booted(sim, instance_id)
+    client("ec2").stop_instances(InstanceIds=[instance_id])
+    assert wait_until(lambda: (view(sim, instance_id) or {}).get("state") == "stopped")
+    for route, body in (("activity", {"cpuPercent": 5}), ("connections", {"count": 1})):
+        stopped = requests.post(f"{control.url}/hosts/{instance_id}/{route}", json=body, timeout=10)
+        assert stopped.status_code == 409
+        assert stopped.json()["message"] == f"host {instance_id} is stopped"
+        unknown = f"{control.url}/hosts/i-0000000000000000f/{route}"
+        assert requests.post(unknown, json=body, timeout=10).status_code == 404
+    hosts = requests.get(f"{control.url}/hosts", timeout=10).json()["hosts"]
+    assert [(h["instanceId"], h["state"]) for h in hosts] == [(instance_id, "stopped")]
+    url = f"{control.url}/hosts/{instance_id}/activity"
+    bad = requests.post(url, json={"cpuPercent": 101}, timeout=10)
+    assert (bad.status_code, bad.json()["message"].split(":")[0]) == (400, "cpuPercent")
+
+
+# -- Run Command (SSM_RUN_COMMAND) -----------------------------------------------------------------
+def create_document(client: Callable[[str], Any], content: dict[str, Any] = DOCUMENT) -> str:
+    name = f"probe-{uuid.uuid4().hex[:8]}"
+    client("ssm").create_document(
+        Content=json.dumps(content), Name=name, DocumentType="Command", DocumentFormat="JSON"
+    )
+    return name
+
+
+def finished(ssm: Any, command_id: str, instance_id: str, step: str) -> dict[str, Any]:
+    def done() -> dict[str, Any] | None:
+        found: dict[str, Any] = ssm.get_command_invocation(
+            CommandId=command_id, InstanceId=instance_id, PluginName=step
+        )
+        return None if found["Status"] in ("Pending", "InProgress") else found
+
+    result: dict[str, Any] | None = wait_until(done)
+    assert result is not None, "the invocation never finished"
+    return result
+
+
+def test_a_documents_linux_step_runs_on_a_simulated_host(
+    sim: HostSimulator, client: Callable[[str], Any]
+) -> None:
+    # Given a host with a DCV session and two clients
+    ssm = client("ssm")
+    instance_id = launch(client)
+    host = booted(sim, instance_id)
+    on_host(host, "dcv", "create-session", "desktop")
+    sim.set_connections(instance_id, 2)
+    document = create_document(client)
+    # When the document is sent to it
+    command = ssm.send_command(
+        DocumentName=document, InstanceIds=[instance_id], Parameters={"dcvSessionId": ["desktop"]}
+    )["Command"]
+    assert command["Status"] in ("Pending", "InProgress")
+    # Then its Linux step ran there, in the host's environment, and its output comes back
+    result = finished(ssm, command["CommandId"], instance_id, "linux")
+    assert (result["Status"], result["StatusDetails"], result["ResponseCode"]) == (
+        "Success",
+        "Success",
+        0,
+    )
+    assert len(json.loads(result["StandardOutputContent"])) == 2
+    assert result["StandardErrorContent"] == f"from {host.workdir}\n"
+    # And the Windows step was skipped; a two-step document needs the step's name
+    windows = ssm.get_command_invocation(
+        CommandId=command["CommandId"], InstanceId=instance_id, PluginName="windows"
+    )
+    assert (windows["Status"], windows["StatusDetails"]) == ("Success", "Skipped")
+    with pytest.raises(ClientError) as unnamed:
+        ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
+    assert unnamed.value.response["Error"]["Code"] == "InvalidPluginName"
+    listed = ssm.list_commands(CommandId=command["CommandId"])["Commands"][0]
+    assert (listed["Status"], listed["CompletedCount"], listed["ErrorCount"]) == ("Success", 1, 0)
+    # And a failing script is Failed with its exit code
+    failing = ssm.send_command(
+        DocumentName=document,
+        InstanceIds=[instance_id],
+        Parameters={"dcvSessionId": ["desktop"], "exitCode": ["3"]},
+    )["Command"]
+    result = finished(ssm, failing["CommandId"], instance_id, "linux")
+    assert (result["Status"], result["ResponseCode"]) == ("Failed", 3)
+
+
+def test_send_command_rejects_what_ssm_rejects(
+    sim: HostSimulator, client: Callable[[str], Any]
+) -> None:
+    ssm = client("ssm")
+    host_id = launch(client)
+    other_id = launch(client, fleet=False)  # an instance without SSM Agent
+    booted(sim, host_id)
+    document = create_document(client)
+    desktop = {"dcvSessionId": ["desktop"]}
+    cases = [
+        (document, host_id, {"dcvSessionId": ["../etc"]}, "InvalidParameters"),
+        (document, host_id, {**desktop, "exitCode": ["7"]}, "InvalidParameters"),
+        (document, host_id, {**desktop, "colour": ["blue"]}, "InvalidParameters"),
+        (document, host_id, {"dcvSessionId": ["a", "b"]}, "InvalidParameters"),
+        (document, host_id, {}, "InvalidParameters"),
+        (document, "i-0123456789abcdef0", desktop, "InvalidInstanceId"),
+        (document, other_id, desktop, "InvalidInstanceId"),
+        ("no-such-document", host_id, desktop, "InvalidDocument"),
+    ]
+    for name, instance_id, parameters, code in cases:
+        with pytest.raises(ClientError) as err:
+            ssm.send_command(DocumentName=name, InstanceIds=[instance_id], Parameters=parameters)
+        assert err.value.response["Error"]["Code"] == code, (instance_id, parameters)
+    client("ec2").terminate_instances(InstanceIds=[host_id])
+    assert wait_until(lambda: view(sim, host_id) is None)
+    with pytest.raises(ClientError) as gone:
+        ssm.send_command(DocumentName=document, InstanceIds=[host_id], Parameters=desktop)
+    assert gone.value.response["Error"]["Code"] == "InvalidInstanceId"
+
+
+def test_a_windows_host_runs_the_shell_lines_under_its_powershell_step(
+    sim: HostSimulator, client: Callable[[str], Any]
+) -> None:
+    ssm = client("ssm")
+    instance_id = launch(client, os_type="windows")
+    booted(sim, instance_id)
+    assert (view(sim, instance_id) or {})["dcvSessions"] == ["console"]  # DCV made it at boot
+    document = create_document(client)
+    command = ssm.send_command(
+        DocumentName=document, InstanceIds=[instance_id], Parameters={"dcvSessionId": ["console"]}
+    )["Command"]
+    result = finished(ssm, command["CommandId"], instance_id, "windows")
+    assert result["Status"] == "Success"
+    assert json.loads(result["StandardOutputContent"]) == []
+    linux = ssm.get_command_invocation(
+        CommandId=command["CommandId"], InstanceId=instance_id, PluginName="linux"
+    )
+    assert linux["StatusDetails"] == "Skipped"
+
+
+def test_a_command_for_a_stopped_host_waits_until_it_boots(
+    sim: HostSimulator, client: Callable[[str], Any]
+) -> None:
+    ssm, ec2 = client("ssm"), client("ec2")
+    instance_id = launch(client)
+    booted(sim, instance_id)
+    ec2.stop_instances(InstanceIds=[instance_id])
+    assert wait_until(lambda: (view(sim, instance_id) or {}).get("state") == "stopped")
+    single_step = {**DOCUMENT, "mainSteps": DOCUMENT["mainSteps"][:1]}
+    document = create_document(client, single_step)
+    command = ssm.send_command(
+        DocumentName=document, InstanceIds=[instance_id], Parameters={"dcvSessionId": ["desktop"]}
+    )["Command"]
+    time.sleep(0.5)
+    pending = ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
+    assert (pending["Status"], pending["ResponseCode"]) == ("Pending", -1)
+    ec2.start_instances(InstanceIds=[instance_id])
+    result = finished(ssm, command["CommandId"], instance_id, "linux")
+    # delivered once the host was up (a fresh machine: no DCV session yet, dcv says so)
+    assert result["Status"] == "Success"
+    assert "Could not find session 'desktop'" in result["StandardErrorContent"]
+
+
+# -- POST /schedules/run ---------------------------------------------------------------------------
+def test_schedules_run_fires_a_schedule_rule_at_once(
+    control: ControlServer, client: Callable[[str], Any]
+) -> None:
+    sqs, events = client("sqs"), client("events")
+    queue = sqs.create_queue(QueueName="scheduled")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    rule_arn = events.put_rule(Name="weekly", ScheduleExpression="rate(7 days)")["RuleArn"]
+    events.put_targets(Rule="weekly", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
+    events.put_rule(Name="nightly", ScheduleExpression="cron(0 3 * * ? *)", State="DISABLED")
+    url = f"{control.url}/schedules/run"
+    resp = requests.post(url, json={"rule": "weekly"}, timeout=10)
+    assert resp.json() == {"fired": ["weekly"]}
+    (message,) = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=2)["Messages"]
+    event = json.loads(message["Body"])
+    assert (event["source"], event["detail-type"], event["detail"]) == (
+        "aws.events",
+        "Scheduled Event",
+        {},
+    )
+    assert event["resources"] == [rule_arn]
+    assert requests.post(url, json={}, timeout=10).json() == {"fired": ["weekly"]}
+    assert requests.post(url, json={"rule": "nightly"}, timeout=10).status_code == 409
+    assert requests.post(url, json={"rule": "nope"}, timeout=10).status_code == 404
+    bad = requests.post(url, json={"rule": 7}, timeout=10)
+    assert (bad.status_code, bad.json()["message"].startswith("rule:")) == (400, True)
+    schedules = requests.get(f"{control.url}/schedules", timeout=10).json()
+    assert schedules["minuteSeconds"] == 60
+    listed = {s["name"]: (s["runsLocally"], s["fired"]) for s in schedules["schedules"]}
+    assert listed == {"weekly": (True, 2), "nightly": (False, 0)}
+
+
+def test_a_hosts_ssm_agent_can_go_silent_and_come_back(
+    control: ControlServer, sim: HostSimulator, client: Callable[[str], Any]
+) -> None:
+    ssm = client("ssm")
+    instance_id = launch(client)
+    host = booted(sim, instance_id)
+    on_host(host, "dcv", "create-session", "desktop")
+    url = f"{control.url}/hosts/{instance_id}/agent"
+    # When the host's SSM Agent stops answering (and its agent is ended)
+    resp = requests.post(url, json={"ssmAgent": False, "running": False}, timeout=10)
+    assert resp.status_code == 200, resp.text
+    assert (resp.json()["ssmAgent"], resp.json()["agent"]) == (False, "stopped")
+    single_step = {**DOCUMENT, "mainSteps": DOCUMENT["mainSteps"][:1]}
+    document = create_document(client, single_step)
+    command = ssm.send_command(
+        DocumentName=document, InstanceIds=[instance_id], Parameters={"dcvSessionId": ["desktop"]}
+    )["Command"]
+    # Then a command waits for it, and runs once it answers again
+    time.sleep(0.5)
+    pending = ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
+    assert pending["Status"] == "Pending"
+    requests.post(url, json={"ssmAgent": True}, timeout=10).raise_for_status()
+    assert finished(ssm, command["CommandId"], instance_id, "linux")["Status"] == "Success"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"running": "no"}, "running:"),
+        ({"ssmAgent": 0}, "ssmAgent:"),
+        ({"alive": False}, "alive:"),
+        ({}, "body:"),
+        ("x", "body:"),
+        ({"running": False, "ssmAgent": True}, ""),
+    ],
+)
+def test_an_agent_body_is_checked_naming_the_field(body: object, message: str) -> None:
+    problem = agent_problem(body)
+    assert problem.startswith(message) if message else problem == ""
