@@ -223,7 +223,9 @@ def start_stack(
 def stop_stack(stack: Stack) -> int:
     stack.process.send_signal(signal.SIGINT)
     try:
-        return stack.process.wait(timeout=30)
+        # every simulated host's agent is told to stop and flush; on a loaded 2-core machine
+        # that, the scheduler and the servers winding down can take longer than 30 s
+        return stack.process.wait(timeout=60)
     except subprocess.TimeoutExpired:
         stack.process.kill()
         raise
