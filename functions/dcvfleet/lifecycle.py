@@ -26,7 +26,13 @@ from dcvfleet.errors import (
     StatusConflictError,
 )
 from dcvfleet.model import ACTIVE, Session, Status
-from dcvfleet.service import CONFLICT_RETRIES, Caller, get_session
+from dcvfleet.service import (
+    CONFLICT_RETRIES,
+    Caller,
+    compensate,
+    get_session,
+    provisioning_input,
+)
 from dcvfleet.store import SessionStore, now_iso
 
 logger = Logger(child=True)
@@ -633,16 +639,10 @@ def resume(
         break
     else:
         raise SessionConflictError(f"session {session_id}: too many concurrent writers")
-    payload = {
-        "sessionId": session_id,
-        "owner": session.owner,
-        "backend": session.backend,
-        "os": session.os,
-        "instanceType": session.instance_type,
-        "resume": True,
-    }
     try:
-        workflows.start(settings.provision_state_machine_arn, name, payload)
+        workflows.start(
+            settings.provision_state_machine_arn, name, provisioning_input(updated, resume=True)
+        )
     except Exception:
         logger.exception("could not start the resume", session_id=session_id)
         store.update(
@@ -806,8 +806,6 @@ def _fail_stuck(
     workflows: Workflows,
     session_id: str,
 ) -> str:
-    from dcvfleet.service import compensate  # the provisioning's own undo
-
     session = store.require(session_id)
     if session.status != Status.PROVISIONING:
         return f"skipped: it is {session.status}"

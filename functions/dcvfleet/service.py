@@ -81,16 +81,8 @@ def create_session(
         extra={"username": caller.username},
     )
     store.create(session, settings.max_active_sessions)
-    payload = {
-        "sessionId": session_id,
-        "owner": caller.sub,
-        "backend": request.backend,
-        "os": request.os,
-        "instanceType": instance_type,
-        "resume": False,
-    }
     try:
-        workflows.start(settings.state_machine_arn, session_id, payload)
+        workflows.start(settings.state_machine_arn, session_id, provisioning_input(session))
     except Exception:
         logger.exception("could not start the provisioning workflow", session_id=session_id)
         store.update(
@@ -100,6 +92,18 @@ def create_session(
         )
         raise
     return session
+
+
+def provisioning_input(session: Session, *, resume: bool = False) -> dict[str, Any]:
+    """The provisioning workflow's input for a new desktop, or a stopped one resumed."""
+    return {
+        "sessionId": session.session_id,
+        "owner": session.owner,
+        "backend": session.backend,
+        "os": session.os,
+        "instanceType": session.instance_type,
+        "resume": resume,
+    }
 
 
 def get_session(store: SessionStore, caller: Caller, session_id: str) -> Session:
@@ -347,15 +351,7 @@ def compensate(
         terminated=terminated,
         secret_deleted=secret_deleted,
     )
-    for _ in range(CONFLICT_RETRIES):
-        session = store.get(session_id)
-        if session is None or session.status != Status.PROVISIONING:
-            break
-        try:
-            store.update(session, status=Status.FAILED, status_reason=reason, task_token=None)
-            break
-        except SessionConflictError:
-            continue
+    _end_provisioning(store, session_id, Status.FAILED, reason)
     return {"reason": reason, "error": error_name, "terminated": terminated}
 
 
@@ -375,16 +371,21 @@ def _compensate_resume(
         else f"{reason} The desktop's instance no longer exists."
     )
     logger.info("resume compensated", session_id=session_id, error=error_name, stopped=stopped)
+    _end_provisioning(store, session_id, status, text)
+    return {"reason": text, "error": error_name, "terminated": [], "stopped": stopped}
+
+
+def _end_provisioning(store: SessionStore, session_id: str, status: Status, reason: str) -> None:
+    """Move a session that is still PROVISIONING to ``status``; any other is left as it is."""
     for _ in range(CONFLICT_RETRIES):
         session = store.get(session_id)
         if session is None or session.status != Status.PROVISIONING:
-            break
+            return
         try:
-            store.update(session, status=status, status_reason=text, task_token=None)
-            break
+            store.update(session, status=status, status_reason=reason, task_token=None)
+            return
         except SessionConflictError:
             continue
-    return {"reason": text, "error": error_name, "terminated": [], "stopped": stopped}
 
 
 def _cause_message(cause: Any) -> str:

@@ -131,32 +131,27 @@ def start_session(session_id: str) -> Response[dict[str, str]]:
     return _accepted(session.session_id, session.status.value)
 
 
-@app.post("/sessions/<session_id>/stop")
-def stop_session(session_id: str) -> Response[dict[str, str]]:
+def _request_stop(session_id: str, action: str) -> Response[dict[str, str]]:
     session = lifecycle.request_stop(
         _store(),
         Workflows(client("stepfunctions")),
         LIFECYCLE,
         _caller(),
         session_id,
-        action="stop",
+        action=action,
     )
-    logger.info("stop requested")
+    logger.info("stop requested", action=action)
     return _accepted(session.session_id, session.status.value)
+
+
+@app.post("/sessions/<session_id>/stop")
+def stop_session(session_id: str) -> Response[dict[str, str]]:
+    return _request_stop(session_id, "stop")
 
 
 @app.delete("/sessions/<session_id>")
 def delete_session(session_id: str) -> Response[dict[str, str]]:
-    session = lifecycle.request_stop(
-        _store(),
-        Workflows(client("stepfunctions")),
-        LIFECYCLE,
-        _caller(),
-        session_id,
-        action="terminate",
-    )
-    logger.info("delete requested")
-    return _accepted(session.session_id, session.status.value)
+    return _request_stop(session_id, "terminate")
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
