@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from moto.server import ThreadedMotoServer
 
 from dcvfleet import aws
 
@@ -32,3 +35,26 @@ def fake_aws_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
     aws.reset_clients()
     yield
     aws.reset_clients()
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[str]:
+    """One moto server for the session, for code that does not go through botocore (the agent)."""
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def moto_endpoint(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The moto server, emptied; boto3 clients made in the test go there too (AWS_ENDPOINT_URL)."""
+    reset = urllib.request.Request(  # noqa: S310 (a local URL)
+        moto_server + "/moto-api/reset", method="POST"
+    )
+    with urllib.request.urlopen(reset, timeout=10):  # noqa: S310 (a local URL)
+        pass
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_server)
+    return moto_server

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import __version__
+from .aws import AwsClient, CredentialChain
 from .config import Config, ConfigError, load_config, read_settings
 from .dcv import DcvCli, DcvError, DcvSession
-from .events import EventSender, client_config
+from .events import EventSender
 from .identity import Identity, IdentityError, resolve_identity
 from .logs import LogContext, configure_logging, iso_utc
 from .monitor import Monitor
@@ -30,6 +31,8 @@ from .users import UserSetupError, ensure_os_user, read_credentials
 HOST_READY = "Host Ready"
 SCHEMA_VERSION = "1"
 POLL_INTERVAL_SECONDS = 2.0
+#: One AWS call's bound (connect, then read); EventSender retries, so a monitor tick stays short.
+CALL_TIMEOUT_SECONDS = 10.0
 
 log = logging.getLogger(__name__)
 
@@ -238,16 +241,17 @@ def _run(context: LogContext, stop: threading.Event) -> int:
     try:
         identity = resolve_identity(config)
         context.update(identity.session_id, identity.instance_id)
-        from botocore.session import get_session  # botocore alone: boto3 costs memory
+        credentials = CredentialChain()
 
-        session = get_session()
-
-        def client(service: str, attempts: int = 1) -> Any:
-            return session.create_client(
+        def client(service: str, attempts: int = 1) -> AwsClient:
+            return AwsClient(
                 service,
-                region_name=config.region,
-                endpoint_url=config.endpoint_url,
-                config=client_config(attempts),
+                config.region,
+                credentials,
+                config.endpoint_url,
+                max_attempts=attempts,
+                timeout=CALL_TIMEOUT_SECONDS,
+                sleep=sleep,
             )
 
         if config.settings_parameter:

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from .aws import AwsError
 
 ENV_CONFIG_PATH = "DCVFLEET_AGENT_CONFIG"
 LINUX_CONFIG_PATH = "/etc/dcvfleet/agent.json"
@@ -184,7 +184,7 @@ def read_settings(ssm: Any, name: str) -> tuple[dict[str, Any], list[ConfigError
     try:
         response = ssm.get_parameter(Name=name)
         text = response["Parameter"]["Value"]
-    except (BotoCoreError, ClientError, KeyError, TypeError) as exc:
+    except (AwsError, KeyError, TypeError) as exc:
         raise ConfigError(f"cannot read SSM parameter {name}: {exc}", "settingsParameter") from None
     return parse_settings(name, str(text))
 

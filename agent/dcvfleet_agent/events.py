@@ -10,8 +10,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from botocore.config import Config as BotoConfig
-from botocore.exceptions import BotoCoreError, ClientError
+from .aws import AwsError
 
 SOURCE = "dcvfleet.agent"
 MAX_BUFFERED = 100
@@ -20,16 +19,6 @@ BATCH_SIZE = 10  # PutEvents accepts at most 10 entries per call
 EXPENDABLE = frozenset({"Host Heartbeat"})
 
 log = logging.getLogger(__name__)
-
-
-def client_config(total_max_attempts: int = 1) -> BotoConfig:
-    """One HTTP attempt per call by default: EventSender does the retrying, so one PutEvents
-    call takes at most connect_timeout + read_timeout, and a monitor tick stays bounded."""
-    return BotoConfig(
-        retries={"mode": "standard", "total_max_attempts": total_max_attempts},
-        connect_timeout=5,
-        read_timeout=10,
-    )
 
 
 class EventSender:
@@ -119,7 +108,7 @@ class EventSender:
                 self._sleep(self._backoff(attempt - 2))
             try:
                 response = self._client.put_events(Entries=remaining)
-            except (BotoCoreError, ClientError) as exc:
+            except AwsError as exc:
                 log.warning(
                     "PutEvents call failed",
                     extra={"fields": {"attempt": attempt, "error": str(exc)}},

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import urllib.error
 import urllib.parse
-import urllib.request
 from dataclasses import dataclass
 
+from .aws import AwsError, http_request
 from .config import Config
 
 IMDS_URL = "http://169.254.169.254"
+TOKEN_PATH = "/latest/api/token"  # noqa: S105 (a path)
+TOKEN_TTL = "X-aws-ec2-metadata-token-ttl-seconds"  # noqa: S105 (a header name)
 SESSION_TAG = "dcvfleet:session-id"
 SECRET_TAG = "dcvfleet:secret-arn"  # noqa: S105 (a tag key, not a secret)
 
@@ -33,28 +34,32 @@ class Imds:
         self.timeout = timeout
         self._token: str | None = None
 
-    def _request(self, method: str, path: str, headers: dict[str, str]) -> str:
-        request = urllib.request.Request(  # noqa: S310 (fixed http base URL)
-            self.base_url + path, method=method, headers=headers
-        )
+    def _request(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:  # noqa: S310
-                return str(response.read().decode("utf-8")).strip()
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                raise IdentityError(f"instance metadata has no {path}") from None
-            raise IdentityError(f"instance metadata {method} {path}: HTTP {exc.code}") from None
-        except (urllib.error.URLError, OSError) as exc:
+            status, body = http_request(self.base_url + path, method, headers, b"", self.timeout)
+        except AwsError as exc:
             raise IdentityError(f"instance metadata unreachable ({path}): {exc}") from None
+        if status == 404:
+            raise IdentityError(f"instance metadata has no {path}")
+        return status, body.decode("utf-8", "replace").strip()
+
+    def _ok(self, method: str, path: str, status: int, text: str) -> str:
+        if status != 200:
+            raise IdentityError(f"instance metadata {method} {path}: HTTP {status}")
+        return text
 
     def get(self, path: str) -> str:
-        if self._token is None:
-            self._token = self._request(
-                "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": "300"}
+        """GET a metadata path; a token that has expired (401) is renewed once."""
+        for renew in (False, True):
+            if self._token is None or renew:
+                status, text = self._request("PUT", TOKEN_PATH, {TOKEN_TTL: "21600"})
+                self._token = self._ok("PUT", TOKEN_PATH, status, text)
+            status, text = self._request(
+                "GET", "/latest/meta-data/" + path, {"X-aws-ec2-metadata-token": self._token}
             )
-        return self._request(
-            "GET", "/latest/meta-data/" + path, {"X-aws-ec2-metadata-token": self._token}
-        )
+            if status != 401:
+                break
+        return self._ok("GET", "/latest/meta-data/" + path, status, text)
 
     def tag(self, key: str) -> str:
         try:

@@ -13,7 +13,7 @@ nothing of them earlier). Any non-idle sample resets it.
   a reminder every idleTimeoutSeconds while it stays idle; a non-idle sample re-arms it.
 - Delivery: events go through EventSender's bounded buffer with ONE attempt per sample and no
   back-off sleep, so an unreachable network costs a sample at most one PutEvents call's timeout
-  (client_config: connect 5 s + read 10 s); what fails stays buffered (when full, the oldest
+  (agent.CALL_TIMEOUT_SECONDS); what fails stays buffered (when full, the oldest
   heartbeat is dropped first, never a Session Idle while a heartbeat can go instead) and is
   retried at the next sample.
 """

@@ -8,8 +8,7 @@ import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
+from .aws import AwsError
 from .config import USERNAME_RE
 from .proc import Runner, run_command
 
@@ -39,7 +38,7 @@ def read_credentials(client: Any, secret_arn: str) -> Credentials:
     """GetSecretValue; the SecretString is {"username": ..., "password": ...}."""
     try:
         response = client.get_secret_value(SecretId=secret_arn)
-    except (BotoCoreError, ClientError) as exc:
+    except AwsError as exc:
         raise UserSetupError(f"cannot read secret {secret_arn}: {exc}") from None
     try:
         data = json.loads(response.get("SecretString") or "")

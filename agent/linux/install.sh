@@ -10,7 +10,7 @@
 # it. Running it again is how upgrades are done. Host bootstrap runs this script from the
 # unpacked archive itself (linux/install.sh), next to linux/dcvfleet-agent.service.
 #
-# DCVFLEET_PYTHON  interpreter the unit runs (default /usr/bin/python3; 3.9+ with boto3)
+# DCVFLEET_PYTHON  interpreter the unit runs (default /usr/bin/python3; 3.9 or newer)
 # DCVFLEET_INSTALL_ROOT  prefix for every path written (default /; used by tests)
 set -euo pipefail
 
@@ -46,8 +46,6 @@ if [ -z "$root" ] && [ "$(id -u)" -ne 0 ]; then
 fi
 "$python" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2>/dev/null ||
   die "$python must be Python 3.9 or newer (set DCVFLEET_PYTHON)"
-"$python" -c 'import boto3' 2>/dev/null ||
-  die "boto3 is not importable by $python (install python3-boto3 or pip install boto3)"
 
 staging=""
 tmp_config=""

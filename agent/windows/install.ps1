@@ -19,7 +19,7 @@ param(
     [Parameter(Mandatory = $true)][string]$ArchivePath,
     [Parameter(Mandatory = $true)][string]$EventBusName,
     [Parameter(Mandatory = $true)][ValidatePattern('^[a-z]{2}(-[a-z]+)+-\d+$')][string]$Region,
-    # Python 3.9+ with boto3, installed for all users; found on PATH when not given.
+    # Python 3.9+, installed for all users; found on PATH when not given.
     [string]$PythonPath = '',
     # Name of the SSM parameter holding the fleet's idle policy (JSON); the key is left as it is when not given.
     [string]$SettingsParameter = ''
@@ -44,9 +44,9 @@ if (-not (Test-Path -LiteralPath $ArchivePath -PathType Leaf)) {
 if (-not $PythonPath) {
     $PythonPath = (Get-Command python.exe -CommandType Application | Select-Object -First 1).Source
 }
-& $PythonPath -c 'import sys, boto3; sys.exit(sys.version_info < (3, 9))'
+& $PythonPath -c 'import sys; sys.exit(sys.version_info < (3, 9))'
 if ($LASTEXITCODE -ne 0) {
-    throw "$PythonPath must be Python 3.9 or newer with boto3 installed"
+    throw "$PythonPath must be Python 3.9 or newer"
 }
 
 # 1. Agent code: unpack to a staging folder (tar.exe ships with Windows), then swap.

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError, EndpointConnectionError
 
+from dcvfleet_agent.aws import AwsError
 from dcvfleet_agent.config import (
     KEYS,
     POLICY_KEYS,
@@ -259,9 +259,9 @@ def test_precedence_is_defaults_then_ssm_then_file_then_env(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("value", "fragment"),
     [
-        (ClientError({"Error": {"Code": "ParameterNotFound", "Message": "x"}}, "GetParameter"),
+        (AwsError("ParameterNotFound", "x", 400),
          "ParameterNotFound"),
-        (EndpointConnectionError(endpoint_url="https://ssm"), "cannot read"),
+        (AwsError("ConnectionError", "POST https://ssm/: refused"), "cannot read"),
         ("{idleTimeoutSeconds: 5", "is not JSON"),
         ("", "is not JSON"),
         ('["idleTimeoutSeconds"]', "JSON object"),

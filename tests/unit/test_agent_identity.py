@@ -24,6 +24,7 @@ class FakeImds:
     def __init__(self) -> None:
         self.requests: list[tuple[str, str]] = []
         self.metadata = dict(METADATA)
+        self.fail_with: int | None = None  # every GET answers this status
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -39,7 +40,9 @@ class FakeImds:
 
             def do_GET(self) -> None:
                 fake.requests.append(("GET", self.path))
-                if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
+                if fake.fail_with:
+                    self.reply(fake.fail_with)
+                elif self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
                     self.reply(401)
                 elif self.path in fake.metadata:
                     self.reply(200, fake.metadata[self.path] + "\n")
@@ -110,10 +113,24 @@ def test_empty_value_is_rejected(imds: FakeImds) -> None:
         resolve_identity(config(DCVFLEET_SESSION_ID="s"), Imds(imds.url, timeout=1))
 
 
-def test_http_error_and_unreachable_imds(imds: FakeImds) -> None:
+def test_expired_token_is_renewed_once(imds: FakeImds) -> None:
     client = Imds(imds.url, timeout=1)
     client._token = "stale"
+    assert client.get("instance-id") == "i-0abc1234def567890"
+    assert imds.requests == [
+        ("GET", "/latest/meta-data/instance-id"),
+        ("PUT", "/latest/api/token"),
+        ("GET", "/latest/meta-data/instance-id"),
+    ]
+
+
+def test_http_error_and_unreachable_imds(imds: FakeImds) -> None:
+    client = Imds(imds.url, timeout=1)
+    imds.fail_with = 401
     with pytest.raises(IdentityError, match="HTTP 401"):
+        client.get("instance-id")
+    imds.fail_with = 500
+    with pytest.raises(IdentityError, match="HTTP 500"):
         client.get("instance-id")
     with pytest.raises(IdentityError, match="unreachable"):
         Imds("http://127.0.0.1:9", timeout=0.5).get("instance-id")

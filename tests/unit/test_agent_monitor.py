@@ -12,8 +12,8 @@ from typing import Any
 
 import jsonschema
 import pytest
-from botocore.exceptions import EndpointConnectionError
 
+from dcvfleet_agent.aws import AwsError
 from dcvfleet_agent.dcv import DcvCli
 from dcvfleet_agent.events import EventSender
 from dcvfleet_agent.logs import iso_utc
@@ -42,7 +42,7 @@ BASE = {
     "dcvSessionId": "desktop",
     "agentVersion": "0.1.0",
 }
-OFFLINE = EndpointConnectionError(endpoint_url="https://events.us-east-1.amazonaws.com")
+OFFLINE = AwsError("ConnectionError", "POST https://events.us-east-1.amazonaws.com/: refused")
 
 
 def validate(detail: dict[str, Any], schema: dict[str, Any]) -> None:

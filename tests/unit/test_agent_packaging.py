@@ -175,7 +175,7 @@ def test_install_rejects_bad_input(
     assert not (tmp_path / "systemctl.log").exists()
 
 
-def test_install_needs_python_with_boto3(archive: Path, fake_host: dict[str, str]) -> None:
+def test_install_needs_python_39(archive: Path, fake_host: dict[str, str]) -> None:
     result = install({**fake_host, "DCVFLEET_PYTHON": "/bin/false"}, str(archive), "f", "us-east-1")
     assert result.returncode == 1
     assert "Python 3.9 or newer" in result.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -21,7 +22,6 @@ from typing import Any
 import boto3
 import jsonschema
 import pytest
-from moto import mock_aws
 
 from bench.agent_footprint import FakeAwsEndpoint, agent_config, start_agent
 from dcvfleet_agent import __version__
@@ -70,13 +70,14 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture
-def aws() -> Iterator[None]:
-    with mock_aws():
-        yield
+def aws(moto_endpoint: str) -> str:
+    """EventBridge, SQS, SSM and Secrets Manager on a moto server: the agent signs its own
+    requests over HTTP, which moto's in-process mock cannot see."""
+    return moto_endpoint
 
 
 @pytest.fixture
-def agent_queue(aws: None) -> str:
+def agent_queue(aws: str) -> str:
     """An SQS queue fed by a rule on the 'fleet' bus matching every agent event."""
     events = boto3.client("events", region_name=REGION)
     events.create_event_bus(Name="fleet")
@@ -128,6 +129,8 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: A
         "heartbeatIntervalSeconds": 0.05,
         **overrides,
     }
+    if os.environ.get("AWS_ENDPOINT_URL"):  # the `aws` fixture's moto server
+        data["endpointUrl"] = os.environ["AWS_ENDPOINT_URL"]
     path = tmp_path / "agent.json"
     path.write_text(json.dumps(data))
     monkeypatch.setenv("DCVFLEET_AGENT_CONFIG", str(path))
@@ -254,7 +257,7 @@ def test_dcv_never_ready_exits_non_zero(
 
 
 def test_undeliverable_host_ready_exits_non_zero(
-    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], aws: None
+    isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], aws: str
 ) -> None:
     write_config(isolated, monkeypatch, eventBusName="no-such-bus")
     subprocess.run([*DCV, "create-session", "--owner", "dcvuser", "desktop"], check=True)

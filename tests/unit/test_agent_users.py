@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Iterator, Sequence
@@ -13,9 +14,9 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
 from dcvfleet_agent.agent import Agent
+from dcvfleet_agent.aws import AwsClient, CredentialChain
 from dcvfleet_agent.config import load_config
 from dcvfleet_agent.dcv import DcvCli
 from dcvfleet_agent.events import EventSender
@@ -31,16 +32,21 @@ PASSWORD = "Tr0ub4dor&3-never-logged"
 
 
 @pytest.fixture
-def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def aws(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, moto_endpoint: str) -> Iterator[None]:
     monkeypatch.delenv("SIM_DCV_FAIL", raising=False)
     monkeypatch.setenv("SIM_DCV_STATE", str(tmp_path / "dcv-state.json"))
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
         monkeypatch.setenv(name, "testing")
-    with mock_aws():
-        yield
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    yield
     root = logging.getLogger()
     for handler in [h for h in root.handlers if type(h).__name__ == "_AgentHandler"]:
         root.removeHandler(handler)
+
+
+def agent_client(service: str) -> AwsClient:
+    """The agent's own client, against the `aws` fixture's moto server."""
+    return AwsClient(service, REGION, CredentialChain(), os.environ["AWS_ENDPOINT_URL"])
 
 
 def secret(value: Any) -> str:
@@ -86,8 +92,8 @@ def managed_agent(tmp_path: Path, run: Recorder, arn: str | None) -> Agent:
         config,
         Identity("i-0123456789abcdef0", "sess-1", arn),
         DcvCli(config.dcv_command, config.command_timeout_seconds, run=run),
-        EventSender(events, config.event_bus_name, max_attempts=1),
-        secrets=boto3.client("secretsmanager", region_name=REGION),
+        EventSender(agent_client("events"), config.event_bus_name, max_attempts=1),
+        secrets=agent_client("secretsmanager"),
         run=run,
     )
 
@@ -137,14 +143,14 @@ def test_managed_user_without_secret_arn_is_not_ready(tmp_path: Path, aws: None)
     ],
 )
 def test_bad_secret_is_a_user_setup_error(aws: None, value: Any, fragment: str) -> None:
-    client = boto3.client("secretsmanager", region_name=REGION)
+    client = agent_client("secretsmanager")
     with pytest.raises(UserSetupError, match=fragment) as caught:
         read_credentials(client, secret(value))
     assert PASSWORD not in str(caught.value)
 
 
 def test_missing_secret_is_a_user_setup_error(aws: None) -> None:
-    client = boto3.client("secretsmanager", region_name=REGION)
+    client = agent_client("secretsmanager")
     arn = f"arn:aws:secretsmanager:{REGION}:123456789012:secret:gone-AbCdEf"
     with pytest.raises(UserSetupError, match="cannot read secret"):
         read_credentials(client, arn)
