@@ -11,6 +11,7 @@ demo user and writes ``stack.json``.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -113,6 +114,8 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         use_emulator_credentials()
+        # the emulator's HTTP server logs every request otherwise (make local, benches)
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._server = ThreadedMotoServer(
             ip_address="127.0.0.1", port=self.moto_port, verbose=False
         )
