@@ -177,7 +177,13 @@ class Agent:
             heartbeat_interval=config.heartbeat_interval_seconds,
             idle_timeout=config.idle_timeout_seconds,
             wait=wait,
+            # a container is its desktop: once the session is gone (the application quit and
+            # took it along), the agent ends, and with it the container and its billing
+            session_ended=self._session_gone if config.platform == "container" else None,
         )
+
+    def _session_gone(self) -> bool:
+        return all(s.id != self.dcv_session_id for s in self.dcv.list_sessions())
 
 
 @contextlib.contextmanager

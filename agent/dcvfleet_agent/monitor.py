@@ -48,9 +48,12 @@ class Monitor:
         wait: Callable[[float], bool],
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
+        session_ended: Callable[[], bool] | None = None,
     ) -> None:
         """`base`: the fields every agent event carries (schemaVersion, instanceId, ...).
-        `wait(seconds)` sleeps and returns True once the agent is asked to stop."""
+        `wait(seconds)` sleeps and returns True once the agent is asked to stop.
+        `session_ended()`, asked when the dcv signal cannot be read, says whether the DCV
+        session is gone for good; the monitor then ends (in a container, so does the desktop)."""
         self.signals = list(signals)
         self.sender = sender
         self.base = dict(base)
@@ -58,6 +61,8 @@ class Monitor:
         self.heartbeat_interval = heartbeat_interval
         self.idle_timeout = idle_timeout
         self._wait = wait
+        self._session_ended = session_ended
+        self.session_gone = False
         self._clock = clock
         self._wall = wall
         self.started_at = wall()
@@ -72,6 +77,10 @@ class Monitor:
         due = self._clock() + self.sample_interval
         while not self._wait(max(0.0, due - self._clock())):
             self.tick()
+            if self._gone():
+                log.info("the DCV session has ended; the agent stops")
+                self.session_gone = True
+                break
             due += self.sample_interval
             now = self._clock()
             if due <= now:  # a slow sample (hung commands): skip the missed ones
@@ -96,6 +105,16 @@ class Monitor:
             self._idle_sent_at = now
             log.info("Session Idle queued", extra={"fields": fields})
         self.sender.flush(max_attempts=1)
+
+    def _gone(self) -> bool:
+        dcv = self.readings.get("dcv")
+        if self._session_ended is None or dcv is None or not dcv.values.get("error"):
+            return False
+        try:
+            return self._session_ended()
+        except Exception:  # asking failed as well: not proof that the session is gone
+            log.exception("could not tell whether the DCV session still exists")
+            return False
 
     @staticmethod
     def _sample(signal: Signal) -> Reading | None:

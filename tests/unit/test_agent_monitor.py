@@ -123,6 +123,7 @@ def monitor(
     timeout: float = 60,
     max_buffered: int = 100,
     sleeps: list[float] | None = None,
+    session_ended: Any = None,
 ) -> Monitor:
     sender = EventSender(
         events or Events(),
@@ -141,6 +142,7 @@ def monitor(
         wait=clock.wait,
         clock=clock.mono,
         wall=clock.wall,
+        session_ended=session_ended,
     )
 
 
@@ -363,6 +365,42 @@ def test_stop_makes_one_last_bounded_attempt() -> None:
     watch.run()
     assert events.calls == 2  # the sample's attempt, then the final one at stop
     assert watch.sender.pending == 1
+
+
+class SessionClosesAt(Scripted):
+    """The dcv signal, until the session is closed at `closed`: then dcv cannot describe it."""
+
+    def __init__(self, clock: Clock, closed: float) -> None:
+        super().__init__("dcv", clock, lambda t: False)
+        self.closed = closed
+
+    def read(self) -> Reading | None:
+        if self.clock.now >= self.closed:
+            return self.failed("'dcv describe-session' failed with exit code 1: no such session")
+        return super().read()
+
+
+def test_in_a_container_a_closed_session_ends_the_monitor() -> None:
+    # Given a container desktop whose application quits at t=35 (DCV closes its session)
+    clock, events, asked = Clock(stop_at=10_000), Events(), []
+
+    def ended() -> bool:
+        asked.append(clock.now)
+        return clock.now >= 35
+
+    watch = monitor(clock, [SessionClosesAt(clock, 35)], events, session_ended=ended)
+    # When it runs / Then it stops at the first sample that cannot read the session
+    watch.run()
+    assert (watch.session_gone, clock.now, asked) == (True, 40, [40])
+
+
+def test_a_dcv_error_with_the_session_still_listed_keeps_the_monitor_running() -> None:
+    clock, events = Clock(stop_at=100), Events()
+    # dcv hiccups, but the session is still listed
+    watch = monitor(clock, [SessionClosesAt(clock, 35)], events, session_ended=lambda: False)
+    watch.run()
+    assert (watch.session_gone, clock.now) == (False, 110)
+    assert events.of(HOST_HEARTBEAT)  # and it goes on reporting
 
 
 # --- what the control plane receives ------------------------------------------------------------
