@@ -8,7 +8,7 @@ PARAMS ?=
 BOOT_DELAY ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo local test lint unit e2e bench bench-idle bench-agent docs agent-archive clean
+.PHONY: setup demo local test lint unit e2e bench bench-idle bench-agent docs agent-archive image-source clean
 
 $(VENV)/.installed: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,13 +31,14 @@ demo: setup
 local: setup
 	$(PY) -m local --params "$(PARAMS)" --boot-delay "$(BOOT_DELAY)"
 
-## lint: ruff, mypy, cfn-lint, checkov, shellcheck, PowerShell syntax, the README's generated parts
+## lint: ruff, mypy, cfn-lint, checkov, shellcheck, hadolint, PowerShell syntax, the README's generated parts
 lint: setup $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy functions/dcvfleet agent/dcvfleet_agent local tools bench
+	$(BIN)/mypy functions/dcvfleet agent/dcvfleet_agent local tools bench container
 	$(BIN)/cfn-lint template.yaml
-	$(BIN)/shellcheck agent/linux/install.sh bench/fake_nvidia_smi.sh .ci/run
+	$(BIN)/shellcheck agent/linux/install.sh bench/fake_nvidia_smi.sh .ci/run container/entrypoint.sh container/prime-run container/healthcheck.sh tests/unit/fixtures/container/fake_command.sh
+	$(BIN)/hadolint container/Dockerfile
 	$(PY) tools/pslint.py
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
 	$(PY) tools/readme.py --check
@@ -65,6 +66,10 @@ docs: setup
 ## agent-archive: dist/dcvfleet-agent.tar.gz, for the AgentArtifactS3Uri parameter
 agent-archive: setup
 	$(PY) agent/build.py
+
+## image-source: dist/dcvfleet-image.zip, the image build project's source (image-source/ in the builds bucket)
+image-source: setup
+	$(PY) container/source_bundle.py
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .local .pytest_cache .mypy_cache .ruff_cache dist
