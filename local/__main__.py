@@ -31,7 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local", description=__doc__)
     parser.add_argument("--params", default="", help='sam deploy syntax: "Key=Value Key2=Value"')
     parser.add_argument(
-        "--boot-delay", type=float, default=0.0, help="seconds a host takes to boot"
+        "--boot-delay",
+        type=float,
+        default=0.0,
+        help="seconds a host (or a Batch job's container) takes to boot",
     )
     parser.add_argument("--port", type=int, default=0, help="emulator port (default: a free one)")
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help="where stack.json goes")

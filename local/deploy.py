@@ -5,7 +5,9 @@ The template is the only list of resources: code and ASL files are uploaded to t
 created with the emulator's CloudFormation. Types the emulator's CloudFormation only fakes are
 created through their API (``emulator.API_CREATED_TYPES``) and state machines are re-created
 executable with their substitutions resolved; every other type is left to CloudFormation, and a
-type it cannot create at all fails the deployment by name.
+type it cannot create at all fails the deployment by name. Then the image build project's source
+bundle (``make image-source``'s) is uploaded where the project's source points, as the README's
+release step does after ``sam deploy``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import copy
 import io
 import json
 import re
+import runpy
 import time
 import tomllib
 import zipfile
@@ -30,12 +33,23 @@ from local import emulator
 ROOT = emulator.ROOT
 STACK_NAME = "dcvfleet-local"
 ARTIFACT_BUCKET = "dcvfleet-local-artifacts"
+#: The CodeBuild project whose S3 source is the image source bundle.
+IMAGE_BUILD_PROJECT = "ImageBuildProject"
 
 #: Public SSM parameters AWS provides in every region; the emulator is seeded with them.
 PUBLIC_AMI_PARAMETERS = {
     "/aws/service/deeplearning/ami/x86_64/base-oss-nvidia-driver-gpu-amazon-linux-2023/latest/ami-id",
     "/aws/service/ami-windows-latest/Windows_Server-2022-English-Full-Base",
+    # the ECS GPU AMI AWS Batch launches for the batch desktops' ECS_AL2023_NVIDIA image type
+    "/aws/service/ecs/optimized-ami/amazon-linux-2023/gpu/recommended/image_id",
 }
+
+
+def image_source_bundle() -> bytes:
+    """``make image-source``'s bundle (container/source_bundle.py), built in memory."""
+    module = runpy.run_path(str(ROOT / "container" / "source_bundle.py"))
+    data: bytes = module["bundle"]()
+    return data
 
 
 def parse_overrides(text: str) -> dict[str, str]:
@@ -186,7 +200,18 @@ class Deployer:
         self._create_state_machines(stack_template, deployment)
         self._deploy_apis(api_created, stack_template, deployment)
         self._add_permissions(api_created, deployment)
+        self._upload_image_source(deployment)
         return deployment
+
+    def _upload_image_source(self, deployment: Deployment) -> None:
+        """The image build project's source bundle where its Source points (the README's release
+        step after ``sam deploy``: ``make image-source`` uploaded to the builds bucket)."""
+        project = deployment.physical.get(IMAGE_BUILD_PROJECT)
+        if project is None:
+            return
+        (found,) = self.client("codebuild").batch_get_projects(names=[project])["projects"]
+        bucket, _, key = found["source"]["location"].partition("/")
+        self.client("s3").put_object(Bucket=bucket, Key=key, Body=image_source_bundle())
 
     def _add_permissions(self, api_created: dict[str, Any], deployment: Deployment) -> None:
         lam = self.client("lambda")

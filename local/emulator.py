@@ -51,6 +51,8 @@ Gaps worked around here:
   step needs ``PluginName`` (the step's name), else ``InvalidPluginName``.
 * ``SFN_EXECUTION`` - state machines execute only after ``POST /moto-api/config`` switches the
   interpreter on, and its own clients call ``http://localhost:$MOTO_PORT``.
+* ``SFN_TASK_FAILURE_CAUSE`` - ``SendTaskFailure`` passes only the ``error`` on: its ``cause``
+  is dropped, so a Catch sees ``{"Error": ...}`` without the reason. Here the cause goes on too.
 * ``SFN_FROM_CLOUDFORMATION`` - CloudFormation-created state machines ignore ``Definition`` /
   ``DefinitionSubstitutions`` and are not executable (handled by ``local.deploy``, which
   creates them through the API with their substitutions resolved).
@@ -60,10 +62,11 @@ Gaps worked around here:
 * ``EVENTBUS_REF`` - moto's ``EventBus`` has no CloudFormation physical id, so ``Ref`` to a bus
   yields moto's object instead of the bus name and a rule on a custom bus fails to create.
 * ``CFN_LIST_PARAMETERS`` - ``Fn::Join`` over a ``CommaDelimitedList`` parameter left at its
-  default joins the characters of its raw string, and ``Ref`` to a ``List<...>`` parameter
-  stringifies a Python list, so
+  default joins the characters of its raw string, ``Ref`` to a ``List<...>`` parameter
+  stringifies a Python list, and ``Ref`` to a ``CommaDelimitedList`` left at its default is its
+  raw string where a list belongs (a compute environment's ``InstanceTypes``), so
   ``Fn::Join [<separator>, Ref List]`` is replaced by the parameter's members joined by the
-  separator, as AWS would resolve it.
+  separator, and any other ``Ref List`` by its members, as AWS would resolve them.
 * ``DDB_ATOMIC_WRITES`` - DynamoDB conditional writes and transactions check their conditions,
   write, and (for a failed transaction) restore a copy of the table without a lock, so two
   threads can both pass a condition, or a rollback can undo another thread's write. DynamoDB
@@ -74,13 +77,84 @@ Gaps worked around here:
   shutting-down, terminated) and calls the local stack's listeners.
 * ``CFN_PLACEHOLDERS`` - CloudFormation creates only placeholders for Cognito resources (created
   through the API by ``local.deploy``); ``AWS::ApiGateway::RestApi`` needs a ``Name``.
+* ``ECR_FROM_CLOUDFORMATION`` - an ``AWS::ECR::Repository`` without ``RepositoryName`` is named
+  ``<stack>-<LogicalId>-<suffix>`` in mixed case, which ECR refuses (the stack fails); its
+  scanning and encryption configurations are kept in CloudFormation's casing (DescribeRepositories
+  shows neither) and its ``LifecyclePolicy`` is dropped. Created here as CloudFormation does:
+  the name in lower case, the configurations in the API's casing, the lifecycle policy put.
+* ``BATCH_FROM_CLOUDFORMATION`` - a compute environment must name a ``ServiceRole`` (through
+  CloudFormation the stack fails on a KeyError, through the API CreateComputeEnvironment
+  refuses); on AWS it is optional and Batch uses its service-linked role
+  ``AWSServiceRoleForBatch``, which is what it gets here (created the first time, as AWS does).
+  From CloudFormation a compute environment also loses its ``Tags``, and a job definition its
+  ``PlatformCapabilities``, ``PropagateTags`` and ``Timeout``, and has its tag keys' first
+  letter lower-cased; here they are kept. And a ``ResourceRequirements`` ``Value`` that is a
+  ``Ref`` to a Number parameter stays a number (moto's CloudFormation resolves such a ``Ref`` to
+  a number; AWS's to a string), so DescribeJobDefinitions returns a number where the API says
+  string and the SDK refuses to send the definition back (a new revision of it); here it is a
+  string.
+* ``BATCH_JOBS`` - moto runs a job's container in Docker. Without Docker (here) a submitted job
+  is FAILED within a second, with no ``statusReason``, no instance launched, no ECS container
+  instance, an attempt whose ``containerInstanceArn`` is "TBD" and whose ``taskArn`` is the job
+  definition's ARN, and no ``Batch Job State Change`` event; each DescribeJobs also adds one
+  more ``AWS_BATCH_JOB_ID`` to the job's environment. Here (``batch_job_patches``) a submitted
+  job goes PENDING, then RUNNABLE, and waits there for the local stack's job simulator
+  (``local.containers``, told through ``JOB_LISTENERS``), which places it when it has simulated
+  capacity: an EC2 instance launched as Batch would, registered with the compute environment's
+  ECS cluster, then ``job_started`` (STARTING, with ``containerInstanceArn``, an ECS ``taskArn``
+  and ``logStreamName``), ``job_running`` (RUNNING, once its simulated container runs the real
+  agent) and ``job_ended`` (SUCCEEDED or FAILED, with ``statusReason``, ``exitCode``). Every
+  status change puts ``Batch Job State Change`` (detail: the job as DescribeJobs shows it, as the
+  Batch User Guide's example) on the default bus. TerminateJob and CancelJob end a job that has
+  not started at once; TerminateJob on a started job asks the simulator to stop its container.
+* ``CODEBUILD_FROM_CLOUDFORMATION`` - moto's CloudFormation has no ``AWS::CodeBuild::Project``:
+  a ``Fn::GetAtt`` of one fails the stack, and without one the stack completes with no project.
+  ``codebuild_project_model`` creates the project through CodeBuild's backend (``Ref`` its name,
+  ``Arn`` its ARN).
+* ``CODEBUILD_BUILDS`` - StartBuild drops ``environmentVariablesOverride`` and records a build
+  with a made-up source and environment (not the project's); BatchGetBuilds reports every build
+  SUCCEEDED (all phases SUCCEEDED) the first time it is asked, and nothing is built, pushed or
+  logged. Here (``codebuild_build_patches``) StartBuild records the build IN_PROGRESS with the
+  project's source and environment, its variables with the overrides, and its log stream
+  (``/aws/codebuild/<project>``, the build id's suffix); ``BUILD_SECONDS`` (1 s) later the
+  build runs the contract of ``container/buildspec.yml``, phase by phase (``SimulatedBuild``):
+  DOWNLOAD_SOURCE fetches the project's S3 source bundle (missing: CLIENT_ERROR) and finds its
+  build spec in it (YAML_FILE_ERROR otherwise); PRE_BUILD checks ``BUILD_VERSION``,
+  ``BUILD_ARTIFACT_S3_URI`` and ``IMAGE_REPOSITORY_URI`` as the build spec does, refuses a
+  version the repository has already and downloads the application build from the emulated S3
+  (missing: fails); BUILD unpacks it (.tar.gz/.tgz or .zip; anything else fails) and fails when
+  it holds a file named ``FAIL_BUILD`` (anywhere; its first line is the reason); POST_BUILD
+  pushes the image to the emulated ECR (PutImage: a small Docker v2 manifest unique to the
+  build, tag ``BUILD_VERSION``; no repository, or a tag an IMMUTABLE repository has, fails it)
+  and exports ``IMAGE_URI`` and ``IMAGE_DIGEST``. The first failing phase is FAILED with a
+  context (``statusCode``, ``message``) and the build FAILED; otherwise SUCCEEDED. The log
+  (``[Container] ...`` lines, each phase and its outcome) goes to CloudWatch Logs. BatchGetBuilds
+  reports each build as it is; StopBuild stops a running one for good. Nothing is really built:
+  a simulated container runs whatever image its job definition names.
+* ``SFN_AWS_SDK_CASING`` - an ``aws-sdk:<service>:<action>`` Task passes its parameters to the
+  SDK as written, so PascalCase names (what AWS documents: ``ProjectName``) fail the state with
+  ``States.Runtime`` (a KeyError) for every camelCase API, and its result keeps the API's casing
+  (``build.id`` where AWS gives ``Build.Id``); a service error is named after the resource's
+  lower-case service (``codebuild.…``). Here (``sfn_aws_sdk_patches``) parameters are matched
+  to the API's members by botocore's model, results come back PascalCase, and errors are
+  ``CodeBuild.<Error>Exception`` as Step Functions names them.
+* ``SFN_JSONPATH_INDEX`` - a definite path through an array index (``$.Builds[0].BuildStatus``)
+  yields a one-element list (``["SUCCEEDED"]``), so a Choice on it never matches; Step Functions
+  gives the value. Here (``sfn_json_path_patches``) a definite path (no ``..``, ``*``, filter,
+  slice or union) that selects one node yields its value; indefinite paths stay moto's.
+* ``S3_FROM_CLOUDFORMATION`` - an ``AWS::S3::Bucket`` made by CloudFormation loses its
+  ``NotificationConfiguration`` (so S3 sends no event to EventBridge, though moto's S3 does
+  for a bucket configured through the API) and its ``VersioningConfiguration``; here
+  (``bucket_cloudformation_patches``) both are applied. The events then match AWS's where rules
+  and the release workflow read them (``source`` aws.s3, ``detail-type`` "Object Created",
+  ``detail.bucket.name``, ``detail.object.key``).
 
 Not a gap but noise: moto's Step Functions interpreter logs an ERROR for every path a Choice's
 ``IsPresent`` finds missing, though the execution goes on correctly.
 
 Gaps listed for moto 5.2.x that no workflow here depends on yet (each lands with its first user):
 PascalCase parameter normalisation for batch/ecs/startExecution, JSONata, executions started
-without a name, and ``$.a[0].b`` returning a list. Wait states and Retry back-off sleep in real
+without a name. Wait states and Retry back-off sleep in real
 time; their durations come from template parameters, never from skipping them.
 """
 
@@ -101,7 +175,8 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -111,6 +186,8 @@ from local import faults
 
 ROOT = Path(__file__).resolve().parent.parent
 FUNCTIONS_DIR = ROOT / "functions"
+#: (owner, attribute, replacement): what a workaround sets on one of moto's classes.
+Patch = tuple[Any, str, Any]
 
 # ------------------------------------------------------------------------------------------------
 # Per-thread environment and stdout, so in-process functions each see their own configuration.
@@ -642,6 +719,246 @@ def patch_instance_state_changes() -> None:
 
 
 # ------------------------------------------------------------------------------------------------
+# BATCH_JOBS
+#: Called with no arguments when a Batch job needs the local stack's simulator: it became
+#: RUNNABLE, or TerminateJob asked a job that had started to end.
+JOB_LISTENERS: list[Callable[[], None]] = []
+NOT_STARTED = ("SUBMITTED", "PENDING", "RUNNABLE")
+ENDED = ("SUCCEEDED", "FAILED")
+#: The statusReason Batch gives a job whose container exited.
+CONTAINER_EXITED = "Essential container in task exited"
+#: Check-and-set of a job's status (the simulator's placement, TerminateJob, CancelJob).
+_jobs_lock = threading.RLock()
+
+
+def batch_jobs() -> list[Any]:
+    """Every Batch job the emulator holds, in every account and region."""
+    from moto.batch.models import batch_backends
+
+    jobs: list[Any] = []
+    for regions in list(batch_backends.values()):
+        for backend in list(regions.values()):
+            jobs.extend(list(backend._jobs.values()))
+    return jobs
+
+
+def _notify_jobs() -> None:
+    for listener in list(JOB_LISTENERS):
+        listener()
+
+
+def _sim(job: Any) -> dict[str, Any]:
+    """What the simulation knows of a job's container (moto's Job keeps none of it)."""
+    state: dict[str, Any] | None = job.__dict__.get("_dcvfleet")
+    if state is None:
+        state = job.__dict__.setdefault("_dcvfleet", {})
+    return state
+
+
+def _job_state_event(job: Any) -> None:
+    """Put Batch's ``Batch Job State Change`` event (detail: the job as DescribeJobs returns it)
+    on the default bus."""
+    from moto.events.models import events_backends
+
+    backend = job.backend
+    try:
+        events_backends[backend.account_id][backend.region_name].put_events(
+            [
+                {
+                    "Source": "aws.batch",
+                    "DetailType": "Batch Job State Change",
+                    "Detail": json.dumps(job.describe(), default=str),
+                    "Resources": [job.arn],
+                    "EventBusName": "default",
+                }
+            ]
+        )
+    except Exception:  # the emulator is being reset under us: the job's state still changes
+        log.exception("job %s: its state-change event was not put", job.job_id)
+
+
+def job_started(job: Any, *, container_instance_arn: str, task_arn: str, log_stream: str) -> bool:
+    """ECS placed the job's task on a container instance: STARTING. False (nothing changes)
+    when the job is no longer RUNNABLE (it was cancelled or terminated meanwhile)."""
+    with _jobs_lock:
+        if job.status != "RUNNABLE":
+            return False
+        container = {
+            "containerInstanceArn": container_instance_arn,
+            "taskArn": task_arn,
+            "logStreamName": log_stream,
+            "networkInterfaces": [],
+        }
+        _sim(job)["container"] = container
+        job.log_stream_name = log_stream
+        job.latest_attempt = {"container": dict(container)}
+        job.attempts.append(job.latest_attempt)
+        job.status = "STARTING"
+        return True
+
+
+def job_running(job: Any) -> None:
+    """The job's container started: RUNNING (its startedAt)."""
+    with _jobs_lock:
+        if job.status != "STARTING":
+            return
+        job.job_started_at = datetime.now()
+        if job.latest_attempt is not None:
+            job.latest_attempt["startedAt"] = int(job.job_started_at.timestamp() * 1000)
+        job.status = "RUNNING"
+
+
+def job_ended(
+    job: Any,
+    *,
+    reason: str,
+    exit_code: int | None = None,
+    succeeded: bool = False,
+) -> None:
+    """The job ended, SUCCEEDED or FAILED, with ``statusReason`` (and its container's
+    ``exitCode`` when it has one)."""
+    with _jobs_lock:
+        if job.status in ENDED:
+            return
+        container = _sim(job).get("container")
+        if container is not None and exit_code is not None:
+            container["exitCode"] = exit_code
+        job.exit_code = exit_code
+        job.job_stopped = True
+        job.job_stopped_at = datetime.now()
+        job.job_stopped_reason = reason
+        if job.latest_attempt is not None and container is not None:
+            job.latest_attempt["container"] = dict(container)
+            job.latest_attempt["stoppedAt"] = int(job.job_stopped_at.timestamp() * 1000)
+            job.latest_attempt["statusReason"] = reason
+        job.status = "SUCCEEDED" if succeeded else "FAILED"
+
+
+def stop_requested(job: Any) -> str | None:
+    """Why TerminateJob asked this started job to end, if it did."""
+    reason: str | None = _sim(job).get("stopReason")
+    return reason
+
+
+def batch_job_patches() -> list[Patch]:
+    """BATCH_JOBS: the replacements of moto's Batch job methods (none when they are already
+    replaced).
+
+    * ``Job.run``: no Docker. The job goes PENDING, then RUNNABLE, and the listeners
+      (``JOB_LISTENERS``: the local stack's job simulator) are told; it stays RUNNABLE until
+      something places it (``job_started``, ``job_running``, ``job_ended``).
+    * ``Job.status``: only what happened to the job changes it (moto's state manager would move
+      it along on every read), and every change puts ``Batch Job State Change`` on the default
+      bus.
+    * ``Job._get_container_property``: the job's environment without appending to its
+      overrides (each DescribeJobs added one more ``AWS_BATCH_JOB_ID``).
+    * ``Job.describe``: ``container`` carries the job definition's ``image``, ``jobRoleArn``,
+      ``logConfiguration`` and ``resourceRequirements`` (with the overrides), and once placed
+      ``containerInstanceArn``, ``taskArn``, ``logStreamName``, then ``exitCode``;
+      ``startedAt`` only once it ran; ``retryStrategy`` and
+      ``platformCapabilities``.
+    * ``BatchBackend.terminate_job`` / ``cancel_job``: a job that has not started ends FAILED at
+      once with the reason (TerminateJob and CancelJob alike); TerminateJob on a STARTING or
+      RUNNING job asks the simulator to stop its container (``stop_requested``); CancelJob
+      leaves a started job alone, as Batch does.
+    """
+    from moto.batch.exceptions import ClientException
+    from moto.batch.models import BatchBackend, Job
+
+    if getattr(Job.run, "_dcvfleet", False):
+        return []
+    original_property = Job._get_container_property
+    original_describe = Job.describe
+
+    def run(self: Any) -> None:
+        self.status = "PENDING"
+        self.status = "RUNNABLE"
+        _notify_jobs()
+
+    def get_status(self: Any) -> str | None:
+        status: str | None = self._status
+        return status
+
+    def set_status(self: Any, value: str) -> None:
+        previous = self.__dict__.get("_status")
+        self._status = value
+        if value != previous:
+            _job_state_event(self)
+
+    def get_container_property(self: Any, name: str, default: Any) -> Any:
+        if name != "environment":
+            return original_property(self, name, default)
+        overrides = [dict(e) for e in self.container_overrides.get("environment", [])]
+        given = {e["name"] for e in overrides}
+        defined = self.job_definition.container_properties.get("environment", [])
+        return [
+            *overrides,
+            *(dict(e) for e in defined if e["name"] not in given),
+            {"name": "AWS_BATCH_JOB_ID", "value": self.job_id},
+        ]
+
+    def describe(self: Any) -> dict[str, Any]:
+        result: dict[str, Any] = original_describe(self)
+        definition = self.job_definition
+        properties = definition.container_properties
+        if properties is not None and "container" in result:
+            container = result["container"]
+            for key in ("image", "jobRoleArn", "executionRoleArn", "logConfiguration"):
+                if key in properties:
+                    container[key] = properties[key]
+            required = {r["type"]: r for r in properties.get("resourceRequirements", [])}
+            for requirement in self.container_overrides.get("resourceRequirements", []):
+                required[requirement["type"]] = requirement
+            container["resourceRequirements"] = [
+                {"type": r["type"], "value": str(r["value"])} for r in required.values()
+            ]
+            container.pop("logStreamName", None)
+            container.update(_sim(self).get("container", {}))
+        if self.job_started_at.year == 1970:  # it never ran
+            result.pop("startedAt", None)
+        if definition.retry_strategy:
+            result["retryStrategy"] = definition.retry_strategy
+        if definition.platform_capabilities:
+            result["platformCapabilities"] = definition.platform_capabilities
+        return result
+
+    def checked(job_id: str, reason: str) -> None:
+        for name, value in (("jobId", job_id), ("reason", reason)):
+            if value == "":
+                raise ClientException(f"'{name}' is a required field (cannot be an empty string)")
+
+    def terminate_job(self: Any, job_id: str, reason: str) -> None:
+        checked(job_id, reason)
+        job = self.get_job_by_id(job_id)
+        with _jobs_lock:
+            if job is None or job.status in ENDED:
+                return
+            if job.status in NOT_STARTED:
+                job_ended(job, reason=reason)
+                return
+            _sim(job)["stopReason"] = reason
+            job.stop = True
+        _notify_jobs()
+
+    def cancel_job(self: Any, job_id: str, reason: str) -> None:
+        checked(job_id, reason)
+        job = self.get_job_by_id(job_id)
+        with _jobs_lock:
+            if job is not None and job.status in NOT_STARTED:
+                job_ended(job, reason=reason)
+
+    run._dcvfleet = True  # type: ignore[attr-defined]
+    return [
+        (Job, "run", run),
+        (Job, "status", property(get_status, set_status)),
+        (Job, "_get_container_property", get_container_property),
+        (Job, "describe", describe),
+        (BatchBackend, "terminate_job", terminate_job),
+        (BatchBackend, "cancel_job", cancel_job),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
 # SSM_RUN_COMMAND
 @dataclass(frozen=True)
 class ManagedNode:
@@ -1051,6 +1368,34 @@ def enable_execution(endpoint_url: str, port: int) -> None:
     resp.raise_for_status()
 
 
+def sfn_task_failure_with_cause() -> Callable[[Any], Any]:
+    """SFN_TASK_FAILURE_CAUSE: SendTaskFailure's handler, handing its cause on as well."""
+    from moto.core.responses import EmptyResult
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"),
+            error=self._get_param("error"),
+            cause=self._get_param("cause"),
+        )
+        return EmptyResult()
+
+    send_task_failure._dcvfleet = True  # type: ignore[attr-defined]
+    return send_task_failure
+
+
+def patch_sfn_task_failure_cause() -> None:
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    if not getattr(StepFunctionResponse.send_task_failure, "_dcvfleet", False):
+        setattr(StepFunctionResponse, "send_task_failure", sfn_task_failure_with_cause())  # noqa: B010
+
+
+def apply_patches(patches: list[Patch]) -> None:
+    for owner, attribute, replacement in patches:
+        setattr(owner, attribute, replacement)
+
+
 def apply_all(endpoint_url: str, port: int) -> None:
     patch_lambda_runtime()
     faults.install()
@@ -1060,6 +1405,15 @@ def apply_all(endpoint_url: str, port: int) -> None:
     patch_instance_state_changes()
     patch_run_command()
     patch_ssm_document_from_cloudformation()
+    patch_ecr_from_cloudformation()
+    apply_patches(batch_cloudformation_patches())
+    apply_patches(batch_job_patches())
+    codebuild_project_model()
+    apply_patches(codebuild_build_patches())
+    apply_patches(sfn_aws_sdk_patches())
+    apply_patches(sfn_json_path_patches())
+    apply_patches(bucket_cloudformation_patches())
+    patch_sfn_task_failure_cause()
     enable_execution(endpoint_url, port)
 
 
@@ -1136,6 +1490,841 @@ def patch_ssm_document_from_cloudformation() -> None:
         setattr(Document, "create_from_cloudformation_json", document_from_cloudformation())  # noqa: B010
 
 
+def _lower_first(value: Any) -> Any:
+    """CloudFormation's property casing (``ScanOnPush``) -> the API's (``scanOnPush``); a map of
+    tags (``Tags``) and a log driver's ``Options`` keep their keys."""
+    if isinstance(value, dict):
+        return {
+            k[:1].lower() + k[1:]: v if k in ("Tags", "Options") else _lower_first(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [_lower_first(v) for v in value]
+    return value
+
+
+def repository_from_cloudformation() -> classmethod[Any, ..., Any]:
+    """ECR_FROM_CLOUDFORMATION: create an ``AWS::ECR::Repository`` as CloudFormation does: a
+    repository without ``RepositoryName`` is named ``<stack>-<logicalid>-<suffix>`` in lower
+    case (ECR refuses upper case), its scanning and encryption configurations are kept in the
+    API's casing, and its ``LifecyclePolicy`` is applied."""
+    from moto.ecr.models import ecr_backends
+
+    def create(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        backend = ecr_backends[account_id][region_name]
+        name = properties.get("RepositoryName") or resource_name.lower()
+        repository = backend.create_repository(
+            repository_name=name,
+            registry_id=None,
+            encryption_config=_lower_first(properties.get("EncryptionConfiguration")),
+            image_scan_config=_lower_first(properties.get("ImageScanningConfiguration")),
+            image_tag_mutability=properties.get("ImageTagMutability"),
+            tags=properties.get("Tags", []),
+        )
+        lifecycle = properties.get("LifecyclePolicy") or {}
+        if lifecycle.get("LifecyclePolicyText"):
+            backend.put_lifecycle_policy(
+                repository.registry_id, name, lifecycle["LifecyclePolicyText"]
+            )
+        return repository
+
+    create._dcvfleet = True  # type: ignore[attr-defined]
+    return classmethod(create)
+
+
+#: The role AWS Batch uses when a compute environment names no service role.
+BATCH_SERVICE_LINKED_ROLE = "AWSServiceRoleForBatch"
+
+
+def batch_service_role(iam: Any) -> str:
+    """The AWS Batch service-linked role's ARN, created (as AWS does) the first time."""
+    from moto.iam.exceptions import NotFoundException
+
+    try:
+        role = iam.get_role(BATCH_SERVICE_LINKED_ROLE)
+    except NotFoundException:
+        trust = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": "batch.amazonaws.com"},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+        role = iam.create_role(
+            BATCH_SERVICE_LINKED_ROLE,
+            json.dumps(trust),
+            "/aws-service-role/batch.amazonaws.com/",
+            permissions_boundary=None,
+            description="Allows Batch to create and manage AWS resources on your behalf.",
+            tags=[],
+            max_session_duration="3600",
+            linked_service="batch.amazonaws.com",
+        )
+    return str(role.arn)
+
+
+def batch_cloudformation_patches() -> list[Patch]:
+    """BATCH_FROM_CLOUDFORMATION: the replacements of moto's Batch methods (none when they are
+    already replaced).
+
+    * ``BatchBackend.create_compute_environment``: without a service role, the AWS Batch
+      service-linked role (CreateComputeEnvironment's ``serviceRole`` is optional on AWS).
+    * ``ComputeEnvironment.create_from_cloudformation_json``: ``ServiceRole`` optional,
+      ``ComputeEnvironmentName``, ``State`` and ``Tags`` honoured.
+    * ``JobDefinition.create_from_cloudformation_json``: ``JobDefinitionName``, ``Type``,
+      ``PlatformCapabilities``, ``PropagateTags``, ``Timeout`` and ``Tags`` honoured (tag keys
+      as written), ``ResourceRequirements`` values strings."""
+    import inspect
+
+    from moto.batch.models import BatchBackend, ComputeEnvironment, JobDefinition, batch_backends
+
+    original = BatchBackend.create_compute_environment
+    if getattr(original, "_dcvfleet", False):
+        return []
+    signature = inspect.signature(original)
+
+    def create_compute_environment(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = signature.bind(self, *args, **kwargs)
+        if not call.arguments.get("service_role"):
+            call.arguments["service_role"] = batch_service_role(self.iam_backend)
+        return original(*call.args, **call.kwargs)
+
+    def environment_from_cloudformation(
+        cls: Any, /, resource_name: str, cfn: Any, account_id: str, region_name: str, **_: Any
+    ) -> Any:
+        properties = cfn["Properties"]
+        return batch_backends[account_id][region_name].create_compute_environment(
+            compute_environment_name=properties.get("ComputeEnvironmentName") or resource_name,
+            _type=properties["Type"],
+            state=properties.get("State", "ENABLED"),
+            compute_resources=_lower_first(properties.get("ComputeResources")),
+            service_role=properties.get("ServiceRole"),
+            tags=properties.get("Tags"),
+        )
+
+    def job_definition_from_cloudformation(
+        cls: Any, /, resource_name: str, cfn: Any, account_id: str, region_name: str, **_: Any
+    ) -> Any:
+        properties = cfn["Properties"]
+
+        def lowered(key: str) -> Any:
+            return _lower_first(properties[key]) if key in properties else None
+
+        container = lowered("ContainerProperties")
+        if container and "resourceRequirements" in container:  # the API's values are strings
+            container["resourceRequirements"] = [
+                {**r, "value": str(r["value"])} for r in container["resourceRequirements"]
+            ]
+        return batch_backends[account_id][region_name].register_job_definition(
+            def_name=properties.get("JobDefinitionName") or resource_name,
+            parameters=properties.get("Parameters", {}),
+            _type=properties.get("Type", "container"),
+            tags=properties.get("Tags", {}),
+            retry_strategy=lowered("RetryStrategy"),
+            container_properties=container,
+            node_properties=lowered("NodeProperties"),
+            eks_properties=lowered("EksProperties"),
+            timeout=lowered("Timeout") or {},
+            platform_capabilities=properties.get("PlatformCapabilities"),
+            propagate_tags=bool(properties.get("PropagateTags", False)),
+        )
+
+    create_compute_environment._dcvfleet = True  # type: ignore[attr-defined]
+    return [
+        (BatchBackend, "create_compute_environment", create_compute_environment),
+        (
+            ComputeEnvironment,
+            "create_from_cloudformation_json",
+            classmethod(environment_from_cloudformation),
+        ),
+        (
+            JobDefinition,
+            "create_from_cloudformation_json",
+            classmethod(job_definition_from_cloudformation),
+        ),
+    ]
+
+
+_codebuild_model: list[type] = []
+
+
+def codebuild_project_model() -> type:
+    """CODEBUILD_FROM_CLOUDFORMATION: moto's CloudFormation has no ``AWS::CodeBuild::Project``
+    (the stack fails on a ``Fn::GetAtt`` of one). This model creates the project through
+    CodeBuild's backend as CloudFormation would (named ``<stack>-<LogicalId>-<suffix>`` without
+    ``Name``; ``Ref`` its name, ``Fn::GetAtt Arn`` its ARN). Defining it registers it with moto's
+    CloudFormation, so it is defined once, on first use."""
+    if _codebuild_model:
+        return _codebuild_model[0]
+    from moto.cloudformation import parsing
+    from moto.codebuild.models import codebuild_backends
+    from moto.core.common_models import CloudFormationModel
+
+    class CodeBuildProject(CloudFormationModel):
+        def __init__(self, name: str, arn: str) -> None:
+            self.name, self.arn = name, arn
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CodeBuild::Project"
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "Name"
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr == "Arn"
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return self.arn
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> CodeBuildProject:
+            properties = cloudformation_json["Properties"]
+            name = properties.get("Name") or resource_name
+            source = _lower_first(properties["Source"])
+            if "buildSpec" in source:  # the API spells it buildspec
+                source["buildspec"] = source.pop("buildSpec")
+            project = codebuild_backends[account_id][region_name].create_project(
+                project_name=name,
+                description=properties.get("Description"),
+                project_source=source,
+                artifacts=_lower_first(properties["Artifacts"]),
+                environment=_lower_first(properties["Environment"]),
+                service_role=properties["ServiceRole"],
+                tags=_lower_first(properties.get("Tags")),
+                cache=_lower_first(properties.get("Cache")),
+                timeout=properties.get("TimeoutInMinutes"),
+                queued_timeout=properties.get("QueuedTimeoutInMinutes"),
+                source_version=properties.get("SourceVersion"),
+                logs_config=_lower_first(properties.get("LogsConfig")),
+                vpc_config=_lower_first(properties.get("VpcConfig")),
+            )
+            return cls(name, str(project["arn"]))
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+    _codebuild_model.append(CodeBuildProject)
+    return CodeBuildProject
+
+
+# ------------------------------------------------------------------------------------------------
+# CODEBUILD_BUILDS
+#: How long a simulated image build runs before its outcome is known.
+BUILD_SECONDS = 1.0
+#: A file of this name anywhere in an application build makes its simulated image build fail;
+#: the file's first line is the reason the build log gives.
+FAIL_BUILD_MARKER = "FAIL_BUILD"
+#: What the simulated build needs from the project's source bundle: its build spec is the
+#: project's ``buildspec``; these are the files that build spec runs.
+SOURCE_FILES = {"PRE_BUILD": "agent/build.py", "BUILD": "container/Dockerfile"}
+#: The checks ``container/buildspec.yml`` makes of its inputs before anything is built.
+BUILD_VERSION_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+ARTIFACT_URI_PATTERN = re.compile(
+    r"^s3://([a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(.+\.(tar\.gz|tgz|zip))$"
+)
+REPOSITORY_URI_PATTERN = re.compile(
+    r"^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/([a-z0-9][a-z0-9._/-]*)$"
+)
+BUILD_PHASES = (
+    "SUBMITTED",
+    "QUEUED",
+    "PROVISIONING",
+    "DOWNLOAD_SOURCE",
+    "INSTALL",
+    "PRE_BUILD",
+    "BUILD",
+    "POST_BUILD",
+    "UPLOAD_ARTIFACTS",
+    "FINALIZING",
+    "COMPLETED",
+)
+MANIFEST_TYPE = "application/vnd.docker.distribution.manifest.v2+json"
+#: Every read and change of a build's record (StartBuild, the simulated run, BatchGetBuilds).
+_builds_lock = threading.RLock()
+
+
+class BuildFailure(Exception):
+    """A simulated build phase failed: its phase context's status code and message."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _iso_now() -> str:
+    from moto.core.utils import iso_8601_datetime_with_milliseconds
+
+    return str(iso_8601_datetime_with_milliseconds())
+
+
+def _sha256(data: bytes) -> str:
+    import hashlib
+
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def _s3_object(account_id: str, region: str, bucket: str, key: str) -> bytes | None:
+    """An object's bytes in the emulated S3, None when the bucket or key does not exist."""
+    from moto.s3.models import s3_backends
+    from moto.utilities.utils import get_partition
+
+    backend = s3_backends[account_id][get_partition(region)]
+    try:
+        found = backend.get_object(bucket, key)
+    except Exception:  # no such bucket
+        return None
+    return None if found is None else bytes(found.value)
+
+
+def archive_members(data: bytes, name: str) -> dict[str, bytes]:
+    """The files of an application build (a .tar.gz/.tgz or a .zip) by path; raises
+    BuildFailure when it is neither, as ``tar``/``unzip`` would fail on it."""
+    import tarfile
+    import zipfile
+
+    try:
+        if name.endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                return {i.filename: archive.read(i) for i in archive.infolist() if not i.is_dir()}
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            return {m.name: (tar.extractfile(m) or io.BytesIO()).read() for m in tar if m.isfile()}
+    except (OSError, EOFError, tarfile.TarError, zipfile.BadZipFile) as exc:
+        raise BuildFailure(
+            "COMMAND_EXECUTION_ERROR", f"the application build {name} cannot be unpacked: {exc}"
+        ) from exc
+
+
+def _manifest(version: str, artifact: bytes) -> tuple[str, str]:
+    """A small, valid image manifest (Docker v2 schema 2) for the build: (text, digest)."""
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "config": {"Labels": {"dcvfleet.build-version": version}},
+            "rootfs": {"type": "layers", "diff_ids": [_sha256(artifact)]},
+        },
+        sort_keys=True,
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": MANIFEST_TYPE,
+            "config": {
+                "mediaType": "application/vnd.docker.container.image.v1+json",
+                "size": len(config),
+                "digest": _sha256(config),
+            },
+            "layers": [
+                {
+                    "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                    "size": len(artifact),
+                    "digest": _sha256(artifact),
+                }
+            ],
+        },
+        indent=3,
+    )
+    return manifest, _sha256(manifest.encode())
+
+
+@dataclass
+class SimulatedBuild:
+    """One StartBuild of a project: the record BatchGetBuilds returns (moto's, kept in step)."""
+
+    account_id: str
+    region: str
+    project: dict[str, Any]  # the project's metadata
+    record: dict[str, Any]  # moto's build record
+    log: list[str] = field(default_factory=list)
+    source_files: set[str] | None = None  # the source bundle's files (None: no source)
+    artifact: bytes = b""  # the application build, once downloaded
+    exported: list[dict[str, str]] = field(default_factory=list)  # once the image is pushed
+
+    @property
+    def variables(self) -> dict[str, str]:
+        return {
+            v["name"]: str(v.get("value", ""))
+            for v in self.record["environment"].get("environmentVariables", [])
+        }
+
+    def say(self, line: str) -> None:
+        stamp = time.strftime("%Y/%m/%d %H:%M:%S", time.gmtime())
+        self.log.append(f"[Container] {stamp} {line}")
+
+    # -- the phases ---------------------------------------------------------------------------
+    def download_source(self) -> None:
+        source = self.project.get("source") or {}
+        if source.get("type") == "NO_SOURCE":
+            return
+        if source.get("type") != "S3":
+            raise BuildFailure(
+                "CLIENT_ERROR", f"local stack: a {source.get('type')} source is not simulated"
+            )
+        bucket, _, key = str(source.get("location", "")).partition("/")
+        bundle = _s3_object(self.account_id, self.region, bucket, key)
+        if bundle is None:
+            raise BuildFailure(
+                "CLIENT_ERROR",
+                f"error while downloading key {key}, error: NoSuchKey: The specified key does"
+                " not exist. for primary source and source version",
+            )
+        files = archive_members(bundle, key)
+        buildspec = str(source.get("buildspec") or "buildspec.yml")
+        if "\n" not in buildspec and buildspec not in files:
+            raise BuildFailure(
+                "YAML_FILE_ERROR", f"stat {buildspec}: no such file or directory in {key}"
+            )
+        self.source_files = set(files)
+
+    def pre_build(self) -> None:
+        variables = self.variables
+        version = variables.get("BUILD_VERSION", "")
+        artifact_uri = variables.get("BUILD_ARTIFACT_S3_URI", "")
+        problems = []
+        if not BUILD_VERSION_PATTERN.match(version):
+            problems.append(f"BUILD_VERSION '{version}' is not a Docker tag")
+        if version == "latest":
+            problems.append("BUILD_VERSION must not be 'latest'")
+        if not ARTIFACT_URI_PATTERN.match(artifact_uri):
+            problems.append(
+                f"BUILD_ARTIFACT_S3_URI '{artifact_uri}' is not s3://bucket/key.tar.gz or .zip"
+            )
+        repository_uri = variables.get("IMAGE_REPOSITORY_URI", "")
+        if not REPOSITORY_URI_PATTERN.match(repository_uri):
+            problems.append(f"IMAGE_REPOSITORY_URI '{repository_uri}' is not an ECR repository URI")
+        if problems:
+            raise BuildFailure(
+                "COMMAND_EXECUTION_ERROR", "; ".join(f"buildspec: {p}" for p in problems)
+            )
+        tags = self._repository_images()
+        if tags is not None and version in tags:
+            raise BuildFailure(
+                "COMMAND_EXECUTION_ERROR", f"buildspec: {repository_uri}:{version} already exists"
+            )
+        bucket, key = ARTIFACT_URI_PATTERN.match(artifact_uri).group(1, 2)  # type: ignore[union-attr]
+        artifact = _s3_object(self.account_id, self.region, bucket, key)
+        if artifact is None:
+            raise BuildFailure(
+                "COMMAND_EXECUTION_ERROR",
+                f"fatal error: An error occurred (404) when calling the HeadObject operation: Key"
+                f' "{key}" does not exist (aws s3 cp {artifact_uri})',
+            )
+        self.artifact = artifact
+        self._needs("PRE_BUILD")
+
+    def build(self) -> None:
+        self._needs("BUILD")
+        key = ARTIFACT_URI_PATTERN.match(self.variables["BUILD_ARTIFACT_S3_URI"]).group(2)  # type: ignore[union-attr]
+        files = archive_members(self.artifact, key)
+        for path, content in sorted(files.items()):
+            if path.rsplit("/", 1)[-1] == FAIL_BUILD_MARKER:
+                text = content.decode(errors="replace").strip().splitlines()
+                reason = text[0] if text else "the application build says it cannot be built"
+                raise BuildFailure(
+                    "COMMAND_EXECUTION_ERROR",
+                    f"docker build failed ({path} in the application build): {reason}",
+                )
+
+    def post_build(self) -> None:
+        from moto.ecr.exceptions import ImageAlreadyExistsException
+        from moto.ecr.models import ecr_backends
+
+        variables = self.variables
+        version, uri = variables["BUILD_VERSION"], variables["IMAGE_REPOSITORY_URI"]
+        account, region, _, name = REPOSITORY_URI_PATTERN.match(uri).groups()  # type: ignore[union-attr]
+        manifest, digest = _manifest(version, self.artifact)
+        if self._repository_images() is None:
+            raise BuildFailure(
+                "COMMAND_EXECUTION_ERROR",
+                f"name unknown: The repository with name '{name}' does not exist in the registry"
+                f" with id '{account}' (docker push {uri}:{version})",
+            )
+        try:
+            ecr_backends[account][region].put_image(name, manifest, version, MANIFEST_TYPE, digest)
+        except ImageAlreadyExistsException as exc:
+            raise BuildFailure(
+                "COMMAND_EXECUTION_ERROR",
+                f"tag invalid: The image tag '{version}' already exists in the '{name}'"
+                " repository and cannot be overwritten because the repository is immutable.",
+            ) from exc
+        self.say(f"pushed {uri}:{version} ({digest})")
+        self.exported = [
+            {"name": "IMAGE_URI", "value": f"{uri}:{version}"},
+            {"name": "IMAGE_DIGEST", "value": digest},
+        ]
+
+    def _needs(self, phase: str) -> None:
+        if self.source_files is not None and SOURCE_FILES[phase] not in self.source_files:
+            raise BuildFailure(
+                "COMMAND_EXECUTION_ERROR",
+                f"{SOURCE_FILES[phase]}: No such file or directory (not in the source bundle)",
+            )
+
+    def _repository_images(self) -> set[str] | None:
+        """The tags in the build's repository, None when it does not exist."""
+        from moto.ecr.models import ecr_backends
+
+        match = REPOSITORY_URI_PATTERN.match(self.variables.get("IMAGE_REPOSITORY_URI", ""))
+        if match is None:
+            return None
+        account, region, _, name = match.groups()
+        repository = ecr_backends[account][region].repositories.get(name)
+        if repository is None or repository.registry_id != account:
+            return None
+        return {tag for image in repository.images for tag in image.image_tags}
+
+    # -- the run ------------------------------------------------------------------------------
+    def run(self) -> None:
+        """The build's phases in order; the first failure ends it FAILED with its reason."""
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("PROVISIONING", lambda: None),
+            ("DOWNLOAD_SOURCE", self.download_source),
+            ("INSTALL", lambda: None),
+            ("PRE_BUILD", self.pre_build),
+            ("BUILD", self.build),
+            ("POST_BUILD", self.post_build),
+            ("UPLOAD_ARTIFACTS", lambda: None),
+        ]
+        phases: list[dict[str, Any]] = []
+        failure: BuildFailure | None = None
+        for name, step in steps:
+            if self.record["buildStatus"] != "IN_PROGRESS":
+                return  # stopped meanwhile
+            started = _iso_now()
+            self.say(f"Entering phase {name}")
+            try:
+                step()
+            except BuildFailure as exc:
+                failure = exc
+            except Exception as exc:  # the emulator's own fault: the build fails, saying so
+                failure = BuildFailure("CLIENT_ERROR", f"local stack: {exc!r}")
+            phase: dict[str, Any] = {
+                "phaseType": name,
+                "phaseStatus": "FAILED" if failure else "SUCCEEDED",
+                "startTime": started,
+                "endTime": _iso_now(),
+                "durationInSeconds": 0,
+            }
+            if failure is not None:
+                phase["contexts"] = [{"statusCode": failure.code, "message": str(failure)}]
+                self.say(f"Phase context status code: {failure.code} Message: {failure}")
+            self.say(f"Phase complete: {name} State: {phase['phaseStatus']}")
+            phases.append(phase)
+            if failure is not None:
+                break
+        now = _iso_now()
+        phases += [
+            {"phaseType": "FINALIZING", "phaseStatus": "SUCCEEDED", "startTime": now,
+             "endTime": now, "durationInSeconds": 0},
+            {"phaseType": "COMPLETED", "startTime": now},
+        ]  # fmt: skip
+        self._ship_log()
+        with _builds_lock:
+            if self.record["buildStatus"] != "IN_PROGRESS":
+                return
+            queued = [p for p in self.record["phases"] if p["phaseType"] in ("SUBMITTED", "QUEUED")]
+            for phase in queued:
+                phase.setdefault("phaseStatus", "SUCCEEDED")
+                phase.setdefault("endTime", phases[0]["startTime"])
+            self.record["phases"] = [*queued, *phases]
+            self.record["currentPhase"] = "COMPLETED"
+            self.record["buildStatus"] = "FAILED" if failure else "SUCCEEDED"
+            self.record["buildComplete"] = True
+            self.record["endTime"] = now
+            if self.exported:
+                self.record["exportedEnvironmentVariables"] = self.exported
+
+    def _ship_log(self) -> None:
+        """The build's log in ``/aws/codebuild/<project>``, its stream the build id's suffix."""
+        from moto.logs.models import logs_backends
+
+        logs = logs_backends[self.account_id][self.region]
+        group, stream = self.record["logs"]["groupName"], self.record["logs"]["streamName"]
+        stamp = int(time.time() * 1000)
+        try:
+            logs.ensure_log_group(group)
+            logs.ensure_log_stream(group, stream)
+            logs.put_log_events(
+                group, stream, [{"timestamp": stamp, "message": line} for line in self.log]
+            )
+        except Exception:  # the log is a convenience; the build's outcome is what matters
+            log.debug("build %s: its log was not shipped", self.record["id"], exc_info=True)
+
+
+def _prepare_build(backend: Any, record: dict[str, Any], overrides: list[dict[str, Any]]) -> None:
+    """What StartBuild records as CodeBuild does: the project's source and environment, its
+    variables with the overrides, its log group and stream; then the build runs."""
+    import copy
+
+    project = backend.codebuild_projects[record["projectName"]].project_metadata
+    environment = copy.deepcopy(project.get("environment") or {})
+    given = {v["name"]: v for v in overrides}
+    environment["environmentVariables"] = [
+        *(v for v in environment.get("environmentVariables", []) if v["name"] not in given),
+        *({"type": "PLAINTEXT", **v} for v in overrides),
+    ]
+    group = f"/aws/codebuild/{record['projectName']}"
+    stream = record["id"].split(":", 1)[1]
+    arn_prefix = f"arn:aws:logs:{backend.region_name}:{backend.account_id}:log-group:{group}"
+    record.update(
+        source=copy.deepcopy(project.get("source") or {}),
+        environment=environment,
+        timeoutInMinutes=project.get("timeoutInMinutes") or 60,
+        logs={
+            "groupName": group,
+            "streamName": stream,
+            "cloudWatchLogsArn": f"{arn_prefix}:log-stream:{stream}",
+            "cloudWatchLogs": {"status": "ENABLED"},
+        },
+    )
+    build = SimulatedBuild(backend.account_id, backend.region_name, project, record)
+    timer = threading.Timer(BUILD_SECONDS, build.run)
+    timer.name, timer.daemon = f"codebuild-{stream[:8]}", True
+    timer.start()
+
+
+def codebuild_build_patches() -> list[Patch]:
+    """CODEBUILD_BUILDS: the replacements of moto's CodeBuild build methods (none when they are
+    already replaced).
+
+    * ``CodeBuildResponse.start_build``: the build records the project's source and environment
+      with ``environmentVariablesOverride`` (moto drops them), and runs (``SimulatedBuild``).
+    * ``CodeBuildBackend.batch_get_builds``: each build as it is (moto reports SUCCEEDED).
+    * ``CodeBuildBackend.stop_build``: a running build is STOPPED and stays so."""
+    from moto.codebuild.models import CodeBuildBackend
+    from moto.codebuild.responses import CodeBuildResponse
+
+    original_start = CodeBuildResponse.start_build
+    if getattr(original_start, "_dcvfleet", False):
+        return []
+
+    def start_build(self: Any) -> Any:
+        overrides = self._get_param("environmentVariablesOverride") or []
+        with _builds_lock:
+            result = original_start(self)  # checks the project, records the build
+            backend = self.codebuild_backend
+            record = backend.build_metadata[self._get_param("projectName")].build_metadata
+            _prepare_build(backend, record, overrides)
+        return result
+
+    def batch_get_builds(self: Any, ids: list[str]) -> list[dict[str, Any]]:
+        import copy
+
+        with _builds_lock:
+            return [
+                copy.deepcopy(build)
+                for builds in self.build_metadata_history.values()
+                for build in builds
+                if build["id"] in ids
+            ]
+
+    def stop_build(self: Any, build_id: str) -> dict[str, Any] | None:
+        import copy
+
+        with _builds_lock:
+            for builds in self.build_metadata_history.values():
+                for build in builds:
+                    if build["id"] == build_id:
+                        if build["buildStatus"] == "IN_PROGRESS":
+                            build.update(
+                                buildStatus="STOPPED",
+                                currentPhase="COMPLETED",
+                                buildComplete=True,
+                                endTime=_iso_now(),
+                            )
+                        stopped: dict[str, Any] = copy.deepcopy(build)
+                        return stopped
+        return None
+
+    start_build._dcvfleet = True  # type: ignore[attr-defined]
+    return [
+        (CodeBuildResponse, "start_build", start_build),
+        (CodeBuildBackend, "batch_get_builds", batch_get_builds),
+        (CodeBuildBackend, "stop_build", stop_build),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# SFN_AWS_SDK_CASING
+#: Step Functions' service names in aws-sdk error names, where they are not the resource's.
+SDK_ERROR_SERVICE_NAMES = {"codebuild": "CodeBuild"}
+_service_models: dict[str, Any] = {}
+_service_models_lock = threading.Lock()
+
+
+def sdk_operation_model(service: str, action: str) -> Any | None:
+    """botocore's model of a service's operation (``action`` in snake case), None if unknown."""
+    import botocore.session
+    from moto.stepfunctions.parser.utils import camel_to_snake_case
+
+    with _service_models_lock:
+        model = _service_models.get(service)
+        if model is None:
+            model = botocore.session.get_session().get_service_model(service)
+            _service_models[service] = model
+    for name in model.operation_names:
+        if camel_to_snake_case(name) == action:
+            return model.operation_model(name)
+    return None
+
+
+def sfn_aws_sdk_patches() -> list[Patch]:
+    """SFN_AWS_SDK_CASING: an ``aws-sdk`` Task's parameters in Step Functions' PascalCase become
+    the API's member names (``ProjectName`` -> ``projectName``), its result's members PascalCase
+    (``build.id`` -> ``Build.Id``), and a service error is ``<Service>.<Error>Exception`` in
+    Step Functions' spelling of the service (``CodeBuild.ResourceNotFoundException``), as AWS
+    documents for its SDK integrations. None when already replaced."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_aws_sdk as aws_sdk,
+    )
+
+    task = aws_sdk.StateTaskServiceAwsSdk
+    if getattr(task._normalise_parameters, "_dcvfleet", False):
+        return []
+
+    def operation(self: Any, service: str | None, action: str | None) -> Any | None:
+        return sdk_operation_model(
+            self._get_boto_service_name(service), self._get_boto_service_action(action)
+        )
+
+    def normalise_parameters(
+        self: Any,
+        parameters: dict[str, Any],
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        model = operation(self, boto_service_name, service_action_name)
+        if model is not None and model.input_shape is not None:
+            self._to_boto_request(parameters, model.input_shape)
+
+    def normalise_response(
+        self: Any,
+        response: Any,
+        boto_service_name: str | None = None,
+        service_action_name: str | None = None,
+    ) -> None:
+        model = operation(self, boto_service_name, service_action_name)
+        if model is not None and model.output_shape is not None:
+            self._from_boto_response(response, model.output_shape)
+
+    normalise_parameters._dcvfleet = True  # type: ignore[attr-defined]
+    names = {**aws_sdk._SERVICE_ERROR_NAMES, **SDK_ERROR_SERVICE_NAMES}
+    return [
+        (task, "_normalise_parameters", normalise_parameters),
+        (task, "_normalise_response", normalise_response),
+        (aws_sdk, "_SERVICE_ERROR_NAMES", names),
+    ]
+
+
+# ------------------------------------------------------------------------------------------------
+# SFN_JSONPATH_INDEX
+#: What makes a JSONPath indefinite (it may select several nodes, so Step Functions gives a list):
+#: recursive descent, a wildcard, a filter, a slice or a union.
+INDEFINITE_PATH = re.compile(r"\.\.|\*|\[\?|\[[^\]]*[:,][^\]]*\]")
+
+
+def definite_json_path(original: Callable[[str, Any], Any]) -> Callable[[str, Any], Any]:
+    """SFN_JSONPATH_INDEX: a definite path (``$.Builds[0].BuildStatus``) selects one value, as in
+    Step Functions; indefinite ones are left to moto."""
+
+    def extract_json(path: str, data: Any) -> Any:
+        if path == "$" or (path.startswith("$.") and not INDEFINITE_PATH.search(path)):
+            from jsonpath_ng.ext import parse  # type: ignore[attr-defined]
+
+            matches = parse(path).find(data)
+            if len(matches) == 1:
+                return matches[0].value
+        return original(path, data)  # none found (moto's error), or indefinite
+
+    extract_json._dcvfleet = True  # type: ignore[attr-defined]
+    return extract_json
+
+
+def sfn_json_path_patches() -> list[Patch]:
+    """SFN_JSONPATH_INDEX: ``extract_json`` replaced in moto's JSONPath module and in every module
+    of its interpreter that imported it (none when already replaced)."""
+    import moto.stepfunctions.parser.asl.parse.preprocessor  # noqa: F401 - loads every holder
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    original = json_path.extract_json
+    if getattr(original, "_dcvfleet", False):
+        return []
+    replacement = definite_json_path(original)
+    holders = [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith("moto.stepfunctions.parser")
+        and getattr(module, "extract_json", None) is original
+    ]
+    return [(module, "extract_json", replacement) for module in holders]
+
+
+# ------------------------------------------------------------------------------------------------
+# S3_FROM_CLOUDFORMATION
+def bucket_cloudformation_patches() -> list[Patch]:
+    """S3_FROM_CLOUDFORMATION: an ``AWS::S3::Bucket`` gets its ``VersioningConfiguration`` and
+    its ``NotificationConfiguration.EventBridgeConfiguration`` (S3 then sends its events to
+    EventBridge). None when already replaced."""
+    from moto.s3.models import FakeBucket, s3_backends
+    from moto.utilities.utils import get_partition
+
+    original = FakeBucket.create_from_cloudformation_json
+    if getattr(original, "_dcvfleet", False):
+        return []
+    create_bucket = original.__func__  # type: ignore[attr-defined]
+
+    def create(
+        cls: Any, /, resource_name: str, cfn: Any, account_id: str, region_name: str, **kwargs: Any
+    ) -> Any:
+        bucket = create_bucket(cls, resource_name, cfn, account_id, region_name, **kwargs)
+        properties = cfn.get("Properties", {})
+        backend = s3_backends[account_id][get_partition(region_name)]
+        status = (properties.get("VersioningConfiguration") or {}).get("Status")
+        if status:
+            backend.put_bucket_versioning(bucket.name, status)
+        notifications = properties.get("NotificationConfiguration") or {}
+        enabled = (notifications.get("EventBridgeConfiguration") or {}).get("EventBridgeEnabled")
+        if str(enabled).lower() == "true":
+            backend.put_bucket_notification_configuration(
+                bucket.name, {"EventBridgeConfiguration": {}}
+            )
+        return bucket
+
+    create._dcvfleet = True  # type: ignore[attr-defined]
+    return [(FakeBucket, "create_from_cloudformation_json", classmethod(create))]
+
+
+def patch_ecr_from_cloudformation() -> None:
+    from moto.ecr.models import Repository
+
+    if not getattr(Repository.create_from_cloudformation_json, "_dcvfleet", False):
+        setattr(Repository, "create_from_cloudformation_json", repository_from_cloudformation())  # noqa: B010
+
+
 def fix_template_for_emulator(template: dict[str, Any], parameters: dict[str, str]) -> None:
     """CFN_PLACEHOLDERS and CFN_LIST_PARAMETERS: rewrite what moto's CloudFormation can't take."""
     lists = {
@@ -1157,8 +2346,13 @@ def fix_template_for_emulator(template: dict[str, Any], parameters: dict[str, st
             and isinstance(join[1], dict)
             and join[1].get("Ref") in lists
         ):
-            return join[0].join(x.strip() for x in lists[join[1]["Ref"]].split(","))
+            return join[0].join(members(join[1]["Ref"]))
+        if value.keys() == {"Ref"} and value["Ref"] in lists:
+            return members(value["Ref"])
         return {k: walk(v) for k, v in value.items()}
+
+    def members(name: str) -> list[str]:
+        return [x.strip() for x in lists[name].split(",")]
 
     template["Resources"] = walk(template.get("Resources", {}))
     for logical_id, resource in template["Resources"].items():

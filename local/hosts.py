@@ -17,11 +17,21 @@ A host follows its instance's EC2 state, as a machine follows its power switch:
   again. A real hibernated host would resume its processes instead: this simulator reboots it.
 * ``shutting-down``/``terminated``: the host is gone (its workdir stays, for its logs).
 
+An instance AWS Batch launched (tagged ``aws:batch:compute-environment``) is an ECS host, not a
+desktop host: it runs no agent of its own. Its desktop is the container of the Batch job placed
+on it, which ``local.containers`` starts and ends with the job (``run_container``,
+``end_container``): the same simulated ``dcv``, ``nvidia-smi`` and ``/proc/stat``, plus ``id``,
+``useradd`` and ``chpasswd`` (``local/sim_users.py``, state in ``users.json``), with the real
+agent's ``platform`` ``container`` and ``manageUser`` true (it reads the session secret and
+makes the user itself). Its agent ending does not end the container. Run Command on such an
+instance runs on the ECS host, where there is no ``dcv``.
+
 ``GET /hosts`` lists every host the simulator knows with its ``state`` (``running`` or
 ``stopped``; terminated hosts are not listed), its ``agent`` (``booting``, ``disabled``,
 ``running``, ``stopped`` (ended through control), ``exited <code>`` or ``halted``), whether
 its SSM Agent answers (``ssmAgent``), DCV connections, last disconnection, DCV session
-ids, notices (``dcv notify-users``), and simulated CPU/GPU activity.
+ids, notices (``dcv notify-users``), and simulated CPU/GPU activity; and ``platform``
+(``linux``, ``windows`` or ``container``), and for a container its ``jobId`` and ``osUsers``.
 
 Each host's workdir holds: ``dcv-state.json`` (``local/sim_dcv.py``'s state), ``proc-stat`` (a
 ``/proc/stat``: an aggregate ``cpu`` line and ``cpu0``..``cpu3`` lines of USER_HZ counters that
@@ -32,10 +42,11 @@ the set CPU %), ``activity.json`` (what ``local/sim_nvidia_smi.py`` reports), ``
 output).
 
 ``agent.json`` holds ``eventBusName``, ``region``, ``instanceId``, ``sessionId``, ``secretArn``,
-``platform``, ``dcvCommand``, ``manageUser`` (false), ``endpointUrl``, ``sendBaseDelaySeconds``,
-``readyTimeoutSeconds``, and, for the idle signals, ``cpuStatPath`` (the host's ``proc-stat``),
-``nvidiaSmiCommand`` (``[<workdir>/bin/nvidia-smi]``) and ``settingsParameter`` (the stack
-output ``AgentSettingsParameter``, when the deployment has it). A key the agent's own
+``platform``, ``dcvCommand``, ``manageUser`` (false; true in a container), ``endpointUrl``,
+``sendBaseDelaySeconds``, ``readyTimeoutSeconds``, and, for the idle signals, ``cpuStatPath``
+(the host's ``proc-stat``), ``nvidiaSmiCommand`` (``[<workdir>/bin/nvidia-smi]``) and
+``settingsParameter`` (the stack output ``AgentSettingsParameter``, when the deployment has it;
+a container's job environment names its bus, region and settings parameter). A key the agent's own
 configuration does not know (``dcvfleet_agent.config.KEYS``) is left out, with one warning, so
 an agent older than these keys still starts. The heartbeat and sample intervals, idle timeout
 and thresholds come from the SSM parameter the template fills from its parameters, as on a
@@ -58,16 +69,25 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from local import emulator, faults, sim_dcv
+from local import emulator, faults, sim_dcv, sim_docker, sim_users
 from local.emulator import ROOT
 from local.http import LocalServer, Reply, json_reply
 
+if TYPE_CHECKING:
+    from local.containers import JobSimulator
+
 SIM_DCV = ROOT / "local" / "sim_dcv.py"
 SIM_NVIDIA_SMI = ROOT / "local" / "sim_nvidia_smi.py"
+SIM_USERS = ROOT / "local" / "sim_users.py"
+SIM_DOCKER = ROOT / "local" / "sim_docker.py"
+ECS_TASK_LABEL = "com.amazonaws.ecs.task-arn"
+#: The tag AWS Batch puts on the instances of a managed compute environment: their containers
+#: are the jobs' (``local.containers``), not hosts of their own.
+BATCH_INSTANCE_TAG = "aws:batch:compute-environment"
 AGENT_DIR = ROOT / "agent"
 log = logging.getLogger("local.hosts")
 
@@ -136,6 +156,15 @@ class Host:
         default_factory=lambda: [[0.0] * len(CPU_FIELDS) for _ in range(CORES)]
     )
     last_advance: float = field(default_factory=time.monotonic)
+    job_id: str | None = None  # a Batch job's container (local.containers), not a host
+    agent_settings: dict[str, Any] = field(default_factory=dict)  # agent.json keys it sets
+
+    @property
+    def platform(self) -> str:
+        """The agent's ``platform``: ``container`` for a Batch job's container."""
+        if self.job_id is not None:
+            return "container"
+        return "windows" if self.os_type == "windows" else "linux"
 
     # -- files -----------------------------------------------------------------------------------
     @property
@@ -153,6 +182,10 @@ class Host:
     @property
     def bin_dir(self) -> Path:
         return self.workdir / "bin"
+
+    @property
+    def users_file(self) -> Path:
+        return self.workdir / "users.json"
 
     def dcv_state(self) -> dict[str, Any]:
         with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
@@ -188,17 +221,45 @@ class Host:
         self.bin_dir.mkdir(parents=True, exist_ok=True)
         python = shlex.quote(sys.executable)
         shims = {
-            "dcv": (sim_dcv.STATE_ENV, self.state_file, SIM_DCV),
-            "nvidia-smi": ("SIM_GPU_STATE", self.activity_file, SIM_NVIDIA_SMI),
+            "dcv": (sim_dcv.STATE_ENV, self.state_file, SIM_DCV, ""),
+            "nvidia-smi": ("SIM_GPU_STATE", self.activity_file, SIM_NVIDIA_SMI, ""),
         }
-        for name, (variable, state, script) in shims.items():
+        if self.job_id is not None:  # the agent makes the desktop user in a container
+            for command in ("id", "useradd", "chpasswd"):
+                shims[command] = (sim_users.STATE_ENV, self.users_file, SIM_USERS, command)
+        for name, (variable, state, script, command) in shims.items():
             path = self.bin_dir / name
+            argv = " ".join(filter(None, [python, "-S", shlex.quote(str(script)), command]))
             path.write_text(
                 "#!/bin/sh\n"
-                f'{variable}="${{{variable}:-{shlex.quote(str(state))}}}" '
-                f'exec {python} -S {shlex.quote(str(script))} "$@"\n'
+                f'{variable}="${{{variable}:-{shlex.quote(str(state))}}}" exec {argv} "$@"\n'
             )
             path.chmod(0o755)
+
+    def write_docker_state(self, task_arn: str, base: dict[str, str]) -> None:
+        """The ECS host's view of its one container, for ``docker ps`` and ``docker exec``."""
+        ecs_bin = self.workdir / "ecs-host-bin"
+        ecs_bin.mkdir(parents=True, exist_ok=True)
+        shim = ecs_bin / "docker"
+        shim.write_text(
+            "#!/bin/sh\n"
+            f'exec {shlex.quote(sys.executable)} -S {shlex.quote(str(SIM_DOCKER))} "$@"\n'
+        )
+        shim.chmod(0o755)
+        container = {
+            "id": (self.job_id or "0").replace("-", "")[:12],
+            "labels": {ECS_TASK_LABEL: task_arn},
+            "environ": self.shell_environ({"PATH": base.get("PATH", os.defpath)}),
+        }
+        _write_atomically(self.workdir / "docker.json", json.dumps([container]))
+
+    def ecs_host_environ(self, base: dict[str, str]) -> dict[str, str]:
+        """A Run Command script's environment on the ECS host of a container."""
+        return {
+            **base,
+            "PATH": f"{self.workdir / 'ecs-host-bin'}{os.pathsep}{base.get('PATH', os.defpath)}",
+            sim_docker.STATE_ENV: str(self.workdir / "docker.json"),
+        }
 
     def shell_environ(self, base: dict[str, str]) -> dict[str, str]:
         """The environment a Run Command script runs in on this host."""
@@ -258,12 +319,20 @@ class Host:
         code = self.process.poll()
         return "running" if code is None else f"exited {code}"
 
+    def os_users(self) -> list[str]:
+        with contextlib.suppress(FileNotFoundError, json.JSONDecodeError):
+            return sorted(json.loads(self.users_file.read_text()).get("users", {}))
+        return []
+
     def view(self) -> dict[str, Any]:
         dcv = self.dcv_state()
+        container = {"jobId": self.job_id, "osUsers": self.os_users()} if self.job_id else {}
         return {
             "instanceId": self.instance_id,
+            **container,
             "sessionId": self.session_id,
             "os": self.os_type,
+            "platform": self.platform,
             "state": self.state,
             "agent": self.agent_status(),
             "ssmAgent": self.ssm_agent,
@@ -401,12 +470,14 @@ class HostSimulator:
     def _follow(self, instances: dict[str, tuple[str, dict[str, str]]]) -> None:
         """Make each host's power state its instance's EC2 state."""
         for instance_id, (state, tags) in instances.items():
+            if BATCH_INSTANCE_TAG in tags:
+                continue  # an ECS container instance: its containers come with their jobs
             host = self.hosts.get(instance_id)
             if state == "running" and (host is None or host.state != "running"):
                 self.hosts[instance_id] = self._boot(instance_id, tags)
             elif state in ("stopping", "stopped") and host is not None and host.state == "running":
                 self._power_off(host)
-        for instance_id in list(self.hosts):
+        for instance_id in [i for i, h in self.hosts.items() if h.job_id is None]:
             state = instances.get(instance_id, ("terminated", {}))[0]
             if state in ("shutting-down", "terminated"):
                 self._power_off(self.hosts.pop(instance_id))
@@ -448,7 +519,7 @@ class HostSimulator:
             "instanceId": host.instance_id,
             "sessionId": host.session_id,
             "secretArn": host.secret_arn,
-            "platform": "windows" if host.os_type == "windows" else "linux",
+            "platform": host.platform,
             "dcvCommand": dcv,
             "manageUser": False,
             "endpointUrl": self.endpoint_url,
@@ -459,6 +530,7 @@ class HostSimulator:
         }
         if self.settings_parameter:
             config["settingsParameter"] = self.settings_parameter
+        config.update(host.agent_settings)
         if self.agent_keys is None:
             return config
         unknown = sorted(set(config) - self.agent_keys - self._warned_keys)
@@ -471,14 +543,16 @@ class HostSimulator:
         dcv = [sys.executable, "-S", str(SIM_DCV)]
         config = self._agent_config(host, dcv)
         (host.workdir / "agent.json").write_text(json.dumps(config, indent=2))
-        spec = {
-            "log": str(host.workdir / "agent.log"),
-            "env": {
-                "DCVFLEET_AGENT_CONFIG": str(host.workdir / "agent.json"),
-                sim_dcv.STATE_ENV: str(host.state_file),
-                "SIM_GPU_STATE": str(host.activity_file),
-            },
+        env = {
+            "DCVFLEET_AGENT_CONFIG": str(host.workdir / "agent.json"),
+            sim_dcv.STATE_ENV: str(host.state_file),
+            "SIM_GPU_STATE": str(host.activity_file),
         }
+        if host.job_id is not None:  # its useradd, chpasswd and id come first on PATH
+            path = self._base_environ.get("PATH", os.defpath)
+            env.update(PATH=f"{host.bin_dir}{os.pathsep}{path}")
+            env[sim_users.STATE_ENV] = str(host.users_file)
+        spec = {"log": str(host.workdir / "agent.log"), "env": env}
         with self._lock:
             if self.hosts.get(host.instance_id) is not host or host.state != "running":
                 return
@@ -534,12 +608,66 @@ class HostSimulator:
             host = self.hosts.get(instance_id)
             if host is None:
                 return None
+            # Run Command on a container's instance runs on the ECS host, which has no dcv but
+            # docker (local/sim_docker.py), whose exec runs in the container
+            environ = (
+                host.ecs_host_environ(self._base_environ)
+                if host.job_id is not None
+                else host.shell_environ(self._base_environ)
+            )
             return emulator.ManagedNode(
                 platform="Windows" if host.os_type == "windows" else "Linux",
                 online=host.state == "running" and host.booted and host.ssm_agent,
-                environ=host.shell_environ(self._base_environ),
+                environ=environ,
                 cwd=str(host.workdir),
             )
+
+    # -- containers (local.containers) -----------------------------------------------------------
+    def run_container(
+        self, instance_id: str, job_id: str, agent_settings: dict[str, Any], task_arn: str = ""
+    ) -> Host:
+        """A Batch job's container starts on its instance: a fresh workdir
+        (``<state-dir>/hosts/<instance-id>/``: one container per instance), no DCV session, an
+        idle CPU and GPU, and (when agents are enabled) the real agent with ``platform``
+        ``container`` and the ``agent_settings`` (``sessionId``, ``secretArn``, ...) at once."""
+        workdir = self.workdir / instance_id
+        workdir.mkdir(parents=True, exist_ok=True)
+        host = Host(
+            instance_id=instance_id,
+            session_id=str(agent_settings.get("sessionId", "")),
+            secret_arn=str(agent_settings.get("secretArn", "")),
+            os_type="linux",
+            workdir=workdir,
+            agent_enabled=self.agent_enabled,
+            booted=True,
+            job_id=job_id,
+            agent_settings=dict(agent_settings),
+        )
+        host.users_file.unlink(missing_ok=True)
+        host.power_cycle_dcv()
+        host.write_shims()
+        host.write_docker_state(task_arn, self._base_environ)
+        host.write_activity()
+        host.write_proc_stat()
+        with self._lock:
+            self.hosts[instance_id] = host
+        if host.agent_enabled:
+            self._start_agent(host)
+        return host
+
+    def end_container(self, instance_id: str) -> int | None:
+        """The container stops (SIGTERM to its processes) and is gone; its agent's exit code, or
+        None when its agent was not running."""
+        with self._lock:
+            host = self.hosts.get(instance_id)
+            if host is None or host.job_id is None:
+                return None
+            del self.hosts[instance_id]
+            running = host.process is not None and host.process.poll() is None
+        self._power_off(host)
+        if not running or host.process is None:
+            return None
+        return host.process.returncode
 
     # -- control -------------------------------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:
@@ -615,7 +743,15 @@ class ControlServer(LocalServer):
       host's agent (as if it crashed: no more heartbeats) or start a fresh one (it reports Host
       Ready again); take the host's SSM Agent off line (Run Command stays Pending, then times
       out: "the host does not answer") or back. 404 unknown host, 409 stopped host.
-    * ``POST /agents {"enabled": bool}``: whether hosts booted from now on run their agent.
+    * ``POST /agents {"enabled": bool}``: whether hosts (and containers) booted from now on run
+      their agent.
+    * ``GET /batch/capacity``, ``POST /batch/capacity {"instances": N | null}``: how many more
+      GPU instances the Batch compute environments can launch (each launch takes one; null, the
+      default, for no limit). At 0 a submitted job stays RUNNABLE (``local.containers``).
+    * ``GET /jobs``: every Batch job with a container placed (``local.containers``).
+    * ``POST /jobs/{jobId}/exit {"code": N}`` (0-255): the job's container exits with N: the job
+      ends SUCCEEDED (0) or FAILED, its instance is terminated; the job as DescribeJobs shows
+      it. 404 no container for that job, 409 its container has not started yet.
     * ``POST /faults {"noCapacity": ["g5.xlarge" | "*"], "functionErrors": {"LogicalId":
       "Error"}}``: instance types EC2 has no capacity for; functions that raise (each POST
       replaces all).
@@ -632,11 +768,14 @@ class ControlServer(LocalServer):
         resources: dict[str, str],
         host: str = "127.0.0.1",
         port: int = 0,
+        *,
         scheduler: emulator.Scheduler | None = None,
+        jobs: JobSimulator | None = None,
     ) -> None:
         self.simulator = simulator
         self.resources = resources
         self.scheduler = scheduler
+        self.jobs = jobs
         super().__init__(host, port)
 
     @property
@@ -653,6 +792,8 @@ class ControlServer(LocalServer):
             return 200, {"hosts": sim.list()}
         if method == "GET" and path == "/schedules":
             return self._schedules()
+        if method == "GET" and path in ("/batch/capacity", "/jobs"):
+            return self._batch_view(path)
         try:
             data = json.loads(body or b"{}")
         except json.JSONDecodeError:
@@ -670,7 +811,52 @@ class ControlServer(LocalServer):
             return 200, {"enabled": enabled}
         if method == "POST" and path == "/schedules/run":
             return self._run_schedules(data)
+        if method == "POST" and path == "/batch/capacity":
+            return self._set_capacity(data)
+        match = re.fullmatch(r"/jobs/([A-Za-z0-9:-]+)/exit", path)
+        if method == "POST" and match:
+            return self._exit_job(match.group(1), data)
         return 404, {"message": f"no route {method} {path}"}
+
+    def _batch_view(self, path: str) -> tuple[int, Any]:
+        if self.jobs is None:
+            return 404, {"message": "no Batch job simulator in this stack"}
+        if path == "/jobs":
+            return 200, {"jobs": self.jobs.list()}
+        return 200, {"instances": self.jobs.capacity}
+
+    def _set_capacity(self, data: Any) -> tuple[int, Any]:
+        if self.jobs is None:
+            return 404, {"message": "no Batch job simulator in this stack"}
+        if not isinstance(data, dict):
+            return 400, {"message": "body: a JSON object is required"}
+        unknown = sorted(set(data) - {"instances"})
+        if unknown:
+            return 400, {"message": f"{unknown[0]}: unknown field (only 'instances')"}
+        instances = data.get("instances", "missing")
+        valid = instances is None or (
+            isinstance(instances, int) and not isinstance(instances, bool) and instances >= 0
+        )
+        if not valid:
+            return 400, {"message": "instances: a non-negative integer, or null for no limit"}
+        self.jobs.set_capacity(instances)
+        return 200, {"instances": instances}
+
+    def _exit_job(self, job_id: str, data: Any) -> tuple[int, Any]:
+        from local.containers import JobStateError
+
+        if self.jobs is None:
+            return 404, {"message": "no Batch job simulator in this stack"}
+        code = data.get("code") if isinstance(data, dict) else None
+        if not isinstance(code, int) or isinstance(code, bool) or not 0 <= code <= 255:
+            return 400, {"message": "code: an exit code from 0 to 255 is required"}
+        try:
+            job = self.jobs.exit(job_id, code)
+        except JobStateError as exc:
+            return 409, {"message": str(exc)}
+        if job is None:
+            return 404, {"message": f"no simulated container for job {job_id}"}
+        return 200, job
 
     def _host_change(self, instance_id: str, what: str, data: Any) -> tuple[int, Any]:
         sim = self.simulator

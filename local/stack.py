@@ -2,8 +2,9 @@
 
 ``LocalStack.start`` starts moto in server mode with every workaround of ``local.emulator``
 applied, deploys ``template.yaml`` into it (``local.deploy``), serves the API from the template's
-OpenAPI body (``local.apigw``), runs simulated hosts for the fleet's instances and the
-``control_url`` server (``local.hosts``), runs the EventBridge schedules
+OpenAPI body (``local.apigw``), runs simulated hosts for the fleet's instances, simulated
+containers for its Batch jobs (``local.containers``) and the ``control_url`` server
+(``local.hosts``), runs the EventBridge schedules
 (``emulator.Scheduler``; one schedule minute lasts ``minute_seconds`` real seconds), creates the
 demo user and writes ``stack.json``.
 """
@@ -22,6 +23,7 @@ from typing import Any
 
 from local import deploy, emulator
 from local.apigw import ApiServer
+from local.containers import JobSimulator
 from local.hosts import ControlServer, HostSimulator
 
 REGION = "us-east-1"
@@ -105,6 +107,7 @@ class LocalStack:
         self._server: Any = None
         self.api: ApiServer | None = None
         self.hosts: HostSimulator | None = None
+        self.jobs: JobSimulator | None = None
         self.control: ControlServer | None = None
         self.scheduler: emulator.Scheduler | None = None
         self.info: StackInfo | None = None
@@ -145,8 +148,12 @@ class LocalStack:
             settings_parameter=d.outputs.get("AgentSettingsParameter"),
         )
         self.hosts.start()
+        self.jobs = JobSimulator(self.hosts)
+        self.jobs.start()
         self.scheduler = emulator.Scheduler(self.endpoint_url, self.minute_seconds)
-        self.control = ControlServer(self.hosts, d.physical, scheduler=self.scheduler)
+        self.control = ControlServer(
+            self.hosts, d.physical, scheduler=self.scheduler, jobs=self.jobs
+        )
         self.control.start()
         demo = self._create_demo_user(d.outputs["UserPoolId"])
         self.info = StackInfo(
@@ -184,6 +191,8 @@ class LocalStack:
         for part in (self.control, self.api):
             if part is not None:
                 part.stop()
+        if self.jobs is not None:
+            self.jobs.stop()
         if self.hosts is not None:
             self.hosts.stop()
         if self._server is not None:
