@@ -62,11 +62,17 @@ class Stack:
         fired: list[str] = resp.json()["fired"]
         return fired
 
-    def new_user(self, name: str | None = None) -> Client:
-        """An admin-created user, signed in."""
+    def new_user(self, name: str | None = None, groups: tuple[str, ...] = ()) -> Client:
+        """An admin-created user, a member of ``groups`` (``("admins",)`` for a fleet
+        administrator), signed in."""
         username = name or f"user{uuid.uuid4().hex[:10]}"
         password = f"Pw-{uuid.uuid4().hex}A1"
-        create_user(self.client("cognito-idp"), self.info["user_pool_id"], username, password)
+        idp = self.client("cognito-idp")
+        create_user(idp, self.info["user_pool_id"], username, password)
+        for group in groups:
+            idp.admin_add_user_to_group(
+                UserPoolId=self.info["user_pool_id"], Username=username, GroupName=group
+            )
         client = Client(self.info)
         client.sign_in(username, password)
         return client

@@ -1,5 +1,5 @@
-"""Adapters to EC2, SSM, Secrets Manager and Step Functions. Nothing above this module touches
-boto3."""
+"""Adapters to EC2, Batch, ECS, SSM, Secrets Manager and Step Functions. Nothing above this
+module touches boto3."""
 
 from __future__ import annotations
 
@@ -12,12 +12,22 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dcvfleet.errors import HostCommandError, LaunchError
+from dcvfleet.errors import (
+    ConfigurationError,
+    HostCommandError,
+    ImageNotBuiltError,
+    LaunchError,
+    ReleaseConflictError,
+    ReleaseNotFoundError,
+)
 
 SESSION_TAG = "dcvfleet:session-id"
 OWNER_TAG = "dcvfleet:owner"
 OS_TAG = "dcvfleet:os"
 SECRET_TAG = "dcvfleet:secret-arn"  # noqa: S105 - a tag key, not a secret
+#: On a batch session's secret: "<job role id>:<ECS task id>", the only principal (aws:userid)
+#: the job role's policy lets read it.
+READER_TAG = "dcvfleet:reader"
 CAPACITY_ERRORS = frozenset(
     {"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported", "InstanceLimitExceeded"}
 )
@@ -196,6 +206,10 @@ class SessionSecrets:
         arn: str = resp["ARN"]
         return arn
 
+    def grant_reader(self, secret_arn: str, reader: str) -> None:
+        """Let exactly one job's task read this secret (see READER_TAG); idempotent."""
+        self._sm.tag_resource(SecretId=secret_arn, Tags=[{"Key": READER_TAG, "Value": reader}])
+
     def delete(self, session_id: str) -> bool:
         try:
             self._sm.delete_secret(
@@ -281,11 +295,28 @@ class HostCommands:
                 )
             self._sleep(self.poll)
 
+    @staticmethod
+    def _target(
+        parameters: dict[str, str], platform: str, task_arn: str | None
+    ) -> tuple[dict[str, str], str]:
+        """A batch desktop's DCV runs in its container: the container documents' one step
+        ("container") finds it on the host by its ECS task and runs the command inside."""
+        if task_arn:
+            return {**parameters, "taskArn": task_arn}, "container"
+        return parameters, platform
+
     def list_connections(
-        self, instance_id: str, document: str, dcv_session_id: str, *, platform: str
+        self,
+        instance_id: str,
+        document: str,
+        dcv_session_id: str,
+        *,
+        platform: str,
+        task_arn: str | None = None,
     ) -> int:
         """How many clients are connected to the DCV session right now, asked on the host."""
-        result = self.run(instance_id, document, {"dcvSessionId": dcv_session_id}, step=platform)
+        parameters, step = self._target({"dcvSessionId": dcv_session_id}, platform, task_arn)
+        result = self.run(instance_id, document, parameters, step=step)
         if result.status != "Success":
             detail = " ".join((result.stderr or result.stdout).split())[:300]
             raise HostCommandError(
@@ -303,14 +334,19 @@ class HostCommands:
         return len(data)
 
     def notify(
-        self, instance_id: str, document: str, dcv_session_id: str, message: str, *, platform: str
+        self,
+        instance_id: str,
+        document: str,
+        dcv_session_id: str,
+        message: str,
+        *,
+        platform: str,
+        task_arn: str | None = None,
     ) -> None:
-        result = self.run(
-            instance_id,
-            document,
-            {"dcvSessionId": dcv_session_id, "message": message},
-            step=platform,
+        parameters, step = self._target(
+            {"dcvSessionId": dcv_session_id, "message": message}, platform, task_arn
         )
+        result = self.run(instance_id, document, parameters, step=step)
         if result.status != "Success":
             raise HostCommandError(
                 f"in-session notice on {instance_id}: {result.status} (exit {result.exit_code})"
@@ -356,9 +392,291 @@ class Workflows:
             raise
         return True
 
+    def fail(self, task_token: str, error: str, cause: str) -> bool:
+        """Fail a waiting task (its Catch sees ``error``); False when the task is already gone."""
+        try:
+            self._sfn.send_task_failure(taskToken=task_token, error=error, cause=cause[:32768])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in (
+                "TaskTimedOut",
+                "TaskDoesNotExist",
+                "InvalidToken",
+            ):
+                return False
+            raise
+        return True
+
 
 def dcv_username(owner_name: str) -> str:
     """An OS-safe user name derived from the Cognito user name."""
     allowed = string.ascii_lowercase + string.digits
     cleaned = "".join(c for c in owner_name.lower() if c in allowed)[:24]
     return f"dcv{cleaned}" if cleaned else "dcvuser"
+
+
+JOB_WAITING = frozenset({"SUBMITTED", "PENDING", "RUNNABLE"})
+JOB_ENDED = frozenset({"SUCCEEDED", "FAILED"})
+
+
+@dataclass(frozen=True)
+class BatchJob:
+    job_id: str
+    name: str
+    status: str
+    status_reason: str
+    created_at: float  # epoch seconds
+    container_instance_arn: str | None
+    task_arn: str | None
+    exit_code: int | None
+    container_reason: str
+
+    @property
+    def task_id(self) -> str | None:
+        return self.task_arn.rsplit("/", 1)[-1] if self.task_arn else None
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any]) -> BatchJob:
+        container = raw.get("container") or {}
+        exit_code = container.get("exitCode")
+        return cls(
+            job_id=raw["jobId"],
+            name=raw.get("jobName", ""),
+            status=raw["status"],
+            status_reason=raw.get("statusReason", "") or "",
+            created_at=float(raw.get("createdAt") or 0) / 1000,
+            container_instance_arn=container.get("containerInstanceArn") or None,
+            task_arn=container.get("taskArn") or None,
+            exit_code=int(exit_code) if isinstance(exit_code, int) else None,
+            container_reason=container.get("reason", "") or "",
+        )
+
+
+class BatchJobs:
+    """A desktop container is one Batch job named after its session, in one job queue."""
+
+    def __init__(self, batch: Any, ecs: Any, job_queue: str) -> None:
+        self._batch = batch
+        self._ecs = ecs
+        self.job_queue = job_queue
+
+    @staticmethod
+    def name_for(session_id: str) -> str:
+        return f"dcvfleet-{session_id}"
+
+    def find(self, session_id: str) -> BatchJob | None:
+        """The session's newest job that has not ended, if any (a retried submit finds it)."""
+        summaries = self._batch.list_jobs(
+            jobQueue=self.job_queue,
+            filters=[{"name": "JOB_NAME", "values": [self.name_for(session_id)]}],
+        ).get("jobSummaryList", [])
+        for summary in sorted(summaries, key=lambda j: j.get("createdAt", 0), reverse=True):
+            if summary.get("status") not in JOB_ENDED:
+                return self.describe(summary["jobId"])
+        return None
+
+    def submit(
+        self,
+        session_id: str,
+        job_definition: str,
+        environment: dict[str, str],
+        timeout_seconds: int,
+        tags: dict[str, str],
+    ) -> str:
+        params: dict[str, Any] = {
+            "jobName": self.name_for(session_id),
+            "jobQueue": self.job_queue,
+            "jobDefinition": job_definition,
+            "containerOverrides": {
+                "environment": [{"name": k, "value": v} for k, v in environment.items()]
+            },
+            "tags": tags,
+            "propagateTags": True,
+        }
+        if timeout_seconds > 0:
+            params["timeout"] = {"attemptDurationSeconds": max(60, timeout_seconds)}
+        job_id: str = self._batch.submit_job(**params)["jobId"]
+        return job_id
+
+    def describe(self, job_id: str) -> BatchJob | None:
+        jobs = self._batch.describe_jobs(jobs=[job_id]).get("jobs", [])
+        return BatchJob.from_api(jobs[0]) if jobs else None
+
+    def terminate(self, job_id: str, reason: str) -> None:
+        """Cancel a job that has not started, end one that runs; a no-op on an ended job."""
+        self._batch.terminate_job(jobId=job_id, reason=reason[:256])
+
+    def instance_of(self, job: BatchJob) -> str | None:
+        """The EC2 instance the job's container runs on (its ECS container instance's)."""
+        if not job.container_instance_arn:
+            return None
+        # arn:aws:ecs:<region>:<account>:container-instance/<cluster>/<id>
+        parts = job.container_instance_arn.split(":", 5)[-1].split("/")
+        if len(parts) != 3:
+            return None
+        found = self._ecs.describe_container_instances(
+            cluster=parts[1], containerInstances=[job.container_instance_arn]
+        ).get("containerInstances", [])
+        instance_id = found[0].get("ec2InstanceId") if found else None
+        return str(instance_id) if instance_id else None
+
+
+@dataclass(frozen=True)
+class Release:
+    release: str
+    image: str
+    job_definition: str
+
+
+class Releases:
+    """The current release of the desktop image: an SSM parameter holding a JSON document."""
+
+    def __init__(self, ssm: Any, parameter: str) -> None:
+        self._ssm = ssm
+        self.parameter = parameter
+
+    def publish(self, release: str, image: str, job_definition: str) -> None:
+        value = {"release": release, "image": image, "jobDefinition": job_definition}
+        self._ssm.put_parameter(
+            Name=self.parameter,
+            Value=json.dumps(value, separators=(",", ":")),
+            Type="String",
+            Overwrite=True,
+        )
+
+    def current(self) -> Release:
+        text = self._ssm.get_parameter(Name=self.parameter)["Parameter"]["Value"]
+        try:
+            data = json.loads(text)
+            return Release(
+                release=str(data["release"]),
+                image=str(data["image"]),
+                job_definition=str(data["jobDefinition"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ConfigurationError(
+                f"SSM parameter {self.parameter} is not a release document: {exc}"
+            ) from exc
+
+
+class ImageBuilds:
+    """The release's image in ECR, and the job definition revisions that run it."""
+
+    def __init__(self, ecr: Any, batch: Any) -> None:
+        self._ecr = ecr
+        self._batch = batch
+
+    def image_uri(self, repository_uri: str, tag: str) -> str:
+        """``<repository>:<tag>`` once the build pushed it (tags are immutable)."""
+        name = repository_uri.split("/", 1)[1]
+        try:
+            found = self._ecr.describe_images(
+                repositoryName=name, imageIds=[{"imageTag": tag}]
+            ).get("imageDetails", [])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] not in (
+                "ImageNotFoundException",
+                "RepositoryNotFoundException",
+            ):
+                raise
+            found = []
+        if not found:
+            raise ImageNotBuiltError(f"no image {repository_uri}:{tag}: the build pushed nothing")
+        return f"{repository_uri}:{tag}"
+
+    def register_revision(self, current: str, image: str, release: str) -> str:
+        """A new revision of ``current``'s job definition that runs ``image``."""
+        found = self._batch.describe_job_definitions(jobDefinitions=[current]).get(
+            "jobDefinitions", []
+        )
+        if not found:
+            raise ConfigurationError(f"job definition {current} does not exist")
+        base = found[0]
+        container = dict(base["containerProperties"])
+        container["image"] = image
+        # Tags under aws: are AWS's own (CloudFormation's aws:cloudformation:*): a request that
+        # sets one is refused.
+        tags = {k: v for k, v in base.get("tags", {}).items() if not k.lower().startswith("aws:")}
+        params: dict[str, Any] = {
+            "jobDefinitionName": base["jobDefinitionName"],
+            "type": base.get("type", "container"),
+            "containerProperties": container,
+            "tags": {**tags, "dcvfleet:release": release},
+            "propagateTags": base.get("propagateTags", True),
+        }
+        for key in ("parameters", "retryStrategy", "timeout", "platformCapabilities"):
+            if base.get(key):
+                params[key] = base[key]
+        arn: str = self._batch.register_job_definition(**params)["jobDefinitionArn"]
+        return arn
+
+    def deregister_revision(self, job_definition: str) -> None:
+        """Desktops still running on it go on; no new one starts on it."""
+        try:
+            self._batch.deregister_job_definition(jobDefinition=job_definition)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ClientException":
+                raise
+
+
+class ReleaseRecords:
+    """One DynamoDB item per release (its version is the key), string attributes only."""
+
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._db = dynamodb
+        self._table = table_name
+
+    def create(self, release: str, fields: dict[str, str]) -> None:
+        now = _now_iso()
+        item = {k: {"S": v} for k, v in {**fields, "createdAt": now, "updatedAt": now}.items()}
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item={"release": {"S": release}, **item},
+                ConditionExpression="attribute_not_exists(#r)",
+                ExpressionAttributeNames={"#r": "release"},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            raise ReleaseConflictError(
+                f"release {release} exists already; a build's version names one release"
+            ) from exc
+
+    def get(self, release: str) -> dict[str, str] | None:
+        item = self._db.get_item(
+            TableName=self._table, Key={"release": {"S": release}}, ConsistentRead=True
+        ).get("Item")
+        return {k: v["S"] for k, v in item.items()} if item else None
+
+    def require(self, release: str) -> dict[str, str]:
+        record = self.get(release)
+        if record is None:
+            raise ReleaseNotFoundError(f"release {release} does not exist")
+        return record
+
+    def update(self, release: str, **fields: str) -> None:
+        fields = {**fields, "updatedAt": _now_iso()}
+        names = {f"#f{i}": k for i, k in enumerate(fields)}
+        values = {f":v{i}": {"S": v} for i, v in enumerate(fields.values())}
+        self._db.update_item(
+            TableName=self._table,
+            Key={"release": {"S": release}},
+            UpdateExpression="SET " + ", ".join(f"#f{i} = :v{i}" for i in range(len(fields))),
+            ConditionExpression="attribute_exists(#r)",
+            ExpressionAttributeNames={**names, "#r": "release"},
+            ExpressionAttributeValues=values,
+        )
+
+    def list(self) -> list[dict[str, str]]:
+        items: list[dict[str, str]] = []
+        kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        while True:
+            page = self._db.scan(**kwargs)
+            items += [{k: v["S"] for k, v in item.items()} for item in page.get("Items", [])]
+            if "LastEvaluatedKey" not in page:
+                return sorted(items, key=lambda r: r.get("createdAt", ""))
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -52,6 +52,7 @@ class ApiSettings:
     allowed_instance_types: tuple[str, ...]
     default_instance_types: Mapping[str, str]
     enabled_backends: tuple[str, ...]
+    batch_instance_types: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ApiSettings:
@@ -65,6 +66,7 @@ class ApiSettings:
                 "windows": _get(env, "WINDOWS_INSTANCE_TYPE"),
             },
             enabled_backends=_list(env, "ENABLED_BACKENDS", "ec2"),
+            batch_instance_types=_list(env, "BATCH_INSTANCE_TYPES", "GPU"),
         )
 
 
@@ -106,6 +108,56 @@ class ReadySettings:
         )
 
 
+@dataclass(frozen=True)
+class BatchSettings:
+    """The batch backend: one DCV container per desktop, a Batch job in one queue."""
+
+    common: CommonSettings
+    job_queue: str
+    release_parameter: str
+    job_role_id: str
+    capacity_timeout_seconds: int
+    instance_types: tuple[str, ...]
+    max_session_seconds: int
+    region: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> BatchSettings:
+        return cls(
+            common=CommonSettings.from_env(env),
+            job_queue=_get(env, "JOB_QUEUE"),
+            release_parameter=_get(env, "RELEASE_PARAMETER"),
+            job_role_id=_get(env, "JOB_ROLE_ID"),
+            capacity_timeout_seconds=_int(env, "BATCH_CAPACITY_TIMEOUT_SECONDS", "600"),
+            instance_types=_list(env, "BATCH_INSTANCE_TYPES", "GPU"),
+            max_session_seconds=_int(env, "MAX_SESSION_MINUTES", "0") * 60,
+            region=_get(env, "AWS_REGION", "us-east-1"),
+        )
+
+
+@dataclass(frozen=True)
+class ReleaseSettings:
+    """The release workflow: build, register, smoke-test, promote."""
+
+    releases_table: str
+    release_parameter: str
+    repository_uri: str
+    releases_to_keep: int
+    provision_state_machine_arn: str
+    smoke_instance_type: str
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> ReleaseSettings:
+        return cls(
+            releases_table=_get(env, "RELEASES_TABLE"),
+            release_parameter=_get(env, "RELEASE_PARAMETER"),
+            repository_uri=_get(env, "IMAGE_REPOSITORY_URI"),
+            releases_to_keep=_int(env, "RELEASES_TO_KEEP", "5"),
+            provision_state_machine_arn=_get(env, "PROVISION_STATE_MACHINE_ARN"),
+            smoke_instance_type=_list(env, "BATCH_INSTANCE_TYPES", "GPU")[0],
+        )
+
+
 IDLE_ACTIONS = ("stop", "hibernate", "terminate")
 ORPHAN_ACTIONS = ("stop", "terminate", "report")
 
@@ -142,6 +194,8 @@ class LifecycleSettings:
     max_active_sessions: int
     list_connections_document: str
     notify_document: str
+    list_container_connections_document: str
+    notify_container_document: str
 
     @property
     def stale_check_seconds(self) -> int:
@@ -171,4 +225,6 @@ class LifecycleSettings:
             max_active_sessions=_int(env, "MAX_ACTIVE_SESSIONS_PER_USER", "1"),
             list_connections_document=_get(env, "LIST_CONNECTIONS_DOCUMENT"),
             notify_document=_get(env, "NOTIFY_DOCUMENT"),
+            list_container_connections_document=_get(env, "LIST_CONTAINER_CONNECTIONS_DOCUMENT"),
+            notify_container_document=_get(env, "NOTIFY_CONTAINER_DOCUMENT"),
         )

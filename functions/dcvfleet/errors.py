@@ -49,6 +49,13 @@ class InsufficientCapacityError(DcvFleetError):
     detail_for_user = True
 
 
+class JobFailedError(DcvFleetError):
+    """A desktop container's Batch job ended (or vanished) before its desktop was ready."""
+
+    user_message = "The desktop's container stopped before it was ready."
+    detail_for_user = True
+
+
 class LaunchError(DcvFleetError):
     """EC2 refused the launch for a reason other than capacity."""
 
@@ -77,6 +84,22 @@ class ClaimRejectedError(DcvFleetError):
 
 class HostCommandError(DcvFleetError):
     """A command run on a host through SSM did not run or did not answer as expected."""
+
+
+class ReleaseConflictError(DcvFleetError):
+    """A release exists already, or is not in a status that allows the change."""
+
+
+class ReleaseNotFoundError(DcvFleetError):
+    """No such release."""
+
+
+class ImageNotBuiltError(DcvFleetError):
+    """The build finished but its image is not in the repository."""
+
+
+class SmokeTestFailedError(DcvFleetError):
+    """The smoke-test desktop on a new release did not reach READY."""
 
 
 class ConfigurationError(DcvFleetError):

@@ -16,7 +16,17 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from dcvfleet.adapters import SESSION_TAG, Ec2Hosts, HostCommands, SessionSecrets, Workflows
+from dcvfleet import batch
+from dcvfleet.adapters import (
+    JOB_ENDED,
+    SESSION_TAG,
+    BatchJob,
+    BatchJobs,
+    Ec2Hosts,
+    HostCommands,
+    SessionSecrets,
+    Workflows,
+)
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import (
     ClaimRejectedError,
@@ -27,16 +37,17 @@ from dcvfleet.errors import (
 )
 from dcvfleet.model import ACTIVE, Session, Status
 from dcvfleet.service import (
-    CONFLICT_RETRIES,
     Caller,
     compensate,
     get_session,
     provisioning_input,
 )
-from dcvfleet.store import SessionStore, now_iso
+from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso
 
 logger = Logger(child=True)
 
+#: Batch tags the instances of its managed compute environments with this key.
+BATCH_INSTANCE_TAG = "aws:batch:compute-environment"
 #: What started a stop: the agent's claim, the sweep, the user, or a change outside DCV Fleet.
 AUTOMATIC_TRIGGERS = ("idle", "agent-silent", "max-lifetime")
 TRIGGERS = (*AUTOMATIC_TRIGGERS, "user", "external")
@@ -187,10 +198,12 @@ def verify(
     trigger: str,
     claim: dict[str, Any],
     phase: str,
+    jobs: BatchJobs | None = None,
 ) -> Verdict:
     """Is the session still idle (or over its lifetime)? Checked against the record, the instance
-    and, for idle triggers, live on the host. ``phase`` is "verify" or "reverify" (after the
-    grace period, when a reconnect or resumed activity cancels)."""
+    (and a batch desktop's job) and, for idle triggers, live on the host (in the container).
+    ``phase`` is "verify" or "reverify" (after the grace period, when a reconnect or resumed
+    activity cancels)."""
     now = _now()
     evidence: dict[str, Any] = {"trigger": trigger, "phase": phase, "checkedAt": iso(now)}
     session = store.get(session_id)
@@ -199,11 +212,17 @@ def verify(
         return Verdict(False, f"the desktop is {status}", evidence)
     if session.idle_check != execution:
         return Verdict(False, "another decision about this desktop is in progress", evidence)
+    job = None
+    if session.backend == "batch":
+        job = _running_job(session, jobs)
+        if job is None:
+            return Verdict(False, "its container's job is not running", evidence)
+        evidence["jobId"] = job.job_id
     instance = hosts.describe(session.instance_id or "") if session.instance_id else None
     if instance is None or instance.state != "running":
         state = instance.state if instance else "missing"
         return Verdict(False, f"its instance is {state}, not running", evidence)
-    if instance.tags.get(SESSION_TAG) != session_id:
+    if job is None and instance.tags.get(SESSION_TAG) != session_id:
         return Verdict(False, "its instance is not tagged for this desktop", evidence)
     evidence["instanceId"] = instance.instance_id
     if trigger == "max-lifetime":
@@ -238,9 +257,12 @@ def verify(
     try:
         connections = commands.list_connections(
             instance.instance_id,
-            settings.list_connections_document,
+            settings.list_container_connections_document
+            if job
+            else settings.list_connections_document,
             session.dcv_session_id or "",
             platform=session.os,
+            task_arn=job.task_arn if job else None,
         )
     except HostCommandError as exc:
         evidence["liveCheckError"] = exc.message
@@ -262,6 +284,16 @@ def verify(
             True, f"its agent has been silent since {last} and nobody is connected", evidence
         )
     return Verdict(True, _idle_reason(claim, settings), evidence)
+
+
+def _running_job(session: Session, jobs: BatchJobs | None) -> BatchJob | None:
+    """A batch desktop's job, when it is RUNNING on the session's instance."""
+    if jobs is None or not session.job_id:
+        return None
+    job = jobs.describe(session.job_id)
+    if job is None or job.status != "RUNNING" or not job.task_arn:
+        return None
+    return job
 
 
 def _describe_signals(beat: dict[str, Any]) -> str:
@@ -291,7 +323,12 @@ def _idle_reason(claim: dict[str, Any], settings: LifecycleSettings) -> str:
     return f"no one has used it for the idle timeout of {minutes:g} min ({described})"
 
 
-def _action_for(trigger: str, settings: LifecycleSettings, requested: str | None) -> str:
+def _action_for(
+    trigger: str, settings: LifecycleSettings, requested: str | None, backend: str = "ec2"
+) -> str:
+    """What ends this desktop: a batch desktop's container always ends (its job is terminated)."""
+    if backend == "batch":
+        return "terminate"
     if trigger in ("user", "external"):
         return requested or "stop"
     return settings.idle_action
@@ -306,10 +343,11 @@ def warn(
     execution: str,
     trigger: str,
     reason: str,
+    jobs: BatchJobs | None = None,
 ) -> dict[str, Any]:
     """Record the warning on the session, tell the user in the session, and return the
     ``Session Idle Warning`` event and the notification for the workflow to publish."""
-    action = _action_for(trigger, settings, None)
+    action = _action_for(trigger, settings, None, store.require(session_id).backend)
     act_at = iso(_now() + timedelta(seconds=settings.idle_grace_seconds))
     verb = {"stop": "stop", "hibernate": "hibernate", "terminate": "end"}[action]
     if trigger == "max-lifetime":
@@ -331,15 +369,17 @@ def warn(
         execution,
         status_reason=f"Idle warning: it will {verb} at {act_at} unless it is used.",
     )
+    job = _running_job(session, jobs) if session.backend == "batch" else None
     if session.instance_id and session.dcv_session_id:
         notice = _notice_text(verb, act_at)
         try:
             commands.notify(
                 session.instance_id,
-                settings.notify_document,
+                settings.notify_container_document if job else settings.notify_document,
                 session.dcv_session_id,
                 notice,
                 platform=session.os,
+                task_arn=job.task_arn if job else None,
             )
         except HostCommandError as exc:
             logger.warning("in-session notice failed", session_id=session_id, error=exc.message)
@@ -388,14 +428,17 @@ def act(
     requested_action: str | None,
     reason: str,
     evidence: dict[str, Any],
+    jobs: BatchJobs | None = None,
 ) -> dict[str, Any]:
-    """Stop, hibernate or terminate (or, with DryRun, record what would have been done).
+    """Stop, hibernate or terminate (or, with DryRun, record what would have been done). A batch
+    desktop's container job is always ended.
 
     For automatic triggers the session moves READY -> STOPPING/TERMINATING here, only while this
     execution holds its idle slot. A user's or an external change has made that move already.
     Returns the event and notification for the workflow to publish.
     """
-    action = _action_for(trigger, settings, requested_action)
+    backend = store.require(session_id).backend
+    action = _action_for(trigger, settings, requested_action, backend)
     terminal = action == "terminate"
     moving = Status.TERMINATING if terminal else Status.STOPPING
     evidence = {**evidence, "trigger": trigger, "decidedAt": iso(_now())}
@@ -423,10 +466,22 @@ def act(
         )
     else:
         session = store.require(session_id)
+        done_already = (Status.TERMINATED,) if terminal else (Status.STOPPED, Status.TERMINATED)
+        if session.status in done_already and (session.evidence or {}).get("trigger") == trigger:
+            # a change outside DCV Fleet finished (and was confirmed by its EC2 event) before
+            # this step ran: nothing is left to stop, but it is still announced and notified
+            if terminal:
+                secrets.delete(session_id)
+            return _outcome(session, action, trigger, reason, evidence, dry_run=False)
         if session.status != moving or session.idle_check != execution:
             raise SessionConflictError(f"session {session_id} is {session.status}")
     done = action
     instance = hosts.describe(session.instance_id) if session.instance_id else None
+    if backend == "batch":
+        if jobs is None:
+            raise SessionConflictError(f"session {session_id} is a batch desktop")
+        batch.end_job(jobs, session, f"DCV Fleet: {trigger} ({reason})"[:256])
+        instance = None  # the instance belongs to Batch's compute environment
     if instance is not None and instance.state not in ("terminated", "shutting-down"):
         if terminal:
             hosts.terminate(instance.instance_id)
@@ -480,6 +535,8 @@ def _outcome(
     message = f"Your DCV desktop {session.session_id} {prefix or 'was '}{what}: {reason}."
     if action != "terminate" and not dry_run:
         message += " Start it again whenever you need it; your disk is kept."
+    elif session.backend == "batch" and not dry_run:
+        message += " Ask for a new desktop whenever you need one."
     return {
         "action": action,
         "dryRun": dry_run,
@@ -490,16 +547,24 @@ def _outcome(
     }
 
 
-def confirm(store: SessionStore, hosts: Ec2Hosts, session_id: str) -> dict[str, bool]:
-    """Has the host reached the end of the stop or termination? Then the record says so."""
+def confirm(
+    store: SessionStore, hosts: Ec2Hosts, session_id: str, jobs: BatchJobs | None = None
+) -> dict[str, bool]:
+    """Has the host (a batch desktop's job) reached the end of the stop or termination? Then the
+    record says so."""
     for _ in range(CONFLICT_RETRIES):
         session = store.require(session_id)
         if session.status in (Status.STOPPED, Status.TERMINATED):
             return {"done": True}
         if session.status not in (Status.STOPPING, Status.TERMINATING):
             raise SessionConflictError(f"session {session_id} is {session.status}")
-        instance = hosts.describe(session.instance_id) if session.instance_id else None
-        state = instance.state if instance else "terminated"
+        if session.backend == "batch":
+            if jobs is None:
+                raise SessionConflictError(f"session {session_id} is a batch desktop")
+            state = "terminated" if batch.job_ended(jobs, session) else "running"
+        else:
+            instance = hosts.describe(session.instance_id) if session.instance_id else None
+            state = instance.state if instance else "terminated"
         try:
             if state == "terminated":
                 if session.status == Status.STOPPING:
@@ -579,11 +644,12 @@ def request_stop(
                 f"{' or '.join(s.value for s in sorted(allowed))}",
                 session.status.value,
             )
+        ends = action == "terminate" or session.backend == "batch"  # a container is not kept
         name = f"{session_id}-user-{session.version + 1}"
         try:
             updated = store.update(
                 session,
-                status=Status.TERMINATING if action == "terminate" else Status.STOPPING,
+                status=Status.TERMINATING if ends else Status.STOPPING,
                 idle_check=name,
                 idle_check_at=now_iso(),
                 status_reason="Deleted by you." if action == "terminate" else "Stopped by you.",
@@ -594,7 +660,12 @@ def request_stop(
         break
     else:
         raise SessionConflictError(f"session {session_id}: too many concurrent writers")
-    payload = {"sessionId": session_id, "trigger": "user", "action": action, "claim": {}}
+    payload = {
+        "sessionId": session_id,
+        "trigger": "user",
+        "action": "terminate" if ends else action,
+        "claim": {},
+    }
     workflows.start(settings.idle_state_machine_arn, name, payload)
     return updated
 
@@ -702,16 +773,21 @@ def _external(
     *,
     action: str,
     state: str,
+    what: str = "",
 ) -> str:
     name = f"{session.session_id}-external-{session.version + 1}"
-    what = "stopped" if action == "stop" else "terminated"
+    what = what or ("stopped" if action == "stop" else "terminated")
     try:
         store.update(
             session,
             status=Status.TERMINATING if action == "terminate" else Status.STOPPING,
             idle_check=name,
             idle_check_at=now_iso(),
-            status_reason=f"Its instance was {what} outside DCV Fleet.",
+            status_reason=(
+                f"Its container ended outside DCV Fleet: {what}."
+                if session.backend == "batch"
+                else f"Its instance was {what} outside DCV Fleet."
+            ),
             evidence={"trigger": "external", "instanceState": state, "decidedAt": now_iso()},
         )
     except SessionConflictError:
@@ -724,6 +800,61 @@ def _external(
     }
     workflows.start(settings.idle_state_machine_arn, name, payload)
     return f"recording an external {action}"
+
+
+# -- reconciliation with Batch -------------------------------------------------------------
+def job_changed(  # noqa: PLR0917 (the adapters it needs, then the event)
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    jobs: BatchJobs,
+    secrets: SessionSecrets,
+    workflows: Workflows,
+    settings: LifecycleSettings,
+    detail: dict[str, Any],
+    *,
+    job_role_id: str,
+) -> str:
+    """A desktop container's job changed state (``Batch Job State Change``).
+
+    While provisioning: once it runs, its task alone may read the session's secret (the
+    provisioning workflow's poll does the same, later); when it ends, the waiting workflow fails
+    at once with the reason instead of waiting for its timeout. A READY desktop whose job ended
+    outside DCV Fleet becomes TERMINATED through the idle workflow, which records, publishes and
+    notifies. The event is a hint: the job is described again before anything is written.
+    """
+    name = str(detail.get("jobName", ""))
+    prefix = BatchJobs.name_for("")
+    if not name.startswith(prefix):
+        return "not a desktop job"
+    session = store.get(name[len(prefix) :])
+    job = jobs.describe(str(detail.get("jobId", "")))
+    if session is None or job is None or session.job_id not in (None, job.job_id):
+        return "no session runs this job"
+    if session.status == Status.PROVISIONING:
+        if job.status in JOB_ENDED:
+            if not session.task_token:
+                return "ended; the provisioning workflow's poll will see it"
+            reason = batch.job_failure_reason(job)
+            workflows.fail(session.task_token, "JobFailedError", reason)
+            return f"provisioning failed: {reason}"
+        if job.status in ("STARTING", "RUNNING") and session.job_id:
+            granted = batch.grant_secret(session, job, secrets, job_role_id)
+            return "secret granted to its task" if granted else "waiting for its task"
+        return f"provisioning, job {job.status}"
+    if job.status in JOB_ENDED and session.status == Status.READY:
+        return _external(
+            store,
+            workflows,
+            settings,
+            session,
+            action="terminate",
+            state=f"job {job.status}: {batch.job_failure_reason(job)}",
+            what=batch.job_failure_reason(job),
+        )
+    if job.status in JOB_ENDED and session.status == Status.TERMINATING:
+        done = confirm(store, hosts, session.session_id, jobs)["done"]
+        return "done" if done else "waiting"
+    return f"nothing to do for a {session.status} desktop whose job is {job.status}"
 
 
 # -- the fleet sweep ------------------------------------------------------------------------
@@ -762,6 +893,8 @@ def find_sweep_work(
             items.append({"kind": "stuck-stopping", "id": session.session_id})
     tag = settings.common
     for instance in hosts.fleet_instances(tag.fleet_tag_key, tag.fleet_tag_value, ["running"]):
+        if BATCH_INSTANCE_TAG in instance.tags:
+            continue  # Batch's compute environment owns it, and scales it in when its jobs end
         if instance.tags.get(SESSION_TAG) not in live:
             items.append({"kind": "orphan", "id": instance.instance_id})
     counts: dict[str, int] = {}
@@ -780,13 +913,14 @@ def sweep_item(
     *,
     kind: str,
     item_id: str,
+    jobs: BatchJobs | None = None,
 ) -> dict[str, str]:
     """Act on one finding of the sweep; the outcome is a short report line."""
     try:
         if kind in ("agent-silent", "max-lifetime"):
             outcome = start_idle_check(store, workflows, settings, item_id, trigger=kind)
         elif kind == "stuck-provisioning":
-            outcome = _fail_stuck(store, hosts, secrets, workflows, item_id)
+            outcome = _fail_stuck(store, hosts, secrets, workflows, item_id, jobs=jobs)
         elif kind == "stuck-stopping":
             outcome = _redrive(store, workflows, settings, item_id)
         elif kind == "orphan":
@@ -805,6 +939,8 @@ def _fail_stuck(
     secrets: SessionSecrets,
     workflows: Workflows,
     session_id: str,
+    *,
+    jobs: BatchJobs | None = None,
 ) -> str:
     session = store.require(session_id)
     if session.status != Status.PROVISIONING:
@@ -819,6 +955,7 @@ def _fail_stuck(
         session_id,
         {"Error": "HostNotReadyError", "Cause": "no progress past the provisioning timeout"},
         resume=resumed,
+        jobs=jobs,
     )
     return "compensated"
 

@@ -11,11 +11,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from dcvfleet import batch
 from dcvfleet.adapters import (
+    JOB_ENDED,
     OS_TAG,
     OWNER_TAG,
     SECRET_TAG,
     SESSION_TAG,
+    BatchJobs,
     CapacityUnavailable,
     Ec2Hosts,
     SessionSecrets,
@@ -34,12 +37,12 @@ from dcvfleet.errors import (
     user_message_for,
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
-from dcvfleet.store import SessionStore, now_iso
+from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso
+from dcvfleet.store import update_provisioning as _update_while_provisioning
 
 logger = Logger(child=True)
 
 #: How often a handler re-reads and retries a write that lost a race with another writer.
-CONFLICT_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,11 @@ def create_session(
 ) -> Session:
     if request.backend not in settings.enabled_backends:
         raise InvalidRequestError(f"backend: {request.backend!r} is not enabled on this fleet")
-    instance_type = request.instance_type or settings.default_instance_types[request.os]
-    if instance_type not in settings.allowed_instance_types:
+    if request.backend == "batch":
+        instance_type = _batch_instance_type(settings, request)
+    else:
+        instance_type = request.instance_type or settings.default_instance_types[request.os]
+    if request.backend != "batch" and instance_type not in settings.allowed_instance_types:
         allowed = ", ".join(settings.allowed_instance_types)
         raise InvalidRequestError(f"instanceType: {instance_type!r} is not one of {allowed}")
     session_id = str(uuid.uuid4())
@@ -94,6 +100,19 @@ def create_session(
     return session
 
 
+def _batch_instance_type(settings: ApiSettings, request: CreateSessionRequest) -> str:
+    """A container desktop runs Linux on whichever GPU type its compute environment launches."""
+    types = settings.batch_instance_types
+    if request.os != "linux":
+        raise InvalidRequestError("os: a batch desktop runs linux")
+    if request.instance_type and request.instance_type not in types:
+        raise InvalidRequestError(
+            f"instanceType: a batch desktop runs on its compute environment's types "
+            f"({', '.join(types)}), not {request.instance_type!r}"
+        )
+    return request.instance_type or (types[0] if types else "GPU")
+
+
 def provisioning_input(session: Session, *, resume: bool = False) -> dict[str, Any]:
     """The provisioning workflow's input for a new desktop, or a stopped one resumed."""
     return {
@@ -114,21 +133,6 @@ def get_session(store: SessionStore, caller: Caller, session_id: str) -> Session
 
 
 # -- provisioning workflow steps ---------------------------------------------------------------
-def _update_while_provisioning(store: SessionStore, session_id: str, **changes: Any) -> Session:
-    """Write ``changes`` onto a PROVISIONING session, re-reading when another writer won a race."""
-    for _ in range(CONFLICT_RETRIES):
-        session = store.require(session_id)
-        if session.status != Status.PROVISIONING:
-            raise SessionConflictError(
-                f"session {session_id} is {session.status}, not provisioning"
-            )
-        try:
-            return store.update(session, **changes)
-        except SessionConflictError:
-            continue
-    raise SessionConflictError(f"session {session_id}: too many concurrent writers")
-
-
 def create_credentials(
     store: SessionStore, secrets: SessionSecrets, settings: CommonSettings, session_id: str
 ) -> dict[str, str]:
@@ -217,12 +221,24 @@ def launch_token(session_id: str, subnet_id: str, instance_type: str) -> str:
 
 
 def await_host_ready(
-    store: SessionStore, workflows: Workflows, session_id: str, task_token: str
+    store: SessionStore,
+    workflows: Workflows,
+    session_id: str,
+    task_token: str,
+    jobs: BatchJobs | None = None,
 ) -> bool:
-    """Park the workflow's task token on the record; complete at once if the host already spoke."""
+    """Park the workflow's task token on the record; complete at once if the host already spoke,
+    or fail at once if a batch desktop's job already ended (its state change, seen before the
+    token was parked, could not)."""
     session = _update_while_provisioning(store, session_id, task_token=task_token)
     if session.dcv_session_id:
         return workflows.succeed(task_token, _ready_output(session))
+    if session.backend == "batch" and jobs is not None and session.job_id:
+        job = jobs.describe(session.job_id)
+        if job is None or job.status in JOB_ENDED:
+            reason = batch.job_failure_reason(job) if job else "its job no longer exists"
+            workflows.fail(task_token, "JobFailedError", reason)
+            return True
     return False
 
 
@@ -246,9 +262,14 @@ class HostReadyClaim:
 
 
 def accept_host_ready(
-    store: SessionStore, hosts: Ec2Hosts, workflows: Workflows, claim: HostReadyClaim
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    workflows: Workflows,
+    claim: HostReadyClaim,
+    jobs: BatchJobs | None = None,
 ) -> bool:
-    """Check an agent's claim against the record and the instance, then wake the workflow.
+    """Check an agent's claim against the record and the instance (for a batch desktop: the
+    instance its job's container runs on), then wake the workflow.
 
     Returns True when the waiting workflow was completed by this call.
     """
@@ -259,7 +280,13 @@ def accept_host_ready(
         raise ClaimRejectedError(
             f"session {claim.session_id} is {session.status}, not provisioning"
         )
-    if session.instance_id != claim.instance_id:
+    if session.backend == "batch":
+        if jobs is None:
+            raise ClaimRejectedError(f"session {claim.session_id} is a batch desktop")
+        wrong = batch.host_of_claim(session, jobs, claim.instance_id)
+        if wrong:
+            raise ClaimRejectedError(wrong)
+    elif session.instance_id != claim.instance_id:
         raise ClaimRejectedError(
             f"instance {claim.instance_id} is not the host of session {claim.session_id}"
         )
@@ -267,12 +294,15 @@ def accept_host_ready(
     if instance is None or instance.state != "running":
         state = instance.state if instance else "missing"
         raise ClaimRejectedError(f"instance {claim.instance_id} is {state}, not running")
-    if instance.tags.get(SESSION_TAG) != claim.session_id:
+    if session.backend != "batch" and instance.tags.get(SESSION_TAG) != claim.session_id:
         raise ClaimRejectedError(f"instance {claim.instance_id} is not tagged for this session")
     if session.dcv_session_id == claim.dcv_session_id and not session.task_token:
         return False  # a duplicate before the workflow parked its token
     updated = _update_while_provisioning(
-        store, claim.session_id, dcv_session_id=claim.dcv_session_id
+        store,
+        claim.session_id,
+        dcv_session_id=claim.dcv_session_id,
+        instance_id=claim.instance_id,
     )
     if updated.task_token:
         return workflows.succeed(updated.task_token, _ready_output(updated))
@@ -288,7 +318,7 @@ def mark_ready(
 ) -> dict[str, str]:
     session = store.require(session_id)
     if session.status == Status.READY and session.connection_url:
-        return {"connectionUrl": session.connection_url}  # a retried step: already done
+        return _ready(session)  # a retried step: already done
     if not session.instance_id or not session.dcv_session_id:
         raise SessionConflictError(f"session {session_id} has no verified host")
     instance = hosts.describe(session.instance_id)
@@ -305,11 +335,21 @@ def mark_ready(
         session,
         status=Status.READY,
         connection_url=url,
+        instance_type=instance.instance_type,  # a batch desktop's: the type Batch launched
         task_token=None,
         ready_at=now_iso(),
         status_reason=None,
     )
-    return {"connectionUrl": url}
+    return _ready(store.require(session_id))
+
+
+def _ready(session: Session) -> dict[str, str]:
+    """MarkReady's output: what Session Ready says about the desktop."""
+    return {
+        "connectionUrl": session.connection_url or "",
+        "instanceId": session.instance_id or "",
+        "instanceType": session.instance_type,
+    }
 
 
 def compensate(
@@ -320,6 +360,7 @@ def compensate(
     error: dict[str, Any] | None,
     *,
     resume: bool = False,
+    jobs: BatchJobs | None = None,
 ) -> dict[str, Any]:
     """Undo whatever provisioning made, then mark the session FAILED with a readable reason.
 
@@ -329,7 +370,7 @@ def compensate(
     is never touched: compensation undoes a provisioning, not a desktop someone is using.
     """
     error_name = (error or {}).get("Error", "States.TaskFailed")
-    cause = _cause_message((error or {}).get("Cause"))
+    cause = cause_message((error or {}).get("Cause"))
     reason = user_message_for(error_name, cause)
     current = store.get(session_id)
     if current is not None and current.status not in (Status.PROVISIONING, Status.FAILED):
@@ -339,6 +380,8 @@ def compensate(
         return {"reason": reason, "error": error_name, "terminated": []}
     if resume:
         return _compensate_resume(store, hosts, session_id, error_name, reason)
+    if current is not None and current.backend == "batch" and jobs is not None:
+        batch.end_job(jobs, current, f"DCV Fleet: provisioning failed ({error_name})")
     terminated = [i.instance_id for i in hosts.find_by_session(session_id)]
     for instance_id in terminated:
         hosts.terminate(instance_id)
@@ -388,7 +431,7 @@ def _end_provisioning(store: SessionStore, session_id: str, status: Status, reas
             continue
 
 
-def _cause_message(cause: Any) -> str:
+def cause_message(cause: Any) -> str:
     """The error message inside a Lambda error's Cause (a JSON document), or the cause itself."""
     if not isinstance(cause, str):
         return ""

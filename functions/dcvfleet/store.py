@@ -414,3 +414,21 @@ class InMemorySessionStore(SessionStore):
                 heartbeat=copy.deepcopy(stored.heartbeat),
             )
             self._active[old.owner] = active + delta
+
+
+CONFLICT_RETRIES = 5
+
+
+def update_provisioning(store: SessionStore, session_id: str, **changes: Any) -> Session:
+    """Write ``changes`` onto a PROVISIONING session, re-reading when another writer won a race."""
+    for _ in range(CONFLICT_RETRIES):
+        session = store.require(session_id)
+        if session.status != Status.PROVISIONING:
+            raise SessionConflictError(
+                f"session {session_id} is {session.status}, not provisioning"
+            )
+        try:
+            return store.update(session, **changes)
+        except SessionConflictError:
+            continue
+    raise SessionConflictError(f"session {session_id}: too many concurrent writers")

@@ -37,7 +37,9 @@ def test_a_forged_token_is_401(fleet: Stack) -> None:
         ({"backend": "ec2", "os": "linux", "colour": "blue"}, "colour"),
         ({"backend": "ec2", "os": "linux", "instanceType": "p5.48xlarge"}, "instanceType"),
         ({"backend": "ec2", "os": "linux", "instanceType": "../x"}, "instanceType"),
-        ({"backend": "batch", "os": "linux"}, "backend"),
+        ({"backend": "batch", "os": "windows"}, "os"),  # a container desktop runs Linux
+        ({"backend": "batch", "os": "linux", "instanceType": "g6.xlarge"}, "instanceType"),
+        ({"backend": "gpu", "os": "linux"}, "backend"),
         ([], "body"),
     ],
 )

@@ -187,6 +187,9 @@ HANDLER_SAMPLES = {
     "sweep-find.json": "SweepFindFunction",
     "sweep-item.json": "SweepItemFunction",
     "ec2-instance-state-change.json": "InstanceStateFunction",
+    "provision-submit-job.json": "SubmitJobFunction",
+    "provision-check-job.json": "CheckJobFunction",
+    "batch-job-state-change.json": "JobStateFunction",
 }
 #: What each handler answers for its sample, whose session and instance do not exist here.
 UNKNOWN_SESSION_ANSWERS = {
@@ -195,6 +198,7 @@ UNKNOWN_SESSION_ANSWERS = {
     "SweepFindFunction": lambda p: isinstance(p["items"], list),
     "SweepItemFunction": lambda p: p["outcome"].startswith("skipped: unknown session"),
     "InstanceStateFunction": lambda p: p == {"outcome": "not a desktop of this fleet"},
+    "JobStateFunction": lambda p: p == {"outcome": "no session runs this job"},
     "CompensateFunction": lambda p: p.get("terminated") == [],  # undoing nothing is a no-op
 }
 

@@ -92,8 +92,11 @@ def _resolved(path: Path) -> str:
         p for p in _state_machines().values() if p["DefinitionUri"] == f"statemachines/{path.name}"
     )
     subs: dict[str, str] = {}
-    for key in props["DefinitionSubstitutions"]:
-        if key.endswith("Seconds"):
+    for key, value in props["DefinitionSubstitutions"].items():
+        sub_text = value.get("Fn::Sub") if isinstance(value, dict) else None
+        if isinstance(sub_text, str) and sub_text.startswith("arn:${AWS::Partition}:states:::"):
+            subs[key] = sub_text.replace("${AWS::Partition}", "aws")  # a service integration
+        elif key.endswith("Seconds"):
             subs[key] = "60"
         elif key == "LambdaInvoke":
             subs[key] = "arn:aws:states:::lambda:invoke"
@@ -129,12 +132,17 @@ def test_every_custom_error_name_is_a_class_in_code(path: Path) -> None:
     for state_name, state in states.items():
         for handler in [*state.get("Retry", []), *state.get("Catch", [])]:
             for error in handler["ErrorEquals"]:
-                if not error.startswith(("States.", "Lambda.")):
+                if not error.startswith(("States.", "Lambda.", *SDK_INTEGRATION_ERRORS)):
                     assert error in names, f"{state_name}: {error} has no class in dcvfleet.errors"
 
 
+#: Error names of AWS SDK service integrations: "<Service>.<exception>".
+SDK_INTEGRATION_ERRORS = ("CodeBuild.",)
+
 #: Where each workflow's failures go: the state that leaves every record true.
 COMPENSATORS = {
+    # a build that was never recorded is only reported; one that was is failed and reported
+    "release_image.asl.json": {"ReleaseFailed", "NotifyRejected"},
     "provision_session.asl.json": {"Compensate"},
     "idle_session.asl.json": {"Recover"},
     # finding work only reads; acting on one finding must not stop the others
@@ -195,3 +203,51 @@ def test_nothing_is_hard_coded_to_an_account_region_or_partition() -> None:
     assert not re.search(r"\b\d{12}\b", text), "an account id"
     assert "arn:aws:" not in text, "a hard-coded partition (use ${AWS::Partition})"
     assert not re.search(r"\b(us|eu|ap|sa|ca|me|af)-[a-z]+-\d\b", text), "a hard-coded region"
+
+
+def test_batch_desktops_try_spot_first_then_on_demand() -> None:
+    resources = TEMPLATE["Resources"]
+    order = resources["DesktopJobQueue"]["Properties"]["ComputeEnvironmentOrder"]
+    condition, with_spot, without_spot = order["Fn::If"]
+    assert condition == "BatchSpot"
+    assert [(e["Order"], e["ComputeEnvironment"]["Ref"]) for e in with_spot] == [
+        (1, "SpotComputeEnvironment"),
+        (2, "OnDemandComputeEnvironment"),
+    ]
+    assert [e["ComputeEnvironment"]["Ref"] for e in without_spot] == ["OnDemandComputeEnvironment"]
+    assert resources["SpotComputeEnvironment"]["Condition"] == "BatchSpot"
+    for name, kind in (("SpotComputeEnvironment", "SPOT"), ("OnDemandComputeEnvironment", "EC2")):
+        compute = resources[name]["Properties"]["ComputeResources"]
+        assert compute["Type"] == kind
+        assert compute["InstanceTypes"] == {"Ref": "BatchInstanceTypes"}
+        assert compute["SecurityGroupIds"] == [{"Ref": "HostSecurityGroup"}]
+        assert compute["Ec2Configuration"][0]["ImageType"].endswith("_NVIDIA")
+
+
+def test_a_desktop_job_reads_only_its_own_sessions_secret() -> None:
+    from dcvfleet.adapters import SessionSecrets
+
+    role = TEMPLATE["Resources"]["DesktopJobRole"]["Properties"]
+    (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {"Service": "ecs-tasks.amazonaws.com"}
+    assert "aws:SourceAccount" in trust["Condition"]["StringEquals"]
+    statements = [s for p in role["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    (read,) = [s for s in statements if s["Action"] == "secretsmanager:GetSecretValue"]
+    assert read["Condition"] == {
+        "StringEquals": {"secretsmanager:ResourceTag/dcvfleet:reader": "${aws:userid}"}
+    }
+    prefix = SessionSecrets(None).name_for("")
+    assert read["Resource"]["Fn::Sub"].endswith(f":secret:{prefix}*")
+
+
+def test_a_desktop_job_takes_one_gpu_on_the_hosts_network_and_one_attempt() -> None:
+    properties = TEMPLATE["Resources"]["DesktopJobDefinition"]["Properties"]
+    container = properties["ContainerProperties"]
+    assert properties["PlatformCapabilities"] == ["EC2"]
+    assert "NetworkConfiguration" not in container  # EC2 jobs run in ECS host network mode
+    assert {"Type": "GPU", "Value": "1"} in container["ResourceRequirements"]
+    assert properties["RetryStrategy"]["Attempts"] == 1
+    assert "Timeout" not in properties  # set at SubmitJob from MaxSessionMinutes
+    names = {e["Name"] for e in container["Environment"]}
+    assert names == {"DCVFLEET_EVENT_BUS_NAME", "DCVFLEET_SETTINGS_PARAMETER", "AWS_REGION"}
+    assert container["LogConfiguration"]["Options"]["awslogs-group"] == {"Ref": "BatchJobLogGroup"}

@@ -73,6 +73,8 @@ SETTINGS = LifecycleSettings(
     max_active_sessions=1,
     list_connections_document=LIST_CONNECTIONS,
     notify_document=NOTIFY,
+    list_container_connections_document="dcvfleet-list-container-connections",
+    notify_container_document="dcvfleet-notify-container-users",
 )
 BOB = Caller(sub="sub-bob", username="bob", email="bob@example.com")
 #: The NotifyUsersDocument's allowedPattern for the message (template.yaml).
@@ -155,19 +157,35 @@ class FakeCommands(HostCommands):
         self.notify_fails_with: HostCommandError | None = None
         self.checks: list[tuple[str, str, str]] = []
         self.notices: list[tuple[str, str, str, str]] = []
+        self.tasks: list[str | None] = []  # the container each command ran in (batch desktops)
 
     def list_connections(
-        self, instance_id: str, document: str, dcv_session_id: str, *, platform: str
+        self,
+        instance_id: str,
+        document: str,
+        dcv_session_id: str,
+        *,
+        platform: str,
+        task_arn: str | None = None,
     ) -> int:
         self.checks.append((instance_id, document, dcv_session_id))
+        self.tasks.append(task_arn)
         if isinstance(self.connections, HostCommandError):
             raise self.connections
         return self.connections
 
     def notify(
-        self, instance_id: str, document: str, dcv_session_id: str, message: str, *, platform: str
+        self,
+        instance_id: str,
+        document: str,
+        dcv_session_id: str,
+        message: str,
+        *,
+        platform: str,
+        task_arn: str | None = None,
     ) -> None:
         self.notices.append((instance_id, document, dcv_session_id, message))
+        self.tasks.append(task_arn)
         if self.notify_fails_with is not None:
             raise self.notify_fails_with
 
@@ -1766,6 +1784,42 @@ def test_an_instance_terminated_outside_dcv_fleet_moves_its_session_to_terminati
     lifecycle.confirm(fleet.store, fleet.hosts, session.session_id)
     assert fleet.store.require(session.session_id).status is Status.TERMINATED
     assert session.session_id not in fleet.secrets.secrets
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "action", "final", "detail_type"),
+    [
+        ("stopping", "stopped", "stop", Status.STOPPED, "Session Stopped"),
+        ("shutting-down", "terminated", "terminate", Status.TERMINATED, "Session Terminated"),
+    ],
+)
+def test_a_change_outside_that_finishes_before_its_workflow_acts_is_still_announced(  # noqa: PLR0917
+    fleet: Fleet, first: str, then: str, action: str, final: Status, detail_type: str
+) -> None:
+    # Given a READY desktop whose instance is stopped (or terminated) in the console
+    session = fleet.ready()
+    instance_id = session.instance_id or ""
+    fleet.hosts.set(instance_id, state=then)
+    lifecycle.instance_changed(
+        fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state=first
+    )
+    [(name, _)] = fleet.workflows.idle_checks()
+    # When the final state's event confirms it before the workflow's act step runs
+    assert (
+        lifecycle.instance_changed(
+            fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state=then
+        )
+        == "done"
+    )
+    assert fleet.store.require(session.session_id).status is final
+    # Then the act step still produces the announcement and notification, acting on nothing
+    out = fleet.act(
+        session.session_id, name, trigger="external", requested_action=action, reason="outside"
+    )
+    assert (out["detailType"], out["action"]) == (detail_type, action)
+    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
+    if action == "terminate":
+        assert session.session_id not in fleet.secrets.secrets
 
 
 def _untagged(fleet: Fleet, session: Session) -> str:

@@ -15,6 +15,7 @@ HAPPY_PATH = [
     "LoadSettings",
     "IsResume",
     "CreateCredentials",
+    "WhichBackend",
     "LaunchInstance",
     "WaitForHostReady",
     "MarkReady",

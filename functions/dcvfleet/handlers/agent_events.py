@@ -18,6 +18,7 @@ from dcvfleet.adapters import Ec2Hosts, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import ClaimRejectedError, SessionConflictError
+from dcvfleet.handlers import batch_jobs
 from dcvfleet.store import DynamoSessionStore
 
 logger = Logger()
@@ -44,6 +45,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
                 Ec2Hosts(client("ec2")),
                 Workflows(client("stepfunctions")),
                 service.HostReadyClaim.from_detail(detail),
+                jobs=batch_jobs(),
             )
             reason = "workflow resumed" if completed else "recorded"
         elif detail_type == "Host Heartbeat":

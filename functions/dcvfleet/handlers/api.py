@@ -1,8 +1,10 @@
-"""REST API: create, list, get, start (resume), stop and delete desktop sessions."""
+"""REST API: create, list, get, start (resume), stop and delete desktop sessions; for admins,
+the desktop releases and a return to an earlier one."""
 
 from __future__ import annotations
 
 import os
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -11,12 +13,14 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import lifecycle, service
-from dcvfleet.adapters import Workflows
+from dcvfleet import lifecycle, releases, service
+from dcvfleet.adapters import ReleaseRecords, Releases, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import ApiSettings, LifecycleSettings
 from dcvfleet.errors import (
     InvalidRequestError,
+    ReleaseConflictError,
+    ReleaseNotFoundError,
     SessionConflictError,
     SessionLimitExceededError,
     SessionNotFoundError,
@@ -29,10 +33,35 @@ logger = Logger()
 app = APIGatewayRestResolver()
 SETTINGS = ApiSettings.from_env(os.environ)
 LIFECYCLE = LifecycleSettings.from_env(os.environ)
+ADMINS_GROUP = "admins"
 
 
 def _store() -> DynamoSessionStore:
     return DynamoSessionStore(client("dynamodb"), SETTINGS.common.table_name)
+
+
+def _claims() -> dict[str, Any]:
+    return dict(app.current_event.request_context.authorizer.claims or {})
+
+
+def _groups() -> set[str]:
+    """The caller's Cognito groups: a list, or the string API Gateway makes of one
+    ("admins", "admins,staff" or "[admins staff]")."""
+    raw = _claims().get("cognito:groups") or ""
+    if isinstance(raw, list):
+        return {str(g) for g in raw}
+    return {g for g in re.split(r"[\s,\[\]]+", str(raw)) if g}
+
+
+def _require_admin() -> None:
+    """Members of the admins group only."""
+    _caller()
+    if ADMINS_GROUP not in _groups():
+        raise AdminOnlyError("only members of the admins group may do this")
+
+
+class AdminOnlyError(Exception):
+    pass
 
 
 def _caller() -> service.Caller:
@@ -50,6 +79,21 @@ def _error(status: HTTPStatus, message: str) -> Response[dict[str, str]]:
         content_type="application/json",
         body={"message": message},
     )
+
+
+@app.exception_handler(AdminOnlyError)
+def _forbidden(exc: AdminOnlyError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.FORBIDDEN, str(exc))
+
+
+@app.exception_handler(ReleaseNotFoundError)
+def _no_release(exc: ReleaseNotFoundError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.NOT_FOUND, exc.message)
+
+
+@app.exception_handler(ReleaseConflictError)
+def _release_conflict(exc: ReleaseConflictError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.CONFLICT, exc.message)
 
 
 @app.exception_handler(InvalidRequestError)
@@ -152,6 +196,29 @@ def stop_session(session_id: str) -> Response[dict[str, str]]:
 @app.delete("/sessions/<session_id>")
 def delete_session(session_id: str) -> Response[dict[str, str]]:
     return _request_stop(session_id, "terminate")
+
+
+def _releases() -> tuple[ReleaseRecords, Releases]:
+    table = os.environ.get("RELEASES_TABLE", "")
+    parameter = os.environ.get("RELEASE_PARAMETER", "")
+    return ReleaseRecords(client("dynamodb"), table), Releases(client("ssm"), parameter)
+
+
+@app.get("/admin/releases")
+def list_releases() -> dict[str, Any]:
+    _require_admin()
+    records, _ = _releases()
+    return {"releases": records.list()}
+
+
+@app.post("/admin/releases/<release>/activate")
+def activate_release(release: str) -> dict[str, str]:
+    """Return to an earlier release: new batch desktops start on it; running ones are left."""
+    _require_admin()
+    records, current = _releases()
+    out = releases.activate(records, current, release)
+    logger.info("release activated", release=release)
+    return out
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

@@ -17,6 +17,7 @@ from dcvfleet.adapters import Ec2Hosts, HostCommands, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import InvalidRequestError
+from dcvfleet.handlers import batch_jobs
 from dcvfleet.store import DynamoSessionStore
 
 logger = Logger()
@@ -55,6 +56,7 @@ def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         trigger=_field(event, "trigger", lifecycle.AUTOMATIC_TRIGGERS),
         claim=_object(event, "claim"),
         phase=_field(event, "phase", ("verify", "reverify")),
+        jobs=batch_jobs(),
     )
     logger.info("idle verdict", idle=verdict.idle, reason=verdict.reason)
     return verdict.as_output()
@@ -70,6 +72,7 @@ def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         execution=_field(event, "execution"),
         trigger=_field(event, "trigger", lifecycle.AUTOMATIC_TRIGGERS),
         reason=_field(event, "reason"),
+        jobs=batch_jobs(),
     )
 
 
@@ -98,12 +101,15 @@ def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         requested_action=_field(event, "action", ("stop", "terminate")) if requested else None,
         reason=_field(event, "reason"),
         evidence=_object(event, "evidence"),
+        jobs=batch_jobs(),
     )
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
 def confirm(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
-    return lifecycle.confirm(_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"))
+    return lifecycle.confirm(
+        _store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"), batch_jobs()
+    )
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
@@ -133,6 +139,7 @@ def sweep_item(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         SETTINGS,
         kind=_field(event, "kind"),
         item_id=_field(event, "id"),
+        jobs=batch_jobs(),
     )
 
 
@@ -157,4 +164,30 @@ def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         state=detail["state"],
     )
     logger.info("instance state change", state=detail["state"], outcome=outcome)
+    return {"outcome": outcome}
+
+
+@logger.inject_lambda_context(correlation_id_path="detail.jobName")
+def job_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    """``Batch Job State Change`` from the default bus (a fact from AWS, described again)."""
+    detail = event.get("detail") if isinstance(event, dict) else None
+    if (
+        event.get("source") != "aws.batch"
+        or not isinstance(detail, dict)
+        or not isinstance(detail.get("jobId"), str)
+        or not isinstance(detail.get("jobName"), str)
+    ):
+        logger.warning("not a Batch job state change", event_source=str(event.get("source")))
+        return {"outcome": "rejected", "reason": "not a Batch job state change"}
+    outcome = lifecycle.job_changed(
+        _store(),
+        Ec2Hosts(client("ec2")),
+        batch_jobs(),
+        SessionSecrets(client("secretsmanager")),
+        Workflows(client("stepfunctions")),
+        SETTINGS,
+        detail,
+        job_role_id=os.environ.get("JOB_ROLE_ID", ""),
+    )
+    logger.info("job state change", status=str(detail.get("status")), outcome=outcome)
     return {"outcome": outcome}

@@ -11,11 +11,12 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import service
-from dcvfleet.adapters import Ec2Hosts, SessionSecrets, Workflows
+from dcvfleet import batch, service
+from dcvfleet.adapters import Ec2Hosts, Releases, SessionSecrets, Workflows
 from dcvfleet.aws import client
-from dcvfleet.config import CommonSettings, LaunchSettings, ReadySettings
+from dcvfleet.config import BatchSettings, CommonSettings, LaunchSettings, ReadySettings
 from dcvfleet.errors import InvalidRequestError
+from dcvfleet.handlers import batch_jobs
 from dcvfleet.store import DynamoSessionStore
 
 logger = Logger()
@@ -52,6 +53,30 @@ def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, 
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+def submit_job(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    settings = BatchSettings.from_env(os.environ)
+    return batch.submit_job(
+        _store(),
+        batch_jobs(),
+        Releases(client("ssm"), settings.release_parameter),
+        settings,
+        session_id=_field(event, "sessionId"),
+        secret_arn=_field(event, "secretArn"),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
+def check_job(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return batch.check_job(
+        _store(),
+        batch_jobs(),
+        SessionSecrets(client("secretsmanager")),
+        BatchSettings.from_env(os.environ),
+        _field(event, "sessionId"),
+    )
+
+
+@logger.inject_lambda_context(correlation_id_path="sessionId")
 def resume_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     return service.resume_instance(_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"))
 
@@ -63,6 +88,7 @@ def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str,
         Workflows(client("stepfunctions")),
         _field(event, "sessionId"),
         _field(event, "taskToken"),
+        jobs=batch_jobs(),
     )
     return {"completedAtOnce": completed}
 
@@ -85,4 +111,5 @@ def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         _field(event, "sessionId"),
         error if isinstance(error, dict) else None,
         resume=event.get("resume") is True,
+        jobs=batch_jobs(),
     )
