@@ -31,6 +31,8 @@ READER_TAG = "dcvfleet:reader"
 CAPACITY_ERRORS = frozenset(
     {"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported", "InstanceLimitExceeded"}
 )
+#: SendTaskSuccess/SendTaskFailure answers for a task that is no longer waiting.
+TASK_GONE = frozenset({"TaskTimedOut", "TaskDoesNotExist", "InvalidToken"})
 LIVE_STATES = ("pending", "running", "stopping", "stopped")
 #: StopInstances' answers when an instance cannot hibernate (not configured, not supported, or
 #: not yet ready to hibernate after boot): the stop falls back to a plain stop.
@@ -380,22 +382,20 @@ class Workflows:
 
     def succeed(self, task_token: str, output: dict[str, Any]) -> bool:
         """Complete a waiting task; False when the task is already gone (done or timed out)."""
-        try:
-            self._sfn.send_task_success(taskToken=task_token, output=json.dumps(output))
-        except ClientError as exc:
-            if exc.response["Error"]["Code"] in (
-                "TaskTimedOut",
-                "TaskDoesNotExist",
-                "InvalidToken",
-            ):
-                return False
-            raise
-        return True
+        return self._answer(
+            self._sfn.send_task_success, taskToken=task_token, output=json.dumps(output)
+        )
 
     def fail(self, task_token: str, error: str, cause: str) -> bool:
         """Fail a waiting task (its Catch sees ``error``); False when the task is already gone."""
+        return self._answer(
+            self._sfn.send_task_failure, taskToken=task_token, error=error, cause=cause[:32768]
+        )
+
+    @staticmethod
+    def _answer(call: Callable[..., Any], **params: Any) -> bool:
         try:
-            self._sfn.send_task_failure(taskToken=task_token, error=error, cause=cause[:32768])
+            call(**params)
         except ClientError as exc:
             if exc.response["Error"]["Code"] in (
                 "TaskTimedOut",
