@@ -234,6 +234,13 @@ def fail(
     return {"release": release, "reason": reason}
 
 
+def reject(error: dict[str, Any] | None) -> dict[str, str]:
+    """Why a build was refused before it became a release (a bad key, a version released
+    before), as the operators should read it."""
+    error = error or {}
+    return {"reason": cause_message(error.get("Cause", "")) or str(error.get("Error", "refused"))}
+
+
 def activate(records: ReleaseRecords, releases: Releases, release: str) -> dict[str, str]:
     """Return to an earlier release (or re-assert the current one): an admin's rollback."""
     record = records.get(release)

@@ -358,7 +358,8 @@ def test_a_version_released_before_is_refused(
     release = _release(fleet, "1.1.0")
     # Then it is refused before anything is built, and reported
     assert release.execution["status"] == "FAILED"
-    assert release.states[-3:] == ["Begin", "NotifyRejected", "Failed"]
+    assert release.states[-4:] == ["Begin", "Rejected", "NotifyRejected", "Failed"]
     assert _record(fleet, "1.1.0") == record
     assert _revisions(fleet) == revisions
-    inbox.wait_for("DCV Fleet: build not released", "release 1.1.0 exists already")
+    message = inbox.wait_for("DCV Fleet: build not released", "release 1.1.0 exists already")
+    assert "errorType" not in str(message)  # the reason in words, not the Lambda error document

@@ -142,7 +142,7 @@ SDK_INTEGRATION_ERRORS = ("CodeBuild.",)
 #: Where each workflow's failures go: the state that leaves every record true.
 COMPENSATORS = {
     # a build that was never recorded is only reported; one that was is failed and reported
-    "release_image.asl.json": {"ReleaseFailed", "NotifyRejected"},
+    "release_image.asl.json": {"ReleaseFailed", "Rejected", "NotifyRejectedRaw"},
     "provision_session.asl.json": {"Compensate"},
     "idle_session.asl.json": {"Recover"},
     # finding work only reads; acting on one finding must not stop the others

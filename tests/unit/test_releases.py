@@ -280,3 +280,18 @@ def test_the_release_parameter_is_the_document_submit_job_reads() -> None:
             "jobDefinition": "arn:d:5",
         }
         assert parameter.current() == Release("2.0", f"{REPO}:2.0", "arn:d:5")
+
+
+def test_a_refused_build_is_reported_in_words() -> None:
+    cause = json.dumps(
+        {
+            "errorMessage": "release 2.0 exists already; a build's version names one release",
+            "errorType": "ReleaseConflictError",
+            "stackTrace": ["  File ..."],
+        }
+    )
+    out = releases.reject({"Error": "ReleaseConflictError", "Cause": cause})
+    assert out == {"reason": "release 2.0 exists already; a build's version names one release"}
+    assert releases.reject({"Error": "Lambda.ServiceException"}) == {
+        "reason": "Lambda.ServiceException"
+    }

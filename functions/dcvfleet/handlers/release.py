@@ -55,8 +55,13 @@ def _fail(event: dict[str, Any], settings: ReleaseSettings) -> dict[str, Any]:
     if records.get(release):  # a smoke-test desktop, if one was started, must not run on
         secrets = SessionSecrets(client("secretsmanager"))
         releases.end_smoke(_sessions(), records, batch_jobs(), secrets, release)
+    return releases.fail(records, _images(), release, _error(event))
+
+
+def _error(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The workflow's caught error ({"Error", "Cause"}), when the task input carries one."""
     error = event.get("error")
-    return releases.fail(records, _images(), release, error if isinstance(error, dict) else None)
+    return error if isinstance(error, dict) else None
 
 
 STEPS: dict[str, Callable[[dict[str, Any], ReleaseSettings], dict[str, Any]]] = {
@@ -81,6 +86,9 @@ STEPS: dict[str, Callable[[dict[str, Any], ReleaseSettings], dict[str, Any]]] = 
         _records(s), _current(s), _images(), s, _text(e, "release")
     ),
     "fail": _fail,
+    "reject": lambda e, s: releases.reject(
+        e.get("error") if isinstance(e.get("error"), dict) else None
+    ),
 }
 
 
