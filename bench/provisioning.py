@@ -157,6 +157,12 @@ def report(
     transitions = []
     for session_id, _, _ in results:
         arn = machine.replace(":stateMachine:", ":execution:") + f":{session_id}"
+        # READY is written by MarkReady; the announcement steps after it may still be running
+        deadline = time.monotonic() + 30
+        while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
         history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         transitions.append(sum(1 for e in history if e["type"].endswith("StateEntered")))
     api_fn = stack.deployment.physical["ApiFunction"]  # type: ignore[union-attr]
