@@ -20,6 +20,7 @@ from dcvfleet.errors import (
     ReleaseConflictError,
     ReleaseNotFoundError,
 )
+from dcvfleet.store import now_iso
 
 SESSION_TAG = "dcvfleet:session-id"
 OWNER_TAG = "dcvfleet:owner"
@@ -626,7 +627,7 @@ class ReleaseRecords:
         self._table = table_name
 
     def create(self, release: str, fields: dict[str, str]) -> None:
-        now = _now_iso()
+        now = now_iso()
         item = {k: {"S": v} for k, v in {**fields, "createdAt": now, "updatedAt": now}.items()}
         try:
             self._db.put_item(
@@ -655,7 +656,7 @@ class ReleaseRecords:
         return record
 
     def update(self, release: str, **fields: str) -> None:
-        fields = {**fields, "updatedAt": _now_iso()}
+        fields = {**fields, "updatedAt": now_iso()}
         names = {f"#f{i}": k for i, k in enumerate(fields)}
         values = {f":v{i}": {"S": v} for i, v in enumerate(fields.values())}
         self._db.update_item(
@@ -676,7 +677,3 @@ class ReleaseRecords:
             if "LastEvaluatedKey" not in page:
                 return sorted(items, key=lambda r: r.get("createdAt", ""))
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-
-
-def _now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -25,6 +25,7 @@ from dcvfleet.adapters import (
     Release,
     Releases,
     SessionSecrets,
+    Workflows,
 )
 from dcvfleet.config import BatchSettings
 from dcvfleet.errors import InsufficientCapacityError, JobFailedError, SessionConflictError
@@ -172,6 +173,13 @@ def host_of_claim(session: Session, jobs: BatchJobs, claimed_instance: str) -> s
     if instance_id != claimed_instance:
         return f"instance {claimed_instance} is not the host of job {job.job_id}"
     return None
+
+
+def fail_wait(workflows: Workflows, task_token: str, job: BatchJob | None) -> str:
+    """Fail the provisioning workflow waiting for Host Ready: its job ended (or vanished)."""
+    reason = job_failure_reason(job) if job else "its job no longer exists"
+    workflows.fail(task_token, "JobFailedError", reason)
+    return reason
 
 
 def end_job(jobs: BatchJobs, session: Session, reason: str) -> bool:

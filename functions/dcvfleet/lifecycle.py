@@ -437,7 +437,8 @@ def act(
     execution holds its idle slot. A user's or an external change has made that move already.
     Returns the event and notification for the workflow to publish.
     """
-    backend = store.require(session_id).backend
+    current = store.require(session_id)
+    backend = current.backend
     action = _action_for(trigger, settings, requested_action, backend)
     terminal = action == "terminate"
     moving = Status.TERMINATING if terminal else Status.STOPPING
@@ -465,7 +466,7 @@ def act(
             status_reason=f"{_past(action).capitalize()} because {reason}.",
         )
     else:
-        session = store.require(session_id)
+        session = current  # a user's or an outside change: the record moved already
         done_already = (Status.TERMINATED,) if terminal else (Status.STOPPED, Status.TERMINATED)
         if session.status in done_already and (session.evidence or {}).get("trigger") == trigger:
             # a change outside DCV Fleet finished (and was confirmed by its EC2 event) before
@@ -834,9 +835,7 @@ def job_changed(  # noqa: PLR0917 (the adapters it needs, then the event)
         if job.status in JOB_ENDED:
             if not session.task_token:
                 return "ended; the provisioning workflow's poll will see it"
-            reason = batch.job_failure_reason(job)
-            workflows.fail(session.task_token, "JobFailedError", reason)
-            return f"provisioning failed: {reason}"
+            return f"provisioning failed: {batch.fail_wait(workflows, session.task_token, job)}"
         if job.status in ("STARTING", "RUNNING") and session.job_id:
             granted = batch.grant_secret(session, job, secrets, job_role_id)
             return "secret granted to its task" if granted else "waiting for its task"

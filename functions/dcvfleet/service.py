@@ -236,8 +236,7 @@ def await_host_ready(
     if session.backend == "batch" and jobs is not None and session.job_id:
         job = jobs.describe(session.job_id)
         if job is None or job.status in JOB_ENDED:
-            reason = batch.job_failure_reason(job) if job else "its job no longer exists"
-            workflows.fail(task_token, "JobFailedError", reason)
+            batch.fail_wait(workflows, task_token, job)
             return True
     return False
 
