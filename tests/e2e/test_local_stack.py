@@ -215,6 +215,48 @@ def test_every_handler_sample_has_a_handler() -> None:
     assert {p.name for p in SAMPLES.glob("*.json")} == handled | emitted
 
 
+def _forged(sample: str, **changes: Any) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((SAMPLES / sample).read_text())
+    event.update(changes)
+    return event
+
+
+@pytest.mark.parametrize(
+    ("function", "event", "reason"),
+    [
+        (
+            "JobStateFunction",
+            _forged("batch-job-state-change.json", source="dcvfleet.agent"),
+            "not a Batch job state change",
+        ),
+        (
+            "JobStateFunction",
+            _forged("batch-job-state-change.json", detail={"jobName": "x"}),
+            "not a Batch job state change",
+        ),
+        (
+            "InstanceStateFunction",
+            _forged("ec2-instance-state-change.json", source="dcvfleet"),
+            "not an EC2 instance state-change notification",
+        ),
+        (
+            "InstanceStateFunction",
+            {"detail": "garbled"},
+            "not an EC2 instance state-change notification",
+        ),
+    ],
+)
+def test_a_forged_or_garbled_aws_event_is_rejected(
+    fleet: Stack, function: str, event: dict[str, Any], reason: str
+) -> None:
+    """AWS's own events are trusted only in their own shape, from their own source."""
+    resp = fleet.client("lambda").invoke(
+        FunctionName=fleet.info["resources"][function], Payload=json.dumps(event).encode()
+    )
+    assert "FunctionError" not in resp
+    assert json.loads(resp["Payload"].read()) == {"outcome": "rejected", "reason": reason}
+
+
 @pytest.mark.parametrize(("sample", "function"), sorted(HANDLER_SAMPLES.items()))
 def test_every_handler_accepts_its_sample(fleet: Stack, sample: str, function: str) -> None:
     """The consumer side: a handler parses its sample; it may only fail on the domain lookup."""
