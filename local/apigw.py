@@ -3,12 +3,17 @@
 Routes and their Lambda integrations come from the translated ``AWS::ApiGateway::RestApi`` body;
 the Cognito authorizer checks the ID token against the emulated user pool's signing keys, issuer,
 audience and expiry, then passes the claims to the handler in ``requestContext.authorizer``.
+A route whose security is ``NONE`` takes no token. Mock integrations (the CORS preflight
+``OPTIONS`` methods SAM adds) answer with their response parameters' headers; API Gateway's own
+answers (401, 403, 429, 502) carry the body's gateway response headers (DEFAULT_4XX/5XX); the
+stage's ``MethodSettings`` throttle requests (a token bucket: rate per second, burst), 429 past it.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 import uuid
 from typing import Any
@@ -21,13 +26,30 @@ from local.http import LocalServer, Reply, json_reply
 
 
 class Route:
-    def __init__(self, path: str, method: str, function_arn: str, authorizer: str | None) -> None:
+    def __init__(
+        self,
+        path: str,
+        method: str,
+        function_arn: str | None,
+        authorizer: str | None,
+        mock_headers: dict[str, str] | None = None,
+    ) -> None:
         self.path = path
         self.method = method.upper()
         self.function_arn = function_arn
         self.authorizer = authorizer
+        self.mock_headers = mock_headers or {}
         pattern = re.sub(r"\{(\w+)\+?\}", r"(?P<\1>[^/]+)", path)
         self.regex = re.compile(f"^{pattern}$")
+
+
+def _header_values(parameters: dict[str, Any], prefix: str) -> dict[str, str]:
+    """Static header mappings (``'value'``) of an integration or gateway response."""
+    return {
+        name[len(prefix) :]: str(value).strip("'")
+        for name, value in parameters.items()
+        if name.startswith(prefix)
+    }
 
 
 def routes_from_body(body: dict[str, Any]) -> list[Route]:
@@ -36,14 +58,53 @@ def routes_from_body(body: dict[str, Any]) -> list[Route]:
     for path, methods in body.get("paths", {}).items():
         for method, spec in methods.items():
             integration = spec.get("x-amazon-apigateway-integration", {})
-            uri = integration.get("uri", "")
-            match = re.search(r"functions/(arn:[^/]+)/invocations", uri)
-            if not match:
-                continue
             security = spec.get("security", default_security)
             authorizer = next(iter(security[0]), None) if security else None
-            routes.append(Route(path, method, match.group(1), authorizer))
+            if authorizer == "NONE":
+                authorizer = None
+            if integration.get("type") == "mock":
+                default = integration.get("responses", {}).get("default", {})
+                headers = _header_values(
+                    default.get("responseParameters", {}), "method.response.header."
+                )
+                routes.append(Route(path, method, None, authorizer, headers))
+                continue
+            uri = integration.get("uri", "")
+            match = re.search(r"functions/(arn:[^/]+)/invocations", uri)
+            if match:
+                routes.append(Route(path, method, match.group(1), authorizer))
     return routes
+
+
+class Throttle:
+    """API Gateway's stage throttling: a token bucket of ``burst`` tokens refilled at ``rate``
+    per second; a request that finds it empty is refused."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens = float(burst)
+        self.at = time.monotonic()
+        self.lock = threading.Lock()
+
+    def allow(self) -> bool:
+        with self.lock:
+            now = time.monotonic()
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+            self.at = now
+            if self.tokens < 1:
+                return False
+            self.tokens -= 1
+            return True
+
+    @classmethod
+    def from_settings(cls, settings: list[dict[str, Any]]) -> Throttle | None:
+        for setting in settings:
+            if setting.get("ResourcePath") == "/*" and setting.get("HttpMethod") == "*":
+                rate = setting.get("ThrottlingRateLimit")
+                burst = setting.get("ThrottlingBurstLimit")
+                if rate is not None and burst is not None:
+                    return cls(float(rate), int(burst))
+        return None
 
 
 class TokenVerifier:
@@ -80,11 +141,18 @@ class ApiServer(LocalServer):
         body: dict[str, Any],
         stage: str,
         client_ids: list[str],
+        method_settings: list[dict[str, Any]] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
         self.routes = routes_from_body(body)
         self.stage = stage
+        self.throttle = Throttle.from_settings(method_settings or [])
+        responses = body.get("x-amazon-apigateway-gateway-responses", {})
+        self.gateway_headers = {
+            kind: _header_values(spec.get("responseParameters", {}), "gatewayresponse.header.")
+            for kind, spec in responses.items()
+        }
         self.lambda_client = boto3.client("lambda", endpoint_url=endpoint_url, region_name=region)
         authorizers = body.get("securityDefinitions", {})
         self.verifiers: dict[str, TokenVerifier] = {}
@@ -101,11 +169,22 @@ class ApiServer(LocalServer):
         return f"{self.address}/{self.stage}"
 
     # -- request handling ----------------------------------------------------------------
+    def _gateway(self, status: int, message: str) -> Reply:
+        """One of API Gateway's own answers, with its gateway response headers."""
+        code, headers, body = json_reply(status, {"message": message})
+        kind = "DEFAULT_4XX" if status < 500 else "DEFAULT_5XX"
+        return code, {**headers, **self.gateway_headers.get(kind, {})}, body
+
     def handle(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
+        if self.throttle is not None and not self.throttle.allow():
+            return self._gateway(429, "Too Many Requests")
+        return self._route(method, raw_path, headers, body)
+
+    def _route(self, method: str, raw_path: str, headers: dict[str, str], body: bytes) -> Reply:
         parts = urlsplit(raw_path)
         prefix = f"/{self.stage}"
         if not parts.path.startswith(prefix):
-            return json_reply(403, {"message": "Missing Authentication Token"})
+            return self._gateway(403, "Missing Authentication Token")
         path = parts.path[len(prefix) :] or "/"
         candidates = [(r, r.regex.match(path)) for r in self.routes]
         matches = [(r, m) for r, m in candidates if m]
@@ -115,7 +194,7 @@ class ApiServer(LocalServer):
         )
         if route_match is None:
             # API Gateway answers an unknown route or method like this.
-            return json_reply(403, {"message": "Missing Authentication Token"})
+            return self._gateway(403, "Missing Authentication Token")
         route, match = route_match
         claims: dict[str, Any] | None = None
         if route.authorizer:
@@ -123,11 +202,13 @@ class ApiServer(LocalServer):
             if token.lower().startswith("bearer "):
                 token = token[7:]
             if not token:
-                return json_reply(401, {"message": "Unauthorized"})
+                return self._gateway(401, "Unauthorized")
             try:
                 claims = self.verifiers[route.authorizer].claims(token)
             except jwt.PyJWTError:
-                return json_reply(401, {"message": "Unauthorized"})
+                return self._gateway(401, "Unauthorized")
+        if route.function_arn is None:
+            return 200, {"Content-Type": "application/json", **route.mock_headers}, b"{}"
         event = self._event(
             route, match.groupdict(), method, path, parts.query, headers, body, claims
         )
@@ -138,7 +219,7 @@ class ApiServer(LocalServer):
             or not isinstance(payload, dict)
             or "statusCode" not in payload
         ):
-            return json_reply(502, {"message": "Internal server error"})
+            return self._gateway(502, "Internal server error")
         out_headers = {str(k): str(v) for k, v in (payload.get("headers") or {}).items()}
         for key, values in (payload.get("multiValueHeaders") or {}).items():
             out_headers[key] = ", ".join(str(v) for v in values)

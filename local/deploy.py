@@ -126,6 +126,10 @@ class Deployer:
                 props.get("CodeUri"), str
             ):
                 props["CodeUri"] = code_uri(props["CodeUri"])
+            if resource["Type"] == "AWS::Serverless::LayerVersion" and isinstance(
+                props.get("ContentUri"), str
+            ):
+                props["ContentUri"] = code_uri(props["ContentUri"])
             if resource["Type"] == "AWS::Serverless::StateMachine" and isinstance(
                 props.get("DefinitionUri"), str
             ):
@@ -177,6 +181,17 @@ class Deployer:
             {k: v for k, v in api_created.items() if v["Type"].startswith("AWS::Cognito::")},
             deployment,
         )
+        self._publish_layers(
+            {k: v for k, v in api_created.items() if v["Type"] == "AWS::Lambda::LayerVersion"},
+            deployment,
+        )
+        served = {
+            k: v
+            for k, v in cfn_template["Resources"].items()
+            if v["Type"] in emulator.LOCALLY_SERVED_TYPES
+        }
+        self._serve_locally(served, deployment)
+        api_created.update(served)
         stack_template = _replace_refs(copy.deepcopy(cfn_template), deployment)
         for logical_id in api_created:
             del stack_template["Resources"][logical_id]
@@ -201,7 +216,44 @@ class Deployer:
         self._deploy_apis(api_created, stack_template, deployment)
         self._add_permissions(api_created, deployment)
         self._upload_image_source(deployment)
+        self._put_bucket_policies(api_created, deployment)
         return deployment
+
+    def _publish_layers(self, resources: dict[str, Any], deployment: Deployment) -> None:
+        lam = self.client("lambda")
+        for logical_id, resource in resources.items():
+            props = _resolve(resource["Properties"], deployment)
+            arn = lam.publish_layer_version(
+                LayerName=props.get("LayerName", f"{STACK_NAME}-{logical_id}"),
+                Description=props.get("Description", ""),
+                Content={
+                    "S3Bucket": props["Content"]["S3Bucket"],
+                    "S3Key": props["Content"]["S3Key"],
+                },
+            )["LayerVersionArn"]
+            deployment.physical[logical_id] = arn
+
+    def _put_bucket_policies(self, resources: dict[str, Any], deployment: Deployment) -> None:
+        s3 = self.client("s3")
+        for logical_id, resource in resources.items():
+            if resource["Type"] != "AWS::S3::BucketPolicy":
+                continue
+            props = _resolve(resource["Properties"], deployment)
+            s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
+            deployment.physical[logical_id] = props["Bucket"]
+
+    @staticmethod
+    def _serve_locally(resources: dict[str, Any], deployment: Deployment) -> None:
+        """The portal's CloudFront distribution and its publishing custom resource: the local
+        stack serves ``portal/`` itself (``local.portal``); references to them resolve to
+        stand-ins so the rest of the stack deploys as written."""
+        for logical_id, resource in resources.items():
+            deployment.physical[logical_id] = f"local-{logical_id}"
+            deployment.attributes[(logical_id, "Id")] = f"local-{logical_id}"
+            deployment.attributes[(logical_id, "DomainName")] = "portal.localhost"
+            deployment.not_emulated.append(
+                f"{logical_id} ({resource['Type']}): the local stack serves portal/ itself"
+            )
 
     def _upload_image_source(self, deployment: Deployment) -> None:
         """The image build project's source bundle where its Source points (the README's release
@@ -246,7 +298,11 @@ class Deployer:
             props = resource["Properties"]
             api_logical_id = props["RestApiId"]["Ref"]
             body = _resolve(template["Resources"][api_logical_id]["Properties"]["Body"], deployment)
-            deployment.apis[api_logical_id] = {"stage": props["StageName"], "body": body}
+            deployment.apis[api_logical_id] = {
+                "stage": props["StageName"],
+                "body": body,
+                "methodSettings": _resolve(props.get("MethodSettings", []), deployment),
+            }
             deployment.not_emulated.append(
                 f"{logical_id} (AWS::ApiGateway::Stage): served by the local API server"
             )
@@ -379,6 +435,8 @@ def _get_att(logical_id: str, attribute: str, deployment: Deployment) -> str:
     region, account = deployment.region, deployment.account_id
     if resource["Type"] == "AWS::Lambda::Function" and attribute == "Arn":
         return f"arn:aws:lambda:{region}:{account}:function:{physical}"
+    if resource["Type"] == "AWS::S3::Bucket" and attribute == "Arn":
+        return f"arn:aws:s3:::{physical}"
     if resource["Type"] == "AWS::IAM::Role" and attribute == "Arn":
         return f"arn:aws:iam::{account}:role/{physical}"
     if resource["Type"] == "AWS::Events::Rule" and attribute == "Arn":
@@ -419,7 +477,33 @@ def _resolve(value: Any, deployment: Deployment) -> Any:
         if key == "Fn::Join":
             sep, items = arg
             return sep.join(str(i) for i in _resolve(items, deployment))
+        if key == "Fn::If":
+            condition, when_true, when_false = arg
+            chosen = when_true if _condition(condition, deployment) else when_false
+            return _resolve(chosen, deployment)
     return {k: _resolve(v, deployment) for k, v in value.items()}
+
+
+def _condition(name: str, deployment: Deployment) -> bool:
+    """A template condition's value (Fn::Equals, Not, And, Or, Condition over parameters)."""
+
+    def evaluate(value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ((key, arg),) = value.items()
+            if key == "Fn::Equals":
+                left, right = (evaluate(a) for a in arg)
+                return str(left) == str(right)
+            if key == "Fn::Not":
+                return not evaluate(arg[0])
+            if key == "Fn::And":
+                return all(evaluate(a) for a in arg)
+            if key == "Fn::Or":
+                return any(evaluate(a) for a in arg)
+            if key == "Condition":
+                return _condition(arg, deployment)
+        return _resolve(value, deployment)
+
+    return bool(evaluate(deployment.template["Conditions"][name]))
 
 
 def _replace_refs(template: dict[str, Any], deployment: Deployment) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from local import deploy, emulator
 from local.apigw import ApiServer
 from local.containers import JobSimulator
 from local.hosts import ControlServer, HostSimulator
+from local.portal import PortalServer, template_policy
 
 REGION = "us-east-1"
 STATE_DIR = emulator.ROOT / ".local"
@@ -98,7 +99,12 @@ class LocalStack:
     ) -> None:
         if minute_seconds <= 0:
             raise ValueError("minute_seconds must be > 0")
-        self.overrides = {**deploy.samconfig_overrides(), **(overrides or {})}
+        self.portal_port = free_port()
+        self.overrides = {
+            "PortalOrigin": f"http://127.0.0.1:{self.portal_port}",
+            **deploy.samconfig_overrides(),
+            **(overrides or {}),
+        }
         self.boot_delay = boot_delay
         self.minute_seconds = minute_seconds
         self.moto_port = moto_port or free_port()
@@ -106,6 +112,7 @@ class LocalStack:
         self.endpoint_url = f"http://127.0.0.1:{self.moto_port}"
         self._server: Any = None
         self.api: ApiServer | None = None
+        self.portal: PortalServer | None = None
         self.hosts: HostSimulator | None = None
         self.jobs: JobSimulator | None = None
         self.control: ControlServer | None = None
@@ -134,8 +141,21 @@ class LocalStack:
             body=d.apis[api_id]["body"],
             stage=d.apis[api_id]["stage"],
             client_ids=[d.outputs["UserPoolClientId"]],
+            method_settings=d.apis[api_id]["methodSettings"],
         )
         self.api.start()
+        self.portal = PortalServer(
+            {
+                "apiUrl": self.api.url,
+                "region": REGION,
+                "userPoolId": d.outputs["UserPoolId"],
+                "userPoolClientId": d.outputs["UserPoolClientId"],
+                "cognitoEndpoint": f"{self.endpoint_url}/",
+            },
+            template_policy(d.template),
+            port=self.portal_port,
+        )
+        self.portal.start()
         shutil.rmtree(self.state_dir / "hosts", ignore_errors=True)
         self.hosts = HostSimulator(
             endpoint_url=self.endpoint_url,
@@ -158,7 +178,7 @@ class LocalStack:
         demo = self._create_demo_user(d.outputs["UserPoolId"])
         self.info = StackInfo(
             api_url=self.api.url,
-            portal_url=f"{self.control.url}/portal/",
+            portal_url=self.portal.url,
             aws_endpoint_url=self.endpoint_url,
             region=REGION,
             control_url=self.control.url,
@@ -188,7 +208,7 @@ class LocalStack:
     def stop(self) -> None:
         if self.scheduler is not None:
             self.scheduler.stop()
-        for part in (self.control, self.api):
+        for part in (self.control, self.portal, self.api):
             if part is not None:
                 part.stop()
         if self.jobs is not None:

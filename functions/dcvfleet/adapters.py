@@ -29,6 +29,8 @@ SECRET_TAG = "dcvfleet:secret-arn"  # noqa: S105 - a tag key, not a secret
 #: On a batch session's secret: "<job role id>:<ECS task id>", the only principal (aws:userid)
 #: the job role's policy lets read it.
 READER_TAG = "dcvfleet:reader"
+#: Batch tags the instances of its managed compute environments with this key.
+BATCH_INSTANCE_TAG = "aws:batch:compute-environment"
 CAPACITY_ERRORS = frozenset(
     {"InsufficientInstanceCapacity", "InsufficientCapacity", "Unsupported", "InstanceLimitExceeded"}
 )
@@ -52,6 +54,8 @@ class Instance:
     public_ip: str | None
     private_ip: str | None
     hibernation_configured: bool = False
+    launch_time: str | None = None
+    availability_zone: str | None = None
 
 
 class CapacityUnavailable(Exception):
@@ -73,6 +77,8 @@ class Ec2Hosts:
             public_ip=raw.get("PublicIpAddress") or None,
             private_ip=raw.get("PrivateIpAddress") or None,
             hibernation_configured=bool(raw.get("HibernationOptions", {}).get("Configured")),
+            launch_time=raw["LaunchTime"].isoformat() if raw.get("LaunchTime") else None,
+            availability_zone=raw.get("Placement", {}).get("AvailabilityZone"),
         )
 
     def describe(self, instance_id: str) -> Instance | None:
@@ -149,6 +155,20 @@ class Ec2Hosts:
             for i in r["Instances"]
         ]
 
+    def fleet_page(
+        self, filters: dict[str, list[str]], limit: int, token: str | None
+    ) -> tuple[list[Instance], str | None]:
+        """One page of DescribeInstances (``filters``: name -> values) and EC2's next token."""
+        kwargs: dict[str, Any] = {
+            "Filters": [{"Name": k, "Values": v} for k, v in filters.items()],
+            "MaxResults": limit,
+        }
+        if token:
+            kwargs["NextToken"] = token
+        resp = self._ec2.describe_instances(**kwargs)
+        found = [self._instance(i) for r in resp["Reservations"] for i in r["Instances"]]
+        return found, resp.get("NextToken") or None
+
     def start(self, instance_id: str) -> None:
         self._ec2.start_instances(InstanceIds=[instance_id])
 
@@ -208,6 +228,20 @@ class SessionSecrets:
             resp = self._sm.describe_secret(SecretId=self.name_for(session_id))
         arn: str = resp["ARN"]
         return arn
+
+    def read(self, secret_arn: str) -> dict[str, str] | None:
+        """The user name and password, or None once the secret is deleted (or being deleted)."""
+        try:
+            value = self._sm.get_secret_value(SecretId=secret_arn)["SecretString"]
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] in (
+                "ResourceNotFoundException",
+                "InvalidRequestException",
+            ):
+                return None
+            raise
+        data = json.loads(value)
+        return {"username": str(data["username"]), "password": str(data["password"])}
 
     def grant_reader(self, secret_arn: str, reader: str) -> None:
         """Let exactly one job's task read this secret (see READER_TAG); idempotent."""
@@ -353,6 +387,34 @@ class HostCommands:
         if result.status != "Success":
             raise HostCommandError(
                 f"in-session notice on {instance_id}: {result.status} (exit {result.exit_code})"
+            )
+
+
+class FleetEvents:
+    """Events the control plane puts on the fleet bus (source ``dcvfleet``) from a function."""
+
+    SOURCE = "dcvfleet"
+
+    def __init__(self, events: Any, bus_name: str) -> None:
+        self._events = events
+        self._bus = bus_name
+
+    def publish(self, detail_type: str, detail: dict[str, Any]) -> None:
+        resp = self._events.put_events(
+            Entries=[
+                {
+                    "EventBusName": self._bus,
+                    "Source": self.SOURCE,
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail, separators=(",", ":")),
+                }
+            ]
+        )
+        if resp.get("FailedEntryCount"):
+            failed = resp["Entries"][0]
+            raise RuntimeError(
+                f"{detail_type} was not published: {failed.get('ErrorCode')} "
+                f"{failed.get('ErrorMessage')}"
             )
 
 

@@ -148,7 +148,7 @@ def check_job(
     grant_secret(session, job, secrets, settings.job_role_id)
     instance_id = jobs.instance_of(job)
     if instance_id and instance_id != session.instance_id:
-        update_provisioning(store, session_id, instance_id=instance_id)
+        update_provisioning(store, session_id, step="capacity", instance_id=instance_id)
     return {"started": True, "jobStatus": job.status, "instanceId": instance_id or ""}
 
 

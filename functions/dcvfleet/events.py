@@ -24,6 +24,7 @@ DETAIL_SCHEMAS: dict[tuple[str, str], str] = {
     (FLEET_SOURCE, "Session Idle Warning"): "session-idle-warning.schema.json",
     (FLEET_SOURCE, "Session Stopped"): "session-stopped.schema.json",
     (FLEET_SOURCE, "Session Terminated"): "session-terminated.schema.json",
+    (FLEET_SOURCE, "Session Credentials Revealed"): "session-credentials-revealed.schema.json",
 }
 
 

@@ -18,6 +18,7 @@ from aws_lambda_powertools import Logger
 
 from dcvfleet import batch
 from dcvfleet.adapters import (
+    BATCH_INSTANCE_TAG,
     JOB_ENDED,
     SESSION_TAG,
     BatchJob,
@@ -46,11 +47,11 @@ from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso
 
 logger = Logger(child=True)
 
-#: Batch tags the instances of its managed compute environments with this key.
-BATCH_INSTANCE_TAG = "aws:batch:compute-environment"
-#: What started a stop: the agent's claim, the sweep, the user, or a change outside DCV Fleet.
+#: What started a stop: the agent's claim, the sweep, the user, a fleet administrator, or a
+#: change outside DCV Fleet.
 AUTOMATIC_TRIGGERS = ("idle", "agent-silent", "max-lifetime")
-TRIGGERS = (*AUTOMATIC_TRIGGERS, "user", "external")
+REQUESTED_TRIGGERS = ("user", "admin", "external")
+TRIGGERS = (*AUTOMATIC_TRIGGERS, *REQUESTED_TRIGGERS)
 STOP_DETAIL_TYPE = "Session Stopped"
 TERMINATE_DETAIL_TYPE = "Session Terminated"
 WARNING_DETAIL_TYPE = "Session Idle Warning"
@@ -329,7 +330,7 @@ def _action_for(
     """What ends this desktop: a batch desktop's container always ends (its job is terminated)."""
     if backend == "batch":
         return "terminate"
-    if trigger in ("user", "external"):
+    if trigger in REQUESTED_TRIGGERS:
         return requested or "stop"
     return settings.idle_action
 
@@ -630,14 +631,20 @@ def request_stop(
     session_id: str,
     *,
     action: str,
+    as_admin: bool = False,
 ) -> Session:
-    """POST /sessions/{id}/stop (action "stop") and DELETE /sessions/{id} ("terminate")."""
+    """POST /sessions/{id}/stop (action "stop") and DELETE /sessions/{id} ("terminate"); with
+    ``as_admin``, a fleet administrator's stop or termination of anyone's desktop."""
     allowed = {
         "stop": frozenset({Status.READY}),
         "terminate": frozenset({Status.READY, Status.STOPPED}),
     }[action]
+    trigger = "admin" if as_admin else "user"
+    by = "an administrator" if as_admin else "you"
     for _ in range(CONFLICT_RETRIES):
-        session = get_session(store, caller, session_id)
+        session = store.get(session_id) if as_admin else get_session(store, caller, session_id)
+        if session is None:
+            raise SessionNotFoundError(f"session {session_id} not found")
         if session.status not in allowed:
             raise StatusConflictError(
                 f"the desktop is {session.status}; it can be "
@@ -646,15 +653,18 @@ def request_stop(
                 session.status.value,
             )
         ends = action == "terminate" or session.backend == "batch"  # a container is not kept
-        name = f"{session_id}-user-{session.version + 1}"
+        name = f"{session_id}-{trigger}-{session.version + 1}"
+        evidence = {"trigger": trigger, "decidedAt": now_iso()}
+        if as_admin:
+            evidence["by"] = caller.username
         try:
             updated = store.update(
                 session,
                 status=Status.TERMINATING if ends else Status.STOPPING,
                 idle_check=name,
                 idle_check_at=now_iso(),
-                status_reason="Deleted by you." if action == "terminate" else "Stopped by you.",
-                evidence={"trigger": "user", "decidedAt": now_iso()},
+                status_reason=f"{'Deleted' if action == 'terminate' else 'Stopped'} by {by}.",
+                evidence=evidence,
             )
         except SessionConflictError:
             continue
@@ -663,7 +673,7 @@ def request_stop(
         raise SessionConflictError(f"session {session_id}: too many concurrent writers")
     payload = {
         "sessionId": session_id,
-        "trigger": "user",
+        "trigger": trigger,
         "action": "terminate" if ends else action,
         "claim": {},
     }
@@ -704,6 +714,7 @@ def resume(
                 task_token=None,
                 idle_check=None,
                 idle_check_at=None,
+                progress={"credentials": now_iso()},  # its credentials are kept while stopped
                 execution_arn=Workflows.execution_arn(settings.provision_state_machine_arn, name),
             )
         except SessionConflictError:

@@ -3,14 +3,10 @@
 from __future__ import annotations
 
 import enum
-import json
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import jsonschema
-
-from dcvfleet.errors import InvalidRequestError
 
 
 class Status(enum.StrEnum):
@@ -25,6 +21,10 @@ class Status(enum.StrEnum):
 
 #: Statuses that count against a user's active-session limit.
 ACTIVE = frozenset({Status.PROVISIONING, Status.READY, Status.STOPPING, Status.TERMINATING})
+
+#: The provisioning steps, in order, each recorded with the time it finished: credentials made,
+#: a GPU instance or container obtained, the host's agent reported DCV running, READY.
+PROGRESS_STEPS = ("credentials", "capacity", "booted", "ready")
 
 #: Allowed transitions (the lifecycle in ARCHITECTURE.md).
 TRANSITIONS: dict[Status, frozenset[Status]] = {
@@ -75,7 +75,15 @@ class Session:
     #: Written by the agent's heartbeats only, outside the versioned writes (see store).
     last_heartbeat_at: str | None = None
     heartbeat: dict[str, Any] | None = None
+    #: When each provisioning step of the current provisioning finished (PROGRESS_STEPS).
+    progress: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def owner_name(self) -> str | None:
+        """The owner's user name (Cognito), as it was when the session was made."""
+        name = self.extra.get("username")
+        return str(name) if name else None
 
     def to_api(self) -> dict[str, Any]:
         """The public view (ARCHITECTURE.md, GET /sessions/{id}); never tokens or secret ARNs."""
@@ -95,38 +103,27 @@ class Session:
             "statusReason": self.status_reason,
         }
         view.update({k: v for k, v in optional.items() if v is not None})
+        view["progress"] = {k: v for k, v in (self.progress or {}).items() if k in PROGRESS_STEPS}
         return view
 
-
-def _load_schema(name: str) -> dict[str, Any]:
-    text = resources.files("dcvfleet").joinpath("schemas", name).read_text(encoding="utf-8")
-    schema: dict[str, Any] = json.loads(text)
-    return schema
-
-
-CREATE_SESSION_SCHEMA = _load_schema("create_session.json")
-_CREATE_VALIDATOR = jsonschema.Draft202012Validator(CREATE_SESSION_SCHEMA)
+    def to_admin_api(self) -> dict[str, Any]:
+        """The view an administrator gets: the public view and whose desktop it is."""
+        view = self.to_api()
+        view["owner"] = self.owner
+        if self.owner_name:
+            view["ownerName"] = self.owner_name
+        if self.owner_email:
+            view["ownerEmail"] = self.owner_email
+        return view
 
 
 @dataclass(frozen=True)
 class CreateSessionRequest:
+    """What a user asked for (validated by the API's ``CreateSessionBody``)."""
+
     backend: str
     os: str
     instance_type: str | None
-
-    @classmethod
-    def parse(cls, body: str | None) -> CreateSessionRequest:
-        """Validate a POST /sessions body; the error names the offending field."""
-        if body is None or not body.strip():
-            raise InvalidRequestError("body: a JSON object is required")
-        try:
-            data = json.loads(body)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequestError(f"body: not valid JSON ({exc.msg})") from exc
-        errors = sorted(_CREATE_VALIDATOR.iter_errors(data), key=lambda e: list(e.path))
-        if errors:
-            raise InvalidRequestError(describe_schema_error(errors[0]))
-        return cls(backend=data["backend"], os=data["os"], instance_type=data.get("instanceType"))
 
 
 def describe_schema_error(error: jsonschema.ValidationError, root: str = "") -> str:

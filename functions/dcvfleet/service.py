@@ -13,6 +13,7 @@ from aws_lambda_powertools import Logger
 
 from dcvfleet import batch
 from dcvfleet.adapters import (
+    BATCH_INSTANCE_TAG,
     JOB_ENDED,
     OS_TAG,
     OWNER_TAG,
@@ -21,6 +22,7 @@ from dcvfleet.adapters import (
     BatchJobs,
     CapacityUnavailable,
     Ec2Hosts,
+    FleetEvents,
     SessionSecrets,
     Workflows,
     dcv_username,
@@ -34,15 +36,14 @@ from dcvfleet.errors import (
     InvalidRequestError,
     SessionConflictError,
     SessionNotFoundError,
+    StatusConflictError,
     user_message_for,
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
-from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso
+from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso, reached
 from dcvfleet.store import update_provisioning as _update_while_provisioning
 
 logger = Logger(child=True)
-
-#: How often a handler re-reads and retries a write that lost a race with another writer.
 
 
 @dataclass(frozen=True)
@@ -132,6 +133,100 @@ def get_session(store: SessionStore, caller: Caller, session_id: str) -> Session
     return session
 
 
+CREDENTIALS_REVEALED = "Session Credentials Revealed"
+#: A desktop in these statuses has no credentials to reveal.
+NO_CREDENTIALS = frozenset({Status.TERMINATING, Status.TERMINATED, Status.FAILED})
+#: GET /admin/instances?state=... -> the EC2 states it covers.
+INSTANCE_STATES = {
+    "running": ["pending", "running"],
+    "stopped": ["stopping", "stopped"],
+    "terminated": ["shutting-down", "terminated"],
+}
+
+
+def reveal_credentials(  # noqa: PLR0917 (the adapters it needs, then the request)
+    store: SessionStore,
+    secrets: SessionSecrets,
+    events: FleetEvents,
+    caller: Caller,
+    session_id: str,
+    request: dict[str, str],
+) -> dict[str, str]:
+    """GET /sessions/{id}/credentials: the owner's DCV user name and password. Each reveal is
+    published as an audit event (without the password) before the password is returned."""
+    session = get_session(store, caller, session_id)
+    found = None
+    if session.secret_arn and session.status not in NO_CREDENTIALS:
+        found = secrets.read(session.secret_arn)
+    if found is None:
+        raise StatusConflictError(
+            f"the desktop is {session.status} and has no credentials"
+            + (" yet" if session.status == Status.PROVISIONING else ""),
+            session.status.value,
+        )
+    events.publish(
+        CREDENTIALS_REVEALED,
+        {
+            "sessionId": session_id,
+            "owner": session.owner,
+            "revealedTo": caller.username,
+            "revealedAt": now_iso(),
+            **request,
+        },
+    )
+    logger.info("credentials revealed", audit=True, session_id=session_id, to=caller.username)
+    return found
+
+
+def options(settings: ApiSettings) -> dict[str, Any]:
+    """GET /options: what a user may ask for on this fleet."""
+    os_by_backend = {"ec2": ["linux", "windows"], "batch": ["linux"]}
+    types = {
+        "ec2": list(settings.allowed_instance_types),
+        "batch": list(settings.batch_instance_types),
+    }
+    return {
+        "backends": list(settings.enabled_backends),
+        "os": {b: os_by_backend[b] for b in settings.enabled_backends},
+        "instanceTypes": {b: types[b] for b in settings.enabled_backends},
+        "defaultInstanceTypes": dict(settings.default_instance_types),
+        "maxActiveSessions": settings.max_active_sessions,
+    }
+
+
+def fleet_instances(
+    hosts: Ec2Hosts,
+    settings: CommonSettings,
+    *,
+    state: str | None,
+    owner: str | None,
+    limit: int,
+    token: str | None,
+) -> dict[str, Any]:
+    """GET /admin/instances: one page of the fleet's instances (the fleet tag), by state."""
+    filters = {f"tag:{settings.fleet_tag_key}": [settings.fleet_tag_value]}
+    if state is not None:
+        filters["instance-state-name"] = INSTANCE_STATES[state]
+    if owner:
+        filters[f"tag:{OWNER_TAG}"] = [owner]
+    found, next_token = hosts.fleet_page(filters, limit, token)
+    instances = []
+    for instance in found:
+        view = {
+            "instanceId": instance.instance_id,
+            "instanceType": instance.instance_type,
+            "state": instance.state,
+            "backend": "batch" if BATCH_INSTANCE_TAG in instance.tags else "ec2",
+            "launchTime": instance.launch_time,
+            "sessionId": instance.tags.get(SESSION_TAG),
+            "owner": instance.tags.get(OWNER_TAG),
+            "privateIpAddress": instance.private_ip,
+            "availabilityZone": instance.availability_zone,
+        }
+        instances.append({k: v for k, v in view.items() if v is not None})
+    return {"instances": instances, **({"nextToken": next_token} if next_token else {})}
+
+
 # -- provisioning workflow steps ---------------------------------------------------------------
 def create_credentials(
     store: SessionStore, secrets: SessionSecrets, settings: CommonSettings, session_id: str
@@ -147,7 +242,7 @@ def create_credentials(
             settings.fleet_tag_key: settings.fleet_tag_value,
         },
     )
-    _update_while_provisioning(store, session_id, secret_arn=arn)
+    _update_while_provisioning(store, session_id, step="credentials", secret_arn=arn)
     return {"secretArn": arn}
 
 
@@ -192,7 +287,11 @@ def launch_instance(
             )
         instance = launched
     _update_while_provisioning(
-        store, session_id, instance_id=instance.instance_id, instance_type=instance.instance_type
+        store,
+        session_id,
+        step="capacity",
+        instance_id=instance.instance_id,
+        instance_type=instance.instance_type,
     )
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
 
@@ -211,6 +310,7 @@ def resume_instance(store: SessionStore, hosts: Ec2Hosts, session_id: str) -> di
         raise InstanceBusyError(f"instance {session.instance_id} is still stopping")
     if instance.state == "stopped":
         hosts.start(instance.instance_id)
+    _update_while_provisioning(store, session_id, step="capacity")
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
 
 
@@ -300,6 +400,7 @@ def accept_host_ready(
     updated = _update_while_provisioning(
         store,
         claim.session_id,
+        step="booted",
         dcv_session_id=claim.dcv_session_id,
         instance_id=claim.instance_id,
     )
@@ -338,6 +439,7 @@ def mark_ready(
         task_token=None,
         ready_at=now_iso(),
         status_reason=None,
+        progress=reached(session, "ready"),
     )
     return _ready(store.require(session_id))
 

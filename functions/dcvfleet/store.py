@@ -52,10 +52,11 @@ _ATTRS = {
     "evidence": "evidence",
     "last_heartbeat_at": "lastHeartbeatAt",
     "heartbeat": "heartbeat",
+    "progress": "progress",
     "extra": "extra",
 }
 #: Fields held as JSON documents in a string attribute.
-_JSON_FIELDS = frozenset({"evidence", "heartbeat"})
+_JSON_FIELDS = frozenset({"evidence", "heartbeat", "progress"})
 #: Fields only record_heartbeat writes.
 HEARTBEAT_FIELDS = frozenset({"last_heartbeat_at", "heartbeat"})
 _FIELDS = {f.name for f in fields(Session)}
@@ -87,6 +88,14 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
         """Every session in one of ``statuses`` (the fleet sweep)."""
+
+    @abc.abstractmethod
+    def page(
+        self, *, status: Status | None, user: str | None, limit: int, after: str | None
+    ) -> tuple[list[Session], str | None]:
+        """Up to ``limit`` sessions of every user (``status`` and ``user``, a sub, user name or
+        e-mail, filter them), from just after session ``after``; and the session id to continue
+        after, or None at the end."""
 
     @abc.abstractmethod
     def record_heartbeat(
@@ -252,6 +261,41 @@ class DynamoSessionStore(SessionStore):
                 return found
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    def page(
+        self, *, status: Status | None, user: str | None, limit: int, after: str | None
+    ) -> tuple[list[Session], str | None]:
+        conditions = ["attribute_exists(#owner)"]
+        names = {"#owner": "owner"}
+        values: dict[str, Any] = {}
+        if status is not None:
+            conditions.append("#status = :status")
+            names["#status"] = "status"
+            values[":status"] = {"S": status.value}
+        if user:
+            conditions.append("(#owner = :user OR #extra.#username = :user OR #email = :user)")
+            names.update({"#extra": "extra", "#username": "username", "#email": "ownerEmail"})
+            values[":user"] = {"S": user}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ConsistentRead": True,
+        }
+        if values:
+            kwargs["ExpressionAttributeValues"] = values
+        if after:
+            kwargs["ExclusiveStartKey"] = {"pk": {"S": after}}
+        found: list[Session] = []
+        while True:
+            resp = self._db.scan(**kwargs)
+            for item in resp.get("Items", []):
+                found.append(self._from_item(item))
+                if len(found) == limit:
+                    return found, found[-1].session_id
+            if "LastEvaluatedKey" not in resp:
+                return found, None
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def record_heartbeat(
         self, session_id: str, instance_id: str, at: str, heartbeat: dict[str, Any]
     ) -> bool:
@@ -386,6 +430,23 @@ class InMemorySessionStore(SessionStore):
         with self._lock:
             return [copy.deepcopy(s) for s in self._items.values() if s.status in statuses]
 
+    def page(
+        self, *, status: Status | None, user: str | None, limit: int, after: str | None
+    ) -> tuple[list[Session], str | None]:
+        with self._lock:
+            ordered = sorted(self._items.values(), key=lambda s: s.session_id)
+        if after:
+            ordered = [s for s in ordered if s.session_id > after]
+        found = [
+            copy.deepcopy(s)
+            for s in ordered
+            if (status is None or s.status == status)
+            and (not user or user in (s.owner, s.owner_name, s.owner_email))
+        ]
+        if len(found) > limit:
+            return found[:limit], found[limit - 1].session_id
+        return found, None
+
     def record_heartbeat(
         self, session_id: str, instance_id: str, at: str, heartbeat: dict[str, Any]
     ) -> bool:
@@ -419,14 +480,24 @@ class InMemorySessionStore(SessionStore):
 CONFLICT_RETRIES = 5
 
 
-def update_provisioning(store: SessionStore, session_id: str, **changes: Any) -> Session:
-    """Write ``changes`` onto a PROVISIONING session, re-reading when another writer won a race."""
+def reached(session: Session, step: str) -> dict[str, str]:
+    """``session.progress`` with ``step`` (one of PROGRESS_STEPS) finished now."""
+    return {**(session.progress or {}), step: now_iso()}
+
+
+def update_provisioning(
+    store: SessionStore, session_id: str, *, step: str | None = None, **changes: Any
+) -> Session:
+    """Write ``changes`` onto a PROVISIONING session, re-reading when another writer won a race;
+    ``step`` records that provisioning step as finished now."""
     for _ in range(CONFLICT_RETRIES):
         session = store.require(session_id)
         if session.status != Status.PROVISIONING:
             raise SessionConflictError(
                 f"session {session_id} is {session.status}, not provisioning"
             )
+        if step is not None:
+            changes["progress"] = reached(session, step)
         try:
             return store.update(session, **changes)
         except SessionConflictError:

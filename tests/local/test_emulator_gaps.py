@@ -769,7 +769,7 @@ def test_workaround_cfn_placeholders_api_served_locally() -> None:
     api_created = {"ApiStage": template["Resources"]["ApiStage"]}
     # No call reaches the emulator: the body is resolved from the deployment alone.
     deploy.Deployer("http://127.0.0.1:9", REGION)._deploy_apis(api_created, template, deployment)
-    assert deployment.apis == {"Api": {"stage": "v1", "body": SWAGGER_BODY}}
+    assert deployment.apis == {"Api": {"stage": "v1", "body": SWAGGER_BODY, "methodSettings": []}}
     assert deployment.not_emulated == [
         "ApiStage (AWS::ApiGateway::Stage): served by the local API server"
     ]
@@ -2710,3 +2710,104 @@ def test_workaround_sfn_jsonpath_index(monkeypatch: pytest.MonkeyPatch) -> None:
         output = _select_paths()
     assert output == {"first": "SUCCEEDED", "all": ["SUCCEEDED", "FAILED"],
                       "failed": ["FAILED"], "choice": "yes"}  # fmt: skip
+
+
+# -- COGNITO_SRP -------------------------------------------------------------------------------
+def _cognito_user(idp: Any, password: str) -> str:
+    """A pool, its portal client (SRP and password flows) and a confirmed user "alice"."""
+    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
+    client_id: str = idp.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="portal",
+        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_USER_PASSWORD_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    idp.admin_create_user(
+        UserPoolId=pool_id, Username="alice", TemporaryPassword=password, MessageAction="SUPPRESS"
+    )
+    idp.admin_set_user_password(
+        UserPoolId=pool_id, Username="alice", Password=password, Permanent=True
+    )
+    return client_id
+
+
+@mock_aws
+def test_gap_cognito_srp() -> None:
+    """GAP COGNITO_SRP: USER_SRP_AUTH answers with uuid hex for ``SALT`` and ``SRP_B`` (its
+    ``SECRET_BLOCK`` the session id) and signs in with any ``PASSWORD_CLAIM_SIGNATURE``, so with
+    no password at all. When this fails, moto has changed: drop ``cognito_srp_patches`` in
+    local/emulator.py (tests/local/test_cognito_srp.py shows Cognito's behaviour)."""
+    from moto.cognitoidp.models import CognitoIdpBackend
+
+    _require_plain_moto(getattr(CognitoIdpBackend.initiate_auth, "_dcvfleet", False), "COGNITO_SRP")
+    idp = _client("cognito-idp")
+    client_id = _cognito_user(idp, "Correct-Horse-42")
+    challenge = idp.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_SRP_AUTH",
+        AuthParameters={"USERNAME": "alice", "SRP_A": "1"},
+    )
+    parameters = challenge["ChallengeParameters"]
+    assert re.fullmatch(r"[0-9a-f]{32}", parameters["SALT"])
+    assert re.fullmatch(r"[0-9a-f]{32}", parameters["SRP_B"])
+    assert parameters["SECRET_BLOCK"] == challenge["Session"]
+    answer = {
+        "USERNAME": "alice",
+        "TIMESTAMP": "Mon Jan 1 00:00:00 UTC 2024",
+        "PASSWORD_CLAIM_SECRET_BLOCK": parameters["SECRET_BLOCK"],
+        "PASSWORD_CLAIM_SIGNATURE": "forged",
+    }
+    tokens = idp.respond_to_auth_challenge(
+        ClientId=client_id, ChallengeName="PASSWORD_VERIFIER", ChallengeResponses=answer
+    )["AuthenticationResult"]
+    assert idp.get_user(AccessToken=tokens["AccessToken"])["Username"] == "alice"
+
+
+def test_no_gap_browser_calls(moto_server: str) -> None:
+    """Checked, not a gap: a browser's unsigned JSON call (no ``Authorization``, as the portal
+    calls Cognito) reaches cognito-idp by its ``X-Amz-Target``; a CORS preflight to the server's
+    root allows the page's origin and headers; answers (errors too) carry
+    ``Access-Control-Allow-Origin``. When this fails, moto has changed: the portal's sign-in on
+    the local stack needs a workaround in local/emulator.py."""
+    origin = "http://localhost:5173"
+    client_id = _cognito_user(_client("cognito-idp", moto_server), "Correct-Horse-42")
+    preflight = requests.options(
+        f"{moto_server}/",
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,x-amz-target",
+        },
+        timeout=10,
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == origin
+    allowed = {h.strip() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
+    assert {"content-type", "x-amz-target"} <= allowed
+    assert "POST" in preflight.headers["Access-Control-Allow-Methods"]
+
+    def sign_in(password: str) -> requests.Response:
+        return requests.post(
+            f"{moto_server}/",
+            headers={
+                "Origin": origin,
+                "Content-Type": "application/x-amz-json-1.1",
+                "X-Amz-Target": "AWSCognitoIdentityProviderService.InitiateAuth",
+            },
+            data=json.dumps(
+                {
+                    "AuthFlow": "USER_PASSWORD_AUTH",
+                    "ClientId": client_id,
+                    "AuthParameters": {"USERNAME": "alice", "PASSWORD": password},
+                }
+            ),
+            timeout=10,
+        )
+
+    signed_in = sign_in("Correct-Horse-42")
+    assert signed_in.status_code == 200, signed_in.text
+    assert "AccessToken" in signed_in.json()["AuthenticationResult"]
+    assert signed_in.headers["Access-Control-Allow-Origin"] == origin
+    refused = sign_in("wrong")
+    assert refused.status_code == 400
+    assert refused.json()["__type"] == "NotAuthorizedException"
+    assert refused.headers["Access-Control-Allow-Origin"] == origin

@@ -13,6 +13,7 @@ from botocore.stub import Stubber
 
 from dcvfleet import batch, lifecycle, service
 from dcvfleet.adapters import (
+    BATCH_INSTANCE_TAG,
     JOB_ENDED,
     READER_TAG,
     BatchJob,
@@ -31,7 +32,6 @@ from dcvfleet.errors import (
     SessionConflictError,
     user_message_for,
 )
-from dcvfleet.lifecycle import BATCH_INSTANCE_TAG
 from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.service import Caller, HostReadyClaim
 from dcvfleet.store import InMemorySessionStore

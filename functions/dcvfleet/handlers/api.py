@@ -1,20 +1,66 @@
-"""REST API: create, list, get, start (resume), stop and delete desktop sessions; for admins,
-the desktop releases and a return to an earlier one."""
+"""REST API: a user's desktop sessions (create, list, get, credentials, start, stop, delete), what
+they may ask for, and, for the ``admins`` group, the whole fleet and its releases.
+
+Requests are validated by Powertools against the models of ``dcvfleet.api_models``, and the
+OpenAPI document (``GET /openapi.json``) is generated from the same routes and models.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import functools
+import json
 import os
 import re
+import uuid
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
+from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
+from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.idempotency import (
+    DynamoDBPersistenceLayer,
+    IdempotencyConfig,
+    idempotent_function,
+)
+from aws_lambda_powertools.utilities.idempotency.exceptions import (
+    IdempotencyAlreadyInProgressError,
+    IdempotencyValidationError,
+)
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from dcvfleet import lifecycle, releases, service
-from dcvfleet.adapters import ReleaseRecords, Releases, Workflows
+from dcvfleet.adapters import (
+    Ec2Hosts,
+    FleetEvents,
+    ReleaseRecords,
+    Releases,
+    SessionSecrets,
+    Workflows,
+)
+from dcvfleet.api_models import (
+    Accepted,
+    AdminSessionPage,
+    CreateSessionBody,
+    Credentials,
+    InstancePage,
+    InstanceState,
+    Message,
+    Options,
+    Release,
+    ReleaseList,
+    SessionList,
+    SessionView,
+    StatusConflict,
+)
 from dcvfleet.aws import client
 from dcvfleet.config import ApiSettings, LifecycleSettings
 from dcvfleet.errors import (
@@ -26,22 +72,189 @@ from dcvfleet.errors import (
     SessionNotFoundError,
     StatusConflictError,
 )
-from dcvfleet.model import CreateSessionRequest
+from dcvfleet.model import Status
 from dcvfleet.store import DynamoSessionStore
 
 logger = Logger()
-app = APIGatewayRestResolver()
 SETTINGS = ApiSettings.from_env(os.environ)
 LIFECYCLE = LifecycleSettings.from_env(os.environ)
 ADMINS_GROUP = "admins"
+#: The portal's origin: the only one CORS lets read the API's answers.
+PORTAL_ORIGIN = os.environ.get("PORTAL_ORIGIN", "")
+#: How long a POST /sessions answer is replayed for a request with the same Idempotency-Key.
+IDEMPOTENCY_SECONDS = int(os.environ.get("IDEMPOTENCY_SECONDS", "3600"))
+IDEMPOTENCY_KEY = "Idempotency-Key"
+API_VERSION = "1.0.0"
+
+app = APIGatewayRestResolver(
+    enable_validation=True,
+    response_validation_error_http_code=HTTPStatus.INTERNAL_SERVER_ERROR,  # our fault, not a 400
+    cors=CORSConfig(allow_origin=PORTAL_ORIGIN, allow_headers=[IDEMPOTENCY_KEY], max_age=600)
+    if PORTAL_ORIGIN
+    else None,
+)
+IDEMPOTENCY = IdempotencyConfig(
+    event_key_jmespath="[owner, key]",  # one user's key never answers another user's request
+    payload_validation_jmespath="body",
+    expires_after_seconds=IDEMPOTENCY_SECONDS,
+)
+
+# -- errors ---------------------------------------------------------------------------------------
+_ERRORS: dict[int, str] = {
+    400: "The request is malformed; the message names the field",
+    401: "Sign-in required: no, an expired or a forged ID token",
+    403: "Only members of the admins group may do this",
+    404: "No such desktop session for the caller",
+    409: "The desktop's status does not allow this, or the active-session limit is reached",
+    422: "The Idempotency-Key was used with another request body",
+}
 
 
+def _responses(*codes: int, **ok: Any) -> dict[int, Any]:
+    """OpenAPI responses: the success answer (``ok``: status, description, model) and errors."""
+    out: dict[int, Any] = {
+        code: {
+            "description": _ERRORS[code],
+            "content": {"application/json": {"model": StatusConflict if code == 409 else Message}},
+        }
+        for code in (400, 401, *codes)
+    }
+    if ok:
+        out[ok["status"]] = {
+            "description": ok["description"],
+            "content": {"application/json": {"model": ok["model"]}},
+        }
+    return out
+
+
+class AdminOnlyError(Exception):
+    pass
+
+
+def _error(code: HTTPStatus, message: str, **extra: str) -> Response[dict[str, str]]:
+    return Response(
+        status_code=code.value,
+        content_type="application/json",
+        body={"message": message, **extra},
+    )
+
+
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    """``field: what is wrong`` for the first of Powertools' (pydantic's) validation errors."""
+    error = errors[0]
+    where, *path = [str(p) for p in error.get("loc", ("body",))]
+    if where == "header" and path:
+        path = [IDEMPOTENCY_KEY if path[0].lower() == IDEMPOTENCY_KEY.lower() else path[0]]
+    name = ".".join(path) or where
+    kind = error.get("type", "")
+    if kind == "json_invalid":
+        return f"body: not valid JSON ({error.get('ctx', {}).get('error', 'decode error')})"
+    if kind == "extra_forbidden":
+        return f"{name}: unknown field"
+    if kind == "missing":
+        return f"{name}: is required"
+    return f"{name}: {error.get('msg', 'is not valid')}"
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid(exc: RequestValidationError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.BAD_REQUEST, validation_message(list(exc.errors())))
+
+
+@app.exception_handler(InvalidRequestError)
+def _bad_request(exc: InvalidRequestError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.BAD_REQUEST, exc.message)
+
+
+@app.exception_handler(PermissionError)
+def _unauthorised(exc: PermissionError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.UNAUTHORIZED, "sign-in required")
+
+
+@app.exception_handler(AdminOnlyError)
+def _forbidden(exc: AdminOnlyError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.FORBIDDEN, str(exc))
+
+
+@app.exception_handler(SessionNotFoundError)
+def _not_found(exc: SessionNotFoundError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.NOT_FOUND, "session not found")
+
+
+@app.exception_handler(ReleaseNotFoundError)
+def _no_release(exc: ReleaseNotFoundError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.NOT_FOUND, exc.message)
+
+
+@app.exception_handler(SessionLimitExceededError)
+def _limit(exc: SessionLimitExceededError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.CONFLICT, f"active session limit reached: {exc.message}")
+
+
+@app.exception_handler(StatusConflictError)
+def _wrong_status(exc: StatusConflictError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.CONFLICT, exc.message, status=exc.status)
+
+
+@app.exception_handler(SessionConflictError)
+def _conflict(exc: SessionConflictError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.CONFLICT, exc.message)
+
+
+@app.exception_handler(ReleaseConflictError)
+def _release_conflict(exc: ReleaseConflictError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.CONFLICT, exc.message)
+
+
+@app.exception_handler(IdempotencyValidationError)
+def _key_reused(exc: IdempotencyValidationError) -> Response[dict[str, str]]:
+    return _error(
+        HTTPStatus.UNPROCESSABLE_ENTITY,
+        f"{IDEMPOTENCY_KEY}: already used with a different request body",
+    )
+
+
+@app.exception_handler(IdempotencyAlreadyInProgressError)
+def _key_in_flight(exc: IdempotencyAlreadyInProgressError) -> Response[dict[str, str]]:
+    return _error(
+        HTTPStatus.CONFLICT,
+        f"{IDEMPOTENCY_KEY}: a request with this key is still in progress; retry in a moment",
+    )
+
+
+def _object_bodies(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """A body, where there is one, is a JSON object (Powertools would take ``[{...}]`` for the
+    object it holds)."""
+    raw = app.current_event.body
+    if raw and raw.strip():
+        try:
+            parsed = json.loads(raw)
+        except json.JSONDecodeError:
+            parsed = {}  # the validation names the JSON error
+        if not isinstance(parsed, dict):
+            return _error(HTTPStatus.BAD_REQUEST, "body: must be a JSON object")
+    return next_middleware(app)
+
+
+app.use(middlewares=[_object_bodies])
+
+
+# -- the caller -----------------------------------------------------------------------------------
 def _store() -> DynamoSessionStore:
     return DynamoSessionStore(client("dynamodb"), SETTINGS.common.table_name)
 
 
 def _claims() -> dict[str, Any]:
     return dict(app.current_event.request_context.authorizer.claims or {})
+
+
+def _caller() -> service.Caller:
+    claims = _claims()
+    sub = claims.get("sub")
+    if not sub:
+        raise PermissionError("no authenticated caller")
+    username = claims.get("cognito:username") or claims.get("username") or sub
+    return service.Caller(sub=sub, username=str(username), email=claims.get("email"))
 
 
 def _groups() -> set[str]:
@@ -53,149 +266,277 @@ def _groups() -> set[str]:
     return {g for g in re.split(r"[\s,\[\]]+", str(raw)) if g}
 
 
-def _require_admin() -> None:
+def _admin() -> service.Caller:
     """Members of the admins group only."""
-    _caller()
+    caller = _caller()
     if ADMINS_GROUP not in _groups():
         raise AdminOnlyError("only members of the admins group may do this")
+    return caller
 
 
-class AdminOnlyError(Exception):
-    pass
-
-
-def _caller() -> service.Caller:
-    claims: dict[str, Any] = app.current_event.request_context.authorizer.claims or {}
-    sub = claims.get("sub")
-    if not sub:
-        raise PermissionError("no authenticated caller")
-    username = claims.get("cognito:username") or claims.get("username") or sub
-    return service.Caller(sub=sub, username=str(username), email=claims.get("email"))
-
-
-def _error(status: HTTPStatus, message: str) -> Response[dict[str, str]]:
-    return Response(
-        status_code=status.value,
-        content_type="application/json",
-        body={"message": message},
-    )
-
-
-@app.exception_handler(AdminOnlyError)
-def _forbidden(exc: AdminOnlyError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.FORBIDDEN, str(exc))
-
-
-@app.exception_handler(ReleaseNotFoundError)
-def _no_release(exc: ReleaseNotFoundError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.NOT_FOUND, exc.message)
-
-
-@app.exception_handler(ReleaseConflictError)
-def _release_conflict(exc: ReleaseConflictError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.CONFLICT, exc.message)
-
-
-@app.exception_handler(InvalidRequestError)
-def _bad_request(exc: InvalidRequestError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.BAD_REQUEST, exc.message)
-
-
-@app.exception_handler(SessionNotFoundError)
-def _not_found(exc: SessionNotFoundError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.NOT_FOUND, "session not found")
-
-
-@app.exception_handler(SessionLimitExceededError)
-def _limit(exc: SessionLimitExceededError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.CONFLICT, f"active session limit reached: {exc.message}")
-
-
-@app.exception_handler(StatusConflictError)
-def _wrong_status(exc: StatusConflictError) -> Response[dict[str, str]]:
-    return Response(
-        status_code=HTTPStatus.CONFLICT.value,
-        content_type="application/json",
-        body={"message": exc.message, "status": exc.status},
-    )
-
-
-@app.exception_handler(SessionConflictError)
-def _conflict(exc: SessionConflictError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.CONFLICT, exc.message)
-
-
-@app.exception_handler(PermissionError)
-def _unauthorised(exc: PermissionError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.UNAUTHORIZED, "sign-in required")
-
-
-@app.post("/sessions")
-def create_session() -> Response[dict[str, str]]:
-    request = CreateSessionRequest.parse(app.current_event.body)
-    session = service.create_session(
-        _store(), Workflows(client("stepfunctions")), SETTINGS, _caller(), request
-    )
-    logger.append_keys(session_id=session.session_id)
-    logger.info("session requested", backend=session.backend, os=session.os)
-    return Response(
-        status_code=HTTPStatus.ACCEPTED.value,
-        content_type="application/json",
-        body={"sessionId": session.session_id, "status": session.status.value},
-        headers={"Location": f"/sessions/{session.session_id}"},
-    )
-
-
-@app.get("/sessions")
-def list_sessions() -> dict[str, Any]:
-    sessions = _store().list_by_owner(_caller().sub)
-    return {"sessions": [s.to_api() for s in sessions]}
-
-
-@app.get("/sessions/<session_id>")
-def get_session(session_id: str) -> dict[str, Any]:
-    return service.get_session(_store(), _caller(), session_id).to_api()
-
-
-def _accepted(session_id: str, status: str) -> Response[dict[str, str]]:
+def _accepted(session_id: str, status: Status) -> Response[Accepted]:
     logger.append_keys(session_id=session_id)
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,
         content_type="application/json",
-        body={"sessionId": session_id, "status": status},
+        body=Accepted(sessionId=session_id, status=status),
     )
 
 
-@app.post("/sessions/<session_id>/start")
-def start_session(session_id: str) -> Response[dict[str, str]]:
+# -- the document ---------------------------------------------------------------------------------
+def openapi_document(stage: str = "v1") -> dict[str, Any]:
+    """The OpenAPI document of every route, generated from the routes and their models.
+
+    Request validation errors are answered 400 (not Powertools' default 422) by ``_invalid``,
+    so the document says so.
+    """
+    schema = app.get_openapi_schema(
+        title="DCV Fleet API",
+        version=API_VERSION,
+        summary="GPU remote desktops on demand",
+        servers=[Server(url=f"/{stage}")],
+        security_schemes={
+            "cognito": APIKey(  # type: ignore[call-arg] # pydantic alias "in"
+                name="Authorization",
+                in_=APIKeyIn.header,
+                description="The Cognito ID token of the signed-in user",
+            )
+        },
+        security=[{"cognito": []}],
+    )
+    document: dict[str, Any] = schema.model_dump(mode="json", by_alias=True, exclude_none=True)
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            answers = operation["responses"]
+            if answers.get("422", {}).get("description") == "Validation Error":
+                del answers["422"]
+            if path == "/openapi.json":
+                operation["security"] = []
+                answers.pop("400", None)
+                answers.pop("401", None)
+    for name in ("HTTPValidationError", "ValidationError"):
+        document.get("components", {}).get("schemas", {}).pop(name, None)
+    return document
+
+
+@app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=True)
+def get_openapi() -> dict[str, Any]:
+    stage = app.current_event.request_context.stage or "v1"
+    return openapi_document(stage)
+
+
+# -- a user's own desktops ------------------------------------------------------------------------
+def _create(request: dict[str, Any]) -> dict[str, str]:
+    body = CreateSessionBody.model_validate(request["body"])
+    session = service.create_session(
+        _store(), Workflows(client("stepfunctions")), SETTINGS, _caller(), body.to_request()
+    )
+    logger.append_keys(session_id=session.session_id)
+    logger.info("session requested", backend=session.backend, os=session.os)
+    return {"sessionId": session.session_id, "status": session.status.value}
+
+
+@functools.cache
+def _create_once() -> Callable[..., dict[str, str]]:
+    """``_create`` answered once per (user, Idempotency-Key), through the idempotency table."""
+    layer = DynamoDBPersistenceLayer(
+        table_name=os.environ.get("IDEMPOTENCY_TABLE", ""), boto3_client=client("dynamodb")
+    )
+    decorated: Callable[..., dict[str, str]] = idempotent_function(
+        data_keyword_argument="request", config=IDEMPOTENCY, persistence_store=layer
+    )(_create)
+    return decorated
+
+
+@app.post(
+    "/sessions",
+    summary="Ask for a desktop",
+    description="Starts the provisioning workflow. A retried request with the same "
+    "Idempotency-Key gets the same answer and makes one desktop.",
+    responses=_responses(409, 422, status=202, description="Provisioning", model=Accepted),
+)
+def create_session(
+    body: CreateSessionBody,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias=IDEMPOTENCY_KEY,
+            min_length=1,
+            max_length=128,
+            pattern=r"^[\x21-\x7e]+$",
+            description="Any printable ASCII string; the same key within an hour gets the "
+            "same answer",
+        ),
+    ] = None,
+) -> Response[Accepted]:
+    request = {"owner": _caller().sub, "key": idempotency_key, "body": body.model_dump()}
+    answer = _create_once()(request=request) if idempotency_key else _create(request)
+    return Response(
+        status_code=HTTPStatus.ACCEPTED.value,
+        content_type="application/json",
+        body=Accepted.model_validate(answer),
+        headers={"Location": f"/sessions/{answer['sessionId']}"},
+    )
+
+
+@app.get(
+    "/options", summary="What a desktop may be asked for on this fleet", responses=_responses()
+)
+def get_options() -> Options:
+    _caller()
+    return Options.model_validate(service.options(SETTINGS))
+
+
+@app.get("/sessions", summary="The caller's desktops, newest first", responses=_responses())
+def list_sessions() -> SessionList:
+    sessions = _store().list_by_owner(_caller().sub)
+    return SessionList.model_validate({"sessions": [s.to_api() for s in sessions]})
+
+
+@app.get("/sessions/<id>", summary="One of the caller's desktops", responses=_responses(404))
+def get_session(id: str) -> SessionView:
+    return SessionView.model_validate(service.get_session(_store(), _caller(), id).to_api())
+
+
+@app.get(
+    "/sessions/<id>/credentials",
+    summary="The desktop's DCV user name and password (each reveal is audited)",
+    responses=_responses(404, 409),
+)
+def get_credentials(id: str) -> Credentials:
+    logger.append_keys(session_id=id)
+    context = app.current_event.request_context
+    request = {"requestId": context.request_id or str(uuid.uuid4())}
+    if context.identity.source_ip:
+        request["sourceIp"] = context.identity.source_ip
+    found = service.reveal_credentials(
+        _store(),
+        SessionSecrets(client("secretsmanager")),
+        FleetEvents(client("events"), SETTINGS.common.event_bus_name),
+        _caller(),
+        id,
+        request,
+    )
+    return Credentials.model_validate(found)
+
+
+@app.post(
+    "/sessions/<id>/start",
+    summary="Resume a stopped desktop on its own instance",
+    responses=_responses(404, 409, status=202, description="Provisioning", model=Accepted),
+)
+def start_session(id: str) -> Response[Accepted]:
     session = lifecycle.resume(
-        _store(), Workflows(client("stepfunctions")), LIFECYCLE, _caller(), session_id
+        _store(), Workflows(client("stepfunctions")), LIFECYCLE, _caller(), id
     )
     logger.info("resume requested")
-    return _accepted(session.session_id, session.status.value)
+    return _accepted(session.session_id, session.status)
 
 
-def _request_stop(session_id: str, action: str) -> Response[dict[str, str]]:
+def _request_stop(session_id: str, action: str, *, as_admin: bool = False) -> Response[Accepted]:
+    caller = _admin() if as_admin else _caller()
     session = lifecycle.request_stop(
         _store(),
         Workflows(client("stepfunctions")),
         LIFECYCLE,
-        _caller(),
+        caller,
         session_id,
         action=action,
+        as_admin=as_admin,
     )
-    logger.info("stop requested", action=action)
-    return _accepted(session.session_id, session.status.value)
+    logger.info("stop requested", action=action, by=caller.username, admin=as_admin)
+    return _accepted(session.session_id, session.status)
 
 
-@app.post("/sessions/<session_id>/stop")
-def stop_session(session_id: str) -> Response[dict[str, str]]:
-    return _request_stop(session_id, "stop")
+_STOPPED = _responses(404, 409, status=202, description="Stopping", model=Accepted)
 
 
-@app.delete("/sessions/<session_id>")
-def delete_session(session_id: str) -> Response[dict[str, str]]:
-    return _request_stop(session_id, "terminate")
+@app.post("/sessions/<id>/stop", summary="Stop a desktop (a batch one ends)", responses=_STOPPED)
+def stop_session(id: str) -> Response[Accepted]:
+    return _request_stop(id, "stop")
+
+
+@app.delete("/sessions/<id>", summary="Delete a desktop and its disk", responses=_STOPPED)
+def delete_session(id: str) -> Response[Accepted]:
+    return _request_stop(id, "terminate")
+
+
+# -- the fleet, for admins ------------------------------------------------------------------------
+def _token(after: str | None) -> str | None:
+    return base64.urlsafe_b64encode(after.encode()).decode().rstrip("=") if after else None
+
+
+def _after(token: str | None) -> str | None:
+    """The session id a nextToken continues after."""
+    if not token:
+        return None
+    try:
+        after = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        uuid.UUID(after)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise InvalidRequestError("nextToken: not a token this API gave") from None
+    return after
+
+
+_ADMIN = _responses(403)
+
+
+@app.get("/admin/sessions", summary="Every user's desktops", responses=_ADMIN)
+def admin_sessions(
+    status: Annotated[Status | None, Query(description="only desktops in this status")] = None,
+    user: Annotated[
+        str | None,
+        Query(max_length=128, description="only this user's: user name, e-mail or sub"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    nextToken: Annotated[str | None, Query(max_length=512)] = None,
+) -> AdminSessionPage:
+    _admin()
+    found, after = _store().page(status=status, user=user, limit=limit, after=_after(nextToken))
+    page = {"sessions": [s.to_admin_api() for s in found], "nextToken": _token(after)}
+    return AdminSessionPage.model_validate(page)
+
+
+@app.get("/admin/instances", summary="The fleet's instances (its tag) by state", responses=_ADMIN)
+def admin_instances(
+    state: Annotated[InstanceState | None, Query(description="the instances' state")] = None,
+    user: Annotated[str | None, Query(max_length=128, description="the owner's sub")] = None,
+    limit: Annotated[int, Query(ge=5, le=1000)] = 100,
+    nextToken: Annotated[str | None, Query(max_length=2048)] = None,
+) -> InstancePage:
+    _admin()
+    try:
+        page = service.fleet_instances(
+            Ec2Hosts(client("ec2")),
+            SETTINGS.common,
+            state=state,
+            owner=user,
+            limit=limit,
+            token=nextToken,
+        )
+    except ClientError as exc:
+        if nextToken and exc.response["Error"]["Code"].startswith("InvalidParameterValue"):
+            raise InvalidRequestError("nextToken: not a token this API gave") from exc
+        raise
+    return InstancePage.model_validate(page)
+
+
+@app.post(
+    "/admin/sessions/<id>/stop",
+    summary="Stop anyone's desktop",
+    responses=_responses(403, 404, 409, status=202, description="Stopping", model=Accepted),
+)
+def admin_stop(id: str) -> Response[Accepted]:
+    return _request_stop(id, "stop", as_admin=True)
+
+
+@app.delete(
+    "/admin/sessions/<id>",
+    summary="Terminate anyone's desktop",
+    responses=_responses(403, 404, 409, status=202, description="Terminating", model=Accepted),
+)
+def admin_terminate(id: str) -> Response[Accepted]:
+    return _request_stop(id, "terminate", as_admin=True)
 
 
 def _releases() -> tuple[ReleaseRecords, Releases]:
@@ -204,23 +545,27 @@ def _releases() -> tuple[ReleaseRecords, Releases]:
     return ReleaseRecords(client("dynamodb"), table), Releases(client("ssm"), parameter)
 
 
-@app.get("/admin/releases")
-def list_releases() -> dict[str, Any]:
-    _require_admin()
+@app.get("/admin/releases", summary="The desktop image releases", responses=_ADMIN)
+def list_releases() -> ReleaseList:
+    _admin()
     records, _ = _releases()
-    return {"releases": records.list()}
+    return ReleaseList.model_validate({"releases": records.list()})
 
 
-@app.post("/admin/releases/<release>/activate")
-def activate_release(release: str) -> dict[str, str]:
-    """Return to an earlier release: new batch desktops start on it; running ones are left."""
-    _require_admin()
+@app.post(
+    "/admin/releases/<release>/activate",
+    summary="Make an earlier release current again (new batch desktops start on it)",
+    responses=_responses(403, 404, 409),
+)
+def activate_release(release: str) -> Release:
+    _admin()
     records, current = _releases()
     out = releases.activate(records, current, release)
     logger.info("release activated", release=release)
-    return out
+    return Release.model_validate(out)
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    IDEMPOTENCY.register_lambda_context(context)
     return app.resolve(event, context)
