@@ -1,0 +1,206 @@
+"""The rest of the API contract through the local stack: credentials (owner only, audited),
+options, Idempotency-Key, the admin calls, CORS for the portal's origin, the OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import urlsplit
+
+import requests
+
+from local.demo import Client
+from tests.stackfixture import BusObserver, Stack
+
+LINUX = {"backend": "ec2", "os": "linux"}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _ready(fleet: Stack) -> tuple[Client, str]:
+    user = fleet.new_user()
+    created = user.call("POST", "/sessions", LINUX)
+    assert created.status_code == 202, created.text
+    session_id = created.json()["sessionId"]
+    assert fleet.wait_for(user, session_id)["status"] == "READY"
+    return user, session_id
+
+
+def test_credentials_go_to_the_owner_only_and_each_reveal_is_audited_without_the_password(
+    fleet: Stack,
+) -> None:
+    audit = BusObserver(fleet, "dcvfleet")
+    user, session_id = _ready(fleet)
+    answer = user.call("GET", f"/sessions/{session_id}/credentials")
+    assert answer.status_code == 200, answer.text
+    credentials = answer.json()
+    assert set(credentials) == {"username", "password"}
+    assert len(credentials["password"]) >= 16
+    event = audit.wait_for("Session Credentials Revealed", session_id)
+    assert credentials["password"] not in json.dumps(event)
+    assert event["detail"]["revealedTo"]
+    assert event["detail"]["requestId"]
+    stranger = fleet.new_user()
+    assert stranger.call("GET", f"/sessions/{session_id}/credentials").status_code == 404
+    user.call("DELETE", f"/sessions/{session_id}")
+    fleet.wait_for(user, session_id, ("TERMINATED",))
+    gone = user.call("GET", f"/sessions/{session_id}/credentials")
+    assert gone.status_code == 409
+    assert gone.json()["status"] == "TERMINATED"
+
+
+def test_progress_records_each_provisioning_step_in_order(fleet: Stack) -> None:
+    user, session_id = _ready(fleet)
+    view = user.call("GET", f"/sessions/{session_id}").json()
+    steps = view["progress"]
+    assert list(steps) == ["credentials", "capacity", "booted", "ready"]
+    assert sorted(steps.values()) == list(steps.values())
+
+
+def test_options_list_what_the_fleet_offers(fleet: Stack) -> None:
+    options = fleet.new_user().call("GET", "/options").json()
+    assert options["backends"] == ["ec2", "batch"]
+    assert options["os"] == {"ec2": ["linux", "windows"], "batch": ["linux"]}
+    assert "g5.xlarge" in options["instanceTypes"]["ec2"]
+    assert options["maxActiveSessions"] == 1
+
+
+def test_a_retried_request_with_the_same_idempotency_key_makes_one_desktop(fleet: Stack) -> None:
+    user = fleet.new_user()
+    key = str(uuid.uuid4())
+    headers = {"Authorization": user.token, "Idempotency-Key": key}
+    url = fleet.info["api_url"] + "/sessions"
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(
+            pool.map(
+                lambda _: requests.post(url, json=LINUX, headers=headers, timeout=30), range(4)
+            )
+        )
+    created = [a for a in answers if a.status_code == 202]
+    assert created, [a.text for a in answers]
+    assert {a.json()["sessionId"] for a in created} == {created[0].json()["sessionId"]}
+    # the rest found the first still in flight: told to retry, never a second desktop
+    assert all(a.status_code == 409 for a in answers if a.status_code != 202)
+    again = requests.post(url, json=LINUX, headers=headers, timeout=30)
+    assert again.status_code == 202
+    assert again.json() == created[0].json()
+    assert len(user.call("GET", "/sessions").json()["sessions"]) == 1
+    other_body = requests.post(url, json={**LINUX, "os": "windows"}, headers=headers, timeout=30)
+    assert other_body.status_code == 422
+    assert other_body.json()["message"].startswith("Idempotency-Key: ")
+    # another user's identical key is another request
+    stranger = fleet.new_user()
+    theirs = requests.post(
+        url,
+        json=LINUX,
+        headers={"Authorization": stranger.token, "Idempotency-Key": key},
+        timeout=30,
+    )
+    assert theirs.status_code == 202
+    assert theirs.json()["sessionId"] != created[0].json()["sessionId"]
+
+
+def test_admin_calls_are_for_admins_only(fleet: Stack) -> None:
+    user = fleet.new_user()
+    for method, path in [
+        ("GET", "/admin/sessions"),
+        ("GET", "/admin/instances"),
+        ("POST", f"/admin/sessions/{uuid.uuid4()}/stop"),
+        ("DELETE", f"/admin/sessions/{uuid.uuid4()}"),
+        ("GET", "/admin/releases"),
+    ]:
+        answer = user.call(method, path)
+        assert answer.status_code == 403, (method, path, answer.text)
+        assert "admins" in answer.json()["message"]
+
+
+def test_an_admin_sees_the_fleet_filters_it_and_stops_anyones_desktop(fleet: Stack) -> None:
+    owner, session_id = _ready(fleet)
+    admin = fleet.new_user(groups=("admins",))
+    ready = admin.call("GET", "/admin/sessions?status=READY&limit=100").json()
+    found = [s for s in ready["sessions"] if s["sessionId"] == session_id]
+    assert found
+    assert found[0]["status"] == "READY"
+    assert found[0]["owner"]
+    by_user = admin.call("GET", f"/admin/sessions?user={found[0]['ownerName']}").json()
+    assert [s["sessionId"] for s in by_user["sessions"]] == [session_id]
+    first = admin.call("GET", "/admin/sessions?limit=1").json()
+    assert len(first["sessions"]) == 1
+    assert first["nextToken"]
+    second = admin.call("GET", f"/admin/sessions?limit=1&nextToken={first['nextToken']}").json()
+    assert second["sessions"][0]["sessionId"] != first["sessions"][0]["sessionId"]
+    assert admin.call("GET", "/admin/sessions?nextToken=garbage").status_code == 400
+    assert admin.call("GET", "/admin/sessions?status=ASLEEP").status_code == 400
+    running = admin.call("GET", "/admin/instances?state=running").json()["instances"]
+    instance = next(i for i in running if i.get("sessionId") == session_id)
+    assert instance["state"] == "running"
+    assert instance["backend"] == "ec2"
+    assert admin.call("GET", "/admin/instances?state=asleep").status_code == 400
+    stopped = admin.call("POST", f"/admin/sessions/{session_id}/stop")
+    assert stopped.status_code == 202, stopped.text
+    view = fleet.wait_for(owner, session_id, ("STOPPED",))
+    assert view["statusReason"] == "Stopped by an administrator."
+    stopped_now = admin.call("GET", "/admin/instances?state=stopped").json()["instances"]
+    assert instance["instanceId"] in [i["instanceId"] for i in stopped_now]
+    terminated = admin.call("DELETE", f"/admin/sessions/{session_id}")
+    assert terminated.status_code == 202
+    fleet.wait_for(owner, session_id, ("TERMINATED",))
+    assert admin.call("DELETE", f"/admin/sessions/{session_id}").status_code == 409
+    assert admin.call("POST", f"/admin/sessions/{uuid.uuid4()}/stop").status_code == 404
+
+
+def test_cors_lets_only_the_portals_origin_read_answers(fleet: Stack) -> None:
+    portal = _origin(fleet.info["portal_url"])
+    url = fleet.info["api_url"] + "/sessions"
+    preflight = requests.options(
+        url,
+        headers={
+            "Origin": portal,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
+        },
+        timeout=10,
+    )
+    assert preflight.status_code == 200
+    assert preflight.headers["Access-Control-Allow-Origin"] == portal
+    assert "Idempotency-Key" in preflight.headers["Access-Control-Allow-Headers"]
+    user = fleet.new_user()
+    ours = requests.get(url, headers={"Authorization": user.token, "Origin": portal}, timeout=10)
+    assert ours.headers.get("Access-Control-Allow-Origin") == portal
+    theirs = requests.get(
+        url, headers={"Authorization": user.token, "Origin": "https://evil.example"}, timeout=10
+    )
+    assert "Access-Control-Allow-Origin" not in theirs.headers
+    # API Gateway's own 401 carries it too: the portal can tell an expired sign-in
+    expired = requests.get(url, headers={"Authorization": "x", "Origin": portal}, timeout=10)
+    assert expired.status_code == 401
+    assert expired.headers.get("Access-Control-Allow-Origin") == portal
+
+
+def test_the_openapi_document_is_published_without_a_token(fleet: Stack) -> None:
+    answer = requests.get(fleet.info["api_url"] + "/openapi.json", timeout=10)
+    assert answer.status_code == 200
+    document = answer.json()
+    assert document["openapi"].startswith("3.")
+    assert "/sessions/{id}/credentials" in document["paths"]
+
+
+def test_the_portal_is_served_with_its_config_and_security_headers(fleet: Stack) -> None:
+    page = requests.get(fleet.info["portal_url"], timeout=10)
+    assert page.status_code == 200
+    assert "text/html" in page.headers["Content-Type"]
+    policy = page.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in policy
+    assert _origin(fleet.info["api_url"]) in policy
+    config = requests.get(fleet.info["portal_url"] + "config.json", timeout=10).json()
+    assert config == {
+        "apiUrl": fleet.info["api_url"],
+        "region": fleet.info["region"],
+        "userPoolId": fleet.info["user_pool_id"],
+        "userPoolClientId": fleet.info["user_pool_client_id"],
+        "cognitoEndpoint": fleet.info["aws_endpoint_url"] + "/",
+    }
