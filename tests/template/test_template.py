@@ -67,6 +67,8 @@ def test_the_template_translates() -> None:
     for res in sam["Resources"].values():
         if res["Type"] == "AWS::Serverless::StateMachine":
             res["Properties"]["DefinitionUri"] = "s3://bucket/asl.json"
+        if res["Type"] == "AWS::Serverless::LayerVersion":
+            res["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
     out = transform(sam, params, NoManagedPolicies())
     types = {r["Type"] for r in out["Resources"].values()}
     assert {
