@@ -1,0 +1,53 @@
+// How values read to a person: statuses, backends, operating systems, times and durations.
+
+const STATUS = {
+  PROVISIONING: "Provisioning",
+  READY: "Ready",
+  STOPPING: "Stopping",
+  STOPPED: "Stopped",
+  TERMINATING: "Terminating",
+  TERMINATED: "Terminated",
+  FAILED: "Failed",
+};
+export const STATUSES = Object.keys(STATUS);
+
+const BACKEND = { ec2: "EC2 instance", batch: "Batch container" };
+const OS = { linux: "Linux", windows: "Windows" };
+const INSTANCE_STATE = {
+  pending: "Pending",
+  running: "Running",
+  stopping: "Stopping",
+  stopped: "Stopped",
+  "shutting-down": "Shutting down",
+  terminated: "Terminated",
+};
+
+export const statusLabel = (status) => STATUS[status] ?? status;
+export const backendLabel = (backend) => BACKEND[backend] ?? backend;
+export const osLabel = (os) => OS[os] ?? os;
+export const instanceStateLabel = (state) => INSTANCE_STATE[state] ?? state;
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+
+export function formatDateTime(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? "—" : dateTime.format(date);
+}
+
+export function formatClock(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? "" : clock.format(date);
+}
+
+/** 4 s, 1 min 5 s, 2 h 3 min. */
+export function formatDuration(ms) {
+  const seconds = Math.max(0, Math.round(ms / 1000));
+  if (seconds < 60) return `${seconds} s`;
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min ${seconds % 60} s`;
+  return `${Math.floor(minutes / 60)} h ${minutes % 60} min`;
+}
+
+/** The first block of a UUID: enough to tell one's desktops apart. */
+export const shortId = (id) => String(id).split("-")[0];

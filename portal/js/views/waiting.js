@@ -1,0 +1,169 @@
+// The waiting screen: the brand, the four provisioning steps (pending, in progress with its elapsed
+// time, done with its time, or failed), each change announced politely, and "Try again" on failure.
+
+import { busy, h, messageBox } from "../dom.js";
+import { backendLabel, formatClock, formatDuration, osLabel } from "../format.js";
+
+const STEPS = [
+  { name: "credentials", label: "Creating your credentials" },
+  { name: "capacity", label: "Finding a GPU" },
+  { name: "booted", label: "Starting your desktop" },
+  { name: "ready", label: "DCV is ready" },
+];
+
+const STATE_WORDS = { pending: "waiting", active: "in progress", done: "done", failed: "failed" };
+
+/** Each step's state: done if it has a time; the first missing one is active (or failed). */
+function stepStates(session) {
+  const progress = session.progress ?? {};
+  const firstMissing = STEPS.findIndex((step) => !progress[step.name]);
+  return STEPS.map((step, index) => {
+    if (progress[step.name] || session.status === "READY") return "done";
+    if (index !== firstMissing) return "pending";
+    if (session.status === "FAILED") return "failed";
+    return session.status === "PROVISIONING" ? "active" : "pending";
+  });
+}
+
+const ms = (iso) => (iso ? new Date(iso).getTime() : Number.NaN);
+
+/**
+ * brand: {name, logo}; onRetry(): starts the same desktop again (rejects with what went wrong).
+ * Returns {node, update(session), stop()}.
+ */
+export function waitingScreen(brand, onRetry) {
+  const items = STEPS.map((step) => {
+    const time = h("span", { class: "step-time" });
+    const state = h("span", { class: "visually-hidden" });
+    const node = h(
+      "li",
+      { class: "step", "data-testid": `step-${step.name}`, "data-state": "pending" },
+      h("span", { class: "step-icon", "aria-hidden": "true" }),
+      h("span", { class: "step-label" }, step.label, state),
+      time,
+    );
+    return { ...step, node, time, state };
+  });
+  const title = h("h1", { id: "waiting-title", tabindex: "-1" }, "Getting your desktop ready");
+  const subtitle = h("p", { class: "waiting-subtitle" });
+  const elapsed = h("p", { class: "waiting-elapsed" });
+  const live = h("p", { class: "visually-hidden", "aria-live": "polite" });
+  const reason = h("p", {});
+  const retry = h(
+    "button",
+    { type: "button", class: "button button--primary", "data-testid": "retry" },
+    "Try again",
+  );
+  const retryError = messageBox();
+  retry.addEventListener("click", async () => {
+    retryError.clear();
+    const done = busy(retry, "Starting…");
+    try {
+      await onRetry();
+    } catch (failure) {
+      retryError.show(failure.message);
+    } finally {
+      done();
+    }
+  });
+  const failure = h(
+    "div",
+    { class: "message message--error waiting-failure", role: "alert", hidden: true },
+    h("p", { class: "message-title" }, "Your desktop could not be started."),
+    reason,
+    h(
+      "div",
+      { class: "actions" },
+      retry,
+      h("a", { class: "button", href: "#/" }, "Back to my desktops"),
+    ),
+  );
+  const node = h(
+    "section",
+    { class: "card waiting", "data-testid": "waiting-screen", "aria-labelledby": "waiting-title" },
+    h(
+      "div",
+      { class: "waiting-brand" },
+      h("img", { class: "waiting-logo", src: brand.logo, alt: "" }),
+      h("span", { class: "waiting-brand-name" }, brand.name),
+    ),
+    title,
+    subtitle,
+    h(
+      "ol",
+      { class: "steps" },
+      items.map((item) => item.node),
+    ),
+    elapsed,
+    failure,
+    retryError.node,
+    live,
+  );
+
+  let session = null;
+  let startedAt = Number.NaN; // when this provisioning began, if known
+  let previous = null;
+  const ticker = setInterval(() => session && tick(), 1000);
+
+  /** When step i began: the previous step's end (the first step's start is known only if seen). */
+  function stepStart(index) {
+    return index === 0 ? startedAt : ms(session.progress?.[STEPS[index - 1].name]);
+  }
+
+  function tick() {
+    const states = stepStates(session);
+    const now = Date.now();
+    items.forEach((item, index) => {
+      const started = stepStart(index);
+      if (states[index] === "active") {
+        item.time.textContent = Number.isNaN(started) ? "" : formatDuration(now - started);
+      }
+    });
+    elapsed.textContent =
+      session.status === "PROVISIONING" && !Number.isNaN(startedAt)
+        ? `Elapsed: ${formatDuration(now - startedAt)}`
+        : "";
+  }
+
+  function update(next) {
+    if (next.status === "PROVISIONING" && !Object.keys(next.progress ?? {}).length) {
+      startedAt = ms(next.updatedAt); // nothing done yet: the last change was the request itself
+    } else if (session?.status !== next.status && next.status === "PROVISIONING") {
+      startedAt = Number.NaN; // a new provisioning (resume) seen midway
+    }
+    session = next;
+    const states = stepStates(next);
+    const changes = [];
+    items.forEach((item, index) => {
+      const state = states[index];
+      item.node.dataset.state = state;
+      item.state.textContent = `: ${STATE_WORDS[state]}`;
+      const finished = next.progress?.[item.name];
+      if (state === "done" && finished) {
+        const took = ms(finished) - stepStart(index);
+        item.time.replaceChildren(
+          h("time", { datetime: finished }, formatClock(finished)),
+          Number.isNaN(took) ? "" : ` · ${formatDuration(took)}`,
+        );
+      } else if (state !== "active") {
+        item.time.textContent = state === "failed" ? "Failed" : "";
+      }
+      if (previous && previous[index] !== state) {
+        changes.push(`${item.label}: ${STATE_WORDS[state]}.`);
+      }
+    });
+    if (changes.length) live.textContent = changes.join(" ");
+    previous = states;
+
+    const failed = next.status === "FAILED";
+    title.textContent = failed ? "We could not start your desktop" : "Getting your desktop ready";
+    subtitle.textContent =
+      `${osLabel(next.os)} desktop · ${backendLabel(next.backend)} · ${next.instanceType}` +
+      (failed ? "" : ". This page updates by itself.");
+    failure.hidden = !failed;
+    reason.textContent = next.statusReason ?? "Something went wrong while starting it.";
+    tick();
+  }
+
+  return { node, update, stop: () => clearInterval(ticker) };
+}
