@@ -10,10 +10,11 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .PHONY: setup demo local test lint unit e2e bench bench-idle bench-agent docs agent-archive image-source clean
 
-$(VENV)/.installed: requirements-dev.txt
+$(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 $(CHECKOV_VENV)/.installed: requirements-checkov.txt
@@ -35,7 +36,7 @@ local: setup
 lint: setup $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy functions/dcvfleet agent/dcvfleet_agent local tools bench container
+	$(BIN)/mypy functions/dcvfleet agent/dcvfleet_agent cli/dcvfleet_cli local tools bench container
 	$(BIN)/cfn-lint template.yaml
 	$(BIN)/shellcheck agent/linux/install.sh bench/fake_nvidia_smi.sh .ci/run container/entrypoint.sh container/prime-run container/healthcheck.sh tests/unit/fixtures/container/fake_command.sh
 	$(BIN)/hadolint container/Dockerfile

@@ -1,0 +1,492 @@
+"""What each command does. Results go to stdout (tables, URLs, JSON); progress, notes and
+prompts to stderr."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import re
+import sys
+import time
+import uuid
+import webbrowser
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from dcvfleet_cli import auth as auth_module
+from dcvfleet_cli import stack as stack_module
+from dcvfleet_cli import watch
+from dcvfleet_cli.api import Api
+from dcvfleet_cli.auth import Auth, TokenCache, cache_dir
+from dcvfleet_cli.errors import USAGE, ApiError, CliError
+from dcvfleet_cli.output import print_json, short_time, table
+from dcvfleet_cli.stack import Stack
+
+ADMINS = "admins"
+UUID = re.compile(r"^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+
+
+@dataclass
+class Context:
+    """The parsed arguments, the environment and the streams; the stack, sign-in and API are
+    found when a command first needs them."""
+
+    args: argparse.Namespace
+    env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    out: TextIO = field(default_factory=lambda: sys.stdout)
+    err: TextIO = field(default_factory=lambda: sys.stderr)
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    _stack: Stack | None = None
+    _auth: Auth | None = None
+    _api: Api | None = None
+
+    def stack(self) -> Stack:
+        if self._stack is None:
+            self._stack = stack_module.discover(
+                getattr(self.args, "stack_file", None),
+                getattr(self.args, "stack_name", None),
+                getattr(self.args, "region", None),
+                self.env,
+            )
+        return self._stack
+
+    def auth(self) -> Auth:
+        if self._auth is None:
+            stack = self.stack()
+            cache = TokenCache(cache_dir(self.env), stack.api_url)
+            self._auth = Auth(stack, cache, auth_module.cognito_client)
+        return self._auth
+
+    def api(self) -> Api:
+        if self._api is None:
+            self._api = Api(self.stack().api_url, self.auth(), sleep=watch.pause)
+        return self._api
+
+    def note(self, text: str) -> None:
+        print(text, file=self.err, flush=True)
+
+
+def _path(session_id: str, suffix: str = "", admin: bool = False) -> str:
+    base = "/admin/sessions/" if admin else "/sessions/"
+    return base + quote(session_id, safe="") + suffix
+
+
+# --- sign-in -------------------------------------------------------------------------------
+
+
+def _read_secret(ctx: Context, prompt: str) -> str:
+    """A secret from the terminal without echo, or a line of stdin when it is not a terminal."""
+    if ctx.stdin.isatty():
+        return getpass.getpass(prompt)
+    return ctx.stdin.readline().rstrip("\r\n")
+
+
+def _new_password(ctx: Context) -> Callable[[], str]:
+    def ask() -> str:
+        given = ctx.env.get("DCVFLEET_NEW_PASSWORD")
+        if given:
+            return given
+        if not ctx.stdin.isatty():
+            raise CliError(
+                "Cognito asks for a new password: set DCVFLEET_NEW_PASSWORD or sign in on a "
+                "terminal",
+                USAGE,
+            )
+        ctx.note("A new password is required (first sign-in).")
+        for _ in range(3):
+            first = getpass.getpass("New password: ")
+            if first and first == getpass.getpass("New password again: "):
+                return first
+            ctx.note("The passwords differ (or are empty); try again.")
+        raise CliError("no new password given", USAGE)
+
+    return ask
+
+
+def login(ctx: Context) -> int:
+    auth = ctx.auth()
+    username = ctx.args.username or ctx.env.get("DCVFLEET_USERNAME", "")
+    if not username:
+        cached = auth.cache.load()
+        if not ctx.stdin.isatty():
+            raise CliError("no user name: pass --username", USAGE)
+        default = cached.username if cached else ""
+        ctx.err.write(f"Username [{default}]: " if default else "Username: ")
+        ctx.err.flush()
+        username = ctx.stdin.readline().strip() or default
+        if not username:
+            raise CliError("no user name given", USAGE)
+    password = ctx.env.get("DCVFLEET_PASSWORD") or _read_secret(ctx, "Password: ")
+    if not password:
+        raise CliError("no password given", USAGE)
+    tokens = auth.login(username, password, _new_password(ctx))
+    admin = " (admin)" if ADMINS in _groups(tokens.claims) else ""
+    ctx.note(f"Signed in as {username}{admin} to {ctx.stack().api_url}.")
+    return 0
+
+
+def logout(ctx: Context) -> int:
+    if ctx.auth().logout():
+        ctx.note("Signed out.")
+    else:
+        ctx.note("You were not signed in.")
+    return 0
+
+
+def _groups(claims: Mapping[str, Any]) -> list[str]:
+    groups = claims.get("cognito:groups") or []
+    return [str(g) for g in groups] if isinstance(groups, list) else [str(groups)]
+
+
+def whoami(ctx: Context) -> int:
+    auth = ctx.auth()
+    auth.id_token()  # refreshed if it is about to expire
+    tokens = auth.tokens()
+    claims = tokens.claims
+    name = claims.get("cognito:username") or tokens.username
+    email = f" <{claims['email']}>" if claims.get("email") else ""
+    groups = ", ".join(_groups(claims)) or "none"
+    expires = time.strftime("%Y-%m-%d %H:%M:%SZ", time.gmtime(tokens.expires_at))
+    print(f"{name}{email}", file=ctx.out)
+    print(f"groups:  {groups}", file=ctx.out)
+    print(f"stack:   {ctx.stack().api_url} ({ctx.stack().source})", file=ctx.out)
+    print(f"token:   valid until {expires} (refreshed as needed)", file=ctx.out)
+    return 0
+
+
+# --- desktops ------------------------------------------------------------------------------
+
+
+def options(ctx: Context) -> int:
+    offered = ctx.api().get("/options")
+    if ctx.args.json:
+        print_json(offered, ctx.out)
+        return 0
+    rows = [
+        [
+            backend,
+            ", ".join(offered.get("os", {}).get(backend, [])),
+            ", ".join(offered.get("instanceTypes", {}).get(backend, [])),
+        ]
+        for backend in offered.get("backends", [])
+    ]
+    print(table(["BACKEND", "OS", "INSTANCE TYPES"], rows), file=ctx.out)
+    defaults = offered.get("defaultInstanceTypes", {})
+    if defaults:
+        text = ", ".join(f"{os_name} {kind}" for os_name, kind in defaults.items())
+        print(f"\nDefault instance type: {text}.", file=ctx.out)
+    if "maxActiveSessions" in offered:
+        print(f"Active desktops allowed at once: {offered['maxActiveSessions']}.", file=ctx.out)
+    return 0
+
+
+def _resolve(ctx: Context, given: str) -> str:
+    """A session id, or a unique prefix of one of the caller's."""
+    if UUID.match(given) or not given:
+        return given
+    sessions = ctx.api().get("/sessions").get("sessions", [])
+    matches = [s["sessionId"] for s in sessions if str(s.get("sessionId", "")).startswith(given)]
+    if len(matches) > 1:
+        raise CliError(f"{given} matches several desktops: {', '.join(matches)}", USAGE)
+    return matches[0] if matches else given
+
+
+def sessions_list(ctx: Context) -> int:
+    answer = ctx.api().get("/sessions")
+    if ctx.args.json:
+        print_json(answer, ctx.out)
+        return 0
+    sessions = answer.get("sessions", [])
+    if not sessions:
+        ctx.note("No desktops. Start one: dcvfleet sessions start")
+        return 0
+    rows = [
+        [
+            s.get("sessionId"),
+            s.get("status"),
+            s.get("backend"),
+            s.get("os"),
+            s.get("instanceType"),
+            short_time(s.get("createdAt")),
+        ]
+        for s in sessions
+    ]
+    print(table(["ID", "STATUS", "BACKEND", "OS", "TYPE", "CREATED"], rows), file=ctx.out)
+    return 0
+
+
+def sessions_show(ctx: Context) -> int:
+    session = ctx.api().get(_path(_resolve(ctx, ctx.args.session_id)))
+    if ctx.args.json:
+        print_json(session, ctx.out)
+        return 0
+    fields = [
+        ("id", session.get("sessionId")),
+        ("status", session.get("status")),
+        ("reason", session.get("statusReason")),
+        ("backend", session.get("backend")),
+        ("os", session.get("os")),
+        ("type", session.get("instanceType")),
+        ("instance", session.get("instanceId")),
+        ("job", session.get("jobId")),
+        ("url", session.get("connectionUrl")),
+        ("created", session.get("createdAt")),
+        ("updated", session.get("updatedAt")),
+    ]
+    for key, value in (session.get("progress") or {}).items():
+        fields.append((f"progress.{key}", value))
+    for key, value in fields:
+        if value:
+            print(f"{key + ':':<22}{value}", file=ctx.out)
+    return 0
+
+
+def _follow(ctx: Context, session_id: str, origin: float | None) -> int:
+    """Watch a provisioning to its end: READY prints the URL (exit 0), anything else fails."""
+    session, progress = watch.wait_provisioned(
+        ctx.api(), session_id, ctx.err, origin, timeout=ctx.args.timeout
+    )
+    status = session.get("status")
+    if status == "READY":
+        total = progress.total(session)
+        took = f" in {total:.1f}s" if total is not None else ""
+        ctx.note(
+            f"Desktop {session_id} is READY{took}. Connect: dcvfleet sessions connect {session_id}"
+        )
+        print(session.get("connectionUrl", ""), file=ctx.out)
+        return 0
+    reason = session.get("statusReason") or "no reason given"
+    if status == "FAILED":
+        raise CliError(f"desktop {session_id} failed: {reason}")
+    raise CliError(f"desktop {session_id} is {status}: {reason}")
+
+
+def sessions_start(ctx: Context) -> int:
+    args = ctx.args
+    body = {"backend": args.backend, "os": args.os}
+    if args.instance_type:
+        body["instanceType"] = args.instance_type
+    origin = time.time()
+    try:
+        # one key for this request: the client's own retries of it get the same desktop
+        accepted = ctx.api().call("POST", "/sessions", body, idempotency_key=str(uuid.uuid4()))
+    except ApiError as exc:
+        if exc.status == 409 and "limit" in exc.message:
+            exc.message += " (your desktops: dcvfleet sessions list)"
+        raise
+    session_id = str(accepted["sessionId"])
+    kind = f"{args.backend}, {args.os}" + (f", {args.instance_type}" if args.instance_type else "")
+    ctx.note(f"Desktop {session_id} requested ({kind}).")
+    if args.no_wait:
+        ctx.note(f"Watch it: dcvfleet sessions wait {session_id}")
+        print(session_id, file=ctx.out)
+        return 0
+    return _follow(ctx, session_id, origin)
+
+
+def sessions_wait(ctx: Context) -> int:
+    return _follow(ctx, _resolve(ctx, ctx.args.session_id), None)
+
+
+def sessions_resume(ctx: Context) -> int:
+    session_id = _resolve(ctx, ctx.args.session_id)
+    origin = time.time()
+    ctx.api().call("POST", _path(session_id, "/start"))
+    ctx.note(f"Desktop {session_id} is being resumed.")
+    if ctx.args.no_wait:
+        ctx.note(f"Watch it: dcvfleet sessions wait {session_id}")
+        return 0
+    return _follow(ctx, session_id, origin)
+
+
+def _ended(ctx: Context, session_id: str, answer: Any, admin: bool = False) -> int:
+    status = answer.get("status") if isinstance(answer, dict) else None
+    ctx.note(f"Desktop {session_id} is {status or 'being stopped'}.")
+    if not getattr(ctx.args, "wait", False) or admin:
+        return 0
+    session = watch.wait_settled(ctx.api(), session_id, ctx.args.timeout)
+    final = session.get("status")
+    reason = session.get("statusReason")
+    ctx.note(f"Desktop {session_id} is {final}" + (f": {reason}" if reason else "."))
+    return 0 if final in ("STOPPED", "TERMINATED") else 1
+
+
+def sessions_stop(ctx: Context) -> int:
+    session_id = _resolve(ctx, ctx.args.session_id)
+    return _ended(ctx, session_id, ctx.api().call("POST", _path(session_id, "/stop")))
+
+
+def _confirm(ctx: Context, question: str) -> bool:
+    if ctx.args.yes:
+        return True
+    if not ctx.stdin.isatty():
+        raise CliError(f"{question} Not on a terminal: pass --yes to confirm", USAGE)
+    ctx.err.write(f"{question} [y/N] ")
+    ctx.err.flush()
+    return ctx.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def sessions_delete(ctx: Context) -> int:
+    session_id = _resolve(ctx, ctx.args.session_id)
+    question = f"Delete desktop {session_id}?"
+    if not ctx.args.yes and ctx.stdin.isatty():
+        s = ctx.api().get(_path(session_id))
+        what = " ".join(str(s.get(k, "")) for k in ("status", "backend", "os", "instanceType"))
+        question = (
+            f"Delete desktop {session_id} ({what}, created {short_time(s.get('createdAt'))})? "
+            "Its host and disk go with it."
+        )
+    if not _confirm(ctx, question):
+        ctx.note("Nothing deleted.")
+        return 1
+    return _ended(ctx, session_id, ctx.api().call("DELETE", _path(session_id)))
+
+
+def _can_open_browser(env: Mapping[str, str]) -> bool:
+    return sys.platform in ("darwin", "win32") or bool(
+        env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")
+    )
+
+
+def _not_ready(session_id: str, session: Mapping[str, Any]) -> CliError:
+    status = session.get("status")
+    hints = {
+        "PROVISIONING": f"wait for it: dcvfleet sessions wait {session_id}",
+        "STOPPED": f"resume it: dcvfleet sessions resume {session_id}",
+        "FAILED": str(session.get("statusReason") or "it failed"),
+    }
+    hint = hints.get(str(status), "start a new one: dcvfleet sessions start")
+    return CliError(f"desktop {session_id} is {status}, not READY: {hint}")
+
+
+def sessions_connect(ctx: Context) -> int:
+    args = ctx.args
+    session_id = _resolve(ctx, args.session_id)
+    session = ctx.api().get(_path(session_id))
+    url = session.get("connectionUrl")
+    if session.get("status") != "READY" or not url:
+        raise _not_ready(session_id, session)
+    creds = ctx.api().get(_path(session_id, "/credentials"))
+    print(f"URL:       {url}", file=ctx.out)
+    print(f"User:      {creds.get('username', '')}", file=ctx.out)
+    if args.show_password:
+        print(f"Password:  {creds.get('password', '')}", file=ctx.out)
+    else:
+        print(
+            f"Password:  hidden (--show-password, or dcvfleet sessions credentials {session_id})",
+            file=ctx.out,
+        )
+    if not args.no_browser and _can_open_browser(ctx.env):
+        if webbrowser.open(url):
+            ctx.note("Opened the DCV web client in your browser.")
+        else:
+            ctx.note("Could not open a browser: open the URL above.")
+    return 0
+
+
+def sessions_credentials(ctx: Context) -> int:
+    session_id = _resolve(ctx, ctx.args.session_id)
+    creds = ctx.api().get(_path(session_id, "/credentials"))
+    if ctx.args.json:
+        print_json(creds, ctx.out)
+        return 0
+    print(f"User:      {creds.get('username', '')}", file=ctx.out)
+    print(f"Password:  {creds.get('password', '')}", file=ctx.out)
+    return 0
+
+
+# --- fleet (admins) ------------------------------------------------------------------------
+
+
+def _owner_subs(api: Api, user: str, sessions: Iterable[Mapping[str, Any]] | None) -> set[str]:
+    """The Cognito subs a --user (a user name, e-mail or sub) stands for."""
+    if UUID.match(user):
+        return {user}
+    if sessions is None:
+        sessions = api.pages("/admin/sessions", "sessions", {"user": user, "limit": "100"})
+    return {str(s["owner"]) for s in sessions if s.get("owner")}
+
+
+def fleet(ctx: Context) -> int:
+    args = ctx.args
+    api = ctx.api()
+    session_params = {"limit": "100"}
+    if args.status:
+        session_params["status"] = args.status.upper()
+    if args.user:
+        session_params["user"] = args.user
+    sessions = list(api.pages("/admin/sessions", "sessions", session_params))
+    instance_params = {"limit": "1000"}
+    if args.state:
+        instance_params["state"] = args.state
+    owners: set[str] | None = None
+    if args.user:
+        owners = _owner_subs(api, args.user, None if args.status else sessions)
+        if len(owners) == 1:
+            instance_params["user"] = next(iter(owners))
+    instances = (
+        [] if owners == set() else list(api.pages("/admin/instances", "instances", instance_params))
+    )
+    if owners:
+        instances = [i for i in instances if i.get("owner") in owners]
+    if args.json:
+        print_json({"instances": instances, "sessions": sessions}, ctx.out)
+        return 0
+    names: dict[str, str] = {}
+    for s in sessions:
+        name = s.get("ownerName") or s.get("ownerEmail")
+        if name and s.get("owner"):
+            names[str(s["owner"])] = str(name)
+    print(f"Instances ({len(instances)})", file=ctx.out)
+    if instances:
+        rows = [
+            [
+                i.get("instanceId"),
+                i.get("instanceType"),
+                i.get("state"),
+                i.get("backend"),
+                i.get("sessionId"),
+                names.get(str(i.get("owner")), i.get("owner")),
+                short_time(i.get("launchTime")),
+                i.get("availabilityZone"),
+            ]
+            for i in instances
+        ]
+        headers = ["INSTANCE", "TYPE", "STATE", "BACKEND", "SESSION", "OWNER", "LAUNCHED", "AZ"]
+        print(table(headers, rows), file=ctx.out)
+    print(f"\nSessions ({len(sessions)})", file=ctx.out)
+    if sessions:
+        rows = [
+            [
+                s.get("sessionId"),
+                s.get("status"),
+                s.get("ownerName") or s.get("ownerEmail") or s.get("owner"),
+                s.get("backend"),
+                s.get("os"),
+                s.get("instanceType"),
+                s.get("instanceId") or s.get("jobId"),
+                short_time(s.get("createdAt")),
+            ]
+            for s in sessions
+        ]
+        headers = ["SESSION", "STATUS", "OWNER", "BACKEND", "OS", "TYPE", "INSTANCE", "CREATED"]
+        print(table(headers, rows), file=ctx.out)
+    return 0
+
+
+def fleet_stop(ctx: Context) -> int:
+    session_id = ctx.args.session_id
+    answer = ctx.api().call("POST", _path(session_id, "/stop", admin=True))
+    return _ended(ctx, session_id, answer, admin=True)
+
+
+def fleet_terminate(ctx: Context) -> int:
+    session_id = ctx.args.session_id
+    if not _confirm(ctx, f"Terminate desktop {session_id} (its host and disk go with it)?"):
+        ctx.note("Nothing terminated.")
+        return 1
+    answer = ctx.api().call("DELETE", _path(session_id, admin=True))
+    return _ended(ctx, session_id, answer, admin=True)

@@ -1,0 +1,182 @@
+"""``dcvfleet``: GPU remote desktops on DCV Fleet from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+
+from dcvfleet_cli import __version__, commands
+from dcvfleet_cli.errors import FAILURE, INTERRUPTED, CliError
+
+Command = Callable[[commands.Context], int]
+
+EPILOG = """\
+The stack is found from --stack-file or --stack-name, else DCVFLEET_STACK_FILE or
+DCVFLEET_STACK_NAME, else .local/stack.json (the local stack). Sign in first: dcvfleet login.
+"""
+
+
+def _stack_options() -> argparse.ArgumentParser:
+    """Where the stack is; accepted before or after the command (hence SUPPRESS)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("stack")
+    group.add_argument(
+        "--stack-file",
+        metavar="PATH",
+        default=argparse.SUPPRESS,
+        help="the local stack's stack.json or a portal config.json (default .local/stack.json)",
+    )
+    group.add_argument(
+        "--stack-name",
+        metavar="NAME",
+        default=argparse.SUPPRESS,
+        help="a deployed stack (its CloudFormation outputs)",
+    )
+    group.add_argument("--region", default=argparse.SUPPRESS, help="AWS region of --stack-name")
+    return parent
+
+
+def _timeout(parser: argparse.ArgumentParser, default: float = 3600.0) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=default,
+        metavar="SECONDS",
+        help=f"stop waiting after this long (default {default:.0f})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    stack = _stack_options()
+    parser = argparse.ArgumentParser(
+        prog="dcvfleet",
+        description="GPU remote desktops on DCV Fleet.",
+        epilog=EPILOG,
+        parents=[stack],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"dcvfleet {__version__}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(
+        group: argparse._SubParsersAction[argparse.ArgumentParser],
+        name: str,
+        func: Command,
+        help_text: str,
+    ) -> argparse.ArgumentParser:
+        sub = group.add_parser(name, parents=[stack], help=help_text, description=help_text)
+        sub.set_defaults(func=func)
+        return sub
+
+    login = command(
+        top, "login", commands.login, "sign in (password from a prompt or $DCVFLEET_PASSWORD)"
+    )
+    login.add_argument("--username", "-u", help="Cognito user name (default: prompt)")
+    command(top, "logout", commands.logout, "forget this stack's sign-in")
+    command(top, "whoami", commands.whoami, "who is signed in, and to which stack")
+    opts = command(top, "options", commands.options, "backends, systems and instance types offered")
+    opts.add_argument("--json", action="store_true", help="as JSON")
+
+    sessions = top.add_parser("sessions", help="your desktops", description="Your desktops.")
+    each = sessions.add_subparsers(dest="action", metavar="ACTION", required=True)
+    listing = command(each, "list", commands.sessions_list, "list your desktops")
+    listing.add_argument("--json", action="store_true", help="as JSON")
+
+    start = command(each, "start", commands.sessions_start, "request a desktop and wait for it")
+    start.add_argument("--backend", choices=("ec2", "batch"), default="ec2")
+    start.add_argument("--os", choices=("linux", "windows"), default="linux")
+    start.add_argument(
+        "--instance-type", metavar="TYPE", help="a GPU instance type (see dcvfleet options)"
+    )
+    start.add_argument("--no-wait", action="store_true", help="print the desktop's id and return")
+    _timeout(start)
+
+    for name, func, help_text in (
+        ("wait", commands.sessions_wait, "follow a desktop being provisioned until it is READY"),
+        ("resume", commands.sessions_resume, "start a stopped desktop again and wait for it"),
+    ):
+        sub = command(each, name, func, help_text)
+        sub.add_argument("session_id", metavar="ID")
+        _timeout(sub)
+        if name == "resume":
+            sub.add_argument("--no-wait", action="store_true", help="return at once")
+
+    show = command(each, "show", commands.sessions_show, "one desktop in detail")
+    show.add_argument("session_id", metavar="ID")
+    show.add_argument("--json", action="store_true", help="as JSON")
+
+    stop = command(each, "stop", commands.sessions_stop, "stop a desktop (a batch desktop ends)")
+    delete = command(each, "delete", commands.sessions_delete, "delete a desktop and its disk")
+    delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    for sub in (stop, delete):
+        sub.add_argument("session_id", metavar="ID")
+        sub.add_argument("--wait", action="store_true", help="wait until it has stopped or ended")
+        _timeout(sub, 900.0)
+
+    connect = command(
+        each, "connect", commands.sessions_connect, "the DCV web client URL and user name"
+    )
+    connect.add_argument("session_id", metavar="ID")
+    connect.add_argument("--show-password", action="store_true", help="print the password too")
+    connect.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
+    creds = command(
+        each, "credentials", commands.sessions_credentials, "a desktop's DCV user name and password"
+    )
+    creds.add_argument("session_id", metavar="ID")
+    creds.add_argument("--json", action="store_true", help="as JSON")
+
+    fleet = command(top, "fleet", commands.fleet, "every desktop and instance (admins only)")
+    fleet.add_argument(
+        "--state", choices=("running", "stopped", "terminated"), help="instances in this state"
+    )
+    fleet.add_argument("--user", metavar="USER", help="one user's (user name, e-mail or sub)")
+    fleet.add_argument(
+        "--status",
+        metavar="STATUS",
+        type=str.upper,
+        choices=(
+            "PROVISIONING",
+            "READY",
+            "STOPPING",
+            "STOPPED",
+            "TERMINATING",
+            "TERMINATED",
+            "FAILED",
+        ),
+        help="sessions with this status",
+    )
+    fleet.add_argument("--json", action="store_true", help="as JSON")
+    actions = fleet.add_subparsers(dest="action", metavar="ACTION")
+    fleet_stop = command(actions, "stop", commands.fleet_stop, "stop anyone's desktop")
+    fleet_stop.add_argument("session_id", metavar="ID")
+    terminate = command(
+        actions, "terminate", commands.fleet_terminate, "terminate anyone's desktop"
+    )
+    terminate.add_argument("session_id", metavar="ID")
+    terminate.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    context = commands.Context(args)
+    try:
+        code: int = args.func(context)
+    except CliError as exc:
+        print(f"dcvfleet: {exc.message}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("\ndcvfleet: interrupted", file=sys.stderr)
+        return INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (dcvfleet sessions list | head -1): no traceback at exit either
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return FAILURE
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,188 @@
+"""Following a desktop while it is provisioned: each step as it completes, with its time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+from urllib.parse import quote
+
+from dcvfleet_cli.api import Api
+from dcvfleet_cli.errors import INTERRUPTED, CliError
+from dcvfleet_cli.output import symbols, timestamp
+
+#: The provisioning steps (the API's ``progress`` keys): how each reads once done and while
+#: it is under way.
+STEPS: tuple[tuple[str, str, str], ...] = (
+    ("credentials", "credentials", "creating credentials"),
+    ("capacity", "GPU", "finding a GPU"),
+    ("booted", "desktop booted", "booting the desktop"),
+    ("ready", "ready", "getting the connection URL"),
+)
+#: Statuses a stop or delete passes through.
+ENDING = ("STOPPING", "TERMINATING")
+
+
+def pause(seconds: float) -> None:
+    """Sleep between polls (tests replace it)."""
+    time.sleep(seconds)
+
+
+def poll_interval(waited: float) -> float:
+    if waited < 30:
+        return 0.5
+    return 1.0 if waited < 300 else 2.0
+
+
+class Progress:
+    """Renders a provisioning on a stream: a line per finished step with the seconds since
+    ``origin`` (the request), and the step under way (on a terminal, one line rewritten with a
+    running count). With no origin (watching a desktop someone else asked for) the seconds run
+    from when watching began, and steps finished before that show no time."""
+
+    def __init__(
+        self,
+        out: TextIO,
+        origin: float | None,
+        live: bool,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.out = out
+        self.origin = origin
+        self.live = live
+        self.clock = clock
+        self.started = clock()
+        self.done: set[str] = set()
+        self.doing: str | None = None
+        self.line_open = False
+        self.ok, self.busy, self.fail = symbols(out)
+
+    def _since(self, at: float | None) -> float | None:
+        if at is None:
+            return None
+        if self.origin is not None:
+            return max(at - self.origin, 0.0)
+        if at < self.started - 1:
+            return None
+        return max(at - self.started, 0.0)
+
+    def _write(self, text: str, end: str = "\n") -> None:
+        if self.line_open:
+            self.out.write("\r\x1b[K")
+        self.out.write(text + end)
+        self.out.flush()
+        self.line_open = end == ""
+
+    def update(self, session: dict[str, Any]) -> None:
+        progress = session.get("progress") or {}
+        status = session.get("status")
+        current: tuple[str, str, str] | None = None
+        for step in STEPS:
+            key, done_label, _ = step
+            if key in self.done:
+                continue
+            if key not in progress:
+                current = current or step
+                if status == "PROVISIONING":
+                    break
+                continue
+            since = self._since(timestamp(progress[key]))
+            self._write(f"{self.ok} {done_label}" + ("" if since is None else f" ({since:.1f}s)"))
+            self.done.add(key)
+            self.doing = None
+        if current is None:
+            return
+        if status == "PROVISIONING":
+            label = current[2]
+            if self.live:
+                self._write(f"{self.busy} {label} ({self.elapsed():.0f}s)", end="")
+            elif self.doing != label:
+                self._write(f"{self.busy} {label}")
+            self.doing = label
+        elif status == "FAILED":
+            self._write(f"{self.fail} {current[2]}")
+
+    def elapsed(self) -> float:
+        return max(self.clock() - (self.origin or self.started), 0.0)
+
+    def total(self, session: dict[str, Any]) -> float | None:
+        """Seconds from the request to READY, where both are known."""
+        ready = timestamp((session.get("progress") or {}).get("ready"))
+        if ready is None or self.origin is None:
+            return None
+        return max(ready - self.origin, 0.0)
+
+    def close(self) -> None:
+        if self.line_open:
+            self._write(f"{self.busy} {self.doing}" if self.doing else "")
+
+
+def plausible_origin(session: dict[str, Any], now: float) -> float | None:
+    """When this provisioning began, if the record tells: ``createdAt`` for a desktop's first
+    provisioning (its first step shortly after it); unknown for a resume."""
+    created = timestamp(session.get("createdAt"))
+    if created is None:
+        return None
+    progress = session.get("progress") or {}
+    first = timestamp(progress.get(STEPS[0][0]))
+    reference = first if first is not None else now
+    return created if 0 <= reference - created <= 2 * 3600 else None
+
+
+def wait_provisioned(
+    api: Api,
+    session_id: str,
+    out: TextIO,
+    origin: float | None,
+    *,
+    timeout: float,
+    clock: Callable[[], float] = time.time,
+) -> tuple[dict[str, Any], Progress]:
+    """Poll the desktop until it is no longer PROVISIONING, rendering its progress on ``out``.
+    Ctrl-C stops watching (the desktop carries on) and says how to watch again."""
+    path = f"/sessions/{quote(session_id, safe='')}"
+    live = out.isatty()
+    session: dict[str, Any] = api.get(path)
+    if origin is None and session.get("status") == "PROVISIONING":
+        origin = plausible_origin(session, clock())
+    progress = Progress(out, origin, live, clock)
+    started = clock()
+    try:
+        while True:
+            progress.update(session)
+            if session.get("status") != "PROVISIONING":
+                return session, progress
+            waited = clock() - started
+            if waited > timeout:
+                raise CliError(
+                    f"desktop {session_id} is still provisioning after {timeout:.0f}s; "
+                    f"keep watching: dcvfleet sessions wait {session_id}"
+                )
+            pause(poll_interval(waited))
+            session = api.get(path)
+    except KeyboardInterrupt:
+        raise CliError(
+            f"stopped watching; desktop {session_id} carries on. "
+            f"Watch it again: dcvfleet sessions wait {session_id}",
+            INTERRUPTED,
+        ) from None
+    finally:
+        progress.close()
+
+
+def wait_settled(api: Api, session_id: str, timeout: float) -> dict[str, Any]:
+    """Poll until a stop or delete has finished (the status is no longer STOPPING or
+    TERMINATING)."""
+    path = f"/sessions/{quote(session_id, safe='')}"
+    started = time.monotonic()
+    try:
+        while True:
+            session: dict[str, Any] = api.get(path)
+            waited = time.monotonic() - started
+            if session.get("status") not in ENDING:
+                return session
+            if waited > timeout:
+                raise CliError(f"desktop {session_id} is still {session.get('status')}")
+            pause(poll_interval(waited))
+    except KeyboardInterrupt:
+        raise CliError(f"stopped watching; desktop {session_id} carries on", INTERRUPTED) from None
