@@ -62,19 +62,23 @@ class Stack:
         fired: list[str] = resp.json()["fired"]
         return fired
 
-    def new_user(self, name: str | None = None, groups: tuple[str, ...] = ()) -> Client:
-        """An admin-created user, a member of ``groups`` (``("admins",)`` for a fleet
-        administrator), signed in."""
-        username = name or f"user{uuid.uuid4().hex[:10]}"
+    def create_user(self, name: str, groups: tuple[str, ...] = ()) -> str:
+        """An admin-created user named ``name``, a member of ``groups`` (``("admins",)`` for a
+        fleet administrator); its password."""
         password = f"Pw-{uuid.uuid4().hex}A1"
         idp = self.client("cognito-idp")
-        create_user(idp, self.info["user_pool_id"], username, password)
+        create_user(idp, self.info["user_pool_id"], name, password)
         for group in groups:
             idp.admin_add_user_to_group(
-                UserPoolId=self.info["user_pool_id"], Username=username, GroupName=group
+                UserPoolId=self.info["user_pool_id"], Username=name, GroupName=group
             )
+        return password
+
+    def new_user(self, name: str | None = None, groups: tuple[str, ...] = ()) -> Client:
+        """A new user (``create_user``), signed in."""
+        username = name or f"user{uuid.uuid4().hex[:10]}"
         client = Client(self.info)
-        client.sign_in(username, password)
+        client.sign_in(username, self.create_user(username, groups))
         return client
 
     def wait_for(

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from local.stack import create_user
 from tests.stackfixture import ROOT, Stack
 
 LINUX = ("--backend", "ec2", "--os", "linux")
@@ -64,13 +63,7 @@ class Cli:
 
 def _user(fleet: Stack, home: Path, groups: tuple[str, ...] = ()) -> Cli:
     username = f"cli{uuid.uuid4().hex[:10]}"
-    password = f"Pw-{uuid.uuid4().hex}A1"
-    idp = fleet.client("cognito-idp")
-    create_user(idp, fleet.info["user_pool_id"], username, password)
-    for group in groups:
-        idp.admin_add_user_to_group(
-            UserPoolId=fleet.info["user_pool_id"], Username=username, GroupName=group
-        )
+    password = fleet.create_user(username, groups)
     cli = Cli(fleet, home / username, username, password)
     cli.login()
     return cli
