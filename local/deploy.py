@@ -216,7 +216,7 @@ class Deployer:
         self._deploy_apis(api_created, stack_template, deployment)
         self._add_permissions(api_created, deployment)
         self._upload_image_source(deployment)
-        self._put_bucket_policies(api_created, deployment)
+        self._note_bucket_policies(api_created, deployment)
         return deployment
 
     def _publish_layers(self, resources: dict[str, Any], deployment: Deployment) -> None:
@@ -233,14 +233,18 @@ class Deployer:
             )["LayerVersionArn"]
             deployment.physical[logical_id] = arn
 
-    def _put_bucket_policies(self, resources: dict[str, Any], deployment: Deployment) -> None:
-        s3 = self.client("s3")
+    @staticmethod
+    def _note_bucket_policies(resources: dict[str, Any], deployment: Deployment) -> None:
+        """Bucket policies are not applied: the emulator is reached over plain HTTP, where the
+        template's TLS-only statements would refuse every call (moto then refused calls to
+        other buckets too)."""
         for logical_id, resource in resources.items():
             if resource["Type"] != "AWS::S3::BucketPolicy":
                 continue
-            props = _resolve(resource["Properties"], deployment)
-            s3.put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(props["PolicyDocument"]))
-            deployment.physical[logical_id] = props["Bucket"]
+            deployment.physical[logical_id] = f"local-{logical_id}"
+            deployment.not_emulated.append(
+                f"{logical_id} (AWS::S3::BucketPolicy): not applied; the emulator is plain HTTP"
+            )
 
     @staticmethod
     def _serve_locally(resources: dict[str, Any], deployment: Deployment) -> None:

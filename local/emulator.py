@@ -1477,7 +1477,8 @@ API_CREATED_TYPES = frozenset(
         # moto's CloudFormation adds the permission but gives the resource no physical id.
         "AWS::Lambda::Permission",
         # moto's CloudFormation has no layer versions and no bucket policies (it warns and
-        # skips them): published (before the stack) and put (after it) through the API.
+        # skips them): layers are published through the API before the stack; bucket policies
+        # are left out (the emulator is plain HTTP, where their TLS-only statements refuse all).
         "AWS::Lambda::LayerVersion",
         "AWS::S3::BucketPolicy",
     }

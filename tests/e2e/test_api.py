@@ -82,7 +82,16 @@ def test_session_view_has_the_contract_fields_and_no_internals(fleet: Stack) -> 
     session_id = user.call("POST", "/sessions", LINUX).json()["sessionId"]
     session = fleet.wait_for(user, session_id)
     assert session["status"] == "READY"
-    required = {"sessionId", "status", "backend", "os", "instanceType", "createdAt", "updatedAt"}
+    required = {
+        "sessionId",
+        "status",
+        "backend",
+        "os",
+        "instanceType",
+        "createdAt",
+        "updatedAt",
+        "progress",
+    }
     assert required <= set(session)
     assert set(session) <= required | {"instanceId", "jobId", "connectionUrl", "statusReason"}
     assert "arn:" not in json.dumps(session)

@@ -211,6 +211,7 @@ def test_every_handler_sample_has_a_handler() -> None:
         "session-idle-warning.json",
         "session-stopped.json",
         "session-terminated.json",
+        "session-credentials-revealed.json",
     }
     assert {p.name for p in SAMPLES.glob("*.json")} == handled | emitted
 
