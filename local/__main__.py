@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the local stack could not start: {exc}", file=sys.stderr, flush=True)
             return 2
         print(f"DCV Fleet local stack is up ({time.monotonic() - started:.1f}s)", flush=True)
-        for key in ("api_url", "aws_endpoint_url", "control_url", "user_pool_id"):
+        for key in ("portal_url", "api_url", "aws_endpoint_url", "control_url", "user_pool_id"):
             print(f"  {key:18} {getattr(info, key)}", flush=True)
         print(f"  demo user          {info.demo_user['username']} (password in .local/stack.json)")
         for line in info.not_emulated:

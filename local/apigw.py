@@ -7,6 +7,8 @@ A route whose security is ``NONE`` takes no token. Mock integrations (the CORS p
 ``OPTIONS`` methods SAM adds) answer with their response parameters' headers; API Gateway's own
 answers (401, 403, 429, 502) carry the body's gateway response headers (DEFAULT_4XX/5XX); the
 stage's ``MethodSettings`` throttle requests (a token bucket: rate per second, burst), 429 past it.
+
+Each request invokes its function once: API Gateway does not retry an integration.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ import re
 import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import boto3
 import jwt
+from botocore.config import Config
 
 from local.http import LocalServer, Reply, json_reply
 
@@ -153,7 +157,12 @@ class ApiServer(LocalServer):
             kind: _header_values(spec.get("responseParameters", {}), "gatewayresponse.header.")
             for kind, spec in responses.items()
         }
-        self.lambda_client = boto3.client("lambda", endpoint_url=endpoint_url, region_name=region)
+        self.lambda_client = boto3.client(
+            "lambda",
+            endpoint_url=endpoint_url,
+            region_name=region,
+            config=Config(retries={"total_max_attempts": 1}),
+        )
         authorizers = body.get("securityDefinitions", {})
         self.verifiers: dict[str, TokenVerifier] = {}
         for name, spec in authorizers.items():
@@ -167,6 +176,19 @@ class ApiServer(LocalServer):
     @property
     def url(self) -> str:
         return f"{self.address}/{self.stage}"
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        """Every method reaches ``handle`` (API Gateway answers one a resource does not have 403),
+        not only those ``http.server`` has a ``do_`` method for (it answers the others 501)."""
+        base: Any = super()._handler_class()
+
+        class AnyMethod(base):  # type: ignore[misc]
+            def __getattr__(self, name: str) -> Any:
+                if name.startswith("do_"):
+                    return self._serve
+                raise AttributeError(name)
+
+        return AnyMethod
 
     # -- request handling ----------------------------------------------------------------
     def _gateway(self, status: int, message: str) -> Reply:

@@ -7,7 +7,10 @@ Gaps worked around here:
 
 * ``LAMBDA_RUNTIME`` - moto runs Lambda code only in Docker. Functions run in-process instead,
   bound to the real handler in ``functions/``, with the function's own environment (per thread)
-  and their log lines saved to CloudWatch Logs as ``/aws/lambda/<name>``.
+  and their log lines saved to CloudWatch Logs as ``/aws/lambda/<name>``. Lambda gives each
+  concurrent invocation an execution environment of its own; here they would share the module's
+  state (Powertools' API resolver keeps the current event and route there), so a function runs
+  one invocation at a time and the others wait their turn.
 * ``EVENTS_TARGETS`` - EventBridge delivers only to SQS, logs and bus targets and raises on Lambda
   and Step Functions targets. Those two are delivered here, asynchronously, as EventBridge does,
   with what the target asks for: its ``Input`` (verbatim), ``InputPath`` or ``InputTransformer``,
@@ -75,6 +78,9 @@ Gaps worked around here:
   Notification`` events AWS puts on the default bus. After every run, start, stop and
   terminate, the emulator puts them (each transition: pending, running, stopping, stopped,
   shutting-down, terminated) and calls the local stack's listeners.
+* ``EC2_PAGE_TOKEN`` - ``DescribeInstances`` with a ``NextToken`` it never gave fails with a
+  bare ``ValueError`` (HTTP 500, which clients retry); EC2 refuses it as a client error. Here it
+  answers ``InvalidParameterValue``.
 * ``CLOUDFRONT`` - moto's CloudFormation has no CloudFront resources, and a custom resource's
   function runs without its layers unpacked. The portal's distribution, its origin access
   control and headers policy, and the ``PortalSite`` custom resource that publishes it are left
@@ -332,6 +338,14 @@ def _resolve_handler(handler: str) -> Callable[..., Any]:
 
 
 _import_lock = threading.Lock()
+#: One execution environment per function: an invocation waits for the one in progress. (Re-entrant,
+#: so that a function invoked again from its own thread cannot wait for itself.)
+_environments: dict[str, threading.RLock] = {}
+
+
+def _environment(function_arn: str) -> threading.RLock:
+    with _invocations_lock:
+        return _environments.setdefault(function_arn, threading.RLock())
 
 
 def run_function(fn: Any, event: Any) -> tuple[str, bool, str]:
@@ -349,7 +363,7 @@ def run_function(fn: Any, event: Any) -> tuple[str, bool, str]:
         event = json.loads(event or "{}")
     with _invocations_lock:
         INVOCATIONS.append(fn.function_name)
-    with function_context(environ) as out:
+    with _environment(fn.function_arn), function_context(environ) as out:
         try:
             faults.raise_function_fault(fn.function_name)
             with _import_lock:
@@ -1447,6 +1461,7 @@ def apply_all(endpoint_url: str, port: int) -> None:
     apply_patches(sfn_json_path_patches())
     apply_patches(bucket_cloudformation_patches())
     apply_patches(cognito_srp_patches())
+    apply_patches(ec2_page_token_patches())
     patch_sfn_task_failure_cause()
     enable_execution(endpoint_url, port)
 
@@ -2333,6 +2348,37 @@ def sfn_json_path_patches() -> list[Patch]:
         and getattr(module, "extract_json", None) is original
     ]
     return [(module, "extract_json", replacement) for module in holders]
+
+
+# ------------------------------------------------------------------------------------------------
+# EC2_PAGE_TOKEN
+def ec2_page_token_patches() -> list[Patch]:
+    """EC2_PAGE_TOKEN: ``DescribeInstances`` refuses a ``NextToken`` that names no reservation of
+    the listing as a client error. None when already replaced."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses.instances import InstanceResponse
+
+    original = InstanceResponse.describe_instances
+    if getattr(original, "_dcvfleet", False):
+        return []
+
+    def describe_instances(self: Any) -> Any:
+        token = self._get_param("NextToken")
+        if token:
+            filters = self._filters_from_querystring()
+            ids = self._get_param("InstanceIds", [])
+            reservations = (
+                self.ec2_backend.get_reservations_by_instance_ids(ids, filters=filters)
+                if ids
+                else self.ec2_backend.describe_instances(filters=filters)
+            )
+            if token not in {reservation.id for reservation in reservations}:
+                # not echoed: a control character in it would make the XML answer unreadable
+                raise EC2ClientError("InvalidParameterValue", "The NextToken is not valid.")
+        return original(self)
+
+    describe_instances._dcvfleet = True  # type: ignore[attr-defined]
+    return [(InstanceResponse, "describe_instances", describe_instances)]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -745,6 +745,8 @@ class ControlServer(LocalServer):
       out: "the host does not answer") or back. 404 unknown host, 409 stopped host.
     * ``POST /agents {"enabled": bool}``: whether hosts (and containers) booted from now on run
       their agent.
+    * ``POST /boot-delay {"seconds": S}`` (0-600): how long hosts and containers launched from
+      now on take to boot (``--boot-delay`` at start-up).
     * ``GET /batch/capacity``, ``POST /batch/capacity {"instances": N | null}``: how many more
       GPU instances the Batch compute environments can launch (each launch takes one; null, the
       default, for no limit). At 0 a submitted job stays RUNNABLE (``local.containers``).
@@ -809,6 +811,8 @@ class ControlServer(LocalServer):
                 return 400, {"message": "enabled: true or false is required"}
             sim.agent_enabled = enabled
             return 200, {"enabled": enabled}
+        if method == "POST" and path == "/boot-delay":
+            return self._set_boot_delay(data)
         if method == "POST" and path == "/schedules/run":
             return self._run_schedules(data)
         if method == "POST" and path == "/batch/capacity":
@@ -817,6 +821,19 @@ class ControlServer(LocalServer):
         if method == "POST" and match:
             return self._exit_job(match.group(1), data)
         return 404, {"message": f"no route {method} {path}"}
+
+    def _set_boot_delay(self, data: Any) -> tuple[int, Any]:
+        seconds = data.get("seconds") if isinstance(data, dict) else None
+        if (
+            not isinstance(seconds, (int, float))
+            or isinstance(seconds, bool)
+            or not 0 <= seconds <= 600
+        ):
+            return 400, {"message": "seconds: a number from 0 to 600 is required"}
+        self.simulator.boot_delay = float(seconds)
+        if self.jobs is not None:
+            self.jobs.boot_delay = float(seconds)
+        return 200, {"seconds": float(seconds)}
 
     def _batch_view(self, path: str) -> tuple[int, Any]:
         if self.jobs is None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import abc
 import json
+import logging
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 Reply = tuple[int, dict[str, str], bytes]
+LOG = logging.getLogger(__name__)
 
 
 def json_reply(status: int, body: Any) -> Reply:
@@ -52,6 +54,7 @@ class LocalServer(abc.ABC):
                 try:
                     status, out_headers, out = server.handle(self.command, self.path, headers, body)
                 except Exception:  # a fault of the local stack: answer 500, keep serving
+                    LOG.exception("%s %s failed", self.command, self.path)
                     status, out_headers, out = json_reply(500, {"message": "Internal server error"})
                 self.send_response(status)
                 out_headers.setdefault("Content-Type", "application/json")
@@ -60,7 +63,10 @@ class LocalServer(abc.ABC):
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    self.wfile.write(out)
+                    try:
+                        self.wfile.write(out)
+                    except (BrokenPipeError, ConnectionResetError):
+                        self.close_connection = True  # the client went away (a closed tab)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _serve
 

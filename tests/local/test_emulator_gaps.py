@@ -446,6 +446,42 @@ def test_workaround_sfn_definition_substitutions() -> None:
 
 
 # ==============================================================================================
+# EC2_PAGE_TOKEN
+def _three_reservations() -> Any:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    for _ in range(3):
+        ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)
+    return ec2
+
+
+def test_gap_ec2_page_token() -> None:
+    """GAP EC2_PAGE_TOKEN: a NextToken DescribeInstances never gave is a server error (500)."""
+    from moto.ec2.responses.instances import InstanceResponse
+
+    patched = getattr(InstanceResponse.describe_instances, "_dcvfleet", False)
+    _require_plain_moto(patched, "EC2_PAGE_TOKEN")
+    with mock_aws():
+        ec2 = _three_reservations()
+        with pytest.raises(ValueError, match="is not in list"):
+            ec2.describe_instances(NextToken="not-a-token")
+
+
+def test_workaround_ec2_page_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    for owner, attribute, replacement in emulator.ec2_page_token_patches():
+        monkeypatch.setattr(owner, attribute, replacement)
+    with mock_aws():
+        ec2 = _three_reservations()
+        for token in ("not-a-token", "\x01control\x00"):
+            with pytest.raises(ClientError) as refused:
+                ec2.describe_instances(NextToken=token)
+            assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+        first = ec2.describe_instances(MaxResults=2)
+        rest = ec2.describe_instances(MaxResults=2, NextToken=first["NextToken"])
+        assert len(first["Reservations"]) + len(rest["Reservations"]) == 3
+        assert "NextToken" not in rest
+
+
+# ==============================================================================================
 # PUBLIC_PARAMETERS
 AMI_TEMPLATE: dict[str, Any] = {
     "Parameters": {

@@ -313,6 +313,17 @@ def test_control_answers_404_for_no_host_and_409_for_a_stopped_one(
     assert (bad.status_code, bad.json()["message"].split(":")[0]) == (400, "cpuPercent")
 
 
+def test_the_boot_delay_is_set_through_control(control: ControlServer, sim: HostSimulator) -> None:
+    url = f"{control.url}/boot-delay"
+    for bad in ({"seconds": -1}, {"seconds": 601}, {"seconds": True}, {"seconds": "3"}, [3]):
+        refused = requests.post(url, json=bad, timeout=10)
+        assert (refused.status_code, refused.json()["message"].split(":")[0]) == (400, "seconds")
+    assert sim.boot_delay == 0
+    answer = requests.post(url, json={"seconds": 2.5}, timeout=10)
+    assert (answer.status_code, answer.json()) == (200, {"seconds": 2.5})
+    assert sim.boot_delay == 2.5
+
+
 # -- Run Command (SSM_RUN_COMMAND) -----------------------------------------------------------------
 def create_document(client: Callable[[str], Any], content: dict[str, Any] = DOCUMENT) -> str:
     name = f"probe-{uuid.uuid4().hex[:8]}"
