@@ -83,7 +83,8 @@ def test_a_retried_request_with_the_same_idempotency_key_makes_one_desktop(fleet
     created = [a for a in answers if a.status_code == 202]
     assert created, [a.text for a in answers]
     assert {a.json()["sessionId"] for a in created} == {created[0].json()["sessionId"]}
-    # the rest found the first still in flight: told to retry, never a second desktop
+    # one desktop: a request that found the first still in flight would be told to retry (409;
+    # test_api_handler.py), though the local stack runs a function's invocations one at a time
     assert all(a.status_code == 409 for a in answers if a.status_code != 202)
     again = requests.post(url, json=LINUX, headers=headers, timeout=30)
     assert again.status_code == 202

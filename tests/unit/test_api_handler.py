@@ -116,7 +116,17 @@ def test_a_bad_idempotency_key_is_a_400_naming_the_header(api: ModuleType) -> No
     assert json.loads(answer["body"])["message"].startswith("Idempotency-Key: ")
 
 
-def test_a_bad_query_parameter_is_a_400_naming_it(api: ModuleType) -> None:
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"limit": "0"}, "limit: "),
+        ({"stauts": "READY"}, "stauts: unknown query parameter"),
+        ({"status": "READY", "\x1d": ""}, "\x1d: unknown query parameter"),
+    ],
+)
+def test_a_bad_query_parameter_is_a_400_naming_it(
+    api: ModuleType, query: dict[str, str], message: str
+) -> None:
     event_path = "/admin/sessions"
     answer = api.app.resolve(
         {
@@ -125,15 +135,15 @@ def test_a_bad_query_parameter_is_a_400_naming_it(api: ModuleType) -> None:
             "httpMethod": "GET",
             "headers": {},
             "multiValueHeaders": {},
-            "queryStringParameters": {"limit": "0"},
-            "multiValueQueryStringParameters": {"limit": ["0"]},
+            "queryStringParameters": query,
+            "multiValueQueryStringParameters": {k: [v] for k, v in query.items()},
             "body": None,
             "requestContext": {"stage": "v1", "requestId": "r", "authorizer": {"claims": {}}},
         },
         None,
     )
     assert answer["statusCode"] == 400
-    assert json.loads(answer["body"])["message"].startswith("limit: ")
+    assert json.loads(answer["body"])["message"].startswith(message)
 
 
 def test_cors_answers_the_portal_origin_only(api: ModuleType) -> None:
@@ -194,3 +204,37 @@ def test_every_operation_documents_its_errors_and_no_validation_422(api: ModuleT
     body = document["components"]["schemas"]["CreateSessionBody"]
     assert body["additionalProperties"] is False
     assert body["required"] == ["backend", "os"]
+
+
+def test_an_answer_that_does_not_match_its_model_is_a_logged_500(
+    api: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Powertools answers such an answer 500 without a word in the log; here the log says where."""
+    monkeypatch.setattr(api.Options, "model_validate", lambda _: {"backends": "not a list"})
+    answer = call(api, "GET", "/options")
+    assert answer["statusCode"] == 500
+    body = json.loads(answer["body"])
+    assert body["statusCode"] == 500
+    assert {"loc": ["response", "backends"], "type": "list_type"} in body["detail"]
+    errors = [r for r in caplog.records if r.getMessage() == "answer does not match its model"]
+    assert [r.levelname for r in errors] == ["ERROR"], caplog.text
+
+
+def test_a_request_whose_idempotency_key_is_in_flight_is_told_to_retry(
+    api: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (
+        IdempotencyAlreadyInProgressError,
+    )
+
+    def in_flight(**_: Any) -> Any:
+        raise IdempotencyAlreadyInProgressError("in progress")
+
+    monkeypatch.setattr(api, "_create_once", lambda: in_flight)
+    answer = call(
+        api, "POST", "/sessions", '{"backend": "ec2", "os": "linux"}', **{"Idempotency-Key": "k-1"}
+    )
+    assert answer["statusCode"] == 409
+    assert json.loads(answer["body"])["message"] == (
+        "Idempotency-Key: a request with this key is still in progress; retry in a moment"
+    )

@@ -21,7 +21,11 @@ from typing import Annotated, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, CORSConfig, Response
 from aws_lambda_powertools.event_handler.middlewares import NextMiddleware
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import (
+    RequestUnsupportedContentType,
+    RequestValidationError,
+    ResponseValidationError,
+)
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
 from aws_lambda_powertools.logging import correlation_paths
@@ -106,24 +110,27 @@ _ERRORS: dict[int, str] = {
     403: "Only members of the admins group may do this",
     404: "No such desktop session for the caller",
     409: "The desktop's status does not allow this, or the active-session limit is reached",
+    415: "The body is not JSON (Content-Type: application/json)",
     422: "The Idempotency-Key was used with another request body",
+    429: "Too many requests: the API's throttling (API Gateway); retry in a moment",
 }
 
 
-def _responses(*codes: int, **ok: Any) -> dict[int, Any]:
-    """OpenAPI responses: the success answer (``ok``: status, description, model) and errors."""
+def _responses(
+    *codes: int, status: int = 200, description: str = "OK", model: Any = None
+) -> dict[int, Any]:
+    """OpenAPI responses: the errors (400, 401, 429 and ``codes``) and the success answer,
+    ``status`` with ``model``; without a model, the route's return type (Powertools fills it in)."""
     out: dict[int, Any] = {
         code: {
             "description": _ERRORS[code],
             "content": {"application/json": {"model": StatusConflict if code == 409 else Message}},
         }
-        for code in (400, 401, *codes)
+        for code in (400, 401, 429, *codes)
     }
-    if ok:
-        out[ok["status"]] = {
-            "description": ok["description"],
-            "content": {"application/json": {"model": ok["model"]}},
-        }
+    out[status] = {"description": description}
+    if model is not None:
+        out[status]["content"] = {"application/json": {"model": model}}
     return out
 
 
@@ -159,6 +166,19 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
 @app.exception_handler(RequestValidationError)
 def _invalid(exc: RequestValidationError) -> Response[dict[str, str]]:
     return _error(HTTPStatus.BAD_REQUEST, validation_message(list(exc.errors())))
+
+
+@app.exception_handler(ResponseValidationError)
+def _invalid_answer(exc: ResponseValidationError) -> Response[dict[str, Any]]:
+    """An answer that does not match its model: logged (Powertools answers it silently), then
+    the documented 500 (where and what, never the values)."""
+    errors = [{"loc": e["loc"], "type": e["type"]} for e in exc.errors()]
+    logger.error("answer does not match its model", errors=errors)
+    return Response(
+        status_code=HTTPStatus.INTERNAL_SERVER_ERROR.value,
+        content_type="application/json",
+        body={"statusCode": HTTPStatus.INTERNAL_SERVER_ERROR.value, "detail": errors},
+    )
 
 
 @app.exception_handler(InvalidRequestError)
@@ -222,6 +242,23 @@ def _key_in_flight(exc: IdempotencyAlreadyInProgressError) -> Response[dict[str,
     )
 
 
+_NOT_JSON = "body: must be JSON (Content-Type: application/json)"
+
+
+@app.exception_handler(RequestUnsupportedContentType)
+def _not_json(exc: RequestUnsupportedContentType) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, _NOT_JSON)
+
+
+@app.exception_handler(ValueError)
+def _no_multipart_boundary(exc: ValueError) -> Response[dict[str, str]]:
+    """Powertools raises a bare ValueError for a multipart/form-data body without a boundary;
+    any other ValueError is a fault, and the function errors as it would without this."""
+    if not app.current_event.headers.get("content-type", "").startswith("multipart/form-data"):
+        raise exc
+    return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, _NOT_JSON)
+
+
 def _object_bodies(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """A body, where there is one, is a JSON object (Powertools would take ``[{...}]`` for the
     object it holds)."""
@@ -236,7 +273,22 @@ def _object_bodies(app: APIGatewayRestResolver, next_middleware: NextMiddleware)
     return next_middleware(app)
 
 
-app.use(middlewares=[_object_bodies])
+def _known_query_parameters(
+    app: APIGatewayRestResolver, next_middleware: NextMiddleware
+) -> Response[Any]:
+    """A query parameter the route does not take is refused, as an unknown body field is: a
+    misspelt filter (``?stauts=READY``) would otherwise list everything."""
+    given = app.current_event.query_string_parameters or {}
+    route = app.context.get("_route")
+    if given and route is not None:
+        known = {field.alias for field in route.dependant.query_params}
+        unknown = sorted(name for name in given if name not in known)
+        if unknown:
+            return _error(HTTPStatus.BAD_REQUEST, f"{unknown[0][:64]}: unknown query parameter")
+    return next_middleware(app)
+
+
+app.use(middlewares=[_object_bodies, _known_query_parameters])
 
 
 # -- the caller -----------------------------------------------------------------------------------
@@ -314,12 +366,12 @@ def openapi_document(stage: str = "v1") -> dict[str, Any]:
                 operation["security"] = []
                 answers.pop("400", None)
                 answers.pop("401", None)
-    for name in ("HTTPValidationError", "ValidationError"):
-        document.get("components", {}).get("schemas", {}).pop(name, None)
+    # the 422's body; ValidationError stays: the documented 500 (ResponseValidationError) uses it
+    document.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
     return document
 
 
-@app.get("/openapi.json", summary="This API's OpenAPI document", include_in_schema=True)
+@app.get("/openapi.json", summary="This API's OpenAPI document", responses=_responses())
 def get_openapi() -> dict[str, Any]:
     stage = app.current_event.request_context.stage or "v1"
     return openapi_document(stage)
@@ -353,7 +405,7 @@ def _create_once() -> Callable[..., dict[str, str]]:
     summary="Ask for a desktop",
     description="Starts the provisioning workflow. A retried request with the same "
     "Idempotency-Key gets the same answer and makes one desktop.",
-    responses=_responses(409, 422, status=202, description="Provisioning", model=Accepted),
+    responses=_responses(409, 415, 422, status=202, description="Provisioning", model=Accepted),
 )
 def create_session(
     body: CreateSessionBody,
