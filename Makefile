@@ -8,7 +8,7 @@ PARAMS ?=
 BOOT_DELAY ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup demo local test lint unit e2e bench bench-idle bench-agent docs agent-archive image-source clean
+.PHONY: setup browser demo local test test-portal lint bench bench-idle bench-agent docs agent-archive image-source clean
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,17 @@ $(CHECKOV_VENV)/.installed: requirements-checkov.txt
 	touch $@
 
 setup: $(VENV)/.installed
+
+# Debian's chromium, which the portal's browser tests drive through Playwright (never a
+# downloaded browser). Installed as root, or through sudo.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then as_root=; else as_root=sudo; fi; \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	$$as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium
+
+## browser: Debian's chromium for the portal's browser tests
+browser: $(CHROMIUM)
 
 ## demo: start the local stack and follow one Linux desktop on EC2 to READY
 demo: setup
@@ -44,9 +55,13 @@ lint: setup $(CHECKOV_VENV)/.installed
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
 	$(PY) tools/readme.py --check
 
-## test: every check and the whole test suite (what CI runs)
-test: lint
-	$(BIN)/pytest -n 2 --dist loadfile
+## test: every check and the whole test suite, browser tests included (what CI runs)
+test: lint browser
+	DCVFLEET_BROWSER_TESTS=required $(BIN)/pytest -n 2 --dist loadfile
+
+## test-portal: the portal's browser tests alone (screenshots in test-output/portal)
+test-portal: setup browser
+	DCVFLEET_BROWSER_TESTS=required $(BIN)/pytest tests/unit/test_portal_srp.py tests/e2e/test_portal_browser.py
 
 ## bench: provisioning figures on the local stack
 bench: setup
@@ -73,4 +88,4 @@ image-source: setup
 	$(PY) container/source_bundle.py
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .local .pytest_cache .mypy_cache .ruff_cache dist
+	rm -rf $(VENV) $(CHECKOV_VENV) .local .pytest_cache .mypy_cache .ruff_cache dist test-output

@@ -11,6 +11,9 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from dcvfleet import aws
+from tests.browser import chromium
+
+__all__ = ["chromium"]
 
 #: Variables that could point a test at a real account or a real endpoint.
 REAL_AWS_VARIABLES = (

@@ -20,7 +20,6 @@ from typing import Any
 import pytest
 from pycognito import aws_srp
 
-CHROMIUM = Path("/usr/bin/chromium")
 PORTAL = Path(__file__).resolve().parents[2] / "portal"
 ORIGIN = "https://portal.test"  # served by page.route, never by the network; https for WebCrypto
 BIG_N = aws_srp.hex_to_long(aws_srp.N_HEX)
@@ -147,29 +146,12 @@ def _pycognito_claim(case: Case, monkeypatch: pytest.MonkeyPatch) -> dict[str, s
 
 
 @pytest.fixture(scope="module")
-def srp_page() -> Iterator[Any]:
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        tab = browser.new_page()
-        tab.route(f"{ORIGIN}/**", _serve_portal)
-        tab.goto(f"{ORIGIN}/")
-        yield tab
-        browser.close()
+def srp_page(chromium: Any) -> Iterator[Any]:
+    tab = chromium.new_page()
+    tab.route(f"{ORIGIN}/**", _serve_portal)
+    tab.goto(f"{ORIGIN}/")
+    yield tab
+    tab.close()
 
 
 def _serve_portal(route: Any) -> None:
