@@ -11,7 +11,7 @@ import sys
 import time
 import uuid
 import webbrowser
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 from urllib.parse import quote
@@ -401,15 +401,6 @@ def sessions_credentials(ctx: Context) -> int:
 # --- fleet (admins) ------------------------------------------------------------------------
 
 
-def _owner_subs(api: Api, user: str, sessions: Iterable[Mapping[str, Any]] | None) -> set[str]:
-    """The Cognito subs a --user (a user name, e-mail or sub) stands for."""
-    if UUID.match(user):
-        return {user}
-    if sessions is None:
-        sessions = api.pages("/admin/sessions", "sessions", {"user": user, "limit": "100"})
-    return {str(s["owner"]) for s in sessions if s.get("owner")}
-
-
 def fleet(ctx: Context) -> int:
     args = ctx.args
     api = ctx.api()
@@ -422,16 +413,9 @@ def fleet(ctx: Context) -> int:
     instance_params = {"limit": "1000"}
     if args.state:
         instance_params["state"] = args.state
-    owners: set[str] | None = None
     if args.user:
-        owners = _owner_subs(api, args.user, None if args.status else sessions)
-        if len(owners) == 1:
-            instance_params["user"] = next(iter(owners))
-    instances = (
-        [] if owners == set() else list(api.pages("/admin/instances", "instances", instance_params))
-    )
-    if owners:
-        instances = [i for i in instances if i.get("owner") in owners]
+        instance_params["user"] = args.user  # the API finds the owner by name, e-mail or sub
+    instances = list(api.pages("/admin/instances", "instances", instance_params))
     if args.json:
         print_json({"instances": instances, "sessions": sessions}, ctx.out)
         return 0

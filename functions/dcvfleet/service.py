@@ -194,6 +194,13 @@ def options(settings: ApiSettings) -> dict[str, Any]:
     }
 
 
+def owner_sub(store: SessionStore, user: str) -> str:
+    """The sub of the user a user name, e-mail or sub names, from their desktops (instances are
+    tagged with the sub); ``user`` itself when no desktop names them."""
+    found, _ = store.page(status=None, user=user, limit=1, after=None)
+    return found[0].owner if found else user
+
+
 def fleet_instances(
     hosts: Ec2Hosts,
     settings: CommonSettings,

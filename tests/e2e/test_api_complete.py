@@ -141,6 +141,12 @@ def test_an_admin_sees_the_fleet_filters_it_and_stops_anyones_desktop(fleet: Sta
     assert instance["state"] == "running"
     assert instance["backend"] == "ec2"
     assert admin.call("GET", "/admin/instances?state=asleep").status_code == 400
+    # the owner's instances by user name, e-mail or sub (instances carry the sub)
+    emails = [found[0]["ownerEmail"]] if "ownerEmail" in found[0] else []
+    for user in (found[0]["ownerName"], found[0]["owner"], *emails):
+        theirs = admin.call("GET", f"/admin/instances?user={user}").json()["instances"]
+        assert [i["instanceId"] for i in theirs] == [instance["instanceId"]], user
+    assert admin.call("GET", "/admin/instances?user=nobody-at-all").json()["instances"] == []
     stopped = admin.call("POST", f"/admin/sessions/{session_id}/stop")
     assert stopped.status_code == 202, stopped.text
     view = fleet.wait_for(owner, session_id, ("STOPPED",))

@@ -816,3 +816,14 @@ def test_launch_tokens_are_stable_per_attempt_and_fit_ec2s_limit() -> None:
         "3f1c2a9e-8d7b-4c6a-9e5f-1a2b3c4d5e6f", "subnet-b", "g5.xlarge"
     )
     assert len(token) <= 64
+
+
+def test_the_owner_of_instances_is_found_by_user_name_e_mail_or_sub(
+    store: InMemorySessionStore,
+) -> None:
+    session = new_session(store)
+    name, email = session.owner_name, session.owner_email
+    assert name
+    for user in (name, session.owner, *([email] if email else [])):
+        assert service.owner_sub(store, user) == session.owner
+    assert service.owner_sub(store, "someone-else") == "someone-else"

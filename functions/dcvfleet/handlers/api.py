@@ -552,7 +552,10 @@ def admin_sessions(
 @app.get("/admin/instances", summary="The fleet's instances (its tag) by state", responses=_ADMIN)
 def admin_instances(
     state: Annotated[InstanceState | None, Query(description="the instances' state")] = None,
-    user: Annotated[str | None, Query(max_length=128, description="the owner's sub")] = None,
+    user: Annotated[
+        str | None,
+        Query(max_length=128, description="only this user's: user name, e-mail or sub"),
+    ] = None,
     limit: Annotated[int, Query(ge=5, le=1000)] = 100,
     nextToken: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> InstancePage:
@@ -562,7 +565,7 @@ def admin_instances(
             Ec2Hosts(client("ec2")),
             SETTINGS.common,
             state=state,
-            owner=user,
+            owner=service.owner_sub(_store(), user) if user else None,
             limit=limit,
             token=nextToken,
         )

@@ -260,14 +260,23 @@ function instancesListing({ api }) {
     { id: "admin-state", class: "input", "data-testid": "admin-state-filter" },
     INSTANCE_STATES.map((value) => h("option", { value }, instanceStateLabel(value))),
   );
+  const user = h("input", {
+    id: "admin-instance-user",
+    class: "input",
+    type: "search",
+    placeholder: "User name, e-mail or ID",
+    autocomplete: "off",
+    "data-testid": "admin-instance-user-filter",
+  });
   const filters = h(
     "form",
     { class: "filters", role: "search", "aria-label": "Filter instances" },
     filterField("admin-state", "State", state),
+    filterField("admin-instance-user", "User", user),
     h(
       "div",
       { class: "field field--action" },
-      h("button", { type: "submit", class: "button" }, "Refresh"),
+      h("button", { type: "submit", class: "button" }, "Apply"),
     ),
   );
   return pagedListing({
@@ -308,7 +317,11 @@ function instancesListing({ api }) {
         ),
       ),
     load: async (nextToken) => {
-      const page = await api.get("/admin/instances", { state: state.value, nextToken });
+      const page = await api.get("/admin/instances", {
+        state: state.value,
+        user: user.value.trim(),
+        nextToken,
+      });
       return { items: page.instances, nextToken: page.nextToken };
     },
   });
