@@ -153,9 +153,9 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}"
 
 
-@pytest.fixture
-def tab(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(viewport=DESKTOP)
+def _page(browser: Browser, **context_options: Any) -> Iterator[Page]:
+    """A tab in a context of its own (no cookies or storage from another test)."""
+    context = browser.new_context(**context_options)
     context.add_init_script(RECORD_STEPS)
     page = context.new_page()
     page.set_default_timeout(30_000)
@@ -164,14 +164,15 @@ def tab(chromium: Browser) -> Iterator[Page]:
 
 
 @pytest.fixture
+def tab(chromium: Browser) -> Iterator[Page]:
+    yield from _page(chromium, viewport=DESKTOP)
+
+
+@pytest.fixture
 def phone(chromium: Browser) -> Iterator[Page]:
-    context = chromium.new_context(
-        viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
+    yield from _page(
+        chromium, viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True
     )
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    yield page
-    context.close()
 
 
 @pytest.fixture
