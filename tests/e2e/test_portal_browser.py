@@ -235,6 +235,11 @@ def test_sign_in_start_watch_it_come_up_connect_and_stop(stack: Stack, tab: Page
     tab.get_by_test_id("show-credentials").click()
     expect(tab.get_by_test_id("credential-username")).to_have_text(secret["username"])
     assert secret["password"] not in tab.get_by_test_id("credential-password").inner_text()
+    tab.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    tab.get_by_test_id("copy-password").click()
+    assert tab.evaluate("navigator.clipboard.readText()") == secret["password"]
+    tab.get_by_test_id("copy-username").click()
+    assert tab.evaluate("navigator.clipboard.readText()") == secret["username"]
     tab.get_by_test_id("reveal-password").click()
     expect(tab.get_by_test_id("credential-password")).to_have_text(secret["password"])
     person.shot("05-credentials-revealed")
@@ -248,8 +253,14 @@ def test_sign_in_start_watch_it_come_up_connect_and_stop(stack: Stack, tab: Page
     tab.get_by_role("link", name="My desktops").first.click()
     row = tab.locator(f'[data-testid=desktop-row][data-session-id="{session_id}"]')
     expect(row).to_have_attribute("data-status", "STOPPED")
-    expect(row.get_by_test_id("resume")).to_be_visible()
     person.shot("06-my-desktops-stopped")
+
+    # Resume: the same instance (the same disk) comes back, followed live in the list.
+    row.get_by_test_id("resume").click()
+    expect(row).to_have_attribute("data-status", "PROVISIONING")
+    expect(row).to_have_attribute("data-status", "READY", timeout=READY_TIMEOUT_MS)
+    assert person.session(session_id)["instanceId"] == ready["instanceId"]
+    person.shot("06b-my-desktops-resumed")
 
     assert not person.outside_origins(), person.outside_origins()
 
