@@ -88,7 +88,6 @@ class Person:
         page.on("console", lambda message: print(f"console {message.type}: {message.text}"))
         page.on("requestfailed", lambda r: print(f"failed: {r.method} {r.url} {r.failure}"))
         page.on("response", lambda r: r.status >= 400 and print(f"HTTP {r.status}: {r.url}"))
-        page.on("pageerror", lambda error: pytest.fail(f"the page threw: {error}"))
 
     def shot(self, name: str) -> None:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -159,8 +158,11 @@ def _page(browser: Browser, **context_options: Any) -> Iterator[Page]:
     context.add_init_script(RECORD_STEPS)
     page = context.new_page()
     page.set_default_timeout(30_000)
+    thrown: list[str] = []
+    page.on("pageerror", lambda error: thrown.append(str(error)))
     yield page
     context.close()
+    assert not thrown, f"the page threw: {thrown}"
 
 
 @pytest.fixture
