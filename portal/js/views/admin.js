@@ -108,6 +108,32 @@ function filterField(id, label, control) {
   return h("div", { class: "field" }, h("label", { for: id }, label), control);
 }
 
+/** A search box for a user: the API takes a user name, e-mail or sub. */
+function userFilter(id, testid) {
+  return h("input", {
+    id,
+    class: "input",
+    type: "search",
+    placeholder: "User name, e-mail or ID",
+    autocomplete: "off",
+    "data-testid": testid,
+  });
+}
+
+/** A listing's filters, applied with the button (or Enter). */
+function filterForm(label, ...fields) {
+  return h(
+    "form",
+    { class: "filters", role: "search", "aria-label": label },
+    ...fields,
+    h(
+      "div",
+      { class: "field field--action" },
+      h("button", { type: "submit", class: "button" }, "Apply"),
+    ),
+  );
+}
+
 function sessionsListing({ api, announce }) {
   const status = h(
     "select",
@@ -115,24 +141,11 @@ function sessionsListing({ api, announce }) {
     h("option", { value: "" }, "Any status"),
     STATUSES.map((value) => h("option", { value }, statusLabel(value))),
   );
-  const user = h("input", {
-    id: "admin-user",
-    class: "input",
-    type: "search",
-    placeholder: "User name, e-mail or ID",
-    autocomplete: "off",
-    "data-testid": "admin-user-filter",
-  });
-  const filters = h(
-    "form",
-    { class: "filters", role: "search", "aria-label": "Filter desktops" },
+  const user = userFilter("admin-user", "admin-user-filter");
+  const filters = filterForm(
+    "Filter desktops",
     filterField("admin-status", "Status", status),
     filterField("admin-user", "User", user),
-    h(
-      "div",
-      { class: "field field--action" },
-      h("button", { type: "submit", class: "button" }, "Apply"),
-    ),
   );
 
   function row(session, error) {
@@ -260,24 +273,11 @@ function instancesListing({ api }) {
     { id: "admin-state", class: "input", "data-testid": "admin-state-filter" },
     INSTANCE_STATES.map((value) => h("option", { value }, instanceStateLabel(value))),
   );
-  const user = h("input", {
-    id: "admin-instance-user",
-    class: "input",
-    type: "search",
-    placeholder: "User name, e-mail or ID",
-    autocomplete: "off",
-    "data-testid": "admin-instance-user-filter",
-  });
-  const filters = h(
-    "form",
-    { class: "filters", role: "search", "aria-label": "Filter instances" },
+  const user = userFilter("admin-instance-user", "admin-instance-user-filter");
+  const filters = filterForm(
+    "Filter instances",
     filterField("admin-state", "State", state),
     filterField("admin-instance-user", "User", user),
-    h(
-      "div",
-      { class: "field field--action" },
-      h("button", { type: "submit", class: "button" }, "Apply"),
-    ),
   );
   return pagedListing({
     title: "Instances",
