@@ -1178,17 +1178,23 @@ def test_delete_off_a_terminal_needs_yes(cli: Cli) -> None:
     assert cli.api.seen == []
 
 
-def test_connect_prints_the_url_and_user_but_not_the_password(
-    cli: Cli, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    cli.sign_in()
-    opened: list[str] = []
+@pytest.fixture
+def opened(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The URLs the CLI opened in a browser (none is)."""
+    urls: list[str] = []
 
     def browser(url: str) -> bool:
-        opened.append(url)
+        urls.append(url)
         return True
 
     monkeypatch.setattr("webbrowser.open", browser)
+    return urls
+
+
+def test_connect_prints_the_url_and_user_but_not_the_password(
+    cli: Cli, opened: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cli.sign_in()
     monkeypatch.setenv("DISPLAY", ":0")
     cli.api.reply("GET", f"/sessions/{SID}", (200, session("READY", connectionUrl=URL)))
     cli.api.reply(
@@ -1209,16 +1215,9 @@ def test_connect_prints_the_url_and_user_but_not_the_password(
 
 
 def test_connect_opens_no_browser_without_a_display(
-    cli: Cli, monkeypatch: pytest.MonkeyPatch
+    cli: Cli, opened: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cli.sign_in()
-    opened: list[str] = []
-
-    def browser(url: str) -> bool:
-        opened.append(url)
-        return True
-
-    monkeypatch.setattr("webbrowser.open", browser)
     monkeypatch.setattr("sys.platform", "linux")
     cli.api.reply("GET", f"/sessions/{SID}", (200, session("READY", connectionUrl=URL)))
     cli.api.reply("GET", f"/sessions/{SID}/credentials", (200, {"username": "u", "password": "p"}))
