@@ -5,6 +5,7 @@ from __future__ import annotations
 import abc
 import json
 import logging
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -17,12 +18,21 @@ def json_reply(status: int, body: Any) -> Reply:
     return status, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a closed tab) before its answer is not an error."""
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return
+        super().handle_error(request, client_address)
+
+
 class LocalServer(abc.ABC):
     """Serves ``handle`` on 127.0.0.1 in a background thread until ``stop``."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self.httpd = ThreadingHTTPServer((host, port), self._handler_class())
-        self.httpd.daemon_threads = True
+        self.httpd = _Server((host, port), self._handler_class())
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @abc.abstractmethod
@@ -63,10 +73,7 @@ class LocalServer(abc.ABC):
                 self.send_header("Content-Length", str(len(out)))
                 self.end_headers()
                 if self.command != "HEAD":
-                    try:
-                        self.wfile.write(out)
-                    except (BrokenPipeError, ConnectionResetError):
-                        self.close_connection = True  # the client went away (a closed tab)
+                    self.wfile.write(out)
 
             do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _serve
 
