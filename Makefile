@@ -52,7 +52,7 @@ lint: setup $(CHECKOV_VENV)/.installed
 	$(BIN)/shellcheck agent/linux/install.sh bench/fake_nvidia_smi.sh .ci/run container/entrypoint.sh container/prime-run container/healthcheck.sh tests/unit/fixtures/container/fake_command.sh
 	$(BIN)/hadolint container/Dockerfile
 	$(PY) tools/pslint.py
-	$(CHECKOV_VENV)/bin/checkov --quiet --compact --framework cloudformation -f template.yaml
+	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml
 	$(PY) tools/readme.py --check
 
 ## test: every check and the whole test suite, browser tests included (what CI runs)

@@ -31,7 +31,7 @@ PHONE = {"width": 390, "height": 844}
 #: Provisioning on the local stack takes seconds; the page polls every 2 s.
 READY_TIMEOUT_MS = 60_000
 STEPS = ("credentials", "capacity", "booted", "ready")
-BOOT_SECONDS = 3
+BOOT_SECONDS = 5
 #: Each step's states in the only order the waiting screen may show them.
 STEP_ORDER = ("pending", "active", "done")
 
@@ -181,7 +181,7 @@ def phone(chromium: Browser) -> Iterator[Page]:
 def slow_boot(stack: Stack) -> Iterator[None]:
     """Hosts that take a few seconds to boot, as real ones take minutes: long enough for the
     waiting screen (polling every 2 s) to show the steps done so far while the host boots, well
-    within the test stack's HostReadyTimeoutSeconds (6 s)."""
+    within the test stack's HostReadyTimeoutSeconds (20 s)."""
     assert stack.control("POST", "/boot-delay", {"seconds": BOOT_SECONDS}).status_code == 200
     yield
     assert stack.control("POST", "/boot-delay", {"seconds": 0}).status_code == 200
