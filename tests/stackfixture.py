@@ -154,6 +154,20 @@ class Stack:
         """An operator's queue subscribed to the fleet bus for one event source."""
         return BusObserver(self, source)
 
+    def put_agent_event(self, detail_type: str, detail: dict[str, Any]) -> None:
+        """Put an agent event on the fleet bus by hand, as a host's agent would send it."""
+        resp = self.client("events").put_events(
+            Entries=[
+                {
+                    "Source": "dcvfleet.agent",
+                    "DetailType": detail_type,
+                    "Detail": json.dumps(detail),
+                    "EventBusName": self.info["resources"]["FleetBus"],
+                }
+            ]
+        )
+        assert resp["FailedEntryCount"] == 0, resp
+
     def function_logs(self, logical_id: str) -> list[str]:
         logs = self.client("logs")
         group = f"/aws/lambda/{self.info['resources'][logical_id]}"
