@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dcvfleet.config import FLEET_TAG_KEY
 from local import deploy, emulator
 from local.apigw import ApiServer
 from local.containers import JobSimulator
@@ -161,7 +162,7 @@ class LocalStack:
             endpoint_url=self.endpoint_url,
             region=REGION,
             event_bus_name=d.outputs["EventBusName"],
-            fleet_tag_key=d.parameter("FleetTagKey"),
+            fleet_tag_key=FLEET_TAG_KEY,
             fleet_tag_value=d.parameter("FleetTagValue"),
             workdir=self.state_dir / "hosts",
             boot_delay=self.boot_delay,

@@ -27,19 +27,24 @@ def _list(env: Mapping[str, str], key: str, default: str | None = None) -> tuple
     return tuple(x.strip() for x in _get(env, key, default).split(",") if x.strip())
 
 
+#: The tag that marks every host, volume, job and secret of a fleet (its value is the
+#: FleetTagValue parameter). A constant: IAM conditions name it (aws:ResourceTag/dcvfleet:fleet),
+#: and CloudFormation cannot make a condition key of a parameter.
+FLEET_TAG_KEY = "dcvfleet:fleet"
+
+
 @dataclass(frozen=True)
 class CommonSettings:
     table_name: str
     event_bus_name: str
-    fleet_tag_key: str
     fleet_tag_value: str
+    fleet_tag_key: str = FLEET_TAG_KEY
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> CommonSettings:
         return cls(
             table_name=_get(env, "SESSIONS_TABLE"),
             event_bus_name=_get(env, "EVENT_BUS_NAME"),
-            fleet_tag_key=_get(env, "FLEET_TAG_KEY"),
             fleet_tag_value=_get(env, "FLEET_TAG_VALUE"),
         )
 
@@ -76,6 +81,8 @@ class LaunchSettings:
     launch_templates: Mapping[str, str]
     subnet_ids: tuple[str, ...]
     fallback_instance_types: tuple[str, ...]
+    #: HostRole's id: a host's AWS identity is "<role id>:<instance id>" (aws:userid).
+    host_role_id: str
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LaunchSettings:
@@ -87,6 +94,7 @@ class LaunchSettings:
             },
             subnet_ids=_list(env, "SUBNET_IDS"),
             fallback_instance_types=_list(env, "FALLBACK_INSTANCE_TYPES", ","),
+            host_role_id=_get(env, "HOST_ROLE_ID"),
         )
 
 

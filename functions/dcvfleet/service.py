@@ -256,11 +256,14 @@ def create_credentials(
 def launch_instance(
     store: SessionStore,
     hosts: Ec2Hosts,
+    secrets: SessionSecrets,
     settings: LaunchSettings,
     session_id: str,
+    *,
     secret_arn: str,
 ) -> dict[str, str]:
-    """Launch the session's host, falling back through instance types, then subnets."""
+    """Launch the session's host, falling back through instance types, then subnets; then let
+    that host, and no other, read the session's secret."""
     session = store.require(session_id)
     existing = hosts.find_by_session(session_id)
     if existing:  # a retried step: the earlier attempt launched it
@@ -293,6 +296,7 @@ def launch_instance(
                 f"no capacity for {', '.join(types)} in {', '.join(settings.subnet_ids)}"
             )
         instance = launched
+    secrets.grant_reader(secret_arn, f"{settings.host_role_id}:{instance.instance_id}")
     _update_while_provisioning(
         store,
         session_id,

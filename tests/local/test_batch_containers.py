@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from dcvfleet.config import FLEET_TAG_KEY
 from tests.stackfixture import Stack, start_stack, stop_stack
 
 CONTAINER_EXITED = "Essential container in task exited"
@@ -191,7 +192,7 @@ def test_a_job_runs_in_a_container_whose_agent_reads_its_secret_and_reports_read
     environments = batch.client("batch").describe_compute_environments()["computeEnvironments"]
     spot = next(e for e in environments if e["computeResources"]["type"] == "SPOT")
     assert tags["aws:batch:compute-environment"] == spot["computeEnvironmentName"]
-    assert tags[batch.info["parameters"].get("FleetTagKey", "dcvfleet:fleet")] == "default"
+    assert tags[FLEET_TAG_KEY] == "default"
     assert (instance["InstanceType"], instance.get("InstanceLifecycle")) == ("g5.xlarge", "spot")
     assert instance["State"]["Name"] == "running"
     # and a simulated container, listed with its job, runs the real agent

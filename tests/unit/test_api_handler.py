@@ -18,7 +18,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ENV = {
     "SESSIONS_TABLE": "sessions",
     "EVENT_BUS_NAME": "bus",
-    "FLEET_TAG_KEY": "dcvfleet:fleet",
     "FLEET_TAG_VALUE": "default",
     "PROVISION_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:p",
     "IDLE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:i",

@@ -127,10 +127,14 @@ class FakeSecrets(SessionSecrets):
     def __init__(self) -> None:
         self.secrets: dict[str, dict[str, Any]] = {}
         self.deletes: list[bool] = []
+        self.readers: dict[str, str] = {}
 
     def create(self, session_id: str, username: str, tags: dict[str, str]) -> str:
         self.secrets[session_id] = {"username": username, "tags": dict(tags)}
         return f"arn:aws:secretsmanager:us-east-1:123456789012:secret:dcvfleet/{session_id}"
+
+    def grant_reader(self, secret_arn: str, reader: str) -> None:
+        self.readers[secret_arn] = reader
 
     def delete(self, session_id: str) -> bool:
         deleted = self.secrets.pop(session_id, None) is not None
@@ -177,6 +181,7 @@ LAUNCH = LaunchSettings(
     launch_templates={"linux": "lt-linux", "windows": "lt-windows"},
     subnet_ids=SUBNETS,
     fallback_instance_types=FALLBACKS,
+    host_role_id="AROAHOSTROLE",
 )
 READY_PUBLIC = ReadySettings(common=COMMON, dcv_port=8443, connection_address="public")
 READY_PRIVATE = replace(READY_PUBLIC, connection_address="private")
@@ -213,7 +218,9 @@ def launched_session(
 ) -> tuple[Session, Instance]:
     """A PROVISIONING session whose host was launched and recorded, waiting for its agent."""
     session = new_session(store)
-    out = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    out = service.launch_instance(
+        store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
+    )
     hosts.set(
         out["instanceId"],
         state=state,
@@ -350,8 +357,11 @@ def test_launch_tries_every_type_in_the_first_subnet_then_in_the_second(
     # Given capacity only for the last fallback type, and only in the second subnet
     hosts = FakeHosts(capacity={("g4dn.xlarge", "subnet-b")})
     session = new_session(store)
+    secrets = FakeSecrets()
     # When the host is launched
-    out = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    out = service.launch_instance(
+        store, hosts, secrets, LAUNCH, session.session_id, secret_arn=SECRET_ARN
+    )
     # Then types were tried requested-first in subnet-a, then the same order in subnet-b
     assert hosts.attempts == every_attempt_in_order()
     assert len(set(hosts.client_tokens)) == len(hosts.attempts)
@@ -361,6 +371,8 @@ def test_launch_tries_every_type_in_the_first_subnet_then_in_the_second(
     stored = store.require(session.session_id)
     assert (stored.instance_id, stored.instance_type) == (instance.instance_id, "g4dn.xlarge")
     assert stored.status is Status.PROVISIONING
+    # And that host, as its role's session names it, is the one reader of the secret
+    assert secrets.readers == {SECRET_ARN: f"AROAHOSTROLE:{instance.instance_id}"}
 
 
 def test_launch_stops_at_the_first_type_with_capacity(store: InMemorySessionStore) -> None:
@@ -368,7 +380,9 @@ def test_launch_stops_at_the_first_type_with_capacity(store: InMemorySessionStor
     hosts = FakeHosts(capacity={("g5.2xlarge", "subnet-a"), *every_attempt_in_order()[2:]})
     session = new_session(store)
     # When the host is launched
-    out = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    out = service.launch_instance(
+        store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
+    )
     # Then nothing after the first success was tried, and exactly one host exists
     assert hosts.attempts == [("g5.xlarge", "subnet-a"), ("g5.2xlarge", "subnet-a")]
     assert out["instanceType"] == "g5.2xlarge"
@@ -381,7 +395,9 @@ def test_launch_of_the_requested_type_needs_no_fallback_and_tags_the_host(
     # Given capacity everywhere
     session = new_session(store)
     # When the host is launched
-    out = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    out = service.launch_instance(
+        store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
+    )
     # Then the requested type in the first subnet is launched from the os's template, tagged
     assert hosts.attempts == [(REQUESTED, "subnet-a")]
     assert hosts.launch_templates == ["lt-linux"]
@@ -400,7 +416,9 @@ def test_launch_does_not_try_a_type_twice_when_the_request_is_also_a_fallback(
     session = new_session(store, instance_type="g5.2xlarge")
     # When the host is launched
     with pytest.raises(InsufficientCapacityError):
-        service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+        service.launch_instance(
+            store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
+        )
     # Then each distinct type was tried once per subnet, the requested one first
     assert hosts.attempts == [(t, s) for s in SUBNETS for t in ("g5.2xlarge", "g4dn.xlarge")]
 
@@ -413,7 +431,9 @@ def test_launch_without_capacity_anywhere_names_every_type_and_subnet(
     session = new_session(store)
     # When the host is launched
     with pytest.raises(InsufficientCapacityError) as raised:
-        service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+        service.launch_instance(
+            store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
+        )
     # Then every combination was tried, and the error names the types and the subnets
     assert hosts.attempts == every_attempt_in_order()
     message = str(raised.value)
@@ -432,7 +452,9 @@ def test_launch_stops_at_an_error_that_is_not_about_capacity(
     session = new_session(store)
     # When the host is launched / Then the error surfaces at once, without fallback
     with pytest.raises(LaunchError, match="bad template"):
-        service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+        service.launch_instance(
+            store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
+        )
     assert hosts.attempts == [(REQUESTED, "subnet-a")]
 
 
@@ -443,8 +465,12 @@ def test_a_retried_launch_reuses_the_host_already_tagged_for_the_session(
     session = new_session(store)
     earlier = hosts.add(session_id=session.session_id, state="pending")
     # When the step is retried, twice
-    first = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
-    second = service.launch_instance(store, hosts, LAUNCH, session.session_id, SECRET_ARN)
+    first = service.launch_instance(
+        store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
+    )
+    second = service.launch_instance(
+        store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
+    )
     # Then no second host is launched, and the record names the earlier one
     assert hosts.attempts == []
     assert first == second == {"instanceId": earlier.instance_id, "instanceType": REQUESTED}

@@ -46,9 +46,10 @@ def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, 
     return service.launch_instance(
         _store(),
         Ec2Hosts(client("ec2")),
+        SessionSecrets(client("secretsmanager")),
         settings,
         _field(event, "sessionId"),
-        _field(event, "secretArn"),
+        secret_arn=_field(event, "secretArn"),
     )
 
 
