@@ -18,6 +18,8 @@ import pytest
 import requests
 from botocore.exceptions import ClientError
 
+from dcvfleet import events
+from dcvfleet.adapters import SessionSecrets
 from local.demo import Client
 from local.stack import create_user
 
@@ -154,8 +156,22 @@ class Stack:
         """An operator's queue subscribed to the fleet bus for one event source."""
         return BusObserver(self, source)
 
-    def put_agent_event(self, detail_type: str, detail: dict[str, Any]) -> None:
-        """Put an agent event on the fleet bus by hand, as a host's agent would send it."""
+    def event_key(self, session_id: str) -> str:
+        """A session's event key, which only its own host (or container) can read."""
+        secret = self.client("secretsmanager").get_secret_value(
+            SecretId=SessionSecrets(None).name_for(session_id)
+        )
+        return str(json.loads(secret["SecretString"])["eventKey"])
+
+    def put_agent_event(
+        self, detail_type: str, detail: dict[str, Any], *, signer: str | None = "own"
+    ) -> None:
+        """Put an agent event on the fleet bus by hand, signed as a host's agent signs it: with
+        its own session's key (``signer="own"``), another session's (``signer=<session id>``,
+        a host speaking for a session not its own), or not at all (None)."""
+        if signer is not None:
+            key = self.event_key(detail["sessionId"] if signer == "own" else signer)
+            detail = {**detail, "signature": events.signature(key, detail_type, detail)}
         resp = self.client("events").put_events(
             Entries=[
                 {
@@ -235,7 +251,7 @@ def start_stack(
             stderr=subprocess.STDOUT,
         )
     stack_file = state_dir / "stack.json"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # minutes on a loaded 2-core machine; seconds when quiet
     while not stack_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()

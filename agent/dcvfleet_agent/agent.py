@@ -26,7 +26,7 @@ from .logs import LogContext, configure_logging, iso_utc
 from .monitor import Monitor
 from .proc import Runner, run_command
 from .signals import build_signals
-from .users import UserSetupError, ensure_os_user, read_credentials
+from .users import Credentials, UserSetupError, ensure_os_user, read_credentials
 
 HOST_READY = "Host Ready"
 SCHEMA_VERSION = "1"
@@ -70,13 +70,40 @@ class Agent:
         self.poll_interval = poll_interval
         self.dcv_session_id: str | None = None
 
+    def read_secret(self) -> Credentials | None:
+        """The session's secret, whose event key then signs every event; None without a
+        secretArn (an offline run: the control plane rejects unsigned events). The control plane
+        lets this host read it just after launching it, so an early "access denied" is retried
+        until the ready timeout."""
+        if not self.identity.secret_arn or self.secrets is None:
+            log.warning("no secretArn: events go unsigned, and the control plane ignores them")
+            return None
+        deadline = self._clock() + self.config.ready_timeout_seconds
+        while True:
+            try:
+                creds = read_credentials(self.secrets, self.identity.secret_arn)
+                break
+            except UserSetupError as exc:
+                if self._clock() + self.poll_interval > deadline:
+                    raise
+                log.warning(
+                    "session secret not readable yet", extra={"fields": {"error": str(exc)}}
+                )
+                self._sleep(self.poll_interval)
+        if creds.event_key:
+            self.sender.key = creds.event_key
+        else:
+            log.warning("the secret has no eventKey: events go unsigned, and are ignored")
+        return creds
+
     def prepare_user(self) -> str:
-        """Create/update the OS user from the secret when managed; returns the session owner."""
+        """Read the session's secret (its event key signs every event); create/update the OS
+        user from it when managed. Returns the session owner."""
+        creds = self.read_secret()
         if not self.config.manage_user:
             return self.config.user_name
-        if not self.identity.secret_arn or self.secrets is None:
+        if creds is None:
             raise UserSetupError("manageUser is true but there is no secretArn to read")
-        creds = read_credentials(self.secrets, self.identity.secret_arn)
         created = ensure_os_user(self.config.platform, creds, self._run)
         log.info("OS user ready", extra={"fields": {"user": creds.username, "created": created}})
         return creds.username
@@ -270,7 +297,7 @@ def _run(context: LogContext, stop: threading.Event) -> int:
             max_delay=config.send_max_delay_seconds,
             sleep=sleep,
         )
-        secrets = client("secretsmanager", attempts=3) if config.manage_user else None
+        secrets = client("secretsmanager", attempts=3)
         dcv = DcvCli(config.dcv_command, config.command_timeout_seconds)
         agent = Agent(config, identity, dcv, sender, secrets=secrets, sleep=sleep)
         code = agent.run_once_ready()

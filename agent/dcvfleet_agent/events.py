@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import random
@@ -19,6 +21,16 @@ BATCH_SIZE = 10  # PutEvents accepts at most 10 entries per call
 EXPENDABLE = frozenset({"Host Heartbeat"})
 
 log = logging.getLogger(__name__)
+
+
+def sign(key: str, detail_type: str, detail: Mapping[str, Any]) -> str:
+    """HMAC-SHA256 of the event under the session's key (from the session's secret, which only
+    this host may read): the control plane accepts an agent event only with this signature."""
+    body = json.dumps(
+        {k: v for k, v in detail.items() if k != "signature"}, separators=(",", ":"), sort_keys=True
+    )
+    message = f"{detail_type}\n{body}".encode()
+    return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
 
 class EventSender:
@@ -43,6 +55,8 @@ class EventSender:
         self._sleep = sleep
         self._rand = rand
         self._pending: deque[dict[str, str]] = deque()
+        #: The session's event key; events are signed with it once it is known.
+        self.key = ""
 
     @property
     def pending(self) -> int:
@@ -58,6 +72,8 @@ class EventSender:
         """Buffer one event for the next flush. When the buffer is full, the oldest heartbeat
         (EXPENDABLE) makes room, else this event if it is a heartbeat (None is returned), else
         the oldest event."""
+        if self.key:
+            detail = {**detail, "signature": sign(self.key, detail_type, detail)}
         entry = {
             "Source": SOURCE,
             "DetailType": detail_type,

@@ -32,6 +32,8 @@ class UserSetupError(Exception):
 class Credentials:
     username: str
     password: str = field(repr=False)
+    #: The session's key for signing agent events (events.sign); "" in a secret without one.
+    event_key: str = field(default="", repr=False)
 
 
 def read_credentials(client: Any, secret_arn: str) -> Credentials:
@@ -51,7 +53,10 @@ def read_credentials(client: Any, secret_arn: str) -> Credentials:
         raise UserSetupError(f"secret {secret_arn} has no valid 'username'")
     if not isinstance(password, str) or not password or "\n" in password or "\r" in password:
         raise UserSetupError(f"secret {secret_arn} has no valid single-line 'password'")
-    return Credentials(username=username, password=password)
+    event_key = data.get("eventKey", "")
+    if not isinstance(event_key, str):
+        raise UserSetupError(f"secret {secret_arn} has an 'eventKey' that is not a string")
+    return Credentials(username=username, password=password, event_key=event_key)
 
 
 def ensure_os_user(platform: str, creds: Credentials, run: Runner = run_command) -> bool:

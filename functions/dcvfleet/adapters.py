@@ -8,8 +8,11 @@ import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from secrets import token_hex
 from typing import Any
 
+from aws_lambda_powertools.utilities.parameters import SecretsProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from botocore.exceptions import ClientError
 
 from dcvfleet.errors import (
@@ -219,7 +222,10 @@ class SessionSecrets:
                 Name=self.name_for(session_id),
                 ClientRequestToken=session_id,
                 Description=f"DCV credentials of desktop session {session_id}",
-                SecretString=json.dumps({"username": username, "password": password}),
+                SecretString=json.dumps(
+                    # eventKey: the host's agent signs its events with it (events.signature)
+                    {"username": username, "password": password, "eventKey": token_hex(32)}
+                ),
                 Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
             )
         except ClientError as exc:
@@ -244,7 +250,7 @@ class SessionSecrets:
         return {"username": str(data["username"]), "password": str(data["password"])}
 
     def grant_reader(self, secret_arn: str, reader: str) -> None:
-        """Let exactly one job's task read this secret (see READER_TAG); idempotent."""
+        """Let exactly one host or job's task read this secret (see READER_TAG); idempotent."""
         self._sm.tag_resource(SecretId=secret_arn, Tags=[{"Key": READER_TAG, "Value": reader}])
 
     def delete(self, session_id: str) -> bool:
@@ -257,6 +263,25 @@ class SessionSecrets:
                 return False
             raise
         return True
+
+
+class EventKeys:
+    """The sessions' event keys, read from their secrets through Powertools' SecretsProvider
+    and cached (a key never changes for the life of its secret)."""
+
+    MAX_AGE_SECONDS = 900
+
+    def __init__(self, secretsmanager: Any) -> None:
+        self._provider = SecretsProvider(boto3_client=secretsmanager)
+
+    def key(self, secret_arn: str) -> str | None:
+        """The key, or None when the secret is gone, unreadable or holds none."""
+        try:
+            value = self._provider.get(secret_arn, transform="json", max_age=self.MAX_AGE_SECONDS)
+        except GetParameterError:
+            return None
+        key = value.get("eventKey") if isinstance(value, dict) else None
+        return key if isinstance(key, str) and key else None
 
 
 @dataclass(frozen=True)

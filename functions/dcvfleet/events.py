@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
 import json
 from importlib import resources
 from typing import Any
@@ -59,3 +61,20 @@ def validate_envelope(event: Any) -> str | None:
     if not isinstance(source, str) or not isinstance(detail_type, str):
         return "source/detail-type: must be strings"
     return validate_detail(source, detail_type, event["detail"])
+
+
+def signature(key: str, detail_type: str, detail: dict[str, Any]) -> str:
+    """HMAC-SHA256 of an agent event under its session's event key, over the detail-type and
+    the canonical JSON of the detail without its signature: what the agent signs
+    (dcvfleet_agent.events.sign)."""
+    body = json.dumps(
+        {k: v for k, v in detail.items() if k != "signature"}, separators=(",", ":"), sort_keys=True
+    )
+    return hmac.new(key.encode(), f"{detail_type}\n{body}".encode(), hashlib.sha256).hexdigest()
+
+
+def signed_by(key: str, detail_type: str, detail: dict[str, Any]) -> bool:
+    claimed = detail.get("signature")
+    return isinstance(claimed, str) and hmac.compare_digest(
+        claimed, signature(key, detail_type, detail)
+    )

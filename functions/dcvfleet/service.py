@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from dcvfleet import batch
+from dcvfleet import batch, events
 from dcvfleet.adapters import (
     BATCH_INSTANCE_TAG,
     JOB_ENDED,
@@ -22,6 +22,7 @@ from dcvfleet.adapters import (
     BatchJobs,
     CapacityUnavailable,
     Ec2Hosts,
+    EventKeys,
     FleetEvents,
     SessionSecrets,
     Workflows,
@@ -369,6 +370,26 @@ class HostReadyClaim:
             session_id=detail["sessionId"],
             dcv_session_id=detail["dcvSessionId"],
         )
+
+
+def authenticate_agent_event(
+    store: SessionStore, keys: EventKeys, detail_type: str, detail: dict[str, Any]
+) -> Session:
+    """An agent event speaks for its session only when signed with that session's event key,
+    which only the session's own host (or container) can read: a host cannot make the control
+    plane act on another host's session. Returns the session."""
+    session_id = detail["sessionId"]
+    session = store.get(session_id)
+    if session is None:
+        raise ClaimRejectedError(f"unknown session {session_id}")
+    if "signature" not in detail:
+        raise ClaimRejectedError("signature: is required (the session's event key signs it)")
+    key = keys.key(session.secret_arn) if session.secret_arn else None
+    if key is None:
+        raise ClaimRejectedError(f"session {session_id} has no event key to check a signature")
+    if not events.signed_by(key, detail_type, detail):
+        raise ClaimRejectedError(f"signature: not made with session {session_id}'s event key")
+    return session
 
 
 def accept_host_ready(

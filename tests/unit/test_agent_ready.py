@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import jsonschema
 import pytest
 
 from bench.agent_footprint import FakeAwsEndpoint, agent_config, start_agent
+from dcvfleet.events import signed_by
 from dcvfleet_agent import __version__
 from dcvfleet_agent.agent import main
 from dcvfleet_agent.config import KEYS, env_name
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SIM = ROOT / "local" / "sim_dcv.py"
 DCV = [sys.executable, str(SIM)]
 INSTANCE_ID = "i-0123456789abcdef0"
+EVENT_KEY = "0f" * 32
 SESSION_ID = "7d0f6c1e-3b8a-4f2e-9c55-0a1b2c3d4e5f"
 # The contracts the control plane validates agent events against.
 HOST_READY_SCHEMA = json.loads((ROOT / "events/schemas/host-ready.schema.json").read_text())
@@ -131,6 +134,11 @@ def write_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: A
     }
     if os.environ.get("AWS_ENDPOINT_URL"):  # the `aws` fixture's moto server
         data["endpointUrl"] = os.environ["AWS_ENDPOINT_URL"]
+        secret = boto3.client("secretsmanager", region_name=REGION).create_secret(
+            Name=f"dcvfleet/sessions/{uuid.uuid4()}",
+            SecretString=json.dumps({"username": "alice", "password": "pw", "eventKey": EVENT_KEY}),
+        )
+        data.setdefault("secretArn", secret["ARN"])
     path = tmp_path / "agent.json"
     path.write_text(json.dumps(data))
     monkeypatch.setenv("DCVFLEET_AGENT_CONFIG", str(path))
@@ -165,6 +173,10 @@ def test_ready_path_emits_one_host_ready_then_heartbeats_until_stopped(
     assert detail["agentVersion"] == __version__ == "0.1.0"
     heartbeats = events["Host Heartbeat"]
     assert len(heartbeats) == 3  # one per sample: the heartbeat interval is the sample interval
+    # And each event is signed with the session's event key, as the control plane checks it
+    for sent in [event, *heartbeats]:
+        assert signed_by(EVENT_KEY, sent["detail-type"], sent["detail"])
+        assert not signed_by("another-sessions-key", sent["detail-type"], sent["detail"])
     for heartbeat in heartbeats:
         jsonschema.validate(heartbeat["detail"], HEARTBEAT_SCHEMA, format_checker=FORMATS)
     signals = heartbeats[-1]["detail"]["signals"]

@@ -29,6 +29,8 @@ REGION = "us-east-1"
 SIM = Path(__file__).resolve().parents[2] / "local" / "sim_dcv.py"
 DCV = [sys.executable, str(SIM)]
 PASSWORD = "Tr0ub4dor&3-never-logged"
+EVENT_KEY = "5e" * 32
+SECRET = {"username": "alice", "password": PASSWORD, "eventKey": EVENT_KEY}
 
 
 @pytest.fixture
@@ -102,7 +104,7 @@ def test_password_never_in_logs_or_argv(tmp_path: Path, aws: None) -> None:
     stream = io.StringIO()
     configure_logging(stream).update("sess-1", "i-0123456789abcdef0")
     run = Recorder()
-    agent = managed_agent(tmp_path, run, secret({"username": "alice", "password": PASSWORD}))
+    agent = managed_agent(tmp_path, run, secret(SECRET))
     assert agent.run_once_ready() == 0
     assert ["useradd", "-m", "alice"] in run.argvs
     assert ["chpasswd"] in run.argvs
@@ -111,6 +113,7 @@ def test_password_never_in_logs_or_argv(tmp_path: Path, aws: None) -> None:
     assert all(PASSWORD not in " ".join(argv) for argv in run.argvs)
     assert [stdin for _, stdin in run.calls if stdin] == [f"alice:{PASSWORD}\n"]
     assert PASSWORD not in stream.getvalue()
+    assert EVENT_KEY not in stream.getvalue()
     messages = [json.loads(line)["message"] for line in stream.getvalue().splitlines()]
     assert messages == ["OS user ready", "created DCV session", "Host Ready sent"]
 
@@ -119,7 +122,7 @@ def test_password_is_redacted_from_command_errors(tmp_path: Path, aws: None) -> 
     stream = io.StringIO()
     configure_logging(stream)
     run = Recorder({"chpasswd": (1, "", f"chpasswd: cannot set {PASSWORD}")})
-    agent = managed_agent(tmp_path, run, secret({"username": "alice", "password": PASSWORD}))
+    agent = managed_agent(tmp_path, run, secret(SECRET))
     assert agent.run_once_ready() == 1
     [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
     assert "chpasswd failed with exit code 1: chpasswd: cannot set ***" in line["error"]

@@ -241,7 +241,9 @@ class Fleet:
         )
         sid = session.session_id
         service.create_credentials(self.store, self.secrets, COMMON, sid)
-        out = service.launch_instance(self.store, self.hosts, LAUNCH, sid, SECRET_ARN)
+        out = service.launch_instance(
+            self.store, self.hosts, self.secrets, LAUNCH, sid, secret_arn=SECRET_ARN
+        )
         self.hosts.set(
             out["instanceId"],
             state="running",

@@ -1,5 +1,6 @@
 """Consumes agent events from the fleet bus (Host Ready, Host Heartbeat, Session Idle).
-A claim is checked before anything acts on it.
+An event counts only when signed with its session's event key, and its claim is then checked
+against the record and the instance before anything acts on it.
 
 An event that fails its schema or its verification is logged and dropped: it never fails a
 workflow and never raises (a raise would only make EventBridge retry a bad claim).
@@ -7,6 +8,7 @@ workflow and never raises (a raise would only make EventBridge retry a bad claim
 
 from __future__ import annotations
 
+import functools
 import os
 from typing import Any
 
@@ -14,7 +16,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcvfleet import events, lifecycle, service
-from dcvfleet.adapters import Ec2Hosts, Workflows
+from dcvfleet.adapters import Ec2Hosts, EventKeys, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import ClaimRejectedError, SessionConflictError
@@ -29,6 +31,12 @@ def _store() -> DynamoSessionStore:
     return DynamoSessionStore(client("dynamodb"), SETTINGS.common.table_name)
 
 
+@functools.cache
+def _keys() -> EventKeys:
+    """One per execution environment, so its cache of keys outlives an invocation."""
+    return EventKeys(client("secretsmanager"))
+
+
 @logger.inject_lambda_context(correlation_id_path="detail.sessionId")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     problem = events.validate_envelope(event)
@@ -39,6 +47,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         return {"outcome": "rejected", "reason": problem}
     detail_type, detail = event["detail-type"], event["detail"]
     try:
+        service.authenticate_agent_event(_store(), _keys(), detail_type, detail)
         if detail_type == "Host Ready":
             completed = service.accept_host_ready(
                 _store(),

@@ -143,17 +143,36 @@ def sweep_item(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     )
 
 
+def _notification(
+    event: Any, source: str, detail_type: str, fields: tuple[str, ...]
+) -> dict[str, Any] | None:
+    """The detail of ``event`` when it is the ``source``/``detail_type`` notification and its
+    ``fields`` are strings; None for anything else (not even an object)."""
+    if not isinstance(event, dict):
+        return None
+    detail = event.get("detail")
+    if (
+        event.get("source") != source
+        or event.get("detail-type") != detail_type
+        or not isinstance(detail, dict)
+        or not all(isinstance(detail.get(name), str) for name in fields)
+    ):
+        return None
+    return detail
+
+
+def _source(event: Any) -> str:
+    return str(event.get("source")) if isinstance(event, dict) else type(event).__name__
+
+
 @logger.inject_lambda_context(correlation_id_path='detail."instance-id"')
 def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """``EC2 Instance State-change Notification`` from the default bus (a fact from AWS)."""
-    detail = event.get("detail") if isinstance(event, dict) else None
-    if (
-        event.get("source") != "aws.ec2"
-        or not isinstance(detail, dict)
-        or not isinstance(detail.get("instance-id"), str)
-        or not isinstance(detail.get("state"), str)
-    ):
-        logger.warning("not an EC2 state-change event", event_source=str(event.get("source")))
+    detail = _notification(
+        event, "aws.ec2", "EC2 Instance State-change Notification", ("instance-id", "state")
+    )
+    if detail is None:
+        logger.warning("not an EC2 state-change event", event_source=_source(event))
         return {"outcome": "rejected", "reason": "not an EC2 instance state-change notification"}
     outcome = lifecycle.instance_changed(
         _store(),
@@ -170,14 +189,9 @@ def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, s
 @logger.inject_lambda_context(correlation_id_path="detail.jobName")
 def job_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """``Batch Job State Change`` from the default bus (a fact from AWS, described again)."""
-    detail = event.get("detail") if isinstance(event, dict) else None
-    if (
-        event.get("source") != "aws.batch"
-        or not isinstance(detail, dict)
-        or not isinstance(detail.get("jobId"), str)
-        or not isinstance(detail.get("jobName"), str)
-    ):
-        logger.warning("not a Batch job state change", event_source=str(event.get("source")))
+    detail = _notification(event, "aws.batch", "Batch Job State Change", ("jobId", "jobName"))
+    if detail is None:
+        logger.warning("not a Batch job state change", event_source=_source(event))
         return {"outcome": "rejected", "reason": "not a Batch job state change"}
     outcome = lifecycle.job_changed(
         _store(),

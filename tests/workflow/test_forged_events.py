@@ -1,0 +1,127 @@
+"""A host cannot make the control plane act on another host's session.
+
+Every agent event is signed with its session's event key, kept in the session's secret, which
+only that session's own host may read (template: HostRole, DesktopJobRole; tests/template/
+test_least_privilege.py). Here host A, holding only its own key, speaks for B's session: the
+consumer rejects every such event, and nothing of B changes.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from local.demo import Client
+from tests.stackfixture import Stack
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = {
+    "Host Ready": "agent-host-ready.json",
+    "Host Heartbeat": "agent-host-heartbeat.json",
+    "Session Idle": "agent-session-idle.json",
+}
+#: A sentAt no real agent sends, to tell a forged heartbeat from the host's own.
+FORGED_AT = "2099-01-01T00:00:00Z"
+
+
+def _ready_session(fleet: Stack) -> tuple[Client, dict[str, Any]]:
+    user = fleet.new_user()
+    resp = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
+    assert resp.status_code == 202, resp.text
+    session = fleet.wait_for(user, resp.json()["sessionId"])
+    assert session["status"] == "READY", session
+    return user, session
+
+
+def _detail(detail_type: str, session: dict[str, Any]) -> dict[str, Any]:
+    sample = json.loads((ROOT / "events" / "samples" / SAMPLES[detail_type]).read_text())
+    detail: dict[str, Any] = sample["detail"]
+    detail.update(sessionId=session["sessionId"], instanceId=session["instanceId"])
+    detail.update(sentAt=FORGED_AT)
+    return detail
+
+
+def _record(fleet: Stack, session_id: str) -> dict[str, Any]:
+    item = fleet.client("dynamodb").get_item(
+        TableName=fleet.info["resources"]["SessionsTable"], Key={"pk": {"S": session_id}}
+    )["Item"]
+    return dict(item)
+
+
+def _verdicts(fleet: Stack, session_id: str) -> list[dict[str, Any]]:
+    """What the agent-event consumer logged about events for this session."""
+    found = []
+    for line in fleet.function_logs("AgentEventsFunction"):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("correlation_id") == session_id:
+            found.append(entry)
+    return found
+
+
+def _wait_for_rejections(fleet: Stack, session_id: str, count: int) -> list[str]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        reasons = [
+            str(v["reason"])
+            for v in _verdicts(fleet, session_id)
+            if v.get("message") == "agent claim rejected"
+        ]
+        if len(reasons) >= count:
+            return reasons
+        time.sleep(0.5)
+    raise AssertionError(f"fewer than {count} rejections logged for {session_id}")
+
+
+def _idle_checks(fleet: Stack, session_id: str) -> list[str]:
+    sfn = fleet.client("stepfunctions")
+    machine = fleet.info["resources"]["IdleStateMachine"]
+    executions = sfn.list_executions(stateMachineArn=machine)["executions"]
+    return [e["name"] for e in executions if e["name"].startswith(session_id)]
+
+
+def test_a_host_speaking_for_another_hosts_session_changes_nothing(fleet: Stack) -> None:
+    # Given two users' READY desktops, A and B, on two hosts
+    _, a = _ready_session(fleet)
+    _, b = _ready_session(fleet)
+    before = _record(fleet, b["sessionId"])
+    idle_checks = _idle_checks(fleet, b["sessionId"])
+    # When host A, which holds only A's key, claims B's session is ready, heartbeating and idle
+    # (B's session and instance ids in each claim), and then sends the same claims unsigned
+    for detail_type in SAMPLES:
+        fleet.put_agent_event(detail_type, _detail(detail_type, b), signer=a["sessionId"])
+        fleet.put_agent_event(detail_type, _detail(detail_type, b), signer=None)
+    # Then the consumer rejects all six for their signature
+    reasons = _wait_for_rejections(fleet, b["sessionId"], 6)
+    assert sum("signature: not made with" in r for r in reasons) == 3, reasons
+    assert sum("signature: is required" in r for r in reasons) == 3, reasons
+    # And B's record changed in nothing but, at most, its own host's heartbeat
+    after = _record(fleet, b["sessionId"])
+    heartbeat_fields = ("lastHeartbeatAt", "heartbeat")
+    assert {k: v for k, v in after.items() if k not in heartbeat_fields} == {
+        k: v for k, v in before.items() if k not in heartbeat_fields
+    }
+    assert FORGED_AT not in json.dumps(after)
+    # And no idle check of B started, and B is still READY on its host
+    assert _idle_checks(fleet, b["sessionId"]) == idle_checks
+    assert fleet.host(b["instanceId"])["state"] == "running"
+
+
+def test_the_same_claim_signed_with_the_sessions_own_key_is_accepted(fleet: Stack) -> None:
+    # Given a READY desktop
+    _, b = _ready_session(fleet)
+    # When its own host's key signs a heartbeat (the positive control of the test above)
+    fleet.put_agent_event("Host Heartbeat", _detail("Host Heartbeat", b))
+    # Then the consumer records it
+    deadline = time.monotonic() + 30
+    while FORGED_AT not in json.dumps(_record(fleet, b["sessionId"])):
+        assert time.monotonic() < deadline, "a heartbeat signed with the session's key was lost"
+        time.sleep(0.5)
+    accepted = [
+        v for v in _verdicts(fleet, b["sessionId"]) if v.get("message") == "agent event accepted"
+    ]
+    assert accepted
