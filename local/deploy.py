@@ -217,7 +217,33 @@ class Deployer:
         self._add_permissions(api_created, deployment)
         self._upload_image_source(deployment)
         self._note_bucket_policies(api_created, deployment)
+        self._put_alarms_and_dashboards(api_created, deployment)
         return deployment
+
+    def _put_alarms_and_dashboards(
+        self, api_created: dict[str, Any], deployment: Deployment
+    ) -> None:
+        """CLOUDWATCH_ALARMS: each alarm as CloudFormation would name it, then the dashboards."""
+        cloudwatch = self.client("cloudwatch")
+        region, account = deployment.region, deployment.account_id
+        for logical_id, resource in api_created.items():
+            if resource["Type"] != "AWS::CloudWatch::Alarm":
+                continue
+            props = _resolve(resource["Properties"], deployment)
+            name = props.pop("AlarmName", f"{STACK_NAME}-{logical_id}")
+            props["Threshold"] = float(props["Threshold"])
+            cloudwatch.put_metric_alarm(AlarmName=name, **props)
+            deployment.physical[logical_id] = name
+            arn = f"arn:aws:cloudwatch:{region}:{account}:alarm:{name}"
+            deployment.attributes[(logical_id, "Arn")] = arn
+        for logical_id, resource in api_created.items():
+            if resource["Type"] != "AWS::CloudWatch::Dashboard":
+                continue
+            props = _resolve(resource["Properties"], deployment)
+            cloudwatch.put_dashboard(
+                DashboardName=props["DashboardName"], DashboardBody=props["DashboardBody"]
+            )
+            deployment.physical[logical_id] = props["DashboardName"]
 
     def _publish_layers(self, resources: dict[str, Any], deployment: Deployment) -> None:
         lam = self.client("lambda")
@@ -443,6 +469,8 @@ def _get_att(logical_id: str, attribute: str, deployment: Deployment) -> str:
         return f"arn:aws:s3:::{physical}"
     if resource["Type"] == "AWS::IAM::Role" and attribute == "Arn":
         return f"arn:aws:iam::{account}:role/{physical}"
+    if resource["Type"] == "AWS::SQS::Queue" and attribute == "QueueName":
+        return physical.rstrip("/").rsplit("/", 1)[-1]  # the physical id is the queue's URL
     if resource["Type"] == "AWS::Events::Rule" and attribute == "Arn":
         return (
             physical

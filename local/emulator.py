@@ -87,6 +87,10 @@ Gaps worked around here:
   out of the emulated stack (``LOCALLY_SERVED_TYPES``); ``local.portal`` serves ``portal/`` with
   the ``config.json`` ``dcvfleet.portal`` writes on AWS, under the distribution's security
   headers.
+* ``CLOUDWATCH_ALARMS`` - moto's CloudFormation has no ``AWS::CloudWatch::Alarm`` (a stack
+  naming one fails, and a ``Fn::GetAtt`` of one is an undefined resource). The alarms, and the
+  dashboard that lists them, are put through CloudWatch's API after the stack
+  (``API_CREATED_TYPES``).
 * ``CFN_PLACEHOLDERS`` - CloudFormation creates only placeholders for Cognito resources (created
   through the API by ``local.deploy``); ``AWS::ApiGateway::RestApi`` needs a ``Name``.
 * ``ECR_FROM_CLOUDFORMATION`` - an ``AWS::ECR::Repository`` without ``RepositoryName`` is named
@@ -1496,6 +1500,10 @@ API_CREATED_TYPES = frozenset(
         # are left out (the emulator is plain HTTP, where their TLS-only statements refuse all).
         "AWS::Lambda::LayerVersion",
         "AWS::S3::BucketPolicy",
+        # CLOUDWATCH_ALARMS: moto's CloudFormation has no alarms. They are put through the API
+        # once the stack is up, and then the dashboard, which names them.
+        "AWS::CloudWatch::Alarm",
+        "AWS::CloudWatch::Dashboard",
     }
 )
 

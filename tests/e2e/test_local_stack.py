@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from samtranslator.yaml_helper import yaml_parse
 
 from tests.stackfixture import ROOT, Stack, start_stack, stop_stack
 
@@ -108,6 +109,8 @@ def test_control_url_lists_hosts_and_sets_their_connections(fleet: Stack) -> Non
 
 
 def _host_ready(fleet: Stack, session_id: str, instance_id: str, **detail: str) -> None:
+    """A Host Ready claim, signed with the session's own key when it has one (a session that
+    does not exist has no key: the claim goes unsigned)."""
     body = {
         "schemaVersion": "1",
         "instanceId": instance_id,
@@ -118,17 +121,8 @@ def _host_ready(fleet: Stack, session_id: str, instance_id: str, **detail: str) 
         "sentAt": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         **detail,
     }
-    resp = fleet.client("events").put_events(
-        Entries=[
-            {
-                "Source": "dcvfleet.agent",
-                "DetailType": "Host Ready",
-                "Detail": json.dumps(body),
-                "EventBusName": fleet.info["resources"]["FleetBus"],
-            }
-        ]
-    )
-    assert resp["FailedEntryCount"] == 0
+    known = fleet.secret_exists(session_id)
+    fleet.put_agent_event("Host Ready", body, signer="own" if known else None)
 
 
 def test_a_forged_host_ready_changes_nothing(fleet: Stack) -> None:
@@ -568,3 +562,22 @@ def test_a_minute_seconds_that_is_not_positive_is_refused(tmp_path: Path) -> Non
     )
     assert result.returncode == 2
     assert "--minute-seconds: must be a number > 0" in result.stderr
+
+
+def test_the_templates_alarms_and_dashboard_are_in_cloudwatch(fleet: Stack) -> None:
+    """Workaround CLOUDWATCH_ALARMS: the alarms (put through the API) and the dashboard."""
+    cloudwatch = fleet.client("cloudwatch")
+    alarms = cloudwatch.describe_alarms()["MetricAlarms"]
+    template = yaml_parse((ROOT / "template.yaml").read_text())
+    declared = [
+        n for n, r in template["Resources"].items() if r["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert sorted(a["AlarmName"].rsplit("-", 1)[-1] for a in alarms) == sorted(declared)
+    topic = fleet.info["resources"]["OperatorTopic"]
+    assert {tuple(a["AlarmActions"]) for a in alarms} == {(topic,)}
+    (dashboard,) = cloudwatch.list_dashboards()["DashboardEntries"]
+    body = json.loads(
+        cloudwatch.get_dashboard(DashboardName=dashboard["DashboardName"])["DashboardBody"]
+    )
+    (widget,) = [w for w in body["widgets"] if w["type"] == "alarm"]
+    assert sorted(widget["properties"]["alarms"]) == sorted(a["AlarmArn"] for a in alarms)

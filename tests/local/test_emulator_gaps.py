@@ -11,6 +11,7 @@ alongside the in-process tests; the process running these tests stays on plain m
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -2918,3 +2919,28 @@ def test_gap_bucket_policy_not_in_cloudformation() -> None:
         _create_stack("probe", template)
     with pytest.raises(ClientError, match="NoSuchBucketPolicy"):
         _client("s3").get_bucket_policy(Bucket="probe-portal")
+
+
+ALARM_PROPERTIES = {
+    "Namespace": "AWS/SQS",
+    "MetricName": "ApproximateNumberOfMessagesVisible",
+    "Dimensions": [{"Name": "QueueName", "Value": "dlq"}],
+    "Statistic": "Maximum",
+    "Period": 300,
+    "EvaluationPeriods": 1,
+    "Threshold": 1,
+    "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+}
+
+
+@mock_aws
+def test_gap_cloudwatch_alarms_not_in_cloudformation() -> None:
+    """GAP CLOUDWATCH_ALARMS: moto's CloudFormation makes no alarm of an AWS::CloudWatch::Alarm.
+    When this fails, moto has changed: drop
+    the alarm and dashboard entries of API_CREATED_TYPES in local/emulator.py."""
+    template = {
+        "Resources": {"Probe": {"Type": "AWS::CloudWatch::Alarm", "Properties": ALARM_PROPERTIES}}
+    }
+    with contextlib.suppress(ClientError):
+        _create_stack("probe", template)
+    assert _client("cloudwatch").describe_alarms()["MetricAlarms"] == []
