@@ -204,9 +204,13 @@ class SessionSecrets:
 
     PASSWORD_LENGTH = 24
 
-    def __init__(self, secretsmanager: Any, prefix: str = "dcvfleet/sessions/") -> None:
+    def __init__(
+        self, secretsmanager: Any, prefix: str = "dcvfleet/sessions/", kms_key_id: str = ""
+    ) -> None:
         self._sm = secretsmanager
         self._prefix = prefix
+        #: The fleet's customer-managed key (KmsKeyArn); "" for Secrets Manager's own key.
+        self._kms = {"KmsKeyId": kms_key_id} if kms_key_id else {}
 
     def name_for(self, session_id: str) -> str:
         return f"{self._prefix}{session_id}"
@@ -227,6 +231,7 @@ class SessionSecrets:
                     {"username": username, "password": password, "eventKey": token_hex(32)}
                 ),
                 Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+                **self._kms,
             )
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ResourceExistsException":

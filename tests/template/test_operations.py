@@ -91,3 +91,28 @@ def test_the_dashboard_is_valid_json_and_shows_every_fleet_metric() -> None:
         assert metric in text, metric
     alarm_widget = [w for w in dashboard["widgets"] if w["type"] == "alarm"]
     assert len(alarm_widget[0]["properties"]["alarms"]) == len(_of_type("AWS::CloudWatch::Alarm"))
+
+
+def test_a_customer_managed_key_encrypts_tables_secrets_bus_and_topics_when_given() -> None:
+    key = {"Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
+    for table in ("SessionsTable", "ReleasesTable", "IdempotencyTable"):
+        assert RESOURCES[table]["Properties"]["SSESpecification"]["KMSMasterKeyId"] == key
+    assert RESOURCES["FleetBus"]["Properties"]["KmsKeyIdentifier"] == key
+    for topic in ("NotificationTopic", "OperatorTopic"):
+        assert RESOURCES[topic]["Properties"]["KmsMasterKeyId"] == {
+            "Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, "alias/aws/sns"]
+        }
+    env = RESOURCES["CreateCredentialsFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["SECRETS_KMS_KEY_ID"] == {"Ref": "KmsKeyArn"}
+
+
+def test_every_role_may_use_the_key_only_through_the_services_it_encrypts() -> None:
+    use = {"Fn::If": ["HasKmsKey", {"Ref": "KmsKeyUsePolicy"}, {"Ref": "AWS::NoValue"}]}
+    for name, res in RESOURCES.items():
+        if res["Type"] in ("AWS::Serverless::Function", "AWS::Serverless::StateMachine"):
+            assert use in res["Properties"].get("Policies", []), name
+    for role in ("HostRole", "DesktopJobRole"):
+        assert use in RESOURCES[role]["Properties"]["ManagedPolicyArns"], role
+    (statement,) = RESOURCES["KmsKeyUsePolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Resource"] == {"Ref": "KmsKeyArn"}
+    assert "kms:ViaService" in statement["Condition"]["StringEquals"]
