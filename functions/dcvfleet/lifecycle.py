@@ -10,6 +10,7 @@ instance's real state and a live check on the host (SSM Run Command) agree.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -36,7 +37,7 @@ from dcvfleet.errors import (
     SessionNotFoundError,
     StatusConflictError,
 )
-from dcvfleet.model import ACTIVE, Session, Status
+from dcvfleet.model import ACTIVE, BACKENDS, Session, Status
 from dcvfleet.service import (
     Caller,
     compensate,
@@ -44,6 +45,7 @@ from dcvfleet.service import (
     provisioning_input,
 )
 from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso
+from dcvfleet.telemetry import NO_TELEMETRY, Telemetry
 
 logger = Logger(child=True)
 
@@ -406,14 +408,24 @@ def _notice_text(verb: str, act_at: str) -> str:
 
 
 def end_check(
-    store: SessionStore, *, session_id: str, execution: str, reason: str, warned: bool
+    store: SessionStore,
+    *,
+    session_id: str,
+    execution: str,
+    reason: str,
+    warned: bool,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> dict[str, Any]:
-    """The idle check found the desktop in use: release the slot, say why when it had warned."""
+    """The idle check found the desktop in use: release the slot, say why when it had warned.
+    A warned desktop left READY by this release is an idle stop cancelled (reported once: a
+    retried step finds the slot released already)."""
     changes: dict[str, Any] = {}
     if warned:
         changes["status_reason"] = f"Idle stop cancelled: {reason}."
     released = _release(store, session_id, execution, **changes)
     logger.info("idle check ended", session_id=session_id, reason=reason, released=released)
+    if warned and released:
+        telemetry.idle_stop_cancelled()
     return {"cancelled": True, "reason": reason}
 
 
@@ -430,9 +442,11 @@ def act(
     reason: str,
     evidence: dict[str, Any],
     jobs: BatchJobs | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> dict[str, Any]:
     """Stop, hibernate or terminate (or, with DryRun, record what would have been done). A batch
-    desktop's container job is always ended.
+    desktop's container job is always ended. What an automatic trigger really did is reported
+    (a dry run, a user's, an administrator's or an outside change is not an idle stop).
 
     For automatic triggers the session moves READY -> STOPPING/TERMINATING here, only while this
     execution holds its idle slot. A user's or an external change has made that move already.
@@ -505,6 +519,8 @@ def act(
         except SessionConflictError:
             logger.warning("fallback to stop not recorded", session_id=session_id)
     logger.info("desktop acted on", session_id=session_id, action=done, trigger=trigger)
+    if trigger in AUTOMATIC_TRIGGERS:
+        telemetry.idle_stopped(done)
     return _outcome(session, done, trigger, reason, evidence, dry_run=False)
 
 
@@ -714,6 +730,7 @@ def resume(
                 task_token=None,
                 idle_check=None,
                 idle_check_at=None,
+                resumed_at=now_iso(),
                 progress={"credentials": now_iso()},  # its credentials are kept while stopped
                 execution_arn=Workflows.execution_arn(settings.provision_state_machine_arn, name),
             )
@@ -746,6 +763,7 @@ def instance_changed(
     instance_id: str,
     *,
     state: str,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> str:
     """An instance of the fleet changed state (``EC2 Instance State-change Notification``).
 
@@ -758,6 +776,7 @@ def instance_changed(
     session_id = instance.tags.get(SESSION_TAG) if instance else None
     if not session_id:
         return "not a desktop of this fleet"
+    telemetry.session_found(session_id)
     session = store.get(session_id)
     if session is None or session.instance_id != instance_id:
         return "no session on this instance"
@@ -825,6 +844,7 @@ def job_changed(  # noqa: PLR0917 (the adapters it needs, then the event)
     detail: dict[str, Any],
     *,
     job_role_id: str,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> str:
     """A desktop container's job changed state (``Batch Job State Change``).
 
@@ -838,7 +858,9 @@ def job_changed(  # noqa: PLR0917 (the adapters it needs, then the event)
     prefix = BatchJobs.name_for("")
     if not name.startswith(prefix):
         return "not a desktop job"
-    session = store.get(name[len(prefix) :])
+    session_id = name[len(prefix) :]
+    telemetry.session_found(session_id)
+    session = store.get(session_id)
     job = jobs.describe(str(detail.get("jobId", "")))
     if session is None or job is None or session.job_id not in (None, job.job_id):
         return "no session runs this job"
@@ -872,11 +894,19 @@ SWEPT = frozenset({Status.READY, Status.PROVISIONING, Status.STOPPING, Status.TE
 
 
 def find_sweep_work(
-    store: SessionStore, hosts: Ec2Hosts, settings: LifecycleSettings
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    settings: LifecycleSettings,
+    *,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> dict[str, Any]:
-    """What the sweep must act on, as a list of ``{"kind", "id"}`` items."""
+    """What the sweep must act on, as a list of ``{"kind", "id"}`` items; and how many sessions
+    of each backend are READY (reported for every backend, none included)."""
     now = _now()
     sessions = store.scan_by_status(SWEPT)
+    ready_by_backend = Counter(s.backend for s in sessions if s.status == Status.READY)
+    for backend in BACKENDS:
+        telemetry.active_sessions(backend, ready_by_backend[backend])
     items: list[dict[str, str]] = []
     live: set[str] = set()
     for session in sessions:
@@ -924,13 +954,16 @@ def sweep_item(
     kind: str,
     item_id: str,
     jobs: BatchJobs | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> dict[str, str]:
     """Act on one finding of the sweep; the outcome is a short report line."""
     try:
         if kind in ("agent-silent", "max-lifetime"):
             outcome = start_idle_check(store, workflows, settings, item_id, trigger=kind)
         elif kind == "stuck-provisioning":
-            outcome = _fail_stuck(store, hosts, secrets, workflows, item_id, jobs=jobs)
+            outcome = _fail_stuck(
+                store, hosts, secrets, workflows, item_id, jobs=jobs, telemetry=telemetry
+            )
         elif kind == "stuck-stopping":
             outcome = _redrive(store, workflows, settings, item_id)
         elif kind == "orphan":
@@ -951,6 +984,7 @@ def _fail_stuck(
     session_id: str,
     *,
     jobs: BatchJobs | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> str:
     session = store.require(session_id)
     if session.status != Status.PROVISIONING:
@@ -966,6 +1000,7 @@ def _fail_stuck(
         {"Error": "HostNotReadyError", "Cause": "no progress past the provisioning timeout"},
         resume=resumed,
         jobs=jobs,
+        telemetry=telemetry,
     )
     return "compensated"
 

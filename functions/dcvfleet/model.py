@@ -19,6 +19,9 @@ class Status(enum.StrEnum):
     FAILED = "FAILED"
 
 
+#: The backends a desktop runs on: a persistent EC2 host, or a container run as an AWS Batch job.
+BACKENDS = ("ec2", "batch")
+
 #: Statuses that count against a user's active-session limit.
 ACTIVE = frozenset({Status.PROVISIONING, Status.READY, Status.STOPPING, Status.TERMINATING})
 
@@ -67,6 +70,9 @@ class Session:
     task_token: str | None = None
     #: When the session last became READY (its lifetime counts from here).
     ready_at: str | None = None
+    #: When a stopped desktop was last asked to start again (time to READY counts from here; for
+    #: a desktop never resumed, from ``created_at``).
+    resumed_at: str | None = None
     #: The idle workflow execution now deciding about this session (one at a time).
     idle_check: str | None = None
     idle_check_at: str | None = None

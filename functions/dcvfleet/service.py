@@ -7,6 +7,7 @@ import itertools
 import json
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -43,6 +44,7 @@ from dcvfleet.errors import (
 from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso, reached
 from dcvfleet.store import update_provisioning as _update_while_provisioning
+from dcvfleet.telemetry import NO_TELEMETRY, Telemetry
 
 logger = Logger(child=True)
 
@@ -446,11 +448,18 @@ def connection_url(host: str, port: int, dcv_session_id: str) -> str:
 
 
 def mark_ready(
-    store: SessionStore, hosts: Ec2Hosts, settings: ReadySettings, session_id: str
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    settings: ReadySettings,
+    session_id: str,
+    *,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> dict[str, str]:
+    """Publish the verified host's connection URL and move the session to READY; the time it
+    took is reported once, by the call that made it READY."""
     session = store.require(session_id)
     if session.status == Status.READY and session.connection_url:
-        return _ready(session)  # a retried step: already done
+        return _ready(session)  # a retried step: already done (and already counted)
     if not session.instance_id or not session.dcv_session_id:
         raise SessionConflictError(f"session {session_id} has no verified host")
     instance = hosts.describe(session.instance_id)
@@ -463,17 +472,25 @@ def mark_ready(
     if not host:
         raise SessionConflictError(f"instance {session.instance_id} has no address")
     url = connection_url(host, settings.dcv_port, session.dcv_session_id)
+    ready_at = now_iso()
     store.update(
         session,
         status=Status.READY,
         connection_url=url,
         instance_type=instance.instance_type,  # a batch desktop's: the type Batch launched
         task_token=None,
-        ready_at=now_iso(),
+        ready_at=ready_at,
         status_reason=None,
         progress=reached(session, "ready"),
     )
+    telemetry.session_ready(_seconds_between(session.resumed_at or session.created_at, ready_at))
     return _ready(store.require(session_id))
+
+
+def _seconds_between(start: str, end: str) -> float:
+    """Seconds from one record time (ISO 8601, ``Z``) to a later one; never negative."""
+    elapsed = datetime.fromisoformat(end) - datetime.fromisoformat(start)
+    return max(0.0, elapsed.total_seconds())
 
 
 def _ready(session: Session) -> dict[str, str]:
@@ -494,8 +511,10 @@ def compensate(
     *,
     resume: bool = False,
     jobs: BatchJobs | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> dict[str, Any]:
-    """Undo whatever provisioning made, then mark the session FAILED with a readable reason.
+    """Undo whatever provisioning made, then mark the session FAILED with a readable reason
+    (reported, with the error's name, by the call that marked it).
 
     A resume is undone differently: the desktop's instance is stopped again, not terminated, and
     its secret kept, so the session goes back to STOPPED with its disk (FAILED only when its
@@ -512,7 +531,7 @@ def compensate(
         )
         return {"reason": reason, "error": error_name, "terminated": []}
     if resume:
-        return _compensate_resume(store, hosts, session_id, error_name, reason)
+        return _compensate_resume(store, hosts, session_id, error_name, reason, telemetry)
     if current is not None and current.backend == "batch" and jobs is not None:
         batch.end_job(jobs, current, f"DCV Fleet: provisioning failed ({error_name})")
     terminated = [i.instance_id for i in hosts.find_by_session(session_id)]
@@ -527,12 +546,18 @@ def compensate(
         terminated=terminated,
         secret_deleted=secret_deleted,
     )
-    _end_provisioning(store, session_id, Status.FAILED, reason)
+    if _end_provisioning(store, session_id, Status.FAILED, reason):
+        telemetry.provisioning_failed(error_name)
     return {"reason": reason, "error": error_name, "terminated": terminated}
 
 
-def _compensate_resume(
-    store: SessionStore, hosts: Ec2Hosts, session_id: str, error_name: str, reason: str
+def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the telemetry)
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    session_id: str,
+    error_name: str,
+    reason: str,
+    telemetry: Telemetry,
 ) -> dict[str, Any]:
     stopped = []
     for instance in hosts.find_by_session(session_id):
@@ -547,21 +572,24 @@ def _compensate_resume(
         else f"{reason} The desktop's instance no longer exists."
     )
     logger.info("resume compensated", session_id=session_id, error=error_name, stopped=stopped)
-    _end_provisioning(store, session_id, status, text)
+    if _end_provisioning(store, session_id, status, text) and status == Status.FAILED:
+        telemetry.provisioning_failed(error_name)
     return {"reason": text, "error": error_name, "terminated": [], "stopped": stopped}
 
 
-def _end_provisioning(store: SessionStore, session_id: str, status: Status, reason: str) -> None:
-    """Move a session that is still PROVISIONING to ``status``; any other is left as it is."""
+def _end_provisioning(store: SessionStore, session_id: str, status: Status, reason: str) -> bool:
+    """Move a session that is still PROVISIONING to ``status``; any other is left as it is.
+    True when this call moved it."""
     for _ in range(CONFLICT_RETRIES):
         session = store.get(session_id)
         if session is None or session.status != Status.PROVISIONING:
-            return
+            return False
         try:
             store.update(session, status=status, status_reason=reason, task_token=None)
-            return
+            return True
         except SessionConflictError:
             continue
+    return False
 
 
 def cause_message(cause: Any) -> str:

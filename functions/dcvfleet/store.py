@@ -47,6 +47,7 @@ _ATTRS = {
     "execution_arn": "executionArn",
     "task_token": "taskToken",
     "ready_at": "readyAt",
+    "resumed_at": "resumedAt",
     "idle_check": "idleCheck",
     "idle_check_at": "idleCheckAt",
     "evidence": "evidence",

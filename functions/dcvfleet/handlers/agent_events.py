@@ -21,6 +21,7 @@ from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import ClaimRejectedError, SessionConflictError
 from dcvfleet.handlers import batch_jobs
+from dcvfleet.observability import TELEMETRY, metrics, tracer
 from dcvfleet.store import DynamoSessionStore
 
 logger = Logger()
@@ -38,12 +39,15 @@ def _keys() -> EventKeys:
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     problem = events.validate_envelope(event)
     if not problem and event["source"] != events.AGENT_SOURCE:
         problem = f"source: {event['source']!r} is not the agent's"
     if problem:
         logger.warning("agent event rejected", reason=problem)
+        TELEMETRY.agent_event_rejected()
         return {"outcome": "rejected", "reason": problem}
     detail_type, detail = event["detail-type"], event["detail"]
     try:
@@ -76,6 +80,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
             )
     except (ClaimRejectedError, SessionConflictError) as exc:
         logger.warning("agent claim rejected", detail_type=detail_type, reason=exc.message)
+        TELEMETRY.agent_event_rejected()
         return {"outcome": "rejected", "reason": exc.message}
     logger.info("agent event accepted", detail_type=detail_type, reason=reason)
     return {"outcome": "accepted", "reason": reason}

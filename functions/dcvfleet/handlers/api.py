@@ -77,6 +77,7 @@ from dcvfleet.errors import (
     StatusConflictError,
 )
 from dcvfleet.model import Status
+from dcvfleet.observability import metrics, tracer
 from dcvfleet.store import DynamoSessionStore
 
 logger = Logger()
@@ -259,6 +260,20 @@ def _no_multipart_boundary(exc: ValueError) -> Response[dict[str, str]]:
     return _error(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, _NOT_JSON)
 
 
+@app.exception_handler(RecursionError)
+def _nested_too_deeply(exc: RecursionError) -> Response[dict[str, str]]:
+    """A JSON body nested deeper than the parser's stack (json.loads raises RecursionError, which
+    neither Powertools nor ``_object_bodies`` expects); any other RecursionError is a fault, and
+    the function errors as it would without this."""
+    try:
+        json.loads(app.current_event.body or "null")
+    except RecursionError:
+        return _error(HTTPStatus.BAD_REQUEST, "body: JSON nested too deeply")
+    except ValueError:
+        pass
+    raise exc
+
+
 def _object_bodies(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
     """A body, where there is one, is a JSON object (Powertools would take ``[{...}]`` for the
     object it holds)."""
@@ -288,7 +303,26 @@ def _known_query_parameters(
     return next_middleware(app)
 
 
-app.use(middlewares=[_object_bodies, _known_query_parameters])
+#: The longest release version (releases.BUILD_KEY).
+_MAX_RELEASE = 64
+
+
+def _path_ids(app: APIGatewayRestResolver, next_middleware: NextMiddleware) -> Response[Any]:
+    """A desktop's id is a UUID and a release's version is short: a path naming anything else
+    names nothing (404, as an unknown one would), and never reaches DynamoDB, which refuses a key
+    over 2048 bytes."""
+    args = app.context.get("_route_args") or {}
+    if "id" in args:
+        try:
+            uuid.UUID(str(args["id"]))
+        except ValueError:
+            return _error(HTTPStatus.NOT_FOUND, "session not found")
+    if "release" in args and len(str(args["release"])) > _MAX_RELEASE:
+        return _error(HTTPStatus.NOT_FOUND, "release does not exist")
+    return next_middleware(app)
+
+
+app.use(middlewares=[_object_bodies, _known_query_parameters, _path_ids])
 
 
 # -- the caller -----------------------------------------------------------------------------------
@@ -362,9 +396,8 @@ def openapi_document(stage: str = "v1") -> dict[str, Any]:
             answers = operation["responses"]
             if answers.get("422", {}).get("description") == "Validation Error":
                 del answers["422"]
-            if path == "/openapi.json":
+            if path == "/openapi.json":  # public; a body or query it does not take is a 400
                 operation["security"] = []
-                answers.pop("400", None)
                 answers.pop("401", None)
     # the 422's body; ValidationError stays: the documented 500 (ResponseValidationError) uses it
     document.get("components", {}).get("schemas", {}).pop("HTTPValidationError", None)
@@ -447,6 +480,7 @@ def list_sessions() -> SessionList:
 
 @app.get("/sessions/<id>", summary="One of the caller's desktops", responses=_responses(404))
 def get_session(id: str) -> SessionView:
+    logger.append_keys(session_id=id)
     return SessionView.model_validate(service.get_session(_store(), _caller(), id).to_api())
 
 
@@ -620,7 +654,11 @@ def activate_release(release: str) -> Release:
     return Release.model_validate(out)
 
 
+# capture_response=False: an answer can hold a desktop's password (GET .../credentials).
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.remove_keys(["session_id"])  # the session of an earlier request is not this one's
     IDEMPOTENCY.register_lambda_context(context)
     return app.resolve(event, context)

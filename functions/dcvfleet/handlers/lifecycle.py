@@ -7,6 +7,7 @@ Errors are never swallowed in a task: each one propagates so the workflow's Retr
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -18,6 +19,7 @@ from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import InvalidRequestError
 from dcvfleet.handlers import batch_jobs
+from dcvfleet.observability import TELEMETRY, metrics, tracer
 from dcvfleet.store import DynamoSessionStore
 
 logger = Logger()
@@ -45,6 +47,8 @@ def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     verdict = lifecycle.verify(
         _store(),
@@ -63,6 +67,8 @@ def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return lifecycle.warn(
         _store(),
@@ -77,6 +83,8 @@ def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def end_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return lifecycle.end_check(
         _store(),
@@ -84,10 +92,13 @@ def end_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         execution=_field(event, "execution"),
         reason=_field(event, "reason"),
         warned=event.get("warned") is True,
+        telemetry=TELEMETRY,
     )
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     requested = event.get("action")
     return lifecycle.act(
@@ -102,10 +113,13 @@ def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         reason=_field(event, "reason"),
         evidence=_object(event, "evidence"),
         jobs=batch_jobs(),
+        telemetry=TELEMETRY,
     )
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def confirm(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
     return lifecycle.confirm(
         _store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"), batch_jobs()
@@ -113,6 +127,8 @@ def confirm(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error = _object(event, "error")
     return lifecycle.recover(
@@ -125,11 +141,18 @@ def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def sweep_find(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return lifecycle.find_sweep_work(_store(), Ec2Hosts(client("ec2")), SETTINGS)
+    return lifecycle.find_sweep_work(
+        _store(), Ec2Hosts(client("ec2")), SETTINGS, telemetry=TELEMETRY
+    )
 
 
-@logger.inject_lambda_context
+# correlation id: the item's id, its session's (an orphan's instance for an orphan)
+@logger.inject_lambda_context(correlation_id_path="id")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def sweep_item(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     return lifecycle.sweep_item(
         _store(),
@@ -140,6 +163,7 @@ def sweep_item(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         kind=_field(event, "kind"),
         item_id=_field(event, "id"),
         jobs=batch_jobs(),
+        telemetry=TELEMETRY,
     )
 
 
@@ -161,13 +185,23 @@ def _notification(
     return detail
 
 
+#: Batch's rule for a job's name: up to 128 letters, digits, hyphens and underscores, the first a
+#: letter or digit (anything else would reach the sessions table as a key it refuses).
+_JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
+
+
 def _source(event: Any) -> str:
     return str(event.get("source")) if isinstance(event, dict) else type(event).__name__
 
 
+# Keyed by an instance (or a job): the session it is about joins the log context once it is known
+# (TELEMETRY.session_found); an earlier invocation's is dropped first.
 @logger.inject_lambda_context(correlation_id_path='detail."instance-id"')
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """``EC2 Instance State-change Notification`` from the default bus (a fact from AWS)."""
+    logger.remove_keys(["session_id"])
     detail = _notification(
         event, "aws.ec2", "EC2 Instance State-change Notification", ("instance-id", "state")
     )
@@ -181,18 +215,25 @@ def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         SETTINGS,
         detail["instance-id"],
         state=detail["state"],
+        telemetry=TELEMETRY,
     )
     logger.info("instance state change", state=detail["state"], outcome=outcome)
     return {"outcome": outcome}
 
 
 @logger.inject_lambda_context(correlation_id_path="detail.jobName")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def job_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """``Batch Job State Change`` from the default bus (a fact from AWS, described again)."""
+    logger.remove_keys(["session_id"])
     detail = _notification(event, "aws.batch", "Batch Job State Change", ("jobId", "jobName"))
     if detail is None:
         logger.warning("not a Batch job state change", event_source=_source(event))
         return {"outcome": "rejected", "reason": "not a Batch job state change"}
+    if not _JOB_NAME.fullmatch(detail["jobName"]):
+        logger.warning("not a Batch job's name", job_name=detail["jobName"][:200])
+        return {"outcome": "rejected", "reason": "jobName: not a name Batch gives a job"}
     outcome = lifecycle.job_changed(
         _store(),
         Ec2Hosts(client("ec2")),
@@ -202,6 +243,7 @@ def job_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         SETTINGS,
         detail,
         job_role_id=os.environ.get("JOB_ROLE_ID", ""),
+        telemetry=TELEMETRY,
     )
     logger.info("job state change", status=str(detail.get("status")), outcome=outcome)
     return {"outcome": outcome}

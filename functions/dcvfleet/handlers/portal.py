@@ -17,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcvfleet import portal
 from dcvfleet.aws import client
+from dcvfleet.observability import metrics, tracer
 
 logger = Logger()
 
@@ -42,6 +43,8 @@ def respond(event: dict[str, Any], status: str, reason: str, data: dict[str, Any
 
 
 @logger.inject_lambda_context
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> None:
     props = event.get("ResourceProperties", {})
     bucket = str(props.get("Bucket", ""))

@@ -17,6 +17,7 @@ from dcvfleet.aws import client
 from dcvfleet.config import BatchSettings, CommonSettings, LaunchSettings, ReadySettings
 from dcvfleet.errors import InvalidRequestError
 from dcvfleet.handlers import batch_jobs
+from dcvfleet.observability import TELEMETRY, metrics, tracer
 from dcvfleet.store import DynamoSessionStore
 
 logger = Logger()
@@ -35,12 +36,18 @@ def _field(event: dict[str, Any], name: str) -> str:
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    secrets = SessionSecrets(client("secretsmanager"))
+    secrets = SessionSecrets(
+        client("secretsmanager"), kms_key_id=os.environ.get("SECRETS_KMS_KEY_ID", "")
+    )
     return service.create_credentials(_store(), secrets, COMMON, _field(event, "sessionId"))
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = LaunchSettings.from_env(os.environ)
     return service.launch_instance(
@@ -54,6 +61,8 @@ def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, 
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def submit_job(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = BatchSettings.from_env(os.environ)
     return batch.submit_job(
@@ -67,6 +76,8 @@ def submit_job(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def check_job(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return batch.check_job(
         _store(),
@@ -78,11 +89,15 @@ def check_job(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def resume_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     return service.resume_instance(_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"))
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
     completed = service.await_host_ready(
         _store(),
@@ -95,14 +110,22 @@ def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str,
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def mark_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = ReadySettings.from_env(os.environ)
     return service.mark_ready(
-        _store(), Ec2Hosts(client("ec2")), settings, _field(event, "sessionId")
+        _store(),
+        Ec2Hosts(client("ec2")),
+        settings,
+        _field(event, "sessionId"),
+        telemetry=TELEMETRY,
     )
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error = event.get("error")
     return service.compensate(
@@ -113,4 +136,5 @@ def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         error if isinstance(error, dict) else None,
         resume=event.get("resume") is True,
         jobs=batch_jobs(),
+        telemetry=TELEMETRY,
     )

@@ -20,6 +20,7 @@ from dcvfleet.aws import client
 from dcvfleet.config import CommonSettings, ReleaseSettings
 from dcvfleet.errors import InvalidRequestError
 from dcvfleet.handlers import batch_jobs
+from dcvfleet.observability import metrics, tracer
 from dcvfleet.store import DynamoSessionStore
 
 logger = Logger()
@@ -93,6 +94,8 @@ STEPS: dict[str, Callable[[dict[str, Any], ReleaseSettings], dict[str, Any]]] = 
 
 
 @logger.inject_lambda_context(correlation_id_path="release")
+@tracer.capture_lambda_handler
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = _text(event, "step")
     if step not in STEPS:
