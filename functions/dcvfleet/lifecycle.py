@@ -780,6 +780,9 @@ def instance_changed(
     session = store.get(session_id)
     if session is None or session.instance_id != instance_id:
         return "no session on this instance"
+    if instance is not None and instance.state in ("pending", "running"):
+        # a notification from before a resume, delivered late: the instance's state is the fact
+        return f"nothing to do: a late {state} notification for a {instance.state} instance"
     if state in ("stopping", "stopped") and session.status == Status.READY:
         return _external(store, workflows, settings, session, action="stop", state=state)
     if state in ("shutting-down", "terminated") and session.status in (

@@ -529,7 +529,9 @@ def compensate(
         logger.warning(
             "compensation skipped", session_id=session_id, status=current.status, error=error_name
         )
-        return {"reason": reason, "error": error_name, "terminated": []}
+        # READY after all (a step failed after it recorded READY): the workflow says so
+        ready = _ready(current) if current.status == Status.READY else None
+        return {"reason": reason, "error": error_name, "terminated": [], "ready": ready}
     if resume:
         return _compensate_resume(store, hosts, session_id, error_name, reason, telemetry)
     if current is not None and current.backend == "batch" and jobs is not None:
@@ -548,7 +550,7 @@ def compensate(
     )
     if _end_provisioning(store, session_id, Status.FAILED, reason):
         telemetry.provisioning_failed(error_name)
-    return {"reason": reason, "error": error_name, "terminated": terminated}
+    return {"reason": reason, "error": error_name, "terminated": terminated, "ready": None}
 
 
 def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the telemetry)
@@ -574,7 +576,13 @@ def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the tele
     logger.info("resume compensated", session_id=session_id, error=error_name, stopped=stopped)
     if _end_provisioning(store, session_id, status, text) and status == Status.FAILED:
         telemetry.provisioning_failed(error_name)
-    return {"reason": text, "error": error_name, "terminated": [], "stopped": stopped}
+    return {
+        "reason": text,
+        "error": error_name,
+        "terminated": [],
+        "stopped": stopped,
+        "ready": None,
+    }
 
 
 def _end_provisioning(store: SessionStore, session_id: str, status: Status, reason: str) -> bool:

@@ -23,7 +23,7 @@ HAPPY_PATH = [
     "NotifyReady",
     "Ready",
 ]
-COMPENSATION = ["Compensate", "PublishFailed", "NotifyFailed", "Failed"]
+COMPENSATION = ["Compensate", "ReadyAfterAll", "PublishFailed", "NotifyFailed", "Failed"]
 
 
 def _request(fleet: Stack, body: dict[str, str] | None = None) -> tuple[Client, str]:
@@ -118,7 +118,7 @@ def test_no_capacity_anywhere_fails_with_a_clear_reason_and_nothing_left(fleet: 
     assert "g5.xlarge" in session["statusReason"]
     execution = fleet.wait_execution(session_id)
     assert execution["status"] == "FAILED"
-    assert fleet.states_entered(session_id)[-4:] == COMPENSATION
+    assert fleet.states_entered(session_id)[-len(COMPENSATION) :] == COMPENSATION
     fleet.assert_nothing_left(session_id)
     # And the failed session no longer counts against the user's limit
     fleet.faults()
@@ -158,7 +158,7 @@ def test_a_failure_in_any_step_compensates_and_leaves_nothing(fleet: Stack, func
     assert session["status"] == "FAILED", session
     assert session["statusReason"] == "The desktop could not be prepared."
     assert fleet.wait_execution(session_id)["status"] == "FAILED"
-    assert fleet.states_entered(session_id)[-4:] == COMPENSATION
+    assert fleet.states_entered(session_id)[-len(COMPENSATION) :] == COMPENSATION
     fleet.assert_nothing_left(session_id)
 
 
