@@ -114,6 +114,8 @@ CORES = 4
 USER_HZ = 100
 #: How often the simulated /proc/stat advances.
 TICK_SECONDS = 0.5
+#: After listing the fleet's instances, the watch rests this many times as long as it took.
+WATCH_REST = 2
 #: /proc/stat's per-core fields, in order.
 CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest")
 ACTIVITY_FIELDS = ("cpuPercent", "gpuPercent", "encoderPercent")
@@ -443,27 +445,34 @@ class HostSimulator:
 
     # -- the watch loop --------------------------------------------------------------------
     def _fleet_instances(self) -> dict[str, tuple[str, dict[str, str]]]:
-        """Every fleet instance EC2 knows: its state and tags."""
-        resp = self._ec2.describe_instances(
+        """Every fleet instance EC2 knows: its state and tags (every page: EC2 answers 100
+        reservations a page, and a host past the first 100 would never boot: bench.load)."""
+        pages = self._ec2.get_paginator("describe_instances").paginate(
             Filters=[{"Name": f"tag:{self.tag_key}", "Values": [self.tag_value]}]
         )
         return {
             i["InstanceId"]: (i["State"]["Name"], {t["Key"]: t["Value"] for t in i.get("Tags", [])})
-            for r in resp["Reservations"]
+            for page in pages
+            for r in page["Reservations"]
             for i in r["Instances"]
         }
 
     def _watch(self) -> None:
         while not self._stop.is_set():
             self._changed.clear()  # a change from here on wakes the next wait at once
+            started = time.monotonic()
             try:
                 instances = self._fleet_instances()
             except Exception:  # the emulator is shutting down
                 instances = None
+            listed = time.monotonic() - started
             if instances is not None:
                 with self._lock:
                     if not self._stop.is_set():
                         self._follow(instances)
+            # listing hundreds of instances takes a while: rest a multiple of that, so that a
+            # burst of changes does not keep the emulator listing them (bench.load)
+            self._stop.wait(WATCH_REST * listed)
             # woken at once by an instance change; the interval is only a safety net
             self._changed.wait(self.poll_interval)
 
@@ -755,8 +764,15 @@ class ControlServer(LocalServer):
       ends SUCCEEDED (0) or FAILED, its instance is terminated; the job as DescribeJobs shows
       it. 404 no container for that job, 409 its container has not started yet.
     * ``POST /faults {"noCapacity": ["g5.xlarge" | "*"], "functionErrors": {"LogicalId":
-      "Error"}}``: instance types EC2 has no capacity for; functions that raise (each POST
-      replaces all).
+      "Error"}, "functionTimeouts": ["LogicalId"] | {"LogicalId": N}, "apiErrors":
+      {"ec2:RunInstances": {"code": "RequestLimitExceeded", "times"?: N, "resource"?:
+      "LogicalId", "matching"?: "text"}}}``: instance types EC2 has no capacity for; functions
+      that raise; functions whose invocations (all, or the next N) time out (Lambda's
+      ``Sandbox.Timedout``); AWS operations (botocore's ``<service>:<Operation>``) that answer
+      that AWS error the next N calls (every call without ``times``; only calls naming the
+      resource, or holding the text) (``local.faults``). Each POST replaces all; its answer is
+      the faults now on and, under ``replaced``, the ones it replaced, each API error with the
+      calls it ``answered``, each timeout with the invocations it ended (``timedOut``).
     * ``GET /schedules``: every EventBridge rule with a schedule, whether the local scheduler
       runs it, how often it fired and when it fires next; ``minuteSeconds``.
     * ``POST /schedules/run {}`` or ``{"rule": "<name>"}``: fire every ENABLED schedule rule (or
@@ -929,6 +945,10 @@ class ControlServer(LocalServer):
     def _set_faults(self, data: Any) -> tuple[int, Any]:
         if not isinstance(data, dict):
             return 400, {"message": "body: a JSON object is required"}
+        known = ("noCapacity", "functionErrors", "functionTimeouts", "apiErrors")
+        unknown = sorted(set(data) - set(known))
+        if unknown:
+            return 400, {"message": f"{unknown[0]}: unknown field ({', '.join(known)})"}
         types = data.get("noCapacity", [])
         if not isinstance(types, list) or not all(isinstance(t, str) for t in types):
             return 400, {"message": "noCapacity: a list of instance types ('*' for all)"}
@@ -940,13 +960,52 @@ class ControlServer(LocalServer):
                 return 400, {"message": f"functionErrors: no function {logical_id}"}
             if not isinstance(error_type, str) or not error_type.isidentifier():
                 return 400, {"message": f"functionErrors.{logical_id}: a class name is required"}
+        timeouts = data.get("functionTimeouts", {})
+        if isinstance(timeouts, list) and all(isinstance(t, str) for t in timeouts):
+            timeouts = dict.fromkeys(timeouts)  # every invocation of each
+        if not isinstance(timeouts, dict):
+            return 400, {"message": "functionTimeouts: functions, or function -> times"}
+        for logical_id, times in timeouts.items():
+            if logical_id not in self.resources:
+                return 400, {"message": f"functionTimeouts: no function {logical_id}"}
+            if times is not None and (
+                not isinstance(times, int) or isinstance(times, bool) or times < 1
+            ):
+                return 400, {"message": f"functionTimeouts.{logical_id}: a positive integer"}
+        api_errors = data.get("apiErrors", {})
+        if not isinstance(api_errors, dict):
+            return 400, {"message": "apiErrors: an object of <service>:<Operation> -> error"}
+        for operation, spec in api_errors.items():
+            problem = faults.api_error_problem(operation, spec, self.resources)
+            if problem:
+                return 400, {"message": f"apiErrors.{operation}: {problem}"}
+        replaced = faults.report()
+        logical = {physical: logical_id for logical_id, physical in self.resources.items()}
+        for kind in ("functionErrors", "functionTimeouts"):  # named as the request names them
+            replaced[kind] = {logical.get(k, k): v for k, v in replaced[kind].items()}
         faults.clear()
         faults.set_no_capacity(types)
         for logical_id, error_type in errors.items():
             faults.set_function_error(
                 self.resources[logical_id], error_type, f"injected fault in {logical_id}"
             )
-        return 200, {"noCapacity": sorted(types), "functionErrors": errors}
+        for logical_id, times in timeouts.items():
+            faults.set_function_timeout(self.resources[logical_id], times)
+        for operation, spec in api_errors.items():
+            resource = spec.get("resource")
+            faults.set_api_error(
+                operation,
+                spec["code"],
+                times=spec.get("times"),
+                matching=self.resources[resource] if resource is not None else spec.get("matching"),
+            )
+        return 200, {
+            "noCapacity": sorted(types),
+            "functionErrors": errors,
+            "functionTimeouts": timeouts,
+            "apiErrors": api_errors,
+            "replaced": replaced,
+        }
 
 
 def activity_problem(data: Any) -> str:
