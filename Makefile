@@ -8,7 +8,7 @@ PARAMS ?=
 BOOT_DELAY ?= 0
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup browser demo local test test-portal lint bench bench-idle bench-agent docs agent-archive image-source clean
+.PHONY: setup browser demo local test test-portal lint bench bench-idle bench-agent bench-load docs agent-archive image-source clean
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -74,6 +74,10 @@ bench-idle: setup
 ## bench-agent: the agent's memory and CPU at default intervals
 bench-agent: setup
 	$(PY) -m bench.agent_footprint
+
+## bench-load: 200 users ask for a desktop at once: every one READY or FAILED, no duplicate, no orphan
+bench-load: setup
+	$(PY) -m bench.load
 
 ## docs: regenerate the README's parameter table and workflow diagrams
 docs: setup

@@ -161,7 +161,9 @@ class ApiServer(LocalServer):
             "lambda",
             endpoint_url=endpoint_url,
             region_name=region,
-            config=Config(retries={"total_max_attempts": 1}),
+            # one function's invocations wait for each other here (one execution environment),
+            # where Lambda would run them at once: a burst queues rather than fails (bench.load)
+            config=Config(retries={"total_max_attempts": 1}, read_timeout=900),
         )
         authorizers = body.get("securityDefinitions", {})
         self.verifiers: dict[str, TokenVerifier] = {}

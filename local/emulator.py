@@ -191,6 +191,12 @@ fails when that changes.
 Not a gap but noise: moto's Step Functions interpreter logs an ERROR for every path a Choice's
 ``IsPresent`` finds missing, though the execution goes on correctly.
 
+Not a gap but a cost: ``SFN_COST`` - moto's Step Functions interpreter parses a state machine's
+definition again (ANTLR) for every execution, about 0.1 s of CPU for the provisioning workflow,
+and makes a new boto3 client for every Task it runs; with 200 desktops asked for at once
+(``bench.load``) that was up to a third of the emulator's time. The parse tree is kept per
+definition and the clients per region and service (``sfn_cost_patches``).
+
 Gaps listed for moto 5.2.x that no workflow here depends on yet (each lands with its first user):
 PascalCase parameter normalisation for batch/ecs/startExecution, JSONata, executions started
 without a name. Wait states and Retry back-off sleep in real
@@ -1463,6 +1469,7 @@ def apply_all(endpoint_url: str, port: int) -> None:
     apply_patches(codebuild_build_patches())
     apply_patches(sfn_aws_sdk_patches())
     apply_patches(sfn_json_path_patches())
+    apply_patches(sfn_cost_patches())
     apply_patches(bucket_cloudformation_patches())
     apply_patches(cognito_srp_patches())
     apply_patches(ec2_page_token_patches())
@@ -2356,6 +2363,54 @@ def sfn_json_path_patches() -> list[Patch]:
         and getattr(module, "extract_json", None) is original
     ]
     return [(module, "extract_json", replacement) for module in holders]
+
+
+# ------------------------------------------------------------------------------------------------
+# SFN_COST
+def sfn_cost_patches() -> list[Patch]:
+    """SFN_COST: the parse tree of each definition kept (every execution still gets components of
+    its own from it), and the interpreter's boto3 clients kept per region and service (a state's
+    own credentials still get a client of their own). None when already replaced."""
+    import moto.stepfunctions.parser.asl.parse.preprocessor  # noqa: F401 - loads every holder
+    from moto.stepfunctions.parser.asl.parse import asl_parser
+    from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    parse = asl_parser.AmazonStateLanguageParser.parse
+    if getattr(parse, "_dcvfleet", False):
+        return []
+    trees: dict[str, Any] = {}
+    make_client = boto_client.boto_client_for
+    clients: dict[tuple[str, str], Any] = {}
+    lock = threading.Lock()
+
+    def parse_once(definition: str) -> tuple[Any, Any]:
+        tree = trees.get(definition)
+        if tree is None:
+            program, tree = parse(definition)  # a definition that does not parse raises here
+            trees[definition] = tree
+            return program, tree
+        return Preprocessor().visit(tree), tree
+
+    def client_once(region: str, service: str, state_credentials: Any = None) -> Any:
+        if state_credentials is not None:
+            return make_client(region, service, state_credentials)
+        with lock:
+            if (region, service) not in clients:
+                clients[(region, service)] = make_client(region, service)
+            return clients[(region, service)]
+
+    parse_once._dcvfleet = True  # type: ignore[attr-defined]
+    holders = [
+        module
+        for name, module in list(sys.modules.items())
+        if name.startswith("moto.stepfunctions.parser")
+        and getattr(module, "boto_client_for", None) is make_client
+    ]
+    return [
+        (asl_parser.AmazonStateLanguageParser, "parse", staticmethod(parse_once)),
+        *[(module, "boto_client_for", client_once) for module in holders],
+    ]
 
 
 # ------------------------------------------------------------------------------------------------

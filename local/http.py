@@ -20,6 +20,8 @@ def json_reply(status: int, body: Any) -> Reply:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    #: Connections waiting to be accepted (socketserver's 5 resets a burst of users: bench.load).
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         """A client that went away (a closed tab) before its answer is not an error."""

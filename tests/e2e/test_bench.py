@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
+from pathlib import Path
 
 from tests.stackfixture import ROOT
 
@@ -25,3 +27,41 @@ def test_the_provisioning_benchmark_prints_every_figure() -> None:
         "total",
     ):
         assert figure in result.stdout, result.stdout
+
+
+def test_the_load_test_holds_its_invariants_at_a_small_scale(tmp_path: Path) -> None:
+    """Eight users at once, through the real entry point: its invariants, never its timings."""
+    report_file = tmp_path / "load.json"
+    command = [sys.executable, "-m", "bench.load", "--users", "8", "--timeout", "60"]
+    result = subprocess.run(
+        [*command, "--report", str(report_file)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    report = json.loads(report_file.read_text())
+    invariants = report["invariants"]
+    assert set(invariants) == {
+        "answered",
+        "limit held",
+        "idempotent",
+        "settled",
+        "no duplicates",
+        "no orphans",
+    }
+    for name, check in invariants.items():
+        assert check["problems"] == [], (name, check)
+        assert check["ok"], (name, check)
+    counts = report["counts"]
+    assert counts["limit409"] == 8, counts  # one refused at the limit per user
+    assert counts["retries"] == 2, counts  # users 0 and 4 retried with the same key
+    assert counts["accepted"] == 8 + 2, counts  # one per user, and each retry's same answer
+    assert counts["ready"] + counts["failed"] == 8, counts
+    assert counts["unsettled"] == 0, counts
+    # every accepted desktop READY has its instance and secret; nothing else is left
+    assert counts["liveInstances"] == counts["secrets"] == counts["ready"] + 1, counts  # + warm-up
+    for line in ("request -> READY", "throughput", "no duplicates  ok", "no orphans     ok"):
+        assert line in result.stdout, result.stdout
