@@ -862,10 +862,18 @@ def job_changed(  # noqa: PLR0917 (the adapters it needs, then the event)
     if not name.startswith(prefix):
         return "not a desktop job"
     session_id = name[len(prefix) :]
+    if not session_id:
+        return "not a desktop job"
     telemetry.session_found(session_id)
     session = store.get(session_id)
     job = jobs.describe(str(detail.get("jobId", "")))
-    if session is None or job is None or session.job_id not in (None, job.job_id):
+    # the job the event names must be the one it describes, and the session's (once it has one)
+    if (
+        session is None
+        or job is None
+        or job.name != name
+        or session.job_id not in (None, job.job_id)
+    ):
         return "no session runs this job"
     if session.status == Status.PROVISIONING:
         if job.status in JOB_ENDED:
