@@ -34,12 +34,12 @@ from tests.unit.test_props_aws_events import (
     REGION,
     TABLE,
     LambdaContext,
-    create_table,
     examples,
     garbled_envelope,
     json_values,
     sample,
 )
+from tests.unit.test_store import create_table
 
 KINDS = {
     "Host Ready": "agent-host-ready.json",

@@ -48,7 +48,6 @@ from tests.unit.test_props_aws_events import (
     IMAGE,
     REGION,
     LambdaContext,
-    create_table,
     dynamodb_key_size_limit,
     examples,
     huge_text,
@@ -58,6 +57,7 @@ from tests.unit.test_props_aws_events import (
     odd_text,
     put_session,
 )
+from tests.unit.test_store import create_table
 
 #: Powertools' log_metrics warns on every invocation that records no metric (most of them).
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

@@ -36,7 +36,6 @@ from typing import Any
 import boto3
 import jsonschema
 import pytest
-import yaml
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from moto import mock_aws
@@ -51,6 +50,7 @@ from dcvfleet.aws import client
 from dcvfleet.model import TRANSITIONS, Session, Status
 from dcvfleet.store import DynamoSessionStore
 from local import emulator
+from tests.unit.test_store import create_table
 
 #: Powertools' log_metrics warns on every invocation that records no metric (most of them).
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
@@ -106,36 +106,6 @@ PROPERTY = settings(
 def examples(count: int) -> settings:
     """The property settings, with ``count`` generated examples."""
     return settings(PROPERTY, max_examples=count)
-
-
-class _TemplateLoader(yaml.CSafeLoader):
-    """libyaml's safe loader, reading CloudFormation's short-form tags (!Sub, !Ref, ...) as
-    plain data (the pure-Python loader takes seconds over template.yaml)."""
-
-
-def _plain(loader: yaml.CSafeLoader, _suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.ScalarNode):
-        return loader.construct_scalar(node)
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    assert isinstance(node, yaml.MappingNode)
-    return loader.construct_mapping(node, deep=True)
-
-
-_TemplateLoader.add_multi_constructor("!", _plain)
-
-
-def create_table(dynamodb: Any, resource: str, name: str) -> None:
-    """The DynamoDB table template.yaml declares as ``resource``, named ``name``."""
-    template = yaml.load((ROOT / "template.yaml").read_text(), Loader=_TemplateLoader)  # noqa: S506 (a safe loader)
-    declared = template["Resources"][resource]["Properties"]
-    dynamodb.create_table(
-        TableName=name,
-        BillingMode=declared["BillingMode"],
-        AttributeDefinitions=declared["AttributeDefinitions"],
-        KeySchema=declared["KeySchema"],
-        **{k: declared[k] for k in ("GlobalSecondaryIndexes",) if k in declared},
-    )
 
 
 class LambdaContext:

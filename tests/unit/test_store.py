@@ -29,11 +29,12 @@ TABLE_NAME = "dcvfleet-sessions"
 
 
 # -- the table as template.yaml declares it ---------------------------------------------------
-class _CloudFormationLoader(yaml.SafeLoader):
-    """A safe loader that reads CloudFormation short-form tags (!Sub, !Ref, ...) as plain data."""
+class _CloudFormationLoader(yaml.CSafeLoader):
+    """libyaml's safe loader, reading CloudFormation short-form tags (!Sub, !Ref, ...) as plain
+    data (the pure-Python loader takes seconds over template.yaml)."""
 
 
-def _plain(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
+def _plain(loader: yaml.CSafeLoader, _suffix: str, node: yaml.Node) -> Any:
     if isinstance(node, yaml.ScalarNode):
         return loader.construct_scalar(node)
     if isinstance(node, yaml.SequenceNode):
@@ -45,27 +46,32 @@ def _plain(loader: yaml.SafeLoader, _suffix: str, node: yaml.Node) -> Any:
 _CloudFormationLoader.add_multi_constructor("!", _plain)
 
 
-def sessions_table_properties() -> dict[str, Any]:
+def table_properties(resource: str = "SessionsTable") -> dict[str, Any]:
     loader = _CloudFormationLoader(TEMPLATE.read_text(encoding="utf-8"))
     try:
         template = loader.get_single_data()
     finally:
         loader.dispose()
-    resource = template["Resources"]["SessionsTable"]
-    assert resource["Type"] == "AWS::DynamoDB::Table"
-    properties: dict[str, Any] = resource["Properties"]
+    declared = template["Resources"][resource]
+    assert declared["Type"] == "AWS::DynamoDB::Table"
+    properties: dict[str, Any] = declared["Properties"]
     return properties
 
 
-def create_sessions_table(dynamodb: Any, name: str) -> None:
-    declared = sessions_table_properties()
+def create_table(dynamodb: Any, resource: str, name: str) -> None:
+    """The DynamoDB table template.yaml declares as ``resource``, named ``name``."""
+    declared = table_properties(resource)
     dynamodb.create_table(
         TableName=name,
         BillingMode=declared["BillingMode"],
         AttributeDefinitions=declared["AttributeDefinitions"],
         KeySchema=declared["KeySchema"],
-        GlobalSecondaryIndexes=declared["GlobalSecondaryIndexes"],
+        **{k: declared[k] for k in ("GlobalSecondaryIndexes",) if k in declared},
     )
+
+
+def create_sessions_table(dynamodb: Any, name: str) -> None:
+    create_table(dynamodb, "SessionsTable", name)
 
 
 # -- fixtures ---------------------------------------------------------------------------------

@@ -36,22 +36,10 @@ from dcvfleet import events
 from dcvfleet.errors import InsufficientCapacityError, LaunchError
 from local.demo import Client
 from tests.stackfixture import Stack, start_stack, stop_stack
+from tests.workflow.test_provision_workflow import COMPENSATION, HAPPY_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "events" / "samples"
-HAPPY_PATH = [
-    "LoadSettings",
-    "IsResume",
-    "CreateCredentials",
-    "WhichBackend",
-    "LaunchInstance",
-    "WaitForHostReady",
-    "MarkReady",
-    "PublishReady",
-    "NotifyReady",
-    "Ready",
-]
-COMPENSATION = ["Compensate", "ReadyAfterAll", "PublishFailed", "NotifyFailed", "Failed"]
 #: botocore's standard retry mode as functions/dcvfleet/aws.py configures it: max_attempts 5
 #: retries after the first attempt.
 SDK_MAX_ATTEMPTS = 6
