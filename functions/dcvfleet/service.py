@@ -385,7 +385,9 @@ def authenticate_agent_event(
     if session is None:
         raise ClaimRejectedError(f"unknown session {session_id}")
     if "signature" not in detail:
-        raise ClaimRejectedError("signature: is required (the session's event key signs it)")
+        raise ClaimRejectedError(
+            f"signature: is required (session {session_id}'s event key signs its events)"
+        )
     key = keys.key(session.secret_arn) if session.secret_arn else None
     if key is None:
         raise ClaimRejectedError(f"session {session_id} has no event key to check a signature")

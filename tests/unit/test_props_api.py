@@ -356,7 +356,24 @@ bodies = st.one_of(
 
 @st.composite
 def requests(draw: st.DrawFn) -> Request:
+    """Any request to any route; half of them well-formed (a seeded desktop's or release's id,
+    a signed-in caller, no query, no body but a create body for POST /sessions), so that the
+    routes' work is reached as often as their refusals."""
     method, route = draw(st.sampled_from(OPERATIONS))
+    if draw(st.booleans()):
+        params = {}
+        if "{id}" in route:
+            params["id"] = draw(st.sampled_from(sorted(SESSION_IDS.values())))
+        if "{release}" in route:
+            params["release"] = draw(st.sampled_from(sorted(RELEASE_RECORDS)))
+        body = json.dumps(draw(valid_create_bodies)) if route == "/sessions" else None
+        return Request(
+            method=method,
+            route=route,
+            caller=draw(st.sampled_from(sorted(set(CALLERS) - {"nobody"}))),
+            params=params,
+            body=None if method == "GET" else body,
+        )
     params = {}
     if "{id}" in route:
         params["id"] = draw(session_ids)
