@@ -163,15 +163,22 @@ class Stack:
         )
         return str(json.loads(secret["SecretString"])["eventKey"])
 
+    def signed(
+        self, detail_type: str, detail: dict[str, Any], *, signer: str | None = "own"
+    ) -> dict[str, Any]:
+        """``detail`` signed as put_agent_event signs it."""
+        if signer is None:
+            return detail
+        key = self.event_key(detail["sessionId"] if signer == "own" else signer)
+        return {**detail, "signature": events.signature(key, detail_type, detail)}
+
     def put_agent_event(
         self, detail_type: str, detail: dict[str, Any], *, signer: str | None = "own"
     ) -> None:
         """Put an agent event on the fleet bus by hand, signed as a host's agent signs it: with
         its own session's key (``signer="own"``), another session's (``signer=<session id>``,
         a host speaking for a session not its own), or not at all (None)."""
-        if signer is not None:
-            key = self.event_key(detail["sessionId"] if signer == "own" else signer)
-            detail = {**detail, "signature": events.signature(key, detail_type, detail)}
+        detail = self.signed(detail_type, detail, signer=signer)
         resp = self.client("events").put_events(
             Entries=[
                 {

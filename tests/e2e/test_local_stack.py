@@ -521,7 +521,11 @@ def test_a_stopped_desktop_halts_its_host_and_resumes_on_the_same_instance(
     # When its user stops it
     assert user.call("POST", f"/sessions/{session_id}/stop").status_code == 202
     assert fleet.wait_for(user, session_id, ("STOPPED", "FAILED"))["status"] == "STOPPED"
-    # Then its host has halted: no agent, no DCV session, the client gone
+    # Then its host has halted (the simulator follows EC2 within moments): no agent, no DCV
+    # session, the client gone
+    deadline = time.monotonic() + 20
+    while fleet.host(instance_id)["state"] != "stopped" and time.monotonic() < deadline:
+        time.sleep(0.2)
     host = fleet.host(instance_id)
     assert (host["state"], host["agent"], host["dcvSessions"]) == ("stopped", "halted", [])
     assert host["connections"] == 0
