@@ -192,6 +192,9 @@ class Deployer:
         }
         self._serve_locally(served, deployment)
         api_created.update(served)
+        for logical_id, resource in api_created.items():
+            if resource["Type"] == "AWS::ApiGateway::Account":
+                deployment.physical[logical_id] = f"{STACK_NAME}-{logical_id}"
         stack_template = _replace_refs(copy.deepcopy(cfn_template), deployment)
         for logical_id in api_created:
             del stack_template["Resources"][logical_id]
@@ -218,7 +221,20 @@ class Deployer:
         self._upload_image_source(deployment)
         self._note_bucket_policies(api_created, deployment)
         self._put_alarms_and_dashboards(api_created, deployment)
+        self._set_api_gateway_account(api_created, deployment)
         return deployment
+
+    def _set_api_gateway_account(self, api_created: dict[str, Any], deployment: Deployment) -> None:
+        """APIGW_ACCOUNT: the account's CloudWatch role, when the stack sets it."""
+        for resource in api_created.values():
+            if resource["Type"] != "AWS::ApiGateway::Account":
+                continue
+            if "Condition" in resource and not _condition(resource["Condition"], deployment):
+                continue
+            role = _resolve(resource["Properties"]["CloudWatchRoleArn"], deployment)
+            self.client("apigateway").update_account(
+                patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": role}]
+            )
 
     def _put_alarms_and_dashboards(
         self, api_created: dict[str, Any], deployment: Deployment

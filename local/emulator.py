@@ -91,6 +91,9 @@ Gaps worked around here:
   naming one fails, and a ``Fn::GetAtt`` of one is an undefined resource). The alarms, and the
   dashboard that lists them, are put through CloudWatch's API after the stack
   (``API_CREATED_TYPES``).
+* ``APIGW_ACCOUNT`` - moto's CloudFormation has no ``AWS::ApiGateway::Account`` (it warns and
+  leaves the account's CloudWatch role unset). The role is set through API Gateway's
+  ``UpdateAccount`` after the stack (``API_CREATED_TYPES``), so ``GetAccount`` answers as on AWS.
 * ``CFN_PLACEHOLDERS`` - CloudFormation creates only placeholders for Cognito resources (created
   through the API by ``local.deploy``); ``AWS::ApiGateway::RestApi`` needs a ``Name``.
 * ``ECR_FROM_CLOUDFORMATION`` - an ``AWS::ECR::Repository`` without ``RepositoryName`` is named
@@ -1511,6 +1514,8 @@ API_CREATED_TYPES = frozenset(
         # once the stack is up, and then the dashboard, which names them.
         "AWS::CloudWatch::Alarm",
         "AWS::CloudWatch::Dashboard",
+        # APIGW_ACCOUNT: moto's CloudFormation does not set the account's CloudWatch role.
+        "AWS::ApiGateway::Account",
     }
 )
 

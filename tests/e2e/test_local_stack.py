@@ -568,6 +568,13 @@ def test_a_minute_seconds_that_is_not_positive_is_refused(tmp_path: Path) -> Non
     assert "--minute-seconds: must be a number > 0" in result.stderr
 
 
+def test_the_account_has_the_stacks_api_gateway_logging_role(fleet: Stack) -> None:
+    """Workaround APIGW_ACCOUNT: the role the stack made is the account's API Gateway role."""
+    account = fleet.client("apigateway").get_account()
+    role = fleet.info["resources"]["ApiGatewayCloudWatchRole"]
+    assert account["cloudwatchRoleArn"].endswith(f":role/{role}")
+
+
 def test_the_templates_alarms_and_dashboard_are_in_cloudwatch(fleet: Stack) -> None:
     """Workaround CLOUDWATCH_ALARMS: the alarms (put through the API) and the dashboard."""
     cloudwatch = fleet.client("cloudwatch")

@@ -12,6 +12,7 @@ alongside the in-process tests; the process running these tests stays on plain m
 from __future__ import annotations
 
 import contextlib
+import warnings
 import io
 import json
 import os
@@ -2944,3 +2945,21 @@ def test_gap_cloudwatch_alarms_not_in_cloudformation() -> None:
     with contextlib.suppress(ClientError):
         _create_stack("probe", template)
     assert _client("cloudwatch").describe_alarms()["MetricAlarms"] == []
+
+
+@mock_aws
+def test_gap_apigateway_account_not_in_cloudformation() -> None:
+    """GAP APIGW_ACCOUNT: moto's CloudFormation does not set the account's CloudWatch role from an
+    AWS::ApiGateway::Account. When this fails, moto has changed: drop the AWS::ApiGateway::Account
+    entry of API_CREATED_TYPES in local/emulator.py and ``_set_api_gateway_account`` in
+    local/deploy.py."""
+    role = "arn:aws:iam::123456789012:role/apigateway-logs"
+    template = {
+        "Resources": {
+            "Probe": {"Type": "AWS::ApiGateway::Account", "Properties": {"CloudWatchRoleArn": role}}
+        }
+    }
+    with warnings.catch_warnings(), contextlib.suppress(ClientError):
+        warnings.simplefilter("ignore")
+        _create_stack("probe", template)
+    assert _client("apigateway").get_account().get("cloudwatchRoleArn") != role

@@ -93,15 +93,18 @@ def test_the_dashboard_is_valid_json_and_shows_every_fleet_metric() -> None:
     assert len(alarm_widget[0]["properties"]["alarms"]) == len(_of_type("AWS::CloudWatch::Alarm"))
 
 
-def test_a_customer_managed_key_encrypts_tables_secrets_bus_and_topics_when_given() -> None:
+def test_a_customer_managed_key_encrypts_tables_secrets_bus_and_user_topic_when_given() -> None:
     key = {"Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, {"Ref": "AWS::NoValue"}]}
     for table in ("SessionsTable", "ReleasesTable", "IdempotencyTable"):
         assert RESOURCES[table]["Properties"]["SSESpecification"]["KMSMasterKeyId"] == key
     assert RESOURCES["FleetBus"]["Properties"]["KmsKeyIdentifier"] == key
-    for topic in ("NotificationTopic", "OperatorTopic"):
-        assert RESOURCES[topic]["Properties"]["KmsMasterKeyId"] == {
-            "Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, "alias/aws/sns"]
-        }
+    assert RESOURCES["NotificationTopic"]["Properties"]["KmsMasterKeyId"] == {
+        "Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, "alias/aws/sns"]
+    }
+    # CloudWatch publishes to the operators' topic: its key is the stack's own (test_kms.py)
+    assert RESOURCES["OperatorTopic"]["Properties"]["KmsMasterKeyId"] == {
+        "Ref": "OperatorTopicKey"
+    }
     env = RESOURCES["CreateCredentialsFunction"]["Properties"]["Environment"]["Variables"]
     assert env["SECRETS_KMS_KEY_ID"] == {"Ref": "KmsKeyArn"}
 

@@ -57,14 +57,19 @@ HANDLER_MODULES = ("agent_events", "api", "lifecycle", "portal", "provision", "r
 
 
 def template_entry_points() -> list[str]:
-    """Every function's Handler in template.yaml (``dcvfleet.handlers.<module>.<function>``)."""
+    """Every function's Handler in template.yaml (``dcvfleet.handlers.<module>.<function>``), or
+    for a custom resource the handler ``dcvfleet.custom_resource`` answers for."""
     template = yaml_parse((ROOT / "template.yaml").read_text())
-    return sorted(
-        resource["Properties"]["Handler"]
-        for resource in template["Resources"].values()
-        if resource["Type"] == "AWS::Serverless::Function"
-        and str(resource["Properties"].get("Handler", "")).startswith("dcvfleet.handlers.")
-    )
+    handlers = [
+        props.get("Environment", {}).get("Variables", {}).get("CUSTOM_RESOURCE_HANDLER")
+        or props.get("Handler", "")
+        for props in (
+            resource["Properties"]
+            for resource in template["Resources"].values()
+            if resource["Type"] == "AWS::Serverless::Function"
+        )
+    ]
+    return sorted(h for h in handlers if str(h).startswith("dcvfleet.handlers."))
 
 
 # -- fixtures -------------------------------------------------------------------------------------

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,6 @@ import pytest
 from moto import mock_aws
 
 from dcvfleet import portal
-from dcvfleet.aws import reset_clients
 
 CONFIG = {
     "apiUrl": "https://abc.execute-api.us-east-1.amazonaws.com/v1",
@@ -82,62 +79,3 @@ def test_empty_removes_every_version(s3: Any, assets: Path) -> None:
     portal.publish(s3, FakeCloudFront(), assets, "portal", "", CONFIG)
     assert portal.empty(s3, "portal") == 6
     assert "Versions" not in s3.list_object_versions(Bucket="portal")
-
-
-class _Context:
-    function_name = "portal-publish"
-    function_version = "$LATEST"
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:portal-publish"
-    memory_limit_in_mb = 256
-    aws_request_id = "r"
-
-
-class _ResponseUrl:
-    """CloudFormation's pre-signed response URL: records what the custom resource answers."""
-
-    def __init__(self) -> None:
-        self.answers: list[dict[str, Any]] = []
-        answers = self.answers
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self) -> None:
-                length = int(self.headers["Content-Length"])
-                answers.append(json.loads(self.rfile.read(length)))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                return
-
-        self.server = HTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.handle_request, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/answer"
-
-
-@pytest.mark.parametrize("request_type", ["Create", "Delete"])
-def test_the_custom_resource_always_answers_cloudformation(
-    s3: Any, assets: Path, monkeypatch: pytest.MonkeyPatch, request_type: str
-) -> None:
-    from dcvfleet.handlers import portal as handler
-
-    reset_clients()
-    monkeypatch.setenv("PORTAL_ASSETS", str(assets))
-    url = _ResponseUrl()
-    event = {
-        "RequestType": request_type,
-        "ResponseURL": url.url,
-        "StackId": "stack",
-        "RequestId": "r",
-        "LogicalResourceId": "PortalSite",
-        # a Create with an empty config fails before anything is published
-        "ResourceProperties": {"Bucket": "portal", "DistributionId": "", "Config": {}},
-    }
-    handler.handler(event, _Context())
-    (answer,) = url.answers
-    if request_type == "Create":
-        assert answer["Status"] == "FAILED"
-        assert "apiUrl" in answer["Reason"]
-    else:
-        assert answer["Status"] == "SUCCESS"
-    assert answer["PhysicalResourceId"] == "portal"
-    reset_clients()

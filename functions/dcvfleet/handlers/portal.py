@@ -1,14 +1,13 @@
 """The ``PortalSite`` custom resource: publishes the portal at deploy time (``dcvfleet.portal``).
 
-CloudFormation waits for the answer PUT to the request's ``ResponseURL``; it is always sent, with
-the reason when publishing failed, so a deploy never hangs on this resource.
+Deployed behind ``dcvfleet.custom_resource``, which answers CloudFormation with what this
+returns, or with the error it raises (at import too), or "timed out" before the function's
+timeout.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -22,47 +21,27 @@ from dcvfleet.observability import metrics, tracer
 logger = Logger()
 
 
-def respond(event: dict[str, Any], status: str, reason: str, data: dict[str, Any]) -> None:
-    body = json.dumps(
-        {
-            "Status": status,
-            "Reason": reason[:1000],
-            "PhysicalResourceId": event.get("PhysicalResourceId")
-            or event["ResourceProperties"].get("Bucket", "portal"),
-            "StackId": event["StackId"],
-            "RequestId": event["RequestId"],
-            "LogicalResourceId": event["LogicalResourceId"],
-            "Data": data,
-        }
-    ).encode()
-    request = urllib.request.Request(  # noqa: S310 - CloudFormation's pre-signed https URL
-        event["ResponseURL"], data=body, method="PUT", headers={"Content-Type": ""}
-    )
-    with urllib.request.urlopen(request, timeout=30) as answer:  # noqa: S310
-        answer.read()
-
-
 @logger.inject_lambda_context
 @tracer.capture_lambda_handler
 @metrics.log_metrics
-def handler(event: dict[str, Any], context: LambdaContext) -> None:
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     props = event.get("ResourceProperties", {})
     bucket = str(props.get("Bucket", ""))
-    try:
-        if event["RequestType"] == "Delete":
-            deleted = portal.empty(client("s3"), bucket) if bucket else 0
-            respond(event, "SUCCESS", f"{deleted} object versions removed", {})
-            return
-        count = portal.publish(
-            client("s3"),
-            client("cloudfront"),
-            Path(os.environ.get("PORTAL_ASSETS", "/opt")),
-            bucket,
-            str(props.get("DistributionId", "")),
-            dict(props.get("Config") or {}),
-        )
-        logger.info("portal published", bucket=bucket, files=count)
-        respond(event, "SUCCESS", f"{count} files published", {"Files": count})
-    except Exception as exc:
-        logger.exception("portal not published")
-        respond(event, "FAILED", f"{type(exc).__name__}: {exc}", {})
+    resource_id = event.get("PhysicalResourceId") or bucket or "portal"
+    if event["RequestType"] == "Delete":
+        deleted = portal.empty(client("s3"), bucket) if bucket else 0
+        return {"Reason": f"{deleted} object versions removed", "PhysicalResourceId": resource_id}
+    count = portal.publish(
+        client("s3"),
+        client("cloudfront"),
+        Path(os.environ.get("PORTAL_ASSETS", "/opt")),
+        bucket,
+        str(props.get("DistributionId", "")),
+        dict(props.get("Config") or {}),
+    )
+    logger.info("portal published", bucket=bucket, files=count)
+    return {
+        "Reason": f"{count} files published",
+        "Data": {"Files": count},
+        "PhysicalResourceId": resource_id,
+    }
