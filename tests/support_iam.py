@@ -314,6 +314,7 @@ class Grant:
     statement: dict[str, Any]  # one concrete branch, intrinsic functions as written
     actions: list[str] = field(default_factory=list)
     resources: list[str] = field(default_factory=list)  # resolved, representative
+    not_resources: list[str] = field(default_factory=list)  # resolved, representative
 
     def where(self) -> str:
         return f"{self.role} ({self.source})"
@@ -330,8 +331,8 @@ def _statements(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
                 yield concrete
 
 
-def grants(doc: dict[str, Any]) -> list[Grant]:
-    """Every Allow statement of every role of the translated template."""
+def grants(doc: dict[str, Any], effect: str = "Allow") -> list[Grant]:
+    """Every Allow (or Deny) statement of every role of the translated template."""
     tpl = Template(doc)
     attached_to: dict[str, list[str]] = {}
     for name, res in tpl.resources.items():
@@ -346,12 +347,13 @@ def grants(doc: dict[str, Any]) -> list[Grant]:
     def add(role: str, source: str, managed: bool, document: dict[str, Any]) -> None:
         for statement in _statements(document):
             grant = Grant(role, source, managed, statement)
-            if statement.get("Effect") != "Allow":
+            if statement.get("Effect") != effect:
                 continue
             grant.actions = [str(a) for a in _as_list(statement.get("Action", []))]
-            if "Resource" in statement:
-                resolved = tpl.resolve(statement["Resource"])
-                grant.resources = [str(r) for r in _as_list(resolved)]
+            for key, attr in (("Resource", "resources"), ("NotResource", "not_resources")):
+                if key in statement:
+                    resolved = tpl.resolve(statement[key])
+                    setattr(grant, attr, [str(r) for r in _as_list(resolved)])
             found.append(grant)
 
     def add_managed(role: str, arn_node: Any) -> None:

@@ -103,7 +103,8 @@ _LAMBDA_BASIC = (
 _XRAY_WRITE = "AWSXrayWriteOnlyAccess, which SAM attaches with Tracing: traces only"
 _SSM_CORE = (
     "AmazonSSMManagedInstanceCore: the SSM Agent on a host or Batch instance registers itself, "
-    "takes Run Command messages (list-connections, the idle notice) and reports back"
+    "takes Run Command messages (list-connections, the idle notice) and reports back; its "
+    "parameter reads are denied but for the role's own (test below)"
 )
 _ECS_INSTANCE = (
     "AmazonEC2ContainerServiceforEC2Role: the ECS agent on a Batch instance registers it, "
@@ -438,6 +439,34 @@ def beyond_the_fleet(gs: list[Grant]) -> list[str]:
 def test_fleet_service_changes_reach_only_the_fleets_own_resources() -> None:
     found = beyond_the_fleet(_grants())
     assert not found, _findings(found)
+
+
+PARAMETER_READS = {"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"}
+
+
+def test_a_role_a_managed_policy_lets_read_every_parameter_reads_only_its_own() -> None:
+    """AmazonSSMManagedInstanceCore allows ssm:GetParameter(s) on every parameter of the account;
+    the roles that attach it deny every parameter but those they name (hosts and Batch instances
+    run a desktop user's code, who can act as the instance's role)."""
+    doc = translated()
+    denied: dict[str, list[Grant]] = {}
+    for deny in grants(doc, effect="Deny"):
+        if set(deny.actions) >= PARAMETER_READS and not deny.statement.get("Condition"):
+            denied.setdefault(deny.role, []).append(deny)
+    wide = {
+        g.role
+        for g in _grants()
+        if g.managed and PARAMETER_READS & set(g.actions) and any(map(_everything, g.resources))
+    }
+    assert {"HostRole", "BatchInstanceRole"} <= wide
+    wrong = []
+    for role in sorted(wide):
+        if not any(
+            d.resources == ["*"] or (d.not_resources and not any("*" in r for r in d.not_resources))
+            for d in denied.get(role, [])
+        ):
+            wrong.append(f"{role}: may read every SSM parameter of the account")
+    assert not wrong, _findings(wrong)
 
 
 def test_no_condition_key_hides_an_unsubstituted_parameter() -> None:
