@@ -85,6 +85,11 @@ ARN_FORMATS = {
     "AWS::SSM::Document": f"arn:aws:ssm:{_R}:{_A}:document/{{n}}",
     "AWS::KMS::Key": f"arn:aws:kms:{_R}:{_A}:key/{{n}}",
     "AWS::CloudWatch::Alarm": f"arn:aws:cloudwatch:{_R}:{_A}:alarm:{{n}}",
+    "AWS::SecretsManager::Secret": f"arn:aws:secretsmanager:{_R}:{_A}:secret:{{n}}-AbCdEf",
+    "AWS::SNS::Subscription": f"arn:aws:sns:{_R}:{_A}:{{n}}:0a1b2c3d-1234-5678-9abc-0123456789ab",
+    "AWS::StepFunctions::Activity": f"arn:aws:states:{_R}:{_A}:activity:{{n}}",
+    "AWS::ECS::Cluster": f"arn:aws:ecs:{_R}:{_A}:cluster/{{n}}",
+    "AWS::Lambda::LayerVersion": f"arn:aws:lambda:{_R}:{_A}:layer:{{n}}:1",
 }
 #: Types whose Ref is their ARN (CloudFormation's return values); the rest return a name or id.
 REF_IS_ARN = {
@@ -94,6 +99,9 @@ REF_IS_ARN = {
     "AWS::Batch::JobDefinition",
     "AWS::Batch::ComputeEnvironment",
     "AWS::IAM::ManagedPolicy",
+    "AWS::SecretsManager::Secret",
+    "AWS::SNS::Subscription",
+    "AWS::StepFunctions::Activity",
 }
 REF_IS_ID = {
     "AWS::EC2::SecurityGroup": "sg-0123456789abcdef0",

@@ -348,6 +348,49 @@ def test_no_change_or_secret_read_is_allowed_on_every_resource_unless_justified(
     assert not found, _findings(found)
 
 
+#: Secret stores: a read of them on a wildcard must be narrowed by a tag of the secret.
+SECRET_STORES = {
+    "secretsmanager:GetSecretValue",
+    "secretsmanager:BatchGetSecretValue",
+    "ssm:GetParameter",
+    "ssm:GetParameters",
+    "ssm:GetParametersByPath",
+    "ssm:GetParameterHistory",
+    "kms:Decrypt",
+}
+
+
+def unnarrowed_secret_reads(gs: list[Grant]) -> list[str]:
+    """Secret reads on a wildcard ARN with no resource tag condition that applies to it."""
+    wrong = []
+    for grant in gs:
+        for act in _actions(grant):
+            if act.full not in SECRET_STORES:
+                continue
+            why = ON_EVERY_RESOURCE.get(act.full)
+            if why and _source_kind(grant) in why.sources:
+                continue
+            for resource in grant.resources:
+                if "*" not in resource and "?" not in resource:
+                    continue
+                types = matched_types(act, resource)
+                if any(
+                    loosening(operator, value) is None
+                    and "resourcetag/" in key.lower()
+                    and key_supported(key, act, types)
+                    for operator, tests in grant.statement.get("Condition", {}).items()
+                    for key, value in tests.items()
+                ):
+                    continue
+                wrong.append(f"{grant.where()}: {act.full} on {resource}, whatever its tags")
+    return wrong
+
+
+def test_no_secret_is_read_by_wildcard_unless_narrowed_by_its_tags() -> None:
+    found = unnarrowed_secret_reads(_grants())
+    assert not found, _findings(found)
+
+
 def test_every_justification_cites_its_services_reference_page_and_is_still_needed() -> None:
     used: set[str] = set()
     for grant in _grants():
@@ -545,6 +588,16 @@ def test_the_guard_refuses_a_secret_read_on_every_resource() -> None:
         _probe({"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": "*"})
     )
     assert found == ["Probe (inline probe): secretsmanager:GetSecretValue (Read) on every resource"]
+
+
+def test_the_guard_refuses_a_secret_read_by_wildcard_with_no_tag_condition() -> None:
+    probe = _probe(
+        {"Effect": "Allow", "Action": "secretsmanager:GetSecretValue", "Resource": _SECRETS}
+    )
+    assert unnarrowed_secret_reads(probe) == [
+        "Probe (inline probe): secretsmanager:GetSecretValue on arn:aws:secretsmanager:us-east-1:"
+        "123456789012:secret:dcvfleet/sessions/*, whatever its tags"
+    ]
 
 
 @pytest.mark.parametrize(
