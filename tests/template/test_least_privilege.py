@@ -12,8 +12,10 @@ type of its action (by ARN format), or be "*" where the action has none; each co
 be one the reference gives for the action (or for the resource types named), under an operator
 that narrows; no action that changes state (access level Write, Permissions management or
 Tagging) or reads secrets may be allowed on every resource unless justified below with its
-service's reference page; and changes to EC2, Batch, Secrets Manager and Systems Manager
-resources must reach only the fleet's own (named, or conditioned on the fleet's tag).
+service's reference page; a secret read on a wildcard ARN must be narrowed by a tag of the
+secret; and changes to EC2, Batch, Secrets Manager and Systems Manager resources must reach only
+the fleet's own (named, or conditioned on the fleet's tag in a way the reference says applies to
+that resource). The tests at the end run each check on a role made to fail it.
 """
 
 from __future__ import annotations
