@@ -19,6 +19,7 @@ from samtranslator.yaml_helper import yaml_parse
 
 from dcvfleet.errors import all_error_classes
 from local.deploy import substitute_definition
+from tests.support_iam import PinnedManagedPolicies
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = yaml_parse((ROOT / "template.yaml").read_text())
@@ -60,11 +61,8 @@ def _states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
 @functools.cache
 def translated() -> dict[str, Any]:
     """The template as the SAM translator turns it into CloudFormation (policy templates
-    expanded into statements)."""
-
-    class NoManagedPolicies:
-        def load(self) -> dict[str, str]:
-            return {}
+    expanded into statements; managed policy names resolved to the ARNs of the AWS-managed
+    policies pinned in tests/template/data/aws-managed-policies/)."""
 
     params = {"AllowedCidr": "203.0.113.0/24", "VpcId": "vpc-1", "SubnetIds": "subnet-1"}
     sam = json.loads(json.dumps(TEMPLATE))
@@ -75,7 +73,7 @@ def translated() -> dict[str, Any]:
         if res["Type"] == "AWS::Serverless::LayerVersion":
             res["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
     with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": "us-east-1"}):
-        out: dict[str, Any] = transform(sam, params, NoManagedPolicies())
+        out: dict[str, Any] = transform(sam, params, PinnedManagedPolicies())
     return out
 
 
