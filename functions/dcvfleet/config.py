@@ -83,6 +83,9 @@ class LaunchSettings:
     fallback_instance_types: tuple[str, ...]
     #: HostRole's id: a host's AWS identity is "<role id>:<instance id>" (aws:userid).
     host_role_id: str
+    #: The operators' topic (OperatorTopic): told when the account's vCPU quota refuses a launch.
+    operator_topic_arn: str = ""
+    region: str = "us-east-1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LaunchSettings:
@@ -95,6 +98,8 @@ class LaunchSettings:
             subnet_ids=_list(env, "SUBNET_IDS"),
             fallback_instance_types=_list(env, "FALLBACK_INSTANCE_TYPES", ","),
             host_role_id=_get(env, "HOST_ROLE_ID"),
+            operator_topic_arn=env.get("OPERATOR_TOPIC_ARN", ""),
+            region=_get(env, "AWS_REGION", "us-east-1"),
         )
 
 

@@ -23,12 +23,15 @@ from dcvfleet.adapters import (
     CapacityUnavailable,
     Ec2Hosts,
     Instance,
+    OperatorNotices,
+    QuotaExhausted,
     SessionSecrets,
     Workflows,
 )
 from dcvfleet.config import ApiSettings, CommonSettings, LaunchSettings, ReadySettings
 from dcvfleet.errors import (
     ClaimRejectedError,
+    GpuQuotaError,
     InsufficientCapacityError,
     InvalidRequestError,
     LaunchError,
@@ -37,6 +40,7 @@ from dcvfleet.errors import (
 from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.service import Caller, HostReadyClaim
 from dcvfleet.store import InMemorySessionStore
+from dcvfleet.telemetry import Telemetry
 
 FLEET_TAG = ("dcvfleet:fleet", "test-fleet")
 STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:provision"
@@ -59,6 +63,8 @@ class FakeHosts(Ec2Hosts):
         self.launch_templates: list[str] = []
         self.terminated: list[str] = []
         self.refuse_with: Exception | None = None
+        #: Instance types EC2 refuses for the account's vCPU quota (VcpuLimitExceeded).
+        self.over_quota: set[str] = set()
         self._ids = itertools.count(1)
 
     def add(self, *, session_id: str, state: str = "running", **tags: str) -> Instance:
@@ -101,6 +107,13 @@ class FakeHosts(Ec2Hosts):
         self.launch_templates.append(launch_template_id)
         if self.refuse_with is not None:
             raise self.refuse_with
+        if instance_type in self.over_quota:
+            raise QuotaExhausted(
+                "VcpuLimitExceeded",
+                instance_type,
+                subnet_id,
+                "You have requested more vCPU capacity than your current vCPU limit of 0 allows",
+            )
         if self.capacity is not None and (instance_type, subnet_id) not in self.capacity:
             raise CapacityUnavailable(
                 f"InsufficientInstanceCapacity: {instance_type} in {subnet_id}"
@@ -159,6 +172,28 @@ class FakeWorkflows(Workflows):
         with self._lock:
             self.succeeded.append((task_token, output))
         return True
+
+
+class FakeOperators(OperatorNotices):
+    """The operators' topic: what was published to it."""
+
+    def __init__(self, fails_with: Exception | None = None) -> None:
+        super().__init__(None, "arn:aws:sns:eu-west-1:123456789012:dcvfleet-OperatorTopic-X")
+        self.fails_with = fails_with
+        self.published: list[tuple[str, str]] = []
+
+    def publish(self, subject: str, message: str) -> None:
+        self.published.append((subject, message))
+        if self.fails_with is not None:
+            raise self.fails_with
+
+
+class CountingTelemetry(Telemetry):
+    def __init__(self) -> None:
+        self.quotas: list[str] = []
+
+    def vcpu_quota_exceeded(self, quota: str) -> None:
+        self.quotas.append(quota)
 
 
 # -- settings and helpers -----------------------------------------------------------------------
@@ -455,6 +490,140 @@ def test_launch_stops_at_an_error_that_is_not_about_capacity(
         service.launch_instance(
             store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
         )
+    assert hosts.attempts == [(REQUESTED, "subnet-a")]
+
+
+G_TYPES = {REQUESTED, *FALLBACKS, "g6.xlarge"}
+IN_EU = replace(LAUNCH, region="eu-west-1")
+
+
+def test_a_vcpu_quota_refusal_is_tried_once_fails_plainly_and_tells_the_operators(
+    store: InMemorySessionStore, hosts: FakeHosts
+) -> None:
+    # Given a new account: EC2 refuses every G type for its vCPU quota (0), in every subnet
+    hosts.over_quota = set(G_TYPES)
+    operators, telemetry = FakeOperators(), CountingTelemetry()
+    session = new_session(store)
+    # When the host is launched
+    with pytest.raises(GpuQuotaError) as raised:
+        service.launch_instance(
+            store,
+            hosts,
+            FakeSecrets(),
+            IN_EU,
+            session.session_id,
+            secret_arn=SECRET_ARN,
+            operators=operators,
+            telemetry=telemetry,
+        )
+    # Then EC2 was asked once: every fallback is a G type, under the same quota, in any subnet
+    assert hosts.attempts == [(REQUESTED, "subnet-a")]
+    assert hosts.instances == {}
+    # And the user reads, in plain words, that GPU desktops are not enabled (the error's own
+    # message, for operators, names the quota)
+    assert service.user_message_for("GpuQuotaError", str(raised.value)) == (
+        "GPU desktops are not enabled in this AWS account yet. Your administrator has been told."
+    )
+    assert "L-DB2E81BA" in str(raised.value)
+    # And the operators were told once: the quota, its code, the account, the Region, and how
+    # to ask for more (the console page and the AWS CLI command)
+    ((subject, message),) = operators.published
+    assert "L-DB2E81BA" in subject
+    assert "eu-west-1" in subject
+    assert "Running On-Demand G and VT instances (L-DB2E81BA)" in message
+    assert "account 123456789012, Region eu-west-1" in message
+    assert (
+        "https://eu-west-1.console.aws.amazon.com/servicequotas/home/services/ec2/quotas/"
+        "L-DB2E81BA?region=eu-west-1"
+    ) in message
+    assert (
+        "aws service-quotas request-service-quota-increase --region eu-west-1 "
+        "--service-code ec2 --quota-code L-DB2E81BA --desired-value 16"
+    ) in message
+    assert "One g5.xlarge desktop needs 4 vCPUs" in message
+    assert session.session_id in message
+    assert telemetry.quotas == ["L-DB2E81BA"]
+
+
+def test_a_g_quota_refusal_still_tries_a_fallback_of_another_family(
+    store: InMemorySessionStore, hosts: FakeHosts
+) -> None:
+    # Given the G quota is used up, and the fallbacks hold a P type (another quota)
+    hosts.over_quota = set(G_TYPES)
+    settings = replace(LAUNCH, fallback_instance_types=("g4dn.xlarge", "p3.2xlarge"))
+    operators = FakeOperators()
+    session = new_session(store)
+    # When the host is launched
+    out = service.launch_instance(
+        store,
+        hosts,
+        FakeSecrets(),
+        settings,
+        session.session_id,
+        secret_arn=SECRET_ARN,
+        operators=operators,
+    )
+    # Then the other G type was skipped, and the P type launched in the first subnet
+    assert hosts.attempts == [(REQUESTED, "subnet-a"), ("p3.2xlarge", "subnet-a")]
+    assert out["instanceType"] == "p3.2xlarge"
+    # And nobody is told of a desktop that launched
+    assert operators.published == []
+
+
+def test_a_quota_refusal_and_no_capacity_elsewhere_fails_for_capacity_and_tells_of_the_quota(
+    store: InMemorySessionStore,
+) -> None:
+    # Given the G quota is used up, and the P fallback has no capacity in any subnet
+    hosts = FakeHosts(capacity=set())
+    hosts.over_quota = set(G_TYPES)
+    settings = replace(LAUNCH, fallback_instance_types=("g4dn.xlarge", "p3.2xlarge"))
+    operators, telemetry = FakeOperators(), CountingTelemetry()
+    session = new_session(store)
+    # When the host is launched
+    with pytest.raises(InsufficientCapacityError) as raised:
+        service.launch_instance(
+            store,
+            hosts,
+            FakeSecrets(),
+            settings,
+            session.session_id,
+            secret_arn=SECRET_ARN,
+            operators=operators,
+            telemetry=telemetry,
+        )
+    # Then the G quota was asked once, the P type in each subnet; the error names what had no
+    # capacity (the user may try again later), and the operators still hear of the quota
+    assert hosts.attempts == [
+        (REQUESTED, "subnet-a"),
+        ("p3.2xlarge", "subnet-a"),
+        ("p3.2xlarge", "subnet-b"),
+    ]
+    assert str(raised.value) == "no capacity for p3.2xlarge in subnet-a, subnet-b"
+    ((_, message),) = operators.published
+    assert "L-DB2E81BA" in message
+    assert "L-417A185B" not in message
+    assert telemetry.quotas == ["L-DB2E81BA"]
+
+
+def test_a_quota_refusal_fails_the_same_when_the_operators_cannot_be_told(
+    store: InMemorySessionStore, hosts: FakeHosts
+) -> None:
+    # Given the G quota is used up and the operators' topic refuses the message
+    hosts.over_quota = set(G_TYPES)
+    operators = FakeOperators(fails_with=RuntimeError("AuthorizationError"))
+    session = new_session(store)
+    # When the host is launched / Then the desktop fails for its quota all the same
+    with pytest.raises(GpuQuotaError):
+        service.launch_instance(
+            store,
+            hosts,
+            FakeSecrets(),
+            LAUNCH,
+            session.session_id,
+            secret_arn=SECRET_ARN,
+            operators=operators,
+        )
+    assert len(operators.published) == 1
     assert hosts.attempts == [(REQUESTED, "subnet-a")]
 
 

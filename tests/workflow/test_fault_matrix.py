@@ -33,7 +33,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from dcvfleet import events
-from dcvfleet.errors import InsufficientCapacityError, LaunchError
+from dcvfleet.errors import GpuQuotaError, InsufficientCapacityError, LaunchError
 from local.demo import Client
 from tests.stackfixture import Stack, start_stack, stop_stack
 from tests.workflow.test_provision_workflow import COMPENSATION, HAPPY_PATH
@@ -451,6 +451,84 @@ def test_no_capacity_on_every_type_in_every_subnet_tries_each_once_then_fails_na
     assert _instances(fleet, session_id) == []
     assert_records_true(fleet, session_id)
     fleet.faults()
+    _, again = _request(fleet, user)
+    assert fleet.wait_for(user, again, timeout=40)["status"] == "READY"
+    assert_records_true(fleet, again)
+
+
+# -- 2b. a new account: no vCPU quota for GPU instances ------------------------------------------
+def _operator_inbox(stack: Stack) -> str:
+    """An operator's queue subscribed to the operators' topic (OperatorTopic); its URL."""
+    sqs = stack.client("sqs")
+    url: str = sqs.create_queue(QueueName=f"operators-{_now_ms()}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    stack.client("sns").subscribe(
+        TopicArn=stack.info["resources"]["OperatorTopic"],
+        Protocol="sqs",
+        Endpoint=arn["Attributes"]["QueueArn"],
+    )
+    return url
+
+
+def _operator_notices(
+    stack: Stack, url: str, about: str, settle: float = 3
+) -> list[dict[str, Any]]:
+    """Every notice the operators got about ``about``, read until none came for ``settle`` s."""
+    sqs, found = stack.client("sqs"), []
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < settle:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            notice = json.loads(message["Body"])
+            if about in notice["Message"]:
+                found.append(notice)
+                quiet_since = time.monotonic()
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        if not messages:
+            time.sleep(0.2)
+    return found
+
+
+def test_a_new_accounts_gpu_vcpu_quota_fails_at_once_in_plain_words_and_tells_the_operators(
+    fleet: Stack,
+) -> None:
+    inbox = _operator_inbox(fleet)
+    observer = fleet.observe("dcvfleet")
+    # Given a new AWS account: EC2 refuses every GPU launch for its vCPU quota, which is 0
+    # (VcpuLimitExceeded; https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)
+    fleet.faults(apiErrors={"ec2:RunInstances": {"code": "VcpuLimitExceeded"}})
+    # When a desktop is requested
+    user, session_id = _request(fleet)
+    # Then EC2 was asked once: the requested type and every fallback (g4dn, g6) are G types,
+    # under the one quota, which no other subnet has either; the SDK does not retry it
+    session = fleet.wait_for(user, session_id, timeout=40)
+    assert session["status"] == "FAILED", session
+    assert _clear_faults(fleet)["apiErrors"]["ec2:RunInstances"]["answered"] == 1
+    assert _task_errors(fleet, session_id) == ["GpuQuotaError"]
+    # And the user reads, on the record and in Session Failed, that GPU desktops are not enabled
+    assert session["statusReason"] == GpuQuotaError.user_message
+    assert session["statusReason"] == (
+        "GPU desktops are not enabled in this AWS account yet. Your administrator has been told."
+    )
+    failed = observer.wait_for("Session Failed", session_id)
+    assert failed["detail"]["reason"] == session["statusReason"]
+    assert failed["detail"]["error"] == "GpuQuotaError"
+    # And the operators were told once: the quota, its code, the Region, how to raise it
+    (notice,) = _operator_notices(fleet, inbox, session_id)
+    region = fleet.region
+    assert "L-DB2E81BA" in notice["Subject"], notice
+    message = notice["Message"]
+    assert "Running On-Demand G and VT instances (L-DB2E81BA)" in message
+    assert f"Region {region}" in message
+    assert f"servicequotas/home/services/ec2/quotas/L-DB2E81BA?region={region}" in message
+    assert (
+        f"aws service-quotas request-service-quota-increase --region {region} "
+        "--service-code ec2 --quota-code L-DB2E81BA"
+    ) in message
+    # And nothing was launched or kept, and the user's slot is free: once the quota is raised,
+    # the same user gets a desktop
+    assert _instances(fleet, session_id) == []
+    assert_records_true(fleet, session_id)
     _, again = _request(fleet, user)
     assert fleet.wait_for(user, again, timeout=40)["status"] == "READY"
     assert_records_true(fleet, again)
