@@ -7,7 +7,7 @@ import itertools
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -485,11 +485,23 @@ class HostReadyClaim:
 
 
 def authenticate_agent_event(
-    store: SessionStore, keys: EventKeys, detail_type: str, detail: dict[str, Any]
+    store: SessionStore,
+    keys: EventKeys,
+    detail_type: str,
+    detail: dict[str, Any],
+    *,
+    window_seconds: int,
+    now: datetime | None = None,
 ) -> Session:
     """An agent event speaks for its session only when signed with that session's event key,
     which only the session's own host (or container) can read: a host cannot make the control
-    plane act on another host's session. Returns the session."""
+    plane act on another host's session. Returns the session.
+
+    The signature covers ``sentAt``, so a signed event cannot be made to look fresh: it is
+    accepted only while ``sentAt`` is within ``window_seconds`` of now (either way: clock skew),
+    and only if it is newer than every event accepted from the session before (one conditional
+    write, so that of two copies delivered at once exactly one passes). A replayed, stale or
+    out-of-order event is refused here and changes nothing."""
     session_id = detail["sessionId"]
     session = store.get(session_id)
     if session is None:
@@ -503,7 +515,32 @@ def authenticate_agent_event(
         raise ClaimRejectedError(f"session {session_id} has no event key to check a signature")
     if not events.signed_by(key, detail_type, detail):
         raise ClaimRejectedError(f"signature: not made with session {session_id}'s event key")
+    sent_at = _sent_at(detail, session_id)
+    moment = now or datetime.now(UTC)
+    off = (moment - sent_at).total_seconds()
+    if abs(off) > window_seconds:
+        when = f"{off:.0f} s ago" if off > 0 else f"{-off:.0f} s ahead of this clock"
+        raise ClaimRejectedError(
+            f"sentAt: {detail['sentAt']} ({when}) is outside the {window_seconds} s window "
+            f"events of session {session_id} must arrive in (a late or replayed event)"
+        )
+    if not store.accept_agent_event(session_id, round(sent_at.timestamp() * 1000)):
+        raise ClaimRejectedError(
+            f"sentAt: {detail['sentAt']} is not newer than the last event accepted from session "
+            f"{session_id} (a replayed or out-of-order event)"
+        )
     return session
+
+
+def _sent_at(detail: dict[str, Any], session_id: str) -> datetime:
+    raw = detail.get("sentAt")
+    try:
+        parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ClaimRejectedError(f"sentAt: {raw!r} of session {session_id} is not a UTC time")
+    return parsed
 
 
 def accept_host_ready(

@@ -10,11 +10,12 @@ import itertools
 import json
 import threading
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from dcvfleet import service
+from dcvfleet import events, service
 from dcvfleet.adapters import (
     LIVE_STATES,
     OWNER_TAG,
@@ -22,6 +23,7 @@ from dcvfleet.adapters import (
     SESSION_TAG,
     CapacityUnavailable,
     Ec2Hosts,
+    EventKeys,
     Instance,
     OperatorNotices,
     QuotaExhausted,
@@ -1022,3 +1024,157 @@ def test_the_owner_of_instances_is_found_by_user_name_e_mail_or_sub(
     for user in (name, session.owner, *([email] if email else [])):
         assert service.owner_sub(store, user) == session.owner
     assert service.owner_sub(store, "someone-else") == "someone-else"
+
+
+# -- authenticate_agent_event: signed, fresh, and newer than the last one accepted -------------
+EVENT_KEY = "e" * 64
+NOW = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+WINDOW = 120  # two heartbeat intervals of 60 s
+
+
+class FakeKeys(EventKeys):
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def key(self, secret_arn: str) -> str | None:
+        return self.keys.get(secret_arn)
+
+
+def signed_event(session: Session, sent_at: datetime, **fields: Any) -> dict[str, Any]:
+    """A Host Heartbeat of the session's host, signed with its key, sent at ``sent_at``."""
+    detail: dict[str, Any] = {
+        "sessionId": session.session_id,
+        "instanceId": "i-0123456789abcdef0",
+        "sentAt": sent_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "idle": False,
+        **fields,
+    }
+    return {**detail, "signature": events.signature(EVENT_KEY, "Host Heartbeat", detail)}
+
+
+@pytest.fixture
+def keyed(store: InMemorySessionStore) -> tuple[Session, FakeKeys]:
+    session = new_session(store)
+    session = store.update(session, secret_arn=SECRET_ARN)
+    keys = FakeKeys()
+    keys.keys[SECRET_ARN] = EVENT_KEY
+    return session, keys
+
+
+def authenticate(
+    store: InMemorySessionStore, keys: FakeKeys, detail: dict[str, Any], now: datetime = NOW
+) -> Session:
+    return service.authenticate_agent_event(
+        store, keys, "Host Heartbeat", detail, window_seconds=WINDOW, now=now
+    )
+
+
+def test_a_fresh_signed_event_is_accepted_and_its_replay_is_refused(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    # Given an event the session's host signed a second ago
+    session, keys = keyed
+    detail = signed_event(session, NOW - timedelta(seconds=1))
+    # When it arrives, Then it is accepted
+    assert authenticate(store, keys, detail).session_id == session.session_id
+    # When the very same event (same signature) is sent again, within the window
+    with pytest.raises(ClaimRejectedError) as replayed:
+        authenticate(store, keys, dict(detail), now=NOW + timedelta(seconds=5))
+    # Then it is refused, saying why and naming the session; the record is as it was
+    assert str(replayed.value).startswith("sentAt: ")
+    assert "not newer than the last event accepted" in str(replayed.value)
+    assert session.session_id in str(replayed.value)
+    assert store.require(session.session_id) == session
+
+
+@pytest.mark.parametrize(
+    "off",
+    [timedelta(seconds=-WINDOW - 1), timedelta(seconds=WINDOW + 1), timedelta(days=-365)],
+    ids=["just-too-old", "just-too-far-ahead", "a-year-old"],
+)
+def test_an_event_sent_outside_the_window_is_refused_and_takes_no_place(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys], off: timedelta
+) -> None:
+    # Given a correctly signed event whose sentAt is outside two heartbeat intervals of now
+    session, keys = keyed
+    stale = signed_event(session, NOW + off)
+    # When it arrives / Then it is refused for its sentAt
+    with pytest.raises(ClaimRejectedError, match=r"^sentAt: .* outside the 120 s window"):
+        authenticate(store, keys, stale)
+    # And it left no mark: a fresh event from just before it is still accepted
+    assert authenticate(store, keys, signed_event(session, NOW - timedelta(seconds=WINDOW)))
+
+
+def test_an_event_at_the_edges_of_the_window_is_accepted(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    session, keys = keyed
+    assert authenticate(store, keys, signed_event(session, NOW - timedelta(seconds=WINDOW)))
+    assert authenticate(store, keys, signed_event(session, NOW + timedelta(seconds=WINDOW)))
+
+
+def test_an_event_older_than_the_last_one_accepted_is_refused(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    # Given an event of the session's host accepted, sent 10 s ago
+    session, keys = keyed
+    authenticate(store, keys, signed_event(session, NOW - timedelta(seconds=10)))
+    # When one it sent earlier (20 s ago, still within the window) arrives after it
+    older = signed_event(session, NOW - timedelta(seconds=20), idle=True)
+    # Then it is refused; a newer one is accepted
+    with pytest.raises(ClaimRejectedError, match="not newer than the last event accepted"):
+        authenticate(store, keys, older)
+    assert authenticate(store, keys, signed_event(session, NOW - timedelta(seconds=9)))
+
+
+def test_a_sent_at_changed_after_signing_is_refused_for_its_signature(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    # Given an old signed event whose sentAt someone moved to now
+    session, keys = keyed
+    old = signed_event(session, NOW - timedelta(hours=1))
+    refreshed = {**old, "sentAt": "2026-12-07T12:00:00.000Z"}
+    # When it arrives / Then the signature, which covers sentAt, refuses it
+    with pytest.raises(ClaimRejectedError, match=r"^signature: not made with"):
+        authenticate(store, keys, refreshed)
+
+
+def test_a_sent_at_that_is_not_a_utc_time_is_refused(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    session, keys = keyed
+    detail = {"sessionId": session.session_id, "sentAt": "2026-12-07T12:00:00"}
+    detail["signature"] = events.signature(EVENT_KEY, "Host Heartbeat", detail)
+    with pytest.raises(ClaimRejectedError, match="is not a UTC time"):
+        authenticate(store, keys, detail)
+
+
+def test_concurrent_copies_of_one_signed_event_are_accepted_exactly_once(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    # Given eight copies of one signed event, delivered at the same moment
+    session, keys = keyed
+    detail = signed_event(session, NOW)
+    copies = 8
+    start = threading.Barrier(copies)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def deliver() -> None:
+        start.wait()
+        try:
+            authenticate(store, keys, dict(detail))
+            outcome = "accepted"
+        except ClaimRejectedError as exc:
+            outcome = exc.message
+        with lock:
+            outcomes.append(outcome)
+
+    workers = [threading.Thread(target=deliver) for _ in range(copies)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=10)
+    # Then exactly one is accepted; every other one is refused as not newer
+    assert outcomes.count("accepted") == 1, outcomes
+    assert all("not newer" in o for o in outcomes if o != "accepted"), outcomes

@@ -240,9 +240,18 @@ def _handled(
 
 def _sample_detail(name: str, **fields: Any) -> dict[str, Any]:
     detail: dict[str, Any] = json.loads((SAMPLES / name).read_text())["detail"]
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    detail.update(sentAt=stamp, **fields)
+    detail.update(sentAt=_fresh_sent_at(), **fields)
     return detail
+
+
+def _fresh_sent_at() -> str:
+    """A sentAt the consumer takes as fresh, and newer than any the desktop's own agent stamped
+    before it (a second ahead: the consumer accepts an agent event only if it is newer than the
+    last it accepted from the session)."""
+    millis = _now_ms() + 1000
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
+    )
 
 
 def _agent_event(kind: str, record: dict[str, Any], instance_id: str) -> tuple[str, dict[str, Any]]:
@@ -954,6 +963,30 @@ def test_concurrent_stop_by_the_user_and_outside_dcv_fleet_has_one_winner(fleet:
     assert _instance_state(fleet, instance_id) == "stopped"
 
 
+def _verdicts(
+    stack: Stack, session_id: str, since: int, count: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The agent-event consumer's accepted and rejected records about the session since
+    ``since`` (ms), once there are ``count`` in all."""
+    deadline = time.monotonic() + 30
+    accepted: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        logs = stack.client("logs")
+        group = f"/aws/lambda/{stack.info['resources']['AgentEventsFunction']}"
+        found = logs.filter_log_events(
+            logGroupName=group, startTime=since, filterPattern=f'"{session_id}"'
+        )["events"]
+        records = [json.loads(e["message"]) for e in found if e["message"].startswith("{")]
+        mine = [r for r in records if r.get("correlation_id") == session_id]
+        accepted = [r for r in mine if r.get("message") == "agent event accepted"]
+        rejected = [r for r in mine if r.get("message") == "agent claim rejected"]
+        if len(accepted) + len(rejected) >= count:
+            return accepted, rejected
+        time.sleep(0.2)
+    raise AssertionError(f"the consumer handled {len(accepted) + len(rejected)} of {count}")
+
+
 def test_concurrent_idle_claims_start_one_check_and_never_stop_a_desktop_in_use(
     fleet: Stack,
 ) -> None:
@@ -963,20 +996,21 @@ def test_concurrent_idle_claims_start_one_check_and_never_stop_a_desktop_in_use(
     assert resp.status_code == 200, resp.text
     record = _item(fleet, session_id)
     since = _now_ms()
-    # When eight Session Idle claims about it arrive at once
-    claim = _agent_event("session-idle", record, instance_id)
-    _at_once([lambda: fleet.put_agent_event(*claim) for _ in range(8)])
-    # Then exactly one idle check started; the other claims found it deciding
-    accepted = _handled(
-        fleet,
-        "AgentEventsFunction",
-        session_id,
-        since=since,
-        message="agent event accepted",
-        count=8,
-        detail_type="Session Idle",
-    )
-    assert sorted(r["reason"] for r in accepted) == ["already-checking"] * 7 + ["started"]
+    # When eight Session Idle claims about it arrive at once: four copies of each of two claims
+    # its agent signed (EventBridge delivers at least once; or someone replays them)
+    claims = [_agent_event("session-idle", record, instance_id)]
+    time.sleep(0.01)
+    claims.append(_agent_event("session-idle", record, instance_id))
+    assert claims[0][1]["sentAt"] < claims[1][1]["sentAt"]
+    signed = [(kind, fleet.signed(kind, detail)) for kind, detail in claims]
+    _at_once([lambda c=c: fleet.put_agent_event(*c, signer=None) for c in signed * 4])
+    # Then of each claim's copies at most one was accepted (the others, and a claim older than
+    # one accepted, were rejected for their sentAt), and exactly one idle check started; an
+    # accepted claim that came second found it deciding
+    accepted, rejected = _verdicts(fleet, session_id, since, count=8)
+    reasons = sorted(r["reason"] for r in accepted)
+    assert reasons in (["started"], ["already-checking", "started"]), (accepted, rejected)
+    assert all("is not newer than the last event accepted" in r["reason"] for r in rejected)
     (check,) = _executions(fleet, "IdleStateMachine", session_id)
     # And the check asked the host, found the user connected, and left the desktop READY
     _settled(fleet, session_id)
