@@ -391,9 +391,10 @@ def _quota_report(
         ]
         lines.append("")
     lines.append(
-        f"Desktop {session_id} could not be launched (types tried in order: {', '.join(types)}; "
-        f"subnets: {', '.join(settings.subnet_ids)}). A new AWS account's quota for GPU "
-        "instances is 0 vCPUs."
+        f"Desktop {session_id} could not be launched (the requested type and its fallbacks: "
+        f"{', '.join(types)}; subnets: {', '.join(settings.subnet_ids)}; a type under a quota "
+        "that refused is not tried again). A new AWS account's quota for GPU instances is "
+        "0 vCPUs."
     )
     subject = f"DCV Fleet: EC2 vCPU quota exhausted in {region} ({', '.join(refused)})"
     return subject, "\n".join(lines)
