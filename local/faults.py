@@ -54,6 +54,12 @@ API_ERROR_MESSAGES = {
     "ProvisionedThroughputExceededException": (
         "The level of configured provisioned throughput for the table was exceeded."
     ),
+    # a new account's vCPU quota for GPU instances is 0
+    "VcpuLimitExceeded": (
+        "You have requested more vCPU capacity than your current vCPU limit of 0 allows for the "
+        "instance bucket that the specified instance type belongs to. Please visit "
+        "http://aws.amazon.com/contact-us/ec2-request to request an adjustment to this limit."
+    ),
 }
 
 

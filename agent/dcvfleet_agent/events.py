@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 import hashlib
 import hmac
 import json
@@ -33,6 +34,21 @@ def sign(key: str, detail_type: str, detail: Mapping[str, Any]) -> str:
     return hmac.new(key.encode(), message, hashlib.sha256).hexdigest()
 
 
+def _millis(stamp: str) -> int | None:
+    """Epoch milliseconds of an agent's sentAt (2024-05-01T12:00:00.123Z); None if not one."""
+    try:
+        whole, _, fraction = stamp.rstrip("Z").partition(".")
+        seconds = calendar.timegm(time.strptime(whole, "%Y-%m-%dT%H:%M:%S"))
+        return seconds * 1000 + int((fraction or "0")[:3].ljust(3, "0"))
+    except ValueError:
+        return None
+
+
+def _stamp(millis: int) -> str:
+    seconds, ms = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+
+
 class EventSender:
     def __init__(
         self,
@@ -57,6 +73,8 @@ class EventSender:
         self._pending: deque[dict[str, str]] = deque()
         #: The session's event key; events are signed with it once it is known.
         self.key = ""
+        #: The sentAt of the last event queued (epoch ms): each next one is later.
+        self._last_sent_ms: int | None = None
 
     @property
     def pending(self) -> int:
@@ -71,7 +89,13 @@ class EventSender:
     def enqueue(self, detail_type: str, detail: Mapping[str, Any]) -> dict[str, str] | None:
         """Buffer one event for the next flush. When the buffer is full, the oldest heartbeat
         (EXPENDABLE) makes room, else this event if it is a heartbeat (None is returned), else
-        the oldest event."""
+        the oldest event.
+
+        Each event's sentAt is made later than the one before (by a millisecond where two
+        events were stamped in one): the control plane accepts an event only if it is newer
+        than the last it accepted from this session, which is what refuses a replayed one. The
+        signature covers sentAt."""
+        detail = self._later_than_the_last(detail)
         if self.key:
             detail = {**detail, "signature": sign(self.key, detail_type, detail)}
         entry = {
@@ -91,6 +115,17 @@ class EventSender:
             self._dropped(kinds[index])
         self._pending.append(entry)
         return entry
+
+    def _later_than_the_last(self, detail: Mapping[str, Any]) -> Mapping[str, Any]:
+        sent = detail.get("sentAt")
+        millis = _millis(sent) if isinstance(sent, str) else None
+        if millis is None:
+            return detail
+        if self._last_sent_ms is not None and millis <= self._last_sent_ms:
+            millis = self._last_sent_ms + 1
+            detail = {**detail, "sentAt": _stamp(millis)}
+        self._last_sent_ms = millis
+        return detail
 
     @staticmethod
     def _dropped(detail_type: str) -> None:

@@ -23,6 +23,7 @@ from dcvfleet.errors import (
     ReleaseConflictError,
     ReleaseNotFoundError,
 )
+from dcvfleet.quotas import VCPU_QUOTA_ERRORS
 from dcvfleet.store import now_iso
 
 SESSION_TAG = "dcvfleet:session-id"
@@ -63,6 +64,18 @@ class Instance:
 
 class CapacityUnavailable(Exception):
     """One instance type in one subnet has no capacity."""
+
+
+class QuotaExhausted(Exception):
+    """EC2 refused a type because the account's vCPU quota for its family is used up (0 in a
+    new account): no subnet, and no type of the same quota, can launch either."""
+
+    def __init__(self, code: str, instance_type: str, subnet_id: str, message: str) -> None:
+        super().__init__(f"{code}: {instance_type} in {subnet_id}: {message}".rstrip(": "))
+        self.code = code
+        self.instance_type = instance_type
+        self.subnet_id = subnet_id
+        self.message = message
 
 
 class Ec2Hosts:
@@ -139,6 +152,9 @@ class Ec2Hosts:
             code = exc.response["Error"]["Code"]
             if code in CAPACITY_ERRORS:
                 raise CapacityUnavailable(f"{code}: {instance_type} in {subnet_id}") from exc
+            if code in VCPU_QUOTA_ERRORS:
+                message = exc.response["Error"].get("Message", "")
+                raise QuotaExhausted(code, instance_type, subnet_id, message) from exc
             raise LaunchError(f"{code}: {exc.response['Error'].get('Message', '')}") from exc
         return self._instance(resp["Instances"][0])
 
@@ -418,6 +434,19 @@ class HostCommands:
             raise HostCommandError(
                 f"in-session notice on {instance_id}: {result.status} (exit {result.exit_code})"
             )
+
+
+class OperatorNotices:
+    """Messages to the fleet's operators: the OperatorTopic (SNS; OperatorEmail subscribes)."""
+
+    def __init__(self, sns: Any, topic_arn: str) -> None:
+        self._sns = sns
+        self.topic_arn = topic_arn
+
+    def publish(self, subject: str, message: str) -> None:
+        # an e-mail subject is ASCII, at most 100 characters, and has no line break:
+        # https://docs.aws.amazon.com/sns/latest/api/API_Publish.html
+        self._sns.publish(TopicArn=self.topic_arn, Subject=subject[:100], Message=message)
 
 
 class FleetEvents:

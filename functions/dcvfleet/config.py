@@ -83,6 +83,9 @@ class LaunchSettings:
     fallback_instance_types: tuple[str, ...]
     #: HostRole's id: a host's AWS identity is "<role id>:<instance id>" (aws:userid).
     host_role_id: str
+    #: The operators' topic (OperatorTopic): told when the account's vCPU quota refuses a launch.
+    operator_topic_arn: str = ""
+    region: str = "us-east-1"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LaunchSettings:
@@ -95,6 +98,8 @@ class LaunchSettings:
             subnet_ids=_list(env, "SUBNET_IDS"),
             fallback_instance_types=_list(env, "FALLBACK_INSTANCE_TYPES", ","),
             host_role_id=_get(env, "HOST_ROLE_ID"),
+            operator_topic_arn=env.get("OPERATOR_TOPIC_ARN", ""),
+            region=_get(env, "AWS_REGION", "us-east-1"),
         )
 
 
@@ -167,6 +172,9 @@ class ReleaseSettings:
 
 
 IDLE_ACTIONS = ("stop", "hibernate", "terminate")
+#: The narrowest window around now an agent event's sentAt must fall in (see
+#: LifecycleSettings.agent_event_window_seconds).
+AGENT_EVENT_MIN_WINDOW_SECONDS = 30
 ORPHAN_ACTIONS = ("stop", "terminate", "report")
 
 
@@ -204,6 +212,17 @@ class LifecycleSettings:
     notify_document: str
     list_container_connections_document: str
     notify_container_document: str
+    heartbeat_interval_seconds: int = 60
+
+    @property
+    def agent_event_window_seconds(self) -> int:
+        """How far an agent event's ``sentAt`` may be from now, either way, to be accepted: two
+        heartbeat intervals (an event older than that is stale, or a replay), and never less
+        than AGENT_EVENT_MIN_WINDOW_SECONDS, which covers what delays an event short of an
+        outage: the agent's retries of a failed delivery (back-off up to 30 s) and Lambda's
+        queue of asynchronous invocations. Clock skew is small: hosts keep time from the Amazon
+        Time Sync Service, as Lambda does."""
+        return max(2 * self.heartbeat_interval_seconds, AGENT_EVENT_MIN_WINDOW_SECONDS)
 
     @property
     def stale_check_seconds(self) -> int:
@@ -235,4 +254,5 @@ class LifecycleSettings:
             notify_document=_get(env, "NOTIFY_DOCUMENT"),
             list_container_connections_document=_get(env, "LIST_CONTAINER_CONNECTIONS_DOCUMENT"),
             notify_container_document=_get(env, "NOTIFY_CONTAINER_DOCUMENT"),
+            heartbeat_interval_seconds=_int(env, "HEARTBEAT_INTERVAL_SECONDS", "60"),
         )

@@ -49,6 +49,16 @@ class InsufficientCapacityError(DcvFleetError):
     detail_for_user = True
 
 
+class GpuQuotaError(DcvFleetError):
+    """EC2 refused every instance type for the account's vCPU quota (VcpuLimitExceeded): a new
+    account's quota for GPU instances is 0 until an operator asks for more. Its message, for
+    operators, names the quota; the user is told only that GPU desktops are not enabled."""
+
+    user_message = (
+        "GPU desktops are not enabled in this AWS account yet. Your administrator has been told."
+    )
+
+
 class JobFailedError(DcvFleetError):
     """A desktop container's Batch job ended (or vanished) before its desktop was ready."""
 

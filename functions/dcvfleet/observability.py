@@ -21,6 +21,7 @@ Metrics:
 | --- | --- | --- | --- |
 | ``TimeToReady`` | Seconds | service | a session became READY (from its request or resume) |
 | ``ProvisioningFailed`` | Count | service, Reason | compensation marked a session FAILED |
+| ``VcpuQuotaExceeded`` | Count | service, Quota | a launch failed on the account's vCPU quota |
 | ``IdleStops`` | Count | service, Action | the idle workflow stopped/hibernated/terminated |
 | ``IdleStopsCancelled`` | Count | service | a warned desktop was in use at re-verification |
 | ``ActiveSessions`` | Count | service, Backend | each sweep: READY sessions per backend |
@@ -78,6 +79,9 @@ class PowertoolsTelemetry(Telemetry):
 
     def provisioning_failed(self, reason: str) -> None:
         _single("ProvisioningFailed", MetricUnit.Count, 1, Reason=reason_category(reason))
+
+    def vcpu_quota_exceeded(self, quota: str) -> None:
+        _single("VcpuQuotaExceeded", MetricUnit.Count, 1, Quota=reason_category(quota))
 
     def idle_stopped(self, action: str) -> None:
         _single("IdleStops", MetricUnit.Count, 1, Action=action)

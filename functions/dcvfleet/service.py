@@ -7,12 +7,12 @@ import itertools
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from dcvfleet import batch, events
+from dcvfleet import batch, events, quotas
 from dcvfleet.adapters import (
     BATCH_INSTANCE_TAG,
     JOB_ENDED,
@@ -25,6 +25,9 @@ from dcvfleet.adapters import (
     Ec2Hosts,
     EventKeys,
     FleetEvents,
+    Instance,
+    OperatorNotices,
+    QuotaExhausted,
     SessionSecrets,
     Workflows,
     dcv_username,
@@ -32,6 +35,7 @@ from dcvfleet.adapters import (
 from dcvfleet.config import ApiSettings, CommonSettings, LaunchSettings, ReadySettings
 from dcvfleet.errors import (
     ClaimRejectedError,
+    GpuQuotaError,
     InstanceBusyError,
     InstanceGoneError,
     InsufficientCapacityError,
@@ -264,41 +268,26 @@ def launch_instance(
     session_id: str,
     *,
     secret_arn: str,
+    operators: OperatorNotices | None = None,
+    telemetry: Telemetry = NO_TELEMETRY,
 ) -> dict[str, str]:
     """Launch the session's host, falling back through instance types, then subnets; then let
-    that host, and no other, read the session's secret."""
+    that host, and no other, read the session's secret.
+
+    A type EC2 refuses for the account's vCPU quota (VcpuLimitExceeded) is not tried again, nor is
+    any type counted against the same quota, in any subnet: the quota is the account's, per
+    Region and per group of families (every G type shares one). When nothing launched and a quota
+    refused, the operators are told, once, which quota and how to raise it; when every type was
+    refused for its quota, the desktop fails with GpuQuotaError (the user reads that GPU desktops
+    are not enabled yet), else with InsufficientCapacityError."""
     session = store.require(session_id)
     existing = hosts.find_by_session(session_id)
     if existing:  # a retried step: the earlier attempt launched it
         instance = existing[0]
     else:
-        types = list(dict.fromkeys([session.instance_type, *settings.fallback_instance_types]))
-        tags = {
-            settings.common.fleet_tag_key: settings.common.fleet_tag_value,
-            SESSION_TAG: session_id,
-            OWNER_TAG: session.owner,
-            OS_TAG: session.os,
-            SECRET_TAG: secret_arn,
-            "Name": f"dcvfleet-{session_id[:8]}",
-        }
-        launched = None
-        for subnet_id, instance_type in itertools.product(settings.subnet_ids, types):
-            try:
-                launched = hosts.launch(
-                    launch_template_id=settings.launch_templates[session.os],
-                    instance_type=instance_type,
-                    subnet_id=subnet_id,
-                    tags=tags,
-                    client_token=launch_token(session_id, subnet_id, instance_type),
-                )
-                break
-            except CapacityUnavailable as exc:
-                logger.warning("no capacity", attempt=str(exc), session_id=session_id)
-        if launched is None:
-            raise InsufficientCapacityError(
-                f"no capacity for {', '.join(types)} in {', '.join(settings.subnet_ids)}"
-            )
-        instance = launched
+        instance = _launch_new(
+            session, hosts, settings, secret_arn, operators=operators, telemetry=telemetry
+        )
     secrets.grant_reader(secret_arn, f"{settings.host_role_id}:{instance.instance_id}")
     _update_while_provisioning(
         store,
@@ -308,6 +297,128 @@ def launch_instance(
         instance_type=instance.instance_type,
     )
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
+
+
+def _launch_new(
+    session: Session,
+    hosts: Ec2Hosts,
+    settings: LaunchSettings,
+    secret_arn: str,
+    *,
+    operators: OperatorNotices | None,
+    telemetry: Telemetry,
+) -> Instance:
+    session_id = session.session_id
+    types = list(dict.fromkeys([session.instance_type, *settings.fallback_instance_types]))
+    tags = {
+        settings.common.fleet_tag_key: settings.common.fleet_tag_value,
+        SESSION_TAG: session_id,
+        OWNER_TAG: session.owner,
+        OS_TAG: session.os,
+        SECRET_TAG: secret_arn,
+        "Name": f"dcvfleet-{session_id[:8]}",
+    }
+    #: quota key -> (the quota, EC2's first refusal under it)
+    refused: dict[str, tuple[quotas.Quota, QuotaExhausted]] = {}
+    for subnet_id, instance_type in itertools.product(settings.subnet_ids, types):
+        quota = quotas.on_demand_quota(instance_type)
+        if quota.key in refused:
+            continue  # no subnet and no type of the same quota can launch either
+        try:
+            return hosts.launch(
+                launch_template_id=settings.launch_templates[session.os],
+                instance_type=instance_type,
+                subnet_id=subnet_id,
+                tags=tags,
+                client_token=launch_token(session_id, subnet_id, instance_type),
+            )
+        except CapacityUnavailable as exc:
+            logger.warning("no capacity", attempt=str(exc), session_id=session_id)
+        except QuotaExhausted as exc:
+            logger.warning(
+                "vCPU quota exhausted",
+                attempt=str(exc),
+                quota=quota.name,
+                quota_code=quota.code,
+                session_id=session_id,
+            )
+            refused[quota.key] = (quota, exc)
+    if not refused:
+        raise InsufficientCapacityError(
+            f"no capacity for {', '.join(types)} in {', '.join(settings.subnet_ids)}"
+        )
+    for quota, _ in refused.values():
+        telemetry.vcpu_quota_exceeded(quota.key)
+    topic = operators.topic_arn if operators is not None else settings.operator_topic_arn
+    report = _quota_report(session_id, settings, types, refused, account=_account_of(topic))
+    _tell_operators(operators, report, session_id)
+    left = [t for t in types if quotas.on_demand_quota(t).key not in refused]
+    if not left:
+        raise GpuQuotaError(report[1].split("\n", 1)[0])
+    raise InsufficientCapacityError(
+        f"no capacity for {', '.join(left)} in {', '.join(settings.subnet_ids)}"
+    )
+
+
+def _quota_report(
+    session_id: str,
+    settings: LaunchSettings,
+    types: list[str],
+    refused: dict[str, tuple[quotas.Quota, QuotaExhausted]],
+    *,
+    account: str,
+) -> tuple[str, str]:
+    """The operators' notice (subject, message): each quota that refused, its code, the account
+    and Region, and how to ask for more."""
+    region = settings.region
+    where = f"account {account}, Region {region}" if account else f"Region {region}"
+    names = ", ".join(f"{q.name} ({q.code})" if q.code else q.name for q, _ in refused.values())
+    lines = [
+        f"EC2 vCPU quota exhausted in {where}: {names}. Desktops of "
+        f"{', '.join(types)} cannot be launched until it is raised.",
+        "",
+    ]
+    for quota, exc in refused.values():
+        lines += [
+            f"Quota: {quota.name}",
+            f"  code: {quota.code or 'see the Service Quotas console'} (service code ec2)",
+            f"  Region: {region}",
+            f"  refused: {exc.instance_type} in {exc.subnet_id}: {exc.code} {exc.message}".rstrip(),
+        ]
+        lines += [
+            f"  {line}"
+            for line in quotas.increase_advice(quota, region, exc.instance_type).split("\n")
+        ]
+        lines.append("")
+    lines.append(
+        f"Desktop {session_id} could not be launched (the requested type and its fallbacks: "
+        f"{', '.join(types)}; subnets: {', '.join(settings.subnet_ids)}; a type under a quota "
+        "that refused is not tried again). A new AWS account's quota for GPU instances is "
+        "0 vCPUs."
+    )
+    subject = f"DCV Fleet: EC2 vCPU quota exhausted in {region} ({', '.join(refused)})"
+    return subject, "\n".join(lines)
+
+
+def _account_of(arn: str) -> str:
+    """The account of an ARN (arn:partition:service:region:account:resource)."""
+    parts = arn.split(":")
+    return parts[4] if len(parts) > 5 else ""
+
+
+def _tell_operators(
+    operators: OperatorNotices | None, report: tuple[str, str], session_id: str
+) -> None:
+    subject, message = report
+    if operators is None or not operators.topic_arn:
+        logger.error("operators not told: no operator topic", session_id=session_id, notice=message)
+        return
+    try:
+        operators.publish(subject, message)
+    except Exception:  # the desktop fails either way; the metric and this log still tell
+        logger.exception("operators could not be told", session_id=session_id, notice=message)
+        return
+    logger.info("operators told", session_id=session_id, subject=subject)
 
 
 def resume_instance(store: SessionStore, hosts: Ec2Hosts, session_id: str) -> dict[str, str]:
@@ -375,11 +486,23 @@ class HostReadyClaim:
 
 
 def authenticate_agent_event(
-    store: SessionStore, keys: EventKeys, detail_type: str, detail: dict[str, Any]
+    store: SessionStore,
+    keys: EventKeys,
+    detail_type: str,
+    detail: dict[str, Any],
+    *,
+    window_seconds: int,
+    now: datetime | None = None,
 ) -> Session:
     """An agent event speaks for its session only when signed with that session's event key,
     which only the session's own host (or container) can read: a host cannot make the control
-    plane act on another host's session. Returns the session."""
+    plane act on another host's session. Returns the session.
+
+    The signature covers ``sentAt``, so a signed event cannot be made to look fresh: it is
+    accepted only while ``sentAt`` is within ``window_seconds`` of now (either way: clock skew),
+    and only if it is newer than every event accepted from the session before (one conditional
+    write, so that of two copies delivered at once exactly one passes). A replayed, stale or
+    out-of-order event is refused here and changes nothing."""
     session_id = detail["sessionId"]
     session = store.get(session_id)
     if session is None:
@@ -393,7 +516,32 @@ def authenticate_agent_event(
         raise ClaimRejectedError(f"session {session_id} has no event key to check a signature")
     if not events.signed_by(key, detail_type, detail):
         raise ClaimRejectedError(f"signature: not made with session {session_id}'s event key")
+    sent_at = _sent_at(detail, session_id)
+    moment = now or datetime.now(UTC)
+    off = (moment - sent_at).total_seconds()
+    if abs(off) > window_seconds:
+        when = f"{off:.0f} s ago" if off > 0 else f"{-off:.0f} s ahead of this clock"
+        raise ClaimRejectedError(
+            f"sentAt: {detail['sentAt']} ({when}) is outside the {window_seconds} s window "
+            f"events of session {session_id} must arrive in (a late or replayed event)"
+        )
+    if not store.accept_agent_event(session_id, round(sent_at.timestamp() * 1000)):
+        raise ClaimRejectedError(
+            f"sentAt: {detail['sentAt']} is not newer than the last event accepted from session "
+            f"{session_id} (a replayed or out-of-order event)"
+        )
     return session
+
+
+def _sent_at(detail: dict[str, Any], session_id: str) -> datetime:
+    raw = detail.get("sentAt")
+    try:
+        parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        parsed = None
+    if parsed is None or parsed.tzinfo is None:
+        raise ClaimRejectedError(f"sentAt: {raw!r} of session {session_id} is not a UTC time")
+    return parsed
 
 
 def accept_host_ready(

@@ -5,6 +5,11 @@ read, and the write fails with SessionConflictError if either changed. A per-use
 written in the same transaction, holds the active-session limit under concurrency (also when a
 stopped desktop is resumed).
 
+The newest event accepted from each session's agent is kept on an item of its own
+(``agent#<session id>``), written only if the event is newer still (``accept_agent_event``): a
+signed event sent again, or an older one, is then refused, and of two copies of one event
+delivered at once exactly one is accepted. The session's record is never touched by it.
+
 Heartbeats are the exception: they come every minute from every host, so they are written to
 their own attributes with a condition on the status and instance only, never bumping the
 version (a heartbeat must not make a workflow's versioned write lose). Versioned writes never
@@ -72,6 +77,11 @@ def counter_key(owner: str) -> str:
     return f"user#{owner}"
 
 
+def agent_mark_key(session_id: str) -> str:
+    """The item holding the newest event accepted from a session's agent."""
+    return f"agent#{session_id}"
+
+
 class SessionStore(abc.ABC):
     @abc.abstractmethod
     def create(self, session: Session, max_active: int) -> None:
@@ -103,6 +113,12 @@ class SessionStore(abc.ABC):
         self, session_id: str, instance_id: str, at: str, heartbeat: dict[str, Any]
     ) -> bool:
         """Save a heartbeat if the session is READY on ``instance_id``; False otherwise."""
+
+    @abc.abstractmethod
+    def accept_agent_event(self, session_id: str, sent_at_ms: int) -> bool:
+        """Record ``sent_at_ms`` (epoch milliseconds) as the newest event accepted from the
+        session's agent if it is newer than every one accepted before; False, and nothing
+        written, when it is not (a replay, or an event older than one already accepted)."""
 
     @abc.abstractmethod
     def _write(self, old: Session, new: Session, max_active: int | None) -> None:
@@ -320,6 +336,24 @@ class DynamoSessionStore(SessionStore):
             raise
         return True
 
+    def accept_agent_event(self, session_id: str, sent_at_ms: int) -> bool:
+        # one conditional write: of two concurrent copies of one event, one wins
+        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithItems.html#WorkingWithItems.ConditionalUpdate
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": agent_mark_key(session_id)}},
+                UpdateExpression="SET #t = :t",
+                ConditionExpression="attribute_not_exists(#t) OR #t < :t",
+                ExpressionAttributeNames={"#t": "sentAt"},
+                ExpressionAttributeValues={":t": {"N": str(sent_at_ms)}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def _write(self, old: Session, new: Session, max_active: int | None) -> None:
         item = self._to_item(new)
         item.pop("pk")
@@ -402,6 +436,7 @@ class InMemorySessionStore(SessionStore):
     def __init__(self) -> None:
         self._items: dict[str, Session] = {}
         self._active: dict[str, int] = {}
+        self._agent_marks: dict[str, int] = {}
         self._lock = threading.Lock()
 
     def create(self, session: Session, max_active: int) -> None:
@@ -457,6 +492,14 @@ class InMemorySessionStore(SessionStore):
                 return False
             stored.last_heartbeat_at = at
             stored.heartbeat = copy.deepcopy(heartbeat)
+            return True
+
+    def accept_agent_event(self, session_id: str, sent_at_ms: int) -> bool:
+        with self._lock:
+            last = self._agent_marks.get(session_id)
+            if last is not None and last >= sent_at_ms:
+                return False
+            self._agent_marks[session_id] = sent_at_ms
             return True
 
     def _write(self, old: Session, new: Session, max_active: int | None) -> None:

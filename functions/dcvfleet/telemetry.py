@@ -23,6 +23,9 @@ class Telemetry:
     def provisioning_failed(self, reason: str) -> None:
         """Compensation marked a session FAILED; ``reason`` is the error's name."""
 
+    def vcpu_quota_exceeded(self, quota: str) -> None:
+        """EC2 refused a launch for the account's vCPU quota ``quota`` (its code, or its name)."""
+
     def idle_stopped(self, action: str) -> None:
         """The idle workflow stopped, hibernated or terminated a desktop (``action``)."""
 

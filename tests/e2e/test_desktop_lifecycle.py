@@ -7,6 +7,7 @@ has GRACE seconds to come back.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -88,6 +89,29 @@ def test_an_idle_desktop_is_warned_then_stopped_and_told_why(life: Stack) -> Non
     # And the instance is stopped, not terminated (the disk is kept), its notice shown
     assert _instance_state(life, instance_id) == "stopped"
     assert any("will stop" in n["message"] for n in _host_notices(life, instance_id))
+    # And what the real agent sent passed the consumer's checks (signature, sentAt within the
+    # window, newer than the last accepted): its heartbeats were recorded, and its Session
+    # Idle started the idle check
+    accepted = _accepted_agent_events(life, session_id)
+    assert accepted.count(("Host Heartbeat", "recorded")) >= 2, accepted
+    assert ("Session Idle", "started") in accepted, accepted
+
+
+def _accepted_agent_events(life: Stack, session_id: str) -> list[tuple[str, str]]:
+    """(detail-type, outcome) of every agent event about the session the consumer accepted."""
+    found = []
+    for line in life.function_logs("AgentEventsFunction"):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if (
+            isinstance(record, dict)
+            and record.get("message") == "agent event accepted"
+            and record.get("correlation_id") == session_id
+        ):
+            found.append((str(record.get("detail_type")), str(record.get("reason"))))
+    return found
 
 
 def _host_notices(life: Stack, instance_id: str) -> list[dict[str, Any]]:

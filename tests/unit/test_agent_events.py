@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from dcvfleet.events import signed_by
 from dcvfleet_agent.aws import AwsError
 from dcvfleet_agent.events import BATCH_SIZE, EventSender
 
@@ -179,3 +180,29 @@ def test_flush_with_one_attempt_does_not_back_off() -> None:
     assert not events.flush(max_attempts=1)
     assert events.flush(max_attempts=1)
     assert (len(client.calls), sleeps, events.pending) == (3, [], 0)
+
+
+def test_events_stamped_in_one_millisecond_leave_in_order_each_later_and_signed_as_sent() -> None:
+    # Given a sender holding its session's key, and a heartbeat and a Session Idle stamped
+    # with the same sentAt (one monitor tick), then one stamped earlier than both (a clock step)
+    client = FakeEvents()
+    events = sender(client, [])
+    events.key = "k" * 64
+    beat = {"sessionId": "s", "sentAt": "2026-12-07T00:00:59.999Z"}
+    events.send("Host Heartbeat", beat)
+    events.send("Session Idle", dict(beat))
+    events.send("Host Heartbeat", {**beat, "sentAt": "2026-12-07T00:00:58.000Z"})
+    events.send("Host Heartbeat", {**beat, "sentAt": "2026-12-07T00:01:30.000Z"})
+    sent = [json.loads(entry["Detail"]) for call in client.calls for entry in call]
+    # Then each one goes out later than the one before (the control plane refuses an event not
+    # newer than the last it accepted), a later one as it was stamped
+    assert [d["sentAt"] for d in sent] == [
+        "2026-12-07T00:00:59.999Z",
+        "2026-12-07T00:01:00.000Z",
+        "2026-12-07T00:01:00.001Z",
+        "2026-12-07T00:01:30.000Z",
+    ]
+    # And the signature covers the sentAt each carries: the consumer's own check accepts each
+    kinds = ["Host Heartbeat", "Session Idle", "Host Heartbeat", "Host Heartbeat"]
+    assert all(signed_by("k" * 64, kind, d) for kind, d in zip(kinds, sent, strict=True))
+    assert not signed_by("k" * 64, "Host Heartbeat", {**sent[0], "sentAt": sent[3]["sentAt"]})

@@ -3,6 +3,11 @@
 ``{"outcome", "reason"}``, never a crash; one that is not exactly what the session's own host
 signed is rejected with a reason and changes no record and starts no workflow.
 
+Every event is stamped fresh (``sentAt`` is signed, and the consumer accepts only events sent
+within two heartbeat intervals of its clock and newer than the last one it accepted from the
+session); a replayed one, an old one and one older than the last accepted are rejected and change
+nothing.
+
 The consumer runs in-process against moto: the sessions table of template.yaml, one READY desktop
 on a running instance, its secret holding its event key, and another desktop's secret (a host
 that knows only its own key).
@@ -13,6 +18,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from types import ModuleType
 from typing import Any
@@ -47,6 +53,17 @@ KINDS = {
     "Session Idle": "agent-session-idle.json",
 }
 OWN_KEY, OTHER_KEY = "a1" * 32, "b2" * 32
+#: The consumer's window (ENV sets no HEARTBEAT_INTERVAL_SECONDS: two intervals of 60 s).
+WINDOW_MS = 120_000
+
+
+def stamp(millis: int) -> str:
+    seconds, ms = divmod(millis, 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{ms:03d}Z"
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 class Fleet:
@@ -87,19 +104,26 @@ class Fleet:
             ready_at="2026-11-22T03:04:00.000Z",
         )
         DynamoSessionStore(self.ddb, TABLE).create(session, 100)
+        #: The sentAt every event is stamped with unless told otherwise: fresh for the tests of
+        #: this module (a few seconds), and the same each time, so that a signed event drawn
+        #: twice is the same event.
+        self.sent_at = stamp(now_ms())
 
     def table(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.ddb.scan(TableName=TABLE)["Items"]
         return sorted(items, key=lambda item: json.dumps(item, sort_keys=True))
 
-    def detail(self, detail_type: str) -> dict[str, Any]:
+    def detail(self, detail_type: str, sent_at: str | None = None) -> dict[str, Any]:
         detail: dict[str, Any] = sample(KINDS[detail_type])["detail"]
         detail.update(sessionId=self.session_id, instanceId=self.instance_id)
+        detail.update(sentAt=sent_at or self.sent_at)
         return detail
 
-    def envelope(self, detail_type: str, key: str | None) -> dict[str, Any]:
+    def envelope(
+        self, detail_type: str, key: str | None, sent_at: str | None = None
+    ) -> dict[str, Any]:
         envelope = sample(KINDS[detail_type])
-        detail = self.detail(detail_type)
+        detail = self.detail(detail_type, sent_at)
         if key is not None:
             detail["signature"] = events.signature(key, detail_type, detail)
         return {**envelope, "detail": detail}
@@ -172,10 +196,71 @@ def test_forged_or_garbled_agent_events_are_rejected_and_change_nothing(
 
 
 def test_the_sessions_own_signed_heartbeat_is_accepted(world: tuple[Fleet, ModuleType]) -> None:
-    # Given the READY desktop, When its own host's signed heartbeat arrives
+    # Given the READY desktop, When its own host's signed heartbeat arrives, sent just now
     fleet, handler = world
-    answer = _consume(handler, fleet.envelope("Host Heartbeat", OWN_KEY))
+    answer = _consume(handler, fleet.envelope("Host Heartbeat", OWN_KEY, stamp(now_ms())))
     # Then it is accepted and recorded (the positive control of the property above)
     assert answer == {"outcome": "accepted", "reason": "recorded"}
     stored = DynamoSessionStore(fleet.ddb, TABLE).require(fleet.session_id)
     assert stored.heartbeat is not None
+
+
+def test_a_signed_event_sent_again_is_rejected_and_changes_nothing(
+    world: tuple[Fleet, ModuleType],
+) -> None:
+    fleet, handler = world
+
+    @given(kind=st.sampled_from(sorted(KINDS)), extra=st.dictionaries(st.text(), json_values()))
+    @examples(30)
+    def check(kind: str, extra: dict[str, Any]) -> None:
+        # Given a signed event of the session's host, fresh, delivered once (accepted or, for a
+        # claim the record refutes, rejected for that claim: either way it was seen)
+        sent = fleet.envelope(kind, OWN_KEY, stamp(now_ms() + 1))
+        time.sleep(0.002)
+        _consume(handler, sent)
+        before, calls = fleet.table(), len(fleet.workflows.mock_calls)
+        # When the same signed detail is sent again, in any envelope
+        answer = _consume(handler, {**sent, **{k: v for k, v in extra.items() if k != "detail"}})
+        # Then it is rejected, and nothing changed or started
+        assert answer["outcome"] == "rejected", answer
+        assert fleet.table() == before
+        assert len(fleet.workflows.mock_calls) == calls
+
+    check()
+
+
+def test_a_heartbeat_is_accepted_only_if_fresh_and_newer_than_the_last_one_accepted(
+    world: tuple[Fleet, ModuleType],
+) -> None:
+    fleet, handler = world
+    # the newest heartbeat accepted so far (the module's other tests accepted some)
+    last = {"ms": now_ms()}
+    time.sleep(0.01)
+    margin = 5_000  # the consumer's clock runs on while an example is checked
+
+    offsets = st.one_of(
+        st.integers(-WINDOW_MS + margin, WINDOW_MS - margin),
+        st.integers(WINDOW_MS + margin, 10 * WINDOW_MS),
+        st.integers(-10 * WINDOW_MS, -WINDOW_MS - margin),
+    )
+
+    @given(offsets=st.lists(offsets, min_size=1, max_size=6))
+    @examples(25)
+    def check(offsets: list[int]) -> None:
+        # Given heartbeats of the session's own host, signed, sent at times around now
+        for offset in offsets:
+            sent_ms = now_ms() + offset
+            before = fleet.table()
+            answer = _consume(handler, fleet.envelope("Host Heartbeat", OWN_KEY, stamp(sent_ms)))
+            fresh = abs(offset) <= WINDOW_MS - margin
+            # Then each is accepted exactly when it is within the window and newer than every
+            # one accepted before; a rejected one says why, by its sentAt, and changes nothing
+            if fresh and sent_ms > last["ms"]:
+                assert answer == {"outcome": "accepted", "reason": "recorded"}, (offset, answer)
+                last["ms"] = sent_ms
+            else:
+                assert answer["outcome"] == "rejected", (offset, answer)
+                assert answer["reason"].startswith("sentAt: "), answer
+                assert fleet.table() == before
+
+    check()

@@ -10,11 +10,12 @@ import itertools
 import json
 import threading
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from dcvfleet import service
+from dcvfleet import events, service
 from dcvfleet.adapters import (
     LIVE_STATES,
     OWNER_TAG,
@@ -22,13 +23,17 @@ from dcvfleet.adapters import (
     SESSION_TAG,
     CapacityUnavailable,
     Ec2Hosts,
+    EventKeys,
     Instance,
+    OperatorNotices,
+    QuotaExhausted,
     SessionSecrets,
     Workflows,
 )
 from dcvfleet.config import ApiSettings, CommonSettings, LaunchSettings, ReadySettings
 from dcvfleet.errors import (
     ClaimRejectedError,
+    GpuQuotaError,
     InsufficientCapacityError,
     InvalidRequestError,
     LaunchError,
@@ -37,6 +42,7 @@ from dcvfleet.errors import (
 from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.service import Caller, HostReadyClaim
 from dcvfleet.store import InMemorySessionStore
+from dcvfleet.telemetry import Telemetry
 
 FLEET_TAG = ("dcvfleet:fleet", "test-fleet")
 STATE_MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:provision"
@@ -59,6 +65,8 @@ class FakeHosts(Ec2Hosts):
         self.launch_templates: list[str] = []
         self.terminated: list[str] = []
         self.refuse_with: Exception | None = None
+        #: Instance types EC2 refuses for the account's vCPU quota (VcpuLimitExceeded).
+        self.over_quota: set[str] = set()
         self._ids = itertools.count(1)
 
     def add(self, *, session_id: str, state: str = "running", **tags: str) -> Instance:
@@ -101,6 +109,13 @@ class FakeHosts(Ec2Hosts):
         self.launch_templates.append(launch_template_id)
         if self.refuse_with is not None:
             raise self.refuse_with
+        if instance_type in self.over_quota:
+            raise QuotaExhausted(
+                "VcpuLimitExceeded",
+                instance_type,
+                subnet_id,
+                "You have requested more vCPU capacity than your current vCPU limit of 0 allows",
+            )
         if self.capacity is not None and (instance_type, subnet_id) not in self.capacity:
             raise CapacityUnavailable(
                 f"InsufficientInstanceCapacity: {instance_type} in {subnet_id}"
@@ -159,6 +174,28 @@ class FakeWorkflows(Workflows):
         with self._lock:
             self.succeeded.append((task_token, output))
         return True
+
+
+class FakeOperators(OperatorNotices):
+    """The operators' topic: what was published to it."""
+
+    def __init__(self, fails_with: Exception | None = None) -> None:
+        super().__init__(None, "arn:aws:sns:eu-west-1:123456789012:dcvfleet-OperatorTopic-X")
+        self.fails_with = fails_with
+        self.published: list[tuple[str, str]] = []
+
+    def publish(self, subject: str, message: str) -> None:
+        self.published.append((subject, message))
+        if self.fails_with is not None:
+            raise self.fails_with
+
+
+class CountingTelemetry(Telemetry):
+    def __init__(self) -> None:
+        self.quotas: list[str] = []
+
+    def vcpu_quota_exceeded(self, quota: str) -> None:
+        self.quotas.append(quota)
 
 
 # -- settings and helpers -----------------------------------------------------------------------
@@ -455,6 +492,140 @@ def test_launch_stops_at_an_error_that_is_not_about_capacity(
         service.launch_instance(
             store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
         )
+    assert hosts.attempts == [(REQUESTED, "subnet-a")]
+
+
+G_TYPES = {REQUESTED, *FALLBACKS, "g6.xlarge"}
+IN_EU = replace(LAUNCH, region="eu-west-1")
+
+
+def test_a_vcpu_quota_refusal_is_tried_once_fails_plainly_and_tells_the_operators(
+    store: InMemorySessionStore, hosts: FakeHosts
+) -> None:
+    # Given a new account: EC2 refuses every G type for its vCPU quota (0), in every subnet
+    hosts.over_quota = set(G_TYPES)
+    operators, telemetry = FakeOperators(), CountingTelemetry()
+    session = new_session(store)
+    # When the host is launched
+    with pytest.raises(GpuQuotaError) as raised:
+        service.launch_instance(
+            store,
+            hosts,
+            FakeSecrets(),
+            IN_EU,
+            session.session_id,
+            secret_arn=SECRET_ARN,
+            operators=operators,
+            telemetry=telemetry,
+        )
+    # Then EC2 was asked once: every fallback is a G type, under the same quota, in any subnet
+    assert hosts.attempts == [(REQUESTED, "subnet-a")]
+    assert hosts.instances == {}
+    # And the user reads, in plain words, that GPU desktops are not enabled (the error's own
+    # message, for operators, names the quota)
+    assert service.user_message_for("GpuQuotaError", str(raised.value)) == (
+        "GPU desktops are not enabled in this AWS account yet. Your administrator has been told."
+    )
+    assert "L-DB2E81BA" in str(raised.value)
+    # And the operators were told once: the quota, its code, the account, the Region, and how
+    # to ask for more (the console page and the AWS CLI command)
+    ((subject, message),) = operators.published
+    assert "L-DB2E81BA" in subject
+    assert "eu-west-1" in subject
+    assert "Running On-Demand G and VT instances (L-DB2E81BA)" in message
+    assert "account 123456789012, Region eu-west-1" in message
+    assert (
+        "https://eu-west-1.console.aws.amazon.com/servicequotas/home/services/ec2/quotas/"
+        "L-DB2E81BA?region=eu-west-1"
+    ) in message
+    assert (
+        "aws service-quotas request-service-quota-increase --region eu-west-1 "
+        "--service-code ec2 --quota-code L-DB2E81BA --desired-value 16"
+    ) in message
+    assert "One g5.xlarge desktop needs 4 vCPUs" in message
+    assert session.session_id in message
+    assert telemetry.quotas == ["L-DB2E81BA"]
+
+
+def test_a_g_quota_refusal_still_tries_a_fallback_of_another_family(
+    store: InMemorySessionStore, hosts: FakeHosts
+) -> None:
+    # Given the G quota is used up, and the fallbacks hold a P type (another quota)
+    hosts.over_quota = set(G_TYPES)
+    settings = replace(LAUNCH, fallback_instance_types=("g4dn.xlarge", "p3.2xlarge"))
+    operators = FakeOperators()
+    session = new_session(store)
+    # When the host is launched
+    out = service.launch_instance(
+        store,
+        hosts,
+        FakeSecrets(),
+        settings,
+        session.session_id,
+        secret_arn=SECRET_ARN,
+        operators=operators,
+    )
+    # Then the other G type was skipped, and the P type launched in the first subnet
+    assert hosts.attempts == [(REQUESTED, "subnet-a"), ("p3.2xlarge", "subnet-a")]
+    assert out["instanceType"] == "p3.2xlarge"
+    # And nobody is told of a desktop that launched
+    assert operators.published == []
+
+
+def test_a_quota_refusal_and_no_capacity_elsewhere_fails_for_capacity_and_tells_of_the_quota(
+    store: InMemorySessionStore,
+) -> None:
+    # Given the G quota is used up, and the P fallback has no capacity in any subnet
+    hosts = FakeHosts(capacity=set())
+    hosts.over_quota = set(G_TYPES)
+    settings = replace(LAUNCH, fallback_instance_types=("g4dn.xlarge", "p3.2xlarge"))
+    operators, telemetry = FakeOperators(), CountingTelemetry()
+    session = new_session(store)
+    # When the host is launched
+    with pytest.raises(InsufficientCapacityError) as raised:
+        service.launch_instance(
+            store,
+            hosts,
+            FakeSecrets(),
+            settings,
+            session.session_id,
+            secret_arn=SECRET_ARN,
+            operators=operators,
+            telemetry=telemetry,
+        )
+    # Then the G quota was asked once, the P type in each subnet; the error names what had no
+    # capacity (the user may try again later), and the operators still hear of the quota
+    assert hosts.attempts == [
+        (REQUESTED, "subnet-a"),
+        ("p3.2xlarge", "subnet-a"),
+        ("p3.2xlarge", "subnet-b"),
+    ]
+    assert str(raised.value) == "no capacity for p3.2xlarge in subnet-a, subnet-b"
+    ((_, message),) = operators.published
+    assert "L-DB2E81BA" in message
+    assert "L-417A185B" not in message
+    assert telemetry.quotas == ["L-DB2E81BA"]
+
+
+def test_a_quota_refusal_fails_the_same_when_the_operators_cannot_be_told(
+    store: InMemorySessionStore, hosts: FakeHosts
+) -> None:
+    # Given the G quota is used up and the operators' topic refuses the message
+    hosts.over_quota = set(G_TYPES)
+    operators = FakeOperators(fails_with=RuntimeError("AuthorizationError"))
+    session = new_session(store)
+    # When the host is launched / Then the desktop fails for its quota all the same
+    with pytest.raises(GpuQuotaError):
+        service.launch_instance(
+            store,
+            hosts,
+            FakeSecrets(),
+            LAUNCH,
+            session.session_id,
+            secret_arn=SECRET_ARN,
+            operators=operators,
+        )
+    assert len(operators.published) == 1
     assert hosts.attempts == [(REQUESTED, "subnet-a")]
 
 
@@ -853,3 +1024,157 @@ def test_the_owner_of_instances_is_found_by_user_name_e_mail_or_sub(
     for user in (name, session.owner, *([email] if email else [])):
         assert service.owner_sub(store, user) == session.owner
     assert service.owner_sub(store, "someone-else") == "someone-else"
+
+
+# -- authenticate_agent_event: signed, fresh, and newer than the last one accepted -------------
+EVENT_KEY = "e" * 64
+NOW = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
+WINDOW = 120  # two heartbeat intervals of 60 s
+
+
+class FakeKeys(EventKeys):
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def key(self, secret_arn: str) -> str | None:
+        return self.keys.get(secret_arn)
+
+
+def signed_event(session: Session, sent_at: datetime, **fields: Any) -> dict[str, Any]:
+    """A Host Heartbeat of the session's host, signed with its key, sent at ``sent_at``."""
+    detail: dict[str, Any] = {
+        "sessionId": session.session_id,
+        "instanceId": "i-0123456789abcdef0",
+        "sentAt": sent_at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "idle": False,
+        **fields,
+    }
+    return {**detail, "signature": events.signature(EVENT_KEY, "Host Heartbeat", detail)}
+
+
+@pytest.fixture
+def keyed(store: InMemorySessionStore) -> tuple[Session, FakeKeys]:
+    session = new_session(store)
+    session = store.update(session, secret_arn=SECRET_ARN)
+    keys = FakeKeys()
+    keys.keys[SECRET_ARN] = EVENT_KEY
+    return session, keys
+
+
+def authenticate(
+    store: InMemorySessionStore, keys: FakeKeys, detail: dict[str, Any], now: datetime = NOW
+) -> Session:
+    return service.authenticate_agent_event(
+        store, keys, "Host Heartbeat", detail, window_seconds=WINDOW, now=now
+    )
+
+
+def test_a_fresh_signed_event_is_accepted_and_its_replay_is_refused(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    # Given an event the session's host signed a second ago
+    session, keys = keyed
+    detail = signed_event(session, NOW - timedelta(seconds=1))
+    # When it arrives, Then it is accepted
+    assert authenticate(store, keys, detail).session_id == session.session_id
+    # When the very same event (same signature) is sent again, within the window
+    with pytest.raises(ClaimRejectedError) as replayed:
+        authenticate(store, keys, dict(detail), now=NOW + timedelta(seconds=5))
+    # Then it is refused, saying why and naming the session; the record is as it was
+    assert str(replayed.value).startswith("sentAt: ")
+    assert "not newer than the last event accepted" in str(replayed.value)
+    assert session.session_id in str(replayed.value)
+    assert store.require(session.session_id) == session
+
+
+@pytest.mark.parametrize(
+    "off",
+    [timedelta(seconds=-WINDOW - 1), timedelta(seconds=WINDOW + 1), timedelta(days=-365)],
+    ids=["just-too-old", "just-too-far-ahead", "a-year-old"],
+)
+def test_an_event_sent_outside_the_window_is_refused_and_takes_no_place(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys], off: timedelta
+) -> None:
+    # Given a correctly signed event whose sentAt is outside two heartbeat intervals of now
+    session, keys = keyed
+    stale = signed_event(session, NOW + off)
+    # When it arrives / Then it is refused for its sentAt
+    with pytest.raises(ClaimRejectedError, match=r"^sentAt: .* outside the 120 s window"):
+        authenticate(store, keys, stale)
+    # And it left no mark: a fresh event from just before it is still accepted
+    assert authenticate(store, keys, signed_event(session, NOW - timedelta(seconds=WINDOW)))
+
+
+def test_an_event_at_the_edges_of_the_window_is_accepted(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    session, keys = keyed
+    assert authenticate(store, keys, signed_event(session, NOW - timedelta(seconds=WINDOW)))
+    assert authenticate(store, keys, signed_event(session, NOW + timedelta(seconds=WINDOW)))
+
+
+def test_an_event_older_than_the_last_one_accepted_is_refused(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    # Given an event of the session's host accepted, sent 10 s ago
+    session, keys = keyed
+    authenticate(store, keys, signed_event(session, NOW - timedelta(seconds=10)))
+    # When one it sent earlier (20 s ago, still within the window) arrives after it
+    older = signed_event(session, NOW - timedelta(seconds=20), idle=True)
+    # Then it is refused; a newer one is accepted
+    with pytest.raises(ClaimRejectedError, match="not newer than the last event accepted"):
+        authenticate(store, keys, older)
+    assert authenticate(store, keys, signed_event(session, NOW - timedelta(seconds=9)))
+
+
+def test_a_sent_at_changed_after_signing_is_refused_for_its_signature(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    # Given an old signed event whose sentAt someone moved to now
+    session, keys = keyed
+    old = signed_event(session, NOW - timedelta(hours=1))
+    refreshed = {**old, "sentAt": "2026-12-07T12:00:00.000Z"}
+    # When it arrives / Then the signature, which covers sentAt, refuses it
+    with pytest.raises(ClaimRejectedError, match=r"^signature: not made with"):
+        authenticate(store, keys, refreshed)
+
+
+def test_a_sent_at_that_is_not_a_utc_time_is_refused(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    session, keys = keyed
+    detail = {"sessionId": session.session_id, "sentAt": "2026-12-07T12:00:00"}
+    detail["signature"] = events.signature(EVENT_KEY, "Host Heartbeat", detail)
+    with pytest.raises(ClaimRejectedError, match="is not a UTC time"):
+        authenticate(store, keys, detail)
+
+
+def test_concurrent_copies_of_one_signed_event_are_accepted_exactly_once(
+    store: InMemorySessionStore, keyed: tuple[Session, FakeKeys]
+) -> None:
+    # Given eight copies of one signed event, delivered at the same moment
+    session, keys = keyed
+    detail = signed_event(session, NOW)
+    copies = 8
+    start = threading.Barrier(copies)
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def deliver() -> None:
+        start.wait()
+        try:
+            authenticate(store, keys, dict(detail))
+            outcome = "accepted"
+        except ClaimRejectedError as exc:
+            outcome = exc.message
+        with lock:
+            outcomes.append(outcome)
+
+    workers = [threading.Thread(target=deliver) for _ in range(copies)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=10)
+    # Then exactly one is accepted; every other one is refused as not newer
+    assert outcomes.count("accepted") == 1, outcomes
+    assert all("not newer" in o for o in outcomes if o != "accepted"), outcomes

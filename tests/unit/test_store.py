@@ -447,3 +447,66 @@ def test_scan_by_status_finds_sessions_of_those_statuses_only(store: SessionStor
     assert [s.session_id for s in found] == [ready.session_id]
     both = store.scan_by_status(frozenset({Status.READY, Status.PROVISIONING}))
     assert {s.session_id for s in both} == {ready.session_id, provisioning.session_id}
+
+
+# -- the newest event accepted from each session's agent ----------------------------------------
+T0 = 1_765_000_000_000  # epoch milliseconds
+
+
+def test_an_agent_event_is_accepted_only_when_newer_than_every_one_accepted_before(
+    store: SessionStore,
+) -> None:
+    # Given a session whose agent has sent nothing yet
+    session = _ready_on(store)
+    # When its events arrive: the first, the same one again, an older one, a newer one
+    first = store.accept_agent_event(session.session_id, T0)
+    again = store.accept_agent_event(session.session_id, T0)
+    older = store.accept_agent_event(session.session_id, T0 - 1)
+    newer = store.accept_agent_event(session.session_id, T0 + 1)
+    after_newer = store.accept_agent_event(session.session_id, T0)
+    # Then the first and the newer are accepted; the replay and the older ones are refused
+    assert (first, again, older, newer, after_newer) == (True, False, False, True, False)
+    # And another session's agent is counted on its own
+    assert store.accept_agent_event("another-session", T0) is True
+
+
+def test_accepting_an_agent_event_leaves_the_sessions_record_and_lists_as_they_were(
+    store: SessionStore,
+) -> None:
+    # Given a READY session
+    session = _ready_on(store)
+    # When events of its agent are accepted
+    assert store.accept_agent_event(session.session_id, T0)
+    assert store.accept_agent_event(session.session_id, T0 + 5)
+    # Then the record, its version, and every listing of sessions are unchanged
+    assert store.get(session.session_id) == session
+    assert store.scan_by_status(frozenset(Status)) == [session]
+    assert store.page(status=None, user=None, limit=10, after=None) == ([session], None)
+    assert store.list_by_owner(session.owner) == [session]
+
+
+@pytest.mark.usefixtures("serializable_moto_transactions")
+def test_concurrent_copies_of_one_agent_event_let_exactly_one_through(
+    store: SessionStore,
+) -> None:
+    # Given eight copies of one event (EventBridge delivers at least once, or it is replayed)
+    session = _ready_on(store)
+    threads = 8
+    start = threading.Barrier(threads)
+    answers: list[bool] = []
+    lock = threading.Lock()
+
+    def deliver() -> None:
+        start.wait()
+        accepted = store.accept_agent_event(session.session_id, T0)
+        with lock:
+            answers.append(accepted)
+
+    workers = [threading.Thread(target=deliver) for _ in range(threads)]
+    # When they are all accepted at once
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=30)
+    # Then exactly one is
+    assert sorted(answers) == [False] * (threads - 1) + [True]

@@ -33,7 +33,7 @@ from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from dcvfleet import events
-from dcvfleet.errors import InsufficientCapacityError, LaunchError
+from dcvfleet.errors import GpuQuotaError, InsufficientCapacityError, LaunchError
 from local.demo import Client
 from tests.stackfixture import Stack, start_stack, stop_stack
 from tests.workflow.test_provision_workflow import COMPENSATION, HAPPY_PATH
@@ -240,9 +240,18 @@ def _handled(
 
 def _sample_detail(name: str, **fields: Any) -> dict[str, Any]:
     detail: dict[str, Any] = json.loads((SAMPLES / name).read_text())["detail"]
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    detail.update(sentAt=stamp, **fields)
+    detail.update(sentAt=_fresh_sent_at(), **fields)
     return detail
+
+
+def _fresh_sent_at() -> str:
+    """A sentAt the consumer takes as fresh, and newer than any the desktop's own agent stamped
+    before it (a second ahead: the consumer accepts an agent event only if it is newer than the
+    last it accepted from the session)."""
+    millis = _now_ms() + 1000
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
+    )
 
 
 def _agent_event(kind: str, record: dict[str, Any], instance_id: str) -> tuple[str, dict[str, Any]]:
@@ -451,6 +460,84 @@ def test_no_capacity_on_every_type_in_every_subnet_tries_each_once_then_fails_na
     assert _instances(fleet, session_id) == []
     assert_records_true(fleet, session_id)
     fleet.faults()
+    _, again = _request(fleet, user)
+    assert fleet.wait_for(user, again, timeout=40)["status"] == "READY"
+    assert_records_true(fleet, again)
+
+
+# -- 2b. a new account: no vCPU quota for GPU instances ------------------------------------------
+def _operator_inbox(stack: Stack) -> str:
+    """An operator's queue subscribed to the operators' topic (OperatorTopic); its URL."""
+    sqs = stack.client("sqs")
+    url: str = sqs.create_queue(QueueName=f"operators-{_now_ms()}")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    stack.client("sns").subscribe(
+        TopicArn=stack.info["resources"]["OperatorTopic"],
+        Protocol="sqs",
+        Endpoint=arn["Attributes"]["QueueArn"],
+    )
+    return url
+
+
+def _operator_notices(
+    stack: Stack, url: str, about: str, settle: float = 3
+) -> list[dict[str, Any]]:
+    """Every notice the operators got about ``about``, read until none came for ``settle`` s."""
+    sqs, found = stack.client("sqs"), []
+    quiet_since = time.monotonic()
+    while time.monotonic() - quiet_since < settle:
+        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        for message in messages:
+            notice = json.loads(message["Body"])
+            if about in notice["Message"]:
+                found.append(notice)
+                quiet_since = time.monotonic()
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        if not messages:
+            time.sleep(0.2)
+    return found
+
+
+def test_a_new_accounts_gpu_vcpu_quota_fails_at_once_in_plain_words_and_tells_the_operators(
+    fleet: Stack,
+) -> None:
+    inbox = _operator_inbox(fleet)
+    observer = fleet.observe("dcvfleet")
+    # Given a new AWS account: EC2 refuses every GPU launch for its vCPU quota, which is 0
+    # (VcpuLimitExceeded; https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)
+    fleet.faults(apiErrors={"ec2:RunInstances": {"code": "VcpuLimitExceeded"}})
+    # When a desktop is requested
+    user, session_id = _request(fleet)
+    # Then EC2 was asked once: the requested type and every fallback (g4dn, g6) are G types,
+    # under the one quota, which no other subnet has either; the SDK does not retry it
+    session = fleet.wait_for(user, session_id, timeout=40)
+    assert session["status"] == "FAILED", session
+    assert _clear_faults(fleet)["apiErrors"]["ec2:RunInstances"]["answered"] == 1
+    assert _task_errors(fleet, session_id) == ["GpuQuotaError"]
+    # And the user reads, on the record and in Session Failed, that GPU desktops are not enabled
+    assert session["statusReason"] == GpuQuotaError.user_message
+    assert session["statusReason"] == (
+        "GPU desktops are not enabled in this AWS account yet. Your administrator has been told."
+    )
+    failed = observer.wait_for("Session Failed", session_id)
+    assert failed["detail"]["reason"] == session["statusReason"]
+    assert failed["detail"]["error"] == "GpuQuotaError"
+    # And the operators were told once: the quota, its code, the Region, how to raise it
+    (notice,) = _operator_notices(fleet, inbox, session_id)
+    region = fleet.region
+    assert "L-DB2E81BA" in notice["Subject"], notice
+    message = notice["Message"]
+    assert "Running On-Demand G and VT instances (L-DB2E81BA)" in message
+    assert f"Region {region}" in message
+    assert f"servicequotas/home/services/ec2/quotas/L-DB2E81BA?region={region}" in message
+    assert (
+        f"aws service-quotas request-service-quota-increase --region {region} "
+        "--service-code ec2 --quota-code L-DB2E81BA"
+    ) in message
+    # And nothing was launched or kept, and the user's slot is free: once the quota is raised,
+    # the same user gets a desktop
+    assert _instances(fleet, session_id) == []
+    assert_records_true(fleet, session_id)
     _, again = _request(fleet, user)
     assert fleet.wait_for(user, again, timeout=40)["status"] == "READY"
     assert_records_true(fleet, again)
@@ -876,6 +963,30 @@ def test_concurrent_stop_by_the_user_and_outside_dcv_fleet_has_one_winner(fleet:
     assert _instance_state(fleet, instance_id) == "stopped"
 
 
+def _verdicts(
+    stack: Stack, session_id: str, since: int, count: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The agent-event consumer's accepted and rejected records about the session since
+    ``since`` (ms), once there are ``count`` in all."""
+    deadline = time.monotonic() + 30
+    accepted: list[dict[str, Any]] = []
+    rejected: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        logs = stack.client("logs")
+        group = f"/aws/lambda/{stack.info['resources']['AgentEventsFunction']}"
+        found = logs.filter_log_events(
+            logGroupName=group, startTime=since, filterPattern=f'"{session_id}"'
+        )["events"]
+        records = [json.loads(e["message"]) for e in found if e["message"].startswith("{")]
+        mine = [r for r in records if r.get("correlation_id") == session_id]
+        accepted = [r for r in mine if r.get("message") == "agent event accepted"]
+        rejected = [r for r in mine if r.get("message") == "agent claim rejected"]
+        if len(accepted) + len(rejected) >= count:
+            return accepted, rejected
+        time.sleep(0.2)
+    raise AssertionError(f"the consumer handled {len(accepted) + len(rejected)} of {count}")
+
+
 def test_concurrent_idle_claims_start_one_check_and_never_stop_a_desktop_in_use(
     fleet: Stack,
 ) -> None:
@@ -885,20 +996,21 @@ def test_concurrent_idle_claims_start_one_check_and_never_stop_a_desktop_in_use(
     assert resp.status_code == 200, resp.text
     record = _item(fleet, session_id)
     since = _now_ms()
-    # When eight Session Idle claims about it arrive at once
-    claim = _agent_event("session-idle", record, instance_id)
-    _at_once([lambda: fleet.put_agent_event(*claim) for _ in range(8)])
-    # Then exactly one idle check started; the other claims found it deciding
-    accepted = _handled(
-        fleet,
-        "AgentEventsFunction",
-        session_id,
-        since=since,
-        message="agent event accepted",
-        count=8,
-        detail_type="Session Idle",
-    )
-    assert sorted(r["reason"] for r in accepted) == ["already-checking"] * 7 + ["started"]
+    # When eight Session Idle claims about it arrive at once: four copies of each of two claims
+    # its agent signed (EventBridge delivers at least once; or someone replays them)
+    claims = [_agent_event("session-idle", record, instance_id)]
+    time.sleep(0.01)
+    claims.append(_agent_event("session-idle", record, instance_id))
+    assert claims[0][1]["sentAt"] < claims[1][1]["sentAt"]
+    signed = [(kind, fleet.signed(kind, detail)) for kind, detail in claims]
+    _at_once([lambda c=c: fleet.put_agent_event(*c, signer=None) for c in signed * 4])
+    # Then of each claim's copies at most one was accepted (the others, and a claim older than
+    # one accepted, were rejected for their sentAt), and exactly one idle check started; an
+    # accepted claim that came second found it deciding
+    accepted, rejected = _verdicts(fleet, session_id, since, count=8)
+    reasons = sorted(r["reason"] for r in accepted)
+    assert reasons in (["started"], ["already-checking", "started"]), (accepted, rejected)
+    assert all("is not newer than the last event accepted" in r["reason"] for r in rejected)
     (check,) = _executions(fleet, "IdleStateMachine", session_id)
     # And the check asked the host, found the user connected, and left the desktop READY
     _settled(fleet, session_id)

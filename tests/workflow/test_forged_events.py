@@ -26,6 +26,15 @@ SAMPLES = {
 FORGED_AT = "2099-01-01T00:00:00Z"
 
 
+def _fresh_sent_at(ahead_ms: int = 1000) -> str:
+    """A sentAt the consumer takes as fresh (its window is two heartbeat intervals), and newer
+    than any the desktop's own agent stamped before it."""
+    millis = int(time.time() * 1000) + ahead_ms
+    return (
+        time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
+    )
+
+
 def _ready_session(fleet: Stack) -> tuple[Client, dict[str, Any]]:
     user = fleet.new_user()
     resp = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
@@ -35,11 +44,11 @@ def _ready_session(fleet: Stack) -> tuple[Client, dict[str, Any]]:
     return user, session
 
 
-def _detail(detail_type: str, session: dict[str, Any]) -> dict[str, Any]:
+def _detail(detail_type: str, session: dict[str, Any], sent_at: str = FORGED_AT) -> dict[str, Any]:
     sample = json.loads((ROOT / "events" / "samples" / SAMPLES[detail_type]).read_text())
     detail: dict[str, Any] = sample["detail"]
     detail.update(sessionId=session["sessionId"], instanceId=session["instanceId"])
-    detail.update(sentAt=FORGED_AT)
+    detail.update(sentAt=sent_at)
     return detail
 
 
@@ -66,16 +75,22 @@ def _rejections(fleet: Stack, session_id: str) -> list[str]:
     return found
 
 
-def _verdict(fleet: Stack, detail_type: str, detail: dict[str, Any], signer: str | None) -> str:
-    """What the consumer answers the event put on the bus (the same envelope, invoked directly):
-    its rejection's reason."""
+def _answer(fleet: Stack, detail_type: str, detail: dict[str, Any]) -> dict[str, str]:
+    """What the consumer answers an event put on the bus with this detail, as it is (the same
+    envelope, invoked directly)."""
     envelope = json.loads((ROOT / "events" / "samples" / SAMPLES[detail_type]).read_text())
-    envelope["detail"] = fleet.signed(detail_type, detail, signer=signer)
+    envelope["detail"] = detail
     resp = fleet.client("lambda").invoke(
         FunctionName=fleet.info["resources"]["AgentEventsFunction"],
         Payload=json.dumps(envelope).encode(),
     )
-    answer = json.loads(resp["Payload"].read())
+    answer: dict[str, str] = json.loads(resp["Payload"].read())
+    return answer
+
+
+def _verdict(fleet: Stack, detail_type: str, detail: dict[str, Any], signer: str | None) -> str:
+    """What the consumer answers the event signed by ``signer``: its rejection's reason."""
+    answer = _answer(fleet, detail_type, fleet.signed(detail_type, detail, signer=signer))
     assert answer["outcome"] == "rejected", answer
     return str(answer["reason"])
 
@@ -129,11 +144,41 @@ def test_a_host_speaking_for_another_hosts_session_changes_nothing(fleet: Stack)
 def test_the_same_claim_signed_with_the_sessions_own_key_is_accepted(fleet: Stack) -> None:
     # Given a READY desktop
     _, b = _ready_session(fleet)
-    # When its own host's key signs a heartbeat (the positive control of the test above)
-    fleet.put_agent_event("Host Heartbeat", _detail("Host Heartbeat", b))
+    # When its own host's key signs a heartbeat, sent just now (the positive control of the
+    # test above)
+    sent_at = _fresh_sent_at()
+    fleet.put_agent_event("Host Heartbeat", _detail("Host Heartbeat", b, sent_at))
     # Then the consumer records it
     deadline = time.monotonic() + 30
-    while FORGED_AT not in json.dumps(_record(fleet, b["sessionId"])):
+    while sent_at not in json.dumps(_record(fleet, b["sessionId"])):
         assert time.monotonic() < deadline, "a heartbeat signed with the session's key was lost"
         time.sleep(0.5)
     assert _rejections(fleet, b["sessionId"]) == []
+
+
+def test_a_signed_event_sent_again_or_late_is_rejected_and_changes_nothing(fleet: Stack) -> None:
+    # Given a READY desktop, and a heartbeat its own host signed just now, accepted
+    _, b = _ready_session(fleet)
+    fresh = fleet.signed("Host Heartbeat", _detail("Host Heartbeat", b, _fresh_sent_at()))
+    assert _answer(fleet, "Host Heartbeat", fresh) == {"outcome": "accepted", "reason": "recorded"}
+    before = _record(fleet, b["sessionId"])
+    # When the same signed event is sent again (a replay: same detail, same signature)
+    replayed = _answer(fleet, "Host Heartbeat", dict(fresh))
+    # And one the host signed ten minutes ago, and one it signed just before the first
+    late = _detail("Host Heartbeat", b, _fresh_sent_at(ahead_ms=-600_000))
+    late_answer = _answer(fleet, "Host Heartbeat", fleet.signed("Host Heartbeat", late))
+    older = _detail("Host Heartbeat", b, _fresh_sent_at(ahead_ms=-1_000))
+    older_answer = _answer(fleet, "Host Heartbeat", fleet.signed("Host Heartbeat", older))
+    # Then each is rejected for its sentAt, saying why
+    assert replayed["outcome"] == "rejected", replayed
+    assert "is not newer than the last event accepted" in replayed["reason"], replayed
+    assert late_answer["outcome"] == "rejected", late_answer
+    assert "outside the" in late_answer["reason"], late_answer
+    assert older_answer["outcome"] == "rejected", older_answer
+    assert "is not newer than the last event accepted" in older_answer["reason"], older_answer
+    # And B's record is as it was (its own agent's heartbeats, if any came, aside)
+    after = _record(fleet, b["sessionId"])
+    heartbeat_fields = ("lastHeartbeatAt", "heartbeat")
+    assert {k: v for k, v in after.items() if k not in heartbeat_fields} == {
+        k: v for k, v in before.items() if k not in heartbeat_fields
+    }

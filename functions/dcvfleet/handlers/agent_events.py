@@ -1,6 +1,9 @@
 """Consumes agent events from the fleet bus (Host Ready, Host Heartbeat, Session Idle).
-An event counts only when signed with its session's event key, and its claim is then checked
-against the record and the instance before anything acts on it.
+An event counts only when signed with its session's event key, sent (its signed ``sentAt``)
+within the window LifecycleSettings.agent_event_window_seconds gives (two heartbeat intervals,
+at least 30 s) and newer than the last event accepted from its session (so a replayed copy is
+refused); its claim is then checked against the record and the instance before anything acts
+on it.
 
 An event that fails its schema or its verification is logged and dropped: it never fails a
 workflow and never raises (a raise would only make EventBridge retry a bad claim).
@@ -51,7 +54,13 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         return {"outcome": "rejected", "reason": problem}
     detail_type, detail = event["detail-type"], event["detail"]
     try:
-        service.authenticate_agent_event(_store(), _keys(), detail_type, detail)
+        service.authenticate_agent_event(
+            _store(),
+            _keys(),
+            detail_type,
+            detail,
+            window_seconds=SETTINGS.agent_event_window_seconds,
+        )
         if detail_type == "Host Ready":
             completed = service.accept_host_ready(
                 _store(),

@@ -12,7 +12,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcvfleet import batch, service
-from dcvfleet.adapters import Ec2Hosts, Releases, SessionSecrets, Workflows
+from dcvfleet.adapters import Ec2Hosts, OperatorNotices, Releases, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import BatchSettings, CommonSettings, LaunchSettings, ReadySettings
 from dcvfleet.errors import InvalidRequestError
@@ -57,6 +57,8 @@ def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, 
         settings,
         _field(event, "sessionId"),
         secret_arn=_field(event, "secretArn"),
+        operators=OperatorNotices(client("sns"), settings.operator_topic_arn),
+        telemetry=TELEMETRY,
     )
 
 
