@@ -187,6 +187,10 @@ Gaps worked around here:
   GetAWSDefaultServiceQuota is not implemented. Here (``service_quota_patches``) GetServiceQuota
   answers those two, as AWS shapes a quota, with ``EC2_QUOTA_VCPUS`` (64, the emulator's own
   value; an account's real ones are its own) until ``set_ec2_quota`` changes one.
+* ``CFN_STACK_LIST_PARAMETERS`` - DescribeStacks gives a ``List<...>`` or
+  ``CommaDelimitedList`` parameter's value as a Python list's repr (``['subnet-a', 'subnet-b']``);
+  AWS gives it as it was passed (``subnet-a,subnet-b``). Here (``stack_parameter_patches``) its
+  members are joined with commas.
 * ``DEFAULT_VPC_INTERNET`` - the default VPC has no internet gateway and its main route table
   only the local route; AWS gives a default VPC an internet gateway and a ``0.0.0.0/0`` route to
   it (https://docs.aws.amazon.com/vpc/latest/userguide/default-vpc-components.html). Here
@@ -1485,6 +1489,7 @@ def apply_all(endpoint_url: str, port: int) -> None:
     apply_patches(ec2_page_token_patches())
     apply_patches(service_quota_patches())
     apply_patches(default_vpc_patches())
+    apply_patches(stack_parameter_patches())
     patch_sfn_task_failure_cause()
     enable_execution(endpoint_url, port)
 
@@ -2512,6 +2517,31 @@ def service_quota_patches() -> list[Patch]:
 
     get_service_quota._dcvfleet = True  # type: ignore[attr-defined]
     return [(ServiceQuotasBackend, "get_service_quota", get_service_quota)]
+
+
+# ------------------------------------------------------------------------------------------------
+# CFN_STACK_LIST_PARAMETERS
+def stack_parameter_patches() -> list[Patch]:
+    """CFN_STACK_LIST_PARAMETERS: a list parameter's value as AWS gives it, comma-separated. None
+    when already replaced."""
+    from moto.cloudformation.models import Stack
+
+    original = cast(property, Stack.__dict__["parameter_list"])
+    if getattr(original.fget, "_dcvfleet", False):
+        return []
+    read = cast(Callable[[Any], list[dict[str, Any]]], original.fget)
+
+    def parameter_list(self: Any) -> list[dict[str, Any]]:
+        listed = read(self)
+        return [
+            {**item, "ParameterValue": ",".join(str(v) for v in item["ParameterValue"])}
+            if isinstance(item.get("ParameterValue"), list)
+            else item
+            for item in listed
+        ]
+
+    parameter_list._dcvfleet = True  # type: ignore[attr-defined]
+    return [(Stack, "parameter_list", property(parameter_list))]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -177,7 +177,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--profile", metavar="NAME", help="AWS profile (default: the SDK's)")
     check.add_argument("--endpoint-url", metavar="URL", help="an AWS emulator's endpoint")
     check.add_argument(
-        "--local", action="store_true", help="check the local stack's emulator (.local/stack.json)"
+        "--local",
+        action="store_true",
+        help="check the local stack's emulator (.local/stack.json, or --stack-file)",
     )
     check.add_argument("--json", action="store_true", help="as JSON")
     return parser

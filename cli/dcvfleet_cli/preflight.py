@@ -750,8 +750,7 @@ LOCAL_STACK_FILE = Path(".local") / "stack.json"
 LOCAL_ENVIRONMENT = ("VpcId", "SubnetIds")
 
 
-def _local_target(cwd: Path) -> tuple[str, str]:
-    path = cwd / LOCAL_STACK_FILE
+def _local_target(path: Path) -> tuple[str, str]:
     if not path.is_file():
         raise CliError(f"no local stack: {path} does not exist (start one with make local)", USAGE)
     info = json.loads(path.read_text(encoding="utf-8"))
@@ -777,7 +776,10 @@ def command(args: Any, env: Mapping[str, str], out: TextIO, cwd: Path | None = N
     region = getattr(args, "region", None) or None
     credentials: dict[str, str] = {}
     if args.local:
-        endpoint, local_region = _local_target(here)
+        stack_file = getattr(args, "stack_file", None)
+        endpoint, local_region = _local_target(
+            Path(stack_file) if stack_file else here / LOCAL_STACK_FILE
+        )
         region = region or local_region
         if not (env.get("AWS_ACCESS_KEY_ID") or env.get("AWS_PROFILE")):
             # the emulator takes any credentials

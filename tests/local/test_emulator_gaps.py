@@ -3022,3 +3022,39 @@ def test_workaround_default_vpc_internet(monkeypatch: pytest.MonkeyPatch) -> Non
         assert len(gateways) == 1
         to_internet = [r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
         assert [r["GatewayId"] for r in to_internet] == [gateways[0]["InternetGatewayId"]]
+
+
+# ==============================================================================================
+# CFN_STACK_LIST_PARAMETERS
+LIST_PARAMETER_TEMPLATE: dict[str, Any] = {
+    "Parameters": {"Subnets": {"Type": "List<AWS::EC2::Subnet::Id>"}},
+    "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+}
+
+
+def _list_parameter_value() -> str:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.create_stack(
+        StackName="lists",
+        TemplateBody=json.dumps(LIST_PARAMETER_TEMPLATE),
+        Parameters=[{"ParameterKey": "Subnets", "ParameterValue": "subnet-a,subnet-b"}],
+    )
+    (stack,) = cfn.describe_stacks(StackName="lists")["Stacks"]
+    return str(stack["Parameters"][0]["ParameterValue"])
+
+
+def test_gap_cfn_stack_list_parameters() -> None:
+    """GAP CFN_STACK_LIST_PARAMETERS: DescribeStacks gives a list parameter as a Python repr."""
+    from moto.cloudformation.models import Stack
+
+    patched = getattr(Stack.parameter_list.fget, "_dcvfleet", False)
+    _require_plain_moto(patched, "CFN_STACK_LIST_PARAMETERS")
+    with mock_aws():
+        assert _list_parameter_value() == "['subnet-a', 'subnet-b']"
+
+
+def test_workaround_cfn_stack_list_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    for owner, attribute, replacement in emulator.stack_parameter_patches():
+        monkeypatch.setattr(owner, attribute, replacement)
+    with mock_aws():
+        assert _list_parameter_value() == "subnet-a,subnet-b"
