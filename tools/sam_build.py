@@ -16,6 +16,7 @@ import argparse
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -46,15 +47,21 @@ def installed_sam(venv: Path, requirements: Path) -> Path:
     return sam
 
 
-def python_dir(found: interpreter.Found, version: str, venv: Path) -> Path:
-    """A directory holding only ``pythonX.Y``, the interpreter found, to put first on PATH."""
-    directory = venv / "build-python"
-    directory.mkdir(parents=True, exist_ok=True)
+def python_dir(found: interpreter.Found, version: str, directory: Path) -> Path:
+    """``directory`` holding only ``pythonX.Y``, a link to the interpreter found, to put first
+    on PATH. Not inside a venv: Python reads a ``pyvenv.cfg`` beside its executable's directory
+    and would take that venv's prefix (and lose its own pip)."""
     link = directory / f"python{version}"
-    if link.is_symlink() or link.exists():
-        link.unlink()
     link.symlink_to(found.path)
     return directory
+
+
+def has_pip(python: Path) -> bool:
+    """``sam build`` installs the functions' requirements with the interpreter's own pip."""
+    done = subprocess.run(
+        [str(python), "-m", "pip", "--version"], capture_output=True, text=True, check=False
+    )
+    return done.returncode == 0
 
 
 def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None) -> int:
@@ -83,11 +90,20 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if not sam.exists():
         print(f"make build: {sam} does not exist", file=sys.stderr)
         return 1
-    directory = python_dir(found, version, args.venv)
-    environ["PATH"] = os.pathsep.join([str(directory), environ.get("PATH", "")])
-    command = [str(sam), "build", "--template-file", str(args.template), *args.sam_args]
-    print("make build: " + " ".join(command), flush=True)
-    return subprocess.run(command, env=environ, cwd=args.template.parent, check=False).returncode
+    with tempfile.TemporaryDirectory(prefix="dcvfleet-build-python-") as tmp:
+        directory = python_dir(found, version, Path(tmp))
+        if not has_pip(directory / f"python{version}"):
+            print(
+                f"make build: {found.path} has no pip, which sam build needs: "
+                f"{found.path} -m ensurepip",
+                file=sys.stderr,
+            )
+            return 1
+        environ["PATH"] = os.pathsep.join([str(directory), environ.get("PATH", "")])
+        command = [str(sam), "build", "--template-file", str(args.template), *args.sam_args]
+        print("make build: " + " ".join(command), flush=True)
+        done = subprocess.run(command, env=environ, cwd=args.template.parent, check=False)
+    return done.returncode
 
 
 if __name__ == "__main__":

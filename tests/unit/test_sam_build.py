@@ -41,12 +41,14 @@ def fake_python(directory: Path, name: str, version: str | None) -> Path:
     return script(directory / name, body)
 
 
-def fake_sam(tmp_path: Path) -> tuple[Path, Path]:
-    """A ``sam`` that records which python3.13 it would use, what it says, and its arguments."""
+def fake_sam(tmp_path: Path, version: str = "3.13") -> tuple[Path, Path]:
+    """A ``sam`` that records which pythonX.Y it would use, what it says, and its arguments."""
     record = tmp_path / "sam-saw.txt"
+    python = f"python{version}"
     sam = script(
         tmp_path / "sam" / "sam",
-        f'{{ command -v python3.13; python3.13 -c "import sys"; echo "$@"; }} > "{record}"',
+        f'{{ p=$(command -v {python}); echo "$p"; readlink -f "$p"; {python} -c "import sys"; '
+        f'echo "$@"; }} > "{record}"',
     )
     return sam, record
 
@@ -70,25 +72,25 @@ def test_sam_build_runs_with_the_runtimes_python_first_on_path(tmp_path: Path) -
     venv = tmp_path / "venv"
     argv = ["--template", str(ROOT / "template.yaml"), "--sam", str(sam), "--venv", str(venv)]
     assert sam_build.main([*argv, "--", "--cached"], env) == 0
-    which, version, args = record.read_text(encoding="utf-8").splitlines()
-    assert which == str(venv / "build-python" / "python3.13")
-    assert os.path.realpath(which) == str(interpreter)
+    which, real, version, args = record.read_text(encoding="utf-8").splitlines()
+    assert real == str(interpreter)
+    assert not Path(which).is_relative_to(venv)  # no pyvenv.cfg beside it
     assert version == "3.13"
     assert args == f"build --template-file {ROOT / 'template.yaml'} --cached"
 
 
 def test_the_runtime_is_read_from_the_template(tmp_path: Path) -> None:
-    fake_python(tmp_path / "bin", "python3", "3.12")
-    sam, record = fake_sam(tmp_path)
+    interpreter = fake_python(tmp_path / "bin", "python3", "3.12")
+    sam, record = fake_sam(tmp_path, "3.12")
     env = {
         "PATH": os.pathsep.join([str(tmp_path / "bin"), "/usr/bin", "/bin"]),
         "HOME": str(tmp_path),
     }
     argv = ["--sam", str(sam), "--venv", str(tmp_path / "venv")]
     assert sam_build.main([*argv, "--template", str(template(tmp_path, "python3.12"))], env) == 0
-    assert record.exists()
-    linked = tmp_path / "venv" / "build-python" / "python3.12"
-    assert os.path.realpath(linked) == str(tmp_path / "bin" / "python3")
+    _, real, version, _ = record.read_text(encoding="utf-8").splitlines()
+    assert real == str(interpreter)
+    assert version == "3.12"
 
 
 def test_with_no_python_of_the_runtime_it_says_how_to_get_one_and_builds_nothing(
@@ -121,11 +123,24 @@ def test_a_python_pyenv_installed_but_did_not_select_is_used(tmp_path: Path) -> 
         "PYENV_ROOT": str(tmp_path / "pyenv"),
     }
     assert sam_build.main(["--sam", str(sam), "--venv", str(tmp_path / "venv")], env) == 0
-    which = record.read_text(encoding="utf-8").splitlines()[0]
-    assert os.path.realpath(which) == str(installed)
+    real = record.read_text(encoding="utf-8").splitlines()[1]
+    assert real == str(installed)
 
 
 def test_the_sam_cli_is_pinned_in_its_own_requirements() -> None:
     pins = (ROOT / "requirements-sam.txt").read_text(encoding="utf-8").splitlines()
     assert any(line.startswith("aws-sam-cli==") for line in pins)
     assert all("==" in line for line in pins if line and not line.startswith("#"))
+
+
+def test_a_python_without_pip_is_refused_before_sam_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_pip = script(
+        tmp_path / "bin" / "python3.13", 'if [ "$1" = "-m" ]; then exit 1; fi; echo 3.13'
+    )
+    sam, record = fake_sam(tmp_path)
+    env = {"PATH": os.pathsep.join([str(tmp_path / "bin"), "/usr/bin", "/bin"])}
+    assert sam_build.main(["--sam", str(sam), "--venv", str(tmp_path / "venv")], env) == 1
+    assert f"{no_pip} has no pip, which sam build needs" in capsys.readouterr().err
+    assert not record.exists()
