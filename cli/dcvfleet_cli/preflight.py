@@ -68,8 +68,9 @@ class Result:
 # --- the parameters the deploy will use ------------------------------------------------------
 
 
-class _CfnLoader(yaml.SafeLoader):  # type: ignore[misc, unused-ignore]
-    """YAML with CloudFormation's short forms (``!Ref``, ``!Sub``...), read as plain values."""
+class _CfnLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML with CloudFormation's short forms (``!Ref``, ``!Sub``...), read as plain values
+    (with libyaml where PyYAML has it)."""
 
 
 def _intrinsic(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:

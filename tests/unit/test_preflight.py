@@ -33,6 +33,8 @@ ARTIFACT_KEY = "dcvfleet/agent-0.1.0.tar.gz"
 #: A zone moto's offerings (AWS's, as moto ships them) give no G instance in.
 ZONE_WITHOUT_G = "us-east-1e"
 RUNTIME_313 = {"Globals": {"Function": {"Runtime": "python3.13"}}}
+TEMPLATE = preflight.load_template(ROOT / "template.yaml")
+TEMPLATE_DEFAULTS = preflight.deploy_config(TEMPLATE, None, "default", "").parameters
 
 
 @pytest.fixture
@@ -65,8 +67,7 @@ def default_subnets(*zones: str) -> list[str]:
 def ready_account() -> dict[str, str]:
     """An account ready for the deploy: the template's defaults, the default VPC's subnets in
     two zones that offer every default type, the agent uploaded, Batch's role there."""
-    template = preflight.load_template(ROOT / "template.yaml")
-    params = preflight.deploy_config(template, None, "default", "").parameters
+    params = dict(TEMPLATE_DEFAULTS)
     vpc = client("ec2").describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])
     s3 = client("s3")
     s3.create_bucket(Bucket=ARTIFACT_BUCKET)
@@ -390,7 +391,7 @@ def test_a_refused_call_fails_its_check_naming_the_call(monkeypatch: pytest.Monk
 
 
 def test_parameters_are_the_template_defaults_then_samconfig_then_params(tmp_path: Path) -> None:
-    template = preflight.load_template(ROOT / "template.yaml")
+    template = TEMPLATE
     samconfig = tmp_path / "samconfig.toml"
     samconfig.write_text(
         'version = 0.1\n[prod.global.parameters]\nstack_name = "fleet"\nregion = "eu-west-1"\n'
