@@ -6,9 +6,10 @@ BIN := $(VENV)/bin
 CHECKOV_VENV := .venv-checkov
 PARAMS ?=
 BOOT_DELAY ?= 0
+CONFIG_ENV ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup browser demo local test test-portal lint bench bench-idle bench-agent bench-load docs agent-archive image-source clean
+.PHONY: setup browser demo local test test-portal lint bench bench-idle bench-agent bench-load docs agent-archive image-source preflight build clean
 
 $(VENV)/.installed: requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -91,5 +92,13 @@ agent-archive: setup
 image-source: setup
 	$(PY) container/source_bundle.py
 
+## preflight: check the AWS account and region before sam deploy (read-only; PARAMS, CONFIG_ENV; LOCAL=1 for the local stack)
+preflight: setup
+	PYTHONPATH=cli $(PY) -m dcvfleet_cli preflight --config-env "$(CONFIG_ENV)" --params "$(PARAMS)" $(if $(LOCAL),--local)
+
+## build: sam build with a Python of the template's runtime (found, or told how to get one); the SAM CLI pinned in .venv-sam
+build: setup
+	$(PY) tools/sam_build.py -- $(SAM_BUILD_ARGS)
+
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) .local .pytest_cache .mypy_cache .ruff_cache dist test-output
+	rm -rf $(VENV) $(CHECKOV_VENV) .venv-sam .local .pytest_cache .mypy_cache .ruff_cache dist test-output

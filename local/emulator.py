@@ -184,6 +184,20 @@ Gaps worked around here:
   user's (its username or USER_ID_FOR_SRP) is ``NotAuthorizedException`` "Incorrect username or
   password."; each challenge answers once. A right one goes on through moto's flow (tokens,
   NEW_PASSWORD_REQUIRED, MFA). The ``TIMESTAMP``'s format and skew are not checked.
+* ``SERVICE_QUOTAS_EC2`` - Service Quotas knows only the ``vpc`` service: GetServiceQuota for
+  EC2's G and VT vCPU quotas (``L-DB2E81BA`` "Running On-Demand G and VT instances",
+  ``L-3819A6DF`` "All G and VT Spot Instance Requests") is ``NoSuchResourceException`` and
+  GetAWSDefaultServiceQuota is not implemented. Here (``service_quota_patches``) GetServiceQuota
+  answers those two, as AWS shapes a quota, with ``EC2_QUOTA_VCPUS`` (64, the emulator's own
+  value; an account's real ones are its own) until ``set_ec2_quota`` changes one.
+* ``CFN_STACK_LIST_PARAMETERS`` - DescribeStacks gives a ``List<...>`` or
+  ``CommaDelimitedList`` parameter's value as a Python list's repr (``['subnet-a', 'subnet-b']``);
+  AWS gives it as it was passed (``subnet-a,subnet-b``). Here (``stack_parameter_patches``) its
+  members are joined with commas.
+* ``DEFAULT_VPC_INTERNET`` - the default VPC has no internet gateway and its main route table
+  only the local route; AWS gives a default VPC an internet gateway and a ``0.0.0.0/0`` route to
+  it (https://docs.aws.amazon.com/vpc/latest/userguide/default-vpc-components.html). Here
+  (``default_vpc_patches``) the default VPC gets both when it is made.
 
 Checked, not gaps: moto's server answers an unsigned JSON call (no ``Authorization``, as a
 browser's call to Cognito's user-pool API) by its ``X-Amz-Target``, and answers a browser's CORS
@@ -1476,6 +1490,9 @@ def apply_all(endpoint_url: str, port: int) -> None:
     apply_patches(bucket_cloudformation_patches())
     apply_patches(cognito_srp_patches())
     apply_patches(ec2_page_token_patches())
+    apply_patches(service_quota_patches())
+    apply_patches(default_vpc_patches())
+    apply_patches(stack_parameter_patches())
     patch_sfn_task_failure_cause()
     enable_execution(endpoint_url, port)
 
@@ -2447,6 +2464,113 @@ def ec2_page_token_patches() -> list[Patch]:
 
     describe_instances._dcvfleet = True  # type: ignore[attr-defined]
     return [(InstanceResponse, "describe_instances", describe_instances)]
+
+
+# ------------------------------------------------------------------------------------------------
+# SERVICE_QUOTAS_EC2
+#: EC2's vCPU quotas for G and VT instances, by code, with the names AWS gives them
+#: (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-on-demand-instances.html,
+#: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-spot-limits.html).
+EC2_QUOTAS = {
+    "L-DB2E81BA": "Running On-Demand G and VT instances",
+    "L-3819A6DF": "All G and VT Spot Instance Requests",
+}
+#: The value each answers with until ``set_ec2_quota`` changes it (the emulator's own).
+EC2_QUOTA_VCPUS = 64.0
+
+
+def _ec2_quota_values(backend: Any) -> dict[str, float]:
+    values: dict[str, float] | None = getattr(backend, "_dcvfleet_ec2_quotas", None)
+    if values is None:
+        values = dict.fromkeys(EC2_QUOTAS, EC2_QUOTA_VCPUS)
+        backend._dcvfleet_ec2_quotas = values
+    return values
+
+
+def set_ec2_quota(account_id: str, region: str, code: str, value: float) -> None:
+    """Sets one of ``EC2_QUOTAS`` in the emulator (an account's quota, as AWS would have it)."""
+    from moto.servicequotas.models import servicequotas_backends
+
+    if code not in EC2_QUOTAS:
+        raise ValueError(f"{code} is not one of the emulated EC2 quotas ({', '.join(EC2_QUOTAS)})")
+    _ec2_quota_values(servicequotas_backends[account_id][region])[code] = float(value)
+
+
+def service_quota_patches() -> list[Patch]:
+    """SERVICE_QUOTAS_EC2: GetServiceQuota answers ``EC2_QUOTAS``. None when already replaced."""
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    original = ServiceQuotasBackend.get_service_quota
+    if getattr(original, "_dcvfleet", False):
+        return []
+
+    def get_service_quota(self: Any, service_code: str, quota_code: str) -> dict[str, Any]:
+        if service_code != "ec2" or quota_code not in EC2_QUOTAS:
+            return original(self, service_code, quota_code)
+        return {
+            "ServiceCode": "ec2",
+            "ServiceName": "Amazon Elastic Compute Cloud (Amazon EC2)",
+            "QuotaArn": f"arn:aws:servicequotas:{self.region_name}:{self.account_id}:"
+            f"ec2/{quota_code}",
+            "QuotaCode": quota_code,
+            "QuotaName": EC2_QUOTAS[quota_code],
+            "Value": _ec2_quota_values(self)[quota_code],
+            "Unit": "None",
+            "Adjustable": True,
+            "GlobalQuota": False,
+        }
+
+    get_service_quota._dcvfleet = True  # type: ignore[attr-defined]
+    return [(ServiceQuotasBackend, "get_service_quota", get_service_quota)]
+
+
+# ------------------------------------------------------------------------------------------------
+# CFN_STACK_LIST_PARAMETERS
+def stack_parameter_patches() -> list[Patch]:
+    """CFN_STACK_LIST_PARAMETERS: a list parameter's value as AWS gives it, comma-separated. None
+    when already replaced."""
+    from moto.cloudformation.models import Stack
+
+    original = cast(property, Stack.__dict__["parameter_list"])
+    if getattr(original.fget, "_dcvfleet", False):
+        return []
+    read = cast(Callable[[Any], list[dict[str, Any]]], original.fget)
+
+    def parameter_list(self: Any) -> list[dict[str, Any]]:
+        listed = read(self)
+        return [
+            {**item, "ParameterValue": ",".join(str(v) for v in item["ParameterValue"])}
+            if isinstance(item.get("ParameterValue"), list)
+            else item
+            for item in listed
+        ]
+
+    parameter_list._dcvfleet = True  # type: ignore[attr-defined]
+    return [(Stack, "parameter_list", property(parameter_list))]
+
+
+# ------------------------------------------------------------------------------------------------
+# DEFAULT_VPC_INTERNET
+def default_vpc_patches() -> list[Patch]:
+    """DEFAULT_VPC_INTERNET: the default VPC gets an internet gateway and a ``0.0.0.0/0`` route
+    to it in its main route table. None when already replaced."""
+    from moto.ec2.models.vpcs import VPCBackend
+
+    original = VPCBackend.create_default_vpc
+    if getattr(original, "_dcvfleet", False):
+        return []
+
+    def create_default_vpc(self: Any) -> Any:
+        vpc = original(self)
+        gateway = self.create_internet_gateway()
+        self.attach_internet_gateway(gateway.id, vpc.id)
+        for table in self.describe_route_tables(filters={"vpc-id": [vpc.id]}):
+            if table.main_association_id is not None:
+                self.create_route(table.id, "0.0.0.0/0", gateway_id=gateway.id)
+        return vpc
+
+    create_default_vpc._dcvfleet = True  # type: ignore[attr-defined]
+    return [(VPCBackend, "create_default_vpc", create_default_vpc)]
 
 
 # ------------------------------------------------------------------------------------------------

@@ -474,3 +474,10 @@ def fleet_terminate(ctx: Context) -> int:
         return 1
     answer = ctx.api().call("DELETE", _path(session_id, admin=True))
     return _ended(ctx, session_id, answer, admin=True)
+
+
+def preflight(ctx: Context) -> int:
+    """``dcvfleet preflight`` (``dcvfleet_cli.preflight``): needs no stack and no sign-in."""
+    from dcvfleet_cli import preflight as checks
+
+    return checks.command(ctx.args, ctx.env, ctx.out)

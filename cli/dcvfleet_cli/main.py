@@ -157,6 +157,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     terminate.add_argument("session_id", metavar="ID")
     terminate.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
+    check = command(
+        top,
+        "preflight",
+        commands.preflight,
+        "check an AWS account and region before sam deploy (read-only calls)",
+    )
+    check.add_argument(
+        "--config-env",
+        metavar="ENV",
+        help="samconfig.toml environment whose parameter_overrides the deploy uses "
+        "(default: default; local with --local)",
+    )
+    check.add_argument(
+        "--params", metavar="OVERRIDES", help='parameters on top, as sam deploy: "K=V K2=V2"'
+    )
+    check.add_argument("--template", default="template.yaml", metavar="PATH")
+    check.add_argument("--config-file", default="samconfig.toml", metavar="PATH")
+    check.add_argument("--profile", metavar="NAME", help="AWS profile (default: the SDK's)")
+    check.add_argument("--endpoint-url", metavar="URL", help="an AWS emulator's endpoint")
+    check.add_argument(
+        "--local",
+        action="store_true",
+        help="check the local stack's emulator (.local/stack.json, or --stack-file)",
+    )
+    check.add_argument("--json", action="store_true", help="as JSON")
     return parser
 
 

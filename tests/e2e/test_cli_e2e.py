@@ -232,3 +232,42 @@ def test_a_token_cache_from_before_is_refreshed(
     refreshed = json.loads(cache.read_text())
     assert refreshed["expires_at"] > 0
     assert refreshed["refresh_token"] == data["refresh_token"]
+
+
+def _preflight(cli: Cli, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "dcvfleet_cli", "--stack-file", str(cli.stack_file)]
+    return subprocess.run(
+        [*command, "preflight", "--local", *args],
+        env=cli.env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_preflight_checks_the_local_stacks_emulator(fleet: Stack, tmp_path: Path) -> None:
+    """``dcvfleet preflight --local`` makes its calls to the emulator, with the parameters the
+    local stack was deployed with (samconfig.toml [local], VpcId and SubnetIds from the stack)."""
+    s3 = fleet.client("s3")
+    s3.create_bucket(Bucket="preflight-artifacts")
+    s3.put_object(Bucket="preflight-artifacts", Key="agent.tar.gz", Body=b"agent")
+    cli = Cli(fleet, tmp_path, "nobody", "unused")
+    done = _preflight(
+        cli, "--json", "--params", "AgentArtifactS3Uri=s3://preflight-artifacts/agent.tar.gz"
+    )
+    answer = json.loads(done.stdout)
+    assert answer["target"].startswith(f"preflight: {fleet.region} at {fleet.endpoint}")
+    verdicts = {c["check"]: c["status"] for c in answer["checks"]}
+    passing = (
+        *("region", "subnets", "quota-on-demand", "quota-spot", "hibernation"),
+        *("apigateway-role", "batch-role", "s3-route", "agent-artifact"),
+    )
+    assert {k: verdicts[k] for k in passing} == dict.fromkeys(passing, "PASS"), answer
+    # the local stack's two subnets are the default VPC's, in whichever zones
+    assert verdicts["instance-types"] in ("PASS", "WARN"), answer
+
+    missing = _preflight(cli, "--params", "AgentArtifactS3Uri=s3://preflight-artifacts/x.tar.gz")
+    assert missing.returncode == 1
+    assert "FAIL  agent-artifact" in missing.stdout

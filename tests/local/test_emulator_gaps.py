@@ -12,7 +12,6 @@ alongside the in-process tests; the process running these tests stays on plain m
 from __future__ import annotations
 
 import contextlib
-import warnings
 import io
 import json
 import os
@@ -21,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -2963,3 +2963,117 @@ def test_gap_apigateway_account_not_in_cloudformation() -> None:
         warnings.simplefilter("ignore")
         _create_stack("probe", template)
     assert _client("apigateway").get_account().get("cloudwatchRoleArn") != role
+
+
+# ==============================================================================================
+# SERVICE_QUOTAS_EC2
+def test_gap_service_quotas_ec2() -> None:
+    """GAP SERVICE_QUOTAS_EC2: Service Quotas knows only VPC's quotas; EC2's G and VT vCPU quotas
+    are NoSuchResourceException and GetAWSDefaultServiceQuota is not implemented."""
+    from moto.servicequotas.models import ServiceQuotasBackend
+
+    patched = getattr(ServiceQuotasBackend.get_service_quota, "_dcvfleet", False)
+    _require_plain_moto(patched, "SERVICE_QUOTAS_EC2")
+    with mock_aws():
+        quotas = boto3.client("service-quotas", region_name=REGION)
+        for code in emulator.EC2_QUOTAS:
+            with pytest.raises(ClientError) as refused:
+                quotas.get_service_quota(ServiceCode="ec2", QuotaCode=code)
+            assert refused.value.response["Error"]["Code"] == "NoSuchResourceException"
+            with pytest.raises(NotImplementedError):
+                quotas.get_aws_default_service_quota(ServiceCode="ec2", QuotaCode=code)
+
+
+def test_workaround_service_quotas_ec2(monkeypatch: pytest.MonkeyPatch) -> None:
+    for owner, attribute, replacement in emulator.service_quota_patches():
+        monkeypatch.setattr(owner, attribute, replacement)
+    with mock_aws():
+        quotas = boto3.client("service-quotas", region_name=REGION)
+        quota = quotas.get_service_quota(ServiceCode="ec2", QuotaCode="L-DB2E81BA")["Quota"]
+        assert quota["QuotaName"] == "Running On-Demand G and VT instances"
+        assert quota["Value"] == emulator.EC2_QUOTA_VCPUS
+        emulator.set_ec2_quota(ACCOUNT, REGION, "L-3819A6DF", 8)
+        spot = quotas.get_service_quota(ServiceCode="ec2", QuotaCode="L-3819A6DF")["Quota"]
+        assert (spot["QuotaName"], spot["Value"]) == ("All G and VT Spot Instance Requests", 8.0)
+        # the others stay moto's
+        vpc = quotas.list_aws_default_service_quotas(ServiceCode="vpc")["Quotas"][0]
+        assert quotas.get_service_quota(ServiceCode="vpc", QuotaCode=vpc["QuotaCode"])["Quota"]
+        with pytest.raises(ClientError):
+            quotas.get_service_quota(ServiceCode="ec2", QuotaCode="L-1216C47A")
+
+
+# ==============================================================================================
+# DEFAULT_VPC_INTERNET
+def _default_vpc_routes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    gateways = ec2.describe_internet_gateways(
+        Filters=[{"Name": "attachment.vpc-id", "Values": [vpc["VpcId"]]}]
+    )["InternetGateways"]
+    tables = ec2.describe_route_tables(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+            {"Name": "association.main", "Values": ["true"]},
+        ]
+    )["RouteTables"]
+    return gateways, tables[0]["Routes"]
+
+
+def test_gap_default_vpc_internet() -> None:
+    """GAP DEFAULT_VPC_INTERNET: the default VPC has no internet gateway, and its main route
+    table only the local route."""
+    from moto.ec2.models.vpcs import VPCBackend
+
+    _require_plain_moto(
+        getattr(VPCBackend.create_default_vpc, "_dcvfleet", False), "DEFAULT_VPC_INTERNET"
+    )
+    with mock_aws():
+        gateways, routes = _default_vpc_routes()
+        assert gateways == []
+        assert [r.get("GatewayId") for r in routes] == ["local"]
+
+
+def test_workaround_default_vpc_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    for owner, attribute, replacement in emulator.default_vpc_patches():
+        monkeypatch.setattr(owner, attribute, replacement)
+    with mock_aws():
+        gateways, routes = _default_vpc_routes()
+        assert len(gateways) == 1
+        to_internet = [r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        assert [r["GatewayId"] for r in to_internet] == [gateways[0]["InternetGatewayId"]]
+
+
+# ==============================================================================================
+# CFN_STACK_LIST_PARAMETERS
+LIST_PARAMETER_TEMPLATE: dict[str, Any] = {
+    "Parameters": {"Subnets": {"Type": "List<AWS::EC2::Subnet::Id>"}},
+    "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+}
+
+
+def _list_parameter_value() -> str:
+    cfn = boto3.client("cloudformation", region_name=REGION)
+    cfn.create_stack(
+        StackName="lists",
+        TemplateBody=json.dumps(LIST_PARAMETER_TEMPLATE),
+        Parameters=[{"ParameterKey": "Subnets", "ParameterValue": "subnet-a,subnet-b"}],
+    )
+    (stack,) = cfn.describe_stacks(StackName="lists")["Stacks"]
+    return str(stack["Parameters"][0]["ParameterValue"])
+
+
+def test_gap_cfn_stack_list_parameters() -> None:
+    """GAP CFN_STACK_LIST_PARAMETERS: DescribeStacks gives a list parameter as a Python repr."""
+    from moto.cloudformation.models import Stack
+
+    patched = getattr(Stack.parameter_list.fget, "_dcvfleet", False)
+    _require_plain_moto(patched, "CFN_STACK_LIST_PARAMETERS")
+    with mock_aws():
+        assert _list_parameter_value() == "['subnet-a', 'subnet-b']"
+
+
+def test_workaround_cfn_stack_list_parameters(monkeypatch: pytest.MonkeyPatch) -> None:
+    for owner, attribute, replacement in emulator.stack_parameter_patches():
+        monkeypatch.setattr(owner, attribute, replacement)
+    with mock_aws():
+        assert _list_parameter_value() == "subnet-a,subnet-b"
