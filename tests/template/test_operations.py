@@ -102,9 +102,7 @@ def test_a_customer_managed_key_encrypts_tables_secrets_bus_and_user_topic_when_
         "Fn::If": ["HasKmsKey", {"Ref": "KmsKeyArn"}, "alias/aws/sns"]
     }
     # CloudWatch publishes to the operators' topic: its key is the stack's own (test_kms.py)
-    assert RESOURCES["OperatorTopic"]["Properties"]["KmsMasterKeyId"] == {
-        "Ref": "OperatorTopicKey"
-    }
+    assert RESOURCES["OperatorTopic"]["Properties"]["KmsMasterKeyId"] == {"Ref": "OperatorTopicKey"}
     env = RESOURCES["CreateCredentialsFunction"]["Properties"]["Environment"]["Variables"]
     assert env["SECRETS_KMS_KEY_ID"] == {"Ref": "KmsKeyArn"}
 
