@@ -647,6 +647,76 @@ def check_agent_artifact(acct: Account) -> Result:
     return Result("agent-artifact", PASS, f"{uri} ({head.get('ContentLength', 0)} bytes)")
 
 
+#: What EventBridge needs of the key that encrypts the fleet bus, in the key's own policy:
+#: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-encryption-key-policy.html
+#: The roles use it through DynamoDB, Secrets Manager, SNS and EventBridge by their IAM policies,
+#: which count only where the key policy lets the account's IAM decide:
+#: https://docs.aws.amazon.com/kms/latest/developerguide/key-policy-default.html#key-policy-default-allow-root-enable-iam
+KMS_NEEDED = ("kms:Decrypt", "kms:GenerateDataKey")
+
+
+def _allows(statement: Mapping[str, Any], action: str) -> bool:
+    actions = statement.get("Action", [])
+    for granted in [actions] if isinstance(actions, str) else actions:
+        if granted in ("*", "kms:*", action) or (
+            granted.endswith("*") and action.startswith(granted[:-1])
+        ):
+            return True
+    return False
+
+
+def _principals(statement: Mapping[str, Any], kind: str) -> list[str]:
+    principal = statement.get("Principal", {})
+    if principal == "*":
+        return ["*"]
+    named = principal.get(kind, []) if isinstance(principal, dict) else []
+    return [named] if isinstance(named, str) else list(named)
+
+
+def check_kms_key(acct: Account) -> Result:
+    """The customer-managed key ``KmsKeyArn`` names, when one does: usable, and its policy lets
+    EventBridge encrypt the fleet bus and this account's IAM grant the roles its use (the
+    template test tests/template/test_kms.py cannot read a key given as a parameter)."""
+    arn = acct.parameters.get("KmsKeyArn", "")
+    if not arn:
+        return Result("kms-key", PASS, "none given: AWS-managed keys")
+    if acct.region and f":kms:{acct.region}:" not in arn:
+        return Result(
+            "kms-key", FAIL, f"{arn} is not in {acct.region}: give a key of the deploy's region"
+        )
+    kms = acct.client("kms")
+    meta = kms.describe_key(KeyId=arn)["KeyMetadata"]
+    problems = []
+    if meta.get("KeyManager") != "CUSTOMER":
+        problems.append("it is AWS-managed, and its policy cannot be changed")
+    if meta.get("KeyState") != "Enabled":
+        problems.append(f"it is {meta.get('KeyState')}, not Enabled")
+    if meta.get("KeySpec", "SYMMETRIC_DEFAULT") != "SYMMETRIC_DEFAULT":
+        problems.append(f"it is {meta.get('KeySpec')}; the services need a symmetric key")
+    statements = json.loads(kms.get_key_policy(KeyId=arn, PolicyName="default")["Policy"])
+    statements = statements.get("Statement", [])
+    allowed = [s for s in statements if s.get("Effect") == "Allow"]
+    partition, account = arn.split(":")[1], arn.split(":")[4]
+    root = {account, f"arn:{partition}:iam::{account}:root"}
+    if not any(set(_principals(s, "AWS")) & root and _allows(s, "kms:Decrypt") for s in allowed):
+        problems.append(
+            f"its policy does not let account {account}'s IAM policies grant its use (a "
+            f'statement with Principal {{"AWS": "arn:aws:iam::{account}:root"}})'
+        )
+    if not any(
+        "events.amazonaws.com" in _principals(s, "Service")
+        and all(_allows(s, need) for need in KMS_NEEDED)
+        for s in allowed
+    ):
+        problems.append(
+            "its policy does not let EventBridge (events.amazonaws.com) use it for the fleet bus: "
+            "allow kms:Decrypt and kms:GenerateDataKey to that service"
+        )
+    if problems:
+        return Result("kms-key", FAIL, f"KmsKeyArn {arn}: " + "; ".join(problems))
+    return Result("kms-key", PASS, f"{arn}: enabled; EventBridge and this account's IAM may use it")
+
+
 def check_build_python(template: Mapping[str, Any], env: Mapping[str, str]) -> Result:
     """Not an AWS call: the interpreter ``sam build`` needs (``make build`` finds it)."""
     runtime = interpreter.template_runtime(template)
@@ -674,6 +744,7 @@ AWS_CHECKS: tuple[tuple[str, Callable[[Account], Result]], ...] = (
     ("batch-role", check_batch_role),
     ("s3-route", check_s3_reachable),
     ("agent-artifact", check_agent_artifact),
+    ("kms-key", check_kms_key),
 )
 
 #: The checks that cannot run without a region or the subnets.

@@ -14,16 +14,18 @@ principal to a destination (alarm actions, rule targets and their dead-letter qu
 own encryption, S3 notifications, SNS-to-SQS subscriptions) is found in the template, both
 branches of every ``Fn::If`` are followed, and the destination's key must be one of the
 template's own whose policy grants that principal. A key given as a parameter cannot be read
-here; ``make preflight`` reads its policy in the account.
+here; ``make preflight`` reads its policy in the account (its ``kms-key`` check).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from dcvfleet_cli import preflight
 from tests.template.test_template import translated
 
 #: Destinations an AWS service writes to, with the property that names their key.
@@ -147,8 +149,8 @@ def _findings(resources: dict[str, Any]) -> list[str]:
     ]
 
 
-#: Keys given as parameters, which only the account can show: make preflight reads their
-#: policies (the customer's key must grant EventBridge for the fleet bus).
+#: Keys given as parameters, which only the account can show, and the principal each must
+#: grant: make preflight reads their policies (``check_kms_key`` checks EventBridge's grant).
 PARAMETER_KEYS = {"events.amazonaws.com (FleetBus (its own events)): FleetBus: key KmsKeyArn"}
 
 
@@ -157,6 +159,7 @@ def test_every_service_written_destination_has_a_key_that_grants_the_service() -
     blocking = [f for f in findings if not f.endswith("checked by make preflight")]
     assert blocking == []
     assert {f.split(", a parameter")[0] for f in findings} == PARAMETER_KEYS
+    assert "events.amazonaws.com" in inspect.getsource(preflight.check_kms_key)
 
 
 def test_the_alarms_reach_the_operators_topic_and_the_rules_their_dead_letter_queue() -> None:

@@ -215,6 +215,54 @@ def agent_artifact_not_uploaded(params: dict[str, str]) -> str | None:
     return REGION
 
 
+def key_policy(*statements: dict[str, Any]) -> str:
+    root = {
+        "Sid": "AccountIamPolicies",
+        "Effect": "Allow",
+        "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+        "Action": "kms:*",
+        "Resource": "*",
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [root, *statements]})
+
+
+#: What the EventBridge User Guide's key policy for an encrypted bus grants the service.
+EVENTBRIDGE_USES = {
+    "Effect": "Allow",
+    "Principal": {"Service": "events.amazonaws.com"},
+    "Action": ["kms:Decrypt", "kms:GenerateDataKey"],
+    "Resource": "*",
+}
+
+
+def fleet_key(policy: str) -> str:
+    arn: str = client("kms").create_key(Policy=policy)["KeyMetadata"]["Arn"]
+    return arn
+
+
+def key_without_an_eventbridge_grant(params: dict[str, str]) -> str | None:
+    params["KmsKeyArn"] = fleet_key(key_policy())
+    return REGION
+
+
+def key_whose_policy_leaves_iam_out(params: dict[str, str]) -> str | None:
+    only_events = {"Version": "2012-10-17", "Statement": [EVENTBRIDGE_USES]}
+    params["KmsKeyArn"] = fleet_key(json.dumps(only_events))
+    return REGION
+
+
+def key_disabled(params: dict[str, str]) -> str | None:
+    params["KmsKeyArn"] = fleet_key(key_policy(EVENTBRIDGE_USES))
+    client("kms").disable_key(KeyId=params["KmsKeyArn"].rsplit("/", 1)[-1])
+    return REGION
+
+
+def key_of_another_region(params: dict[str, str]) -> str | None:
+    kms = boto3.client("kms", region_name="eu-west-1")
+    params["KmsKeyArn"] = kms.create_key(Policy=key_policy(EVENTBRIDGE_USES))["KeyMetadata"]["Arn"]
+    return REGION
+
+
 FAILURES: list[tuple[str, Mutation, str]] = [
     ("region", no_region, "no region: pass --region"),
     ("region", region_not_enabled, "ap-east-1 is not enabled for account 123456789012"),
@@ -239,6 +287,10 @@ FAILURES: list[tuple[str, Mutation, str]] = [
     ("s3-route", subnet_without_a_way_to_s3, "cannot reach S3, where DCV checks its license"),
     ("agent-artifact", no_agent_artifact, "AgentArtifactS3Uri is empty"),
     ("agent-artifact", agent_artifact_not_uploaded, "does not exist: upload it"),
+    ("kms-key", key_without_an_eventbridge_grant, "does not let EventBridge"),
+    ("kms-key", key_whose_policy_leaves_iam_out, "does not let account 123456789012's IAM"),
+    ("kms-key", key_disabled, "it is Disabled, not Enabled"),
+    ("kms-key", key_of_another_region, "is not in us-east-1"),
 ]
 
 
@@ -290,6 +342,15 @@ def test_a_missing_batch_service_linked_role_warns_that_batch_creates_it() -> No
     assert result.status == WARN
     assert "iam:CreateServiceLinkedRole" in result.message
     assert "create-service-linked-role --aws-service-name batch.amazonaws.com" in result.message
+
+
+@pytest.mark.usefixtures("aws")
+def test_a_customer_managed_key_that_eventbridge_and_iam_may_use_passes() -> None:
+    params = ready_account()
+    params["KmsKeyArn"] = fleet_key(key_policy(EVENTBRIDGE_USES))
+    result = check("kms-key", params)
+    assert result.status == PASS, result
+    assert "EventBridge and this account's IAM may use it" in result.message
 
 
 @pytest.mark.usefixtures("aws")
@@ -439,7 +500,7 @@ def test_the_command_prints_one_line_per_check_and_exits_non_zero_on_a_fail(
     assert lines[0] == f"preflight: {REGION}, samconfig.toml [default]"
     verdicts = {line.split()[1]: line.split()[0] for line in lines[1:-1]}
     assert verdicts == {name: PASS for name, _ in preflight.AWS_CHECKS} | {"build-python": FAIL}
-    assert lines[-1] == "11 checks: 1 failed, 0 warned; fix each FAIL before sam deploy"
+    assert lines[-1] == "12 checks: 1 failed, 0 warned; fix each FAIL before sam deploy"
 
     assert (
         main(["preflight", "--region", REGION, "--json", "--params", "IdleAction=hibernate"]) == 1
