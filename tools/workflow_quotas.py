@@ -93,7 +93,7 @@ class Unknown:
         return "<unknown>"
 
 
-UNKNOWN = Unknown()
+UNKNOWN: Unknown = Unknown()
 
 
 @dataclass
@@ -337,7 +337,7 @@ def _compare(rule: dict[str, Any], data: Any) -> bool | Unknown:
         inner = _compare(rule["Not"], data)
         return not inner if isinstance(inner, bool) else UNKNOWN
     value = get_path(data, rule["Variable"])
-    if value is UNKNOWN:
+    if isinstance(value, Unknown):
         return UNKNOWN
     for op, test in COMPARISONS.items():
         if op in rule:
