@@ -173,9 +173,19 @@ LOOP_DEADLINES: dict[tuple[str, str], Deadline] = {
 MAP_ITEMS: dict[tuple[str, str], Callable[[], int | None]] = {
     ("sweep_fleet.asl.json", "ActOnEach"): lambda: getattr(lifecycle, "MAX_SWEEP_ITEMS", None),
 }
-#: (workflow, task, selected field) -> (Map state whose items it is, bytes of one item).
+#: (workflow, task, selected field) -> (Map state whose items it is, bytes of one item):
+#: a finding is ``{"kind": <= 20 characters, "id": a session's UUID or an instance id}``.
 LIST_FIELDS: dict[tuple[str, str, str], tuple[str, int]] = {
-    ("sweep_fleet.asl.json", "FindWork", "items"): ("ActOnEach", 256),
+    ("sweep_fleet.asl.json", "FindWork", "items"): ("ActOnEach", 128),
+}
+#: (workflow, Map state) -> bytes of one item's result, when the code bounds it (else each of
+#: its fields counts FIELD_BYTES): a finding and its outcome line.
+MAP_RESULT_BYTES: dict[tuple[str, str], Callable[[], int | None]] = {
+    ("sweep_fleet.asl.json", "ActOnEach"): lambda: (
+        None
+        if getattr(lifecycle, "MAX_SWEEP_OUTCOME_CHARACTERS", None) is None
+        else 128 + int(lifecycle.MAX_SWEEP_OUTCOME_CHARACTERS) + 32
+    ),
 }
 
 
@@ -654,10 +664,12 @@ def payload_bytes(workflow: str, definition: dict[str, Any], problems: list[str]
             processor = state.get("ItemProcessor") or state["Iterator"]
             last = [s for s in processor["States"].values() if s.get("End")]
             fields = max(len(s.get("ResultSelector", s.get("Parameters", {}))) for s in last)
+            bound_of = MAP_RESULT_BYTES.get((workflow, name))
+            bound = bound_of() if bound_of else None
             if cap is None:
                 problems.append(f"{name}: a Map over a list with no declared cap")
             else:
-                size = cap * fields * FIELD_BYTES
+                size = cap * (bound if bound is not None else fields * FIELD_BYTES)
         slots[path] = max(slots.get(path, 0), size)
     return sum(slots.values())
 
