@@ -118,6 +118,8 @@ def test_no_capacity_anywhere_fails_with_a_clear_reason_and_nothing_left(fleet: 
     assert "g5.xlarge" in session["statusReason"]
     execution = fleet.wait_execution(session_id)
     assert execution["status"] == "FAILED"
+    assert execution["error"] == "InsufficientCapacityError", execution
+    assert "g5.xlarge" in execution["cause"]
     assert fleet.states_entered(session_id)[-len(COMPENSATION) :] == COMPENSATION
     fleet.assert_nothing_left(session_id)
     # And the failed session no longer counts against the user's limit
@@ -135,8 +137,21 @@ def test_host_never_ready_times_out_and_compensates(fleet: Stack) -> None:
     session = fleet.wait_for(user, session_id, timeout=40)
     assert session["status"] == "FAILED"
     assert session["statusReason"] == HostNotReadyError.user_message
-    assert fleet.wait_execution(session_id)["status"] == "FAILED"
+    execution = fleet.wait_execution(session_id)
+    assert execution["status"] == "FAILED"
     fleet.assert_nothing_left(session_id)
+    # And operators read why: the execution fails with the workflow's own error (a Fail state
+    # naming States.Timeout, a reserved name, would fail it with States.Runtime), and the cause
+    # says the host never reported within HostReadyTimeoutSeconds
+    assert execution["error"] == "HostNotReadyError", execution
+    assert "HostReadyTimeoutSeconds (20 s): States.Timeout" in execution["cause"], execution
+    (failed,) = [e for e in fleet.history(session_id) if e["type"] == "ExecutionFailed"]
+    details = failed["executionFailedEventDetails"]
+    assert (details["error"], details["cause"]) == (execution["error"], execution["cause"])
+    assert fleet.states_entered(session_id)[-len(COMPENSATION) - 1 :] == [
+        "HostNotReady",
+        *COMPENSATION,
+    ]
 
 
 @pytest.mark.parametrize(
@@ -157,7 +172,11 @@ def test_a_failure_in_any_step_compensates_and_leaves_nothing(fleet: Stack, func
     session = fleet.wait_for(user, session_id)
     assert session["status"] == "FAILED", session
     assert session["statusReason"] == "The desktop could not be prepared."
-    assert fleet.wait_execution(session_id)["status"] == "FAILED"
+    execution = fleet.wait_execution(session_id)
+    assert execution["status"] == "FAILED"
+    # And the execution names it as ours, the caught error's name first in the cause
+    assert execution["error"] == "WorkflowStepError", execution
+    assert execution["cause"].startswith("RuntimeError"), execution
     assert fleet.states_entered(session_id)[-len(COMPENSATION) :] == COMPENSATION
     fleet.assert_nothing_left(session_id)
 
