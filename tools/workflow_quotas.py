@@ -226,6 +226,13 @@ def scenarios(template: Template, params: list[str]) -> Iterator[Params]:
         yield dict(zip(params, combo, strict=True))
 
 
+def resolved_definition(
+    template: Template, name: str, params: Params | None = None
+) -> dict[str, Any]:
+    """A workflow's definition with its substitutions made (parameters as given)."""
+    return _substituted(template, name, params or {})
+
+
 def _substituted(template: Template, name: str, params: Params) -> dict[str, Any]:
     props = state_machines(template)[name]
     text = (ROOT / props["DefinitionUri"]).read_text()
@@ -386,9 +393,22 @@ def _is_callback(state: dict[str, Any]) -> bool:
     return str(state["Resource"]).endswith((".waitForTaskToken", ".sync"))
 
 
-def task_events(state: dict[str, Any]) -> int:
+def task_events(state: dict[str, Any], attempts: int | None = None) -> int:
+    """A Task state's events: every retrier used up, unless ``attempts`` says how many ran."""
     per_attempt = 4 if _is_callback(state) else 3
-    return 2 + _attempts(state) * per_attempt
+    return 2 + (_attempts(state) if attempts is None else attempts) * per_attempt
+
+
+def path_events(states: dict[str, dict[str, Any]], entered: list[str]) -> int:
+    """The events of an execution that entered ``entered`` (a Map-free path, one attempt per
+    task): what its history should hold, by the counts above."""
+    simple = {"Pass": 2, "Choice": 2, "Wait": 2, "Succeed": 2, "Fail": 1}
+    total = 2  # ExecutionStarted, and how it ended
+    for name in entered:
+        state = states[name]
+        kind = state["Type"]
+        total += task_events(state, attempts=1) if kind == "Task" else simple[kind]
+    return total
 
 
 def _lambda_timeout(template: Template, state: dict[str, Any]) -> float | None:

@@ -9,7 +9,10 @@ import pytest
 from dcvfleet import events
 from dcvfleet.errors import HostNotReadyError, InsufficientCapacityError
 from local.demo import Client
-from tests.stackfixture import Stack
+from tests.stackfixture import ROOT, Stack
+from tools.workflow_quotas import load_template, path_events, resolved_definition
+
+PROVISION_STATES = resolved_definition(load_template(ROOT), "provision_session.asl.json")["States"]
 
 HAPPY_PATH = [
     "LoadSettings",
@@ -41,6 +44,9 @@ def test_success_walks_every_step_once_and_leaves_a_ready_desktop(fleet: Stack) 
     assert session["status"] == "READY", session
     assert fleet.wait_execution(session_id)["status"] == "SUCCEEDED"
     assert fleet.states_entered(session_id) == HAPPY_PATH
+    # And its history holds exactly the events tools/workflow_quotas.py counts for those states
+    # (the counts its worst cases at the parameters' limits are made of)
+    assert len(fleet.history(session_id)) == path_events(PROVISION_STATES, HAPPY_PATH)
     assert session["connectionUrl"].endswith(":8443/#desktop")
     assert session["connectionUrl"].startswith("https://")
     # And the host runs, tagged for the fleet, the owner and the session
@@ -152,6 +158,8 @@ def test_host_never_ready_times_out_and_compensates(fleet: Stack) -> None:
         "HostNotReady",
         *COMPENSATION,
     ]
+    entered = fleet.states_entered(session_id)
+    assert len(fleet.history(session_id)) == path_events(PROVISION_STATES, entered)
 
 
 @pytest.mark.parametrize(
