@@ -204,6 +204,7 @@ class LifecycleSettings:
     notify_document: str
     list_container_connections_document: str
     notify_container_document: str
+    batch_capacity_timeout_seconds: int = 600
 
     @property
     def stale_check_seconds(self) -> int:
@@ -215,6 +216,12 @@ class LifecycleSettings:
         """A provisioning with no progress for this long is stuck (its workflow would have timed
         out by now)."""
         return self.host_ready_timeout_seconds + 600
+
+    def stuck_provisioning_seconds_for(self, backend: str) -> int:
+        """As ``stuck_provisioning_seconds``; a batch desktop's job may first wait up to
+        BatchCapacityTimeoutSeconds for GPU capacity, its record unchanged meanwhile."""
+        waits = self.batch_capacity_timeout_seconds if backend == "batch" else 0
+        return self.stuck_provisioning_seconds + waits
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LifecycleSettings:
@@ -235,4 +242,5 @@ class LifecycleSettings:
             notify_document=_get(env, "NOTIFY_DOCUMENT"),
             list_container_connections_document=_get(env, "LIST_CONTAINER_CONNECTIONS_DOCUMENT"),
             notify_container_document=_get(env, "NOTIFY_CONTAINER_DOCUMENT"),
+            batch_capacity_timeout_seconds=_int(env, "BATCH_CAPACITY_TIMEOUT_SECONDS", "600"),
         )

@@ -960,7 +960,7 @@ def find_sweep_work(
             elif now - heard >= timedelta(seconds=settings.heartbeat_timeout_seconds):
                 items.append({"kind": "agent-silent", "id": session.session_id})
         elif session.status == Status.PROVISIONING:
-            if age >= timedelta(seconds=settings.stuck_provisioning_seconds):
+            if age >= timedelta(seconds=settings.stuck_provisioning_seconds_for(session.backend)):
                 items.append({"kind": "stuck-provisioning", "id": session.session_id})
         elif age >= timedelta(seconds=settings.stale_check_seconds):
             items.append({"kind": "stuck-stopping", "id": session.session_id})

@@ -2018,6 +2018,25 @@ def test_the_sweep_fails_a_provisioning_stuck_past_its_timeout(fleet: Fleet) -> 
     assert fleet.store.active_count(ALICE.sub) == 0
 
 
+def test_the_sweep_leaves_a_batch_desktop_waiting_for_gpu_capacity_until_that_wait_is_over(
+    fleet: Fleet,
+) -> None:
+    # Given a batch desktop whose job has waited for GPU capacity (its record unchanged) longer
+    # than an ec2 desktop's provisioning can take, within BatchCapacityTimeoutSeconds (a day)
+    settings = replace(SETTINGS, batch_capacity_timeout_seconds=86_400)
+    waiting, _ = fleet.provisioning()
+    fleet.store.update(fleet.store.require(waiting.session_id), backend="batch")
+    backdate_updated_at(fleet.store, waiting.session_id, settings.stuck_provisioning_seconds + 3600)
+    # When the sweep looks / Then it is not stuck: its workflow is still waiting for capacity
+    assert lifecycle.find_sweep_work(fleet.store, fleet.hosts, settings)["items"] == []
+    # And once even that wait is over, it is
+    backdate_updated_at(
+        fleet.store, waiting.session_id, settings.stuck_provisioning_seconds_for("batch") + 60
+    )
+    found = lifecycle.find_sweep_work(fleet.store, fleet.hosts, settings)["items"]
+    assert found == [{"kind": "stuck-provisioning", "id": waiting.session_id}]
+
+
 @pytest.mark.parametrize(
     ("orphan_action", "outcome", "state"),
     [
