@@ -3,8 +3,11 @@
 Step Functions service quotas (https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html):
 a Standard execution's history holds at most 25,000 events, an execution runs at most one year,
 and a state's input or output (so the state data a workflow carries) is at most 256 KiB. A
-callback (``.waitForTaskToken``) task waits at most its ``TimeoutSeconds``, never past the
-execution's year (https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-wait-token).
+callback (``.waitForTaskToken``) task waits at most its ``TimeoutSeconds`` ("the Timeout of a
+task ... is its maximum allowed duration":
+https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskHeartbeat.html), and
+without one up to the execution's year
+(https://docs.aws.amazon.com/step-functions/latest/dg/connect-to-resource.html#connect-wait-token).
 
 The figures are computed from the ASL graph itself, with the template's parameters at their
 ``MinValue`` and ``MaxValue`` (every combination: the worst of each figure is kept):
@@ -78,8 +81,9 @@ WHOLE_RESULT_BYTES = 8 * 1024
 INPUT_BYTES = 16 * 1024
 #: A caught error: ``{"Error": <= 256 characters, "Cause": <= 32,768 characters}``.
 ERROR_BYTES = 256 + 32_768 + 32
-#: CodeBuild's own defaults when a project does not set them (AWS::CodeBuild::Project:
-#: TimeoutInMinutes 60, QueuedTimeoutInMinutes 480).
+#: CodeBuild's own defaults when a project does not set them: TimeoutInMinutes 60 and
+#: QueuedTimeoutInMinutes 480 (8 hours)
+#: (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-codebuild-project.html).
 CODEBUILD_DEFAULT_MINUTES = {"TimeoutInMinutes": 60, "QueuedTimeoutInMinutes": 480}
 
 Template = dict[str, Any]

@@ -153,7 +153,8 @@ def user_message_for(error_name: str, detail: str = "") -> str:
     return cls.user_message
 
 
-#: The longest cause Step Functions keeps for a failed execution (ExecutionFailedEventDetails).
+#: The longest cause Step Functions keeps for a failed execution
+#: (https://docs.aws.amazon.com/step-functions/latest/apireference/API_ExecutionFailedEventDetails.html).
 MAX_CAUSE_CHARACTERS = 32_768
 
 
