@@ -203,6 +203,10 @@ Checked, not gaps: moto's server answers an unsigned JSON call (no ``Authorizati
 browser's call to Cognito's user-pool API) by its ``X-Amz-Target``, and answers a browser's CORS
 preflight to its root (``Access-Control-Allow-Origin`` the origin, the requested headers allowed)
 and its calls (errors too) with ``Access-Control-Allow-Origin``. ``test_no_gap_browser_calls``
+fails when that changes. A Fail state whose ``Error`` or ``ErrorPath`` yields a name beginning
+``States.`` (reserved for Step Functions' own errors: "these error names can't begin with the
+States. prefix", https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html)
+fails the execution with ``States.Runtime``, as on AWS; ``test_no_gap_sfn_fail_reserved_error``
 fails when that changes.
 
 Not a gap but noise: moto's Step Functions interpreter logs an ERROR for every path a Choice's

@@ -17,6 +17,7 @@ from botocore.exceptions import ClientError
 
 from dcvfleet.errors import (
     ConfigurationError,
+    DcvFleetError,
     HostCommandError,
     ImageNotBuiltError,
     LaunchError,
@@ -508,10 +509,14 @@ class Workflows:
             self._sfn.send_task_success, taskToken=task_token, output=json.dumps(output)
         )
 
-    def fail(self, task_token: str, error: str, cause: str) -> bool:
-        """Fail a waiting task (its Catch sees ``error``); False when the task is already gone."""
+    def fail(self, task_token: str, error: DcvFleetError) -> bool:
+        """Fail a waiting task with one of DCV Fleet's errors (its Catch sees the class's name,
+        never a reserved ``States.*`` one); False when the task is already gone."""
         return self._answer(
-            self._sfn.send_task_failure, taskToken=task_token, error=error, cause=cause[:32768]
+            self._sfn.send_task_failure,
+            taskToken=task_token,
+            error=type(error).__name__,
+            cause=error.message[:32768],
         )
 
     @staticmethod

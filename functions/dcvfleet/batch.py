@@ -178,7 +178,7 @@ def host_of_claim(session: Session, jobs: BatchJobs, claimed_instance: str) -> s
 def fail_wait(workflows: Workflows, task_token: str, job: BatchJob | None) -> str:
     """Fail the provisioning workflow waiting for Host Ready: its job ended (or vanished)."""
     reason = job_failure_reason(job) if job else "its job no longer exists"
-    workflows.fail(task_token, "JobFailedError", reason)
+    workflows.fail(task_token, JobFailedError(reason))
     return reason
 
 

@@ -212,6 +212,7 @@ class LifecycleSettings:
     notify_document: str
     list_container_connections_document: str
     notify_container_document: str
+    batch_capacity_timeout_seconds: int = 600
     heartbeat_interval_seconds: int = 60
 
     @property
@@ -235,6 +236,12 @@ class LifecycleSettings:
         out by now)."""
         return self.host_ready_timeout_seconds + 600
 
+    def stuck_provisioning_seconds_for(self, backend: str) -> int:
+        """As ``stuck_provisioning_seconds``; a batch desktop's job may first wait up to
+        BatchCapacityTimeoutSeconds for GPU capacity, its record unchanged meanwhile."""
+        waits = self.batch_capacity_timeout_seconds if backend == "batch" else 0
+        return self.stuck_provisioning_seconds + waits
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> LifecycleSettings:
         return cls(
@@ -255,4 +262,5 @@ class LifecycleSettings:
             list_container_connections_document=_get(env, "LIST_CONTAINER_CONNECTIONS_DOCUMENT"),
             notify_container_document=_get(env, "NOTIFY_CONTAINER_DOCUMENT"),
             heartbeat_interval_seconds=_int(env, "HEARTBEAT_INTERVAL_SECONDS", "60"),
+            batch_capacity_timeout_seconds=_int(env, "BATCH_CAPACITY_TIMEOUT_SECONDS", "600"),
         )

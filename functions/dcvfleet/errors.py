@@ -116,6 +116,32 @@ class ConfigurationError(DcvFleetError):
     """A Lambda's environment is missing or malformed."""
 
 
+class HostDidNotStopError(DcvFleetError):
+    """A desktop's instance did not stop (or end) within the idle workflow's checks."""
+
+
+class BuildFailedError(DcvFleetError):
+    """A release's image build ended other than SUCCEEDED."""
+
+
+class ReleaseFailedError(DcvFleetError):
+    """A build did not become a release; the current release is unchanged."""
+
+
+class SweepFailedError(DcvFleetError):
+    """The fleet sweep could not find its work; the next sweep tries again."""
+
+
+class RecoveryFailedError(DcvFleetError):
+    """After a failed idle step, leaving the records true failed as well."""
+
+
+class WorkflowStepError(DcvFleetError):
+    """A workflow step failed with an error no DCV Fleet code raised on purpose: a Lambda
+    runtime error, an AWS service error or one of Step Functions' own (``States.*``), which
+    the cause names."""
+
+
 #: ASL error names of the service (States.*) that map to a user-readable reason.
 STATES_ERRORS: dict[str, str] = {
     "States.Timeout": HostNotReadyError.user_message,
@@ -135,6 +161,26 @@ def user_message_for(error_name: str, detail: str = "") -> str:
     if cls.detail_for_user and detail:
         return f"{cls.user_message} ({detail})"
     return cls.user_message
+
+
+#: The longest cause Step Functions keeps for a failed execution
+#: (https://docs.aws.amazon.com/step-functions/latest/apireference/API_ExecutionFailedEventDetails.html).
+MAX_CAUSE_CHARACTERS = 32_768
+
+
+def workflow_error(name: str | None, cause: str = "") -> dict[str, str]:
+    """The error a workflow reports (a Fail state's Error and Cause) for an error it caught.
+
+    A Fail state may name no error of Step Functions' own: names beginning ``States.`` are
+    reserved (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+    So the name is always a class here: the caught one when it is, else ``WorkflowStepError``,
+    whose cause starts with the caught name, so operators read exactly what failed.
+    """
+    caught = name or "States.TaskFailed"
+    known = {c.__name__ for c in all_error_classes()}
+    reported = caught if caught in known else WorkflowStepError.__name__
+    text = cause if reported == caught else f"{caught}: {cause}" if cause else caught
+    return {"error": reported, "cause": text[:MAX_CAUSE_CHARACTERS]}
 
 
 def all_error_classes() -> list[type[DcvFleetError]]:

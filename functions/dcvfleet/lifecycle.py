@@ -36,10 +36,12 @@ from dcvfleet.errors import (
     SessionConflictError,
     SessionNotFoundError,
     StatusConflictError,
+    workflow_error,
 )
 from dcvfleet.model import ACTIVE, BACKENDS, Session, Status
 from dcvfleet.service import (
     Caller,
+    cause_message,
     compensate,
     get_session,
     provisioning_input,
@@ -611,10 +613,24 @@ def _finish(store: SessionStore, session: Session, status: Status) -> Session:
 
 
 def recover(
-    store: SessionStore, hosts: Ec2Hosts, *, session_id: str, execution: str, error: str
+    store: SessionStore,
+    hosts: Ec2Hosts,
+    *,
+    session_id: str,
+    execution: str,
+    error: str,
+    cause: str = "",
 ) -> dict[str, Any]:
     """The idle workflow failed: leave every record true. A desktop whose stop failed and whose
-    host still runs is READY again; a check that never acted gives its slot back."""
+    host still runs is READY again; a check that never acted gives its slot back. With the
+    error the execution then fails with (``error``, a name of ours; ``cause``, for operators)."""
+    done = _recover(store, hosts, session_id=session_id, execution=execution, error=error)
+    return {**done, **workflow_error(error, cause_message(cause))}
+
+
+def _recover(
+    store: SessionStore, hosts: Ec2Hosts, *, session_id: str, execution: str, error: str
+) -> dict[str, Any]:
     session = store.get(session_id)
     if session is None:
         return {"recovered": "gone"}
@@ -902,6 +918,12 @@ def job_changed(  # noqa: PLR0917 (the adapters it needs, then the event)
 
 # -- the fleet sweep ------------------------------------------------------------------------
 SWEPT = frozenset({Status.READY, Status.PROVISIONING, Status.STOPPING, Status.TERMINATING})
+#: The most findings one sweep acts on (the rest wait for the next sweep): the sweep workflow's
+#: Map over them, and the list of their outcomes it carries, stay within Step Functions' quotas
+#: (25,000 history events, 256 KiB of state data; tools/workflow_quotas.py checks both).
+MAX_SWEEP_ITEMS = 250
+#: The longest outcome line one finding reports.
+MAX_SWEEP_OUTCOME_CHARACTERS = 200
 
 
 def find_sweep_work(
@@ -938,7 +960,7 @@ def find_sweep_work(
             elif now - heard >= timedelta(seconds=settings.heartbeat_timeout_seconds):
                 items.append({"kind": "agent-silent", "id": session.session_id})
         elif session.status == Status.PROVISIONING:
-            if age >= timedelta(seconds=settings.stuck_provisioning_seconds):
+            if age >= timedelta(seconds=settings.stuck_provisioning_seconds_for(session.backend)):
                 items.append({"kind": "stuck-provisioning", "id": session.session_id})
         elif age >= timedelta(seconds=settings.stale_check_seconds):
             items.append({"kind": "stuck-stopping", "id": session.session_id})
@@ -952,7 +974,13 @@ def find_sweep_work(
     for item in items:
         counts[item["kind"]] = counts.get(item["kind"], 0) + 1
     logger.info("sweep found", counts=counts, sessions=len(sessions))
-    return {"items": items, "counts": counts}
+    if len(items) > MAX_SWEEP_ITEMS:
+        logger.warning(
+            "sweep acts on the first findings; the next sweep finds the rest",
+            found=len(items),
+            acting_on=MAX_SWEEP_ITEMS,
+        )
+    return {"items": items[:MAX_SWEEP_ITEMS], "counts": counts}
 
 
 def sweep_item(
@@ -984,7 +1012,7 @@ def sweep_item(
     except (ClaimRejectedError, SessionConflictError, SessionNotFoundError) as exc:
         outcome = f"skipped: {exc.message}"
     logger.info("sweep item", kind=kind, id=item_id, outcome=outcome)
-    return {"kind": kind, "id": item_id, "outcome": outcome}
+    return {"kind": kind, "id": item_id, "outcome": outcome[:MAX_SWEEP_OUTCOME_CHARACTERS]}
 
 
 def _fail_stuck(

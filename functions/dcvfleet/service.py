@@ -44,6 +44,7 @@ from dcvfleet.errors import (
     SessionNotFoundError,
     StatusConflictError,
     user_message_for,
+    workflow_error,
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso, reached
@@ -674,6 +675,9 @@ def compensate(
     error_name = (error or {}).get("Error", "States.TaskFailed")
     cause = cause_message((error or {}).get("Cause"))
     reason = user_message_for(error_name, cause)
+    # what the execution fails with: a name of ours (never a reserved States.* one), and
+    # for operators the caught name and its message
+    reported = workflow_error(error_name, cause)
     current = store.get(session_id)
     if current is not None and current.status not in (Status.PROVISIONING, Status.FAILED):
         logger.warning(
@@ -681,9 +685,12 @@ def compensate(
         )
         # READY after all (a step failed after it recorded READY): the workflow says so
         ready = _ready(current) if current.status == Status.READY else None
-        return {"reason": reason, "error": error_name, "terminated": [], "ready": ready}
+        return {"reason": reason, **reported, "terminated": [], "ready": ready}
     if resume:
-        return _compensate_resume(store, hosts, session_id, error_name, reason, telemetry)
+        return {
+            **_compensate_resume(store, hosts, session_id, error_name, reason, telemetry),
+            **reported,
+        }
     if current is not None and current.backend == "batch" and jobs is not None:
         batch.end_job(jobs, current, f"DCV Fleet: provisioning failed ({error_name})")
     terminated = [i.instance_id for i in hosts.find_by_session(session_id)]
@@ -700,7 +707,7 @@ def compensate(
     )
     if _end_provisioning(store, session_id, Status.FAILED, reason):
         telemetry.provisioning_failed(error_name)
-    return {"reason": reason, "error": error_name, "terminated": terminated, "ready": None}
+    return {"reason": reason, **reported, "terminated": terminated, "ready": None}
 
 
 def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the telemetry)
@@ -728,7 +735,6 @@ def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the tele
         telemetry.provisioning_failed(error_name)
     return {
         "reason": text,
-        "error": error_name,
         "terminated": [],
         "stopped": stopped,
         "ready": None,

@@ -99,8 +99,9 @@ def test_a_batch_desktop_reaches_ready_through_the_api(fleet: Stack) -> None:
     assert tags["dcvfleet:reader"].endswith(f":{task_id}")
     # And the workflow went the batch way, announcing it like any desktop
     entered = fleet.states_entered(session_id)
-    assert entered[:6] == [
-        "LoadSettings", "IsResume", "CreateCredentials", "WhichBackend", "SubmitJob", "CheckJob"
+    assert entered[:7] == [
+        "LoadSettings", "IsResume", "CreateCredentials", "WhichBackend", "SubmitJob",
+        "StartCapacityPoll", "CheckJob",
     ]  # fmt: skip
     assert "LaunchInstance" not in entered
     ready = observer.wait_for("Session Ready", session_id)

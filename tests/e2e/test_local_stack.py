@@ -188,7 +188,15 @@ HANDLER_SAMPLES = {
 #: What each handler answers for its sample, whose session and instance do not exist here.
 UNKNOWN_SESSION_ANSWERS = {
     "VerifyIdleFunction": lambda p: p["idle"] is False and p["reason"] == "the desktop is gone",
-    "RecoverIdleFunction": lambda p: p == {"recovered": "gone"},
+    # and the error its workflow fails with: ours, never the reserved States.* name it caught
+    "RecoverIdleFunction": lambda p: (
+        p
+        == {
+            "recovered": "gone",
+            "error": "WorkflowStepError",
+            "cause": "States.TaskFailed: stop failed",
+        }
+    ),
     "SweepFindFunction": lambda p: isinstance(p["items"], list),
     "SweepItemFunction": lambda p: p["outcome"].startswith("skipped: unknown session"),
     "InstanceStateFunction": lambda p: p == {"outcome": "not a desktop of this fleet"},

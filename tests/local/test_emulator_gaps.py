@@ -2750,6 +2750,43 @@ def test_workaround_sfn_jsonpath_index(monkeypatch: pytest.MonkeyPatch) -> None:
                       "failed": ["FAILED"], "choice": "yes"}  # fmt: skip
 
 
+# -- a Fail state naming a reserved error (checked, not a gap) -------------------------------
+#: A Fail state whose ErrorPath yields a name Step Functions reserves, and one that yields ours.
+FAIL_MACHINE = {
+    "StartAt": "Failed",
+    "States": {"Failed": {"Type": "Fail", "ErrorPath": "$.error", "CausePath": "$.cause"}},
+}
+
+
+def _fail_with(error: str) -> dict[str, Any]:
+    sfn = _client("stepfunctions")
+    machine = sfn.create_state_machine(
+        name=f"fail-{len(sfn.list_state_machines()['stateMachines'])}",
+        definition=json.dumps(FAIL_MACHINE),
+        roleArn=ROLE_ARN,
+    )["stateMachineArn"]
+    body = json.dumps({"error": error, "cause": "no verified Host Ready event"})
+    arn = sfn.start_execution(stateMachineArn=machine, input=body)["executionArn"]
+    execution = _wait_execution(sfn, arn)
+    assert execution["status"] == "FAILED", execution
+    return {"error": execution.get("error"), "cause": execution.get("cause")}
+
+
+def test_no_gap_sfn_fail_reserved_error() -> None:
+    """NOT A GAP: a Fail state whose ErrorPath yields ``States.Timeout`` fails the execution with
+    ``States.Runtime``, as Step Functions does (it reserves ``States.*`` names for its own
+    errors: https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html),
+    and a name of ours fails it with that name and cause. The workflows' Fail states rely on
+    both (tests/template/test_workflow_errors.py); when this fails, moto has changed and a
+    workaround belongs in local/emulator.py."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        reserved = _fail_with("States.Timeout")
+        ours = _fail_with("HostNotReadyError")
+    assert reserved["error"] == "States.Runtime"
+    assert "'States.Timeout'" in str(reserved["cause"])
+    assert ours == {"error": "HostNotReadyError", "cause": "no verified Host Ready event"}
+
+
 # -- COGNITO_SRP -------------------------------------------------------------------------------
 def _cognito_user(idp: Any, password: str) -> str:
     """A pool, its portal client (SRP and password flows) and a confirmed user "alice"."""

@@ -26,6 +26,7 @@ from dcvfleet.config import BatchSettings
 from dcvfleet.errors import (
     ClaimRejectedError,
     ConfigurationError,
+    DcvFleetError,
     InsufficientCapacityError,
     InvalidRequestError,
     JobFailedError,
@@ -379,8 +380,8 @@ class BatchWorkflows(LifecycleWorkflows):
         super().__init__()
         self.failed: list[tuple[str, str, str]] = []
 
-    def fail(self, task_token: str, error: str, cause: str) -> bool:
-        self.failed.append((task_token, error, cause))
+    def fail(self, task_token: str, error: DcvFleetError) -> bool:
+        self.failed.append((task_token, type(error).__name__, error.message))
         return True
 
 

@@ -126,3 +126,27 @@ def test_only_errors_meant_for_users_show_their_own_message() -> None:
     for cls in ERROR_CLASSES:
         if not cls.detail_for_user:
             assert user_message_for(cls.__name__, "arn:aws:internal") == cls.user_message
+
+
+@pytest.mark.parametrize(
+    ("caught", "cause", "reported"),
+    [
+        ("JobFailedError", "exit code 1", {"error": "JobFailedError", "cause": "exit code 1"}),
+        ("States.Timeout", "", {"error": "WorkflowStepError", "cause": "States.Timeout"}),
+        ("States.TaskFailed", "boom", {"error": "WorkflowStepError", "cause": "States.TaskFailed: boom"}),
+        ("Lambda.ServiceException", "503", {"error": "WorkflowStepError", "cause": "Lambda.ServiceException: 503"}),
+        (None, "", {"error": "WorkflowStepError", "cause": "States.TaskFailed"}),
+    ],
+)  # fmt: skip
+def test_the_error_a_workflow_reports_is_a_class_here_and_its_cause_names_what_was_caught(
+    caught: str | None, cause: str, reported: dict[str, str]
+) -> None:
+    # Names beginning "States." are Step Functions' own: a Fail state may not report one
+    # (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html)
+    assert errors.workflow_error(caught, cause) == reported
+    assert reported["error"] in {c.__name__ for c in ERROR_CLASSES}
+
+
+def test_the_cause_a_workflow_reports_fits_step_functions_limit() -> None:
+    long = errors.workflow_error("States.TaskFailed", "x" * 100_000)["cause"]
+    assert len(long) == errors.MAX_CAUSE_CHARACTERS

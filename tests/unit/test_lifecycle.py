@@ -1204,9 +1204,16 @@ def test_recover_returns_a_desktop_whose_stop_failed_to_ready(fleet: Fleet) -> N
         session_id=session.session_id,
         execution=execution,
         error="States.TaskFailed",
+        cause="SNS Publish failed",
     )
     # Then the desktop is READY again, its slot free, saying it could not be stopped
-    assert out == {"recovered": "ready"}
+    # And the execution fails with a name of ours (States.* is reserved), the caught one in
+    # the cause
+    assert out == {
+        "recovered": "ready",
+        "error": "WorkflowStepError",
+        "cause": "States.TaskFailed: SNS Publish failed",
+    }
     stored = fleet.store.require(session.session_id)
     assert stored.status is Status.READY
     assert stored.idle_check is None
@@ -1224,8 +1231,13 @@ def test_recover_releases_the_slot_of_a_check_that_never_acted(fleet: Fleet) -> 
         session_id=session.session_id,
         execution=execution,
         error="HostCommandError",
+        cause=json.dumps({"errorMessage": "the host did not answer", "errorType": "x"}),
     )
-    assert out == {"recovered": "released"}
+    assert out == {
+        "recovered": "released",
+        "error": "HostCommandError",
+        "cause": "the host did not answer",
+    }
     stored = fleet.store.require(session.session_id)
     assert (stored.status, stored.idle_check, stored.idle_check_at) == (Status.READY, None, None)
 
@@ -2006,6 +2018,25 @@ def test_the_sweep_fails_a_provisioning_stuck_past_its_timeout(fleet: Fleet) -> 
     assert fleet.store.active_count(ALICE.sub) == 0
 
 
+def test_the_sweep_leaves_a_batch_desktop_waiting_for_gpu_capacity_until_that_wait_is_over(
+    fleet: Fleet,
+) -> None:
+    # Given a batch desktop whose job has waited for GPU capacity (its record unchanged) longer
+    # than an ec2 desktop's provisioning can take, within BatchCapacityTimeoutSeconds (a day)
+    settings = replace(SETTINGS, batch_capacity_timeout_seconds=86_400)
+    waiting, _ = fleet.provisioning()
+    fleet.store.update(fleet.store.require(waiting.session_id), backend="batch")
+    backdate_updated_at(fleet.store, waiting.session_id, settings.stuck_provisioning_seconds + 3600)
+    # When the sweep looks / Then it is not stuck: its workflow is still waiting for capacity
+    assert lifecycle.find_sweep_work(fleet.store, fleet.hosts, settings)["items"] == []
+    # And once even that wait is over, it is
+    backdate_updated_at(
+        fleet.store, waiting.session_id, settings.stuck_provisioning_seconds_for("batch") + 60
+    )
+    found = lifecycle.find_sweep_work(fleet.store, fleet.hosts, settings)["items"]
+    assert found == [{"kind": "stuck-provisioning", "id": waiting.session_id}]
+
+
 @pytest.mark.parametrize(
     ("orphan_action", "outcome", "state"),
     [
@@ -2044,6 +2075,38 @@ def test_the_sweep_handles_a_running_fleet_instance_without_a_live_session_per_o
         assert out["outcome"] == outcome
         assert fleet.hosts.instances[instance_id].state == state
     assert fleet.instance(live.session_id).state == "running"
+
+
+def test_a_sweep_acts_on_at_most_its_cap_of_findings_and_counts_them_all(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given more orphaned fleet instances than one sweep acts on (the cap keeps the sweep
+    # workflow within Step Functions' history and payload quotas)
+    monkeypatch.setattr(lifecycle, "MAX_SWEEP_ITEMS", 3)
+    fleet = Fleet()
+    for n in range(5):
+        orphan = fleet.hosts.add(session_id=f"a-deleted-session-{n}")
+        fleet.hosts.set(orphan.instance_id, tags={**orphan.tags, FLEET_TAG[0]: FLEET_TAG[1]})
+    # When the sweep looks / Then it acts on three, and still reports finding five
+    found = lifecycle.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
+    assert len(found["items"]) == 3
+    assert found["counts"] == {"orphan": 5}
+
+
+def test_a_sweep_items_outcome_line_is_short(fleet: Fleet) -> None:
+    # Given a finding whose session is gone, with a very long id
+    item_id = "x" * 5000
+    # When it is acted on / Then its outcome line stays within the sweep's bound
+    out = lifecycle.sweep_item(
+        fleet.store,
+        fleet.hosts,
+        fleet.secrets,
+        fleet.workflows,
+        SETTINGS,
+        kind="stuck-stopping",
+        item_id=item_id,
+    )
+    assert 0 < len(out["outcome"]) <= lifecycle.MAX_SWEEP_OUTCOME_CHARACTERS
 
 
 def test_an_orphan_item_skips_an_instance_whose_session_became_live(fleet: Fleet) -> None:

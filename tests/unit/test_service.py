@@ -38,6 +38,7 @@ from dcvfleet.errors import (
     InvalidRequestError,
     LaunchError,
     SessionNotFoundError,
+    all_error_classes,
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.service import Caller, HostReadyClaim
@@ -938,6 +939,36 @@ def test_compensate_undoes_provisioning_and_marks_failed_with_a_readable_reason(
     assert out["reason"] == reason
     assert stored.task_token is None
     assert store.active_count(ALICE.sub) == 0
+
+
+@pytest.mark.parametrize(
+    ("caught", "named", "cause"),
+    [
+        ("HostNotReadyError", "HostNotReadyError", "no verified Host Ready event"),
+        ("States.Timeout", "WorkflowStepError", "States.Timeout: no verified Host Ready event"),
+        ("States.TaskFailed", "WorkflowStepError", "States.TaskFailed: no verified Host Ready event"),
+        ("States.Permissions", "WorkflowStepError", "States.Permissions: no verified Host Ready event"),
+        ("Lambda.ServiceException", "WorkflowStepError", "Lambda.ServiceException: no verified Host Ready event"),
+        ("KeyError", "WorkflowStepError", "KeyError: no verified Host Ready event"),
+        ("InsufficientCapacityError", "InsufficientCapacityError", "no verified Host Ready event"),
+    ],
+)  # fmt: skip
+def test_compensate_names_the_error_the_execution_fails_with_by_a_class_in_code(
+    store: InMemorySessionStore, hosts: FakeHosts, caught: str, named: str, cause: str
+) -> None:
+    # Given a provisioning that failed with any error its Catch can see (States.* included)
+    session, _ = launched_session(store, hosts)
+    error = {"Error": caught, "Cause": "no verified Host Ready event"}
+    # When it compensates, fresh or on a resume, or late (already READY)
+    for resume in (False, True):
+        out = service.compensate(
+            store, hosts, FakeSecrets(), session.session_id, error, resume=resume
+        )
+        # Then the error its Fail state reports is a class here, never a reserved States.* name
+        # (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html),
+        # and the cause says exactly what was caught
+        assert out["error"] in {c.__name__ for c in all_error_classes()}
+        assert (out["error"], out.get("cause")) == (named, cause)
 
 
 def test_compensate_twice_has_nothing_left_to_do_the_second_time(

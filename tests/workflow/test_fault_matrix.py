@@ -772,6 +772,26 @@ def test_late_ec2_stop_notification_never_stops_a_resumed_desktop(fleet: Stack) 
 
 
 # -- 5. a Lambda that times out ------------------------------------------------------------------
+def test_a_stop_whose_step_fails_leaves_the_desktop_ready_and_names_the_error(
+    fleet: Stack,
+) -> None:
+    # Given a READY desktop, and the idle workflow's step that stops it failing
+    user, session_id, _ = _ready_desktop(fleet)
+    fleet.faults(functionErrors={"ActOnSessionFunction": "RuntimeError"})
+    # When its user stops it
+    assert user.call("POST", f"/sessions/{session_id}/stop").status_code == 202
+    _settled(fleet, session_id)
+    # Then Recover leaves it READY (its host still runs), every record true
+    assert assert_records_true(fleet, session_id)["status"] == "READY"
+    # And the execution fails with one of DCV Fleet's errors (a Fail state may not name a
+    # States.* one), the caught error's name first in its cause
+    (run,) = _executions(fleet, "IdleStateMachine", session_id)
+    execution = fleet.client("stepfunctions").describe_execution(executionArn=run["executionArn"])
+    assert execution["status"] == "FAILED", execution
+    assert execution["error"] == "WorkflowStepError", execution
+    assert execution["cause"].startswith("RuntimeError"), execution
+
+
 def test_a_step_that_times_out_after_launching_is_compensated_with_nothing_left(
     fleet: Stack,
 ) -> None:

@@ -9,7 +9,10 @@ import pytest
 from dcvfleet import events
 from dcvfleet.errors import HostNotReadyError, InsufficientCapacityError
 from local.demo import Client
-from tests.stackfixture import Stack
+from tests.stackfixture import ROOT, Stack
+from tools.workflow_quotas import load_template, path_events, resolved_definition
+
+PROVISION_STATES = resolved_definition(load_template(ROOT), "provision_session.asl.json")["States"]
 
 HAPPY_PATH = [
     "LoadSettings",
@@ -41,6 +44,9 @@ def test_success_walks_every_step_once_and_leaves_a_ready_desktop(fleet: Stack) 
     assert session["status"] == "READY", session
     assert fleet.wait_execution(session_id)["status"] == "SUCCEEDED"
     assert fleet.states_entered(session_id) == HAPPY_PATH
+    # And its history holds exactly the events tools/workflow_quotas.py counts for those states
+    # (the counts its worst cases at the parameters' limits are made of)
+    assert len(fleet.history(session_id)) == path_events(PROVISION_STATES, HAPPY_PATH)
     assert session["connectionUrl"].endswith(":8443/#desktop")
     assert session["connectionUrl"].startswith("https://")
     # And the host runs, tagged for the fleet, the owner and the session
@@ -118,6 +124,8 @@ def test_no_capacity_anywhere_fails_with_a_clear_reason_and_nothing_left(fleet: 
     assert "g5.xlarge" in session["statusReason"]
     execution = fleet.wait_execution(session_id)
     assert execution["status"] == "FAILED"
+    assert execution["error"] == "InsufficientCapacityError", execution
+    assert "g5.xlarge" in execution["cause"]
     assert fleet.states_entered(session_id)[-len(COMPENSATION) :] == COMPENSATION
     fleet.assert_nothing_left(session_id)
     # And the failed session no longer counts against the user's limit
@@ -135,8 +143,23 @@ def test_host_never_ready_times_out_and_compensates(fleet: Stack) -> None:
     session = fleet.wait_for(user, session_id, timeout=40)
     assert session["status"] == "FAILED"
     assert session["statusReason"] == HostNotReadyError.user_message
-    assert fleet.wait_execution(session_id)["status"] == "FAILED"
+    execution = fleet.wait_execution(session_id)
+    assert execution["status"] == "FAILED"
     fleet.assert_nothing_left(session_id)
+    # And operators read why: the execution fails with the workflow's own error (a Fail state
+    # naming States.Timeout, a reserved name, would fail it with States.Runtime), and the cause
+    # says the host never reported within HostReadyTimeoutSeconds
+    assert execution["error"] == "HostNotReadyError", execution
+    assert "HostReadyTimeoutSeconds (20 s): States.Timeout" in execution["cause"], execution
+    (failed,) = [e for e in fleet.history(session_id) if e["type"] == "ExecutionFailed"]
+    details = failed["executionFailedEventDetails"]
+    assert (details["error"], details["cause"]) == (execution["error"], execution["cause"])
+    assert fleet.states_entered(session_id)[-len(COMPENSATION) - 1 :] == [
+        "HostNotReady",
+        *COMPENSATION,
+    ]
+    entered = fleet.states_entered(session_id)
+    assert len(fleet.history(session_id)) == path_events(PROVISION_STATES, entered)
 
 
 @pytest.mark.parametrize(
@@ -157,7 +180,11 @@ def test_a_failure_in_any_step_compensates_and_leaves_nothing(fleet: Stack, func
     session = fleet.wait_for(user, session_id)
     assert session["status"] == "FAILED", session
     assert session["statusReason"] == "The desktop could not be prepared."
-    assert fleet.wait_execution(session_id)["status"] == "FAILED"
+    execution = fleet.wait_execution(session_id)
+    assert execution["status"] == "FAILED"
+    # And the execution names it as ours, the caught error's name first in the cause
+    assert execution["error"] == "WorkflowStepError", execution
+    assert execution["cause"].startswith("RuntimeError"), execution
     assert fleet.states_entered(session_id)[-len(COMPENSATION) :] == COMPENSATION
     fleet.assert_nothing_left(session_id)
 

@@ -137,6 +137,7 @@ def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         session_id=_field(event, "sessionId"),
         execution=_field(event, "execution"),
         error=str(error.get("Error", "unknown")),
+        cause=str(error.get("Cause", "")),
     )
 
 
