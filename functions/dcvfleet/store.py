@@ -87,6 +87,15 @@ class SessionStore(abc.ABC):
     def active_count(self, owner: str) -> int: ...
 
     @abc.abstractmethod
+    def notification_address(self, owner: str) -> str | None:
+        """The e-mail address last subscribed to ``owner``'s notifications, if any."""
+
+    @abc.abstractmethod
+    def record_notification_address(self, owner: str, email: str, subscription: str) -> None:
+        """Remember that ``email`` is subscribed to ``owner``'s notifications (``subscription``
+        its ARN), on the owner's own record (the one that counts their active sessions)."""
+
+    @abc.abstractmethod
     def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
         """Every session in one of ``statuses`` (the fleet sweep)."""
 
@@ -245,6 +254,24 @@ class DynamoSessionStore(SessionStore):
         )
         return int(resp.get("Item", {}).get("active", {}).get("N", "0"))
 
+    def notification_address(self, owner: str) -> str | None:
+        resp = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": counter_key(owner)}},
+            ProjectionExpression="notifyEmail",
+            ConsistentRead=True,
+        )
+        found = resp.get("Item", {}).get("notifyEmail", {}).get("S")
+        return str(found) if found else None
+
+    def record_notification_address(self, owner: str, email: str, subscription: str) -> None:
+        self._db.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": counter_key(owner)}},
+            UpdateExpression="SET notifyEmail = :e, notifySubscription = :s",
+            ExpressionAttributeValues={":e": {"S": email}, ":s": {"S": subscription}},
+        )
+
     def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
         names = {f":s{i}": {"S": status.value} for i, status in enumerate(sorted(statuses))}
         kwargs: dict[str, Any] = {
@@ -402,6 +429,7 @@ class InMemorySessionStore(SessionStore):
     def __init__(self) -> None:
         self._items: dict[str, Session] = {}
         self._active: dict[str, int] = {}
+        self._notify: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
 
     def create(self, session: Session, max_active: int) -> None:
@@ -426,6 +454,15 @@ class InMemorySessionStore(SessionStore):
     def active_count(self, owner: str) -> int:
         with self._lock:
             return self._active.get(owner, 0)
+
+    def notification_address(self, owner: str) -> str | None:
+        with self._lock:
+            found = self._notify.get(owner)
+        return found[0] if found else None
+
+    def record_notification_address(self, owner: str, email: str, subscription: str) -> None:
+        with self._lock:
+            self._notify[owner] = (email, subscription)
 
     def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
         with self._lock:

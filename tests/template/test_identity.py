@@ -56,7 +56,8 @@ def test_the_app_client_allows_only_the_flows_its_clients_use() -> None:
     assert client["ExplicitAuthFlows"] == ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
     assert client["GenerateSecret"] is False  # a browser and a CLI cannot keep one
     portal = (ROOT / "portal" / "js" / "auth.js").read_text()
-    assert "USER_SRP_AUTH" in portal and "USER_PASSWORD_AUTH" not in portal
+    assert "USER_SRP_AUTH" in portal
+    assert "USER_PASSWORD_AUTH" not in portal
 
 
 def test_mfa_is_an_authenticator_app_when_on_or_optional() -> None:

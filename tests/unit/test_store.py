@@ -447,3 +447,21 @@ def test_scan_by_status_finds_sessions_of_those_statuses_only(store: SessionStor
     assert [s.session_id for s in found] == [ready.session_id]
     both = store.scan_by_status(frozenset({Status.READY, Status.PROVISIONING}))
     assert {s.session_id for s in both} == {ready.session_id, provisioning.session_id}
+
+
+def test_a_users_notification_address_is_kept_apart_from_their_sessions(
+    store: SessionStore,
+) -> None:
+    # Given alice with one active session
+    store.create(a_session("alice"), max_active=2)
+    assert store.notification_address("alice") is None
+    # When her address is recorded as subscribed, then changed
+    store.record_notification_address("alice", "alice@example.com", "arn:aws:sns:x:1:t:a")
+    assert store.notification_address("alice") == "alice@example.com"
+    store.record_notification_address("alice", "alice@example.org", "arn:aws:sns:x:1:t:b")
+    # Then the last one is hers, nobody else's, and her session count and list are unchanged
+    assert store.notification_address("alice") == "alice@example.org"
+    assert store.notification_address("bob") is None
+    assert store.active_count("alice") == 1
+    assert [s.owner for s in store.list_by_owner("alice")] == ["alice"]
+    assert store.scan_by_status(frozenset(Status)) == store.list_by_owner("alice")

@@ -1,0 +1,106 @@
+"""Each user's notifications reach that user only: their address is subscribed to the users'
+topic with a filter policy on the ``owner`` attribute every notification carries, once per
+address (SNS, https://docs.aws.amazon.com/sns/latest/dg/sns-message-filtering.html)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.sns.models import sns_backends
+
+from dcvfleet import aws, service
+from dcvfleet.adapters import UserNotifications
+from dcvfleet.store import InMemorySessionStore
+
+REGION = "us-east-1"
+
+
+class CountingNotifications(UserNotifications):
+    """The real adapter, counting its Subscribe calls."""
+
+    def __init__(self, sns: Any, topic_arn: str) -> None:
+        super().__init__(sns, topic_arn)
+        self.calls: list[tuple[str, str]] = []
+
+    def subscribe(self, email: str, owner: str) -> str:
+        self.calls.append((email, owner))
+        return super().subscribe(email, owner)
+
+
+@pytest.fixture
+def sns() -> Iterator[Any]:
+    with mock_aws():
+        yield aws.client("sns")
+
+
+@pytest.fixture
+def notifications(sns: Any) -> CountingNotifications:
+    topic = sns.create_topic(Name="dcvfleet-users")["TopicArn"]
+    return CountingNotifications(sns, topic)
+
+
+def _matches(subscription_arn: str, owner: str) -> bool:
+    """Whether SNS would deliver a notification with ``owner`` to this subscription (moto's
+    implementation of SNS's filter-policy matching)."""
+    subscription = sns_backends[DEFAULT_ACCOUNT_ID][REGION].subscriptions[subscription_arn]
+    attributes = {"owner": {"Type": "String", "Value": owner}, "event": {"Type": "String",
+                  "Value": "Session Ready"}}  # fmt: skip
+    return bool(subscription._filter_policy_matcher.matches(attributes, "ready"))
+
+
+def test_each_users_address_gets_their_own_notifications_only(
+    sns: Any, notifications: CountingNotifications
+) -> None:
+    # Given two users asking for desktops
+    store = InMemorySessionStore()
+    alice = service.Caller(sub="sub-alice", username="alice", email="alice@example.com")
+    bob = service.Caller(sub="sub-bob", username="bob", email="bob@example.com")
+    # When each is subscribed
+    for_alice = service.subscribe_owner(store, notifications, alice)
+    for_bob = service.subscribe_owner(store, notifications, bob)
+    assert for_alice is not None
+    assert for_bob is not None
+    # Then each address is an e-mail subscription filtered on its owner's sub
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=notifications._topic_arn)
+    endpoints = {s["Endpoint"]: s["Protocol"] for s in subscriptions["Subscriptions"]}
+    assert endpoints == {"alice@example.com": "email", "bob@example.com": "email"}
+    attributes = sns.get_subscription_attributes(SubscriptionArn=for_alice.subscription_arn)
+    assert json.loads(attributes["Attributes"]["FilterPolicy"]) == {"owner": ["sub-alice"]}
+    assert attributes["Attributes"]["FilterPolicyScope"] == "MessageAttributes"
+    # and a notification reaches its owner's address, never the other's
+    assert _matches(for_alice.subscription_arn, "sub-alice")
+    assert not _matches(for_alice.subscription_arn, "sub-bob")
+    assert _matches(for_bob.subscription_arn, "sub-bob")
+    assert not _matches(for_bob.subscription_arn, "sub-alice")
+    # and each is told, in plain words, to confirm the subscription
+    assert "alice@example.com" in for_alice.message
+    assert "confirmation link" in for_alice.message
+
+
+def test_an_address_is_subscribed_once_and_again_when_it_changes(
+    notifications: CountingNotifications,
+) -> None:
+    store = InMemorySessionStore()
+    alice = service.Caller(sub="sub-alice", username="alice", email="alice@example.com")
+    assert service.subscribe_owner(store, notifications, alice) is not None
+    # a second desktop: no second Subscribe, no second confirmation e-mail
+    assert service.subscribe_owner(store, notifications, alice) is None
+    assert notifications.calls == [("alice@example.com", "sub-alice")]
+    # her address changed in Cognito: the new one is subscribed, for her
+    moved = service.Caller(sub="sub-alice", username="alice", email="alice@example.org")
+    changed = service.subscribe_owner(store, notifications, moved)
+    assert changed is not None
+    assert changed.email == "alice@example.org"
+    assert notifications.calls[-1] == ("alice@example.org", "sub-alice")
+
+
+def test_a_user_without_an_address_is_not_subscribed(notifications: CountingNotifications) -> None:
+    store = InMemorySessionStore()
+    nobody = service.Caller(sub="sub-carol", username="carol", email=None)
+    assert service.subscribe_owner(store, notifications, nobody) is None
+    assert notifications.calls == []
