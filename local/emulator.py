@@ -181,6 +181,14 @@ Gaps worked around here:
   user's (its username or USER_ID_FOR_SRP) is ``NotAuthorizedException`` "Incorrect username or
   password."; each challenge answers once. A right one goes on through moto's flow (tokens,
   NEW_PASSWORD_REQUIRED, MFA). The ``TIMESTAMP``'s format and skew are not checked.
+* ``COGNITO_AUTH_FLOWS`` - InitiateAuth and AdminInitiateAuth ignore the app client's
+  ``ExplicitAuthFlows``: a client that allows only SRP signs a user in with USER_PASSWORD_AUTH
+  (the password sent in the request). Here (``cognito_auth_flow_patches``) a flow the client does
+  not allow is refused as Cognito refuses it: ``InvalidParameterException`` "<FLOW> flow not
+  enabled for this client". Each flow is allowed by its ``ALLOW_*`` value or its legacy one
+  (USER_PASSWORD_AUTH, ADMIN_NO_SRP_AUTH, CUSTOM_AUTH_FLOW_ONLY); a client without the list
+  allows what Cognito gives it by default: SRP, custom and refresh
+  (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_CreateUserPoolClient.html).
 
 Checked, not gaps: moto's server answers an unsigned JSON call (no ``Authorization``, as a
 browser's call to Cognito's user-pool API) by its ``X-Amz-Target``, and answers a browser's CORS
@@ -1472,6 +1480,7 @@ def apply_all(endpoint_url: str, port: int) -> None:
     apply_patches(sfn_cost_patches())
     apply_patches(bucket_cloudformation_patches())
     apply_patches(cognito_srp_patches())
+    apply_patches(cognito_auth_flow_patches())
     apply_patches(ec2_page_token_patches())
     patch_sfn_task_failure_cause()
     enable_execution(endpoint_url, port)
@@ -2673,6 +2682,82 @@ def cognito_srp_patches() -> list[Patch]:
     return [
         (CognitoIdpBackend, "initiate_auth", initiate_auth),
         (CognitoIdpBackend, "respond_to_auth_challenge", respond_to_auth_challenge),
+    ]
+
+
+# COGNITO_AUTH_FLOWS
+#: Each InitiateAuth/AdminInitiateAuth flow and the ExplicitAuthFlows values that allow it.
+AUTH_FLOW_ALLOWED_BY = {
+    "USER_SRP_AUTH": {"ALLOW_USER_SRP_AUTH"},
+    "USER_PASSWORD_AUTH": {"ALLOW_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH"},
+    "ADMIN_USER_PASSWORD_AUTH": {"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"},
+    "ADMIN_NO_SRP_AUTH": {"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"},
+    "CUSTOM_AUTH": {"ALLOW_CUSTOM_AUTH", "CUSTOM_AUTH_FLOW_ONLY"},
+    "REFRESH_TOKEN_AUTH": {"ALLOW_REFRESH_TOKEN_AUTH"},
+    "REFRESH_TOKEN": {"ALLOW_REFRESH_TOKEN_AUTH"},
+    "USER_AUTH": {"ALLOW_USER_AUTH"},
+}
+#: What a client without ExplicitAuthFlows allows.
+DEFAULT_AUTH_FLOWS = ("ALLOW_USER_SRP_AUTH", "ALLOW_CUSTOM_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
+
+
+def auth_flow_allowed(explicit: list[str] | None, flow: str) -> bool:
+    """Whether an app client with ``explicit`` ExplicitAuthFlows lets ``flow`` sign in."""
+    allowed = set(explicit or DEFAULT_AUTH_FLOWS)
+    if flow in ("REFRESH_TOKEN_AUTH", "REFRESH_TOKEN") and not any(
+        value.startswith("ALLOW_") for value in allowed
+    ):
+        return True  # legacy values never gated refreshing
+    return bool(allowed & AUTH_FLOW_ALLOWED_BY.get(flow, set()))
+
+
+def cognito_auth_flow_patches() -> list[Patch]:
+    """COGNITO_AUTH_FLOWS: ``initiate_auth`` and ``admin_initiate_auth`` refuse a flow the app
+    client's ExplicitAuthFlows does not allow, before moto's own flow. None when already
+    replaced."""
+    from moto.cognitoidp.exceptions import InvalidParameterException
+    from moto.cognitoidp.models import CognitoIdpBackend
+
+    original_initiate = CognitoIdpBackend.initiate_auth
+    if getattr(original_initiate, "_dcvfleet_flows", False):
+        return []
+    original_admin = CognitoIdpBackend.admin_initiate_auth
+
+    def check(backend: Any, client_id: str, flow: str) -> None:
+        for pool in backend.user_pools.values():
+            client = pool.clients.get(client_id)
+            if client is not None:
+                if not auth_flow_allowed(client.extended_config.get("ExplicitAuthFlows"), flow):
+                    raise InvalidParameterException(f"{flow} flow not enabled for this client")
+                return
+
+    def initiate_auth(
+        self: Any, client_id: str, auth_flow: str, auth_parameters: dict[str, str]
+    ) -> dict[str, Any]:
+        check(self, client_id, auth_flow)
+        result: dict[str, Any] = original_initiate(self, client_id, auth_flow, auth_parameters)
+        return result
+
+    def admin_initiate_auth(
+        self: Any,
+        user_pool_id: str,
+        client_id: str,
+        auth_flow: str,
+        auth_parameters: dict[str, str],
+    ) -> dict[str, Any]:
+        check(self, client_id, auth_flow)
+        result: dict[str, Any] = original_admin(
+            self, user_pool_id, client_id, auth_flow, auth_parameters
+        )
+        return result
+
+    initiate_auth._dcvfleet_flows = True  # type: ignore[attr-defined]
+    # the COGNITO_SRP wrapper (applied before or after) keeps wrapping this one
+    initiate_auth._dcvfleet = getattr(original_initiate, "_dcvfleet", False)  # type: ignore[attr-defined]
+    admin_initiate_auth._dcvfleet_flows = True  # type: ignore[attr-defined]
+    return [
+        (CognitoIdpBackend, "initiate_auth", initiate_auth),
+        (CognitoIdpBackend, "admin_initiate_auth", admin_initiate_auth),
     ]
 
 

@@ -2799,6 +2799,93 @@ def test_gap_cognito_srp() -> None:
     assert idp.get_user(AccessToken=tokens["AccessToken"])["Username"] == "alice"
 
 
+# -- COGNITO_AUTH_FLOWS ------------------------------------------------------------------------
+def _srp_only_client(idp: Any) -> tuple[str, str]:
+    """A pool whose portal client allows what template.yaml's does (SRP and refresh), with a
+    confirmed user "alice"; the pool and client ids."""
+    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
+    client_id: str = idp.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="portal",
+        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    idp.admin_create_user(
+        UserPoolId=pool_id, Username="alice", TemporaryPassword="Correct-Horse-42",
+        MessageAction="SUPPRESS",
+    )  # fmt: skip
+    idp.admin_set_user_password(
+        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
+    )
+    return pool_id, client_id
+
+
+def _password_sign_in(idp: Any, client_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = idp.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
+    )
+    return answer
+
+
+@mock_aws
+def test_gap_cognito_auth_flows() -> None:
+    """GAP COGNITO_AUTH_FLOWS: a client that allows only SRP and refresh signs alice in with
+    USER_PASSWORD_AUTH and ADMIN_USER_PASSWORD_AUTH. When this fails, moto has changed: drop
+    ``cognito_auth_flow_patches`` in local/emulator.py."""
+    from moto.cognitoidp.models import CognitoIdpBackend
+
+    _require_plain_moto(
+        getattr(CognitoIdpBackend.initiate_auth, "_dcvfleet_flows", False), "COGNITO_AUTH_FLOWS"
+    )
+    idp = _client("cognito-idp")
+    pool_id, client_id = _srp_only_client(idp)
+    assert "IdToken" in _password_sign_in(idp, client_id)["AuthenticationResult"]
+    admin = idp.admin_initiate_auth(
+        UserPoolId=pool_id,
+        ClientId=client_id,
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
+    )
+    assert "IdToken" in admin["AuthenticationResult"]
+
+
+def test_workaround_cognito_auth_flows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cognito_auth_flow_patches``: the flows the client does not allow are refused as Cognito
+    refuses them; SRP and refresh still sign in."""
+    for owner, name, replacement in emulator.cognito_auth_flow_patches():
+        monkeypatch.setattr(owner, name, replacement)
+    with mock_aws():
+        idp = _client("cognito-idp")
+        pool_id, client_id = _srp_only_client(idp)
+        with pytest.raises(ClientError) as refused:
+            _password_sign_in(idp, client_id)
+        assert refused.value.response["Error"] == {
+            "Code": "InvalidParameterException",
+            "Message": "USER_PASSWORD_AUTH flow not enabled for this client",
+        }
+        with pytest.raises(ClientError) as admin_refused:
+            idp.admin_initiate_auth(
+                UserPoolId=pool_id,
+                ClientId=client_id,
+                AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
+            )
+        assert admin_refused.value.response["Error"]["Code"] == "InvalidParameterException"
+        srp = idp.initiate_auth(
+            ClientId=client_id,
+            AuthFlow="USER_SRP_AUTH",
+            AuthParameters={"USERNAME": "alice", "SRP_A": "1"},
+        )
+        assert srp["ChallengeName"] == "PASSWORD_VERIFIER"
+    # what a client allows by default, and legacy values
+    assert emulator.auth_flow_allowed(None, "USER_SRP_AUTH")
+    assert not emulator.auth_flow_allowed(None, "USER_PASSWORD_AUTH")
+    assert emulator.auth_flow_allowed(["USER_PASSWORD_AUTH"], "USER_PASSWORD_AUTH")
+    assert emulator.auth_flow_allowed(["ADMIN_NO_SRP_AUTH"], "REFRESH_TOKEN_AUTH")
+    assert not emulator.auth_flow_allowed(["ALLOW_USER_SRP_AUTH"], "REFRESH_TOKEN_AUTH")
+
+
 def test_no_gap_browser_calls(moto_server: str) -> None:
     """Checked, not a gap: a browser's unsigned JSON call (no ``Authorization``, as the portal
     calls Cognito) reaches cognito-idp by its ``X-Amz-Target``; a CORS preflight to the server's
