@@ -31,6 +31,7 @@ class Client:
             "cognito-idp", endpoint_url=info["aws_endpoint_url"], region_name=info["region"]
         )
         self.token = ""
+        self.username = ""
 
     def sign_in(self, username: str, password: str) -> None:
         """USER_SRP_AUTH, as the portal and the CLI sign in (pycognito's SRP client): the app
@@ -45,6 +46,7 @@ class Client:
             client=self.idp,
         ).authenticate_user()
         self.token = resp["AuthenticationResult"]["IdToken"]
+        self.username = username
 
     def call(self, method: str, path: str, body: Any = None) -> requests.Response:
         return requests.request(

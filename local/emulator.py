@@ -189,6 +189,18 @@ Gaps worked around here:
   (USER_PASSWORD_AUTH, ADMIN_NO_SRP_AUTH, CUSTOM_AUTH_FLOW_ONLY); a client without the list
   allows what Cognito gives it by default: SRP, custom and refresh
   (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_CreateUserPoolClient.html).
+* ``COGNITO_READ_ATTRIBUTES`` - an app client without ``ReadAttributes`` puts none of the
+  user's attributes in the ID token (so no ``email`` claim); Cognito lets such a client read
+  the standard attributes, ``email_verified`` and ``phone_number_verified``
+  (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_CreateUserPoolClient.html),
+  and puts them in the ID token. Here (``cognito_read_attribute_patches``) it does.
+* ``SNS_EMAIL`` - an ``email`` (or ``email-json``) subscription delivers nowhere and leaves no
+  record of what it would have sent; it is also confirmed at once (``PendingConfirmation``
+  "false"), where SNS e-mails the address a confirmation link and delivers nothing until it is
+  followed (not worked around: every address here has confirmed). Here (``sns_email_patches``)
+  each message an e-mail subscription would deliver, after its filter policy, goes to
+  ``SNS_MAILBOX`` (``to``, ``subject``, ``message``, ``attributes``, ``topicArn``), which
+  ``GET /mail`` on ``control_url`` lists.
 
 Checked, not gaps: moto's server answers an unsigned JSON call (no ``Authorization``, as a
 browser's call to Cognito's user-pool API) by its ``X-Amz-Target``, and answers a browser's CORS
@@ -1481,6 +1493,8 @@ def apply_all(endpoint_url: str, port: int) -> None:
     apply_patches(bucket_cloudformation_patches())
     apply_patches(cognito_srp_patches())
     apply_patches(cognito_auth_flow_patches())
+    apply_patches(sns_email_patches())
+    apply_patches(cognito_read_attribute_patches())
     apply_patches(ec2_page_token_patches())
     patch_sfn_task_failure_cause()
     enable_execution(endpoint_url, port)
@@ -2759,6 +2773,92 @@ def cognito_auth_flow_patches() -> list[Patch]:
         (CognitoIdpBackend, "initiate_auth", initiate_auth),
         (CognitoIdpBackend, "admin_initiate_auth", admin_initiate_auth),
     ]
+
+
+# COGNITO_READ_ATTRIBUTES
+def cognito_read_attribute_patches() -> list[Patch]:
+    """COGNITO_READ_ATTRIBUTES: a client without ``ReadAttributes`` reads every attribute but
+    the custom ones (which moto's ID token adds anyway). None when already replaced."""
+    from moto.cognitoidp.models import CognitoIdpUserPool
+
+    original = CognitoIdpUserPool.get_user_extra_data_by_client_id
+    if getattr(original, "_dcvfleet", False):
+        return []
+
+    def get_user_extra_data_by_client_id(self: Any, client_id: str, username: str) -> Any:
+        client = self.clients.get(client_id)
+        if client is None or "ReadAttributes" in client.extended_config:
+            return original(self, client_id, username)
+        return {
+            attribute["Name"]: attribute["Value"]
+            for attribute in self._get_user(username).attributes
+            if not attribute["Name"].startswith("custom:") and attribute["Name"] != "sub"
+        }
+
+    get_user_extra_data_by_client_id._dcvfleet = True  # type: ignore[attr-defined]
+    return [
+        (CognitoIdpUserPool, "get_user_extra_data_by_client_id", get_user_extra_data_by_client_id)
+    ]
+
+
+# SNS_EMAIL
+#: Every e-mail SNS would have sent, oldest first.
+SNS_MAILBOX: list[dict[str, Any]] = []
+_mailbox_lock = threading.Lock()
+EMAIL_PROTOCOLS = ("email", "email-json")
+
+
+def mailbox() -> list[dict[str, Any]]:
+    """SNS_EMAIL: a copy of every e-mail delivered so far."""
+    with _mailbox_lock:
+        return [dict(mail) for mail in SNS_MAILBOX]
+
+
+def sns_email_patches() -> list[Patch]:
+    """SNS_EMAIL: an e-mail subscription's ``publish`` records what it would send, when the
+    subscription's filter policy lets the message through. None when already replaced."""
+    from moto.sns.models import Subscription
+
+    original = Subscription.publish
+    if getattr(original, "_dcvfleet", False):
+        return []
+
+    def publish(  # noqa: PLR0917 (moto's signature)
+        self: Any,
+        message: str,
+        message_id: str,
+        subject: str | None = None,
+        message_attributes: dict[str, Any] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        message_structure: str | None = None,
+    ) -> None:
+        if self.protocol not in EMAIL_PROTOCOLS:
+            original(
+                self, message, message_id, subject, message_attributes, group_id,
+                deduplication_id, message_structure,
+            )  # fmt: skip
+            return
+        matcher = self._filter_policy_matcher
+        if matcher is not None and not matcher.matches(message_attributes, message):
+            return
+        if message_structure == "json":
+            message = self._parse_message_structure(message, self.protocol)
+        attributes = {k: v.get("Value") for k, v in (message_attributes or {}).items()}
+        with _mailbox_lock:
+            SNS_MAILBOX.append(
+                {
+                    "to": self.endpoint,
+                    "subject": subject,
+                    "message": message,
+                    "attributes": attributes,
+                    "topicArn": self.topic.arn,
+                    "messageId": message_id,
+                }
+            )
+
+    publish._dcvfleet = True  # type: ignore[attr-defined]
+    return [(Subscription, "publish", publish)]
 
 
 def patch_ecr_from_cloudformation() -> None:
