@@ -194,6 +194,11 @@ Gaps worked around here:
   the standard attributes, ``email_verified`` and ``phone_number_verified``
   (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_CreateUserPoolClient.html),
   and puts them in the ID token. Here (``cognito_read_attribute_patches``) it does.
+* ``COGNITO_TOTP`` - an authenticator app's code (VerifySoftwareToken, the SOFTWARE_TOKEN_MFA
+  answer) is not checked at all unless ``MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP`` is "true", so
+  any code signs in. Here that setting is on (``enable_totp_checks``), and codes are checked
+  (RFC 6238, 30 s steps) against the secret key AssociateSoftwareToken gave. Not worked
+  around: that secret key is one fixed value for every user.
 * ``SNS_EMAIL`` - an ``email`` (or ``email-json``) subscription delivers nowhere and leaves no
   record of what it would have sent; it is also confirmed at once (``PendingConfirmation``
   "false"), where SNS e-mails the address a confirmation link and delivers nothing until it is
@@ -1475,6 +1480,7 @@ def apply_patches(patches: list[Patch]) -> None:
 
 def apply_all(endpoint_url: str, port: int) -> None:
     patch_lambda_runtime()
+    enable_totp_checks()
     faults.install()
     patch_event_targets(endpoint_url)
     patch_event_bus_ref()
@@ -2773,6 +2779,15 @@ def cognito_auth_flow_patches() -> list[Patch]:
         (CognitoIdpBackend, "initiate_auth", initiate_auth),
         (CognitoIdpBackend, "admin_initiate_auth", admin_initiate_auth),
     ]
+
+
+# COGNITO_TOTP
+TOTP_SETTING = "MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP"
+
+
+def enable_totp_checks() -> None:
+    """COGNITO_TOTP: moto checks authenticator-app codes (it reads the setting at each call)."""
+    os.environ[TOTP_SETTING] = "true"
 
 
 # COGNITO_READ_ATTRIBUTES

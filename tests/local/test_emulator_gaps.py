@@ -2944,6 +2944,45 @@ def test_workaround_cognito_read_attributes(monkeypatch: pytest.MonkeyPatch) -> 
     assert claims["email"] == "alice@example.com"
 
 
+# -- COGNITO_TOTP ------------------------------------------------------------------------------
+def _verify_code(idp: Any, code: str) -> dict[str, Any]:
+    """alice, signed in, associates an authenticator app and verifies ``code`` from it."""
+    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
+    client_id = idp.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]["ClientId"]
+    idp.admin_create_user(UserPoolId=pool_id, Username="alice", MessageAction="SUPPRESS")
+    idp.admin_set_user_password(
+        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
+    )
+    access = idp.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
+    )["AuthenticationResult"]["AccessToken"]
+    idp.associate_software_token(AccessToken=access)
+    answer: dict[str, Any] = idp.verify_software_token(AccessToken=access, UserCode=code)
+    return answer
+
+
+@mock_aws
+def test_gap_cognito_totp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GAP COGNITO_TOTP: without the setting, any code verifies. When this fails, moto has
+    changed: drop ``enable_totp_checks`` in local/emulator.py."""
+    monkeypatch.setenv(emulator.TOTP_SETTING, "false")
+    assert _verify_code(_client("cognito-idp"), "000000")["Status"] == "SUCCESS"
+
+
+@mock_aws
+def test_workaround_cognito_totp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``enable_totp_checks``: a wrong code is refused."""
+    monkeypatch.setenv(emulator.TOTP_SETTING, "false")
+    emulator.enable_totp_checks()
+    with pytest.raises(ClientError) as refused:
+        _verify_code(_client("cognito-idp"), "000000")
+    assert refused.value.response["Error"]["Code"] == "CodeMismatchException"
+
+
 # -- SNS_EMAIL ---------------------------------------------------------------------------------
 def _topic_with_addresses(sns: Any) -> tuple[str, dict[str, str]]:
     """A topic and two e-mail subscriptions, each filtered on its owner (as the API makes

@@ -28,6 +28,8 @@ STATEFUL_TYPES = {
 DISPOSABLE = {
     "PortalBucket": "holds only the portal's files, published again by every deploy; PortalSite "
     "empties it when the stack is deleted",
+    "IdempotencyTable": "holds only the last hour's POST /sessions answers (TTL) so a retried "
+    "request is not answered twice; losing them costs nothing",
 }
 
 
