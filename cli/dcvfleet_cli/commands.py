@@ -309,6 +309,9 @@ def sessions_start(ctx: Context) -> int:
     session_id = str(accepted["sessionId"])
     kind = f"{args.backend}, {args.os}" + (f", {args.instance_type}" if args.instance_type else "")
     ctx.note(f"Desktop {session_id} requested ({kind}).")
+    notice = (accepted.get("notifications") or {}).get("message")
+    if notice:  # the first desktop: the user's address was subscribed; confirm it once
+        ctx.note(str(notice))
     if args.no_wait:
         ctx.note(f"Watch it: dcvfleet sessions wait {session_id}")
         print(session_id, file=ctx.out)
