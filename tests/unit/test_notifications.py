@@ -4,11 +4,14 @@ address (SNS, https://docs.aws.amazon.com/sns/latest/dg/sns-message-filtering.ht
 
 from __future__ import annotations
 
+import importlib
 import json
+import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
@@ -18,6 +21,21 @@ from dcvfleet.adapters import UserNotifications
 from dcvfleet.store import InMemorySessionStore
 
 REGION = "us-east-1"
+#: What the API function's module reads at import.
+API_ENV = {
+    "SESSIONS_TABLE": "sessions",
+    "EVENT_BUS_NAME": "bus",
+    "FLEET_TAG_VALUE": "default",
+    "PROVISION_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:p",
+    "IDLE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:i",
+    "ALLOWED_INSTANCE_TYPES": "g5.xlarge",
+    "LINUX_INSTANCE_TYPE": "g5.xlarge",
+    "WINDOWS_INSTANCE_TYPE": "g5.xlarge",
+    "LIST_CONNECTIONS_DOCUMENT": "d",
+    "NOTIFY_DOCUMENT": "d",
+    "LIST_CONTAINER_CONNECTIONS_DOCUMENT": "d",
+    "NOTIFY_CONTAINER_DOCUMENT": "d",
+}
 
 
 class CountingNotifications(UserNotifications):
@@ -104,3 +122,33 @@ def test_a_user_without_an_address_is_not_subscribed(notifications: CountingNoti
     nobody = service.Caller(sub="sub-carol", username="carol", email=None)
     assert service.subscribe_owner(store, notifications, nobody) is None
     assert notifications.calls == []
+
+
+class LimitedSns:
+    """SNS when the topic has as many filter policies as its quota allows."""
+
+    def subscribe(self, **_: Any) -> dict[str, Any]:
+        error = {"Code": "FilterPolicyLimitExceeded", "Message": "Filter policy limit exceeded"}
+        raise ClientError({"Error": error}, "Subscribe")
+
+
+def test_a_full_topic_costs_the_new_user_their_e_mails_not_their_desktop_and_tells_operators(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for key, value in {
+        **API_ENV,
+        "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:1:users",
+    }.items():
+        monkeypatch.setenv(key, value)
+    sys.modules.pop("dcvfleet.handlers.api", None)
+    api = importlib.import_module("dcvfleet.handlers.api")
+    try:
+        monkeypatch.setattr(api, "client", lambda service_name: LimitedSns())
+        alice = service.Caller(sub="sub-alice", username="alice", email="alice@example.com")
+        store = InMemorySessionStore()
+        assert api._subscribe(store, alice) is None
+        assert store.notification_address("sub-alice") is None  # tried again next time
+        (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+        assert "filter policies per topic" in record.getMessage()
+    finally:
+        sys.modules.pop("dcvfleet.handlers.api", None)

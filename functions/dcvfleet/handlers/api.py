@@ -80,7 +80,7 @@ from dcvfleet.errors import (
 )
 from dcvfleet.model import Status
 from dcvfleet.observability import metrics, tracer
-from dcvfleet.store import DynamoSessionStore
+from dcvfleet.store import DynamoSessionStore, SessionStore
 
 logger = Logger()
 SETTINGS = ApiSettings.from_env(os.environ)
@@ -93,6 +93,8 @@ IDEMPOTENCY_SECONDS = int(os.environ.get("IDEMPOTENCY_SECONDS", "3600"))
 IDEMPOTENCY_KEY = "Idempotency-Key"
 #: The users' topic; each caller's address is subscribed to their own notifications.
 NOTIFICATION_TOPIC_ARN = os.environ.get("NOTIFICATION_TOPIC_ARN", "")
+#: SNS's error when a topic has as many filter policies as its quota allows.
+FILTER_POLICY_LIMIT = "FilterPolicyLimitExceeded"
 API_VERSION = "1.0.0"
 
 app = APIGatewayRestResolver(
@@ -431,7 +433,7 @@ def _create(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _subscribe(
-    store: DynamoSessionStore, caller: service.Caller
+    store: SessionStore, caller: service.Caller
 ) -> service.NotificationSubscription | None:
     """The caller's address subscribed to their notifications; a failure costs the e-mails,
     never the desktop (the portal and the CLI show its status either way)."""
@@ -441,9 +443,20 @@ def _subscribe(
         return service.subscribe_owner(
             store, UserNotifications(client("sns"), NOTIFICATION_TOPIC_ARN), caller
         )
-    except (ClientError, BotoCoreError):
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") == FILTER_POLICY_LIMIT:
+            # https://docs.aws.amazon.com/sns/latest/dg/subscription-filter-policy-constraints.html
+            logger.error(
+                "the users' topic has as many subscription filter policies as SNS allows; "
+                "ask AWS Support for a higher 'filter policies per topic' quota: until then "
+                "new users get no e-mail notifications",
+                topic=NOTIFICATION_TOPIC_ARN,
+            )
+        else:
+            logger.exception("could not subscribe the caller to their notifications")
+    except BotoCoreError:
         logger.exception("could not subscribe the caller to their notifications")
-        return None
+    return None
 
 
 @functools.cache
