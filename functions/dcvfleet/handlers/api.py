@@ -448,7 +448,7 @@ def _subscribe(
             # https://docs.aws.amazon.com/sns/latest/dg/subscription-filter-policy-constraints.html
             logger.error(
                 "the users' topic has as many subscription filter policies as SNS allows; "
-                "ask AWS Support for a higher 'filter policies per topic' quota: until then "
+                "raise its 'filter policies per topic' quota (Service Quotas): until then "
                 "new users get no e-mail notifications",
                 topic=NOTIFICATION_TOPIC_ARN,
             )
