@@ -199,6 +199,14 @@ Gaps worked around here:
   any code signs in. Here that setting is on (``enable_totp_checks``), and codes are checked
   (RFC 6238, 30 s steps) against the secret key AssociateSoftwareToken gave. Not worked
   around: that secret key is one fixed value for every user.
+* ``SNS_SUBSCRIBE_ATTRIBUTES`` - Subscribe of an endpoint already subscribed to the topic (same
+  protocol) with other attributes answers the existing subscription and overwrites its
+  attributes, so a second user subscribing the first one's address with a filter policy on
+  their own identity would redirect the second user's notifications to that address. SNS
+  refuses it: ``InvalidParameter`` "Invalid parameter: Attributes Reason: Subscription already
+  exists with different attributes", and the subscription stays as it was. Here
+  (``sns_subscribe_patches``) it does; the attributes the request names are compared
+  (``FilterPolicy`` as JSON).
 * ``SNS_EMAIL`` - an ``email`` (or ``email-json``) subscription delivers nowhere and leaves no
   record of what it would have sent; it is also confirmed at once (``PendingConfirmation``
   "false"), where SNS e-mails the address a confirmation link and delivers nothing until it is
@@ -1500,6 +1508,7 @@ def apply_all(endpoint_url: str, port: int) -> None:
     apply_patches(cognito_srp_patches())
     apply_patches(cognito_auth_flow_patches())
     apply_patches(sns_email_patches())
+    apply_patches(sns_subscribe_patches())
     apply_patches(cognito_read_attribute_patches())
     apply_patches(ec2_page_token_patches())
     patch_sfn_task_failure_cause()
@@ -2814,6 +2823,43 @@ def cognito_read_attribute_patches() -> list[Patch]:
     return [
         (CognitoIdpUserPool, "get_user_extra_data_by_client_id", get_user_extra_data_by_client_id)
     ]
+
+
+# SNS_SUBSCRIBE_ATTRIBUTES
+def _same_attribute(name: str, given: Any, current: Any) -> bool:
+    if name == "FilterPolicy":
+        try:
+            return bool(json.loads(given) == json.loads(current))
+        except (TypeError, ValueError):
+            return False
+    return str(given).lower() == str(current).lower()
+
+
+def sns_subscribe_patches() -> list[Patch]:
+    """SNS_SUBSCRIBE_ATTRIBUTES: Subscribe refuses an existing subscription's endpoint with
+    other attributes. None when already replaced."""
+    from moto.sns.exceptions import SNSInvalidParameter
+    from moto.sns.responses import SNSResponse
+
+    original = SNSResponse.subscribe
+    if getattr(original, "_dcvfleet", False):
+        return []
+
+    def subscribe(self: Any) -> Any:
+        existing = self.backend._find_subscription(
+            self._get_param("TopicArn"), self._get_param("Endpoint"), self._get_param("Protocol")
+        )
+        if existing is not None:
+            for name, given in (self._get_attributes() or {}).items():
+                if not _same_attribute(name, given, existing.attributes.get(name)):
+                    raise SNSInvalidParameter(
+                        "Invalid parameter: Attributes Reason: Subscription already exists "
+                        "with different attributes"
+                    )
+        return original(self)
+
+    subscribe._dcvfleet = True  # type: ignore[attr-defined]
+    return [(SNSResponse, "subscribe", subscribe)]
 
 
 # SNS_EMAIL

@@ -3055,6 +3055,62 @@ def test_workaround_sns_email(monkeypatch: pytest.MonkeyPatch) -> None:
     assert emulator.mailbox()[0]["attributes"] == {"owner": "alice"}
 
 
+# -- SNS_SUBSCRIBE_ATTRIBUTES -------------------------------------------------------------------
+def _subscribe_for(sns: Any, topic: str, owner: str, address: str) -> str:
+    arn: str = sns.subscribe(
+        TopicArn=topic,
+        Protocol="email",
+        Endpoint=address,
+        Attributes={
+            "FilterPolicyScope": "MessageAttributes",
+            "FilterPolicy": json.dumps({"owner": [owner]}),
+        },
+        ReturnSubscriptionArn=True,
+    )["SubscriptionArn"]
+    return arn
+
+
+def _filter_of(sns: Any, arn: str) -> Any:
+    attributes = sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+    return json.loads(attributes["FilterPolicy"])
+
+
+@mock_aws
+def test_gap_sns_subscribe_attributes() -> None:
+    """GAP SNS_SUBSCRIBE_ATTRIBUTES: bob subscribing alice's address with his own filter policy
+    takes her subscription over. When this fails, moto has changed: drop
+    ``sns_subscribe_patches`` in local/emulator.py."""
+    from moto.sns.responses import SNSResponse
+
+    _require_plain_moto(
+        getattr(SNSResponse.subscribe, "_dcvfleet", False), "SNS_SUBSCRIBE_ATTRIBUTES"
+    )
+    sns = _client("sns")
+    topic = sns.create_topic(Name="users")["TopicArn"]
+    alices = _subscribe_for(sns, topic, "alice", "alice@example.com")
+    assert _subscribe_for(sns, topic, "bob", "alice@example.com") == alices
+    assert _filter_of(sns, alices) == {"owner": ["bob"]}
+
+
+def test_workaround_sns_subscribe_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sns_subscribe_patches``: refused, alice's subscription unchanged; the same request again
+    answers her subscription."""
+    for owner, name, replacement in emulator.sns_subscribe_patches():
+        monkeypatch.setattr(owner, name, replacement)
+    with mock_aws():
+        sns = _client("sns")
+        topic = sns.create_topic(Name="users")["TopicArn"]
+        alices = _subscribe_for(sns, topic, "alice", "alice@example.com")
+        with pytest.raises(ClientError) as refused:
+            _subscribe_for(sns, topic, "bob", "alice@example.com")
+        assert refused.value.response["Error"]["Code"] == "InvalidParameter"
+        assert (
+            "already exists with different attributes" in refused.value.response["Error"]["Message"]
+        )
+        assert _filter_of(sns, alices) == {"owner": ["alice"]}
+        assert _subscribe_for(sns, topic, "alice", "alice@example.com") == alices
+
+
 def test_no_gap_browser_calls(moto_server: str) -> None:
     """Checked, not a gap: a browser's unsigned JSON call (no ``Authorization``, as the portal
     calls Cognito) reaches cognito-idp by its ``X-Amz-Target``; a CORS preflight to the server's

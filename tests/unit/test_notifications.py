@@ -19,6 +19,7 @@ from moto.sns.models import sns_backends
 from dcvfleet import aws, service
 from dcvfleet.adapters import UserNotifications
 from dcvfleet.store import InMemorySessionStore
+from local import emulator
 
 REGION = "us-east-1"
 #: What the API function's module reads at import.
@@ -150,5 +151,53 @@ def test_a_full_topic_costs_the_new_user_their_e_mails_not_their_desktop_and_tel
         assert store.notification_address("sub-alice") is None  # tried again next time
         (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
         assert "filter policies per topic" in record.getMessage()
+    finally:
+        sys.modules.pop("dcvfleet.handlers.api", None)
+
+
+def test_an_address_subscribed_for_another_user_stays_theirs(
+    sns: Any, notifications: CountingNotifications, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SNS refuses to subscribe an address again with other attributes (as the local stack's
+    SNS_SUBSCRIBE_ATTRIBUTES does), so bob cannot take alice's address over."""
+    for owner, name, replacement in emulator.sns_subscribe_patches():
+        monkeypatch.setattr(owner, name, replacement)
+    store = InMemorySessionStore()
+    alice = service.Caller(sub="sub-alice", username="alice", email="shared@example.com")
+    bob = service.Caller(sub="sub-bob", username="bob", email="shared@example.com")
+    subscribed = service.subscribe_owner(store, notifications, alice)
+    assert subscribed is not None
+    with pytest.raises(ClientError) as refused:
+        service.subscribe_owner(store, notifications, bob)
+    assert refused.value.response["Error"]["Code"] == "InvalidParameter"
+    assert store.notification_address("sub-bob") is None
+    assert _matches(subscribed.subscription_arn, "sub-alice")
+    assert not _matches(subscribed.subscription_arn, "sub-bob")
+
+
+class SharedAddressSns:
+    """SNS when the address is subscribed already, for someone else."""
+
+    def subscribe(self, **_: Any) -> dict[str, Any]:
+        message = "Invalid parameter: Attributes Reason: Subscription already exists with different attributes"
+        raise ClientError({"Error": {"Code": "InvalidParameter", "Message": message}}, "Subscribe")
+
+
+def test_a_shared_address_is_logged_for_operators_and_costs_no_desktop(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    for key, value in {
+        **API_ENV,
+        "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:1:users",
+    }.items():
+        monkeypatch.setenv(key, value)
+    sys.modules.pop("dcvfleet.handlers.api", None)
+    api = importlib.import_module("dcvfleet.handlers.api")
+    try:
+        monkeypatch.setattr(api, "client", lambda service_name: SharedAddressSns())
+        bob = service.Caller(sub="sub-bob", username="bob", email="shared@example.com")
+        assert api._subscribe(InMemorySessionStore(), bob) is None
+        (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+        assert "subscribed for another user" in record.getMessage()
     finally:
         sys.modules.pop("dcvfleet.handlers.api", None)

@@ -444,7 +444,17 @@ def _subscribe(
             store, UserNotifications(client("sns"), NOTIFICATION_TOPIC_ARN), caller
         )
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") == FILTER_POLICY_LIMIT:
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "InvalidParameter" and "different attributes" in str(
+            error.get("Message")
+        ):
+            # https://docs.aws.amazon.com/sns/latest/api/API_Subscribe.html: the address is
+            # subscribed already, for another user (a shared address); it stays theirs alone
+            logger.warning(
+                "the caller's e-mail address is subscribed for another user; the caller gets "
+                "no e-mail notifications until one of them changes address"
+            )
+        elif error.get("Code") == FILTER_POLICY_LIMIT:
             # https://docs.aws.amazon.com/sns/latest/dg/subscription-filter-policy-constraints.html
             logger.error(
                 "the users' topic has as many subscription filter policies as SNS allows; "
