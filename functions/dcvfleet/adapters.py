@@ -481,6 +481,20 @@ class UserNotifications:
         arn: str = resp["SubscriptionArn"]
         return arn
 
+    def unsubscribe(self, subscription_arn: str) -> bool:
+        """Delete a subscription of the users' topic; False when it is gone already or SNS
+        refuses (it may, for one still pending confirmation, which it drops unconfirmed after
+        three days) (https://docs.aws.amazon.com/sns/latest/api/API_Unsubscribe.html)."""
+        if not subscription_arn.startswith(f"{self._topic_arn}:"):
+            return False  # not one of this topic's (nor "pending confirmation")
+        try:
+            self._sns.unsubscribe(SubscriptionArn=subscription_arn)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NotFound", "InvalidParameter"):
+                return False
+            raise
+        return True
+
 
 class Workflows:
     def __init__(self, stepfunctions: Any) -> None:

@@ -127,14 +127,24 @@ def subscribe_owner(
 ) -> NotificationSubscription | None:
     """Subscribe the caller's e-mail address (their ID token's ``email``) to their own
     notifications, once per address: None when they have no address or it is subscribed
-    already. An address changed in Cognito is subscribed on the next request."""
+    already. An address changed in Cognito is subscribed on the next request, and the old one
+    unsubscribed."""
     if not caller.email:
         return None
-    if store.notification_address(caller.sub) == caller.email:
+    previous = store.notification_address(caller.sub)
+    if previous is not None and previous.email == caller.email:
         return None
     arn = notifications.subscribe(caller.email, caller.sub)
     store.record_notification_address(caller.sub, caller.email, arn)
     logger.info("notifications subscribed", subscription=arn)
+    if previous is not None and previous.subscription != arn:
+        # the old address may no longer be theirs to read: it gets nothing more of this user's
+        deleted = notifications.unsubscribe(previous.subscription)
+        if not deleted:
+            logger.warning(
+                "the previous address's subscription could not be deleted",
+                subscription=previous.subscription,
+            )
     return NotificationSubscription(email=caller.email, subscription_arn=arn)
 
 

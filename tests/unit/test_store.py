@@ -21,7 +21,12 @@ from moto.dynamodb.models import DynamoDBBackend
 from dcvfleet import aws
 from dcvfleet.errors import SessionConflictError, SessionLimitExceededError
 from dcvfleet.model import Session, Status
-from dcvfleet.store import DynamoSessionStore, InMemorySessionStore, SessionStore
+from dcvfleet.store import (
+    DynamoSessionStore,
+    InMemorySessionStore,
+    NotificationAddress,
+    SessionStore,
+)
 from local import emulator
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -457,10 +462,14 @@ def test_a_users_notification_address_is_kept_apart_from_their_sessions(
     assert store.notification_address("alice") is None
     # When her address is recorded as subscribed, then changed
     store.record_notification_address("alice", "alice@example.com", "arn:aws:sns:x:1:t:a")
-    assert store.notification_address("alice") == "alice@example.com"
+    assert store.notification_address("alice") == NotificationAddress(
+        "alice@example.com", "arn:aws:sns:x:1:t:a"
+    )
     store.record_notification_address("alice", "alice@example.org", "arn:aws:sns:x:1:t:b")
     # Then the last one is hers, nobody else's, and her session count and list are unchanged
-    assert store.notification_address("alice") == "alice@example.org"
+    assert store.notification_address("alice") == NotificationAddress(
+        "alice@example.org", "arn:aws:sns:x:1:t:b"
+    )
     assert store.notification_address("bob") is None
     assert store.active_count("alice") == 1
     assert [s.owner for s in store.list_by_owner("alice")] == ["alice"]
