@@ -88,6 +88,30 @@ def test_an_idle_desktop_is_warned_then_stopped_and_told_why(life: Stack) -> Non
     # And the instance is stopped, not terminated (the disk is kept), its notice shown
     assert _instance_state(life, instance_id) == "stopped"
     assert any("will stop" in n["message"] for n in _host_notices(life, instance_id))
+    # And the user was e-mailed (SNS_EMAIL) that it was ready, the warning and the stop; no one
+    # else received any of their notifications
+    mine, others = _mail(life, f"{user.username}@example.com")
+    assert [m["attributes"]["event"] for m in mine] == [
+        "Session Ready",
+        "Session Idle Warning",
+        "Session Stopped",
+    ]
+    owners = {m["attributes"]["owner"] for m in mine}
+    assert len(owners) == 1
+    assert not [m for m in others if m["attributes"].get("owner") in owners]
+
+
+def _mail(life: Stack, address: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The e-mails to ``address`` once its stop notice arrived, and everyone else's."""
+    deadline = time.monotonic() + 10
+    while True:
+        mail = life.control("GET", "/mail").json()["messages"]
+        mine = [m for m in mail if m["to"] == address]
+        if any(m["attributes"]["event"] == "Session Stopped" for m in mine):
+            break
+        assert time.monotonic() < deadline, f"no stop notice to {address}: {mine}"
+        time.sleep(0.2)
+    return mine, [m for m in mail if m["to"] != address]
 
 
 def _host_notices(life: Stack, instance_id: str) -> list[dict[str, Any]]:
