@@ -31,14 +31,22 @@ class Client:
             "cognito-idp", endpoint_url=info["aws_endpoint_url"], region_name=info["region"]
         )
         self.token = ""
+        self.username = ""
 
     def sign_in(self, username: str, password: str) -> None:
-        resp = self.idp.initiate_auth(
-            ClientId=self.info["user_pool_client_id"],
-            AuthFlow="USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": username, "PASSWORD": password},
-        )
+        """USER_SRP_AUTH, as the portal and the CLI sign in (pycognito's SRP client): the app
+        client allows no flow that sends the password."""
+        from pycognito.aws_srp import AWSSRP
+
+        resp = AWSSRP(
+            username=username,
+            password=password,
+            pool_id=self.info["user_pool_id"],
+            client_id=self.info["user_pool_client_id"],
+            client=self.idp,
+        ).authenticate_user()
         self.token = resp["AuthenticationResult"]["IdToken"]
+        self.username = username
 
     def call(self, method: str, path: str, body: Any = None) -> requests.Response:
         return requests.request(

@@ -385,12 +385,21 @@ class Deployer:
                         ("AdminCreateUserConfig", "AdminCreateUserConfig"),
                         ("Schema", "Schema"),
                         ("UsernameConfiguration", "UsernameConfiguration"),
+                        ("MfaConfiguration", "MfaConfiguration"),
+                        ("DeletionProtection", "DeletionProtection"),
                     )
                     if props.get(cfn)
                 }
                 pool = idp.create_user_pool(
                     PoolName=props.get("UserPoolName", logical_id), **optional
                 )["UserPool"]
+                if "SOFTWARE_TOKEN_MFA" in (props.get("EnabledMfas") or []):
+                    # CloudFormation's EnabledMfas is the API's SoftwareTokenMfaConfiguration
+                    idp.set_user_pool_mfa_config(
+                        UserPoolId=pool["Id"],
+                        SoftwareTokenMfaConfiguration={"Enabled": True},
+                        MfaConfiguration=props.get("MfaConfiguration", "OFF"),
+                    )
                 deployment.physical[logical_id] = pool["Id"]
                 deployment.attributes[(logical_id, "Arn")] = pool["Arn"]
                 deployment.attributes[(logical_id, "ProviderName")] = (
@@ -460,6 +469,8 @@ def _pseudo(deployment: Deployment) -> dict[str, str]:
 
 
 def _ref(name: str, deployment: Deployment) -> Any:
+    if name == "AWS::NoValue":
+        return None  # the property is left out (``_resolve`` drops it)
     pseudo = _pseudo(deployment)
     if name in pseudo:
         return pseudo[name]
@@ -529,7 +540,8 @@ def _resolve(value: Any, deployment: Deployment) -> Any:
             condition, when_true, when_false = arg
             chosen = when_true if _condition(condition, deployment) else when_false
             return _resolve(chosen, deployment)
-    return {k: _resolve(v, deployment) for k, v in value.items()}
+    resolved = {k: _resolve(v, deployment) for k, v in value.items()}
+    return {k: v for k, v in resolved.items() if v is not None}
 
 
 def _condition(name: str, deployment: Deployment) -> bool:

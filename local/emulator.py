@@ -198,6 +198,39 @@ Gaps worked around here:
   only the local route; AWS gives a default VPC an internet gateway and a ``0.0.0.0/0`` route to
   it (https://docs.aws.amazon.com/vpc/latest/userguide/default-vpc-components.html). Here
   (``default_vpc_patches``) the default VPC gets both when it is made.
+* ``COGNITO_AUTH_FLOWS`` - InitiateAuth and AdminInitiateAuth ignore the app client's
+  ``ExplicitAuthFlows``: a client that allows only SRP signs a user in with USER_PASSWORD_AUTH
+  (the password sent in the request). Here (``cognito_auth_flow_patches``) a flow the client does
+  not allow is refused as Cognito refuses it: ``InvalidParameterException`` "<FLOW> flow not
+  enabled for this client". Each flow is allowed by its ``ALLOW_*`` value or its legacy one
+  (USER_PASSWORD_AUTH, ADMIN_NO_SRP_AUTH, CUSTOM_AUTH_FLOW_ONLY); a client without the list
+  allows what Cognito gives it by default: SRP, custom and refresh
+  (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_CreateUserPoolClient.html).
+* ``COGNITO_READ_ATTRIBUTES`` - an app client without ``ReadAttributes`` puts none of the
+  user's attributes in the ID token (so no ``email`` claim); Cognito lets such a client read
+  the standard attributes, ``email_verified`` and ``phone_number_verified``
+  (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_CreateUserPoolClient.html),
+  and puts them in the ID token. Here (``cognito_read_attribute_patches``) it does.
+* ``COGNITO_TOTP`` - an authenticator app's code (VerifySoftwareToken, the SOFTWARE_TOKEN_MFA
+  answer) is not checked at all unless ``MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP`` is "true", so
+  any code signs in. Here that setting is on (``enable_totp_checks``), and codes are checked
+  (RFC 6238, 30 s steps) against the secret key AssociateSoftwareToken gave. Not worked
+  around: that secret key is one fixed value for every user.
+* ``SNS_SUBSCRIBE_ATTRIBUTES`` - Subscribe of an endpoint already subscribed to the topic (same
+  protocol) with other attributes answers the existing subscription and overwrites its
+  attributes, so a second user subscribing the first one's address with a filter policy on
+  their own identity would redirect the second user's notifications to that address. SNS
+  refuses it: ``InvalidParameter`` "Invalid parameter: Attributes Reason: Subscription already
+  exists with different attributes", and the subscription stays as it was. Here
+  (``sns_subscribe_patches``) it does; the attributes the request names are compared
+  (``FilterPolicy`` as JSON).
+* ``SNS_EMAIL`` - an ``email`` (or ``email-json``) subscription delivers nowhere and leaves no
+  record of what it would have sent; it is also confirmed at once (``PendingConfirmation``
+  "false"), where SNS e-mails the address a confirmation link and delivers nothing until it is
+  followed (not worked around: every address here has confirmed). Here (``sns_email_patches``)
+  each message an e-mail subscription would deliver, after its filter policy, goes to
+  ``SNS_MAILBOX`` (``to``, ``subject``, ``message``, ``attributes``, ``topicArn``), which
+  ``GET /mail`` on ``control_url`` lists.
 
 Checked, not gaps: moto's server answers an unsigned JSON call (no ``Authorization``, as a
 browser's call to Cognito's user-pool API) by its ``X-Amz-Target``, and answers a browser's CORS
@@ -1476,6 +1509,7 @@ def apply_patches(patches: list[Patch]) -> None:
 
 def apply_all(endpoint_url: str, port: int) -> None:
     patch_lambda_runtime()
+    enable_totp_checks()
     faults.install()
     patch_event_targets(endpoint_url)
     patch_event_bus_ref()
@@ -1493,6 +1527,10 @@ def apply_all(endpoint_url: str, port: int) -> None:
     apply_patches(sfn_cost_patches())
     apply_patches(bucket_cloudformation_patches())
     apply_patches(cognito_srp_patches())
+    apply_patches(cognito_auth_flow_patches())
+    apply_patches(sns_email_patches())
+    apply_patches(sns_subscribe_patches())
+    apply_patches(cognito_read_attribute_patches())
     apply_patches(ec2_page_token_patches())
     apply_patches(service_quota_patches())
     apply_patches(default_vpc_patches())
@@ -2807,6 +2845,214 @@ def cognito_srp_patches() -> list[Patch]:
         (CognitoIdpBackend, "initiate_auth", initiate_auth),
         (CognitoIdpBackend, "respond_to_auth_challenge", respond_to_auth_challenge),
     ]
+
+
+# COGNITO_AUTH_FLOWS
+#: Each InitiateAuth/AdminInitiateAuth flow and the ExplicitAuthFlows values that allow it.
+AUTH_FLOW_ALLOWED_BY = {
+    "USER_SRP_AUTH": {"ALLOW_USER_SRP_AUTH"},
+    "USER_PASSWORD_AUTH": {"ALLOW_USER_PASSWORD_AUTH", "USER_PASSWORD_AUTH"},
+    "ADMIN_USER_PASSWORD_AUTH": {"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"},
+    "ADMIN_NO_SRP_AUTH": {"ALLOW_ADMIN_USER_PASSWORD_AUTH", "ADMIN_NO_SRP_AUTH"},
+    "CUSTOM_AUTH": {"ALLOW_CUSTOM_AUTH", "CUSTOM_AUTH_FLOW_ONLY"},
+    "REFRESH_TOKEN_AUTH": {"ALLOW_REFRESH_TOKEN_AUTH"},
+    "REFRESH_TOKEN": {"ALLOW_REFRESH_TOKEN_AUTH"},
+    "USER_AUTH": {"ALLOW_USER_AUTH"},
+}
+#: What a client without ExplicitAuthFlows allows.
+DEFAULT_AUTH_FLOWS = ("ALLOW_USER_SRP_AUTH", "ALLOW_CUSTOM_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
+
+
+def auth_flow_allowed(explicit: list[str] | None, flow: str) -> bool:
+    """Whether an app client with ``explicit`` ExplicitAuthFlows lets ``flow`` sign in."""
+    allowed = set(explicit or DEFAULT_AUTH_FLOWS)
+    if flow in ("REFRESH_TOKEN_AUTH", "REFRESH_TOKEN") and not any(
+        value.startswith("ALLOW_") for value in allowed
+    ):
+        return True  # legacy values never gated refreshing
+    return bool(allowed & AUTH_FLOW_ALLOWED_BY.get(flow, set()))
+
+
+def cognito_auth_flow_patches() -> list[Patch]:
+    """COGNITO_AUTH_FLOWS: ``initiate_auth`` and ``admin_initiate_auth`` refuse a flow the app
+    client's ExplicitAuthFlows does not allow, before moto's own flow. None when already
+    replaced."""
+    from moto.cognitoidp.exceptions import InvalidParameterException
+    from moto.cognitoidp.models import CognitoIdpBackend
+
+    original_initiate = CognitoIdpBackend.initiate_auth
+    if getattr(original_initiate, "_dcvfleet_flows", False):
+        return []
+    original_admin = CognitoIdpBackend.admin_initiate_auth
+
+    def check(backend: Any, client_id: str, flow: str) -> None:
+        for pool in backend.user_pools.values():
+            client = pool.clients.get(client_id)
+            if client is not None:
+                if not auth_flow_allowed(client.extended_config.get("ExplicitAuthFlows"), flow):
+                    raise InvalidParameterException(f"{flow} flow not enabled for this client")
+                return
+
+    def initiate_auth(
+        self: Any, client_id: str, auth_flow: str, auth_parameters: dict[str, str]
+    ) -> dict[str, Any]:
+        check(self, client_id, auth_flow)
+        result: dict[str, Any] = original_initiate(self, client_id, auth_flow, auth_parameters)
+        return result
+
+    def admin_initiate_auth(
+        self: Any,
+        user_pool_id: str,
+        client_id: str,
+        auth_flow: str,
+        auth_parameters: dict[str, str],
+    ) -> dict[str, Any]:
+        check(self, client_id, auth_flow)
+        result: dict[str, Any] = original_admin(
+            self, user_pool_id, client_id, auth_flow, auth_parameters
+        )
+        return result
+
+    initiate_auth._dcvfleet_flows = True  # type: ignore[attr-defined]
+    # the COGNITO_SRP wrapper (applied before or after) keeps wrapping this one
+    initiate_auth._dcvfleet = getattr(original_initiate, "_dcvfleet", False)  # type: ignore[attr-defined]
+    admin_initiate_auth._dcvfleet_flows = True  # type: ignore[attr-defined]
+    return [
+        (CognitoIdpBackend, "initiate_auth", initiate_auth),
+        (CognitoIdpBackend, "admin_initiate_auth", admin_initiate_auth),
+    ]
+
+
+# COGNITO_TOTP
+TOTP_SETTING = "MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP"
+
+
+def enable_totp_checks() -> None:
+    """COGNITO_TOTP: moto checks authenticator-app codes (it reads the setting at each call)."""
+    os.environ[TOTP_SETTING] = "true"
+
+
+# COGNITO_READ_ATTRIBUTES
+def cognito_read_attribute_patches() -> list[Patch]:
+    """COGNITO_READ_ATTRIBUTES: a client without ``ReadAttributes`` reads every attribute but
+    the custom ones (which moto's ID token adds anyway). None when already replaced."""
+    from moto.cognitoidp.models import CognitoIdpUserPool
+
+    original = CognitoIdpUserPool.get_user_extra_data_by_client_id
+    if getattr(original, "_dcvfleet", False):
+        return []
+
+    def get_user_extra_data_by_client_id(self: Any, client_id: str, username: str) -> Any:
+        client = self.clients.get(client_id)
+        if client is None or "ReadAttributes" in client.extended_config:
+            return original(self, client_id, username)
+        return {
+            attribute["Name"]: attribute["Value"]
+            for attribute in self._get_user(username).attributes
+            if not attribute["Name"].startswith("custom:") and attribute["Name"] != "sub"
+        }
+
+    get_user_extra_data_by_client_id._dcvfleet = True  # type: ignore[attr-defined]
+    return [
+        (CognitoIdpUserPool, "get_user_extra_data_by_client_id", get_user_extra_data_by_client_id)
+    ]
+
+
+# SNS_SUBSCRIBE_ATTRIBUTES
+def _same_attribute(name: str, given: Any, current: Any) -> bool:
+    if name == "FilterPolicy":
+        try:
+            return bool(json.loads(given) == json.loads(current))
+        except (TypeError, ValueError):
+            return False
+    return str(given).lower() == str(current).lower()
+
+
+def sns_subscribe_patches() -> list[Patch]:
+    """SNS_SUBSCRIBE_ATTRIBUTES: Subscribe refuses an existing subscription's endpoint with
+    other attributes. None when already replaced."""
+    from moto.sns.exceptions import SNSInvalidParameter
+    from moto.sns.responses import SNSResponse
+
+    original = SNSResponse.subscribe
+    if getattr(original, "_dcvfleet", False):
+        return []
+
+    def subscribe(self: Any) -> Any:
+        existing = self.backend._find_subscription(
+            self._get_param("TopicArn"), self._get_param("Endpoint"), self._get_param("Protocol")
+        )
+        if existing is not None:
+            for name, given in (self._get_attributes() or {}).items():
+                if not _same_attribute(name, given, existing.attributes.get(name)):
+                    raise SNSInvalidParameter(
+                        "Invalid parameter: Attributes Reason: Subscription already exists "
+                        "with different attributes"
+                    )
+        return original(self)
+
+    subscribe._dcvfleet = True  # type: ignore[attr-defined]
+    return [(SNSResponse, "subscribe", subscribe)]
+
+
+# SNS_EMAIL
+#: Every e-mail SNS would have sent, oldest first.
+SNS_MAILBOX: list[dict[str, Any]] = []
+_mailbox_lock = threading.Lock()
+EMAIL_PROTOCOLS = ("email", "email-json")
+
+
+def mailbox() -> list[dict[str, Any]]:
+    """SNS_EMAIL: a copy of every e-mail delivered so far."""
+    with _mailbox_lock:
+        return [dict(mail) for mail in SNS_MAILBOX]
+
+
+def sns_email_patches() -> list[Patch]:
+    """SNS_EMAIL: an e-mail subscription's ``publish`` records what it would send, when the
+    subscription's filter policy lets the message through. None when already replaced."""
+    from moto.sns.models import Subscription
+
+    original = Subscription.publish
+    if getattr(original, "_dcvfleet", False):
+        return []
+
+    def publish(  # noqa: PLR0917 (moto's signature)
+        self: Any,
+        message: str,
+        message_id: str,
+        subject: str | None = None,
+        message_attributes: dict[str, Any] | None = None,
+        group_id: str | None = None,
+        deduplication_id: str | None = None,
+        message_structure: str | None = None,
+    ) -> None:
+        if self.protocol not in EMAIL_PROTOCOLS:
+            original(
+                self, message, message_id, subject, message_attributes, group_id,
+                deduplication_id, message_structure,
+            )  # fmt: skip
+            return
+        matcher = self._filter_policy_matcher
+        if matcher is not None and not matcher.matches(message_attributes, message):
+            return
+        if message_structure == "json":
+            message = self._parse_message_structure(message, self.protocol)
+        attributes = {k: v.get("Value") for k, v in (message_attributes or {}).items()}
+        with _mailbox_lock:
+            SNS_MAILBOX.append(
+                {
+                    "to": self.endpoint,
+                    "subject": subject,
+                    "message": message,
+                    "attributes": attributes,
+                    "topicArn": self.topic.arn,
+                    "messageId": message_id,
+                }
+            )
+
+    publish._dcvfleet = True  # type: ignore[attr-defined]
+    return [(Subscription, "publish", publish)]
 
 
 def patch_ecr_from_cloudformation() -> None:

@@ -773,6 +773,8 @@ class ControlServer(LocalServer):
       resource, or holding the text) (``local.faults``). Each POST replaces all; its answer is
       the faults now on and, under ``replaced``, the ones it replaced, each API error with the
       calls it ``answered``, each timeout with the invocations it ended (``timedOut``).
+    * ``GET /mail``: every e-mail SNS would have sent (``emulator.SNS_EMAIL``), oldest first:
+      ``{"messages": [{"to", "subject", "message", "attributes", "topicArn", "messageId"}]}``.
     * ``GET /schedules``: every EventBridge rule with a schedule, whether the local scheduler
       runs it, how often it fired and when it fires next; ``minuteSeconds``.
     * ``POST /schedules/run {}`` or ``{"rule": "<name>"}``: fire every ENABLED schedule rule (or
@@ -810,6 +812,8 @@ class ControlServer(LocalServer):
             return 200, {"hosts": sim.list()}
         if method == "GET" and path == "/schedules":
             return self._schedules()
+        if method == "GET" and path == "/mail":
+            return 200, {"messages": emulator.mailbox()}
         if method == "GET" and path in ("/batch/capacity", "/jobs"):
             return self._batch_view(path)
         try:

@@ -54,7 +54,6 @@ PARAMETER_VALUES = {
     "VpcId": "vpc-0123456789abcdef0",
     "SubnetIds": "subnet-0123456789abcdef0,subnet-0fedcba9876543210",
     "AllowedCidr": "203.0.113.0/24",
-    "NotificationEmail": "user@example.com",
     "OperatorEmail": "operator@example.com",
     "PortalOrigin": "https://desktops.example.com",
     "InitialImageUri": "registry.example.com/desktop:1.0",

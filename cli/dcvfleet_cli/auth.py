@@ -22,6 +22,12 @@ from dcvfleet_cli.stack import Stack
 
 #: Refresh the ID token when it expires within this many seconds.
 REFRESH_MARGIN = 120.0
+#: At most this many challenges after the password (a new password, then MFA set-up or a code).
+MAX_CHALLENGES = 3
+
+
+def no_mfa_code(secret: str | None) -> str:
+    raise CliError("sign-in needs a code from your authenticator app, which was not given")
 
 
 @dataclass
@@ -138,6 +144,10 @@ def _error_of(exc: Exception, what: str) -> CliError:
         code, message = error.get("Code", ""), error.get("Message") or str(exc)
         if code in ("NotAuthorizedException", "UserNotFoundException"):
             return CliError(f"{what} failed: {message}")
+        if code == "CodeMismatchException":
+            return CliError(
+                f"{what} failed: the code from your authenticator app is wrong or expired"
+            )
         if code == "PasswordResetRequiredException":
             return CliError(f"{what} failed: your password must be reset ({message})")
         return CliError(f"{what} failed: {code}: {message}")
@@ -168,9 +178,18 @@ class Auth:
             self._client = self._client_factory(self.stack)
         return self._client
 
-    def login(self, username: str, password: str, new_password: Callable[[], str]) -> Tokens:
-        """USER_SRP_AUTH, then NEW_PASSWORD_REQUIRED if Cognito asks for it (an
-        administrator-created user's first sign-in); the tokens are cached."""
+    def login(
+        self,
+        username: str,
+        password: str,
+        new_password: Callable[[], str],
+        mfa_code: Callable[[str | None], str] = no_mfa_code,
+    ) -> Tokens:
+        """USER_SRP_AUTH, then the challenges Cognito may ask for: NEW_PASSWORD_REQUIRED (an
+        administrator-created user's first sign-in), SOFTWARE_TOKEN_MFA (a code from the user's
+        authenticator app) and MFA_SETUP (a pool with MFA ON, a user without an app yet: the
+        app's secret key is shown through ``mfa_code(secret)``, then its first code verified);
+        the tokens are cached (https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_RespondToAuthChallenge.html)."""
         from botocore.exceptions import BotoCoreError, ClientError
         from pycognito.aws_srp import AWSSRP
 
@@ -194,20 +213,17 @@ class Auth:
             resp = self.idp.respond_to_auth_challenge(
                 ClientId=client_id, ChallengeName="PASSWORD_VERIFIER", ChallengeResponses=answer
             )
-            if resp.get("ChallengeName") == "NEW_PASSWORD_REQUIRED":
-                user = started["ChallengeParameters"].get("USERNAME") or username
-                resp = self.idp.respond_to_auth_challenge(
-                    ClientId=client_id,
-                    ChallengeName="NEW_PASSWORD_REQUIRED",
-                    Session=resp["Session"],
-                    ChallengeResponses={"USERNAME": user, "NEW_PASSWORD": new_password()},
-                )
+            user = started["ChallengeParameters"].get("USERNAME") or username
+            for _ in range(MAX_CHALLENGES):
+                if "AuthenticationResult" in resp:
+                    break
+                resp = self._answer(resp, user, new_password, mfa_code)
         except (ClientError, BotoCoreError, ValueError) as exc:
             raise _error_of(exc, "sign-in") from None
         if "AuthenticationResult" not in resp:
             raise CliError(
-                f"sign-in needs {resp.get('ChallengeName')}, which dcvfleet does not support: "
-                "sign in through the portal"
+                f"sign-in needs {resp.get('ChallengeName')}, which dcvfleet cannot answer: "
+                "ask the fleet's administrator"
             )
         result = resp["AuthenticationResult"]
         tokens = Tokens(
@@ -220,6 +236,38 @@ class Auth:
         )
         self.cache.save(tokens)
         return tokens
+
+    def _answer(
+        self,
+        resp: Mapping[str, Any],
+        user: str,
+        new_password: Callable[[], str],
+        mfa_code: Callable[[str | None], str],
+    ) -> Any:
+        """Cognito's next answer to one challenge; ``resp`` unchanged for one not supported."""
+        client_id = self.stack.user_pool_client_id
+        name = resp.get("ChallengeName")
+        if name == "NEW_PASSWORD_REQUIRED":
+            responses = {"USERNAME": user, "NEW_PASSWORD": new_password()}
+            session = resp["Session"]
+        elif name == "SOFTWARE_TOKEN_MFA":
+            responses = {"USERNAME": user, "SOFTWARE_TOKEN_MFA_CODE": mfa_code(None)}
+            session = resp["Session"]
+        elif name == "MFA_SETUP":
+            associated = self.idp.associate_software_token(Session=resp["Session"])
+            code = mfa_code(str(associated["SecretCode"]))
+            verified = self.idp.verify_software_token(
+                Session=associated["Session"], UserCode=code, FriendlyDeviceName="dcvfleet"
+            )
+            if verified.get("Status") == "ERROR":
+                raise CliError("sign-in failed: the code from your authenticator app was wrong")
+            session = verified["Session"]
+            responses = {"USERNAME": user, "SESSION": session}
+        else:
+            return resp
+        return self.idp.respond_to_auth_challenge(
+            ClientId=client_id, ChallengeName=name, Session=session, ChallengeResponses=responses
+        )
 
     def _expiry(self, result: Mapping[str, Any]) -> float:
         exp = jwt_claims(str(result["IdToken"])).get("exp")

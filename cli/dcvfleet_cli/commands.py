@@ -106,6 +106,35 @@ def _new_password(ctx: Context) -> Callable[[], str]:
     return ask
 
 
+def _mfa_code(ctx: Context, username: str) -> Callable[[str | None], str]:
+    def ask(secret: str | None) -> str:
+        if secret is not None:
+            issuer = "DCV%20Fleet"
+            ctx.note(
+                "This fleet requires a code from an authenticator app at every sign-in. Add this "
+                f"secret key to your app (time-based, TOTP): {secret}\n"
+                f"  or as a link: otpauth://totp/{issuer}:{username}?secret={secret}"
+                f"&issuer={issuer}"
+            )
+        given = ctx.env.get("DCVFLEET_MFA_CODE")
+        if given:
+            return given
+        if not ctx.stdin.isatty():
+            raise CliError(
+                "Cognito asks for a code from your authenticator app: set DCVFLEET_MFA_CODE or "
+                "sign in on a terminal",
+                USAGE,
+            )
+        ctx.err.write("Code from your authenticator app: ")
+        ctx.err.flush()
+        code = ctx.stdin.readline().strip()
+        if not code:
+            raise CliError("no code given", USAGE)
+        return code
+
+    return ask
+
+
 def login(ctx: Context) -> int:
     auth = ctx.auth()
     username = ctx.args.username or ctx.env.get("DCVFLEET_USERNAME", "")
@@ -122,7 +151,7 @@ def login(ctx: Context) -> int:
     password = ctx.env.get("DCVFLEET_PASSWORD") or _read_secret(ctx, "Password: ")
     if not password:
         raise CliError("no password given", USAGE)
-    tokens = auth.login(username, password, _new_password(ctx))
+    tokens = auth.login(username, password, _new_password(ctx), _mfa_code(ctx, username))
     admin = " (admin)" if ADMINS in _groups(tokens.claims) else ""
     ctx.note(f"Signed in as {username}{admin} to {ctx.stack().api_url}.")
     return 0
@@ -280,6 +309,9 @@ def sessions_start(ctx: Context) -> int:
     session_id = str(accepted["sessionId"])
     kind = f"{args.backend}, {args.os}" + (f", {args.instance_type}" if args.instance_type else "")
     ctx.note(f"Desktop {session_id} requested ({kind}).")
+    notice = (accepted.get("notifications") or {}).get("message")
+    if notice:  # the first desktop: the user's address was subscribed; confirm it once
+        ctx.note(str(notice))
     if args.no_wait:
         ctx.note(f"Watch it: dcvfleet sessions wait {session_id}")
         print(session_id, file=ctx.out)

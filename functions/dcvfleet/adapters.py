@@ -478,6 +478,54 @@ class FleetEvents:
             )
 
 
+class UserNotifications:
+    """The users' topic: each user's address is subscribed with a filter policy on the message
+    attribute ``owner`` (every publish to the topic sets it), so a notification reaches its
+    owner only (https://docs.aws.amazon.com/sns/latest/dg/sns-message-filtering.html)."""
+
+    def __init__(self, sns: Any, topic_arn: str) -> None:
+        self._sns = sns
+        self._topic_arn = topic_arn
+
+    @staticmethod
+    def filter_policy(owner: str) -> str:
+        """Only messages whose ``owner`` attribute is ``owner`` (scope MessageAttributes)."""
+        return json.dumps({"owner": [owner]})
+
+    def subscribe(self, email: str, owner: str) -> str:
+        """Subscribe ``email`` to ``owner``'s notifications; the subscription's ARN. SNS sends
+        the address a confirmation e-mail; nothing is delivered until it is confirmed. Subscribe
+        answers an existing subscription of the same endpoint and attributes with its ARN
+        (https://docs.aws.amazon.com/sns/latest/api/API_Subscribe.html); ReturnSubscriptionArn
+        gives the ARN of one pending confirmation too."""
+        resp = self._sns.subscribe(
+            TopicArn=self._topic_arn,
+            Protocol="email",
+            Endpoint=email,
+            Attributes={
+                "FilterPolicyScope": "MessageAttributes",
+                "FilterPolicy": self.filter_policy(owner),
+            },
+            ReturnSubscriptionArn=True,
+        )
+        arn: str = resp["SubscriptionArn"]
+        return arn
+
+    def unsubscribe(self, subscription_arn: str) -> bool:
+        """Delete a subscription of the users' topic; False when it is gone already or SNS
+        refuses (it may, for one still pending confirmation, which it drops unconfirmed after
+        three days) (https://docs.aws.amazon.com/sns/latest/api/API_Unsubscribe.html)."""
+        if not subscription_arn.startswith(f"{self._topic_arn}:"):
+            return False  # not one of this topic's (nor "pending confirmation")
+        try:
+            self._sns.unsubscribe(SubscriptionArn=subscription_arn)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NotFound", "InvalidParameter"):
+                return False
+            raise
+        return True
+
+
 class Workflows:
     def __init__(self, stepfunctions: Any) -> None:
         self._sfn = stepfunctions

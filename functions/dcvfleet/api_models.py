@@ -73,6 +73,20 @@ class Accepted(BaseModel):
     status: Status
 
 
+class NotificationNotice(BaseModel):
+    """The caller's address was just subscribed to their notifications: confirm it once."""
+
+    email: str
+    message: str
+
+
+class Created(Accepted):
+    """A new desktop; ``notifications`` when the caller's e-mail address was just subscribed
+    to their own notifications (the first desktop, or a changed address)."""
+
+    notifications: NotificationNotice | None = absent()
+
+
 class Progress(BaseModel):
     """When each provisioning step of the current provisioning finished."""
 

@@ -29,6 +29,7 @@ from dcvfleet.adapters import (
     OperatorNotices,
     QuotaExhausted,
     SessionSecrets,
+    UserNotifications,
     Workflows,
     dcv_username,
 )
@@ -107,6 +108,49 @@ def create_session(
         )
         raise
     return session
+
+
+@dataclass(frozen=True)
+class NotificationSubscription:
+    """A user's address, just subscribed to their own notifications: SNS has sent it a
+    confirmation e-mail, whose link the user must follow once."""
+
+    email: str
+    subscription_arn: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"We sent a message to {self.email}: follow its confirmation link once, and you will "
+            "be e-mailed when a desktop of yours is ready, cannot be started, is about to stop "
+            "because nobody uses it, or has stopped."
+        )
+
+
+def subscribe_owner(
+    store: SessionStore, notifications: UserNotifications, caller: Caller
+) -> NotificationSubscription | None:
+    """Subscribe the caller's e-mail address (their ID token's ``email``) to their own
+    notifications, once per address: None when they have no address or it is subscribed
+    already. An address changed in Cognito is subscribed on the next request, and the old one
+    unsubscribed."""
+    if not caller.email:
+        return None
+    previous = store.notification_address(caller.sub)
+    if previous is not None and previous.email == caller.email:
+        return None
+    arn = notifications.subscribe(caller.email, caller.sub)
+    store.record_notification_address(caller.sub, caller.email, arn)
+    logger.info("notifications subscribed", subscription=arn)
+    if previous is not None and previous.subscription != arn:
+        # the old address may no longer be theirs to read: it gets nothing more of this user's
+        deleted = notifications.unsubscribe(previous.subscription)
+        if not deleted:
+            logger.warning(
+                "the previous address's subscription could not be deleted",
+                subscription=previous.subscription,
+            )
+    return NotificationSubscription(email=caller.email, subscription_arn=arn)
 
 
 def _batch_instance_type(settings: ApiSettings, request: CreateSessionRequest) -> str:

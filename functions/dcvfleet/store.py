@@ -22,7 +22,7 @@ import abc
 import copy
 import json
 import threading
-from dataclasses import fields, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -73,6 +73,14 @@ def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+@dataclass(frozen=True)
+class NotificationAddress:
+    """The e-mail address subscribed to a user's notifications, and its subscription's ARN."""
+
+    email: str
+    subscription: str
+
+
 def counter_key(owner: str) -> str:
     return f"user#{owner}"
 
@@ -95,6 +103,15 @@ class SessionStore(abc.ABC):
 
     @abc.abstractmethod
     def active_count(self, owner: str) -> int: ...
+
+    @abc.abstractmethod
+    def notification_address(self, owner: str) -> NotificationAddress | None:
+        """The e-mail address last subscribed to ``owner``'s notifications, if any."""
+
+    @abc.abstractmethod
+    def record_notification_address(self, owner: str, email: str, subscription: str) -> None:
+        """Remember that ``email`` is subscribed to ``owner``'s notifications (``subscription``
+        its ARN), on the owner's own record (the one that counts their active sessions)."""
 
     @abc.abstractmethod
     def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
@@ -260,6 +277,27 @@ class DynamoSessionStore(SessionStore):
             TableName=self._table, Key={"pk": {"S": counter_key(owner)}}, ConsistentRead=True
         )
         return int(resp.get("Item", {}).get("active", {}).get("N", "0"))
+
+    def notification_address(self, owner: str) -> NotificationAddress | None:
+        resp = self._db.get_item(
+            TableName=self._table,
+            Key={"pk": {"S": counter_key(owner)}},
+            ProjectionExpression="notifyEmail, notifySubscription",
+            ConsistentRead=True,
+        )
+        item = resp.get("Item", {})
+        email = item.get("notifyEmail", {}).get("S")
+        if not email:
+            return None
+        return NotificationAddress(str(email), str(item.get("notifySubscription", {}).get("S", "")))
+
+    def record_notification_address(self, owner: str, email: str, subscription: str) -> None:
+        self._db.update_item(
+            TableName=self._table,
+            Key={"pk": {"S": counter_key(owner)}},
+            UpdateExpression="SET notifyEmail = :e, notifySubscription = :s",
+            ExpressionAttributeValues={":e": {"S": email}, ":s": {"S": subscription}},
+        )
 
     def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
         names = {f":s{i}": {"S": status.value} for i, status in enumerate(sorted(statuses))}
@@ -437,6 +475,7 @@ class InMemorySessionStore(SessionStore):
         self._items: dict[str, Session] = {}
         self._active: dict[str, int] = {}
         self._agent_marks: dict[str, int] = {}
+        self._notify: dict[str, NotificationAddress] = {}
         self._lock = threading.Lock()
 
     def create(self, session: Session, max_active: int) -> None:
@@ -461,6 +500,14 @@ class InMemorySessionStore(SessionStore):
     def active_count(self, owner: str) -> int:
         with self._lock:
             return self._active.get(owner, 0)
+
+    def notification_address(self, owner: str) -> NotificationAddress | None:
+        with self._lock:
+            return self._notify.get(owner)
+
+    def record_notification_address(self, owner: str, email: str, subscription: str) -> None:
+        with self._lock:
+            self._notify[owner] = NotificationAddress(email, subscription)
 
     def scan_by_status(self, statuses: frozenset[Status]) -> list[Session]:
         with self._lock:

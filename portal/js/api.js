@@ -95,16 +95,25 @@ export function createApi(apiUrl, auth) {
  * that may have reached the server (network error, 5xx), so a retry never makes two desktops. */
 export function desktopRequester(api) {
   let pending = null; // {key, body} of the request whose outcome is unknown
-  return async function requestDesktop(spec) {
+  let notice = null; // what the API said about the person's e-mail notifications, until shown
+  async function requestDesktop(spec) {
     const body = JSON.stringify(spec);
     if (pending?.body !== body) pending = { key: crypto.randomUUID(), body };
     try {
       const accepted = await api.post("/sessions", spec, { "Idempotency-Key": pending.key });
       pending = null;
+      notice = accepted.notifications?.message ?? notice;
       return accepted;
     } catch (error) {
       if (!(error instanceof ApiError && error.retryable)) pending = null;
       throw error;
     }
+  }
+  /** The notice of the last request (its e-mail address was just subscribed: confirm it), once. */
+  requestDesktop.takeNotice = () => {
+    const taken = notice;
+    notice = null;
+    return taken;
   };
+  return requestDesktop;
 }

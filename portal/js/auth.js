@@ -76,7 +76,10 @@ export class Auth extends EventTarget {
     return groupsOf(this.#claims).includes("admins");
   }
 
-  /** Signs in with SRP: resolves "signed-in", or "new-password" when a new password is required. */
+  /**
+   * Signs in with SRP: resolves "signed-in", "new-password" when a new password is required, or
+   * "mfa-code" when a code from the person's authenticator app is (SOFTWARE_TOKEN_MFA).
+   */
   async signIn(username, password) {
     const smallAHex = randomSmallAHex();
     const started = await this.#cognito.initiateAuth({
@@ -114,6 +117,18 @@ export class Auth extends EventTarget {
     return this.#finish(answer, internalName);
   }
 
+  /** Answers SOFTWARE_TOKEN_MFA with the authenticator app's code; resolves like signIn. */
+  async answerCode(code) {
+    if (!this.#challenge) throw new CognitoError("NotAuthorizedException", SESSION_EXPIRED);
+    const answer = await this.#cognito.respondToAuthChallenge({
+      ClientId: this.#config.userPoolClientId,
+      ChallengeName: "SOFTWARE_TOKEN_MFA",
+      Session: this.#challenge.session,
+      ChallengeResponses: { USERNAME: this.#challenge.username, SOFTWARE_TOKEN_MFA_CODE: code },
+    });
+    return this.#finish(answer, this.#challenge.username);
+  }
+
   /** Answers NEW_PASSWORD_REQUIRED; resolves like signIn. */
   async setNewPassword(newPassword) {
     if (!this.#challenge) throw new CognitoError("NotAuthorizedException", SESSION_EXPIRED);
@@ -133,13 +148,23 @@ export class Auth extends EventTarget {
       this.#emit("signin");
       return "signed-in";
     }
-    if (answer.ChallengeName === "NEW_PASSWORD_REQUIRED") {
+    const steps = { NEW_PASSWORD_REQUIRED: "new-password", SOFTWARE_TOKEN_MFA: "mfa-code" };
+    if (steps[answer.ChallengeName]) {
       const parameters = answer.ChallengeParameters ?? {};
       this.#challenge = {
         session: answer.Session,
         username: parameters.USERNAME ?? parameters.USER_ID_FOR_SRP ?? username,
       };
-      return "new-password";
+      return steps[answer.ChallengeName];
+    }
+    this.#challenge = null;
+    if (answer.ChallengeName === "MFA_SETUP") {
+      // Setting an app up needs its secret key shown (and scanned); the CLI does it.
+      throw new CognitoError(
+        "UnsupportedChallenge",
+        "This fleet requires a code from an authenticator app at sign-in, and yours is not set " +
+          "up yet. Set it up once with the command-line tool (dcvfleet login), then sign in here.",
+      );
     }
     throw new CognitoError(
       "UnsupportedChallenge",

@@ -95,6 +95,17 @@ def test_an_idle_desktop_is_warned_then_stopped_and_told_why(life: Stack) -> Non
     accepted = _accepted_agent_events(life, session_id)
     assert accepted.count(("Host Heartbeat", "recorded")) >= 2, accepted
     assert ("Session Idle", "started") in accepted, accepted
+    # And the user was e-mailed (SNS_EMAIL) that it was ready, the warning and the stop; no one
+    # else received any of their notifications
+    mine, others = _mail(life, f"{user.username}@example.com")
+    assert [m["attributes"]["event"] for m in mine] == [
+        "Session Ready",
+        "Session Idle Warning",
+        "Session Stopped",
+    ]
+    owners = {m["attributes"]["owner"] for m in mine}
+    assert len(owners) == 1
+    assert not [m for m in others if m["attributes"].get("owner") in owners]
 
 
 def _accepted_agent_events(life: Stack, session_id: str) -> list[tuple[str, str]]:
@@ -112,6 +123,19 @@ def _accepted_agent_events(life: Stack, session_id: str) -> list[tuple[str, str]
         ):
             found.append((str(record.get("detail_type")), str(record.get("reason"))))
     return found
+
+
+def _mail(life: Stack, address: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The e-mails to ``address`` once its stop notice arrived, and everyone else's."""
+    deadline = time.monotonic() + 10
+    while True:
+        mail = life.control("GET", "/mail").json()["messages"]
+        mine = [m for m in mail if m["to"] == address]
+        if any(m["attributes"]["event"] == "Session Stopped" for m in mine):
+            break
+        assert time.monotonic() < deadline, f"no stop notice to {address}: {mine}"
+        time.sleep(0.2)
+    return mine, [m for m in mail if m["to"] != address]
 
 
 def _host_notices(life: Stack, instance_id: str) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ alongside the in-process tests; the process running these tests stays on plain m
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
 import json
@@ -34,6 +35,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ParamValidationError
 from botocore.parsers import ResponseParserError
 from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.config import default_user_config
 from moto.server import ThreadedMotoServer
 
@@ -2835,6 +2837,316 @@ def test_gap_cognito_srp() -> None:
         ClientId=client_id, ChallengeName="PASSWORD_VERIFIER", ChallengeResponses=answer
     )["AuthenticationResult"]
     assert idp.get_user(AccessToken=tokens["AccessToken"])["Username"] == "alice"
+
+
+# -- COGNITO_AUTH_FLOWS ------------------------------------------------------------------------
+def _srp_only_client(idp: Any) -> tuple[str, str]:
+    """A pool whose portal client allows what template.yaml's does (SRP and refresh), with a
+    confirmed user "alice"; the pool and client ids."""
+    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
+    client_id: str = idp.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName="portal",
+        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
+    )["UserPoolClient"]["ClientId"]
+    idp.admin_create_user(
+        UserPoolId=pool_id, Username="alice", TemporaryPassword="Correct-Horse-42",
+        MessageAction="SUPPRESS",
+    )  # fmt: skip
+    idp.admin_set_user_password(
+        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
+    )
+    return pool_id, client_id
+
+
+def _password_sign_in(idp: Any, client_id: str) -> dict[str, Any]:
+    answer: dict[str, Any] = idp.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
+    )
+    return answer
+
+
+@mock_aws
+def test_gap_cognito_auth_flows() -> None:
+    """GAP COGNITO_AUTH_FLOWS: a client that allows only SRP and refresh signs alice in with
+    USER_PASSWORD_AUTH and ADMIN_USER_PASSWORD_AUTH. When this fails, moto has changed: drop
+    ``cognito_auth_flow_patches`` in local/emulator.py."""
+    from moto.cognitoidp.models import CognitoIdpBackend
+
+    _require_plain_moto(
+        getattr(CognitoIdpBackend.initiate_auth, "_dcvfleet_flows", False), "COGNITO_AUTH_FLOWS"
+    )
+    idp = _client("cognito-idp")
+    pool_id, client_id = _srp_only_client(idp)
+    assert "IdToken" in _password_sign_in(idp, client_id)["AuthenticationResult"]
+    admin = idp.admin_initiate_auth(
+        UserPoolId=pool_id,
+        ClientId=client_id,
+        AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
+    )
+    assert "IdToken" in admin["AuthenticationResult"]
+
+
+def test_workaround_cognito_auth_flows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cognito_auth_flow_patches``: the flows the client does not allow are refused as Cognito
+    refuses them; SRP and refresh still sign in."""
+    for owner, name, replacement in emulator.cognito_auth_flow_patches():
+        monkeypatch.setattr(owner, name, replacement)
+    with mock_aws():
+        idp = _client("cognito-idp")
+        pool_id, client_id = _srp_only_client(idp)
+        with pytest.raises(ClientError) as refused:
+            _password_sign_in(idp, client_id)
+        assert refused.value.response["Error"] == {
+            "Code": "InvalidParameterException",
+            "Message": "USER_PASSWORD_AUTH flow not enabled for this client",
+        }
+        with pytest.raises(ClientError) as admin_refused:
+            idp.admin_initiate_auth(
+                UserPoolId=pool_id,
+                ClientId=client_id,
+                AuthFlow="ADMIN_USER_PASSWORD_AUTH",
+                AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
+            )
+        assert admin_refused.value.response["Error"]["Code"] == "InvalidParameterException"
+        srp = idp.initiate_auth(
+            ClientId=client_id,
+            AuthFlow="USER_SRP_AUTH",
+            AuthParameters={"USERNAME": "alice", "SRP_A": "1"},
+        )
+        assert srp["ChallengeName"] == "PASSWORD_VERIFIER"
+    # what a client allows by default, and legacy values
+    assert emulator.auth_flow_allowed(None, "USER_SRP_AUTH")
+    assert not emulator.auth_flow_allowed(None, "USER_PASSWORD_AUTH")
+    assert emulator.auth_flow_allowed(["USER_PASSWORD_AUTH"], "USER_PASSWORD_AUTH")
+    assert emulator.auth_flow_allowed(["ADMIN_NO_SRP_AUTH"], "REFRESH_TOKEN_AUTH")
+    assert not emulator.auth_flow_allowed(["ALLOW_USER_SRP_AUTH"], "REFRESH_TOKEN_AUTH")
+
+
+# -- COGNITO_READ_ATTRIBUTES -------------------------------------------------------------------
+def _id_token_claims(idp: Any) -> dict[str, Any]:
+    """The ID token's claims of a user with an e-mail address, signed in through a client
+    without ReadAttributes (as template.yaml's)."""
+    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
+    client_id = idp.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]["ClientId"]
+    idp.admin_create_user(
+        UserPoolId=pool_id,
+        Username="alice",
+        UserAttributes=[
+            {"Name": "email", "Value": "alice@example.com"},
+            {"Name": "email_verified", "Value": "true"},
+        ],
+        MessageAction="SUPPRESS",
+    )
+    idp.admin_set_user_password(
+        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
+    )
+    token = idp.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
+    )["AuthenticationResult"]["IdToken"]
+    payload = token.split(".")[1]
+    claims: dict[str, Any] = json.loads(
+        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+    )
+    return claims
+
+
+@mock_aws
+def test_gap_cognito_read_attributes() -> None:
+    """GAP COGNITO_READ_ATTRIBUTES: without ReadAttributes the ID token has no ``email``. When
+    this fails, moto has changed: drop ``cognito_read_attribute_patches`` in local/emulator.py."""
+    from moto.cognitoidp.models import CognitoIdpUserPool
+
+    _require_plain_moto(
+        getattr(CognitoIdpUserPool.get_user_extra_data_by_client_id, "_dcvfleet", False),
+        "COGNITO_READ_ATTRIBUTES",
+    )
+    claims = _id_token_claims(_client("cognito-idp"))
+    assert "email" not in claims
+    assert claims["cognito:username"] == "alice"
+
+
+def test_workaround_cognito_read_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``cognito_read_attribute_patches``: the ID token carries the user's e-mail address."""
+    for owner, name, replacement in emulator.cognito_read_attribute_patches():
+        monkeypatch.setattr(owner, name, replacement)
+    with mock_aws():
+        claims = _id_token_claims(_client("cognito-idp"))
+    assert claims["email"] == "alice@example.com"
+
+
+# -- COGNITO_TOTP ------------------------------------------------------------------------------
+def _verify_code(idp: Any, code: str) -> dict[str, Any]:
+    """alice, signed in, associates an authenticator app and verifies ``code`` from it."""
+    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
+    client_id = idp.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]["ClientId"]
+    idp.admin_create_user(UserPoolId=pool_id, Username="alice", MessageAction="SUPPRESS")
+    idp.admin_set_user_password(
+        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
+    )
+    access = idp.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
+    )["AuthenticationResult"]["AccessToken"]
+    idp.associate_software_token(AccessToken=access)
+    answer: dict[str, Any] = idp.verify_software_token(AccessToken=access, UserCode=code)
+    return answer
+
+
+@mock_aws
+def test_gap_cognito_totp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GAP COGNITO_TOTP: without the setting, any code verifies. When this fails, moto has
+    changed: drop ``enable_totp_checks`` in local/emulator.py."""
+    monkeypatch.setenv(emulator.TOTP_SETTING, "false")
+    assert _verify_code(_client("cognito-idp"), "000000")["Status"] == "SUCCESS"
+
+
+@mock_aws
+def test_workaround_cognito_totp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``enable_totp_checks``: a wrong code is refused."""
+    monkeypatch.setenv(emulator.TOTP_SETTING, "false")
+    emulator.enable_totp_checks()
+    with pytest.raises(ClientError) as refused:
+        _verify_code(_client("cognito-idp"), "000000")
+    assert refused.value.response["Error"]["Code"] == "CodeMismatchException"
+
+
+# -- SNS_EMAIL ---------------------------------------------------------------------------------
+def _topic_with_addresses(sns: Any) -> tuple[str, dict[str, str]]:
+    """A topic and two e-mail subscriptions, each filtered on its owner (as the API makes
+    them); the topic's ARN and each owner's subscription ARN."""
+    topic = sns.create_topic(Name="users")["TopicArn"]
+    subscriptions = {}
+    for owner in ("alice", "bob"):
+        subscriptions[owner] = sns.subscribe(
+            TopicArn=topic,
+            Protocol="email",
+            Endpoint=f"{owner}@example.com",
+            Attributes={
+                "FilterPolicyScope": "MessageAttributes",
+                "FilterPolicy": json.dumps({"owner": [owner]}),
+            },
+            ReturnSubscriptionArn=True,
+        )["SubscriptionArn"]
+    return topic, subscriptions
+
+
+def _publish_for(sns: Any, topic: str, owner: str, text: str) -> None:
+    sns.publish(
+        TopicArn=topic,
+        Subject="Your desktop is ready",
+        Message=text,
+        MessageAttributes={"owner": {"DataType": "String", "StringValue": owner}},
+    )
+
+
+@mock_aws
+def test_gap_sns_email() -> None:
+    """GAP SNS_EMAIL: an e-mail subscription is confirmed at once, and what it delivers is kept
+    nowhere: the SNS backend holds the message only as the topic's (every subscriber's) sent
+    notification. When this fails, moto has changed: drop ``sns_email_patches`` in
+    local/emulator.py."""
+    from moto.sns.models import Subscription, sns_backends
+
+    _require_plain_moto(getattr(Subscription.publish, "_dcvfleet", False), "SNS_EMAIL")
+    sns = _client("sns")
+    topic, subscriptions = _topic_with_addresses(sns)
+    attributes = sns.get_subscription_attributes(SubscriptionArn=subscriptions["alice"])
+    assert attributes["Attributes"]["PendingConfirmation"] == "false"
+    backend = sns_backends[DEFAULT_ACCOUNT_ID][REGION]
+    text = "for-alice-7f3c"
+    _publish_for(sns, topic, "alice", text)
+    (sent,) = backend.topics[topic].sent_notifications
+    assert sent[1] == text
+    backend.topics[topic].sent_notifications.clear()
+    assert text not in repr(vars(backend))  # no record of alice's e-mail anywhere else
+    assert emulator.mailbox() == []
+
+
+def test_workaround_sns_email(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sns_email_patches``: each address receives what its filter policy lets through: alice
+    her notification, bob his, neither the other's."""
+    for owner, name, replacement in emulator.sns_email_patches():
+        monkeypatch.setattr(owner, name, replacement)
+    monkeypatch.setattr(emulator, "SNS_MAILBOX", [])
+    with mock_aws():
+        sns = _client("sns")
+        topic, _ = _topic_with_addresses(sns)
+        _publish_for(sns, topic, "alice", "ready for alice")
+        _publish_for(sns, topic, "bob", "ready for bob")
+        _publish_for(sns, topic, "carol", "ready for carol")
+    assert [(m["to"], m["message"]) for m in emulator.mailbox()] == [
+        ("alice@example.com", "ready for alice"),
+        ("bob@example.com", "ready for bob"),
+    ]
+    assert emulator.mailbox()[0]["subject"] == "Your desktop is ready"
+    assert emulator.mailbox()[0]["attributes"] == {"owner": "alice"}
+
+
+# -- SNS_SUBSCRIBE_ATTRIBUTES -------------------------------------------------------------------
+def _subscribe_for(sns: Any, topic: str, owner: str, address: str) -> str:
+    arn: str = sns.subscribe(
+        TopicArn=topic,
+        Protocol="email",
+        Endpoint=address,
+        Attributes={
+            "FilterPolicyScope": "MessageAttributes",
+            "FilterPolicy": json.dumps({"owner": [owner]}),
+        },
+        ReturnSubscriptionArn=True,
+    )["SubscriptionArn"]
+    return arn
+
+
+def _filter_of(sns: Any, arn: str) -> Any:
+    attributes = sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+    return json.loads(attributes["FilterPolicy"])
+
+
+@mock_aws
+def test_gap_sns_subscribe_attributes() -> None:
+    """GAP SNS_SUBSCRIBE_ATTRIBUTES: bob subscribing alice's address with his own filter policy
+    takes her subscription over. When this fails, moto has changed: drop
+    ``sns_subscribe_patches`` in local/emulator.py."""
+    from moto.sns.responses import SNSResponse
+
+    _require_plain_moto(
+        getattr(SNSResponse.subscribe, "_dcvfleet", False), "SNS_SUBSCRIBE_ATTRIBUTES"
+    )
+    sns = _client("sns")
+    topic = sns.create_topic(Name="users")["TopicArn"]
+    alices = _subscribe_for(sns, topic, "alice", "alice@example.com")
+    assert _subscribe_for(sns, topic, "bob", "alice@example.com") == alices
+    assert _filter_of(sns, alices) == {"owner": ["bob"]}
+
+
+def test_workaround_sns_subscribe_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``sns_subscribe_patches``: refused, alice's subscription unchanged; the same request again
+    answers her subscription."""
+    for owner, name, replacement in emulator.sns_subscribe_patches():
+        monkeypatch.setattr(owner, name, replacement)
+    with mock_aws():
+        sns = _client("sns")
+        topic = sns.create_topic(Name="users")["TopicArn"]
+        alices = _subscribe_for(sns, topic, "alice", "alice@example.com")
+        with pytest.raises(ClientError) as refused:
+            _subscribe_for(sns, topic, "bob", "alice@example.com")
+        assert refused.value.response["Error"]["Code"] == "InvalidParameter"
+        assert (
+            "already exists with different attributes" in refused.value.response["Error"]["Message"]
+        )
+        assert _filter_of(sns, alices) == {"owner": ["alice"]}
+        assert _subscribe_for(sns, topic, "alice", "alice@example.com") == alices
 
 
 def test_no_gap_browser_calls(moto_server: str) -> None:

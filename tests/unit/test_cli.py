@@ -1454,3 +1454,17 @@ def test_the_module_runs_as_a_program() -> None:
         check=False,
     )
     assert (done.returncode, done.stdout.strip()) == (0, "dcvfleet 0.1.0")
+
+
+def test_start_passes_on_the_notice_to_confirm_the_notification_address(cli: Cli) -> None:
+    cli.sign_in()
+    notice = "We sent a message to alice@example.com: follow its confirmation link once"
+    answer = {
+        "sessionId": SID,
+        "status": "PROVISIONING",
+        "notifications": {"email": "alice@example.com", "message": notice},
+    }
+    cli.api.reply("POST", "/sessions", (202, answer))
+    result = cli("sessions", "start", "--no-wait")
+    assert result.code == 0, result.err
+    assert result.err.splitlines()[:2] == [f"Desktop {SID} requested (ec2, linux).", notice]

@@ -21,7 +21,12 @@ from moto.dynamodb.models import DynamoDBBackend
 from dcvfleet import aws
 from dcvfleet.errors import SessionConflictError, SessionLimitExceededError
 from dcvfleet.model import Session, Status
-from dcvfleet.store import DynamoSessionStore, InMemorySessionStore, SessionStore
+from dcvfleet.store import (
+    DynamoSessionStore,
+    InMemorySessionStore,
+    NotificationAddress,
+    SessionStore,
+)
 from local import emulator
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
@@ -510,3 +515,25 @@ def test_concurrent_copies_of_one_agent_event_let_exactly_one_through(
         worker.join(timeout=30)
     # Then exactly one is
     assert sorted(answers) == [False] * (threads - 1) + [True]
+
+
+def test_a_users_notification_address_is_kept_apart_from_their_sessions(
+    store: SessionStore,
+) -> None:
+    # Given alice with one active session
+    store.create(a_session("alice"), max_active=2)
+    assert store.notification_address("alice") is None
+    # When her address is recorded as subscribed, then changed
+    store.record_notification_address("alice", "alice@example.com", "arn:aws:sns:x:1:t:a")
+    assert store.notification_address("alice") == NotificationAddress(
+        "alice@example.com", "arn:aws:sns:x:1:t:a"
+    )
+    store.record_notification_address("alice", "alice@example.org", "arn:aws:sns:x:1:t:b")
+    # Then the last one is hers, nobody else's, and her session count and list are unchanged
+    assert store.notification_address("alice") == NotificationAddress(
+        "alice@example.org", "arn:aws:sns:x:1:t:b"
+    )
+    assert store.notification_address("bob") is None
+    assert store.active_count("alice") == 1
+    assert [s.owner for s in store.list_by_owner("alice")] == ["alice"]
+    assert store.scan_by_status(frozenset(Status)) == store.list_by_owner("alice")

@@ -39,7 +39,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyValidationError,
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from dcvfleet import lifecycle, releases, service
 from dcvfleet.adapters import (
@@ -48,11 +48,13 @@ from dcvfleet.adapters import (
     ReleaseRecords,
     Releases,
     SessionSecrets,
+    UserNotifications,
     Workflows,
 )
 from dcvfleet.api_models import (
     Accepted,
     AdminSessionPage,
+    Created,
     CreateSessionBody,
     Credentials,
     InstancePage,
@@ -78,7 +80,7 @@ from dcvfleet.errors import (
 )
 from dcvfleet.model import Status
 from dcvfleet.observability import metrics, tracer
-from dcvfleet.store import DynamoSessionStore
+from dcvfleet.store import DynamoSessionStore, SessionStore
 
 logger = Logger()
 SETTINGS = ApiSettings.from_env(os.environ)
@@ -89,6 +91,10 @@ PORTAL_ORIGIN = os.environ.get("PORTAL_ORIGIN", "")
 #: How long a POST /sessions answer is replayed for a request with the same Idempotency-Key.
 IDEMPOTENCY_SECONDS = int(os.environ.get("IDEMPOTENCY_SECONDS", "3600"))
 IDEMPOTENCY_KEY = "Idempotency-Key"
+#: The users' topic; each caller's address is subscribed to their own notifications.
+NOTIFICATION_TOPIC_ARN = os.environ.get("NOTIFICATION_TOPIC_ARN", "")
+#: SNS's error when a topic has as many filter policies as its quota allows.
+FILTER_POLICY_LIMIT = "FilterPolicyLimitExceeded"
 API_VERSION = "1.0.0"
 
 app = APIGatewayRestResolver(
@@ -411,23 +417,65 @@ def get_openapi() -> dict[str, Any]:
 
 
 # -- a user's own desktops ------------------------------------------------------------------------
-def _create(request: dict[str, Any]) -> dict[str, str]:
+def _create(request: dict[str, Any]) -> dict[str, Any]:
     body = CreateSessionBody.model_validate(request["body"])
+    store, caller = _store(), _caller()
     session = service.create_session(
-        _store(), Workflows(client("stepfunctions")), SETTINGS, _caller(), body.to_request()
+        store, Workflows(client("stepfunctions")), SETTINGS, caller, body.to_request()
     )
     logger.append_keys(session_id=session.session_id)
     logger.info("session requested", backend=session.backend, os=session.os)
-    return {"sessionId": session.session_id, "status": session.status.value}
+    answer: dict[str, Any] = {"sessionId": session.session_id, "status": session.status.value}
+    subscribed = _subscribe(store, caller)
+    if subscribed is not None:
+        answer["notifications"] = {"email": subscribed.email, "message": subscribed.message}
+    return answer
+
+
+def _subscribe(
+    store: SessionStore, caller: service.Caller
+) -> service.NotificationSubscription | None:
+    """The caller's address subscribed to their notifications; a failure costs the e-mails,
+    never the desktop (the portal and the CLI show its status either way)."""
+    if not NOTIFICATION_TOPIC_ARN:
+        return None
+    try:
+        return service.subscribe_owner(
+            store, UserNotifications(client("sns"), NOTIFICATION_TOPIC_ARN), caller
+        )
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") == "InvalidParameter" and "different attributes" in str(
+            error.get("Message")
+        ):
+            # https://docs.aws.amazon.com/sns/latest/api/API_Subscribe.html: the address is
+            # subscribed already, for another user (a shared address); it stays theirs alone
+            logger.warning(
+                "the caller's e-mail address is subscribed for another user; the caller gets "
+                "no e-mail notifications until one of them changes address"
+            )
+        elif error.get("Code") == FILTER_POLICY_LIMIT:
+            # https://docs.aws.amazon.com/sns/latest/dg/subscription-filter-policy-constraints.html
+            logger.error(
+                "the users' topic has as many subscription filter policies as SNS allows; "
+                "raise its 'filter policies per topic' quota (Service Quotas): until then "
+                "new users get no e-mail notifications",
+                topic=NOTIFICATION_TOPIC_ARN,
+            )
+        else:
+            logger.exception("could not subscribe the caller to their notifications")
+    except BotoCoreError:
+        logger.exception("could not subscribe the caller to their notifications")
+    return None
 
 
 @functools.cache
-def _create_once() -> Callable[..., dict[str, str]]:
+def _create_once() -> Callable[..., dict[str, Any]]:
     """``_create`` answered once per (user, Idempotency-Key), through the idempotency table."""
     layer = DynamoDBPersistenceLayer(
         table_name=os.environ.get("IDEMPOTENCY_TABLE", ""), boto3_client=client("dynamodb")
     )
-    decorated: Callable[..., dict[str, str]] = idempotent_function(
+    decorated: Callable[..., dict[str, Any]] = idempotent_function(
         data_keyword_argument="request", config=IDEMPOTENCY, persistence_store=layer
     )(_create)
     return decorated
@@ -438,7 +486,7 @@ def _create_once() -> Callable[..., dict[str, str]]:
     summary="Ask for a desktop",
     description="Starts the provisioning workflow. A retried request with the same "
     "Idempotency-Key gets the same answer and makes one desktop.",
-    responses=_responses(409, 415, 422, status=202, description="Provisioning", model=Accepted),
+    responses=_responses(409, 415, 422, status=202, description="Provisioning", model=Created),
 )
 def create_session(
     body: CreateSessionBody,
@@ -453,13 +501,13 @@ def create_session(
             "same answer",
         ),
     ] = None,
-) -> Response[Accepted]:
+) -> Response[Created]:
     request = {"owner": _caller().sub, "key": idempotency_key, "body": body.model_dump()}
     answer = _create_once()(request=request) if idempotency_key else _create(request)
     return Response(
         status_code=HTTPStatus.ACCEPTED.value,
         content_type="application/json",
-        body=Accepted.model_validate(answer),
+        body=Created.model_validate(answer),
         headers={"Location": f"/sessions/{answer['sessionId']}"},
     )
 

@@ -32,6 +32,10 @@ export function desktopView(main, ctx, sessionId) {
   setTitle(`Desktop ${shortId(sessionId)}`);
   const error = messageBox(); // following the desktop
   const actionError = messageBox(); // the last action, until the next one succeeds
+  // "We sent a message to <address>: confirm it" after the person's first desktop
+  const notice = messageBox({ kind: "info", testid: "notifications-notice" });
+  const noticeText = requestDesktop.takeNotice?.();
+  if (noticeText) notice.show(noticeText);
   const body = h(
     "div",
     { class: "desktop-body" },
@@ -161,6 +165,7 @@ export function desktopView(main, ctx, sessionId) {
       h("a", { href: "#/" }, "My desktops"),
       h("span", { "aria-current": "page" }, `Desktop ${shortId(sessionId)}`),
     ),
+    notice.node,
     error.node,
     actionError.node,
     body,

@@ -1,4 +1,5 @@
-// Sign-in (user name and password, by SRP) and, for a first sign-in, choosing a new password.
+// Sign-in (user name and password, by SRP), for a first sign-in choosing a new password, and
+// the code from an authenticator app when the account has one (multi-factor sign-in).
 
 import { SESSION_EXPIRED } from "../auth.js";
 import { busy, h, messageBox } from "../dom.js";
@@ -23,6 +24,8 @@ function signInError(error) {
     case "TooManyRequestsException":
     case "LimitExceededException":
       return "Too many attempts. Wait a moment, then try again.";
+    case "CodeMismatchException":
+      return "That code is wrong or has expired. Enter the code your app shows now.";
     case "InvalidPasswordException":
     case "NetworkError":
     case "UnsupportedChallenge":
@@ -92,9 +95,7 @@ export function signInView(main, { auth, brand, setTitle }, { expired }) {
       const password = form.elements.password;
       const done = busy(form.querySelector("[type=submit]"), "Signing in…");
       try {
-        if ((await auth.signIn(username, password.value)) === "new-password") {
-          newPasswordStep(username);
-        }
+        next(await auth.signIn(username, password.value), username);
       } catch (failure) {
         done();
         error.show(signInError(failure));
@@ -152,7 +153,7 @@ export function signInView(main, { auth, brand, setTitle }, { expired }) {
       }
       const done = busy(form.querySelector("[type=submit]"), "Setting password…");
       try {
-        await auth.setNewPassword(password.value);
+        next(await auth.setNewPassword(password.value), username);
       } catch (failure) {
         done();
         if (failure.type === "NotAuthorizedException") {
@@ -168,6 +169,60 @@ export function signInView(main, { auth, brand, setTitle }, { expired }) {
     card.replaceChildren(...header("Choose a new password"), error.node, form);
     setTitle("Choose a new password");
     form.elements.password.focus();
+  }
+
+  /** The step after an answer: done, a new password, or a code. */
+  function next(outcome, username) {
+    if (outcome === "new-password") newPasswordStep(username);
+    if (outcome === "mfa-code") codeStep();
+  }
+
+  function codeStep() {
+    const form = h(
+      "form",
+      { class: "form", "data-testid": "mfa-form" },
+      h("p", {}, "Enter the 6-digit code your authenticator app shows for this account."),
+      field("mfa-code", "Code", {
+        name: "code",
+        inputmode: "numeric",
+        autocomplete: "one-time-code",
+        pattern: "[0-9]{6}",
+        maxlength: "6",
+        "data-testid": "mfa-code",
+      }),
+      h(
+        "button",
+        {
+          type: "submit",
+          class: "button button--primary button--block",
+          "data-testid": "mfa-submit",
+        },
+        "Sign in",
+      ),
+    );
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      error.clear();
+      const { code } = form.elements;
+      const done = busy(form.querySelector("[type=submit]"), "Checking the code…");
+      try {
+        next(await auth.answerCode(code.value.trim()), "");
+      } catch (failure) {
+        done();
+        if (failure.type === "NotAuthorizedException") {
+          // A wrong code ends Cognito's challenge, as does waiting too long: sign in again.
+          signInStep();
+          error.show("The sign-in expired or the code was refused. Sign in again.");
+          return;
+        }
+        error.show(signInError(failure));
+        code.value = "";
+        code.focus();
+      }
+    });
+    card.replaceChildren(...header("Enter your code"), error.node, form);
+    setTitle("Enter your code");
+    form.elements.code.focus();
   }
 
   function signInStep() {
