@@ -30,6 +30,8 @@ DISPOSABLE = {
     "empties it when the stack is deleted",
     "IdempotencyTable": "holds only the last hour's POST /sessions answers (TTL) so a retried "
     "request is not answered twice; losing them costs nothing",
+    "OperatorTopicKey": "encrypts only the operators' topic, which goes with the stack: SNS "
+    "keeps no message once delivered, so nothing is left for the key to open",
 }
 
 
