@@ -173,10 +173,18 @@ def _int(parameters: Mapping[str, str], name: str, default: int = 0) -> int:
 class Account:
     """The read-only calls the checks make, each made once."""
 
-    def __init__(self, client: ClientFactory, region: str | None, parameters: dict[str, str]):
+    def __init__(
+        self,
+        client: ClientFactory,
+        region: str | None,
+        parameters: dict[str, str],
+        stack_name: str | None = None,
+    ):
         self.client = client
         self.region = region
         self.parameters = parameters
+        #: The stack the deploy creates or updates (samconfig.toml's stack_name), if known.
+        self.stack_name = stack_name
         self._subnets: list[dict[str, Any]] | None = None
         self._types: dict[str, dict[str, Any]] | None = None
 
@@ -506,6 +514,12 @@ def check_api_gateway_role(acct: Account) -> Result:
                 f"deploy with {API_GATEWAY_ACCOUNT_ROLE}=create",
             )
         return Result("apigateway-role", PASS, f"the account's role {arn} is kept")
+    if arn and _stack_resource(acct, "ApiGatewayCloudWatchRole") == arn.rsplit("/", 1)[-1]:
+        return Result(
+            "apigateway-role",
+            PASS,
+            f"the account's role {arn} is this stack's own, set by an earlier deploy",
+        )
     if arn:
         return Result(
             "apigateway-role",
@@ -518,6 +532,23 @@ def check_api_gateway_role(acct: Account) -> Result:
     return Result(
         "apigateway-role", PASS, "none in the account yet; the stack creates and sets one"
     )
+
+
+def _stack_resource(acct: Account, logical_id: str) -> str | None:
+    """The physical id of one of the deploy's stack's resources, when that stack exists."""
+    if not acct.stack_name:
+        return None
+    try:
+        found = acct.client("cloudformation").describe_stack_resources(StackName=acct.stack_name)
+    except ClientError as exc:
+        if _code(exc) != "ValidationError":  # no such stack
+            raise
+        return None
+    for resource in found["StackResources"]:
+        if resource.get("LogicalResourceId") == logical_id:
+            physical: str | None = resource.get("PhysicalResourceId")
+            return physical
+    return None
 
 
 def check_batch_role(acct: Account) -> Result:
@@ -785,6 +816,8 @@ def run_checks(
             )
         except BotoCoreError as exc:
             result = Result(name, FAIL, f"could not check: {exc}")
+        except Exception as exc:  # an answer the SDK could not read: this check, not the run
+            result = Result(name, FAIL, f"could not check: {type(exc).__name__}: {exc}")
         if result.status == FAIL:
             failed.add(name)
         results.append(result)
@@ -866,12 +899,13 @@ def command(args: Any, env: Mapping[str, str], out: TextIO, cwd: Path | None = N
     def client(service: str) -> Any:
         return session.client(service, region_name=region, endpoint_url=endpoint)
 
-    if args.local:
-        _fill_from_stack(config, client, config.stack_name or "dcvfleet-local")
+    stack_name = config.stack_name or ("dcvfleet-local" if args.local else None)
+    if args.local and stack_name:
+        _fill_from_stack(config, client, stack_name)
     target = f"preflight: {region or 'no region'}"
     target += f" at {endpoint}" if endpoint else ""
     target += f", samconfig.toml [{config_env}]"
-    acct = Account(client, region, config.parameters)
+    acct = Account(client, region, config.parameters, stack_name)
     results = run_checks(acct, template, env)
     return report(results, out, as_json=args.json, header=target)
 

@@ -257,6 +257,7 @@ def test_preflight_checks_the_local_stacks_emulator(fleet: Stack, tmp_path: Path
     done = _preflight(
         cli, "--json", "--params", "AgentArtifactS3Uri=s3://preflight-artifacts/agent.tar.gz"
     )
+    assert done.stdout, done.stderr
     answer = json.loads(done.stdout)
     assert answer["target"].startswith(f"preflight: {fleet.region} at {fleet.endpoint}")
     verdicts = {c["check"]: c["status"] for c in answer["checks"]}

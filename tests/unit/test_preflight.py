@@ -335,6 +335,35 @@ def test_an_existing_api_gateway_role_warns_that_the_stack_sets_its_own_and_pass
 
 
 @pytest.mark.usefixtures("aws")
+def test_the_stacks_own_api_gateway_role_from_an_earlier_deploy_passes() -> None:
+    # Given a stack deployed before, whose role is the account's API Gateway role
+    params = ready_account()
+    role = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {"AssumeRolePolicyDocument": json.loads(trust("apigateway.amazonaws.com"))},
+    }
+    cfn = client("cloudformation")
+    cfn.create_stack(
+        StackName="fleet",
+        TemplateBody=json.dumps({"Resources": {"ApiGatewayCloudWatchRole": role}}),
+    )
+    (found,) = cfn.describe_stack_resources(StackName="fleet")["StackResources"]
+    arn = client("iam").get_role(RoleName=found["PhysicalResourceId"])["Role"]["Arn"]
+    client("apigateway").update_account(
+        patchOperations=[{"op": "replace", "path": "/cloudwatchRoleArn", "value": arn}]
+    )
+    acct = Account(client, REGION, params, "fleet")
+    # Then a redeploy of that stack passes; another stack would replace it, and is warned
+    mine = dict(preflight.AWS_CHECKS)["apigateway-role"](acct)
+    assert (mine.status, mine.message) == (
+        PASS,
+        f"the account's role {arn} is this stack's own, set by an earlier deploy",
+    )
+    other = dict(preflight.AWS_CHECKS)["apigateway-role"](Account(client, REGION, params, "x"))
+    assert other.status == WARN
+
+
+@pytest.mark.usefixtures("aws")
 def test_a_missing_batch_service_linked_role_warns_that_batch_creates_it() -> None:
     params = ready_account()
     client("iam").delete_role(RoleName="AWSServiceRoleForBatch")
@@ -446,6 +475,30 @@ def test_a_refused_call_fails_its_check_naming_the_call(monkeypatch: pytest.Monk
     assert results["apigateway-role"].status == FAIL
     assert "AccessDeniedException: not allowed (GetAccount" in results["apigateway-role"].message
     assert results["batch-role"].status == PASS  # the other checks go on
+
+
+@pytest.mark.usefixtures("aws")
+def test_an_answer_the_sdk_cannot_read_fails_its_check_not_the_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from botocore.parsers import ResponseParserError
+
+    params = ready_account()
+
+    def garbled(acct: Account) -> Result:
+        raise ResponseParserError("Unable to parse response (syntax error), invalid XML")
+
+    monkeypatch.setattr(
+        preflight,
+        "AWS_CHECKS",
+        tuple((n, garbled if n == "batch-role" else c) for n, c in preflight.AWS_CHECKS),
+    )
+    results = {
+        r.check: r for r in preflight.run_checks(Account(client, REGION, params), RUNTIME_313, {})
+    }
+    assert results["batch-role"].status == FAIL
+    assert results["batch-role"].message.startswith("could not check: ResponseParserError")
+    assert results["agent-artifact"].status == PASS  # the other checks go on
 
 
 # --- the parameters the deploy will use --------------------------------------------------------
