@@ -272,3 +272,35 @@ def test_preflight_checks_the_local_stacks_emulator(fleet: Stack, tmp_path: Path
     missing = _preflight(cli, "--params", "AgentArtifactS3Uri=s3://preflight-artifacts/x.tar.gz")
     assert missing.returncode == 1
     assert "FAIL  agent-artifact" in missing.stdout
+
+
+def test_first_desktops_reports_each_kinds_steps_and_leaves_nothing(
+    fleet: Stack, tmp_path: Path
+) -> None:
+    """``tools/first_desktops.py``, the ten-minute check for an account, run against the local
+    stack: each kind is READY with its steps reported, deleted, and nothing of it is left. The
+    emulator has no AWS-RunShellScript, so the host checks say they were not run."""
+    cli = _user(fleet, tmp_path)
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "first_desktops.py"),
+            *("--stack-file", str(cli.stack_file)),
+            *("--endpoint-url", fleet.endpoint),
+            *("--kinds", "ec2/linux,ec2/windows"),
+            *("--timeout", "120"),
+            "--no-port-check",  # the simulated hosts' public names resolve nowhere
+        ],
+        env={**cli.env, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"},
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert out.count("READY in") == 2, out
+    assert out.count("nothing left behind") == 2, out
+    assert "host checks not run" in out, out
+    assert "DCV port not checked" in out, out
+    assert "summary:\n  OK   ec2/linux\n  OK   ec2/windows" in out, out
