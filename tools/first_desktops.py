@@ -11,8 +11,8 @@ For each kind, one after the other (a user may hold ``MaxActiveSessionsPerUser``
 2. the connection URL, and whether DCV's port answers a TLS handshake from this machine (it does
    only when ``AllowedCidr`` holds this machine's address);
 3. on the host, through SSM Run Command with your own AWS credentials (``ssm:SendCommand`` on
-   the fleet's instances): DCV's sessions, the GPUs, and on Linux which OpenGL renderer DCV-GL
-   gives (``dcvgldiag``); on Windows ``dcv.exe list-sessions`` and ``nvidia-smi -L``; on a
+   the fleet's instances): DCV's sessions, the GPUs, and on Linux DCV-GL's own diagnosis
+   (``dcvgldiag``); on Windows ``dcv.exe list-sessions`` and ``nvidia-smi -L``; on a
    Batch instance the GPUs and the running containers;
 4. ``DELETE /sessions/{id}``, TERMINATED, and then the instance terminated (EC2) or the job
    ended (Batch), and the session's secret gone.
@@ -45,7 +45,9 @@ KINDS = ("ec2/linux", "ec2/windows", "batch/linux")
 HOST_CHECKS: dict[str, tuple[str, list[str]]] = {
     "ec2/linux": (
         "AWS-RunShellScript",
-        ["dcv list-sessions", "nvidia-smi -L", "dcvgldiag -l /dev/stdout 2>&1 | tail -n 20"],
+        # dcvgldiag: DCV-GL's own check of the GPU's X server and OpenGL, run as root
+        # (https://docs.aws.amazon.com/dcv/latest/adminguide/setting-up-installing-linux-server.html)
+        ["dcv list-sessions", "nvidia-smi -L", "dcvgldiag 2>&1 | tail -n 20"],
     ),
     "ec2/windows": (
         "AWS-RunPowerShellScript",
