@@ -58,7 +58,9 @@ DCV_RPMS = (
 )
 ON_PATH = ("dnf", "systemctl", "aws", "curl", "iptables", "nvidia-xconfig")
 AGENT_UID = 0  # the agent's systemd unit runs it as root (agent/linux/dcvfleet-agent.service)
-DESKTOP_UID = 1001  # the desktop user the agent creates
+DCV_UID = 993  # the DCV server's `dcv` system account (its license check uses the instance role)
+DESKTOP_UID = 1001  # the desktop user the agent creates (useradd: from UID_MIN, 1000)
+SSM_USER_UID = 1000  # the account Session Manager shells run as
 
 
 def render(value: Any) -> str:
@@ -209,8 +211,8 @@ def reaches(chains: dict[str, list[list[str]]], uid: int, dst: str, port: int = 
                 elif word == "-m":
                     i += 2
                 elif word == "--uid-owner":
-                    owner = {"root": 0}.get(words[i + 1])
-                    ok &= (int(words[i + 1]) if owner is None else owner) == uid
+                    low, _, high = words[i + 1].replace("root", "0").partition("-")
+                    ok &= int(low) <= uid <= int(high or low)
                     i += 2
                 elif word == "--ctorigdst":
                     ok &= words[i + 1].removesuffix("/32") == orig
@@ -236,17 +238,17 @@ def reaches(chains: dict[str, list[list[str]]], uid: int, dst: str, port: int = 
 
 def assert_imds_locked(run: Run, *, task_credentials: bool) -> None:
     chains = run.state.get("chains", {"OUTPUT": []})
-    assert not reaches(chains, DESKTOP_UID, "169.254.169.254"), (
-        f"a desktop user's process reaches IMDS; OUTPUT rules: {chains}"
-    )
-    assert reaches(chains, AGENT_UID, "169.254.169.254"), "root (the agent) no longer reaches IMDS"
-    assert reaches(chains, DESKTOP_UID, "10.0.0.5", 443), "ordinary traffic is blocked"
+    endpoints = [("169.254.169.254", 80)]
     if task_credentials:
-        for dst, port in (("169.254.170.2", 80), ("127.0.0.1", 51679)):
-            assert not reaches(chains, DESKTOP_UID, dst, port), (
-                f"a desktop user's process reaches the task credentials at {dst}:{port}: {chains}"
+        endpoints += [("169.254.170.2", 80), ("127.0.0.1", 51679)]
+    for dst, port in endpoints:
+        for uid in (DESKTOP_UID, SSM_USER_UID, 65534):
+            assert not reaches(chains, uid, dst, port), (
+                f"uid {uid} (a person's account) reaches {dst}:{port}; OUTPUT rules: {chains}"
             )
-            assert reaches(chains, AGENT_UID, dst, port), f"root no longer reaches {dst}:{port}"
+        assert reaches(chains, AGENT_UID, dst, port), f"root (the agent) no longer reaches {dst}"
+        assert reaches(chains, DCV_UID, dst, port), f"the DCV server no longer reaches {dst}"
+    assert reaches(chains, DESKTOP_UID, "10.0.0.5", 443), "ordinary traffic is blocked"
     # At every boot: a unit that runs the same rules, enabled, and idempotent when run again.
     unit = run.root / "etc/systemd/system/dcvfleet-imds-lock.service"
     assert unit.exists(), "no unit re-applies the IMDS rules after a reboot"
@@ -305,7 +307,7 @@ def test_linux_host_bootstrap_installs_desktop_dcv_with_gl_agent_and_locks_imds(
     assert names.index("iptables") < names.index("curl") < names.index("aws")
 
 
-def test_linux_host_bootstrap_stops_before_the_agent_when_dcv_is_missing(
+def test_linux_host_bootstrap_stops_before_the_agent_when_the_tarball_lacks_dcv_gl(
     tmp_path: Path, agent_archive: Path
 ) -> None:
     """The failure is loud: a tarball without dcv-gl stops the bootstrap (set -e, failglob)."""
