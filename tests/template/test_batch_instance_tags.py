@@ -27,7 +27,7 @@ def instance_tag_conditions(function: str) -> dict[str, Any]:
 def test_every_batch_compute_environment_tags_its_instances_for_the_idle_checks() -> None:
     # Run Command authorizes on the instance's own tags (ssm:resourceTag), so each Batch
     # instance needs them: ComputeResources.Tags are applied to the instances the environment
-    # launches, https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResource.html
+    # launches, https://docs.aws.amazon.com/batch/latest/userguide/compute-resources-tag-access-policy.html
     needed: dict[str, Any] = {}
     for function in ("VerifyIdleFunction", "WarnIdleFunction"):
         conditions = instance_tag_conditions(function)
