@@ -92,7 +92,12 @@ def render(value: Any) -> str:
 def user_data(resource: str) -> str:
     data = TEMPLATE["Resources"][resource]["Properties"]["LaunchTemplateData"]
     assert "UserData" in data, f"{resource} has no UserData"
-    return render(data["UserData"])
+    text = render(data["UserData"])
+    # "User data is limited to 16 KB, in raw form, before it is base64-encoded",
+    # https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/user-data.html (with room for the
+    # longest S3 URI, bus and parameter names the values here stand for)
+    assert len(text.encode()) <= 16 * 1024 - 2048, f"{resource}'s user data nears 16 KB"
+    return text
 
 
 def shell_parts(text: str) -> list[str]:
