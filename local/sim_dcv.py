@@ -214,6 +214,7 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--owner")
     create.add_argument("--user")
     create.add_argument("--name")
+    create.add_argument("--gl", choices=("on", "off"))
     create.add_argument("session_id")
     close = commands.add_parser("close-session")
     close.add_argument("session_id")

@@ -115,5 +115,10 @@ class DcvCli:
         return data
 
     def create_session(self, name: str, owner: str) -> None:
-        """Linux virtual session owned by `owner` (Windows uses its existing console session)."""
-        self._run("create-session", "--type", "virtual", "--owner", owner, name)
+        """Linux virtual session owned by `owner` (Windows uses its existing console session).
+
+        `--gl on`: OpenGL through dcv-gl on the GPU's X server, not in software (the host
+        installs nice-dcv-gl; docs/host-linux.md,
+        https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions-start.html).
+        """
+        self._run("create-session", "--type", "virtual", "--owner", owner, "--gl", "on", name)

@@ -109,7 +109,10 @@ def test_password_never_in_logs_or_argv(tmp_path: Path, aws: None) -> None:
     assert ["useradd", "-m", "alice"] in run.argvs
     assert ["chpasswd"] in run.argvs
     created = [a for a in run.argvs if "create-session" in a]
-    assert created == [[*DCV, "create-session", "--type", "virtual", "--owner", "alice", "desktop"]]
+    # GPU OpenGL (dcv-gl) in the virtual session, not software rendering.
+    assert created == [
+        [*DCV, "create-session", "--type", "virtual", "--owner", "alice", "--gl", "on", "desktop"]
+    ]
     assert all(PASSWORD not in " ".join(argv) for argv in run.argvs)
     assert [stdin for _, stdin in run.calls if stdin] == [f"alice:{PASSWORD}\n"]
     assert PASSWORD not in stream.getvalue()
