@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -70,15 +71,38 @@ def parse_build(bucket: str, key: str) -> Build:
     return Build(release=match["version"], artifact=f"s3://{bucket}/{key}")
 
 
-def begin(records: ReleaseRecords, bucket: str, key: str, execution: str) -> dict[str, str]:
+def ubuntu_snapshot(moment: datetime) -> str:
+    """The Ubuntu archive snapshot id (YYYYMMDDTHHMMSSZ) of the start of ``moment``'s UTC day,
+    which the image build installs every package from (container/Dockerfile, UBUNTU_SNAPSHOT;
+    https://documentation.ubuntu.com/server/how-to/software/snapshot-service). Each release
+    takes the day it begins: its image gets that day's security updates, and no build depends
+    on a snapshot old enough for the service to have dropped it."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT000000Z")
+
+
+def begin(
+    records: ReleaseRecords,
+    bucket: str,
+    key: str,
+    execution: str,
+    now: datetime | None = None,
+) -> dict[str, str]:
     """Record a new release as BUILDING; a version that was released before is refused."""
     build = parse_build(bucket, key)
+    snapshot = ubuntu_snapshot(now or datetime.now(UTC))
     records.create(
         build.release,
-        {"status": BUILDING, "artifact": build.artifact, "execution": execution},
+        {
+            "status": BUILDING,
+            "artifact": build.artifact,
+            "execution": execution,
+            "ubuntuSnapshot": snapshot,
+        },
     )
-    logger.info("release begun", release=build.release, artifact=build.artifact)
-    return {"release": build.release, "artifact": build.artifact}
+    logger.info(
+        "release begun", release=build.release, artifact=build.artifact, ubuntu_snapshot=snapshot
+    )
+    return {"release": build.release, "artifact": build.artifact, "ubuntuSnapshot": snapshot}
 
 
 def register(

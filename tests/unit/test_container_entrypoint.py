@@ -794,7 +794,12 @@ def test_the_buildspec_is_yaml_and_names_its_inputs_and_outputs() -> None:
     spec = yaml.safe_load(BUILDSPEC.read_text())
 
     assert spec["version"] == 0.2
-    for name in ("BUILD_VERSION", "BUILD_ARTIFACT_S3_URI", "IMAGE_REPOSITORY_URI"):
+    for name in (
+        "BUILD_VERSION",
+        "BUILD_ARTIFACT_S3_URI",
+        "IMAGE_REPOSITORY_URI",
+        "UBUNTU_SNAPSHOT",
+    ):
         assert name in spec["env"]["variables"]
     assert {"IMAGE_URI", "IMAGE_DIGEST"} <= set(spec["env"]["exported-variables"])
     assert spec["artifacts"]["files"] == ["imageDetail.json"]
@@ -844,7 +849,7 @@ def test_the_buildspec_builds_tags_pushes_and_reports_the_digest(
         build_dir, container,
         BUILD_VERSION="1.4.2-rc1", IMAGE_REPOSITORY_URI=repo,
         BUILD_ARTIFACT_S3_URI="s3://dcvfleet-builds/game/1.4.2-rc1.tar.gz",
-        APP_COMMAND="/opt/app/Game.x86_64 -fullscreen",
+        APP_COMMAND="/opt/app/Game.x86_64 -fullscreen", UBUNTU_SNAPSHOT="20261207T000000Z",
     )  # fmt: skip
 
     assert code == 0, output
@@ -856,6 +861,7 @@ def test_the_buildspec_builds_tags_pushes_and_reports_the_digest(
     assert build[-3:] == ["-t", f"{repo}:1.4.2-rc1", "."]
     assert "APP_COMMAND=/opt/app/Game.x86_64 -fullscreen" in build
     assert "AGENT_ARCHIVE=dist/dcvfleet-agent.tar.gz" in build
+    assert build[build.index("UBUNTU_SNAPSHOT=20261207T000000Z") - 1] == "--build-arg"
     assert ["push", f"{repo}:1.4.2-rc1"] in docker
     s3 = next(c["argv"] for c in calls if c["name"] == "aws" and c["argv"][0] == "s3")
     assert s3[-2:] == ["s3://dcvfleet-builds/game/1.4.2-rc1.tar.gz", "dist/app.tar.gz"]
@@ -885,6 +891,7 @@ def test_the_buildspec_repacks_a_zip_build_keeping_file_modes(
         BUILD_VERSION="2.0.0", FAKE_S3_DIR=str(s3),
         IMAGE_REPOSITORY_URI="123456789012.dkr.ecr.eu-west-1.amazonaws.com/desktop",
         BUILD_ARTIFACT_S3_URI="s3://dcvfleet-builds/builds/2.0.0.zip",
+        UBUNTU_SNAPSHOT="20261207T000000Z",
     )  # fmt: skip
 
     assert code == 0, output
@@ -904,6 +911,8 @@ def test_the_buildspec_repacks_a_zip_build_keeping_file_modes(
         ({"BUILD_ARTIFACT_S3_URI": "s3://b/builds/1.rar"}, "is not s3://bucket/key.tar.gz or .zip"),
         ({"IMAGE_REPOSITORY_URI": "docker.io/me/desktop"}, "is not an ECR repository URI"),
         ({"FAKE_IMAGE_TAG_EXISTS": "1"}, "already exists"),
+        ({"UBUNTU_SNAPSHOT": ""}, "UBUNTU_SNAPSHOT '' is not an Ubuntu snapshot id"),
+        ({"UBUNTU_SNAPSHOT": "2025-06-01"}, "UBUNTU_SNAPSHOT '2025-06-01' is not an Ubuntu"),
     ],
 )
 def test_the_buildspec_fails_fast_on_bad_inputs(
@@ -913,6 +922,7 @@ def test_the_buildspec_fails_fast_on_bad_inputs(
         "BUILD_VERSION": "1.4.2",
         "BUILD_ARTIFACT_S3_URI": "s3://dcvfleet-builds/game/1.4.2.tar.gz",
         "IMAGE_REPOSITORY_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/desktop",
+        "UBUNTU_SNAPSHOT": "20261207T000000Z",
     }
 
     code, output = run_buildspec(build_dir, container, **{**good, **env})
@@ -959,6 +969,30 @@ def test_every_file_the_dockerfile_copies_is_in_its_build_context() -> None:
         assert (REPO / path).is_file(), path
         assert path in included, f"{path} is not in the build context (Dockerfile.dockerignore)"
     assert "dist/" in included  # the agent and application archives
+
+
+def test_the_dockerfile_pins_no_snapshot_date_and_the_release_passes_one() -> None:
+    """The Ubuntu archive snapshot is a build argument without a default (a date fixed in the
+    Dockerfile stops building once the snapshot service drops it), every stage that installs
+    packages declares it, the build refuses to run without one, and the release workflow hands
+    the build its release's snapshot (UBUNTU_SNAPSHOT), which the build spec passes on."""
+    dockerfile = (CONTAINER / "Dockerfile").read_text()
+    assert re.findall(r"\b20\d{6}T\d{6}Z\b", dockerfile) == []
+    stages = dockerfile.split("\nFROM ")[1:]
+    assert len(stages) == 2
+    for stage in stages:
+        assert re.search(r"^ARG UBUNTU_SNAPSHOT$", stage, re.M), stage.splitlines()[0]
+        assert 'APT::Snapshot "%s"' in stage
+    assert "UBUNTU_SNAPSHOT:-} =~ ^[0-9]{8}T[0-9]{6}Z$" in stages[0]
+    spec = yaml.safe_load(BUILDSPEC.read_text())
+    assert spec["env"]["variables"]["UBUNTU_SNAPSHOT"] == ""
+    machine = json.loads((REPO / "statemachines/release_image.asl.json").read_text())["States"]
+    overrides = machine["BuildImage"]["Parameters"]["EnvironmentVariablesOverride"]
+    passed = {o["Name"]: o.get("Value.$") for o in overrides}
+    assert passed["UBUNTU_SNAPSHOT"] == "$.release.ubuntuSnapshot"
+    begin = machine["Begin"]
+    assert begin["ResultSelector"]["ubuntuSnapshot.$"] == "$.Payload.ubuntuSnapshot"
+    assert begin["ResultPath"] == "$.release"
 
 
 def test_container_scripts_are_executable() -> None:
