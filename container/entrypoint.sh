@@ -335,6 +335,16 @@ Section "Screen"
     EndSubSection
 EndSection
 EOF
+  # The console: Xorg with the NVIDIA driver opens a virtual console (/dev/ttyN) at start,
+  # even with no display attached, and a container has none of the host's. The job definition
+  # maps exactly one, /dev/tty$xorg_vt (LinuxParameters.Devices, read and write, no mknod), and
+  # -sharevts makes Xorg only read that console's state and close it: no VT switch, no keyboard
+  # or graphics mode change on the host's console, and several desktops on one instance share
+  # it. -novtswitch: none at exit either. Without the device Xorg would fail with "Cannot open
+  # virtual console"; say what is missing instead.
+  if [ ! -e "$root/dev/tty$xorg_vt" ]; then
+    dcv_failed "the X server needs the virtual console /dev/tty$xorg_vt, which the job definition maps (LinuxParameters.Devices); it is not in the container"
+  fi
   mkdir -p "$x_socket_dir"
   chmod 1777 "$x_socket_dir"
   rm -f "$root/tmp/.X$X_DISPLAY-lock" "$x_socket_dir/X$X_DISPLAY"

@@ -89,8 +89,10 @@ class Container:
         self.bin = tmp / "bin"
         self.state = tmp / "state"
         self.log = tmp / "calls"
-        for path in (self.root / "opt/app", self.bin, self.state, self.log):
+        for path in (self.root / "opt/app", self.root / "dev", self.bin, self.state, self.log):
             path.mkdir(parents=True)
+        # The one console the job definition maps (a stand-in: the check is that it is there).
+        (self.root / "dev/tty7").touch()
         for name in set(PROGRAMS.values()) | {"aws", "docker"}:
             self.script(name, f'exec "{FAKE}" {name} "$@"')
         # The real setup helper and agent, on this interpreter without its site-packages (the
@@ -246,6 +248,8 @@ def test_happy_path_creates_the_user_the_session_and_execs_the_agent(ready: Cont
     assert xorg["argv"][0] == ":0"
     for flag in ("-nolisten", "tcp", "local", "-noreset", "-config"):
         assert flag in xorg["argv"]
+    # on the mapped console, shared: no VT switch at start or exit
+    assert {"vt7", "-sharevts", "-novtswitch"} <= set(xorg["argv"])
     # dcvserver as the unprivileged user the package runs it as.
     (runuser,) = run.named("runuser")
     assert runuser["argv"] == [
@@ -584,6 +588,36 @@ def test_a_session_never_listed_fails_with_67_within_the_timeout(
 
 
 # --- 68: the application --------------------------------------------------------------------
+
+
+def test_without_the_mapped_console_the_x_server_is_not_started_and_67_says_why(
+    ready: Container,
+) -> None:
+    (ready.root / "dev/tty7").unlink()
+
+    run = ready.run()
+
+    assert run.code == 67, run.stderr
+    assert "needs the virtual console /dev/tty7" in run.error()["reason"]
+    assert run.named("Xorg") == []
+    assert run.named("agent-python") == []
+
+
+def test_the_job_definition_maps_exactly_the_console_the_x_server_uses() -> None:
+    """Xorg with the NVIDIA driver opens /dev/tty<vt> at start (xf86OpenConsole), and a
+    container has no console of its own: the job definition maps that one device, read and
+    write, nothing else and no mknod. Its number is the entrypoint's default VT."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((REPO / "template.yaml").read_text())
+    props = template["Resources"]["DesktopJobDefinition"]["Properties"]["ContainerProperties"]
+    vt = re.search(r"xorg_vt=\$\{DCVFLEET_XORG_VT:-(\d+)\}", ENTRYPOINT.read_text())
+    assert vt is not None
+    device = f"/dev/tty{vt[1]}"
+    assert props["LinuxParameters"]["Devices"] == [
+        {"HostPath": device, "ContainerPath": device, "Permissions": ["READ", "WRITE"]}
+    ]
+    assert "Privileged" not in props
 
 
 def test_a_missing_application_fails_with_68_before_anything_else(ready: Container) -> None:
