@@ -109,7 +109,6 @@ class Container:
             "DCVFLEET_PYTHON": str(self.python),
             "DCVFLEET_AGENT_DIR": str(REPO / "agent"),
             "DCVFLEET_APP_DIR": str(self.root / "opt/app"),
-            "DCVFLEET_PRIME_RUN": str(PRIME_RUN),
             "DCVFLEET_DCVSERVER_USER": getpass.getuser(),
             "DCVFLEET_DCV_TIMEOUT_SECONDS": "10",
             "DCVFLEET_POLL_SECONDS": "0.05",
@@ -262,7 +261,7 @@ def test_happy_path_creates_the_user_the_session_and_execs_the_agent(ready: Cont
     ]
     assert len(run.named("dcvserver")) == 1
     assert (ready.root / "etc/dcv/dcv.key").exists()
-    # The virtual session: owned by the user, the application through prime-run.
+    # The virtual session: owned by the user, GPU OpenGL (DCV-GL), the application as it is.
     creates = [c["argv"] for c in run.named("dcv") if c["argv"][0] == "create-session"]
     init = ready.root / "run/dcvfleet/session-init.sh"
     assert creates == [
@@ -271,7 +270,8 @@ def test_happy_path_creates_the_user_the_session_and_execs_the_agent(ready: Cont
     ]  # fmt: skip
     assert init.stat().st_mode & 0o777 == 0o755
     script = init.read_text()
-    assert f"exec {PRIME_RUN} {ready.app} --level 'one two'\n" in script
+    assert f"exec {ready.app} --level 'one two'\n" in script
+    assert "prime-run" not in script
     assert f"cd {ready.root / 'opt/app'}" in script
     # The agent, exec'd last, configured for the container.
     (agent,) = run.named("agent-python")
@@ -325,7 +325,7 @@ def test_without_the_gpu_x_server_dcv_gl_is_off(ready: Container) -> None:
     assert create[create.index("--gl") + 1] == "off"
     # a relative program is the application directory's
     init = (ready.root / "run/dcvfleet/session-init.sh").read_text()
-    assert f"exec {PRIME_RUN} {ready.app} -windowed\n" in init
+    assert f"exec {ready.app} -windowed\n" in init
 
 
 # --- 64: configuration ----------------------------------------------------------------------
@@ -718,6 +718,42 @@ def test_sigterm_reaches_the_real_agent_which_exits_cleanly(ready: Container) ->
     assert len(creates) == 1
 
 
+def test_the_session_starts_the_application_so_that_dcv_gl_carries_its_opengl(
+    ready: Container,
+) -> None:
+    """The init script DCV runs in the session (--gl on) starts the application itself, with
+    none of PRIME offload's variables, which would send GLX to the session's own X server (no
+    NVIDIA GLX there) instead of through DCV-GL, even when the session's environment has them."""
+    seen = ready.tmp / "seen.json"
+    ready.app.write_text(
+        f"#!/bin/sh\nexec {sys.executable} -c 'import json, os, sys; "
+        f'json.dump({{"argv": sys.argv[1:], "env": dict(os.environ)}}, '
+        f'open("{seen}", "w"))\' "$@"\n'
+    )
+    run = ready.run()
+    assert run.code == 0, run.stderr
+    init = ready.root / "run/dcvfleet/session-init.sh"
+
+    subprocess.run(
+        [str(init)],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(ready.tmp),
+            "__NV_PRIME_RENDER_OFFLOAD": "1",
+            "__NV_PRIME_RENDER_OFFLOAD_PROVIDER": "NVIDIA-G0",
+            "__GLX_VENDOR_LIBRARY_NAME": "nvidia",
+        },
+        check=True,
+        timeout=10,
+    )
+
+    started = json.loads(seen.read_text())
+    assert started["argv"] == ["--level", "one two"]
+    for name in ("__NV_PRIME_RENDER_OFFLOAD", "__NV_PRIME_RENDER_OFFLOAD_PROVIDER",
+                 "__GLX_VENDOR_LIBRARY_NAME"):  # fmt: skip
+        assert name not in started["env"], name
+
+
 # --- prime-run ------------------------------------------------------------------------------
 
 
@@ -739,32 +775,34 @@ def run_prime(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedPro
     )
 
 
-def test_prime_run_sets_the_offload_environment_and_passes_argv_through(tmp_path: Path) -> None:
+def test_prime_run_leaves_opengl_to_dcv_gl_pins_vulkan_to_nvidia_and_passes_argv(tmp_path: Path) -> None:
     script = (
         "import json, os, sys; print(json.dumps({'argv': sys.argv[1:], 'env': dict(os.environ)}))"
     )
 
-    result = run_prime(tmp_path, sys.executable, "-c", script, "two words", "--flag=$HOME", "")
+    result = run_prime(
+        tmp_path, sys.executable, "-c", script, "two words", "--flag=$HOME", "",
+        __NV_PRIME_RENDER_OFFLOAD="1", __GLX_VENDOR_LIBRARY_NAME="nvidia",
+    )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert seen["argv"] == ["two words", "--flag=$HOME", ""]
     env = seen["env"]
-    assert env["__NV_PRIME_RENDER_OFFLOAD"] == "1"
-    assert env["__GLX_VENDOR_LIBRARY_NAME"] == "nvidia"
-    assert env["__VK_LAYER_NV_optimus"] == "NVIDIA_only"
-    assert env["DRI_PRIME"] == "1"
+    # OpenGL is DCV-GL's: PRIME offload's variables are removed, even inherited ones
+    assert "__NV_PRIME_RENDER_OFFLOAD" not in env
+    assert "__GLX_VENDOR_LIBRARY_NAME" not in env
     assert env["VK_ICD_FILENAMES"] == str(tmp_path / "nvidia_icd.json")
     assert "__EGL_VENDOR_LIBRARY_FILENAMES" not in env  # no vendor file found: left alone
 
 
-def test_prime_run_keeps_a_variable_already_set(tmp_path: Path) -> None:
+def test_prime_run_keeps_a_vulkan_or_egl_choice_already_made(tmp_path: Path) -> None:
     result = run_prime(
-        tmp_path, "sh", "-c", 'echo "$__GLX_VENDOR_LIBRARY_NAME|$VK_ICD_FILENAMES"',
-        __GLX_VENDOR_LIBRARY_NAME="mesa", VK_ICD_FILENAMES="/custom.json",
+        tmp_path, "sh", "-c", 'echo "$__EGL_VENDOR_LIBRARY_FILENAMES|$VK_ICD_FILENAMES"',
+        __EGL_VENDOR_LIBRARY_FILENAMES="/egl.json", VK_ICD_FILENAMES="/custom.json",
     )  # fmt: skip
 
-    assert result.stdout.strip() == "mesa|/custom.json"
+    assert result.stdout.strip() == "/egl.json|/custom.json"
 
 
 def test_prime_run_execs_the_program_in_its_own_process(tmp_path: Path) -> None:
