@@ -754,6 +754,32 @@ def test_the_session_starts_the_application_so_that_dcv_gl_carries_its_opengl(
         assert name not in started["env"], name
 
 
+def test_session_glxinfo_runs_glxinfo_as_the_sessions_owner_on_its_display(
+    container: Container,
+) -> None:
+    """What the release's smoke test runs in the container: glxinfo -B as the session's own
+    OpenGL clients see it (its owner, its Xdcv display and X authority, through DCV-GL)."""
+    (container.state / "dcvserver.up").touch()
+    (container.state / "sessions").write_text("desktop alice\n")
+    container.script("glxinfo", 'echo "$DISPLAY $XAUTHORITY $*"')
+    env = {**container.env, "DCVFLEET_DCV_COMMAND": str(container.bin / "dcv")}
+
+    def glxinfo(session: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(CONTAINER / "session-glxinfo"), session],
+            env=env, capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+
+    found = glxinfo("desktop")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == [":1", "/run/user/1001/dcv/desktop.xauth", "-B"]
+    (runuser,) = [c for c in container.calls() if c["name"] == "runuser"]
+    assert runuser["argv"][:3] == ["-u", "alice", "--"]
+    missing = glxinfo("other")
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr
+
+
 # --- prime-run ------------------------------------------------------------------------------
 
 
@@ -775,7 +801,9 @@ def run_prime(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedPro
     )
 
 
-def test_prime_run_leaves_opengl_to_dcv_gl_pins_vulkan_to_nvidia_and_passes_argv(tmp_path: Path) -> None:
+def test_prime_run_leaves_opengl_to_dcv_gl_pins_vulkan_to_nvidia_and_passes_argv(
+    tmp_path: Path,
+) -> None:
     script = (
         "import json, os, sys; print(json.dumps({'argv': sys.argv[1:], 'env': dict(os.environ)}))"
     )
@@ -1068,5 +1096,5 @@ def test_the_dockerfile_pins_no_snapshot_date_and_the_release_passes_one() -> No
 
 
 def test_container_scripts_are_executable() -> None:
-    for name in ("entrypoint.sh", "prime-run", "healthcheck.sh"):
+    for name in ("entrypoint.sh", "prime-run", "session-glxinfo", "healthcheck.sh"):
         assert (CONTAINER / name).stat().st_mode & stat.S_IXUSR, name

@@ -28,6 +28,7 @@ from dcvfleet.errors import (
 )
 from dcvfleet.model import Status
 from dcvfleet.store import InMemorySessionStore
+from local import sim_glxinfo
 from tests.unit.test_batch import SETTINGS as BATCH
 from tests.unit.test_batch import FakeJobs, FakeReleases
 from tests.unit.test_service import FakeSecrets, FakeWorkflows
@@ -222,6 +223,18 @@ def test_each_release_builds_on_the_ubuntu_snapshot_of_the_day_it_begins(
 
     assert begun["ubuntuSnapshot"] == "20270310T000000Z"  # the UTC day
     assert records.require("4.0")["ubuntuSnapshot"] == "20270310T000000Z"
+
+
+@pytest.mark.parametrize(
+    ("sample", "vendor", "renderer"),
+    [
+        (sim_glxinfo.NVIDIA, "NVIDIA Corporation", "GeForce MX150/PCIe/SSE2"),
+        (sim_glxinfo.LLVMPIPE, "VMware, Inc.", "Gallium 0.4 on llvmpipe (LLVM 3.9, 256 bits)"),
+        ("glxinfo: unable to open display\n", "", ""),
+    ],
+)
+def test_glxinfo_names_who_renders_opengl(sample: str, vendor: str, renderer: str) -> None:
+    assert releases.gl_renderer(sample) == (vendor, renderer)
 
 
 def test_a_version_is_released_once(records: ReleaseRecords) -> None:
