@@ -50,7 +50,7 @@ lint: setup $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy functions/dcvfleet agent/dcvfleet_agent cli/dcvfleet_cli local tools bench container
 	$(BIN)/cfn-lint template.yaml
-	$(BIN)/shellcheck agent/linux/install.sh bench/fake_nvidia_smi.sh .ci/run container/entrypoint.sh container/prime-run container/healthcheck.sh tests/unit/fixtures/container/fake_command.sh
+	$(BIN)/shellcheck agent/linux/install.sh bench/fake_nvidia_smi.sh .ci/run container/entrypoint.sh container/prime-run container/session-glxinfo container/healthcheck.sh tests/unit/fixtures/container/fake_command.sh
 	$(BIN)/hadolint container/Dockerfile
 	$(PY) tools/pslint.py
 	$(CHECKOV_VENV)/bin/checkov --quiet --compact --skip-download --framework cloudformation -f template.yaml

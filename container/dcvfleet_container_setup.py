@@ -1,11 +1,12 @@
 """The two setup steps of the desktop container that entrypoint.sh hands to Python, because one
 needs the agent's AWS client and the other a real command-line parser, in one process:
 
-    python3 dcvfleet_container_setup.py --init-script PATH --prime-run PATH --app-dir DIR
+    python3 dcvfleet_container_setup.py --init-script PATH --app-dir DIR
 
 First the application: APP_COMMAND is split like a shell would (shlex), its program must exist
 and be executable by the desktop user, and the DCV session's init script is written, which
-starts the program through prime-run (exit 64 when APP_COMMAND is not a command line, 68 when
+starts the program itself, its OpenGL carried to the GPU by DCV-GL (exit 64 when APP_COMMAND is
+not a command line, 68 when
 its program cannot be launched). Checked first, because it is the cheapest to find wrong.
 
 Then the user: it reads the session secret (DCVFLEET_SECRET_ARN, a JSON SecretString {"username",
@@ -153,13 +154,28 @@ def check_program(argv: Sequence[str], app_dir: str, path: str) -> str:
     return resolved
 
 
-def init_script(argv: Sequence[str], program: str, app_dir: str, prime_run: str) -> str:
-    """The DCV virtual session's init script: the application on the GPU, from its directory."""
-    command = " ".join(shlex.quote(part) for part in (prime_run, program, *argv[1:]))
+#: Variables that send GLX past DCV-GL: PRIME render offload asks the session's own X server
+#: (Xdcv, which has no NVIDIA GLX) for an NVIDIA offload provider, and a forced GLX vendor skips
+#: the library DCV-GL answers through. The session's init script removes them.
+GLX_BYPASS = (
+    "__NV_PRIME_RENDER_OFFLOAD",
+    "__NV_PRIME_RENDER_OFFLOAD_PROVIDER",
+    "__GLX_VENDOR_LIBRARY_NAME",
+)
+
+
+def init_script(argv: Sequence[str], program: str, app_dir: str) -> str:
+    """The DCV virtual session's init script: the application, from its directory, started as
+    it is. The session is created with ``--gl on``: DCV-GL takes the application's OpenGL to the
+    3D X server on the GPU and brings the frames back into the session
+    (https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions.html). Nothing may
+    route GLX around it, so the variables that would are removed (GLX_BYPASS)."""
+    command = " ".join(shlex.quote(part) for part in (program, *argv[1:]))
     return (
         "#!/bin/sh\n"
         "# The DCV virtual session's init script, written by the DCV Fleet container at start:\n"
-        "# the application (APP_COMMAND) on the NVIDIA GPU through prime-run.\n"
+        "# the application (APP_COMMAND); DCV-GL carries its OpenGL to the NVIDIA GPU.\n"
+        f"unset {' '.join(GLX_BYPASS)}\n"
         f"cd {shlex.quote(app_dir)} 2>/dev/null || cd\n"
         f"exec {command}\n"
     )
@@ -180,13 +196,11 @@ def write_executable(path: str, text: str) -> None:
         raise
 
 
-def prepare_app(
-    environ: Mapping[str, str], init_path: str, prime_run: str, app_dir: str, log: Log
-) -> None:
+def prepare_app(environ: Mapping[str, str], init_path: str, app_dir: str, log: Log) -> None:
     argv = parse_app_command(environ.get("APP_COMMAND", ""))
     program = check_program(argv, app_dir, environ.get("PATH", os.defpath))
     try:
-        write_executable(init_path, init_script(argv, program, app_dir, prime_run))
+        write_executable(init_path, init_script(argv, program, app_dir))
     except OSError as exc:
         reason = f"cannot write the session's init script {init_path}: {exc}"
         raise SetupError(EXIT_APP, "the application could not be launched", reason) from None
@@ -332,13 +346,12 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
     env = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(description="DCV Fleet desktop container setup steps.")
     parser.add_argument("--init-script", required=True, help="the session's init script to write")
-    parser.add_argument("--prime-run", required=True, help="the prime-run the init script uses")
     parser.add_argument("--app-dir", required=True, help="the application's directory")
     args = parser.parse_args(argv)
     log = Log(env)
     step = (EXIT_APP, "the application could not be launched")
     try:
-        prepare_app(env, args.init_script, args.prime_run, args.app_dir, log)
+        prepare_app(env, args.init_script, args.app_dir, log)
         step = (EXIT_SECRET, "the session secret could not be read")
         username = read_user(env, log)
     except SetupError as exc:

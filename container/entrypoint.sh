@@ -8,9 +8,9 @@
 #      (both in dcvfleet_container_setup.py: the password only ever reaches chpasswd's stdin);
 #   4. starts the D-Bus system bus, an Xorg on the NVIDIA GPU (the 3D X server of dcv-gl),
 #      dcvserver (as the unprivileged `dcv` user), and creates the DCV virtual session
-#      (default `desktop`) owned by the user, whose init script runs the application through
-#      prime-run; then waits, for at most DCVFLEET_DCV_TIMEOUT_SECONDS, until
-#      `dcv list-sessions -j` lists it;
+#      (default `desktop`, --gl on) owned by the user, whose init script starts the application
+#      as it is (DCV-GL carries its OpenGL to the GPU); then waits, for at most
+#      DCVFLEET_DCV_TIMEOUT_SECONDS, until `dcv list-sessions -j` lists it;
 #   5. execs the DCV Fleet agent (python3 -m dcvfleet_agent), which reports Host Ready and
 #      then watches the desktop for idleness. Being exec'd, the agent is the process tini
 #      forwards SIGTERM to when Batch stops the job: it flushes its events and exits 0.
@@ -40,8 +40,7 @@
 # Programs and paths, for tests (production defaults in brackets): DCVFLEET_ROOT (prefix of
 #   every path written or waited for []), DCVFLEET_PYTHON [python3], DCVFLEET_AGENT_PYTHON
 #   [DCVFLEET_PYTHON], DCVFLEET_SETUP_HELPER [next to this script], DCVFLEET_AGENT_DIR
-#   [/opt/dcvfleet/agent], DCVFLEET_APP_DIR [/opt/app], DCVFLEET_PRIME_RUN
-#   [/usr/local/bin/prime-run], DCVFLEET_DCV_COMMAND [dcv], DCVFLEET_DCVSERVER_COMMAND
+#   [/opt/dcvfleet/agent], DCVFLEET_APP_DIR [/opt/app], DCVFLEET_DCV_COMMAND [dcv], DCVFLEET_DCVSERVER_COMMAND
 #   [dcvserver], DCVFLEET_XORG_COMMAND [Xorg], DCVFLEET_XORG_MODULE_PATH, DCVFLEET_XORG_VT [7],
 #   DCVFLEET_NVIDIA_SMI_COMMAND [nvidia-smi], DCVFLEET_DBUS_DAEMON_COMMAND [dbus-daemon],
 #   DCVFLEET_RUNUSER_COMMAND [runuser], DCVFLEET_OPENSSL_COMMAND [openssl], and the helper's
@@ -59,7 +58,6 @@ agent_python=${DCVFLEET_AGENT_PYTHON:-$python}
 helper=${DCVFLEET_SETUP_HELPER:-$here/dcvfleet_container_setup.py}
 agent_dir=${DCVFLEET_AGENT_DIR:-$root/opt/dcvfleet/agent}
 app_dir=${DCVFLEET_APP_DIR:-$root/opt/app}
-prime_run=${DCVFLEET_PRIME_RUN:-$root/usr/local/bin/prime-run}
 dcv=${DCVFLEET_DCV_COMMAND:-dcv}
 dcvserver=${DCVFLEET_DCVSERVER_COMMAND:-dcvserver}
 xorg=${DCVFLEET_XORG_COMMAND:-Xorg}
@@ -239,8 +237,8 @@ mkdir -p "$run_dir"
 chmod 0755 "$run_dir"
 export APP_COMMAND=${APP_COMMAND-/opt/app/start}
 status=0
-run_waited "$python" "$helper" --init-script "$init_script" --prime-run "$prime_run" \
-  --app-dir "$app_dir" >"$run_dir/user" || status=$?
+run_waited "$python" "$helper" --init-script "$init_script" --app-dir "$app_dir" \
+  >"$run_dir/user" || status=$?
 case $status in
   0) ;;
   "$EXIT_CONFIG" | "$EXIT_SECRET" | "$EXIT_USER" | "$EXIT_APP")
@@ -335,6 +333,16 @@ Section "Screen"
     EndSubSection
 EndSection
 EOF
+  # The console: Xorg with the NVIDIA driver opens a virtual console (/dev/ttyN) at start,
+  # even with no display attached, and a container has none of the host's. The job definition
+  # maps exactly one, /dev/tty$xorg_vt (LinuxParameters.Devices, read and write, no mknod), and
+  # -sharevts makes Xorg only read that console's state and close it: no VT switch, no keyboard
+  # or graphics mode change on the host's console, and several desktops on one instance share
+  # it. -novtswitch: none at exit either. Without the device Xorg would fail with "Cannot open
+  # virtual console"; say what is missing instead.
+  if [ ! -e "$root/dev/tty$xorg_vt" ]; then
+    dcv_failed "the X server needs the virtual console /dev/tty$xorg_vt, which the job definition maps (LinuxParameters.Devices); it is not in the container"
+  fi
   mkdir -p "$x_socket_dir"
   chmod 1777 "$x_socket_dir"
   rm -f "$root/tmp/.X$X_DISPLAY-lock" "$x_socket_dir/X$X_DISPLAY"

@@ -395,8 +395,15 @@ class JobSimulator:
         ):
             if environment.get(variable):
                 settings[key] = environment[variable]
+        # Without the 3D X server the container's session renders OpenGL in software
+        # (container/entrypoint.sh: DCVFLEET_GPU_X_SERVER=false creates it with --gl off).
+        software = environment.get("DCVFLEET_GPU_X_SERVER", "true").lower() == "false"
         placement.host = self.hosts.run_container(
-            placement.instance_id, placement.job_id, settings, task_arn=placement.task_arn
+            placement.instance_id,
+            placement.job_id,
+            settings,
+            task_arn=placement.task_arn,
+            gl_renderer="llvmpipe" if software else "nvidia",
         )
         placement.running_since = now
         emulator.job_running(placement.job)

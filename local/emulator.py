@@ -139,7 +139,8 @@ Gaps worked around here:
   build runs the contract of ``container/buildspec.yml``, phase by phase (``SimulatedBuild``):
   DOWNLOAD_SOURCE fetches the project's S3 source bundle (missing: CLIENT_ERROR) and finds its
   build spec in it (YAML_FILE_ERROR otherwise); PRE_BUILD checks ``BUILD_VERSION``,
-  ``BUILD_ARTIFACT_S3_URI`` and ``IMAGE_REPOSITORY_URI`` as the build spec does, refuses a
+  ``BUILD_ARTIFACT_S3_URI``, ``IMAGE_REPOSITORY_URI`` and ``UBUNTU_SNAPSHOT`` as the build spec
+  does, refuses a
   version the repository has already and downloads the application build from the emulated S3
   (missing: fails); BUILD unpacks it (.tar.gz/.tgz or .zip; anything else fails) and fails when
   it holds a file named ``FAIL_BUILD`` (anywhere; its first line is the reason); POST_BUILD
@@ -1895,6 +1896,7 @@ ARTIFACT_URI_PATTERN = re.compile(
 REPOSITORY_URI_PATTERN = re.compile(
     r"^([0-9]{12})\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com(\.cn)?/([a-z0-9][a-z0-9._/-]*)$"
 )
+UBUNTU_SNAPSHOT_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
 BUILD_PHASES = (
     "SUBMITTED",
     "QUEUED",
@@ -2062,6 +2064,11 @@ class SimulatedBuild:
         repository_uri = variables.get("IMAGE_REPOSITORY_URI", "")
         if not REPOSITORY_URI_PATTERN.match(repository_uri):
             problems.append(f"IMAGE_REPOSITORY_URI '{repository_uri}' is not an ECR repository URI")
+        snapshot = variables.get("UBUNTU_SNAPSHOT", "")
+        if not UBUNTU_SNAPSHOT_PATTERN.match(snapshot):
+            problems.append(
+                f"UBUNTU_SNAPSHOT '{snapshot}' is not an Ubuntu snapshot id (YYYYMMDDTHHMMSSZ)"
+            )
         if problems:
             raise BuildFailure(
                 "COMMAND_EXECUTION_ERROR", "; ".join(f"buildspec: {p}" for p in problems)

@@ -84,6 +84,7 @@ SIM_DCV = ROOT / "local" / "sim_dcv.py"
 SIM_NVIDIA_SMI = ROOT / "local" / "sim_nvidia_smi.py"
 SIM_USERS = ROOT / "local" / "sim_users.py"
 SIM_DOCKER = ROOT / "local" / "sim_docker.py"
+SIM_GLXINFO = ROOT / "local" / "sim_glxinfo.py"
 ECS_TASK_LABEL = "com.amazonaws.ecs.task-arn"
 #: The tag AWS Batch puts on the instances of a managed compute environment: their containers
 #: are the jobs' (``local.containers``), not hosts of their own.
@@ -160,6 +161,7 @@ class Host:
     last_advance: float = field(default_factory=time.monotonic)
     job_id: str | None = None  # a Batch job's container (local.containers), not a host
     agent_settings: dict[str, Any] = field(default_factory=dict)  # agent.json keys it sets
+    gl_renderer: str = "nvidia"  # a container's session's OpenGL (local/sim_glxinfo.py)
 
     @property
     def platform(self) -> str:
@@ -229,6 +231,13 @@ class Host:
         if self.job_id is not None:  # the agent makes the desktop user in a container
             for command in ("id", "useradd", "chpasswd"):
                 shims[command] = (sim_users.STATE_ENV, self.users_file, SIM_USERS, command)
+            # glxinfo -B in the DCV session (container/session-glxinfo), for the release's check
+            shims["dcvfleet-session-glxinfo"] = (
+                "SIM_GL_RENDERER",
+                Path(self.gl_renderer),
+                SIM_GLXINFO,
+                "",
+            )
         for name, (variable, state, script, command) in shims.items():
             path = self.bin_dir / name
             argv = " ".join(filter(None, [python, "-S", shlex.quote(str(script)), command]))
@@ -633,7 +642,12 @@ class HostSimulator:
 
     # -- containers (local.containers) -----------------------------------------------------------
     def run_container(
-        self, instance_id: str, job_id: str, agent_settings: dict[str, Any], task_arn: str = ""
+        self,
+        instance_id: str,
+        job_id: str,
+        agent_settings: dict[str, Any],
+        task_arn: str = "",
+        gl_renderer: str = "nvidia",
     ) -> Host:
         """A Batch job's container starts on its instance: a fresh workdir
         (``<state-dir>/hosts/<instance-id>/``: one container per instance), no DCV session, an
@@ -651,6 +665,7 @@ class HostSimulator:
             booted=True,
             job_id=job_id,
             agent_settings=dict(agent_settings),
+            gl_renderer=gl_renderer,
         )
         host.users_file.unlink(missing_ok=True)
         host.power_cycle_dcv()

@@ -389,6 +389,21 @@ class HostCommands:
             return {**parameters, "taskArn": task_arn}, "container"
         return parameters, platform
 
+    def session_renderer(
+        self, instance_id: str, document: str, dcv_session_id: str, *, task_arn: str
+    ) -> str:
+        """``glxinfo -B`` as the DCV session's own OpenGL client sees it, inside a batch
+        desktop's container (its output; HostCommandError when it did not run)."""
+        parameters, step = self._target({"dcvSessionId": dcv_session_id}, "linux", task_arn)
+        result = self.run(instance_id, document, parameters, step=step)
+        if result.status != "Success":
+            detail = " ".join((result.stderr or result.stdout).split())[:300]
+            raise HostCommandError(
+                f"glxinfo -B in the DCV session on {instance_id}: {result.status} "
+                f"(exit {result.exit_code}) {detail}".strip()
+            )
+        return result.stdout
+
     def list_connections(
         self,
         instance_id: str,

@@ -158,6 +158,8 @@ class ReleaseSettings:
     releases_to_keep: int
     provision_state_machine_arn: str
     smoke_instance_type: str
+    #: The SSM document that runs ``glxinfo -B`` in a batch desktop's DCV session.
+    session_renderer_document: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ReleaseSettings:
@@ -168,6 +170,7 @@ class ReleaseSettings:
             releases_to_keep=_int(env, "RELEASES_TO_KEEP", "5"),
             provision_state_machine_arn=_get(env, "PROVISION_STATE_MACHINE_ARN"),
             smoke_instance_type=_list(env, "BATCH_INSTANCE_TYPES", "GPU")[0],
+            session_renderer_document=_get(env, "SESSION_RENDERER_DOCUMENT"),
         )
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -21,6 +22,7 @@ from aws_lambda_powertools import Logger
 from dcvfleet import batch
 from dcvfleet.adapters import (
     BatchJobs,
+    HostCommands,
     ImageBuilds,
     ReleaseRecords,
     Releases,
@@ -29,6 +31,7 @@ from dcvfleet.adapters import (
 )
 from dcvfleet.config import ReleaseSettings
 from dcvfleet.errors import (
+    HostCommandError,
     InvalidRequestError,
     ReleaseConflictError,
     ReleaseNotFoundError,
@@ -70,15 +73,38 @@ def parse_build(bucket: str, key: str) -> Build:
     return Build(release=match["version"], artifact=f"s3://{bucket}/{key}")
 
 
-def begin(records: ReleaseRecords, bucket: str, key: str, execution: str) -> dict[str, str]:
+def ubuntu_snapshot(moment: datetime) -> str:
+    """The Ubuntu archive snapshot id (YYYYMMDDTHHMMSSZ) of the start of ``moment``'s UTC day,
+    which the image build installs every package from (container/Dockerfile, UBUNTU_SNAPSHOT;
+    https://documentation.ubuntu.com/server/how-to/software/snapshot-service). Each release
+    takes the day it begins: its image gets that day's security updates, and no build depends
+    on a snapshot old enough for the service to have dropped it."""
+    return moment.astimezone(UTC).strftime("%Y%m%dT000000Z")
+
+
+def begin(
+    records: ReleaseRecords,
+    bucket: str,
+    key: str,
+    execution: str,
+    now: datetime | None = None,
+) -> dict[str, str]:
     """Record a new release as BUILDING; a version that was released before is refused."""
     build = parse_build(bucket, key)
+    snapshot = ubuntu_snapshot(now or datetime.now(UTC))
     records.create(
         build.release,
-        {"status": BUILDING, "artifact": build.artifact, "execution": execution},
+        {
+            "status": BUILDING,
+            "artifact": build.artifact,
+            "execution": execution,
+            "ubuntuSnapshot": snapshot,
+        },
     )
-    logger.info("release begun", release=build.release, artifact=build.artifact)
-    return {"release": build.release, "artifact": build.artifact}
+    logger.info(
+        "release begun", release=build.release, artifact=build.artifact, ubuntu_snapshot=snapshot
+    )
+    return {"release": build.release, "artifact": build.artifact, "ubuntuSnapshot": snapshot}
 
 
 def register(
@@ -133,13 +159,74 @@ def start_smoke(
     return {"sessionId": session_id}
 
 
-def check_smoke(sessions: SessionStore, records: ReleaseRecords, release: str) -> dict[str, Any]:
-    """``done`` once the smoke-test desktop is READY; raises when it failed."""
+#: ``glxinfo -B``'s lines that name who renders OpenGL (Mesa's glxinfo, as every distribution
+#: ships it: "OpenGL vendor string: NVIDIA Corporation", "OpenGL renderer string: ...").
+GL_LINE = re.compile(r"^OpenGL (vendor|renderer) string:[ \t]*(.*?)[ \t]*$", re.M)
+
+
+def gl_renderer(glxinfo: str) -> tuple[str, str]:
+    """(vendor, renderer) from ``glxinfo -B``'s output; empty strings for a line it lacks."""
+    found: dict[str, str] = dict(GL_LINE.findall(glxinfo))
+    return found.get("vendor", ""), found.get("renderer", "")
+
+
+def check_session_gpu(
+    commands: HostCommands,
+    jobs: BatchJobs,
+    settings: ReleaseSettings,
+    session: Session,
+) -> str:
+    """The smoke-test desktop's OpenGL must be the NVIDIA GPU's, as the DCV session's own
+    clients see it (``glxinfo -B`` inside the session, through DCV-GL): an image whose session
+    renders in software (Mesa's llvmpipe) would hand every user a desktop without its GPU.
+    Returns the renderer; raises SmokeTestFailedError otherwise."""
+    job = jobs.describe(session.job_id) if session.job_id else None
+    if job is None or not job.task_arn:
+        raise SmokeTestFailedError("the smoke-test desktop's container could not be found")
+    instance_id = session.instance_id  # recorded by the provisioning workflow
+    if not instance_id:
+        raise SmokeTestFailedError("the smoke-test desktop's instance could not be found")
+    try:
+        output = commands.session_renderer(
+            instance_id,
+            settings.session_renderer_document,
+            session.dcv_session_id or "desktop",
+            task_arn=job.task_arn,
+        )
+    except HostCommandError as exc:
+        raise SmokeTestFailedError(
+            f"OpenGL in the smoke-test desktop's session could not be checked: {exc.message}"
+        ) from exc
+    vendor, renderer = gl_renderer(output)
+    if "NVIDIA" not in vendor.upper():
+        raise SmokeTestFailedError(
+            "the smoke-test desktop's session does not render OpenGL on the NVIDIA GPU "
+            f"(glxinfo -B: vendor {vendor or 'none'!r}, renderer {renderer or 'none'!r})"
+        )
+    return renderer
+
+
+def check_smoke(
+    sessions: SessionStore,
+    records: ReleaseRecords,
+    release: str,
+    *,
+    commands: HostCommands | None = None,
+    jobs: BatchJobs | None = None,
+    settings: ReleaseSettings | None = None,
+) -> dict[str, Any]:
+    """``done`` once the smoke-test desktop is READY and its session's OpenGL is the NVIDIA
+    GPU's (when ``commands``, ``jobs`` and ``settings`` are given, as the workflow's handler
+    gives them); raises when it failed."""
     session_id = records.require(release).get("smokeSessionId", "")
     session = sessions.get(session_id) if session_id else None
     if session is None:
         raise SmokeTestFailedError(f"the smoke-test desktop {session_id or '(none)'} is gone")
     if session.status == Status.READY:
+        if commands is not None and jobs is not None and settings is not None:
+            renderer = check_session_gpu(commands, jobs, settings, session)
+            records.update(release, smokeRenderer=renderer)
+            return {"done": True, "sessionId": session_id, "renderer": renderer}
         return {"done": True, "sessionId": session_id}
     if session.status != Status.PROVISIONING:
         raise SmokeTestFailedError(

@@ -219,7 +219,9 @@ def test_a_build_becomes_the_current_release_after_its_smoke_test(
     assert definition["containerProperties"]["image"] == f"{repository}:1.1.0"
     assert definition["revision"] > 1
     assert definition["tags"]["dcvfleet:release"] == "1.1.0"
-    # And the smoke-test desktop reached READY, then was ended with its job
+    # And the smoke-test desktop reached READY, its session's OpenGL on the NVIDIA GPU (the
+    # simulated session answers glxinfo -B as an NVIDIA GPU does), then was ended with its job
+    assert release.record["smokeRenderer"] == "GeForce MX150/PCIe/SSE2"
     smoke = _session(fleet, release.record["smokeSessionId"])
     assert smoke["status"] == "TERMINATED", smoke
     job = _job(fleet, smoke["jobId"])
@@ -286,6 +288,53 @@ def test_a_failed_smoke_test_leaves_the_current_release(
     assert not fleet.secret_exists(record["smokeSessionId"])
     # And the operators were told
     inbox.wait_for("DCV Fleet: release failed", "Release 1.2.0 did not make it")
+
+
+def test_a_smoke_test_desktop_without_gpu_opengl_fails_the_release(
+    fleet: Stack, inbox: OperatorInbox, first_release: Release
+) -> None:
+    # Given a current release whose containers run without the 3D X server, so that their
+    # session renders OpenGL in software (the simulated session then answers glxinfo -B as
+    # Mesa's llvmpipe does), as an image or job definition that lost the GPU would
+    current = _current(fleet)
+    base = _definition(fleet, current["jobDefinition"])
+    container = dict(base["containerProperties"])
+    container["environment"] = [
+        *container.get("environment", []),
+        {"name": "DCVFLEET_GPU_X_SERVER", "value": "false"},
+    ]
+    batch, ssm = fleet.client("batch"), fleet.client("ssm")
+    software = batch.register_job_definition(
+        jobDefinitionName=base["jobDefinitionName"],
+        type="container",
+        containerProperties=container,
+        tags={k: v for k, v in base.get("tags", {}).items() if not k.startswith("aws:")},
+        propagateTags=True,
+    )["jobDefinitionArn"]
+    parameter = _resource(fleet, "ReleaseParameter")
+    ssm.put_parameter(
+        Name=parameter, Value=json.dumps({**current, "jobDefinition": software}), Overwrite=True
+    )
+    try:
+        # When a build 1.4.0 is dropped, and its smoke-test desktop reaches READY
+        release = _release(fleet, "1.4.0")
+    finally:
+        ssm.put_parameter(Name=parameter, Value=json.dumps(current), Overwrite=True)
+        batch.deregister_job_definition(jobDefinition=software)
+    # Then the release failed on the GPU check, saying what renders
+    assert release.execution["status"] == "FAILED", release.execution
+    assert "ReleaseFailed" in release.states
+    record = release.record
+    assert record["status"] == "FAILED"
+    assert record["reason"].startswith("SmokeTestFailedError"), record
+    assert "does not render OpenGL on the NVIDIA GPU" in record["reason"], record
+    assert "llvmpipe" in record["reason"], record
+    assert "smokeRenderer" not in record
+    # And the current release is untouched, the smoke-test desktop gone, the operators told
+    assert _current(fleet) == current
+    assert _definition(fleet, record["jobDefinition"])["status"] == "INACTIVE"
+    assert not fleet.secret_exists(record["smokeSessionId"])
+    inbox.wait_for("DCV Fleet: release failed", "Release 1.4.0 did not make it")
 
 
 def test_a_build_that_cannot_be_built_registers_no_revision(

@@ -2371,13 +2371,14 @@ def _image_project(source: dict[str, Any] | None = None) -> None:
     )
 
 
-def _start_build(version: str, key: str | None = None) -> str:
+def _start_build(version: str, key: str | None = None, snapshot: str = "20261201T000000Z") -> str:
     artifact = f"s3://{BUILDS_BUCKET}/{key or f'builds/{version}.tar.gz'}"
     build_id: str = _client("codebuild").start_build(
         projectName="probe-image",
         environmentVariablesOverride=[
             {"name": "BUILD_VERSION", "value": version, "type": "PLAINTEXT"},
             {"name": "BUILD_ARTIFACT_S3_URI", "value": artifact, "type": "PLAINTEXT"},
+            {"name": "UBUNTU_SNAPSHOT", "value": snapshot, "type": "PLAINTEXT"},
         ],
     )["build"]["id"]
     return build_id
@@ -2460,6 +2461,7 @@ def test_workaround_codebuild_builds(monkeypatch: pytest.MonkeyPatch) -> None:
             "IMAGE_REPOSITORY_URI": REPOSITORY_URI,
             "BUILD_VERSION": "1.0.0",
             "BUILD_ARTIFACT_S3_URI": f"s3://{BUILDS_BUCKET}/builds/1.0.0.tar.gz",
+            "UBUNTU_SNAPSHOT": "20261201T000000Z",
         }
         assert started["source"]["location"] == f"{BUILDS_BUCKET}/{SOURCE_KEY}"
         built = _finished_build(build_id)
@@ -2477,8 +2479,8 @@ def test_workaround_codebuild_builds(monkeypatch: pytest.MonkeyPatch) -> None:
         )["events"]
         assert any("Phase complete: POST_BUILD State: SUCCEEDED" in e["message"] for e in events)
 
-        def failed(version: str, key: str | None = None) -> tuple[str, str]:
-            build = _finished_build(_start_build(version, key))
+        def failed(version: str, key: str | None = None, snapshot: str = "") -> tuple[str, str]:
+            build = _finished_build(_start_build(version, key, snapshot or "20261201T000000Z"))
             assert build["buildStatus"] == "FAILED"
             phase = next(p for p in build["phases"] if p.get("phaseStatus") == "FAILED")
             return phase["phaseType"], phase["contexts"][0]["message"]
@@ -2498,6 +2500,11 @@ def test_workaround_codebuild_builds(monkeypatch: pytest.MonkeyPatch) -> None:
         )
         phase, message = failed("latest")
         assert (phase, message) == ("PRE_BUILD", "buildspec: BUILD_VERSION must not be 'latest'")
+        phase, message = failed("1.3.0", snapshot="2025-06-01")  # not a snapshot id
+        assert (phase, message) == (
+            "PRE_BUILD",
+            "buildspec: UBUNTU_SNAPSHOT '2025-06-01' is not an Ubuntu snapshot id (YYYYMMDDTHHMMSSZ)",
+        )
         assert _image_tags() == ["1.0.0"]
 
 

@@ -89,8 +89,10 @@ class Container:
         self.bin = tmp / "bin"
         self.state = tmp / "state"
         self.log = tmp / "calls"
-        for path in (self.root / "opt/app", self.bin, self.state, self.log):
+        for path in (self.root / "opt/app", self.root / "dev", self.bin, self.state, self.log):
             path.mkdir(parents=True)
+        # The one console the job definition maps (a stand-in: the check is that it is there).
+        (self.root / "dev/tty7").touch()
         for name in set(PROGRAMS.values()) | {"aws", "docker"}:
             self.script(name, f'exec "{FAKE}" {name} "$@"')
         # The real setup helper and agent, on this interpreter without its site-packages (the
@@ -107,7 +109,6 @@ class Container:
             "DCVFLEET_PYTHON": str(self.python),
             "DCVFLEET_AGENT_DIR": str(REPO / "agent"),
             "DCVFLEET_APP_DIR": str(self.root / "opt/app"),
-            "DCVFLEET_PRIME_RUN": str(PRIME_RUN),
             "DCVFLEET_DCVSERVER_USER": getpass.getuser(),
             "DCVFLEET_DCV_TIMEOUT_SECONDS": "10",
             "DCVFLEET_POLL_SECONDS": "0.05",
@@ -246,6 +247,8 @@ def test_happy_path_creates_the_user_the_session_and_execs_the_agent(ready: Cont
     assert xorg["argv"][0] == ":0"
     for flag in ("-nolisten", "tcp", "local", "-noreset", "-config"):
         assert flag in xorg["argv"]
+    # on the mapped console, shared: no VT switch at start or exit
+    assert {"vt7", "-sharevts", "-novtswitch"} <= set(xorg["argv"])
     # dcvserver as the unprivileged user the package runs it as.
     (runuser,) = run.named("runuser")
     assert runuser["argv"] == [
@@ -258,7 +261,7 @@ def test_happy_path_creates_the_user_the_session_and_execs_the_agent(ready: Cont
     ]
     assert len(run.named("dcvserver")) == 1
     assert (ready.root / "etc/dcv/dcv.key").exists()
-    # The virtual session: owned by the user, the application through prime-run.
+    # The virtual session: owned by the user, GPU OpenGL (DCV-GL), the application as it is.
     creates = [c["argv"] for c in run.named("dcv") if c["argv"][0] == "create-session"]
     init = ready.root / "run/dcvfleet/session-init.sh"
     assert creates == [
@@ -267,7 +270,8 @@ def test_happy_path_creates_the_user_the_session_and_execs_the_agent(ready: Cont
     ]  # fmt: skip
     assert init.stat().st_mode & 0o777 == 0o755
     script = init.read_text()
-    assert f"exec {PRIME_RUN} {ready.app} --level 'one two'\n" in script
+    assert f"exec {ready.app} --level 'one two'\n" in script
+    assert "prime-run" not in script
     assert f"cd {ready.root / 'opt/app'}" in script
     # The agent, exec'd last, configured for the container.
     (agent,) = run.named("agent-python")
@@ -321,7 +325,7 @@ def test_without_the_gpu_x_server_dcv_gl_is_off(ready: Container) -> None:
     assert create[create.index("--gl") + 1] == "off"
     # a relative program is the application directory's
     init = (ready.root / "run/dcvfleet/session-init.sh").read_text()
-    assert f"exec {PRIME_RUN} {ready.app} -windowed\n" in init
+    assert f"exec {ready.app} -windowed\n" in init
 
 
 # --- 64: configuration ----------------------------------------------------------------------
@@ -586,6 +590,36 @@ def test_a_session_never_listed_fails_with_67_within_the_timeout(
 # --- 68: the application --------------------------------------------------------------------
 
 
+def test_without_the_mapped_console_the_x_server_is_not_started_and_67_says_why(
+    ready: Container,
+) -> None:
+    (ready.root / "dev/tty7").unlink()
+
+    run = ready.run()
+
+    assert run.code == 67, run.stderr
+    assert "needs the virtual console /dev/tty7" in run.error()["reason"]
+    assert run.named("Xorg") == []
+    assert run.named("agent-python") == []
+
+
+def test_the_job_definition_maps_exactly_the_console_the_x_server_uses() -> None:
+    """Xorg with the NVIDIA driver opens /dev/tty<vt> at start (xf86OpenConsole), and a
+    container has no console of its own: the job definition maps that one device, read and
+    write, nothing else and no mknod. Its number is the entrypoint's default VT."""
+    from samtranslator.yaml_helper import yaml_parse
+
+    template = yaml_parse((REPO / "template.yaml").read_text())
+    props = template["Resources"]["DesktopJobDefinition"]["Properties"]["ContainerProperties"]
+    vt = re.search(r"xorg_vt=\$\{DCVFLEET_XORG_VT:-(\d+)\}", ENTRYPOINT.read_text())
+    assert vt is not None
+    device = f"/dev/tty{vt[1]}"
+    assert props["LinuxParameters"]["Devices"] == [
+        {"HostPath": device, "ContainerPath": device, "Permissions": ["READ", "WRITE"]}
+    ]
+    assert "Privileged" not in props
+
+
 def test_a_missing_application_fails_with_68_before_anything_else(ready: Container) -> None:
     missing = ready.root / "opt/app/Game.x86_64"
 
@@ -684,6 +718,68 @@ def test_sigterm_reaches_the_real_agent_which_exits_cleanly(ready: Container) ->
     assert len(creates) == 1
 
 
+def test_the_session_starts_the_application_so_that_dcv_gl_carries_its_opengl(
+    ready: Container,
+) -> None:
+    """The init script DCV runs in the session (--gl on) starts the application itself, with
+    none of PRIME offload's variables, which would send GLX to the session's own X server (no
+    NVIDIA GLX there) instead of through DCV-GL, even when the session's environment has them."""
+    seen = ready.tmp / "seen.json"
+    ready.app.write_text(
+        f"#!/bin/sh\nexec {sys.executable} -c 'import json, os, sys; "
+        f'json.dump({{"argv": sys.argv[1:], "env": dict(os.environ)}}, '
+        f'open("{seen}", "w"))\' "$@"\n'
+    )
+    run = ready.run()
+    assert run.code == 0, run.stderr
+    init = ready.root / "run/dcvfleet/session-init.sh"
+
+    subprocess.run(
+        [str(init)],
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(ready.tmp),
+            "__NV_PRIME_RENDER_OFFLOAD": "1",
+            "__NV_PRIME_RENDER_OFFLOAD_PROVIDER": "NVIDIA-G0",
+            "__GLX_VENDOR_LIBRARY_NAME": "nvidia",
+        },
+        check=True,
+        timeout=10,
+    )
+
+    started = json.loads(seen.read_text())
+    assert started["argv"] == ["--level", "one two"]
+    for name in ("__NV_PRIME_RENDER_OFFLOAD", "__NV_PRIME_RENDER_OFFLOAD_PROVIDER",
+                 "__GLX_VENDOR_LIBRARY_NAME"):  # fmt: skip
+        assert name not in started["env"], name
+
+
+def test_session_glxinfo_runs_glxinfo_as_the_sessions_owner_on_its_display(
+    container: Container,
+) -> None:
+    """What the release's smoke test runs in the container: glxinfo -B as the session's own
+    OpenGL clients see it (its owner, its Xdcv display and X authority, through DCV-GL)."""
+    (container.state / "dcvserver.up").touch()
+    (container.state / "sessions").write_text("desktop alice\n")
+    container.script("glxinfo", 'echo "$DISPLAY $XAUTHORITY $*"')
+    env = {**container.env, "DCVFLEET_DCV_COMMAND": str(container.bin / "dcv")}
+
+    def glxinfo(session: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", str(CONTAINER / "session-glxinfo"), session],
+            env=env, capture_output=True, text=True, timeout=20, check=False,
+        )  # fmt: skip
+
+    found = glxinfo("desktop")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.split() == [":1", "/run/user/1001/dcv/desktop.xauth", "-B"]
+    (runuser,) = [c for c in container.calls() if c["name"] == "runuser"]
+    assert runuser["argv"][:3] == ["-u", "alice", "--"]
+    missing = glxinfo("other")
+    assert missing.returncode == 1
+    assert "does not exist" in missing.stderr
+
+
 # --- prime-run ------------------------------------------------------------------------------
 
 
@@ -705,32 +801,36 @@ def run_prime(tmp_path: Path, *argv: str, **env: str) -> subprocess.CompletedPro
     )
 
 
-def test_prime_run_sets_the_offload_environment_and_passes_argv_through(tmp_path: Path) -> None:
+def test_prime_run_leaves_opengl_to_dcv_gl_pins_vulkan_to_nvidia_and_passes_argv(
+    tmp_path: Path,
+) -> None:
     script = (
         "import json, os, sys; print(json.dumps({'argv': sys.argv[1:], 'env': dict(os.environ)}))"
     )
 
-    result = run_prime(tmp_path, sys.executable, "-c", script, "two words", "--flag=$HOME", "")
+    result = run_prime(
+        tmp_path, sys.executable, "-c", script, "two words", "--flag=$HOME", "",
+        __NV_PRIME_RENDER_OFFLOAD="1", __GLX_VENDOR_LIBRARY_NAME="nvidia",
+    )  # fmt: skip
 
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert seen["argv"] == ["two words", "--flag=$HOME", ""]
     env = seen["env"]
-    assert env["__NV_PRIME_RENDER_OFFLOAD"] == "1"
-    assert env["__GLX_VENDOR_LIBRARY_NAME"] == "nvidia"
-    assert env["__VK_LAYER_NV_optimus"] == "NVIDIA_only"
-    assert env["DRI_PRIME"] == "1"
+    # OpenGL is DCV-GL's: PRIME offload's variables are removed, even inherited ones
+    assert "__NV_PRIME_RENDER_OFFLOAD" not in env
+    assert "__GLX_VENDOR_LIBRARY_NAME" not in env
     assert env["VK_ICD_FILENAMES"] == str(tmp_path / "nvidia_icd.json")
     assert "__EGL_VENDOR_LIBRARY_FILENAMES" not in env  # no vendor file found: left alone
 
 
-def test_prime_run_keeps_a_variable_already_set(tmp_path: Path) -> None:
+def test_prime_run_keeps_a_vulkan_or_egl_choice_already_made(tmp_path: Path) -> None:
     result = run_prime(
-        tmp_path, "sh", "-c", 'echo "$__GLX_VENDOR_LIBRARY_NAME|$VK_ICD_FILENAMES"',
-        __GLX_VENDOR_LIBRARY_NAME="mesa", VK_ICD_FILENAMES="/custom.json",
+        tmp_path, "sh", "-c", 'echo "$__EGL_VENDOR_LIBRARY_FILENAMES|$VK_ICD_FILENAMES"',
+        __EGL_VENDOR_LIBRARY_FILENAMES="/egl.json", VK_ICD_FILENAMES="/custom.json",
     )  # fmt: skip
 
-    assert result.stdout.strip() == "mesa|/custom.json"
+    assert result.stdout.strip() == "/egl.json|/custom.json"
 
 
 def test_prime_run_execs_the_program_in_its_own_process(tmp_path: Path) -> None:
@@ -794,7 +894,12 @@ def test_the_buildspec_is_yaml_and_names_its_inputs_and_outputs() -> None:
     spec = yaml.safe_load(BUILDSPEC.read_text())
 
     assert spec["version"] == 0.2
-    for name in ("BUILD_VERSION", "BUILD_ARTIFACT_S3_URI", "IMAGE_REPOSITORY_URI"):
+    for name in (
+        "BUILD_VERSION",
+        "BUILD_ARTIFACT_S3_URI",
+        "IMAGE_REPOSITORY_URI",
+        "UBUNTU_SNAPSHOT",
+    ):
         assert name in spec["env"]["variables"]
     assert {"IMAGE_URI", "IMAGE_DIGEST"} <= set(spec["env"]["exported-variables"])
     assert spec["artifacts"]["files"] == ["imageDetail.json"]
@@ -844,7 +949,7 @@ def test_the_buildspec_builds_tags_pushes_and_reports_the_digest(
         build_dir, container,
         BUILD_VERSION="1.4.2-rc1", IMAGE_REPOSITORY_URI=repo,
         BUILD_ARTIFACT_S3_URI="s3://dcvfleet-builds/game/1.4.2-rc1.tar.gz",
-        APP_COMMAND="/opt/app/Game.x86_64 -fullscreen",
+        APP_COMMAND="/opt/app/Game.x86_64 -fullscreen", UBUNTU_SNAPSHOT="20261207T000000Z",
     )  # fmt: skip
 
     assert code == 0, output
@@ -856,6 +961,7 @@ def test_the_buildspec_builds_tags_pushes_and_reports_the_digest(
     assert build[-3:] == ["-t", f"{repo}:1.4.2-rc1", "."]
     assert "APP_COMMAND=/opt/app/Game.x86_64 -fullscreen" in build
     assert "AGENT_ARCHIVE=dist/dcvfleet-agent.tar.gz" in build
+    assert build[build.index("UBUNTU_SNAPSHOT=20261207T000000Z") - 1] == "--build-arg"
     assert ["push", f"{repo}:1.4.2-rc1"] in docker
     s3 = next(c["argv"] for c in calls if c["name"] == "aws" and c["argv"][0] == "s3")
     assert s3[-2:] == ["s3://dcvfleet-builds/game/1.4.2-rc1.tar.gz", "dist/app.tar.gz"]
@@ -885,6 +991,7 @@ def test_the_buildspec_repacks_a_zip_build_keeping_file_modes(
         BUILD_VERSION="2.0.0", FAKE_S3_DIR=str(s3),
         IMAGE_REPOSITORY_URI="123456789012.dkr.ecr.eu-west-1.amazonaws.com/desktop",
         BUILD_ARTIFACT_S3_URI="s3://dcvfleet-builds/builds/2.0.0.zip",
+        UBUNTU_SNAPSHOT="20261207T000000Z",
     )  # fmt: skip
 
     assert code == 0, output
@@ -904,6 +1011,8 @@ def test_the_buildspec_repacks_a_zip_build_keeping_file_modes(
         ({"BUILD_ARTIFACT_S3_URI": "s3://b/builds/1.rar"}, "is not s3://bucket/key.tar.gz or .zip"),
         ({"IMAGE_REPOSITORY_URI": "docker.io/me/desktop"}, "is not an ECR repository URI"),
         ({"FAKE_IMAGE_TAG_EXISTS": "1"}, "already exists"),
+        ({"UBUNTU_SNAPSHOT": ""}, "UBUNTU_SNAPSHOT '' is not an Ubuntu snapshot id"),
+        ({"UBUNTU_SNAPSHOT": "2025-06-01"}, "UBUNTU_SNAPSHOT '2025-06-01' is not an Ubuntu"),
     ],
 )
 def test_the_buildspec_fails_fast_on_bad_inputs(
@@ -913,6 +1022,7 @@ def test_the_buildspec_fails_fast_on_bad_inputs(
         "BUILD_VERSION": "1.4.2",
         "BUILD_ARTIFACT_S3_URI": "s3://dcvfleet-builds/game/1.4.2.tar.gz",
         "IMAGE_REPOSITORY_URI": "123456789012.dkr.ecr.eu-west-1.amazonaws.com/desktop",
+        "UBUNTU_SNAPSHOT": "20261207T000000Z",
     }
 
     code, output = run_buildspec(build_dir, container, **{**good, **env})
@@ -961,6 +1071,30 @@ def test_every_file_the_dockerfile_copies_is_in_its_build_context() -> None:
     assert "dist/" in included  # the agent and application archives
 
 
+def test_the_dockerfile_pins_no_snapshot_date_and_the_release_passes_one() -> None:
+    """The Ubuntu archive snapshot is a build argument without a default (a date fixed in the
+    Dockerfile stops building once the snapshot service drops it), every stage that installs
+    packages declares it, the build refuses to run without one, and the release workflow hands
+    the build its release's snapshot (UBUNTU_SNAPSHOT), which the build spec passes on."""
+    dockerfile = (CONTAINER / "Dockerfile").read_text()
+    assert re.findall(r"\b20\d{6}T\d{6}Z\b", dockerfile) == []
+    stages = dockerfile.split("\nFROM ")[1:]
+    assert len(stages) == 2
+    for stage in stages:
+        assert re.search(r"^ARG UBUNTU_SNAPSHOT$", stage, re.M), stage.splitlines()[0]
+        assert 'APT::Snapshot "%s"' in stage
+    assert "UBUNTU_SNAPSHOT:-} =~ ^[0-9]{8}T[0-9]{6}Z$" in stages[0]
+    spec = yaml.safe_load(BUILDSPEC.read_text())
+    assert spec["env"]["variables"]["UBUNTU_SNAPSHOT"] == ""
+    machine = json.loads((REPO / "statemachines/release_image.asl.json").read_text())["States"]
+    overrides = machine["BuildImage"]["Parameters"]["EnvironmentVariablesOverride"]
+    passed = {o["Name"]: o.get("Value.$") for o in overrides}
+    assert passed["UBUNTU_SNAPSHOT"] == "$.release.ubuntuSnapshot"
+    begin = machine["Begin"]
+    assert begin["ResultSelector"]["ubuntuSnapshot.$"] == "$.Payload.ubuntuSnapshot"
+    assert begin["ResultPath"] == "$.release"
+
+
 def test_container_scripts_are_executable() -> None:
-    for name in ("entrypoint.sh", "prime-run", "healthcheck.sh"):
+    for name in ("entrypoint.sh", "prime-run", "session-glxinfo", "healthcheck.sh"):
         assert (CONTAINER / name).stat().st_mode & stat.S_IXUSR, name

@@ -7,6 +7,7 @@ import json
 import re
 import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
@@ -27,6 +28,7 @@ from dcvfleet.errors import (
 )
 from dcvfleet.model import Status
 from dcvfleet.store import InMemorySessionStore
+from local import sim_glxinfo
 from tests.unit.test_batch import SETTINGS as BATCH
 from tests.unit.test_batch import FakeJobs, FakeReleases
 from tests.unit.test_service import FakeSecrets, FakeWorkflows
@@ -209,6 +211,30 @@ def test_a_build_key_must_name_a_version(records: ReleaseRecords, key: str) -> N
     with pytest.raises(InvalidRequestError, match="is not builds/<version>"):
         releases.begin(records, "bucket", key, EXECUTION)
     assert records.list() == []
+
+
+def test_each_release_builds_on_the_ubuntu_snapshot_of_the_day_it_begins(
+    records: ReleaseRecords,
+) -> None:
+    begun = releases.begin(
+        records, "bucket", "builds/4.0.tar.gz", EXECUTION,
+        now=datetime(2027, 3, 9, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5))),
+    )  # fmt: skip
+
+    assert begun["ubuntuSnapshot"] == "20270310T000000Z"  # the UTC day
+    assert records.require("4.0")["ubuntuSnapshot"] == "20270310T000000Z"
+
+
+@pytest.mark.parametrize(
+    ("sample", "vendor", "renderer"),
+    [
+        (sim_glxinfo.NVIDIA, "NVIDIA Corporation", "GeForce MX150/PCIe/SSE2"),
+        (sim_glxinfo.LLVMPIPE, "VMware, Inc.", "Gallium 0.4 on llvmpipe (LLVM 3.9, 256 bits)"),
+        ("glxinfo: unable to open display\n", "", ""),
+    ],
+)
+def test_glxinfo_names_who_renders_opengl(sample: str, vendor: str, renderer: str) -> None:
+    assert releases.gl_renderer(sample) == (vendor, renderer)
 
 
 def test_a_version_is_released_once(records: ReleaseRecords) -> None:

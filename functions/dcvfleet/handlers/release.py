@@ -15,7 +15,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcvfleet import releases
-from dcvfleet.adapters import ImageBuilds, ReleaseRecords, Releases, SessionSecrets, Workflows
+from dcvfleet.adapters import (
+    HostCommands,
+    ImageBuilds,
+    ReleaseRecords,
+    Releases,
+    SessionSecrets,
+    Workflows,
+)
 from dcvfleet.aws import client
 from dcvfleet.config import CommonSettings, ReleaseSettings
 from dcvfleet.errors import InvalidRequestError
@@ -75,7 +82,14 @@ STEPS: dict[str, Callable[[dict[str, Any], ReleaseSettings], dict[str, Any]]] = 
     "start_smoke": lambda e, s: releases.start_smoke(
         _sessions(), _records(s), Workflows(client("stepfunctions")), s, _text(e, "release")
     ),
-    "check_smoke": lambda e, s: releases.check_smoke(_sessions(), _records(s), _text(e, "release")),
+    "check_smoke": lambda e, s: releases.check_smoke(
+        _sessions(),
+        _records(s),
+        _text(e, "release"),
+        commands=HostCommands(client("ssm")),
+        jobs=batch_jobs(),
+        settings=s,
+    ),
     "end_smoke": lambda e, s: releases.end_smoke(
         _sessions(),
         _records(s),
