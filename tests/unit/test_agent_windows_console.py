@@ -49,7 +49,8 @@ def windows_agent(manage_user: str = "true") -> Agent:
         }
     )
     dcv = DcvCli([sys.executable, str(SIM)], 10)
-    return Agent(config, Identity("i-1", "s-1", None), dcv, sender=None, sleep=lambda _: None)
+    identity = Identity("i-1", "s-1", None)
+    return Agent(config, identity, dcv, sender=None, sleep=lambda _: None)  # type: ignore[arg-type]
 
 
 def sessions(state: Path) -> list[dict[str, Any]]:
