@@ -71,7 +71,7 @@ def commands(source: str) -> list[Command]:
     for node in nodes(source, "command"):
         name, elements = "", []
         for child in node.children:
-            if child.type == "command_name":
+            if child.type in ("command_name", "command_name_expr"):  # `& $exe ...`: the latter
                 name = (child.text or b"").decode().lower()
             elif child.type == "command_elements":
                 elements = [

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import __version__
+from . import __version__, winstop
 from .aws import AwsClient, CredentialChain
 from .config import Config, ConfigError, load_config, read_settings
 from .dcv import DcvCli, DcvError, DcvSession, same_windows_user
@@ -281,8 +281,14 @@ def main(stop: threading.Event | None = None) -> int:
     """`stop`: set it to end the monitor as SIGTERM would (tests)."""
     context = configure_logging()
     stop = threading.Event() if stop is None else stop
-    with _stop_on_signals(stop):
-        return _run(context, stop)
+    flushed = threading.Event()  # Windows: the shutdown handler waits for it (winstop.py)
+    handler = winstop.install(stop, flushed)
+    try:
+        with _stop_on_signals(stop):
+            return _run(context, stop)
+    finally:
+        flushed.set()
+        del handler
 
 
 def _run(context: LogContext, stop: threading.Event) -> int:
