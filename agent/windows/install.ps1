@@ -42,7 +42,11 @@ if (-not (Test-Path -LiteralPath $ArchivePath -PathType Leaf)) {
     throw "archive not found: $ArchivePath"
 }
 if (-not $PythonPath) {
-    $PythonPath = (Get-Command python.exe -CommandType Application | Select-Object -First 1).Source
+    $python = Get-Command python.exe -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if (-not $python) {
+        throw 'Python 3.9+ is not installed for all users (no python.exe on PATH): the Windows desktop AMI must carry it (docs/host-windows.md)'
+    }
+    $PythonPath = $python.Source
 }
 & $PythonPath -c 'import sys; sys.exit(sys.version_info < (3, 9))'
 if ($LASTEXITCODE -ne 0) {
