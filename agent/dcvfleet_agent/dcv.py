@@ -143,8 +143,15 @@ class DcvCli:
         https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions-start.html)."""
         if close_first:
             self._run("close-session", session_id)
-        with tempfile.TemporaryDirectory(prefix="dcvfleet-") as folder:
-            path = os.path.join(folder, "console.perm")
-            with open(path, "w", encoding="utf-8") as handle:
-                handle.write(OWNER_ONLY_PERMISSIONS)
-            self._run("create-session", "--owner", owner, "--permissions-file", path, session_id)
+        # A folder of its own (not a fixed name in a temp folder every user may write to); DCV
+        # reads the file when it creates the session.
+        try:
+            with tempfile.TemporaryDirectory(prefix="dcvfleet-") as folder:
+                path = os.path.join(folder, "console.perm")
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(OWNER_ONLY_PERMISSIONS)
+                self._run(
+                    "create-session", "--owner", owner, "--permissions-file", path, session_id
+                )
+        except OSError as exc:
+            raise DcvError(f"cannot write the console session's permissions file: {exc}") from None

@@ -13,7 +13,7 @@ import pytest
 
 from dcvfleet_agent.agent import Agent, NotReadyError
 from dcvfleet_agent.config import load_config
-from dcvfleet_agent.dcv import OWNER_ONLY_PERMISSIONS, DcvCli, same_windows_user
+from dcvfleet_agent.dcv import OWNER_ONLY_PERMISSIONS, DcvCli, DcvError, same_windows_user
 from dcvfleet_agent.identity import Identity
 from local import sim_dcv
 
@@ -110,3 +110,15 @@ def test_a_console_dcv_will_not_give_to_the_user_fails_the_ready_step_clearly(
 )
 def test_owner_names_compare_as_windows_accounts(reported: str, same: bool) -> None:
     assert same_windows_user(reported, "dcvalice") is same
+
+
+def test_a_permissions_file_that_cannot_be_written_is_a_dcv_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_folder(*_args: object, **_kwargs: object) -> None:
+        raise PermissionError(13, "Access is denied")
+
+    monkeypatch.setattr("dcvfleet_agent.dcv.tempfile.TemporaryDirectory", no_folder)
+    dcv = DcvCli([sys.executable, str(SIM)], 10)
+    with pytest.raises(DcvError, match=r"permissions file: .*Access is denied"):
+        dcv.own_console("console", "dcvalice", close_first=False)
