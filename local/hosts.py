@@ -207,9 +207,14 @@ class Host:
         """What DCV Server does on a Windows host at boot: a console session, owned by the
         Administrator (the agent finds it, it does not create one)."""
         args = sim_dcv.parser().parse_args(
-            ["create-session", "--type", "console", "--owner", "Administrator", "console"]
+            ["create-session", "--owner", "Administrator", "console"]
         )
-        sim_dcv.update_state(str(self.state_file), lambda state: sim_dcv.change(args, state))
+
+        def boot(state: dict[str, Any]) -> None:
+            state["platform"] = "windows"
+            sim_dcv.change(args, state)
+
+        sim_dcv.update_state(str(self.state_file), boot)
 
     def power_cycle_dcv(self) -> None:
         """A halted (or freshly booted) machine: no DCV session, no client connected."""

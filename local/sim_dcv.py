@@ -4,14 +4,18 @@
     SIM_DCV_STATE=/tmp/host1.json python3 local/sim_dcv.py list-sessions -j
 
 State file (created if missing, written atomically under a lock file, ``<state>.lock``):
-``{"sessions": [...], "connections": N, "lastDisconnection": "…Z", "notices": [...]}``; only
+``{"sessions": [...], "connections": N, "lastDisconnection": "…Z", "notices": [...],
+"platform": "windows"}``; only
 "sessions" and "connections" are required, so older files still load. "connections" is written
 by another process (the host simulator, ``update_state``/``set_connections``) and is how many
 clients every session reports. When it drops from more than 0 to 0, "lastDisconnection" records
 that moment; a session created before it prints it as its ``last-disconnection-time`` (ISO 8601,
 microseconds, "Z", as in the guide's "Finding and stopping idle sessions"), a session created
 after it (or when no client ever left) prints "". SIM_DCV_FAIL=missing|garbage|hang makes every
-command fail like a broken install: exit 127 / non-JSON output / sleep 60 s.
+command fail like a broken install: exit 127 / non-JSON output / sleep 60 s. With "platform"
+"windows", `create-session` refuses `--type` and makes a console session, as DCV Server on
+Windows does; `--permissions-file` is read when the session is made and its text kept in the
+session's "permissions" (state only; not printed, as the real CLI does not print it).
 
 Output shapes follow the Amazon DCV Administrator Guide, "Viewing Amazon DCV sessions": a
 session object has the fields of `dcv describe-session <id> --json` ("id", "owner", "name",
@@ -210,8 +214,9 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("-j", "--json", action="store_true")
         sub.add_argument("session_id")
     create = commands.add_parser("create-session")
-    create.add_argument("--type", choices=("virtual", "console"), default="virtual")
+    create.add_argument("--type", choices=("virtual", "console"))
     create.add_argument("--owner")
+    create.add_argument("--permissions-file", dest="permissions_file")
     create.add_argument("--user")
     create.add_argument("--name")
     create.add_argument("--gl", choices=("on", "off"))
@@ -245,16 +250,30 @@ def change(args: argparse.Namespace, state: dict[str, Any]) -> None:
     if args.command == "create-session":
         if any(s["id"] == args.session_id for s in state["sessions"]):
             raise SimError(f"A session with id '{args.session_id}' already exists")
-        if args.type == "console" and any(s["type"] == "console" for s in state["sessions"]):
+        windows = state.get("platform") == "windows"
+        if windows and args.type is not None:
+            # "--type ... is supported on Linux Amazon DCV servers only" (admin guide, "Starting
+            # Amazon DCV sessions"): a Windows server has console sessions only.
+            raise SimError("--type is not supported on Windows")
+        kind = args.type or ("console" if windows else "virtual")
+        if kind == "console" and any(s["type"] == "console" for s in state["sessions"]):
             raise SimError("A console session is already running")
+        permissions = None
+        if args.permissions_file is not None:
+            try:
+                with open(args.permissions_file, encoding="utf-8") as handle:
+                    permissions = handle.read()
+            except OSError as exc:
+                raise SimError(f"cannot read permissions file: {exc}") from None
         displays = [int(s["x11-display"][1:]) for s in state["sessions"]]
         state["sessions"].append(
             {
                 "id": args.session_id,
                 "owner": args.owner or args.user or getpass.getuser(),
                 "name": args.name or args.session_id,
-                "type": args.type,
+                "type": kind,
                 "creation-time": iso(time.time()),
+                **({"permissions": permissions} if permissions is not None else {}),
                 "x11-display": f":{max(displays, default=0) + 1}",
             }
         )

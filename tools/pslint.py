@@ -12,6 +12,7 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import tree_sitter
 import tree_sitter_powershell
@@ -36,6 +37,49 @@ def errors(source: str) -> list[str]:
             line, column = node.start_point
             what = f"missing {node.type}" if node.is_missing else "unexpected text"
             found.append(f"{line + 1}:{column + 1}: {what}")
+    return found
+
+
+class Command(NamedTuple):
+    """One command call in a script: its name lowercased (PowerShell ignores case), its
+    parameters and arguments as written, and where it starts (byte offset), for order checks."""
+
+    name: str
+    elements: list[str]
+    start: int
+
+
+def nodes(source: str, node_type: str) -> list[tree_sitter.Node]:
+    """Every node of the given grammar type, in source order."""
+    found: list[tree_sitter.Node] = []
+
+    def walk(node: tree_sitter.Node) -> None:
+        if node.type == node_type:
+            found.append(node)
+        for child in node.children:
+            walk(child)
+
+    walk(PARSER.parse(source.encode()).root_node)
+    return found
+
+
+def commands(source: str) -> list[Command]:
+    """Every command the script calls, in source order: what a test asserts on, rather than on
+    the script's text, so a comment or a string that merely mentions a command counts for
+    nothing."""
+    found: list[Command] = []
+    for node in nodes(source, "command"):
+        name, elements = "", []
+        for child in node.children:
+            if child.type in ("command_name", "command_name_expr"):  # `& $exe ...`: the latter
+                name = (child.text or b"").decode().lower()
+            elif child.type == "command_elements":
+                elements = [
+                    (c.text or b"").decode()
+                    for c in child.children
+                    if c.type != "command_argument_sep"
+                ]
+        found.append(Command(name, elements, node.start_byte))
     return found
 
 

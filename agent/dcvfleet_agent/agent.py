@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from . import __version__
+from . import __version__, winstop
 from .aws import AwsClient, CredentialChain
 from .config import Config, ConfigError, load_config, read_settings
-from .dcv import DcvCli, DcvError, DcvSession
+from .dcv import DcvCli, DcvError, DcvSession, same_windows_user
 from .events import EventSender
 from .identity import Identity, IdentityError, resolve_identity
 from .logs import LogContext, configure_logging, iso_utc
@@ -117,14 +117,37 @@ class Agent:
         return None
 
     def wait_for_session(self, owner: str) -> str:
-        """Create the session if it is missing (not on Windows), poll until DCV lists it."""
+        """Create the session if it is missing (not on Windows, where the console session is
+        made `owner`'s when the agent manages the user), poll until DCV lists it."""
         name, timeout = self.config.dcv_session_name, self.config.ready_timeout_seconds
         deadline = self._clock() + timeout
         may_create = self.config.platform != "windows"
         last_error = "session not listed yet"
+        # Windows: the console session DCV Server made at boot is Administrator's; when the agent
+        # manages the user, it is made the user's (DcvCli.own_console), once.
+        give_console = self.config.platform == "windows" and self.config.manage_user
+        console: str | None = None
+        given = False
         while True:
             try:
                 found = self._pick(self.dcv.list_sessions())
+                if give_console and (found is not None or console):
+                    if found is not None and same_windows_user(found.owner, owner):
+                        return found.id
+                    if found is not None and given:
+                        raise NotReadyError(
+                            f"DCV session '{found.id}' was created for {owner!r} but DCV lists "
+                            f"its owner as {found.owner!r}"
+                        )
+                    if not given:
+                        console = found.id if found is not None else str(console)
+                        self.dcv.own_console(console, owner, close_first=found is not None)
+                        given = True
+                        log.info(
+                            "console session given to its user",
+                            extra={"fields": {"dcvSessionId": console, "user": owner}},
+                        )
+                        continue
                 if found is not None:
                     return found.id
                 if may_create:
@@ -258,8 +281,14 @@ def main(stop: threading.Event | None = None) -> int:
     """`stop`: set it to end the monitor as SIGTERM would (tests)."""
     context = configure_logging()
     stop = threading.Event() if stop is None else stop
-    with _stop_on_signals(stop):
-        return _run(context, stop)
+    flushed = threading.Event()  # Windows: the shutdown handler waits for it (winstop.py)
+    handler = winstop.install(stop, flushed)
+    try:
+        with _stop_on_signals(stop):
+            return _run(context, stop)
+    finally:
+        flushed.set()
+        del handler
 
 
 def _run(context: LogContext, stop: threading.Event) -> int:

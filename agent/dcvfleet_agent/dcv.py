@@ -18,16 +18,29 @@ Every failure surfaces as one DcvError with a readable message.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from .proc import Runner, run_command
 
+#: The session owner may use every feature, nobody else any ("%owner% allow builtin"): admin
+#: guide, "Understanding permissions files"
+#: (https://docs.aws.amazon.com/dcv/latest/adminguide/security-authorization-file-create.html).
+OWNER_ONLY_PERMISSIONS = "[permissions]\n%owner% allow builtin\n"
+
 
 class DcvError(Exception):
     pass
+
+
+def same_windows_user(reported: str, user: str) -> bool:
+    """Whether DCV's owner names the local account `user`: Windows account names ignore case,
+    and an owner may be printed with its machine's name (``HOST\\user``)."""
+    return reported.rpartition("\\")[2].casefold() == user.casefold()
 
 
 @dataclass(frozen=True)
@@ -122,3 +135,28 @@ class DcvCli:
         https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions-start.html).
         """
         self._run("create-session", "--type", "virtual", "--owner", owner, "--gl", "on", name)
+
+    def own_console(self, session_id: str, owner: str, *, close_first: bool) -> None:
+        """Windows: make the console session `owner`'s. DCV Server creates it at boot owned by
+        Administrator, and its default permissions admit only the owner ("The default
+        permissions grants only the session owner full access to all features", admin guide,
+        "Managing Amazon DCV Session authorization",
+        https://docs.aws.amazon.com/dcv/latest/adminguide/managing-session-perms.html). So the
+        session is closed and created again with `--owner` and a permissions file that admits
+        the owner (admin guide, "Starting Amazon DCV sessions": on Windows `create-session`
+        takes no `--type`, a Windows server runs console sessions only, one at a time,
+        https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions-start.html)."""
+        if close_first:
+            self._run("close-session", session_id)
+        # A folder of its own (not a fixed name in a temp folder every user may write to); DCV
+        # reads the file when it creates the session.
+        try:
+            with tempfile.TemporaryDirectory(prefix="dcvfleet-") as folder:
+                path = os.path.join(folder, "console.perm")
+                with open(path, "w", encoding="utf-8") as handle:
+                    handle.write(OWNER_ONLY_PERMISSIONS)
+                self._run(
+                    "create-session", "--owner", owner, "--permissions-file", path, session_id
+                )
+        except OSError as exc:
+            raise DcvError(f"cannot write the console session's permissions file: {exc}") from None

@@ -9,9 +9,9 @@ this time (no GPU). Nothing a host prints can crash it: a signal that cannot be 
   `dcv list-connections -j <id>` only while there are connections. Idle with 0 connections, or
   when every connection carries a "last-interaction-time" older than the idle timeout.
 - cpu: the busiest core between two samples, not the average (one busy core of 16 reads as 6 %).
-  Linux: the per-core `cpuN` lines of /proc/stat (`cpuStatPath`). Windows:
-  `typeperf "\\Processor(*)\\% Processor Time" -sc 1` (English counter names, as on AWS's
-  Windows AMIs; on a localised Windows the signal reports typeperf's error instead).
+  Linux: the per-core `cpuN` lines of /proc/stat (`cpuStatPath`). Windows: a background
+  `typeperf "\\Processor(*)\\% Processor Time" -si 1` (its counter names in the system's
+  language), every row since the last reading averaged per processor (TypeperfCpu).
 - gpu: `nvidia-smi --query-gpu=utilization.gpu,utilization.encoder ...`, the maximum over GPUs.
   Absent when nvidia-smi is not installed; an error when it is there but fails.
 - processes: whether any of `busyProcesses` runs (Linux: /proc/<pid>/comm and the basename of
@@ -27,11 +27,13 @@ import logging
 import os
 import re
 import subprocess
+import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from .config import Config
 from .dcv import DcvCli, DcvError
@@ -43,7 +45,6 @@ NVIDIA_SMI_QUERY = (
     "--query-gpu=utilization.gpu,utilization.encoder",
     "--format=csv,noheader,nounits",
 )
-TYPEPERF_ARGV = ("typeperf", "\\Processor(*)\\% Processor Time", "-sc", "1")
 TASKLIST_ARGV = ("tasklist", "/fo", "csv", "/nh")
 _TIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$"
@@ -255,48 +256,223 @@ def cpu_reading(busiest: float, threshold: float) -> Reading:
     )
 
 
-def parse_typeperf(text: str) -> float:
-    """Busiest core from typeperf's CSV: a "(PDH-CSV 4.0)" header row naming one column per
-    `\\\\HOST\\Processor(N)\\% Processor Time` instance (and _Total), then one row of values."""
-    rows = [row for row in csv.reader(text.splitlines()) if row]
-    header = next((i for i, row in enumerate(rows) if row[0].startswith("(PDH-CSV")), None)
-    if header is None or header + 1 >= len(rows):
-        raise SignalError(f"typeperf printed no counter values: {_clip(text)[:200]!r}")
-    names, values = rows[header], rows[header + 1]
-    busiest: float | None = None
-    for column in range(1, min(len(names), len(values))):
-        name, value = names[column], values[column]
-        instance = re.search(r"\(([^()]*)\)\\[^\\]*$", name)
+def _typeperf_row(row: list[str], names: list[str]) -> dict[str, float] | None:
+    """Percent per processor instance (not _Total) of one typeperf CSV row, keyed by column;
+    only the first counter's columns count when a header names several. None for a row without
+    values (typeperf prints " " for a rate counter before it has two raw samples)."""
+    cores: dict[str, float] = {}
+    counter: str | None = None
+    for column in range(1, min(len(names), len(row))):
+        name, value = names[column], row[column].strip()
+        instance = re.search(r"\(([^()]*)\)\\([^\\]*)$", name)
         if instance is None or instance.group(1) == "_Total":
             continue
+        counter = counter or instance.group(2)
+        if instance.group(2) != counter:
+            continue
+        if not value:
+            return None
         try:
-            percent = float(value.strip().replace(",", "."))
+            cores[name] = float(value.replace(",", "."))
         except ValueError:
             raise SignalError(f"typeperf printed {value!r} for {name}") from None
-        busiest = percent if busiest is None else max(busiest, percent)
-    if busiest is None:
+    if not cores:
         raise SignalError("typeperf printed no per-processor column")
-    return busiest
+    return cores
+
+
+def parse_typeperf(text: str) -> list[dict[str, float]]:
+    """Per-processor percentages of each row of typeperf's CSV: a "(PDH-CSV 4.0)" header row
+    naming one column per `\\\\HOST\\Processor(N)\\% Processor Time` instance (and _Total),
+    then one row per sample interval. Other lines (typeperf's closing messages, in the
+    system's language) are skipped; a row without values (the first of a run) is left out."""
+    names: list[str] | None = None
+    rows: list[dict[str, float]] = []
+    for row in csv.reader(text.splitlines()):
+        if not row or not row[0].strip():
+            continue
+        if row[0].startswith("(PDH-CSV"):
+            names = row
+        elif names is not None and len(row) > 1:
+            cores = _typeperf_row(row, names)
+            if cores is not None:
+                rows.append(cores)
+    if names is None:
+        raise SignalError(f"typeperf printed no counter header: {_clip(text)[:200]!r}")
+    return rows
+
+
+def busiest_core_over(rows: Sequence[dict[str, float]]) -> float:
+    """The busiest processor over rows of equal intervals: each processor's mean, then the
+    highest, as ProcStatCpu's counter deltas give over the whole interval."""
+    if not rows:
+        raise SignalError("typeperf printed no sample since the last reading")
+    totals: dict[str, list[float]] = {}
+    for row in rows:
+        for core, percent in row.items():
+            totals.setdefault(core, []).append(percent)
+    return max(sum(values) / len(values) for values in totals.values())
+
+
+#: The Processor object and its "% Processor Time" counter by their fixed indexes, which the
+#: performance library maps to the system language's names ("\\Prozessor(*)\\Prozessorzeit (%)"
+#: on a German Windows); typeperf takes only those names
+#: (https://learn.microsoft.com/en-us/windows/win32/api/pdh/nf-pdh-pdhlookupperfnamebyindexw).
+PROCESSOR_OBJECT_INDEX = 238
+PROCESSOR_TIME_INDEX = 6
+ENGLISH_PROCESSOR_COUNTER = "\\Processor(*)\\% Processor Time"
+#: typeperf's sample interval (-si) and how many rows one run prints (-sc): a run ends by
+#: itself within the hour, so one left behind by an agent that was ended goes away too.
+TYPEPERF_INTERVAL_SECONDS = 1
+TYPEPERF_ROWS_PER_RUN = 3600
+
+
+def pdh_counter_name(index: int) -> str | None:
+    """The system language's name of a performance object or counter, from its index
+    (PdhLookupPerfNameByIndexW); None off Windows or when the lookup fails."""
+    if not sys.platform.startswith("win"):
+        return None
+    import ctypes
+
+    size = ctypes.c_ulong(1024)
+    buffer = ctypes.create_unicode_buffer(size.value)
+    try:
+        status = ctypes.windll.pdh.PdhLookupPerfNameByIndexW(
+            None, index, buffer, ctypes.byref(size)
+        )
+    except (AttributeError, OSError):
+        return None
+    return buffer.value if status == 0 and buffer.value else None
+
+
+def processor_counter(lookup: Callable[[int], str | None] = pdh_counter_name) -> str:
+    """`\\Processor(*)\\% Processor Time` in the system's language, English when not found."""
+    processor, processor_time = lookup(PROCESSOR_OBJECT_INDEX), lookup(PROCESSOR_TIME_INDEX)
+    if not processor or not processor_time:
+        return ENGLISH_PROCESSOR_COUNTER
+    return f"\\{processor}(*)\\{processor_time}"
+
+
+def typeperf_argv(counter: str) -> list[str]:
+    return [
+        "typeperf",
+        counter,
+        "-si",
+        str(TYPEPERF_INTERVAL_SECONDS),
+        "-sc",
+        str(TYPEPERF_ROWS_PER_RUN),
+    ]
+
+
+class Process(Protocol):
+    @property
+    def stdout(self) -> Iterable[str] | None: ...
+
+    def poll(self) -> int | None: ...
+
+
+def spawn_process(argv: Sequence[str]) -> Process:
+    """A child whose text stdout is read line by line (stderr joins it)."""
+    return subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+    )
 
 
 class TypeperfCpu(Signal):
-    """Windows: typeperf measures each processor over its own one-second interval."""
+    """Windows: the busiest processor over the whole interval since the last reading. One
+    typeperf runs in the background and prints a row a second, each the share of that second
+    PDH computes from the raw counters' deltas; a reading averages every row since the one
+    before, per processor, so a one-second spike weighs one second, not the whole sample.
+    (A one-shot `typeperf -sc 1` measured one second of ten: one routine spike made the whole
+    sample busy.) A run that ends is started again at the next reading."""
 
     name = "cpu"
 
-    def __init__(self, threshold: float, timeout: float, run: Runner = run_command) -> None:
+    def __init__(
+        self,
+        threshold: float,
+        counter: str | None = None,
+        spawn: Callable[[Sequence[str]], Process] = spawn_process,
+    ) -> None:
         self.threshold = threshold
-        self.timeout = timeout
-        self._run = run
+        self.argv = typeperf_argv(counter or processor_counter())
+        self._spawn = spawn
+        self._lock = threading.Lock()
+        self._rows: list[dict[str, float]] = []
+        self._problem: str | None = None
+        self._process: Process | None = None
+        self.reader: threading.Thread | None = None
+        with contextlib.suppress(SignalError):
+            self._start()  # so that the first reading has an interval to measure
 
     def unknown(self) -> dict[str, Any]:
         return {"busiestCorePercent": None, "thresholdPercent": self.threshold}
 
+    def _start(self) -> None:
+        try:
+            process = self._spawn(self.argv)
+        except FileNotFoundError:
+            raise SignalError("typeperf is not installed") from None
+        except OSError as exc:
+            raise SignalError(f"cannot run 'typeperf': {exc.strerror or exc}") from None
+        self._process = process
+        self.reader = threading.Thread(
+            target=self._pump, args=(process,), name="typeperf", daemon=True
+        )
+        self.reader.start()
+
+    def _pump(self, process: Process) -> None:
+        names: list[str] | None = None
+        other: list[str] = []
+        for line in process.stdout or ():
+            row = next(csv.reader([line]), [])
+            if not row or not row[0].strip():
+                continue
+            if row[0].startswith("(PDH-CSV"):
+                names = row
+                continue
+            if names is None or len(row) < 2:
+                other.append(line.strip())  # a message: typeperf's error, or its last words
+                continue
+            try:
+                cores = _typeperf_row(row, names)
+            except SignalError as exc:
+                with self._lock:
+                    self._problem = str(exc)
+                continue
+            if cores is not None:
+                with self._lock:
+                    self._rows.append(cores)
+                    del self._rows[:-TYPEPERF_ROWS_PER_RUN]
+        if names is None:
+            with self._lock:
+                self._problem = "typeperf printed no counter header: " + (
+                    " ".join(other)[-300:] or "no output"
+                )
+
     def read(self) -> Reading:
-        output = _run_tool(self._run, "typeperf", TYPEPERF_ARGV, self.timeout)
-        if output is None:
-            raise SignalError("typeperf is not installed")
-        return cpu_reading(parse_typeperf(output), self.threshold)
+        process = self._process
+        if process is None or process.poll() is not None:
+            if self.reader is not None:
+                self.reader.join(timeout=1)
+            with self._lock:  # what the run that ended printed
+                rows, self._rows = self._rows, []
+                problem, self._problem = self._problem, None
+            self._start()
+            if rows:
+                return cpu_reading(busiest_core_over(rows), self.threshold)
+            raise SignalError(problem or "typeperf had ended; started again")
+        with self._lock:
+            rows, self._rows = self._rows, []
+            problem, self._problem = self._problem, None
+        if problem is not None and not rows:
+            raise SignalError(problem)
+        return cpu_reading(busiest_core_over(rows), self.threshold)
 
 
 def parse_nvidia_smi(text: str) -> tuple[float, float]:
@@ -430,7 +606,7 @@ def build_signals(
     signals: list[Signal] = [DcvSignal(dcv, dcv_session_id, config.idle_timeout_seconds)]
     if config.cpu_threshold_percent is not None:
         if config.platform == "windows":
-            signals.append(TypeperfCpu(config.cpu_threshold_percent, timeout, run))
+            signals.append(TypeperfCpu(config.cpu_threshold_percent))
         else:
             signals.append(ProcStatCpu(config.cpu_stat_path, config.cpu_threshold_percent))
     if config.gpu_threshold_percent is not None:

@@ -13,14 +13,33 @@ from .config import USERNAME_RE
 from .proc import Runner, run_command
 
 COMMAND_TIMEOUT_SECONDS = 60.0
-# Reads the password from stdin; the user name is embedded only after USERNAME_RE validation.
-_WINDOWS_SCRIPT = (
-    "$ErrorActionPreference = 'Stop'; "
-    "$p = ConvertTo-SecureString -String ([Console]::In.ReadLine()) -AsPlainText -Force; "
-    "if (Get-LocalUser -Name '{user}' -ErrorAction SilentlyContinue) "
-    "{{ Set-LocalUser -Name '{user}' -Password $p }} "
-    "else {{ New-LocalUser -Name '{user}' -Password $p -PasswordNeverExpires | Out-Null; "
-    "'created' }}"
+#: "User account names are limited to 20 characters"
+#: (https://learn.microsoft.com/en-us/windows/win32/api/lmaccess/ns-lmaccess-user_info_0).
+WINDOWS_MAX_USERNAME = 20
+#: BUILTIN\Users by its well-known SID: the group's name is localized ("Benutzer", "Utilisateurs")
+#: (https://learn.microsoft.com/en-us/windows-server/identity/ad-ds/manage/understand-security-identifiers).
+WINDOWS_USERS_SID = "S-1-5-32-545"
+# Reads the password from stdin; the user name is embedded only after USERNAME_RE validation and
+# the length check below, and the script checks the length again before New-LocalUser sees it.
+# New-LocalUser leaves the account out of BUILTIN\Users, which a desktop sign-in needs; the
+# account is added (once) by the group's SID.
+_WINDOWS_SCRIPT = "; ".join(
+    (
+        "$ErrorActionPreference = 'Stop'",
+        "$name = '{user}'",
+        f"if ($name.Length -gt {WINDOWS_MAX_USERNAME}) "
+        f"{{{{ throw ('user name ' + $name + ' is over {WINDOWS_MAX_USERNAME} characters') }}}}",
+        "$p = ConvertTo-SecureString -String ([Console]::In.ReadLine()) -AsPlainText -Force",
+        "$created = $false",
+        "if (Get-LocalUser -Name $name -ErrorAction SilentlyContinue) "
+        "{{ Set-LocalUser -Name $name -Password $p }} "
+        "else {{ New-LocalUser -Name $name -Password $p -PasswordNeverExpires | Out-Null; "
+        "$created = $true }}",
+        f"if (-not (Get-LocalGroupMember -SID '{WINDOWS_USERS_SID}' -Member $name "
+        "-ErrorAction SilentlyContinue)) "
+        f"{{{{ Add-LocalGroupMember -SID '{WINDOWS_USERS_SID}' -Member $name }}}}",
+        "if ($created) {{ 'created' }}",
+    )
 )
 
 
@@ -76,6 +95,11 @@ def ensure_os_user(platform: str, creds: Credentials, run: Runner = run_command)
             raise UserSetupError(f"{what} failed with exit code {result.returncode}: {detail}")
 
     if platform == "windows":
+        if len(user) > WINDOWS_MAX_USERNAME:
+            raise UserSetupError(
+                f"user name {user!r} is {len(user)} characters; a Windows account name "
+                f"has at most {WINDOWS_MAX_USERNAME}"
+            )
         script = _WINDOWS_SCRIPT.format(user=user)
         argv = ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command", script]
         result = call(argv, creds.password + "\n")

@@ -3,8 +3,8 @@
     Install or upgrade the DCV Fleet agent on a Windows desktop host (run as Administrator).
 .DESCRIPTION
     Unpacks the archive's dcvfleet_agent package to C:\Program Files\DCVFleet\agent, merges eventBusName and
-    region (settingsParameter when -SettingsParameter is given, and dcvCommand when dcv.exe is in
-    its default place and the key is not set yet) into C:\ProgramData\DCVFleet\agent.json (other
+    region (settingsParameter when -SettingsParameter is given, and dcvCommand: the dcv.exe beside
+    the dcvserver service's program, wherever DCV is installed) into C:\ProgramData\DCVFleet\agent.json (other
     keys are kept; readable by SYSTEM and Administrators only), registers the "DCVFleetAgent"
     scheduled task that runs `python -m dcvfleet_agent` as SYSTEM at startup and keeps it running
     (no time limit, restarted when it ends), and starts it. Running it again upgrades.
@@ -42,7 +42,11 @@ if (-not (Test-Path -LiteralPath $ArchivePath -PathType Leaf)) {
     throw "archive not found: $ArchivePath"
 }
 if (-not $PythonPath) {
-    $PythonPath = (Get-Command python.exe -CommandType Application | Select-Object -First 1).Source
+    $python = Get-Command python.exe -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
+    if (-not $python) {
+        throw 'Python 3.9+ is not installed for all users (no python.exe on PATH): the Windows desktop AMI must carry it (docs/host-windows.md)'
+    }
+    $PythonPath = $python.Source
 }
 & $PythonPath -c 'import sys; sys.exit(sys.version_info < (3, 9))'
 if ($LASTEXITCODE -ne 0) {
@@ -85,10 +89,17 @@ $config['region'] = $Region
 if ($SettingsParameter) {
     $config['settingsParameter'] = $SettingsParameter
 }
-# dcv.exe is not on SYSTEM's PATH by default (admin guide, "Using the command line tool").
-$dcvExe = Join-Path $env:ProgramFiles 'NICE\DCV\Server\bin\dcv.exe'
-if (-not $config.Contains('dcvCommand') -and (Test-Path -LiteralPath $dcvExe)) {
+# dcv.exe is not on SYSTEM's PATH by default (admin guide, "Using the command line tool"), and
+# DCV may be installed anywhere: it lies beside the dcvserver service's program.
+$dcvService = Get-CimInstance -ClassName Win32_Service -Filter "Name='dcvserver'"
+if ($dcvService) {
+    $serverExe = $dcvService.PathName -replace '^\s*"?([^"]+?\.exe).*$', '$1'
+    $dcvExe = Join-Path (Split-Path -Parent $serverExe) 'dcv.exe'
+    if (-not (Test-Path -LiteralPath $dcvExe)) { throw "dcv.exe not found beside the dcvserver service: $dcvExe" }
     $config['dcvCommand'] = $dcvExe
+}
+elseif (-not $config.Contains('dcvCommand')) {
+    throw 'Amazon DCV Server is not installed: no dcvserver service, and agent.json names no dcvCommand'
 }
 $json = $config | ConvertTo-Json -Depth 5
 [IO.File]::WriteAllText($ConfigPath, $json, (New-Object Text.UTF8Encoding $false))

@@ -481,6 +481,83 @@ def check_hibernation(acct: Account) -> Result:
     return Result("hibernation", PASS, f"{', '.join(able)} can hibernate")
 
 
+#: The tag an operator puts on the Windows desktop AMI to say it carries what docs/host-windows.md
+#: lists (the GRID driver, DCV Server, Python): nothing read-only can look inside an image.
+WINDOWS_IMAGE_TAG = "dcvfleet:windows-desktop"
+#: AWS's own Windows Server AMIs are named so ("Windows_Server-2022-English-Full-Base-2025.01.15")
+#: and owned by "amazon"; the plain ones carry no GPU driver, no DCV and no Python.
+AWS_PLAIN_WINDOWS = re.compile(r"^Windows_Server-\d{4}-.*-Base", re.IGNORECASE)
+GPU_OR_DCV = re.compile(r"nvidia|grid|dcv|gpu", re.IGNORECASE)
+
+
+def check_windows_ami(acct: Account) -> Result:
+    """The Windows desktop AMI (WindowsAmiId, an SSM parameter name) resolves to an available,
+    x86_64 Windows image that is not one of AWS's plain Windows Server AMIs, and is marked as a
+    desktop image (WINDOWS_IMAGE_TAG). GetParameter, then DescribeImages, whose Image has
+    "Platform": "windows" for Windows AMIs and "ImageOwnerAlias": "amazon" for AWS's own
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Image.html). What the image
+    contains cannot be seen read-only: an untagged image is a WARN that says what it needs."""
+    name = acct.parameters.get("WindowsAmiId", "")
+    needs = "the NVIDIA GRID driver, Amazon DCV Server and Python 3.9+ (docs/host-windows.md)"
+    if not name:
+        return Result(
+            "windows-ami",
+            FAIL,
+            f"WindowsAmiId is not set: name the SSM parameter of a Windows AMI with {needs}",
+        )
+    image_id = name
+    if not name.startswith("ami-"):
+        try:
+            image_id = acct.client("ssm").get_parameter(Name=name)["Parameter"]["Value"]
+        except ClientError as exc:
+            if _code(exc) != "ParameterNotFound":
+                raise
+            return Result("windows-ami", FAIL, f"WindowsAmiId names {name}, which does not exist")
+    try:
+        images = acct.client("ec2").describe_images(ImageIds=[image_id])["Images"]
+    except ClientError as exc:
+        if _code(exc) not in ("InvalidAMIID.NotFound", "InvalidAMIID.Malformed"):
+            raise
+        images = []
+    if not images:
+        return Result(
+            "windows-ami", FAIL, f"{name} names {image_id}, which this region does not have"
+        )
+    image = images[0]
+    label = f"{image_id} ({image.get('Name', 'no name')})"
+    problems = []
+    if image.get("State", "available") != "available":
+        problems.append(f"its state is {image.get('State')}")
+    if image.get("Platform") != "windows":
+        problems.append("it is not a Windows image")
+    if image.get("Architecture", "x86_64") != "x86_64":
+        problems.append(f"it is {image.get('Architecture')}, not x86_64")
+    plain = (
+        image.get("ImageOwnerAlias") == "amazon"
+        and AWS_PLAIN_WINDOWS.match(image.get("Name", ""))
+        and not GPU_OR_DCV.search(f"{image.get('Name', '')} {image.get('Description', '')}")
+    )
+    if plain:
+        problems.append(f"it is AWS's plain Windows Server AMI, without {needs}")
+    if problems:
+        return Result(
+            "windows-ami",
+            FAIL,
+            f"WindowsAmiId {name} is {label}, but {'; '.join(problems)}: a Windows desktop "
+            "would never come up",
+        )
+    tags = {t.get("Key"): t.get("Value") for t in image.get("Tags", [])}
+    if WINDOWS_IMAGE_TAG in tags:
+        return Result("windows-ami", PASS, f"{label} is a Windows image marked {WINDOWS_IMAGE_TAG}")
+    return Result(
+        "windows-ami",
+        WARN,
+        f"{label} is a Windows image, but what it contains cannot be seen from outside: it needs "
+        f"{needs}. Once it does, tag it {WINDOWS_IMAGE_TAG}=true (aws ec2 create-tags "
+        f"--resources {image_id} --tags Key={WINDOWS_IMAGE_TAG},Value=true)",
+    )
+
+
 def check_api_gateway_role(acct: Account) -> Result:
     """API Gateway writes the API's access logs with the account's CloudWatch role, one per
     account and region (GetAccount cloudwatchRoleArn;
@@ -771,6 +848,7 @@ AWS_CHECKS: tuple[tuple[str, Callable[[Account], Result]], ...] = (
     ("quota-on-demand", check_on_demand_quota),
     ("quota-spot", check_spot_quota),
     ("hibernation", check_hibernation),
+    ("windows-ami", check_windows_ami),
     ("apigateway-role", check_api_gateway_role),
     ("batch-role", check_batch_role),
     ("s3-route", check_s3_reachable),

@@ -3,6 +3,7 @@ module touches boto3."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import string
 import time
@@ -597,11 +598,27 @@ class Workflows:
         return True
 
 
+#: Windows caps local account names at 20 characters ("User account names are limited to 20
+#: characters", https://learn.microsoft.com/en-us/windows/win32/api/lmaccess/ns-lmaccess-user_info_0);
+#: Linux allows 32. One cap for every host keeps one name per owner.
+MAX_OS_USERNAME = 20
+_USERNAME_HASH_CHARS = 6
+
+
 def dcv_username(owner_name: str) -> str:
-    """An OS-safe user name derived from the Cognito user name."""
+    """An OS-safe user name derived from the Cognito user name: ``dcv`` and the name's lowercase
+    letters and digits, at most MAX_OS_USERNAME characters. A name too long for that keeps its
+    first letters and ends in a short hash of the whole owner name, so two long names that share
+    a prefix still get different accounts."""
     allowed = string.ascii_lowercase + string.digits
-    cleaned = "".join(c for c in owner_name.lower() if c in allowed)[:24]
-    return f"dcv{cleaned}" if cleaned else "dcvuser"
+    cleaned = "".join(c for c in owner_name.lower() if c in allowed)
+    if not cleaned:
+        return "dcvuser"
+    name = f"dcv{cleaned}"
+    if len(name) <= MAX_OS_USERNAME:
+        return name
+    digest = hashlib.sha256(owner_name.encode()).hexdigest()[:_USERNAME_HASH_CHARS]
+    return name[: MAX_OS_USERNAME - _USERNAME_HASH_CHARS] + digest
 
 
 JOB_WAITING = frozenset({"SUBMITTED", "PENDING", "RUNNABLE"})

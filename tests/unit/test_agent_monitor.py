@@ -28,6 +28,7 @@ from dcvfleet_agent.signals import (
     TypeperfCpu,
     parse_time,
 )
+from tests.support_typeperf import FakeTypeperf, Spawner
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures" / "agent"
@@ -486,8 +487,11 @@ def test_session_idle_and_idle_heartbeats_validate_against_the_schemas() -> None
 def test_the_typeperf_reading_validates_too(tmp_path: Path) -> None:
     clock, events = Clock(stop_at=15), Events()
     dcv = Scripted("dcv", clock, lambda t: True)
-    windows_cpu = TypeperfCpu(10, 10, run=tool((0, fixture("windows/typeperf-4cpu.csv"))))
+    run = FakeTypeperf(fixture("windows/typeperf-4cpu-si2-sc3-ja.txt"))
+    windows_cpu = TypeperfCpu(10, spawn=Spawner(run))
+    assert windows_cpu.reader is not None
+    windows_cpu.reader.join(timeout=5)
     monitor(clock, [dcv, windows_cpu], events).run()
     [detail] = events.of(HOST_HEARTBEAT)
     validate(detail, HEARTBEAT_SCHEMA)
-    assert detail["signals"]["cpu"]["busiestCorePercent"] == 96.9
+    assert detail["signals"]["cpu"]["busiestCorePercent"] == 35.5

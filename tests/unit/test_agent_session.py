@@ -98,13 +98,13 @@ def test_never_listed_raises_after_the_timeout() -> None:
 
 def test_windows_uses_the_console_session_and_never_creates() -> None:
     dcv, clock = FakeDcv([], ["console"]), Clock()
-    assert agent(dcv, clock, platform="windows").wait_for_session("alice") == "console"
+    assert agent(dcv, clock, platform="windows").wait_for_session("owner") == "console"
     assert dcv.created == []
 
 
 def test_windows_prefers_the_configured_session_name() -> None:
     dcv = FakeDcv(["console", "desktop"])
-    assert agent(dcv, Clock(), platform="windows").wait_for_session("a") == "desktop"
+    assert agent(dcv, Clock(), platform="windows").wait_for_session("owner") == "desktop"
 
 
 def test_windows_without_any_session_times_out_without_creating() -> None:

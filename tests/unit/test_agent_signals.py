@@ -254,31 +254,6 @@ def test_given_a_mangled_cpu_line_then_an_error(tmp_path: Path) -> None:
     assert "unexpected line" in reading.values["error"]
 
 
-def test_given_typeperf_output_then_the_busiest_processor_not_total() -> None:
-    tool = Tool((0, fixture("windows/typeperf-4cpu.csv")))
-    reading = TypeperfCpu(50, 10, run=tool).sample()
-    assert reading is not None
-    assert reading.values == {"idle": False, "busiestCorePercent": 96.9, "thresholdPercent": 50}
-    assert tool.calls == [["typeperf", "\\Processor(*)\\% Processor Time", "-sc", "1"]]
-
-
-@pytest.mark.parametrize(
-    ("step", "fragment"),
-    [
-        ((0, "Error: No valid counters.\r\n"), "no counter values"),
-        ((0, fixture("windows/typeperf-4cpu.csv").replace('"96.883107"', '" "')), "printed ' '"),
-        ((1, "", "Error: No valid counters."), "exit code 1"),
-        (subprocess.TimeoutExpired("typeperf", 10), "did not finish"),
-        (FileNotFoundError(2, "not found"), "typeperf is not installed"),
-    ],
-)
-def test_given_broken_typeperf_then_cpu_reports_an_error(step: Any, fragment: str) -> None:
-    reading = TypeperfCpu(10, 10, run=Tool(step)).sample()
-    assert reading is not None
-    assert reading.values["idle"] is None
-    assert fragment in reading.values["error"]
-
-
 # --- gpu ------------------------------------------------------------------------------------
 
 

@@ -178,8 +178,9 @@ def test_windows_account_password_goes_through_stdin(stdout: str, created: bool)
     assert ensure_os_user("windows", Credentials("alice", PASSWORD), run) is created
     [(argv, stdin)] = run.calls
     assert argv[:4] == ["powershell.exe", "-NoProfile", "-NonInteractive", "-Command"]
-    assert "New-LocalUser -Name 'alice'" in argv[4]
-    assert "Set-LocalUser -Name 'alice'" in argv[4]
+    assert "$name = 'alice'" in argv[4]
+    assert "New-LocalUser -Name $name" in argv[4]
+    assert "Set-LocalUser -Name $name" in argv[4]
     assert PASSWORD not in " ".join(argv)
     assert stdin == PASSWORD + "\n"
 

@@ -78,7 +78,17 @@ def ready_account() -> dict[str, str]:
         Path="/aws-service-role/batch.amazonaws.com/",
         AssumeRolePolicyDocument=trust("batch.amazonaws.com"),
     )
+    # the operator's Windows desktop image, made from AWS's and marked as one (docs/host-windows.md)
+    ec2 = client("ec2")
+    windows = ec2.describe_images(
+        Owners=["amazon"], Filters=[{"Name": "platform", "Values": ["windows"]}]
+    )["Images"][0]["ImageId"]
+    builder = ec2.run_instances(ImageId=windows, MinCount=1, MaxCount=1)["Instances"][0]
+    image = ec2.create_image(InstanceId=builder["InstanceId"], Name="windows-desktop")["ImageId"]
+    ec2.create_tags(Resources=[image], Tags=[{"Key": preflight.WINDOWS_IMAGE_TAG, "Value": "1"}])
+    client("ssm").put_parameter(Name="/fleet/windows-desktop-ami", Value=image, Type="String")
     params |= {
+        "WindowsAmiId": "/fleet/windows-desktop-ami",
         "VpcId": vpc["Vpcs"][0]["VpcId"],
         "SubnetIds": ",".join(default_subnets("us-east-1a", "us-east-1b")),
         "AgentArtifactS3Uri": f"s3://{ARTIFACT_BUCKET}/{ARTIFACT_KEY}",
@@ -263,6 +273,15 @@ def key_of_another_region(params: dict[str, str]) -> str | None:
     return REGION
 
 
+def aws_plain_windows_ami(params: dict[str, str]) -> str | None:
+    images = client("ec2").describe_images(
+        Owners=["amazon"], Filters=[{"Name": "platform", "Values": ["windows"]}]
+    )["Images"]
+    plain = next(i for i in images if "English-Full-Base" in i["Name"])
+    params["WindowsAmiId"] = plain["ImageId"]
+    return REGION
+
+
 FAILURES: list[tuple[str, Mutation, str]] = [
     ("region", no_region, "no region: pass --region"),
     ("region", region_not_enabled, "ap-east-1 is not enabled for account 123456789012"),
@@ -278,6 +297,7 @@ FAILURES: list[tuple[str, Mutation, str]] = [
     ),
     ("quota-spot", no_spot_quota, "--quota-code L-3819A6DF --desired-value 64"),
     ("hibernation", hibernate_on_types_that_cannot, "no desktop type can hibernate"),
+    ("windows-ami", aws_plain_windows_ami, "AWS's plain Windows Server AMI"),
     (
         "apigateway-role",
         keep_an_api_gateway_role_the_account_lacks,
@@ -543,7 +563,8 @@ def test_the_command_prints_one_line_per_check_and_exits_non_zero_on_a_fail(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     params = ready_account()
-    overrides = " ".join(f"{k}={params[k]}" for k in ("VpcId", "SubnetIds", "AgentArtifactS3Uri"))
+    named = ("VpcId", "SubnetIds", "AgentArtifactS3Uri", "WindowsAmiId")
+    overrides = " ".join(f"{k}={params[k]}" for k in named)
     monkeypatch.chdir(workdir(tmp_path, overrides))
     monkeypatch.setenv("PATH", str(tmp_path))  # no Python 3.13 here
     monkeypatch.setenv("HOME", str(tmp_path))
@@ -553,7 +574,7 @@ def test_the_command_prints_one_line_per_check_and_exits_non_zero_on_a_fail(
     assert lines[0] == f"preflight: {REGION}, samconfig.toml [default]"
     verdicts = {line.split()[1]: line.split()[0] for line in lines[1:-1]}
     assert verdicts == {name: PASS for name, _ in preflight.AWS_CHECKS} | {"build-python": FAIL}
-    assert lines[-1] == "12 checks: 1 failed, 0 warned; fix each FAIL before sam deploy"
+    assert lines[-1] == "13 checks: 1 failed, 0 warned; fix each FAIL before sam deploy"
 
     assert (
         main(["preflight", "--region", REGION, "--json", "--params", "IdleAction=hibernate"]) == 1
