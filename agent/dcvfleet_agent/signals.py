@@ -13,7 +13,9 @@ this time (no GPU). Nothing a host prints can crash it: a signal that cannot be 
   `typeperf "\\Processor(*)\\% Processor Time" -sc 1` (English counter names, as on AWS's
   Windows AMIs; on a localised Windows the signal reports typeperf's error instead).
 - gpu: `nvidia-smi --query-gpu=utilization.gpu,utilization.encoder ...`, the maximum over GPUs.
-  Absent when nvidia-smi is not installed; an error when it is there but fails.
+  Absent when nvidia-smi is not installed; an error when it is there but fails. A column that
+  prints "[N/A]" (or another bracketed "cannot read") is left out: the signal judges on the
+  columns it could read, and is unreadable (an error) only when no column could be read.
 - processes: whether any of `busyProcesses` runs (Linux: /proc/<pid>/comm and the basename of
   argv[0]; Windows: `tasklist /fo csv /nh`, image names compared without case or ".exe").
 """
@@ -299,21 +301,39 @@ class TypeperfCpu(Signal):
         return cpu_reading(parse_typeperf(output), self.threshold)
 
 
-def parse_nvidia_smi(text: str) -> tuple[float, float]:
-    """Highest GPU and encoder utilisation over the "gpu, encoder" lines, one per GPU."""
+def _percent(part: str) -> float | None:
+    """One column: a percentage, or None for what nvidia-smi prints when it cannot read the field
+    ("[N/A]", "[Not Supported]", "[Unknown Error]", ...: always in square brackets)."""
+    text = part.strip()
+    if text.startswith("[") and text.endswith("]"):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise SignalError(f"nvidia-smi printed {text[:40]!r}, not a percentage") from None
+    if not 0 <= number <= 100:
+        raise SignalError(f"nvidia-smi printed {text[:40]!r}, not a percentage")
+    return number
+
+
+def parse_nvidia_smi(text: str) -> tuple[float | None, float | None]:
+    """Highest GPU and encoder utilisation over the "gpu, encoder" lines, one per GPU. A column
+    no GPU could read (e.g. the encoder of a GPU without NVENC prints "[N/A]") is None; the
+    signal judges on what was readable."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise SignalError("nvidia-smi printed no GPU")
-    gpu = encoder = 0.0
+    gpu: float | None = None
+    encoder: float | None = None
     for line in lines:
-        parts = [part.strip() for part in line.split(",")]
-        try:
-            numbers = [float(part) for part in parts]
-        except ValueError:
-            numbers = []
-        if len(numbers) != 2 or not all(0 <= n <= 100 for n in numbers):
+        parts = line.split(",")
+        if len(parts) != 2:
             raise SignalError(f"nvidia-smi printed {line[:80]!r}, not two percentages")
-        gpu, encoder = max(gpu, numbers[0]), max(encoder, numbers[1])
+        values = [_percent(part) for part in parts]
+        if values[0] is not None:
+            gpu = values[0] if gpu is None else max(gpu, values[0])
+        if values[1] is not None:
+            encoder = values[1] if encoder is None else max(encoder, values[1])
     return gpu, encoder
 
 
@@ -344,9 +364,12 @@ class GpuSignal(Signal):
                 self._absent_logged = True
             return None
         gpu, encoder = parse_nvidia_smi(output)
+        readable = [value for value in (gpu, encoder) if value is not None]
+        if not readable:
+            raise SignalError(f"nvidia-smi could read no utilisation: {_clip(output)[:200]!r}")
         return Reading(
             {
-                "idle": gpu < self.threshold and encoder < self.threshold,
+                "idle": all(value < self.threshold for value in readable),
                 "utilizationPercent": gpu,
                 "encoderPercent": encoder,
                 "thresholdPercent": self.threshold,
