@@ -57,6 +57,7 @@ class Agent:
         run: Runner = run_command,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         poll_interval: float = POLL_INTERVAL_SECONDS,
     ) -> None:
         self.config = config
@@ -67,8 +68,11 @@ class Agent:
         self._run = run
         self._sleep = sleep
         self._clock = clock
+        self._wall = wall
         self.poll_interval = poll_interval
         self.dcv_session_id: str | None = None
+        self.owner: str | None = None
+        self._lost_logged = False
 
     def read_secret(self) -> Credentials | None:
         """The session's secret, whose event key then signs every event; None without a
@@ -173,7 +177,7 @@ class Agent:
             log.error("Host Ready event could not be delivered", extra={"fields": fields})
             return 1
         log.info("Host Ready sent", extra={"fields": fields})
-        self.dcv_session_id = dcv_session_id
+        self.dcv_session_id, self.owner = dcv_session_id, owner
         return 0
 
     def monitor(self, wait: Callable[[float], bool]) -> Monitor:
@@ -181,7 +185,8 @@ class Agent:
         if self.dcv_session_id is None:
             raise RuntimeError("monitor() needs a successful run_once_ready() first")
         config = self.config
-        signals = build_signals(config, self.dcv, self.dcv_session_id, self._run)
+        on_gone = None if config.platform == "container" else self.session_lost
+        signals = build_signals(config, self.dcv, self.dcv_session_id, self._run, on_gone)
         log.info(
             "monitoring idleness",
             extra={
@@ -204,10 +209,39 @@ class Agent:
             heartbeat_interval=config.heartbeat_interval_seconds,
             idle_timeout=config.idle_timeout_seconds,
             wait=wait,
+            clock=self._clock,
+            wall=self._wall,
             # a container is its desktop: once the session is gone (the application quit and
             # took it along), the agent ends, and with it the container and its billing
             session_ended=self._session_gone if config.platform == "container" else None,
         )
+
+    def session_lost(self) -> None:
+        """DCV no longer lists the session: its user logged out or its desktop exited, and DCV
+        closed the virtual session with it. The host counts as idle meanwhile (the dcv signal).
+        On Linux the session is created again, with the same name for the same owner, so the
+        user can connect again with the same link; on Windows DCV Server owns the console
+        session (none is created here). Tried at every sample until DCV lists it again."""
+        fields = {"dcvSessionId": self.dcv_session_id, "owner": self.owner}
+        if not self._lost_logged:
+            log.warning(
+                "the DCV session has been closed; the host counts as idle", extra={"fields": fields}
+            )
+        if self.config.platform == "windows" or not self.dcv_session_id or not self.owner:
+            self._lost_logged = True
+            return
+        try:
+            self.dcv.create_session(self.dcv_session_id, self.owner)
+        except DcvError as exc:
+            if not self._lost_logged:
+                log.warning(
+                    "could not create the DCV session again",
+                    extra={"fields": {**fields, "error": str(exc)}},
+                )
+            self._lost_logged = True
+            return
+        self._lost_logged = False
+        log.info("created the DCV session again for its user", extra={"fields": fields})
 
     def _session_gone(self) -> bool:
         return all(s.id != self.dcv_session_id for s in self.dcv.list_sessions())

@@ -7,7 +7,9 @@ this time (no GPU). Nothing a host prints can crash it: a signal that cannot be 
 
 - dcv: `dcv describe-session <id> -j` ("num-of-connections", "last-disconnection-time"), then
   `dcv list-connections -j <id>` only while there are connections. Idle with 0 connections, or
-  when every connection carries a "last-interaction-time" older than the idle timeout.
+  when every connection carries a "last-interaction-time" older than the idle timeout. When
+  describe-session fails and `dcv list-sessions` no longer lists the session (DCV closed it),
+  idle with 0 connections, and the agent is told (it re-creates the session on Linux).
 - cpu: the busiest core between two samples, not the average (one busy core of 16 reads as 6 %).
   Linux: the per-core `cpuN` lines of /proc/stat (`cpuStatPath`). Windows:
   `typeperf "\\Processor(*)\\% Processor Time" -sc 1` (English counter names, as on AWS's
@@ -142,14 +144,33 @@ class DcvSignal(Signal):
         session_id: str,
         idle_timeout: float,
         wall: Callable[[], float] = time.time,
+        on_gone: Callable[[], None] | None = None,
     ) -> None:
+        """`on_gone`: called when the session is no longer listed (DCV closed it: its user
+        logged out, or its desktop exited); the host then counts as idle (nobody can be using a
+        session that does not exist). Without it, a missing session is an error (a container
+        ends with its session instead: monitor.py)."""
         self.dcv = dcv
         self.session_id = session_id
         self.idle_timeout = idle_timeout
         self._wall = wall
+        self._on_gone = on_gone
 
     def unknown(self) -> dict[str, Any]:
         return {"connections": None}
+
+    def _listed(self) -> bool:
+        """Whether DCV still lists the session; SignalError when it cannot say."""
+        try:
+            return any(s.id == self.session_id for s in self.dcv.list_sessions())
+        except DcvError as exc:
+            raise SignalError(str(exc)) from None
+
+    def _gone(self) -> Reading:
+        if self._on_gone is not None:
+            self._on_gone()
+        values = {"idle": True, "connections": 0, "lastDisconnectAt": None}
+        return Reading({**values, "lastInteractionAt": None})
 
     def read(self) -> Reading:
         try:
@@ -159,6 +180,8 @@ class DcvSignal(Signal):
                 described = None
             connections = [] if described == 0 else self.dcv.list_connections(self.session_id)
         except DcvError as exc:
+            if self._on_gone is not None and not self._listed():
+                return self._gone()
             raise SignalError(str(exc)) from None
         disconnected = parse_time(info.get("last-disconnection-time"))
         interactions = [parse_time(c.get("last-interaction-time")) for c in connections]
@@ -445,12 +468,18 @@ class ProcessSignal(Signal):
 
 
 def build_signals(
-    config: Config, dcv: DcvCli, dcv_session_id: str, run: Runner = run_command
+    config: Config,
+    dcv: DcvCli,
+    dcv_session_id: str,
+    run: Runner = run_command,
+    on_gone: Callable[[], None] | None = None,
 ) -> list[Signal]:
     """The enabled signals: dcv always; cpu and gpu unless their threshold is null; processes
-    when busyProcesses names any."""
+    when busyProcesses names any. `on_gone`: DcvSignal's."""
     timeout = config.command_timeout_seconds
-    signals: list[Signal] = [DcvSignal(dcv, dcv_session_id, config.idle_timeout_seconds)]
+    signals: list[Signal] = [
+        DcvSignal(dcv, dcv_session_id, config.idle_timeout_seconds, on_gone=on_gone)
+    ]
     if config.cpu_threshold_percent is not None:
         if config.platform == "windows":
             signals.append(TypeperfCpu(config.cpu_threshold_percent, timeout, run))
