@@ -3,7 +3,8 @@ idleness until SIGTERM/SIGINT (monitor.py).
 
 Exit codes of main(): 0 stopped by SIGTERM/SIGINT, 1 could not get ready or report it, 2 bad
 config. A restarted agent goes through "ready" again and re-sends Host Ready: that is how a
-resumed desktop becomes READY.
+resumed desktop becomes READY. So does an agent whose host slept (hibernated, then resumed:
+monitor.py), without a restart.
 """
 
 from __future__ import annotations
@@ -162,7 +163,7 @@ class Agent:
         return {
             **self.event_base(dcv_session_id),
             "platform": self.config.platform,
-            "sentAt": iso_utc(),
+            "sentAt": iso_utc(self._wall()),
         }
 
     def run_once_ready(self) -> int:
@@ -214,6 +215,7 @@ class Agent:
             # a container is its desktop: once the session is gone (the application quit and
             # took it along), the agent ends, and with it the container and its billing
             session_ended=self._session_gone if config.platform == "container" else None,
+            resume_gap=config.resume_gap_seconds,
         )
 
     def session_lost(self) -> None:
@@ -242,6 +244,19 @@ class Agent:
             return
         self._lost_logged = False
         log.info("created the DCV session again for its user", extra={"fields": fields})
+
+    def run(self, wait: Callable[[float], bool]) -> int:
+        """Get ready, then monitor; after the host slept (hibernated, then resumed) get ready
+        again, with a fresh monitor: the resume waits for that Host Ready, and the old idle
+        state speaks of the time before the sleep. main()'s exit code."""
+        code = self.run_once_ready()
+        while code == 0:
+            watch = self.monitor(wait)
+            watch.run()
+            if not watch.resumed:
+                break
+            code = self.run_once_ready()
+        return code
 
     def _session_gone(self) -> bool:
         return all(s.id != self.dcv_session_id for s in self.dcv.list_sessions())
@@ -334,10 +349,7 @@ def _run(context: LogContext, stop: threading.Event) -> int:
         secrets = client("secretsmanager", attempts=3)
         dcv = DcvCli(config.dcv_command, config.command_timeout_seconds)
         agent = Agent(config, identity, dcv, sender, secrets=secrets, sleep=sleep)
-        code = agent.run_once_ready()
-        if code == 0:
-            agent.monitor(stop.wait).run()
-        return code
+        return agent.run(stop.wait)
     except Stopped:
         log.info("stopped before the host was ready")
         return 0
