@@ -223,7 +223,17 @@ class Agent:
         closed the virtual session with it. The host counts as idle meanwhile (the dcv signal).
         On Linux the session is created again, with the same name for the same owner, so the
         user can connect again with the same link; on Windows DCV Server owns the console
-        session (none is created here). Tried at every sample until DCV lists it again."""
+        session (none is created here). Tried at every sample until DCV lists it again.
+
+        A Linux virtual session runs its desktop as the session's init, and ends when that
+        exits, as a logout does; `dcv close-session` ends it the same way, closing what runs in
+        it. Virtual sessions and their init: Amazon DCV Administrator Guide, "Starting Amazon
+        DCV sessions" (https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions-start.html);
+        closing: "Stopping Amazon DCV sessions"
+        (https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions-lifecycle-stop.html).
+        Re-creating it here, rather than ending the agent for a restart, keeps one Host Ready
+        per start (a second one, for a READY desktop, would only be refused) and the idle clock
+        running: a logout is not activity."""
         fields = {"dcvSessionId": self.dcv_session_id, "owner": self.owner}
         if not self._lost_logged:
             log.warning(

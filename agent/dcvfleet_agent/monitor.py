@@ -17,6 +17,13 @@ nothing of them earlier). Any non-idle sample resets it.
   both move), the host has slept, e.g. EC2 hibernated it and resumed it. What the monitor knew
   is then stale: it sends nothing more (not even what is buffered), sets `resumed` and ends, and
   the agent gets ready again (Host Ready, which a resume waits for) with a fresh monitor.
+  Hibernation keeps the RAM, so a resumed instance carries on with the same processes
+  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/hibernating-resuming.html; StopInstances'
+  Hibernate: "hibernating an instance does preserve data stored in RAM"); CLOCK_MONOTONIC, which
+  Python's time.monotonic() reads on Linux, "stops while the machine is suspended" (PEP 418,
+  https://peps.python.org/pep-0418/). The 120 s default (resumeGapSeconds) is well above what a
+  slow sample takes (each command is bounded by commandTimeoutSeconds, each PutEvents call by
+  agent.CALL_TIMEOUT_SECONDS), so a slow sample is not taken for a sleep.
 - Delivery: events go through EventSender's bounded buffer with ONE attempt per sample and no
   back-off sleep, so an unreachable network costs a sample at most one PutEvents call's timeout
   (agent.CALL_TIMEOUT_SECONDS); what fails stays buffered (when full, the oldest
