@@ -14,7 +14,12 @@ A host follows its instance's EC2 state, as a machine follows its power switch:
   not survive a stop), its connection count drops to 0 (recording the last disconnection), its
   CPU and GPU stop. Its notices and last disconnection stay in its state file. Started again,
   it boots again with the same instance id and runs the agent again, which sends Host Ready
-  again. A real hibernated host would resume its processes instead: this simulator reboots it.
+  again. A real hibernated host would resume its processes instead: this simulator reboots it,
+  unless the host was told to hibernate (``POST /hosts/{id}/hibernation``; the emulator does
+  not keep StopInstances' ``Hibernate`` flag): then a stop freezes its agent's processes
+  (SIGSTOP), keeps its DCV sessions, drops its clients, and the next start thaws them
+  (SIGCONT) after the boot delay, as a resumed machine carries on. The agent sees the real
+  seconds it was frozen between two samples (``resumeGapSeconds``, below).
 * ``shutting-down``/``terminated``: the host is gone (its workdir stays, for its logs).
 
 An instance AWS Batch launched (tagged ``aws:batch:compute-environment``) is an ECS host, not a
@@ -28,7 +33,8 @@ instance runs on the ECS host, where there is no ``dcv``.
 
 ``GET /hosts`` lists every host the simulator knows with its ``state`` (``running`` or
 ``stopped``; terminated hosts are not listed), its ``agent`` (``booting``, ``disabled``,
-``running``, ``stopped`` (ended through control), ``exited <code>`` or ``halted``), whether
+``running``, ``stopped`` (ended through control), ``exited <code>``, ``halted`` or ``frozen``
+(a hibernated host's)), whether
 its SSM Agent answers (``ssmAgent``), DCV connections, last disconnection, DCV session
 ids, notices (``dcv notify-users``), and simulated CPU/GPU activity; and ``platform``
 (``linux``, ``windows`` or ``container``), and for a container its ``jobId`` and ``osUsers``.
@@ -43,7 +49,8 @@ output).
 
 ``agent.json`` holds ``eventBusName``, ``region``, ``instanceId``, ``sessionId``, ``secretArn``,
 ``platform``, ``dcvCommand``, ``manageUser`` (false; true in a container), ``endpointUrl``,
-``sendBaseDelaySeconds``, ``readyTimeoutSeconds``, and, for the idle signals, ``cpuStatPath``
+``sendBaseDelaySeconds``, ``readyTimeoutSeconds``, ``resumeGapSeconds`` (RESUME_GAP_SECONDS, so
+that a host frozen for a few seconds counts as resumed), and, for the idle signals, ``cpuStatPath``
 (the host's ``proc-stat``), ``nvidiaSmiCommand`` (``[<workdir>/bin/nvidia-smi]``) and
 ``settingsParameter`` (the stack output ``AgentSettingsParameter``, when the deployment has it;
 a container's job environment names its bus, region and settings parameter). A key the agent's own
@@ -63,6 +70,7 @@ import math
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import threading
@@ -120,6 +128,9 @@ WATCH_REST = 2
 #: /proc/stat's per-core fields, in order.
 CPU_FIELDS = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest")
 ACTIVITY_FIELDS = ("cpuPercent", "gpuPercent", "encoderPercent")
+#: How many seconds more than a sample interval between two samples mean, to a simulated host's
+#: agent, that its host slept (the agent's default, 120 s, is for real hosts).
+RESUME_GAP_SECONDS = 8
 
 
 class HostStateError(Exception):
@@ -150,6 +161,8 @@ class Host:
     booted: bool = False
     agent_enabled: bool = True
     agent_stopped: bool = False  # ended through control (POST /hosts/{id}/agent)
+    hibernation: bool = False  # a stop hibernates it (POST /hosts/{id}/hibernation)
+    frozen: bool = False  # hibernated: its agent's processes are stopped (SIGSTOP)
     ssm_agent: bool = True  # whether Run Command reaches the host once it is up
     cpu_percent: float = 0.0
     gpu_percent: float = 0.0
@@ -326,6 +339,8 @@ class Host:
 
     # -- state ----------------------------------------------------------------------------------
     def agent_status(self) -> str:
+        if self.frozen:
+            return "frozen"
         if self.state != "running":
             return "halted"
         if self.agent_stopped:
@@ -496,10 +511,15 @@ class HostSimulator:
             if BATCH_INSTANCE_TAG in tags:
                 continue  # an ECS container instance: its containers come with their jobs
             host = self.hosts.get(instance_id)
-            if state == "running" and (host is None or host.state != "running"):
+            if state == "running" and host is not None and host.frozen:
+                self._resume(host)
+            elif state == "running" and (host is None or host.state != "running"):
                 self.hosts[instance_id] = self._boot(instance_id, tags)
             elif state in ("stopping", "stopped") and host is not None and host.state == "running":
-                self._power_off(host)
+                if host.hibernation and host.process is not None and host.process.poll() is None:
+                    self._hibernate(host)
+                else:
+                    self._power_off(host)
         for instance_id in [i for i, h in self.hosts.items() if h.job_id is None]:
             state = instances.get(instance_id, ("terminated", {}))[0]
             if state in ("shutting-down", "terminated"):
@@ -548,6 +568,7 @@ class HostSimulator:
             "endpointUrl": self.endpoint_url,
             "sendBaseDelaySeconds": 0.2,
             "readyTimeoutSeconds": 30,
+            "resumeGapSeconds": RESUME_GAP_SECONDS,
             "cpuStatPath": str(host.proc_stat),
             "nvidiaSmiCommand": [str(host.bin_dir / "nvidia-smi")],
         }
@@ -589,6 +610,60 @@ class HostSimulator:
             host.process.stdin.write(json.dumps(spec).encode() + b"\n")
             host.process.stdin.close()
 
+    def _hibernate(self, host: Host) -> None:
+        """Freeze the agent's process group; keep the DCV sessions, drop the clients."""
+        if host.timer:
+            host.timer.cancel()
+        if host.process is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(host.process.pid, signal.SIGSTOP)
+        host.advance()
+        host.state, host.booted, host.frozen = "stopped", False, True
+        host.set_connections(0)
+        host.cpu_percent = host.gpu_percent = host.encoder_percent = 0.0
+        host.write_activity()
+
+    def _resume(self, host: Host) -> None:
+        """Running again: after the boot delay its agent's processes carry on (SIGCONT)."""
+        host.state, host.frozen = "running", False
+        host.write_proc_stat()
+
+        def thaw() -> None:
+            with self._lock:
+                if self.hosts.get(host.instance_id) is not host or host.state != "running":
+                    return
+                host.booted = True
+                if host.process is not None:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(host.process.pid, signal.SIGCONT)
+
+        host.timer = threading.Timer(self.boot_delay, thaw)
+        host.timer.daemon = True
+        host.timer.start()
+
+    def set_hibernation(self, instance_id: str, enabled: bool) -> dict[str, Any] | None:
+        """Whether a stop of this host hibernates it (see the module's docstring)."""
+        with self._lock:
+            host = self._running(instance_id)
+            if host is None:
+                return None
+            host.hibernation = enabled
+            return host.view()
+
+    def close_session(self, instance_id: str) -> dict[str, Any] | None:
+        """The user logs out: the clients leave, and DCV closes the host's sessions."""
+        with self._lock:
+            host = self._running(instance_id)
+            if host is None:
+                return None
+            host.set_connections(0)
+
+            def close(state: dict[str, Any]) -> None:
+                state["sessions"] = []
+
+            sim_dcv.update_state(str(host.state_file), close)
+            return host.view()
+
     def _power_off(self, host: Host) -> None:
         self._halt(host)
         host.advance()
@@ -607,6 +682,8 @@ class HostSimulator:
     @staticmethod
     def _end(process: subprocess.Popen[bytes]) -> None:
         if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):  # a hibernated host's agent is frozen
+                os.killpg(process.pid, signal.SIGCONT)
             process.terminate()
             try:
                 process.wait(timeout=5)
@@ -772,6 +849,12 @@ class ControlServer(LocalServer):
       host's agent (as if it crashed: no more heartbeats) or start a fresh one (it reports Host
       Ready again); take the host's SSM Agent off line (Run Command stays Pending, then times
       out: "the host does not answer") or back. 404 unknown host, 409 stopped host.
+    * ``POST /hosts/{id}/session {"closed": true}``: the host's user logs out: its DCV clients
+      leave and DCV closes its sessions (the agent sees that at its next sample). 404 unknown
+      host, 409 stopped host.
+    * ``POST /hosts/{id}/hibernation {"enabled": bool}``: whether a stop of this host hibernates
+      it (its agent frozen, then thawed by the next start) instead of halting it. 404 unknown
+      host, 409 stopped host.
     * ``POST /agents {"enabled": bool}``: whether hosts (and containers) booted from now on run
       their agent.
     * ``POST /boot-delay {"seconds": S}`` (0-600): how long hosts and containers launched from
@@ -840,7 +923,9 @@ class ControlServer(LocalServer):
             data = json.loads(body or b"{}")
         except json.JSONDecodeError:
             return 400, {"message": "body: not valid JSON"}
-        match = re.fullmatch(r"/hosts/(i-[0-9a-f]+)/(connections|activity|agent)", path)
+        match = re.fullmatch(
+            r"/hosts/(i-[0-9a-f]+)/(connections|activity|agent|session|hibernation)", path
+        )
         if method == "POST" and match:
             return self._host_change(match.group(1), match.group(2), data)
         if method == "POST" and path == "/faults":
@@ -923,6 +1008,16 @@ class ControlServer(LocalServer):
                 if not isinstance(count, int) or isinstance(count, bool) or count < 0:
                     return 400, {"message": "count: a non-negative integer is required"}
                 view = sim.set_connections(instance_id, count)
+            elif what in ("session", "hibernation"):
+                key = "closed" if what == "session" else "enabled"
+                flag = data.get(key) if isinstance(data, dict) else None
+                if not isinstance(flag, bool) or (what == "session" and not flag):
+                    kind = "true" if what == "session" else "true or false"
+                    return 400, {"message": f"{key}: {kind} is required"}
+                if what == "session":
+                    view = sim.close_session(instance_id)
+                else:
+                    view = sim.set_hibernation(instance_id, flag)
             elif what == "agent":
                 problem = agent_problem(data)
                 if problem:

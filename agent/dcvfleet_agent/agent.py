@@ -3,7 +3,8 @@ idleness until SIGTERM/SIGINT (monitor.py).
 
 Exit codes of main(): 0 stopped by SIGTERM/SIGINT, 1 could not get ready or report it, 2 bad
 config. A restarted agent goes through "ready" again and re-sends Host Ready: that is how a
-resumed desktop becomes READY.
+resumed desktop becomes READY. So does an agent whose host slept (hibernated, then resumed:
+monitor.py), without a restart.
 """
 
 from __future__ import annotations
@@ -57,6 +58,7 @@ class Agent:
         run: Runner = run_command,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
         poll_interval: float = POLL_INTERVAL_SECONDS,
     ) -> None:
         self.config = config
@@ -67,8 +69,11 @@ class Agent:
         self._run = run
         self._sleep = sleep
         self._clock = clock
+        self._wall = wall
         self.poll_interval = poll_interval
         self.dcv_session_id: str | None = None
+        self.owner: str | None = None
+        self._lost_logged = False
 
     def read_secret(self) -> Credentials | None:
         """The session's secret, whose event key then signs every event; None without a
@@ -181,7 +186,7 @@ class Agent:
         return {
             **self.event_base(dcv_session_id),
             "platform": self.config.platform,
-            "sentAt": iso_utc(),
+            "sentAt": iso_utc(self._wall()),
         }
 
     def run_once_ready(self) -> int:
@@ -196,7 +201,7 @@ class Agent:
             log.error("Host Ready event could not be delivered", extra={"fields": fields})
             return 1
         log.info("Host Ready sent", extra={"fields": fields})
-        self.dcv_session_id = dcv_session_id
+        self.dcv_session_id, self.owner = dcv_session_id, owner
         return 0
 
     def monitor(self, wait: Callable[[float], bool]) -> Monitor:
@@ -204,7 +209,8 @@ class Agent:
         if self.dcv_session_id is None:
             raise RuntimeError("monitor() needs a successful run_once_ready() first")
         config = self.config
-        signals = build_signals(config, self.dcv, self.dcv_session_id, self._run)
+        on_gone = None if config.platform == "container" else self.session_lost
+        signals = build_signals(config, self.dcv, self.dcv_session_id, self._run, on_gone)
         log.info(
             "monitoring idleness",
             extra={
@@ -227,10 +233,63 @@ class Agent:
             heartbeat_interval=config.heartbeat_interval_seconds,
             idle_timeout=config.idle_timeout_seconds,
             wait=wait,
+            clock=self._clock,
+            wall=self._wall,
             # a container is its desktop: once the session is gone (the application quit and
             # took it along), the agent ends, and with it the container and its billing
             session_ended=self._session_gone if config.platform == "container" else None,
+            resume_gap=config.resume_gap_seconds,
         )
+
+    def session_lost(self) -> None:
+        """DCV no longer lists the session: its user logged out or its desktop exited, and DCV
+        closed the virtual session with it. The host counts as idle meanwhile (the dcv signal).
+        On Linux the session is created again, with the same name for the same owner, so the
+        user can connect again with the same link; on Windows DCV Server owns the console
+        session (none is created here). Tried at every sample until DCV lists it again.
+
+        A Linux virtual session runs its desktop as the session's init, and ends when that
+        exits, as a logout does; `dcv close-session` ends it the same way, closing what runs in
+        it. Virtual sessions and their init: Amazon DCV Administrator Guide, "Starting Amazon
+        DCV sessions" (https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions-start.html);
+        closing: "Stopping Amazon DCV sessions"
+        (https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions-lifecycle-stop.html).
+        Re-creating it here, rather than ending the agent for a restart, keeps one Host Ready
+        per start (a second one, for a READY desktop, would only be refused) and the idle clock
+        running: a logout is not activity."""
+        fields = {"dcvSessionId": self.dcv_session_id, "owner": self.owner}
+        if not self._lost_logged:
+            log.warning(
+                "the DCV session has been closed; the host counts as idle", extra={"fields": fields}
+            )
+        if self.config.platform == "windows" or not self.dcv_session_id or not self.owner:
+            self._lost_logged = True
+            return
+        try:
+            self.dcv.create_session(self.dcv_session_id, self.owner)
+        except DcvError as exc:
+            if not self._lost_logged:
+                log.warning(
+                    "could not create the DCV session again",
+                    extra={"fields": {**fields, "error": str(exc)}},
+                )
+            self._lost_logged = True
+            return
+        self._lost_logged = False
+        log.info("created the DCV session again for its user", extra={"fields": fields})
+
+    def run(self, wait: Callable[[float], bool]) -> int:
+        """Get ready, then monitor; after the host slept (hibernated, then resumed) get ready
+        again, with a fresh monitor: the resume waits for that Host Ready, and the old idle
+        state speaks of the time before the sleep. main()'s exit code."""
+        code = self.run_once_ready()
+        while code == 0:
+            watch = self.monitor(wait)
+            watch.run()
+            if not watch.resumed:
+                break
+            code = self.run_once_ready()
+        return code
 
     def _session_gone(self) -> bool:
         return all(s.id != self.dcv_session_id for s in self.dcv.list_sessions())
@@ -329,10 +388,7 @@ def _run(context: LogContext, stop: threading.Event) -> int:
         secrets = client("secretsmanager", attempts=3)
         dcv = DcvCli(config.dcv_command, config.command_timeout_seconds)
         agent = Agent(config, identity, dcv, sender, secrets=secrets, sleep=sleep)
-        code = agent.run_once_ready()
-        if code == 0:
-            agent.monitor(stop.wait).run()
-        return code
+        return agent.run(stop.wait)
     except Stopped:
         log.info("stopped before the host was ready")
         return 0

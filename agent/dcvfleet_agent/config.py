@@ -68,6 +68,7 @@ class Config:
     busy_processes: tuple[str, ...]
     cpu_stat_path: str
     nvidia_smi_command: tuple[str, ...]
+    resume_gap_seconds: float
 
 
 def default_platform() -> str:
@@ -101,6 +102,7 @@ _FIELDS: tuple[tuple[str, str, str, Any], ...] = (
     ("busyProcesses", "busy_processes", "names", []),
     ("cpuStatPath", "cpu_stat_path", "str", "/proc/stat"),
     ("nvidiaSmiCommand", "nvidia_smi_command", "argv", "nvidia-smi"),
+    ("resumeGapSeconds", "resume_gap_seconds", "positive", 120),
 )
 KEYS = tuple(field[0] for field in _FIELDS)
 #: What the SSM settings parameter may set: the fleet's idle policy, nothing host-specific.

@@ -80,6 +80,12 @@ class EventSender:
     def pending(self) -> int:
         return len(self._pending)
 
+    def discard(self) -> int:
+        """Drop every undelivered event (they speak of a time that is over); how many."""
+        count = len(self._pending)
+        self._pending.clear()
+        return count
+
     def send(self, detail_type: str, detail: Mapping[str, Any]) -> bool:
         """Queue behind earlier undelivered events, deliver in order; True if this one went out."""
         entry = self.enqueue(detail_type, detail)

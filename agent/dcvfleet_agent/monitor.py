@@ -11,6 +11,19 @@ nothing of them earlier). Any non-idle sample resets it.
 - Host Heartbeat: at the first sample, then every heartbeatIntervalSeconds (rounded to samples).
 - Session Idle: at the first sample where the host has been idle for idleTimeoutSeconds, then as
   a reminder every idleTimeoutSeconds while it stays idle; a non-idle sample re-arms it.
+- Resume: when more time has passed between two samples than the sample interval plus
+  `resume_gap` (by the wall clock or by the monotonic one: Linux's CLOCK_MONOTONIC does not
+  count a suspended or hibernated machine's sleep, the wall clock does; a frozen process sees
+  both move), the host has slept, e.g. EC2 hibernated it and resumed it. What the monitor knew
+  is then stale: it sends nothing more (not even what is buffered), sets `resumed` and ends, and
+  the agent gets ready again (Host Ready, which a resume waits for) with a fresh monitor.
+  Hibernation keeps the RAM, so a resumed instance carries on with the same processes
+  (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/hibernating-resuming.html; StopInstances'
+  Hibernate: "hibernating an instance does preserve data stored in RAM"); CLOCK_MONOTONIC, which
+  Python's time.monotonic() reads on Linux, "stops while the machine is suspended" (PEP 418,
+  https://peps.python.org/pep-0418/). The 120 s default (resumeGapSeconds) is well above what a
+  slow sample takes (each command is bounded by commandTimeoutSeconds, each PutEvents call by
+  agent.CALL_TIMEOUT_SECONDS), so a slow sample is not taken for a sleep.
 - Delivery: events go through EventSender's bounded buffer with ONE attempt per sample and no
   back-off sleep, so an unreachable network costs a sample at most one PutEvents call's timeout
   (agent.CALL_TIMEOUT_SECONDS); what fails stays buffered (when full, the oldest
@@ -49,6 +62,7 @@ class Monitor:
         clock: Callable[[], float] = time.monotonic,
         wall: Callable[[], float] = time.time,
         session_ended: Callable[[], bool] | None = None,
+        resume_gap: float | None = None,
     ) -> None:
         """`base`: the fields every agent event carries (schemaVersion, instanceId, ...).
         `wait(seconds)` sleeps and returns True once the agent is asked to stop.
@@ -63,6 +77,8 @@ class Monitor:
         self._wait = wait
         self._session_ended = session_ended
         self.session_gone = False
+        self.resume_gap = resume_gap
+        self.resumed = False
         self._clock = clock
         self._wall = wall
         self.started_at = wall()
@@ -75,7 +91,16 @@ class Monitor:
     def run(self) -> None:
         """Sample until wait() says stop, then one last bounded attempt at the buffer."""
         due = self._clock() + self.sample_interval
+        last = (self._clock(), self._wall())
         while not self._wait(max(0.0, due - self._clock())):
+            slept = self._slept(*last)
+            if slept is not None:
+                dropped = self.sender.discard()
+                fields = {"sleptSeconds": round(slept, 3), "droppedEvents": dropped}
+                log.info("the host has slept (resumed): ready again", extra={"fields": fields})
+                self.resumed = True
+                return
+            last = (self._clock(), self._wall())
             self.tick()
             if self._gone():
                 log.info("the DCV session has ended; the agent stops")
@@ -88,6 +113,14 @@ class Monitor:
         if self.sender.pending:
             self.sender.flush(max_attempts=1)
         log.info("monitor stopped", extra={"fields": {"undelivered": self.sender.pending}})
+
+    def _slept(self, mono: float, wall: float) -> float | None:
+        """How long the host slept since the last sample (see Resume above), or None."""
+        if self.resume_gap is None:
+            return None
+        elapsed = max(self._clock() - mono, self._wall() - wall)
+        gap = elapsed - self.sample_interval
+        return elapsed if gap > self.resume_gap else None
 
     def tick(self) -> None:
         readings = {}

@@ -7,13 +7,17 @@ this time (no GPU). Nothing a host prints can crash it: a signal that cannot be 
 
 - dcv: `dcv describe-session <id> -j` ("num-of-connections", "last-disconnection-time"), then
   `dcv list-connections -j <id>` only while there are connections. Idle with 0 connections, or
-  when every connection carries a "last-interaction-time" older than the idle timeout.
+  when every connection carries a "last-interaction-time" older than the idle timeout. When
+  describe-session fails and `dcv list-sessions` no longer lists the session (DCV closed it),
+  idle with 0 connections, and the agent is told (it re-creates the session on Linux).
 - cpu: the busiest core between two samples, not the average (one busy core of 16 reads as 6 %).
   Linux: the per-core `cpuN` lines of /proc/stat (`cpuStatPath`). Windows: a background
   `typeperf "\\Processor(*)\\% Processor Time" -si 1` (its counter names in the system's
   language), every row since the last reading averaged per processor (TypeperfCpu).
 - gpu: `nvidia-smi --query-gpu=utilization.gpu,utilization.encoder ...`, the maximum over GPUs.
-  Absent when nvidia-smi is not installed; an error when it is there but fails.
+  Absent when nvidia-smi is not installed; an error when it is there but fails. A column that
+  prints "[N/A]" (or another bracketed "cannot read") is left out: the signal judges on the
+  columns it could read, and is unreadable (an error) only when no column could be read.
 - processes: whether any of `busyProcesses` runs (Linux: /proc/<pid>/comm and the basename of
   argv[0]; Windows: `tasklist /fo csv /nh`, image names compared without case or ".exe").
 """
@@ -141,14 +145,33 @@ class DcvSignal(Signal):
         session_id: str,
         idle_timeout: float,
         wall: Callable[[], float] = time.time,
+        on_gone: Callable[[], None] | None = None,
     ) -> None:
+        """`on_gone`: called when the session is no longer listed (DCV closed it: its user
+        logged out, or its desktop exited); the host then counts as idle (nobody can be using a
+        session that does not exist). Without it, a missing session is an error (a container
+        ends with its session instead: monitor.py)."""
         self.dcv = dcv
         self.session_id = session_id
         self.idle_timeout = idle_timeout
         self._wall = wall
+        self._on_gone = on_gone
 
     def unknown(self) -> dict[str, Any]:
         return {"connections": None}
+
+    def _listed(self) -> bool:
+        """Whether DCV still lists the session; SignalError when it cannot say."""
+        try:
+            return any(s.id == self.session_id for s in self.dcv.list_sessions())
+        except DcvError as exc:
+            raise SignalError(str(exc)) from None
+
+    def _gone(self) -> Reading:
+        if self._on_gone is not None:
+            self._on_gone()
+        values = {"idle": True, "connections": 0, "lastDisconnectAt": None}
+        return Reading({**values, "lastInteractionAt": None})
 
     def read(self) -> Reading:
         try:
@@ -158,6 +181,8 @@ class DcvSignal(Signal):
                 described = None
             connections = [] if described == 0 else self.dcv.list_connections(self.session_id)
         except DcvError as exc:
+            if self._on_gone is not None and not self._listed():
+                return self._gone()
             raise SignalError(str(exc)) from None
         disconnected = parse_time(info.get("last-disconnection-time"))
         interactions = [parse_time(c.get("last-interaction-time")) for c in connections]
@@ -475,21 +500,39 @@ class TypeperfCpu(Signal):
         return cpu_reading(busiest_core_over(rows), self.threshold)
 
 
-def parse_nvidia_smi(text: str) -> tuple[float, float]:
-    """Highest GPU and encoder utilisation over the "gpu, encoder" lines, one per GPU."""
+def _percent(part: str) -> float | None:
+    """One column: a percentage, or None for what nvidia-smi prints when it cannot read the field
+    ("[N/A]", "[Not Supported]", "[Unknown Error]", ...: always in square brackets)."""
+    text = part.strip()
+    if text.startswith("[") and text.endswith("]"):
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        raise SignalError(f"nvidia-smi printed {text[:40]!r}, not a percentage") from None
+    if not 0 <= number <= 100:
+        raise SignalError(f"nvidia-smi printed {text[:40]!r}, not a percentage")
+    return number
+
+
+def parse_nvidia_smi(text: str) -> tuple[float | None, float | None]:
+    """Highest GPU and encoder utilisation over the "gpu, encoder" lines, one per GPU. A column
+    no GPU could read (e.g. the encoder of a GPU without NVENC prints "[N/A]") is None; the
+    signal judges on what was readable."""
     lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines:
         raise SignalError("nvidia-smi printed no GPU")
-    gpu = encoder = 0.0
+    gpu: float | None = None
+    encoder: float | None = None
     for line in lines:
-        parts = [part.strip() for part in line.split(",")]
-        try:
-            numbers = [float(part) for part in parts]
-        except ValueError:
-            numbers = []
-        if len(numbers) != 2 or not all(0 <= n <= 100 for n in numbers):
+        parts = line.split(",")
+        if len(parts) != 2:
             raise SignalError(f"nvidia-smi printed {line[:80]!r}, not two percentages")
-        gpu, encoder = max(gpu, numbers[0]), max(encoder, numbers[1])
+        values = [_percent(part) for part in parts]
+        if values[0] is not None:
+            gpu = values[0] if gpu is None else max(gpu, values[0])
+        if values[1] is not None:
+            encoder = values[1] if encoder is None else max(encoder, values[1])
     return gpu, encoder
 
 
@@ -520,9 +563,12 @@ class GpuSignal(Signal):
                 self._absent_logged = True
             return None
         gpu, encoder = parse_nvidia_smi(output)
+        readable = [value for value in (gpu, encoder) if value is not None]
+        if not readable:
+            raise SignalError(f"nvidia-smi could read no utilisation: {_clip(output)[:200]!r}")
         return Reading(
             {
-                "idle": gpu < self.threshold and encoder < self.threshold,
+                "idle": all(value < self.threshold for value in readable),
                 "utilizationPercent": gpu,
                 "encoderPercent": encoder,
                 "thresholdPercent": self.threshold,
@@ -598,12 +644,18 @@ class ProcessSignal(Signal):
 
 
 def build_signals(
-    config: Config, dcv: DcvCli, dcv_session_id: str, run: Runner = run_command
+    config: Config,
+    dcv: DcvCli,
+    dcv_session_id: str,
+    run: Runner = run_command,
+    on_gone: Callable[[], None] | None = None,
 ) -> list[Signal]:
     """The enabled signals: dcv always; cpu and gpu unless their threshold is null; processes
-    when busyProcesses names any."""
+    when busyProcesses names any. `on_gone`: DcvSignal's."""
     timeout = config.command_timeout_seconds
-    signals: list[Signal] = [DcvSignal(dcv, dcv_session_id, config.idle_timeout_seconds)]
+    signals: list[Signal] = [
+        DcvSignal(dcv, dcv_session_id, config.idle_timeout_seconds, on_gone=on_gone)
+    ]
     if config.cpu_threshold_percent is not None:
         if config.platform == "windows":
             signals.append(TypeperfCpu(config.cpu_threshold_percent))

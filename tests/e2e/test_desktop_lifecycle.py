@@ -7,16 +7,18 @@ has GRACE seconds to come back.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from dcvfleet import events
 from local.demo import Client
-from tests.stackfixture import Stack, start_stack, stop_stack
+from tests.stackfixture import BusObserver, Stack, start_stack, stop_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4
@@ -253,3 +255,86 @@ def test_a_stop_made_outside_dcv_fleet_is_recorded_and_never_undone(life: Stack)
     assert "outside DCV Fleet" in session["statusReason"], session
     time.sleep(2)
     assert _instance_state(life, instance_id) == "stopped"
+
+
+def _host(life: Stack, instance_id: str) -> dict[str, Any]:
+    hosts = life.control("GET", "/hosts").json()["hosts"]
+    found: dict[str, Any] = next(h for h in hosts if h["instanceId"] == instance_id)
+    return found
+
+
+def test_a_session_closed_by_its_user_comes_back_and_the_idle_desktop_stops(
+    life: Stack,
+) -> None:
+    # Given a READY desktop whose user is connected
+    user, session_id, instance_id = _ready_desktop(life)
+    _connections(life, instance_id, 1)
+    # When the user logs out: DCV closes the virtual session with the desktop
+    resp = life.control("POST", f"/hosts/{instance_id}/session", {"closed": True})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["dcvSessions"] == []
+    left = time.monotonic()
+    # Then the agent creates the session again for its user (same name: the same link works)
+    deadline = left + 10
+    while (sessions := _host(life, instance_id)["dcvSessions"]) != ["desktop"]:
+        assert time.monotonic() < deadline, f"the DCV session was not created again: {sessions}"
+        time.sleep(0.3)
+    # And, nobody coming back, the desktop ends idle and is STOPPED within the bound
+    session = life.wait_for(user, session_id, ("STOPPED", "FAILED"), timeout=STOP_BOUND + 10)
+    took = time.monotonic() - left
+    assert session["status"] == "STOPPED", session
+    assert "no one has used it" in session["statusReason"], session
+    assert took <= STOP_BOUND + 5, f"stopped {took:.1f}s after the logout"
+
+
+def _agent_events(observer: BusObserver, detail_type: str, session_id: str) -> list[dict[str, Any]]:
+    """Every agent event of that type about the session that reached the bus so far."""
+    with contextlib.suppress(AssertionError):  # pulls what the queue holds into .seen
+        observer.wait_for("(none)", "(none)", timeout=2)
+    return [
+        e["detail"]
+        for e in observer.seen
+        if e["detail-type"] == detail_type and e["detail"].get("sessionId") == session_id
+    ]
+
+
+def test_a_hibernated_desktop_resumes_ready_without_a_stale_session_idle(life: Stack) -> None:
+    agent_bus = life.observe("dcvfleet.agent")
+    # Given a READY desktop, on a host whose stop hibernates it, that nobody has used for a
+    # few seconds (its agent's idle clock is running)
+    user, session_id, instance_id = _ready_desktop(life)
+    _connections(life, instance_id, 1)
+    resp = life.control("POST", f"/hosts/{instance_id}/hibernation", {"enabled": True})
+    assert resp.status_code == 200, resp.text
+    _connections(life, instance_id, 0)
+    time.sleep(2)
+    # When it is hibernated (its agent frozen, mid-idle-clock) for longer than the idle timeout
+    resp = user.call("POST", f"/sessions/{session_id}/stop")
+    assert resp.status_code == 202, resp.text
+    life.wait_for(user, session_id, ("STOPPED",), timeout=20)
+    assert _host(life, instance_id)["agent"] == "frozen"
+    time.sleep(IDLE_TIMEOUT + 4)
+    # and resumed (its agent thawed, the wall clock moved on)
+    resumed_at = time.time()
+    resp = user.call("POST", f"/sessions/{session_id}/start")
+    assert resp.status_code == 202, resp.text
+    session = life.wait_for(user, session_id, ("READY", "FAILED", "STOPPED"), timeout=35)
+    if session["status"] == "READY":
+        _connections(life, instance_id, 1)  # the user is back: no idle check from here on
+    # Then no Session Idle carried over from before the hibernation was sent after it
+    stale = [
+        d
+        for d in _agent_events(agent_bus, "Session Idle", session_id)
+        if _epoch(d["sentAt"]) >= resumed_at and _epoch(d["idleSince"]) < resumed_at
+    ]
+    assert stale == [], stale
+    # And the resume reached READY on the same instance: the thawed agent said Host Ready again
+    assert session["status"] == "READY", session
+    assert session["instanceId"] == instance_id
+    readies = _agent_events(agent_bus, "Host Ready", session_id)
+    assert [d for d in readies if _epoch(d["sentAt"]) >= resumed_at], readies
+    assert _host(life, instance_id)["agent"] == "running"
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()

@@ -313,6 +313,35 @@ def test_control_answers_404_for_no_host_and_409_for_a_stopped_one(
     assert (bad.status_code, bad.json()["message"].split(":")[0]) == (400, "cpuPercent")
 
 
+def test_control_closes_a_hosts_sessions_and_sets_its_hibernation(
+    control: ControlServer, sim: HostSimulator, client: Callable[[str], Any]
+) -> None:
+    instance_id = launch(client)
+    host = booted(sim, instance_id)
+    on_host(host, "dcv", "create-session", "--type", "virtual", "--owner", "alice", "desktop")
+    sim.set_connections(instance_id, 1)
+    base = f"{control.url}/hosts/{instance_id}"
+    for route, bad, field in (
+        ("session", {"closed": False}, "closed"),
+        ("session", {}, "closed"),
+        ("hibernation", {"enabled": "yes"}, "enabled"),
+        ("hibernation", [True], "enabled"),
+    ):
+        refused = requests.post(f"{base}/{route}", json=bad, timeout=10)
+        assert (refused.status_code, refused.json()["message"].split(":")[0]) == (400, field)
+    assert not host.hibernation
+    assert requests.post(f"{base}/hibernation", json={"enabled": True}, timeout=10).ok
+    assert host.hibernation
+    # the user logs out: the client leaves, DCV closes the session
+    closed = requests.post(f"{base}/session", json={"closed": True}, timeout=10)
+    assert closed.status_code == 200
+    assert (closed.json()["dcvSessions"], closed.json()["connections"]) == ([], 0)
+    assert closed.json()["lastDisconnection"]
+    assert json.loads(on_host(host, "dcv", "list-sessions", "-j")) == []
+    unknown = f"{control.url}/hosts/i-0000000000000000f/session"
+    assert requests.post(unknown, json={"closed": True}, timeout=10).status_code == 404
+
+
 def test_the_boot_delay_is_set_through_control(control: ControlServer, sim: HostSimulator) -> None:
     url = f"{control.url}/boot-delay"
     for bad in ({"seconds": -1}, {"seconds": 601}, {"seconds": True}, {"seconds": "3"}, [3]):

@@ -179,6 +179,7 @@ def test_every_key_is_documented_in_this_test() -> None:
         "commandTimeoutSeconds", "endpointUrl", "settingsParameter", "heartbeatIntervalSeconds",
         "sampleIntervalSeconds", "idleTimeoutSeconds", "cpuThresholdPercent",
         "gpuThresholdPercent", "busyProcesses", "cpuStatPath", "nvidiaSmiCommand",
+        "resumeGapSeconds",
     }  # fmt: skip
     assert set(POLICY_KEYS) == {
         "heartbeatIntervalSeconds", "sampleIntervalSeconds", "idleTimeoutSeconds",

@@ -288,13 +288,41 @@ def test_given_an_encoding_only_gpu_then_gpu_is_busy() -> None:
     assert reading.values["idle"] is False
 
 
+# nvidia-smi prints "[N/A]" (or "[Not Supported]") for a field the GPU or driver cannot read,
+# e.g. the encoder of a GPU or vGPU profile without NVENC: the other column still counts.
+@pytest.mark.parametrize(
+    ("output", "idle", "gpu_percent", "encoder_percent"),
+    [
+        ("3, [N/A]\n", True, 3.0, None),
+        ("45, [N/A]\n", False, 45.0, None),
+        ("[N/A], 0\n", True, None, 0.0),
+        ("[Not Supported], 35\n", False, None, 35.0),
+        ("0, [N/A]\n87, 12\n", False, 87.0, 12.0),
+        ("2, [N/A]\n[N/A], [N/A]\n", True, 2.0, None),
+    ],
+)
+def test_given_an_unreadable_column_then_gpu_judges_on_the_readable_ones(
+    output: str, idle: bool, gpu_percent: float | None, encoder_percent: float | None
+) -> None:
+    reading, _ = gpu((0, output))
+    assert reading is not None
+    assert "error" not in reading.values
+    assert reading.values == {
+        "idle": idle,
+        "utilizationPercent": gpu_percent,
+        "encoderPercent": encoder_percent,
+        "thresholdPercent": 10,
+    }
+
+
 @pytest.mark.parametrize(
     ("step", "fragment"),
     [
-        ((0, fixture("nvidia-smi/not-available.txt")), "'[N/A], [N/A]', not two percentages"),
+        ((0, fixture("nvidia-smi/not-available.txt")), "could read no utilisation"),
         ((0, fixture("nvidia-smi/garbage.txt")), "not two percentages"),
         ((0, ""), "printed no GPU"),
-        ((0, "101, 0\n"), "not two percentages"),
+        ((0, "101, 0\n"), "'101', not a percentage"),
+        ((0, "3, x\n"), "'x', not a percentage"),
         ((9, fixture("nvidia-smi/driver-failure.txt")), "exit code 9: NVIDIA-SMI has failed"),
         (subprocess.TimeoutExpired("nvidia-smi", 10), "did not finish within 10s"),
         (PermissionError(13, "Permission denied"), "cannot run 'nvidia-smi'"),
