@@ -18,7 +18,7 @@ from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
 from dcvfleet.errors import all_error_classes
-from local.deploy import substitute_definition
+from local.deploy import samconfig_overrides, substitute_definition
 from tests.support_iam import PinnedManagedPolicies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -367,3 +367,5 @@ def test_windows_desktops_are_opt_in_through_windows_ami_id() -> None:
     assert env(with_windows, "ApiFunction")["WINDOWS_INSTANCE_TYPE"] == {
         "Ref": "WindowsInstanceType"
     }
+    # the local stack (samconfig.toml [local]) keeps Windows desktops for its tests
+    assert samconfig_overrides("local")["WindowsAmiId"].startswith("/")
