@@ -171,6 +171,7 @@ class Deployer:
         cfn_template: dict[str, Any] = transform(self.package(sam), parameters, _Loader())
         deployment = Deployment(self.region, account_id, parameters, cfn_template)
         emulator.fix_template_for_emulator(cfn_template, parameters)
+        emulator.resolve_ssm_references(cfn_template, parameters, account_id, self.region)
 
         api_created = {
             k: v

@@ -195,6 +195,12 @@ Gaps worked around here:
   ``CommaDelimitedList`` parameter's value as a Python list's repr (``['subnet-a', 'subnet-b']``);
   AWS gives it as it was passed (``subnet-a,subnet-b``). Here (``stack_parameter_patches``) its
   members are joined with commas.
+* ``CFN_DYNAMIC_REFERENCES`` - a ``{{resolve:ssm:<name>}}`` dynamic reference is left as written
+  (the Windows launch template's ``ImageId`` would be that text); CloudFormation replaces it with
+  the parameter's value when it creates the resource
+  (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references-ssm.html).
+  Here (``resolve_ssm_references``) the template's ``Fn::Sub`` of such a reference is resolved
+  from the emulator's parameter store before the stack is created.
 * ``DEFAULT_VPC_INTERNET`` - the default VPC has no internet gateway and its main route table
   only the local route; AWS gives a default VPC an internet gateway and a ``0.0.0.0/0`` route to
   it (https://docs.aws.amazon.com/vpc/latest/userguide/default-vpc-components.html). Here
@@ -3102,6 +3108,50 @@ def fix_template_for_emulator(template: dict[str, Any], parameters: dict[str, st
     for logical_id, resource in template["Resources"].items():
         if resource.get("Type") == "AWS::ApiGateway::RestApi":
             resource.setdefault("Properties", {}).setdefault("Name", logical_id)
+
+
+#: A whole dynamic reference to an SSM String parameter (name, optional :version).
+SSM_REFERENCE = re.compile(r"^\{\{resolve:ssm:([^}]+)\}\}$")
+
+
+def resolve_ssm_references(
+    template: dict[str, Any], parameters: dict[str, str], account_id: str, region: str
+) -> None:
+    """CFN_DYNAMIC_REFERENCES: each ``{"Fn::Sub": "{{resolve:ssm:...}}"}`` (its ``${Param}``
+    from the stack's parameters) and each literal ``{{resolve:ssm:...}}`` string becomes the
+    parameter's value, as CloudFormation resolves it; a missing parameter fails, as it does."""
+    from moto.ssm.models import ssm_backends
+
+    values = {
+        name: parameters.get(name, str(spec.get("Default", "")))
+        for name, spec in template.get("Parameters", {}).items()
+    }
+
+    def resolved(text: str) -> str | None:
+        found = SSM_REFERENCE.match(re.sub(r"\$\{(\w+)\}", lambda m: values[m[1]], text))
+        if not found:
+            return None
+        # moto's get_parameter reads "name" and "name:version" as SSM does
+        parameter = ssm_backends[account_id][region].get_parameter(found[1])
+        if parameter is None:
+            raise ValueError(f"dynamic reference {text!r}: no SSM parameter {found[1]}")
+        return str(parameter.value)
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        if isinstance(value, str):
+            return (resolved(value) or value) if "{{resolve:ssm:" in value else value
+        if not isinstance(value, dict):
+            return value
+        sub = value.get("Fn::Sub")
+        if value.keys() == {"Fn::Sub"} and isinstance(sub, str) and "{{resolve:ssm:" in sub:
+            done = resolved(sub)
+            if done is not None:
+                return done
+        return {k: walk(v) for k, v in value.items()}
+
+    template["Resources"] = walk(template.get("Resources", {}))
 
 
 def seed_public_parameter(account_id: str, region: str, name: str, value: str) -> None:

@@ -66,9 +66,14 @@ class ApiSettings:
             state_machine_arn=_get(env, "PROVISION_STATE_MACHINE_ARN"),
             max_active_sessions=_int(env, "MAX_ACTIVE_SESSIONS_PER_USER", "1"),
             allowed_instance_types=_list(env, "ALLOWED_INSTANCE_TYPES"),
+            # WINDOWS_INSTANCE_TYPE is empty when the fleet has no Windows desktops.
             default_instance_types={
                 "linux": _get(env, "LINUX_INSTANCE_TYPE"),
-                "windows": _get(env, "WINDOWS_INSTANCE_TYPE"),
+                **(
+                    {"windows": env["WINDOWS_INSTANCE_TYPE"]}
+                    if env.get("WINDOWS_INSTANCE_TYPE")
+                    else {}
+                ),
             },
             enabled_backends=_list(env, "ENABLED_BACKENDS", "ec2"),
             batch_instance_types=_list(env, "BATCH_INSTANCE_TYPES", "GPU"),
@@ -91,9 +96,14 @@ class LaunchSettings:
     def from_env(cls, env: Mapping[str, str]) -> LaunchSettings:
         return cls(
             common=CommonSettings.from_env(env),
+            # WINDOWS_LAUNCH_TEMPLATE_ID is empty when the fleet has no Windows desktops.
             launch_templates={
                 "linux": _get(env, "LINUX_LAUNCH_TEMPLATE_ID"),
-                "windows": _get(env, "WINDOWS_LAUNCH_TEMPLATE_ID"),
+                **(
+                    {"windows": env["WINDOWS_LAUNCH_TEMPLATE_ID"]}
+                    if env.get("WINDOWS_LAUNCH_TEMPLATE_ID")
+                    else {}
+                ),
             },
             subnet_ids=_list(env, "SUBNET_IDS"),
             fallback_instance_types=_list(env, "FALLBACK_INSTANCE_TYPES", ","),

@@ -74,6 +74,11 @@ def create_session(
 ) -> Session:
     if request.backend not in settings.enabled_backends:
         raise InvalidRequestError(f"backend: {request.backend!r} is not enabled on this fleet")
+    if request.os not in settings.default_instance_types:
+        raise InvalidRequestError(
+            "os: Windows desktops are not set up in this fleet "
+            "(an administrator turns them on with the WindowsAmiId parameter)"
+        )
     if request.backend == "batch":
         instance_type = _batch_instance_type(settings, request)
     else:
@@ -239,7 +244,10 @@ def options(settings: ApiSettings) -> dict[str, Any]:
     }
     return {
         "backends": list(settings.enabled_backends),
-        "os": {b: os_by_backend[b] for b in settings.enabled_backends},
+        "os": {
+            b: [o for o in os_by_backend[b] if o in settings.default_instance_types]
+            for b in settings.enabled_backends
+        },
         "instanceTypes": {b: types[b] for b in settings.enabled_backends},
         "defaultInstanceTypes": dict(settings.default_instance_types),
         "maxActiveSessions": settings.max_active_sessions,

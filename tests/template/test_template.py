@@ -18,7 +18,7 @@ from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
 from dcvfleet.errors import all_error_classes
-from local.deploy import substitute_definition
+from local.deploy import samconfig_overrides, substitute_definition
 from tests.support_iam import PinnedManagedPolicies
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -264,3 +264,108 @@ def test_a_desktop_job_takes_one_gpu_on_the_hosts_network_and_one_attempt() -> N
     names = {e["Name"] for e in container["Environment"]}
     assert names == {"DCVFLEET_EVENT_BUS_NAME", "DCVFLEET_SETTINGS_PARAMETER", "AWS_REGION"}
     assert container["LogConfiguration"]["Options"]["awslogs-group"] == {"Ref": "BatchJobLogGroup"}
+
+
+def _as_deployed(template: dict[str, Any], params: dict[str, str]) -> dict[str, Any]:
+    """The template's resources as CloudFormation creates them for these parameter values: each
+    Condition evaluated (Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition over Ref to parameters),
+    resources whose Condition is false dropped, each Fn::If replaced by its chosen branch."""
+    values = {
+        name: params.get(name, spec.get("Default"))
+        for name, spec in template.get("Parameters", {}).items()
+    }
+    conditions = template.get("Conditions", {})
+
+    def value(node: Any) -> Any:
+        if isinstance(node, dict) and set(node) == {"Ref"} and node["Ref"] in values:
+            found = values[node["Ref"]]
+            return ",".join(found) if isinstance(found, list) else found
+        if isinstance(node, dict) and set(node) == {"Fn::Join"}:
+            sep, parts = node["Fn::Join"]
+            return sep.join(
+                str(value(p)) for p in (value(parts) if isinstance(parts, dict) else parts)
+            )
+        return node
+
+    def holds(node: Any) -> bool:
+        ((fn, args),) = node.items()
+        if fn == "Condition":
+            return holds(conditions[args])
+        if fn == "Fn::Not":
+            return not holds(args[0])
+        if fn == "Fn::And":
+            return all(holds(a) for a in args)
+        if fn == "Fn::Or":
+            return any(holds(a) for a in args)
+        assert fn == "Fn::Equals", fn
+        return str(value(args[0])) == str(value(args[1]))
+
+    def choose(node: Any) -> Any:
+        if isinstance(node, list):
+            return [choose(n) for n in node]
+        if isinstance(node, dict) and set(node) == {"Fn::If"}:
+            name, yes, no = node["Fn::If"]
+            return choose(yes if holds(conditions[name]) else no)
+        if isinstance(node, dict):
+            return {k: choose(v) for k, v in node.items()}
+        return node
+
+    return {
+        logical: choose(res)
+        for logical, res in template["Resources"].items()
+        if "Condition" not in res or holds(conditions[res["Condition"]])
+    }
+
+
+def _references(node: Any) -> set[str]:
+    if isinstance(node, list):
+        return {r for n in node for r in _references(n)}
+    if not isinstance(node, dict):
+        return set()
+    found = {r for v in node.values() for r in _references(v)}
+    if set(node) == {"Ref"}:
+        found.add(node["Ref"])
+    if set(node) == {"Fn::GetAtt"}:
+        att = node["Fn::GetAtt"]
+        found.add(att[0] if isinstance(att, list) else att.split(".")[0])
+    if set(node) == {"Fn::Sub"}:
+        text = node["Fn::Sub"] if isinstance(node["Fn::Sub"], str) else node["Fn::Sub"][0]
+        found.update(m.split(".")[0] for m in re.findall(r"\$\{([^!}][^}]*)\}", text))
+    return found
+
+
+def test_windows_desktops_are_opt_in_through_windows_ami_id() -> None:
+    """WindowsAmiId left at its default ("") deploys a fleet without Windows: no Windows launch
+    template, nothing left that refers to it, and the functions see Windows switched off (empty
+    WINDOWS_LAUNCH_TEMPLATE_ID / WINDOWS_INSTANCE_TYPE). Given a parameter name, the Windows
+    launch template resolves it at deploy time, as the parameter's former
+    AWS::SSM::Parameter::Value type did (a value of that type cannot be empty)
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references-ssm.html)."""
+    cfn = translated()
+    assert TEMPLATE["Parameters"]["WindowsAmiId"]["Type"] == "String"
+    assert TEMPLATE["Parameters"]["WindowsAmiId"]["Default"] == ""
+
+    def env(resources: dict[str, Any], logical: str) -> dict[str, Any]:
+        return resources[logical]["Properties"]["Environment"]["Variables"]  # type: ignore[no-any-return]
+
+    without = _as_deployed(cfn, {})
+    assert "WindowsLaunchTemplate" not in without
+    assert "LinuxLaunchTemplate" in without
+    dangling = {
+        logical for logical, res in without.items() if "WindowsLaunchTemplate" in _references(res)
+    }
+    assert dangling == set()
+    assert env(without, "LaunchInstanceFunction")["WINDOWS_LAUNCH_TEMPLATE_ID"] == ""
+    assert env(without, "ApiFunction")["WINDOWS_INSTANCE_TYPE"] == ""
+
+    with_windows = _as_deployed(cfn, {"WindowsAmiId": "/fleet/windows-desktop-ami"})
+    data = with_windows["WindowsLaunchTemplate"]["Properties"]["LaunchTemplateData"]
+    assert data["ImageId"] == {"Fn::Sub": "{{resolve:ssm:${WindowsAmiId}}}"}
+    assert env(with_windows, "LaunchInstanceFunction")["WINDOWS_LAUNCH_TEMPLATE_ID"] == {
+        "Ref": "WindowsLaunchTemplate"
+    }
+    assert env(with_windows, "ApiFunction")["WINDOWS_INSTANCE_TYPE"] == {
+        "Ref": "WindowsInstanceType"
+    }
+    # the local stack (samconfig.toml [local]) keeps Windows desktops for its tests
+    assert samconfig_overrides("local")["WindowsAmiId"].startswith("/")

@@ -1,7 +1,7 @@
-"""Preflight's windows-ami check: WindowsAmiId has no default, and the image it names must be an
-available x86_64 Windows image, not AWS's plain Windows Server AMI (no GRID driver, DCV or
-Python), and marked as a desktop image; what is inside an image cannot be seen read-only. Run
-against moto, whose EC2 carries AWS's own Windows AMIs (owner alias "amazon")."""
+"""Preflight's windows-ami check: WindowsAmiId empty (its default) means no Windows desktops;
+the image it names must be an available x86_64 Windows image, not AWS's plain Windows Server AMI
+(no GRID driver, DCV or Python), and marked as a desktop image; what is inside an image cannot be
+seen read-only. Run against moto, whose EC2 carries AWS's own Windows AMIs (owner alias "amazon")."""
 
 from __future__ import annotations
 
@@ -67,14 +67,14 @@ def check(image_id: str | None, *, via_parameter: bool = True) -> Result:
     return preflight.check_windows_ami(Account(client, REGION, params))
 
 
-def test_the_template_has_no_default_windows_ami() -> None:
-    assert "Default" not in TEMPLATE["Parameters"]["WindowsAmiId"]
-
-
-def test_a_deploy_without_a_windows_ami_fails_preflight() -> None:
-    result = check(None)
-    assert result.status == FAIL
-    assert "WindowsAmiId is not set" in result.message
+def test_a_fleet_without_a_windows_ami_passes_as_one_without_windows_desktops() -> None:
+    # the template's default is "" (Windows off), which preflight reads as the value
+    assert TEMPLATE["Parameters"]["WindowsAmiId"]["Default"] == ""
+    config = preflight.deploy_config(TEMPLATE, None, "default", "")
+    assert config.parameters["WindowsAmiId"] == ""
+    result = preflight.check_windows_ami(Account(client, REGION, dict(config.parameters)))
+    assert result == Result("windows-ami", PASS, "no Windows desktops (WindowsAmiId empty)")
+    assert check(None) == result
 
 
 def test_aws_plain_windows_server_ami_fails_preflight() -> None:

@@ -335,6 +335,43 @@ def test_create_session_refuses_what_the_fleet_does_not_offer_naming_the_field(
     assert workflows.started == []
 
 
+def test_a_windows_desktop_on_a_fleet_without_windows_is_refused_plainly(
+    store: InMemorySessionStore, workflows: FakeWorkflows
+) -> None:
+    # Given a fleet deployed with WindowsAmiId "" (the template then gives the API an empty
+    # WINDOWS_INSTANCE_TYPE)
+    linux_only = ApiSettings.from_env(
+        {
+            "SESSIONS_TABLE": "sessions",
+            "EVENT_BUS_NAME": "fleet",
+            "FLEET_TAG_VALUE": FLEET_TAG[1],
+            "PROVISION_STATE_MACHINE_ARN": STATE_MACHINE,
+            "ALLOWED_INSTANCE_TYPES": ",".join((REQUESTED, *FALLBACKS)),
+            "LINUX_INSTANCE_TYPE": REQUESTED,
+            "WINDOWS_INSTANCE_TYPE": "",
+            "ENABLED_BACKENDS": "ec2,batch",
+        }
+    )
+    # When alice asks for a Windows desktop
+    with pytest.raises(InvalidRequestError) as raised:
+        service.create_session(store, workflows, linux_only, ALICE, request(os="windows"))
+    # Then she is told Windows is not set up here (and the admin which parameter turns it on),
+    # and nothing is stored, counted or started
+    assert str(raised.value) == (
+        "os: Windows desktops are not set up in this fleet "
+        "(an administrator turns them on with the WindowsAmiId parameter)"
+    )
+    assert store.list_by_owner(ALICE.sub) == []
+    assert store.active_count(ALICE.sub) == 0
+    assert workflows.started == []
+    # and the fleet's options offer Linux only
+    offered = service.options(linux_only)
+    assert offered["os"] == {"ec2": ["linux"], "batch": ["linux"]}
+    assert offered["defaultInstanceTypes"] == {"linux": REQUESTED}
+    # while a fleet with Windows still offers it
+    assert service.options(API)["os"] == {"ec2": ["linux", "windows"]}
+
+
 def test_create_session_marks_the_session_failed_when_its_workflow_cannot_start(
     store: InMemorySessionStore,
 ) -> None:
