@@ -349,6 +349,8 @@ ENGLISH_PROCESSOR_COUNTER = "\\Processor(*)\\% Processor Time"
 #: typeperf's sample interval (-si) and how many rows one run prints (-sc): a run ends by
 #: itself within the hour, so one left behind by an agent that was ended goes away too.
 TYPEPERF_INTERVAL_SECONDS = 1
+#: How recent typeperf's newest row must be to stand for a reading that found no new row.
+TYPEPERF_FRESH_SECONDS = 3.0
 TYPEPERF_ROWS_PER_RUN = 3600
 
 
@@ -423,12 +425,18 @@ class TypeperfCpu(Signal):
         threshold: float,
         counter: str | None = None,
         spawn: Callable[[Sequence[str]], Process] = spawn_process,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = threshold
         self.argv = typeperf_argv(counter or processor_counter())
         self._spawn = spawn
+        self._clock = clock
         self._lock = threading.Lock()
         self._rows: list[dict[str, float]] = []
+        #: The newest row and when it came: typeperf prints a row every 1.02-1.03 s, so a
+        #: reading a second after the last may find none new; the newest row, if this recent,
+        #: then stands for the interval (a typeperf that stalls longer is an error).
+        self._newest: tuple[float, dict[str, float]] | None = None
         self._problem: str | None = None
         self._process: Process | None = None
         self.reader: threading.Thread | None = None
@@ -474,6 +482,7 @@ class TypeperfCpu(Signal):
                 with self._lock:
                     self._rows.append(cores)
                     del self._rows[:-TYPEPERF_ROWS_PER_RUN]
+                    self._newest = (self._clock(), cores)
         if names is None:
             with self._lock:
                 self._problem = "typeperf printed no counter header: " + (
@@ -495,8 +504,11 @@ class TypeperfCpu(Signal):
         with self._lock:
             rows, self._rows = self._rows, []
             problem, self._problem = self._problem, None
+            newest = self._newest
         if problem is not None and not rows:
             raise SignalError(problem)
+        if not rows and newest is not None and self._clock() - newest[0] <= TYPEPERF_FRESH_SECONDS:
+            rows = [newest[1]]
         return cpu_reading(busiest_core_over(rows), self.threshold)
 
 

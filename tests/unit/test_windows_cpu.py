@@ -81,13 +81,33 @@ def test_a_one_second_spike_in_a_quiet_interval_leaves_the_host_idle() -> None:
     assert values == {"idle": True, "busiestCorePercent": 6.9, "thresholdPercent": 10}
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_rows_are_consumed_by_the_reading_that_covers_them() -> None:
-    signal = TypeperfCpu(10, spawn=Spawner(FakeTypeperf(recorded("typeperf-4cpu-si2-sc3-ja.txt"))))
+    # Given a reading that took every row typeperf had printed
+    clock = Clock()
+    fake = FakeTypeperf(recorded("typeperf-4cpu-si2-sc3-ja.txt"))
+    signal = TypeperfCpu(10, spawn=Spawner(fake), clock=clock)
     sampled(signal)
+    newest = parse_typeperf(recorded("typeperf-4cpu-si2-sc3-ja.txt"))[-1]
+    # When the next reading comes a second later and typeperf (a row every 1.02-1.03 s) has
+    # printed none since, then its newest row stands for that second
+    clock.now += 1
     again = signal.sample()
     assert again is not None
-    assert again.values["idle"] is None
-    assert "no sample since the last reading" in again.values["error"]
+    assert again.values["busiestCorePercent"] == round(max(newest.values()), 1)
+    # But when it printed nothing for longer, the signal cannot say
+    clock.now += 5
+    stale = signal.sample()
+    assert stale is not None
+    assert stale.values["idle"] is None
+    assert "no sample since the last reading" in stale.values["error"]
 
 
 def test_typeperf_runs_in_the_background_at_one_row_a_second_and_ends_by_itself() -> None:
