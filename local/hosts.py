@@ -43,12 +43,17 @@ Each host's workdir holds: ``dcv-state.json`` (``local/sim_dcv.py``'s state), ``
 ``/proc/stat``: an aggregate ``cpu`` line and ``cpu0``..``cpu3`` lines of USER_HZ counters that
 advance with wall time from the simulator's ticker, so that the busiest core, ``cpu0``, shows
 the set CPU %), ``activity.json`` (what ``local/sim_nvidia_smi.py`` reports), ``bin/dcv`` and
-``bin/nvidia-smi`` (shims: the commands Run Command's shell finds first on ``PATH``),
+``bin/nvidia-smi`` (shims: the commands Run Command's shell finds first on ``PATH``; a Windows
+host also has ``bin/typeperf`` (``local/sim_typeperf.py``, its counter names in the host's
+``perfLanguage``, chosen by ``POST /windows-counters`` for hosts booted after it) and
+``bin/powershell.exe``, which runs the agent's account script against ``users.json``
+(``local/sim_users.py``: New-LocalUser refuses a name over 20 characters)),
 ``agent.json``, ``agent.log``, and ``ssm/<command-id>/<step>/`` (each Run Command script and its
 output).
 
 ``agent.json`` holds ``eventBusName``, ``region``, ``instanceId``, ``sessionId``, ``secretArn``,
-``platform``, ``dcvCommand``, ``manageUser`` (false; true in a container), ``endpointUrl``,
+``platform``, ``dcvCommand``, ``manageUser`` (false; true in a container and on a Windows host,
+whose agent makes the account and gives it the console session), ``endpointUrl``,
 ``sendBaseDelaySeconds``, ``readyTimeoutSeconds``, ``resumeGapSeconds`` (RESUME_GAP_SECONDS, so
 that a host frozen for a few seconds counts as resumed), and, for the idle signals, ``cpuStatPath``
 (the host's ``proc-stat``), ``nvidiaSmiCommand`` (``[<workdir>/bin/nvidia-smi]``) and
@@ -57,7 +62,9 @@ a container's job environment names its bus, region and settings parameter). A k
 configuration does not know (``dcvfleet_agent.config.KEYS``) is left out, with one warning, so
 an agent older than these keys still starts. The heartbeat and sample intervals, idle timeout
 and thresholds come from the SSM parameter the template fills from its parameters, as on a
-real host.
+real host. A Windows host's agent looks its localized counter names up by index
+(PdhLookupPerfNameByIndexW, which the agent calls only on Windows): the simulator answers that
+lookup from the host's ``sim_typeperf.NAMES`` table.
 """
 
 from __future__ import annotations
