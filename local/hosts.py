@@ -43,12 +43,17 @@ Each host's workdir holds: ``dcv-state.json`` (``local/sim_dcv.py``'s state), ``
 ``/proc/stat``: an aggregate ``cpu`` line and ``cpu0``..``cpu3`` lines of USER_HZ counters that
 advance with wall time from the simulator's ticker, so that the busiest core, ``cpu0``, shows
 the set CPU %), ``activity.json`` (what ``local/sim_nvidia_smi.py`` reports), ``bin/dcv`` and
-``bin/nvidia-smi`` (shims: the commands Run Command's shell finds first on ``PATH``),
+``bin/nvidia-smi`` (shims: the commands Run Command's shell finds first on ``PATH``; a Windows
+host also has ``bin/typeperf`` (``local/sim_typeperf.py``, its counter names in the host's
+``perfLanguage``, chosen by ``POST /windows-counters`` for hosts booted after it) and
+``bin/powershell.exe``, which runs the agent's account script against ``users.json``
+(``local/sim_users.py``: New-LocalUser refuses a name over 20 characters)),
 ``agent.json``, ``agent.log``, and ``ssm/<command-id>/<step>/`` (each Run Command script and its
 output).
 
 ``agent.json`` holds ``eventBusName``, ``region``, ``instanceId``, ``sessionId``, ``secretArn``,
-``platform``, ``dcvCommand``, ``manageUser`` (false; true in a container), ``endpointUrl``,
+``platform``, ``dcvCommand``, ``manageUser`` (false; true in a container and on a Windows host,
+whose agent makes the account and gives it the console session), ``endpointUrl``,
 ``sendBaseDelaySeconds``, ``readyTimeoutSeconds``, ``resumeGapSeconds`` (RESUME_GAP_SECONDS, so
 that a host frozen for a few seconds counts as resumed), and, for the idle signals, ``cpuStatPath``
 (the host's ``proc-stat``), ``nvidiaSmiCommand`` (``[<workdir>/bin/nvidia-smi]``) and
@@ -57,7 +62,9 @@ a container's job environment names its bus, region and settings parameter). A k
 configuration does not know (``dcvfleet_agent.config.KEYS``) is left out, with one warning, so
 an agent older than these keys still starts. The heartbeat and sample intervals, idle timeout
 and thresholds come from the SSM parameter the template fills from its parameters, as on a
-real host.
+real host. A Windows host's agent looks its localized counter names up by index
+(PdhLookupPerfNameByIndexW, which the agent calls only on Windows): the simulator answers that
+lookup from the host's ``sim_typeperf.NAMES`` table.
 """
 
 from __future__ import annotations
@@ -81,7 +88,7 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from local import emulator, faults, sim_dcv, sim_docker, sim_users
+from local import emulator, faults, sim_dcv, sim_docker, sim_typeperf, sim_users
 from local.emulator import ROOT
 from local.http import LocalServer, Reply, json_reply
 
@@ -90,6 +97,7 @@ if TYPE_CHECKING:
 
 SIM_DCV = ROOT / "local" / "sim_dcv.py"
 SIM_NVIDIA_SMI = ROOT / "local" / "sim_nvidia_smi.py"
+SIM_TYPEPERF = ROOT / "local" / "sim_typeperf.py"
 SIM_USERS = ROOT / "local" / "sim_users.py"
 SIM_DOCKER = ROOT / "local" / "sim_docker.py"
 SIM_GLXINFO = ROOT / "local" / "sim_glxinfo.py"
@@ -115,6 +123,10 @@ fd = os.open(spec["log"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
 os.dup2(fd, 1)
 os.dup2(fd, 2)
 os.environ.update(spec["env"])
+names = spec.get("perfNames")
+if names is not None:  # a Windows host's PdhLookupPerfNameByIndexW (sim_typeperf.NAMES)
+    import dcvfleet_agent.signals as signals
+    signals.processor_counter.__defaults__ = (lambda index: names.get(str(index)),)
 sys.exit(agent.main())
 """
 SPARE_AGENTS = 2
@@ -175,6 +187,7 @@ class Host:
     job_id: str | None = None  # a Batch job's container (local.containers), not a host
     agent_settings: dict[str, Any] = field(default_factory=dict)  # agent.json keys it sets
     gl_renderer: str = "nvidia"  # a container's session's OpenGL (local/sim_glxinfo.py)
+    perf_language: str = "en"  # a Windows host's counter names (local/sim_typeperf.py)
 
     @property
     def platform(self) -> str:
@@ -246,9 +259,14 @@ class Host:
             "dcv": (sim_dcv.STATE_ENV, self.state_file, SIM_DCV, ""),
             "nvidia-smi": ("SIM_GPU_STATE", self.activity_file, SIM_NVIDIA_SMI, ""),
         }
-        if self.job_id is not None:  # the agent makes the desktop user in a container
-            for command in ("id", "useradd", "chpasswd"):
+        # the agent makes the desktop user in a container and on a Windows host
+        users = {"windows": ("powershell.exe",)}.get(self.os_type, ("id", "useradd", "chpasswd"))
+        if self.job_id is not None or self.os_type == "windows":
+            for command in users:
                 shims[command] = (sim_users.STATE_ENV, self.users_file, SIM_USERS, command)
+        if self.os_type == "windows":
+            shims["typeperf"] = ("SIM_GPU_STATE", self.activity_file, SIM_TYPEPERF, "")
+        if self.job_id is not None:
             # glxinfo -B in the DCV session (container/session-glxinfo), for the release's check
             shims["dcvfleet-session-glxinfo"] = (
                 "SIM_GL_RENDERER",
@@ -357,7 +375,11 @@ class Host:
 
     def view(self) -> dict[str, Any]:
         dcv = self.dcv_state()
-        container = {"jobId": self.job_id, "osUsers": self.os_users()} if self.job_id else {}
+        container: dict[str, Any] = {"jobId": self.job_id} if self.job_id else {}
+        if self.job_id or self.os_type == "windows":
+            container["osUsers"] = self.os_users()
+        if self.os_type == "windows":
+            container["perfLanguage"] = self.perf_language
         return {
             "instanceId": self.instance_id,
             **container,
@@ -414,6 +436,7 @@ class HostSimulator:
         self.tick_seconds = tick_seconds
         self.spare_agents = spare_agents
         self.agent_enabled = True
+        self.perf_language = "en"  # the counter names of Windows hosts booted from now on
         self.agent_keys = agent_config_keys()
         self._warned_keys: set[str] = set()
         self.hosts: dict[str, Host] = {}
@@ -535,6 +558,7 @@ class HostSimulator:
             os_type=tags.get("dcvfleet:os", "linux"),
             workdir=workdir,
             agent_enabled=self.agent_enabled,
+            perf_language=self.perf_language,
         )
         host.power_cycle_dcv()
         host.write_shims()
@@ -564,7 +588,7 @@ class HostSimulator:
             "secretArn": host.secret_arn,
             "platform": host.platform,
             "dcvCommand": dcv,
-            "manageUser": False,
+            "manageUser": host.platform in ("container", "windows"),
             "endpointUrl": self.endpoint_url,
             "sendBaseDelaySeconds": 0.2,
             "readyTimeoutSeconds": 30,
@@ -592,11 +616,17 @@ class HostSimulator:
             sim_dcv.STATE_ENV: str(host.state_file),
             "SIM_GPU_STATE": str(host.activity_file),
         }
-        if host.job_id is not None:  # its useradd, chpasswd and id come first on PATH
+        spec: dict[str, Any] = {"log": str(host.workdir / "agent.log"), "env": env}
+        # its useradd, chpasswd and id (a container's) or powershell.exe and typeperf (a Windows
+        # host's) come first on PATH
+        if host.job_id is not None or host.os_type == "windows":
             path = self._base_environ.get("PATH", os.defpath)
             env.update(PATH=f"{host.bin_dir}{os.pathsep}{path}")
             env[sim_users.STATE_ENV] = str(host.users_file)
-        spec = {"log": str(host.workdir / "agent.log"), "env": env}
+        if host.os_type == "windows":
+            env[sim_typeperf.LANGUAGE_ENV] = host.perf_language
+            names = sim_typeperf.NAMES[host.perf_language]
+            spec["perfNames"] = {str(index): name for index, name in names.items()}
         with self._lock:
             if self.hosts.get(host.instance_id) is not host or host.state != "running":
                 return
@@ -859,6 +889,8 @@ class ControlServer(LocalServer):
       their agent.
     * ``POST /boot-delay {"seconds": S}`` (0-600): how long hosts and containers launched from
       now on take to boot (``--boot-delay`` at start-up).
+    * ``POST /windows-counters {"language": "en" | "de"}``: the language of the performance
+      counter names (``local/sim_typeperf.py``) of Windows hosts booted from now on.
     * ``GET /batch/capacity``, ``POST /batch/capacity {"instances": N | null}``: how many more
       GPU instances the Batch compute environments can launch (each launch takes one; null, the
       default, for no limit). At 0 a submitted job stays RUNNABLE (``local.containers``).
@@ -938,6 +970,12 @@ class ControlServer(LocalServer):
             return 200, {"enabled": enabled}
         if method == "POST" and path == "/boot-delay":
             return self._set_boot_delay(data)
+        if method == "POST" and path == "/windows-counters":
+            language = data.get("language") if isinstance(data, dict) else None
+            if language not in sim_typeperf.NAMES:
+                return 400, {"message": f"language: one of {sorted(sim_typeperf.NAMES)}"}
+            sim.perf_language = language
+            return 200, {"language": language}
         if method == "POST" and path == "/schedules/run":
             return self._run_schedules(data)
         if method == "POST" and path == "/batch/capacity":

@@ -5,6 +5,15 @@ Run as ``python sim_users.py <command> <args>`` through the ``id``, ``useradd`` 
 shims on the container's PATH. The accounts live in the JSON file ``$SIM_USERS_STATE``:
 ``{"users": {"<name>": {"uid": N, "passwordSha256": "<hex>" | null}}}``; a password is kept only
 as its SHA-256, so the file shows that (and which) password was set without holding it.
+
+On a simulated Windows host the same store answers ``powershell.exe -Command <script>`` for the
+agent's account script (``dcvfleet_agent.users``): it recognizes the cmdlets the script runs
+(Get-LocalUser, Set-LocalUser, New-LocalUser, Get-/Add-LocalGroupMember by the BUILTIN\\Users
+SID) and does what they do to the store; any other script is refused. New-LocalUser refuses a
+name over WINDOWS_MAX_USERNAME characters, as Windows does ("User account names are limited to
+20 characters", https://learn.microsoft.com/en-us/windows/win32/api/lmaccess/ns-lmaccess-user_info_0),
+so a name the agent was given too long fails here as on a real host. An account's
+``groups`` lists the SIDs of the local groups it was added to.
 """
 
 from __future__ import annotations
@@ -13,11 +22,16 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import sys
 from typing import Any
 
 STATE_ENV = "SIM_USERS_STATE"
 FIRST_UID = 1000
+WINDOWS_MAX_USERNAME = 20
+USERS_SID = "S-1-5-32-545"
+_NAME = re.compile(r"\$name = '([^']*)'")
+_ADD_TO_USERS = re.compile(r"Add-LocalGroupMember -SID '" + USERS_SID + r"' -Member \$name")
 
 
 def _load(path: str) -> dict[str, Any]:
@@ -61,7 +75,41 @@ def run(argv: list[str], stdin: str, state: dict[str, Any]) -> tuple[int, str, s
                 return 1, "", f"chpasswd: line 1: user '{name}' does not exist\n"
             users[name]["passwordSha256"] = hashlib.sha256(password.encode()).hexdigest()
         return 0, "", ""
+    if command == "powershell.exe":
+        return _powershell(args, stdin, users)
     return 127, "", f"{command}: command not found\n"
+
+
+def _powershell(args: list[str], stdin: str, users: dict[str, Any]) -> tuple[int, str, str]:
+    """The agent's account script: set the password of account ``$name`` (from the first line
+    of stdin), creating it if missing, and put it in BUILTIN\\Users once."""
+    script = args[args.index("-Command") + 1] if "-Command" in args[:-1] else ""
+    name = _NAME.search(script)
+    cmdlets = ("Get-LocalUser", "Set-LocalUser", "New-LocalUser", "Add-LocalGroupMember")
+    if name is None or not all(cmdlet in script for cmdlet in cmdlets):
+        return 1, "", "the simulated powershell.exe runs only the agent's account script\n"
+    user = name.group(1)
+    if f"$name.Length -gt {WINDOWS_MAX_USERNAME}" in script and len(user) > WINDOWS_MAX_USERNAME:
+        return 1, "", f"user name {user} is over {WINDOWS_MAX_USERNAME} characters\n"
+    password = stdin.splitlines()[0] if stdin else ""
+    digest = hashlib.sha256(password.encode()).hexdigest()
+    created = user not in users
+    if created:
+        if len(user) > WINDOWS_MAX_USERNAME:
+            return (
+                1,
+                "",
+                f"New-LocalUser : The name {user} is too long: a local account name has at most "
+                f"{WINDOWS_MAX_USERNAME} characters.\n",
+            )
+        sid = 1000 + len(users)
+        users[user] = {"uid": sid, "passwordSha256": digest, "groups": []}
+    else:
+        users[user]["passwordSha256"] = digest
+    groups: list[str] = users[user].setdefault("groups", [])
+    if _ADD_TO_USERS.search(script) and USERS_SID not in groups:
+        groups.append(USERS_SID)
+    return 0, "created\n" if created and "'created'" in script else "", ""
 
 
 def main(argv: list[str]) -> int:
@@ -69,7 +117,7 @@ def main(argv: list[str]) -> int:
     if not path:
         sys.stderr.write(f"{STATE_ENV} is not set\n")
         return 2
-    reads_stdin = bool(argv) and argv[0] == "chpasswd" and sys.stdin is not None
+    reads_stdin = bool(argv) and argv[0] in ("chpasswd", "powershell.exe") and sys.stdin is not None
     stdin = sys.stdin.read() if reads_stdin else ""
     with open(f"{path}.lock", "w", encoding="utf-8") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
