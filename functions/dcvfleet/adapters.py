@@ -397,12 +397,7 @@ class HostCommands:
         desktop's container (its output; HostCommandError when it did not run)."""
         parameters, step = self._target({"dcvSessionId": dcv_session_id}, "linux", task_arn)
         result = self.run(instance_id, document, parameters, step=step)
-        if result.status != "Success":
-            detail = " ".join((result.stderr or result.stdout).split())[:300]
-            raise HostCommandError(
-                f"glxinfo -B in the DCV session on {instance_id}: {result.status} "
-                f"(exit {result.exit_code}) {detail}".strip()
-            )
+        _succeeded(result, f"glxinfo -B in the DCV session on {instance_id}")
         return result.stdout
 
     def list_connections(
@@ -417,12 +412,7 @@ class HostCommands:
         """How many clients are connected to the DCV session right now, asked on the host."""
         parameters, step = self._target({"dcvSessionId": dcv_session_id}, platform, task_arn)
         result = self.run(instance_id, document, parameters, step=step)
-        if result.status != "Success":
-            detail = " ".join((result.stderr or result.stdout).split())[:300]
-            raise HostCommandError(
-                f"dcv list-connections on {instance_id}: {result.status} "
-                f"(exit {result.exit_code}) {detail}".strip()
-            )
+        _succeeded(result, f"dcv list-connections on {instance_id}")
         try:
             data = json.loads(result.stdout)
         except ValueError as exc:
@@ -451,6 +441,16 @@ class HostCommands:
             raise HostCommandError(
                 f"in-session notice on {instance_id}: {result.status} (exit {result.exit_code})"
             )
+
+
+def _succeeded(result: CommandResult, what: str) -> None:
+    """HostCommandError naming ``what`` unless the Run Command succeeded, with the start of what
+    the command printed."""
+    if result.status != "Success":
+        detail = " ".join((result.stderr or result.stdout).split())[:300]
+        raise HostCommandError(
+            f"{what}: {result.status} (exit {result.exit_code}) {detail}".strip()
+        )
 
 
 class OperatorNotices:
