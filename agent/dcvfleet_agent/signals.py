@@ -14,7 +14,8 @@ this time (no GPU). Nothing a host prints can crash it: a signal that cannot be 
   Linux: the per-core `cpuN` lines of /proc/stat (`cpuStatPath`). Windows: a background
   `typeperf "\\Processor(*)\\% Processor Time" -si 1` (its counter names in the system's
   language), every row since the last reading averaged per processor (TypeperfCpu).
-- gpu: `nvidia-smi --query-gpu=utilization.gpu,utilization.encoder ...`, the maximum over GPUs.
+- gpu: `nvidia-smi --query-gpu=utilization.gpu,utilization.encoder --format=csv`, the maximum over
+  GPUs, the columns found by their header.
   Absent when nvidia-smi is not installed; an error when it is there but fails. A column that
   prints "[N/A]" (or another bracketed "cannot read") is left out: the signal judges on the
   columns it could read, and is unreadable (an error) only when no column could be read.
@@ -45,10 +46,12 @@ from .logs import iso_utc
 from .proc import Runner, run_command
 
 ERROR_LIMIT = 500  # the events' "error" maxLength
-NVIDIA_SMI_QUERY = (
-    "--query-gpu=utilization.gpu,utilization.encoder",
-    "--format=csv,noheader,nounits",
-)
+#: The two nvidia-smi fields the GPU signal reads, and how it asks for them: CSV with its header
+#: line and units ("utilization.gpu [%], utilization.encoder [%]", then "9 %, 60 %" per GPU), the
+#: form public recordings of real GPUs show (tests/unit/fixtures/agent/README.md), so the columns
+#: are found by name and a value is checked against its unit.
+NVIDIA_SMI_FIELDS = ("utilization.gpu", "utilization.encoder")
+NVIDIA_SMI_QUERY = (f"--query-gpu={','.join(NVIDIA_SMI_FIELDS)}", "--format=csv")
 TASKLIST_ARGV = ("tasklist", "/fo", "csv", "/nh")
 _TIME_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:?\d{2})?$"
@@ -512,35 +515,57 @@ class TypeperfCpu(Signal):
         return cpu_reading(busiest_core_over(rows), self.threshold)
 
 
-def _percent(part: str) -> float | None:
-    """One column: a percentage, or None for what nvidia-smi prints when it cannot read the field
-    ("[N/A]", "[Not Supported]", "[Unknown Error]", ...: always in square brackets)."""
-    text = part.strip()
+def _percent(cell: str) -> float | None:
+    """One cell: "9 %" (a percentage with its unit), or None for what nvidia-smi prints when it
+    cannot read the field ("[N/A]", "[Not Supported]", "[Unknown Error]", ...: always in square
+    brackets; a GPU in MIG mode prints "[N/A]" for both utilisations)."""
+    text = cell.strip()
     if text.startswith("[") and text.endswith("]"):
         return None
+    problem = SignalError(f"nvidia-smi printed {text[:40]!r}, not a percentage")
+    if not text.endswith("%"):
+        raise problem
     try:
-        number = float(text)
+        number = float(text[:-1])
     except ValueError:
-        raise SignalError(f"nvidia-smi printed {text[:40]!r}, not a percentage") from None
+        raise problem from None
     if not 0 <= number <= 100:
-        raise SignalError(f"nvidia-smi printed {text[:40]!r}, not a percentage")
+        raise problem
     return number
 
 
+def _column_name(cell: str) -> str:
+    """A header cell without its unit: "utilization.gpu [%]" -> "utilization.gpu"."""
+    return re.sub(r"\s*\[[^\]]*\]$", "", cell.strip())
+
+
 def parse_nvidia_smi(text: str) -> tuple[float | None, float | None]:
-    """Highest GPU and encoder utilisation over the "gpu, encoder" lines, one per GPU. A column
-    no GPU could read (e.g. the encoder of a GPU without NVENC prints "[N/A]") is None; the
-    signal judges on what was readable."""
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    if not lines:
+    """Highest GPU and encoder utilisation over the GPUs of `nvidia-smi --query-gpu=...
+    --format=csv` output: a header line naming the fields, then one line per GPU. The columns
+    are found by name, so any other fields may stand beside them. A column no GPU could read
+    (e.g. "[N/A]" in MIG mode) is None; the signal judges on what was readable."""
+    rows = [row for row in csv.reader(text.splitlines(), skipinitialspace=True) if row]
+    if not rows:
         raise SignalError("nvidia-smi printed no GPU")
+    header = [_column_name(cell) for cell in rows[0]]
+    missing = [field for field in NVIDIA_SMI_FIELDS if field not in header]
+    if missing:
+        raise SignalError(
+            f"nvidia-smi printed {','.join(rows[0])[:80]!r}, not a header naming "
+            + " and ".join(NVIDIA_SMI_FIELDS)
+        )
+    if len(rows) == 1:
+        raise SignalError("nvidia-smi printed no GPU")
+    gpu_at, encoder_at = (header.index(field) for field in NVIDIA_SMI_FIELDS)
     gpu: float | None = None
     encoder: float | None = None
-    for line in lines:
-        parts = line.split(",")
-        if len(parts) != 2:
-            raise SignalError(f"nvidia-smi printed {line[:80]!r}, not two percentages")
-        values = [_percent(part) for part in parts]
+    for row in rows[1:]:
+        if len(row) != len(header):
+            raise SignalError(
+                f"nvidia-smi printed {','.join(row)[:80]!r}: {len(row)} values "
+                f"under {len(header)} column(s)"
+            )
+        values = _percent(row[gpu_at]), _percent(row[encoder_at])
         if values[0] is not None:
             gpu = values[0] if gpu is None else max(gpu, values[0])
         if values[1] is not None:

@@ -431,12 +431,13 @@ def real_signals(tmp_path: Path, clock: Clock, broken: bool) -> list[Signal]:
     dcv = DcvSignal(DcvCli(["dcv"], 10, run=tool(dcv_out)), "desktop", 60, wall=clock.wall)
     cpu = ProcStatCpu(str(stat), 10)
     stat.write_text(
-        fixture("proc/stat-16cpu-after.txt" if not broken else "nvidia-smi/one-gpu.txt")
+        fixture("proc/stat-16cpu-after.txt" if not broken else "nvidia-smi/driver-failure.txt")
     )
-    smi = (0, fixture("nvidia-smi/not-available.txt" if broken else "nvidia-smi/two-gpus.txt"))
+    mig, two_gpus = "h100-mig-590.48.01-idle.csv", "l40s-595.80-two-rows.csv"
+    smi = (0, fixture(f"nvidia-smi/{mig if broken else two_gpus}"))
     gpu = GpuSignal(["nvidia-smi"], 90, 10, run=tool(smi))
-    tasks = (1, "E" * 900) if broken else (0, fixture("windows/tasklist.csv"))
-    names = ["blender", "x" * 128, *[f"tool{n}" for n in range(48)]]
+    tasks = (1, "E" * 900) if broken else (0, fixture("windows/tasklist-recorded-pl.csv"))
+    names = ["firefox", "x" * 128, *[f"tool{n}" for n in range(48)]]
     processes = ProcessSignal(names, "windows", 10, run=tool(tasks))
     return [dcv, cpu, gpu, processes]
 
@@ -461,12 +462,12 @@ def test_what_the_agent_emits_validates_against_the_control_planes_schemas(
     else:
         assert first["cpu"]["busiestCorePercent"] == 100.0
         assert first["gpu"] == {
-            "idle": True,
-            "utilizationPercent": 87.0,
-            "encoderPercent": 12.0,
+            "idle": False,
+            "utilizationPercent": 100.0,
+            "encoderPercent": 60.0,
             "thresholdPercent": 90,
         }
-        assert first["processes"] == {"idle": False, "running": ["blender"]}
+        assert first["processes"] == {"idle": False, "running": ["firefox"]}
         assert first["dcv"]["lastDisconnectAt"] == "2026-11-22T04:40:12.357Z"
 
 

@@ -110,7 +110,9 @@ def received(url: str) -> dict[str, list[dict[str, Any]]]:
 
 def fake_nvidia_smi(tmp_path: Path) -> list[str]:
     script = tmp_path / "nvidia-smi"
-    script.write_text("#!/bin/sh\necho '4, 0'\n")
+    script.write_text(
+        "#!/bin/sh\necho 'utilization.gpu [%], utilization.encoder [%]'\necho '4 %, 0 %'\n"
+    )
     return ["sh", str(script)]
 
 

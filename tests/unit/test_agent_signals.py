@@ -218,7 +218,11 @@ def test_given_the_live_proc_stat_then_cpu_reads_a_percentage() -> None:
     ("before", "after", "fragment"),
     [
         ("proc/stat-2cpu-after.txt", "proc/stat-2cpu-after.txt", "no CPU time was counted"),
-        ("proc/stat-2cpu-before.txt", "nvidia-smi/garbage.txt", "no per-core cpuN lines"),
+        (
+            "proc/stat-2cpu-before.txt",
+            "nvidia-smi/l40s-595.80-default-table.txt",
+            "no per-core cpuN lines",
+        ),
     ],
 )
 def test_given_unusable_proc_stat_then_cpu_reports_an_error(
@@ -262,49 +266,77 @@ def gpu(*steps: Any, threshold: float = 10) -> tuple[Reading | None, Tool]:
     return GpuSignal(["nvidia-smi"], threshold, 10, run=tool).sample(), tool
 
 
-def test_given_one_quiet_gpu_then_gpu_is_idle() -> None:
-    reading, tool = gpu((0, fixture("nvidia-smi/one-gpu.txt")))
+# Recorded outputs of real GPUs (fixtures/agent/README.md): the whole --query-gpu CSV of each
+# capture, its header naming ~200 fields, the two the signal reads found by name.
+@pytest.mark.parametrize(
+    ("recording", "idle", "gpu_percent", "encoder_percent"),
+    [
+        ("h100-590.48.01-idle.csv", True, 0.0, 0.0),
+        ("h100-590.48.01-load.csv", False, 100.0, 0.0),  # CUDA burn: busy, encoder unused
+        ("l40s-595.80-nvenc.csv", False, 9.0, 60.0),  # video encoding: GPU 9 %, encoder 60 %
+        ("windows-rtx-2080-super-610.62-nvenc.csv", False, 7.0, 99.0),  # Windows driver
+    ],
+)
+def test_given_a_recorded_gpu_then_gpu_reads_its_utilisation(
+    recording: str, idle: bool, gpu_percent: float, encoder_percent: float
+) -> None:
+    reading, tool = gpu((0, fixture(f"nvidia-smi/{recording}")))
     assert reading is not None
     assert reading.values == {
-        "idle": True,
-        "utilizationPercent": 3.0,
-        "encoderPercent": 0.0,
+        "idle": idle,
+        "utilizationPercent": gpu_percent,
+        "encoderPercent": encoder_percent,
         "thresholdPercent": 10,
     }
     assert tool.calls == [["nvidia-smi", *NVIDIA_SMI_QUERY]]
 
 
+def test_what_the_agent_asks_for_is_what_the_recordings_show() -> None:
+    assert NVIDIA_SMI_QUERY == (
+        "--query-gpu=utilization.gpu,utilization.encoder",
+        "--format=csv",  # header and units, as recorded; never noheader/nounits
+    )
+    header = fixture("nvidia-smi/l40s-595.80-nvenc.csv").splitlines()[0]
+    assert "utilization.gpu [%], utilization.memory [%], utilization.encoder [%]" in header
+
+
 def test_given_two_gpus_then_the_busiest_of_each_counts() -> None:
-    reading, _ = gpu((0, fixture("nvidia-smi/two-gpus.txt")), threshold=90)
+    # one line per GPU: the L40S capture's two recorded rows under its header
+    reading, _ = gpu((0, fixture("nvidia-smi/l40s-595.80-two-rows.csv")), threshold=90)
     assert reading is not None
-    assert reading.values["utilizationPercent"] == 87.0
-    assert reading.values["encoderPercent"] == 12.0
-    assert reading.values["idle"] is True  # both under 90
-
-
-def test_given_an_encoding_only_gpu_then_gpu_is_busy() -> None:
-    reading, _ = gpu((0, "2, 35\n"))
-    assert reading is not None
+    assert reading.values["utilizationPercent"] == 100.0  # the first row's GPU
+    assert reading.values["encoderPercent"] == 60.0  # the second row's encoder
     assert reading.values["idle"] is False
 
 
-# nvidia-smi prints "[N/A]" (or "[Not Supported]") for a field the GPU or driver cannot read,
-# e.g. the encoder of a GPU or vGPU profile without NVENC: the other column still counts.
+def test_the_agents_own_two_columns_parse_as_the_full_recording_does() -> None:
+    reading, _ = gpu((0, "utilization.gpu [%], utilization.encoder [%]\n2 %, 35 %\n"))
+    assert reading is not None
+    assert reading.values["idle"] is False  # encoding only: busy
+
+
+# A GPU in MIG mode prints "[N/A]" for both utilisations (recorded: h100-mig); a field one GPU
+# or driver cannot read prints "[N/A]" or "[Not Supported]" (nvidia-smi's notation, as in the
+# recordings' other columns): the readable column still counts. These per-column cases are
+# written, not recorded.
+HEADER = "utilization.gpu [%], utilization.encoder [%]\n"
+
+
 @pytest.mark.parametrize(
-    ("output", "idle", "gpu_percent", "encoder_percent"),
+    ("rows", "idle", "gpu_percent", "encoder_percent"),
     [
-        ("3, [N/A]\n", True, 3.0, None),
-        ("45, [N/A]\n", False, 45.0, None),
-        ("[N/A], 0\n", True, None, 0.0),
-        ("[Not Supported], 35\n", False, None, 35.0),
-        ("0, [N/A]\n87, 12\n", False, 87.0, 12.0),
-        ("2, [N/A]\n[N/A], [N/A]\n", True, 2.0, None),
+        ("3 %, [N/A]\n", True, 3.0, None),
+        ("45 %, [N/A]\n", False, 45.0, None),
+        ("[N/A], 0 %\n", True, None, 0.0),
+        ("[Not Supported], 35 %\n", False, None, 35.0),
+        ("0 %, [N/A]\n87 %, 12 %\n", False, 87.0, 12.0),
+        ("2 %, [N/A]\n[N/A], [N/A]\n", True, 2.0, None),
     ],
 )
 def test_given_an_unreadable_column_then_gpu_judges_on_the_readable_ones(
-    output: str, idle: bool, gpu_percent: float | None, encoder_percent: float | None
+    rows: str, idle: bool, gpu_percent: float | None, encoder_percent: float | None
 ) -> None:
-    reading, _ = gpu((0, output))
+    reading, _ = gpu((0, HEADER + rows))
     assert reading is not None
     assert "error" not in reading.values
     assert reading.values == {
@@ -318,11 +350,15 @@ def test_given_an_unreadable_column_then_gpu_judges_on_the_readable_ones(
 @pytest.mark.parametrize(
     ("step", "fragment"),
     [
-        ((0, fixture("nvidia-smi/not-available.txt")), "could read no utilisation"),
-        ((0, fixture("nvidia-smi/garbage.txt")), "not two percentages"),
+        ((0, fixture("nvidia-smi/h100-mig-590.48.01-idle.csv")), "could read no utilisation"),
+        ((0, fixture("nvidia-smi/l40s-595.80-default-table.txt")), "not a header naming"),
         ((0, ""), "printed no GPU"),
-        ((0, "101, 0\n"), "'101', not a percentage"),
-        ((0, "3, x\n"), "'x', not a percentage"),
+        ((0, HEADER), "printed no GPU"),
+        ((0, "3, 0\n"), "not a header naming"),  # noheader output
+        ((0, HEADER + "3, 0\n"), "'3', not a percentage"),  # nounits output
+        ((0, HEADER + "101 %, 0 %\n"), "'101 %', not a percentage"),
+        ((0, HEADER + "3 %, x %\n"), "'x %', not a percentage"),
+        ((0, HEADER + "3 %\n"), "1 values under 2 column(s)"),
         ((9, fixture("nvidia-smi/driver-failure.txt")), "exit code 9: NVIDIA-SMI has failed"),
         (subprocess.TimeoutExpired("nvidia-smi", 10), "did not finish within 10s"),
         (PermissionError(13, "Permission denied"), "cannot run 'nvidia-smi'"),
@@ -401,12 +437,28 @@ def test_given_no_proc_then_processes_reports_an_error(tmp_path: Path) -> None:
     assert "cannot list" in reading.values["error"]
 
 
+def tasklist_nh() -> str:
+    """The recorded `tasklist /fo csv` run as `/nh` prints it: without its column-header line
+    ("/nh: Suppresses column headers in the output. Valid when the /fo parameter is set to
+    TABLE or CSV": https://learn.microsoft.com/windows-server/administration/windows-commands/tasklist)."""
+    header, rows = fixture("windows/tasklist-recorded-pl.csv").split("\n", 1)
+    assert header.startswith('"Image Name","PID"')
+    return rows
+
+
 def test_given_tasklist_then_windows_names_match_without_case_or_exe() -> None:
-    tool = Tool((0, fixture("windows/tasklist.csv")))
-    signal = ProcessSignal(["blender", "maya.exe", "DCVSERVER.EXE"], "windows", 10, run=tool)
-    reading = signal.sample()
-    assert reading == Reading({"idle": False, "running": ["DCVSERVER.EXE", "blender"]})
+    tool = Tool((0, tasklist_nh()))
+    names = ["blender", "CODE.EXE", "discord", "NVIDIA Web Helper", "com.docker.service"]
+    reading = ProcessSignal(names, "windows", 10, run=tool).sample()
+    running = ["CODE.EXE", "NVIDIA Web Helper", "com.docker.service", "discord"]
+    assert reading == Reading({"idle": False, "running": running})
     assert tool.calls == [["tasklist", "/fo", "csv", "/nh"]]
+
+
+def test_given_a_quiet_recorded_windows_desktop_then_processes_is_idle() -> None:
+    # 230 processes, memory sizes with a no-break space ("84\u00a0496 K"), none of them busy
+    signal = ProcessSignal(["blender", "maya"], "windows", 10, run=Tool((0, tasklist_nh())))
+    assert signal.sample() == Reading({"idle": True, "running": []})
 
 
 @pytest.mark.parametrize(
@@ -452,7 +504,9 @@ def test_enabled_signals_follow_the_config() -> None:
 @pytest.mark.usefixtures("no_default_file")
 def test_configured_nvidia_smi_and_stat_path_are_used(tmp_path: Path) -> None:
     script = tmp_path / "fake-nvidia-smi"
-    script.write_text("#!/bin/sh\necho '42, 7'\n")
+    script.write_text(
+        "#!/bin/sh\necho 'utilization.gpu [%], utilization.encoder [%]'\necho '42 %, 7 %'\n"
+    )
     script.chmod(0o755)
     stat = tmp_path / "stat"
     stat.write_text(fixture("proc/stat-2cpu-before.txt"))
