@@ -23,14 +23,9 @@ from moto.server import ThreadedMotoServer
 from moto.ssm.models import SimpleSystemManagerBackend
 
 from local import emulator
-from local.hosts import (
-    ControlServer,
-    Host,
-    HostSimulator,
-    HostStateError,
-    activity_problem,
-    agent_problem,
-)
+from local.sim.control import ControlServer, activity_problem, agent_problem
+from local.sim.hosts import HostSimulator, HostStateError
+from local.sim.machine import Host
 
 REGION = "us-east-1"
 FLEET_TAG = ("dcvfleet:fleet", "local")

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from local import sim_dcv
+from local.sim import dcv as sim_dcv
+from local.sim import nvidia_smi
 
-ROOT = Path(__file__).resolve().parents[2]
-SIM_DCV = ROOT / "local" / "sim_dcv.py"
-SIM_NVIDIA_SMI = ROOT / "local" / "sim_nvidia_smi.py"
+SIM_DCV = Path(sim_dcv.__file__)
+SIM_NVIDIA_SMI = Path(nvidia_smi.__file__)
 
 
 def dcv(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

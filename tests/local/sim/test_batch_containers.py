@@ -2,7 +2,7 @@
 its compute environment, a container instance in its ECS cluster and a simulated container
 running the real agent; control_url sets the GPU capacity and makes containers exit; TerminateJob
 and lost instances end jobs; every status change is a ``Batch Job State Change`` on the default
-bus (local/containers.py, emulator.BATCH_JOBS)."""
+bus (local/sim/containers.py, emulator.BATCH_JOBS)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,12 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def bus(batch: Stack) -> DefaultBus:
-    return DefaultBus(batch)
+    # made before the first test's fake credentials (tests/conftest.py) are set: its clients
+    # keep these, so that the module does not depend on credentials in the environment
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            patch.setenv(name, "testing")
+        return DefaultBus(batch)
 
 
 @pytest.fixture
