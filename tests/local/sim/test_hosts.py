@@ -159,6 +159,21 @@ def on_host(host: Host, *command: str) -> str:
     ).stdout
 
 
+class Lookups:
+    """Counts Run Command's lookups of a host (``HostSimulator.managed_node`` reads the host's
+    shell environment for each): a test waits on them, not on a clock."""
+
+    def __init__(self, host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        environ = host.shell_environ
+
+        def counted(base: dict[str, str]) -> dict[str, str]:
+            self.count += 1
+            return environ(base)
+
+        monkeypatch.setattr(host, "shell_environ", counted)
+
+
 def busiest(before: str, after: str) -> list[float]:
     """Each core's utilisation between two reads of a /proc/stat, as the agent computes it."""
 
@@ -172,6 +187,16 @@ def busiest(before: str, after: str) -> list[float]:
         idle = delta[3] + delta[4]
         out.append(round(100 * (sum(delta) - idle) / sum(delta), 1))
     return out
+
+
+def ticks(before: str, after: str) -> int:
+    """How many clock ticks ``cpu0`` counted between two reads of a /proc/stat."""
+
+    def total(text: str) -> int:
+        line = next(line for line in text.splitlines() if line.startswith("cpu0 "))
+        return sum(map(int, line.split()[1:]))
+
+    return total(after) - total(before)
 
 
 # -- power states ----------------------------------------------------------------------------------
@@ -258,10 +283,12 @@ def test_activity_set_through_control_shows_in_proc_stat_and_nvidia_smi(
     assert resp.status_code == 200, resp.text
     assert (resp.json()["cpuPercent"], resp.json()["gpuPercent"]) == (65, 35)
     before = host.proc_stat.read_text()
-    time.sleep(1.0)  # the ticker advances the counters with wall time
-    after = wait_until(lambda: (text := host.proc_stat.read_text()) != before and text)
+    # the ticker advances the counters with wall time: wait until the busiest core has counted
+    # 100 ticks since; its counters are whole ticks (floored), so its share is then within 2 %
+    after = wait_until(lambda: ticks(before, text := host.proc_stat.read_text()) >= 100 and text)
+    assert after, "the simulated CPU did not advance"
     cores = busiest(before, after)
-    assert max(cores) == pytest.approx(65, abs=3)
+    assert max(cores) == pytest.approx(65, abs=2)
     assert cores.index(max(cores)) == 0
     query = ["--query-gpu=utilization.gpu,utilization.encoder", "--format=csv,noheader,nounits"]
     assert on_host(host, "nvidia-smi", *query) == "35, 0\n"
@@ -464,7 +491,7 @@ def test_a_windows_host_runs_the_shell_lines_under_its_powershell_step(
 
 
 def test_a_command_for_a_stopped_host_waits_until_it_boots(
-    sim: HostSimulator, client: Callable[[str], Any]
+    sim: HostSimulator, client: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ssm, ec2 = client("ssm"), client("ec2")
     instance_id = launch(client)
@@ -473,10 +500,12 @@ def test_a_command_for_a_stopped_host_waits_until_it_boots(
     assert wait_until(lambda: (view(sim, instance_id) or {}).get("state") == "stopped")
     single_step = {**DOCUMENT, "mainSteps": DOCUMENT["mainSteps"][:1]}
     document = create_document(client, single_step)
+    lookups = Lookups(sim.hosts[instance_id], monkeypatch)
     command = ssm.send_command(
         DocumentName=document, InstanceIds=[instance_id], Parameters={"dcvSessionId": ["desktop"]}
     )["Command"]
-    time.sleep(0.5)
+    # once Run Command has found the host off line, and looked again, it is waiting for it
+    assert wait_until(lambda: lookups.count >= 2), "Run Command never looked the host up"
     pending = ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
     assert (pending["Status"], pending["ResponseCode"]) == ("Pending", -1)
     ec2.start_instances(InstanceIds=[instance_id])
@@ -519,7 +548,10 @@ def test_schedules_run_fires_a_schedule_rule_at_once(
 
 
 def test_a_hosts_ssm_agent_can_go_silent_and_come_back(
-    control: ControlServer, sim: HostSimulator, client: Callable[[str], Any]
+    control: ControlServer,
+    sim: HostSimulator,
+    client: Callable[[str], Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ssm = client("ssm")
     instance_id = launch(client)
@@ -532,11 +564,13 @@ def test_a_hosts_ssm_agent_can_go_silent_and_come_back(
     assert (resp.json()["ssmAgent"], resp.json()["agent"]) == (False, "stopped")
     single_step = {**DOCUMENT, "mainSteps": DOCUMENT["mainSteps"][:1]}
     document = create_document(client, single_step)
+    lookups = Lookups(host, monkeypatch)
     command = ssm.send_command(
         DocumentName=document, InstanceIds=[instance_id], Parameters={"dcvSessionId": ["desktop"]}
     )["Command"]
-    # Then a command waits for it, and runs once it answers again
-    time.sleep(0.5)
+    # Then a command waits for it (Run Command found it off line, and looked again), and runs
+    # once it answers again
+    assert wait_until(lambda: lookups.count >= 2), "Run Command never looked the host up"
     pending = ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
     assert pending["Status"] == "Pending"
     requests.post(url, json={"ssmAgent": True}, timeout=10).raise_for_status()

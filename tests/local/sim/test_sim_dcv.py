@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from local.sim import dcv as sim_dcv
-from local.sim import nvidia_smi
+from local.sim import nvidia_smi as sim_nvidia_smi
 
 SIM_DCV = Path(sim_dcv.__file__)
-SIM_NVIDIA_SMI = Path(nvidia_smi.__file__)
+SIM_NVIDIA_SMI = Path(sim_nvidia_smi.__file__)
 
 
 def dcv(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
