@@ -28,6 +28,7 @@ from local.sim.hosts import HostSimulator, HostStateError
 from local.sim.machine import Host
 
 REGION = "us-east-1"
+HOST_CHANGES = ("connections", "activity", "agent", "session", "hibernation")
 FLEET_TAG = ("dcvfleet:fleet", "local")
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
 #: A document as the template writes them: a Linux step and a Windows step.
@@ -362,6 +363,34 @@ def test_control_closes_a_hosts_sessions_and_sets_its_hibernation(
     assert json.loads(on_host(host, "dcv", "list-sessions", "-j")) == []
     unknown = f"{control.url}/hosts/i-0000000000000000f/session"
     assert requests.post(unknown, json={"closed": True}, timeout=10).status_code == 404
+
+
+#: Every route of control_url: tests and tools outside the repository drive them by these paths.
+CONTROL_ROUTES = [
+    ("GET", "/hosts"),
+    ("GET", "/schedules"),
+    ("GET", "/mail"),
+    ("GET", "/batch/capacity"),
+    ("GET", "/jobs"),
+    *(("POST", f"/hosts/i-0123456789abcdef0/{change}") for change in HOST_CHANGES),
+    ("POST", "/faults"),
+    ("POST", "/agents"),
+    ("POST", "/boot-delay"),
+    ("POST", "/windows-counters"),
+    ("POST", "/schedules/run"),
+    ("POST", "/batch/capacity"),
+    ("POST", "/jobs/8f3a2c1e-0000-4000-8000-000000000000/exit"),
+]
+
+
+def test_every_control_route_answers(control: ControlServer) -> None:
+    # a body no route accepts: each answers its own way (400 naming the field, 404 for what it
+    # does not have), and changes nothing; only a path it does not serve is "no route"
+    unknown = requests.post(f"{control.url}/host", json=[], timeout=10)
+    assert (unknown.status_code, unknown.json()["message"]) == (404, "no route POST /host")
+    for method, path in CONTROL_ROUTES:
+        resp = requests.request(method, control.url + path, json=[], timeout=10)
+        assert not resp.json().get("message", "").startswith("no route"), (method, path)
 
 
 def test_the_boot_delay_is_set_through_control(control: ControlServer, sim: HostSimulator) -> None:
