@@ -50,7 +50,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from local import emulator
-from local.sim.machine import BATCH_INSTANCE_TAG, ContainerHosts, Host
+from local.sim.machine import BATCH_INSTANCE_TAG, Container, ContainerHosts, Host
 
 log = logging.getLogger("local.sim.containers")
 
@@ -398,13 +398,13 @@ class JobSimulator:
         # Without the 3D X server the container's session renders OpenGL in software
         # (container/entrypoint.sh: DCVFLEET_GPU_X_SERVER=false creates it with --gl off).
         software = environment.get("DCVFLEET_GPU_X_SERVER", "true").lower() == "false"
-        placement.host = self.hosts.run_container(
-            placement.instance_id,
+        container = Container(
             placement.job_id,
             settings,
             task_arn=placement.task_arn,
             gl_renderer="llvmpipe" if software else "nvidia",
         )
+        placement.host = self.hosts.run_container(placement.instance_id, container)
         placement.running_since = now
         emulator.job_running(placement.job)
         log.info("job %s: RUNNING", placement.job_id)

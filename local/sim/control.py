@@ -162,11 +162,9 @@ class ControlServer(LocalServer):
     def _set_capacity(self, data: Any) -> tuple[int, Any]:
         if self.jobs is None:
             return 404, {"message": "no Batch job simulator in this stack"}
-        if not isinstance(data, dict):
-            return 400, {"message": "body: a JSON object is required"}
-        unknown = sorted(set(data) - {"instances"})
-        if unknown:
-            return 400, {"message": f"{unknown[0]}: unknown field (only 'instances')"}
+        problem = fields_problem(data, "instances")
+        if problem:
+            return 400, {"message": problem}
         instances = data.get("instances", "missing")
         valid = instances is None or (
             isinstance(instances, int) and not isinstance(instances, bool) and instances >= 0
@@ -235,11 +233,9 @@ class ControlServer(LocalServer):
     def _run_schedules(self, data: Any) -> tuple[int, Any]:
         if self.scheduler is None:
             return 404, {"message": "no scheduler in this stack"}
-        if not isinstance(data, dict):
-            return 400, {"message": "body: a JSON object is required"}
-        unknown = sorted(set(data) - {"rule"})
-        if unknown:
-            return 400, {"message": f"{unknown[0]}: unknown field (only 'rule')"}
+        problem = fields_problem(data, "rule")
+        if problem:
+            return 400, {"message": problem}
         rule = data.get("rule")
         if rule is not None and (not isinstance(rule, str) or not rule):
             return 400, {"message": "rule: a rule name is required"}
@@ -315,6 +311,14 @@ class ControlServer(LocalServer):
             "apiErrors": api_errors,
             "replaced": replaced,
         }
+
+
+def fields_problem(data: Any, field: str) -> str:
+    """Why a body is not a JSON object with no field but ``field`` ("" when it is)."""
+    if not isinstance(data, dict):
+        return "body: a JSON object is required"
+    unknown = sorted(set(data) - {field})
+    return f"{unknown[0]}: unknown field (only {field!r})" if unknown else ""
 
 
 def activity_problem(data: Any) -> str:

@@ -78,7 +78,7 @@ import boto3
 from local import emulator
 from local.emulator import ROOT
 from local.sim import dcv, typeperf, users
-from local.sim.machine import BATCH_INSTANCE_TAG, SIM_DCV, Host
+from local.sim.machine import BATCH_INSTANCE_TAG, SIM_DCV, Container, Host
 
 AGENT_DIR = ROOT / "agent"
 log = logging.getLogger("local.sim.hosts")
@@ -475,18 +475,13 @@ class HostSimulator:
             )
 
     # -- containers (local.sim.containers) -------------------------------------------------------
-    def run_container(
-        self,
-        instance_id: str,
-        job_id: str,
-        agent_settings: dict[str, Any],
-        task_arn: str = "",
-        gl_renderer: str = "nvidia",
-    ) -> Host:
+    def run_container(self, instance_id: str, container: Container) -> Host:
         """A Batch job's container starts on its instance: a fresh workdir
         (``<state-dir>/hosts/<instance-id>/``: one container per instance), no DCV session, an
         idle CPU and GPU, and (when agents are enabled) the real agent with ``platform``
-        ``container`` and the ``agent_settings`` (``sessionId``, ``secretArn``, ...) at once."""
+        ``container`` and the container's ``agent_settings`` (``sessionId``, ``secretArn``, ...)
+        at once."""
+        agent_settings = container.agent_settings
         workdir = self.workdir / instance_id
         workdir.mkdir(parents=True, exist_ok=True)
         host = Host(
@@ -497,14 +492,14 @@ class HostSimulator:
             workdir=workdir,
             agent_enabled=self.agent_enabled,
             booted=True,
-            job_id=job_id,
+            job_id=container.job_id,
             agent_settings=dict(agent_settings),
-            gl_renderer=gl_renderer,
+            gl_renderer=container.gl_renderer,
         )
         host.users_file.unlink(missing_ok=True)
         host.power_cycle_dcv()
         host.write_shims()
-        host.write_docker_state(task_arn, self._base_environ)
+        host.write_docker_state(container.task_arn, self._base_environ)
         host.write_activity()
         host.write_proc_stat()
         with self._lock:

@@ -301,6 +301,18 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+@dataclass(frozen=True)
+class Container:
+    """A Batch job's container, as the job simulator asks the host simulator to run it: its
+    agent's settings (``sessionId``, ``secretArn``, ...), its ECS task and its session's OpenGL
+    renderer (``local/sim/glxinfo.py``)."""
+
+    job_id: str
+    agent_settings: dict[str, Any]
+    task_arn: str = ""
+    gl_renderer: str = "nvidia"
+
+
 class ContainerHosts(Protocol):
     """What the job simulator asks of the host simulator: its emulator and boot delay, and to
     run and end a job's container on an instance (``HostSimulator``)."""
@@ -309,13 +321,6 @@ class ContainerHosts(Protocol):
     region: str
     boot_delay: float
 
-    def run_container(
-        self,
-        instance_id: str,
-        job_id: str,
-        agent_settings: dict[str, Any],
-        task_arn: str = "",
-        gl_renderer: str = "nvidia",
-    ) -> Host: ...
+    def run_container(self, instance_id: str, container: Container) -> Host: ...
 
     def end_container(self, instance_id: str) -> int | None: ...

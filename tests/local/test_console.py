@@ -43,8 +43,10 @@ def terminal(tmp_path: Path) -> Iterator[tuple[io.StringIO, Path]]:
         logging.captureWarnings(False)
 
 
-def _run_to_failure(definition: Mapping[str, object]) -> str:
-    """Run a state machine in moto's interpreter until it ends; its status."""
+def _run_state(state: Mapping[str, object]) -> str:
+    """Run a state machine of this one state in moto's interpreter until it ends; its status."""
+    end = {} if state["Type"] == "Fail" else {"End": True}  # a Fail state ends by itself
+    definition = {"StartAt": "Probe", "States": {"Probe": {**state, **end}}}
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
         arn = sfn.create_state_machine(
@@ -63,13 +65,8 @@ def test_a_capacity_failure_is_one_short_line_in_the_terminal_and_whole_in_the_d
 ) -> None:
     stream, debug_log = terminal
     # Given moto's interpreter running a state that fails as a capacity failure does
-    failing = {
-        "StartAt": "Launch",
-        "States": {
-            "Launch": {"Type": "Fail", "Error": "InsufficientCapacityError", "Cause": CAUSE}
-        },
-    }
-    assert _run_to_failure(failing) == "FAILED"
+    failing = {"Type": "Fail", "Error": "InsufficientCapacityError", "Cause": CAUSE}
+    assert _run_state(failing) == "FAILED"
     # Then the terminal has one short line naming the error and the start of its cause
     lines = stream.getvalue().splitlines()
     assert len(lines) == 1, lines
@@ -86,17 +83,8 @@ def test_a_state_failure_reported_by_each_part_it_passes_through_shows_once(
     stream, debug_log = terminal
     # Given a state whose parameter names a path its input does not have: moto reports the
     # failure from each part of the state around it (four records), then the state's own error
-    missing = {
-        "StartAt": "Count",
-        "States": {
-            "Count": {
-                "Type": "Pass",
-                "Parameters": {"orphans.$": "$.work.counts.orphan"},
-                "End": True,
-            }
-        },
-    }
-    assert _run_to_failure(missing) == "FAILED"
+    missing = {"Type": "Pass", "Parameters": {"orphans.$": "$.work.counts.orphan"}}
+    assert _run_state(missing) == "FAILED"
     reports = [line for line in debug_log.read_text().splitlines() if "NoSuchJsonPathError" in line]
     assert len(reports) > 1, "moto reports the failure once per part: nothing to fold"
     # Then the terminal has one line for the failure and one for the state's error
@@ -126,11 +114,9 @@ def test_motos_notices_about_resources_it_does_not_create_stay_out_of_the_termin
 
 
 def test_the_banner_says_where_everything_is_who_signs_in_and_how_to_stop() -> None:
+    urls = {"portal_url": ":1/", "api_url": ":2/v1", "control_url": ":3", "aws_endpoint_url": ":4"}
     info = SimpleNamespace(
-        portal_url="http://127.0.0.1:1/",
-        api_url="http://127.0.0.1:2/v1",
-        control_url="http://127.0.0.1:3",
-        aws_endpoint_url="http://127.0.0.1:4",
+        **{key: f"http://127.0.0.1{port}" for key, port in urls.items()},
         region="us-east-1",
         demo_user={"username": "demo", "password": "Demo-secret1a"},
         not_emulated=["PortalDistribution (AWS::CloudFront::Distribution): served locally"],

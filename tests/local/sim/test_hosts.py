@@ -1,6 +1,6 @@
 """The host simulator on its own: EC2 power states, simulated CPU/GPU, Run Command on its hosts
-(SSM_RUN_COMMAND) and the control routes for them and for schedules, against an in-process moto
-server. The process-wide workarounds used here are monkeypatched and undone after each test, so
+(SSM_RUN_COMMAND) and the control routes for them and for schedules, against the tests' in-process
+moto server, emptied for each test (tests/conftest.py). The process-wide workarounds used here are monkeypatched and undone after each test, so
 the gap tests running in the same process still see plain moto."""
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 from moto.ssm.models import SimpleSystemManagerBackend
 
 from local import emulator
@@ -62,36 +61,25 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def moto_url(_server: str) -> Iterator[str]:
-    yield _server
-    requests.post(f"{_server}/moto-api/reset", timeout=10).raise_for_status()
-
-
-@pytest.fixture
-def client(moto_url: str) -> Callable[[str], Any]:
+def client(moto_endpoint: str) -> Callable[[str], Any]:
     def make(service: str) -> Any:
-        return boto3.client(service, endpoint_url=moto_url, region_name=REGION, config=NO_RETRIES)
+        return boto3.client(
+            service, endpoint_url=moto_endpoint, region_name=REGION, config=NO_RETRIES
+        )
 
     return make
 
 
 @pytest.fixture
-def sim(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HostSimulator]:
+def sim(
+    moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[HostSimulator]:
     """A host simulator without agents (each host's DCV is driven through its shims here)."""
     for name, replacement in emulator.run_command_patches().items():
         monkeypatch.setattr(SimpleSystemManagerBackend, name, replacement)
     simulator = HostSimulator(
-        endpoint_url=moto_url,
+        endpoint_url=moto_endpoint,
         region=REGION,
         event_bus_name="fleet",
         fleet_tag_key=FLEET_TAG[0],
@@ -108,8 +96,8 @@ def sim(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 
 @pytest.fixture
-def control(sim: HostSimulator, moto_url: str) -> Iterator[ControlServer]:
-    scheduler = emulator.Scheduler(moto_url, minute_seconds=60)
+def control(sim: HostSimulator, moto_endpoint: str) -> Iterator[ControlServer]:
+    scheduler = emulator.Scheduler(moto_endpoint, minute_seconds=60)
     server = ControlServer(sim, {}, scheduler=scheduler)
     server.start()
     yield server
@@ -146,6 +134,17 @@ def view(sim: HostSimulator, instance_id: str) -> dict[str, Any] | None:
 def booted(sim: HostSimulator, instance_id: str) -> Host:
     assert wait_until(lambda: (sim.managed_node(instance_id) or _offline()).online)
     return sim.hosts[instance_id]
+
+
+def desktop_host(
+    sim: HostSimulator, client: Callable[[str], Any], connections: int
+) -> tuple[str, Host]:
+    """A booted fleet host with a DCV session ``desktop`` and that many clients connected."""
+    instance_id = launch(client)
+    host = booted(sim, instance_id)
+    on_host(host, "dcv", "create-session", "desktop")
+    sim.set_connections(instance_id, connections)
+    return instance_id, host
 
 
 def _offline() -> emulator.ManagedNode:
@@ -221,10 +220,7 @@ def test_a_stopped_host_halts_and_boots_again_with_the_same_id(
 ) -> None:
     # Given a running host with a DCV session, a client, and a notice shown to it
     ec2 = client("ec2")
-    instance_id = launch(client)
-    host = booted(sim, instance_id)
-    on_host(host, "dcv", "create-session", "desktop")
-    sim.set_connections(instance_id, 1)
+    instance_id, host = desktop_host(sim, client, connections=1)
     on_host(host, "dcv", "notify-users", "--session", "desktop", "Stopping in 5 minutes")
     # When its instance is stopped
     ec2.stop_instances(InstanceIds=[instance_id])
@@ -430,10 +426,7 @@ def test_a_documents_linux_step_runs_on_a_simulated_host(
 ) -> None:
     # Given a host with a DCV session and two clients
     ssm = client("ssm")
-    instance_id = launch(client)
-    host = booted(sim, instance_id)
-    on_host(host, "dcv", "create-session", "desktop")
-    sim.set_connections(instance_id, 2)
+    instance_id, host = desktop_host(sim, client, connections=2)
     document = create_document(client)
     # When the document is sent to it
     command = ssm.send_command(
@@ -583,9 +576,7 @@ def test_a_hosts_ssm_agent_can_go_silent_and_come_back(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ssm = client("ssm")
-    instance_id = launch(client)
-    host = booted(sim, instance_id)
-    on_host(host, "dcv", "create-session", "desktop")
+    instance_id, host = desktop_host(sim, client, connections=0)
     url = f"{control.url}/hosts/{instance_id}/agent"
     # When the host's SSM Agent stops answering (and its agent is ended)
     resp = requests.post(url, json={"ssmAgent": False, "running": False}, timeout=10)
