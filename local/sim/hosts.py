@@ -76,11 +76,11 @@ from typing import Any
 import boto3
 
 from local import emulator
-from local.emulator import ROOT
 from local.sim import dcv, typeperf, users
 from local.sim.machine import BATCH_INSTANCE_TAG, SIM_DCV, Container, Host
 
-AGENT_DIR = ROOT / "agent"
+#: The agent's package, which each host runs (the repository's ``agent/``).
+AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
 log = logging.getLogger("local.sim.hosts")
 
 #: A host's agent process, started before its host boots with its imports already done (as on a
