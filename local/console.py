@@ -5,10 +5,12 @@ own warnings and errors, and one short line for each Step Functions state that f
 interpreter logs every failing state as an ERROR holding the whole failure event (for a capacity
 failure, over a thousand characters), once for each part of the state the failure passes
 through, and whether or not the workflow then catches it: a failure a Catch handles is a normal
-path of the workflow, not an error of the stack. Everything from INFO up, in full, goes to the
-debug log, ``<state-dir>/local.log``; so do moto's notices, while the template is deployed,
-about the resource types its CloudFormation does not create (the stack works around them:
-``local.deploy``).
+path of the workflow, not an error of the stack (a state's error goes to its Retry, then its
+Catch, and fails the execution only when neither handles it:
+https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
+Everything from INFO up, in full, goes to the debug log, ``<state-dir>/local.log``; so do moto's
+notices, while the template is deployed, about the resource types its CloudFormation does not
+create (the stack works around them: ``local.deploy``).
 """
 
 from __future__ import annotations
