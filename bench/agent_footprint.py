@@ -4,7 +4,7 @@
     python -m bench.agent_footprint --seconds 300 --settings
 
 Runs the real agent (`python -m dcvfleet_agent`, Linux only: it reads /proc) offline: `dcv` is
-local/sim_dcv.py, nvidia-smi is bench/fake_nvidia_smi.sh, and EventBridge (and SSM, for
+local/sim/dcv.py, nvidia-smi is bench/fake_nvidia_smi.sh, and EventBridge (and SSM, for
 --settings) is a small local HTTP server that accepts every PutEvents. Figures: peak RSS
 (VmHWM), steady RSS (VmRSS sampled every second over the window), and CPU as a percentage of one
 core from utime+stime in /proc/<pid>/stat, for the agent alone and with the subprocesses it
@@ -30,7 +30,7 @@ from typing import Any
 from local.http import LocalServer, Reply
 
 ROOT = Path(__file__).resolve().parent.parent
-SIM_DCV = ROOT / "local" / "sim_dcv.py"
+SIM_DCV = ROOT / "local" / "sim" / "dcv.py"
 FAKE_NVIDIA_SMI = Path(__file__).resolve().parent / "fake_nvidia_smi.sh"
 INSTANCE_ID = "i-0123456789abcdef0"
 SESSION_ID = "7d0f6c1e-3b8a-4f2e-9c55-0a1b2c3d4e5f"

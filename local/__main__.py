@@ -16,8 +16,11 @@ import threading
 import time
 from pathlib import Path
 
+from local import console
 from local.deploy import parse_overrides
 from local.stack import STATE_DIR, LocalStack
+
+log = logging.getLogger("local")
 
 
 def _positive(text: str) -> float:
@@ -45,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         help="real seconds one minute of an EventBridge schedule lasts (default 60)",
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)
+    debug_log = console.configure(args.state_dir, sys.stderr)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -63,15 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         except (ValueError, RuntimeError) as exc:
             print(f"the local stack could not start: {exc}", file=sys.stderr, flush=True)
             return 2
-        print(f"DCV Fleet local stack is up ({time.monotonic() - started:.1f}s)", flush=True)
-        for key in ("portal_url", "api_url", "aws_endpoint_url", "control_url", "user_pool_id"):
-            print(f"  {key:18} {getattr(info, key)}", flush=True)
-        print(f"  demo user          {info.demo_user['username']} (password in .local/stack.json)")
         for line in info.not_emulated:
-            print(f"  not emulated: {line}", flush=True)
-        if args.minute_seconds != 60:
-            print(f"  schedules: one minute lasts {args.minute_seconds:g} s", flush=True)
-        print("Ctrl-C stops it.", flush=True)
+            log.info("not emulated: %s", line)
+        print(f"DCV Fleet local stack is up ({time.monotonic() - started:.1f}s)\n", flush=True)
+        stack_file = args.state_dir / "stack.json"
+        for line in console.banner(info, stack_file, debug_log, args.minute_seconds):
+            print(line, flush=True)
         stop.wait()
     finally:
         stack.stop()

@@ -3,8 +3,8 @@
 ``LocalStack.start`` starts moto in server mode with every workaround of ``local.emulator``
 applied, deploys ``template.yaml`` into it (``local.deploy``), serves the API from the template's
 OpenAPI body (``local.apigw``), runs simulated hosts for the fleet's instances, simulated
-containers for its Batch jobs (``local.containers``) and the ``control_url`` server
-(``local.hosts``), runs the EventBridge schedules
+containers for its Batch jobs (``local.sim``) and the ``control_url`` server
+(``local.sim.control``), runs the EventBridge schedules
 (``emulator.Scheduler``; one schedule minute lasts ``minute_seconds`` real seconds), creates the
 demo user and writes ``stack.json``.
 """
@@ -24,9 +24,10 @@ from typing import Any
 from dcvfleet.config import FLEET_TAG_KEY
 from local import deploy, emulator
 from local.apigw import ApiServer
-from local.containers import JobSimulator
-from local.hosts import ControlServer, HostSimulator
 from local.portal import PortalServer, template_policy
+from local.sim.containers import JobSimulator
+from local.sim.control import ControlServer
+from local.sim.hosts import HostSimulator
 
 REGION = "us-east-1"
 STATE_DIR = emulator.ROOT / ".local"

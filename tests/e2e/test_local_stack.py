@@ -93,7 +93,7 @@ def test_control_url_lists_hosts_and_sets_their_connections(fleet: Stack) -> Non
     # the simulated dcv reports what control set
     state = Path(resp.json()["log"]).parent / "dcv-state.json"
     out = subprocess.run(
-        [sys.executable, str(ROOT / "local" / "sim_dcv.py"), "list-connections", "-j", "desktop"],
+        [sys.executable, str(ROOT / "local/sim/dcv.py"), "list-connections", "-j", "desktop"],
         env={**os.environ, "SIM_DCV_STATE": str(state)},
         capture_output=True,
         check=True,

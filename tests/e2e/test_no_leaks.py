@@ -391,8 +391,9 @@ def _read_cloudwatch_logs(stack: Stack, corpus: Corpus) -> None:
 
 
 def _read_files(stack: Stack, corpus: Corpus) -> None:
-    for line in stack.log.read_text(errors="replace").splitlines():
-        corpus.add(STACK_LOG, f"the stack's log {stack.log}", line)
+    for log in (stack.log, stack.log.parent / "local.log"):  # the terminal's, the debug log
+        for line in log.read_text(errors="replace").splitlines():
+            corpus.add(STACK_LOG, f"the stack's log {log}", line)
     hosts = stack.log.parent / "hosts"
     files = [*hosts.glob("*/agent.log"), *(p for p in hosts.glob("*/ssm/**/*") if p.is_file())]
     for path in files:

@@ -1,6 +1,6 @@
 """A Windows desktop end to end on the local stack: a user whose name is too long for a Windows
-account, on a host whose performance counters are named in German (``local/sim_typeperf.py``,
-``local/sim_users.py``), with the real agent and the real idle workflow.
+account, on a host whose performance counters are named in German (``local/sim/typeperf.py``,
+``local/sim/users.py``), with the real agent and the real idle workflow.
 
 SignalSampleSeconds is 2 here, not 1 as in test_desktop_lifecycle: typeperf prints a row about
 every 1.02-1.03 s at ``-si 1`` (tests/unit/fixtures/agent/windows/), so a 1-second sample now and

@@ -1,4 +1,4 @@
-"""The `dcv` wrapper against local/sim_dcv.py, and the simulator's output shapes."""
+"""The `dcv` wrapper against local/sim/dcv.py, and the simulator's output shapes."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from dcvfleet_agent.dcv import DcvCli, DcvError
 
-SIM = Path(__file__).resolve().parents[2] / "local" / "sim_dcv.py"
+SIM = Path(__file__).resolve().parents[2] / "local" / "sim" / "dcv.py"
 DCV = (sys.executable, str(SIM))
 # Fields of `dcv describe-session <id> --json` in the Amazon DCV Administrator Guide,
 # "Viewing Amazon DCV sessions" (virtual session example).

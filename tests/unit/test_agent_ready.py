@@ -1,7 +1,7 @@
 """End to end on one host: config -> identity -> OS user -> DCV session -> Host Ready -> the idle
 monitor until stopped.
 
-Uses the real local/sim_dcv.py as `dcv` and moto for EventBridge, SQS, SSM and Secrets Manager;
+Uses the real local/sim/dcv.py as `dcv` and moto for EventBridge, SQS, SSM and Secrets Manager;
 the SIGTERM tests run the agent as a process against bench/agent_footprint.py's fake endpoint.
 """
 
@@ -32,7 +32,7 @@ from dcvfleet_agent.config import KEYS, env_name
 
 REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parents[2]
-SIM = ROOT / "local" / "sim_dcv.py"
+SIM = ROOT / "local" / "sim" / "dcv.py"
 DCV = [sys.executable, str(SIM)]
 INSTANCE_ID = "i-0123456789abcdef0"
 EVENT_KEY = "0f" * 32

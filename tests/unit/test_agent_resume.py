@@ -1,7 +1,7 @@
 """A host that slept (EC2 hibernated it, then resumed it): the agent notices the jump in time
 between two samples, sends nothing from before the sleep (no stale Session Idle), and gets
 ready again (a fresh Host Ready, which the resume waits for) with a fresh idle state. Run with
-the real Agent against local/sim_dcv.py and injected clocks."""
+the real Agent against local/sim/dcv.py and injected clocks."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from dcvfleet_agent.identity import Identity
 from dcvfleet_agent.monitor import HOST_HEARTBEAT, SESSION_IDLE
 from dcvfleet_agent.signals import parse_time
 
-SIM = Path(__file__).resolve().parents[2] / "local" / "sim_dcv.py"
+SIM = Path(__file__).resolve().parents[2] / "local" / "sim" / "dcv.py"
 DCV = (sys.executable, "-S", str(SIM))
 EPOCH = 1_795_000_000.0
 

@@ -1,5 +1,5 @@
 """A DCV session that DCV itself closed (its user logged out, or its desktop process exited: a
-virtual session ends with its session's init process) against local/sim_dcv.py: the host counts
+virtual session ends with its session's init process) against local/sim/dcv.py: the host counts
 as idle, and on Linux the agent creates the session again for its user; a `dcv` that cannot
 answer at all still counts as not idle."""
 
@@ -21,7 +21,7 @@ from dcvfleet_agent.identity import Identity
 from dcvfleet_agent.monitor import HOST_HEARTBEAT, SESSION_IDLE
 from dcvfleet_agent.signals import DcvSignal
 
-SIM = Path(__file__).resolve().parents[2] / "local" / "sim_dcv.py"
+SIM = Path(__file__).resolve().parents[2] / "local" / "sim" / "dcv.py"
 DCV = (sys.executable, "-S", str(SIM))
 
 

@@ -26,7 +26,7 @@ from dcvfleet_agent.proc import run_command
 from dcvfleet_agent.users import Credentials, UserSetupError, ensure_os_user, read_credentials
 
 REGION = "us-east-1"
-SIM = Path(__file__).resolve().parents[2] / "local" / "sim_dcv.py"
+SIM = Path(__file__).resolve().parents[2] / "local" / "sim" / "dcv.py"
 DCV = [sys.executable, str(SIM)]
 PASSWORD = "Tr0ub4dor&3-never-logged"
 EVENT_KEY = "5e" * 32

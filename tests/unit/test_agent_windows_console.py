@@ -1,6 +1,6 @@
 """On a Windows host the agent makes DCV's console session the desktop user's: DCV Server
 creates it at boot owned by Administrator, and DCV's default permissions admit only the owner.
-Run against the simulated `dcv` (local/sim_dcv.py) with a Windows server's state."""
+Run against the simulated `dcv` (local/sim/dcv.py) with a Windows server's state."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from dcvfleet_agent.agent import Agent, NotReadyError
 from dcvfleet_agent.config import load_config
 from dcvfleet_agent.dcv import OWNER_ONLY_PERMISSIONS, DcvCli, DcvError, same_windows_user
 from dcvfleet_agent.identity import Identity
-from local import sim_dcv
+from local.sim import dcv as sim_dcv
 
-SIM = Path(__file__).resolve().parents[2] / "local" / "sim_dcv.py"
+SIM = Path(__file__).resolve().parents[2] / "local" / "sim" / "dcv.py"
 
 
 @pytest.fixture

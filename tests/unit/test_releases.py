@@ -28,7 +28,7 @@ from dcvfleet.errors import (
 )
 from dcvfleet.model import Status
 from dcvfleet.store import InMemorySessionStore
-from local import sim_glxinfo
+from local.sim import glxinfo as sim_glxinfo
 from tests.unit.test_batch import SETTINGS as BATCH
 from tests.unit.test_batch import FakeJobs, FakeReleases
 from tests.unit.test_service import FakeSecrets, FakeWorkflows

@@ -1,8 +1,8 @@
 """A simulated container's user accounts: ``id -u``, ``useradd -m`` and ``chpasswd``, the three
 commands the agent runs to make the desktop user from the session secret (manageUser).
 
-Run as ``python sim_users.py <command> <args>`` through the ``id``, ``useradd`` and ``chpasswd``
-shims on the container's PATH. The accounts live in the JSON file ``$SIM_USERS_STATE``:
+Run as ``python local/sim/users.py <command> <args>`` through the ``id``, ``useradd`` and
+``chpasswd`` shims on the container's PATH. The accounts live in the JSON file ``$SIM_USERS_STATE``:
 ``{"users": {"<name>": {"uid": N, "passwordSha256": "<hex>" | null}}}``; a password is kept only
 as its SHA-256, so the file shows that (and which) password was set without holding it.
 

@@ -1,6 +1,6 @@
 """The host simulator on its own: EC2 power states, simulated CPU/GPU, Run Command on its hosts
-(SSM_RUN_COMMAND) and the control routes for them and for schedules, against an in-process moto
-server. The process-wide workarounds used here are monkeypatched and undone after each test, so
+(SSM_RUN_COMMAND) and the control routes for them and for schedules, against the tests' in-process
+moto server, emptied for each test (tests/conftest.py). The process-wide workarounds used here are monkeypatched and undone after each test, so
 the gap tests running in the same process still see plain moto."""
 
 from __future__ import annotations
@@ -19,20 +19,15 @@ import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 from moto.ssm.models import SimpleSystemManagerBackend
 
 from local import emulator
-from local.hosts import (
-    ControlServer,
-    Host,
-    HostSimulator,
-    HostStateError,
-    activity_problem,
-    agent_problem,
-)
+from local.sim.control import ControlServer, activity_problem, agent_problem
+from local.sim.hosts import HostSimulator, HostStateError
+from local.sim.machine import Host
 
 REGION = "us-east-1"
+HOST_CHANGES = ("connections", "activity", "agent", "session", "hibernation")
 FLEET_TAG = ("dcvfleet:fleet", "local")
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
 #: A document as the template writes them: a Linux step and a Windows step.
@@ -66,36 +61,25 @@ DOCUMENT: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def _server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def moto_url(_server: str) -> Iterator[str]:
-    yield _server
-    requests.post(f"{_server}/moto-api/reset", timeout=10).raise_for_status()
-
-
-@pytest.fixture
-def client(moto_url: str) -> Callable[[str], Any]:
+def client(moto_endpoint: str) -> Callable[[str], Any]:
     def make(service: str) -> Any:
-        return boto3.client(service, endpoint_url=moto_url, region_name=REGION, config=NO_RETRIES)
+        return boto3.client(
+            service, endpoint_url=moto_endpoint, region_name=REGION, config=NO_RETRIES
+        )
 
     return make
 
 
 @pytest.fixture
-def sim(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HostSimulator]:
+def sim(
+    moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[HostSimulator]:
     """A host simulator without agents (each host's DCV is driven through its shims here)."""
     for name, replacement in emulator.run_command_patches().items():
         monkeypatch.setattr(SimpleSystemManagerBackend, name, replacement)
     simulator = HostSimulator(
-        endpoint_url=moto_url,
+        endpoint_url=moto_endpoint,
         region=REGION,
         event_bus_name="fleet",
         fleet_tag_key=FLEET_TAG[0],
@@ -112,8 +96,8 @@ def sim(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 
 @pytest.fixture
-def control(sim: HostSimulator, moto_url: str) -> Iterator[ControlServer]:
-    scheduler = emulator.Scheduler(moto_url, minute_seconds=60)
+def control(sim: HostSimulator, moto_endpoint: str) -> Iterator[ControlServer]:
+    scheduler = emulator.Scheduler(moto_endpoint, minute_seconds=60)
     server = ControlServer(sim, {}, scheduler=scheduler)
     server.start()
     yield server
@@ -152,6 +136,17 @@ def booted(sim: HostSimulator, instance_id: str) -> Host:
     return sim.hosts[instance_id]
 
 
+def desktop_host(
+    sim: HostSimulator, client: Callable[[str], Any], connections: int
+) -> tuple[str, Host]:
+    """A booted fleet host with a DCV session ``desktop`` and that many clients connected."""
+    instance_id = launch(client)
+    host = booted(sim, instance_id)
+    on_host(host, "dcv", "create-session", "desktop")
+    sim.set_connections(instance_id, connections)
+    return instance_id, host
+
+
 def _offline() -> emulator.ManagedNode:
     return emulator.ManagedNode("Linux", False, {}, "")
 
@@ -162,6 +157,21 @@ def on_host(host: Host, *command: str) -> str:
     return subprocess.run(
         command, env=env, cwd=host.workdir, capture_output=True, text=True, check=True
     ).stdout
+
+
+class Lookups:
+    """Counts Run Command's lookups of a host (``HostSimulator.managed_node`` reads the host's
+    shell environment for each): a test waits on them, not on a clock."""
+
+    def __init__(self, host: Host, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        environ = host.shell_environ
+
+        def counted(base: dict[str, str]) -> dict[str, str]:
+            self.count += 1
+            return environ(base)
+
+        monkeypatch.setattr(host, "shell_environ", counted)
 
 
 def busiest(before: str, after: str) -> list[float]:
@@ -177,6 +187,16 @@ def busiest(before: str, after: str) -> list[float]:
         idle = delta[3] + delta[4]
         out.append(round(100 * (sum(delta) - idle) / sum(delta), 1))
     return out
+
+
+def ticks(before: str, after: str) -> int:
+    """How many clock ticks ``cpu0`` counted between two reads of a /proc/stat."""
+
+    def total(text: str) -> int:
+        line = next(line for line in text.splitlines() if line.startswith("cpu0 "))
+        return sum(map(int, line.split()[1:]))
+
+    return total(after) - total(before)
 
 
 # -- power states ----------------------------------------------------------------------------------
@@ -200,10 +220,7 @@ def test_a_stopped_host_halts_and_boots_again_with_the_same_id(
 ) -> None:
     # Given a running host with a DCV session, a client, and a notice shown to it
     ec2 = client("ec2")
-    instance_id = launch(client)
-    host = booted(sim, instance_id)
-    on_host(host, "dcv", "create-session", "desktop")
-    sim.set_connections(instance_id, 1)
+    instance_id, host = desktop_host(sim, client, connections=1)
     on_host(host, "dcv", "notify-users", "--session", "desktop", "Stopping in 5 minutes")
     # When its instance is stopped
     ec2.stop_instances(InstanceIds=[instance_id])
@@ -263,10 +280,12 @@ def test_activity_set_through_control_shows_in_proc_stat_and_nvidia_smi(
     assert resp.status_code == 200, resp.text
     assert (resp.json()["cpuPercent"], resp.json()["gpuPercent"]) == (65, 35)
     before = host.proc_stat.read_text()
-    time.sleep(1.0)  # the ticker advances the counters with wall time
-    after = wait_until(lambda: (text := host.proc_stat.read_text()) != before and text)
+    # the ticker advances the counters with wall time: wait until the busiest core has counted
+    # 100 ticks since; its counters are whole ticks (floored), so its share is then within 2 %
+    after = wait_until(lambda: ticks(before, text := host.proc_stat.read_text()) >= 100 and text)
+    assert after, "the simulated CPU did not advance"
     cores = busiest(before, after)
-    assert max(cores) == pytest.approx(65, abs=3)
+    assert max(cores) == pytest.approx(65, abs=2)
     assert cores.index(max(cores)) == 0
     query = ["--query-gpu=utilization.gpu,utilization.encoder", "--format=csv,noheader,nounits"]
     assert on_host(host, "nvidia-smi", *query) == "35, 0\n"
@@ -342,6 +361,34 @@ def test_control_closes_a_hosts_sessions_and_sets_its_hibernation(
     assert requests.post(unknown, json={"closed": True}, timeout=10).status_code == 404
 
 
+#: Every route of control_url: tests and tools outside the repository drive them by these paths.
+CONTROL_ROUTES = [
+    ("GET", "/hosts"),
+    ("GET", "/schedules"),
+    ("GET", "/mail"),
+    ("GET", "/batch/capacity"),
+    ("GET", "/jobs"),
+    *(("POST", f"/hosts/i-0123456789abcdef0/{change}") for change in HOST_CHANGES),
+    ("POST", "/faults"),
+    ("POST", "/agents"),
+    ("POST", "/boot-delay"),
+    ("POST", "/windows-counters"),
+    ("POST", "/schedules/run"),
+    ("POST", "/batch/capacity"),
+    ("POST", "/jobs/8f3a2c1e-0000-4000-8000-000000000000/exit"),
+]
+
+
+def test_every_control_route_answers(control: ControlServer) -> None:
+    # a body no route accepts: each answers its own way (400 naming the field, 404 for what it
+    # does not have), and changes nothing; only a path it does not serve is "no route"
+    unknown = requests.post(f"{control.url}/host", json=[], timeout=10)
+    assert (unknown.status_code, unknown.json()["message"]) == (404, "no route POST /host")
+    for method, path in CONTROL_ROUTES:
+        resp = requests.request(method, control.url + path, json=[], timeout=10)
+        assert not resp.json().get("message", "").startswith("no route"), (method, path)
+
+
 def test_the_boot_delay_is_set_through_control(control: ControlServer, sim: HostSimulator) -> None:
     url = f"{control.url}/boot-delay"
     for bad in ({"seconds": -1}, {"seconds": 601}, {"seconds": True}, {"seconds": "3"}, [3]):
@@ -379,10 +426,7 @@ def test_a_documents_linux_step_runs_on_a_simulated_host(
 ) -> None:
     # Given a host with a DCV session and two clients
     ssm = client("ssm")
-    instance_id = launch(client)
-    host = booted(sim, instance_id)
-    on_host(host, "dcv", "create-session", "desktop")
-    sim.set_connections(instance_id, 2)
+    instance_id, host = desktop_host(sim, client, connections=2)
     document = create_document(client)
     # When the document is sent to it
     command = ssm.send_command(
@@ -469,7 +513,7 @@ def test_a_windows_host_runs_the_shell_lines_under_its_powershell_step(
 
 
 def test_a_command_for_a_stopped_host_waits_until_it_boots(
-    sim: HostSimulator, client: Callable[[str], Any]
+    sim: HostSimulator, client: Callable[[str], Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ssm, ec2 = client("ssm"), client("ec2")
     instance_id = launch(client)
@@ -478,10 +522,12 @@ def test_a_command_for_a_stopped_host_waits_until_it_boots(
     assert wait_until(lambda: (view(sim, instance_id) or {}).get("state") == "stopped")
     single_step = {**DOCUMENT, "mainSteps": DOCUMENT["mainSteps"][:1]}
     document = create_document(client, single_step)
+    lookups = Lookups(sim.hosts[instance_id], monkeypatch)
     command = ssm.send_command(
         DocumentName=document, InstanceIds=[instance_id], Parameters={"dcvSessionId": ["desktop"]}
     )["Command"]
-    time.sleep(0.5)
+    # once Run Command has found the host off line, and looked again, it is waiting for it
+    assert wait_until(lambda: lookups.count >= 2), "Run Command never looked the host up"
     pending = ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
     assert (pending["Status"], pending["ResponseCode"]) == ("Pending", -1)
     ec2.start_instances(InstanceIds=[instance_id])
@@ -524,12 +570,13 @@ def test_schedules_run_fires_a_schedule_rule_at_once(
 
 
 def test_a_hosts_ssm_agent_can_go_silent_and_come_back(
-    control: ControlServer, sim: HostSimulator, client: Callable[[str], Any]
+    control: ControlServer,
+    sim: HostSimulator,
+    client: Callable[[str], Any],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     ssm = client("ssm")
-    instance_id = launch(client)
-    host = booted(sim, instance_id)
-    on_host(host, "dcv", "create-session", "desktop")
+    instance_id, host = desktop_host(sim, client, connections=0)
     url = f"{control.url}/hosts/{instance_id}/agent"
     # When the host's SSM Agent stops answering (and its agent is ended)
     resp = requests.post(url, json={"ssmAgent": False, "running": False}, timeout=10)
@@ -537,11 +584,13 @@ def test_a_hosts_ssm_agent_can_go_silent_and_come_back(
     assert (resp.json()["ssmAgent"], resp.json()["agent"]) == (False, "stopped")
     single_step = {**DOCUMENT, "mainSteps": DOCUMENT["mainSteps"][:1]}
     document = create_document(client, single_step)
+    lookups = Lookups(host, monkeypatch)
     command = ssm.send_command(
         DocumentName=document, InstanceIds=[instance_id], Parameters={"dcvSessionId": ["desktop"]}
     )["Command"]
-    # Then a command waits for it, and runs once it answers again
-    time.sleep(0.5)
+    # Then a command waits for it (Run Command found it off line, and looked again), and runs
+    # once it answers again
+    assert wait_until(lambda: lookups.count >= 2), "Run Command never looked the host up"
     pending = ssm.get_command_invocation(CommandId=command["CommandId"], InstanceId=instance_id)
     assert pending["Status"] == "Pending"
     requests.post(url, json={"ssmAgent": True}, timeout=10).raise_for_status()

@@ -1,4 +1,4 @@
-"""The simulated user commands a container's agent runs (local/sim_users.py)."""
+"""The simulated user commands a container's agent runs (local/sim/users.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dcvfleet_agent.users import _WINDOWS_SCRIPT, Credentials, ensure_os_user
-from local import sim_users
+from local.sim import users as sim_users
 
 SCRIPT = Path(sim_users.__file__)
 

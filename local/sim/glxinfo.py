@@ -2,7 +2,7 @@
 """Simulated ``dcvfleet-session-glxinfo`` of a batch desktop's container (stdlib only):
 ``glxinfo -B`` as the DCV session's own OpenGL client sees it (container/session-glxinfo).
 
-    SIM_DCV_STATE=/tmp/host1.json SIM_GL_RENDERER=nvidia python3 local/sim_glxinfo.py desktop
+    SIM_DCV_STATE=/tmp/host1.json SIM_GL_RENDERER=nvidia python3 local/sim/glxinfo.py desktop
 
 The session must exist in the simulated ``dcv``'s state (else exit 1, as the real script fails
 when ``dcv describe-session`` does). ``SIM_GL_RENDERER`` picks the answer: ``nvidia`` (the
@@ -17,7 +17,7 @@ import json
 import os
 import sys
 
-#: The simulated ``dcv``'s state file (local/sim_dcv.py, STATE_ENV), read here, never written.
+#: The simulated ``dcv``'s state file (local/sim/dcv.py, STATE_ENV), read here, never written.
 DCV_STATE_ENV = "SIM_DCV_STATE"
 
 #: ``glxinfo -B`` on an NVIDIA GPU (GeForce MX150, driver 455.45.01), as posted on the Ubuntu

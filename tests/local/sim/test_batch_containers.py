@@ -2,7 +2,7 @@
 its compute environment, a container instance in its ECS cluster and a simulated container
 running the real agent; control_url sets the GPU capacity and makes containers exit; TerminateJob
 and lost instances end jobs; every status change is a ``Batch Job State Change`` on the default
-bus (local/containers.py, emulator.BATCH_JOBS)."""
+bus (local/sim/containers.py, emulator.BATCH_JOBS)."""
 
 from __future__ import annotations
 
@@ -85,7 +85,12 @@ def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="module")
 def bus(batch: Stack) -> DefaultBus:
-    return DefaultBus(batch)
+    # made before the first test's fake credentials (tests/conftest.py) are set: its clients
+    # keep these, so that the module does not depend on credentials in the environment
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+            patch.setenv(name, "testing")
+        return DefaultBus(batch)
 
 
 @pytest.fixture
@@ -242,33 +247,36 @@ def test_a_job_runs_in_a_container_whose_agent_reads_its_secret_and_reports_read
 def test_without_capacity_a_job_stays_runnable_until_there_is_some(
     batch: Stack, bus: DefaultBus, capacity: None
 ) -> None:
-    # Given no GPU capacity left
+    # Given no GPU capacity left, and two jobs waiting for some
     resp = batch.control("POST", "/batch/capacity", {"instances": 0})
     assert resp.status_code == 200
     assert batch.control("GET", "/batch/capacity").json() == {"instances": 0}
-    first = _submit(batch, *_session(batch)[:2])
-    second = _submit(batch, *_session(batch)[:2])
-    # When a while passes, the jobs are still RUNNABLE, with no container
-    _wait_job(batch, second, "RUNNABLE")
-    time.sleep(1.5)
-    for job_id in (first, second):
-        job = _describe(batch, job_id)
-        assert job["status"] == "RUNNABLE"
-        assert "containerInstanceArn" not in job["container"]
-    assert {j["jobId"] for j in batch.control("GET", "/jobs").json()["jobs"]}.isdisjoint(
-        {first, second}
+    jobs = {_submit(batch, *_session(batch)[:2]) for _ in range(2)}
+    for job_id in jobs:
+        _wait_job(batch, job_id, "RUNNABLE")
+    # When one instance can be launched, one job runs and the capacity is used up
+    assert batch.control("POST", "/batch/capacity", {"instances": 1}).status_code == 200
+    running = _wait(
+        lambda: next((j for j in jobs if _describe(batch, j)["status"] == "RUNNING"), None),
+        "no job ran once there was capacity",
     )
-    # When one is terminated while it waits, it ends FAILED at once, never having run
-    batch.client("batch").terminate_job(jobId=first, reason="no capacity in time")
-    failed = _describe(batch, first)
+    assert batch.control("GET", "/batch/capacity").json() == {"instances": 0}
+    # Then the other stays RUNNABLE, with no container: the simulator's pass that placed the
+    # first looked at every RUNNABLE job, and none since has had capacity (no wait on a clock)
+    (waiting,) = jobs - {running}
+    job = _describe(batch, waiting)
+    assert job["status"] == "RUNNABLE"
+    assert "containerInstanceArn" not in job["container"]
+    placed = {j["jobId"] for j in batch.control("GET", "/jobs").json()["jobs"]}
+    assert running in placed
+    assert waiting not in placed
+    # When it is terminated while it waits, it ends FAILED at once, never having run
+    batch.client("batch").terminate_job(jobId=waiting, reason="no capacity in time")
+    failed = _describe(batch, waiting)
     assert (failed["status"], failed["statusReason"]) == ("FAILED", "no capacity in time")
     assert "startedAt" not in failed
-    assert bus.job_statuses(first) == ["PENDING", "RUNNABLE", "FAILED"]
-    # When one instance can be launched, the other job runs, and the capacity is used up
-    assert batch.control("POST", "/batch/capacity", {"instances": 1}).status_code == 200
-    _wait_job(batch, second, "RUNNING")
-    assert batch.control("GET", "/batch/capacity").json() == {"instances": 0}
-    assert batch.control("POST", f"/jobs/{second}/exit", {"code": 0}).status_code == 200
+    assert bus.job_statuses(waiting) == ["PENDING", "RUNNABLE", "FAILED"]
+    assert batch.control("POST", f"/jobs/{running}/exit", {"code": 0}).status_code == 200
 
 
 def test_terminate_job_ends_a_running_container_and_its_instance(

@@ -2,7 +2,7 @@
 """Simulated ``typeperf`` for the local emulator's Windows hosts (stdlib only).
 
     SIM_GPU_STATE=/tmp/host1/activity.json SIM_PERF_LANGUAGE=de \\
-        python3 local/sim_typeperf.py "\\Prozessor(*)\\Prozessorzeit (%)" -si 1 -sc 3600
+        python3 local/sim/typeperf.py "\\Prozessor(*)\\Prozessorzeit (%)" -si 1 -sc 3600
 
 prints what typeperf prints for a processor counter (the recorded outputs in
 ``tests/unit/fixtures/agent/windows/``): a ``"(PDH-CSV 4.0)"`` header row naming one column per

@@ -1,4 +1,4 @@
-"""The simulated typeperf of Windows hosts (local/sim_typeperf.py): what the agent's Windows CPU
+"""The simulated typeperf of Windows hosts (local/sim/typeperf.py): what the agent's Windows CPU
 signal reads, in the format of the recorded outputs and in the host's counter language."""
 
 from __future__ import annotations
@@ -10,15 +10,15 @@ import sys
 from pathlib import Path
 
 from dcvfleet_agent.signals import busiest_core_over, parse_typeperf, processor_counter
-from local import sim_typeperf
+from local.sim import typeperf
 
-SCRIPT = Path(sim_typeperf.__file__)
+SCRIPT = Path(typeperf.__file__)
 
 
 def _typeperf(tmp_path: Path, language: str, *argv: str) -> subprocess.CompletedProcess[str]:
     activity = tmp_path / "activity.json"
     activity.write_text(json.dumps({"cpuPercent": 40}))
-    env = {**os.environ, sim_typeperf.STATE_ENV: str(activity), sim_typeperf.LANGUAGE_ENV: language}
+    env = {**os.environ, typeperf.STATE_ENV: str(activity), typeperf.LANGUAGE_ENV: language}
     return subprocess.run(
         [sys.executable, "-S", str(SCRIPT), *argv],
         capture_output=True,
@@ -30,7 +30,7 @@ def _typeperf(tmp_path: Path, language: str, *argv: str) -> subprocess.Completed
 
 
 def test_a_german_host_answers_the_counter_the_agent_looks_up_by_index(tmp_path: Path) -> None:
-    names = sim_typeperf.NAMES["de"]
+    names = typeperf.NAMES["de"]
     counter = processor_counter(names.get)
     assert counter == "\\Prozessor(*)\\Prozessorzeit (%)"
     done = _typeperf(tmp_path, "de", counter, "-si", "0.2", "-sc", "3")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Simulated Amazon DCV `dcv` CLI for the local emulator's hosts (stdlib only).
 
-    SIM_DCV_STATE=/tmp/host1.json python3 local/sim_dcv.py list-sessions -j
+    SIM_DCV_STATE=/tmp/host1.json python3 local/sim/dcv.py list-sessions -j
 
 State file (created if missing, written atomically under a lock file, ``<state>.lock``):
 ``{"sessions": [...], "connections": N, "lastDisconnection": "…Z", "notices": [...],

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Simulated ``nvidia-smi`` for the local emulator's hosts (stdlib only).
 
-    SIM_GPU_STATE=/tmp/host1/activity.json python3 local/sim_nvidia_smi.py \\
+    SIM_GPU_STATE=/tmp/host1/activity.json python3 local/sim/nvidia_smi.py \\
         --query-gpu=utilization.gpu,utilization.encoder --format=csv,noheader,nounits
 
 prints one line per GPU (the simulated hosts have one), the queried fields in order, ``", "``

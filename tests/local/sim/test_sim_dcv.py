@@ -12,21 +12,28 @@ from typing import Any
 
 import pytest
 
-from local import sim_dcv
+from local.sim import dcv as sim_dcv
+from local.sim import nvidia_smi as sim_nvidia_smi
 
-ROOT = Path(__file__).resolve().parents[2]
-SIM_DCV = ROOT / "local" / "sim_dcv.py"
-SIM_NVIDIA_SMI = ROOT / "local" / "sim_nvidia_smi.py"
+SIM_DCV = Path(sim_dcv.__file__)
+SIM_NVIDIA_SMI = Path(sim_nvidia_smi.__file__)
 
 
-def dcv(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+def run_by_path(
+    script: Path, variable: str, state: Path, *args: str, check: bool
+) -> subprocess.CompletedProcess[str]:
+    """A stand-in as a host's shim runs it: by path, ``-S``, its state file in ``variable``."""
     return subprocess.run(
-        [sys.executable, "-S", str(SIM_DCV), *args],
-        env={**os.environ, "SIM_DCV_STATE": str(state)},
+        [sys.executable, "-S", str(script), *args],
+        env={**os.environ, variable: str(state)},
         capture_output=True,
         text=True,
         check=check,
     )
+
+
+def dcv(state: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return run_by_path(SIM_DCV, "SIM_DCV_STATE", state, *args, check=check)
 
 
 def describe(state: Path, session_id: str = "desktop") -> dict[str, Any]:
@@ -114,13 +121,7 @@ def test_notify_users_needs_an_existing_session(tmp_path: Path) -> None:
 
 
 def nvidia_smi(activity: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-S", str(SIM_NVIDIA_SMI), *args],
-        env={**os.environ, "SIM_GPU_STATE": str(activity)},
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    return run_by_path(SIM_NVIDIA_SMI, "SIM_GPU_STATE", activity, *args, check=False)
 
 
 QUERY = "--query-gpu=utilization.gpu,utilization.encoder"

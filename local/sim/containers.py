@@ -13,9 +13,9 @@ then the job stays RUNNABLE. The instance is registered as a container instance 
 environment's ECS cluster and the job goes STARTING with its ``containerInstanceArn``, an
 ECS-style ``taskArn`` (a 32-hex task id) and its ``logStreamName``
 (``<awslogs-stream-prefix>/default/<task id>``). After the boot delay its container runs
-(``HostSimulator.run_container``: simulated ``dcv``, ``nvidia-smi``, ``/proc/stat`` and user
-commands, and the real agent with ``platform`` ``container``, ``instanceId`` the instance's,
-``sessionId`` and ``secretArn`` from the job's ``DCVFLEET_SESSION_ID`` and
+(``run_container`` of ``local.sim.hosts``: simulated ``dcv``, ``nvidia-smi``, ``/proc/stat``
+and user commands, and the real agent with ``platform`` ``container``, ``instanceId`` the
+instance's, ``sessionId`` and ``secretArn`` from the job's ``DCVFLEET_SESSION_ID`` and
 ``DCVFLEET_SECRET_ARN``, reading the secret itself with ``manageUser``) and the job is RUNNING.
 
 A job ends when its container exits (``exit``, from ``POST /jobs/{jobId}/exit``: SUCCEEDED
@@ -50,9 +50,9 @@ import boto3
 from botocore.exceptions import ClientError
 
 from local import emulator
-from local.hosts import BATCH_INSTANCE_TAG, Host, HostSimulator
+from local.sim.machine import BATCH_INSTANCE_TAG, Container, ContainerHosts, Host
 
-log = logging.getLogger("local.containers")
+log = logging.getLogger("local.sim.containers")
 
 #: The public SSM parameter of the AMI Batch launches for each ``Ec2Configuration`` image type.
 ECS_AMI = "/aws/service/ecs/optimized-ami"
@@ -138,7 +138,7 @@ class JobSimulator:
 
     def __init__(
         self,
-        hosts: HostSimulator,
+        hosts: ContainerHosts,
         *,
         boot_delay: float | None = None,
         poll_interval: float = POLL_SECONDS,
@@ -398,13 +398,13 @@ class JobSimulator:
         # Without the 3D X server the container's session renders OpenGL in software
         # (container/entrypoint.sh: DCVFLEET_GPU_X_SERVER=false creates it with --gl off).
         software = environment.get("DCVFLEET_GPU_X_SERVER", "true").lower() == "false"
-        placement.host = self.hosts.run_container(
-            placement.instance_id,
+        container = Container(
             placement.job_id,
             settings,
             task_arn=placement.task_arn,
             gl_renderer="llvmpipe" if software else "nvidia",
         )
+        placement.host = self.hosts.run_container(placement.instance_id, container)
         placement.running_since = now
         emulator.job_running(placement.job)
         log.info("job %s: RUNNING", placement.job_id)
