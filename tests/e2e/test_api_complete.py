@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import requests
 
 from local.demo import Client
-from tests.stackfixture import BusObserver, Stack
+from tests.support.stack import BusObserver, Stack
 
 LINUX = {"backend": "ec2", "os": "linux"}
 

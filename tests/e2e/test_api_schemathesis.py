@@ -23,7 +23,7 @@ from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from local.demo import Client
-from tests.stackfixture import Stack
+from tests.support.stack import Stack
 
 #: Every operation of the document; a new route must be added here (a test says so).
 OPERATIONS = (

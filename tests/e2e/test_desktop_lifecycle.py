@@ -18,7 +18,7 @@ import pytest
 
 from dcvfleet import events
 from local.demo import Client
-from tests.stackfixture import BusObserver, Stack, start_stack, stop_stack
+from tests.support.stack import BusObserver, Stack, start_stack, stop_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from samtranslator.yaml_helper import yaml_parse
 
-from tests.stackfixture import ROOT, Stack, start_stack, stop_stack
+from tests.support.stack import ROOT, Stack, start_stack, stop_stack
 
 SAMPLES = ROOT / "events" / "samples"
 

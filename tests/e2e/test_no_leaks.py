@@ -29,7 +29,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local.demo import Client
-from tests.stackfixture import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, start_stack, stop_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4

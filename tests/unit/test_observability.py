@@ -28,9 +28,9 @@ from dcvfleet import lifecycle, observability, service
 from dcvfleet.model import Session, Status
 from dcvfleet.service import Caller, HostReadyClaim
 from dcvfleet.store import now_iso
-from tests.unit.test_batch import FakeJobs
-from tests.unit.test_lifecycle import BOB, SETTINGS, Fleet, ago
-from tests.unit.test_service import ALICE, FakeWorkflows
+from tests.support.batch import FakeJobs
+from tests.support.lifecycle import BOB, SETTINGS, Fleet, ago
+from tests.support.service import ALICE, FakeWorkflows
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 

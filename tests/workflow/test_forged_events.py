@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from local.demo import Client
-from tests.stackfixture import Stack
+from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = {

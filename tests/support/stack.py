@@ -23,7 +23,7 @@ from dcvfleet.adapters import SessionSecrets
 from local.demo import Client
 from local.stack import create_user
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: Short enough that a host that never reports fails fast; long enough for a booted host.
 TEST_PARAMS = "HostReadyTimeoutSeconds=20 MaxActiveSessionsPerUser=1"
 TERMINAL = ("READY", "FAILED")
