@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from local.demo import Client
+from local.client import Client
 from tests.support.stack import BusObserver, Stack
 
 LINUX = {"backend": "ec2", "os": "linux"}

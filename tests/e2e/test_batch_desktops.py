@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from dcvfleet import events
-from local.demo import Client
+from local.client import Client
 from tests.support.batch_stack import BATCH, CAPACITY_TIMEOUT, GRACE, IDLE_TIMEOUT, PARAMS
 from tests.support.stack import Stack, start_stack, stop_stack
 

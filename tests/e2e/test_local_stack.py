@@ -40,7 +40,7 @@ def test_stack_json_has_every_contract_key(fleet: Stack) -> None:
 
 
 def test_the_demo_user_can_sign_in(fleet: Stack) -> None:
-    from local.demo import Client
+    from local.client import Client
 
     client = Client(fleet.info)
     client.sign_in(fleet.info["demo_user"]["username"], fleet.info["demo_user"]["password"])

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from local.demo import Client
+from local.client import Client
 from tests.support.stack import Stack, start_stack, stop_stack
 
 IDLE_TIMEOUT = 6

@@ -18,7 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from local.demo import Client
+from local.client import Client
 from tests.support.browser import SCREENSHOTS
 from tests.support.stack import Stack
 

@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from dcvfleet import events
 from dcvfleet.adapters import SessionSecrets
-from local.demo import Client
+from local.client import Client
 from local.stack import create_user
 
 ROOT = Path(__file__).resolve().parents[2]

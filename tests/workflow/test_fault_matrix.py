@@ -34,7 +34,7 @@ from botocore.exceptions import ClientError
 
 from dcvfleet import events
 from dcvfleet.errors import GpuQuotaError, InsufficientCapacityError, LaunchError
-from local.demo import Client
+from local.client import Client
 from tests.support.stack import Stack, start_stack, stop_stack
 from tests.support.workflows import COMPENSATION, HAPPY_PATH
 

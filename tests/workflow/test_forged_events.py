@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local.demo import Client
+from local.client import Client
 from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,7 +8,7 @@ import pytest
 
 from dcvfleet import events
 from dcvfleet.errors import HostNotReadyError, InsufficientCapacityError
-from local.demo import Client
+from local.client import Client
 from tests.support.stack import ROOT, Stack
 from tests.support.workflows import COMPENSATION, HAPPY_PATH
 from tools.workflow_quotas import load_template, path_events, resolved_definition
