@@ -293,7 +293,7 @@ def test_identity_failure_exits_1(
     isolated: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     write_config(isolated, monkeypatch, sessionId=None)
-    monkeypatch.setattr("dcvfleet_agent.identity.IMDS_URL", "http://127.0.0.1:9")
+    monkeypatch.setattr("dcvfleet_agent.aws.IMDS_URL", "http://127.0.0.1:9")
     assert main() == 1
     [line] = log_lines(capsys.readouterr().err)
     assert line["message"] == "cannot determine host identity"
