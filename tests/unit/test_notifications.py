@@ -20,23 +20,9 @@ from dcvfleet import aws, service
 from dcvfleet.adapters import UserNotifications
 from dcvfleet.store import InMemorySessionStore
 from local import emulator
+from tests.support.handlers import HANDLER_ENV
 
 REGION = "us-east-1"
-#: What the API function's module reads at import.
-API_ENV = {
-    "SESSIONS_TABLE": "sessions",
-    "EVENT_BUS_NAME": "bus",
-    "FLEET_TAG_VALUE": "default",
-    "PROVISION_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:p",
-    "IDLE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:i",
-    "ALLOWED_INSTANCE_TYPES": "g5.xlarge",
-    "LINUX_INSTANCE_TYPE": "g5.xlarge",
-    "WINDOWS_INSTANCE_TYPE": "g5.xlarge",
-    "LIST_CONNECTIONS_DOCUMENT": "d",
-    "NOTIFY_DOCUMENT": "d",
-    "LIST_CONTAINER_CONNECTIONS_DOCUMENT": "d",
-    "NOTIFY_CONTAINER_DOCUMENT": "d",
-}
 
 
 class CountingNotifications(UserNotifications):
@@ -140,7 +126,7 @@ def test_a_full_topic_costs_the_new_user_their_e_mails_not_their_desktop_and_tel
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     for key, value in {
-        **API_ENV,
+        **HANDLER_ENV,
         "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:1:users",
     }.items():
         monkeypatch.setenv(key, value)
@@ -190,7 +176,7 @@ def test_a_shared_address_is_logged_for_operators_and_costs_no_desktop(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     for key, value in {
-        **API_ENV,
+        **HANDLER_ENV,
         "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:1:users",
     }.items():
         monkeypatch.setenv(key, value)
