@@ -35,7 +35,7 @@ from typing import Any
 import requests
 
 from bench.provisioning import _user, percentile
-from local.demo import Client
+from local.client import Client
 from local.stack import LocalStack
 
 IDLE_MINUTES = 30

@@ -58,7 +58,7 @@ import boto3
 import requests
 
 from bench.provisioning import _user, percentile, provision
-from local.demo import Client
+from local.client import Client
 from local.deploy import parse_overrides
 from local.stack import LocalStack
 

@@ -26,7 +26,7 @@ from typing import Any
 import botocore.client
 
 from local import emulator
-from local.demo import Client
+from local.client import Client
 from local.stack import LocalStack, create_user
 
 #: us-east-1 list prices (USD), November 2026.

@@ -14,48 +14,12 @@ from datetime import datetime
 from typing import Any
 
 import boto3
-import requests
 
+from local.client import Client
 from local.emulator import ROOT
 from local.stack import use_emulator_credentials
 
 STACK_FILE = ROOT / ".local" / "stack.json"
-
-
-class Client:
-    """A user's view of the API: sign in, then call it with the ID token."""
-
-    def __init__(self, info: dict[str, Any]) -> None:
-        self.info = info
-        self.idp = boto3.client(
-            "cognito-idp", endpoint_url=info["aws_endpoint_url"], region_name=info["region"]
-        )
-        self.token = ""
-        self.username = ""
-
-    def sign_in(self, username: str, password: str) -> None:
-        """USER_SRP_AUTH, as the portal and the CLI sign in (pycognito's SRP client): the app
-        client allows no flow that sends the password."""
-        from pycognito.aws_srp import AWSSRP
-
-        resp = AWSSRP(
-            username=username,
-            password=password,
-            pool_id=self.info["user_pool_id"],
-            client_id=self.info["user_pool_client_id"],
-            client=self.idp,
-        ).authenticate_user()
-        self.token = resp["AuthenticationResult"]["IdToken"]
-        self.username = username
-
-    def call(self, method: str, path: str, body: Any = None) -> requests.Response:
-        return requests.request(
-            method,
-            self.info["api_url"] + path,
-            headers={"Authorization": self.token},
-            json=body,
-            timeout=30,
-        )
 
 
 def wait_for_stack(process: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from dcvfleet import aws
-from tests.browser import chromium
+from tests.support.browser import chromium
 
 __all__ = ["chromium"]
 

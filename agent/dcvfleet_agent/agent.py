@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import __version__, winstop
-from .aws import AwsClient, CredentialChain
+from .aws import AwsClient, CredentialChain, IdentityError
 from .config import Config, ConfigError, load_config, read_settings
 from .dcv import DcvCli, DcvError, DcvSession, same_windows_user
 from .events import EventSender
-from .identity import Identity, IdentityError, resolve_identity
+from .identity import Identity, resolve_identity
 from .logs import LogContext, configure_logging, iso_utc
 from .monitor import Monitor
 from .proc import Runner, run_command

@@ -2,6 +2,7 @@
 and Secrets Manager GetSecretValue, all three JSON 1.1 protocol, signed with Signature Version 4
 over http.client. Credentials come from the environment, the container credentials endpoint (the
 Batch/ECS task role) or the instance role through IMDSv2, and are refreshed before they expire.
+The same IMDSv2 client tells the host who it is (identity.py).
 
 Why not botocore: importing it and building one client costs the agent about 22 MB, twice the rest
 of its footprint (`make bench-agent`); these three calls are all the agent makes.
@@ -27,6 +28,9 @@ CONTENT_TYPE = "application/x-amz-json-1.1"
 #: service -> X-Amz-Target prefix (the signing name is the service name for all three).
 TARGETS = {"events": "AWSEvents", "ssm": "AmazonSSM", "secretsmanager": "secretsmanager"}
 CONTAINER_HOST = "http://169.254.170.2"
+IMDS_URL = "http://169.254.169.254"
+TOKEN_PATH = "/latest/api/token"  # noqa: S105 (a path)
+TOKEN_TTL = "X-aws-ec2-metadata-token-ttl-seconds"  # noqa: S105 (a header name)
 REFRESH_BEFORE_SECONDS = 300.0
 #: Error codes worth another attempt; transport errors (status None) and 5xx are retried too.
 RETRYABLE = frozenset(
@@ -82,6 +86,57 @@ def http_request(
         raise AwsError("ConnectionError", f"{method} {url}: {exc}") from None
     finally:
         connection.close()
+
+
+# --- instance metadata (IMDSv2) --------------------------------------------------------------
+
+
+class IdentityError(Exception):
+    """Instance metadata cannot tell who this host is (unreachable, no such path or tag)."""
+
+
+class Imds:
+    """Minimal IMDSv2 client: one session token, then GETs with short timeouts."""
+
+    def __init__(self, base_url: str | None = None, timeout: float = 2.0) -> None:
+        self.base_url = (base_url or IMDS_URL).rstrip("/")
+        self.timeout = timeout
+        self._token: str | None = None
+
+    def _request(self, method: str, path: str, headers: dict[str, str]) -> tuple[int, str]:
+        try:
+            status, body = http_request(self.base_url + path, method, headers, b"", self.timeout)
+        except AwsError as exc:
+            raise IdentityError(f"instance metadata unreachable ({path}): {exc}") from None
+        if status == 404:
+            raise IdentityError(f"instance metadata has no {path}")
+        return status, body.decode("utf-8", "replace").strip()
+
+    def _ok(self, method: str, path: str, status: int, text: str) -> str:
+        if status != 200:
+            raise IdentityError(f"instance metadata {method} {path}: HTTP {status}")
+        return text
+
+    def get(self, path: str) -> str:
+        """GET a metadata path; a token that has expired (401) is renewed once."""
+        for renew in (False, True):
+            if self._token is None or renew:
+                status, text = self._request("PUT", TOKEN_PATH, {TOKEN_TTL: "21600"})
+                self._token = self._ok("PUT", TOKEN_PATH, status, text)
+            status, text = self._request(
+                "GET", "/latest/meta-data/" + path, {"X-aws-ec2-metadata-token": self._token}
+            )
+            if status != 401:
+                break
+        return self._ok("GET", "/latest/meta-data/" + path, status, text)
+
+    def tag(self, key: str) -> str:
+        try:
+            return self.get("tags/instance/" + urllib.parse.quote(key, safe=":"))
+        except IdentityError as exc:
+            raise IdentityError(
+                f"{exc}; tag '{key}' is missing or instance metadata tags are disabled"
+            ) from None
 
 
 # --- credentials ----------------------------------------------------------------------------
@@ -174,8 +229,6 @@ class CredentialChain:
         return _from_json(body, "the container credentials endpoint")
 
     def _instance_role(self) -> AwsCredentials:
-        from .identity import IdentityError, Imds  # identity imports this module
-
         imds = self._imds
         if imds is None:
             imds = self._imds = Imds()

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.stackfixture import Stack
+from tests.support.stack import Stack
 
 LINUX = {"backend": "ec2", "os": "linux"}
 

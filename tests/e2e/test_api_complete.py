@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 
 import requests
 
-from local.demo import Client
-from tests.stackfixture import BusObserver, Stack
+from local.client import Client
+from tests.support.stack import BusObserver, Stack
 
 LINUX = {"backend": "ec2", "os": "linux"}
 

@@ -22,8 +22,8 @@ from schemathesis import Case, GenerationMode, checks
 from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from local.demo import Client
-from tests.stackfixture import Stack
+from local.client import Client
+from tests.support.stack import Stack
 
 #: Every operation of the document; a new route must be added here (a test says so).
 OPERATIONS = (

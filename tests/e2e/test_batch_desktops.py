@@ -11,19 +11,9 @@ from typing import Any
 import pytest
 
 from dcvfleet import events
-from local.demo import Client
-from tests.stackfixture import Stack, start_stack, stop_stack
-
-IDLE_TIMEOUT = 6
-GRACE = 4
-CAPACITY_TIMEOUT = 4
-PARAMS = (
-    "HostReadyTimeoutSeconds=30 MaxActiveSessionsPerUser=2 "
-    f"IdleTimeoutSeconds={IDLE_TIMEOUT} IdleGraceSeconds={GRACE} "
-    "HeartbeatIntervalSeconds=1 SignalSampleSeconds=1 HeartbeatTimeoutSeconds=30 "
-    f"SweepIntervalMinutes=60 BatchCapacityTimeoutSeconds={CAPACITY_TIMEOUT}"
-)
-BATCH = {"backend": "batch", "os": "linux"}
+from local.client import Client
+from tests.support.batch_stack import BATCH, CAPACITY_TIMEOUT, GRACE, IDLE_TIMEOUT, PARAMS
+from tests.support.stack import Stack, start_stack, stop_stack
 
 
 @pytest.fixture(scope="module")

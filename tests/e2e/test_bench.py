@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.stackfixture import ROOT
+from tests.support.stack import ROOT
 
 
 def test_the_provisioning_benchmark_prints_every_figure() -> None:

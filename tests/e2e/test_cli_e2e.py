@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.stackfixture import ROOT, Stack
+from tests.support.stack import ROOT, Stack
 
 LINUX = ("--backend", "ec2", "--os", "linux")
 

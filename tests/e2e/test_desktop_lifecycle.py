@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 
 from dcvfleet import events
-from local.demo import Client
-from tests.stackfixture import BusObserver, Stack, start_stack, stop_stack
+from local.client import Client
+from tests.support.stack import BusObserver, Stack, start_stack, stop_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4

@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from samtranslator.yaml_helper import yaml_parse
 
-from tests.stackfixture import ROOT, Stack, start_stack, stop_stack
+from tests.support.stack import ROOT, Stack, start_stack, stop_stack
 
 SAMPLES = ROOT / "events" / "samples"
 
@@ -40,7 +40,7 @@ def test_stack_json_has_every_contract_key(fleet: Stack) -> None:
 
 
 def test_the_demo_user_can_sign_in(fleet: Stack) -> None:
-    from local.demo import Client
+    from local.client import Client
 
     client = Client(fleet.info)
     client.sign_in(fleet.info["demo_user"]["username"], fleet.info["demo_user"]["password"])

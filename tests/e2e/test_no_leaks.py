@@ -1,6 +1,6 @@
 """Nothing leaks: a desktop's password lives in its Secrets Manager secret and nowhere else.
 
-ARCHITECTURE.md: "Secrets never travel through workflow input or output, logs or events: only
+docs/architecture.md: "Secrets never travel through workflow input or output, logs or events: only
 their ARNs do." On its own local stack this module provisions desktops of every kind (EC2 Linux,
 EC2 Windows, a Batch container), reveals each one's credentials to its owner, lets one idle until
 it is stopped and resumes it, stops one through the API and deletes them all. Then it reads
@@ -11,14 +11,16 @@ for every string of every session secret, as written and in its JSON-, URL- and 
 forms: none may be there, and no secret of a deleted desktop may be left.
 
 A hit names where it was found and which secret (the session, the field, the form), never the
-secret itself. The scan is shown not to be blind: every category holds something, and the
-session ids (which are meant to be everywhere) are found in each.
+secret itself. The scan is shown not to be blind: every category holds something, the session
+ids (which are meant to be everywhere) are found in each, and in the workflows' state inputs and
+outputs themselves, not only in the executions' names.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import urllib.parse
 from collections.abc import Iterable, Iterator
@@ -28,8 +30,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from local.demo import Client
-from tests.stackfixture import Stack, start_stack, stop_stack
+from local.client import Client
+from tests.support.stack import Stack, start_stack, stop_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4
@@ -49,6 +51,9 @@ PUBLIC_FIELDS = frozenset({"username"})
 #: A form shorter than this could match by chance; session passwords are 24 characters.
 MIN_NEEDLE = 8
 JOB_STATUSES = ("SUBMITTED", "PENDING", "RUNNABLE", "STARTING", "RUNNING", "SUCCEEDED", "FAILED")
+#: The taps are drained until no message came for this long (the agents' last events, the
+#: workflows' last notifications); a message that comes later resets the wait.
+QUIET_SECONDS = 3.0
 
 HISTORIES = "workflow executions and histories"
 CLOUDWATCH = "CloudWatch Logs lines"
@@ -166,29 +171,43 @@ def assert_no_secret(run: Run, *categories: str) -> None:
 class Tap:
     """An SQS queue that keeps every message one bus rule or one topic sends it."""
 
-    def __init__(self, stack: Stack, name: str, what: str) -> None:
+    def __init__(self, sqs: Any, name: str, what: str) -> None:
         self.what = what
-        self.sqs = stack.client("sqs")
+        self.sqs = sqs
         self.url = self.sqs.create_queue(QueueName=name)["QueueUrl"]
         attributes = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])
         self.arn: str = attributes["Attributes"]["QueueArn"]
         self.bodies: list[str] = []
 
-    def drain(self) -> list[str]:
+    def receive(self) -> int:
+        """Keep what the queue holds now; how many messages that was."""
+        count = 0
         while True:
             got = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10)
             messages = got.get("Messages", [])
             if not messages:
-                return self.bodies
+                return count
+            count += len(messages)
             for message in messages:
                 self.bodies.append(message["Body"])
                 self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=message["ReceiptHandle"])
 
 
+def drain_until_quiet(taps: list[Tap], quiet: float = QUIET_SECONDS, timeout: float = 60) -> None:
+    """Receive from every tap until none got a message for ``quiet`` seconds."""
+    deadline = time.monotonic() + timeout
+    last_message = time.monotonic()
+    while time.monotonic() - last_message < quiet:
+        if sum(tap.receive() for tap in taps):
+            last_message = time.monotonic()
+        assert time.monotonic() < deadline, f"the taps were never quiet for {quiet}s"
+        time.sleep(0.2)
+
+
 def tap_bus(stack: Stack, bus: str, index: int) -> Tap:
     """Every event of ``bus``, whatever its source."""
     name = f"noleaks-bus-{index}"
-    tap = Tap(stack, name, f"bus {bus}")
+    tap = Tap(stack.client("sqs"), name, f"bus {bus}")
     events = stack.client("events")
     pattern = {"source": [{"prefix": ""}]}
     events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern))
@@ -198,7 +217,9 @@ def tap_bus(stack: Stack, bus: str, index: int) -> Tap:
 
 def tap_topic(stack: Stack, topic_arn: str, index: int) -> Tap:
     """Every notification published on ``topic_arn`` (an SQS subscription, as an email one)."""
-    tap = Tap(stack, f"noleaks-topic-{index}", f"topic {topic_arn.rsplit(':', 1)[-1]}")
+    tap = Tap(
+        stack.client("sqs"), f"noleaks-topic-{index}", f"topic {topic_arn.rsplit(':', 1)[-1]}"
+    )
     stack.client("sns").subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=tap.arn)
     return tap
 
@@ -345,14 +366,14 @@ def _drive(stack: Stack, taps: list[Tap]) -> list[Desktop]:
     for desktop in desktops:
         stack.wait_for(user, desktop.session_id, ("TERMINATED",), timeout=40)
     _wait_workflows_done(stack)
-    time.sleep(1)  # the hosts' agents' last events
-    for tap in taps:
-        tap.drain()
+    drain_until_quiet(taps)
     return desktops
 
 
 # ------------------------------------------------------------------------- reading what was left
 def _read_histories(stack: Stack, corpus: Corpus) -> None:
+    """Every execution (its input and output) and every event of its history; each state's input
+    and output are also kept apart, where the proof of the scan looks for them."""
     sfn = stack.client("stepfunctions")
     for machine in _paginate(sfn, "list_state_machines", "stateMachines"):
         machine_name = machine["name"]
@@ -367,6 +388,13 @@ def _read_histories(stack: Stack, corpus: Corpus) -> None:
             for event in _paginate(sfn, "get_execution_history", "events", executionArn=arn):
                 where = f"history of {machine_name} execution {name}, event {event['id']} "
                 corpus.add(HISTORIES, where + f"({event['type']})", event)
+                details = event.get("stateEnteredEventDetails") or event.get(
+                    "stateExitedEventDetails", {}
+                )
+                for part in ("input", "output"):
+                    if part in details:
+                        state = details.get("name", "")
+                        corpus.add(HISTORIES, where + f"(state {state} {part})", details[part])
 
 
 def _read_cloudwatch_logs(stack: Stack, corpus: Corpus) -> None:
@@ -510,6 +538,47 @@ def test_the_scanner_finds_a_password_in_every_form_a_leak_could_take() -> None:
     assert hits([("a clean line", "INFO session s-1 READY")], found) == []
 
 
+class _Queue:
+    """SQS as a tap uses it, in memory: one queue, its messages received in batches of ten."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+        self.lock = threading.Lock()
+
+    def create_queue(self, QueueName: str) -> dict[str, str]:
+        return {"QueueUrl": f"https://sqs/{QueueName}"}
+
+    def get_queue_attributes(self, **_: Any) -> dict[str, Any]:
+        return {"Attributes": {"QueueArn": "arn:aws:sqs:us-east-1:123456789012:q"}}
+
+    def send(self, body: str) -> None:
+        with self.lock:
+            self.messages.append(body)
+
+    def receive_message(self, **_: Any) -> dict[str, Any]:
+        with self.lock:
+            batch, self.messages = self.messages[:10], self.messages[10:]
+        return {"Messages": [{"Body": b, "ReceiptHandle": b} for b in batch]}
+
+    def delete_message(self, **_: Any) -> None:
+        pass
+
+
+def test_the_taps_are_drained_until_quiet_so_a_late_message_is_read() -> None:
+    # Given a tap, and a message that comes a second after the tap is first found empty
+    queue = _Queue()
+    tap = Tap(queue, "late", "bus late")
+    late = threading.Timer(1.0, queue.send, args=("late event",))
+    late.start()
+    try:
+        # When it is drained
+        drain_until_quiet([tap], quiet=2.0, timeout=10)
+    finally:
+        late.join()
+    # Then the late message was read
+    assert tap.bodies == ["late event"]
+
+
 def test_the_scan_reads_every_category_and_sees_every_session_in_it(run: Run) -> None:
     # Given the lifecycle has run and everything was read
     counts = run.corpus.counts()
@@ -525,6 +594,14 @@ def test_the_scan_reads_every_category_and_sees_every_session_in_it(run: Run) ->
         for desktop in run.desktops:
             seen = any(desktop.session_id in text for text in texts)
             assert seen, f"the {desktop.role} session id is nowhere in {category}"
+    # And in the workflows' state inputs and outputs themselves (not only in the executions'
+    # names, which hold it too)
+    for part in ("input", "output"):
+        texts = [text for where, text in run.corpus.of(HISTORIES) if where.endswith(f" {part})")]
+        assert texts, f"no workflow state {part} was read"
+        for desktop in run.desktops:
+            seen = any(desktop.session_id in text for text in texts)
+            assert seen, f"the {desktop.role} session id is in no workflow state {part}"
     # And the bus taps saw both sources of the fleet bus, the control plane's and the agents'
     sources = {json.loads(body).get("source") for tap in run.taps for body in tap.bodies}
     assert {"dcvfleet", "dcvfleet.agent"} <= sources, sources

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tests.stackfixture import Stack
+from tests.support.stack import Stack
 
 
 def _mail(fleet: Stack, address: str) -> list[dict[str, Any]]:

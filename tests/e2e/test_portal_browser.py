@@ -2,7 +2,7 @@
 
 Each test signs in through the page (Cognito SRP against the emulated user pool), clicks what a
 person clicks and checks what the page shows against what the API says. A screenshot of every page
-is saved under ``test-output/portal`` (see ``tests/browser.py``).
+is saved under ``test-output/portal`` (see ``tests/support/browser.py``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from local.demo import Client
-from tests.browser import SCREENSHOTS
-from tests.stackfixture import Stack
+from local.client import Client
+from tests.support.browser import SCREENSHOTS
+from tests.support.stack import Stack
 
 pytestmark = pytest.mark.e2e
 #: The pages poll (my desktops every 5 s); the local stack shares two cores with the tests.

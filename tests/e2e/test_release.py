@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.test_batch_desktops import BATCH
-from tests.e2e.test_batch_desktops import PARAMS as BATCH_PARAMS
-from tests.stackfixture import Stack, start_stack, stop_stack
+from tests.support.batch_stack import BATCH
+from tests.support.batch_stack import PARAMS as BATCH_PARAMS
+from tests.support.stack import Stack, start_stack, stop_stack
 
 PARAMS = f"{BATCH_PARAMS} ReleasePollSeconds=1"
 #: The application build the local stack's simulated image build refuses to build.

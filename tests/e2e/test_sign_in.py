@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.stackfixture import Stack
+from tests.support.stack import Stack
 
 
 def test_the_app_client_refuses_a_password_sent_in_the_request(fleet: Stack) -> None:

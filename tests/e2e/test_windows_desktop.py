@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.stackfixture import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, start_stack, stop_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.template.test_template import TEMPLATE, translated
+from tests.support.template import TEMPLATE, translated
 
 SUB_NAME = re.compile(r"\$\{([A-Za-z0-9]+)(?:\.[A-Za-z0-9.]+)?\}")
 

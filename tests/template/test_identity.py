@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.template.test_template import ROOT, TEMPLATE, translated
+from tests.support.template import ROOT, TEMPLATE, translated
 
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 #: Resource types that hold users' or operators' data: deleting or replacing the stack must not

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from dcvfleet_cli import preflight
-from tests.template.test_template import translated
+from tests.support.template import translated
 
 #: Destinations an AWS service writes to, with the property that names their key.
 KEY_PROPERTY = {

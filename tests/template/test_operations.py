@@ -6,7 +6,7 @@ import json
 import re
 from typing import Any
 
-from tests.template.test_template import TEMPLATE
+from tests.support.template import TEMPLATE
 
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 

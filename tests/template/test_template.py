@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
-from samtranslator.translator.transform import transform
-from samtranslator.yaml_helper import yaml_parse
 
 from dcvfleet.errors import all_error_classes
 from local.deploy import samconfig_overrides, substitute_definition
-from tests.support_iam import PinnedManagedPolicies
+from tests.support.template import ROOT, TEMPLATE, translated
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = yaml_parse((ROOT / "template.yaml").read_text())
 ASL_FILES = sorted((ROOT / "statemachines").glob("*.asl.json"))
 LAMBDA_TRANSIENT = {
     "Lambda.ServiceException",
@@ -56,25 +49,6 @@ def _states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
         if processor:
             found.update(_states(processor))
     return found
-
-
-@functools.cache
-def translated() -> dict[str, Any]:
-    """The template as the SAM translator turns it into CloudFormation (policy templates
-    expanded into statements; managed policy names resolved to the ARNs of the AWS-managed
-    policies pinned in tests/template/data/aws-managed-policies/)."""
-
-    params = {"AllowedCidr": "203.0.113.0/24", "VpcId": "vpc-1", "SubnetIds": "subnet-1"}
-    sam = json.loads(json.dumps(TEMPLATE))
-    sam["Globals"]["Function"]["CodeUri"] = "s3://bucket/code.zip"
-    for res in sam["Resources"].values():
-        if res["Type"] == "AWS::Serverless::StateMachine":
-            res["Properties"]["DefinitionUri"] = "s3://bucket/asl.json"
-        if res["Type"] == "AWS::Serverless::LayerVersion":
-            res["Properties"]["ContentUri"] = "s3://bucket/layer.zip"
-    with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": "us-east-1"}):
-        out: dict[str, Any] = transform(sam, params, PinnedManagedPolicies())
-    return out
 
 
 def test_the_template_translates() -> None:

@@ -21,11 +21,11 @@ from dcvfleet_agent.aws import (
     AwsCredentials,
     AwsError,
     CredentialChain,
+    Imds,
     endpoint_for,
     http_request,
     sign,
 )
-from dcvfleet_agent.identity import Imds
 
 REGION = "us-east-1"
 NOW = datetime.datetime(2026, 11, 22, 10, 30, 15, tzinfo=datetime.timezone.utc)  # noqa: UP017

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from dcvfleet_agent.aws import IdentityError, Imds
 from dcvfleet_agent.config import Config, load_config
-from dcvfleet_agent.identity import IdentityError, Imds, resolve_identity
+from dcvfleet_agent.identity import resolve_identity
 
 TOKEN = "imds-token-1"
 METADATA = {

@@ -28,7 +28,7 @@ from dcvfleet_agent.signals import (
     TypeperfCpu,
     parse_time,
 )
-from tests.support_typeperf import FakeTypeperf, Spawner
+from tests.support.typeperf import FakeTypeperf, Spawner
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = Path(__file__).parent / "fixtures" / "agent"

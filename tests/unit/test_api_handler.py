@@ -14,20 +14,12 @@ from typing import Any
 import pytest
 from samtranslator.yaml_helper import yaml_parse
 
+from tests.support.handlers import HANDLER_ENV
+
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
-    "SESSIONS_TABLE": "sessions",
-    "EVENT_BUS_NAME": "bus",
-    "FLEET_TAG_VALUE": "default",
-    "PROVISION_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:p",
-    "IDLE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:i",
+    **HANDLER_ENV,
     "ALLOWED_INSTANCE_TYPES": "g5.xlarge,g4dn.xlarge",
-    "LINUX_INSTANCE_TYPE": "g5.xlarge",
-    "WINDOWS_INSTANCE_TYPE": "g5.xlarge",
-    "LIST_CONNECTIONS_DOCUMENT": "d",
-    "NOTIFY_DOCUMENT": "d",
-    "LIST_CONTAINER_CONNECTIONS_DOCUMENT": "d",
-    "NOTIFY_CONTAINER_DOCUMENT": "d",
     "PORTAL_ORIGIN": "https://portal.example.com",
     "AWS_DEFAULT_REGION": "us-east-1",
 }

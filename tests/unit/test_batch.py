@@ -3,7 +3,6 @@ with a reason a user understands, accepting only its own container's Host Ready,
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -14,15 +13,11 @@ from botocore.stub import Stubber
 from dcvfleet import batch, lifecycle, service
 from dcvfleet.adapters import (
     BATCH_INSTANCE_TAG,
-    JOB_ENDED,
     READER_TAG,
-    BatchJob,
     BatchJobs,
-    Release,
     Releases,
 )
 from dcvfleet.aws import client
-from dcvfleet.config import BatchSettings
 from dcvfleet.errors import (
     ClaimRejectedError,
     ConfigurationError,
@@ -34,98 +29,21 @@ from dcvfleet.errors import (
     user_message_for,
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
-from dcvfleet.service import Caller, HostReadyClaim
+from dcvfleet.service import HostReadyClaim
 from dcvfleet.store import InMemorySessionStore
-from tests.unit.test_lifecycle import Fleet, LifecycleWorkflows
-from tests.unit.test_service import API, COMMON, READY_PUBLIC, FakeHosts, FakeSecrets, FakeWorkflows
-
-NOW = 1_800_000_000.0
-ROLE_ID = "AROAJOBROLE"
-SETTINGS = BatchSettings(
-    common=COMMON,
-    job_queue="arn:aws:batch:us-east-1:123456789012:job-queue/desktops",
-    release_parameter="/fleet/release/current",
-    job_role_id=ROLE_ID,
-    capacity_timeout_seconds=600,
-    instance_types=("g5.xlarge", "g4dn.xlarge"),
-    max_session_seconds=12 * 3600,
-    region="eu-west-1",
+from tests.support.batch import (
+    ALICE_BATCH,
+    CLUSTER_INSTANCE,
+    NOW,
+    ROLE_ID,
+    SECRET,
+    SETTINGS,
+    FakeJobs,
+    FakeReleases,
+    TaggingSecrets,
 )
-RELEASE = Release("1.4.2", "123.dkr.ecr.eu-west-1.amazonaws.com/desk:1.4.2", "jobdef:7")
-ALICE_BATCH = Caller(sub="sub-alice", username="alice", email="alice@example.com")
-SECRET = "arn:aws:secretsmanager:us-east-1:123456789012:secret:dcvfleet/sessions/s-1"
-CLUSTER_INSTANCE = "arn:aws:ecs:us-east-1:123456789012:container-instance/desk-cluster/abc123"
-
-
-class FakeJobs(BatchJobs):
-    def __init__(self) -> None:
-        super().__init__(None, None, SETTINGS.job_queue)
-        self.jobs: dict[str, BatchJob] = {}
-        self.submitted: list[dict[str, Any]] = []
-        self.terminated: list[tuple[str, str]] = []
-        self.hosts: dict[str, str] = {}  # container instance ARN -> EC2 instance id
-        self._ids = itertools.count(1)
-
-    def find(self, session_id: str) -> BatchJob | None:
-        name = self.name_for(session_id)
-        live = [j for j in self.jobs.values() if j.name == name and j.status not in JOB_ENDED]
-        return live[-1] if live else None
-
-    def submit(
-        self,
-        session_id: str,
-        job_definition: str,
-        environment: dict[str, str],
-        timeout_seconds: int,
-        tags: dict[str, str],
-    ) -> str:
-        job_id = f"job-{next(self._ids)}"
-        self.submitted.append(
-            {"definition": job_definition, "env": environment, "timeout": timeout_seconds}
-        )
-        self.jobs[job_id] = BatchJob(
-            job_id, self.name_for(session_id), "SUBMITTED", "", NOW, None, None, None, ""
-        )
-        return job_id
-
-    def describe(self, job_id: str) -> BatchJob | None:
-        return self.jobs.get(job_id)
-
-    def set(self, job_id: str, **changes: Any) -> None:
-        self.jobs[job_id] = replace(self.jobs[job_id], **changes)
-
-    def start(self, job_id: str, instance_id: str, status: str = "RUNNING") -> None:
-        self.hosts[CLUSTER_INSTANCE] = instance_id
-        self.set(
-            job_id,
-            status=status,
-            container_instance_arn=CLUSTER_INSTANCE,
-            task_arn="arn:aws:ecs:us-east-1:123456789012:task/desk-cluster/0123abcd",
-        )
-
-    def terminate(self, job_id: str, reason: str) -> None:
-        self.terminated.append((job_id, reason))
-        self.set(job_id, status="FAILED", status_reason=reason)
-
-    def instance_of(self, job: BatchJob) -> str | None:
-        return self.hosts.get(job.container_instance_arn or "")
-
-
-class FakeReleases(Releases):
-    def __init__(self) -> None:
-        super().__init__(None, "/fleet/release/current")
-
-    def current(self) -> Release:
-        return RELEASE
-
-
-class TaggingSecrets(FakeSecrets):
-    def __init__(self) -> None:
-        super().__init__()
-        self.readers: dict[str, str] = {}
-
-    def grant_reader(self, secret_arn: str, reader: str) -> None:
-        self.readers[secret_arn] = reader
+from tests.support.lifecycle import Fleet, LifecycleWorkflows
+from tests.support.service import API, COMMON, READY_PUBLIC, FakeHosts, FakeSecrets, FakeWorkflows
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from dcvfleet_cli.errors import CliError
 from dcvfleet_cli.main import build_parser, main
 from dcvfleet_cli.output import table
 from dcvfleet_cli.stack import Stack
+from tests.support.cognito import srp_pool, write_stack_file
 
 SID = "0b7f4c1e-3a8e-4a5e-9d7e-2f1c8a9b0c1d"
 URL = "https://ec2-1-2-3-4.compute-1.amazonaws.com:8443/#desktop"
@@ -631,24 +632,9 @@ def pool(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, 
         monkeypatch.setenv(name, value)
     with mock_aws():
         idp = boto3.client("cognito-idp", region_name="us-east-1")
-        pool_id = idp.create_user_pool(PoolName="fleet")["UserPool"]["Id"]
-        client_id = idp.create_user_pool_client(
-            UserPoolId=pool_id,
-            ClientName="cli",
-            ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-        )["UserPoolClient"]["ClientId"]
+        pool_id, client_id = srp_pool(idp, "fleet", "cli")
         idp.create_group(UserPoolId=pool_id, GroupName="admins")
-        stack_file = tmp_path / "pool-stack.json"
-        stack_file.write_text(
-            json.dumps(
-                {
-                    "api_url": "http://127.0.0.1:9/v1",
-                    "user_pool_id": pool_id,
-                    "user_pool_client_id": client_id,
-                    "region": "us-east-1",
-                }
-            )
-        )
+        stack_file = write_stack_file(tmp_path / "pool-stack.json", pool_id, client_id)
         monkeypatch.setenv("DCVFLEET_STACK_FILE", str(stack_file))
         monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
         for name in ("DCVFLEET_PASSWORD", "DCVFLEET_NEW_PASSWORD", "DCVFLEET_USERNAME"):

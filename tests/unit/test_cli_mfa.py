@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from pycognito.aws_srp import AWSSRP
 
 from dcvfleet_cli.main import main
+from tests.support.cognito import srp_pool, write_stack_file
 
 PASSWORD = "Secret-Pw-1"
 
@@ -56,28 +56,8 @@ def pool(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, 
         monkeypatch.delenv(name, raising=False)
     with mock_aws():
         idp = boto3.client("cognito-idp", region_name="us-east-1")
-        pool_id = idp.create_user_pool(PoolName="fleet")["UserPool"]["Id"]
-        idp.set_user_pool_mfa_config(
-            UserPoolId=pool_id,
-            SoftwareTokenMfaConfiguration={"Enabled": True},
-            MfaConfiguration="OPTIONAL",
-        )
-        client_id = idp.create_user_pool_client(
-            UserPoolId=pool_id,
-            ClientName="cli",
-            ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-        )["UserPoolClient"]["ClientId"]
-        stack_file = tmp_path / "stack.json"
-        stack_file.write_text(
-            json.dumps(
-                {
-                    "api_url": "http://127.0.0.1:9/v1",
-                    "user_pool_id": pool_id,
-                    "user_pool_client_id": client_id,
-                    "region": "us-east-1",
-                }
-            )
-        )
+        pool_id, client_id = srp_pool(idp, "fleet", "cli", mfa=True)
+        stack_file = write_stack_file(tmp_path / "stack.json", pool_id, client_id)
         monkeypatch.setenv("DCVFLEET_STACK_FILE", str(stack_file))
         monkeypatch.setenv("DCVFLEET_PASSWORD", PASSWORD)
         idp.admin_create_user(UserPoolId=pool_id, Username="alice", MessageAction="SUPPRESS")

@@ -8,6 +8,7 @@ import importlib
 import json
 import sys
 from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -20,23 +21,9 @@ from dcvfleet import aws, service
 from dcvfleet.adapters import UserNotifications
 from dcvfleet.store import InMemorySessionStore
 from local import emulator
+from tests.support.handlers import HANDLER_ENV
 
 REGION = "us-east-1"
-#: What the API function's module reads at import.
-API_ENV = {
-    "SESSIONS_TABLE": "sessions",
-    "EVENT_BUS_NAME": "bus",
-    "FLEET_TAG_VALUE": "default",
-    "PROVISION_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:p",
-    "IDLE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:i",
-    "ALLOWED_INSTANCE_TYPES": "g5.xlarge",
-    "LINUX_INSTANCE_TYPE": "g5.xlarge",
-    "WINDOWS_INSTANCE_TYPE": "g5.xlarge",
-    "LIST_CONNECTIONS_DOCUMENT": "d",
-    "NOTIFY_DOCUMENT": "d",
-    "LIST_CONTAINER_CONNECTIONS_DOCUMENT": "d",
-    "NOTIFY_CONTAINER_DOCUMENT": "d",
-}
 
 
 class CountingNotifications(UserNotifications):
@@ -61,6 +48,19 @@ def sns() -> Iterator[Any]:
 def notifications(sns: Any) -> CountingNotifications:
     topic = sns.create_topic(Name="dcvfleet-users")["TopicArn"]
     return CountingNotifications(sns, topic)
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    """The API function's module, imported afresh with a notification topic configured."""
+    for key, value in {
+        **HANDLER_ENV,
+        "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:1:users",
+    }.items():
+        monkeypatch.setenv(key, value)
+    sys.modules.pop("dcvfleet.handlers.api", None)
+    yield importlib.import_module("dcvfleet.handlers.api")
+    sys.modules.pop("dcvfleet.handlers.api", None)
 
 
 def _matches(subscription_arn: str, owner: str) -> bool:
@@ -137,25 +137,15 @@ class LimitedSns:
 
 
 def test_a_full_topic_costs_the_new_user_their_e_mails_not_their_desktop_and_tells_operators(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    api: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for key, value in {
-        **API_ENV,
-        "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:1:users",
-    }.items():
-        monkeypatch.setenv(key, value)
-    sys.modules.pop("dcvfleet.handlers.api", None)
-    api = importlib.import_module("dcvfleet.handlers.api")
-    try:
-        monkeypatch.setattr(api, "client", lambda service_name: LimitedSns())
-        alice = service.Caller(sub="sub-alice", username="alice", email="alice@example.com")
-        store = InMemorySessionStore()
-        assert api._subscribe(store, alice) is None
-        assert store.notification_address("sub-alice") is None  # tried again next time
-        (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
-        assert "filter policies per topic" in record.getMessage()
-    finally:
-        sys.modules.pop("dcvfleet.handlers.api", None)
+    monkeypatch.setattr(api, "client", lambda service_name: LimitedSns())
+    alice = service.Caller(sub="sub-alice", username="alice", email="alice@example.com")
+    store = InMemorySessionStore()
+    assert api._subscribe(store, alice) is None
+    assert store.notification_address("sub-alice") is None  # tried again next time
+    (record,) = [r for r in caplog.records if r.levelname == "ERROR"]
+    assert "filter policies per topic" in record.getMessage()
 
 
 def test_an_address_subscribed_for_another_user_stays_theirs(
@@ -187,20 +177,10 @@ class SharedAddressSns:
 
 
 def test_a_shared_address_is_logged_for_operators_and_costs_no_desktop(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    api: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    for key, value in {
-        **API_ENV,
-        "NOTIFICATION_TOPIC_ARN": "arn:aws:sns:us-east-1:1:users",
-    }.items():
-        monkeypatch.setenv(key, value)
-    sys.modules.pop("dcvfleet.handlers.api", None)
-    api = importlib.import_module("dcvfleet.handlers.api")
-    try:
-        monkeypatch.setattr(api, "client", lambda service_name: SharedAddressSns())
-        bob = service.Caller(sub="sub-bob", username="bob", email="shared@example.com")
-        assert api._subscribe(InMemorySessionStore(), bob) is None
-        (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
-        assert "subscribed for another user" in record.getMessage()
-    finally:
-        sys.modules.pop("dcvfleet.handlers.api", None)
+    monkeypatch.setattr(api, "client", lambda service_name: SharedAddressSns())
+    bob = service.Caller(sub="sub-bob", username="bob", email="shared@example.com")
+    assert api._subscribe(InMemorySessionStore(), bob) is None
+    (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert "subscribed for another user" in record.getMessage()

@@ -28,9 +28,10 @@ from dcvfleet import lifecycle, observability, service
 from dcvfleet.model import Session, Status
 from dcvfleet.service import Caller, HostReadyClaim
 from dcvfleet.store import now_iso
-from tests.unit.test_batch import FakeJobs
-from tests.unit.test_lifecycle import BOB, SETTINGS, Fleet, ago
-from tests.unit.test_service import ALICE, FakeWorkflows
+from tests.support.batch import FakeJobs
+from tests.support.handlers import HANDLER_ENV
+from tests.support.lifecycle import BOB, SETTINGS, Fleet, ago
+from tests.support.service import ALICE, FakeWorkflows
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -39,18 +40,9 @@ SAMPLES = ROOT / "events" / "samples"
 CAROL = Caller(sub="sub-carol", username="carol", email="carol@example.com")
 #: What the handler modules read from the environment when they are imported.
 ENV = {
-    "SESSIONS_TABLE": "sessions",
+    **HANDLER_ENV,
     "EVENT_BUS_NAME": "fleet",
     "FLEET_TAG_VALUE": "test-fleet",
-    "PROVISION_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:p",
-    "IDLE_STATE_MACHINE_ARN": "arn:aws:states:us-east-1:123456789012:stateMachine:i",
-    "ALLOWED_INSTANCE_TYPES": "g5.xlarge",
-    "LINUX_INSTANCE_TYPE": "g5.xlarge",
-    "WINDOWS_INSTANCE_TYPE": "g5.xlarge",
-    "LIST_CONNECTIONS_DOCUMENT": "d",
-    "NOTIFY_DOCUMENT": "d",
-    "LIST_CONTAINER_CONNECTIONS_DOCUMENT": "d",
-    "NOTIFY_CONTAINER_DOCUMENT": "d",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
 HANDLER_MODULES = ("agent_events", "api", "lifecycle", "portal", "provision", "release")

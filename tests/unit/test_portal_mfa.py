@@ -24,6 +24,7 @@ from moto.server import ThreadedMotoServer
 from pycognito.aws_srp import AWSSRP
 
 from local import emulator
+from tests.support.cognito import srp_pool
 
 AUTH_JS = Path(__file__).resolve().parents[2] / "portal" / "js" / "auth.js"
 PASSWORD = "Correct-Horse-42"
@@ -84,17 +85,7 @@ def cognito() -> Iterator[dict[str, Any]]:
         try:
             endpoint = f"http://127.0.0.1:{port}/"
             idp = boto3.client("cognito-idp", endpoint_url=endpoint, region_name="us-east-1")
-            pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
-            idp.set_user_pool_mfa_config(
-                UserPoolId=pool_id,
-                SoftwareTokenMfaConfiguration={"Enabled": True},
-                MfaConfiguration="OPTIONAL",
-            )
-            client_id = idp.create_user_pool_client(
-                UserPoolId=pool_id,
-                ClientName="portal",
-                ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-            )["UserPoolClient"]["ClientId"]
+            pool_id, client_id = srp_pool(idp, "fleet-users", "portal", mfa=True)
             yield {
                 "idp": idp,
                 "endpoint": endpoint,

@@ -34,7 +34,7 @@ from dcvfleet import events
 from dcvfleet.aws import reset_clients
 from dcvfleet.model import Session, Status
 from dcvfleet.store import DynamoSessionStore
-from tests.unit.test_props_aws_events import (
+from tests.support.properties import (
     ENV,
     IMAGE,
     REGION,
@@ -45,7 +45,7 @@ from tests.unit.test_props_aws_events import (
     json_values,
     sample,
 )
-from tests.unit.test_store import create_table
+from tests.support.tables import create_table
 
 KINDS = {
     "Host Ready": "agent-host-ready.json",

@@ -43,7 +43,7 @@ from dcvfleet.aws import client
 from dcvfleet.model import Session, Status
 from dcvfleet.store import DynamoSessionStore, counter_key
 from local import emulator
-from tests.unit.test_props_aws_events import (
+from tests.support.properties import (
     ACCOUNT,
     IMAGE,
     REGION,
@@ -57,7 +57,7 @@ from tests.unit.test_props_aws_events import (
     odd_text,
     put_session,
 )
-from tests.unit.test_store import create_table
+from tests.support.tables import create_table
 
 #: Powertools' log_metrics warns on every invocation that records no metric (most of them).
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")

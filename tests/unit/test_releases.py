@@ -29,9 +29,9 @@ from dcvfleet.errors import (
 from dcvfleet.model import Status
 from dcvfleet.store import InMemorySessionStore
 from local.sim import glxinfo as sim_glxinfo
-from tests.unit.test_batch import SETTINGS as BATCH
-from tests.unit.test_batch import FakeJobs, FakeReleases
-from tests.unit.test_service import FakeSecrets, FakeWorkflows
+from tests.support.batch import SETTINGS as BATCH
+from tests.support.batch import FakeJobs, FakeReleases
+from tests.support.service import FakeSecrets, FakeWorkflows
 
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dcvfleet-desktop"
 SETTINGS = ReleaseSettings(

@@ -4,28 +4,15 @@ nothing. Fake interpreters and a fake ``sam`` on a temporary PATH stand in for r
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
+from tools import sam_build
+
 ROOT = Path(__file__).resolve().parents[2]
-TOOL = ROOT / "tools" / "sam_build.py"
-
-
-def _load_tool() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dcvfleet_sam_build_tool", TOOL)
-    assert spec is not None
-    assert spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sam_build = _load_tool()
 
 
 def script(path: Path, body: str) -> Path:

@@ -19,7 +19,7 @@ from dcvfleet_agent.signals import (
     parse_typeperf,
     processor_counter,
 )
-from tests.support_typeperf import FakeTypeperf, Spawner
+from tests.support.typeperf import FakeTypeperf, Spawner
 
 WINDOWS = Path(__file__).parent / "fixtures" / "agent" / "windows"
 #: The German system's names for the Processor object (238) and "% Processor Time" (6), as

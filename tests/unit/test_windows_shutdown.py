@@ -4,31 +4,45 @@ the agent and holds the process until the buffered events had their last attempt
 from __future__ import annotations
 
 import threading
-import time
 
 from dcvfleet_agent import winstop
 
 
+class WatchedEvent(threading.Event):
+    """The agent's "flushed" event, telling when (and for how long) the handler waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting = threading.Event()
+        self.timeouts: list[float | None] = []
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.timeouts.append(timeout)
+        self.waiting.set()
+        return super().wait(5 if timeout is None else min(timeout, 5))  # a test never hangs
+
+
 def test_a_shutdown_stops_the_agent_and_waits_for_the_last_flush() -> None:
-    stop, flushed = threading.Event(), threading.Event()
+    stop, flushed = threading.Event(), WatchedEvent()
     handle = winstop.console_handler(stop, flushed, wait=5)
     answer: list[bool] = []
     worker = threading.Thread(target=lambda: answer.append(handle(winstop.CTRL_SHUTDOWN_EVENT)))
     worker.start()
     assert stop.wait(2)  # the monitor's wait() ends: run() flushes the buffer
-    time.sleep(0.1)
-    assert worker.is_alive()  # the process is held while it does
+    assert flushed.waiting.wait(2)  # the process is held while it does
+    assert answer == []
     flushed.set()  # main() sets it when the agent has stopped
     worker.join(2)
     assert answer == [True]
 
 
 def test_the_hold_is_bounded() -> None:
-    stop, flushed = threading.Event(), threading.Event()
-    started = time.monotonic()
+    stop, flushed = threading.Event(), WatchedEvent()
     assert winstop.console_handler(stop, flushed, wait=0.2)(winstop.CTRL_CLOSE_EVENT) is True
     assert stop.is_set()
-    assert time.monotonic() - started < 2
+    # held no longer than its bound, though the flush never came
+    assert flushed.timeouts == [0.2]
+    assert not flushed.is_set()
 
 
 def test_a_user_signing_out_does_not_stop_the_agent() -> None:

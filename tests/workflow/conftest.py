@@ -1,3 +1,3 @@
-from tests.stackfixture import fleet, stack
+from tests.support.stack import fleet, stack
 
 __all__ = ["fleet", "stack"]

@@ -34,9 +34,9 @@ from botocore.exceptions import ClientError
 
 from dcvfleet import events
 from dcvfleet.errors import GpuQuotaError, InsufficientCapacityError, LaunchError
-from local.demo import Client
-from tests.stackfixture import Stack, start_stack, stop_stack
-from tests.workflow.test_provision_workflow import COMPENSATION, HAPPY_PATH
+from local.client import Client
+from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.workflows import COMPENSATION, HAPPY_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "events" / "samples"

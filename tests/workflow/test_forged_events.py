@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from local.demo import Client
-from tests.stackfixture import Stack
+from local.client import Client
+from tests.support.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = {
@@ -59,9 +59,9 @@ def _record(fleet: Stack, session_id: str) -> dict[str, Any]:
     return dict(item)
 
 
-def _rejections(fleet: Stack, session_id: str) -> list[str]:
-    """The reasons the agent-event consumer logged for rejecting claims on this session (each
-    names it)."""
+def _rejections(fleet: Stack, session_id: str) -> list[tuple[str, str]]:
+    """The claims on this session the agent-event consumer logged as rejected: (detail-type,
+    reason) each, the reason naming the session."""
     found = []
     for line in fleet.function_logs("AgentEventsFunction"):
         try:
@@ -71,7 +71,7 @@ def _rejections(fleet: Stack, session_id: str) -> list[str]:
         if not isinstance(entry, dict) or entry.get("message") != "agent claim rejected":
             continue
         if session_id in str(entry.get("reason", "")):
-            found.append(str(entry["reason"]))
+            found.append((str(entry["detail_type"]), str(entry["reason"])))
     return found
 
 
@@ -95,14 +95,17 @@ def _verdict(fleet: Stack, detail_type: str, detail: dict[str, Any], signer: str
     return str(answer["reason"])
 
 
-def _wait_for_rejections(fleet: Stack, session_id: str, count: int) -> list[str]:
+def _wait_for_rejections(fleet: Stack, session_id: str, count: int) -> list[tuple[str, str]]:
+    """The rejections logged for the session once there are ``count`` of them."""
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        reasons = _rejections(fleet, session_id)
-        if len(reasons) >= count:
-            return reasons
+    reasons = _rejections(fleet, session_id)
+    while len(reasons) < count:
+        assert time.monotonic() < deadline, (
+            f"{len(reasons)} of {count} rejections logged for {session_id}: {reasons}"
+        )
         time.sleep(0.5)
-    raise AssertionError(f"fewer than {count} rejections logged for {session_id}")
+        reasons = _rejections(fleet, session_id)
+    return reasons
 
 
 def _idle_checks(fleet: Stack, session_id: str) -> list[str]:
@@ -120,15 +123,22 @@ def test_a_host_speaking_for_another_hosts_session_changes_nothing(fleet: Stack)
     idle_checks = _idle_checks(fleet, b["sessionId"])
     # When host A, which holds only A's key, claims B's session is ready, heartbeating and idle
     # (B's session and instance ids in each claim), and then sends the same claims unsigned
-    reasons = []
+    # (each put on the bus, and the same event handed to the consumer directly)
+    verdicts = []
     for detail_type in SAMPLES:
         for signer in (a["sessionId"], None):
             fleet.put_agent_event(detail_type, _detail(detail_type, b), signer=signer)
-            reasons.append(_verdict(fleet, detail_type, _detail(detail_type, b), signer))
+            verdicts.append(
+                (detail_type, _verdict(fleet, detail_type, _detail(detail_type, b), signer))
+            )
     # Then the consumer rejects all six for their signature
-    _wait_for_rejections(fleet, b["sessionId"], 1)
+    reasons = [reason for _, reason in verdicts]
     assert sum("signature: not made with" in r for r in reasons) == 3, reasons
     assert sum("signature: is required" in r for r in reasons) == 3, reasons
+    # And so it does each bus copy: every verdict logged twice, once for the direct call and
+    # once for the copy the bus delivered, and no other (the record is read only after all)
+    logged = _wait_for_rejections(fleet, b["sessionId"], 2 * len(verdicts))
+    assert sorted(logged) == sorted(verdicts * 2), logged
     # And B's record changed in nothing but, at most, its own host's heartbeat
     after = _record(fleet, b["sessionId"])
     heartbeat_fields = ("lastHeartbeatAt", "heartbeat")

@@ -8,25 +8,12 @@ import pytest
 
 from dcvfleet import events
 from dcvfleet.errors import HostNotReadyError, InsufficientCapacityError
-from local.demo import Client
-from tests.stackfixture import ROOT, Stack
+from local.client import Client
+from tests.support.stack import ROOT, Stack
+from tests.support.workflows import COMPENSATION, HAPPY_PATH
 from tools.workflow_quotas import load_template, path_events, resolved_definition
 
 PROVISION_STATES = resolved_definition(load_template(ROOT), "provision_session.asl.json")["States"]
-
-HAPPY_PATH = [
-    "LoadSettings",
-    "IsResume",
-    "CreateCredentials",
-    "WhichBackend",
-    "LaunchInstance",
-    "WaitForHostReady",
-    "MarkReady",
-    "PublishReady",
-    "NotifyReady",
-    "Ready",
-]
-COMPENSATION = ["Compensate", "ReadyAfterAll", "PublishFailed", "NotifyFailed", "Failed"]
 
 
 def _request(fleet: Stack, body: dict[str, str] | None = None) -> tuple[Client, str]:

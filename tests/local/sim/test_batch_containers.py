@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dcvfleet.config import FLEET_TAG_KEY
-from tests.stackfixture import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, start_stack, stop_stack
 
 CONTAINER_EXITED = "Essential container in task exited"
 

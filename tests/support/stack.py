@@ -20,10 +20,10 @@ from botocore.exceptions import ClientError
 
 from dcvfleet import events
 from dcvfleet.adapters import SessionSecrets
-from local.demo import Client
+from local.client import Client
 from local.stack import create_user
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 #: Short enough that a host that never reports fails fast; long enough for a booted host.
 TEST_PARAMS = "HostReadyTimeoutSeconds=20 MaxActiveSessionsPerUser=1"
 TERMINAL = ("READY", "FAILED")
@@ -38,7 +38,15 @@ class Stack:
         self.region = info["region"]
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+        """A client of the local stack, which takes any credentials: explicit ones, so that a
+        module-scoped fixture (set up before each test's fake credentials) needs none around."""
+        return boto3.client(
+            service,
+            endpoint_url=self.endpoint,
+            region_name=self.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
 
     def control(self, method: str, path: str, body: Any = None) -> requests.Response:
         return requests.request(method, self.info["control_url"] + path, json=body, timeout=10)

@@ -16,7 +16,7 @@ import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
 #: Where the browser tests leave a screenshot of each page they see.
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "test-output" / "portal"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "portal"
 #: The machine's network is closed: no background connections, no first-run, no GPU.
 ARGS = (
     "--no-sandbox",

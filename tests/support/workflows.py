@@ -1,0 +1,17 @@
+"""The provisioning workflow's paths through its states, as its execution history lists them."""
+
+from __future__ import annotations
+
+HAPPY_PATH = [
+    "LoadSettings",
+    "IsResume",
+    "CreateCredentials",
+    "WhichBackend",
+    "LaunchInstance",
+    "WaitForHostReady",
+    "MarkReady",
+    "PublishReady",
+    "NotifyReady",
+    "Ready",
+]
+COMPENSATION = ["Compensate", "ReadyAfterAll", "PublishFailed", "NotifyFailed", "Failed"]
