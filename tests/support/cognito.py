@@ -3,9 +3,21 @@ names it to the CLI."""
 
 from __future__ import annotations
 
+import base64
 import json
+import time
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.hashes import SHA1
+from cryptography.hazmat.primitives.twofactor.totp import TOTP
+
+#: TOTP's time step (RFC 6238, as Cognito uses it:
+#: https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-settings-mfa-totp.html).
+TOTP_STEP_SECONDS = 30
+#: A code is made only with at least this long left in its step: the emulator accepts a code in
+#: its own step alone, and a loaded machine may take seconds between making and sending it.
+TOTP_FRESH_SECONDS = 12
 
 
 def srp_pool(idp: Any, pool_name: str, client_name: str, *, mfa: bool = False) -> tuple[str, str]:
@@ -40,3 +52,14 @@ def write_stack_file(path: Path, pool_id: str, client_id: str) -> Path:
         )
     )
     return path
+
+
+def totp_code(secret: str, clock: Any = time.time, sleep: Any = time.sleep) -> str:
+    """The code an authenticator app shows for ``secret`` (6 digits, SHA-1, 30 s), made at the
+    start of a step when the current one is nearly over, so it is still valid when it arrives."""
+    left = TOTP_STEP_SECONDS - clock() % TOTP_STEP_SECONDS
+    if left < TOTP_FRESH_SECONDS:
+        sleep(left + 0.05)
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8), casefold=True)
+    totp = TOTP(key, 6, SHA1(), TOTP_STEP_SECONDS, enforce_key_length=False)  # noqa: S303
+    return totp.generate(clock()).decode()

@@ -6,21 +6,17 @@ code is a sentence, not a traceback. Cognito (moto) checks the codes
 
 from __future__ import annotations
 
-import base64
 import io
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from cryptography.hazmat.primitives.hashes import SHA1
-from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from pycognito.aws_srp import AWSSRP
 
 from dcvfleet_cli.main import main
-from tests.support.cognito import srp_pool, write_stack_file
+from tests.support.cognito import srp_pool, totp_code, write_stack_file
 
 PASSWORD = "Secret-Pw-1"
 
@@ -28,14 +24,6 @@ PASSWORD = "Secret-Pw-1"
 class Tty(io.StringIO):
     def isatty(self) -> bool:
         return True
-
-
-def totp_code(secret: str) -> str:
-    """The code an authenticator app shows now for ``secret`` (RFC 6238: 6 digits, SHA-1, 30 s),
-    https://docs.aws.amazon.com/cognito/latest/developerguide/user-pool-settings-mfa-totp.html."""
-    key = base64.b32decode(secret + "=" * (-len(secret) % 8), casefold=True)
-    totp = TOTP(key, 6, SHA1(), 30, enforce_key_length=False)  # noqa: S303 - RFC 6238's HMAC
-    return totp.generate(time.time()).decode()
 
 
 @pytest.fixture

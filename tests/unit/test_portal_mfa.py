@@ -6,25 +6,21 @@ that must first set an app up is told how, in plain words, never a crash."""
 
 from __future__ import annotations
 
-import base64
 import json
 import shutil
 import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
-from cryptography.hazmat.primitives.hashes import SHA1
-from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from moto.server import ThreadedMotoServer
 from pycognito.aws_srp import AWSSRP
 
 from local import emulator
-from tests.support.cognito import srp_pool
+from tests.support.cognito import srp_pool, totp_code
 
 AUTH_JS = Path(__file__).resolve().parents[2] / "portal" / "js" / "auth.js"
 PASSWORD = "Correct-Horse-42"
@@ -47,13 +43,6 @@ try {
 console.log(JSON.stringify(steps));
 process.exit(0); // the refresh timer would keep Node running
 """
-
-
-def totp_code(secret: str) -> str:
-    """What an authenticator app shows now for ``secret`` (RFC 6238: 6 digits, SHA-1, 30 s)."""
-    key = base64.b32decode(secret + "=" * (-len(secret) % 8), casefold=True)
-    totp = TOTP(key, 6, SHA1(), 30, enforce_key_length=False)  # noqa: S303 - RFC 6238's HMAC
-    return totp.generate(time.time()).decode()
 
 
 def _free_port() -> int:
