@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
-from dcvfleet import events, lifecycle, service
+from dcvfleet import compensation, events, service
 from dcvfleet.adapters import SESSION_TAG, Ec2Hosts, HostCommands, Instance
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import (
@@ -37,8 +37,10 @@ from dcvfleet.errors import (
     SessionNotFoundError,
     StatusConflictError,
 )
+from dcvfleet.lifecycle import idle, reconcile, sweep, triggers, user_requests
 from dcvfleet.model import CreateSessionRequest, Session, Status
-from dcvfleet.service import Caller, HostReadyClaim
+from dcvfleet.service import HostReadyClaim
+from dcvfleet.sessions import Caller
 from dcvfleet.store import InMemorySessionStore
 from tests.unit.test_service import (
     ALICE,
@@ -276,7 +278,7 @@ class Fleet:
         name = self.request_stop(session_id, caller)
         self.act(session_id, name, trigger="user", requested_action="stop", reason="requested")
         self.hosts.settle()
-        assert lifecycle.confirm(self.store, self.hosts, session_id) == {"done": True}
+        assert idle.confirm(self.store, self.hosts, session_id) == {"done": True}
 
     def instance(self, session_id: str) -> Instance:
         instance_id = self.store.require(session_id).instance_id
@@ -288,7 +290,7 @@ class Fleet:
         self, session_id: str, trigger: str = "idle", claim: dict[str, Any] | None = None
     ) -> str:
         """start_idle_check; returns the idle workflow execution now holding the slot."""
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             self.store, self.workflows, self.settings, session_id, trigger=trigger, claim=claim
         )
         execution = self.store.require(session_id).idle_check
@@ -303,8 +305,8 @@ class Fleet:
         trigger: str = "idle",
         phase: str = "verify",
         claim: dict[str, Any] | None = None,
-    ) -> lifecycle.Verdict:
-        return lifecycle.verify(
+    ) -> idle.Verdict:
+        return idle.verify(
             self.store,
             self.hosts,
             self.commands,
@@ -324,7 +326,7 @@ class Fleet:
         trigger: str = "idle",
         reason: str = "nobody used it",
     ) -> dict[str, Any]:
-        return lifecycle.warn(
+        return idle.warn(
             self.store,
             self.commands,
             self.settings,
@@ -344,7 +346,7 @@ class Fleet:
         reason: str = "no one has used it for 30 min",
         evidence: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        return lifecycle.act(
+        return idle.act(
             self.store,
             self.hosts,
             self.secrets,
@@ -358,7 +360,7 @@ class Fleet:
         )
 
     def request_stop(self, session_id: str, caller: Caller = ALICE, action: str = "stop") -> str:
-        lifecycle.request_stop(
+        user_requests.request_stop(
             self.store, self.workflows, self.settings, caller, session_id, action=action
         )
         name = self.store.require(session_id).idle_check
@@ -372,7 +374,7 @@ def fleet() -> Fleet:
 
 
 def ago(seconds: float) -> str:
-    return lifecycle.iso(datetime.now(UTC) - timedelta(seconds=seconds))
+    return triggers.iso(datetime.now(UTC) - timedelta(seconds=seconds))
 
 
 def backdate_updated_at(store: InMemorySessionStore, session_id: str, seconds: float) -> None:
@@ -469,7 +471,7 @@ def test_a_heartbeat_from_the_sessions_own_instance_is_saved_without_bumping_the
     # Given a READY desktop
     session = fleet.ready()
     # When its own host's agent sends a heartbeat
-    saved = lifecycle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
+    saved = idle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
     # Then its summary is kept on the record, and the version (which workflows write on) is not bumped
     assert saved is True
     stored = fleet.store.require(session.session_id)
@@ -490,7 +492,7 @@ def test_a_heartbeat_from_another_instance_is_rejected_and_changes_nothing(
     before = fleet.store.require(session.session_id)
     # When a heartbeat naming the session arrives from the other host
     with pytest.raises(ClaimRejectedError, match=other.instance_id):
-        lifecycle.record_heartbeat(fleet.store, heartbeat(session, instance_id=other.instance_id))
+        idle.record_heartbeat(fleet.store, heartbeat(session, instance_id=other.instance_id))
     # Then the record is exactly as it was
     assert fleet.store.require(session.session_id) == before
 
@@ -500,7 +502,7 @@ def test_a_heartbeat_for_a_session_that_is_not_ready_is_rejected(fleet: Fleet) -
     session, _ = fleet.provisioning()
     # When its agent sends a heartbeat / Then it is refused and nothing is written
     with pytest.raises(ClaimRejectedError):
-        lifecycle.record_heartbeat(fleet.store, heartbeat(session))
+        idle.record_heartbeat(fleet.store, heartbeat(session))
     assert fleet.store.require(session.session_id).last_heartbeat_at is None
 
 
@@ -510,7 +512,7 @@ def test_start_idle_check_claims_the_slot_and_starts_one_idle_workflow(fleet: Fl
     session = fleet.ready()
     claim = idle_claim(session)
     # When the idle check starts
-    outcome = lifecycle.start_idle_check(
+    outcome = idle.start_idle_check(
         fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle", claim=claim
     )
     # Then the session's slot names the one idle workflow started, with the claim as its input
@@ -541,7 +543,7 @@ def test_start_idle_check_is_refused_unless_the_session_is_ready(fleet: Fleet, s
     started_before = len(fleet.workflows.started)
     # When an idle check is asked for / Then it is refused and no workflow starts
     with pytest.raises(ClaimRejectedError):
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session_id, trigger="agent-silent"
         )
     assert len(fleet.workflows.started) == started_before
@@ -553,7 +555,7 @@ def test_start_idle_check_refuses_an_idle_claim_from_another_instance(fleet: Fle
     forged = {**idle_claim(session), "instanceId": fleet.hosts.add(session_id="x").instance_id}
     # When it arrives / Then it is refused, the slot stays free and nothing starts
     with pytest.raises(ClaimRejectedError, match="is not the host of session"):
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle", claim=forged
         )
     assert fleet.store.require(session.session_id).idle_check is None
@@ -563,7 +565,7 @@ def test_start_idle_check_refuses_an_idle_claim_from_another_instance(fleet: Fle
 def test_start_idle_check_refuses_a_trigger_that_is_not_automatic(fleet: Fleet) -> None:
     session = fleet.ready()
     with pytest.raises(ValueError, match="does not start an idle check"):
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="user"
         )
 
@@ -573,7 +575,7 @@ def test_a_second_start_while_a_check_is_in_progress_starts_nothing(fleet: Fleet
     session = fleet.ready()
     execution = fleet.check(session.session_id, "idle", idle_claim(session))
     # When another one is asked for (another claim, or the sweep)
-    again = lifecycle.start_idle_check(
+    again = idle.start_idle_check(
         fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="agent-silent"
     )
     # Then it is "already-checking": still one workflow, and the slot is the first one's
@@ -589,7 +591,7 @@ def test_a_stale_check_can_be_taken_over_by_a_new_one(fleet: Fleet) -> None:
     current = fleet.store.require(session.session_id)
     fleet.store.update(current, idle_check_at=ago(SETTINGS.stale_check_seconds + 60))
     # When a new check is asked for
-    outcome = lifecycle.start_idle_check(
+    outcome = idle.start_idle_check(
         fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="agent-silent"
     )
     # Then it takes the slot and a second workflow starts
@@ -608,14 +610,14 @@ def test_a_failure_to_start_the_workflow_gives_the_slot_back(fleet: Fleet) -> No
     fleet.workflows.start_fails_with = RuntimeError("ExecutionLimitExceeded")
     # When an idle check is asked for / Then the error surfaces
     with pytest.raises(RuntimeError, match="ExecutionLimitExceeded"):
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle"
         )
     # And the slot is free again, so the next claim can start a check
     assert fleet.store.require(session.session_id).idle_check is None
     fleet.workflows.start_fails_with = None
     assert (
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle"
         )
         == "started"
@@ -629,7 +631,7 @@ def test_twenty_simultaneous_starts_with_mixed_triggers_start_exactly_one_workfl
         session = fleet.ready()
         claim = idle_claim(session)
         start = partial(
-            lifecycle.start_idle_check, fleet.store, fleet.workflows, SETTINGS, session.session_id
+            idle.start_idle_check, fleet.store, fleet.workflows, SETTINGS, session.session_id
         )
         # When 20 idle claims and sweep findings arrive at the same moment
         calls = [
@@ -778,7 +780,7 @@ def test_reverify_cancels_when_a_heartbeat_since_the_check_began_reports_activit
     # Given a warned desktop in its grace period, with nobody connected over DCV
     session, execution = _warned_check(fleet, "idle")
     # When its agent reports activity (say a long render on the GPU/CPU) after the check began
-    lifecycle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
+    idle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
     verdict = fleet.verify(session.session_id, execution, phase="reverify")
     # Then the stop is cancelled, saying which activity
     assert verdict.idle is False
@@ -789,7 +791,7 @@ def test_reverify_cancels_when_a_heartbeat_since_the_check_began_reports_activit
 def test_reverify_is_not_cancelled_by_a_heartbeat_that_still_says_idle(fleet: Fleet) -> None:
     # Given a warned desktop whose agent still says idle, and nobody connected
     session, execution = _warned_check(fleet, "idle")
-    lifecycle.record_heartbeat(fleet.store, heartbeat(session, idle=True))
+    idle.record_heartbeat(fleet.store, heartbeat(session, idle=True))
     # When it is re-verified / Then it is still idle (the live check agrees)
     verdict = fleet.verify(session.session_id, execution, phase="reverify")
     assert verdict.idle is True
@@ -801,7 +803,7 @@ def test_reverify_of_a_silent_agent_cancels_on_any_heartbeat_since_the_check_beg
     # Given a desktop warned because its agent was silent
     session, execution = _warned_check(fleet, "agent-silent")
     # When the agent speaks again, even to say idle
-    lifecycle.record_heartbeat(fleet.store, heartbeat(session, idle=True))
+    idle.record_heartbeat(fleet.store, heartbeat(session, idle=True))
     verdict = fleet.verify(session.session_id, execution, trigger="agent-silent", phase="reverify")
     # Then the stop is cancelled
     assert verdict.idle is False
@@ -863,7 +865,7 @@ def test_warn_records_the_warning_notifies_in_session_and_returns_a_valid_event(
         == f"Idle warning: it will stop at {detail['actAt']} unless it is used."
     )
     # And the grace period is the configured one
-    act_at = lifecycle.parse_time(detail["actAt"])
+    act_at = triggers.parse_time(detail["actAt"])
     grace = act_at - datetime.now(UTC)
     assert (
         timedelta(seconds=SETTINGS.idle_grace_seconds - 5)
@@ -1111,7 +1113,7 @@ def test_dry_run_records_what_would_have_been_done_and_does_nothing(
     assert stored.idle_check_at is None
     assert (
         stored.status_reason
-        == f"Dry run: it would have been {lifecycle._past(action)} because nobody used it."
+        == f"Dry run: it would have been {idle._past(action)} because nobody used it."
     )
     assert stored.evidence is not None
     assert stored.evidence["trigger"] == "idle"
@@ -1153,7 +1155,7 @@ def test_confirm_moves_a_stopped_host_to_stopped_and_releases_the_counter(fleet:
     fleet.hosts.settle()
     assert fleet.store.active_count(ALICE.sub) == 1
     # When the workflow confirms
-    out = lifecycle.confirm(fleet.store, fleet.hosts, session.session_id)
+    out = idle.confirm(fleet.store, fleet.hosts, session.session_id)
     # Then it is STOPPED, its connection and slot cleared, and it no longer counts against the limit
     assert out == {"done": True}
     stored = fleet.store.require(session.session_id)
@@ -1164,7 +1166,7 @@ def test_confirm_moves_a_stopped_host_to_stopped_and_releases_the_counter(fleet:
     assert stored.instance_id == session.instance_id
     assert fleet.store.active_count(ALICE.sub) == 0
     # And confirming again is done at once, writing nothing
-    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
+    assert idle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
     assert fleet.store.require(session.session_id) == stored
 
 
@@ -1174,7 +1176,7 @@ def test_confirm_waits_while_the_host_is_still_stopping(fleet: Fleet) -> None:
     execution = fleet.check(session.session_id)
     fleet.act(session.session_id, execution)
     # When the workflow confirms / Then it is not done yet and the record is unchanged
-    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": False}
+    assert idle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": False}
     assert fleet.store.require(session.session_id).status is Status.STOPPING
 
 
@@ -1184,7 +1186,7 @@ def test_confirm_moves_a_terminated_host_to_terminated() -> None:
     session = fleet.ready()
     fleet.act(session.session_id, fleet.check(session.session_id))
     # When the workflow confirms / Then it is TERMINATED and no longer counted
-    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
+    assert idle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
     stored = fleet.store.require(session.session_id)
     assert stored.status is Status.TERMINATED
     assert stored.connection_url is None
@@ -1198,7 +1200,7 @@ def test_recover_returns_a_desktop_whose_stop_failed_to_ready(fleet: Fleet) -> N
     execution = fleet.check(session.session_id)
     fleet.store.update(fleet.store.require(session.session_id), status=Status.STOPPING)
     # When the workflow's Catch recovers
-    out = lifecycle.recover(
+    out = idle.recover(
         fleet.store,
         fleet.hosts,
         session_id=session.session_id,
@@ -1225,7 +1227,7 @@ def test_recover_releases_the_slot_of_a_check_that_never_acted(fleet: Fleet) -> 
     session = fleet.ready()
     execution = fleet.check(session.session_id)
     # When its workflow recovers / Then the slot is free and the desktop still READY
-    out = lifecycle.recover(
+    out = idle.recover(
         fleet.store,
         fleet.hosts,
         session_id=session.session_id,
@@ -1251,7 +1253,7 @@ def test_recover_leaves_a_decision_that_is_not_its_own(fleet: Fleet) -> None:
     )
     new = fleet.check(session.session_id, "agent-silent")
     # When the old one recovers / Then the newer check keeps its slot
-    out = lifecycle.recover(
+    out = idle.recover(
         fleet.store, fleet.hosts, session_id=session.session_id, execution=old, error="x"
     )
     assert out["recovered"] == "left"
@@ -1272,7 +1274,7 @@ def test_an_idle_desktop_goes_from_claim_to_stopped_through_every_step(fleet: Fl
     assert second.idle is True
     fleet.act(session.session_id, execution, reason=second.reason, evidence=second.evidence)
     fleet.hosts.settle()
-    lifecycle.confirm(fleet.store, fleet.hosts, session.session_id)
+    idle.confirm(fleet.store, fleet.hosts, session.session_id)
     # Then the desktop is STOPPED, its host stopped once, and the record says why
     stored = fleet.store.require(session.session_id)
     assert stored.status is Status.STOPPED
@@ -1295,7 +1297,7 @@ def test_a_reconnect_during_the_grace_period_cancels_the_stop(fleet: Fleet) -> N
     )
     assert second.idle is False
     assert second.reason == "someone reconnected"
-    out = lifecycle.end_check(
+    out = idle.end_check(
         fleet.store,
         session_id=session.session_id,
         execution=execution,
@@ -1315,7 +1317,7 @@ def test_a_reconnect_during_the_grace_period_cancels_the_stop(fleet: Fleet) -> N
 def test_a_check_that_never_warned_ends_without_a_reason(fleet: Fleet) -> None:
     session = fleet.ready()
     execution = fleet.check(session.session_id)
-    lifecycle.end_check(
+    idle.end_check(
         fleet.store,
         session_id=session.session_id,
         execution=execution,
@@ -1332,7 +1334,7 @@ def test_two_idle_events_for_one_session_start_one_workflow(fleet: Fleet) -> Non
     claim = idle_claim(session)
     # When its agent's idle event is delivered twice
     outcomes = [
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle", claim=claim
         )
         for _ in range(2)
@@ -1349,7 +1351,7 @@ def test_an_idle_event_after_the_users_stop_is_rejected(fleet: Fleet) -> None:
     started = len(fleet.workflows.started)
     # When the agent's idle event arrives after / Then it is refused and nothing more starts
     with pytest.raises(ClaimRejectedError, match="STOPPING"):
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store,
             fleet.workflows,
             SETTINGS,
@@ -1380,7 +1382,7 @@ def test_an_idle_check_past_verify_loses_to_the_users_stop_and_the_host_stops_on
     with pytest.raises(SessionConflictError):
         fleet.act(session.session_id, idle_execution)
     # And its recovery leaves the user's stop alone
-    out = lifecycle.recover(
+    out = idle.recover(
         fleet.store,
         fleet.hosts,
         session_id=session.session_id,
@@ -1408,7 +1410,7 @@ def test_idle_act_racing_the_users_stop_lets_exactly_one_win() -> None:
         acted, stopped = run_together(
             partial(fleet.act, session.session_id, execution),
             partial(
-                lifecycle.request_stop,
+                user_requests.request_stop,
                 fleet.store,
                 fleet.workflows,
                 SETTINGS,
@@ -1448,7 +1450,7 @@ def test_a_sweep_finding_and_an_agents_idle_event_at_once_start_one_workflow() -
         # When the sweep's item and the agent's idle event are handled at the same moment
         swept, claimed = run_together(
             partial(
-                lifecycle.sweep_item,
+                sweep.sweep_item,
                 fleet.store,
                 fleet.hosts,
                 fleet.secrets,
@@ -1458,7 +1460,7 @@ def test_a_sweep_finding_and_an_agents_idle_event_at_once_start_one_workflow() -
                 item_id=session.session_id,
             ),
             partial(
-                lifecycle.start_idle_check,
+                idle.start_idle_check,
                 fleet.store,
                 fleet.workflows,
                 SETTINGS,
@@ -1479,7 +1481,7 @@ def test_request_stop_moves_to_stopping_and_starts_the_users_stop(fleet: Fleet) 
     session = fleet.ready()
     fleet.check(session.session_id)
     # When its owner stops it
-    updated = lifecycle.request_stop(
+    updated = user_requests.request_stop(
         fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id, action="stop"
     )
     # Then it is STOPPING, the slot is the user's workflow's, and that workflow starts to stop it
@@ -1504,7 +1506,7 @@ def test_delete_of_a_stopped_desktop_terminates_it(fleet: Fleet) -> None:
     fleet.act(
         session.session_id, name, trigger="user", requested_action="terminate", reason="requested"
     )
-    lifecycle.confirm(fleet.store, fleet.hosts, session.session_id)
+    idle.confirm(fleet.store, fleet.hosts, session.session_id)
     # Then it is TERMINATED, its host terminated and its credentials gone
     assert fleet.store.require(session.session_id).status is Status.TERMINATED
     assert fleet.hosts.terminated == [session.instance_id]
@@ -1513,19 +1515,19 @@ def test_delete_of_a_stopped_desktop_terminates_it(fleet: Fleet) -> None:
 
 
 def _stop(fleet: Fleet, session_id: str, caller: Caller) -> Any:
-    return lifecycle.request_stop(
+    return user_requests.request_stop(
         fleet.store, fleet.workflows, SETTINGS, caller, session_id, action="stop"
     )
 
 
 def _delete(fleet: Fleet, session_id: str, caller: Caller) -> Any:
-    return lifecycle.request_stop(
+    return user_requests.request_stop(
         fleet.store, fleet.workflows, SETTINGS, caller, session_id, action="terminate"
     )
 
 
 def _start(fleet: Fleet, session_id: str, caller: Caller) -> Any:
-    return lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, caller, session_id)
+    return user_requests.resume(fleet.store, fleet.workflows, SETTINGS, caller, session_id)
 
 
 @pytest.mark.parametrize(
@@ -1584,7 +1586,7 @@ def test_resume_over_the_per_user_limit_is_refused_and_the_desktop_stays_stopped
     started = len(fleet.workflows.started)
     # When she starts the stopped one / Then it is refused over the limit
     with pytest.raises(SessionLimitExceededError):
-        lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, stopped.session_id)
+        user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, stopped.session_id)
     # And it stays STOPPED, nothing starts, and the count is unchanged
     assert fleet.store.require(stopped.session_id) == before
     assert len(fleet.workflows.started) == started
@@ -1599,7 +1601,9 @@ def test_resume_clears_the_old_connection_and_starts_the_provisioning_workflow_a
     assert session.connection_url is not None
     fleet.stop_by_user(session.session_id)
     # When alice starts it again
-    updated = lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    updated = user_requests.resume(
+        fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id
+    )
     # Then it is PROVISIONING on the same instance, with no stale connection, counted again
     stored = fleet.store.require(session.session_id)
     assert updated == stored
@@ -1631,7 +1635,7 @@ def test_a_resume_that_cannot_start_its_workflow_leaves_the_desktop_stopped(flee
     session = fleet.stopped()
     fleet.workflows.start_fails_with = RuntimeError("ExecutionLimitExceeded")
     with pytest.raises(RuntimeError):
-        lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+        user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
     stored = fleet.store.require(session.session_id)
     assert stored.status is Status.STOPPED
     assert stored.status_reason == "The desktop could not be started. Try again."
@@ -1641,7 +1645,7 @@ def test_a_resume_that_cannot_start_its_workflow_leaves_the_desktop_stopped(flee
 def _resuming(fleet: Fleet) -> Session:
     """A STOPPED desktop alice has just started again (PROVISIONING, its instance stopped)."""
     session = fleet.stopped()
-    return lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    return user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
 
 
 def test_resume_instance_starts_the_stopped_instance_of_the_desktop(fleet: Fleet) -> None:
@@ -1686,7 +1690,7 @@ def test_a_failed_resume_is_undone_by_stopping_the_instance_and_keeping_the_secr
     service.resume_instance(fleet.store, fleet.hosts, session.session_id)
     fleet.hosts.settle()
     # When the provisioning workflow compensates the resume
-    out = service.compensate(
+    out = compensation.compensate(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1711,7 +1715,7 @@ def test_a_failed_resume_whose_instance_is_gone_fails_the_session(fleet: Fleet) 
     session = _resuming(fleet)
     fleet.hosts.set(session.instance_id or "", state="terminated")
     # When the workflow compensates the resume / Then the session is FAILED, saying why
-    service.compensate(
+    compensation.compensate(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1734,7 +1738,7 @@ def test_an_instance_stopped_outside_dcv_fleet_is_recorded_and_never_started_aga
     session = fleet.ready()
     fleet.hosts.set(session.instance_id or "", state="stopped")
     # When the EC2 state change arrives
-    outcome = lifecycle.instance_changed(
+    outcome = reconcile.instance_changed(
         fleet.store,
         fleet.hosts,
         fleet.workflows,
@@ -1760,7 +1764,7 @@ def test_an_instance_stopped_outside_dcv_fleet_is_recorded_and_never_started_aga
         session.session_id, name, trigger="external", requested_action="stop", reason="requested"
     )
     assert_valid_event("Session Stopped", out["detail"])
-    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
+    assert idle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
     assert fleet.store.require(session.session_id).status is Status.STOPPED
     assert fleet.hosts.starts == []
     assert fleet.hosts.stops == []
@@ -1773,7 +1777,7 @@ def test_an_instance_terminated_outside_dcv_fleet_moves_its_session_to_terminati
     session = fleet.ready()
     fleet.hosts.set(session.instance_id or "", state="terminated")
     # When the EC2 state change arrives
-    outcome = lifecycle.instance_changed(
+    outcome = reconcile.instance_changed(
         fleet.store,
         fleet.hosts,
         fleet.workflows,
@@ -1795,7 +1799,7 @@ def test_an_instance_terminated_outside_dcv_fleet_moves_its_session_to_terminati
         requested_action="terminate",
         reason="requested",
     )
-    lifecycle.confirm(fleet.store, fleet.hosts, session.session_id)
+    idle.confirm(fleet.store, fleet.hosts, session.session_id)
     assert fleet.store.require(session.session_id).status is Status.TERMINATED
     assert session.session_id not in fleet.secrets.secrets
 
@@ -1814,13 +1818,13 @@ def test_a_change_outside_that_finishes_before_its_workflow_acts_is_still_announ
     session = fleet.ready()
     instance_id = session.instance_id or ""
     fleet.hosts.set(instance_id, state=then)
-    lifecycle.instance_changed(
+    reconcile.instance_changed(
         fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state=first
     )
     [(name, _)] = fleet.workflows.idle_checks()
     # When the final state's event confirms it before the workflow's act step runs
     assert (
-        lifecycle.instance_changed(
+        reconcile.instance_changed(
             fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state=then
         )
         == "done"
@@ -1831,7 +1835,7 @@ def test_a_change_outside_that_finishes_before_its_workflow_acts_is_still_announ
         session.session_id, name, trigger="external", requested_action=action, reason="outside"
     )
     assert (out["detailType"], out["action"]) == (detail_type, action)
-    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
+    assert idle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
     if action == "terminate":
         assert session.session_id not in fleet.secrets.secrets
 
@@ -1868,7 +1872,7 @@ def test_an_event_for_an_instance_that_is_not_a_desktops_is_ignored(
     before = fleet.store.require(session.session_id)
     instance_id = instance_for(fleet, session)
     # When it arrives / Then it is ignored: no record changes and no workflow starts
-    result = lifecycle.instance_changed(
+    result = reconcile.instance_changed(
         fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state="stopped"
     )
     assert result == outcome
@@ -1883,7 +1887,7 @@ def test_a_stopping_session_whose_instance_stopped_becomes_stopped(fleet: Fleet)
     fleet.act(session.session_id, name, trigger="user", requested_action="stop", reason="requested")
     fleet.hosts.settle()
     # When the EC2 state change arrives
-    outcome = lifecycle.instance_changed(
+    outcome = reconcile.instance_changed(
         fleet.store,
         fleet.hosts,
         fleet.workflows,
@@ -1899,7 +1903,7 @@ def test_a_stopping_session_whose_instance_stopped_becomes_stopped(fleet: Fleet)
 
 # -- the fleet sweep --------------------------------------------------------------------------
 def _sweep(fleet: Fleet) -> list[tuple[str, str]]:
-    found = lifecycle.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
+    found = sweep.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
     return [(item["kind"], item["id"]) for item in found["items"]]
 
 
@@ -1920,11 +1924,11 @@ def test_the_sweep_finds_a_ready_desktop_whose_agent_went_silent(fleet: Fleet) -
         {"idle": True},
     )
     chatty = fleet.ready(BOB)
-    lifecycle.record_heartbeat(fleet.store, heartbeat(chatty))
+    idle.record_heartbeat(fleet.store, heartbeat(chatty))
     # When the sweep looks / Then only the silent one is found
     assert _sweep(fleet) == [("agent-silent", silent.session_id)]
     # And its item starts an idle check for a silent agent
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1959,7 +1963,7 @@ def test_the_sweep_does_not_take_a_just_resumed_desktop_for_silent(fleet: Fleet)
     )
     fleet.stop_by_user(session.session_id)
     # When it is started again and has just become READY (its agent not heard from yet)
-    lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
     service.resume_instance(fleet.store, fleet.hosts, session.session_id)
     fleet.hosts.settle()
     fleet.host_ready(session.session_id, session.instance_id or "")
@@ -1973,10 +1977,10 @@ def test_the_sweep_finds_a_desktop_past_its_max_lifetime() -> None:
     fleet = Fleet(settings=replace(SETTINGS, max_session_seconds=3600))
     session = fleet.ready()
     fleet.store.update(fleet.store.require(session.session_id), ready_at=ago(7200))
-    lifecycle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
+    idle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
     # When the sweep looks / Then it is found over its lifetime, and its item starts that check
     assert _sweep(fleet) == [("max-lifetime", session.session_id)]
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1998,7 +2002,7 @@ def test_the_sweep_fails_a_provisioning_stuck_past_its_timeout(fleet: Fleet) -> 
     # When the sweep looks / Then only the stuck one is found
     assert _sweep(fleet) == [("stuck-provisioning", stuck.session_id)]
     # And its item stops its workflow and compensates it
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -2028,12 +2032,12 @@ def test_the_sweep_leaves_a_batch_desktop_waiting_for_gpu_capacity_until_that_wa
     fleet.store.update(fleet.store.require(waiting.session_id), backend="batch")
     backdate_updated_at(fleet.store, waiting.session_id, settings.stuck_provisioning_seconds + 3600)
     # When the sweep looks / Then it is not stuck: its workflow is still waiting for capacity
-    assert lifecycle.find_sweep_work(fleet.store, fleet.hosts, settings)["items"] == []
+    assert sweep.find_sweep_work(fleet.store, fleet.hosts, settings)["items"] == []
     # And once even that wait is over, it is
     backdate_updated_at(
         fleet.store, waiting.session_id, settings.stuck_provisioning_seconds_for("batch") + 60
     )
-    found = lifecycle.find_sweep_work(fleet.store, fleet.hosts, settings)["items"]
+    found = sweep.find_sweep_work(fleet.store, fleet.hosts, settings)["items"]
     assert found == [{"kind": "stuck-provisioning", "id": waiting.session_id}]
 
 
@@ -2063,7 +2067,7 @@ def test_the_sweep_handles_a_running_fleet_instance_without_a_live_session_per_o
     )
     # And each item acts on it per OrphanAction
     for instance_id in (orphan.instance_id, stopped.instance_id or ""):
-        out = lifecycle.sweep_item(
+        out = sweep.sweep_item(
             fleet.store,
             fleet.hosts,
             fleet.secrets,
@@ -2082,13 +2086,13 @@ def test_a_sweep_acts_on_at_most_its_cap_of_findings_and_counts_them_all(
 ) -> None:
     # Given more orphaned fleet instances than one sweep acts on (the cap keeps the sweep
     # workflow within Step Functions' history and payload quotas)
-    monkeypatch.setattr(lifecycle, "MAX_SWEEP_ITEMS", 3)
+    monkeypatch.setattr(sweep, "MAX_SWEEP_ITEMS", 3)
     fleet = Fleet()
     for n in range(5):
         orphan = fleet.hosts.add(session_id=f"a-deleted-session-{n}")
         fleet.hosts.set(orphan.instance_id, tags={**orphan.tags, FLEET_TAG[0]: FLEET_TAG[1]})
     # When the sweep looks / Then it acts on three, and still reports finding five
-    found = lifecycle.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
+    found = sweep.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
     assert len(found["items"]) == 3
     assert found["counts"] == {"orphan": 5}
 
@@ -2097,7 +2101,7 @@ def test_a_sweep_items_outcome_line_is_short(fleet: Fleet) -> None:
     # Given a finding whose session is gone, with a very long id
     item_id = "x" * 5000
     # When it is acted on / Then its outcome line stays within the sweep's bound
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -2106,16 +2110,16 @@ def test_a_sweep_items_outcome_line_is_short(fleet: Fleet) -> None:
         kind="stuck-stopping",
         item_id=item_id,
     )
-    assert 0 < len(out["outcome"]) <= lifecycle.MAX_SWEEP_OUTCOME_CHARACTERS
+    assert 0 < len(out["outcome"]) <= sweep.MAX_SWEEP_OUTCOME_CHARACTERS
 
 
 def test_an_orphan_item_skips_an_instance_whose_session_became_live(fleet: Fleet) -> None:
     # Given an instance found orphaned, whose desktop was started again since
     session = fleet.stopped()
     fleet.hosts.set(session.instance_id or "", state="running")
-    lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
     # When its item is acted on / Then it is skipped, not stopped
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -2156,7 +2160,7 @@ def test_the_sweep_redrives_a_stop_whose_workflow_never_finished(fleet: Fleet) -
     backdate_updated_at(fleet.store, session.session_id, SETTINGS.stale_check_seconds + 60)
     # When the sweep looks / Then it is found, and its item starts the user's stop again
     assert _sweep(fleet) == [("stuck-stopping", session.session_id)]
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,

@@ -24,9 +24,11 @@ import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 from samtranslator.yaml_helper import yaml_parse
 
-from dcvfleet import lifecycle, observability, service
+from dcvfleet import observability, service
+from dcvfleet.lifecycle import user_requests
 from dcvfleet.model import Session, Status
-from dcvfleet.service import Caller, HostReadyClaim
+from dcvfleet.service import HostReadyClaim
+from dcvfleet.sessions import Caller
 from dcvfleet.store import now_iso
 from tests.unit.test_batch import FakeJobs
 from tests.unit.test_lifecycle import BOB, SETTINGS, Fleet, ago
@@ -224,7 +226,7 @@ def test_time_to_ready_of_a_resumed_desktop_counts_from_its_resume_not_its_creat
 ) -> None:
     # Given a desktop made two days ago, stopped, and started again 45 s ago
     session = fleet.stopped()
-    lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
     assert fleet.store.require(session.session_id).resumed_at is not None
     backdate(fleet, session.session_id, created_at=ago(2 * 86400), resumed_at=ago(45))
     service.resume_instance(fleet.store, fleet.hosts, session.session_id)
@@ -323,7 +325,7 @@ def test_a_failed_resume_is_a_provisioning_failure_only_when_it_leaves_the_deskt
 ) -> None:
     # Given a resumed desktop whose host never reported ready (its instance running, or gone)
     session = fleet.stopped()
-    lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
     fleet.hosts.set(session.instance_id or "", state=instance_state)
     wire(monkeypatch, handlers.provision, fleet)
     # When the workflow compensates the resume

@@ -18,12 +18,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import events, lifecycle, service
+from dcvfleet import events, service
 from dcvfleet.adapters import Ec2Hosts, EventKeys, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import ClaimRejectedError, SessionConflictError
 from dcvfleet.handlers import batch_jobs
+from dcvfleet.lifecycle import idle
 from dcvfleet.observability import TELEMETRY, metrics, tracer
 from dcvfleet.store import DynamoSessionStore
 
@@ -71,10 +72,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
             )
             reason = "workflow resumed" if completed else "recorded"
         elif detail_type == "Host Heartbeat":
-            lifecycle.record_heartbeat(_store(), detail)
+            idle.record_heartbeat(_store(), detail)
             reason = "recorded"
         else:  # Session Idle: the idle workflow verifies it before anything stops
-            reason = lifecycle.start_idle_check(
+            reason = idle.start_idle_check(
                 _store(),
                 Workflows(client("stepfunctions")),
                 SETTINGS,

@@ -41,7 +41,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dcvfleet import lifecycle, releases, service
+from dcvfleet import releases, service, sessions
 from dcvfleet.adapters import (
     Ec2Hosts,
     FleetEvents,
@@ -78,6 +78,7 @@ from dcvfleet.errors import (
     SessionNotFoundError,
     StatusConflictError,
 )
+from dcvfleet.lifecycle import user_requests
 from dcvfleet.model import Status
 from dcvfleet.observability import metrics, tracer
 from dcvfleet.store import DynamoSessionStore, SessionStore
@@ -340,13 +341,13 @@ def _claims() -> dict[str, Any]:
     return dict(app.current_event.request_context.authorizer.claims or {})
 
 
-def _caller() -> service.Caller:
+def _caller() -> sessions.Caller:
     claims = _claims()
     sub = claims.get("sub")
     if not sub:
         raise PermissionError("no authenticated caller")
     username = claims.get("cognito:username") or claims.get("username") or sub
-    return service.Caller(sub=sub, username=str(username), email=claims.get("email"))
+    return sessions.Caller(sub=sub, username=str(username), email=claims.get("email"))
 
 
 def _groups() -> set[str]:
@@ -358,7 +359,7 @@ def _groups() -> set[str]:
     return {g for g in re.split(r"[\s,\[\]]+", str(raw)) if g}
 
 
-def _admin() -> service.Caller:
+def _admin() -> sessions.Caller:
     """Members of the admins group only."""
     caller = _caller()
     if ADMINS_GROUP not in _groups():
@@ -433,7 +434,7 @@ def _create(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _subscribe(
-    store: SessionStore, caller: service.Caller
+    store: SessionStore, caller: sessions.Caller
 ) -> service.NotificationSubscription | None:
     """The caller's address subscribed to their notifications; a failure costs the e-mails,
     never the desktop (the portal and the CLI show its status either way)."""
@@ -529,7 +530,7 @@ def list_sessions() -> SessionList:
 @app.get("/sessions/<id>", summary="One of the caller's desktops", responses=_responses(404))
 def get_session(id: str) -> SessionView:
     logger.append_keys(session_id=id)
-    return SessionView.model_validate(service.get_session(_store(), _caller(), id).to_api())
+    return SessionView.model_validate(sessions.get_session(_store(), _caller(), id).to_api())
 
 
 @app.get(
@@ -560,7 +561,7 @@ def get_credentials(id: str) -> Credentials:
     responses=_responses(404, 409, status=202, description="Provisioning", model=Accepted),
 )
 def start_session(id: str) -> Response[Accepted]:
-    session = lifecycle.resume(
+    session = user_requests.resume(
         _store(), Workflows(client("stepfunctions")), LIFECYCLE, _caller(), id
     )
     logger.info("resume requested")
@@ -569,7 +570,7 @@ def start_session(id: str) -> Response[Accepted]:
 
 def _request_stop(session_id: str, action: str, *, as_admin: bool = False) -> Response[Accepted]:
     caller = _admin() if as_admin else _caller()
-    session = lifecycle.request_stop(
+    session = user_requests.request_stop(
         _store(),
         Workflows(client("stepfunctions")),
         LIFECYCLE,

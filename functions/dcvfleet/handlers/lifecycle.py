@@ -13,12 +13,12 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import lifecycle
 from dcvfleet.adapters import Ec2Hosts, HostCommands, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import InvalidRequestError
 from dcvfleet.handlers import batch_jobs
+from dcvfleet.lifecycle import idle, reconcile, sweep, triggers
 from dcvfleet.observability import TELEMETRY, metrics, tracer
 from dcvfleet.store import DynamoSessionStore
 
@@ -50,14 +50,14 @@ def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    verdict = lifecycle.verify(
+    verdict = idle.verify(
         _store(),
         Ec2Hosts(client("ec2")),
         HostCommands(client("ssm")),
         SETTINGS,
         session_id=_field(event, "sessionId"),
         execution=_field(event, "execution"),
-        trigger=_field(event, "trigger", lifecycle.AUTOMATIC_TRIGGERS),
+        trigger=_field(event, "trigger", triggers.AUTOMATIC_TRIGGERS),
         claim=_object(event, "claim"),
         phase=_field(event, "phase", ("verify", "reverify")),
         jobs=batch_jobs(),
@@ -70,13 +70,13 @@ def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return lifecycle.warn(
+    return idle.warn(
         _store(),
         HostCommands(client("ssm")),
         SETTINGS,
         session_id=_field(event, "sessionId"),
         execution=_field(event, "execution"),
-        trigger=_field(event, "trigger", lifecycle.AUTOMATIC_TRIGGERS),
+        trigger=_field(event, "trigger", triggers.AUTOMATIC_TRIGGERS),
         reason=_field(event, "reason"),
         jobs=batch_jobs(),
     )
@@ -86,7 +86,7 @@ def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def end_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return lifecycle.end_check(
+    return idle.end_check(
         _store(),
         session_id=_field(event, "sessionId"),
         execution=_field(event, "execution"),
@@ -101,14 +101,14 @@ def end_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @metrics.log_metrics
 def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     requested = event.get("action")
-    return lifecycle.act(
+    return idle.act(
         _store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         SETTINGS,
         session_id=_field(event, "sessionId"),
         execution=_field(event, "execution"),
-        trigger=_field(event, "trigger", lifecycle.TRIGGERS),
+        trigger=_field(event, "trigger", triggers.TRIGGERS),
         requested_action=_field(event, "action", ("stop", "terminate")) if requested else None,
         reason=_field(event, "reason"),
         evidence=_object(event, "evidence"),
@@ -121,9 +121,7 @@ def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def confirm(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
-    return lifecycle.confirm(
-        _store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"), batch_jobs()
-    )
+    return idle.confirm(_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"), batch_jobs())
 
 
 @logger.inject_lambda_context(correlation_id_path="sessionId")
@@ -131,7 +129,7 @@ def confirm(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
 @metrics.log_metrics
 def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error = _object(event, "error")
-    return lifecycle.recover(
+    return idle.recover(
         _store(),
         Ec2Hosts(client("ec2")),
         session_id=_field(event, "sessionId"),
@@ -145,9 +143,7 @@ def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def sweep_find(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return lifecycle.find_sweep_work(
-        _store(), Ec2Hosts(client("ec2")), SETTINGS, telemetry=TELEMETRY
-    )
+    return sweep.find_sweep_work(_store(), Ec2Hosts(client("ec2")), SETTINGS, telemetry=TELEMETRY)
 
 
 # correlation id: the item's id, its session's (an orphan's instance for an orphan)
@@ -155,7 +151,7 @@ def sweep_find(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics
 def sweep_item(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    return lifecycle.sweep_item(
+    return sweep.sweep_item(
         _store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
@@ -209,7 +205,7 @@ def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     if detail is None:
         logger.warning("not an EC2 state-change event", event_source=_source(event))
         return {"outcome": "rejected", "reason": "not an EC2 instance state-change notification"}
-    outcome = lifecycle.instance_changed(
+    outcome = reconcile.instance_changed(
         _store(),
         Ec2Hosts(client("ec2")),
         Workflows(client("stepfunctions")),
@@ -235,7 +231,7 @@ def job_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     if not _JOB_NAME.fullmatch(detail["jobName"]):
         logger.warning("not a Batch job's name", job_name=detail["jobName"][:200])
         return {"outcome": "rejected", "reason": "jobName: not a name Batch gives a job"}
-    outcome = lifecycle.job_changed(
+    outcome = reconcile.job_changed(
         _store(),
         Ec2Hosts(client("ec2")),
         batch_jobs(),

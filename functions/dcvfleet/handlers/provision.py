@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import batch, service
+from dcvfleet import batch, compensation, service
 from dcvfleet.adapters import Ec2Hosts, OperatorNotices, Releases, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import BatchSettings, CommonSettings, LaunchSettings, ReadySettings
@@ -130,7 +130,7 @@ def mark_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
 @metrics.log_metrics
 def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error = event.get("error")
-    return service.compensate(
+    return compensation.compensate(
         _store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),

@@ -1,0 +1,34 @@
+"""What starts a stop, and the clock the lifecycle's decisions read."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from dcvfleet.config import LifecycleSettings
+from dcvfleet.model import Session
+
+#: What started a stop: the agent's claim, the sweep, the user, a fleet administrator, or a
+#: change outside DCV Fleet.
+AUTOMATIC_TRIGGERS = ("idle", "agent-silent", "max-lifetime")
+REQUESTED_TRIGGERS = ("user", "admin", "external")
+TRIGGERS = (*AUTOMATIC_TRIGGERS, *REQUESTED_TRIGGERS)
+
+
+def parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def stale(session: Session, settings: LifecycleSettings) -> bool:
+    """Whether the session's idle check is older than a check may take (or has no time)."""
+    if not session.idle_check_at:
+        return True
+    age = utc_now() - parse_time(session.idle_check_at)
+    return age > timedelta(seconds=settings.stale_check_seconds)
