@@ -121,7 +121,7 @@ CONTEXT = LambdaContext()
 def wire(patch: pytest.MonkeyPatch, module: ModuleType, fleet: Fleet) -> None:
     """The handler module's adapters and settings become the fleet's fakes (no AWS client)."""
     patch.setattr(module, "client", lambda service_name: None)
-    patch.setattr(module, "_store", lambda: fleet.store)
+    patch.setattr(module, "session_store", lambda: fleet.store)
     fakes = {
         "Ec2Hosts": fleet.hosts,
         "SessionSecrets": fleet.secrets,

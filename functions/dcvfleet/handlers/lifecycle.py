@@ -17,17 +17,12 @@ from dcvfleet.adapters import Ec2Hosts, HostCommands, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import InvalidRequestError
-from dcvfleet.handlers import batch_jobs
+from dcvfleet.handlers import batch_jobs, entry_point, session_store
 from dcvfleet.lifecycle import idle, reconcile, sweep, triggers
-from dcvfleet.observability import TELEMETRY, metrics, tracer
-from dcvfleet.store import DynamoSessionStore
+from dcvfleet.observability import TELEMETRY
 
 logger = Logger()
 SETTINGS = LifecycleSettings.from_env(os.environ)
-
-
-def _store() -> DynamoSessionStore:
-    return DynamoSessionStore(client("dynamodb"), SETTINGS.common.table_name)
 
 
 def _field(event: dict[str, Any], name: str, allowed: tuple[str, ...] | None = None) -> str:
@@ -46,12 +41,10 @@ def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     verdict = idle.verify(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         HostCommands(client("ssm")),
         SETTINGS,
@@ -66,12 +59,10 @@ def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return verdict.as_output()
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return idle.warn(
-        _store(),
+        session_store(),
         HostCommands(client("ssm")),
         SETTINGS,
         session_id=_field(event, "sessionId"),
@@ -82,12 +73,10 @@ def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def end_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return idle.end_check(
-        _store(),
+        session_store(),
         session_id=_field(event, "sessionId"),
         execution=_field(event, "execution"),
         reason=_field(event, "reason"),
@@ -96,13 +85,11 @@ def end_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     requested = event.get("action")
     return idle.act(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         SETTINGS,
@@ -117,20 +104,18 @@ def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def confirm(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
-    return idle.confirm(_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"), batch_jobs())
+    return idle.confirm(
+        session_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"), batch_jobs()
+    )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error = _object(event, "error")
     return idle.recover(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         session_id=_field(event, "sessionId"),
         execution=_field(event, "execution"),
@@ -139,20 +124,18 @@ def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point()
 def sweep_find(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return sweep.find_sweep_work(_store(), Ec2Hosts(client("ec2")), SETTINGS, telemetry=TELEMETRY)
+    return sweep.find_sweep_work(
+        session_store(), Ec2Hosts(client("ec2")), SETTINGS, telemetry=TELEMETRY
+    )
 
 
 # correlation id: the item's id, its session's (an orphan's instance for an orphan)
-@logger.inject_lambda_context(correlation_id_path="id")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("id")
 def sweep_item(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     return sweep.sweep_item(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         Workflows(client("stepfunctions")),
@@ -193,9 +176,7 @@ def _source(event: Any) -> str:
 
 # Keyed by an instance (or a job): the session it is about joins the log context once it is known
 # (TELEMETRY.session_found); an earlier invocation's is dropped first.
-@logger.inject_lambda_context(correlation_id_path='detail."instance-id"')
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point('detail."instance-id"')
 def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """``EC2 Instance State-change Notification`` from the default bus (a fact from AWS)."""
     logger.remove_keys(["session_id"])
@@ -206,7 +187,7 @@ def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         logger.warning("not an EC2 state-change event", event_source=_source(event))
         return {"outcome": "rejected", "reason": "not an EC2 instance state-change notification"}
     outcome = reconcile.instance_changed(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         Workflows(client("stepfunctions")),
         SETTINGS,
@@ -218,9 +199,7 @@ def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     return {"outcome": outcome}
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.jobName")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("detail.jobName")
 def job_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """``Batch Job State Change`` from the default bus (a fact from AWS, described again)."""
     logger.remove_keys(["session_id"])
@@ -232,7 +211,7 @@ def job_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         logger.warning("not a Batch job's name", job_name=detail["jobName"][:200])
         return {"outcome": "rejected", "reason": "jobName: not a name Batch gives a job"}
     outcome = reconcile.job_changed(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         batch_jobs(),
         SessionSecrets(client("secretsmanager")),

@@ -16,16 +16,11 @@ from dcvfleet.adapters import Ec2Hosts, OperatorNotices, Releases, SessionSecret
 from dcvfleet.aws import client
 from dcvfleet.config import BatchSettings, CommonSettings, LaunchSettings, ReadySettings
 from dcvfleet.errors import InvalidRequestError
-from dcvfleet.handlers import batch_jobs
-from dcvfleet.observability import TELEMETRY, metrics, tracer
-from dcvfleet.store import DynamoSessionStore
+from dcvfleet.handlers import batch_jobs, entry_point, session_store
+from dcvfleet.observability import TELEMETRY
 
 logger = Logger()
 COMMON = CommonSettings.from_env(os.environ)
-
-
-def _store() -> DynamoSessionStore:
-    return DynamoSessionStore(client("dynamodb"), COMMON.table_name)
 
 
 def _field(event: dict[str, Any], name: str) -> str:
@@ -35,23 +30,19 @@ def _field(event: dict[str, Any], name: str) -> str:
     return value
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     secrets = SessionSecrets(
         client("secretsmanager"), kms_key_id=os.environ.get("SECRETS_KMS_KEY_ID", "")
     )
-    return service.create_credentials(_store(), secrets, COMMON, _field(event, "sessionId"))
+    return service.create_credentials(session_store(), secrets, COMMON, _field(event, "sessionId"))
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = LaunchSettings.from_env(os.environ)
     return service.launch_instance(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         settings,
@@ -62,13 +53,11 @@ def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, 
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def submit_job(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = BatchSettings.from_env(os.environ)
     return batch.submit_job(
-        _store(),
+        session_store(),
         batch_jobs(),
         Releases(client("ssm"), settings.release_parameter),
         settings,
@@ -77,12 +66,10 @@ def submit_job(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def check_job(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return batch.check_job(
-        _store(),
+        session_store(),
         batch_jobs(),
         SessionSecrets(client("secretsmanager")),
         BatchSettings.from_env(os.environ),
@@ -90,19 +77,17 @@ def check_job(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def resume_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    return service.resume_instance(_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"))
+    return service.resume_instance(
+        session_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId")
+    )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
     completed = service.await_host_ready(
-        _store(),
+        session_store(),
         Workflows(client("stepfunctions")),
         _field(event, "sessionId"),
         _field(event, "taskToken"),
@@ -111,13 +96,11 @@ def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str,
     return {"completedAtOnce": completed}
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def mark_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = ReadySettings.from_env(os.environ)
     return service.mark_ready(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         settings,
         _field(event, "sessionId"),
@@ -125,13 +108,11 @@ def mark_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error = event.get("error")
     return compensation.compensate(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         _field(event, "sessionId"),

@@ -24,11 +24,9 @@ from dcvfleet.adapters import (
     Workflows,
 )
 from dcvfleet.aws import client
-from dcvfleet.config import CommonSettings, ReleaseSettings
+from dcvfleet.config import ReleaseSettings
 from dcvfleet.errors import InvalidRequestError
-from dcvfleet.handlers import batch_jobs
-from dcvfleet.observability import metrics, tracer
-from dcvfleet.store import DynamoSessionStore
+from dcvfleet.handlers import batch_jobs, entry_point, session_store
 
 logger = Logger()
 
@@ -44,11 +42,6 @@ def _records(settings: ReleaseSettings) -> ReleaseRecords:
     return ReleaseRecords(client("dynamodb"), settings.releases_table)
 
 
-def _sessions() -> DynamoSessionStore:
-    common = CommonSettings.from_env(os.environ)
-    return DynamoSessionStore(client("dynamodb"), common.table_name)
-
-
 def _images() -> ImageBuilds:
     return ImageBuilds(client("ecr"), client("batch"))
 
@@ -62,7 +55,7 @@ def _fail(event: dict[str, Any], settings: ReleaseSettings) -> dict[str, Any]:
     records = _records(settings)
     if records.get(release):  # a smoke-test desktop, if one was started, must not run on
         secrets = SessionSecrets(client("secretsmanager"))
-        releases.end_smoke(_sessions(), records, batch_jobs(), secrets, release)
+        releases.end_smoke(session_store(), records, batch_jobs(), secrets, release)
     return releases.fail(records, _images(), release, _error(event))
 
 
@@ -80,10 +73,10 @@ STEPS: dict[str, Callable[[dict[str, Any], ReleaseSettings], dict[str, Any]]] = 
         _records(s), _images(), _current(s), s, _text(e, "release")
     ),
     "start_smoke": lambda e, s: releases.start_smoke(
-        _sessions(), _records(s), Workflows(client("stepfunctions")), s, _text(e, "release")
+        session_store(), _records(s), Workflows(client("stepfunctions")), s, _text(e, "release")
     ),
     "check_smoke": lambda e, s: releases.check_smoke(
-        _sessions(),
+        session_store(),
         _records(s),
         _text(e, "release"),
         commands=HostCommands(client("ssm")),
@@ -91,7 +84,7 @@ STEPS: dict[str, Callable[[dict[str, Any], ReleaseSettings], dict[str, Any]]] = 
         settings=s,
     ),
     "end_smoke": lambda e, s: releases.end_smoke(
-        _sessions(),
+        session_store(),
         _records(s),
         batch_jobs(),
         SessionSecrets(client("secretsmanager")),
@@ -107,9 +100,7 @@ STEPS: dict[str, Callable[[dict[str, Any], ReleaseSettings], dict[str, Any]]] = 
 }
 
 
-@logger.inject_lambda_context(correlation_id_path="release")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("release")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     step = _text(event, "step")
     if step not in STEPS:
