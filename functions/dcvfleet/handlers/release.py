@@ -1,17 +1,13 @@
-"""Task handler of the release workflow (statemachines/release_image.asl.json).
+"""Task handlers of the release workflow (statemachines/release_image.asl.json), one a state.
 
-One function serves the workflow's steps (``step`` in the task input names it): releases are
-rare, operator-driven events, and every step acts on the same few resources. Errors are never
-swallowed, so the workflow's Retry and Catch see them.
+Errors are never swallowed, so the workflow's Retry and Catch see them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcvfleet import releases
@@ -28,8 +24,6 @@ from dcvfleet.config import ReleaseSettings
 from dcvfleet.errors import InvalidRequestError
 from dcvfleet.handlers import batch_jobs, entry_point, session_store
 
-logger = Logger()
-
 
 def _text(event: dict[str, Any], name: str) -> str:
     value = event.get(name)
@@ -38,8 +32,18 @@ def _text(event: dict[str, Any], name: str) -> str:
     return value
 
 
-def _records(settings: ReleaseSettings) -> ReleaseRecords:
-    return ReleaseRecords(client("dynamodb"), settings.releases_table)
+def _error(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The workflow's caught error ({"Error", "Cause"}), when the task input carries one."""
+    error = event.get("error")
+    return error if isinstance(error, dict) else None
+
+
+def _settings() -> ReleaseSettings:
+    return ReleaseSettings.from_env(os.environ)
+
+
+def _records() -> ReleaseRecords:
+    return ReleaseRecords(client("dynamodb"), _settings().releases_table)
 
 
 def _images() -> ImageBuilds:
@@ -50,60 +54,73 @@ def _current(settings: ReleaseSettings) -> Releases:
     return Releases(client("ssm"), settings.release_parameter)
 
 
-def _fail(event: dict[str, Any], settings: ReleaseSettings) -> dict[str, Any]:
+@entry_point("release")
+def begin(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    return releases.begin(
+        _records(), _text(event, "bucket"), _text(event, "key"), _text(event, "execution")
+    )
+
+
+@entry_point("release")
+def register(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    settings = _settings()
+    return releases.register(
+        _records(), _images(), _current(settings), settings, _text(event, "release")
+    )
+
+
+@entry_point("release")
+def start_smoke(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    return releases.start_smoke(
+        session_store(),
+        _records(),
+        Workflows(client("stepfunctions")),
+        _settings(),
+        _text(event, "release"),
+    )
+
+
+@entry_point("release")
+def check_smoke(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return releases.check_smoke(
+        session_store(),
+        _records(),
+        _text(event, "release"),
+        commands=HostCommands(client("ssm")),
+        jobs=batch_jobs(),
+        settings=_settings(),
+    )
+
+
+@entry_point("release")
+def end_smoke(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
+    return releases.end_smoke(
+        session_store(),
+        _records(),
+        batch_jobs(),
+        SessionSecrets(client("secretsmanager")),
+        _text(event, "release"),
+    )
+
+
+@entry_point("release")
+def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settings = _settings()
+    return releases.promote(
+        _records(), _current(settings), _images(), settings, _text(event, "release")
+    )
+
+
+@entry_point("release")
+def fail(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     release = _text(event, "release")
-    records = _records(settings)
+    records = _records()
     if records.get(release):  # a smoke-test desktop, if one was started, must not run on
         secrets = SessionSecrets(client("secretsmanager"))
         releases.end_smoke(session_store(), records, batch_jobs(), secrets, release)
     return releases.fail(records, _images(), release, _error(event))
 
 
-def _error(event: dict[str, Any]) -> dict[str, Any] | None:
-    """The workflow's caught error ({"Error", "Cause"}), when the task input carries one."""
-    error = event.get("error")
-    return error if isinstance(error, dict) else None
-
-
-STEPS: dict[str, Callable[[dict[str, Any], ReleaseSettings], dict[str, Any]]] = {
-    "begin": lambda e, s: releases.begin(
-        _records(s), _text(e, "bucket"), _text(e, "key"), _text(e, "execution")
-    ),
-    "register": lambda e, s: releases.register(
-        _records(s), _images(), _current(s), s, _text(e, "release")
-    ),
-    "start_smoke": lambda e, s: releases.start_smoke(
-        session_store(), _records(s), Workflows(client("stepfunctions")), s, _text(e, "release")
-    ),
-    "check_smoke": lambda e, s: releases.check_smoke(
-        session_store(),
-        _records(s),
-        _text(e, "release"),
-        commands=HostCommands(client("ssm")),
-        jobs=batch_jobs(),
-        settings=s,
-    ),
-    "end_smoke": lambda e, s: releases.end_smoke(
-        session_store(),
-        _records(s),
-        batch_jobs(),
-        SessionSecrets(client("secretsmanager")),
-        _text(e, "release"),
-    ),
-    "promote": lambda e, s: releases.promote(
-        _records(s), _current(s), _images(), s, _text(e, "release")
-    ),
-    "fail": _fail,
-    "reject": lambda e, s: releases.reject(
-        e.get("error") if isinstance(e.get("error"), dict) else None
-    ),
-}
-
-
 @entry_point("release")
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    step = _text(event, "step")
-    if step not in STEPS:
-        raise InvalidRequestError(f"step: {step!r} is not one of {', '.join(STEPS)}")
-    logger.append_keys(step=step)
-    return STEPS[step](event, ReleaseSettings.from_env(os.environ))
+def reject(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    return releases.reject(_error(event))
