@@ -1,8 +1,9 @@
 """Lambda entry points: parse, validate, call one domain function, serialise.
 
-Every entry point is decorated with ``entry_point``, and reaches the sessions table through
-``session_store`` and a batch desktop's jobs through ``batch_jobs``: one place for each, which
-the tests swap for fakes per handler module.
+Every entry point is decorated with ``entry_point``, reads a workflow task's input with
+``task_text`` and ``caught_error``, and reaches the sessions table through ``session_store`` and a
+batch desktop's jobs through ``batch_jobs``: one place for each, which the tests swap for fakes
+per handler module.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from dcvfleet.adapters import BatchJobs
 from dcvfleet.aws import client
 from dcvfleet.config import CommonSettings
+from dcvfleet.errors import InvalidRequestError
 from dcvfleet.observability import logger, metrics, tracer
 from dcvfleet.store import DynamoSessionStore
 
@@ -41,6 +43,22 @@ def entry_point(
         return wrapped
 
     return decorate
+
+
+def task_text(event: dict[str, Any], name: str, allowed: tuple[str, ...] | None = None) -> str:
+    """A workflow task input's string field ``name``: required, and one of ``allowed`` if given."""
+    value = event.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidRequestError(f"{name}: required in the task input")
+    if allowed is not None and value not in allowed:
+        raise InvalidRequestError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def caught_error(event: dict[str, Any]) -> dict[str, Any] | None:
+    """The workflow's caught error ({"Error", "Cause"}), when the task input carries one."""
+    error = event.get("error")
+    return error if isinstance(error, dict) else None
 
 
 def session_store() -> DynamoSessionStore:

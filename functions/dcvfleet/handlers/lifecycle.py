@@ -17,21 +17,12 @@ from dcvfleet.adapters import Ec2Hosts, HostCommands, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import InvalidRequestError
-from dcvfleet.handlers import batch_jobs, entry_point, session_store
+from dcvfleet.handlers import batch_jobs, entry_point, session_store, task_text
 from dcvfleet.lifecycle import idle, reconcile, sweep, triggers
 from dcvfleet.observability import TELEMETRY
 
 logger = Logger()
 SETTINGS = LifecycleSettings.from_env(os.environ)
-
-
-def _field(event: dict[str, Any], name: str, allowed: tuple[str, ...] | None = None) -> str:
-    value = event.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidRequestError(f"{name}: required in the task input")
-    if allowed is not None and value not in allowed:
-        raise InvalidRequestError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
-    return value
 
 
 def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
@@ -48,11 +39,11 @@ def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         Ec2Hosts(client("ec2")),
         HostCommands(client("ssm")),
         SETTINGS,
-        session_id=_field(event, "sessionId"),
-        execution=_field(event, "execution"),
-        trigger=_field(event, "trigger", triggers.AUTOMATIC_TRIGGERS),
+        session_id=task_text(event, "sessionId"),
+        execution=task_text(event, "execution"),
+        trigger=task_text(event, "trigger", triggers.AUTOMATIC_TRIGGERS),
         claim=_object(event, "claim"),
-        phase=_field(event, "phase", ("verify", "reverify")),
+        phase=task_text(event, "phase", ("verify", "reverify")),
         jobs=batch_jobs(),
     )
     logger.info("idle verdict", idle=verdict.idle, reason=verdict.reason)
@@ -65,10 +56,10 @@ def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         session_store(),
         HostCommands(client("ssm")),
         SETTINGS,
-        session_id=_field(event, "sessionId"),
-        execution=_field(event, "execution"),
-        trigger=_field(event, "trigger", triggers.AUTOMATIC_TRIGGERS),
-        reason=_field(event, "reason"),
+        session_id=task_text(event, "sessionId"),
+        execution=task_text(event, "execution"),
+        trigger=task_text(event, "trigger", triggers.AUTOMATIC_TRIGGERS),
+        reason=task_text(event, "reason"),
         jobs=batch_jobs(),
     )
 
@@ -77,9 +68,9 @@ def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def end_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return idle.end_check(
         session_store(),
-        session_id=_field(event, "sessionId"),
-        execution=_field(event, "execution"),
-        reason=_field(event, "reason"),
+        session_id=task_text(event, "sessionId"),
+        execution=task_text(event, "execution"),
+        reason=task_text(event, "reason"),
         warned=event.get("warned") is True,
         telemetry=TELEMETRY,
     )
@@ -93,11 +84,11 @@ def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         SETTINGS,
-        session_id=_field(event, "sessionId"),
-        execution=_field(event, "execution"),
-        trigger=_field(event, "trigger", triggers.TRIGGERS),
-        requested_action=_field(event, "action", ("stop", "terminate")) if requested else None,
-        reason=_field(event, "reason"),
+        session_id=task_text(event, "sessionId"),
+        execution=task_text(event, "execution"),
+        trigger=task_text(event, "trigger", triggers.TRIGGERS),
+        requested_action=task_text(event, "action", ("stop", "terminate")) if requested else None,
+        reason=task_text(event, "reason"),
         evidence=_object(event, "evidence"),
         jobs=batch_jobs(),
         telemetry=TELEMETRY,
@@ -107,7 +98,7 @@ def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 @entry_point("sessionId")
 def confirm(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
     return idle.confirm(
-        session_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"), batch_jobs()
+        session_store(), Ec2Hosts(client("ec2")), task_text(event, "sessionId"), batch_jobs()
     )
 
 
@@ -117,8 +108,8 @@ def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return idle.recover(
         session_store(),
         Ec2Hosts(client("ec2")),
-        session_id=_field(event, "sessionId"),
-        execution=_field(event, "execution"),
+        session_id=task_text(event, "sessionId"),
+        execution=task_text(event, "execution"),
         error=str(error.get("Error", "unknown")),
         cause=str(error.get("Cause", "")),
     )
@@ -140,8 +131,8 @@ def sweep_item(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         SessionSecrets(client("secretsmanager")),
         Workflows(client("stepfunctions")),
         SETTINGS,
-        kind=_field(event, "kind"),
-        item_id=_field(event, "id"),
+        kind=task_text(event, "kind"),
+        item_id=task_text(event, "id"),
         jobs=batch_jobs(),
         telemetry=TELEMETRY,
     )

@@ -15,19 +15,11 @@ from dcvfleet import batch, compensation, service
 from dcvfleet.adapters import Ec2Hosts, OperatorNotices, Releases, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import BatchSettings, CommonSettings, LaunchSettings, ReadySettings
-from dcvfleet.errors import InvalidRequestError
-from dcvfleet.handlers import batch_jobs, entry_point, session_store
+from dcvfleet.handlers import batch_jobs, caught_error, entry_point, session_store, task_text
 from dcvfleet.observability import TELEMETRY
 
 logger = Logger()
 COMMON = CommonSettings.from_env(os.environ)
-
-
-def _field(event: dict[str, Any], name: str) -> str:
-    value = event.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidRequestError(f"{name}: required in the task input")
-    return value
 
 
 @entry_point("sessionId")
@@ -35,7 +27,9 @@ def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[st
     secrets = SessionSecrets(
         client("secretsmanager"), kms_key_id=os.environ.get("SECRETS_KMS_KEY_ID", "")
     )
-    return service.create_credentials(session_store(), secrets, COMMON, _field(event, "sessionId"))
+    return service.create_credentials(
+        session_store(), secrets, COMMON, task_text(event, "sessionId")
+    )
 
 
 @entry_point("sessionId")
@@ -46,8 +40,8 @@ def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, 
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         settings,
-        _field(event, "sessionId"),
-        secret_arn=_field(event, "secretArn"),
+        task_text(event, "sessionId"),
+        secret_arn=task_text(event, "secretArn"),
         operators=OperatorNotices(client("sns"), settings.operator_topic_arn),
         telemetry=TELEMETRY,
     )
@@ -61,8 +55,8 @@ def submit_job(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         batch_jobs(),
         Releases(client("ssm"), settings.release_parameter),
         settings,
-        session_id=_field(event, "sessionId"),
-        secret_arn=_field(event, "secretArn"),
+        session_id=task_text(event, "sessionId"),
+        secret_arn=task_text(event, "secretArn"),
     )
 
 
@@ -73,14 +67,14 @@ def check_job(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         batch_jobs(),
         SessionSecrets(client("secretsmanager")),
         BatchSettings.from_env(os.environ),
-        _field(event, "sessionId"),
+        task_text(event, "sessionId"),
     )
 
 
 @entry_point("sessionId")
 def resume_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     return service.resume_instance(
-        session_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId")
+        session_store(), Ec2Hosts(client("ec2")), task_text(event, "sessionId")
     )
 
 
@@ -89,8 +83,8 @@ def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str,
     completed = service.await_host_ready(
         session_store(),
         Workflows(client("stepfunctions")),
-        _field(event, "sessionId"),
-        _field(event, "taskToken"),
+        task_text(event, "sessionId"),
+        task_text(event, "taskToken"),
         jobs=batch_jobs(),
     )
     return {"completedAtOnce": completed}
@@ -103,20 +97,19 @@ def mark_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         session_store(),
         Ec2Hosts(client("ec2")),
         settings,
-        _field(event, "sessionId"),
+        task_text(event, "sessionId"),
         telemetry=TELEMETRY,
     )
 
 
 @entry_point("sessionId")
 def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    error = event.get("error")
     return compensation.compensate(
         session_store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
-        _field(event, "sessionId"),
-        error if isinstance(error, dict) else None,
+        task_text(event, "sessionId"),
+        caught_error(event),
         resume=event.get("resume") is True,
         jobs=batch_jobs(),
         telemetry=TELEMETRY,

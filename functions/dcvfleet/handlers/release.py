@@ -10,54 +10,35 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import releases
-from dcvfleet.adapters import (
-    HostCommands,
-    ImageBuilds,
-    ReleaseRecords,
-    Releases,
-    SessionSecrets,
-    Workflows,
-)
+from dcvfleet import adapters, releases
 from dcvfleet.aws import client
 from dcvfleet.config import ReleaseSettings
-from dcvfleet.errors import InvalidRequestError
-from dcvfleet.handlers import batch_jobs, entry_point, session_store
-
-
-def _text(event: dict[str, Any], name: str) -> str:
-    value = event.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidRequestError(f"{name}: required in the task input")
-    return value
-
-
-def _error(event: dict[str, Any]) -> dict[str, Any] | None:
-    """The workflow's caught error ({"Error", "Cause"}), when the task input carries one."""
-    error = event.get("error")
-    return error if isinstance(error, dict) else None
+from dcvfleet.handlers import batch_jobs, caught_error, entry_point, session_store, task_text
 
 
 def _settings() -> ReleaseSettings:
     return ReleaseSettings.from_env(os.environ)
 
 
-def _records() -> ReleaseRecords:
-    return ReleaseRecords(client("dynamodb"), _settings().releases_table)
+def _records() -> adapters.ReleaseRecords:
+    return adapters.ReleaseRecords(client("dynamodb"), _settings().releases_table)
 
 
-def _images() -> ImageBuilds:
-    return ImageBuilds(client("ecr"), client("batch"))
+def _images() -> adapters.ImageBuilds:
+    return adapters.ImageBuilds(client("ecr"), client("batch"))
 
 
-def _current(settings: ReleaseSettings) -> Releases:
-    return Releases(client("ssm"), settings.release_parameter)
+def _current(settings: ReleaseSettings) -> adapters.Releases:
+    return adapters.Releases(client("ssm"), settings.release_parameter)
 
 
 @entry_point("release")
 def begin(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     return releases.begin(
-        _records(), _text(event, "bucket"), _text(event, "key"), _text(event, "execution")
+        _records(),
+        task_text(event, "bucket"),
+        task_text(event, "key"),
+        task_text(event, "execution"),
     )
 
 
@@ -65,7 +46,7 @@ def begin(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
 def register(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = _settings()
     return releases.register(
-        _records(), _images(), _current(settings), settings, _text(event, "release")
+        _records(), _images(), _current(settings), settings, task_text(event, "release")
     )
 
 
@@ -74,9 +55,9 @@ def start_smoke(event: dict[str, Any], context: LambdaContext) -> dict[str, str]
     return releases.start_smoke(
         session_store(),
         _records(),
-        Workflows(client("stepfunctions")),
+        adapters.Workflows(client("stepfunctions")),
         _settings(),
-        _text(event, "release"),
+        task_text(event, "release"),
     )
 
 
@@ -85,8 +66,8 @@ def check_smoke(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]
     return releases.check_smoke(
         session_store(),
         _records(),
-        _text(event, "release"),
-        commands=HostCommands(client("ssm")),
+        task_text(event, "release"),
+        commands=adapters.HostCommands(client("ssm")),
         jobs=batch_jobs(),
         settings=_settings(),
     )
@@ -98,8 +79,8 @@ def end_smoke(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
         session_store(),
         _records(),
         batch_jobs(),
-        SessionSecrets(client("secretsmanager")),
-        _text(event, "release"),
+        adapters.SessionSecrets(client("secretsmanager")),
+        task_text(event, "release"),
     )
 
 
@@ -107,20 +88,20 @@ def end_smoke(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
 def promote(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = _settings()
     return releases.promote(
-        _records(), _current(settings), _images(), settings, _text(event, "release")
+        _records(), _current(settings), _images(), settings, task_text(event, "release")
     )
 
 
 @entry_point("release")
 def fail(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    release = _text(event, "release")
+    release = task_text(event, "release")
     records = _records()
     if records.get(release):  # a smoke-test desktop, if one was started, must not run on
-        secrets = SessionSecrets(client("secretsmanager"))
+        secrets = adapters.SessionSecrets(client("secretsmanager"))
         releases.end_smoke(session_store(), records, batch_jobs(), secrets, release)
-    return releases.fail(records, _images(), release, _error(event))
+    return releases.fail(records, _images(), release, caught_error(event))
 
 
 @entry_point("release")
 def reject(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    return releases.reject(_error(event))
+    return releases.reject(caught_error(event))

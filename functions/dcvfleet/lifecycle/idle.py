@@ -133,17 +133,24 @@ def start_idle_check(
     return "started"
 
 
+def _give_back(store: SessionStore, session_id: str, execution: str, **changes: Any) -> Session:
+    """Free a READY session's idle slot, while it is still ``execution``'s (a conflict once it
+    is not), with ``changes``."""
+    return _write(
+        store,
+        session_id,
+        frozenset({Status.READY}),
+        execution,
+        idle_check=None,
+        idle_check_at=None,
+        **changes,
+    )
+
+
 def _release(store: SessionStore, session_id: str, execution: str, **changes: Any) -> bool:
+    """``_give_back``, or False when the slot is no longer ``execution``'s."""
     try:
-        _write(
-            store,
-            session_id,
-            frozenset({Status.READY}),
-            execution,
-            idle_check=None,
-            idle_check_at=None,
-            **changes,
-        )
+        _give_back(store, session_id, execution, **changes)
     except SessionConflictError:
         return False
     return True
@@ -429,13 +436,10 @@ def act(
     moving = Status.TERMINATING if terminal else Status.STOPPING
     evidence = {**evidence, "trigger": trigger, "decidedAt": iso(utc_now())}
     if trigger in AUTOMATIC_TRIGGERS and settings.dry_run:
-        session = _write(
+        session = _give_back(
             store,
             session_id,
-            frozenset({Status.READY}),
             execution,
-            idle_check=None,
-            idle_check_at=None,
             evidence=evidence,
             status_reason=f"Dry run: it would have been {_past(action)} because {reason}.",
         )
