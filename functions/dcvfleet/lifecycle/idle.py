@@ -30,6 +30,7 @@ from dcvfleet.errors import (
 )
 from dcvfleet.lifecycle.triggers import (
     AUTOMATIC_TRIGGERS,
+    NO_LIVE_SESSION,
     REQUESTED_TRIGGERS,
     iso,
     parse_time,
@@ -573,15 +574,7 @@ def confirm(
 
 
 def _finish(store: SessionStore, session: Session, status: Status) -> Session:
-    return store.update(
-        session,
-        status=status,
-        connection_url=None,
-        dcv_session_id=None,
-        task_token=None,
-        idle_check=None,
-        idle_check_at=None,
-    )
+    return store.update(session, status=status, **NO_LIVE_SESSION)
 
 
 def recover(

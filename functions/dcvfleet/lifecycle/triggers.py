@@ -1,4 +1,5 @@
-"""What starts a stop, and the clock the lifecycle's decisions read."""
+"""What the lifecycle's parts share: what starts a stop, the clock their decisions read, and
+what a desktop that is not running has none of."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from dcvfleet.model import Session
 AUTOMATIC_TRIGGERS = ("idle", "agent-silent", "max-lifetime")
 REQUESTED_TRIGGERS = ("user", "admin", "external")
 TRIGGERS = (*AUTOMATIC_TRIGGERS, *REQUESTED_TRIGGERS)
+#: Cleared when a desktop stops or ends, and when it is resumed: its connection URL, its DCV
+#: session, a workflow waiting for its host, and an idle check's slot.
+NO_LIVE_SESSION: dict[str, None] = {
+    "connection_url": None,
+    "dcv_session_id": None,
+    "task_token": None,
+    "idle_check": None,
+    "idle_check_at": None,
+}
 
 
 def parse_time(value: str) -> datetime:

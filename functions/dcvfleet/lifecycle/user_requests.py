@@ -7,6 +7,7 @@ from aws_lambda_powertools import Logger
 from dcvfleet.adapters import Workflows
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import SessionConflictError, SessionNotFoundError, StatusConflictError
+from dcvfleet.lifecycle.triggers import NO_LIVE_SESSION
 from dcvfleet.model import Session, Status
 from dcvfleet.sessions import Caller, get_session, start_provisioning
 from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso
@@ -100,11 +101,7 @@ def resume(
                 status=Status.PROVISIONING,
                 status_reason=None,
                 evidence=None,
-                connection_url=None,
-                dcv_session_id=None,
-                task_token=None,
-                idle_check=None,
-                idle_check_at=None,
+                **NO_LIVE_SESSION,
                 resumed_at=now_iso(),
                 progress={"credentials": now_iso()},  # its credentials are kept while stopped
                 execution_arn=Workflows.execution_arn(settings.provision_state_machine_arn, name),
