@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from dcvfleet import batch
 from dcvfleet.adapters import (
     JOB_ENDED,
@@ -16,15 +14,11 @@ from dcvfleet.adapters import (
     Workflows,
 )
 from dcvfleet.config import LifecycleSettings
-from dcvfleet.errors import (
-    SessionConflictError,
-)
+from dcvfleet.errors import SessionConflictError
 from dcvfleet.lifecycle.idle import confirm
 from dcvfleet.model import Session, Status
 from dcvfleet.store import SessionStore, now_iso
 from dcvfleet.telemetry import NO_TELEMETRY, Telemetry
-
-logger = Logger(child=True)
 
 
 def instance_changed(

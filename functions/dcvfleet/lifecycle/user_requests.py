@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from aws_lambda_powertools import Logger
-
 from dcvfleet.adapters import Workflows
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import SessionConflictError, SessionNotFoundError, StatusConflictError
@@ -11,8 +9,6 @@ from dcvfleet.lifecycle.triggers import NO_LIVE_SESSION
 from dcvfleet.model import Session, Status
 from dcvfleet.sessions import Caller, get_session, start_provisioning
 from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso
-
-logger = Logger(child=True)
 
 
 def request_stop(
