@@ -60,7 +60,7 @@ from samtranslator.yaml_helper import yaml_parse
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "functions"))
 
-from dcvfleet import lifecycle  # noqa: E402 - functions/ is put on the path just above
+from dcvfleet.lifecycle import sweep  # noqa: E402 - functions/ is put on the path just above
 
 #: https://docs.aws.amazon.com/step-functions/latest/dg/service-quotas.html
 MAX_HISTORY_EVENTS = 25_000
@@ -175,7 +175,7 @@ LOOP_DEADLINES: dict[tuple[str, str], Deadline] = {
 
 #: (workflow, Map state) -> the most items its list can hold (the cap the code enforces).
 MAP_ITEMS: dict[tuple[str, str], Callable[[], int | None]] = {
-    ("sweep_fleet.asl.json", "ActOnEach"): lambda: getattr(lifecycle, "MAX_SWEEP_ITEMS", None),
+    ("sweep_fleet.asl.json", "ActOnEach"): lambda: getattr(sweep, "MAX_SWEEP_ITEMS", None),
 }
 #: (workflow, task, selected field) -> (Map state whose items it is, bytes of one item):
 #: a finding is ``{"kind": <= 20 characters, "id": a session's UUID or an instance id}``.
@@ -187,8 +187,8 @@ LIST_FIELDS: dict[tuple[str, str, str], tuple[str, int]] = {
 MAP_RESULT_BYTES: dict[tuple[str, str], Callable[[], int | None]] = {
     ("sweep_fleet.asl.json", "ActOnEach"): lambda: (
         None
-        if getattr(lifecycle, "MAX_SWEEP_OUTCOME_CHARACTERS", None) is None
-        else 128 + int(lifecycle.MAX_SWEEP_OUTCOME_CHARACTERS) + 32
+        if getattr(sweep, "MAX_SWEEP_OUTCOME_CHARACTERS", None) is None
+        else 128 + int(sweep.MAX_SWEEP_OUTCOME_CHARACTERS) + 32
     ),
 }
 

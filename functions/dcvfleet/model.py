@@ -29,7 +29,7 @@ ACTIVE = frozenset({Status.PROVISIONING, Status.READY, Status.STOPPING, Status.T
 #: a GPU instance or container obtained, the host's agent reported DCV running, READY.
 PROGRESS_STEPS = ("credentials", "capacity", "booted", "ready")
 
-#: Allowed transitions (the lifecycle in ARCHITECTURE.md).
+#: Allowed transitions (docs/architecture.md, "The session lifecycle").
 TRANSITIONS: dict[Status, frozenset[Status]] = {
     # PROVISIONING -> STOPPED: a resume that failed leaves the desktop stopped, its disk kept.
     Status.PROVISIONING: frozenset({Status.READY, Status.FAILED, Status.STOPPED}),
@@ -92,7 +92,7 @@ class Session:
         return str(name) if name else None
 
     def to_api(self) -> dict[str, Any]:
-        """The public view (ARCHITECTURE.md, GET /sessions/{id}); never tokens or secret ARNs."""
+        """The public view (docs/architecture.md, GET /sessions/{id}); no tokens or secret ARNs."""
         view: dict[str, Any] = {
             "sessionId": self.session_id,
             "status": self.status.value,

@@ -39,7 +39,7 @@ from dcvfleet.errors import (
     SmokeTestFailedError,
 )
 from dcvfleet.model import Session, Status
-from dcvfleet.service import cause_message, provisioning_input
+from dcvfleet.sessions import cause_message, provisioning_input
 from dcvfleet.store import SessionStore, now_iso
 
 logger = Logger(child=True)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -42,26 +41,15 @@ from dcvfleet.errors import (
     InsufficientCapacityError,
     InvalidRequestError,
     SessionConflictError,
-    SessionNotFoundError,
     StatusConflictError,
-    user_message_for,
-    workflow_error,
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
-from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso, reached
+from dcvfleet.sessions import Caller, get_session, ready_view, start_provisioning
+from dcvfleet.store import SessionStore, now_iso, reached
 from dcvfleet.store import update_provisioning as _update_while_provisioning
 from dcvfleet.telemetry import NO_TELEMETRY, Telemetry
 
 logger = Logger(child=True)
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The signed-in user, from the Cognito claims API Gateway passes on."""
-
-    sub: str
-    username: str
-    email: str | None = None
 
 
 # -- API ---------------------------------------------------------------------------------------
@@ -102,16 +90,7 @@ def create_session(
         extra={"username": caller.username},
     )
     store.create(session, settings.max_active_sessions)
-    try:
-        workflows.start(settings.state_machine_arn, session_id, provisioning_input(session))
-    except Exception:
-        logger.exception("could not start the provisioning workflow", session_id=session_id)
-        store.update(
-            session,
-            status=Status.FAILED,
-            status_reason="The desktop could not be requested. Try again.",
-        )
-        raise
+    start_provisioning(store, workflows, settings.state_machine_arn, session_id, session)
     return session
 
 
@@ -169,25 +148,6 @@ def _batch_instance_type(settings: ApiSettings, request: CreateSessionRequest) -
             f"({', '.join(types)}), not {request.instance_type!r}"
         )
     return request.instance_type or (types[0] if types else "GPU")
-
-
-def provisioning_input(session: Session, *, resume: bool = False) -> dict[str, Any]:
-    """The provisioning workflow's input for a new desktop, or a stopped one resumed."""
-    return {
-        "sessionId": session.session_id,
-        "owner": session.owner,
-        "backend": session.backend,
-        "os": session.os,
-        "instanceType": session.instance_type,
-        "resume": resume,
-    }
-
-
-def get_session(store: SessionStore, caller: Caller, session_id: str) -> Session:
-    session = store.get(session_id)
-    if session is None or session.owner != caller.sub:
-        raise SessionNotFoundError(f"session {session_id} not found")
-    return session
 
 
 CREDENTIALS_REVEALED = "Session Credentials Revealed"
@@ -662,7 +622,7 @@ def mark_ready(
     took is reported once, by the call that made it READY."""
     session = store.require(session_id)
     if session.status == Status.READY and session.connection_url:
-        return _ready(session)  # a retried step: already done (and already counted)
+        return ready_view(session)  # a retried step: already done (and already counted)
     if not session.instance_id or not session.dcv_session_id:
         raise SessionConflictError(f"session {session_id} has no verified host")
     instance = hosts.describe(session.instance_id)
@@ -687,135 +647,10 @@ def mark_ready(
         progress=reached(session, "ready"),
     )
     telemetry.session_ready(_seconds_between(session.resumed_at or session.created_at, ready_at))
-    return _ready(store.require(session_id))
+    return ready_view(store.require(session_id))
 
 
 def _seconds_between(start: str, end: str) -> float:
     """Seconds from one record time (ISO 8601, ``Z``) to a later one; never negative."""
     elapsed = datetime.fromisoformat(end) - datetime.fromisoformat(start)
     return max(0.0, elapsed.total_seconds())
-
-
-def _ready(session: Session) -> dict[str, str]:
-    """MarkReady's output: what Session Ready says about the desktop."""
-    return {
-        "connectionUrl": session.connection_url or "",
-        "instanceId": session.instance_id or "",
-        "instanceType": session.instance_type,
-    }
-
-
-def compensate(
-    store: SessionStore,
-    hosts: Ec2Hosts,
-    secrets: SessionSecrets,
-    session_id: str,
-    error: dict[str, Any] | None,
-    *,
-    resume: bool = False,
-    jobs: BatchJobs | None = None,
-    telemetry: Telemetry = NO_TELEMETRY,
-) -> dict[str, Any]:
-    """Undo whatever provisioning made, then mark the session FAILED with a readable reason
-    (reported, with the error's name, by the call that marked it).
-
-    A resume is undone differently: the desktop's instance is stopped again, not terminated, and
-    its secret kept, so the session goes back to STOPPED with its disk (FAILED only when its
-    instance is gone). A session that is past provisioning (READY, or already stopped or ended)
-    is never touched: compensation undoes a provisioning, not a desktop someone is using.
-    """
-    error_name = (error or {}).get("Error", "States.TaskFailed")
-    cause = cause_message((error or {}).get("Cause"))
-    reason = user_message_for(error_name, cause)
-    # what the execution fails with: a name of ours (never a reserved States.* one), and
-    # for operators the caught name and its message
-    reported = workflow_error(error_name, cause)
-    current = store.get(session_id)
-    if current is not None and current.status not in (Status.PROVISIONING, Status.FAILED):
-        logger.warning(
-            "compensation skipped", session_id=session_id, status=current.status, error=error_name
-        )
-        # READY after all (a step failed after it recorded READY): the workflow says so
-        ready = _ready(current) if current.status == Status.READY else None
-        return {"reason": reason, **reported, "terminated": [], "ready": ready}
-    if resume:
-        return {
-            **_compensate_resume(store, hosts, session_id, error_name, reason, telemetry),
-            **reported,
-        }
-    if current is not None and current.backend == "batch" and jobs is not None:
-        batch.end_job(jobs, current, f"DCV Fleet: provisioning failed ({error_name})")
-    terminated = [i.instance_id for i in hosts.find_by_session(session_id)]
-    for instance_id in terminated:
-        hosts.terminate(instance_id)
-    secret_deleted = secrets.delete(session_id)
-    logger.info(
-        "compensated",
-        session_id=session_id,
-        error=error_name,
-        cause=cause,
-        terminated=terminated,
-        secret_deleted=secret_deleted,
-    )
-    if _end_provisioning(store, session_id, Status.FAILED, reason):
-        telemetry.provisioning_failed(error_name)
-    return {"reason": reason, **reported, "terminated": terminated, "ready": None}
-
-
-def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the telemetry)
-    store: SessionStore,
-    hosts: Ec2Hosts,
-    session_id: str,
-    error_name: str,
-    reason: str,
-    telemetry: Telemetry,
-) -> dict[str, Any]:
-    stopped = []
-    for instance in hosts.find_by_session(session_id):
-        if instance.state in ("pending", "running"):
-            hosts.stop(instance, hibernate=False)
-            stopped.append(instance.instance_id)
-    kept = bool(hosts.find_by_session(session_id))
-    status = Status.STOPPED if kept else Status.FAILED
-    text = (
-        f"{reason} The desktop could not be started again; it is stopped and its disk is kept."
-        if kept
-        else f"{reason} The desktop's instance no longer exists."
-    )
-    logger.info("resume compensated", session_id=session_id, error=error_name, stopped=stopped)
-    if _end_provisioning(store, session_id, status, text) and status == Status.FAILED:
-        telemetry.provisioning_failed(error_name)
-    return {
-        "reason": text,
-        "terminated": [],
-        "stopped": stopped,
-        "ready": None,
-    }
-
-
-def _end_provisioning(store: SessionStore, session_id: str, status: Status, reason: str) -> bool:
-    """Move a session that is still PROVISIONING to ``status``; any other is left as it is.
-    True when this call moved it."""
-    for _ in range(CONFLICT_RETRIES):
-        session = store.get(session_id)
-        if session is None or session.status != Status.PROVISIONING:
-            return False
-        try:
-            store.update(session, status=status, status_reason=reason, task_token=None)
-            return True
-        except SessionConflictError:
-            continue
-    return False
-
-
-def cause_message(cause: Any) -> str:
-    """The error message inside a Lambda error's Cause (a JSON document), or the cause itself."""
-    if not isinstance(cause, str):
-        return ""
-    try:
-        parsed = json.loads(cause)
-    except json.JSONDecodeError:
-        return cause[:500]
-    if isinstance(parsed, dict):
-        return str(parsed.get("errorMessage", ""))[:500]
-    return cause[:500]

@@ -16,7 +16,7 @@ from dcvfleet.adapters import (
     Releases,
 )
 from dcvfleet.config import BatchSettings
-from dcvfleet.service import Caller
+from dcvfleet.sessions import Caller
 from tests.support.service import COMMON, FakeSecrets
 
 NOW = 1_800_000_000.0

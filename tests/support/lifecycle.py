@@ -17,14 +17,16 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dcvfleet import lifecycle, service
+from dcvfleet import service
 from dcvfleet.adapters import HostCommands, Instance
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import (
     HostCommandError,
 )
+from dcvfleet.lifecycle import idle, triggers, user_requests
 from dcvfleet.model import CreateSessionRequest, Session
-from dcvfleet.service import Caller, HostReadyClaim
+from dcvfleet.service import HostReadyClaim
+from dcvfleet.sessions import Caller
 from dcvfleet.store import InMemorySessionStore
 from tests.support.service import (
     ALICE,
@@ -256,7 +258,7 @@ class Fleet:
         name = self.request_stop(session_id, caller)
         self.act(session_id, name, trigger="user", requested_action="stop", reason="requested")
         self.hosts.settle()
-        assert lifecycle.confirm(self.store, self.hosts, session_id) == {"done": True}
+        assert idle.confirm(self.store, self.hosts, session_id) == {"done": True}
 
     def instance(self, session_id: str) -> Instance:
         instance_id = self.store.require(session_id).instance_id
@@ -268,7 +270,7 @@ class Fleet:
         self, session_id: str, trigger: str = "idle", claim: dict[str, Any] | None = None
     ) -> str:
         """start_idle_check; returns the idle workflow execution now holding the slot."""
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             self.store, self.workflows, self.settings, session_id, trigger=trigger, claim=claim
         )
         execution = self.store.require(session_id).idle_check
@@ -283,8 +285,8 @@ class Fleet:
         trigger: str = "idle",
         phase: str = "verify",
         claim: dict[str, Any] | None = None,
-    ) -> lifecycle.Verdict:
-        return lifecycle.verify(
+    ) -> idle.Verdict:
+        return idle.verify(
             self.store,
             self.hosts,
             self.commands,
@@ -304,7 +306,7 @@ class Fleet:
         trigger: str = "idle",
         reason: str = "nobody used it",
     ) -> dict[str, Any]:
-        return lifecycle.warn(
+        return idle.warn(
             self.store,
             self.commands,
             self.settings,
@@ -324,7 +326,7 @@ class Fleet:
         reason: str = "no one has used it for 30 min",
         evidence: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        return lifecycle.act(
+        return idle.act(
             self.store,
             self.hosts,
             self.secrets,
@@ -338,7 +340,7 @@ class Fleet:
         )
 
     def request_stop(self, session_id: str, caller: Caller = ALICE, action: str = "stop") -> str:
-        lifecycle.request_stop(
+        user_requests.request_stop(
             self.store, self.workflows, self.settings, caller, session_id, action=action
         )
         name = self.store.require(session_id).idle_check
@@ -347,4 +349,4 @@ class Fleet:
 
 
 def ago(seconds: float) -> str:
-    return lifecycle.iso(datetime.now(UTC) - timedelta(seconds=seconds))
+    return triggers.iso(datetime.now(UTC) - timedelta(seconds=seconds))

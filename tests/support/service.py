@@ -23,7 +23,7 @@ from dcvfleet.adapters import (
     Workflows,
 )
 from dcvfleet.config import ApiSettings, CommonSettings, LaunchSettings, ReadySettings
-from dcvfleet.service import Caller
+from dcvfleet.sessions import Caller
 from dcvfleet.telemetry import Telemetry
 
 FLEET_TAG = ("dcvfleet:fleet", "test-fleet")

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
-from dcvfleet import batch, lifecycle, service
+from dcvfleet import batch, compensation, service
 from dcvfleet.adapters import (
     BATCH_INSTANCE_TAG,
     READER_TAG,
@@ -28,6 +28,7 @@ from dcvfleet.errors import (
     SessionConflictError,
     user_message_for,
 )
+from dcvfleet.lifecycle import idle, reconcile, sweep, user_requests
 from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.service import HostReadyClaim
 from dcvfleet.store import InMemorySessionStore
@@ -217,7 +218,7 @@ def test_compensation_cancels_the_job_and_deletes_the_secret(
     secrets = FakeSecrets()
     secrets.create("s-1", "alice", {})
     error = {"Error": "InsufficientCapacityError", "Cause": "no GPU capacity for g5.xlarge"}
-    out = service.compensate(store, FakeHosts(), secrets, "s-1", error, jobs=jobs)
+    out = compensation.compensate(store, FakeHosts(), secrets, "s-1", error, jobs=jobs)
     assert jobs.terminated == [
         (job_id, "DCV Fleet: provisioning failed (InsufficientCapacityError)")
     ]
@@ -337,7 +338,7 @@ def test_an_idle_batch_desktop_is_checked_in_its_container_then_its_job_ended() 
     assert fleet.settings.idle_action == "stop"
     execution = fleet.check("s-1")
     # When the idle workflow verifies: the live check runs inside the job's container
-    verdict = lifecycle.verify(
+    verdict = idle.verify(
         fleet.store, fleet.hosts, fleet.commands, fleet.settings, session_id="s-1",
         execution=execution, trigger="idle", claim={}, phase="verify", jobs=jobs,
     )  # fmt: skip
@@ -346,7 +347,7 @@ def test_an_idle_batch_desktop_is_checked_in_its_container_then_its_job_ended() 
     assert fleet.commands.tasks == [task]
     assert fleet.commands.checks[-1][1] == fleet.settings.list_container_connections_document
     # And acts: a container is not kept, so its job ends whatever IdleAction says
-    out = lifecycle.act(
+    out = idle.act(
         fleet.store, fleet.hosts, fleet.secrets, fleet.settings, session_id="s-1",
         execution=execution, trigger="idle", requested_action=None, reason="idle",
         evidence=verdict.evidence, jobs=jobs,
@@ -357,7 +358,7 @@ def test_an_idle_batch_desktop_is_checked_in_its_container_then_its_job_ended() 
     assert "s-1" not in fleet.secrets.secrets
     assert fleet.hosts.instances[session.instance_id or ""].state == "running"  # Batch's own
     # Then confirm finds the job ended and the record TERMINATED
-    assert lifecycle.confirm(fleet.store, fleet.hosts, "s-1", jobs) == {"done": True}
+    assert idle.confirm(fleet.store, fleet.hosts, "s-1", jobs) == {"done": True}
     assert fleet.store.require("s-1").status == Status.TERMINATED
 
 
@@ -367,7 +368,7 @@ def test_a_batch_desktop_whose_job_stopped_running_is_not_idle() -> None:
     fleet = given.fleet
     execution = fleet.check("s-1")
     given.jobs.set(job_id, status="FAILED")
-    verdict = lifecycle.verify(
+    verdict = idle.verify(
         fleet.store, fleet.hosts, fleet.commands, fleet.settings, session_id="s-1",
         execution=execution, trigger="idle", claim={}, phase="verify", jobs=given.jobs,
     )  # fmt: skip
@@ -379,7 +380,7 @@ def test_a_users_stop_of_a_batch_desktop_ends_its_container() -> None:
     given = BatchFleet()
     given.ready()
     fleet = given.fleet
-    session = lifecycle.request_stop(
+    session = user_requests.request_stop(
         fleet.store, fleet.workflows, fleet.settings, ALICE_BATCH, "s-1", action="stop"
     )
     assert session.status == Status.TERMINATING
@@ -428,7 +429,7 @@ def test_a_ready_desktop_whose_job_ended_outside_is_recorded_terminated() -> Non
 def test_events_of_other_jobs_are_ignored() -> None:
     given = BatchFleet()
     detail = {"jobId": "job-x", "jobName": "render-frames", "status": "FAILED"}
-    assert lifecycle.job_changed(
+    assert reconcile.job_changed(
         given.fleet.store, given.fleet.hosts, given.jobs, given.fleet.secrets, given.workflows,
         given.fleet.settings, detail, job_role_id=ROLE_ID,
     ) == "not a desktop job"  # fmt: skip
@@ -439,7 +440,7 @@ def test_the_sweep_leaves_batchs_own_instances_alone() -> None:
     given.ready()
     fleet = given.fleet
     fleet.hosts.add(session_id="gone", **{COMMON.fleet_tag_key: COMMON.fleet_tag_value})
-    found = lifecycle.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
+    found = sweep.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
     orphans = [i["id"] for i in found["items"] if i["kind"] == "orphan"]
     batch_owned = [i for i in fleet.hosts.instances.values() if BATCH_INSTANCE_TAG in i.tags]
     assert len(orphans) == 1
@@ -449,7 +450,7 @@ def test_the_sweep_leaves_batchs_own_instances_alone() -> None:
 def job_changed(given: BatchFleet, job_id: str) -> str:
     job = given.jobs.jobs[job_id]
     detail = {"jobId": job_id, "jobName": job.name, "status": job.status}
-    return lifecycle.job_changed(
+    return reconcile.job_changed(
         given.fleet.store, given.fleet.hosts, given.jobs, given.fleet.secrets, given.workflows,
         given.fleet.settings, detail, job_role_id=ROLE_ID,
     )  # fmt: skip

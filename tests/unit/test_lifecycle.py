@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
-from dcvfleet import events, lifecycle, service
+from dcvfleet import compensation, events, service
 from dcvfleet.adapters import SESSION_TAG, Ec2Hosts, Instance
 from dcvfleet.errors import (
     ClaimRejectedError,
@@ -36,8 +36,9 @@ from dcvfleet.errors import (
     SessionNotFoundError,
     StatusConflictError,
 )
+from dcvfleet.lifecycle import idle, reconcile, sweep, triggers, user_requests
 from dcvfleet.model import Session, Status
-from dcvfleet.service import Caller
+from dcvfleet.sessions import Caller
 from dcvfleet.store import InMemorySessionStore
 from tests.support.lifecycle import (
     BOB,
@@ -162,7 +163,7 @@ def test_a_heartbeat_from_the_sessions_own_instance_is_saved_without_bumping_the
     # Given a READY desktop
     session = fleet.ready()
     # When its own host's agent sends a heartbeat
-    saved = lifecycle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
+    saved = idle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
     # Then its summary is kept on the record, and the version (which workflows write on) is not bumped
     assert saved is True
     stored = fleet.store.require(session.session_id)
@@ -183,7 +184,7 @@ def test_a_heartbeat_from_another_instance_is_rejected_and_changes_nothing(
     before = fleet.store.require(session.session_id)
     # When a heartbeat naming the session arrives from the other host
     with pytest.raises(ClaimRejectedError, match=other.instance_id):
-        lifecycle.record_heartbeat(fleet.store, heartbeat(session, instance_id=other.instance_id))
+        idle.record_heartbeat(fleet.store, heartbeat(session, instance_id=other.instance_id))
     # Then the record is exactly as it was
     assert fleet.store.require(session.session_id) == before
 
@@ -193,7 +194,7 @@ def test_a_heartbeat_for_a_session_that_is_not_ready_is_rejected(fleet: Fleet) -
     session, _ = fleet.provisioning()
     # When its agent sends a heartbeat / Then it is refused and nothing is written
     with pytest.raises(ClaimRejectedError):
-        lifecycle.record_heartbeat(fleet.store, heartbeat(session))
+        idle.record_heartbeat(fleet.store, heartbeat(session))
     assert fleet.store.require(session.session_id).last_heartbeat_at is None
 
 
@@ -203,7 +204,7 @@ def test_start_idle_check_claims_the_slot_and_starts_one_idle_workflow(fleet: Fl
     session = fleet.ready()
     claim = idle_claim(session)
     # When the idle check starts
-    outcome = lifecycle.start_idle_check(
+    outcome = idle.start_idle_check(
         fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle", claim=claim
     )
     # Then the session's slot names the one idle workflow started, with the claim as its input
@@ -234,7 +235,7 @@ def test_start_idle_check_is_refused_unless_the_session_is_ready(fleet: Fleet, s
     started_before = len(fleet.workflows.started)
     # When an idle check is asked for / Then it is refused and no workflow starts
     with pytest.raises(ClaimRejectedError):
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session_id, trigger="agent-silent"
         )
     assert len(fleet.workflows.started) == started_before
@@ -246,7 +247,7 @@ def test_start_idle_check_refuses_an_idle_claim_from_another_instance(fleet: Fle
     forged = {**idle_claim(session), "instanceId": fleet.hosts.add(session_id="x").instance_id}
     # When it arrives / Then it is refused, the slot stays free and nothing starts
     with pytest.raises(ClaimRejectedError, match="is not the host of session"):
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle", claim=forged
         )
     assert fleet.store.require(session.session_id).idle_check is None
@@ -256,7 +257,7 @@ def test_start_idle_check_refuses_an_idle_claim_from_another_instance(fleet: Fle
 def test_start_idle_check_refuses_a_trigger_that_is_not_automatic(fleet: Fleet) -> None:
     session = fleet.ready()
     with pytest.raises(ValueError, match="does not start an idle check"):
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="user"
         )
 
@@ -266,7 +267,7 @@ def test_a_second_start_while_a_check_is_in_progress_starts_nothing(fleet: Fleet
     session = fleet.ready()
     execution = fleet.check(session.session_id, "idle", idle_claim(session))
     # When another one is asked for (another claim, or the sweep)
-    again = lifecycle.start_idle_check(
+    again = idle.start_idle_check(
         fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="agent-silent"
     )
     # Then it is "already-checking": still one workflow, and the slot is the first one's
@@ -282,7 +283,7 @@ def test_a_stale_check_can_be_taken_over_by_a_new_one(fleet: Fleet) -> None:
     current = fleet.store.require(session.session_id)
     fleet.store.update(current, idle_check_at=ago(SETTINGS.stale_check_seconds + 60))
     # When a new check is asked for
-    outcome = lifecycle.start_idle_check(
+    outcome = idle.start_idle_check(
         fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="agent-silent"
     )
     # Then it takes the slot and a second workflow starts
@@ -301,14 +302,14 @@ def test_a_failure_to_start_the_workflow_gives_the_slot_back(fleet: Fleet) -> No
     fleet.workflows.start_fails_with = RuntimeError("ExecutionLimitExceeded")
     # When an idle check is asked for / Then the error surfaces
     with pytest.raises(RuntimeError, match="ExecutionLimitExceeded"):
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle"
         )
     # And the slot is free again, so the next claim can start a check
     assert fleet.store.require(session.session_id).idle_check is None
     fleet.workflows.start_fails_with = None
     assert (
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle"
         )
         == "started"
@@ -322,7 +323,7 @@ def test_twenty_simultaneous_starts_with_mixed_triggers_start_exactly_one_workfl
         session = fleet.ready()
         claim = idle_claim(session)
         start = partial(
-            lifecycle.start_idle_check, fleet.store, fleet.workflows, SETTINGS, session.session_id
+            idle.start_idle_check, fleet.store, fleet.workflows, SETTINGS, session.session_id
         )
         # When 20 idle claims and sweep findings arrive at the same moment
         calls = [
@@ -471,7 +472,7 @@ def test_reverify_cancels_when_a_heartbeat_since_the_check_began_reports_activit
     # Given a warned desktop in its grace period, with nobody connected over DCV
     session, execution = _warned_check(fleet, "idle")
     # When its agent reports activity (say a long render on the GPU/CPU) after the check began
-    lifecycle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
+    idle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
     verdict = fleet.verify(session.session_id, execution, phase="reverify")
     # Then the stop is cancelled, saying which activity
     assert verdict.idle is False
@@ -482,7 +483,7 @@ def test_reverify_cancels_when_a_heartbeat_since_the_check_began_reports_activit
 def test_reverify_is_not_cancelled_by_a_heartbeat_that_still_says_idle(fleet: Fleet) -> None:
     # Given a warned desktop whose agent still says idle, and nobody connected
     session, execution = _warned_check(fleet, "idle")
-    lifecycle.record_heartbeat(fleet.store, heartbeat(session, idle=True))
+    idle.record_heartbeat(fleet.store, heartbeat(session, idle=True))
     # When it is re-verified / Then it is still idle (the live check agrees)
     verdict = fleet.verify(session.session_id, execution, phase="reverify")
     assert verdict.idle is True
@@ -494,7 +495,7 @@ def test_reverify_of_a_silent_agent_cancels_on_any_heartbeat_since_the_check_beg
     # Given a desktop warned because its agent was silent
     session, execution = _warned_check(fleet, "agent-silent")
     # When the agent speaks again, even to say idle
-    lifecycle.record_heartbeat(fleet.store, heartbeat(session, idle=True))
+    idle.record_heartbeat(fleet.store, heartbeat(session, idle=True))
     verdict = fleet.verify(session.session_id, execution, trigger="agent-silent", phase="reverify")
     # Then the stop is cancelled
     assert verdict.idle is False
@@ -556,7 +557,7 @@ def test_warn_records_the_warning_notifies_in_session_and_returns_a_valid_event(
         == f"Idle warning: it will stop at {detail['actAt']} unless it is used."
     )
     # And the grace period is the configured one
-    act_at = lifecycle.parse_time(detail["actAt"])
+    act_at = triggers.parse_time(detail["actAt"])
     grace = act_at - datetime.now(UTC)
     assert (
         timedelta(seconds=SETTINGS.idle_grace_seconds - 5)
@@ -804,7 +805,7 @@ def test_dry_run_records_what_would_have_been_done_and_does_nothing(
     assert stored.idle_check_at is None
     assert (
         stored.status_reason
-        == f"Dry run: it would have been {lifecycle._past(action)} because nobody used it."
+        == f"Dry run: it would have been {idle._past(action)} because nobody used it."
     )
     assert stored.evidence is not None
     assert stored.evidence["trigger"] == "idle"
@@ -846,7 +847,7 @@ def test_confirm_moves_a_stopped_host_to_stopped_and_releases_the_counter(fleet:
     fleet.hosts.settle()
     assert fleet.store.active_count(ALICE.sub) == 1
     # When the workflow confirms
-    out = lifecycle.confirm(fleet.store, fleet.hosts, session.session_id)
+    out = idle.confirm(fleet.store, fleet.hosts, session.session_id)
     # Then it is STOPPED, its connection and slot cleared, and it no longer counts against the limit
     assert out == {"done": True}
     stored = fleet.store.require(session.session_id)
@@ -857,7 +858,7 @@ def test_confirm_moves_a_stopped_host_to_stopped_and_releases_the_counter(fleet:
     assert stored.instance_id == session.instance_id
     assert fleet.store.active_count(ALICE.sub) == 0
     # And confirming again is done at once, writing nothing
-    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
+    assert idle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
     assert fleet.store.require(session.session_id) == stored
 
 
@@ -867,7 +868,7 @@ def test_confirm_waits_while_the_host_is_still_stopping(fleet: Fleet) -> None:
     execution = fleet.check(session.session_id)
     fleet.act(session.session_id, execution)
     # When the workflow confirms / Then it is not done yet and the record is unchanged
-    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": False}
+    assert idle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": False}
     assert fleet.store.require(session.session_id).status is Status.STOPPING
 
 
@@ -877,7 +878,7 @@ def test_confirm_moves_a_terminated_host_to_terminated() -> None:
     session = fleet.ready()
     fleet.act(session.session_id, fleet.check(session.session_id))
     # When the workflow confirms / Then it is TERMINATED and no longer counted
-    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
+    assert idle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
     stored = fleet.store.require(session.session_id)
     assert stored.status is Status.TERMINATED
     assert stored.connection_url is None
@@ -891,7 +892,7 @@ def test_recover_returns_a_desktop_whose_stop_failed_to_ready(fleet: Fleet) -> N
     execution = fleet.check(session.session_id)
     fleet.store.update(fleet.store.require(session.session_id), status=Status.STOPPING)
     # When the workflow's Catch recovers
-    out = lifecycle.recover(
+    out = idle.recover(
         fleet.store,
         fleet.hosts,
         session_id=session.session_id,
@@ -918,7 +919,7 @@ def test_recover_releases_the_slot_of_a_check_that_never_acted(fleet: Fleet) -> 
     session = fleet.ready()
     execution = fleet.check(session.session_id)
     # When its workflow recovers / Then the slot is free and the desktop still READY
-    out = lifecycle.recover(
+    out = idle.recover(
         fleet.store,
         fleet.hosts,
         session_id=session.session_id,
@@ -944,7 +945,7 @@ def test_recover_leaves_a_decision_that_is_not_its_own(fleet: Fleet) -> None:
     )
     new = fleet.check(session.session_id, "agent-silent")
     # When the old one recovers / Then the newer check keeps its slot
-    out = lifecycle.recover(
+    out = idle.recover(
         fleet.store, fleet.hosts, session_id=session.session_id, execution=old, error="x"
     )
     assert out["recovered"] == "left"
@@ -965,7 +966,7 @@ def test_an_idle_desktop_goes_from_claim_to_stopped_through_every_step(fleet: Fl
     assert second.idle is True
     fleet.act(session.session_id, execution, reason=second.reason, evidence=second.evidence)
     fleet.hosts.settle()
-    lifecycle.confirm(fleet.store, fleet.hosts, session.session_id)
+    idle.confirm(fleet.store, fleet.hosts, session.session_id)
     # Then the desktop is STOPPED, its host stopped once, and the record says why
     stored = fleet.store.require(session.session_id)
     assert stored.status is Status.STOPPED
@@ -988,7 +989,7 @@ def test_a_reconnect_during_the_grace_period_cancels_the_stop(fleet: Fleet) -> N
     )
     assert second.idle is False
     assert second.reason == "someone reconnected"
-    out = lifecycle.end_check(
+    out = idle.end_check(
         fleet.store,
         session_id=session.session_id,
         execution=execution,
@@ -1008,7 +1009,7 @@ def test_a_reconnect_during_the_grace_period_cancels_the_stop(fleet: Fleet) -> N
 def test_a_check_that_never_warned_ends_without_a_reason(fleet: Fleet) -> None:
     session = fleet.ready()
     execution = fleet.check(session.session_id)
-    lifecycle.end_check(
+    idle.end_check(
         fleet.store,
         session_id=session.session_id,
         execution=execution,
@@ -1025,7 +1026,7 @@ def test_two_idle_events_for_one_session_start_one_workflow(fleet: Fleet) -> Non
     claim = idle_claim(session)
     # When its agent's idle event is delivered twice
     outcomes = [
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle", claim=claim
         )
         for _ in range(2)
@@ -1042,7 +1043,7 @@ def test_an_idle_event_after_the_users_stop_is_rejected(fleet: Fleet) -> None:
     started = len(fleet.workflows.started)
     # When the agent's idle event arrives after / Then it is refused and nothing more starts
     with pytest.raises(ClaimRejectedError, match="STOPPING"):
-        lifecycle.start_idle_check(
+        idle.start_idle_check(
             fleet.store,
             fleet.workflows,
             SETTINGS,
@@ -1073,7 +1074,7 @@ def test_an_idle_check_past_verify_loses_to_the_users_stop_and_the_host_stops_on
     with pytest.raises(SessionConflictError):
         fleet.act(session.session_id, idle_execution)
     # And its recovery leaves the user's stop alone
-    out = lifecycle.recover(
+    out = idle.recover(
         fleet.store,
         fleet.hosts,
         session_id=session.session_id,
@@ -1101,7 +1102,7 @@ def test_idle_act_racing_the_users_stop_lets_exactly_one_win() -> None:
         acted, stopped = run_together(
             partial(fleet.act, session.session_id, execution),
             partial(
-                lifecycle.request_stop,
+                user_requests.request_stop,
                 fleet.store,
                 fleet.workflows,
                 SETTINGS,
@@ -1141,7 +1142,7 @@ def test_a_sweep_finding_and_an_agents_idle_event_at_once_start_one_workflow() -
         # When the sweep's item and the agent's idle event are handled at the same moment
         swept, claimed = run_together(
             partial(
-                lifecycle.sweep_item,
+                sweep.sweep_item,
                 fleet.store,
                 fleet.hosts,
                 fleet.secrets,
@@ -1151,7 +1152,7 @@ def test_a_sweep_finding_and_an_agents_idle_event_at_once_start_one_workflow() -
                 item_id=session.session_id,
             ),
             partial(
-                lifecycle.start_idle_check,
+                idle.start_idle_check,
                 fleet.store,
                 fleet.workflows,
                 SETTINGS,
@@ -1172,7 +1173,7 @@ def test_request_stop_moves_to_stopping_and_starts_the_users_stop(fleet: Fleet) 
     session = fleet.ready()
     fleet.check(session.session_id)
     # When its owner stops it
-    updated = lifecycle.request_stop(
+    updated = user_requests.request_stop(
         fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id, action="stop"
     )
     # Then it is STOPPING, the slot is the user's workflow's, and that workflow starts to stop it
@@ -1197,7 +1198,7 @@ def test_delete_of_a_stopped_desktop_terminates_it(fleet: Fleet) -> None:
     fleet.act(
         session.session_id, name, trigger="user", requested_action="terminate", reason="requested"
     )
-    lifecycle.confirm(fleet.store, fleet.hosts, session.session_id)
+    idle.confirm(fleet.store, fleet.hosts, session.session_id)
     # Then it is TERMINATED, its host terminated and its credentials gone
     assert fleet.store.require(session.session_id).status is Status.TERMINATED
     assert fleet.hosts.terminated == [session.instance_id]
@@ -1206,19 +1207,19 @@ def test_delete_of_a_stopped_desktop_terminates_it(fleet: Fleet) -> None:
 
 
 def _stop(fleet: Fleet, session_id: str, caller: Caller) -> Any:
-    return lifecycle.request_stop(
+    return user_requests.request_stop(
         fleet.store, fleet.workflows, SETTINGS, caller, session_id, action="stop"
     )
 
 
 def _delete(fleet: Fleet, session_id: str, caller: Caller) -> Any:
-    return lifecycle.request_stop(
+    return user_requests.request_stop(
         fleet.store, fleet.workflows, SETTINGS, caller, session_id, action="terminate"
     )
 
 
 def _start(fleet: Fleet, session_id: str, caller: Caller) -> Any:
-    return lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, caller, session_id)
+    return user_requests.resume(fleet.store, fleet.workflows, SETTINGS, caller, session_id)
 
 
 @pytest.mark.parametrize(
@@ -1277,7 +1278,7 @@ def test_resume_over_the_per_user_limit_is_refused_and_the_desktop_stays_stopped
     started = len(fleet.workflows.started)
     # When she starts the stopped one / Then it is refused over the limit
     with pytest.raises(SessionLimitExceededError):
-        lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, stopped.session_id)
+        user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, stopped.session_id)
     # And it stays STOPPED, nothing starts, and the count is unchanged
     assert fleet.store.require(stopped.session_id) == before
     assert len(fleet.workflows.started) == started
@@ -1292,7 +1293,9 @@ def test_resume_clears_the_old_connection_and_starts_the_provisioning_workflow_a
     assert session.connection_url is not None
     fleet.stop_by_user(session.session_id)
     # When alice starts it again
-    updated = lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    updated = user_requests.resume(
+        fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id
+    )
     # Then it is PROVISIONING on the same instance, with no stale connection, counted again
     stored = fleet.store.require(session.session_id)
     assert updated == stored
@@ -1324,7 +1327,7 @@ def test_a_resume_that_cannot_start_its_workflow_leaves_the_desktop_stopped(flee
     session = fleet.stopped()
     fleet.workflows.start_fails_with = RuntimeError("ExecutionLimitExceeded")
     with pytest.raises(RuntimeError):
-        lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+        user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
     stored = fleet.store.require(session.session_id)
     assert stored.status is Status.STOPPED
     assert stored.status_reason == "The desktop could not be started. Try again."
@@ -1334,7 +1337,7 @@ def test_a_resume_that_cannot_start_its_workflow_leaves_the_desktop_stopped(flee
 def _resuming(fleet: Fleet) -> Session:
     """A STOPPED desktop alice has just started again (PROVISIONING, its instance stopped)."""
     session = fleet.stopped()
-    return lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    return user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
 
 
 def test_resume_instance_starts_the_stopped_instance_of_the_desktop(fleet: Fleet) -> None:
@@ -1379,7 +1382,7 @@ def test_a_failed_resume_is_undone_by_stopping_the_instance_and_keeping_the_secr
     service.resume_instance(fleet.store, fleet.hosts, session.session_id)
     fleet.hosts.settle()
     # When the provisioning workflow compensates the resume
-    out = service.compensate(
+    out = compensation.compensate(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1404,7 +1407,7 @@ def test_a_failed_resume_whose_instance_is_gone_fails_the_session(fleet: Fleet) 
     session = _resuming(fleet)
     fleet.hosts.set(session.instance_id or "", state="terminated")
     # When the workflow compensates the resume / Then the session is FAILED, saying why
-    service.compensate(
+    compensation.compensate(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1427,7 +1430,7 @@ def test_an_instance_stopped_outside_dcv_fleet_is_recorded_and_never_started_aga
     session = fleet.ready()
     fleet.hosts.set(session.instance_id or "", state="stopped")
     # When the EC2 state change arrives
-    outcome = lifecycle.instance_changed(
+    outcome = reconcile.instance_changed(
         fleet.store,
         fleet.hosts,
         fleet.workflows,
@@ -1453,7 +1456,7 @@ def test_an_instance_stopped_outside_dcv_fleet_is_recorded_and_never_started_aga
         session.session_id, name, trigger="external", requested_action="stop", reason="requested"
     )
     assert_valid_event("Session Stopped", out["detail"])
-    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
+    assert idle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
     assert fleet.store.require(session.session_id).status is Status.STOPPED
     assert fleet.hosts.starts == []
     assert fleet.hosts.stops == []
@@ -1466,7 +1469,7 @@ def test_an_instance_terminated_outside_dcv_fleet_moves_its_session_to_terminati
     session = fleet.ready()
     fleet.hosts.set(session.instance_id or "", state="terminated")
     # When the EC2 state change arrives
-    outcome = lifecycle.instance_changed(
+    outcome = reconcile.instance_changed(
         fleet.store,
         fleet.hosts,
         fleet.workflows,
@@ -1488,7 +1491,7 @@ def test_an_instance_terminated_outside_dcv_fleet_moves_its_session_to_terminati
         requested_action="terminate",
         reason="requested",
     )
-    lifecycle.confirm(fleet.store, fleet.hosts, session.session_id)
+    idle.confirm(fleet.store, fleet.hosts, session.session_id)
     assert fleet.store.require(session.session_id).status is Status.TERMINATED
     assert session.session_id not in fleet.secrets.secrets
 
@@ -1507,13 +1510,13 @@ def test_a_change_outside_that_finishes_before_its_workflow_acts_is_still_announ
     session = fleet.ready()
     instance_id = session.instance_id or ""
     fleet.hosts.set(instance_id, state=then)
-    lifecycle.instance_changed(
+    reconcile.instance_changed(
         fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state=first
     )
     [(name, _)] = fleet.workflows.idle_checks()
     # When the final state's event confirms it before the workflow's act step runs
     assert (
-        lifecycle.instance_changed(
+        reconcile.instance_changed(
             fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state=then
         )
         == "done"
@@ -1524,7 +1527,7 @@ def test_a_change_outside_that_finishes_before_its_workflow_acts_is_still_announ
         session.session_id, name, trigger="external", requested_action=action, reason="outside"
     )
     assert (out["detailType"], out["action"]) == (detail_type, action)
-    assert lifecycle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
+    assert idle.confirm(fleet.store, fleet.hosts, session.session_id) == {"done": True}
     if action == "terminate":
         assert session.session_id not in fleet.secrets.secrets
 
@@ -1561,7 +1564,7 @@ def test_an_event_for_an_instance_that_is_not_a_desktops_is_ignored(
     before = fleet.store.require(session.session_id)
     instance_id = instance_for(fleet, session)
     # When it arrives / Then it is ignored: no record changes and no workflow starts
-    result = lifecycle.instance_changed(
+    result = reconcile.instance_changed(
         fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state="stopped"
     )
     assert result == outcome
@@ -1576,7 +1579,7 @@ def test_a_stopping_session_whose_instance_stopped_becomes_stopped(fleet: Fleet)
     fleet.act(session.session_id, name, trigger="user", requested_action="stop", reason="requested")
     fleet.hosts.settle()
     # When the EC2 state change arrives
-    outcome = lifecycle.instance_changed(
+    outcome = reconcile.instance_changed(
         fleet.store,
         fleet.hosts,
         fleet.workflows,
@@ -1592,7 +1595,7 @@ def test_a_stopping_session_whose_instance_stopped_becomes_stopped(fleet: Fleet)
 
 # -- the fleet sweep --------------------------------------------------------------------------
 def _sweep(fleet: Fleet) -> list[tuple[str, str]]:
-    found = lifecycle.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
+    found = sweep.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
     return [(item["kind"], item["id"]) for item in found["items"]]
 
 
@@ -1613,11 +1616,11 @@ def test_the_sweep_finds_a_ready_desktop_whose_agent_went_silent(fleet: Fleet) -
         {"idle": True},
     )
     chatty = fleet.ready(BOB)
-    lifecycle.record_heartbeat(fleet.store, heartbeat(chatty))
+    idle.record_heartbeat(fleet.store, heartbeat(chatty))
     # When the sweep looks / Then only the silent one is found
     assert _sweep(fleet) == [("agent-silent", silent.session_id)]
     # And its item starts an idle check for a silent agent
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1652,7 +1655,7 @@ def test_the_sweep_does_not_take_a_just_resumed_desktop_for_silent(fleet: Fleet)
     )
     fleet.stop_by_user(session.session_id)
     # When it is started again and has just become READY (its agent not heard from yet)
-    lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
     service.resume_instance(fleet.store, fleet.hosts, session.session_id)
     fleet.hosts.settle()
     fleet.host_ready(session.session_id, session.instance_id or "")
@@ -1666,10 +1669,10 @@ def test_the_sweep_finds_a_desktop_past_its_max_lifetime() -> None:
     fleet = Fleet(settings=replace(SETTINGS, max_session_seconds=3600))
     session = fleet.ready()
     fleet.store.update(fleet.store.require(session.session_id), ready_at=ago(7200))
-    lifecycle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
+    idle.record_heartbeat(fleet.store, heartbeat(session, idle=False))
     # When the sweep looks / Then it is found over its lifetime, and its item starts that check
     assert _sweep(fleet) == [("max-lifetime", session.session_id)]
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1691,7 +1694,7 @@ def test_the_sweep_fails_a_provisioning_stuck_past_its_timeout(fleet: Fleet) -> 
     # When the sweep looks / Then only the stuck one is found
     assert _sweep(fleet) == [("stuck-provisioning", stuck.session_id)]
     # And its item stops its workflow and compensates it
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1721,12 +1724,12 @@ def test_the_sweep_leaves_a_batch_desktop_waiting_for_gpu_capacity_until_that_wa
     fleet.store.update(fleet.store.require(waiting.session_id), backend="batch")
     backdate_updated_at(fleet.store, waiting.session_id, settings.stuck_provisioning_seconds + 3600)
     # When the sweep looks / Then it is not stuck: its workflow is still waiting for capacity
-    assert lifecycle.find_sweep_work(fleet.store, fleet.hosts, settings)["items"] == []
+    assert sweep.find_sweep_work(fleet.store, fleet.hosts, settings)["items"] == []
     # And once even that wait is over, it is
     backdate_updated_at(
         fleet.store, waiting.session_id, settings.stuck_provisioning_seconds_for("batch") + 60
     )
-    found = lifecycle.find_sweep_work(fleet.store, fleet.hosts, settings)["items"]
+    found = sweep.find_sweep_work(fleet.store, fleet.hosts, settings)["items"]
     assert found == [{"kind": "stuck-provisioning", "id": waiting.session_id}]
 
 
@@ -1756,7 +1759,7 @@ def test_the_sweep_handles_a_running_fleet_instance_without_a_live_session_per_o
     )
     # And each item acts on it per OrphanAction
     for instance_id in (orphan.instance_id, stopped.instance_id or ""):
-        out = lifecycle.sweep_item(
+        out = sweep.sweep_item(
             fleet.store,
             fleet.hosts,
             fleet.secrets,
@@ -1775,13 +1778,13 @@ def test_a_sweep_acts_on_at_most_its_cap_of_findings_and_counts_them_all(
 ) -> None:
     # Given more orphaned fleet instances than one sweep acts on (the cap keeps the sweep
     # workflow within Step Functions' history and payload quotas)
-    monkeypatch.setattr(lifecycle, "MAX_SWEEP_ITEMS", 3)
+    monkeypatch.setattr(sweep, "MAX_SWEEP_ITEMS", 3)
     fleet = Fleet()
     for n in range(5):
         orphan = fleet.hosts.add(session_id=f"a-deleted-session-{n}")
         fleet.hosts.set(orphan.instance_id, tags={**orphan.tags, FLEET_TAG[0]: FLEET_TAG[1]})
     # When the sweep looks / Then it acts on three, and still reports finding five
-    found = lifecycle.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
+    found = sweep.find_sweep_work(fleet.store, fleet.hosts, fleet.settings)
     assert len(found["items"]) == 3
     assert found["counts"] == {"orphan": 5}
 
@@ -1790,7 +1793,7 @@ def test_a_sweep_items_outcome_line_is_short(fleet: Fleet) -> None:
     # Given a finding whose session is gone, with a very long id
     item_id = "x" * 5000
     # When it is acted on / Then its outcome line stays within the sweep's bound
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1799,16 +1802,16 @@ def test_a_sweep_items_outcome_line_is_short(fleet: Fleet) -> None:
         kind="stuck-stopping",
         item_id=item_id,
     )
-    assert 0 < len(out["outcome"]) <= lifecycle.MAX_SWEEP_OUTCOME_CHARACTERS
+    assert 0 < len(out["outcome"]) <= sweep.MAX_SWEEP_OUTCOME_CHARACTERS
 
 
 def test_an_orphan_item_skips_an_instance_whose_session_became_live(fleet: Fleet) -> None:
     # Given an instance found orphaned, whose desktop was started again since
     session = fleet.stopped()
     fleet.hosts.set(session.instance_id or "", state="running")
-    lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
     # When its item is acted on / Then it is skipped, not stopped
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,
@@ -1849,7 +1852,7 @@ def test_the_sweep_redrives_a_stop_whose_workflow_never_finished(fleet: Fleet) -
     backdate_updated_at(fleet.store, session.session_id, SETTINGS.stale_check_seconds + 60)
     # When the sweep looks / Then it is found, and its item starts the user's stop again
     assert _sweep(fleet) == [("stuck-stopping", session.session_id)]
-    out = lifecycle.sweep_item(
+    out = sweep.sweep_item(
         fleet.store,
         fleet.hosts,
         fleet.secrets,

@@ -17,7 +17,7 @@ from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.sns.models import sns_backends
 
-from dcvfleet import aws, service
+from dcvfleet import aws, service, sessions
 from dcvfleet.adapters import UserNotifications
 from dcvfleet.store import InMemorySessionStore
 from local import emulator
@@ -77,8 +77,8 @@ def test_each_users_address_gets_their_own_notifications_only(
 ) -> None:
     # Given two users asking for desktops
     store = InMemorySessionStore()
-    alice = service.Caller(sub="sub-alice", username="alice", email="alice@example.com")
-    bob = service.Caller(sub="sub-bob", username="bob", email="bob@example.com")
+    alice = sessions.Caller(sub="sub-alice", username="alice", email="alice@example.com")
+    bob = sessions.Caller(sub="sub-bob", username="bob", email="bob@example.com")
     # When each is subscribed
     for_alice = service.subscribe_owner(store, notifications, alice)
     for_bob = service.subscribe_owner(store, notifications, bob)
@@ -105,14 +105,14 @@ def test_an_address_is_subscribed_once_and_again_when_it_changes(
     sns: Any, notifications: CountingNotifications
 ) -> None:
     store = InMemorySessionStore()
-    alice = service.Caller(sub="sub-alice", username="alice", email="alice@example.com")
+    alice = sessions.Caller(sub="sub-alice", username="alice", email="alice@example.com")
     assert service.subscribe_owner(store, notifications, alice) is not None
     # a second desktop: no second Subscribe, no second confirmation e-mail
     assert service.subscribe_owner(store, notifications, alice) is None
     assert notifications.calls == [("alice@example.com", "sub-alice")]
     # her address changed in Cognito: the new one is subscribed, for her, and the old one gets
     # nothing more of hers
-    moved = service.Caller(sub="sub-alice", username="alice", email="alice@example.org")
+    moved = sessions.Caller(sub="sub-alice", username="alice", email="alice@example.org")
     changed = service.subscribe_owner(store, notifications, moved)
     assert changed is not None
     assert changed.email == "alice@example.org"
@@ -123,7 +123,7 @@ def test_an_address_is_subscribed_once_and_again_when_it_changes(
 
 def test_a_user_without_an_address_is_not_subscribed(notifications: CountingNotifications) -> None:
     store = InMemorySessionStore()
-    nobody = service.Caller(sub="sub-carol", username="carol", email=None)
+    nobody = sessions.Caller(sub="sub-carol", username="carol", email=None)
     assert service.subscribe_owner(store, notifications, nobody) is None
     assert notifications.calls == []
 
@@ -140,7 +140,7 @@ def test_a_full_topic_costs_the_new_user_their_e_mails_not_their_desktop_and_tel
     api: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(api, "client", lambda service_name: LimitedSns())
-    alice = service.Caller(sub="sub-alice", username="alice", email="alice@example.com")
+    alice = sessions.Caller(sub="sub-alice", username="alice", email="alice@example.com")
     store = InMemorySessionStore()
     assert api._subscribe(store, alice) is None
     assert store.notification_address("sub-alice") is None  # tried again next time
@@ -156,8 +156,8 @@ def test_an_address_subscribed_for_another_user_stays_theirs(
     for owner, name, replacement in emulator.sns_subscribe_patches():
         monkeypatch.setattr(owner, name, replacement)
     store = InMemorySessionStore()
-    alice = service.Caller(sub="sub-alice", username="alice", email="shared@example.com")
-    bob = service.Caller(sub="sub-bob", username="bob", email="shared@example.com")
+    alice = sessions.Caller(sub="sub-alice", username="alice", email="shared@example.com")
+    bob = sessions.Caller(sub="sub-bob", username="bob", email="shared@example.com")
     subscribed = service.subscribe_owner(store, notifications, alice)
     assert subscribed is not None
     with pytest.raises(ClientError) as refused:
@@ -180,7 +180,7 @@ def test_a_shared_address_is_logged_for_operators_and_costs_no_desktop(
     api: ModuleType, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(api, "client", lambda service_name: SharedAddressSns())
-    bob = service.Caller(sub="sub-bob", username="bob", email="shared@example.com")
+    bob = sessions.Caller(sub="sub-bob", username="bob", email="shared@example.com")
     assert api._subscribe(InMemorySessionStore(), bob) is None
     (record,) = [r for r in caplog.records if r.levelname == "WARNING"]
     assert "subscribed for another user" in record.getMessage()

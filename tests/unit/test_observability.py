@@ -24,9 +24,11 @@ import pytest
 from aws_lambda_powertools.metrics import MetricUnit
 from samtranslator.yaml_helper import yaml_parse
 
-from dcvfleet import lifecycle, observability, service
+from dcvfleet import observability, service
+from dcvfleet.lifecycle import user_requests
 from dcvfleet.model import Session, Status
-from dcvfleet.service import Caller, HostReadyClaim
+from dcvfleet.service import HostReadyClaim
+from dcvfleet.sessions import Caller
 from dcvfleet.store import now_iso
 from tests.support.batch import FakeJobs
 from tests.support.handlers import HANDLER_ENV
@@ -111,7 +113,7 @@ CONTEXT = LambdaContext()
 def wire(patch: pytest.MonkeyPatch, module: ModuleType, fleet: Fleet) -> None:
     """The handler module's adapters and settings become the fleet's fakes (no AWS client)."""
     patch.setattr(module, "client", lambda service_name: None)
-    patch.setattr(module, "_store", lambda: fleet.store)
+    patch.setattr(module, "session_store", lambda: fleet.store)
     fakes = {
         "Ec2Hosts": fleet.hosts,
         "SessionSecrets": fleet.secrets,
@@ -216,7 +218,7 @@ def test_time_to_ready_of_a_resumed_desktop_counts_from_its_resume_not_its_creat
 ) -> None:
     # Given a desktop made two days ago, stopped, and started again 45 s ago
     session = fleet.stopped()
-    lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
     assert fleet.store.require(session.session_id).resumed_at is not None
     backdate(fleet, session.session_id, created_at=ago(2 * 86400), resumed_at=ago(45))
     service.resume_instance(fleet.store, fleet.hosts, session.session_id)
@@ -315,7 +317,7 @@ def test_a_failed_resume_is_a_provisioning_failure_only_when_it_leaves_the_deskt
 ) -> None:
     # Given a resumed desktop whose host never reported ready (its instance running, or gone)
     session = fleet.stopped()
-    lifecycle.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
     fleet.hosts.set(session.instance_id or "", state=instance_state)
     wire(monkeypatch, handlers.provision, fleet)
     # When the workflow compensates the resume

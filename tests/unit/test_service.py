@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from dcvfleet import events, service
+from dcvfleet import compensation, events, service, sessions
 from dcvfleet.adapters import (
     OWNER_TAG,
     SECRET_TAG,
@@ -31,9 +31,11 @@ from dcvfleet.errors import (
     LaunchError,
     SessionNotFoundError,
     all_error_classes,
+    user_message_for,
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
-from dcvfleet.service import Caller, HostReadyClaim
+from dcvfleet.service import HostReadyClaim
+from dcvfleet.sessions import Caller
 from dcvfleet.store import InMemorySessionStore
 from tests.support.service import (
     ALICE,
@@ -224,11 +226,11 @@ def test_get_session_hides_other_users_sessions(store: InMemorySessionStore) -> 
     session = new_session(store)
     bob = Caller(sub="sub-bob", username="bob")
     # Then alice reads it, and bob is told it does not exist (as for an unknown id)
-    assert service.get_session(store, ALICE, session.session_id) == session
+    assert sessions.get_session(store, ALICE, session.session_id) == session
     with pytest.raises(SessionNotFoundError):
-        service.get_session(store, bob, session.session_id)
+        sessions.get_session(store, bob, session.session_id)
     with pytest.raises(SessionNotFoundError):
-        service.get_session(store, ALICE, "no-such-session")
+        sessions.get_session(store, ALICE, "no-such-session")
 
 
 # -- create_credentials ---------------------------------------------------------------------
@@ -391,7 +393,7 @@ def test_a_vcpu_quota_refusal_is_tried_once_fails_plainly_and_tells_the_operator
     assert hosts.instances == {}
     # And the user reads, in plain words, that GPU desktops are not enabled (the error's own
     # message, for operators, names the quota)
-    assert service.user_message_for("GpuQuotaError", str(raised.value)) == (
+    assert user_message_for("GpuQuotaError", str(raised.value)) == (
         "GPU desktops are not enabled in this AWS account yet. Your administrator has been told."
     )
     assert "L-DB2E81BA" in str(raised.value)
@@ -793,7 +795,7 @@ def test_compensate_undoes_provisioning_and_marks_failed_with_a_readable_reason(
     unrelated = hosts.add(session_id="someone-else")
     service.await_host_ready(store, workflows, session.session_id, "token-1")
     # When the workflow compensates
-    out = service.compensate(store, hosts, secrets, session.session_id, error)
+    out = compensation.compensate(store, hosts, secrets, session.session_id, error)
     # Then every host of the session is terminated, and only those
     assert sorted(out["terminated"]) == sorted([instance.instance_id, stray.instance_id])
     assert sorted(hosts.terminated) == sorted(out["terminated"])
@@ -828,7 +830,7 @@ def test_compensate_names_the_error_the_execution_fails_with_by_a_class_in_code(
     error = {"Error": caught, "Cause": "no verified Host Ready event"}
     # When it compensates, fresh or on a resume, or late (already READY)
     for resume in (False, True):
-        out = service.compensate(
+        out = compensation.compensate(
             store, hosts, FakeSecrets(), session.session_id, error, resume=resume
         )
         # Then the error its Fail state reports is a class here, never a reserved States.* name
@@ -846,10 +848,10 @@ def test_compensate_twice_has_nothing_left_to_do_the_second_time(
     session, _ = launched_session(store, hosts)
     service.create_credentials(store, secrets, COMMON, session.session_id)
     error = {"Error": "States.Timeout"}
-    service.compensate(store, hosts, secrets, session.session_id, error)
+    compensation.compensate(store, hosts, secrets, session.session_id, error)
     after_first = store.require(session.session_id)
     # When it is compensated again
-    out = service.compensate(store, hosts, secrets, session.session_id, error)
+    out = compensation.compensate(store, hosts, secrets, session.session_id, error)
     # Then nothing is terminated or deleted, and the record is still the same FAILED one
     assert out["terminated"] == []
     assert secrets.deletes == [True, False]
@@ -867,7 +869,9 @@ def test_compensate_marks_failed_only_a_session_still_provisioning(
     service.mark_ready(store, hosts, READY_PUBLIC, session.session_id)
     before = store.require(session.session_id)
     # When compensation runs / Then the record is not overwritten
-    service.compensate(store, hosts, FakeSecrets(), session.session_id, {"Error": "States.Timeout"})
+    compensation.compensate(
+        store, hosts, FakeSecrets(), session.session_id, {"Error": "States.Timeout"}
+    )
     assert store.require(session.session_id) == before
 
 
@@ -880,7 +884,9 @@ def test_a_late_compensation_leaves_a_ready_desktop_running_with_its_secret(
     service.create_credentials(store, secrets, COMMON, session.session_id)
     service.mark_ready(store, hosts, READY_PUBLIC, session.session_id)
     # When a compensation for it arrives anyway
-    out = service.compensate(store, hosts, secrets, session.session_id, {"Error": "RuntimeError"})
+    out = compensation.compensate(
+        store, hosts, secrets, session.session_id, {"Error": "RuntimeError"}
+    )
     # Then neither its host nor its secret is touched
     assert out["terminated"] == []
     assert hosts.terminated == []

@@ -18,21 +18,17 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import events, lifecycle, service
+from dcvfleet import events, service
 from dcvfleet.adapters import Ec2Hosts, EventKeys, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import ClaimRejectedError, SessionConflictError
-from dcvfleet.handlers import batch_jobs
-from dcvfleet.observability import TELEMETRY, metrics, tracer
-from dcvfleet.store import DynamoSessionStore
+from dcvfleet.handlers import batch_jobs, entry_point, session_store
+from dcvfleet.lifecycle import idle
+from dcvfleet.observability import TELEMETRY
 
 logger = Logger()
 SETTINGS = LifecycleSettings.from_env(os.environ)
-
-
-def _store() -> DynamoSessionStore:
-    return DynamoSessionStore(client("dynamodb"), SETTINGS.common.table_name)
 
 
 @functools.cache
@@ -41,9 +37,7 @@ def _keys() -> EventKeys:
     return EventKeys(client("secretsmanager"))
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("detail.sessionId")
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     problem = events.validate_envelope(event)
     if not problem and event["source"] != events.AGENT_SOURCE:
@@ -55,7 +49,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     detail_type, detail = event["detail-type"], event["detail"]
     try:
         service.authenticate_agent_event(
-            _store(),
+            session_store(),
             _keys(),
             detail_type,
             detail,
@@ -63,7 +57,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
         )
         if detail_type == "Host Ready":
             completed = service.accept_host_ready(
-                _store(),
+                session_store(),
                 Ec2Hosts(client("ec2")),
                 Workflows(client("stepfunctions")),
                 service.HostReadyClaim.from_detail(detail),
@@ -71,11 +65,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
             )
             reason = "workflow resumed" if completed else "recorded"
         elif detail_type == "Host Heartbeat":
-            lifecycle.record_heartbeat(_store(), detail)
+            idle.record_heartbeat(session_store(), detail)
             reason = "recorded"
         else:  # Session Idle: the idle workflow verifies it before anything stops
-            reason = lifecycle.start_idle_check(
-                _store(),
+            reason = idle.start_idle_check(
+                session_store(),
                 Workflows(client("stepfunctions")),
                 SETTINGS,
                 detail["sessionId"],

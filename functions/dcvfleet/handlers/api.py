@@ -41,7 +41,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dcvfleet import lifecycle, releases, service
+from dcvfleet import releases, service, sessions
 from dcvfleet.adapters import (
     Ec2Hosts,
     FleetEvents,
@@ -78,9 +78,10 @@ from dcvfleet.errors import (
     SessionNotFoundError,
     StatusConflictError,
 )
+from dcvfleet.handlers import entry_point, session_store
+from dcvfleet.lifecycle import user_requests
 from dcvfleet.model import Status
-from dcvfleet.observability import metrics, tracer
-from dcvfleet.store import DynamoSessionStore, SessionStore
+from dcvfleet.store import SessionStore
 
 logger = Logger()
 SETTINGS = ApiSettings.from_env(os.environ)
@@ -332,21 +333,17 @@ app.use(middlewares=[_object_bodies, _known_query_parameters, _path_ids])
 
 
 # -- the caller -----------------------------------------------------------------------------------
-def _store() -> DynamoSessionStore:
-    return DynamoSessionStore(client("dynamodb"), SETTINGS.common.table_name)
-
-
 def _claims() -> dict[str, Any]:
     return dict(app.current_event.request_context.authorizer.claims or {})
 
 
-def _caller() -> service.Caller:
+def _caller() -> sessions.Caller:
     claims = _claims()
     sub = claims.get("sub")
     if not sub:
         raise PermissionError("no authenticated caller")
     username = claims.get("cognito:username") or claims.get("username") or sub
-    return service.Caller(sub=sub, username=str(username), email=claims.get("email"))
+    return sessions.Caller(sub=sub, username=str(username), email=claims.get("email"))
 
 
 def _groups() -> set[str]:
@@ -358,7 +355,7 @@ def _groups() -> set[str]:
     return {g for g in re.split(r"[\s,\[\]]+", str(raw)) if g}
 
 
-def _admin() -> service.Caller:
+def _admin() -> sessions.Caller:
     """Members of the admins group only."""
     caller = _caller()
     if ADMINS_GROUP not in _groups():
@@ -419,7 +416,7 @@ def get_openapi() -> dict[str, Any]:
 # -- a user's own desktops ------------------------------------------------------------------------
 def _create(request: dict[str, Any]) -> dict[str, Any]:
     body = CreateSessionBody.model_validate(request["body"])
-    store, caller = _store(), _caller()
+    store, caller = session_store(), _caller()
     session = service.create_session(
         store, Workflows(client("stepfunctions")), SETTINGS, caller, body.to_request()
     )
@@ -433,7 +430,7 @@ def _create(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _subscribe(
-    store: SessionStore, caller: service.Caller
+    store: SessionStore, caller: sessions.Caller
 ) -> service.NotificationSubscription | None:
     """The caller's address subscribed to their notifications; a failure costs the e-mails,
     never the desktop (the portal and the CLI show its status either way)."""
@@ -522,14 +519,14 @@ def get_options() -> Options:
 
 @app.get("/sessions", summary="The caller's desktops, newest first", responses=_responses())
 def list_sessions() -> SessionList:
-    sessions = _store().list_by_owner(_caller().sub)
+    sessions = session_store().list_by_owner(_caller().sub)
     return SessionList.model_validate({"sessions": [s.to_api() for s in sessions]})
 
 
 @app.get("/sessions/<id>", summary="One of the caller's desktops", responses=_responses(404))
 def get_session(id: str) -> SessionView:
     logger.append_keys(session_id=id)
-    return SessionView.model_validate(service.get_session(_store(), _caller(), id).to_api())
+    return SessionView.model_validate(sessions.get_session(session_store(), _caller(), id).to_api())
 
 
 @app.get(
@@ -544,7 +541,7 @@ def get_credentials(id: str) -> Credentials:
     if context.identity.source_ip:
         request["sourceIp"] = context.identity.source_ip
     found = service.reveal_credentials(
-        _store(),
+        session_store(),
         SessionSecrets(client("secretsmanager")),
         FleetEvents(client("events"), SETTINGS.common.event_bus_name),
         _caller(),
@@ -560,8 +557,8 @@ def get_credentials(id: str) -> Credentials:
     responses=_responses(404, 409, status=202, description="Provisioning", model=Accepted),
 )
 def start_session(id: str) -> Response[Accepted]:
-    session = lifecycle.resume(
-        _store(), Workflows(client("stepfunctions")), LIFECYCLE, _caller(), id
+    session = user_requests.resume(
+        session_store(), Workflows(client("stepfunctions")), LIFECYCLE, _caller(), id
     )
     logger.info("resume requested")
     return _accepted(session.session_id, session.status)
@@ -569,8 +566,8 @@ def start_session(id: str) -> Response[Accepted]:
 
 def _request_stop(session_id: str, action: str, *, as_admin: bool = False) -> Response[Accepted]:
     caller = _admin() if as_admin else _caller()
-    session = lifecycle.request_stop(
-        _store(),
+    session = user_requests.request_stop(
+        session_store(),
         Workflows(client("stepfunctions")),
         LIFECYCLE,
         caller,
@@ -626,7 +623,9 @@ def admin_sessions(
     nextToken: Annotated[str | None, Query(max_length=512)] = None,
 ) -> AdminSessionPage:
     _admin()
-    found, after = _store().page(status=status, user=user, limit=limit, after=_after(nextToken))
+    found, after = session_store().page(
+        status=status, user=user, limit=limit, after=_after(nextToken)
+    )
     page = {"sessions": [s.to_admin_api() for s in found], "nextToken": _token(after)}
     return AdminSessionPage.model_validate(page)
 
@@ -647,7 +646,7 @@ def admin_instances(
             Ec2Hosts(client("ec2")),
             SETTINGS.common,
             state=state,
-            owner=service.owner_sub(_store(), user) if user else None,
+            owner=service.owner_sub(session_store(), user) if user else None,
             limit=limit,
             token=nextToken,
         )
@@ -703,9 +702,7 @@ def activate_release(release: str) -> Release:
 
 
 # capture_response=False: an answer can hold a desktop's password (GET .../credentials).
-@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler(capture_response=False)
-@metrics.log_metrics
+@entry_point(correlation_paths.API_GATEWAY_REST, capture_response=False)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     logger.remove_keys(["session_id"])  # the session of an earlier request is not this one's
     IDEMPOTENCY.register_lambda_context(context)

@@ -13,30 +13,16 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import lifecycle
 from dcvfleet.adapters import Ec2Hosts, HostCommands, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import InvalidRequestError
-from dcvfleet.handlers import batch_jobs
-from dcvfleet.observability import TELEMETRY, metrics, tracer
-from dcvfleet.store import DynamoSessionStore
+from dcvfleet.handlers import batch_jobs, entry_point, session_store, task_text
+from dcvfleet.lifecycle import idle, reconcile, sweep, triggers
+from dcvfleet.observability import TELEMETRY
 
 logger = Logger()
 SETTINGS = LifecycleSettings.from_env(os.environ)
-
-
-def _store() -> DynamoSessionStore:
-    return DynamoSessionStore(client("dynamodb"), SETTINGS.common.table_name)
-
-
-def _field(event: dict[str, Any], name: str, allowed: tuple[str, ...] | None = None) -> str:
-    value = event.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidRequestError(f"{name}: required in the task input")
-    if allowed is not None and value not in allowed:
-        raise InvalidRequestError(f"{name}: {value!r} is not one of {', '.join(allowed)}")
-    return value
 
 
 def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
@@ -46,123 +32,107 @@ def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    verdict = lifecycle.verify(
-        _store(),
+    verdict = idle.verify(
+        session_store(),
         Ec2Hosts(client("ec2")),
         HostCommands(client("ssm")),
         SETTINGS,
-        session_id=_field(event, "sessionId"),
-        execution=_field(event, "execution"),
-        trigger=_field(event, "trigger", lifecycle.AUTOMATIC_TRIGGERS),
+        session_id=task_text(event, "sessionId"),
+        execution=task_text(event, "execution"),
+        trigger=task_text(event, "trigger", triggers.AUTOMATIC_TRIGGERS),
         claim=_object(event, "claim"),
-        phase=_field(event, "phase", ("verify", "reverify")),
+        phase=task_text(event, "phase", ("verify", "reverify")),
         jobs=batch_jobs(),
     )
     logger.info("idle verdict", idle=verdict.idle, reason=verdict.reason)
     return verdict.as_output()
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return lifecycle.warn(
-        _store(),
+    return idle.warn(
+        session_store(),
         HostCommands(client("ssm")),
         SETTINGS,
-        session_id=_field(event, "sessionId"),
-        execution=_field(event, "execution"),
-        trigger=_field(event, "trigger", lifecycle.AUTOMATIC_TRIGGERS),
-        reason=_field(event, "reason"),
+        session_id=task_text(event, "sessionId"),
+        execution=task_text(event, "execution"),
+        trigger=task_text(event, "trigger", triggers.AUTOMATIC_TRIGGERS),
+        reason=task_text(event, "reason"),
         jobs=batch_jobs(),
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def end_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return lifecycle.end_check(
-        _store(),
-        session_id=_field(event, "sessionId"),
-        execution=_field(event, "execution"),
-        reason=_field(event, "reason"),
+    return idle.end_check(
+        session_store(),
+        session_id=task_text(event, "sessionId"),
+        execution=task_text(event, "execution"),
+        reason=task_text(event, "reason"),
         warned=event.get("warned") is True,
         telemetry=TELEMETRY,
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     requested = event.get("action")
-    return lifecycle.act(
-        _store(),
+    return idle.act(
+        session_store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         SETTINGS,
-        session_id=_field(event, "sessionId"),
-        execution=_field(event, "execution"),
-        trigger=_field(event, "trigger", lifecycle.TRIGGERS),
-        requested_action=_field(event, "action", ("stop", "terminate")) if requested else None,
-        reason=_field(event, "reason"),
+        session_id=task_text(event, "sessionId"),
+        execution=task_text(event, "execution"),
+        trigger=task_text(event, "trigger", triggers.TRIGGERS),
+        requested_action=task_text(event, "action", ("stop", "terminate")) if requested else None,
+        reason=task_text(event, "reason"),
         evidence=_object(event, "evidence"),
         jobs=batch_jobs(),
         telemetry=TELEMETRY,
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def confirm(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
-    return lifecycle.confirm(
-        _store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"), batch_jobs()
+    return idle.confirm(
+        session_store(), Ec2Hosts(client("ec2")), task_text(event, "sessionId"), batch_jobs()
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     error = _object(event, "error")
-    return lifecycle.recover(
-        _store(),
+    return idle.recover(
+        session_store(),
         Ec2Hosts(client("ec2")),
-        session_id=_field(event, "sessionId"),
-        execution=_field(event, "execution"),
+        session_id=task_text(event, "sessionId"),
+        execution=task_text(event, "execution"),
         error=str(error.get("Error", "unknown")),
         cause=str(error.get("Cause", "")),
     )
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point()
 def sweep_find(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return lifecycle.find_sweep_work(
-        _store(), Ec2Hosts(client("ec2")), SETTINGS, telemetry=TELEMETRY
+    return sweep.find_sweep_work(
+        session_store(), Ec2Hosts(client("ec2")), SETTINGS, telemetry=TELEMETRY
     )
 
 
 # correlation id: the item's id, its session's (an orphan's instance for an orphan)
-@logger.inject_lambda_context(correlation_id_path="id")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("id")
 def sweep_item(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    return lifecycle.sweep_item(
-        _store(),
+    return sweep.sweep_item(
+        session_store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         Workflows(client("stepfunctions")),
         SETTINGS,
-        kind=_field(event, "kind"),
-        item_id=_field(event, "id"),
+        kind=task_text(event, "kind"),
+        item_id=task_text(event, "id"),
         jobs=batch_jobs(),
         telemetry=TELEMETRY,
     )
@@ -197,9 +167,7 @@ def _source(event: Any) -> str:
 
 # Keyed by an instance (or a job): the session it is about joins the log context once it is known
 # (TELEMETRY.session_found); an earlier invocation's is dropped first.
-@logger.inject_lambda_context(correlation_id_path='detail."instance-id"')
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point('detail."instance-id"')
 def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """``EC2 Instance State-change Notification`` from the default bus (a fact from AWS)."""
     logger.remove_keys(["session_id"])
@@ -209,8 +177,8 @@ def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     if detail is None:
         logger.warning("not an EC2 state-change event", event_source=_source(event))
         return {"outcome": "rejected", "reason": "not an EC2 instance state-change notification"}
-    outcome = lifecycle.instance_changed(
-        _store(),
+    outcome = reconcile.instance_changed(
+        session_store(),
         Ec2Hosts(client("ec2")),
         Workflows(client("stepfunctions")),
         SETTINGS,
@@ -222,9 +190,7 @@ def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, s
     return {"outcome": outcome}
 
 
-@logger.inject_lambda_context(correlation_id_path="detail.jobName")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("detail.jobName")
 def job_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """``Batch Job State Change`` from the default bus (a fact from AWS, described again)."""
     logger.remove_keys(["session_id"])
@@ -235,8 +201,8 @@ def job_state(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     if not _JOB_NAME.fullmatch(detail["jobName"]):
         logger.warning("not a Batch job's name", job_name=detail["jobName"][:200])
         return {"outcome": "rejected", "reason": "jobName: not a name Batch gives a job"}
-    outcome = lifecycle.job_changed(
-        _store(),
+    outcome = reconcile.job_changed(
+        session_store(),
         Ec2Hosts(client("ec2")),
         batch_jobs(),
         SessionSecrets(client("secretsmanager")),

@@ -16,14 +16,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from dcvfleet import portal
 from dcvfleet.aws import client
-from dcvfleet.observability import metrics, tracer
+from dcvfleet.handlers import entry_point
 
 logger = Logger()
 
 
-@logger.inject_lambda_context
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     props = event.get("ResourceProperties", {})
     bucket = str(props.get("Bucket", ""))

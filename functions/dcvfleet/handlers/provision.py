@@ -11,131 +11,105 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import batch, service
+from dcvfleet import batch, compensation, service
 from dcvfleet.adapters import Ec2Hosts, OperatorNotices, Releases, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import BatchSettings, CommonSettings, LaunchSettings, ReadySettings
-from dcvfleet.errors import InvalidRequestError
-from dcvfleet.handlers import batch_jobs
-from dcvfleet.observability import TELEMETRY, metrics, tracer
-from dcvfleet.store import DynamoSessionStore
+from dcvfleet.handlers import batch_jobs, caught_error, entry_point, session_store, task_text
+from dcvfleet.observability import TELEMETRY
 
 logger = Logger()
 COMMON = CommonSettings.from_env(os.environ)
 
 
-def _store() -> DynamoSessionStore:
-    return DynamoSessionStore(client("dynamodb"), COMMON.table_name)
-
-
-def _field(event: dict[str, Any], name: str) -> str:
-    value = event.get(name)
-    if not isinstance(value, str) or not value:
-        raise InvalidRequestError(f"{name}: required in the task input")
-    return value
-
-
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     secrets = SessionSecrets(
         client("secretsmanager"), kms_key_id=os.environ.get("SECRETS_KMS_KEY_ID", "")
     )
-    return service.create_credentials(_store(), secrets, COMMON, _field(event, "sessionId"))
+    return service.create_credentials(
+        session_store(), secrets, COMMON, task_text(event, "sessionId")
+    )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = LaunchSettings.from_env(os.environ)
     return service.launch_instance(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         settings,
-        _field(event, "sessionId"),
-        secret_arn=_field(event, "secretArn"),
+        task_text(event, "sessionId"),
+        secret_arn=task_text(event, "secretArn"),
         operators=OperatorNotices(client("sns"), settings.operator_topic_arn),
         telemetry=TELEMETRY,
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def submit_job(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = BatchSettings.from_env(os.environ)
     return batch.submit_job(
-        _store(),
+        session_store(),
         batch_jobs(),
         Releases(client("ssm"), settings.release_parameter),
         settings,
-        session_id=_field(event, "sessionId"),
-        secret_arn=_field(event, "secretArn"),
+        session_id=task_text(event, "sessionId"),
+        secret_arn=task_text(event, "secretArn"),
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def check_job(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return batch.check_job(
-        _store(),
+        session_store(),
         batch_jobs(),
         SessionSecrets(client("secretsmanager")),
         BatchSettings.from_env(os.environ),
-        _field(event, "sessionId"),
+        task_text(event, "sessionId"),
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def resume_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    return service.resume_instance(_store(), Ec2Hosts(client("ec2")), _field(event, "sessionId"))
+    return service.resume_instance(
+        session_store(), Ec2Hosts(client("ec2")), task_text(event, "sessionId")
+    )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def await_host_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, bool]:
     completed = service.await_host_ready(
-        _store(),
+        session_store(),
         Workflows(client("stepfunctions")),
-        _field(event, "sessionId"),
-        _field(event, "taskToken"),
+        task_text(event, "sessionId"),
+        task_text(event, "taskToken"),
         jobs=batch_jobs(),
     )
     return {"completedAtOnce": completed}
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def mark_ready(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = ReadySettings.from_env(os.environ)
     return service.mark_ready(
-        _store(),
+        session_store(),
         Ec2Hosts(client("ec2")),
         settings,
-        _field(event, "sessionId"),
+        task_text(event, "sessionId"),
         telemetry=TELEMETRY,
     )
 
 
-@logger.inject_lambda_context(correlation_id_path="sessionId")
-@tracer.capture_lambda_handler
-@metrics.log_metrics
+@entry_point("sessionId")
 def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    error = event.get("error")
-    return service.compensate(
-        _store(),
+    return compensation.compensate(
+        session_store(),
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
-        _field(event, "sessionId"),
-        error if isinstance(error, dict) else None,
+        task_text(event, "sessionId"),
+        caught_error(event),
         resume=event.get("resume") is True,
         jobs=batch_jobs(),
         telemetry=TELEMETRY,

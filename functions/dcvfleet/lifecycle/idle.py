@@ -1,26 +1,18 @@
-"""The desktop lifecycle after READY: heartbeats, the idle workflow's steps, user stop / resume /
-delete, reconciliation with EC2, and the fleet sweep. Pure of environment and client construction.
-
-One idle workflow execution decides about a session at a time: whoever starts one first claims
-the session's ``idle_check`` slot with a versioned write, and every later step writes only while
-the slot is still its own. A user's stop or delete takes the slot too, so an idle decision in
-flight loses to it. Agent events are claims: nothing is stopped before the session's record, the
-instance's real state and a live check on the host (SSM Run Command) agree.
-"""
+"""The idle workflow (statemachines/idle_session.asl.json): heartbeats and idle claims start it;
+its steps verify, warn, re-verify, act, confirm, or end the check and recover. Agent events are
+claims: nothing is stopped before the session's record, the instance's real state and a live
+check on the host (SSM Run Command) agree."""
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 
 from dcvfleet import batch
 from dcvfleet.adapters import (
-    BATCH_INSTANCE_TAG,
-    JOB_ENDED,
     SESSION_TAG,
     BatchJob,
     BatchJobs,
@@ -34,43 +26,27 @@ from dcvfleet.errors import (
     ClaimRejectedError,
     HostCommandError,
     SessionConflictError,
-    SessionNotFoundError,
-    StatusConflictError,
     workflow_error,
 )
-from dcvfleet.model import ACTIVE, BACKENDS, Session, Status
-from dcvfleet.service import (
-    Caller,
-    cause_message,
-    compensate,
-    get_session,
-    provisioning_input,
+from dcvfleet.lifecycle.triggers import (
+    AUTOMATIC_TRIGGERS,
+    NO_LIVE_SESSION,
+    REQUESTED_TRIGGERS,
+    iso,
+    parse_time,
+    stale,
+    utc_now,
 )
+from dcvfleet.model import Session, Status
+from dcvfleet.sessions import cause_message
 from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso
 from dcvfleet.telemetry import NO_TELEMETRY, Telemetry
 
 logger = Logger(child=True)
 
-#: What started a stop: the agent's claim, the sweep, the user, a fleet administrator, or a
-#: change outside DCV Fleet.
-AUTOMATIC_TRIGGERS = ("idle", "agent-silent", "max-lifetime")
-REQUESTED_TRIGGERS = ("user", "admin", "external")
-TRIGGERS = (*AUTOMATIC_TRIGGERS, *REQUESTED_TRIGGERS)
 STOP_DETAIL_TYPE = "Session Stopped"
 TERMINATE_DETAIL_TYPE = "Session Terminated"
 WARNING_DETAIL_TYPE = "Session Idle Warning"
-
-
-def parse_time(value: str) -> datetime:
-    return datetime.fromisoformat(value.replace("Z", "+00:00"))
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def _write(
@@ -137,7 +113,7 @@ def start_idle_check(
             raise ClaimRejectedError(
                 f"instance {claim.get('instanceId')} is not the host of session {session_id}"
             )
-        if session.idle_check and not _stale(session, settings):
+        if session.idle_check and not stale(session, settings):
             return "already-checking"
         name = f"{session_id}-{trigger}-{session.version + 1}"
         try:
@@ -158,24 +134,24 @@ def start_idle_check(
     return "started"
 
 
-def _stale(session: Session, settings: LifecycleSettings) -> bool:
-    if not session.idle_check_at:
-        return True
-    age = _now() - parse_time(session.idle_check_at)
-    return age > timedelta(seconds=settings.stale_check_seconds)
+def _give_back(store: SessionStore, session_id: str, execution: str, **changes: Any) -> Session:
+    """Free a READY session's idle slot, while it is still ``execution``'s (a conflict once it
+    is not), with ``changes``."""
+    return _write(
+        store,
+        session_id,
+        frozenset({Status.READY}),
+        execution,
+        idle_check=None,
+        idle_check_at=None,
+        **changes,
+    )
 
 
 def _release(store: SessionStore, session_id: str, execution: str, **changes: Any) -> bool:
+    """``_give_back``, or False when the slot is no longer ``execution``'s."""
     try:
-        _write(
-            store,
-            session_id,
-            frozenset({Status.READY}),
-            execution,
-            idle_check=None,
-            idle_check_at=None,
-            **changes,
-        )
+        _give_back(store, session_id, execution, **changes)
     except SessionConflictError:
         return False
     return True
@@ -209,7 +185,7 @@ def verify(
     (and a batch desktop's job) and, for idle triggers, live on the host (in the container).
     ``phase`` is "verify" or "reverify" (after the grace period, when a reconnect or resumed
     activity cancels)."""
-    now = _now()
+    now = utc_now()
     evidence: dict[str, Any] = {"trigger": trigger, "phase": phase, "checkedAt": iso(now)}
     session = store.get(session_id)
     if session is None or session.status != Status.READY:
@@ -353,7 +329,7 @@ def warn(
     """Record the warning on the session, tell the user in the session, and return the
     ``Session Idle Warning`` event and the notification for the workflow to publish."""
     action = _action_for(trigger, settings, None, store.require(session_id).backend)
-    act_at = iso(_now() + timedelta(seconds=settings.idle_grace_seconds))
+    act_at = iso(utc_now() + timedelta(seconds=settings.idle_grace_seconds))
     verb = {"stop": "stop", "hibernate": "hibernate", "terminate": "end"}[action]
     if trigger == "max-lifetime":
         message = (
@@ -459,15 +435,12 @@ def act(
     action = _action_for(trigger, settings, requested_action, backend)
     terminal = action == "terminate"
     moving = Status.TERMINATING if terminal else Status.STOPPING
-    evidence = {**evidence, "trigger": trigger, "decidedAt": iso(_now())}
+    evidence = {**evidence, "trigger": trigger, "decidedAt": iso(utc_now())}
     if trigger in AUTOMATIC_TRIGGERS and settings.dry_run:
-        session = _write(
+        session = _give_back(
             store,
             session_id,
-            frozenset({Status.READY}),
             execution,
-            idle_check=None,
-            idle_check_at=None,
             evidence=evidence,
             status_reason=f"Dry run: it would have been {_past(action)} because {reason}.",
         )
@@ -601,15 +574,7 @@ def confirm(
 
 
 def _finish(store: SessionStore, session: Session, status: Status) -> Session:
-    return store.update(
-        session,
-        status=status,
-        connection_url=None,
-        dcv_session_id=None,
-        task_token=None,
-        idle_check=None,
-        idle_check_at=None,
-    )
+    return store.update(session, status=status, **NO_LIVE_SESSION)
 
 
 def recover(
@@ -652,436 +617,3 @@ def _recover(
         "idle workflow failed", session_id=session_id, error=error, status=session.status
     )
     return {"recovered": "left", "status": session.status.value}
-
-
-# -- the user's calls -----------------------------------------------------------------------
-def request_stop(
-    store: SessionStore,
-    workflows: Workflows,
-    settings: LifecycleSettings,
-    caller: Caller,
-    session_id: str,
-    *,
-    action: str,
-    as_admin: bool = False,
-) -> Session:
-    """POST /sessions/{id}/stop (action "stop") and DELETE /sessions/{id} ("terminate"); with
-    ``as_admin``, a fleet administrator's stop or termination of anyone's desktop."""
-    allowed = {
-        "stop": frozenset({Status.READY}),
-        "terminate": frozenset({Status.READY, Status.STOPPED}),
-    }[action]
-    trigger = "admin" if as_admin else "user"
-    by = "an administrator" if as_admin else "you"
-    for _ in range(CONFLICT_RETRIES):
-        session = store.get(session_id) if as_admin else get_session(store, caller, session_id)
-        if session is None:
-            raise SessionNotFoundError(f"session {session_id} not found")
-        if session.status not in allowed:
-            raise StatusConflictError(
-                f"the desktop is {session.status}; it can be "
-                f"{'stopped' if action == 'stop' else 'deleted'} only when "
-                f"{' or '.join(s.value for s in sorted(allowed))}",
-                session.status.value,
-            )
-        ends = action == "terminate" or session.backend == "batch"  # a container is not kept
-        name = f"{session_id}-{trigger}-{session.version + 1}"
-        evidence = {"trigger": trigger, "decidedAt": now_iso()}
-        if as_admin:
-            evidence["by"] = caller.username
-        try:
-            updated = store.update(
-                session,
-                status=Status.TERMINATING if ends else Status.STOPPING,
-                idle_check=name,
-                idle_check_at=now_iso(),
-                status_reason=f"{'Deleted' if action == 'terminate' else 'Stopped'} by {by}.",
-                evidence=evidence,
-            )
-        except SessionConflictError:
-            continue
-        break
-    else:
-        raise SessionConflictError(f"session {session_id}: too many concurrent writers")
-    payload = {
-        "sessionId": session_id,
-        "trigger": trigger,
-        "action": "terminate" if ends else action,
-        "claim": {},
-    }
-    workflows.start(settings.idle_state_machine_arn, name, payload)
-    return updated
-
-
-def resume(
-    store: SessionStore,
-    workflows: Workflows,
-    settings: LifecycleSettings,
-    caller: Caller,
-    session_id: str,
-) -> Session:
-    """POST /sessions/{id}/start: a STOPPED ec2 desktop comes back on the same instance."""
-    for _ in range(CONFLICT_RETRIES):
-        session = get_session(store, caller, session_id)
-        if session.status != Status.STOPPED:
-            raise StatusConflictError(
-                f"the desktop is {session.status}; only a STOPPED desktop can be started",
-                session.status.value,
-            )
-        if session.backend != "ec2" or not session.instance_id:
-            raise StatusConflictError(
-                "only an ec2 desktop with its instance can be started again",
-                session.status.value,
-            )
-        name = f"{session_id}-resume-{session.version + 1}"
-        try:
-            updated = store.update(
-                session,
-                max_active=settings.max_active_sessions,
-                status=Status.PROVISIONING,
-                status_reason=None,
-                evidence=None,
-                connection_url=None,
-                dcv_session_id=None,
-                task_token=None,
-                idle_check=None,
-                idle_check_at=None,
-                resumed_at=now_iso(),
-                progress={"credentials": now_iso()},  # its credentials are kept while stopped
-                execution_arn=Workflows.execution_arn(settings.provision_state_machine_arn, name),
-            )
-        except SessionConflictError:
-            continue
-        break
-    else:
-        raise SessionConflictError(f"session {session_id}: too many concurrent writers")
-    try:
-        workflows.start(
-            settings.provision_state_machine_arn, name, provisioning_input(updated, resume=True)
-        )
-    except Exception:
-        logger.exception("could not start the resume", session_id=session_id)
-        store.update(
-            updated,
-            status=Status.STOPPED,
-            status_reason="The desktop could not be started. Try again.",
-        )
-        raise
-    return updated
-
-
-# -- reconciliation with EC2 ---------------------------------------------------------------
-def instance_changed(
-    store: SessionStore,
-    hosts: Ec2Hosts,
-    workflows: Workflows,
-    settings: LifecycleSettings,
-    instance_id: str,
-    *,
-    state: str,
-    telemetry: Telemetry = NO_TELEMETRY,
-) -> str:
-    """An instance of the fleet changed state (``EC2 Instance State-change Notification``).
-
-    Keeps the record true when it happened outside DCV Fleet: a READY desktop whose instance was
-    stopped becomes STOPPED (through the idle workflow, which records, publishes and notifies),
-    one whose instance was terminated becomes TERMINATED. A manual stop is never undone: nothing
-    here starts an instance.
-    """
-    instance = hosts.describe(instance_id)
-    session_id = instance.tags.get(SESSION_TAG) if instance else None
-    if not session_id:
-        return "not a desktop of this fleet"
-    telemetry.session_found(session_id)
-    session = store.get(session_id)
-    if session is None or session.instance_id != instance_id:
-        return "no session on this instance"
-    if instance is not None and instance.state in ("pending", "running"):
-        # a notification from before a resume, delivered late: the instance's state is the fact
-        return f"nothing to do: a late {state} notification for a {instance.state} instance"
-    if state in ("stopping", "stopped") and session.status == Status.READY:
-        return _external(store, workflows, settings, session, action="stop", state=state)
-    if state in ("shutting-down", "terminated") and session.status in (
-        Status.READY,
-        Status.STOPPED,
-        Status.STOPPING,
-    ):
-        return _external(store, workflows, settings, session, action="terminate", state=state)
-    if session.status in (Status.STOPPING, Status.TERMINATING) and state in (
-        "stopped",
-        "terminated",
-    ):
-        return "done" if confirm(store, hosts, session_id)["done"] else "waiting"
-    return f"nothing to do for a {session.status} desktop whose instance is {state}"
-
-
-def _external(
-    store: SessionStore,
-    workflows: Workflows,
-    settings: LifecycleSettings,
-    session: Session,
-    *,
-    action: str,
-    state: str,
-    what: str = "",
-) -> str:
-    name = f"{session.session_id}-external-{session.version + 1}"
-    what = what or ("stopped" if action == "stop" else "terminated")
-    try:
-        store.update(
-            session,
-            status=Status.TERMINATING if action == "terminate" else Status.STOPPING,
-            idle_check=name,
-            idle_check_at=now_iso(),
-            status_reason=(
-                f"Its container ended outside DCV Fleet: {what}."
-                if session.backend == "batch"
-                else f"Its instance was {what} outside DCV Fleet."
-            ),
-            evidence={"trigger": "external", "instanceState": state, "decidedAt": now_iso()},
-        )
-    except SessionConflictError:
-        return "another change won"
-    payload = {
-        "sessionId": session.session_id,
-        "trigger": "external",
-        "action": action,
-        "claim": {},
-    }
-    workflows.start(settings.idle_state_machine_arn, name, payload)
-    return f"recording an external {action}"
-
-
-# -- reconciliation with Batch -------------------------------------------------------------
-def job_changed(  # noqa: PLR0917 (the adapters it needs, then the event)
-    store: SessionStore,
-    hosts: Ec2Hosts,
-    jobs: BatchJobs,
-    secrets: SessionSecrets,
-    workflows: Workflows,
-    settings: LifecycleSettings,
-    detail: dict[str, Any],
-    *,
-    job_role_id: str,
-    telemetry: Telemetry = NO_TELEMETRY,
-) -> str:
-    """A desktop container's job changed state (``Batch Job State Change``).
-
-    While provisioning: once it runs, its task alone may read the session's secret (the
-    provisioning workflow's poll does the same, later); when it ends, the waiting workflow fails
-    at once with the reason instead of waiting for its timeout. A READY desktop whose job ended
-    outside DCV Fleet becomes TERMINATED through the idle workflow, which records, publishes and
-    notifies. The event is a hint: the job is described again before anything is written.
-    """
-    name = str(detail.get("jobName", ""))
-    prefix = BatchJobs.name_for("")
-    if not name.startswith(prefix):
-        return "not a desktop job"
-    session_id = name[len(prefix) :]
-    if not session_id:
-        return "not a desktop job"
-    telemetry.session_found(session_id)
-    session = store.get(session_id)
-    job = jobs.describe(str(detail.get("jobId", "")))
-    # the job the event names must be the one it describes, and the session's (once it has one)
-    if (
-        session is None
-        or job is None
-        or job.name != name
-        or session.job_id not in (None, job.job_id)
-    ):
-        return "no session runs this job"
-    if session.status == Status.PROVISIONING:
-        if job.status in JOB_ENDED:
-            if not session.task_token:
-                return "ended; the provisioning workflow's poll will see it"
-            return f"provisioning failed: {batch.fail_wait(workflows, session.task_token, job)}"
-        if job.status in ("STARTING", "RUNNING") and session.job_id:
-            granted = batch.grant_secret(session, job, secrets, job_role_id)
-            return "secret granted to its task" if granted else "waiting for its task"
-        return f"provisioning, job {job.status}"
-    if job.status in JOB_ENDED and session.status == Status.READY:
-        return _external(
-            store,
-            workflows,
-            settings,
-            session,
-            action="terminate",
-            state=f"job {job.status}: {batch.job_failure_reason(job)}",
-            what=batch.job_failure_reason(job),
-        )
-    if job.status in JOB_ENDED and session.status == Status.TERMINATING:
-        done = confirm(store, hosts, session.session_id, jobs)["done"]
-        return "done" if done else "waiting"
-    return f"nothing to do for a {session.status} desktop whose job is {job.status}"
-
-
-# -- the fleet sweep ------------------------------------------------------------------------
-SWEPT = frozenset({Status.READY, Status.PROVISIONING, Status.STOPPING, Status.TERMINATING})
-#: The most findings one sweep acts on (the rest wait for the next sweep): the sweep workflow's
-#: Map over them, and the list of their outcomes it carries, stay within Step Functions' quotas
-#: (25,000 history events, 256 KiB of state data; tools/workflow_quotas.py checks both).
-MAX_SWEEP_ITEMS = 250
-#: The longest outcome line one finding reports.
-MAX_SWEEP_OUTCOME_CHARACTERS = 200
-
-
-def find_sweep_work(
-    store: SessionStore,
-    hosts: Ec2Hosts,
-    settings: LifecycleSettings,
-    *,
-    telemetry: Telemetry = NO_TELEMETRY,
-) -> dict[str, Any]:
-    """What the sweep must act on, as a list of ``{"kind", "id"}`` items; and how many sessions
-    of each backend are READY (reported for every backend, none included)."""
-    now = _now()
-    sessions = store.scan_by_status(SWEPT)
-    ready_by_backend = Counter(s.backend for s in sessions if s.status == Status.READY)
-    for backend in BACKENDS:
-        telemetry.active_sessions(backend, ready_by_backend[backend])
-    items: list[dict[str, str]] = []
-    live: set[str] = set()
-    for session in sessions:
-        live.add(session.session_id)
-        age = now - parse_time(session.updated_at)
-        if session.status == Status.READY:
-            ready = parse_time(session.ready_at or session.updated_at)
-            # heartbeats outlive a stop and resume: one from before the desktop last became READY
-            # says nothing about its agent now, so silence counts from the later of the two
-            beat = session.last_heartbeat_at
-            heard = max(ready, parse_time(beat)) if beat else ready
-            if session.idle_check and not _stale(session, settings):
-                continue
-            if settings.max_session_seconds and now - ready >= timedelta(
-                seconds=settings.max_session_seconds
-            ):
-                items.append({"kind": "max-lifetime", "id": session.session_id})
-            elif now - heard >= timedelta(seconds=settings.heartbeat_timeout_seconds):
-                items.append({"kind": "agent-silent", "id": session.session_id})
-        elif session.status == Status.PROVISIONING:
-            if age >= timedelta(seconds=settings.stuck_provisioning_seconds_for(session.backend)):
-                items.append({"kind": "stuck-provisioning", "id": session.session_id})
-        elif age >= timedelta(seconds=settings.stale_check_seconds):
-            items.append({"kind": "stuck-stopping", "id": session.session_id})
-    tag = settings.common
-    for instance in hosts.fleet_instances(tag.fleet_tag_key, tag.fleet_tag_value, ["running"]):
-        if BATCH_INSTANCE_TAG in instance.tags:
-            continue  # Batch's compute environment owns it, and scales it in when its jobs end
-        if instance.tags.get(SESSION_TAG) not in live:
-            items.append({"kind": "orphan", "id": instance.instance_id})
-    counts: dict[str, int] = {}
-    for item in items:
-        counts[item["kind"]] = counts.get(item["kind"], 0) + 1
-    logger.info("sweep found", counts=counts, sessions=len(sessions))
-    if len(items) > MAX_SWEEP_ITEMS:
-        logger.warning(
-            "sweep acts on the first findings; the next sweep finds the rest",
-            found=len(items),
-            acting_on=MAX_SWEEP_ITEMS,
-        )
-    return {"items": items[:MAX_SWEEP_ITEMS], "counts": counts}
-
-
-def sweep_item(
-    store: SessionStore,
-    hosts: Ec2Hosts,
-    secrets: SessionSecrets,
-    workflows: Workflows,
-    settings: LifecycleSettings,
-    *,
-    kind: str,
-    item_id: str,
-    jobs: BatchJobs | None = None,
-    telemetry: Telemetry = NO_TELEMETRY,
-) -> dict[str, str]:
-    """Act on one finding of the sweep; the outcome is a short report line."""
-    try:
-        if kind in ("agent-silent", "max-lifetime"):
-            outcome = start_idle_check(store, workflows, settings, item_id, trigger=kind)
-        elif kind == "stuck-provisioning":
-            outcome = _fail_stuck(
-                store, hosts, secrets, workflows, item_id, jobs=jobs, telemetry=telemetry
-            )
-        elif kind == "stuck-stopping":
-            outcome = _redrive(store, workflows, settings, item_id)
-        elif kind == "orphan":
-            outcome = _orphan(store, hosts, settings, item_id)
-        else:
-            raise ValueError(f"unknown sweep finding {kind!r}")
-    except (ClaimRejectedError, SessionConflictError, SessionNotFoundError) as exc:
-        outcome = f"skipped: {exc.message}"
-    logger.info("sweep item", kind=kind, id=item_id, outcome=outcome)
-    return {"kind": kind, "id": item_id, "outcome": outcome[:MAX_SWEEP_OUTCOME_CHARACTERS]}
-
-
-def _fail_stuck(
-    store: SessionStore,
-    hosts: Ec2Hosts,
-    secrets: SessionSecrets,
-    workflows: Workflows,
-    session_id: str,
-    *,
-    jobs: BatchJobs | None = None,
-    telemetry: Telemetry = NO_TELEMETRY,
-) -> str:
-    session = store.require(session_id)
-    if session.status != Status.PROVISIONING:
-        return f"skipped: it is {session.status}"
-    if session.execution_arn:
-        workflows.stop(session.execution_arn, "stuck in provisioning; failed by the fleet sweep")
-    resumed = "-resume-" in (session.execution_arn or "")
-    compensate(
-        store,
-        hosts,
-        secrets,
-        session_id,
-        {"Error": "HostNotReadyError", "Cause": "no progress past the provisioning timeout"},
-        resume=resumed,
-        jobs=jobs,
-        telemetry=telemetry,
-    )
-    return "compensated"
-
-
-def _redrive(
-    store: SessionStore, workflows: Workflows, settings: LifecycleSettings, session_id: str
-) -> str:
-    """A stop or termination whose workflow never finished: start it again."""
-    session = store.require(session_id)
-    if session.status not in (Status.STOPPING, Status.TERMINATING):
-        return f"skipped: it is {session.status}"
-    action = "terminate" if session.status == Status.TERMINATING else "stop"
-    name = f"{session_id}-redrive-{session.version + 1}"
-    trigger = (session.evidence or {}).get("trigger", "user")
-    store.update(session, idle_check=name, idle_check_at=now_iso())
-    workflows.start(
-        settings.idle_state_machine_arn,
-        name,
-        {
-            "sessionId": session_id,
-            "trigger": "user" if trigger in AUTOMATIC_TRIGGERS else trigger,
-            "action": action,
-            "claim": {},
-        },
-    )
-    return f"{action} started again"
-
-
-def _orphan(
-    store: SessionStore, hosts: Ec2Hosts, settings: LifecycleSettings, instance_id: str
-) -> str:
-    instance = hosts.describe(instance_id)
-    if instance is None or instance.state != "running":
-        return "skipped: no longer running"
-    session_id = instance.tags.get(SESSION_TAG)
-    session = store.get(session_id) if session_id else None
-    if session is not None and session.status in ACTIVE:
-        return f"skipped: session {session_id} is {session.status}"
-    if settings.orphan_action == "terminate":
-        hosts.terminate(instance_id)
-        return "terminated"
-    if settings.orphan_action == "stop":
-        hosts.stop(instance, hibernate=False)
-        return "stopped"
-    return "reported"

@@ -1,0 +1,175 @@
+"""The idle and sweep workflows' real ASL, executed with the real handlers and agent on a local
+stack with a short grace period.
+
+The idle check is started the way a host's agent starts it (a signed ``Session Idle`` on the
+fleet bus); what the desktop does during the grace period is set on its simulated host.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from local.demo import Client
+from tests.stackfixture import ROOT, Stack, start_stack, stop_stack
+
+GRACE = 6
+PARAMS = (
+    "HostReadyTimeoutSeconds=20 MaxActiveSessionsPerUser=1 "
+    f"IdleGraceSeconds={GRACE} SweepIntervalMinutes=60"
+)
+SAMPLE_IDLE = ROOT / "events" / "samples" / "agent-session-idle.json"
+RECONNECTED = [
+    "Verify",
+    "IsIdle",
+    "Warn",
+    "PublishWarning",
+    "NotifyWarning",
+    "Grace",
+    "Reverify",
+    "StillIdle",
+    "Cancelled",
+    "StaysReady",
+]
+
+
+@pytest.fixture(scope="module")
+def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    running = start_stack(tmp_path_factory.mktemp("idle-workflow"), PARAMS)
+    yield running
+    stop_stack(running)
+
+
+def _ready_desktop(stack: Stack) -> tuple[Client, str, str]:
+    user = stack.new_user()
+    resp = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
+    assert resp.status_code == 202, resp.text
+    session_id = resp.json()["sessionId"]
+    session = stack.wait_for(user, session_id, timeout=60)
+    assert session["status"] == "READY", session
+    return user, session_id, session["instanceId"]
+
+
+def _connections(stack: Stack, instance_id: str, count: int) -> None:
+    resp = stack.control("POST", f"/hosts/{instance_id}/connections", {"count": count})
+    assert resp.status_code == 200, resp.text
+
+
+def _claim_idle(stack: Stack, session_id: str, instance_id: str) -> None:
+    """The host's agent says nobody has used the desktop (signed with the session's key)."""
+    detail: dict[str, Any] = json.loads(SAMPLE_IDLE.read_text())["detail"]
+    millis = int(time.time() * 1000) + 1000  # newer than anything its own agent sent
+    sent_at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000))
+    detail.update(
+        sessionId=session_id,
+        instanceId=instance_id,
+        dcvSessionId="desktop",
+        sentAt=f"{sent_at}.{millis % 1000:03d}Z",
+    )
+    stack.put_agent_event("Session Idle", detail)
+
+
+def _executions(stack: Stack, machine: str, prefix: str = "") -> list[dict[str, Any]]:
+    sfn = stack.client("stepfunctions")
+    arn = stack.info["resources"][machine]
+    found: list[dict[str, Any]] = sfn.list_executions(stateMachineArn=arn)["executions"]
+    return [e for e in found if e["name"].startswith(prefix)]
+
+
+def _one_execution(stack: Stack, machine: str, prefix: str, timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = _executions(stack, machine, prefix)
+        if found:
+            assert len(found) == 1, found
+            return str(found[0]["executionArn"])
+        time.sleep(0.2)
+    raise AssertionError(f"no {machine} execution {prefix}*")
+
+
+def _entered(stack: Stack, execution_arn: str) -> list[str]:
+    sfn = stack.client("stepfunctions")
+    events = sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
+    return [
+        e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
+    ]
+
+
+def _wait_entered(stack: Stack, execution_arn: str, state: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if state in _entered(stack, execution_arn):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{execution_arn} never entered {state}: {_entered(stack, execution_arn)}")
+
+
+def _finished(stack: Stack, execution_arn: str, timeout: float) -> dict[str, Any]:
+    sfn = stack.client("stepfunctions")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        execution: dict[str, Any] = sfn.describe_execution(executionArn=execution_arn)
+        if execution["status"] != "RUNNING":
+            return execution
+        time.sleep(0.3)
+    raise AssertionError(f"{execution_arn} still running after {timeout} s")
+
+
+def test_a_user_who_reconnects_during_the_grace_period_keeps_a_running_desktop(
+    idle: Stack,
+) -> None:
+    # Given a READY desktop nobody is connected to, whose agent claims it idle
+    user, session_id, instance_id = _ready_desktop(idle)
+    _connections(idle, instance_id, 0)
+    _claim_idle(idle, session_id, instance_id)
+    # When the idle workflow has warned the user and waits out the grace period
+    execution = _one_execution(idle, "IdleStateMachine", session_id, timeout=30)
+    _wait_entered(idle, execution, "Grace", timeout=30)
+    # And the user reconnects before it ends
+    _connections(idle, instance_id, 1)
+    # Then the re-check after the grace period finds them, and nothing is stopped
+    assert _finished(idle, execution, timeout=GRACE + 30)["status"] == "SUCCEEDED"
+    entered = _entered(idle, execution)
+    assert entered[entered.index("Verify") :] == RECONNECTED, entered
+    session = user.call("GET", f"/sessions/{session_id}").json()
+    assert session["status"] == "READY", session
+    assert session["statusReason"] == "Idle stop cancelled: someone reconnected.", session
+    assert "connectionUrl" in session
+    reservation = idle.client("ec2").describe_instances(InstanceIds=[instance_id])
+    assert reservation["Reservations"][0]["Instances"][0]["State"]["Name"] == "running"
+
+
+def test_a_sweep_that_finds_no_orphan_logs_no_error(idle: Stack) -> None:
+    """FindWork says whether it found an orphan (States.ArrayContains over the findings' kinds,
+    https://docs.aws.amazon.com/step-functions/latest/dg/intrinsic-functions.html#asl-intrsc-func-arrays),
+    and AnyOrphans tests that boolean (BooleanEquals,
+    https://docs.aws.amazon.com/step-functions/latest/dg/state-choice.html): no path the Choice
+    reads is ever absent, so evaluating it raises nothing (a count read by IsPresent did, and
+    the emulator logged NoSuchJsonPathError at ERROR on every sweep without an orphan)."""
+    # Given a fleet whose every running instance has its live desktop
+    _ready_desktop(idle)
+    before = len(_executions(idle, "SweepStateMachine"))
+    logged = idle.log.stat().st_size
+    # When the sweep runs
+    assert idle.run_schedules(), "no schedule fired"
+    deadline = time.monotonic() + 30
+    while len(_executions(idle, "SweepStateMachine")) == before:
+        assert time.monotonic() < deadline, "the sweep did not start"
+        time.sleep(0.2)
+    (latest, *_) = sorted(
+        _executions(idle, "SweepStateMachine"), key=lambda e: e["startDate"], reverse=True
+    )
+    # Then it ends without reporting orphans
+    assert _finished(idle, latest["executionArn"], timeout=60)["status"] == "SUCCEEDED"
+    entered = _entered(idle, latest["executionArn"])
+    assert entered[-2:] == ["AnyOrphans", "Swept"], entered
+    # And the stack logged no ERROR line while it ran
+    with idle.log.open("rb") as log:
+        log.seek(logged)
+        lines = log.read().decode(errors="replace").splitlines()
+    errors = [line for line in lines if "ERROR" in line]
+    assert errors == [], "\n".join(errors)
