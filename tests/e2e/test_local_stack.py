@@ -1,7 +1,8 @@
-"""The local stack's contract (ARCHITECTURE.md): stack.json, any SDK or CLI, control_url, agent
-claims checked before they count, every handler's sample accepted, a clean Ctrl-C; and what the
-emulator adds for the idle workflow and the sweep: EventBridge schedules, Run Command on the
-simulated hosts, their simulated CPU/GPU, and hosts that halt and boot with their instance."""
+"""The local stack's contract (docs/architecture.md, "The local stack"): stack.json, any SDK or
+CLI, control_url, agent claims checked before they count, every handler's sample accepted, a
+clean Ctrl-C; and what the emulator adds for the idle workflow and the sweep: EventBridge
+schedules, Run Command on the simulated hosts, their simulated CPU/GPU, and hosts that halt and
+boot with their instance."""
 
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ nested JSON, unknown fields, wrong types and valid bodies; Idempotency-Key, Cont
 other headers; path ids of the caller's desktops, of another user's, of none, and odd text;
 query strings; signed-in users, an administrator and a caller without a sub.
 
-What every answer must be (ARCHITECTURE.md, "API"):
+What every answer must be (docs/architecture.md, "Contracts"):
 
 * a status the OpenAPI document lists for the operation, and never a 5xx;
 * a JSON body; a 4xx one has a ``message``, and a 400's starts with the field it names
