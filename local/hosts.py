@@ -88,8 +88,11 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 
-from local import emulator, faults, sim_dcv, sim_docker, sim_typeperf, sim_users
+from local import faults, sim_dcv, sim_docker, sim_typeperf, sim_users
 from local.emulator import ROOT
+from local.emulator.hooks import ManagedNode, SimulatorHooks
+from local.emulator.scheduler import Scheduler
+from local.emulator.sns import mailbox
 from local.http import LocalServer, Reply, json_reply
 
 if TYPE_CHECKING:
@@ -424,8 +427,10 @@ class HostSimulator:
         settings_parameter: str | None = None,
         tick_seconds: float = TICK_SECONDS,
         spare_agents: int = SPARE_AGENTS,
+        hooks: SimulatorHooks,
     ) -> None:
         self.endpoint_url = endpoint_url
+        self.hooks = hooks  # the emulator's: instance changes, and Run Command's managed nodes
         self.region = region
         self.event_bus_name = event_bus_name
         self.tag_key, self.tag_value = fleet_tag_key, fleet_tag_value
@@ -452,16 +457,14 @@ class HostSimulator:
     def start(self) -> None:
         with self._lock:
             self._fill_spares()
-        emulator.INSTANCE_LISTENERS.append(self._changed.set)
-        emulator.MANAGED_NODES.append(self.managed_node)
+        self.hooks.on_instances(self._changed.set)
+        self.hooks.on_managed_node(self.managed_node)
         self._thread.start()
         self._ticker.start()
 
     def stop(self) -> None:
-        if self._changed.set in emulator.INSTANCE_LISTENERS:
-            emulator.INSTANCE_LISTENERS.remove(self._changed.set)
-        if self.managed_node in emulator.MANAGED_NODES:
-            emulator.MANAGED_NODES.remove(self.managed_node)
+        self.hooks.forget(self._changed.set)
+        self.hooks.forget(self.managed_node)
         self._stop.set()
         self._changed.set()
         for thread in (self._thread, self._ticker):
@@ -731,8 +734,8 @@ class HostSimulator:
                     with contextlib.suppress(OSError):  # a workdir removed under us
                         host.advance()
 
-    # -- Run Command (emulator.SSM_RUN_COMMAND) --------------------------------------------------
-    def managed_node(self, instance_id: str) -> emulator.ManagedNode | None:
+    # -- Run Command (emulator.ssm.SSM_RUN_COMMAND) ----------------------------------------------
+    def managed_node(self, instance_id: str) -> ManagedNode | None:
         """A simulated host as SSM sees it; its SSM Agent is online once it has booted."""
         with self._lock:
             host = self.hosts.get(instance_id)
@@ -745,7 +748,7 @@ class HostSimulator:
                 if host.job_id is not None
                 else host.shell_environ(self._base_environ)
             )
-            return emulator.ManagedNode(
+            return ManagedNode(
                 platform="Windows" if host.os_type == "windows" else "Linux",
                 online=host.state == "running" and host.booted and host.ssm_agent,
                 environ=environ,
@@ -908,7 +911,7 @@ class ControlServer(LocalServer):
       resource, or holding the text) (``local.faults``). Each POST replaces all; its answer is
       the faults now on and, under ``replaced``, the ones it replaced, each API error with the
       calls it ``answered``, each timeout with the invocations it ended (``timedOut``).
-    * ``GET /mail``: every e-mail SNS would have sent (``emulator.SNS_EMAIL``), oldest first:
+    * ``GET /mail``: every e-mail SNS would have sent (``emulator.sns.SNS_EMAIL``), oldest first:
       ``{"messages": [{"to", "subject", "message", "attributes", "topicArn", "messageId"}]}``.
     * ``GET /schedules``: every EventBridge rule with a schedule, whether the local scheduler
       runs it, how often it fired and when it fires next; ``minuteSeconds``.
@@ -924,7 +927,7 @@ class ControlServer(LocalServer):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        scheduler: emulator.Scheduler | None = None,
+        scheduler: Scheduler | None = None,
         jobs: JobSimulator | None = None,
     ) -> None:
         self.simulator = simulator
@@ -948,7 +951,7 @@ class ControlServer(LocalServer):
         if method == "GET" and path == "/schedules":
             return self._schedules()
         if method == "GET" and path == "/mail":
-            return 200, {"messages": emulator.mailbox()}
+            return 200, {"messages": mailbox()}
         if method == "GET" and path in ("/batch/capacity", "/jobs"):
             return self._batch_view(path)
         try:

@@ -20,9 +20,10 @@ import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
-from moto.ssm.models import SimpleSystemManagerBackend
 
-from local import emulator
+from local.emulator import ssm
+from local.emulator.hooks import ManagedNode, SimulatorHooks
+from local.emulator.scheduler import Scheduler
 from local.hosts import (
     ControlServer,
     Host,
@@ -92,8 +93,9 @@ def client(moto_url: str) -> Callable[[str], Any]:
 @pytest.fixture
 def sim(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HostSimulator]:
     """A host simulator without agents (each host's DCV is driven through its shims here)."""
-    for name, replacement in emulator.run_command_patches().items():
-        monkeypatch.setattr(SimpleSystemManagerBackend, name, replacement)
+    hooks = SimulatorHooks()
+    for owner, name, replacement in ssm.run_command_patches(hooks):
+        monkeypatch.setattr(owner, name, replacement)
     simulator = HostSimulator(
         endpoint_url=moto_url,
         region=REGION,
@@ -104,6 +106,7 @@ def sim(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
         poll_interval=0.05,
         tick_seconds=0.05,
         spare_agents=0,
+        hooks=hooks,
     )
     simulator.agent_enabled = False
     simulator.start()
@@ -113,7 +116,7 @@ def sim(moto_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 @pytest.fixture
 def control(sim: HostSimulator, moto_url: str) -> Iterator[ControlServer]:
-    scheduler = emulator.Scheduler(moto_url, minute_seconds=60)
+    scheduler = Scheduler(moto_url, minute_seconds=60)
     server = ControlServer(sim, {}, scheduler=scheduler)
     server.start()
     yield server
@@ -152,8 +155,8 @@ def booted(sim: HostSimulator, instance_id: str) -> Host:
     return sim.hosts[instance_id]
 
 
-def _offline() -> emulator.ManagedNode:
-    return emulator.ManagedNode("Linux", False, {}, "")
+def _offline() -> ManagedNode:
+    return ManagedNode("Linux", False, {}, "")
 
 
 def on_host(host: Host, *command: str) -> str:

@@ -19,7 +19,7 @@ from moto.sns.models import sns_backends
 from dcvfleet import aws, service
 from dcvfleet.adapters import UserNotifications
 from dcvfleet.store import InMemorySessionStore
-from local import emulator
+from local.emulator import sns as emulated_sns
 
 REGION = "us-east-1"
 #: What the API function's module reads at import.
@@ -163,7 +163,7 @@ def test_an_address_subscribed_for_another_user_stays_theirs(
 ) -> None:
     """SNS refuses to subscribe an address again with other attributes (as the local stack's
     SNS_SUBSCRIBE_ATTRIBUTES does), so bob cannot take alice's address over."""
-    for owner, name, replacement in emulator.sns_subscribe_patches():
+    for owner, name, replacement in emulated_sns.sns_subscribe_patches():
         monkeypatch.setattr(owner, name, replacement)
     store = InMemorySessionStore()
     alice = service.Caller(sub="sub-alice", username="alice", email="shared@example.com")

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.twofactor.totp import TOTP
 from moto.server import ThreadedMotoServer
 from pycognito.aws_srp import AWSSRP
 
-from local import emulator
+from local.emulator import cognito as emulated_cognito
 
 AUTH_JS = Path(__file__).resolve().parents[2] / "portal" / "js" / "auth.js"
 PASSWORD = "Correct-Horse-42"
@@ -75,7 +75,10 @@ def cognito() -> Iterator[dict[str, Any]]:
         }.items():
             patch.setenv(name, value)
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        for patches in (emulator.cognito_srp_patches, emulator.cognito_auth_flow_patches):
+        for patches in (
+            emulated_cognito.cognito_srp_patches,
+            emulated_cognito.cognito_auth_flow_patches,
+        ):
             for owner, name, replacement in patches():
                 patch.setattr(owner, name, replacement)
         port = _free_port()
