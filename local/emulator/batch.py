@@ -138,8 +138,7 @@ def stop_requested(job: Any) -> str | None:
 
 
 def batch_job_patches(hooks: SimulatorHooks) -> list[Patch]:
-    """BATCH_JOBS: the replacements of moto's Batch job methods (none when they are already
-    replaced).
+    """BATCH_JOBS: the replacements of moto's Batch job methods.
 
     * ``Job.run``: no Docker. The job goes PENDING, then RUNNABLE, and the listeners
       (``hooks.jobs_changed``: the local stack's job simulator) are told; it stays RUNNABLE until
@@ -162,8 +161,6 @@ def batch_job_patches(hooks: SimulatorHooks) -> list[Patch]:
     from moto.batch.exceptions import ClientException
     from moto.batch.models import BatchBackend, Job
 
-    if getattr(Job.run, "_dcvfleet", False):
-        return []
     original_property = Job._get_container_property
     original_describe = Job.describe
 
@@ -244,7 +241,6 @@ def batch_job_patches(hooks: SimulatorHooks) -> list[Patch]:
             if job is not None and job.status in NOT_STARTED:
                 job_ended(job, reason=reason)
 
-    run._dcvfleet = True  # type: ignore[attr-defined]
     return [
         Patch(Job, "run", run),
         Patch(Job, "status", property(get_status, set_status)),
@@ -289,8 +285,7 @@ def batch_service_role(iam: Any) -> str:
 
 
 def batch_cloudformation_patches() -> list[Patch]:
-    """BATCH_FROM_CLOUDFORMATION: the replacements of moto's Batch methods (none when they are
-    already replaced).
+    """BATCH_FROM_CLOUDFORMATION: the replacements of moto's Batch methods.
 
     * ``BatchBackend.create_compute_environment``: without a service role, the AWS Batch
       service-linked role (CreateComputeEnvironment's ``serviceRole`` is optional on AWS).
@@ -304,8 +299,6 @@ def batch_cloudformation_patches() -> list[Patch]:
     from moto.batch.models import BatchBackend, ComputeEnvironment, JobDefinition, batch_backends
 
     original = BatchBackend.create_compute_environment
-    if getattr(original, "_dcvfleet", False):
-        return []
     signature = inspect.signature(original)
 
     def create_compute_environment(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -354,7 +347,6 @@ def batch_cloudformation_patches() -> list[Patch]:
             propagate_tags=bool(properties.get("PropagateTags", False)),
         )
 
-    create_compute_environment._dcvfleet = True  # type: ignore[attr-defined]
     return [
         Patch(BatchBackend, "create_compute_environment", create_compute_environment),
         Patch(

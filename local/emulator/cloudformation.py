@@ -59,13 +59,10 @@ API_CREATED_TYPES = frozenset(
 
 
 def stack_parameter_patches() -> list[Patch]:
-    """CFN_STACK_LIST_PARAMETERS: a list parameter's value as AWS gives it, comma-separated. None
-    when already replaced."""
+    """CFN_STACK_LIST_PARAMETERS: a list parameter's value as AWS gives it, comma-separated."""
     from moto.cloudformation.models import Stack
 
     original = cast(property, Stack.__dict__["parameter_list"])
-    if getattr(original.fget, "_dcvfleet", False):
-        return []
     read = cast(Callable[[Any], list[dict[str, Any]]], original.fget)
 
     def parameter_list(self: Any) -> list[dict[str, Any]]:
@@ -77,7 +74,6 @@ def stack_parameter_patches() -> list[Patch]:
             for item in listed
         ]
 
-    parameter_list._dcvfleet = True  # type: ignore[attr-defined]
     return [Patch(Stack, "parameter_list", property(parameter_list))]
 
 

@@ -512,8 +512,7 @@ def _prepare_build(backend: Any, record: dict[str, Any], overrides: list[dict[st
 
 
 def codebuild_build_patches() -> list[Patch]:
-    """CODEBUILD_BUILDS: the replacements of moto's CodeBuild build methods (none when they are
-    already replaced).
+    """CODEBUILD_BUILDS: the replacements of moto's CodeBuild build methods.
 
     * ``CodeBuildResponse.start_build``: the build records the project's source and environment
       with ``environmentVariablesOverride`` (moto drops them), and runs (``SimulatedBuild``).
@@ -523,8 +522,6 @@ def codebuild_build_patches() -> list[Patch]:
     from moto.codebuild.responses import CodeBuildResponse
 
     original_start = CodeBuildResponse.start_build
-    if getattr(original_start, "_dcvfleet", False):
-        return []
 
     def start_build(self: Any) -> Any:
         overrides = self._get_param("environmentVariablesOverride") or []
@@ -564,7 +561,6 @@ def codebuild_build_patches() -> list[Patch]:
                         return stopped
         return None
 
-    start_build._dcvfleet = True  # type: ignore[attr-defined]
     return [
         Patch(CodeBuildResponse, "start_build", start_build),
         Patch(CodeBuildBackend, "batch_get_builds", batch_get_builds),

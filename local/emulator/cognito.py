@@ -145,13 +145,11 @@ def _srp_number(text: str) -> int:
 def cognito_srp_patches() -> list[Patch]:
     """COGNITO_SRP: ``initiate_auth`` answers USER_SRP_AUTH with a real challenge (salt, B,
     secret block) and ``respond_to_auth_challenge`` checks the PASSWORD_VERIFIER signature, once,
-    before moto's own flow goes on. None when already replaced."""
+    before moto's own flow goes on.."""
     from moto.cognitoidp.exceptions import NotAuthorizedError
     from moto.cognitoidp.models import CognitoIdpBackend
 
     original_initiate = CognitoIdpBackend.initiate_auth
-    if getattr(original_initiate, "_dcvfleet", False):
-        return []
     original_respond = CognitoIdpBackend.respond_to_auth_challenge
 
     def initiate_auth(
@@ -211,8 +209,6 @@ def cognito_srp_patches() -> list[Patch]:
         )
         return result
 
-    initiate_auth._dcvfleet = True  # type: ignore[attr-defined]
-    respond_to_auth_challenge._dcvfleet = True  # type: ignore[attr-defined]
     return [
         Patch(CognitoIdpBackend, "initiate_auth", initiate_auth),
         Patch(CognitoIdpBackend, "respond_to_auth_challenge", respond_to_auth_challenge),
@@ -246,14 +242,11 @@ def auth_flow_allowed(explicit: list[str] | None, flow: str) -> bool:
 
 def cognito_auth_flow_patches() -> list[Patch]:
     """COGNITO_AUTH_FLOWS: ``initiate_auth`` and ``admin_initiate_auth`` refuse a flow the app
-    client's ExplicitAuthFlows does not allow, before moto's own flow. None when already
-    replaced."""
+    client's ExplicitAuthFlows does not allow, before moto's own flow.."""
     from moto.cognitoidp.exceptions import InvalidParameterException
     from moto.cognitoidp.models import CognitoIdpBackend
 
     original_initiate = CognitoIdpBackend.initiate_auth
-    if getattr(original_initiate, "_dcvfleet_flows", False):
-        return []
     original_admin = CognitoIdpBackend.admin_initiate_auth
 
     def check(backend: Any, client_id: str, flow: str) -> None:
@@ -284,10 +277,6 @@ def cognito_auth_flow_patches() -> list[Patch]:
         )
         return result
 
-    initiate_auth._dcvfleet_flows = True  # type: ignore[attr-defined]
-    # the COGNITO_SRP wrapper (applied before or after) keeps wrapping this one
-    initiate_auth._dcvfleet = getattr(original_initiate, "_dcvfleet", False)  # type: ignore[attr-defined]
-    admin_initiate_auth._dcvfleet_flows = True  # type: ignore[attr-defined]
     return [
         Patch(CognitoIdpBackend, "initiate_auth", initiate_auth),
         Patch(CognitoIdpBackend, "admin_initiate_auth", admin_initiate_auth),
@@ -300,12 +289,10 @@ TOTP_SETTING = "MOTO_COGNITO_IDP_USER_POOL_ENABLE_TOTP"
 
 def cognito_read_attribute_patches() -> list[Patch]:
     """COGNITO_READ_ATTRIBUTES: a client without ``ReadAttributes`` reads every attribute but
-    the custom ones (which moto's ID token adds anyway). None when already replaced."""
+    the custom ones (which moto's ID token adds anyway).."""
     from moto.cognitoidp.models import CognitoIdpUserPool
 
     original = CognitoIdpUserPool.get_user_extra_data_by_client_id
-    if getattr(original, "_dcvfleet", False):
-        return []
 
     def get_user_extra_data_by_client_id(self: Any, client_id: str, username: str) -> Any:
         client = self.clients.get(client_id)
@@ -317,7 +304,6 @@ def cognito_read_attribute_patches() -> list[Patch]:
             if not attribute["Name"].startswith("custom:") and attribute["Name"] != "sub"
         }
 
-    get_user_extra_data_by_client_id._dcvfleet = True  # type: ignore[attr-defined]
     return [
         Patch(
             CognitoIdpUserPool,

@@ -23,14 +23,11 @@ def atomic_dynamodb_writes() -> dict[str, Callable[..., Any]]:
     replacements: dict[str, Callable[..., Any]] = {}
     for name in DYNAMODB_WRITES:
         original = getattr(DynamoDBBackend, name)
-        if getattr(original, "_dcvfleet", False):
-            continue
 
         def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
             with _dynamodb_lock:
                 return __original(*args, **kwargs)
 
-        locked._dcvfleet = True  # type: ignore[attr-defined]
         replacements[name] = locked
     return replacements
 

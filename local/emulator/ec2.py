@@ -71,13 +71,11 @@ def state_change_patches(hooks: SimulatorHooks) -> list[Patch]:
 # EC2_PAGE_TOKEN
 def ec2_page_token_patches() -> list[Patch]:
     """EC2_PAGE_TOKEN: ``DescribeInstances`` refuses a ``NextToken`` that names no reservation of
-    the listing as a client error. None when already replaced."""
+    the listing as a client error.."""
     from moto.ec2.exceptions import EC2ClientError
     from moto.ec2.responses.instances import InstanceResponse
 
     original = InstanceResponse.describe_instances
-    if getattr(original, "_dcvfleet", False):
-        return []
 
     def describe_instances(self: Any) -> Any:
         token = self._get_param("NextToken")
@@ -94,19 +92,16 @@ def ec2_page_token_patches() -> list[Patch]:
                 raise EC2ClientError("InvalidParameterValue", "The NextToken is not valid.")
         return original(self)
 
-    describe_instances._dcvfleet = True  # type: ignore[attr-defined]
     return [Patch(InstanceResponse, "describe_instances", describe_instances)]
 
 
 # DEFAULT_VPC_INTERNET
 def default_vpc_patches() -> list[Patch]:
     """DEFAULT_VPC_INTERNET: the default VPC gets an internet gateway and a ``0.0.0.0/0`` route
-    to it in its main route table. None when already replaced."""
+    to it in its main route table.."""
     from moto.ec2.models.vpcs import VPCBackend
 
     original = VPCBackend.create_default_vpc
-    if getattr(original, "_dcvfleet", False):
-        return []
 
     def create_default_vpc(self: Any) -> Any:
         vpc = original(self)
@@ -117,7 +112,6 @@ def default_vpc_patches() -> list[Patch]:
                 self.create_route(table.id, "0.0.0.0/0", gateway_id=gateway.id)
         return vpc
 
-    create_default_vpc._dcvfleet = True  # type: ignore[attr-defined]
     return [Patch(VPCBackend, "create_default_vpc", create_default_vpc)]
 
 

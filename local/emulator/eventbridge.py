@@ -91,23 +91,20 @@ def schedule_only(rule: Any) -> bool:
     return bool(rule.scheduled_expression) and not rule.event_pattern.get_pattern()
 
 
-def event_targets_patch(endpoint_url: str | None) -> Callable[..., None] | None:
+def event_targets_patch(endpoint_url: str | None) -> Callable[..., None]:
     """EVENTS_TARGETS: deliver to Lambda and Step Functions targets, asynchronously, honouring
     a target's ``Input``, ``InputPath`` and ``InputTransformer``.
     EVENTS_SCHEDULE_PATTERN: a rule with only a schedule matches no event put on its bus.
-    The replacement of moto's ``Rule.send_to_targets`` (None when it is already replaced)."""
+    The replacement of moto's ``Rule.send_to_targets``."""
     from moto.events import models
 
     original = models.Rule.send_to_targets
-    if getattr(original, "_dcvfleet", False):
-        return None
 
     def send_to_targets(self: Any, original_event: Any, transform_input: bool = True) -> None:
         if schedule_only(self) or not self.event_pattern.matches_event(original_event):
             return
         deliver_rule_event(self, original_event, endpoint_url, transform_input)
 
-    send_to_targets._dcvfleet = True  # type: ignore[attr-defined]
     send_to_targets._dcvfleet_original = original  # type: ignore[attr-defined]
     return send_to_targets
 
@@ -115,8 +112,7 @@ def event_targets_patch(endpoint_url: str | None) -> Callable[..., None] | None:
 def install_targets(context: Context) -> list[Patch]:
     from moto.events import models
 
-    replacement = event_targets_patch(context.endpoint_url)
-    return [] if replacement is None else [Patch(models.Rule, "send_to_targets", replacement)]
+    return [Patch(models.Rule, "send_to_targets", event_targets_patch(context.endpoint_url))]
 
 
 def install_bus_ref(context: Context) -> list[Patch]:

@@ -13,13 +13,11 @@ log = logging.getLogger("local.emulator")
 def bucket_cloudformation_patches() -> list[Patch]:
     """S3_FROM_CLOUDFORMATION: an ``AWS::S3::Bucket`` gets its ``VersioningConfiguration`` and
     its ``NotificationConfiguration.EventBridgeConfiguration`` (S3 then sends its events to
-    EventBridge). None when already replaced."""
+    EventBridge).."""
     from moto.s3.models import FakeBucket, s3_backends
     from moto.utilities.utils import get_partition
 
     original = FakeBucket.create_from_cloudformation_json
-    if getattr(original, "_dcvfleet", False):
-        return []
     create_bucket = original.__func__  # type: ignore[attr-defined]
 
     def create(
@@ -39,7 +37,6 @@ def bucket_cloudformation_patches() -> list[Patch]:
             )
         return bucket
 
-    create._dcvfleet = True  # type: ignore[attr-defined]
     return [Patch(FakeBucket, "create_from_cloudformation_json", classmethod(create))]
 
 

@@ -43,12 +43,10 @@ def set_ec2_quota(account_id: str, region: str, code: str, value: float) -> None
 
 
 def service_quota_patches() -> list[Patch]:
-    """SERVICE_QUOTAS_EC2: GetServiceQuota answers ``EC2_QUOTAS``. None when already replaced."""
+    """SERVICE_QUOTAS_EC2: GetServiceQuota answers ``EC2_QUOTAS``.."""
     from moto.servicequotas.models import ServiceQuotasBackend
 
     original = ServiceQuotasBackend.get_service_quota
-    if getattr(original, "_dcvfleet", False):
-        return []
 
     def get_service_quota(self: Any, service_code: str, quota_code: str) -> dict[str, Any]:
         if service_code != "ec2" or quota_code not in EC2_QUOTAS:
@@ -66,7 +64,6 @@ def service_quota_patches() -> list[Patch]:
             "GlobalQuota": False,
         }
 
-    get_service_quota._dcvfleet = True  # type: ignore[attr-defined]
     return [Patch(ServiceQuotasBackend, "get_service_quota", get_service_quota)]
 
 

@@ -26,13 +26,11 @@ def _same_attribute(name: str, given: Any, current: Any) -> bool:
 
 def sns_subscribe_patches() -> list[Patch]:
     """SNS_SUBSCRIBE_ATTRIBUTES: Subscribe refuses an existing subscription's endpoint with
-    other attributes. None when already replaced."""
+    other attributes.."""
     from moto.sns.exceptions import SNSInvalidParameter
     from moto.sns.responses import SNSResponse
 
     original = SNSResponse.subscribe
-    if getattr(original, "_dcvfleet", False):
-        return []
 
     def subscribe(self: Any) -> Any:
         existing = self.backend._find_subscription(
@@ -47,7 +45,6 @@ def sns_subscribe_patches() -> list[Patch]:
                     )
         return original(self)
 
-    subscribe._dcvfleet = True  # type: ignore[attr-defined]
     return [Patch(SNSResponse, "subscribe", subscribe)]
 
 
@@ -65,12 +62,10 @@ def mailbox() -> list[dict[str, Any]]:
 
 def sns_email_patches() -> list[Patch]:
     """SNS_EMAIL: an e-mail subscription's ``publish`` records what it would send, when the
-    subscription's filter policy lets the message through. None when already replaced."""
+    subscription's filter policy lets the message through.."""
     from moto.sns.models import Subscription
 
     original = Subscription.publish
-    if getattr(original, "_dcvfleet", False):
-        return []
 
     def publish(  # noqa: PLR0917 (moto's signature)
         self: Any,
@@ -106,7 +101,6 @@ def sns_email_patches() -> list[Patch]:
                 }
             )
 
-    publish._dcvfleet = True  # type: ignore[attr-defined]
     return [Patch(Subscription, "publish", publish)]
 
 

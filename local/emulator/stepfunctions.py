@@ -42,7 +42,6 @@ def sfn_task_failure_with_cause() -> Callable[[Any], Any]:
         )
         return EmptyResult()
 
-    send_task_failure._dcvfleet = True  # type: ignore[attr-defined]
     return send_task_failure
 
 
@@ -80,14 +79,12 @@ def sfn_aws_sdk_patches() -> list[Patch]:
     the API's member names (``ProjectName`` -> ``projectName``), its result's members PascalCase
     (``build.id`` -> ``Build.Id``), and a service error is ``<Service>.<Error>Exception`` in
     Step Functions' spelling of the service (``CodeBuild.ResourceNotFoundException``), as AWS
-    documents for its SDK integrations. None when already replaced."""
+    documents for its SDK integrations.."""
     from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
         state_task_service_aws_sdk as aws_sdk,
     )
 
     task = aws_sdk.StateTaskServiceAwsSdk
-    if getattr(task._normalise_parameters, "_dcvfleet", False):
-        return []
 
     def operation(self: Any, service: str | None, action: str | None) -> Any | None:
         return sdk_operation_model(
@@ -114,7 +111,6 @@ def sfn_aws_sdk_patches() -> list[Patch]:
         if model is not None and model.output_shape is not None:
             self._from_boto_response(response, model.output_shape)
 
-    normalise_parameters._dcvfleet = True  # type: ignore[attr-defined]
     names = {**aws_sdk._SERVICE_ERROR_NAMES, **SDK_ERROR_SERVICE_NAMES}
     return [
         Patch(task, "_normalise_parameters", normalise_parameters),
@@ -142,19 +138,16 @@ def definite_json_path(original: Callable[[str, Any], Any]) -> Callable[[str, An
                 return matches[0].value
         return original(path, data)  # none found (moto's error), or indefinite
 
-    extract_json._dcvfleet = True  # type: ignore[attr-defined]
     return extract_json
 
 
 def sfn_json_path_patches() -> list[Patch]:
     """SFN_JSONPATH_INDEX: ``extract_json`` replaced in moto's JSONPath module and in every module
-    of its interpreter that imported it (none when already replaced)."""
+    of its interpreter that imported it."""
     import moto.stepfunctions.parser.asl.parse.preprocessor  # noqa: F401 - loads every holder
     from moto.stepfunctions.parser.asl.utils import json_path
 
     original = json_path.extract_json
-    if getattr(original, "_dcvfleet", False):
-        return []
     replacement = definite_json_path(original)
     holders = [
         module
@@ -169,15 +162,13 @@ def sfn_json_path_patches() -> list[Patch]:
 def sfn_cost_patches() -> list[Patch]:
     """SFN_COST: the parse tree of each definition kept (every execution still gets components of
     its own from it), and the interpreter's boto3 clients kept per region and service (a state's
-    own credentials still get a client of their own). None when already replaced."""
+    own credentials still get a client of their own).."""
     import moto.stepfunctions.parser.asl.parse.preprocessor  # noqa: F401 - loads every holder
     from moto.stepfunctions.parser.asl.parse import asl_parser
     from moto.stepfunctions.parser.asl.parse.preprocessor import Preprocessor
     from moto.stepfunctions.parser.asl.utils import boto_client
 
     parse = asl_parser.AmazonStateLanguageParser.parse
-    if getattr(parse, "_dcvfleet", False):
-        return []
     trees: dict[str, Any] = {}
     make_client = boto_client.boto_client_for
     clients: dict[tuple[str, str], Any] = {}
@@ -199,7 +190,6 @@ def sfn_cost_patches() -> list[Patch]:
                 clients[(region, service)] = make_client(region, service)
             return clients[(region, service)]
 
-    parse_once._dcvfleet = True  # type: ignore[attr-defined]
     holders = [
         module
         for name, module in list(sys.modules.items())
