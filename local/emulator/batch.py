@@ -16,7 +16,7 @@ import weakref
 from datetime import datetime
 from typing import Any
 
-from local.emulator.cloudformation import lower_first
+from local.emulator.cloudformation import created_from_template, lower_first
 from local.emulator.gap import Gap, Patch
 from local.emulator.hooks import SimulatorHooks
 
@@ -308,9 +308,8 @@ def batch_cloudformation_patches() -> list[Patch]:
         return original(*call.args, **call.kwargs)
 
     def environment_from_cloudformation(
-        cls: Any, /, resource_name: str, cfn: Any, account_id: str, region_name: str, **_: Any
+        properties: Any, resource_name: str, account_id: str, region_name: str
     ) -> Any:
-        properties = cfn["Properties"]
         return batch_backends[account_id][region_name].create_compute_environment(
             compute_environment_name=properties.get("ComputeEnvironmentName") or resource_name,
             _type=properties["Type"],
@@ -321,9 +320,8 @@ def batch_cloudformation_patches() -> list[Patch]:
         )
 
     def job_definition_from_cloudformation(
-        cls: Any, /, resource_name: str, cfn: Any, account_id: str, region_name: str, **_: Any
+        properties: Any, resource_name: str, account_id: str, region_name: str
     ) -> Any:
-        properties = cfn["Properties"]
 
         def lowered(key: str) -> Any:
             return lower_first(properties[key]) if key in properties else None
@@ -352,12 +350,12 @@ def batch_cloudformation_patches() -> list[Patch]:
         Patch(
             ComputeEnvironment,
             "create_from_cloudformation_json",
-            classmethod(environment_from_cloudformation),
+            created_from_template(environment_from_cloudformation),
         ),
         Patch(
             JobDefinition,
             "create_from_cloudformation_json",
-            classmethod(job_definition_from_cloudformation),
+            created_from_template(job_definition_from_cloudformation),
         ),
     ]
 

@@ -224,3 +224,23 @@ APIGW_ACCOUNT = Gap(
     we_do="the deployer sets the role through API Gateway's UpdateAccount after the stack"
     " (API_CREATED_TYPES), so GetAccount answers as on AWS",
 )
+
+
+def created_from_template(
+    create: Callable[[Any, str, str, str], Any],
+) -> classmethod[Any, ..., Any]:
+    """A model's ``create_from_cloudformation_json`` as moto calls it, made of ``create(properties,
+    resource_name, account_id, region_name)``; ``resource_name`` is the name CloudFormation gives
+    a resource that names none (``<stack>-<LogicalId>-<suffix>``)."""
+
+    def create_from_cloudformation_json(
+        cls: Any,
+        resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+        **kwargs: Any,
+    ) -> Any:
+        return create(cloudformation_json["Properties"], resource_name, account_id, region_name)
+
+    return classmethod(create_from_cloudformation_json)

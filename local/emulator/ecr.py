@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from local.emulator.cloudformation import lower_first
+from local.emulator.cloudformation import created_from_template, lower_first
 from local.emulator.gap import Context, Gap, Patch
 
 log = logging.getLogger("local.emulator")
@@ -18,15 +18,7 @@ def repository_from_cloudformation() -> classmethod[Any, ..., Any]:
     API's casing, and its ``LifecyclePolicy`` is applied."""
     from moto.ecr.models import ecr_backends
 
-    def create(
-        cls: Any,
-        resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        properties = cloudformation_json["Properties"]
+    def create(properties: Any, resource_name: str, account_id: str, region_name: str) -> Any:
         backend = ecr_backends[account_id][region_name]
         name = properties.get("RepositoryName") or resource_name.lower()
         repository = backend.create_repository(
@@ -44,7 +36,7 @@ def repository_from_cloudformation() -> classmethod[Any, ..., Any]:
             )
         return repository
 
-    return classmethod(create)
+    return created_from_template(create)
 
 
 def install(context: Context) -> list[Patch]:

@@ -23,6 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from local.emulator.cloudformation import created_from_template
 from local.emulator.gap import Context, Gap, Patch
 from local.emulator.hooks import ManagedNode, SimulatorHooks
 
@@ -404,15 +405,7 @@ def document_from_cloudformation() -> classmethod[Any, ..., Any]:
     ``<stack>-<LogicalId>-<suffix>``, which is its ``Ref``."""
     from moto.ssm.models import ssm_backends
 
-    def create(
-        cls: Any,
-        resource_name: str,
-        cloudformation_json: Any,
-        account_id: str,
-        region_name: str,
-        **kwargs: Any,
-    ) -> Any:
-        properties = cloudformation_json["Properties"]
+    def create(properties: Any, resource_name: str, account_id: str, region_name: str) -> Any:
         document_format = properties.get("DocumentFormat") or "JSON"
         content = properties.get("Content")
         if not isinstance(content, str):
@@ -435,7 +428,7 @@ def document_from_cloudformation() -> classmethod[Any, ..., Any]:
         )
         return documents.get_default_version()
 
-    return classmethod(create)
+    return created_from_template(create)
 
 
 def install_documents(context: Context) -> list[Patch]:

@@ -21,7 +21,6 @@ from unittest import mock
 import pytest
 import requests
 from moto.core.config import default_user_config
-from moto.server import ThreadedMotoServer
 
 from local.emulator import registry
 from local.emulator.gap import Context
@@ -42,23 +41,15 @@ def fake_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setenv(name, value)
 
 
-@pytest.fixture(scope="module")
-def _shared_moto_server() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 @pytest.fixture
-def moto_server(_shared_moto_server: str) -> Iterator[str]:
-    """A plain moto server, emptied after each test, with moto's global config restored."""
+def moto_server(moto_server: str) -> Iterator[str]:
+    """The session's moto server (tests/conftest.py), plain, emptied after each test, with moto's
+    global config restored."""
     with mock.patch.dict(default_user_config):
         try:
-            yield _shared_moto_server
+            yield moto_server
         finally:
-            requests.post(f"{_shared_moto_server}/moto-api/reset", timeout=10).raise_for_status()
+            requests.post(f"{moto_server}/moto-api/reset", timeout=10).raise_for_status()
 
 
 #: Gaps installed around every test instead of plain moto (see the module's docstring).
