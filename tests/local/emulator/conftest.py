@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from unittest import mock
@@ -27,6 +28,7 @@ from local.emulator.gap import Context
 from local.emulator.hooks import SimulatorHooks
 from tests.local.emulator.support import (
     FAKE_CREDENTIALS,
+    HANDLERS,
     REDIRECTING_VARIABLES,
     Installer,
     no_aws_files,
@@ -77,9 +79,25 @@ def install() -> Iterator[Installer]:
     hooks they report to (what the stack hands the simulators)."""
     with contextlib.ExitStack() as stack:
 
-        def installing(*names: str) -> SimulatorHooks:
+        def installing(
+            *names: str, endpoint_url: str | None = None, port: int = 0
+        ) -> SimulatorHooks:
             hooks = SimulatorHooks()
-            stack.enter_context(registry.installed(names, Context(None, 0, hooks)))
+            stack.enter_context(registry.installed(names, Context(endpoint_url, port, hooks)))
             return hooks
 
         yield installing
+
+
+@pytest.fixture
+def handlers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A directory on ``sys.path`` holding ``HANDLERS``, imported afresh by this test."""
+    directory = tmp_path / "handlers"
+    directory.mkdir()
+    for name, code in HANDLERS.items():
+        (directory / f"{name}.py").write_text(code)
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(directory))
+    yield directory
+    for name in HANDLERS:
+        sys.modules.pop(name, None)

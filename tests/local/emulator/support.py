@@ -6,6 +6,7 @@ import io
 import json
 import time
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,7 +19,9 @@ from local.emulator.hooks import SimulatorHooks
 class Installer(Protocol):
     """The ``install`` fixture: installs the named gaps for the test; the hooks they report to."""
 
-    def __call__(self, *names: str) -> SimulatorHooks: ...
+    def __call__(
+        self, *names: str, endpoint_url: str | None = None, port: int = 0
+    ) -> SimulatorHooks: ...
 
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -198,7 +201,7 @@ def state_machine_template(**definition: Any) -> dict[str, Any]:
 
 
 # ==============================================================================================
-# EVENTBUS_REF (its workaround: test_workaround_eventbus_ref, with the child process below)
+# EVENTBUS_REF
 BUS_OUTPUT_TEMPLATE: dict[str, Any] = {
     "Resources": {"Bus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "fleet-bus"}}},
     "Outputs": {"BusName": {"Value": {"Ref": "Bus"}}},
@@ -241,7 +244,7 @@ def drain(queue_url: str) -> list[dict[str, Any]]:
     return bodies
 
 
-# -- CODEBUILD_FROM_CLOUDFORMATION (its workaround runs in the child process above) ------------
+# -- CODEBUILD_FROM_CLOUDFORMATION ------------
 CODEBUILD_TEMPLATE: dict[str, Any] = {
     "Resources": {
         "ImageBuildProject": {
@@ -302,3 +305,48 @@ def image_project(source: dict[str, Any] | None = None) -> None:
         },
         serviceRole=ROLE_ARN,
     )
+
+
+#: The handler modules the in-process runtime imports, written for each test.
+HANDLERS = {
+    "gap_probe_handler": (
+        "import os\n"
+        "def handler(event, context):\n"
+        "    print('probe ran for', context.function_name)\n"
+        "    return {'event': event, 'greeting': os.environ['GREETING']}\n"
+    ),
+    "gap_probe_target": (
+        "import json, os\n"
+        "def handler(event, context):\n"
+        "    with open(os.environ['PROBE_OUT'], 'a') as out:\n"
+        "        out.write(json.dumps(event) + '\\n')\n"
+    ),
+}
+
+
+def server_port(url: str) -> int:
+    """The port of a moto server's URL."""
+    return int(url.rsplit(":", 1)[1])
+
+
+def create_handler_function(name: str, handler: str, url: str | None = None, **kwargs: Any) -> str:
+    """A function whose handler the in-process runtime imports (``HANDLERS``); its ARN."""
+    aws_client("iam", url).create_role(
+        RoleName="gap-probe", AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST)
+    )
+    arn: str = aws_client("lambda", url).create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=ROLE_ARN,
+        Handler=handler,
+        Code={"ZipFile": b"in-process: the handler is imported"},
+        **kwargs,
+    )["FunctionArn"]
+    return arn
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not check() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return check()

@@ -1,9 +1,9 @@
-"""CodeBuild's gaps: CODEBUILD_FROM_CLOUDFORMATION (its workaround: test_process_global.py),
-CODEBUILD_BUILDS."""
+"""CodeBuild's gaps: CODEBUILD_FROM_CLOUDFORMATION, CODEBUILD_BUILDS."""
 
 from __future__ import annotations
 
 import io
+import json
 import time
 from typing import Any
 
@@ -13,14 +13,19 @@ from moto import mock_aws
 from local.emulator import codebuild
 from local.emulator.codebuild import BUILD_PHASES, codebuild_build_patches
 from tests.local.emulator.support import (
+    ACCOUNT,
     BUILDS_BUCKET,
     CODEBUILD_TEMPLATE,
     IMAGE_REPOSITORY,
+    REGION,
     REPOSITORY_URI,
+    ROLE_ARN,
     SOURCE_KEY,
+    Installer,
     aws_client,
     create_stack,
     image_project,
+    stack_outputs,
     zip_bytes,
 )
 
@@ -191,3 +196,21 @@ def test_workaround_codebuild_builds(monkeypatch: pytest.MonkeyPatch) -> None:
             "buildspec: UBUNTU_SNAPSHOT '2025-06-01' is not an Ubuntu snapshot id (YYYYMMDDTHHMMSSZ)",
         )
         assert _image_tags() == ["1.0.0"]
+
+
+def test_workaround_codebuild_from_cloudformation(install: Installer) -> None:
+    """CODEBUILD_FROM_CLOUDFORMATION's model creates the project through CodeBuild, with its
+    service role, environment and source in the API's casing; ``Ref`` is its name, ``Arn`` its
+    ARN."""
+    install("CODEBUILD_FROM_CLOUDFORMATION")
+    with mock_aws():
+        cfn = aws_client("cloudformation")
+        cfn.create_stack(StackName="probe", TemplateBody=json.dumps(CODEBUILD_TEMPLATE))
+        stack = cfn.describe_stacks(StackName="probe")["Stacks"][0]
+        (project,) = aws_client("codebuild").batch_get_projects(names=["probe-image"])["projects"]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    arn = f"arn:aws:codebuild:{REGION}:{ACCOUNT}:project/probe-image"
+    assert stack_outputs(stack) == {"Name": "probe-image", "Arn": arn}
+    assert project["serviceRole"] == ROLE_ARN
+    assert project["environment"]["privilegedMode"] is True
+    assert project["source"] == {"type": "NO_SOURCE", "buildspec": "version: 0.2"}

@@ -1,5 +1,7 @@
-"""EventBridge's gaps: EVENTS_TARGETS, EVENTBUS_REF (their workarounds: test_process_global.py),
-EVENTS_SCHEDULE_PATTERN, EVENTS_SCHEDULES."""
+"""EventBridge's gaps: EVENTS_TARGETS, EVENTBUS_REF, EVENTS_SCHEDULE_PATTERN, EVENTS_SCHEDULES.
+
+Their workarounds replace moto's behaviour for the whole process; each test installs them through
+the registry, as the local stack does, and they are removed when it ends."""
 
 from __future__ import annotations
 
@@ -19,18 +21,23 @@ from tests.local.emulator.support import (
     BUS_RULE_TEMPLATE,
     PASS_MACHINE,
     ROLE_ARN,
+    Installer,
     aws_client,
+    create_handler_function,
     create_probe_function,
     create_stack,
     drain,
     probe_queue,
+    server_port,
     stack_outputs,
     stack_resources,
+    wait_execution,
+    wait_for,
 )
 
 
 # ==============================================================================================
-# EVENTS_TARGETS (its workaround: test_workaround_events_targets, with the child process below)
+# EVENTS_TARGETS
 @pytest.mark.parametrize("service", ["lambda", "states"])
 def test_gap_events_targets(service: str) -> None:
     """GAP EVENTS_TARGETS: EventBridge raises on a rule whose target is a Lambda function or a
@@ -238,3 +245,89 @@ def test_rate_expressions_the_scheduler_runs() -> None:
     assert rate_minutes("rate(1 day)") == 1440
     for unsupported in ("cron(0 3 * * ? *)", "rate(0 minutes)", "rate(five minutes)", ""):
         assert rate_minutes(unsupported) is None
+
+
+def test_workaround_events_targets(moto_server: str, install: Installer, handlers: Path) -> None:
+    """EVENTS_TARGETS's install delivers to Lambda and Step Functions targets (asynchronously)
+    and leaves the targets moto supports (here SQS) to moto."""
+    url = moto_server
+    install(
+        "LAMBDA_RUNTIME",
+        "EVENTS_TARGETS",
+        "SFN_EXECUTION",
+        endpoint_url=url,
+        port=server_port(url),
+    )
+    out = handlers / "delivered.jsonl"
+    function_arn = create_handler_function(
+        "probe",
+        "gap_probe_target.handler",
+        url,
+        Environment={"Variables": {"PROBE_OUT": str(out)}},
+    )
+    sfn, sqs = aws_client("stepfunctions", url), aws_client("sqs", url)
+    events = aws_client("events", url)
+    machine_arn = sfn.create_state_machine(
+        name="probe", definition=json.dumps(PASS_MACHINE), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+    queue_url = sqs.create_queue(QueueName="probe")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    events.put_rule(Name="probe", EventPattern=json.dumps({"source": ["dcvfleet.probe"]}))
+    events.put_targets(
+        Rule="probe",
+        Targets=[
+            {"Id": "fn", "Arn": function_arn},
+            {"Id": "sm", "Arn": machine_arn},
+            {"Id": "q", "Arn": queue_arn},
+        ],
+    )
+    events.put_events(
+        Entries=[{"Source": "dcvfleet.probe", "DetailType": "Probe", "Detail": '{"n": 7}'}]
+    )
+
+    def listed() -> list[dict[str, Any]]:
+        executions: list[dict[str, Any]] = sfn.list_executions(stateMachineArn=machine_arn)[
+            "executions"
+        ]
+        return executions
+
+    wait_for(out.exists)
+    wait_for(listed)
+    for execution in listed():
+        wait_execution(sfn, execution["executionArn"])  # done before the gaps are removed
+    messages = sqs.receive_message(QueueUrl=queue_url).get("Messages", [])
+    delivered = {
+        "lambda": [json.loads(line) for line in out.read_text().splitlines()],
+        "states": [
+            json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
+            for e in listed()
+        ],
+        "sqs": [json.loads(m["Body"]) for m in messages],
+    }
+    for received in delivered.values():
+        assert len(received) == 1
+        assert received[0]["source"] == "dcvfleet.probe"
+        assert received[0]["detail"] == {"n": 7}
+    # Lambda and Step Functions get the event's time in ISO 8601, as on AWS.
+    assert delivered["lambda"][0]["time"].endswith("Z")
+    assert delivered["states"][0]["time"].endswith("Z")
+
+
+def test_workaround_eventbus_ref(install: Installer) -> None:
+    """EVENTBUS_REF's install makes a bus's physical id (so its ``Ref``) its name: the output
+    is the name and a rule on the bus is created."""
+    install("EVENTBUS_REF")
+    with mock_aws():
+        cfn = aws_client("cloudformation")
+        cfn.create_stack(StackName="probe", TemplateBody=json.dumps(BUS_OUTPUT_TEMPLATE))
+        cfn.create_stack(StackName="rule", TemplateBody=json.dumps(BUS_RULE_TEMPLATE))
+        stack = cfn.describe_stacks(StackName="probe")["Stacks"][0]
+        resources = cfn.describe_stack_resources(StackName="probe")["StackResources"]
+        assert stack_outputs(stack) == {"BusName": "fleet-bus"}
+        assert [r.get("PhysicalResourceId") for r in resources] == ["fleet-bus"]
+        rule_stack = cfn.describe_stacks(StackName="rule")["Stacks"][0]
+        assert rule_stack["StackStatus"] == "CREATE_COMPLETE"
+        rules = aws_client("events").list_rules(EventBusName="rule-bus")["Rules"]
+        assert [r["Name"] for r in rules] == ["probe"]

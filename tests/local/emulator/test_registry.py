@@ -100,7 +100,9 @@ def test_a_gap_test_fails_once_moto_behaves_as_aws_does(tmp_path: Path) -> None:
     env = {**os.environ, "DCVFLEET_GAPS_INSTALLED": ",".join(FIXED)}
     run = subprocess.run(
         [
-            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-n", "0",
+            sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            # the plugins these tests do not use cost seconds to load
+            "-p", "no:xdist", "-p", "no:hypothesispytest", "-p", "no:schemathesis", "-p", "no:anyio",
             "--basetemp", str(tmp_path / "fixed"), "-rf",
             *(str(HERE / test) for test in FIXED.values()),
         ],

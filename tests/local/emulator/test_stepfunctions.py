@@ -1,6 +1,6 @@
-"""Step Functions' gaps: SFN_EXECUTION, SFN_FROM_CLOUDFORMATION (their workarounds:
-test_process_global.py), SFN_TASK_FAILURE_CAUSE, SFN_AWS_SDK_CASING, SFN_JSONPATH_INDEX, and a
-Fail state's reserved error (checked, not a gap)."""
+"""Step Functions' gaps: SFN_EXECUTION, SFN_FROM_CLOUDFORMATION, SFN_TASK_FAILURE_CAUSE,
+SFN_AWS_SDK_CASING, SFN_JSONPATH_INDEX, SFN_COST, and a Fail state's reserved error (checked, not
+a gap)."""
 
 from __future__ import annotations
 
@@ -20,13 +20,16 @@ from local.emulator.stepfunctions import (
     sfn_task_failure_with_cause,
 )
 from tests.local.emulator.support import (
+    ACCOUNT,
     ASL_WITH_PLACEHOLDER,
     PASS_MACHINE,
+    REGION,
     ROLE_ARN,
     Installer,
     aws_client,
     create_stack,
     image_project,
+    server_port,
     stack_resources,
     state_machine_template,
     wait_execution,
@@ -34,7 +37,7 @@ from tests.local.emulator.support import (
 
 
 # ==============================================================================================
-# SFN_EXECUTION (its workaround: test_workaround_sfn_execution, with the child process below)
+# SFN_EXECUTION
 def test_gap_sfn_execution_interpreter_is_off(moto_server: str) -> None:
     """GAP SFN_EXECUTION: moto's server does not execute state machines until
     ``POST /moto-api/config`` switches its interpreter on: an execution stays RUNNING, without
@@ -428,3 +431,63 @@ def test_workaround_sfn_cost(monkeypatch: pytest.MonkeyPatch, install: Installer
     install("SFN_COST")
     assert _parses_of_three_executions(parses) == 0
     assert len(parses) == 1
+
+
+def test_workaround_sfn_execution(moto_server: str, install: Installer) -> None:
+    """SFN_EXECUTION's install switches the interpreter on and points its clients at the
+    server: a Pass state runs, and a Task state reaches SQS on the server's own port."""
+    url = moto_server
+    install("SFN_EXECUTION", endpoint_url=url, port=server_port(url))
+    sqs, sfn = aws_client("sqs", url), aws_client("stepfunctions", url)
+    queue_url = sqs.create_queue(QueueName="probe")["QueueUrl"]
+    send = {
+        "StartAt": "Send",
+        "States": {
+            "Send": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage",
+                "Parameters": {"QueueUrl": queue_url, "MessageBody": "probe"},
+                "End": True,
+            }
+        },
+    }
+    executions = {}
+    for name, definition in (("pass", PASS_MACHINE), ("send", send)):
+        machine = sfn.create_state_machine(
+            name=name, definition=json.dumps(definition), roleArn=ROLE_ARN
+        )["stateMachineArn"]
+        arn = sfn.start_execution(stateMachineArn=machine, name="e1", input="{}")["executionArn"]
+        execution = wait_execution(sfn, arn)
+        executions[name] = [execution["status"], json.loads(execution.get("output", "null"))]
+    bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=queue_url).get("Messages", [])]
+    assert executions["pass"] == ["SUCCEEDED", {"ok": 1}]
+    status, output = executions["send"]
+    assert status == "SUCCEEDED"
+    assert "MessageId" in output
+    assert bodies == ["probe"]
+
+
+def test_workaround_sfn_from_cloudformation(moto_server: str, install: Installer) -> None:
+    """``Deployer._create_state_machines`` re-creates a CloudFormation state machine through
+    the API, same name and ARN, its definition read from S3 and its substitutions resolved."""
+    url = moto_server
+    install("SFN_EXECUTION", endpoint_url=url, port=server_port(url))
+    s3, cfn = aws_client("s3", url), aws_client("cloudformation", url)
+    s3.create_bucket(Bucket="artifacts")
+    s3.put_object(Bucket="artifacts", Key="asl/probe.asl.json", Body=ASL_WITH_PLACEHOLDER)
+    template = state_machine_template(
+        DefinitionS3Location={"Bucket": "artifacts", "Key": "asl/probe.asl.json"}
+    )
+    cfn.create_stack(StackName="probe", TemplateBody=json.dumps(template))
+    (resource,) = cfn.describe_stack_resources(StackName="probe")["StackResources"]
+    deployment = deploy.Deployment(
+        REGION, ACCOUNT, {}, template, physical={"Machine": resource["PhysicalResourceId"]}
+    )
+    deploy.Deployer(url, REGION)._create_state_machines(template, deployment)
+    arn = deployment.physical["Machine"]
+    sfn = aws_client("stepfunctions", url)
+    execution_arn = sfn.start_execution(stateMachineArn=arn, name="e1", input="{}")["executionArn"]
+    execution = wait_execution(sfn, execution_arn)
+    assert arn == resource["PhysicalResourceId"]
+    assert execution["status"] == "SUCCEEDED"
+    assert json.loads(execution["output"]) == {"greeting": "hello"}
