@@ -91,30 +91,27 @@ def sfn_aws_sdk_patches() -> list[Patch]:
             self._get_boto_service_name(service), self._get_boto_service_action(action)
         )
 
-    def normalise_parameters(
-        self: Any,
-        parameters: dict[str, Any],
-        boto_service_name: str | None = None,
-        service_action_name: str | None = None,
-    ) -> None:
-        model = operation(self, boto_service_name, service_action_name)
-        if model is not None and model.input_shape is not None:
-            self._to_boto_request(parameters, model.input_shape)
+    def normaliser(shape: str, convert: str) -> Callable[..., None]:
+        """The parameters (``input_shape``, ``_to_boto_request``) or the result
+        (``output_shape``, ``_from_boto_response``) converted by the operation's model."""
 
-    def normalise_response(
-        self: Any,
-        response: Any,
-        boto_service_name: str | None = None,
-        service_action_name: str | None = None,
-    ) -> None:
-        model = operation(self, boto_service_name, service_action_name)
-        if model is not None and model.output_shape is not None:
-            self._from_boto_response(response, model.output_shape)
+        def normalise(
+            self: Any,
+            value: Any,
+            boto_service_name: str | None = None,
+            service_action_name: str | None = None,
+        ) -> None:
+            model = operation(self, boto_service_name, service_action_name)
+            found = None if model is None else getattr(model, shape)
+            if found is not None:
+                getattr(self, convert)(value, found)
+
+        return normalise
 
     names = {**aws_sdk._SERVICE_ERROR_NAMES, **SDK_ERROR_SERVICE_NAMES}
     return [
-        Patch(task, "_normalise_parameters", normalise_parameters),
-        Patch(task, "_normalise_response", normalise_response),
+        Patch(task, "_normalise_parameters", normaliser("input_shape", "_to_boto_request")),
+        Patch(task, "_normalise_response", normaliser("output_shape", "_from_boto_response")),
         Patch(aws_sdk, "_SERVICE_ERROR_NAMES", names),
     ]
 
