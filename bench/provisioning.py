@@ -25,8 +25,8 @@ from typing import Any
 
 import botocore.client
 
-from local import emulator
 from local.client import Client
+from local.emulator import lambda_runtime
 from local.stack import LocalStack, create_user
 
 #: us-east-1 list prices (USD), November 2026.
@@ -58,7 +58,7 @@ class CallCounter:
         counter = self
 
         def _make_api_call(client: Any, operation: str, params: dict[str, Any]) -> Any:
-            if emulator.in_function():
+            if lambda_runtime.in_function():
                 service = client.meta.service_model.service_name
                 units = len(params.get("TransactItems", [])) or 1
                 with counter.lock:
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             users.append(_user(stack, info.as_json(), n))
         # one warm-up session, so imports are not counted as latency
         provision(_user(stack, info.as_json(), "warmup"), args.poll)
-        emulator.INVOCATIONS.clear()
+        lambda_runtime.INVOCATIONS.clear()
         counter.install()
         wall = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
@@ -166,7 +166,7 @@ def report(
         history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
         transitions.append(sum(1 for e in history if e["type"].endswith("StateEntered")))
     api_fn = stack.deployment.physical["ApiFunction"]  # type: ignore[union-attr]
-    invocations = Counter(emulator.INVOCATIONS)
+    invocations = Counter(lambda_runtime.INVOCATIONS)
     workflow_invocations = sum(v for k, v in invocations.items() if k != api_fn)
     calls = counter.function_calls
     ddb_w = sum(v for (s, op), v in calls.items() if s == "dynamodb" and op in DDB_WRITES)

@@ -3,7 +3,7 @@
 The template is the only list of resources: code and ASL files are uploaded to the emulated S3
 (as ``sam package`` does), the template is translated with aws-sam-translator, and the result is
 created with the emulator's CloudFormation. Types the emulator's CloudFormation only fakes are
-created through their API (``emulator.API_CREATED_TYPES``) and state machines are re-created
+created through their API (``cloudformation.API_CREATED_TYPES``) and state machines are re-created
 executable with their substitutions resolved; every other type is left to CloudFormation, and a
 type it cannot create at all fails the deployment by name. Then the image build project's source
 bundle (``make image-source``'s) is uploaded where the project's source points, as the README's
@@ -29,6 +29,7 @@ from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
 from local import emulator
+from local.emulator import cloudformation, ssm
 
 ROOT = emulator.ROOT
 STACK_NAME = "dcvfleet-local"
@@ -146,7 +147,7 @@ class Deployer:
         subnet_ids = sorted(s["SubnetId"] for s in subnets["Subnets"])[:2]
         image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
         for name in PUBLIC_AMI_PARAMETERS:
-            emulator.seed_public_parameter(account_id, self.region, name, image)
+            ssm.seed_public_parameter(account_id, self.region, name, image)
         return {"VpcId": vpc["VpcId"], "SubnetIds": ",".join(subnet_ids)}
 
     # -- deploy --------------------------------------------------------------------------
@@ -170,13 +171,13 @@ class Deployer:
 
         cfn_template: dict[str, Any] = transform(self.package(sam), parameters, _Loader())
         deployment = Deployment(self.region, account_id, parameters, cfn_template)
-        emulator.fix_template_for_emulator(cfn_template, parameters)
-        emulator.resolve_ssm_references(cfn_template, parameters, account_id, self.region)
+        cloudformation.fix_template_for_emulator(cfn_template, parameters)
+        cloudformation.resolve_ssm_references(cfn_template, parameters, account_id, self.region)
 
         api_created = {
             k: v
             for k, v in cfn_template["Resources"].items()
-            if v["Type"] in emulator.API_CREATED_TYPES
+            if v["Type"] in cloudformation.API_CREATED_TYPES
         }
         self._create_cognito(
             {k: v for k, v in api_created.items() if v["Type"].startswith("AWS::Cognito::")},
@@ -189,7 +190,7 @@ class Deployer:
         served = {
             k: v
             for k, v in cfn_template["Resources"].items()
-            if v["Type"] in emulator.LOCALLY_SERVED_TYPES
+            if v["Type"] in cloudformation.LOCALLY_SERVED_TYPES
         }
         self._serve_locally(served, deployment)
         api_created.update(served)

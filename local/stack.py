@@ -1,12 +1,14 @@
 """The local stack: the emulator, the template deployed into it, the API, simulated hosts.
 
-``LocalStack.start`` starts moto in server mode with every workaround of ``local.emulator``
-applied, deploys ``template.yaml`` into it (``local.deploy``), serves the API from the template's
-OpenAPI body (``local.apigw``), runs simulated hosts for the fleet's instances, simulated
-containers for its Batch jobs (``local.sim``) and the ``control_url`` server
-(``local.sim.control``), runs the EventBridge schedules
-(``emulator.Scheduler``; one schedule minute lasts ``minute_seconds`` real seconds), creates the
-demo user and writes ``stack.json``.
+``LocalStack.start`` starts moto in server mode with every gap of ``local.emulator`` closed
+(``registry.apply_all``, with the ``SimulatorHooks`` it hands the simulators too) and the fault
+injection of ``local.faults`` hooked in, deploys ``template.yaml`` into it (``local.deploy``),
+serves the API from the template's OpenAPI body (``local.apigw``), runs simulated hosts for the
+fleet's instances, simulated containers for its Batch jobs (``local.sim``) and the
+``control_url`` server (``local.sim.control``), runs the EventBridge schedules
+(``emulator.scheduler.Scheduler``; one schedule minute lasts ``minute_seconds`` real seconds),
+creates the demo user and writes ``stack.json``. ``stop`` stops them and removes the gaps'
+patches again.
 """
 
 from __future__ import annotations
@@ -22,8 +24,12 @@ from pathlib import Path
 from typing import Any
 
 from dcvfleet.config import FLEET_TAG_KEY
-from local import deploy, emulator
+from local import deploy, emulator, faults
 from local.apigw import ApiServer
+from local.emulator import registry
+from local.emulator.gap import Context
+from local.emulator.hooks import SimulatorHooks
+from local.emulator.scheduler import Scheduler
 from local.portal import PortalServer, template_policy
 from local.sim.containers import JobSimulator
 from local.sim.control import ControlServer
@@ -118,7 +124,8 @@ class LocalStack:
         self.hosts: HostSimulator | None = None
         self.jobs: JobSimulator | None = None
         self.control: ControlServer | None = None
-        self.scheduler: emulator.Scheduler | None = None
+        self.scheduler: Scheduler | None = None
+        self.hooks = SimulatorHooks()
         self.info: StackInfo | None = None
         self.deployment: deploy.Deployment | None = None
 
@@ -132,7 +139,8 @@ class LocalStack:
             ip_address="127.0.0.1", port=self.moto_port, verbose=False
         )
         self._server.start()
-        emulator.apply_all(self.endpoint_url, self.moto_port)
+        faults.install()  # first: EC2_STATE_CHANGES then wraps its RunInstances
+        registry.apply_all(Context(self.endpoint_url, self.moto_port, self.hooks))
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint_url
         d = deploy.Deployer(self.endpoint_url, REGION).deploy(self.overrides)
         self.deployment = d
@@ -168,11 +176,12 @@ class LocalStack:
             workdir=self.state_dir / "hosts",
             boot_delay=self.boot_delay,
             settings_parameter=d.outputs.get("AgentSettingsParameter"),
+            hooks=self.hooks,
         )
         self.hosts.start()
-        self.jobs = JobSimulator(self.hosts)
+        self.jobs = JobSimulator(self.hosts, self.hooks)
         self.jobs.start()
-        self.scheduler = emulator.Scheduler(self.endpoint_url, self.minute_seconds)
+        self.scheduler = Scheduler(self.endpoint_url, self.minute_seconds)
         self.control = ControlServer(
             self.hosts, d.physical, scheduler=self.scheduler, jobs=self.jobs
         )
@@ -219,4 +228,5 @@ class LocalStack:
             self.hosts.stop()
         if self._server is not None:
             self._server.stop()
+        registry.revert()
         (self.state_dir / "stack.json").unlink(missing_ok=True)

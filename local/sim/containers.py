@@ -1,5 +1,6 @@
 """Simulated containers for AWS Batch jobs: what a managed compute environment, ECS and the
-container itself do for a job once the emulator has made it RUNNABLE (``emulator.BATCH_JOBS``).
+container itself do for a job once the emulator has made it RUNNABLE
+(``emulator.batch.BATCH_JOBS``).
 
 A RUNNABLE job is placed when the simulated capacity allows (``capacity``: how many more GPU
 instances the compute environments may launch; None, the default, for no limit), trying its
@@ -49,7 +50,8 @@ from typing import Any
 import boto3
 from botocore.exceptions import ClientError
 
-from local import emulator
+from local.emulator import batch
+from local.emulator.hooks import SimulatorHooks
 from local.sim.machine import BATCH_INSTANCE_TAG, Container, ContainerHosts, Host
 
 log = logging.getLogger("local.sim.containers")
@@ -139,11 +141,13 @@ class JobSimulator:
     def __init__(
         self,
         hosts: ContainerHosts,
+        hooks: SimulatorHooks,
         *,
         boot_delay: float | None = None,
         poll_interval: float = POLL_SECONDS,
     ) -> None:
         self.hosts = hosts
+        self.hooks = hooks  # the emulator's: job and instance changes
         self.boot_delay = hosts.boot_delay if boot_delay is None else boot_delay
         self.poll_interval = poll_interval
         self.capacity: int | None = None
@@ -157,14 +161,12 @@ class JobSimulator:
         self._thread = threading.Thread(target=self._loop, name="job-simulator", daemon=True)
 
     def start(self) -> None:
-        emulator.JOB_LISTENERS.append(self._wake.set)
-        emulator.INSTANCE_LISTENERS.append(self._wake.set)
+        self.hooks.on_jobs(self._wake.set)
+        self.hooks.on_instances(self._wake.set)
         self._thread.start()
 
     def stop(self) -> None:
-        for listeners in (emulator.JOB_LISTENERS, emulator.INSTANCE_LISTENERS):
-            if self._wake.set in listeners:
-                listeners.remove(self._wake.set)
+        self.hooks.forget(self._wake.set)
         self._stop.set()
         self._wake.set()
         if self._thread.is_alive():
@@ -189,7 +191,7 @@ class JobSimulator:
                 return None
             if placement.host is None:
                 raise JobStateError(f"job {job_id} is {placement.job.status}: no container yet")
-            self._end(placement, emulator.CONTAINER_EXITED, exit_code=code, succeeded=code == 0)
+            self._end(placement, batch.CONTAINER_EXITED, exit_code=code, succeeded=code == 0)
             described: dict[str, Any] = placement.job.describe()
             return described
 
@@ -212,14 +214,14 @@ class JobSimulator:
 
     def _step(self, now: float) -> float:
         due = self.poll_interval
-        for job in emulator.batch_jobs():
+        for job in batch.batch_jobs():
             if job.status == "RUNNABLE" and job.job_id not in self.placements:
                 self._place(job, now)
         lost = self._lost_instances()
         for placement in list(self.placements.values()):
             job = placement.job
-            reason = emulator.stop_requested(job)
-            if job.status in emulator.ENDED:
+            reason = batch.stop_requested(job)
+            if job.status in batch.ENDED:
                 self._end(placement, job.job_stopped_reason or "")
             elif reason is not None:
                 self._end(placement, reason, exit_code=self._agent_exit_code(placement))
@@ -362,7 +364,7 @@ class JobSimulator:
             starts_at=now + self.boot_delay,
         )
         self.placements[placement.job_id] = placement
-        started = emulator.job_started(
+        started = batch.job_started(
             job,
             container_instance_arn=placement.container_instance_arn,
             task_arn=task_arn,
@@ -406,7 +408,7 @@ class JobSimulator:
         )
         placement.host = self.hosts.run_container(placement.instance_id, container)
         placement.running_since = now
-        emulator.job_running(placement.job)
+        batch.job_running(placement.job)
         log.info("job %s: RUNNING", placement.job_id)
 
     def _agent_exit_code(self, placement: Placement) -> int | None:
@@ -427,7 +429,7 @@ class JobSimulator:
         if placement.host is not None:
             self.hosts.end_container(placement.instance_id)
         self._ship_log(placement)
-        emulator.job_ended(placement.job, reason=reason, exit_code=exit_code, succeeded=succeeded)
+        batch.job_ended(placement.job, reason=reason, exit_code=exit_code, succeeded=succeeded)
         log.info("job %s: %s (%s)", placement.job_id, placement.job.status, reason)
         self.placements.pop(placement.job_id, None)
         if not lost:

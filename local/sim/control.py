@@ -10,7 +10,9 @@ import json
 import re
 from typing import Any
 
-from local import emulator, faults
+from local import faults
+from local.emulator.scheduler import Scheduler
+from local.emulator.sns import mailbox
 from local.http import LocalServer, Reply, json_reply
 from local.sim import typeperf
 from local.sim.containers import JobSimulator, JobStateError
@@ -62,7 +64,7 @@ class ControlServer(LocalServer):
       resource, or holding the text) (``local.faults``). Each POST replaces all; its answer is
       the faults now on and, under ``replaced``, the ones it replaced, each API error with the
       calls it ``answered``, each timeout with the invocations it ended (``timedOut``).
-    * ``GET /mail``: every e-mail SNS would have sent (``emulator.SNS_EMAIL``), oldest first:
+    * ``GET /mail``: every e-mail SNS would have sent (``emulator.sns.SNS_EMAIL``), oldest first:
       ``{"messages": [{"to", "subject", "message", "attributes", "topicArn", "messageId"}]}``.
     * ``GET /schedules``: every EventBridge rule with a schedule, whether the local scheduler
       runs it, how often it fired and when it fires next; ``minuteSeconds``.
@@ -78,7 +80,7 @@ class ControlServer(LocalServer):
         host: str = "127.0.0.1",
         port: int = 0,
         *,
-        scheduler: emulator.Scheduler | None = None,
+        scheduler: Scheduler | None = None,
         jobs: JobSimulator | None = None,
     ) -> None:
         self.simulator = simulator
@@ -102,7 +104,7 @@ class ControlServer(LocalServer):
         if method == "GET" and path == "/schedules":
             return self._schedules()
         if method == "GET" and path == "/mail":
-            return 200, {"messages": emulator.mailbox()}
+            return 200, {"messages": mailbox()}
         if method == "GET" and path in ("/batch/capacity", "/jobs"):
             return self._batch_view(path)
         try:

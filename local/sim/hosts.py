@@ -75,7 +75,7 @@ from typing import Any
 
 import boto3
 
-from local import emulator
+from local.emulator.hooks import ManagedNode, SimulatorHooks
 from local.sim import dcv, typeperf, users
 from local.sim.machine import BATCH_INSTANCE_TAG, SIM_DCV, Container, Host
 
@@ -146,8 +146,10 @@ class HostSimulator:
         settings_parameter: str | None = None,
         tick_seconds: float = TICK_SECONDS,
         spare_agents: int = SPARE_AGENTS,
+        hooks: SimulatorHooks,
     ) -> None:
         self.endpoint_url = endpoint_url
+        self.hooks = hooks  # the emulator's: instance changes, and Run Command's managed nodes
         self.region = region
         self.event_bus_name = event_bus_name
         self.tag_key, self.tag_value = fleet_tag_key, fleet_tag_value
@@ -174,16 +176,14 @@ class HostSimulator:
     def start(self) -> None:
         with self._lock:
             self._fill_spares()
-        emulator.INSTANCE_LISTENERS.append(self._changed.set)
-        emulator.MANAGED_NODES.append(self.managed_node)
+        self.hooks.on_instances(self._changed.set)
+        self.hooks.on_managed_node(self.managed_node)
         self._thread.start()
         self._ticker.start()
 
     def stop(self) -> None:
-        if self._changed.set in emulator.INSTANCE_LISTENERS:
-            emulator.INSTANCE_LISTENERS.remove(self._changed.set)
-        if self.managed_node in emulator.MANAGED_NODES:
-            emulator.MANAGED_NODES.remove(self.managed_node)
+        self.hooks.forget(self._changed.set)
+        self.hooks.forget(self.managed_node)
         self._stop.set()
         self._changed.set()
         for thread in (self._thread, self._ticker):
@@ -453,8 +453,8 @@ class HostSimulator:
                     with contextlib.suppress(OSError):  # a workdir removed under us
                         host.advance()
 
-    # -- Run Command (emulator.SSM_RUN_COMMAND) --------------------------------------------------
-    def managed_node(self, instance_id: str) -> emulator.ManagedNode | None:
+    # -- Run Command (emulator.ssm.SSM_RUN_COMMAND) ----------------------------------------------
+    def managed_node(self, instance_id: str) -> ManagedNode | None:
         """A simulated host as SSM sees it; its SSM Agent is online once it has booted."""
         with self._lock:
             host = self.hosts.get(instance_id)
@@ -467,7 +467,7 @@ class HostSimulator:
                 if host.job_id is not None
                 else host.shell_environ(self._base_environ)
             )
-            return emulator.ManagedNode(
+            return ManagedNode(
                 platform="Windows" if host.os_type == "windows" else "Linux",
                 online=host.state == "running" and host.booted and host.ssm_agent,
                 environ=environ,

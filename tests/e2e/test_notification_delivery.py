@@ -1,7 +1,7 @@
 """Each user's notifications reach that user only, end to end on the local stack: the API
 subscribes each user's address (their ID token's ``email``) with a filter policy on their sub,
 and the workflows publish with the owner's sub as the ``owner`` attribute. The local stack keeps
-what SNS would e-mail (SNS_EMAIL in local/emulator.py; ``GET /mail`` on control_url)."""
+what SNS would e-mail (SNS_EMAIL in local/emulator/sns.py; ``GET /mail`` on control_url)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The client is pycognito's ``AWSSRP``, written apart from the emulator's SRP server (which borrows
 nothing from it), so these tests also show the two agree. The workaround is applied as
-``test_emulator_gaps.py`` applies its ``*_patches`` (monkeypatched, on in-process moto), here
+``tests/local/emulator/test_cognito.py`` applies its ``*_patches`` (monkeypatched, on in-process moto), here
 for the whole module: every test signs in to one pool, each with users of its own.
 """
 
@@ -28,7 +28,7 @@ from moto.server import ThreadedMotoServer
 from pycognito import aws_srp
 from pycognito.exceptions import ForceChangePasswordException
 
-from local import emulator
+from local.emulator import cognito
 
 REGION = "us-east-1"
 PASSWORD = "Correct-Horse-42"
@@ -59,7 +59,7 @@ def pool() -> Iterator[Pool]:
             patch.setenv(name, value)
         for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL"):
             patch.delenv(name, raising=False)
-        for owner, name, replacement in emulator.cognito_srp_patches():
+        for owner, name, replacement in cognito.cognito_srp_patches():
             patch.setattr(owner, name, replacement)
         with mock_aws():
             idp = boto3.client("cognito-idp", region_name=REGION, config=NO_RETRIES)
@@ -132,13 +132,13 @@ def test_the_group_is_the_clients() -> None:
     """The emulator's N, g and k are pycognito's (and so amazon-cognito-identity-js's)."""
     client = aws_srp.AWSSRP("u", "p", "us-east-1_x", "c", client=object())
     client_group = (client.big_n, client.val_g, client.val_k)
-    assert client_group == (emulator.SRP_N, emulator.SRP_G, emulator.SRP_K)
+    assert client_group == (cognito.SRP_N, cognito.SRP_G, cognito.SRP_K)
 
 
 def test_right_password_signs_in(pool: Pool, user: str) -> None:
     parameters, answer = _challenge(pool, user)
     # what Cognito sends: hex numbers, an opaque base64 secret block, the user's ids
-    assert int(parameters["SRP_B"], 16) % emulator.SRP_N != 0
+    assert int(parameters["SRP_B"], 16) % cognito.SRP_N != 0
     assert int(parameters["SALT"], 16) > 0
     assert len(base64.b64decode(parameters["SECRET_BLOCK"], validate=True)) >= 64
     assert parameters["USERNAME"] == user
@@ -202,7 +202,7 @@ def test_user_id_for_srp_as_username(pool: Pool, user: str) -> None:
 
 def test_expired_challenge_is_refused(pool: Pool, user: str) -> None:
     parameters, answer = _challenge(pool, user)
-    emulator.SRP_CHALLENGES[parameters["SECRET_BLOCK"]].expires = time.monotonic() - 1
+    cognito.SRP_CHALLENGES[parameters["SECRET_BLOCK"]].expires = time.monotonic() - 1
     with pytest.raises(ClientError) as error:
         _verify(pool, answer)
     assert _refused(error)
@@ -214,10 +214,10 @@ def test_a_zero_a_is_refused(pool: Pool, user: str) -> None:
     challenge = pool.idp.initiate_auth(
         ClientId=pool.client_id,
         AuthFlow="USER_SRP_AUTH",
-        AuthParameters={"USERNAME": user, "SRP_A": f"{emulator.SRP_N:x}"},
+        AuthParameters={"USERNAME": user, "SRP_A": f"{cognito.SRP_N:x}"},
     )
     parameters = challenge["ChallengeParameters"]
-    u = aws_srp.calculate_u(emulator.SRP_N, int(parameters["SRP_B"], 16))
+    u = aws_srp.calculate_u(cognito.SRP_N, int(parameters["SRP_B"], 16))
     key = aws_srp.compute_hkdf(
         bytearray.fromhex(aws_srp.pad_hex(0)), bytearray.fromhex(aws_srp.pad_hex(u))
     )

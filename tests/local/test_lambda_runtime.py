@@ -1,4 +1,4 @@
-"""The emulator's in-process Lambda runtime (``LAMBDA_RUNTIME`` in ``local/emulator.py``)."""
+"""The emulator's in-process Lambda runtime (``LAMBDA_RUNTIME`` in ``local/emulator/lambda_runtime.py``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from local import emulator
+from local.emulator import lambda_runtime
 
 
 class InFlight:
@@ -50,11 +50,13 @@ def test_a_function_runs_one_invocation_at_a_time(monkeypatch: pytest.MonkeyPatc
     share the handler module's state (the API's resolver answered one request in a few hundred
     with another's route). Two functions still run side by side."""
     handler = InFlight()
-    monkeypatch.setattr(emulator, "_resolve_handler", lambda _: handler)
+    monkeypatch.setattr(lambda_runtime, "_resolve_handler", lambda _: handler)
     api, worker = _function("api"), _function("worker")
     with ThreadPoolExecutor(8) as pool:
         results = list(
-            pool.map(lambda n: emulator.run_function(api if n % 2 else worker, {"n": n}), range(16))
+            pool.map(
+                lambda n: lambda_runtime.run_function(api if n % 2 else worker, {"n": n}), range(16)
+            )
         )
     assert [errored for _, errored, _ in results] == [False] * 16
     assert handler.most["api"] == 1
@@ -69,10 +71,12 @@ def test_a_function_invoked_from_its_own_invocation_does_not_wait_for_itself(
 
     def handler(event: dict[str, Any], context: Any) -> Any:
         if event["depth"]:
-            return {"inner": emulator.run_function(function, {"depth": event["depth"] - 1})[0]}
+            return {
+                "inner": lambda_runtime.run_function(function, {"depth": event["depth"] - 1})[0]
+            }
         return "done"
 
-    monkeypatch.setattr(emulator, "_resolve_handler", lambda _: handler)
-    payload, errored, _ = emulator.run_function(function, {"depth": 1})
+    monkeypatch.setattr(lambda_runtime, "_resolve_handler", lambda _: handler)
+    payload, errored, _ = lambda_runtime.run_function(function, {"depth": 1})
     assert not errored
     assert payload == '{"inner": "\\"done\\""}'

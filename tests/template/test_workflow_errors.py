@@ -4,7 +4,7 @@
 ``States.`` prefix" (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html):
 a Fail state whose ``ErrorPath`` yields ``States.Timeout`` fails the execution with
 ``States.Runtime`` instead. moto's interpreter reports the reserved name as given
-(``SFN_FAIL_RESERVED_ERROR`` in local/emulator.py), so these checks read the ASL itself: what
+(``SFN_FAIL_RESERVED_ERROR`` in local/emulator/registry.py), so these checks read the ASL itself: what
 each Fail state's ``Error`` says, what its ``ErrorPath`` can yield (traced to the state that
 wrote it), and every error object a Pass state builds.
 """

@@ -20,7 +20,7 @@ from moto.sns.models import sns_backends
 from dcvfleet import aws, service, sessions
 from dcvfleet.adapters import UserNotifications
 from dcvfleet.store import InMemorySessionStore
-from local import emulator
+from local.emulator import sns as emulated_sns
 from tests.support.handlers import HANDLER_ENV
 
 REGION = "us-east-1"
@@ -153,7 +153,7 @@ def test_an_address_subscribed_for_another_user_stays_theirs(
 ) -> None:
     """SNS refuses to subscribe an address again with other attributes (as the local stack's
     SNS_SUBSCRIBE_ATTRIBUTES does), so bob cannot take alice's address over."""
-    for owner, name, replacement in emulator.sns_subscribe_patches():
+    for owner, name, replacement in emulated_sns.sns_subscribe_patches():
         monkeypatch.setattr(owner, name, replacement)
     store = InMemorySessionStore()
     alice = sessions.Caller(sub="sub-alice", username="alice", email="shared@example.com")

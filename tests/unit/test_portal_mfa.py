@@ -19,7 +19,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 from pycognito.aws_srp import AWSSRP
 
-from local import emulator
+from local.emulator import cognito as emulated_cognito
 from tests.support.cognito import srp_pool, totp_code
 
 AUTH_JS = Path(__file__).resolve().parents[2] / "portal" / "js" / "auth.js"
@@ -65,7 +65,10 @@ def cognito() -> Iterator[dict[str, Any]]:
         }.items():
             patch.setenv(name, value)
         patch.delenv("AWS_ENDPOINT_URL", raising=False)
-        for patches in (emulator.cognito_srp_patches, emulator.cognito_auth_flow_patches):
+        for patches in (
+            emulated_cognito.cognito_srp_patches,
+            emulated_cognito.cognito_auth_flow_patches,
+        ):
             for owner, name, replacement in patches():
                 patch.setattr(owner, name, replacement)
         port = _free_port()

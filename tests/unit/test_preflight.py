@@ -23,7 +23,7 @@ from dcvfleet_cli import preflight
 from dcvfleet_cli.errors import CliError
 from dcvfleet_cli.main import main
 from dcvfleet_cli.preflight import FAIL, PASS, WARN, Account, Result
-from local import emulator
+from local.emulator import ec2, service_quotas
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -44,8 +44,8 @@ def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     for owner, attribute, replacement in (
-        *emulator.service_quota_patches(),
-        *emulator.default_vpc_patches(),
+        *service_quotas.service_quota_patches(),
+        *ec2.default_vpc_patches(),
     ):
         monkeypatch.setattr(owner, attribute, replacement)
     with mock_aws():
@@ -104,7 +104,7 @@ def check(name: str, params: dict[str, str], region: str | None = REGION) -> Res
 
 
 def set_quota(code: str, value: float) -> None:
-    emulator.set_ec2_quota(ACCOUNT, REGION, code, value)
+    service_quotas.set_ec2_quota(ACCOUNT, REGION, code, value)
 
 
 def trust(service: str) -> str:

@@ -42,7 +42,7 @@ from dcvfleet.adapters import OWNER_TAG, SESSION_TAG
 from dcvfleet.aws import client
 from dcvfleet.model import Session, Status
 from dcvfleet.store import DynamoSessionStore, counter_key
-from local import emulator
+from local.emulator import ec2
 from tests.support.properties import (
     ACCOUNT,
     IMAGE,
@@ -618,7 +618,7 @@ def world() -> Iterator[ApiWorld]:
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         for key, value in ENV.items():
             patch.setenv(key, value)
-        for owner, name, replacement in emulator.ec2_page_token_patches():
+        for owner, name, replacement in ec2.ec2_page_token_patches():
             patch.setattr(owner, name, replacement)
         for name, replacement in dynamodb_key_size_limit().items():
             patch.setattr(DynamoDBBackend, name, replacement)

@@ -13,7 +13,7 @@ they should not change.
 
 The consumers run in-process against moto (DynamoDB with the sessions table of template.yaml,
 EC2, Batch, Step Functions, Secrets Manager), with the local stack's own Batch job simulation
-(``local.emulator.batch_job_patches``) and with DynamoDB's key size limit, which moto does not
+(``local.emulator.batch.batch_job_patches``) and with DynamoDB's key size limit, which moto does not
 check on reads. Events are made from the samples in ``events/samples`` (AWS's events have AWS's
 schemas, not ours); ids of the desktops, instances and jobs that exist are drawn as placeholders
 (``known``) and resolved against the world seeded for each example.
@@ -46,7 +46,8 @@ from dcvfleet.adapters import SESSION_TAG, BatchJobs
 from dcvfleet.aws import client
 from dcvfleet.model import TRANSITIONS, Session, Status
 from dcvfleet.store import DynamoSessionStore
-from local import emulator
+from local.emulator import batch
+from local.emulator.hooks import SimulatorHooks
 from tests.support.properties import (
     ACCOUNT,
     BATCH_DETAIL_TYPE,
@@ -234,26 +235,24 @@ class World:
         job_id: str = self.batch.submit_job(
             jobName=name, jobQueue=JOB_QUEUE, jobDefinition="desktop"
         )["jobId"]
-        job = next(j for j in emulator.batch_jobs() if j.job_id == job_id)
+        job = next(j for j in batch.batch_jobs() if j.job_id == job_id)
         deadline = time.monotonic() + 30
         while job.status != "RUNNABLE":  # the simulation's Job.run, on the job's own thread
             assert time.monotonic() < deadline, f"job {job_id} never became RUNNABLE"
             time.sleep(0.001)
         if state in ("STARTING", "RUNNING", *JOB_ENDED):
             cluster = f"arn:aws:ecs:{REGION}:{ACCOUNT}"
-            emulator.job_started(
+            batch.job_started(
                 job,
                 container_instance_arn=f"{cluster}:container-instance/desktops/{job_id[:8]}",
                 task_arn=f"{cluster}:task/desktops/{job_id.replace('-', '')}",
                 log_stream=f"desktop/{job_id}",
             )
         if state in ("RUNNING", *JOB_ENDED):
-            emulator.job_running(job)
+            batch.job_running(job)
         if state in JOB_ENDED:
             code = 0 if state == "SUCCEEDED" else 67
-            emulator.job_ended(
-                job, reason=emulator.CONTAINER_EXITED, exit_code=code, succeeded=code == 0
-            )
+            batch.job_ended(job, reason=batch.CONTAINER_EXITED, exit_code=code, succeeded=code == 0)
         return job_id
 
     # -- per example ---------------------------------------------------------------------------
@@ -422,7 +421,10 @@ def world() -> Iterator[World]:
     with pytest.MonkeyPatch.context() as patch, mock_aws():
         for key, value in ENV.items():
             patch.setenv(key, value)
-        for owner, name, replacement in [*emulator.batch_job_patches(), *ec2_malformed_ids()]:
+        for owner, name, replacement in [
+            *batch.batch_job_patches(SimulatorHooks()),
+            *ec2_malformed_ids(),
+        ]:
             patch.setattr(owner, name, replacement)
         for name, replacement in dynamodb_key_size_limit().items():
             patch.setattr(DynamoDBBackend, name, replacement)

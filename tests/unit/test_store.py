@@ -25,7 +25,7 @@ from dcvfleet.store import (
     NotificationAddress,
     SessionStore,
 )
-from local import emulator
+from local.emulator import dynamodb
 from tests.support.tables import create_sessions_table
 
 TABLE_NAME = "dcvfleet-sessions"
@@ -46,8 +46,8 @@ def store(request: pytest.FixtureRequest) -> Iterator[SessionStore]:
 @pytest.fixture
 def serializable_moto_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
     """Give moto's writes the isolation DynamoDB documents, with the local stack's own
-    workaround (DDB_ATOMIC_WRITES in local/emulator.py), undone after the test."""
-    for name, replacement in emulator.atomic_dynamodb_writes().items():
+    workaround (DDB_ATOMIC_WRITES in local/emulator/dynamodb.py), undone after the test."""
+    for name, replacement in dynamodb.atomic_dynamodb_writes().items():
         monkeypatch.setattr(DynamoDBBackend, name, replacement)
 
 

@@ -19,9 +19,10 @@ import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
-from moto.ssm.models import SimpleSystemManagerBackend
 
-from local import emulator
+from local.emulator import ssm
+from local.emulator.hooks import ManagedNode, SimulatorHooks
+from local.emulator.scheduler import Scheduler
 from local.sim.control import ControlServer, activity_problem, agent_problem
 from local.sim.hosts import HostSimulator, HostStateError
 from local.sim.machine import Host
@@ -76,8 +77,9 @@ def sim(
     moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[HostSimulator]:
     """A host simulator without agents (each host's DCV is driven through its shims here)."""
-    for name, replacement in emulator.run_command_patches().items():
-        monkeypatch.setattr(SimpleSystemManagerBackend, name, replacement)
+    hooks = SimulatorHooks()
+    for owner, name, replacement in ssm.run_command_patches(hooks):
+        monkeypatch.setattr(owner, name, replacement)
     simulator = HostSimulator(
         endpoint_url=moto_endpoint,
         region=REGION,
@@ -88,6 +90,7 @@ def sim(
         poll_interval=0.05,
         tick_seconds=0.05,
         spare_agents=0,
+        hooks=hooks,
     )
     simulator.agent_enabled = False
     simulator.start()
@@ -97,7 +100,7 @@ def sim(
 
 @pytest.fixture
 def control(sim: HostSimulator, moto_endpoint: str) -> Iterator[ControlServer]:
-    scheduler = emulator.Scheduler(moto_endpoint, minute_seconds=60)
+    scheduler = Scheduler(moto_endpoint, minute_seconds=60)
     server = ControlServer(sim, {}, scheduler=scheduler)
     server.start()
     yield server
@@ -147,8 +150,8 @@ def desktop_host(
     return instance_id, host
 
 
-def _offline() -> emulator.ManagedNode:
-    return emulator.ManagedNode("Linux", False, {}, "")
+def _offline() -> ManagedNode:
+    return ManagedNode("Linux", False, {}, "")
 
 
 def on_host(host: Host, *command: str) -> str:

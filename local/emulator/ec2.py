@@ -1,0 +1,140 @@
+"""EC2: state-change events (the simulators told), page tokens, the default VPC's internet route."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from local.emulator.gap import Gap, Patch
+from local.emulator.hooks import SimulatorHooks
+
+log = logging.getLogger("local.emulator")
+
+
+STATE_CHANGING_CALLS = ("run_instances", "start_instances", "stop_instances", "terminate_instances")
+#: The states EC2 reports on the way to each final state.
+_TRANSITIONS = {
+    "running": ("pending", "running"),
+    "stopped": ("stopping", "stopped"),
+    "terminated": ("shutting-down", "terminated"),
+}
+
+
+def _state_change_events(backend: Any, changed: list[tuple[Any, str | None]]) -> None:
+    from moto.events.models import events_backends
+
+    entries = []
+    for instance, previous in changed:
+        final = instance.state
+        if final == previous:
+            continue  # starting a running instance changes nothing, and says nothing
+        arn = f"arn:aws:ec2:{backend.region_name}:{backend.account_id}:instance/{instance.id}"
+        for state in _TRANSITIONS.get(final, (final,)):
+            entries.append(
+                {
+                    "Source": "aws.ec2",
+                    "DetailType": "EC2 Instance State-change Notification",
+                    "Detail": json.dumps({"instance-id": instance.id, "state": state}),
+                    "Resources": [arn],
+                    "EventBusName": "default",
+                }
+            )
+    if entries:
+        events_backends[backend.account_id][backend.region_name].put_events(entries)
+
+
+def state_change_patches(hooks: SimulatorHooks) -> list[Patch]:
+    """EC2_STATE_CHANGES: after every run, start, stop and terminate, put EC2's state-change
+    events and tell the simulators (``hooks.instances_changed``)."""
+    from moto.ec2.models.instances import InstanceBackend
+
+    patches = []
+    for name in STATE_CHANGING_CALLS:
+        original = getattr(InstanceBackend, name)
+
+        def notifying(self: Any, *args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            result = __original(self, *args, **kwargs)
+            changed: list[tuple[Any, str | None]]
+            if hasattr(result, "instances"):  # run_instances: a reservation of new instances
+                changed = [(instance, None) for instance in result.instances]
+            else:  # start, stop, terminate: (instance, its previous state)
+                changed = [(instance, previous.name) for instance, previous in result]
+            _state_change_events(self, changed)
+            hooks.instances_changed()
+            return result
+
+        patches.append(Patch(InstanceBackend, name, notifying))
+    return patches
+
+
+# EC2_PAGE_TOKEN
+def ec2_page_token_patches() -> list[Patch]:
+    """EC2_PAGE_TOKEN: ``DescribeInstances`` refuses a ``NextToken`` that names no reservation of
+    the listing as a client error.."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses.instances import InstanceResponse
+
+    original = InstanceResponse.describe_instances
+
+    def describe_instances(self: Any) -> Any:
+        token = self._get_param("NextToken")
+        if token:
+            filters = self._filters_from_querystring()
+            ids = self._get_param("InstanceIds", [])
+            reservations = (
+                self.ec2_backend.get_reservations_by_instance_ids(ids, filters=filters)
+                if ids
+                else self.ec2_backend.describe_instances(filters=filters)
+            )
+            if token not in {reservation.id for reservation in reservations}:
+                # not echoed: a control character in it would make the XML answer unreadable
+                raise EC2ClientError("InvalidParameterValue", "The NextToken is not valid.")
+        return original(self)
+
+    return [Patch(InstanceResponse, "describe_instances", describe_instances)]
+
+
+# DEFAULT_VPC_INTERNET
+def default_vpc_patches() -> list[Patch]:
+    """DEFAULT_VPC_INTERNET: the default VPC gets an internet gateway and a ``0.0.0.0/0`` route
+    to it in its main route table.."""
+    from moto.ec2.models.vpcs import VPCBackend
+
+    original = VPCBackend.create_default_vpc
+
+    def create_default_vpc(self: Any) -> Any:
+        vpc = original(self)
+        gateway = self.create_internet_gateway()
+        self.attach_internet_gateway(gateway.id, vpc.id)
+        for table in self.describe_route_tables(filters={"vpc-id": [vpc.id]}):
+            if table.main_association_id is not None:
+                self.create_route(table.id, "0.0.0.0/0", gateway_id=gateway.id)
+        return vpc
+
+    return [Patch(VPCBackend, "create_default_vpc", create_default_vpc)]
+
+
+EC2_STATE_CHANGES = Gap(
+    "EC2_STATE_CHANGES",
+    moto_does="instances change state without the EC2 Instance State-change Notification events"
+    " AWS puts on the default bus",
+    we_do="after every run, start, stop and terminate, the emulator puts them (each transition:"
+    " pending, running, stopping, stopped, shutting-down, terminated) and tells the simulators",
+    install=lambda context: state_change_patches(context.hooks),
+)
+EC2_PAGE_TOKEN = Gap(
+    "EC2_PAGE_TOKEN",
+    moto_does="DescribeInstances with a NextToken it never gave fails with a bare ValueError"
+    " (HTTP 500, which clients retry)",
+    we_do="it answers InvalidParameterValue, a client error, as EC2 does",
+    install=lambda context: ec2_page_token_patches(),
+)
+DEFAULT_VPC_INTERNET = Gap(
+    "DEFAULT_VPC_INTERNET",
+    moto_does="the default VPC has no internet gateway and its main route table only the local"
+    " route",
+    we_do="the default VPC gets an internet gateway and a 0.0.0.0/0 route to it, as AWS gives"
+    " one (https://docs.aws.amazon.com/vpc/latest/userguide/default-vpc-components.html)",
+    install=lambda context: default_vpc_patches(),
+)

@@ -1,0 +1,163 @@
+"""EC2's gaps: EC2_PAGE_TOKEN, EC2_STATE_CHANGES, DEFAULT_VPC_INTERNET."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from local.emulator.ec2 import (
+    default_vpc_patches,
+    ec2_page_token_patches,
+)
+from tests.support.emulator import (
+    ACCOUNT,
+    REGION,
+    Installer,
+    aws_client,
+)
+
+
+# ==============================================================================================
+# EC2_PAGE_TOKEN
+def _three_reservations() -> Any:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    for _ in range(3):
+        ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)
+    return ec2
+
+
+def test_gap_ec2_page_token() -> None:
+    """GAP EC2_PAGE_TOKEN: a NextToken DescribeInstances never gave is a server error (500)."""
+
+    with mock_aws():
+        ec2 = _three_reservations()
+        with pytest.raises(ValueError, match="is not in list"):
+            ec2.describe_instances(NextToken="not-a-token")
+
+
+def test_workaround_ec2_page_token(monkeypatch: pytest.MonkeyPatch) -> None:
+    for owner, attribute, replacement in ec2_page_token_patches():
+        monkeypatch.setattr(owner, attribute, replacement)
+    with mock_aws():
+        ec2 = _three_reservations()
+        for token in ("not-a-token", "\x01control\x00"):
+            with pytest.raises(ClientError) as refused:
+                ec2.describe_instances(NextToken=token)
+            assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+        first = ec2.describe_instances(MaxResults=2)
+        rest = ec2.describe_instances(MaxResults=2, NextToken=first["NextToken"])
+        assert len(first["Reservations"]) + len(rest["Reservations"]) == 3
+        assert "NextToken" not in rest
+
+
+# -- EC2_STATE_CHANGES -------------------------------------------------------------------------
+@mock_aws
+def test_gap_ec2_state_changes() -> None:
+    """GAP EC2_STATE_CHANGES: moto changes an instance's state without the EventBridge
+    notification AWS sends. When this fails, moto has changed: the local stack can listen to its
+    events instead of the listeners in local/emulator/ec2.py."""
+    sqs, events, ec2 = aws_client("sqs"), aws_client("events"), aws_client("ec2")
+    queue = sqs.create_queue(QueueName="ec2-changes")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(Name="ec2", EventPattern=json.dumps({"source": ["aws.ec2"]}))
+    events.put_targets(Rule="ec2", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
+    ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    assert sqs.receive_message(QueueUrl=queue).get("Messages", []) == []
+
+
+@mock_aws
+def test_workaround_ec2_state_changes(install: Installer) -> None:
+    """After every run, stop, start and terminate, the default bus carries EC2's state-change
+    events in order, and listeners hear of it once the change is made."""
+    hooks = install("EC2_STATE_CHANGES")
+    sqs, events, ec2 = aws_client("sqs"), aws_client("events"), aws_client("ec2")
+    queue = sqs.create_queue(QueueName="ec2-changes")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]
+    events.put_rule(
+        Name="ec2",
+        EventPattern=json.dumps(
+            {"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]}
+        ),
+    )
+    events.put_targets(Rule="ec2", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
+    heard: list[list[str]] = []
+
+    def listener() -> None:
+        found = ec2.describe_instances()["Reservations"]
+        heard.append([i["State"]["Name"] for r in found for i in r["Instances"]])
+
+    hooks.on_instances(listener)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance_id = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"
+    ]
+    ec2.stop_instances(InstanceIds=[instance_id])
+    ec2.start_instances(InstanceIds=[instance_id])
+    ec2.start_instances(InstanceIds=[instance_id])  # already running: no change, no event
+    ec2.terminate_instances(InstanceIds=[instance_id])
+    assert heard == [["running"], ["stopped"], ["running"], ["running"], ["terminated"]]
+    states = []
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get(
+        "Messages", []
+    ):
+        for message in messages:
+            event = json.loads(message["Body"])
+            assert event["detail"]["instance-id"] == instance_id
+            assert event["resources"] == [f"arn:aws:ec2:{REGION}:{ACCOUNT}:instance/{instance_id}"]
+            states.append(event["detail"]["state"])
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    assert states == [
+        "pending",
+        "running",
+        "stopping",
+        "stopped",
+        "pending",
+        "running",
+        "shutting-down",
+        "terminated",
+    ]
+
+
+# ==============================================================================================
+# DEFAULT_VPC_INTERNET
+def _default_vpc_routes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    gateways = ec2.describe_internet_gateways(
+        Filters=[{"Name": "attachment.vpc-id", "Values": [vpc["VpcId"]]}]
+    )["InternetGateways"]
+    tables = ec2.describe_route_tables(
+        Filters=[
+            {"Name": "vpc-id", "Values": [vpc["VpcId"]]},
+            {"Name": "association.main", "Values": ["true"]},
+        ]
+    )["RouteTables"]
+    return gateways, tables[0]["Routes"]
+
+
+def test_gap_default_vpc_internet() -> None:
+    """GAP DEFAULT_VPC_INTERNET: the default VPC has no internet gateway, and its main route
+    table only the local route."""
+
+    with mock_aws():
+        gateways, routes = _default_vpc_routes()
+        assert gateways == []
+        assert [r.get("GatewayId") for r in routes] == ["local"]
+
+
+def test_workaround_default_vpc_internet(monkeypatch: pytest.MonkeyPatch) -> None:
+    for owner, attribute, replacement in default_vpc_patches():
+        monkeypatch.setattr(owner, attribute, replacement)
+    with mock_aws():
+        gateways, routes = _default_vpc_routes()
+        assert len(gateways) == 1
+        to_internet = [r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
+        assert [r["GatewayId"] for r in to_internet] == [gateways[0]["InternetGatewayId"]]
