@@ -45,6 +45,7 @@ from tests.support.batch import (
 )
 from tests.support.lifecycle import Fleet, LifecycleWorkflows
 from tests.support.service import API, COMMON, READY_PUBLIC, FakeHosts, FakeSecrets, FakeWorkflows
+from tests.support.sessions import a_session
 
 
 @pytest.fixture
@@ -58,15 +59,12 @@ def jobs() -> FakeJobs:
 
 
 def provisioning(store: InMemorySessionStore, session_id: str = "s-1") -> Session:
-    session = Session(
-        session_id=session_id,
+    session = a_session(
+        session_id,
         owner="sub-alice",
         backend="batch",
-        os="linux",
-        instance_type="g5.xlarge",
         status=Status.PROVISIONING,
         created_at="2026-11-22T10:00:00Z",
-        updated_at="2026-11-22T10:00:00Z",
         secret_arn=SECRET,
     )
     store.create(session, max_active=5)

@@ -40,7 +40,7 @@ from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 
 from dcvfleet.adapters import OWNER_TAG, SESSION_TAG
 from dcvfleet.aws import client
-from dcvfleet.model import Session, Status
+from dcvfleet.model import Status
 from dcvfleet.store import DynamoSessionStore, counter_key
 from local.emulator import ec2
 from tests.support.properties import (
@@ -57,6 +57,7 @@ from tests.support.properties import (
     odd_text,
     put_session,
 )
+from tests.support.sessions import a_session
 from tests.support.tables import create_table
 
 #: Powertools' log_metrics warns on every invocation that records no metric (most of them).
@@ -590,15 +591,13 @@ def _seed_fleet(clients: dict[str, Any]) -> None:
                 ec2.stop_instances(InstanceIds=[instance_id])
         put_session(
             store,
-            Session(
-                session_id=session_id,
+            a_session(
+                session_id,
                 owner=claims["sub"],
                 owner_email=claims.get("email"),
                 backend=backend,
-                os="linux",
                 instance_type="g5.xlarge" if backend == "ec2" else "GPU",
                 status=status,
-                created_at="2026-11-22T03:00:00.000Z",
                 updated_at="2026-11-22T03:05:00.000Z",
                 version=7,
                 instance_id=instance_id,

@@ -26,6 +26,7 @@ from dcvfleet.store import (
     SessionStore,
 )
 from local.emulator import dynamodb
+from tests.support.sessions import a_session as build_session
 from tests.support.tables import create_sessions_table
 
 TABLE_NAME = "dcvfleet-sessions"
@@ -52,15 +53,11 @@ def serializable_moto_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def a_session(owner: str = "alice", created_at: str = "2025-03-01T10:00:00.000Z") -> Session:
-    return Session(
-        session_id=str(uuid.uuid4()),
+    return build_session(
+        str(uuid.uuid4()),
         owner=owner,
-        backend="ec2",
-        os="linux",
-        instance_type="g5.xlarge",
         status=Status.PROVISIONING,
         created_at=created_at,
-        updated_at=created_at,
         extra={"username": owner},
     )
 
