@@ -48,16 +48,6 @@ from tests.support.service import API, COMMON, READY_PUBLIC, FakeHosts, FakeSecr
 from tests.support.sessions import a_session
 
 
-@pytest.fixture
-def store() -> InMemorySessionStore:
-    return InMemorySessionStore()
-
-
-@pytest.fixture
-def jobs() -> FakeJobs:
-    return FakeJobs()
-
-
 def provisioning(store: InMemorySessionStore, session_id: str = "s-1") -> Session:
     session = a_session(
         session_id,

@@ -58,21 +58,6 @@ from tests.support.service import (
 )
 
 
-@pytest.fixture
-def store() -> InMemorySessionStore:
-    return InMemorySessionStore()
-
-
-@pytest.fixture
-def hosts() -> FakeHosts:
-    return FakeHosts()
-
-
-@pytest.fixture
-def workflows() -> FakeWorkflows:
-    return FakeWorkflows()
-
-
 def request(os: str = "linux", instance_type: str | None = REQUESTED) -> CreateSessionRequest:
     return CreateSessionRequest(backend="ec2", os=os, instance_type=instance_type)
 
