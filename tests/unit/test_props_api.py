@@ -743,6 +743,16 @@ def assert_only_what_it_is_for(seen: Seen) -> None:
         assert writes == [("sfn", "StartExecution")]
 
 
+def run_answered(
+    world: ApiWorld, documented: dict[tuple[str, str], frozenset[int]], request: Request
+) -> Seen:
+    """Sends the request: the answer is documented and it changed only what it may."""
+    seen = world.run(request)
+    assert_answered(seen, documented)
+    assert_only_what_it_is_for(seen)
+    return seen
+
+
 def role_of(session_id: str | None) -> str:
     return next(role for role, sid in SESSION_IDS.items() if sid == session_id)
 
@@ -778,11 +788,9 @@ def test_any_request_gets_a_documented_answer_naming_what_is_wrong_and_changes_o
     # Given the fleet: desktops of two users in several statuses, releases
     world.seed()
     # When any caller sends any request to any route: any body, headers, path id, query
-    seen = world.run(request)
     # Then the answer is a documented status, never a 5xx; a 4xx says what was wrong and
     # changed nothing; a 2xx changed only what its route is for
-    assert_answered(seen, documented)
-    assert_only_what_it_is_for(seen)
+    run_answered(world, documented, request)
 
 
 #: The routes a user calls on one of their own desktops.
@@ -815,9 +823,7 @@ def test_a_user_never_reaches_another_users_desktop(
     # Given desktops of alice and of bob (an administrator, but not on these routes)
     world.seed()
     # When a user calls a desktop's route with the id of someone else's desktop
-    seen = world.run(request)
-    assert_answered(seen, documented)
-    assert_only_what_it_is_for(seen)
+    seen = run_answered(world, documented, request)
     # Then it is a 404 (or the request's own fault, a 400): never the desktop, never a 403
     # or a 409 that would tell it exists
     if owner_sub(role_of(request.params["id"])) != CALLERS[request.caller]["sub"]:
@@ -851,9 +857,7 @@ def test_a_valid_create_body_makes_exactly_one_desktop_or_names_the_field_it_can
     world.seed()
     # When one asks for a desktop with a body of the documented shape
     request = Request("POST", "/sessions", caller, headers=headers, body=json.dumps(body))
-    seen = world.run(request)
-    assert_answered(seen, documented)
-    assert_only_what_it_is_for(seen)
+    seen = run_answered(world, documented, request)
     # Then it is made (one record, one provisioning workflow), or refused naming the field
     # this fleet does not offer that value of
     assert seen.status in (202, 400), (seen.status, seen.body)
