@@ -64,13 +64,11 @@ def request(os: str = "linux", instance_type: str | None = REQUESTED) -> CreateS
 
 
 def launch(
-    store: InMemorySessionStore,
-    hosts: FakeHosts,
-    session: Session,
-    settings: LaunchSettings = LAUNCH,
-    **options: Any,
+    store: InMemorySessionStore, hosts: FakeHosts, session: Session, **options: Any
 ) -> dict[str, Any]:
-    """launch_instance of the session's host with fresh credentials, as the workflow runs it."""
+    """launch_instance of the session's host with fresh credentials, as the workflow runs it,
+    with ``settings`` (LAUNCH unless given) and any other options."""
+    settings: LaunchSettings = options.pop("settings", LAUNCH)
     return service.launch_instance(
         store, hosts, FakeSecrets(), settings, session.session_id, secret_arn=SECRET_ARN, **options
     )
@@ -365,7 +363,7 @@ def test_a_vcpu_quota_refusal_is_tried_once_fails_plainly_and_tells_the_operator
     session = new_session(store)
     # When the host is launched
     with pytest.raises(GpuQuotaError) as raised:
-        launch(store, hosts, session, IN_EU, operators=operators, telemetry=telemetry)
+        launch(store, hosts, session, settings=IN_EU, operators=operators, telemetry=telemetry)
     # Then EC2 was asked once: every fallback is a G type, under the same quota, in any subnet
     assert hosts.attempts == [(REQUESTED, "subnet-a")]
     assert hosts.instances == {}
@@ -404,7 +402,7 @@ def test_a_g_quota_refusal_still_tries_a_fallback_of_another_family(
     operators = FakeOperators()
     session = new_session(store)
     # When the host is launched
-    out = launch(store, hosts, session, settings, operators=operators)
+    out = launch(store, hosts, session, settings=settings, operators=operators)
     # Then the other G type was skipped, and the P type launched in the first subnet
     assert hosts.attempts == [(REQUESTED, "subnet-a"), ("p3.2xlarge", "subnet-a")]
     assert out["instanceType"] == "p3.2xlarge"
@@ -423,7 +421,7 @@ def test_a_quota_refusal_and_no_capacity_elsewhere_fails_for_capacity_and_tells_
     session = new_session(store)
     # When the host is launched
     with pytest.raises(InsufficientCapacityError) as raised:
-        launch(store, hosts, session, settings, operators=operators, telemetry=telemetry)
+        launch(store, hosts, session, settings=settings, operators=operators, telemetry=telemetry)
     # Then the G quota was asked once, the P type in each subnet; the error names what had no
     # capacity (the user may try again later), and the operators still hear of the quota
     assert hosts.attempts == [
