@@ -7,7 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import BaseServer
-from typing import Any
+from typing import Any, TypeVar
+
+from local.http import LocalServer
+
+S = TypeVar("S", bound=LocalServer)
 
 
 @contextmanager
@@ -19,6 +23,14 @@ def serving(server: BaseServer, poll_interval: float) -> Iterator[None]:
     yield
     server.shutdown()
     server.server_close()
+
+
+@contextmanager
+def running(server: S) -> Iterator[S]:
+    """A local.http server, started for the block and stopped after it."""
+    server.start()
+    yield server
+    server.stop()
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -33,7 +45,7 @@ class QuietHandler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-class LocalServer(ThreadingHTTPServer):
+class LoopbackServer(ThreadingHTTPServer):
     """A threading HTTP server on a free port of 127.0.0.1, its base URL in ``url``."""
 
     def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:

@@ -24,7 +24,7 @@ from dcvfleet_agent.aws import (
     http_request,
     sign,
 )
-from tests.support.http import LocalServer, QuietHandler, serving
+from tests.support.http import LoopbackServer, QuietHandler, serving
 
 REGION = "us-east-1"
 NOW = datetime.datetime(2026, 11, 22, 10, 30, 15, tzinfo=datetime.timezone.utc)  # noqa: UP017
@@ -80,7 +80,7 @@ def test_endpoints_by_partition() -> None:
 # --- credentials ----------------------------------------------------------------------------
 
 
-class FakeMetadata(LocalServer):
+class FakeMetadata(LoopbackServer):
     """Answers GET <path> from `routes` (status, body), records the Authorization header."""
 
     def __init__(self, routes: dict[str, tuple[int, str]]) -> None:
@@ -196,7 +196,7 @@ def test_calls_against_moto(moto_endpoint: str) -> None:
     )
 
 
-class Scripted(LocalServer):
+class Scripted(LoopbackServer):
     """Answers each POST with the next (status, body) of a script."""
 
     def __init__(self, *replies: tuple[int, str]) -> None:
