@@ -23,7 +23,7 @@ from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import (
     HostCommandError,
 )
-from dcvfleet.lifecycle import idle, triggers, user_requests
+from dcvfleet.lifecycle import idle, reconcile, triggers, user_requests
 from dcvfleet.model import CreateSessionRequest, Session
 from dcvfleet.service import HostReadyClaim
 from dcvfleet.sessions import Caller
@@ -337,6 +337,12 @@ class Fleet:
             requested_action=requested_action,
             reason=reason,
             evidence=evidence if evidence is not None else {"connections": 0},
+        )
+
+    def instance_changed(self, instance_id: str, state: str) -> str:
+        """An EC2 state change of ``instance_id`` arriving (reconcile.instance_changed)."""
+        return reconcile.instance_changed(
+            self.store, self.hosts, self.workflows, self.settings, instance_id, state=state
         )
 
     def request_stop(self, session_id: str, caller: Caller = ALICE, action: str = "stop") -> str:

@@ -205,18 +205,28 @@ def odd_ids(
     )
 
 
+def field_dropped_or_replaced(
+    mapping: dict[str, Any], keys: list[str]
+) -> st.SearchStrategy[dict[str, Any]]:
+    """``mapping`` with one of ``keys`` removed, or its value replaced by one of the wrong type
+    or odd text."""
+    key = st.sampled_from(keys)
+    return st.one_of(
+        key.map(lambda dropped: {k: v for k, v in mapping.items() if k != dropped}),
+        st.builds(
+            lambda replaced, value: {**mapping, replaced: value},
+            key,
+            st.one_of(not_a_string(), odd_text(), json_values()),
+        ),
+    )
+
+
 def garbled_envelope(envelope: dict[str, Any]) -> st.SearchStrategy[Any]:
     """``envelope`` with a top-level field removed or replaced, extra fields, or its detail
     garbled; or no object at all."""
-    keys = st.sampled_from(sorted(envelope))
     detail = envelope.get("detail")
     return st.one_of(
-        keys.map(lambda key: {k: v for k, v in envelope.items() if k != key}),
-        st.builds(
-            lambda key, value: {**envelope, key: value},
-            keys,
-            st.one_of(not_a_string(), odd_text(), json_values()),
-        ),
+        field_dropped_or_replaced(envelope, sorted(envelope)),
         extra_fields().map(lambda extra: {**envelope, **extra}),
         garbled_detail(detail).map(lambda d: {**envelope, "detail": d})
         if isinstance(detail, dict) and detail

@@ -35,3 +35,17 @@ def translated() -> dict[str, Any]:
     with mock.patch.dict(os.environ, {"AWS_DEFAULT_REGION": "us-east-1"}):
         out: dict[str, Any] = transform(sam, params, PinnedManagedPolicies())
     return out
+
+
+def all_states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Every state of an ASL definition by name, those in Parallel branches and Map processors
+    included."""
+    found: dict[str, dict[str, Any]] = {}
+    for name, state in definition["States"].items():
+        found[name] = state
+        for branch in state.get("Branches", []):
+            found.update(all_states(branch))
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            found.update(all_states(processor))
+    return found

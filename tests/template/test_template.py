@@ -14,7 +14,7 @@ import pytest
 
 from dcvfleet.errors import all_error_classes
 from local.deploy import samconfig_overrides, substitute_definition
-from tests.support.template import ROOT, TEMPLATE, translated
+from tests.support.template import ROOT, TEMPLATE, all_states, translated
 
 ASL_FILES = sorted((ROOT / "statemachines").glob("*.asl.json"))
 LAMBDA_TRANSIENT = {
@@ -37,18 +37,6 @@ def _state_machines() -> dict[str, dict[str, Any]]:
         for name, res in TEMPLATE["Resources"].items()
         if res["Type"] == "AWS::Serverless::StateMachine"
     }
-
-
-def _states(definition: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {}
-    for name, state in definition["States"].items():
-        found[name] = state
-        for branch in state.get("Branches", []):
-            found.update(_states(branch))
-        processor = state.get("ItemProcessor") or state.get("Iterator")
-        if processor:
-            found.update(_states(processor))
-    return found
 
 
 def test_the_template_translates() -> None:
@@ -115,7 +103,7 @@ def test_statelint_accepts_every_workflow(path: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
 def test_every_custom_error_name_is_a_class_in_code(path: Path) -> None:
     names = {c.__name__ for c in all_error_classes()}
-    states = _states(json.loads(path.read_text()))
+    states = all_states(json.loads(path.read_text()))
     for state_name, state in states.items():
         for handler in [*state.get("Retry", []), *state.get("Catch", [])]:
             for error in handler["ErrorEquals"]:
@@ -139,7 +127,7 @@ COMPENSATORS = {
 
 @pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
 def test_every_lambda_task_retries_transient_errors_and_is_caught(path: Path) -> None:
-    states = _states(json.loads(path.read_text()))
+    states = all_states(json.loads(path.read_text()))
     lambda_tasks = {
         n: s for n, s in states.items() if s["Type"] == "Task" and "lambda" in s["Resource"].lower()
     }

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import datetime
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import boto3
@@ -26,6 +24,7 @@ from dcvfleet_agent.aws import (
     http_request,
     sign,
 )
+from tests.support.http import LoopbackServer, QuietHandler, serving
 
 REGION = "us-east-1"
 NOW = datetime.datetime(2026, 11, 22, 10, 30, 15, tzinfo=datetime.timezone.utc)  # noqa: UP017
@@ -81,7 +80,7 @@ def test_endpoints_by_partition() -> None:
 # --- credentials ----------------------------------------------------------------------------
 
 
-class FakeMetadata(ThreadingHTTPServer):
+class FakeMetadata(LoopbackServer):
     """Answers GET <path> from `routes` (status, body), records the Authorization header."""
 
     def __init__(self, routes: dict[str, tuple[int, str]]) -> None:
@@ -89,34 +88,23 @@ class FakeMetadata(ThreadingHTTPServer):
         self.authorization: list[str | None] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 fake.authorization.append(self.headers.get("Authorization"))
                 status, body = fake.routes.get(self.path, (404, ""))
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(body.encode())
+                self.reply(status, body.encode())
 
             def do_PUT(self) -> None:  # IMDSv2 token
-                self.send_response(200)
-                self.end_headers()
-                self.wfile.write(b"token")
+                self.reply(200, b"token")
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        super().__init__(Handler)
 
 
 @pytest.fixture
 def metadata() -> Iterator[FakeMetadata]:
     server = FakeMetadata({})
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server, 0.01):
+        yield server
 
 
 def test_environment_credentials_come_first(metadata: FakeMetadata) -> None:
@@ -208,7 +196,7 @@ def test_calls_against_moto(moto_endpoint: str) -> None:
     )
 
 
-class Scripted(ThreadingHTTPServer):
+class Scripted(LoopbackServer):
     """Answers each POST with the next (status, body) of a script."""
 
     def __init__(self, *replies: tuple[int, str]) -> None:
@@ -216,30 +204,21 @@ class Scripted(ThreadingHTTPServer):
         self.targets: list[str] = []
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 fake.targets.append(self.headers.get("X-Amz-Target", ""))
                 status, body = fake.replies.pop(0)
-                self.send_response(status)
-                self.end_headers()
-                self.wfile.write(body.encode())
+                self.reply(status, body.encode())
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        super().__init__(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        super().__init__(Handler)
 
 
 @pytest.fixture
 def scripted() -> Iterator[Scripted]:
     server = Scripted()
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with serving(server, 0.01):
+        yield server
 
 
 def test_throttling_and_server_errors_are_retried_others_are_not(scripted: Scripted) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -12,6 +11,7 @@ import pytest
 from dcvfleet_agent.aws import IdentityError, Imds
 from dcvfleet_agent.config import Config, load_config
 from dcvfleet_agent.identity import resolve_identity
+from tests.support.http import serving
 
 TOKEN = "imds-token-1"
 METADATA = {
@@ -60,11 +60,8 @@ class FakeImds:
 @pytest.fixture
 def imds() -> Iterator[FakeImds]:
     fake = FakeImds()
-    thread = threading.Thread(target=fake.server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    yield fake
-    fake.server.shutdown()
-    fake.server.server_close()
+    with serving(fake.server, 0.01):
+        yield fake
 
 
 def config(**env: str) -> Config:

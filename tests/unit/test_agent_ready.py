@@ -29,6 +29,7 @@ from dcvfleet.events import signed_by
 from dcvfleet_agent import __version__
 from dcvfleet_agent.agent import main
 from dcvfleet_agent.config import KEYS, env_name
+from tests.support.http import running
 
 REGION = "us-east-1"
 ROOT = Path(__file__).resolve().parents[2]
@@ -322,10 +323,8 @@ def test_unexpected_exception_is_logged_as_json(
 
 @pytest.fixture
 def endpoint() -> Iterator[FakeAwsEndpoint]:
-    server = FakeAwsEndpoint()
-    server.start()
-    yield server
-    server.stop()
+    with running(FakeAwsEndpoint()) as server:
+        yield server
 
 
 def test_sigterm_stops_the_monitor_with_exit_0(tmp_path: Path, endpoint: FakeAwsEndpoint) -> None:

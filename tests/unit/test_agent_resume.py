@@ -6,7 +6,6 @@ the real Agent against local/sim/dcv.py and injected clocks."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,17 +19,14 @@ from dcvfleet_agent.events import EventSender
 from dcvfleet_agent.identity import Identity
 from dcvfleet_agent.monitor import HOST_HEARTBEAT, SESSION_IDLE
 from dcvfleet_agent.signals import parse_time
+from tests.support.sim_dcv import DCV, fresh_dcv_state
 
-SIM = Path(__file__).resolve().parents[2] / "local" / "sim" / "dcv.py"
-DCV = (sys.executable, "-S", str(SIM))
 EPOCH = 1_795_000_000.0
 
 
 @pytest.fixture(autouse=True)
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "dcv-state.json"
-    monkeypatch.setenv("SIM_DCV_STATE", str(path))
-    monkeypatch.delenv("SIM_DCV_FAIL", raising=False)
+    path = fresh_dcv_state(tmp_path, monkeypatch)
     monkeypatch.setattr("dcvfleet_agent.config.LINUX_CONFIG_PATH", "/nonexistent/agent.json")
     return path
 

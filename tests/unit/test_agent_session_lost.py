@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,16 +19,12 @@ from dcvfleet_agent.events import EventSender
 from dcvfleet_agent.identity import Identity
 from dcvfleet_agent.monitor import HOST_HEARTBEAT, SESSION_IDLE
 from dcvfleet_agent.signals import DcvSignal
-
-SIM = Path(__file__).resolve().parents[2] / "local" / "sim" / "dcv.py"
-DCV = (sys.executable, "-S", str(SIM))
+from tests.support.sim_dcv import DCV, fresh_dcv_state
 
 
 @pytest.fixture
 def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    path = tmp_path / "dcv-state.json"
-    monkeypatch.setenv("SIM_DCV_STATE", str(path))
-    monkeypatch.delenv("SIM_DCV_FAIL", raising=False)
+    path = fresh_dcv_state(tmp_path, monkeypatch)
     monkeypatch.setattr("dcvfleet_agent.config.LINUX_CONFIG_PATH", "/nonexistent/agent.json")
     return path
 

@@ -45,28 +45,16 @@ from tests.support.batch import (
 )
 from tests.support.lifecycle import Fleet, LifecycleWorkflows
 from tests.support.service import API, COMMON, READY_PUBLIC, FakeHosts, FakeSecrets, FakeWorkflows
-
-
-@pytest.fixture
-def store() -> InMemorySessionStore:
-    return InMemorySessionStore()
-
-
-@pytest.fixture
-def jobs() -> FakeJobs:
-    return FakeJobs()
+from tests.support.sessions import a_session
 
 
 def provisioning(store: InMemorySessionStore, session_id: str = "s-1") -> Session:
-    session = Session(
-        session_id=session_id,
+    session = a_session(
+        session_id,
         owner="sub-alice",
         backend="batch",
-        os="linux",
-        instance_type="g5.xlarge",
         status=Status.PROVISIONING,
         created_at="2026-11-22T10:00:00Z",
-        updated_at="2026-11-22T10:00:00Z",
         secret_arn=SECRET,
     )
     store.create(session, max_active=5)
@@ -80,12 +68,20 @@ def submit(store: InMemorySessionStore, jobs: FakeJobs, session_id: str = "s-1")
     return out["jobId"]
 
 
+def submitted(store: InMemorySessionStore, jobs: FakeJobs, **job_state: Any) -> str:
+    """A provisioning session "s-1" whose job is submitted (then given ``job_state``, if any)."""
+    provisioning(store)
+    job_id = submit(store, jobs)
+    if job_state:
+        jobs.set(job_id, **job_state)
+    return job_id
+
+
 # -- submit -------------------------------------------------------------------------------------
 def test_submit_runs_the_current_release_with_the_session_in_its_environment(
     store: InMemorySessionStore, jobs: FakeJobs
 ) -> None:
-    provisioning(store)
-    job_id = submit(store, jobs)
+    job_id = submitted(store, jobs)
     [sent] = jobs.submitted
     assert sent["definition"] == "jobdef:7"
     assert sent["env"] == {"DCVFLEET_SESSION_ID": "s-1", "DCVFLEET_SECRET_ARN": SECRET}
@@ -127,8 +123,7 @@ def test_a_garbled_release_parameter_is_a_configuration_error() -> None:
 def test_a_waiting_job_is_polled_until_its_container_has_a_host(
     store: InMemorySessionStore, jobs: FakeJobs
 ) -> None:
-    provisioning(store)
-    job_id = submit(store, jobs)
+    job_id = submitted(store, jobs)
     secrets = TaggingSecrets()
     jobs.set(job_id, status="RUNNABLE")
     out = batch.check_job(store, jobs, secrets, SETTINGS, "s-1", now=NOW + 30)
@@ -145,9 +140,7 @@ def test_a_waiting_job_is_polled_until_its_container_has_a_host(
 def test_runnable_past_the_capacity_timeout_is_no_gpu_capacity(
     store: InMemorySessionStore, jobs: FakeJobs
 ) -> None:
-    provisioning(store)
-    job_id = submit(store, jobs)
-    jobs.set(job_id, status="RUNNABLE")
+    submitted(store, jobs, status="RUNNABLE")
     with pytest.raises(InsufficientCapacityError) as caught:
         batch.check_job(store, jobs, TaggingSecrets(), SETTINGS, "s-1", now=NOW + 601)
     assert (
@@ -174,9 +167,7 @@ def test_runnable_past_the_capacity_timeout_is_no_gpu_capacity(
 def test_a_job_that_ended_fails_provisioning_with_a_readable_reason(
     store: InMemorySessionStore, jobs: FakeJobs, changes: dict[str, Any], reason: str
 ) -> None:
-    provisioning(store)
-    job_id = submit(store, jobs)
-    jobs.set(job_id, status="FAILED", **changes)
+    submitted(store, jobs, status="FAILED", **changes)
     with pytest.raises(JobFailedError, match=reason) as caught:
         batch.check_job(store, jobs, TaggingSecrets(), SETTINGS, "s-1", now=NOW)
     assert reason in user_message_for("JobFailedError", caught.value.message)
@@ -190,8 +181,7 @@ def ready_claim(instance_id: str) -> HostReadyClaim:
 def test_host_ready_is_accepted_only_from_the_jobs_own_instance(
     store: InMemorySessionStore, jobs: FakeJobs
 ) -> None:
-    provisioning(store)
-    job_id = submit(store, jobs)
+    job_id = submitted(store, jobs)
     hosts, workflows = FakeHosts(), FakeWorkflows()
     mine = hosts.add(session_id="unrelated-tag")  # Batch's instances carry no session tag
     other = hosts.add(session_id="unrelated-tag")
@@ -212,9 +202,7 @@ def test_host_ready_is_accepted_only_from_the_jobs_own_instance(
 def test_compensation_cancels_the_job_and_deletes_the_secret(
     store: InMemorySessionStore, jobs: FakeJobs
 ) -> None:
-    provisioning(store)
-    job_id = submit(store, jobs)
-    jobs.set(job_id, status="RUNNABLE")
+    job_id = submitted(store, jobs, status="RUNNABLE")
     secrets = FakeSecrets()
     secrets.create("s-1", "alice", {})
     error = {"Error": "InsufficientCapacityError", "Cause": "no GPU capacity for g5.xlarge"}
@@ -231,8 +219,7 @@ def test_compensation_cancels_the_job_and_deletes_the_secret(
 def test_end_job_finds_a_job_the_record_never_got(
     store: InMemorySessionStore, jobs: FakeJobs
 ) -> None:
-    provisioning(store)
-    job_id = submit(store, jobs)
+    job_id = submitted(store, jobs)
     session = store.update(store.require("s-1"), job_id=None)
     assert batch.end_job(jobs, session, "stop")
     assert jobs.terminated == [(job_id, "stop")]
@@ -492,9 +479,7 @@ def test_a_job_that_ended_before_the_token_was_parked_fails_the_wait_at_once(
 ) -> None:
     # Given a batch desktop whose job ended while the workflow was between its last poll and
     # parking its task token (the job's state change found no token to fail)
-    provisioning(store)
-    job_id = submit(store, jobs)
-    jobs.set(job_id, status="FAILED", exit_code=65)
+    submitted(store, jobs, status="FAILED", exit_code=65)
     workflows = BatchWorkflows()
     # When the token is parked / Then the wait fails at once, with the job's reason
     assert service.await_host_ready(store, workflows, "s-1", "token-9", jobs)

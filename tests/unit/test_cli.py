@@ -9,7 +9,6 @@ import json
 import os
 import re
 import stat
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from dcvfleet_cli.main import build_parser, main
 from dcvfleet_cli.output import table
 from dcvfleet_cli.stack import Stack
 from tests.support.cognito import srp_pool, write_stack_file
+from tests.support.http import serving
 
 SID = "0b7f4c1e-3a8e-4a5e-9d7e-2f1c8a9b0c1d"
 URL = "https://ec2-1-2-3-4.compute-1.amazonaws.com:8443/#desktop"
@@ -143,11 +143,8 @@ def api() -> Iterator[FakeApi]:
     fake = FakeApi()
     server = _server(fake)
     fake.url = f"http://127.0.0.1:{server.server_address[1]}/v1"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield fake
-    server.shutdown()
-    server.server_close()
+    with serving(server, 0.05):
+        yield fake
 
 
 # --- a fake Cognito for refreshes ----------------------------------------------------------

@@ -20,7 +20,6 @@ import stat
 import subprocess
 import sys
 import tarfile
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
@@ -31,6 +30,8 @@ from typing import Any
 import boto3
 import pytest
 import yaml
+
+from tests.support.http import serving
 
 REPO = Path(__file__).resolve().parents[2]
 CONTAINER = REPO / "container"
@@ -458,11 +459,8 @@ class GrantLater(http.server.BaseHTTPRequestHandler):
 def grant_later() -> Iterator[tuple[str, type[GrantLater]]]:
     handler = type("Handler", (GrantLater,), {"reads": [], "denials": 2})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    server.shutdown()
-    server.server_close()
+    with serving(server, 0.05):
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
 
 
 def test_the_secret_is_waited_for_until_access_is_granted(

@@ -36,7 +36,7 @@ from dcvfleet.errors import (
     SessionNotFoundError,
     StatusConflictError,
 )
-from dcvfleet.lifecycle import idle, reconcile, sweep, triggers, user_requests
+from dcvfleet.lifecycle import idle, sweep, triggers, user_requests
 from dcvfleet.model import Session, Status
 from dcvfleet.sessions import Caller
 from dcvfleet.store import InMemorySessionStore
@@ -1430,14 +1430,7 @@ def test_an_instance_stopped_outside_dcv_fleet_is_recorded_and_never_started_aga
     session = fleet.ready()
     fleet.hosts.set(session.instance_id or "", state="stopped")
     # When the EC2 state change arrives
-    outcome = reconcile.instance_changed(
-        fleet.store,
-        fleet.hosts,
-        fleet.workflows,
-        SETTINGS,
-        session.instance_id or "",
-        state="stopped",
-    )
+    outcome = fleet.instance_changed(session.instance_id or "", "stopped")
     # Then the desktop is STOPPING, says why, and an idle workflow records it as an external stop
     assert outcome == "recording an external stop"
     stored = fleet.store.require(session.session_id)
@@ -1469,14 +1462,7 @@ def test_an_instance_terminated_outside_dcv_fleet_moves_its_session_to_terminati
     session = fleet.ready()
     fleet.hosts.set(session.instance_id or "", state="terminated")
     # When the EC2 state change arrives
-    outcome = reconcile.instance_changed(
-        fleet.store,
-        fleet.hosts,
-        fleet.workflows,
-        SETTINGS,
-        session.instance_id or "",
-        state="terminated",
-    )
+    outcome = fleet.instance_changed(session.instance_id or "", "terminated")
     # Then it is TERMINATING and an external termination is recorded by the idle workflow
     assert outcome == "recording an external terminate"
     assert fleet.store.require(session.session_id).status is Status.TERMINATING
@@ -1510,17 +1496,10 @@ def test_a_change_outside_that_finishes_before_its_workflow_acts_is_still_announ
     session = fleet.ready()
     instance_id = session.instance_id or ""
     fleet.hosts.set(instance_id, state=then)
-    reconcile.instance_changed(
-        fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state=first
-    )
+    fleet.instance_changed(instance_id, first)
     [(name, _)] = fleet.workflows.idle_checks()
     # When the final state's event confirms it before the workflow's act step runs
-    assert (
-        reconcile.instance_changed(
-            fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state=then
-        )
-        == "done"
-    )
+    assert fleet.instance_changed(instance_id, then) == "done"
     assert fleet.store.require(session.session_id).status is final
     # Then the act step still produces the announcement and notification, acting on nothing
     out = fleet.act(
@@ -1564,9 +1543,7 @@ def test_an_event_for_an_instance_that_is_not_a_desktops_is_ignored(
     before = fleet.store.require(session.session_id)
     instance_id = instance_for(fleet, session)
     # When it arrives / Then it is ignored: no record changes and no workflow starts
-    result = reconcile.instance_changed(
-        fleet.store, fleet.hosts, fleet.workflows, SETTINGS, instance_id, state="stopped"
-    )
+    result = fleet.instance_changed(instance_id, "stopped")
     assert result == outcome
     assert fleet.store.require(session.session_id) == before
     assert fleet.workflows.started == []
@@ -1579,14 +1556,7 @@ def test_a_stopping_session_whose_instance_stopped_becomes_stopped(fleet: Fleet)
     fleet.act(session.session_id, name, trigger="user", requested_action="stop", reason="requested")
     fleet.hosts.settle()
     # When the EC2 state change arrives
-    outcome = reconcile.instance_changed(
-        fleet.store,
-        fleet.hosts,
-        fleet.workflows,
-        SETTINGS,
-        session.instance_id or "",
-        state="stopped",
-    )
+    outcome = fleet.instance_changed(session.instance_id or "", "stopped")
     # Then the desktop is STOPPED (no further workflow needed)
     assert outcome == "done"
     assert fleet.store.require(session.session_id).status is Status.STOPPED

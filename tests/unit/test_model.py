@@ -13,17 +13,14 @@ from dcvfleet.model import (
     Status,
     can_transition,
 )
+from tests.support.sessions import a_session
 
 
 # -- the public view ------------------------------------------------------------------------
 def a_full_session() -> Session:
-    return Session(
-        session_id="3f1c2b9e-0000-4000-8000-000000000001",
+    return a_session(
+        "3f1c2b9e-0000-4000-8000-000000000001",
         owner="owner-sub-5e2a",
-        backend="ec2",
-        os="linux",
-        instance_type="g5.xlarge",
-        status=Status.READY,
         created_at="2025-03-01T10:00:00.000Z",
         updated_at="2025-03-01T10:05:00.000Z",
         version=4,
@@ -57,15 +54,12 @@ def test_to_api_never_exposes_the_task_token_the_secret_arn_or_the_owner() -> No
 def test_to_api_shows_what_the_user_needs_and_leaves_out_unset_fields() -> None:
     # Given a full session and a fresh one
     full = a_full_session().to_api()
-    fresh = Session(
-        session_id="s-1",
+    fresh = a_session(
         owner="o",
-        backend="ec2",
         os="windows",
         instance_type="g4dn.xlarge",
         status=Status.PROVISIONING,
         created_at="t0",
-        updated_at="t0",
     ).to_api()
     # Then the full one has the connection details, and the fresh one has no null placeholders
     assert full["status"] == "READY"

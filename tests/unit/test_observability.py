@@ -34,6 +34,7 @@ from tests.support.batch import FakeJobs
 from tests.support.handlers import HANDLER_ENV
 from tests.support.lifecycle import BOB, SETTINGS, Fleet, ago
 from tests.support.service import ALICE, FakeWorkflows
+from tests.support.sessions import a_session
 
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 
@@ -461,15 +462,11 @@ def test_an_idle_check_that_never_warned_cancels_no_stop(
 def ready_batch_desktop(fleet: Fleet, owner: str) -> Session:
     """A READY container desktop's record (its provisioning is test_batch's subject)."""
     now = now_iso()
-    session = Session(
-        session_id=f"batch-{owner}",
+    session = a_session(
+        f"batch-{owner}",
         owner=owner,
         backend="batch",
-        os="linux",
-        instance_type="g5.xlarge",
-        status=Status.READY,
         created_at=now,
-        updated_at=now,
         ready_at=now,
         idle_check="someone-else-deciding",  # keeps the sweep from deciding about it
         idle_check_at=now,

@@ -103,6 +103,13 @@ def check(name: str, params: dict[str, str], region: str | None = REGION) -> Res
     return checks[name](acct)
 
 
+def check_says(name: str, params: dict[str, str], status: str, says: str) -> None:
+    """The check ``name`` ends in ``status`` with ``says`` in its message."""
+    result = check(name, params)
+    assert result.status == status, result
+    assert says in result.message, result
+
+
 def set_quota(code: str, value: float) -> None:
     service_quotas.set_ec2_quota(ACCOUNT, REGION, code, value)
 
@@ -397,18 +404,14 @@ def test_a_missing_batch_service_linked_role_warns_that_batch_creates_it() -> No
 def test_a_customer_managed_key_that_eventbridge_and_iam_may_use_passes() -> None:
     params = ready_account()
     params["KmsKeyArn"] = fleet_key(key_policy(EVENTBRIDGE_USES))
-    result = check("kms-key", params)
-    assert result.status == PASS, result
-    assert "EventBridge and this account's IAM may use it" in result.message
+    check_says("kms-key", params, PASS, "EventBridge and this account's IAM may use it")
 
 
 @pytest.mark.usefixtures("aws")
 def test_types_offered_in_some_zones_only_warn() -> None:
     params = ready_account()
     params["SubnetIds"] = ",".join(default_subnets("us-east-1a", ZONE_WITHOUT_G))
-    result = check("instance-types", params)
-    assert result.status == WARN
-    assert f"g5.xlarge (not in {ZONE_WITHOUT_G})" in result.message
+    check_says("instance-types", params, WARN, f"g5.xlarge (not in {ZONE_WITHOUT_G})")
 
 
 @pytest.mark.usefixtures("aws")
@@ -420,9 +423,9 @@ def test_quotas_that_fit_one_desktop_but_not_batch_max_vcpus_warn() -> None:
     assert "below BatchMaxVcpus (64)" in spot.message
     params["BatchUseSpot"] = "false"
     set_quota("L-DB2E81BA", 16)
-    on_demand = check("quota-on-demand", params)
-    assert on_demand.status == WARN
-    assert "not for batch desktops up to BatchMaxVcpus as well (72)" in on_demand.message
+    check_says(
+        "quota-on-demand", params, WARN, "not for batch desktops up to BatchMaxVcpus as well (72)"
+    )
     assert check("quota-spot", params) == Result(
         "quota-spot", PASS, "not needed (BatchUseSpot=false)"
     )
@@ -435,13 +438,9 @@ def test_hibernation_passes_for_types_that_can_and_warns_for_a_mix() -> None:
         params[name] = "m5.large"  # HibernationSupported in DescribeInstanceTypes
     assert check("hibernation", params) == Result("hibernation", PASS, "m5.large can hibernate")
     params["AllowedInstanceTypes"] = "m5.large,g5.xlarge"
-    mixed = check("hibernation", params)
-    assert mixed.status == WARN
-    assert "g5.xlarge (not supported) cannot hibernate" in mixed.message
+    check_says("hibernation", params, WARN, "g5.xlarge (not supported) cannot hibernate")
     params["RootVolumeSizeGiB"] = "8"  # m5.large has 8 GiB of RAM
-    too_small = check("hibernation", params)
-    assert too_small.status == FAIL
-    assert "its RAM does not fit the 8 GiB root volume" in too_small.message
+    check_says("hibernation", params, FAIL, "its RAM does not fit the 8 GiB root volume")
 
 
 @pytest.mark.usefixtures("aws")
@@ -456,18 +455,16 @@ def test_an_s3_gateway_endpoint_is_a_way_to_the_dcv_license() -> None:
         VpcEndpointType="Gateway",
         RouteTableIds=[table["RouteTables"][0]["RouteTableId"]],
     )
-    result = check("s3-route", params)
-    assert result.status == PASS
-    assert "S3 gateway endpoint" in result.message
+    check_says("s3-route", params, PASS, "S3 gateway endpoint")
 
 
 @pytest.mark.usefixtures("aws")
 def test_a_quota_code_that_names_another_quota_fails(monkeypatch: pytest.MonkeyPatch) -> None:
     params = ready_account()
     monkeypatch.setattr(preflight, "ON_DEMAND_G_QUOTA", ("L-3819A6DF", "Running On-Demand G"))
-    result = check("quota-on-demand", params)
-    assert result.status == FAIL
-    assert "quota L-3819A6DF is 'All G and VT Spot Instance Requests'" in result.message
+    check_says(
+        "quota-on-demand", params, FAIL, "quota L-3819A6DF is 'All G and VT Spot Instance Requests'"
+    )
 
 
 @pytest.mark.usefixtures("aws")

@@ -32,7 +32,6 @@ from moto import mock_aws
 
 from dcvfleet import events
 from dcvfleet.aws import reset_clients
-from dcvfleet.model import Session, Status
 from dcvfleet.store import DynamoSessionStore
 from tests.support.properties import (
     ENV,
@@ -45,6 +44,7 @@ from tests.support.properties import (
     json_values,
     sample,
 )
+from tests.support.sessions import a_session
 from tests.support.tables import create_table
 
 KINDS = {
@@ -87,14 +87,8 @@ class Fleet:
             Resources=[self.instance_id],
             Tags=[{"Key": "dcvfleet:session-id", "Value": self.session_id}],
         )
-        session = Session(
-            session_id=self.session_id,
-            owner="owner",
-            backend="ec2",
-            os="linux",
-            instance_type="g5.xlarge",
-            status=Status.READY,
-            created_at="2026-11-22T03:00:00.000Z",
+        session = a_session(
+            self.session_id,
             updated_at="2026-11-22T03:05:00.000Z",
             version=7,
             secret_arn=arn,

@@ -40,7 +40,7 @@ from moto.dynamodb.models import DynamoDBBackend, dynamodb_backends
 
 from dcvfleet.adapters import OWNER_TAG, SESSION_TAG
 from dcvfleet.aws import client
-from dcvfleet.model import Session, Status
+from dcvfleet.model import Status
 from dcvfleet.store import DynamoSessionStore, counter_key
 from local.emulator import ec2
 from tests.support.properties import (
@@ -50,13 +50,14 @@ from tests.support.properties import (
     LambdaContext,
     dynamodb_key_size_limit,
     examples,
+    field_dropped_or_replaced,
     huge_text,
     json_non_objects,
     json_values,
-    not_a_string,
     odd_text,
     put_session,
 )
+from tests.support.sessions import a_session
 from tests.support.tables import create_table
 
 #: Powertools' log_metrics warns on every invocation that records no metric (most of them).
@@ -308,14 +309,8 @@ create_bodies = st.fixed_dictionaries(
 
 def with_garbled_field(body: dict[str, Any]) -> st.SearchStrategy[dict[str, Any]]:
     """``body`` with a field removed, of the wrong type, odd text, or an unknown field more."""
-    keys = st.sampled_from(["backend", "os", "instanceType"])
     return st.one_of(
-        keys.map(lambda key: {k: v for k, v in body.items() if k != key}),
-        st.builds(
-            lambda key, value: {**body, key: value},
-            keys,
-            st.one_of(not_a_string(), odd_text(), json_values()),
-        ),
+        field_dropped_or_replaced(body, ["backend", "os", "instanceType"]),
         st.builds(
             lambda extra: {**body, **extra},
             st.dictionaries(st.text(max_size=20), json_values(), min_size=1, max_size=3),
@@ -590,15 +585,13 @@ def _seed_fleet(clients: dict[str, Any]) -> None:
                 ec2.stop_instances(InstanceIds=[instance_id])
         put_session(
             store,
-            Session(
-                session_id=session_id,
+            a_session(
+                session_id,
                 owner=claims["sub"],
                 owner_email=claims.get("email"),
                 backend=backend,
-                os="linux",
                 instance_type="g5.xlarge" if backend == "ec2" else "GPU",
                 status=status,
-                created_at="2026-11-22T03:00:00.000Z",
                 updated_at="2026-11-22T03:05:00.000Z",
                 version=7,
                 instance_id=instance_id,
@@ -744,6 +737,16 @@ def assert_only_what_it_is_for(seen: Seen) -> None:
         assert writes == [("sfn", "StartExecution")]
 
 
+def run_answered(
+    world: ApiWorld, documented: dict[tuple[str, str], frozenset[int]], request: Request
+) -> Seen:
+    """Sends the request: the answer is documented and it changed only what it may."""
+    seen = world.run(request)
+    assert_answered(seen, documented)
+    assert_only_what_it_is_for(seen)
+    return seen
+
+
 def role_of(session_id: str | None) -> str:
     return next(role for role, sid in SESSION_IDS.items() if sid == session_id)
 
@@ -779,11 +782,9 @@ def test_any_request_gets_a_documented_answer_naming_what_is_wrong_and_changes_o
     # Given the fleet: desktops of two users in several statuses, releases
     world.seed()
     # When any caller sends any request to any route: any body, headers, path id, query
-    seen = world.run(request)
     # Then the answer is a documented status, never a 5xx; a 4xx says what was wrong and
     # changed nothing; a 2xx changed only what its route is for
-    assert_answered(seen, documented)
-    assert_only_what_it_is_for(seen)
+    run_answered(world, documented, request)
 
 
 #: The routes a user calls on one of their own desktops.
@@ -816,9 +817,7 @@ def test_a_user_never_reaches_another_users_desktop(
     # Given desktops of alice and of bob (an administrator, but not on these routes)
     world.seed()
     # When a user calls a desktop's route with the id of someone else's desktop
-    seen = world.run(request)
-    assert_answered(seen, documented)
-    assert_only_what_it_is_for(seen)
+    seen = run_answered(world, documented, request)
     # Then it is a 404 (or the request's own fault, a 400): never the desktop, never a 403
     # or a 409 that would tell it exists
     if owner_sub(role_of(request.params["id"])) != CALLERS[request.caller]["sub"]:
@@ -852,9 +851,7 @@ def test_a_valid_create_body_makes_exactly_one_desktop_or_names_the_field_it_can
     world.seed()
     # When one asks for a desktop with a body of the documented shape
     request = Request("POST", "/sessions", caller, headers=headers, body=json.dumps(body))
-    seen = world.run(request)
-    assert_answered(seen, documented)
-    assert_only_what_it_is_for(seen)
+    seen = run_answered(world, documented, request)
     # Then it is made (one record, one provisioning workflow), or refused naming the field
     # this fleet does not offer that value of
     assert seen.status in (202, 400), (seen.status, seen.body)

@@ -79,6 +79,7 @@ from tests.support.properties import (
     put_session,
     sample,
 )
+from tests.support.sessions import a_session
 from tests.support.tables import create_table
 
 #: Powertools' log_metrics warns on every invocation that records no metric (most of them).
@@ -206,14 +207,12 @@ class World:
         self.baseline = self.current = self.table()
 
     def _session(self, role: str, status: Status, backend: str) -> Session:
-        return Session(
-            session_id=self.session_ids[role],
+        return a_session(
+            self.session_ids[role],
             owner=f"owner-{role}",
             backend=backend,
-            os="linux",
             instance_type="g5.xlarge" if backend == "ec2" else "GPU",
             status=status,
-            created_at="2026-11-22T03:00:00.000Z",
             updated_at="2026-11-22T03:05:00.000Z",
             version=7,
             secret_arn=self.secret_arns[role],

@@ -31,6 +31,7 @@ from dcvfleet.store import InMemorySessionStore
 from local.sim import glxinfo as sim_glxinfo
 from tests.support.batch import SETTINGS as BATCH
 from tests.support.batch import FakeJobs, FakeReleases
+from tests.support.fixtures import fresh
 from tests.support.service import FakeSecrets, FakeWorkflows
 
 REPO = "123456789012.dkr.ecr.us-east-1.amazonaws.com/dcvfleet-desktop"
@@ -92,14 +93,8 @@ def records() -> Iterator[ReleaseRecords]:
         yield ReleaseRecords(db, "releases")
 
 
-@pytest.fixture
-def images() -> FakeImages:
-    return FakeImages()
-
-
-@pytest.fixture
-def current() -> ParameterReleases:
-    return ParameterReleases()
+images = fresh("images", FakeImages)
+current = fresh("current", ParameterReleases)
 
 
 def release_through(

@@ -22,7 +22,7 @@ from dcvfleet.adapters import (
     EventKeys,
     Instance,
 )
-from dcvfleet.config import ApiSettings, ReadySettings
+from dcvfleet.config import ApiSettings, LaunchSettings, ReadySettings
 from dcvfleet.errors import (
     ClaimRejectedError,
     GpuQuotaError,
@@ -37,6 +37,7 @@ from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.service import HostReadyClaim
 from dcvfleet.sessions import Caller
 from dcvfleet.store import InMemorySessionStore
+from tests.support.concurrency import run_together
 from tests.support.service import (
     ALICE,
     API,
@@ -58,23 +59,19 @@ from tests.support.service import (
 )
 
 
-@pytest.fixture
-def store() -> InMemorySessionStore:
-    return InMemorySessionStore()
-
-
-@pytest.fixture
-def hosts() -> FakeHosts:
-    return FakeHosts()
-
-
-@pytest.fixture
-def workflows() -> FakeWorkflows:
-    return FakeWorkflows()
-
-
 def request(os: str = "linux", instance_type: str | None = REQUESTED) -> CreateSessionRequest:
     return CreateSessionRequest(backend="ec2", os=os, instance_type=instance_type)
+
+
+def launch(
+    store: InMemorySessionStore, hosts: FakeHosts, session: Session, **options: Any
+) -> dict[str, Any]:
+    """launch_instance of the session's host with fresh credentials, as the workflow runs it,
+    with ``settings`` (LAUNCH unless given) and any other options."""
+    settings: LaunchSettings = options.pop("settings", LAUNCH)
+    return service.launch_instance(
+        store, hosts, FakeSecrets(), settings, session.session_id, secret_arn=SECRET_ARN, **options
+    )
 
 
 def new_session(store: InMemorySessionStore, instance_type: str = REQUESTED) -> Session:
@@ -88,9 +85,7 @@ def launched_session(
 ) -> tuple[Session, Instance]:
     """A PROVISIONING session whose host was launched and recorded, waiting for its agent."""
     session = new_session(store)
-    out = service.launch_instance(
-        store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
-    )
+    out = launch(store, hosts, session)
     hosts.set(
         out["instanceId"],
         state=state,
@@ -287,9 +282,7 @@ def test_launch_stops_at_the_first_type_with_capacity(store: InMemorySessionStor
     hosts = FakeHosts(capacity={("g5.2xlarge", "subnet-a"), *every_attempt_in_order()[2:]})
     session = new_session(store)
     # When the host is launched
-    out = service.launch_instance(
-        store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
-    )
+    out = launch(store, hosts, session)
     # Then nothing after the first success was tried, and exactly one host exists
     assert hosts.attempts == [("g5.xlarge", "subnet-a"), ("g5.2xlarge", "subnet-a")]
     assert out["instanceType"] == "g5.2xlarge"
@@ -302,9 +295,7 @@ def test_launch_of_the_requested_type_needs_no_fallback_and_tags_the_host(
     # Given capacity everywhere
     session = new_session(store)
     # When the host is launched
-    out = service.launch_instance(
-        store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
-    )
+    out = launch(store, hosts, session)
     # Then the requested type in the first subnet is launched from the os's template, tagged
     assert hosts.attempts == [(REQUESTED, "subnet-a")]
     assert hosts.launch_templates == ["lt-linux"]
@@ -323,9 +314,7 @@ def test_launch_does_not_try_a_type_twice_when_the_request_is_also_a_fallback(
     session = new_session(store, instance_type="g5.2xlarge")
     # When the host is launched
     with pytest.raises(InsufficientCapacityError):
-        service.launch_instance(
-            store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
-        )
+        launch(store, hosts, session)
     # Then each distinct type was tried once per subnet, the requested one first
     assert hosts.attempts == [(t, s) for s in SUBNETS for t in ("g5.2xlarge", "g4dn.xlarge")]
 
@@ -338,9 +327,7 @@ def test_launch_without_capacity_anywhere_names_every_type_and_subnet(
     session = new_session(store)
     # When the host is launched
     with pytest.raises(InsufficientCapacityError) as raised:
-        service.launch_instance(
-            store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
-        )
+        launch(store, hosts, session)
     # Then every combination was tried, and the error names the types and the subnets
     assert hosts.attempts == every_attempt_in_order()
     message = str(raised.value)
@@ -359,9 +346,7 @@ def test_launch_stops_at_an_error_that_is_not_about_capacity(
     session = new_session(store)
     # When the host is launched / Then the error surfaces at once, without fallback
     with pytest.raises(LaunchError, match="bad template"):
-        service.launch_instance(
-            store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
-        )
+        launch(store, hosts, session)
     assert hosts.attempts == [(REQUESTED, "subnet-a")]
 
 
@@ -378,16 +363,7 @@ def test_a_vcpu_quota_refusal_is_tried_once_fails_plainly_and_tells_the_operator
     session = new_session(store)
     # When the host is launched
     with pytest.raises(GpuQuotaError) as raised:
-        service.launch_instance(
-            store,
-            hosts,
-            FakeSecrets(),
-            IN_EU,
-            session.session_id,
-            secret_arn=SECRET_ARN,
-            operators=operators,
-            telemetry=telemetry,
-        )
+        launch(store, hosts, session, settings=IN_EU, operators=operators, telemetry=telemetry)
     # Then EC2 was asked once: every fallback is a G type, under the same quota, in any subnet
     assert hosts.attempts == [(REQUESTED, "subnet-a")]
     assert hosts.instances == {}
@@ -426,15 +402,7 @@ def test_a_g_quota_refusal_still_tries_a_fallback_of_another_family(
     operators = FakeOperators()
     session = new_session(store)
     # When the host is launched
-    out = service.launch_instance(
-        store,
-        hosts,
-        FakeSecrets(),
-        settings,
-        session.session_id,
-        secret_arn=SECRET_ARN,
-        operators=operators,
-    )
+    out = launch(store, hosts, session, settings=settings, operators=operators)
     # Then the other G type was skipped, and the P type launched in the first subnet
     assert hosts.attempts == [(REQUESTED, "subnet-a"), ("p3.2xlarge", "subnet-a")]
     assert out["instanceType"] == "p3.2xlarge"
@@ -453,16 +421,7 @@ def test_a_quota_refusal_and_no_capacity_elsewhere_fails_for_capacity_and_tells_
     session = new_session(store)
     # When the host is launched
     with pytest.raises(InsufficientCapacityError) as raised:
-        service.launch_instance(
-            store,
-            hosts,
-            FakeSecrets(),
-            settings,
-            session.session_id,
-            secret_arn=SECRET_ARN,
-            operators=operators,
-            telemetry=telemetry,
-        )
+        launch(store, hosts, session, settings=settings, operators=operators, telemetry=telemetry)
     # Then the G quota was asked once, the P type in each subnet; the error names what had no
     # capacity (the user may try again later), and the operators still hear of the quota
     assert hosts.attempts == [
@@ -486,15 +445,7 @@ def test_a_quota_refusal_fails_the_same_when_the_operators_cannot_be_told(
     session = new_session(store)
     # When the host is launched / Then the desktop fails for its quota all the same
     with pytest.raises(GpuQuotaError):
-        service.launch_instance(
-            store,
-            hosts,
-            FakeSecrets(),
-            LAUNCH,
-            session.session_id,
-            secret_arn=SECRET_ARN,
-            operators=operators,
-        )
+        launch(store, hosts, session, operators=operators)
     assert len(operators.published) == 1
     assert hosts.attempts == [(REQUESTED, "subnet-a")]
 
@@ -506,12 +457,8 @@ def test_a_retried_launch_reuses_the_host_already_tagged_for_the_session(
     session = new_session(store)
     earlier = hosts.add(session_id=session.session_id, state="pending")
     # When the step is retried, twice
-    first = service.launch_instance(
-        store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
-    )
-    second = service.launch_instance(
-        store, hosts, FakeSecrets(), LAUNCH, session.session_id, secret_arn=SECRET_ARN
-    )
+    first = launch(store, hosts, session)
+    second = launch(store, hosts, session)
     # Then no second host is launched, and the record names the earlier one
     assert hosts.attempts == []
     assert first == second == {"instanceId": earlier.instance_id, "instanceType": REQUESTED}
@@ -1060,12 +1007,10 @@ def test_concurrent_copies_of_one_signed_event_are_accepted_exactly_once(
     session, keys = keyed
     detail = signed_event(session, NOW)
     copies = 8
-    start = threading.Barrier(copies)
     outcomes: list[str] = []
     lock = threading.Lock()
 
     def deliver() -> None:
-        start.wait()
         try:
             authenticate(store, keys, dict(detail))
             outcome = "accepted"
@@ -1074,11 +1019,7 @@ def test_concurrent_copies_of_one_signed_event_are_accepted_exactly_once(
         with lock:
             outcomes.append(outcome)
 
-    workers = [threading.Thread(target=deliver) for _ in range(copies)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=10)
+    run_together(deliver, copies, timeout=10)
     # Then exactly one is accepted; every other one is refused as not newer
     assert outcomes.count("accepted") == 1, outcomes
     assert all("not newer" in o for o in outcomes if o != "accepted"), outcomes

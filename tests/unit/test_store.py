@@ -26,6 +26,8 @@ from dcvfleet.store import (
     SessionStore,
 )
 from local.emulator import dynamodb
+from tests.support.concurrency import run_together
+from tests.support.sessions import a_session as build_session
 from tests.support.tables import create_sessions_table
 
 TABLE_NAME = "dcvfleet-sessions"
@@ -52,15 +54,11 @@ def serializable_moto_transactions(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def a_session(owner: str = "alice", created_at: str = "2025-03-01T10:00:00.000Z") -> Session:
-    return Session(
-        session_id=str(uuid.uuid4()),
+    return build_session(
+        str(uuid.uuid4()),
         owner=owner,
-        backend="ec2",
-        os="linux",
-        instance_type="g5.xlarge",
         status=Status.PROVISIONING,
         created_at=created_at,
-        updated_at=created_at,
         extra={"username": owner},
     )
 
@@ -169,14 +167,12 @@ def test_concurrent_creates_under_limit_one_let_exactly_one_through(
 ) -> None:
     # Given eight requests of alice released at the same moment against a limit of one
     threads = 8
-    start = threading.Barrier(threads)
     created: list[str] = []
     refused: list[Exception] = []
     lock = threading.Lock()
 
     def attempt() -> None:
         session = a_session()
-        start.wait()
         try:
             store.create(session, max_active=1)
         except Exception as exc:  # collected and asserted on below
@@ -186,12 +182,8 @@ def test_concurrent_creates_under_limit_one_let_exactly_one_through(
             with lock:
                 created.append(session.session_id)
 
-    workers = [threading.Thread(target=attempt) for _ in range(threads)]
     # When they all create at once
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=30)
+    run_together(attempt, threads, timeout=30)
     # Then exactly one is created, every other one is refused by the limit
     assert len(created) == 1, f"created {len(created)}: {refused}"
     assert all(isinstance(exc, SessionLimitExceededError) for exc in refused), refused
@@ -449,22 +441,16 @@ def test_concurrent_copies_of_one_agent_event_let_exactly_one_through(
     # Given eight copies of one event (EventBridge delivers at least once, or it is replayed)
     session = _ready_on(store)
     threads = 8
-    start = threading.Barrier(threads)
     answers: list[bool] = []
     lock = threading.Lock()
 
     def deliver() -> None:
-        start.wait()
         accepted = store.accept_agent_event(session.session_id, T0)
         with lock:
             answers.append(accepted)
 
-    workers = [threading.Thread(target=deliver) for _ in range(threads)]
     # When they are all accepted at once
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=30)
+    run_together(deliver, threads, timeout=30)
     # Then exactly one is
     assert sorted(answers) == [False] * (threads - 1) + [True]
 
