@@ -107,6 +107,26 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"session {session_id} never reached {statuses}: {session}")
 
+    def request_desktop(self, user: Client | None = None) -> tuple[Client, str]:
+        """A Linux EC2 desktop asked for by ``user`` (a new user when None): the user and the
+        desktop's id, the request accepted."""
+        user = user or self.new_user()
+        resp = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
+        assert resp.status_code == 202, resp.text
+        return user, str(resp.json()["sessionId"])
+
+    def ready_desktop(self, timeout: float = 30) -> tuple[Client, str, str]:
+        """A new user's Linux EC2 desktop once READY: the user, its id and its instance's id."""
+        user, session_id = self.request_desktop()
+        session = self.wait_for(user, session_id, timeout=timeout)
+        assert session["status"] == "READY", session
+        return user, session_id, str(session["instanceId"])
+
+    def connections(self, instance_id: str, count: int) -> None:
+        """Set how many people the simulated host ``instance_id`` has connected."""
+        resp = self.control("POST", f"/hosts/{instance_id}/connections", {"count": count})
+        assert resp.status_code == 200, resp.text
+
     def execution_arn(self, session_id: str) -> str:
         machine = self.info["resources"]["ProvisionStateMachine"]
         return machine.replace(":stateMachine:", ":execution:") + f":{session_id}"
