@@ -354,15 +354,20 @@ def test_an_unknown_route_is_answered_as_api_gateway_does(fleet: Stack) -> None:
     assert user.call("DELETE", "/sessions").status_code == 403
 
 
-def test_an_unknown_parameter_stops_the_stack_with_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "local", "--params", "NoSuchKnob=1", "--state-dir", str(tmp_path)],
+def _run_local(state_dir: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m local`` with ``args`` and its state in ``state_dir``, run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "local", *args, "--state-dir", str(state_dir)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_an_unknown_parameter_stops_the_stack_with_a_clear_error(tmp_path: Path) -> None:
+    result = _run_local(tmp_path, "--params", "NoSuchKnob=1", timeout=120)
     assert result.returncode == 2
     assert "unknown template parameter(s): NoSuchKnob" in result.stderr
     assert not (tmp_path / "stack.json").exists()
@@ -565,14 +570,7 @@ def test_control_ends_a_hosts_agent_and_starts_a_fresh_one(fleet: Stack) -> None
 
 
 def test_a_minute_seconds_that_is_not_positive_is_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "local", "--minute-seconds", "0", "--state-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_local(tmp_path, "--minute-seconds", "0", timeout=60)
     assert result.returncode == 2
     assert "--minute-seconds: must be a number > 0" in result.stderr
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.stackfixture import ROOT, Stack, start_stack, stop_stack
+from tests.support.stack import ROOT, Stack, start_stack, stop_stack
 
 GRACE = 6
 PARAMS = (

@@ -43,6 +43,25 @@ def _cognito_user(idp: Any, password: str) -> str:
     return client_id
 
 
+def _alice_signed_in(idp: Any, **user: Any) -> dict[str, Any]:
+    """A pool, a client with the password flow only and a user "alice" (created with ``user``'s
+    extra arguments), signed in with her password: the AuthenticationResult."""
+    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
+    client_id = idp.create_user_pool_client(
+        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
+    )["UserPoolClient"]["ClientId"]
+    idp.admin_create_user(UserPoolId=pool_id, Username="alice", MessageAction="SUPPRESS", **user)
+    idp.admin_set_user_password(
+        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
+    )
+    result: dict[str, Any] = idp.initiate_auth(
+        ClientId=client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
+    )["AuthenticationResult"]
+    return result
+
+
 @mock_aws
 def test_gap_cognito_srp() -> None:
     """GAP COGNITO_SRP: USER_SRP_AUTH answers with uuid hex for ``SALT`` and ``SRP_B`` (its
@@ -160,27 +179,11 @@ def test_workaround_cognito_auth_flows(monkeypatch: pytest.MonkeyPatch) -> None:
 def _id_token_claims(idp: Any) -> dict[str, Any]:
     """The ID token's claims of a user with an e-mail address, signed in through a client
     without ReadAttributes (as template.yaml's)."""
-    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
-    client_id = idp.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
-    )["UserPoolClient"]["ClientId"]
-    idp.admin_create_user(
-        UserPoolId=pool_id,
-        Username="alice",
-        UserAttributes=[
-            {"Name": "email", "Value": "alice@example.com"},
-            {"Name": "email_verified", "Value": "true"},
-        ],
-        MessageAction="SUPPRESS",
-    )
-    idp.admin_set_user_password(
-        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
-    )
-    token = idp.initiate_auth(
-        ClientId=client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
-    )["AuthenticationResult"]["IdToken"]
+    attributes = [
+        {"Name": "email", "Value": "alice@example.com"},
+        {"Name": "email_verified", "Value": "true"},
+    ]
+    token = _alice_signed_in(idp, UserAttributes=attributes)["IdToken"]
     payload = token.split(".")[1]
     claims: dict[str, Any] = json.loads(
         base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
@@ -210,19 +213,7 @@ def test_workaround_cognito_read_attributes(monkeypatch: pytest.MonkeyPatch) -> 
 # -- COGNITO_TOTP ------------------------------------------------------------------------------
 def _verify_code(idp: Any, code: str) -> dict[str, Any]:
     """alice, signed in, associates an authenticator app and verifies ``code`` from it."""
-    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
-    client_id = idp.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
-    )["UserPoolClient"]["ClientId"]
-    idp.admin_create_user(UserPoolId=pool_id, Username="alice", MessageAction="SUPPRESS")
-    idp.admin_set_user_password(
-        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
-    )
-    access = idp.initiate_auth(
-        ClientId=client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
-    )["AuthenticationResult"]["AccessToken"]
+    access = _alice_signed_in(idp)["AccessToken"]
     idp.associate_software_token(AccessToken=access)
     answer: dict[str, Any] = idp.verify_software_token(AccessToken=access, UserCode=code)
     return answer

@@ -35,9 +35,25 @@ from tests.support.emulator import (
     wait_execution,
 )
 
-
 # ==============================================================================================
 # SFN_EXECUTION
+
+
+def _send_to(queue_url: str) -> dict[str, Any]:
+    """A one-state machine whose Task sends "probe" to the SQS queue ``queue_url``."""
+    return {
+        "StartAt": "Send",
+        "States": {
+            "Send": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage",
+                "Parameters": {"QueueUrl": queue_url, "MessageBody": "probe"},
+                "End": True,
+            }
+        },
+    }
+
+
 def test_gap_sfn_execution_interpreter_is_off(moto_server: str) -> None:
     """GAP SFN_EXECUTION: moto's server does not execute state machines until
     ``POST /moto-api/config`` switches its interpreter on: an execution stays RUNNING, without
@@ -69,17 +85,7 @@ def test_gap_sfn_execution_clients_call_moto_port(
     ).raise_for_status()
     sqs = aws_client("sqs", moto_server)
     queue_url = sqs.create_queue(QueueName="probe")["QueueUrl"]
-    send = {
-        "StartAt": "Send",
-        "States": {
-            "Send": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage",
-                "Parameters": {"QueueUrl": queue_url, "MessageBody": "probe"},
-                "End": True,
-            }
-        },
-    }
+    send = _send_to(queue_url)
     sfn = aws_client("stepfunctions", moto_server)
     machine = sfn.create_state_machine(name="probe", definition=json.dumps(send), roleArn=ROLE_ARN)[
         "stateMachineArn"
@@ -440,17 +446,7 @@ def test_workaround_sfn_execution(moto_server: str, install: Installer) -> None:
     install("SFN_EXECUTION", endpoint_url=url, port=server_port(url))
     sqs, sfn = aws_client("sqs", url), aws_client("stepfunctions", url)
     queue_url = sqs.create_queue(QueueName="probe")["QueueUrl"]
-    send = {
-        "StartAt": "Send",
-        "States": {
-            "Send": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage",
-                "Parameters": {"QueueUrl": queue_url, "MessageBody": "probe"},
-                "End": True,
-            }
-        },
-    }
+    send = _send_to(queue_url)
     executions = {}
     for name, definition in (("pass", PASS_MACHINE), ("send", send)):
         machine = sfn.create_state_machine(
