@@ -10,14 +10,11 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import pytest
-
 from dcvfleet import events
-from tests.support.stack import BusObserver, Stack, start_stack, stop_stack
+from tests.support.stack import BusObserver, Stack, module_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4
@@ -31,11 +28,7 @@ PARAMS = (
 STOP_BOUND = IDLE_TIMEOUT + GRACE + 2 + 10
 
 
-@pytest.fixture(scope="module")
-def life(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("lifecycle"), PARAMS)
-    yield running
-    stop_stack(running)
+life = module_stack("lifecycle", PARAMS)
 
 
 def _instance_state(life: Stack, instance_id: str) -> str:
@@ -241,12 +234,6 @@ def test_a_stop_made_outside_dcv_fleet_is_recorded_and_never_undone(life: Stack)
     assert _instance_state(life, instance_id) == "stopped"
 
 
-def _host(life: Stack, instance_id: str) -> dict[str, Any]:
-    hosts = life.control("GET", "/hosts").json()["hosts"]
-    found: dict[str, Any] = next(h for h in hosts if h["instanceId"] == instance_id)
-    return found
-
-
 def test_a_session_closed_by_its_user_comes_back_and_the_idle_desktop_stops(
     life: Stack,
 ) -> None:
@@ -260,7 +247,7 @@ def test_a_session_closed_by_its_user_comes_back_and_the_idle_desktop_stops(
     left = time.monotonic()
     # Then the agent creates the session again for its user (same name: the same link works)
     deadline = left + 10
-    while (sessions := _host(life, instance_id)["dcvSessions"]) != ["desktop"]:
+    while (sessions := life.host(instance_id)["dcvSessions"]) != ["desktop"]:
         assert time.monotonic() < deadline, f"the DCV session was not created again: {sessions}"
         time.sleep(0.3)
     # And, nobody coming back, the desktop ends idle and is STOPPED within the bound
@@ -296,7 +283,7 @@ def test_a_hibernated_desktop_resumes_ready_without_a_stale_session_idle(life: S
     resp = user.call("POST", f"/sessions/{session_id}/stop")
     assert resp.status_code == 202, resp.text
     life.wait_for(user, session_id, ("STOPPED",), timeout=20)
-    assert _host(life, instance_id)["agent"] == "frozen"
+    assert life.host(instance_id)["agent"] == "frozen"
     time.sleep(IDLE_TIMEOUT + 4)
     # and resumed (its agent thawed, the wall clock moved on)
     resumed_at = time.time()
@@ -317,7 +304,7 @@ def test_a_hibernated_desktop_resumes_ready_without_a_stale_session_idle(life: S
     assert session["instanceId"] == instance_id
     readies = _agent_events(agent_bus, "Host Ready", session_id)
     assert [d for d in readies if _epoch(d["sentAt"]) >= resumed_at], readies
-    assert _host(life, instance_id)["agent"] == "running"
+    assert life.host(instance_id)["agent"] == "running"
 
 
 def _epoch(iso: str) -> float:

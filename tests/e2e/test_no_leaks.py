@@ -31,7 +31,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local.client import Client
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, module_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4
@@ -483,11 +483,7 @@ def _read_everything(stack: Stack, taps: list[Tap]) -> Corpus:
 
 
 # ------------------------------------------------------------------------------------ the fixtures
-@pytest.fixture(scope="module")
-def leaks_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("noleaks"), PARAMS)
-    yield running
-    stop_stack(running)
+leaks_stack = module_stack("noleaks", PARAMS)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ import pytest
 
 from tests.support.batch_stack import BATCH
 from tests.support.batch_stack import PARAMS as BATCH_PARAMS
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, module_stack
 
 PARAMS = f"{BATCH_PARAMS} ReleasePollSeconds=1"
 #: The application build the local stack's simulated image build refuses to build.
@@ -65,11 +65,7 @@ class OperatorInbox:
         raise AssertionError(f"no {subject!r} notice saying {text!r}: {self.seen}")
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("release"), PARAMS)
-    yield running
-    stop_stack(running)
+fleet = module_stack("release", PARAMS)
 
 
 @pytest.fixture(scope="module")

@@ -306,6 +306,21 @@ def stop_stack(stack: Stack) -> int:
         raise
 
 
+def module_stack(directory: str, params: str = TEST_PARAMS) -> Any:
+    """A module-scoped fixture (named as the module names it): a stack of its own, started with
+    ``params`` in a temporary ``directory`` for the module's tests, stopped after them."""
+
+    @pytest.fixture(scope="module")
+    def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+        started = start_stack(tmp_path_factory.mktemp(directory), params)
+        try:
+            yield started
+        finally:
+            stop_stack(started)
+
+    return running
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     running = start_stack(tmp_path_factory.mktemp("stack"))

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 from dcvfleet import events
 from dcvfleet.errors import GpuQuotaError, InsufficientCapacityError, LaunchError
 from local.client import Client
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, module_stack
 from tests.support.workflows import COMPENSATION, HAPPY_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -538,13 +538,9 @@ SILENT_PARAMS = (
 )
 
 
-@pytest.fixture(scope="module")
-def silent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack whose sweep calls an agent silent after a few seconds (the shared stack waits
-    HeartbeatTimeoutSeconds' default, 5 minutes); agents never claim idle on their own."""
-    running = start_stack(tmp_path_factory.mktemp("silent"), SILENT_PARAMS)
-    yield running
-    stop_stack(running)
+#: A stack whose sweep calls an agent silent after a few seconds (the shared stack waits
+#: HeartbeatTimeoutSeconds' default, 5 minutes); agents never claim idle on their own.
+silent = module_stack("silent", SILENT_PARAMS)
 
 
 def test_an_agent_silent_mid_session_is_stopped_only_when_the_host_confirms_nobody_is_on(

@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from tests.support.stack import ROOT, Stack, start_stack, stop_stack
+from tests.support.stack import ROOT, Stack, module_stack
 
 GRACE = 6
 PARAMS = (
@@ -36,11 +33,7 @@ RECONNECTED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("idle-workflow"), PARAMS)
-    yield running
-    stop_stack(running)
+idle = module_stack("idle-workflow", PARAMS)
 
 
 def _claim_idle(stack: Stack, session_id: str, instance_id: str) -> None:

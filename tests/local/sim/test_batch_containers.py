@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dcvfleet.config import FLEET_TAG_KEY
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, module_stack
 
 CONTAINER_EXITED = "Essential container in task exited"
 
@@ -74,13 +74,7 @@ class DefaultBus:
         ]
 
 
-@pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("batch-stack"))
-    try:
-        yield running
-    finally:
-        stop_stack(running)
+batch = module_stack("batch-stack")
 
 
 @pytest.fixture(scope="module")
