@@ -13,6 +13,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.config import Config
 
+from local.emulator import trust_policy
 from local.emulator.hooks import SimulatorHooks
 
 
@@ -73,16 +74,7 @@ SWAGGER_BODY: dict[str, Any] = {
 }
 
 
-LAMBDA_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+LAMBDA_TRUST = trust_policy("lambda.amazonaws.com")
 
 
 #: A failed call fails the test at once (botocore would retry an unparsable error response).

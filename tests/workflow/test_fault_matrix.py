@@ -264,6 +264,21 @@ def _refused(stack: Stack, session_id: str, since: int, *why: str) -> None:
     assert any(text in reason for text in why), reason
 
 
+def _state_changes_handled(
+    stack: Stack, instance_id: str, *, since: int, count: int = 1
+) -> list[dict[str, Any]]:
+    """The ``count`` EC2 state changes about the instance the consumer handled since ``since``."""
+    return _handled(
+        stack,
+        "InstanceStateFunction",
+        instance_id,
+        since=since,
+        message=STATE_CHANGE,
+        count=count,
+        fields=BY_INSTANCE,
+    )
+
+
 def _put_ec2_state(stack: Stack, instance_id: str, state: str) -> None:
     """An ``EC2 Instance State-change Notification`` on the default bus, as EC2 puts it."""
     arn = f"arn:aws:ec2:{stack.region}:123456789012:instance/{instance_id}"
@@ -680,15 +695,7 @@ def test_out_of_order_ec2_stopped_before_stopping_changes_nothing_for_a_stopped_
     _put_ec2_state(fleet, instance_id, "stopped")
     _put_ec2_state(fleet, instance_id, "stopping")
     # Then each is handled as nothing to do; the record and workflows are unchanged
-    handled = _handled(
-        fleet,
-        "InstanceStateFunction",
-        instance_id,
-        since=since,
-        message=STATE_CHANGE,
-        count=2,
-        fields=BY_INSTANCE,
-    )
+    handled = _state_changes_handled(fleet, instance_id, since=since, count=2)
     assert sorted(r["state"] for r in handled) == ["stopped", "stopping"]
     assert all(r["outcome"].startswith("nothing to do") for r in handled), handled
     assert _snapshot(fleet, session_id) == before
@@ -710,14 +717,7 @@ def test_late_ec2_running_for_a_terminated_desktop_changes_nothing(fleet: Stack)
     # Then "running" never reaches the consumer (nothing acts on an instance starting), the
     # repeated "terminated" is nothing to do, and the record, the instance and the workflows
     # are unchanged
-    (handled,) = _handled(
-        fleet,
-        "InstanceStateFunction",
-        instance_id,
-        since=since,
-        message=STATE_CHANGE,
-        fields=BY_INSTANCE,
-    )
+    (handled,) = _state_changes_handled(fleet, instance_id, since=since)
     assert handled["state"] == "terminated", handled
     assert handled["outcome"].startswith("nothing to do"), handled
     assert _snapshot(fleet, session_id) == before
@@ -738,15 +738,7 @@ def test_late_ec2_stop_notification_never_stops_a_resumed_desktop(fleet: Stack) 
     # When the notifications of the earlier stop arrive late (out of order with the start's)
     _put_ec2_state(fleet, instance_id, "stopping")
     _put_ec2_state(fleet, instance_id, "stopped")
-    _handled(
-        fleet,
-        "InstanceStateFunction",
-        instance_id,
-        since=since,
-        message=STATE_CHANGE,
-        count=2,
-        fields=BY_INSTANCE,
-    )
+    _state_changes_handled(fleet, instance_id, since=since, count=2)
     # Then the running desktop is left alone: its record, its workflows, its running instance
     time.sleep(1)
     _settled(fleet, session_id)

@@ -47,31 +47,21 @@ class DefaultBus:
                     QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
                 )
 
-    def job_statuses(self, job_id: str) -> list[str]:
+    def _about(self, source: str, key: str, value: str) -> list[dict[str, Any]]:
+        """The events from ``source`` seen so far whose detail's ``key`` is ``value``."""
         self._receive()
-        return [
-            e["detail"]["status"]
-            for e in self.seen
-            if e["source"] == "aws.batch" and e["detail"]["jobId"] == job_id
-        ]
+        return [e for e in self.seen if e["source"] == source and e["detail"][key] == value]
+
+    def job_statuses(self, job_id: str) -> list[str]:
+        return [e["detail"]["status"] for e in self._about("aws.batch", "jobId", job_id)]
 
     def job_event(self, job_id: str, status: str) -> dict[str, Any]:
-        self._receive()
         return next(
-            e
-            for e in self.seen
-            if e["source"] == "aws.batch"
-            and e["detail"]["jobId"] == job_id
-            and e["detail"]["status"] == status
+            e for e in self._about("aws.batch", "jobId", job_id) if e["detail"]["status"] == status
         )
 
     def instance_states(self, instance_id: str) -> list[str]:
-        self._receive()
-        return [
-            e["detail"]["state"]
-            for e in self.seen
-            if e["source"] == "aws.ec2" and e["detail"]["instance-id"] == instance_id
-        ]
+        return [e["detail"]["state"] for e in self._about("aws.ec2", "instance-id", instance_id)]
 
 
 batch = module_stack("batch-stack")
