@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -107,6 +108,18 @@ def zip_bytes(files: dict[str, str]) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, text in files.items():
             archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def tar_gz_bytes(files: dict[str, str], mode: int = 0o644) -> bytes:
+    """A .tar.gz of ``files`` (name: text), each with permissions ``mode``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 
