@@ -19,6 +19,7 @@ from local.emulator.cognito import (
     cognito_auth_flow_patches,
     cognito_read_attribute_patches,
 )
+from tests.support import cors
 from tests.support.emulator import (
     Installer,
     aws_client,
@@ -245,15 +246,7 @@ def test_no_gap_browser_calls(moto_server: str) -> None:
     the local stack needs a workaround in local/emulator/cognito.py."""
     origin = "http://localhost:5173"
     client_id = _cognito_user(aws_client("cognito-idp", moto_server), "Correct-Horse-42")
-    preflight = requests.options(
-        f"{moto_server}/",
-        headers={
-            "Origin": origin,
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type,x-amz-target",
-        },
-        timeout=10,
-    )
+    preflight = cors.preflight(f"{moto_server}/", origin, "POST", "content-type,x-amz-target")
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == origin
     allowed = {h.strip() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}
