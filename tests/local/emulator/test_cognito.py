@@ -27,39 +27,31 @@ from tests.support.emulator import (
 
 
 # -- COGNITO_SRP -------------------------------------------------------------------------------
-def _cognito_user(idp: Any, password: str) -> str:
-    """A pool, its portal client (SRP and password flows) and a confirmed user "alice"."""
-    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
+def _pool_with_alice(idp: Any, flows: list[str], password: str, **user: Any) -> tuple[str, str]:
+    """A pool, its portal client allowing ``flows`` and a confirmed user "alice" with
+    ``password`` (created with ``user``'s extra arguments); the pool and client ids."""
+    pool_id: str = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
     client_id: str = idp.create_user_pool_client(
-        UserPoolId=pool_id,
-        ClientName="portal",
-        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_USER_PASSWORD_AUTH"],
+        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=flows
     )["UserPoolClient"]["ClientId"]
-    idp.admin_create_user(
-        UserPoolId=pool_id, Username="alice", TemporaryPassword=password, MessageAction="SUPPRESS"
-    )
+    idp.admin_create_user(UserPoolId=pool_id, Username="alice", MessageAction="SUPPRESS", **user)
     idp.admin_set_user_password(
         UserPoolId=pool_id, Username="alice", Password=password, Permanent=True
     )
-    return client_id
+    return pool_id, client_id
+
+
+def _cognito_user(idp: Any, password: str) -> str:
+    """A pool, its portal client (SRP and password flows) and a confirmed user "alice"."""
+    flows = ["ALLOW_USER_SRP_AUTH", "ALLOW_USER_PASSWORD_AUTH"]
+    return _pool_with_alice(idp, flows, password, TemporaryPassword=password)[1]
 
 
 def _alice_signed_in(idp: Any, **user: Any) -> dict[str, Any]:
     """A pool, a client with the password flow only and a user "alice" (created with ``user``'s
     extra arguments), signed in with her password: the AuthenticationResult."""
-    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
-    client_id = idp.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
-    )["UserPoolClient"]["ClientId"]
-    idp.admin_create_user(UserPoolId=pool_id, Username="alice", MessageAction="SUPPRESS", **user)
-    idp.admin_set_user_password(
-        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
-    )
-    result: dict[str, Any] = idp.initiate_auth(
-        ClientId=client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
-    )["AuthenticationResult"]
+    _, client_id = _pool_with_alice(idp, ["ALLOW_USER_PASSWORD_AUTH"], "Correct-Horse-42", **user)
+    result: dict[str, Any] = _password_sign_in(idp, client_id)["AuthenticationResult"]
     return result
 
 
@@ -97,20 +89,9 @@ def test_gap_cognito_srp() -> None:
 def _srp_only_client(idp: Any) -> tuple[str, str]:
     """A pool whose portal client allows what template.yaml's does (SRP and refresh), with a
     confirmed user "alice"; the pool and client ids."""
-    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
-    client_id: str = idp.create_user_pool_client(
-        UserPoolId=pool_id,
-        ClientName="portal",
-        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    )["UserPoolClient"]["ClientId"]
-    idp.admin_create_user(
-        UserPoolId=pool_id, Username="alice", TemporaryPassword="Correct-Horse-42",
-        MessageAction="SUPPRESS",
-    )  # fmt: skip
-    idp.admin_set_user_password(
-        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
-    )
-    return pool_id, client_id
+    flows = ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    password = "Correct-Horse-42"
+    return _pool_with_alice(idp, flows, password, TemporaryPassword=password)
 
 
 def _password_sign_in(idp: Any, client_id: str) -> dict[str, Any]:
