@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 from samtranslator.yaml_helper import yaml_parse
 
+from tests.support.ssm import run_command_document
 from tests.support.stack import ROOT, Stack, start_stack, stop_stack
 
 SAMPLES = ROOT / "events" / "samples"
@@ -427,32 +428,14 @@ def test_schedules_run_fires_a_schedule_rule_at_once(fleet: Stack) -> None:
     assert fleet.control("POST", "/schedules/run", {"rule": name}).status_code == 404
 
 
-RUN_COMMAND_DOCUMENT = {
-    "schemaVersion": "2.2",
-    "description": "probe: DCV connections and GPU utilisation, on Linux and Windows",
-    "parameters": {
-        "dcvSessionId": {"type": "String", "allowedPattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
-    },
-    "mainSteps": [
-        {
-            "action": "aws:runShellScript",
-            "name": "linux",
-            "precondition": {"StringEquals": ["platformType", "Linux"]},
-            "inputs": {
-                "runCommand": [
-                    "dcv list-connections -j {{ dcvSessionId }}",
-                    "nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits >&2",
-                ]
-            },
-        },
-        {
-            "action": "aws:runPowerShellScript",
-            "name": "windows",
-            "precondition": {"StringEquals": ["platformType", "Windows"]},
-            "inputs": {"runCommand": ["dcv.exe list-connections -j {{ dcvSessionId }}"]},
-        },
+RUN_COMMAND_DOCUMENT = run_command_document(
+    "probe: DCV connections and GPU utilisation, on Linux and Windows",
+    linux=[
+        "dcv list-connections -j {{ dcvSessionId }}",
+        "nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits >&2",
     ],
-}
+    windows=["dcv.exe list-connections -j {{ dcvSessionId }}"],
+)
 
 
 def _invocation(ssm: Any, command_id: str, instance_id: str, step: str) -> dict[str, Any]:
