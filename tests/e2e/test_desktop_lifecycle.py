@@ -8,7 +8,6 @@ has GRACE seconds to come back.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
 from datetime import datetime
 from typing import Any
@@ -89,19 +88,12 @@ def test_an_idle_desktop_is_warned_then_stopped_and_told_why(life: Stack) -> Non
 
 def _accepted_agent_events(life: Stack, session_id: str) -> list[tuple[str, str]]:
     """(detail-type, outcome) of every agent event about the session the consumer accepted."""
-    found = []
-    for line in life.function_logs("AgentEventsFunction"):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if (
-            isinstance(record, dict)
-            and record.get("message") == "agent event accepted"
-            and record.get("correlation_id") == session_id
-        ):
-            found.append((str(record.get("detail_type")), str(record.get("reason"))))
-    return found
+    accepted = life.function_records("AgentEventsFunction", "agent event accepted")
+    return [
+        (str(record.get("detail_type")), str(record.get("reason")))
+        for record in accepted
+        if record.get("correlation_id") == session_id
+    ]
 
 
 def _mail(life: Stack, address: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

@@ -230,6 +230,18 @@ class Stack:
             lines.extend(e["message"] for e in events["events"])
         return lines
 
+    def function_records(self, logical_id: str, message: str) -> list[dict[str, Any]]:
+        """The structured (JSON) records the function logged with ``message``."""
+        records = []
+        for line in self.function_logs(logical_id):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("message") == message:
+                records.append(record)
+        return records
+
     def assert_nothing_left(self, session_id: str) -> None:
         assert self.live_instances(session_id) == [], "an instance outlived its failed session"
         assert not self.secret_exists(session_id), "a secret outlived its failed session"
