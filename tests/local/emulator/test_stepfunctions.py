@@ -39,6 +39,20 @@ from tests.support.emulator import (
 # SFN_EXECUTION
 
 
+def _execute(
+    sfn: Any, machine: str, definition: dict[str, Any], execution_input: str = "{}", **start: Any
+) -> dict[str, Any]:
+    """The state machine ``machine`` made from ``definition``, then one execution of it with
+    ``execution_input`` (and ``start``'s arguments), waited for to its end."""
+    arn = sfn.create_state_machine(
+        name=machine, definition=json.dumps(definition), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+    execution_arn = sfn.start_execution(stateMachineArn=arn, input=execution_input, **start)[
+        "executionArn"
+    ]
+    return wait_execution(sfn, execution_arn)
+
+
 def _send_to(queue_url: str) -> dict[str, Any]:
     """A one-state machine whose Task sends "probe" to the SQS queue ``queue_url``."""
     return {
@@ -227,13 +241,7 @@ SDK_MACHINE = {
 
 def _run_sdk_machine(project: str) -> dict[str, Any]:
     sfn = aws_client("stepfunctions")
-    machine = sfn.create_state_machine(
-        name=f"probe-{project}", definition=json.dumps(SDK_MACHINE), roleArn=ROLE_ARN
-    )["stateMachineArn"]
-    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"project": project}))[
-        "executionArn"
-    ]
-    return wait_execution(sfn, arn)
+    return _execute(sfn, f"probe-{project}", SDK_MACHINE, json.dumps({"project": project}))
 
 
 def test_gap_sfn_aws_sdk_casing() -> None:
@@ -259,12 +267,7 @@ def test_gap_sfn_aws_sdk_casing() -> None:
                 }
             },
         }
-        sfn = aws_client("stepfunctions")
-        machine = sfn.create_state_machine(
-            name="camel", definition=json.dumps(camel), roleArn=ROLE_ARN
-        )["stateMachineArn"]
-        arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
-        execution = wait_execution(sfn, arn)
+        execution = _execute(aws_client("stepfunctions"), "camel", camel)
         assert execution["status"] == "SUCCEEDED"
         assert json.loads(execution["output"])["id"].startswith("probe-image:")
 
@@ -323,12 +326,7 @@ PATH_INPUT = {"Builds": [{"BuildStatus": "SUCCEEDED"}, {"BuildStatus": "FAILED"}
 
 
 def _select_paths() -> dict[str, Any]:
-    sfn = aws_client("stepfunctions")
-    machine = sfn.create_state_machine(
-        name="paths", definition=json.dumps(PATH_MACHINE), roleArn=ROLE_ARN
-    )["stateMachineArn"]
-    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps(PATH_INPUT))["executionArn"]
-    execution = wait_execution(sfn, arn)
+    execution = _execute(aws_client("stepfunctions"), "paths", PATH_MACHINE, json.dumps(PATH_INPUT))
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     output: dict[str, Any] = json.loads(execution["output"])
     return output
@@ -366,14 +364,9 @@ FAIL_MACHINE = {
 
 def _fail_with(error: str) -> dict[str, Any]:
     sfn = aws_client("stepfunctions")
-    machine = sfn.create_state_machine(
-        name=f"fail-{len(sfn.list_state_machines()['stateMachines'])}",
-        definition=json.dumps(FAIL_MACHINE),
-        roleArn=ROLE_ARN,
-    )["stateMachineArn"]
+    name = f"fail-{len(sfn.list_state_machines()['stateMachines'])}"
     body = json.dumps({"error": error, "cause": "no verified Host Ready event"})
-    arn = sfn.start_execution(stateMachineArn=machine, input=body)["executionArn"]
-    execution = wait_execution(sfn, arn)
+    execution = _execute(sfn, name, FAIL_MACHINE, body)
     assert execution["status"] == "FAILED", execution
     return {"error": execution.get("error"), "cause": execution.get("cause")}
 
@@ -449,11 +442,7 @@ def test_workaround_sfn_execution(moto_server: str, install: Installer) -> None:
     send = _send_to(queue_url)
     executions = {}
     for name, definition in (("pass", PASS_MACHINE), ("send", send)):
-        machine = sfn.create_state_machine(
-            name=name, definition=json.dumps(definition), roleArn=ROLE_ARN
-        )["stateMachineArn"]
-        arn = sfn.start_execution(stateMachineArn=machine, name="e1", input="{}")["executionArn"]
-        execution = wait_execution(sfn, arn)
+        execution = _execute(sfn, name, definition, name="e1")
         executions[name] = [execution["status"], json.loads(execution.get("output", "null"))]
     bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=queue_url).get("Messages", [])]
     assert executions["pass"] == ["SUCCEEDED", {"ok": 1}]
