@@ -203,37 +203,49 @@ def test_workaround_sfn_definition_substitutions() -> None:
 
 
 # -- SFN_AWS_SDK_CASING ------------------------------------------------------------------------
+def _codebuild_task(
+    action: str, parameters: dict[str, Any], selector: dict[str, str], **rest: Any
+) -> dict[str, Any]:
+    """An aws-sdk Task state calling CodeBuild's ``action`` with ``parameters``, its result
+    selected by ``selector`` (``rest``: its other fields)."""
+    return {
+        "Type": "Task",
+        "Resource": f"arn:aws:states:::aws-sdk:codebuild:{action}",
+        "Parameters": parameters,
+        "ResultSelector": selector,
+        **rest,
+    }
+
+
 #: Two aws-sdk Tasks written as AWS documents them (PascalCase in, PascalCase out).
 SDK_MACHINE = {
     "StartAt": "Start",
     "States": {
-        "Start": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:codebuild:startBuild",
-            "Parameters": {
+        "Start": _codebuild_task(
+            "startBuild",
+            {
                 "ProjectName.$": "$.project",
                 "EnvironmentVariablesOverride": [
                     {"Name": "BUILD_VERSION", "Value": "1.0.0", "Type": "PLAINTEXT"}
                 ],
             },
-            "ResultSelector": {"id.$": "$.Build.Id"},
-            "ResultPath": "$.build",
-            "Catch": [
+            {"id.$": "$.Build.Id"},
+            ResultPath="$.build",
+            Catch=[
                 {
                     "ErrorEquals": ["CodeBuild.ResourceNotFoundException"],
                     "ResultPath": "$.error",
                     "Next": "NoProject",
                 }
             ],
-            "Next": "Check",
-        },
-        "Check": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:codebuild:batchGetBuilds",
-            "Parameters": {"Ids.$": "States.Array($.build.id)"},
-            "ResultSelector": {"status.$": "$.Builds[0].BuildStatus"},
-            "End": True,
-        },
+            Next="Check",
+        ),
+        "Check": _codebuild_task(
+            "batchGetBuilds",
+            {"Ids.$": "States.Array($.build.id)"},
+            {"status.$": "$.Builds[0].BuildStatus"},
+            End=True,
+        ),
         "NoProject": {"Type": "Pass", "End": True},
     },
 }
@@ -258,13 +270,9 @@ def test_gap_sfn_aws_sdk_casing() -> None:
         camel = {
             "StartAt": "Start",
             "States": {
-                "Start": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::aws-sdk:codebuild:startBuild",
-                    "Parameters": {"projectName": "probe-image"},
-                    "ResultSelector": {"id.$": "$.build.id"},
-                    "End": True,
-                }
+                "Start": _codebuild_task(
+                    "startBuild", {"projectName": "probe-image"}, {"id.$": "$.build.id"}, End=True
+                )
             },
         }
         execution = _execute(aws_client("stepfunctions"), "camel", camel)
