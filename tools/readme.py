@@ -276,6 +276,18 @@ class _Diagram:
             )
         return scope.state_ids[name]
 
+    def subgraph(self, graph_id: str, title: str, definition: Any, where: str, depth: int) -> None:
+        """A nested machine (a Parallel branch, a Map's item processor) drawn as a subgraph."""
+        self.emit(depth, f'subgraph {graph_id} ["{title}"]')
+        inner = self.scope(
+            definition,
+            where,
+            self.ids.allocate(f"{graph_id}_start"),
+            self.ids.allocate(f"{graph_id}_end"),
+        )
+        self.draw(inner, depth + 1)
+        self.emit(depth, "end")
+
     def draw(self, scope: _Scope, depth: int) -> None:
         """Emit the nodes (and nested subgraphs) of a scope, then its edges."""
         self.emit(depth, f'{scope.start_id}(("Start"))')
@@ -301,27 +313,13 @@ class _Diagram:
                 raise AslError(f"{self.source}: Parallel state {name!r} has no Branches")
             for number, branch in enumerate(branches, start=1):
                 branch_id = self.ids.allocate(f"{node_id}_b{number}")
-                self.emit(depth + 1, f'subgraph {branch_id} ["branch {number}"]')
-                inner = self.scope(
-                    branch,
-                    f"branch {number} of {name!r}",
-                    self.ids.allocate(f"{branch_id}_start"),
-                    self.ids.allocate(f"{branch_id}_end"),
+                self.subgraph(
+                    branch_id, f"branch {number}", branch, f"branch {number} of {name!r}", depth + 1
                 )
-                self.draw(inner, depth + 2)
-                self.emit(depth + 1, "end")
             self.emit(depth, "end")
         elif kind == "Map":
             processor = state.get("ItemProcessor", state.get("Iterator"))
-            self.emit(depth, f'subgraph {node_id} ["{label}"]')
-            inner = self.scope(
-                processor,
-                f"the item processor of {name!r}",
-                self.ids.allocate(f"{node_id}_start"),
-                self.ids.allocate(f"{node_id}_end"),
-            )
-            self.draw(inner, depth + 1)
-            self.emit(depth, "end")
+            self.subgraph(node_id, label, processor, f"the item processor of {name!r}", depth)
         elif kind == "Choice":
             self.emit(depth, f'{node_id}{{"{label}"}}')
         elif kind == "Wait":

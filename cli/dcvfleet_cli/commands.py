@@ -84,17 +84,24 @@ def _read_secret(ctx: Context, prompt: str) -> str:
     return ctx.stdin.readline().rstrip("\r\n")
 
 
+def _from_env_or_terminal(ctx: Context, variable: str, asks_for: str) -> str:
+    """What Cognito ``asks_for``, given in the environment ``variable``; "" when the user at the
+    terminal is to be asked; an error when there is neither."""
+    given = ctx.env.get(variable)
+    if given:
+        return given
+    if not ctx.stdin.isatty():
+        raise CliError(
+            f"Cognito asks for {asks_for}: set {variable} or sign in on a terminal", USAGE
+        )
+    return ""
+
+
 def _new_password(ctx: Context) -> Callable[[], str]:
     def ask() -> str:
-        given = ctx.env.get("DCVFLEET_NEW_PASSWORD")
+        given = _from_env_or_terminal(ctx, "DCVFLEET_NEW_PASSWORD", "a new password")
         if given:
             return given
-        if not ctx.stdin.isatty():
-            raise CliError(
-                "Cognito asks for a new password: set DCVFLEET_NEW_PASSWORD or sign in on a "
-                "terminal",
-                USAGE,
-            )
         ctx.note("A new password is required (first sign-in).")
         for _ in range(3):
             first = getpass.getpass("New password: ")
@@ -116,15 +123,11 @@ def _mfa_code(ctx: Context, username: str) -> Callable[[str | None], str]:
                 f"  or as a link: otpauth://totp/{issuer}:{username}?secret={secret}"
                 f"&issuer={issuer}"
             )
-        given = ctx.env.get("DCVFLEET_MFA_CODE")
+        given = _from_env_or_terminal(
+            ctx, "DCVFLEET_MFA_CODE", "a code from your authenticator app"
+        )
         if given:
             return given
-        if not ctx.stdin.isatty():
-            raise CliError(
-                "Cognito asks for a code from your authenticator app: set DCVFLEET_MFA_CODE or "
-                "sign in on a terminal",
-                USAGE,
-            )
         ctx.err.write("Code from your authenticator app: ")
         ctx.err.flush()
         code = ctx.stdin.readline().strip()

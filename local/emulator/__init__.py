@@ -10,5 +10,16 @@ both. Fault injection (``local.faults``) is not a gap: AWS fails that way for re
 """
 
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def trust_policy(service: str) -> dict[str, Any]:
+    """A role's trust policy that lets the AWS ``service`` (``batch.amazonaws.com``) assume it."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }

@@ -16,6 +16,7 @@ import weakref
 from datetime import datetime
 from typing import Any
 
+from local.emulator import trust_policy
 from local.emulator.cloudformation import created_from_template, lower_first
 from local.emulator.gap import Gap, Patch
 from local.emulator.hooks import SimulatorHooks
@@ -261,19 +262,9 @@ def batch_service_role(iam: Any) -> str:
     try:
         role = iam.get_role(BATCH_SERVICE_LINKED_ROLE)
     except NotFoundException:
-        trust = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": "batch.amazonaws.com"},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
         role = iam.create_role(
             BATCH_SERVICE_LINKED_ROLE,
-            json.dumps(trust),
+            json.dumps(trust_policy("batch.amazonaws.com")),
             "/aws-service-role/batch.amazonaws.com/",
             permissions_boundary=None,
             description="Allows Batch to create and manage AWS resources on your behalf.",

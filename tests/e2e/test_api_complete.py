@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import requests
 
 from local.client import Client
+from tests.support import cors
 from tests.support.stack import BusObserver, Stack
 
 LINUX = {"backend": "ec2", "os": "linux"}
@@ -163,15 +164,7 @@ def test_an_admin_sees_the_fleet_filters_it_and_stops_anyones_desktop(fleet: Sta
 def test_cors_lets_only_the_portals_origin_read_answers(fleet: Stack) -> None:
     portal = _origin(fleet.info["portal_url"])
     url = fleet.info["api_url"] + "/sessions"
-    preflight = requests.options(
-        url,
-        headers={
-            "Origin": portal,
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "authorization,content-type,idempotency-key",
-        },
-        timeout=10,
-    )
+    preflight = cors.preflight(url, portal, "POST", "authorization,content-type,idempotency-key")
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == portal
     assert "Idempotency-Key" in preflight.headers["Access-Control-Allow-Headers"]

@@ -13,14 +13,9 @@ import pytest
 from dcvfleet import events
 from local.client import Client
 from tests.support.batch_stack import BATCH, CAPACITY_TIMEOUT, GRACE, IDLE_TIMEOUT, PARAMS
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, module_stack
 
-
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("batch"), PARAMS)
-    yield running
-    stop_stack(running)
+fleet = module_stack("batch", PARAMS)
 
 
 @pytest.fixture(autouse=True)

@@ -8,17 +8,12 @@ has GRACE seconds to come back.
 from __future__ import annotations
 
 import contextlib
-import json
 import time
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import pytest
-
 from dcvfleet import events
-from local.client import Client
-from tests.support.stack import BusObserver, Stack, start_stack, stop_stack
+from tests.support.stack import BusObserver, Stack, module_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4
@@ -32,26 +27,7 @@ PARAMS = (
 STOP_BOUND = IDLE_TIMEOUT + GRACE + 2 + 10
 
 
-@pytest.fixture(scope="module")
-def life(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("lifecycle"), PARAMS)
-    yield running
-    stop_stack(running)
-
-
-def _ready_desktop(life: Stack) -> tuple[Client, str, str]:
-    user = life.new_user()
-    resp = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
-    assert resp.status_code == 202, resp.text
-    session_id = resp.json()["sessionId"]
-    session = life.wait_for(user, session_id, timeout=30)
-    assert session["status"] == "READY", session
-    return user, session_id, session["instanceId"]
-
-
-def _connections(life: Stack, instance_id: str, count: int) -> None:
-    resp = life.control("POST", f"/hosts/{instance_id}/connections", {"count": count})
-    assert resp.status_code == 200, resp.text
+life = module_stack("lifecycle", PARAMS)
 
 
 def _instance_state(life: Stack, instance_id: str) -> str:
@@ -70,10 +46,10 @@ def _idle_executions(life: Stack, session_id: str) -> list[dict[str, Any]]:
 def test_an_idle_desktop_is_warned_then_stopped_and_told_why(life: Stack) -> None:
     observer = life.observe("dcvfleet")
     # Given a READY desktop someone used and left
-    user, session_id, instance_id = _ready_desktop(life)
-    _connections(life, instance_id, 1)
+    user, session_id, instance_id = life.ready_desktop(timeout=30)
+    life.connections(instance_id, 1)
     time.sleep(1.5)
-    _connections(life, instance_id, 0)
+    life.connections(instance_id, 0)
     left = time.monotonic()
     # When nobody comes back: Then the user is warned, in the session too
     warning = observer.wait_for("Session Idle Warning", session_id, timeout=IDLE_TIMEOUT + 15)
@@ -112,19 +88,12 @@ def test_an_idle_desktop_is_warned_then_stopped_and_told_why(life: Stack) -> Non
 
 def _accepted_agent_events(life: Stack, session_id: str) -> list[tuple[str, str]]:
     """(detail-type, outcome) of every agent event about the session the consumer accepted."""
-    found = []
-    for line in life.function_logs("AgentEventsFunction"):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            continue
-        if (
-            isinstance(record, dict)
-            and record.get("message") == "agent event accepted"
-            and record.get("correlation_id") == session_id
-        ):
-            found.append((str(record.get("detail_type")), str(record.get("reason"))))
-    return found
+    accepted = life.function_records("AgentEventsFunction", "agent event accepted")
+    return [
+        (str(record.get("detail_type")), str(record.get("reason")))
+        for record in accepted
+        if record.get("correlation_id") == session_id
+    ]
 
 
 def _mail(life: Stack, address: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -151,24 +120,24 @@ def _host_notices(life: Stack, instance_id: str) -> list[dict[str, Any]]:
 
 def test_a_connected_desktop_is_never_stopped(life: Stack) -> None:
     # Given a READY desktop with a connected user
-    user, session_id, instance_id = _ready_desktop(life)
-    _connections(life, instance_id, 1)
+    user, session_id, instance_id = life.ready_desktop(timeout=30)
+    life.connections(instance_id, 1)
     # When more than the idle timeout and the grace period pass
     time.sleep(IDLE_TIMEOUT + GRACE + 3)
     # Then it is still READY and no idle check stopped it
     session = user.call("GET", f"/sessions/{session_id}").json()
     assert session["status"] == "READY", session
     assert _instance_state(life, instance_id) == "running"
-    _connections(life, instance_id, 0)  # let it go idle after this test
+    life.connections(instance_id, 0)  # let it go idle after this test
 
 
 def test_a_reconnect_in_the_grace_period_cancels_the_stop(life: Stack) -> None:
     observer = life.observe("dcvfleet")
     # Given an idle desktop whose user has just been warned
-    user, session_id, instance_id = _ready_desktop(life)
+    user, session_id, instance_id = life.ready_desktop(timeout=30)
     observer.wait_for("Session Idle Warning", session_id, timeout=IDLE_TIMEOUT + 15)
     # When the user reconnects during the grace period
-    _connections(life, instance_id, 1)
+    life.connections(instance_id, 1)
     # Then the idle workflow ends without stopping, and the session says why
     deadline = time.monotonic() + GRACE + 15
     while time.monotonic() < deadline:
@@ -184,11 +153,11 @@ def test_a_reconnect_in_the_grace_period_cancels_the_stop(life: Stack) -> None:
 
 def test_a_silent_agent_is_caught_by_the_sweep(life: Stack) -> None:
     # Given a READY desktop nobody uses whose agent then dies (and the host stops answering)
-    user, session_id, instance_id = _ready_desktop(life)
-    _connections(life, instance_id, 1)  # keep the agent from reporting it idle itself
+    user, session_id, instance_id = life.ready_desktop(timeout=30)
+    life.connections(instance_id, 1)  # keep the agent from reporting it idle itself
     resp = life.control("POST", f"/hosts/{instance_id}/agent", {"running": False})
     assert resp.status_code == 200, resp.text
-    _connections(life, instance_id, 0)
+    life.connections(instance_id, 0)
     time.sleep(6)  # past HeartbeatTimeoutSeconds
     # When the sweep runs
     resp = life.control("POST", "/schedules/run", {})
@@ -200,8 +169,8 @@ def test_a_silent_agent_is_caught_by_the_sweep(life: Stack) -> None:
 
 def test_a_stopped_desktop_resumes_on_the_same_instance(life: Stack) -> None:
     # Given a desktop the user stopped
-    user, session_id, instance_id = _ready_desktop(life)
-    _connections(life, instance_id, 1)
+    user, session_id, instance_id = life.ready_desktop(timeout=30)
+    life.connections(instance_id, 1)
     resp = user.call("POST", f"/sessions/{session_id}/stop")
     assert resp.status_code == 202, resp.text
     assert resp.json()["status"] == "STOPPING"
@@ -220,7 +189,7 @@ def test_a_stopped_desktop_resumes_on_the_same_instance(life: Stack) -> None:
 
 
 def test_calls_from_the_wrong_status_are_409_naming_the_status(life: Stack) -> None:
-    user, session_id, _ = _ready_desktop(life)
+    user, session_id, _ = life.ready_desktop(timeout=30)
     resp = user.call("POST", f"/sessions/{session_id}/start")
     assert resp.status_code == 409, resp.text
     assert resp.json()["status"] == "READY"
@@ -232,7 +201,7 @@ def test_calls_from_the_wrong_status_are_409_naming_the_status(life: Stack) -> N
 
 def test_delete_terminates_the_desktop_and_its_secret(life: Stack) -> None:
     observer = life.observe("dcvfleet")
-    user, session_id, instance_id = _ready_desktop(life)
+    user, session_id, instance_id = life.ready_desktop(timeout=30)
     resp = user.call("DELETE", f"/sessions/{session_id}")
     assert resp.status_code == 202, resp.text
     session = life.wait_for(user, session_id, ("TERMINATED",), timeout=20)
@@ -246,8 +215,8 @@ def test_delete_terminates_the_desktop_and_its_secret(life: Stack) -> None:
 
 
 def test_a_stop_made_outside_dcv_fleet_is_recorded_and_never_undone(life: Stack) -> None:
-    user, session_id, instance_id = _ready_desktop(life)
-    _connections(life, instance_id, 1)
+    user, session_id, instance_id = life.ready_desktop(timeout=30)
+    life.connections(instance_id, 1)
     # When an operator stops the instance in the console
     life.client("ec2").stop_instances(InstanceIds=[instance_id])
     # Then the session becomes STOPPED, saying so, and nothing starts it again
@@ -257,18 +226,12 @@ def test_a_stop_made_outside_dcv_fleet_is_recorded_and_never_undone(life: Stack)
     assert _instance_state(life, instance_id) == "stopped"
 
 
-def _host(life: Stack, instance_id: str) -> dict[str, Any]:
-    hosts = life.control("GET", "/hosts").json()["hosts"]
-    found: dict[str, Any] = next(h for h in hosts if h["instanceId"] == instance_id)
-    return found
-
-
 def test_a_session_closed_by_its_user_comes_back_and_the_idle_desktop_stops(
     life: Stack,
 ) -> None:
     # Given a READY desktop whose user is connected
-    user, session_id, instance_id = _ready_desktop(life)
-    _connections(life, instance_id, 1)
+    user, session_id, instance_id = life.ready_desktop(timeout=30)
+    life.connections(instance_id, 1)
     # When the user logs out: DCV closes the virtual session with the desktop
     resp = life.control("POST", f"/hosts/{instance_id}/session", {"closed": True})
     assert resp.status_code == 200, resp.text
@@ -276,7 +239,7 @@ def test_a_session_closed_by_its_user_comes_back_and_the_idle_desktop_stops(
     left = time.monotonic()
     # Then the agent creates the session again for its user (same name: the same link works)
     deadline = left + 10
-    while (sessions := _host(life, instance_id)["dcvSessions"]) != ["desktop"]:
+    while (sessions := life.host(instance_id)["dcvSessions"]) != ["desktop"]:
         assert time.monotonic() < deadline, f"the DCV session was not created again: {sessions}"
         time.sleep(0.3)
     # And, nobody coming back, the desktop ends idle and is STOPPED within the bound
@@ -302,17 +265,17 @@ def test_a_hibernated_desktop_resumes_ready_without_a_stale_session_idle(life: S
     agent_bus = life.observe("dcvfleet.agent")
     # Given a READY desktop, on a host whose stop hibernates it, that nobody has used for a
     # few seconds (its agent's idle clock is running)
-    user, session_id, instance_id = _ready_desktop(life)
-    _connections(life, instance_id, 1)
+    user, session_id, instance_id = life.ready_desktop(timeout=30)
+    life.connections(instance_id, 1)
     resp = life.control("POST", f"/hosts/{instance_id}/hibernation", {"enabled": True})
     assert resp.status_code == 200, resp.text
-    _connections(life, instance_id, 0)
+    life.connections(instance_id, 0)
     time.sleep(2)
     # When it is hibernated (its agent frozen, mid-idle-clock) for longer than the idle timeout
     resp = user.call("POST", f"/sessions/{session_id}/stop")
     assert resp.status_code == 202, resp.text
     life.wait_for(user, session_id, ("STOPPED",), timeout=20)
-    assert _host(life, instance_id)["agent"] == "frozen"
+    assert life.host(instance_id)["agent"] == "frozen"
     time.sleep(IDLE_TIMEOUT + 4)
     # and resumed (its agent thawed, the wall clock moved on)
     resumed_at = time.time()
@@ -320,7 +283,7 @@ def test_a_hibernated_desktop_resumes_ready_without_a_stale_session_idle(life: S
     assert resp.status_code == 202, resp.text
     session = life.wait_for(user, session_id, ("READY", "FAILED", "STOPPED"), timeout=35)
     if session["status"] == "READY":
-        _connections(life, instance_id, 1)  # the user is back: no idle check from here on
+        life.connections(instance_id, 1)  # the user is back: no idle check from here on
     # Then no Session Idle carried over from before the hibernation was sent after it
     stale = [
         d
@@ -333,7 +296,7 @@ def test_a_hibernated_desktop_resumes_ready_without_a_stale_session_idle(life: S
     assert session["instanceId"] == instance_id
     readies = _agent_events(agent_bus, "Host Ready", session_id)
     assert [d for d in readies if _epoch(d["sentAt"]) >= resumed_at], readies
-    assert _host(life, instance_id)["agent"] == "running"
+    assert life.host(instance_id)["agent"] == "running"
 
 
 def _epoch(iso: str) -> float:

@@ -20,6 +20,7 @@ import pytest
 from botocore.exceptions import ClientError
 from samtranslator.yaml_helper import yaml_parse
 
+from tests.support.ssm import run_command_document
 from tests.support.stack import ROOT, Stack, start_stack, stop_stack
 
 SAMPLES = ROOT / "events" / "samples"
@@ -354,15 +355,20 @@ def test_an_unknown_route_is_answered_as_api_gateway_does(fleet: Stack) -> None:
     assert user.call("DELETE", "/sessions").status_code == 403
 
 
-def test_an_unknown_parameter_stops_the_stack_with_a_clear_error(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "local", "--params", "NoSuchKnob=1", "--state-dir", str(tmp_path)],
+def _run_local(state_dir: Path, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """``python -m local`` with ``args`` and its state in ``state_dir``, run to its end."""
+    return subprocess.run(
+        [sys.executable, "-m", "local", *args, "--state-dir", str(state_dir)],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
         check=False,
     )
+
+
+def test_an_unknown_parameter_stops_the_stack_with_a_clear_error(tmp_path: Path) -> None:
+    result = _run_local(tmp_path, "--params", "NoSuchKnob=1", timeout=120)
     assert result.returncode == 2
     assert "unknown template parameter(s): NoSuchKnob" in result.stderr
     assert not (tmp_path / "stack.json").exists()
@@ -422,32 +428,14 @@ def test_schedules_run_fires_a_schedule_rule_at_once(fleet: Stack) -> None:
     assert fleet.control("POST", "/schedules/run", {"rule": name}).status_code == 404
 
 
-RUN_COMMAND_DOCUMENT = {
-    "schemaVersion": "2.2",
-    "description": "probe: DCV connections and GPU utilisation, on Linux and Windows",
-    "parameters": {
-        "dcvSessionId": {"type": "String", "allowedPattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"}
-    },
-    "mainSteps": [
-        {
-            "action": "aws:runShellScript",
-            "name": "linux",
-            "precondition": {"StringEquals": ["platformType", "Linux"]},
-            "inputs": {
-                "runCommand": [
-                    "dcv list-connections -j {{ dcvSessionId }}",
-                    "nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits >&2",
-                ]
-            },
-        },
-        {
-            "action": "aws:runPowerShellScript",
-            "name": "windows",
-            "precondition": {"StringEquals": ["platformType", "Windows"]},
-            "inputs": {"runCommand": ["dcv.exe list-connections -j {{ dcvSessionId }}"]},
-        },
+RUN_COMMAND_DOCUMENT = run_command_document(
+    "probe: DCV connections and GPU utilisation, on Linux and Windows",
+    linux=[
+        "dcv list-connections -j {{ dcvSessionId }}",
+        "nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits >&2",
     ],
-}
+    windows=["dcv.exe list-connections -j {{ dcvSessionId }}"],
+)
 
 
 def _invocation(ssm: Any, command_id: str, instance_id: str, step: str) -> dict[str, Any]:
@@ -565,14 +553,7 @@ def test_control_ends_a_hosts_agent_and_starts_a_fresh_one(fleet: Stack) -> None
 
 
 def test_a_minute_seconds_that_is_not_positive_is_refused(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "local", "--minute-seconds", "0", "--state-dir", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _run_local(tmp_path, "--minute-seconds", "0", timeout=60)
     assert result.returncode == 2
     assert "--minute-seconds: must be a number > 0" in result.stderr
 

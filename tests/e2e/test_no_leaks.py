@@ -31,7 +31,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local.client import Client
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, module_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4
@@ -250,11 +250,6 @@ def _paginate(client: Any, operation: str, key: str, **params: Any) -> Iterator[
         yield from page.get(key, [])
 
 
-def _connections(stack: Stack, desktop: Desktop, count: int) -> None:
-    resp = stack.control("POST", f"/hosts/{desktop.instance_id}/connections", {"count": count})
-    assert resp.status_code == 200, resp.text
-
-
 def _wait_all_ready(stack: Stack, user: Client, desktops: list[Desktop], timeout: float) -> None:
     """Each desktop READY, someone connected to it as soon as it is (so none idles but the one
     the test lets idle)."""
@@ -265,7 +260,7 @@ def _wait_all_ready(stack: Stack, user: Client, desktops: list[Desktop], timeout
             session = user.call("GET", f"/sessions/{session_id}").json()
             if session.get("status") == "READY":
                 desktop.instance_id = session["instanceId"]
-                _connections(stack, desktop, 1)
+                stack.connections(desktop.instance_id, 1)
                 del waiting[session_id]
             elif session.get("status") not in ("PROVISIONING", None):
                 pytest.fail(f"the {desktop.role} desktop did not become READY: {session}")
@@ -342,7 +337,7 @@ def _drive(stack: Stack, taps: list[Tap]) -> list[Desktop]:
         _learn_secrets(stack, user, desktop)
 
     # the EC2 Linux desktop is left alone: the idle workflow warns, waits and stops it
-    _connections(stack, idled, 0)
+    stack.connections(idled.instance_id, 0)
     # the Windows one is stopped by its owner
     resp = user.call("POST", f"/sessions/{stopped.session_id}/stop")
     assert resp.status_code == 202, resp.text
@@ -356,7 +351,7 @@ def _drive(stack: Stack, taps: list[Tap]) -> list[Desktop]:
     assert resp.status_code == 202, resp.text
     session = stack.wait_for(user, idled.session_id, ("READY", "FAILED"), timeout=40)
     assert session["status"] == "READY", session
-    _connections(stack, idled, 1)
+    stack.connections(idled.instance_id, 1)
     _learn_secrets(stack, user, idled)
 
     # every desktop is deleted: READY (EC2 and Batch) and STOPPED alike
@@ -488,11 +483,7 @@ def _read_everything(stack: Stack, taps: list[Tap]) -> Corpus:
 
 
 # ------------------------------------------------------------------------------------ the fixtures
-@pytest.fixture(scope="module")
-def leaks_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("noleaks"), PARAMS)
-    yield running
-    stop_stack(running)
+leaks_stack = module_stack("noleaks", PARAMS)
 
 
 @pytest.fixture(scope="module")

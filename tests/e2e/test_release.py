@@ -5,9 +5,7 @@ the provisioning workflow and made current, or refused, or failed with the curre
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +15,8 @@ import pytest
 
 from tests.support.batch_stack import BATCH
 from tests.support.batch_stack import PARAMS as BATCH_PARAMS
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.emulator import tar_gz_bytes
+from tests.support.stack import Stack, module_stack
 
 PARAMS = f"{BATCH_PARAMS} ReleasePollSeconds=1"
 #: The application build the local stack's simulated image build refuses to build.
@@ -65,11 +64,7 @@ class OperatorInbox:
         raise AssertionError(f"no {subject!r} notice saying {text!r}: {self.seen}")
 
 
-@pytest.fixture(scope="module")
-def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("release"), PARAMS)
-    yield running
-    stop_stack(running)
+fleet = module_stack("release", PARAMS)
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +81,7 @@ def agents_report(fleet: Stack) -> Iterator[None]:
 # -- helpers -----------------------------------------------------------------------------------
 def _build(files: dict[str, str]) -> bytes:
     """An application build, as a .tar.gz."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), 0o755
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
+    return tar_gz_bytes(files, mode=0o755)
 
 
 GOOD_BUILD = {"start": "#!/bin/sh\nexec sleep infinity\n"}

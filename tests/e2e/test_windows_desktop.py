@@ -11,13 +11,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pytest
-
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, module_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4
@@ -33,17 +29,7 @@ PARAMS = (
 STOP_BOUND = 2 * SAMPLE + IDLE_TIMEOUT + GRACE + 2 + 10
 
 
-@pytest.fixture(scope="module")
-def win(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("windows"), PARAMS)
-    yield running
-    stop_stack(running)
-
-
-def _host(win: Stack, instance_id: str) -> dict[str, Any]:
-    hosts = win.control("GET", "/hosts").json()["hosts"]
-    found: dict[str, Any] = next(h for h in hosts if h["instanceId"] == instance_id)
-    return found
+win = module_stack("windows", PARAMS)
 
 
 def test_a_long_named_user_gets_a_german_windows_desktop_owned_by_the_capped_name_and_it_stops_idle(
@@ -69,7 +55,7 @@ def test_a_long_named_user_gets_a_german_windows_desktop_owned_by_the_capped_nam
     account = dcv_username(user.username)
     assert len(f"dcv{user.username}") > 20, user.username
     assert len(account) <= 20, account
-    host = _host(win, session["instanceId"])
+    host = win.host(session["instanceId"])
     assert host["perfLanguage"] == "de"
     assert host["osUsers"] == [account], host
     dcv_state = json.loads((Path(host["workdir"]) / "dcv-state.json").read_text())

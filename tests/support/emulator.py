@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import tarfile
 import time
 import zipfile
 from collections.abc import Callable
@@ -13,6 +14,7 @@ from typing import Any, Protocol
 import boto3
 from botocore.config import Config
 
+from local.emulator import trust_policy
 from local.emulator.hooks import SimulatorHooks
 
 
@@ -73,16 +75,7 @@ SWAGGER_BODY: dict[str, Any] = {
 }
 
 
-LAMBDA_TRUST = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {
-            "Effect": "Allow",
-            "Principal": {"Service": "lambda.amazonaws.com"},
-            "Action": "sts:AssumeRole",
-        }
-    ],
-}
+LAMBDA_TRUST = trust_policy("lambda.amazonaws.com")
 
 
 #: A failed call fails the test at once (botocore would retry an unparsable error response).
@@ -115,6 +108,18 @@ def zip_bytes(files: dict[str, str]) -> bytes:
     with zipfile.ZipFile(buffer, "w") as archive:
         for name, text in files.items():
             archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def tar_gz_bytes(files: dict[str, str], mode: int = 0o644) -> bytes:
+    """A .tar.gz of ``files`` (name: text), each with permissions ``mode``."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
     return buffer.getvalue()
 
 

@@ -107,6 +107,26 @@ class Stack:
             time.sleep(0.1)
         raise AssertionError(f"session {session_id} never reached {statuses}: {session}")
 
+    def request_desktop(self, user: Client | None = None) -> tuple[Client, str]:
+        """A Linux EC2 desktop asked for by ``user`` (a new user when None): the user and the
+        desktop's id, the request accepted."""
+        user = user or self.new_user()
+        resp = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
+        assert resp.status_code == 202, resp.text
+        return user, str(resp.json()["sessionId"])
+
+    def ready_desktop(self, timeout: float = 30) -> tuple[Client, str, str]:
+        """A new user's Linux EC2 desktop once READY: the user, its id and its instance's id."""
+        user, session_id = self.request_desktop()
+        session = self.wait_for(user, session_id, timeout=timeout)
+        assert session["status"] == "READY", session
+        return user, session_id, str(session["instanceId"])
+
+    def connections(self, instance_id: str, count: int) -> None:
+        """Set how many people the simulated host ``instance_id`` has connected."""
+        resp = self.control("POST", f"/hosts/{instance_id}/connections", {"count": count})
+        assert resp.status_code == 200, resp.text
+
     def execution_arn(self, session_id: str) -> str:
         machine = self.info["resources"]["ProvisionStateMachine"]
         return machine.replace(":stateMachine:", ":execution:") + f":{session_id}"
@@ -210,6 +230,18 @@ class Stack:
             lines.extend(e["message"] for e in events["events"])
         return lines
 
+    def function_records(self, logical_id: str, message: str) -> list[dict[str, Any]]:
+        """The structured (JSON) records the function logged with ``message``."""
+        records = []
+        for line in self.function_logs(logical_id):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(record, dict) and record.get("message") == message:
+                records.append(record)
+        return records
+
     def assert_nothing_left(self, session_id: str) -> None:
         assert self.live_instances(session_id) == [], "an instance outlived its failed session"
         assert not self.secret_exists(session_id), "a secret outlived its failed session"
@@ -284,6 +316,21 @@ def stop_stack(stack: Stack) -> int:
     except subprocess.TimeoutExpired:
         stack.process.kill()
         raise
+
+
+def module_stack(directory: str, params: str = TEST_PARAMS) -> Any:
+    """A module-scoped fixture (named as the module names it): a stack of its own, started with
+    ``params`` in a temporary ``directory`` for the module's tests, stopped after them."""
+
+    @pytest.fixture(scope="module")
+    def running(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+        started = start_stack(tmp_path_factory.mktemp(directory), params)
+        try:
+            yield started
+        finally:
+            stop_stack(started)
+
+    return running
 
 
 @pytest.fixture(scope="session")

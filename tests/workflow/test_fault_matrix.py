@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +35,7 @@ from botocore.exceptions import ClientError
 from dcvfleet import events
 from dcvfleet.errors import GpuQuotaError, InsufficientCapacityError, LaunchError
 from local.client import Client
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, module_stack
 from tests.support.workflows import COMPENSATION, HAPPY_PATH
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,20 +54,6 @@ _deserialize = TypeDeserializer().deserialize
 
 
 # -- the system's records, read as an operator would -------------------------------------------
-def _request(stack: Stack, user: Client | None = None) -> tuple[Client, str]:
-    user = user or stack.new_user()
-    resp = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
-    assert resp.status_code == 202, resp.text
-    return user, str(resp.json()["sessionId"])
-
-
-def _ready_desktop(stack: Stack) -> tuple[Client, str, str]:
-    user, session_id = _request(stack)
-    session = stack.wait_for(user, session_id, timeout=40)
-    assert session["status"] == "READY", session
-    return user, session_id, str(session["instanceId"])
-
-
 def _item(stack: Stack, key: str) -> dict[str, Any]:
     """A record of the sessions table as DynamoDB holds it ({} when there is none)."""
     resp = stack.client("dynamodb").get_item(
@@ -278,6 +264,21 @@ def _refused(stack: Stack, session_id: str, since: int, *why: str) -> None:
     assert any(text in reason for text in why), reason
 
 
+def _state_changes_handled(
+    stack: Stack, instance_id: str, *, since: int, count: int = 1
+) -> list[dict[str, Any]]:
+    """The ``count`` EC2 state changes about the instance the consumer handled since ``since``."""
+    return _handled(
+        stack,
+        "InstanceStateFunction",
+        instance_id,
+        since=since,
+        message=STATE_CHANGE,
+        count=count,
+        fields=BY_INSTANCE,
+    )
+
+
 def _put_ec2_state(stack: Stack, instance_id: str, state: str) -> None:
     """An ``EC2 Instance State-change Notification`` on the default bus, as EC2 puts it."""
     arn = f"arn:aws:ec2:{stack.region}:123456789012:instance/{instance_id}"
@@ -335,7 +336,7 @@ def test_throttling_is_retried_with_back_off_by_the_sdk_and_the_desktop_is_ready
         spec["resource"] = scope
     fleet.faults(apiErrors={operation: spec})
     # When a desktop is requested
-    user, session_id = _request(fleet, fleet.new_user(username))
+    user, session_id = fleet.request_desktop(fleet.new_user(username))
     # Then it is READY: the function's botocore client retried both throttled calls itself
     session = fleet.wait_for(user, session_id, timeout=40)
     assert session["status"] == "READY", session
@@ -360,7 +361,7 @@ def test_throttled_lambda_invoke_is_retried_by_the_workflow(fleet: Stack) -> Non
         }
     )
     # When a desktop is requested
-    user, session_id = _request(fleet)
+    user, session_id = fleet.request_desktop()
     # Then the ASL's Retry took both as Lambda.TooManyRequestsException, and the third attempt
     # launched the host: READY, no compensation
     session = fleet.wait_for(user, session_id, timeout=40)
@@ -380,7 +381,7 @@ def test_a_throttle_that_outlasts_every_sdk_retry_fails_clearly_with_nothing_lef
     # Given EC2 throttles every RunInstances
     fleet.faults(apiErrors={"ec2:RunInstances": {"code": "RequestLimitExceeded"}})
     # When a desktop is requested
-    user, session_id = _request(fleet)
+    user, session_id = fleet.request_desktop()
     # Then botocore gave up after its attempts, the step failed (not a Lambda.* error: the ASL
     # does not retry it) and the workflow compensated: FAILED, saying the host was not launched
     session = fleet.wait_for(user, session_id, timeout=60)
@@ -410,7 +411,7 @@ def test_a_throttle_that_outlasts_every_workflow_retry_fails_clearly_with_nothin
         }
     )
     # When a desktop is requested
-    user, session_id = _request(fleet)
+    user, session_id = fleet.request_desktop()
     # Then the ASL retried it MaxAttempts times, then compensated: FAILED, its secret deleted
     session = fleet.wait_for(user, session_id, timeout=60)
     assert session["status"] == "FAILED", session
@@ -435,7 +436,7 @@ def test_no_capacity_on_every_type_in_every_subnet_tries_each_once_then_fails_na
     fleet.faults(noCapacity=types)
     since = _now_ms()
     # When a desktop is requested
-    user, session_id = _request(fleet)
+    user, session_id = fleet.request_desktop()
     # Then every type was tried in every subnet, each once, subnet by subnet
     session = fleet.wait_for(user, session_id, timeout=40)
     assert session["status"] == "FAILED", session
@@ -460,7 +461,7 @@ def test_no_capacity_on_every_type_in_every_subnet_tries_each_once_then_fails_na
     assert _instances(fleet, session_id) == []
     assert_records_true(fleet, session_id)
     fleet.faults()
-    _, again = _request(fleet, user)
+    _, again = fleet.request_desktop(user)
     assert fleet.wait_for(user, again, timeout=40)["status"] == "READY"
     assert_records_true(fleet, again)
 
@@ -507,7 +508,7 @@ def test_a_new_accounts_gpu_vcpu_quota_fails_at_once_in_plain_words_and_tells_th
     # (VcpuLimitExceeded; https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)
     fleet.faults(apiErrors={"ec2:RunInstances": {"code": "VcpuLimitExceeded"}})
     # When a desktop is requested
-    user, session_id = _request(fleet)
+    user, session_id = fleet.request_desktop()
     # Then EC2 was asked once: the requested type and every fallback (g4dn, g6) are G types,
     # under the one quota, which no other subnet has either; the SDK does not retry it
     session = fleet.wait_for(user, session_id, timeout=40)
@@ -538,7 +539,7 @@ def test_a_new_accounts_gpu_vcpu_quota_fails_at_once_in_plain_words_and_tells_th
     # the same user gets a desktop
     assert _instances(fleet, session_id) == []
     assert_records_true(fleet, session_id)
-    _, again = _request(fleet, user)
+    _, again = fleet.request_desktop(user)
     assert fleet.wait_for(user, again, timeout=40)["status"] == "READY"
     assert_records_true(fleet, again)
 
@@ -552,13 +553,9 @@ SILENT_PARAMS = (
 )
 
 
-@pytest.fixture(scope="module")
-def silent(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack whose sweep calls an agent silent after a few seconds (the shared stack waits
-    HeartbeatTimeoutSeconds' default, 5 minutes); agents never claim idle on their own."""
-    running = start_stack(tmp_path_factory.mktemp("silent"), SILENT_PARAMS)
-    yield running
-    stop_stack(running)
+#: A stack whose sweep calls an agent silent after a few seconds (the shared stack waits
+#: HeartbeatTimeoutSeconds' default, 5 minutes); agents never claim idle on their own.
+silent = module_stack("silent", SILENT_PARAMS)
 
 
 def test_an_agent_silent_mid_session_is_stopped_only_when_the_host_confirms_nobody_is_on(
@@ -568,16 +565,17 @@ def test_an_agent_silent_mid_session_is_stopped_only_when_the_host_confirms_nobo
     # Given two READY desktops whose agents die mid-session: someone is still connected to
     # one of them, nobody to the other
     desktops: list[tuple[Client, str, str]] = []
-    threads = [threading.Thread(target=lambda: desktops.append(_ready_desktop(silent)))]
-    threads.append(threading.Thread(target=lambda: desktops.append(_ready_desktop(silent))))
+    threads = [threading.Thread(target=lambda: desktops.append(silent.ready_desktop(timeout=40)))]
+    threads.append(
+        threading.Thread(target=lambda: desktops.append(silent.ready_desktop(timeout=40)))
+    )
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     assert len(desktops) == 2
     (used_user, used, used_host), (left_user, left, left_host) = desktops
-    resp = silent.control("POST", f"/hosts/{used_host}/connections", {"count": 1})
-    assert resp.status_code == 200, resp.text
+    silent.connections(used_host, 1)
     for host in (used_host, left_host):
         resp = silent.control("POST", f"/hosts/{host}/agent", {"running": False})
         assert resp.status_code == 200, resp.text
@@ -610,7 +608,7 @@ def test_an_agent_silent_mid_session_is_stopped_only_when_the_host_confirms_nobo
 # -- 4. duplicate, late and out-of-order events --------------------------------------------------
 def test_duplicate_host_ready_after_ready_changes_nothing(fleet: Stack) -> None:
     # Given a READY desktop
-    _, session_id, instance_id = _ready_desktop(fleet)
+    _, session_id, instance_id = fleet.ready_desktop(timeout=40)
     _settled(fleet, session_id)
     before = _snapshot(fleet, session_id)
     since = _now_ms()
@@ -638,7 +636,7 @@ def test_late_host_ready_for_a_failed_desktop_changes_nothing(fleet: Stack) -> N
     # Given a desktop whose host reported ready, then failed in its last step and was cleaned
     # up (its secret, and the event key in it, deleted); its agent still holds the key
     fleet.faults(functionErrors={"MarkReadyFunction": "RuntimeError"})
-    user, session_id = _request(fleet)
+    user, session_id = fleet.request_desktop()
     key = _event_key_while_provisioning(fleet, session_id)
     assert fleet.wait_for(user, session_id)["status"] == "FAILED"
     assert_records_true(fleet, session_id)
@@ -662,7 +660,7 @@ def test_late_host_ready_for_a_failed_desktop_changes_nothing(fleet: Stack) -> N
 @pytest.fixture(scope="module")
 def stopped_desktop(stack: Stack) -> tuple[Client, str, str]:
     """A desktop its user stopped (its instance stopped, its disk and secret kept)."""
-    user, session_id, instance_id = _ready_desktop(stack)
+    user, session_id, instance_id = stack.ready_desktop(timeout=40)
     assert user.call("POST", f"/sessions/{session_id}/stop").status_code == 202
     assert stack.wait_for(user, session_id, ("STOPPED",), timeout=30)["status"] == "STOPPED"
     assert_records_true(stack, session_id)
@@ -697,15 +695,7 @@ def test_out_of_order_ec2_stopped_before_stopping_changes_nothing_for_a_stopped_
     _put_ec2_state(fleet, instance_id, "stopped")
     _put_ec2_state(fleet, instance_id, "stopping")
     # Then each is handled as nothing to do; the record and workflows are unchanged
-    handled = _handled(
-        fleet,
-        "InstanceStateFunction",
-        instance_id,
-        since=since,
-        message=STATE_CHANGE,
-        count=2,
-        fields=BY_INSTANCE,
-    )
+    handled = _state_changes_handled(fleet, instance_id, since=since, count=2)
     assert sorted(r["state"] for r in handled) == ["stopped", "stopping"]
     assert all(r["outcome"].startswith("nothing to do") for r in handled), handled
     assert _snapshot(fleet, session_id) == before
@@ -714,7 +704,7 @@ def test_out_of_order_ec2_stopped_before_stopping_changes_nothing_for_a_stopped_
 
 def test_late_ec2_running_for_a_terminated_desktop_changes_nothing(fleet: Stack) -> None:
     # Given a desktop its user deleted
-    user, session_id, instance_id = _ready_desktop(fleet)
+    user, session_id, instance_id = fleet.ready_desktop(timeout=40)
     assert user.call("DELETE", f"/sessions/{session_id}").status_code == 202
     assert fleet.wait_for(user, session_id, ("TERMINATED",), timeout=30)["status"] == "TERMINATED"
     assert_records_true(fleet, session_id)
@@ -727,14 +717,7 @@ def test_late_ec2_running_for_a_terminated_desktop_changes_nothing(fleet: Stack)
     # Then "running" never reaches the consumer (nothing acts on an instance starting), the
     # repeated "terminated" is nothing to do, and the record, the instance and the workflows
     # are unchanged
-    (handled,) = _handled(
-        fleet,
-        "InstanceStateFunction",
-        instance_id,
-        since=since,
-        message=STATE_CHANGE,
-        fields=BY_INSTANCE,
-    )
+    (handled,) = _state_changes_handled(fleet, instance_id, since=since)
     assert handled["state"] == "terminated", handled
     assert handled["outcome"].startswith("nothing to do"), handled
     assert _snapshot(fleet, session_id) == before
@@ -743,7 +726,7 @@ def test_late_ec2_running_for_a_terminated_desktop_changes_nothing(fleet: Stack)
 
 def test_late_ec2_stop_notification_never_stops_a_resumed_desktop(fleet: Stack) -> None:
     # Given a desktop its user stopped, then started again: READY on the same instance
-    user, session_id, instance_id = _ready_desktop(fleet)
+    user, session_id, instance_id = fleet.ready_desktop(timeout=40)
     assert user.call("POST", f"/sessions/{session_id}/stop").status_code == 202
     fleet.wait_for(user, session_id, ("STOPPED",), timeout=30)
     _settled(fleet, session_id)
@@ -755,15 +738,7 @@ def test_late_ec2_stop_notification_never_stops_a_resumed_desktop(fleet: Stack) 
     # When the notifications of the earlier stop arrive late (out of order with the start's)
     _put_ec2_state(fleet, instance_id, "stopping")
     _put_ec2_state(fleet, instance_id, "stopped")
-    _handled(
-        fleet,
-        "InstanceStateFunction",
-        instance_id,
-        since=since,
-        message=STATE_CHANGE,
-        count=2,
-        fields=BY_INSTANCE,
-    )
+    _state_changes_handled(fleet, instance_id, since=since, count=2)
     # Then the running desktop is left alone: its record, its workflows, its running instance
     time.sleep(1)
     _settled(fleet, session_id)
@@ -776,7 +751,7 @@ def test_a_stop_whose_step_fails_leaves_the_desktop_ready_and_names_the_error(
     fleet: Stack,
 ) -> None:
     # Given a READY desktop, and the idle workflow's step that stops it failing
-    user, session_id, _ = _ready_desktop(fleet)
+    user, session_id, _ = fleet.ready_desktop(timeout=40)
     fleet.faults(functionErrors={"ActOnSessionFunction": "RuntimeError"})
     # When its user stops it
     assert user.call("POST", f"/sessions/{session_id}/stop").status_code == 202
@@ -798,7 +773,7 @@ def test_a_step_that_times_out_after_launching_is_compensated_with_nothing_left(
     # Given the LaunchInstance step runs past its Timeout (its instance launched, its answer lost)
     fleet.faults(functionTimeouts={"LaunchInstanceFunction": 1})
     # When a desktop is requested
-    user, session_id = _request(fleet)
+    user, session_id = fleet.request_desktop()
     # Then Step Functions reports Sandbox.Timedout, which no Retry takes and the Catch
     # compensates: FAILED, with a reason a user can read
     session = fleet.wait_for(user, session_id, timeout=40)
@@ -821,7 +796,7 @@ def test_a_step_that_times_out_once_after_marking_ready_is_retried_and_the_deskt
     # Given the MarkReady step runs past its Timeout once, after it recorded the desktop READY
     fleet.faults(functionTimeouts={"MarkReadyFunction": 1})
     # When a desktop is requested
-    user, session_id = _request(fleet)
+    user, session_id = fleet.request_desktop()
     # Then the workflow retried the (idempotent) step, which found the desktop READY: it is
     # announced ready, and nothing failed or was compensated
     assert fleet.wait_for(user, session_id, timeout=40)["status"] == "READY"
@@ -842,7 +817,7 @@ def test_a_step_that_keeps_timing_out_after_marking_ready_never_contradicts_the_
     # Given the MarkReady step runs past its Timeout every time, after it recorded READY
     fleet.faults(functionTimeouts=["MarkReadyFunction"])
     # When a desktop is requested
-    user, session_id = _request(fleet)
+    user, session_id = fleet.request_desktop()
     session = fleet.wait_for(user, session_id, timeout=40)
     fleet.wait_execution(session_id)
     fleet.faults()
@@ -902,7 +877,7 @@ def _accepted_transitions(stack: Stack, session_id: str) -> list[tuple[int, str]
 
 def test_concurrent_stop_delete_and_start_make_one_transition_at_a_time(fleet: Stack) -> None:
     # Given a READY desktop
-    user, session_id, instance_id = _ready_desktop(fleet)
+    user, session_id, instance_id = fleet.ready_desktop(timeout=40)
     # When its user stops, deletes and starts it at once, three times each
     calls: list[Callable[[], Any]] = []
     for _ in range(3):
@@ -945,7 +920,7 @@ def test_concurrent_stop_delete_and_start_make_one_transition_at_a_time(fleet: S
 def test_concurrent_stop_by_the_user_and_outside_dcv_fleet_has_one_winner(fleet: Stack) -> None:
     # Given a READY desktop, and DynamoDB throttling the first write about it three times, so
     # that whoever writes first is still backing off when the other writes
-    user, session_id, instance_id = _ready_desktop(fleet)
+    user, session_id, instance_id = fleet.ready_desktop(timeout=40)
     fleet.faults(
         apiErrors={
             "dynamodb:UpdateItem": {
@@ -1011,9 +986,8 @@ def test_concurrent_idle_claims_start_one_check_and_never_stop_a_desktop_in_use(
     fleet: Stack,
 ) -> None:
     # Given a READY desktop someone is connected to
-    _, session_id, instance_id = _ready_desktop(fleet)
-    resp = fleet.control("POST", f"/hosts/{instance_id}/connections", {"count": 1})
-    assert resp.status_code == 200, resp.text
+    _, session_id, instance_id = fleet.ready_desktop(timeout=40)
+    fleet.connections(instance_id, 1)
     record = _item(fleet, session_id)
     since = _now_ms()
     # When eight Session Idle claims about it arrive at once: four copies of each of two claims

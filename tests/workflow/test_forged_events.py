@@ -62,17 +62,12 @@ def _record(fleet: Stack, session_id: str) -> dict[str, Any]:
 def _rejections(fleet: Stack, session_id: str) -> list[tuple[str, str]]:
     """The claims on this session the agent-event consumer logged as rejected: (detail-type,
     reason) each, the reason naming the session."""
-    found = []
-    for line in fleet.function_logs("AgentEventsFunction"):
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if not isinstance(entry, dict) or entry.get("message") != "agent claim rejected":
-            continue
-        if session_id in str(entry.get("reason", "")):
-            found.append((str(entry["detail_type"]), str(entry["reason"])))
-    return found
+    rejected = fleet.function_records("AgentEventsFunction", "agent claim rejected")
+    return [
+        (str(entry["detail_type"]), str(entry["reason"]))
+        for entry in rejected
+        if session_id in str(entry.get("reason", ""))
+    ]
 
 
 def _answer(fleet: Stack, detail_type: str, detail: dict[str, Any]) -> dict[str, str]:

@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from local.demo import Client
-from tests.stackfixture import ROOT, Stack, start_stack, stop_stack
+from tests.support.stack import ROOT, Stack, module_stack
 
 GRACE = 6
 PARAMS = (
@@ -37,26 +33,7 @@ RECONNECTED = [
 ]
 
 
-@pytest.fixture(scope="module")
-def idle(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("idle-workflow"), PARAMS)
-    yield running
-    stop_stack(running)
-
-
-def _ready_desktop(stack: Stack) -> tuple[Client, str, str]:
-    user = stack.new_user()
-    resp = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
-    assert resp.status_code == 202, resp.text
-    session_id = resp.json()["sessionId"]
-    session = stack.wait_for(user, session_id, timeout=60)
-    assert session["status"] == "READY", session
-    return user, session_id, session["instanceId"]
-
-
-def _connections(stack: Stack, instance_id: str, count: int) -> None:
-    resp = stack.control("POST", f"/hosts/{instance_id}/connections", {"count": count})
-    assert resp.status_code == 200, resp.text
+idle = module_stack("idle-workflow", PARAMS)
 
 
 def _claim_idle(stack: Stack, session_id: str, instance_id: str) -> None:
@@ -123,14 +100,14 @@ def test_a_user_who_reconnects_during_the_grace_period_keeps_a_running_desktop(
     idle: Stack,
 ) -> None:
     # Given a READY desktop nobody is connected to, whose agent claims it idle
-    user, session_id, instance_id = _ready_desktop(idle)
-    _connections(idle, instance_id, 0)
+    user, session_id, instance_id = idle.ready_desktop(timeout=60)
+    idle.connections(instance_id, 0)
     _claim_idle(idle, session_id, instance_id)
     # When the idle workflow has warned the user and waits out the grace period
     execution = _one_execution(idle, "IdleStateMachine", session_id, timeout=30)
     _wait_entered(idle, execution, "Grace", timeout=30)
     # And the user reconnects before it ends
-    _connections(idle, instance_id, 1)
+    idle.connections(instance_id, 1)
     # Then the re-check after the grace period finds them, and nothing is stopped
     assert _finished(idle, execution, timeout=GRACE + 30)["status"] == "SUCCEEDED"
     entered = _entered(idle, execution)
@@ -151,7 +128,7 @@ def test_a_sweep_that_finds_no_orphan_logs_no_error(idle: Stack) -> None:
     reads is ever absent, so evaluating it raises nothing (a count read by IsPresent did, and
     the emulator logged NoSuchJsonPathError at ERROR on every sweep without an orphan)."""
     # Given a fleet whose every running instance has its live desktop
-    _ready_desktop(idle)
+    idle.ready_desktop(timeout=60)
     before = len(_executions(idle, "SweepStateMachine"))
     logged = idle.log.stat().st_size
     # When the sweep runs

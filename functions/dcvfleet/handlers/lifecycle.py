@@ -32,6 +32,20 @@ def _object(event: dict[str, Any], name: str) -> dict[str, Any]:
     return value
 
 
+def _idle_check(
+    event: dict[str, Any], allowed_triggers: tuple[str, ...] | None = None
+) -> dict[str, str]:
+    """The idle check a step belongs to: its desktop, its execution (the claim's holder) and,
+    given the triggers it allows, what started it."""
+    check = {
+        "session_id": task_text(event, "sessionId"),
+        "execution": task_text(event, "execution"),
+    }
+    if allowed_triggers is not None:
+        check["trigger"] = task_text(event, "trigger", allowed_triggers)
+    return check
+
+
 @entry_point("sessionId")
 def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     verdict = idle.verify(
@@ -39,9 +53,7 @@ def verify(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         Ec2Hosts(client("ec2")),
         HostCommands(client("ssm")),
         SETTINGS,
-        session_id=task_text(event, "sessionId"),
-        execution=task_text(event, "execution"),
-        trigger=task_text(event, "trigger", triggers.AUTOMATIC_TRIGGERS),
+        **_idle_check(event, triggers.AUTOMATIC_TRIGGERS),
         claim=_object(event, "claim"),
         phase=task_text(event, "phase", ("verify", "reverify")),
         jobs=batch_jobs(),
@@ -56,9 +68,7 @@ def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         session_store(),
         HostCommands(client("ssm")),
         SETTINGS,
-        session_id=task_text(event, "sessionId"),
-        execution=task_text(event, "execution"),
-        trigger=task_text(event, "trigger", triggers.AUTOMATIC_TRIGGERS),
+        **_idle_check(event, triggers.AUTOMATIC_TRIGGERS),
         reason=task_text(event, "reason"),
         jobs=batch_jobs(),
     )
@@ -68,8 +78,7 @@ def warn(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 def end_check(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return idle.end_check(
         session_store(),
-        session_id=task_text(event, "sessionId"),
-        execution=task_text(event, "execution"),
+        **_idle_check(event),
         reason=task_text(event, "reason"),
         warned=event.get("warned") is True,
         telemetry=TELEMETRY,
@@ -84,9 +93,7 @@ def act(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         Ec2Hosts(client("ec2")),
         SessionSecrets(client("secretsmanager")),
         SETTINGS,
-        session_id=task_text(event, "sessionId"),
-        execution=task_text(event, "execution"),
-        trigger=task_text(event, "trigger", triggers.TRIGGERS),
+        **_idle_check(event, triggers.TRIGGERS),
         requested_action=task_text(event, "action", ("stop", "terminate")) if requested else None,
         reason=task_text(event, "reason"),
         evidence=_object(event, "evidence"),
@@ -108,8 +115,7 @@ def recover(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return idle.recover(
         session_store(),
         Ec2Hosts(client("ec2")),
-        session_id=task_text(event, "sessionId"),
-        execution=task_text(event, "execution"),
+        **_idle_check(event),
         error=str(error.get("Error", "unknown")),
         cause=str(error.get("Cause", "")),
     )

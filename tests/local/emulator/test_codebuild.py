@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from typing import Any
@@ -26,6 +25,7 @@ from tests.support.emulator import (
     create_stack,
     image_project,
     stack_outputs,
+    tar_gz_bytes,
     zip_bytes,
 )
 
@@ -50,19 +50,6 @@ SOURCE_BUNDLE = zip_bytes(
         "agent/build.py": "print('agent archive')\n",
     }
 )
-
-
-def _tarball(files: dict[str, str]) -> bytes:
-    import tarfile
-
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, text in files.items():
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def _start_build(version: str, key: str | None = None, snapshot: str = "20261201T000000Z") -> str:
@@ -131,8 +118,8 @@ def test_workaround_codebuild_builds(monkeypatch: pytest.MonkeyPatch) -> None:
             repositoryName=IMAGE_REPOSITORY, imageTagMutability="IMMUTABLE"
         )
         image_project()
-        builds = {"1.0.0": _tarball({"app/start": "#!/bin/sh\n"})}
-        builds["1.1.0"] = _tarball({"app/start": "#!/bin/sh\n", "app/FAIL_BUILD": "no GPU\n"})
+        builds = {"1.0.0": tar_gz_bytes({"app/start": "#!/bin/sh\n"})}
+        builds["1.1.0"] = tar_gz_bytes({"app/start": "#!/bin/sh\n", "app/FAIL_BUILD": "no GPU\n"})
         for version, body in builds.items():
             s3.put_object(Bucket=BUILDS_BUCKET, Key=f"builds/{version}.tar.gz", Body=body)
 

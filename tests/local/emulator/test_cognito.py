@@ -19,6 +19,7 @@ from local.emulator.cognito import (
     cognito_auth_flow_patches,
     cognito_read_attribute_patches,
 )
+from tests.support import cors
 from tests.support.emulator import (
     Installer,
     aws_client,
@@ -26,21 +27,32 @@ from tests.support.emulator import (
 
 
 # -- COGNITO_SRP -------------------------------------------------------------------------------
-def _cognito_user(idp: Any, password: str) -> str:
-    """A pool, its portal client (SRP and password flows) and a confirmed user "alice"."""
-    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
+def _pool_with_alice(idp: Any, flows: list[str], password: str, **user: Any) -> tuple[str, str]:
+    """A pool, its portal client allowing ``flows`` and a confirmed user "alice" with
+    ``password`` (created with ``user``'s extra arguments); the pool and client ids."""
+    pool_id: str = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
     client_id: str = idp.create_user_pool_client(
-        UserPoolId=pool_id,
-        ClientName="portal",
-        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_USER_PASSWORD_AUTH"],
+        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=flows
     )["UserPoolClient"]["ClientId"]
-    idp.admin_create_user(
-        UserPoolId=pool_id, Username="alice", TemporaryPassword=password, MessageAction="SUPPRESS"
-    )
+    idp.admin_create_user(UserPoolId=pool_id, Username="alice", MessageAction="SUPPRESS", **user)
     idp.admin_set_user_password(
         UserPoolId=pool_id, Username="alice", Password=password, Permanent=True
     )
-    return client_id
+    return pool_id, client_id
+
+
+def _cognito_user(idp: Any, password: str) -> str:
+    """A pool, its portal client (SRP and password flows) and a confirmed user "alice"."""
+    flows = ["ALLOW_USER_SRP_AUTH", "ALLOW_USER_PASSWORD_AUTH"]
+    return _pool_with_alice(idp, flows, password, TemporaryPassword=password)[1]
+
+
+def _alice_signed_in(idp: Any, **user: Any) -> dict[str, Any]:
+    """A pool, a client with the password flow only and a user "alice" (created with ``user``'s
+    extra arguments), signed in with her password: the AuthenticationResult."""
+    _, client_id = _pool_with_alice(idp, ["ALLOW_USER_PASSWORD_AUTH"], "Correct-Horse-42", **user)
+    result: dict[str, Any] = _password_sign_in(idp, client_id)["AuthenticationResult"]
+    return result
 
 
 @mock_aws
@@ -77,20 +89,9 @@ def test_gap_cognito_srp() -> None:
 def _srp_only_client(idp: Any) -> tuple[str, str]:
     """A pool whose portal client allows what template.yaml's does (SRP and refresh), with a
     confirmed user "alice"; the pool and client ids."""
-    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
-    client_id: str = idp.create_user_pool_client(
-        UserPoolId=pool_id,
-        ClientName="portal",
-        ExplicitAuthFlows=["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"],
-    )["UserPoolClient"]["ClientId"]
-    idp.admin_create_user(
-        UserPoolId=pool_id, Username="alice", TemporaryPassword="Correct-Horse-42",
-        MessageAction="SUPPRESS",
-    )  # fmt: skip
-    idp.admin_set_user_password(
-        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
-    )
-    return pool_id, client_id
+    flows = ["ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH"]
+    password = "Correct-Horse-42"
+    return _pool_with_alice(idp, flows, password, TemporaryPassword=password)
 
 
 def _password_sign_in(idp: Any, client_id: str) -> dict[str, Any]:
@@ -160,27 +161,11 @@ def test_workaround_cognito_auth_flows(monkeypatch: pytest.MonkeyPatch) -> None:
 def _id_token_claims(idp: Any) -> dict[str, Any]:
     """The ID token's claims of a user with an e-mail address, signed in through a client
     without ReadAttributes (as template.yaml's)."""
-    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
-    client_id = idp.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
-    )["UserPoolClient"]["ClientId"]
-    idp.admin_create_user(
-        UserPoolId=pool_id,
-        Username="alice",
-        UserAttributes=[
-            {"Name": "email", "Value": "alice@example.com"},
-            {"Name": "email_verified", "Value": "true"},
-        ],
-        MessageAction="SUPPRESS",
-    )
-    idp.admin_set_user_password(
-        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
-    )
-    token = idp.initiate_auth(
-        ClientId=client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
-    )["AuthenticationResult"]["IdToken"]
+    attributes = [
+        {"Name": "email", "Value": "alice@example.com"},
+        {"Name": "email_verified", "Value": "true"},
+    ]
+    token = _alice_signed_in(idp, UserAttributes=attributes)["IdToken"]
     payload = token.split(".")[1]
     claims: dict[str, Any] = json.loads(
         base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
@@ -210,19 +195,7 @@ def test_workaround_cognito_read_attributes(monkeypatch: pytest.MonkeyPatch) -> 
 # -- COGNITO_TOTP ------------------------------------------------------------------------------
 def _verify_code(idp: Any, code: str) -> dict[str, Any]:
     """alice, signed in, associates an authenticator app and verifies ``code`` from it."""
-    pool_id = idp.create_user_pool(PoolName="fleet-users")["UserPool"]["Id"]
-    client_id = idp.create_user_pool_client(
-        UserPoolId=pool_id, ClientName="portal", ExplicitAuthFlows=["ALLOW_USER_PASSWORD_AUTH"]
-    )["UserPoolClient"]["ClientId"]
-    idp.admin_create_user(UserPoolId=pool_id, Username="alice", MessageAction="SUPPRESS")
-    idp.admin_set_user_password(
-        UserPoolId=pool_id, Username="alice", Password="Correct-Horse-42", Permanent=True
-    )
-    access = idp.initiate_auth(
-        ClientId=client_id,
-        AuthFlow="USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": "alice", "PASSWORD": "Correct-Horse-42"},
-    )["AuthenticationResult"]["AccessToken"]
+    access = _alice_signed_in(idp)["AccessToken"]
     idp.associate_software_token(AccessToken=access)
     answer: dict[str, Any] = idp.verify_software_token(AccessToken=access, UserCode=code)
     return answer
@@ -254,15 +227,7 @@ def test_no_gap_browser_calls(moto_server: str) -> None:
     the local stack needs a workaround in local/emulator/cognito.py."""
     origin = "http://localhost:5173"
     client_id = _cognito_user(aws_client("cognito-idp", moto_server), "Correct-Horse-42")
-    preflight = requests.options(
-        f"{moto_server}/",
-        headers={
-            "Origin": origin,
-            "Access-Control-Request-Method": "POST",
-            "Access-Control-Request-Headers": "content-type,x-amz-target",
-        },
-        timeout=10,
-    )
+    preflight = cors.preflight(f"{moto_server}/", origin, "POST", "content-type,x-amz-target")
     assert preflight.status_code == 200
     assert preflight.headers["Access-Control-Allow-Origin"] == origin
     allowed = {h.strip() for h in preflight.headers["Access-Control-Allow-Headers"].split(",")}

@@ -35,9 +35,39 @@ from tests.support.emulator import (
     wait_execution,
 )
 
-
 # ==============================================================================================
 # SFN_EXECUTION
+
+
+def _execute(
+    sfn: Any, machine: str, definition: dict[str, Any], execution_input: str = "{}", **start: Any
+) -> dict[str, Any]:
+    """The state machine ``machine`` made from ``definition``, then one execution of it with
+    ``execution_input`` (and ``start``'s arguments), waited for to its end."""
+    arn = sfn.create_state_machine(
+        name=machine, definition=json.dumps(definition), roleArn=ROLE_ARN
+    )["stateMachineArn"]
+    execution_arn = sfn.start_execution(stateMachineArn=arn, input=execution_input, **start)[
+        "executionArn"
+    ]
+    return wait_execution(sfn, execution_arn)
+
+
+def _send_to(queue_url: str) -> dict[str, Any]:
+    """A one-state machine whose Task sends "probe" to the SQS queue ``queue_url``."""
+    return {
+        "StartAt": "Send",
+        "States": {
+            "Send": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage",
+                "Parameters": {"QueueUrl": queue_url, "MessageBody": "probe"},
+                "End": True,
+            }
+        },
+    }
+
+
 def test_gap_sfn_execution_interpreter_is_off(moto_server: str) -> None:
     """GAP SFN_EXECUTION: moto's server does not execute state machines until
     ``POST /moto-api/config`` switches its interpreter on: an execution stays RUNNING, without
@@ -69,17 +99,7 @@ def test_gap_sfn_execution_clients_call_moto_port(
     ).raise_for_status()
     sqs = aws_client("sqs", moto_server)
     queue_url = sqs.create_queue(QueueName="probe")["QueueUrl"]
-    send = {
-        "StartAt": "Send",
-        "States": {
-            "Send": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage",
-                "Parameters": {"QueueUrl": queue_url, "MessageBody": "probe"},
-                "End": True,
-            }
-        },
-    }
+    send = _send_to(queue_url)
     sfn = aws_client("stepfunctions", moto_server)
     machine = sfn.create_state_machine(name="probe", definition=json.dumps(send), roleArn=ROLE_ARN)[
         "stateMachineArn"
@@ -183,37 +203,49 @@ def test_workaround_sfn_definition_substitutions() -> None:
 
 
 # -- SFN_AWS_SDK_CASING ------------------------------------------------------------------------
+def _codebuild_task(
+    action: str, parameters: dict[str, Any], selector: dict[str, str], **rest: Any
+) -> dict[str, Any]:
+    """An aws-sdk Task state calling CodeBuild's ``action`` with ``parameters``, its result
+    selected by ``selector`` (``rest``: its other fields)."""
+    return {
+        "Type": "Task",
+        "Resource": f"arn:aws:states:::aws-sdk:codebuild:{action}",
+        "Parameters": parameters,
+        "ResultSelector": selector,
+        **rest,
+    }
+
+
 #: Two aws-sdk Tasks written as AWS documents them (PascalCase in, PascalCase out).
 SDK_MACHINE = {
     "StartAt": "Start",
     "States": {
-        "Start": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:codebuild:startBuild",
-            "Parameters": {
+        "Start": _codebuild_task(
+            "startBuild",
+            {
                 "ProjectName.$": "$.project",
                 "EnvironmentVariablesOverride": [
                     {"Name": "BUILD_VERSION", "Value": "1.0.0", "Type": "PLAINTEXT"}
                 ],
             },
-            "ResultSelector": {"id.$": "$.Build.Id"},
-            "ResultPath": "$.build",
-            "Catch": [
+            {"id.$": "$.Build.Id"},
+            ResultPath="$.build",
+            Catch=[
                 {
                     "ErrorEquals": ["CodeBuild.ResourceNotFoundException"],
                     "ResultPath": "$.error",
                     "Next": "NoProject",
                 }
             ],
-            "Next": "Check",
-        },
-        "Check": {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::aws-sdk:codebuild:batchGetBuilds",
-            "Parameters": {"Ids.$": "States.Array($.build.id)"},
-            "ResultSelector": {"status.$": "$.Builds[0].BuildStatus"},
-            "End": True,
-        },
+            Next="Check",
+        ),
+        "Check": _codebuild_task(
+            "batchGetBuilds",
+            {"Ids.$": "States.Array($.build.id)"},
+            {"status.$": "$.Builds[0].BuildStatus"},
+            End=True,
+        ),
         "NoProject": {"Type": "Pass", "End": True},
     },
 }
@@ -221,13 +253,7 @@ SDK_MACHINE = {
 
 def _run_sdk_machine(project: str) -> dict[str, Any]:
     sfn = aws_client("stepfunctions")
-    machine = sfn.create_state_machine(
-        name=f"probe-{project}", definition=json.dumps(SDK_MACHINE), roleArn=ROLE_ARN
-    )["stateMachineArn"]
-    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps({"project": project}))[
-        "executionArn"
-    ]
-    return wait_execution(sfn, arn)
+    return _execute(sfn, f"probe-{project}", SDK_MACHINE, json.dumps({"project": project}))
 
 
 def test_gap_sfn_aws_sdk_casing() -> None:
@@ -244,21 +270,12 @@ def test_gap_sfn_aws_sdk_casing() -> None:
         camel = {
             "StartAt": "Start",
             "States": {
-                "Start": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::aws-sdk:codebuild:startBuild",
-                    "Parameters": {"projectName": "probe-image"},
-                    "ResultSelector": {"id.$": "$.build.id"},
-                    "End": True,
-                }
+                "Start": _codebuild_task(
+                    "startBuild", {"projectName": "probe-image"}, {"id.$": "$.build.id"}, End=True
+                )
             },
         }
-        sfn = aws_client("stepfunctions")
-        machine = sfn.create_state_machine(
-            name="camel", definition=json.dumps(camel), roleArn=ROLE_ARN
-        )["stateMachineArn"]
-        arn = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
-        execution = wait_execution(sfn, arn)
+        execution = _execute(aws_client("stepfunctions"), "camel", camel)
         assert execution["status"] == "SUCCEEDED"
         assert json.loads(execution["output"])["id"].startswith("probe-image:")
 
@@ -317,12 +334,7 @@ PATH_INPUT = {"Builds": [{"BuildStatus": "SUCCEEDED"}, {"BuildStatus": "FAILED"}
 
 
 def _select_paths() -> dict[str, Any]:
-    sfn = aws_client("stepfunctions")
-    machine = sfn.create_state_machine(
-        name="paths", definition=json.dumps(PATH_MACHINE), roleArn=ROLE_ARN
-    )["stateMachineArn"]
-    arn = sfn.start_execution(stateMachineArn=machine, input=json.dumps(PATH_INPUT))["executionArn"]
-    execution = wait_execution(sfn, arn)
+    execution = _execute(aws_client("stepfunctions"), "paths", PATH_MACHINE, json.dumps(PATH_INPUT))
     assert execution["status"] == "SUCCEEDED", execution.get("cause")
     output: dict[str, Any] = json.loads(execution["output"])
     return output
@@ -360,14 +372,9 @@ FAIL_MACHINE = {
 
 def _fail_with(error: str) -> dict[str, Any]:
     sfn = aws_client("stepfunctions")
-    machine = sfn.create_state_machine(
-        name=f"fail-{len(sfn.list_state_machines()['stateMachines'])}",
-        definition=json.dumps(FAIL_MACHINE),
-        roleArn=ROLE_ARN,
-    )["stateMachineArn"]
+    name = f"fail-{len(sfn.list_state_machines()['stateMachines'])}"
     body = json.dumps({"error": error, "cause": "no verified Host Ready event"})
-    arn = sfn.start_execution(stateMachineArn=machine, input=body)["executionArn"]
-    execution = wait_execution(sfn, arn)
+    execution = _execute(sfn, name, FAIL_MACHINE, body)
     assert execution["status"] == "FAILED", execution
     return {"error": execution.get("error"), "cause": execution.get("cause")}
 
@@ -440,24 +447,10 @@ def test_workaround_sfn_execution(moto_server: str, install: Installer) -> None:
     install("SFN_EXECUTION", endpoint_url=url, port=server_port(url))
     sqs, sfn = aws_client("sqs", url), aws_client("stepfunctions", url)
     queue_url = sqs.create_queue(QueueName="probe")["QueueUrl"]
-    send = {
-        "StartAt": "Send",
-        "States": {
-            "Send": {
-                "Type": "Task",
-                "Resource": "arn:aws:states:::sqs:sendMessage",
-                "Parameters": {"QueueUrl": queue_url, "MessageBody": "probe"},
-                "End": True,
-            }
-        },
-    }
+    send = _send_to(queue_url)
     executions = {}
     for name, definition in (("pass", PASS_MACHINE), ("send", send)):
-        machine = sfn.create_state_machine(
-            name=name, definition=json.dumps(definition), roleArn=ROLE_ARN
-        )["stateMachineArn"]
-        arn = sfn.start_execution(stateMachineArn=machine, name="e1", input="{}")["executionArn"]
-        execution = wait_execution(sfn, arn)
+        execution = _execute(sfn, name, definition, name="e1")
         executions[name] = [execution["status"], json.loads(execution.get("output", "null"))]
     bodies = [m["Body"] for m in sqs.receive_message(QueueUrl=queue_url).get("Messages", [])]
     assert executions["pass"] == ["SUCCEEDED", {"ok": 1}]

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from dcvfleet.config import FLEET_TAG_KEY
-from tests.support.stack import Stack, start_stack, stop_stack
+from tests.support.stack import Stack, module_stack
 
 CONTAINER_EXITED = "Essential container in task exited"
 
@@ -47,40 +47,24 @@ class DefaultBus:
                     QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"]
                 )
 
-    def job_statuses(self, job_id: str) -> list[str]:
+    def _about(self, source: str, key: str, value: str) -> list[dict[str, Any]]:
+        """The events from ``source`` seen so far whose detail's ``key`` is ``value``."""
         self._receive()
-        return [
-            e["detail"]["status"]
-            for e in self.seen
-            if e["source"] == "aws.batch" and e["detail"]["jobId"] == job_id
-        ]
+        return [e for e in self.seen if e["source"] == source and e["detail"][key] == value]
+
+    def job_statuses(self, job_id: str) -> list[str]:
+        return [e["detail"]["status"] for e in self._about("aws.batch", "jobId", job_id)]
 
     def job_event(self, job_id: str, status: str) -> dict[str, Any]:
-        self._receive()
         return next(
-            e
-            for e in self.seen
-            if e["source"] == "aws.batch"
-            and e["detail"]["jobId"] == job_id
-            and e["detail"]["status"] == status
+            e for e in self._about("aws.batch", "jobId", job_id) if e["detail"]["status"] == status
         )
 
     def instance_states(self, instance_id: str) -> list[str]:
-        self._receive()
-        return [
-            e["detail"]["state"]
-            for e in self.seen
-            if e["source"] == "aws.ec2" and e["detail"]["instance-id"] == instance_id
-        ]
+        return [e["detail"]["state"] for e in self._about("aws.ec2", "instance-id", instance_id)]
 
 
-@pytest.fixture(scope="module")
-def batch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    running = start_stack(tmp_path_factory.mktemp("batch-stack"))
-    try:
-        yield running
-    finally:
-        stop_stack(running)
+batch = module_stack("batch-stack")
 
 
 @pytest.fixture(scope="module")

@@ -26,40 +26,23 @@ from local.emulator.scheduler import Scheduler
 from local.sim.control import ControlServer, activity_problem, agent_problem
 from local.sim.hosts import HostSimulator, HostStateError
 from local.sim.machine import Host
+from tests.support.ssm import run_command_document
 
 REGION = "us-east-1"
 HOST_CHANGES = ("connections", "activity", "agent", "session", "hibernation")
 FLEET_TAG = ("dcvfleet:fleet", "local")
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
 #: A document as the template writes them: a Linux step and a Windows step.
-DOCUMENT: dict[str, Any] = {
-    "schemaVersion": "2.2",
-    "description": "probe",
-    "parameters": {
-        "dcvSessionId": {"type": "String", "allowedPattern": "^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"},
-        "exitCode": {"type": "String", "default": "0", "allowedValues": ["0", "3"]},
-    },
-    "mainSteps": [
-        {
-            "action": "aws:runShellScript",
-            "name": "linux",
-            "precondition": {"StringEquals": ["platformType", "Linux"]},
-            "inputs": {
-                "runCommand": [
-                    "dcv list-connections -j '{{ dcvSessionId }}'",
-                    "echo from $(pwd) >&2",
-                    "exit {{exitCode}}",
-                ]
-            },
-        },
-        {
-            "action": "aws:runPowerShellScript",
-            "name": "windows",
-            "precondition": {"StringEquals": ["platformType", "Windows"]},
-            "inputs": {"runCommand": ["& dcv.exe list-connections -j '{{ dcvSessionId }}'"]},
-        },
+DOCUMENT = run_command_document(
+    "probe",
+    linux=[
+        "dcv list-connections -j '{{ dcvSessionId }}'",
+        "echo from $(pwd) >&2",
+        "exit {{exitCode}}",
     ],
-}
+    windows=["& dcv.exe list-connections -j '{{ dcvSessionId }}'"],
+    exitCode={"type": "String", "default": "0", "allowedValues": ["0", "3"]},
+)
 
 
 @pytest.fixture
