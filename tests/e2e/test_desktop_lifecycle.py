@@ -275,7 +275,7 @@ def test_a_hibernated_desktop_resumes_ready_without_a_stale_session_idle(life: S
     resp = user.call("POST", f"/sessions/{session_id}/stop")
     assert resp.status_code == 202, resp.text
     life.wait_for(user, session_id, ("STOPPED",), timeout=20)
-    assert life.host(instance_id)["agent"] == "frozen"
+    life.wait_host(instance_id, agent="frozen")
     time.sleep(IDLE_TIMEOUT + 4)
     # and resumed (its agent thawed, the wall clock moved on)
     resumed_at = time.time()

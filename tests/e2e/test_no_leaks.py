@@ -31,7 +31,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from local.client import Client
-from tests.support.stack import Stack, module_stack
+from tests.support.stack import Stack, log_events, module_stack
 
 IDLE_TIMEOUT = 6
 GRACE = 4
@@ -396,21 +396,8 @@ def _read_cloudwatch_logs(stack: Stack, corpus: Corpus) -> None:
     logs = stack.client("logs")
     for group in _paginate(logs, "describe_log_groups", "logGroups"):
         name = group["logGroupName"]
-        for stream in _paginate(logs, "describe_log_streams", "logStreams", logGroupName=name):
-            stream_name = stream["logStreamName"]
-            token: str | None = None
-            while True:
-                params: dict[str, Any] = {"startFromHead": True}
-                if token:
-                    params["nextToken"] = token
-                page = logs.get_log_events(logGroupName=name, logStreamName=stream_name, **params)
-                for event in page["events"]:
-                    corpus.add(
-                        CLOUDWATCH, f"log group {name}, stream {stream_name}", event["message"]
-                    )
-                if not page["events"] or page.get("nextForwardToken") in (None, token):
-                    break
-                token = page["nextForwardToken"]
+        for stream_name, message in log_events(logs, name):
+            corpus.add(CLOUDWATCH, f"log group {name}, stream {stream_name}", message)
 
 
 def _read_files(stack: Stack, corpus: Corpus) -> None:

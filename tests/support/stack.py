@@ -65,6 +65,17 @@ class Stack:
         assert found, f"no simulated host {instance_id}"
         return dict(found[0])
 
+    def wait_host(self, instance_id: str, timeout: float = 20, **expected: Any) -> dict[str, Any]:
+        """The host as ``GET /hosts`` shows it once each ``expected`` field has its value: the
+        simulator follows the instance's state on its own thread, a little after EC2 does."""
+        deadline = time.monotonic() + timeout
+        while True:
+            host = self.host(instance_id)
+            if all(host.get(key) == value for key, value in expected.items()):
+                return host
+            assert time.monotonic() < deadline, f"host {instance_id} is {host}, not {expected}"
+            time.sleep(0.2)
+
     def run_schedules(self, rule: str | None = None) -> list[str]:
         """Fire the schedule rules (or one) now, as their schedule would."""
         resp = self.control("POST", "/schedules/run", {} if rule is None else {"rule": rule})
@@ -222,13 +233,9 @@ class Stack:
     def function_logs(self, logical_id: str) -> list[str]:
         logs = self.client("logs")
         group = f"/aws/lambda/{self.info['resources'][logical_id]}"
-        lines: list[str] = []
         if not logs.describe_log_groups(logGroupNamePrefix=group)["logGroups"]:
-            return lines
-        for stream in logs.describe_log_streams(logGroupName=group)["logStreams"]:
-            events = logs.get_log_events(logGroupName=group, logStreamName=stream["logStreamName"])
-            lines.extend(e["message"] for e in events["events"])
-        return lines
+            return []
+        return [message for _, message in log_events(logs, group)]
 
     def function_records(self, logical_id: str, message: str) -> list[dict[str, Any]]:
         """The structured (JSON) records the function logged with ``message``."""
@@ -245,6 +252,24 @@ class Stack:
     def assert_nothing_left(self, session_id: str) -> None:
         assert self.live_instances(session_id) == [], "an instance outlived its failed session"
         assert not self.secret_exists(session_id), "a secret outlived its failed session"
+
+
+def log_events(logs: Any, group: str) -> Iterator[tuple[str, str]]:
+    """(stream, message) for every event of a log group, every page of it: Lambda writes each
+    invocation to a stream of its own, DescribeLogStreams answers 50 streams a page, and
+    GetLogEvents pages a stream, repeating its forward token at the end
+    (https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_GetLogEvents.html)."""
+    for page in logs.get_paginator("describe_log_streams").paginate(logGroupName=group):
+        for stream in page["logStreams"]:
+            name = stream["logStreamName"]
+            params: dict[str, Any] = {"startFromHead": True}
+            while True:
+                events = logs.get_log_events(logGroupName=group, logStreamName=name, **params)
+                yield from ((name, event["message"]) for event in events["events"])
+                token = events.get("nextForwardToken")
+                if not events["events"] or token in (None, params.get("nextToken")):
+                    break
+                params["nextToken"] = token
 
 
 class BusObserver:
