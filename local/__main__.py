@@ -9,6 +9,7 @@ real seconds (default 60; only schedules are compressed); ``control_url``'s
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import logging
 import signal
 import sys
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    # SIGUSR1 prints every thread's stack to stderr: what a stack that will not stop is doing
+    faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     started = time.monotonic()
     stack = LocalStack(
         parse_overrides(args.params),
@@ -74,8 +77,10 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
         stop.wait()
     finally:
+        stopping = time.monotonic()
+        print("stopping the local stack", flush=True)
         stack.stop()
-        print("local stack stopped", flush=True)
+        print(f"local stack stopped ({time.monotonic() - stopping:.1f}s)", flush=True)
     return 0
 
 

@@ -19,6 +19,7 @@ import os
 import secrets
 import shutil
 import socket
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from local.sim.containers import JobSimulator
 from local.sim.control import ControlServer
 from local.sim.hosts import HostSimulator
 
+log = logging.getLogger("local.stack")
 REGION = "us-east-1"
 STATE_DIR = emulator.ROOT / ".local"
 DEMO_USER = "demo"
@@ -217,16 +219,19 @@ class LocalStack:
         return {"username": DEMO_USER, "password": password}
 
     def stop(self) -> None:
-        if self.scheduler is not None:
-            self.scheduler.stop()
-        for part in (self.control, self.portal, self.api):
+        parts = (
+            self.scheduler,
+            self.control,
+            self.portal,
+            self.api,
+            self.jobs,
+            self.hosts,
+            self._server,
+        )
+        for part in parts:
             if part is not None:
-                part.stop()
-        if self.jobs is not None:
-            self.jobs.stop()
-        if self.hosts is not None:
-            self.hosts.stop()
-        if self._server is not None:
-            self._server.stop()
+                began = time.monotonic()
+                part.stop()  # the hosts' agents flush their events as they end
+                log.info("stopped %s in %.1fs", type(part).__name__, time.monotonic() - began)
         registry.revert()
         (self.state_dir / "stack.json").unlink(missing_ok=True)

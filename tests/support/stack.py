@@ -338,9 +338,15 @@ def stop_stack(stack: Stack) -> int:
         # every simulated host's agent is told to stop and flush; on a loaded 2-core machine
         # that, the scheduler and the servers winding down can take longer than 30 s
         return stack.process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
+    except subprocess.TimeoutExpired as late:
+        stack.process.send_signal(signal.SIGUSR1)  # its threads' stacks, into its log
+        time.sleep(2)
         stack.process.kill()
-        raise
+        stack.process.wait()
+        tail = stack.log.read_text(errors="replace")[-6000:]
+        raise AssertionError(
+            f"the local stack did not stop within 60 s; its log ends:\n{tail}"
+        ) from late
 
 
 def module_stack(directory: str, params: str = TEST_PARAMS) -> Any:
