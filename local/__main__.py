@@ -13,7 +13,6 @@ import faulthandler
 import logging
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -50,9 +49,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     debug_log = console.configure(args.state_dir, sys.stderr)
-    stop = threading.Event()
+    # A signal may reach any of the stack's threads, and then a main thread blocked on a lock
+    # (Event.wait) never wakes to run the handler; and a handler must take no lock the main
+    # thread may hold. So the handler only records the signal, and the main thread polls.
+    stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, lambda signum, _frame: stopping.append(signum))
     # SIGUSR1 prints every thread's stack to stderr: what a stack that will not stop is doing
     faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
     started = time.monotonic()
@@ -75,12 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         stack_file = args.state_dir / "stack.json"
         for line in console.banner(info, stack_file, debug_log, args.minute_seconds):
             print(line, flush=True)
-        stop.wait()
+        while not stopping:
+            time.sleep(0.2)
     finally:
-        stopping = time.monotonic()
+        stop_began = time.monotonic()
         print("stopping the local stack", flush=True)
         stack.stop()
-        print(f"local stack stopped ({time.monotonic() - stopping:.1f}s)", flush=True)
+        print(f"local stack stopped ({time.monotonic() - stop_began:.1f}s)", flush=True)
     return 0
 
 
