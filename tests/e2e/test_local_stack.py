@@ -36,9 +36,11 @@ def test_stack_json_has_every_contract_key(fleet: Stack) -> None:
         "user_pool_id",
         "user_pool_client_id",
         "demo_user",
+        "admin_user",
     }
     assert keys <= set(fleet.info)
     assert set(fleet.info["demo_user"]) == {"username", "password"}
+    assert set(fleet.info["admin_user"]) == {"username", "password"}
 
 
 def test_the_demo_user_can_sign_in(fleet: Stack) -> None:
@@ -46,6 +48,16 @@ def test_the_demo_user_can_sign_in(fleet: Stack) -> None:
 
     client = Client(fleet.info)
     client.sign_in(fleet.info["demo_user"]["username"], fleet.info["demo_user"]["password"])
+    assert client.call("GET", "/sessions").status_code == 200
+    assert client.call("GET", "/admin/sessions").status_code == 403  # not an administrator
+
+
+def test_the_admin_user_signs_in_as_an_administrator(fleet: Stack) -> None:
+    from local.client import Client
+
+    client = Client(fleet.info)
+    client.sign_in(fleet.info["admin_user"]["username"], fleet.info["admin_user"]["password"])
+    assert client.call("GET", "/admin/sessions").status_code == 200
     assert client.call("GET", "/sessions").status_code == 200
 
 
