@@ -8,7 +8,8 @@ fleet's instances, simulated containers for its Batch jobs (``local.sim``) and t
 ``control_url`` server (``local.sim.control``), runs the EventBridge schedules
 (``emulator.scheduler.Scheduler``; one schedule minute lasts ``minute_seconds`` real seconds),
 creates the demo user and the admin user (a member of the ``admins`` group) and writes
-``stack.json``. ``stop`` stops them and removes the gaps'
+``stack.json``. Its ports and its users' passwords are those of the last stack in the same state
+directory while the ports are free (``local.remembered``). ``stop`` stops them and removes the gaps'
 patches again.
 """
 
@@ -17,16 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dcvfleet.config import FLEET_TAG_KEY
-from local import deploy, emulator, faults
+from local import deploy, emulator, faults, remembered
 from local.apigw import ApiServer
 from local.emulator import registry
 from local.emulator.gap import Context
@@ -42,13 +41,6 @@ REGION = "us-east-1"
 STATE_DIR = emulator.ROOT / ".local"
 DEMO_USER = "demo"
 ADMIN_USER = "admin"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def use_emulator_credentials() -> None:
@@ -119,7 +111,9 @@ class LocalStack:
     ) -> None:
         if minute_seconds <= 0:
             raise ValueError("minute_seconds must be > 0")
-        self.portal_port = free_port()
+        # the ports and passwords of the last stack in state_dir, while its ports are free
+        self.remembered = remembered.choose(state_dir, {"aws": moto_port} if moto_port else None)
+        self.portal_port = self.remembered.ports["portal"]
         self.overrides = {
             "PortalOrigin": f"http://127.0.0.1:{self.portal_port}",
             **deploy.samconfig_overrides(),
@@ -127,7 +121,7 @@ class LocalStack:
         }
         self.boot_delay = boot_delay
         self.minute_seconds = minute_seconds
-        self.moto_port = moto_port or free_port()
+        self.moto_port = self.remembered.ports["aws"]
         self.state_dir = state_dir
         self.endpoint_url = f"http://127.0.0.1:{self.moto_port}"
         self._server: Any = None
@@ -164,6 +158,7 @@ class LocalStack:
             stage=d.apis[api_id]["stage"],
             client_ids=[d.outputs["UserPoolClientId"]],
             method_settings=d.apis[api_id]["methodSettings"],
+            port=self.remembered.ports["api"],
         )
         self.api.start()
         self.portal = PortalServer(
@@ -195,7 +190,11 @@ class LocalStack:
         self.jobs.start()
         self.scheduler = Scheduler(self.endpoint_url, self.minute_seconds)
         self.control = ControlServer(
-            self.hosts, d.physical, scheduler=self.scheduler, jobs=self.jobs
+            self.hosts,
+            d.physical,
+            port=self.remembered.ports["control"],
+            scheduler=self.scheduler,
+            jobs=self.jobs,
         )
         self.control.start()
         demo, admin = self._create_users(d.outputs["UserPoolId"], d.physical["AdminsGroup"])
@@ -228,9 +227,9 @@ class LocalStack:
         import boto3
 
         idp = boto3.client("cognito-idp", endpoint_url=self.endpoint_url, region_name=REGION)
-        demo_password = f"Demo-{secrets.token_urlsafe(12)}1a"
+        demo_password = self.remembered.passwords["demo"]
         create_user(idp, pool_id, DEMO_USER, demo_password)
-        admin_password = f"Admin-{secrets.token_urlsafe(12)}1a"
+        admin_password = self.remembered.passwords["admin"]
         create_user(idp, pool_id, ADMIN_USER, admin_password, groups=(admins_group,))
         return (
             {"username": DEMO_USER, "password": demo_password},

@@ -313,9 +313,12 @@ def _processes_with(text: str) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="reads /proc to find processes")
-def test_ctrl_c_stops_the_stack_and_leaves_no_process(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_stack_and_a_restart_keeps_its_ports_and_passwords(
+    tmp_path: Path,
+) -> None:
     # Given a running stack with a booted host (a host's agent runs in its own process)
     stack = start_stack(tmp_path)
+    before = dict(stack.info)
     try:
         user = stack.new_user()
         session_id = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"}).json()[
@@ -329,6 +332,21 @@ def test_ctrl_c_stops_the_stack_and_leaves_no_process(tmp_path: Path) -> None:
     assert code == 0, stack.log.read_text()[-2000:]
     assert not (tmp_path / "stack.json").exists()
     assert _processes_with(str(tmp_path)) == []
+    # And started again in the same state directory, it serves on the same ports, its users
+    # keep their passwords, and they sign in
+    again = start_stack(tmp_path)
+    try:
+        kept = ("api_url", "portal_url", "aws_endpoint_url", "control_url")
+        assert {key: again.info[key] for key in kept} == {key: before[key] for key in kept}
+        assert again.info["demo_user"] == before["demo_user"]
+        assert again.info["admin_user"] == before["admin_user"]
+        from local.client import Client
+
+        client = Client(again.info)
+        client.sign_in(before["admin_user"]["username"], before["admin_user"]["password"])
+        assert client.call("GET", "/admin/sessions").status_code == 200
+    finally:
+        assert stop_stack(again) == 0
 
 
 @pytest.mark.parametrize(
