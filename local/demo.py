@@ -3,8 +3,10 @@ and follow it to READY, printing each provisioning step with its timing. Exit 0 
 
 The demo stops its stack as it ends, so it prints no address of it (the portal, the API, the
 desktop's connection URL would all be dead by then): the stack's own banner goes to the debug
-log's directory (``.local/demo-stack.log``), not the terminal, and the demo ends by saying how to
-get a stack that stays up (``make local``)."""
+demo's state directory (``.local/demo/stack-output.log``), not the terminal, and the demo ends by
+saying how to get a stack that stays up (``make local``). The demo's stack keeps its state in
+``.local/demo/``, apart from ``make local``'s: a demo run while ``make local`` runs neither
+overwrites that stack's ``stack.json`` and simulated hosts nor moves its ports."""
 
 from __future__ import annotations
 
@@ -24,9 +26,11 @@ from local.client import Client
 from local.emulator import ROOT
 from local.stack import use_emulator_credentials
 
-STACK_FILE = ROOT / ".local" / "stack.json"
+#: The demo stack's state directory (``make local``'s is ``.local``).
+STATE_DIR = ROOT / ".local" / "demo"
+STACK_FILE = STATE_DIR / "stack.json"
 #: Where the demo's stack writes what it prints (its banner names addresses that die with it).
-STACK_OUTPUT = ROOT / ".local" / "demo-stack.log"
+STACK_OUTPUT = STATE_DIR / "stack-output.log"
 #: The demo's last words: how to get a stack that stays up, and who signs in to it.
 AFTERWARDS = (
     "The demo's local stack has stopped, and its desktop with it.",
@@ -106,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         args.params,
         "--boot-delay",
         str(args.boot_delay),
+        "--state-dir",
+        str(STATE_DIR),
     ]
     print("Starting the local stack ...", flush=True)
     STACK_OUTPUT.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from local import demo
+from local import demo, stack
 
 INFO: dict[str, Any] = {
     "api_url": "http://127.0.0.1:41001/v1",
@@ -80,6 +80,7 @@ def demo_run(
 ) -> Callable[[], tuple[int, str]]:
     """``make demo`` run against a fake stack: its exit code and what it printed."""
     FakeProcess.started = []
+    monkeypatch.setattr(demo, "STATE_DIR", tmp_path, raising=False)
     monkeypatch.setattr(demo, "STACK_FILE", tmp_path / "stack.json")
     monkeypatch.setattr(demo, "STACK_OUTPUT", tmp_path / "demo-stack.log", raising=False)
     monkeypatch.setattr(demo, "use_emulator_credentials", lambda: None)
@@ -123,3 +124,18 @@ def test_make_demo_ends_saying_how_to_get_a_stack_that_stays_up(
     assert "sign in as demo" in ending
     assert "as admin" in ending
     assert ".local/stack.json" in ending
+
+
+def test_make_demo_keeps_its_stack_apart_from_make_locals() -> None:
+    # make local's stack.json, simulated hosts and ports stay its own while a demo runs
+    assert demo.STATE_DIR != stack.STATE_DIR
+    assert demo.STACK_FILE.parent == demo.STATE_DIR
+    assert demo.STACK_OUTPUT.parent == demo.STATE_DIR
+
+
+def test_make_demo_starts_its_stack_in_its_own_state_directory(
+    demo_run: Callable[[], tuple[int, str]], tmp_path: Path
+) -> None:
+    demo_run()
+    command = FakeProcess.started[0]["command"]
+    assert command[command.index("--state-dir") + 1] == str(tmp_path)
