@@ -6,8 +6,8 @@ created with the emulator's CloudFormation. Types the emulator's CloudFormation 
 created through their API (``cloudformation.API_CREATED_TYPES``) and state machines are re-created
 executable with their substitutions resolved; every other type is left to CloudFormation, and a
 type it cannot create at all fails the deployment by name. Then the image build project's source
-bundle (``make image-source``'s) is uploaded where the project's source points, as the README's
-release step does after ``sam deploy``.
+bundle (``make image-source``'s) is uploaded where the project's source points, as the release
+step of docs/deploying.md does after ``sam deploy``.
 """
 
 from __future__ import annotations
@@ -304,8 +304,8 @@ class Deployer:
             )
 
     def _upload_image_source(self, deployment: Deployment) -> None:
-        """The image build project's source bundle where its Source points (the README's release
-        step after ``sam deploy``: ``make image-source`` uploaded to the builds bucket)."""
+        """The image build project's source bundle where its Source points (docs/deploying.md's
+        release step after ``sam deploy``: ``make image-source`` uploaded to the builds bucket)."""
         project = deployment.physical.get(IMAGE_BUILD_PROJECT)
         if project is None:
             return
