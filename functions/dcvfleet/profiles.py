@@ -23,6 +23,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from botocore.exceptions import ClientError
@@ -30,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from dcvfleet.config import IDLE_ACTIONS, ApiSettings
 from dcvfleet.errors import ConfigurationError, DcvFleetError, InvalidRequestError
-from dcvfleet.store import now_iso
 
 #: A profile's id: short, lower-case, safe in a URL path and a DynamoDB key.
 PROFILE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -378,7 +378,7 @@ class ProfileRecords:
             Item={
                 "id": {"S": profile_id},
                 "spec": {"S": spec.model_dump_json()},
-                "updatedAt": {"S": now_iso()},
+                "updatedAt": {"S": datetime.now(UTC).isoformat(timespec="seconds")},
                 "updatedBy": {"S": by},
             },
         )

@@ -87,7 +87,7 @@ def create_session(
         created_at=created,
         updated_at=created,
         execution_arn=Workflows.execution_arn(settings.state_machine_arn, session_id),
-        extra={"username": caller.username},
+        extra={"username": caller.username, **request.profile},
     )
     store.create(session, settings.max_active_sessions)
     start_provisioning(store, workflows, settings.state_machine_arn, session_id, session)
