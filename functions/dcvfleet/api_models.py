@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from dcvfleet.errors import InvalidRequestError
 from dcvfleet.model import Status
@@ -200,4 +200,4 @@ class UpdateSessionBody(_Strict):
     name: Annotated[
         str | None, Field(min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\x7f]+$")
     ] = None
-    hidden: bool | None = Field(None, description="true: only a TERMINATED or FAILED desktop")
+    hidden: StrictBool | None = Field(None, description="true: only a TERMINATED or FAILED desktop")

@@ -16,6 +16,7 @@ import pytest
 from moto import mock_aws
 from samtranslator.yaml_helper import yaml_parse
 
+from dcvfleet.model import Status
 from dcvfleet.store import DynamoSessionStore
 from tests.support.handlers import HANDLER_ENV
 from tests.support.tables import create_table
@@ -276,10 +277,14 @@ class RecordedWorkflows:
 
 def as_user(api: ModuleType, method: str, path: str, body: Any = None, groups: str = "") -> Any:
     """The handler's answer (status, parsed body) to a request of user u-1 in ``groups``."""
+    path, _, query_string = path.partition("?")
+    query = dict(p.split("=", 1) for p in query_string.split("&")) if query_string else None
     resource = path
     params: dict[str, str] | None = None
     if path.startswith("/admin/profiles/"):
         resource, params = "/admin/profiles/{profile}", {"profile": path.rsplit("/", 1)[1]}
+    elif path.startswith("/sessions/"):
+        resource, params = "/sessions/{id}", {"id": path.rsplit("/", 1)[1]}
     claims = {"sub": "u-1", "cognito:username": "alice", "cognito:groups": groups}
     event = {
         "resource": resource,
@@ -287,8 +292,8 @@ def as_user(api: ModuleType, method: str, path: str, body: Any = None, groups: s
         "httpMethod": method,
         "headers": {"Content-Type": "application/json"},
         "multiValueHeaders": {"Content-Type": ["application/json"]},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
         "pathParameters": params,
         "body": None if body is None else json.dumps(body),
         "isBase64Encoded": False,
@@ -405,3 +410,50 @@ def test_a_raw_request_gets_the_profile_it_matches(api: ModuleType, fleet: Any) 
     assert status == 202
     view = as_user(api, "GET", f"/sessions/{created['sessionId']}")[1]
     assert (view["profile"], view["name"]) == ("linux-workstation", "Linux workstation")
+
+
+# -- a desktop's name, and hiding an ended one -------------------------------------------------------
+def test_a_user_renames_a_desktop_and_hides_it_once_it_has_ended(
+    api: ModuleType, fleet: Any
+) -> None:
+    created = as_user(api, "POST", "/sessions", {"profile": "linux-workstation"})[1]
+    path = f"/sessions/{created['sessionId']}"
+    status, view = as_user(api, "PATCH", path, {"name": "  Render box  "})
+    assert (status, view["name"]) == (200, "Render box")
+    status, refused = as_user(api, "PATCH", path, {"hidden": True})
+    assert status == 409
+    assert refused["message"] == (
+        "only a desktop that has ended can be hidden; this one is PROVISIONING"
+    )
+    assert "hidden" not in as_user(api, "GET", path)[1]
+    record = fleet.require(created["sessionId"])
+    fleet.update(record, status=Status.FAILED)
+    status, view = as_user(api, "PATCH", path, {"hidden": True})
+    assert (status, view["hidden"]) == (200, True)
+    assert as_user(api, "GET", "/sessions")[1] == {"sessions": []}
+    listed = as_user(api, "GET", "/sessions?hidden=true")[1]["sessions"]
+    assert [(s["sessionId"], s["hidden"]) for s in listed] == [(created["sessionId"], True)]
+    status, view = as_user(api, "PATCH", path, {"hidden": False})
+    assert "hidden" not in view
+    assert len(as_user(api, "GET", "/sessions")[1]["sessions"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({}, 400, "body: name or hidden is required"),
+        ({"name": "   "}, 400, "name: must not be blank"),
+        ({"name": "x" * 61}, 400, "name: String should have at most 60 characters"),
+        ({"hidden": "yes"}, 400, "hidden: Input should be a valid boolean"),
+        ({"hidden": 1}, 400, "hidden: Input should be a valid boolean"),
+        ({"colour": "red"}, 400, "colour: unknown field"),
+    ],
+)
+def test_a_bad_change_of_a_desktop_is_refused_naming_the_field(
+    api: ModuleType, fleet: Any, body: dict[str, Any], status: int, message: str
+) -> None:
+    created = as_user(api, "POST", "/sessions", {"profile": "linux-workstation"})[1]
+    before = fleet.require(created["sessionId"])
+    answer = as_user(api, "PATCH", f"/sessions/{created['sessionId']}", body)
+    assert (answer[0], answer[1]["message"]) == (status, message)
+    assert fleet.require(created["sessionId"]) == before

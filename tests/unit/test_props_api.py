@@ -103,6 +103,7 @@ OPERATIONS = (
     ("POST", "/sessions"),
     ("GET", "/sessions/{id}"),
     ("DELETE", "/sessions/{id}"),
+    ("PATCH", "/sessions/{id}"),
     ("GET", "/sessions/{id}/credentials"),
     ("POST", "/sessions/{id}/start"),
     ("POST", "/sessions/{id}/stop"),
@@ -256,6 +257,7 @@ def headers(draw: st.DrawFn) -> dict[str, str]:
 
 
 QUERY_VALUES = {
+    "hidden": st.sampled_from(["true", "false", "yes", ""]),
     "status": st.one_of(st.sampled_from([s.value for s in Status]), st.text(max_size=12)),
     "state": st.one_of(
         st.sampled_from(["running", "stopped", "terminated", "pending"]), st.text(max_size=12)
@@ -272,6 +274,7 @@ QUERY_VALUES = {
 }
 #: The query parameters each route takes.
 ROUTE_QUERY = {
+    "/sessions": ("hidden",),
     "/admin/sessions": ("status", "user", "limit", "nextToken"),
     "/admin/instances": ("state", "user", "limit", "nextToken"),
 }
@@ -355,6 +358,10 @@ bodies = st.one_of(
 )
 
 
+#: A body PATCH /sessions/{id} takes (a desktop that has not ended cannot be hidden: 409).
+valid_patch_bodies = st.fixed_dictionaries(
+    {}, optional={"name": st.sampled_from(["Render box", " x "]), "hidden": st.booleans()}
+)
 #: Profile ids: the template's (the defaults), and one an administrator may add.
 PROFILE_IDS = ["linux-workstation", "linux-session", "windows-workstation", "cad"]
 #: A profile PUT /admin/profiles/{profile} takes, or one this fleet cannot run.
@@ -395,6 +402,8 @@ def requests(draw: st.DrawFn) -> Request:
         body = json.dumps(draw(valid_create_bodies)) if route == "/sessions" else None
         if route == "/admin/profiles/{profile}":
             body = json.dumps(draw(valid_profile_bodies))
+        if method == "PATCH":
+            body = json.dumps(draw(valid_patch_bodies))
         return Request(
             method=method,
             route=route,
@@ -682,7 +691,7 @@ CREATE_FIELDS = ("backend", "os", "instanceType")
 def field_names(request: Request) -> set[str]:
     """The names a 400 may give: the body and its fields (those it has, those it must have),
     the Idempotency-Key header, the route's and the request's query parameters."""
-    names = {"body", "Idempotency-Key", *CREATE_FIELDS, *request.params}
+    names = {"body", "Idempotency-Key", *CREATE_FIELDS, *request.params, "name", "hidden"}
     if request.route == "/admin/profiles/{profile}":  # a profile's fields (ProfileSpec)
         names |= {"name", "backend", "os", "instanceTypes", "idle", "maxSessionHours", "groups"}
     names |= set(ROUTE_QUERY.get(request.route, ()))
@@ -755,6 +764,12 @@ def assert_only_what_it_is_for(seen: Seen) -> None:
             assert owner_sub(role_of(target(seen))) == CALLERS[caller]["sub"]
         return
     assert seen.changed(RELEASES) == set() or route.endswith("/activate")
+    if request.method == "PATCH":  # its name or hidden flag: the record, nothing else
+        assert owner_sub(role_of(target(seen))) == CALLERS[caller]["sub"]
+        assert sessions <= {target(seen)}, sessions
+        assert writes == [], writes
+        assert seen.status_of(str(target(seen))) == Status(seen.body["status"])
+        return
     if route == "/sessions":
         created = seen.body["sessionId"]
         owner = str(CALLERS[caller]["sub"])

@@ -43,7 +43,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
 from dcvfleet import profiles as desktop_profiles
-from dcvfleet import releases, service, sessions
+from dcvfleet import releases, service, session_names, sessions
 from dcvfleet.adapters import (
     Ec2Hosts,
     FleetEvents,
@@ -68,6 +68,7 @@ from dcvfleet.api_models import (
     SessionList,
     SessionView,
     StatusConflict,
+    UpdateSessionBody,
 )
 from dcvfleet.aws import client
 from dcvfleet.config import ApiSettings, LifecycleSettings
@@ -546,15 +547,34 @@ def get_options() -> Options:
 
 
 @app.get("/sessions", summary="The caller's desktops, newest first", responses=_responses())
-def list_sessions() -> SessionList:
+def list_sessions(
+    hidden: Annotated[
+        bool, Query(description="true: the hidden desktops too (PATCH /sessions/{id})")
+    ] = False,
+) -> SessionList:
     sessions = session_store().list_by_owner(_caller().sub)
-    return SessionList.model_validate({"sessions": [s.to_api() for s in sessions]})
+    shown = [s for s in sessions if hidden or not session_names.is_hidden(s)]
+    return SessionList.model_validate({"sessions": [s.to_api() for s in shown]})
 
 
 @app.get("/sessions/<id>", summary="One of the caller's desktops", responses=_responses(404))
 def get_session(id: str) -> SessionView:
     logger.append_keys(session_id=id)
     return SessionView.model_validate(sessions.get_session(session_store(), _caller(), id).to_api())
+
+
+@app.patch(
+    "/sessions/<id>",
+    summary="Rename a desktop, or hide an ended one from GET /sessions",
+    responses=_responses(404, 409, 415),
+)
+def update_session(id: str, body: UpdateSessionBody) -> SessionView:
+    logger.append_keys(session_id=id)
+    session = session_names.rename_or_hide(
+        session_store(), _caller(), id, name=body.name, hidden=body.hidden
+    )
+    logger.info("session renamed or hidden", hidden=body.hidden, renamed=body.name is not None)
+    return SessionView.model_validate(session.to_api())
 
 
 @app.get(
@@ -768,7 +788,7 @@ def _profile_conflict(exc: ProfileConflictError) -> Response[dict[str, str]]:
 def _profile_responses(*codes: int, status: int = 200, **kwargs: Any) -> dict[int, Any]:
     out = _responses(*codes, status=status, **kwargs)
     if 404 in out:
-        out[404]["description"] = "No such profile"
+        out[404]["description"] = "No such profile (or a path naming none)"
     if 409 in out:
         out[409]["description"] = "A profile defined in the template cannot be deleted"
     return out
@@ -798,7 +818,7 @@ def admin_profiles() -> ProfileList:
 @app.put(
     "/admin/profiles/<profile>",
     summary="Add a profile, or replace one (an admin's wins over the template's of its id)",
-    responses=_profile_responses(403, 409, 415),
+    responses=_profile_responses(403, 404, 409, 415),
 )
 def put_profile(profile: ProfileId, body: ProfileSpec) -> Profile:
     admin = _admin()
