@@ -506,6 +506,10 @@ HIDDEN_KEY = "hidden"
 IDLE_TIMEOUT_KEY = "idleTimeoutSeconds"
 IDLE_ACTION_KEY = "idleAction"
 MAX_HOURS_KEY = "maxSessionHours"
+#: The tag that carries a desktop's own idle timeout to its host's agent (read through instance
+#: metadata, as its session id is); a container's comes in its job's environment.
+IDLE_TIMEOUT_TAG = "dcvfleet:idle-timeout-seconds"
+IDLE_TIMEOUT_ENV = "DCVFLEET_IDLE_TIMEOUT_SECONDS"
 
 
 def snapshot(profile: ProfileSpec, profile_id: str, name: str | None) -> dict[str, str]:
