@@ -575,7 +575,9 @@ def max_session_seconds(extra: Mapping[str, str], default: int) -> int:
         return default
 
 
-def check_parameter(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def check_parameter(
+    event: dict[str, Any], context: Any, environ: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """The DesktopProfilesCheck custom resource (through ``dcvfleet.custom_resource``): the
     stack's DesktopProfiles, checked when it is created or changed. A bad profile raises, and
     CloudFormation fails the stack operation with this message as its reason
@@ -583,7 +585,9 @@ def check_parameter(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("RequestType") == "Delete":
         return {"Reason": "nothing to undo"}
     text = str(event.get("ResourceProperties", {}).get("Profiles", ""))
-    found = template_definitions(text, FleetChoices.from_env(os.environ))
+    found = template_definitions(
+        text, FleetChoices.from_env(os.environ if environ is None else environ)
+    )
     return {
         "Reason": f"{len(found)} profile(s): {', '.join(d.id for d in found)}"[:200],
         "PhysicalResourceId": "desktop-profiles",

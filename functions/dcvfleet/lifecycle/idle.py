@@ -269,8 +269,12 @@ def verify(
 def _lifetime_reason(session: Session, limit_seconds: int) -> str:
     """Why a desktop past its maximum length is stopped, in plain words: "it reached the
     12-hour limit of Linux workstation"."""
-    hours = limit_seconds / 3600
-    length = f"{hours:g}-hour" if hours >= 1 else f"{limit_seconds / 60:g}-minute"
+    if limit_seconds >= 3600:
+        length = f"{limit_seconds / 3600:g}-hour"
+    elif limit_seconds >= 60:
+        length = f"{limit_seconds / 60:g}-minute"
+    else:
+        length = f"{limit_seconds}-second"
     profile = session_view(session.backend, session.os, session.extra)["profileName"]
     return f"it reached the {length} limit of {profile}"
 
