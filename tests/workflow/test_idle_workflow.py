@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.support.stack import ROOT, Stack, module_stack
@@ -167,6 +168,7 @@ def test_a_desktop_past_its_profiles_maximum_length_is_warned_and_stopped_howeve
     (linux,) = [p for p in offered if p["id"] == "linux-workstation"]
     spec = {key: linux[key] for key in ("backend", "os", "instanceTypes", "idle")}
     spec.update(name="Short workstation", maxSessionHours=0.0025, groups=[])
+    spec["idle"] = {"timeoutSeconds": 7200, "action": "stop"}
     put = admin.call("PUT", "/admin/profiles/short", spec)
     assert put.status_code == 200, put.text
     # And a user's desktop of that profile, READY and in use
@@ -181,6 +183,10 @@ def test_a_desktop_past_its_profiles_maximum_length_is_warned_and_stopped_howeve
         "Short workstation",
         "Quick look",
     )
+    # (its host's agent holds it to the profile's idle timeout, not the fleet's)
+    host = idle.host(str(session["instanceId"]))
+    agent_config = json.loads((Path(host["workdir"]) / "agent.json").read_text())
+    assert agent_config["idleTimeoutSeconds"] == 7200
     idle.connections(str(session["instanceId"]), 1)
     # When its 9 seconds are past and the sweep runs
     time.sleep(10)
