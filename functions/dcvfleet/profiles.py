@@ -481,10 +481,10 @@ def choose(
         candidates = [found]
     else:
         candidates = [p for p in open_profiles if p.backend == backend and p.os == os]
+        if not candidates and any(p.backend == backend for p in open_profiles):
+            raise InvalidRequestError(f"os: no profile open to you runs {os} on {backend}")
         if not candidates:
-            raise InvalidRequestError(
-                f"backend: no profile open to you runs a {os} desktop on {backend}"
-            )
+            raise InvalidRequestError(f"backend: no profile open to you runs on {backend}")
     if instance_type is None:
         return candidates[0], candidates[0].instanceTypes[0]
     for candidate in candidates:

@@ -191,8 +191,11 @@ def test_a_request_is_matched_to_a_profile_open_to_the_caller() -> None:
         "instanceType: 'p5.48xlarge' is not allowed by profile 'linux-workstation' "
         "(g4dn.xlarge, g5.xlarge, g6.xlarge)"
     )
-    with pytest.raises(InvalidRequestError, match=r"^backend: no profile open to you runs a"):
+    with pytest.raises(InvalidRequestError, match=r"^os: no profile open to you runs windows on"):
         profiles.choose(open_, profile_id=None, backend="ec2", os="windows", instance_type=None)
+    ec2_only = [p for p in open_ if p.backend == "ec2"]
+    with pytest.raises(InvalidRequestError, match=r"^backend: no profile open to you runs on"):
+        profiles.choose(ec2_only, profile_id=None, backend="batch", os="linux", instance_type=None)
 
 
 def test_a_desktop_keeps_a_snapshot_of_its_profile() -> None:
