@@ -28,6 +28,7 @@ import boto3
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
+from dcvfleet.profiles import check_parameter
 from local import emulator
 from local.emulator import cloudformation, ssm
 
@@ -224,7 +225,25 @@ class Deployer:
         self._note_bucket_policies(api_created, deployment)
         self._put_alarms_and_dashboards(api_created, deployment)
         self._set_api_gateway_account(api_created, deployment)
+        self._check_desktop_profiles(api_created, deployment)
         return deployment
+
+    def _check_desktop_profiles(self, api_created: dict[str, Any], deployment: Deployment) -> None:
+        """CUSTOM_RESOURCES: the DesktopProfiles check, run as its function would run it; a bad
+        profile fails the deploy with the reason CloudFormation would give."""
+        for logical_id, resource in api_created.items():
+            if resource["Type"] != "Custom::DesktopProfiles":
+                continue
+            props = _resolve(resource["Properties"], deployment)
+            function = str(props["ServiceToken"]).rsplit(":", 1)[-1]
+            config = self.client("lambda").get_function_configuration(FunctionName=function)
+            environ = config.get("Environment", {}).get("Variables", {})
+            event = {"RequestType": "Create", "ResourceProperties": props}
+            try:
+                check_parameter(event, None, environ=environ)
+            except Exception as exc:
+                raise RuntimeError(f"{logical_id} ({resource['Type']}): {exc}") from exc
+            deployment.physical[logical_id] = "desktop-profiles"
 
     def _set_api_gateway_account(self, api_created: dict[str, Any], deployment: Deployment) -> None:
         """APIGW_ACCOUNT: the account's CloudWatch role, when the stack sets it."""

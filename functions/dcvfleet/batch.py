@@ -30,6 +30,7 @@ from dcvfleet.adapters import (
 from dcvfleet.config import BatchSettings
 from dcvfleet.errors import InsufficientCapacityError, JobFailedError, SessionConflictError
 from dcvfleet.model import Session, Status
+from dcvfleet.profiles import IDLE_TIMEOUT_ENV, IDLE_TIMEOUT_KEY, max_session_seconds
 from dcvfleet.store import SessionStore, update_provisioning
 
 logger = Logger(child=True)
@@ -104,8 +105,17 @@ def submit_job(
         job_id = jobs.submit(
             session_id,
             release.job_definition,
-            environment={"DCVFLEET_SESSION_ID": session_id, "DCVFLEET_SECRET_ARN": secret_arn},
-            timeout_seconds=settings.max_session_seconds,
+            environment={
+                "DCVFLEET_SESSION_ID": session_id,
+                "DCVFLEET_SECRET_ARN": secret_arn,
+                # the desktop's own idle timeout (its profile's), which wins over the image's
+                **(
+                    {IDLE_TIMEOUT_ENV: session.extra[IDLE_TIMEOUT_KEY]}
+                    if IDLE_TIMEOUT_KEY in session.extra
+                    else {}
+                ),
+            },
+            timeout_seconds=max_session_seconds(session.extra, settings.max_session_seconds),
             tags={
                 settings.common.fleet_tag_key: settings.common.fleet_tag_value,
                 SESSION_TAG: session_id,

@@ -8,6 +8,8 @@ from typing import Any
 
 import jsonschema
 
+from dcvfleet.profiles import session_view
+
 
 class Status(enum.StrEnum):
     PROVISIONING = "PROVISIONING"
@@ -109,6 +111,7 @@ class Session:
             "statusReason": self.status_reason,
         }
         view.update({k: v for k, v in optional.items() if v is not None})
+        view.update(session_view(self.backend, self.os, self.extra))
         view["progress"] = {k: v for k, v in (self.progress or {}).items() if k in PROGRESS_STEPS}
         return view
 
@@ -130,6 +133,9 @@ class CreateSessionRequest:
     backend: str
     os: str
     instance_type: str | None
+    #: The profile the desktop is made from, and its own name: what it keeps of them
+    #: (dcvfleet.profiles.snapshot), kept in the session's ``extra``.
+    profile: dict[str, str] = field(default_factory=dict)
 
 
 def describe_schema_error(error: jsonschema.ValidationError, root: str = "") -> str:

@@ -44,6 +44,7 @@ from dcvfleet.errors import (
     StatusConflictError,
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
+from dcvfleet.profiles import IDLE_ACTION_KEY, IDLE_TIMEOUT_KEY, IDLE_TIMEOUT_TAG
 from dcvfleet.sessions import Caller, get_session, ready_view, start_provisioning
 from dcvfleet.store import SessionStore, now_iso, reached
 from dcvfleet.store import update_provisioning as _update_while_provisioning
@@ -87,7 +88,7 @@ def create_session(
         created_at=created,
         updated_at=created,
         execution_arn=Workflows.execution_arn(settings.state_machine_arn, session_id),
-        extra={"username": caller.username},
+        extra={"username": caller.username, **request.profile},
     )
     store.create(session, settings.max_active_sessions)
     start_provisioning(store, workflows, settings.state_machine_arn, session_id, session)
@@ -330,7 +331,15 @@ def _launch_new(
         OS_TAG: session.os,
         SECRET_TAG: secret_arn,
         "Name": f"dcvfleet-{session_id[:8]}",
+        # the desktop's own idle timeout, which its agent reads from its tags (a desktop made
+        # before profiles has none: its agent keeps the fleet's, IdleTimeoutSeconds)
+        **(
+            {IDLE_TIMEOUT_TAG: session.extra[IDLE_TIMEOUT_KEY]}
+            if IDLE_TIMEOUT_KEY in session.extra
+            else {}
+        ),
     }
+    hibernate = session.extra.get(IDLE_ACTION_KEY) == "hibernate"
     #: quota key -> (the quota, EC2's first refusal under it)
     refused: dict[str, tuple[quotas.Quota, QuotaExhausted]] = {}
     for subnet_id, instance_type in itertools.product(settings.subnet_ids, types):
@@ -344,6 +353,7 @@ def _launch_new(
                 subnet_id=subnet_id,
                 tags=tags,
                 client_token=launch_token(session_id, subnet_id, instance_type),
+                hibernate=hibernate,
             )
         except CapacityUnavailable as exc:
             logger.warning("no capacity", attempt=str(exc), session_id=session_id)

@@ -85,6 +85,7 @@ GAPS: tuple[Gap, ...] = (
     cloudformation.CLOUDFRONT,
     cloudformation.CLOUDWATCH_ALARMS,
     cloudformation.APIGW_ACCOUNT,
+    cloudformation.CUSTOM_RESOURCES,
     stepfunctions.SFN_FROM_CLOUDFORMATION,
     stepfunctions.SFN_TASK_FAILURE_CAUSE,
     stepfunctions.SFN_EXECUTION,

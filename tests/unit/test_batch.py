@@ -90,6 +90,19 @@ def test_submit_runs_the_current_release_with_the_session_in_its_environment(
     assert (session.job_id, session.extra["release"]) == (job_id, "1.4.2")
 
 
+def test_a_desktop_of_a_profile_runs_with_its_own_idle_timeout_and_length(
+    store: InMemorySessionStore, jobs: FakeJobs
+) -> None:
+    provisioning(store)
+    current = store.require("s-1")
+    own = {"profile": "linux-session", "idleTimeoutSeconds": "900", "maxSessionHours": "2"}
+    store.update(current, extra={**current.extra, **own})
+    submit(store, jobs)
+    [sent] = jobs.submitted
+    assert sent["env"]["DCVFLEET_IDLE_TIMEOUT_SECONDS"] == "900"  # the agent's own setting
+    assert sent["timeout"] == 2 * 3600
+
+
 def test_a_retried_submit_never_submits_twice(store: InMemorySessionStore, jobs: FakeJobs) -> None:
     provisioning(store)
     first = submit(store, jobs)

@@ -73,6 +73,10 @@ def test_to_api_shows_what_the_user_needs_and_leaves_out_unset_fields() -> None:
         "instanceType": "g4dn.xlarge",
         "createdAt": "t0",
         "updatedAt": "t0",
+        # a desktop made before profiles: the profile it would have had, and a plain name
+        "profile": "windows-workstation",
+        "profileName": "Windows workstation",
+        "name": "Windows desktop",
         "progress": {},
     }
 
