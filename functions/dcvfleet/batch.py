@@ -30,6 +30,7 @@ from dcvfleet.adapters import (
 from dcvfleet.config import BatchSettings
 from dcvfleet.errors import InsufficientCapacityError, JobFailedError, SessionConflictError
 from dcvfleet.model import Session, Status
+from dcvfleet.overtaken import undone_if_overtaken
 from dcvfleet.store import SessionStore, update_provisioning
 
 logger = Logger(child=True)
@@ -113,7 +114,11 @@ def submit_job(
             },
         )
     extra = {**session.extra, "release": release.release}
-    update_provisioning(store, session_id, job_id=job_id, extra=extra)
+    # SubmitJob may return after the desktop was cancelled: then nobody else will end the job
+    with undone_if_overtaken(
+        store, session_id, "job", lambda: jobs.terminate(job_id, "DCV Fleet: desktop cancelled")
+    ):
+        update_provisioning(store, session_id, job_id=job_id, extra=extra)
     logger.info("job submitted", session_id=session_id, job_id=job_id, release=release.release)
     return {"jobId": job_id, "release": release.release}
 

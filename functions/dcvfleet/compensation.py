@@ -52,11 +52,21 @@ def compensate(
         )
         # READY after all (a step failed after it recorded READY): the workflow says so
         ready = ready_view(current) if current.status == Status.READY else None
-        return {"reason": reason, **reported, "terminated": [], "ready": ready}
+        # cancelled (or deleted) while this workflow ran: its termination undoes what was made
+        # and tells the owner; the workflow ends quietly, the desktop never FAILED
+        ended = current.status in (Status.TERMINATING, Status.TERMINATED)
+        return {
+            "reason": reason,
+            **reported,
+            "terminated": [],
+            "ready": ready,
+            "cancelled": ended,
+        }
     if resume:
         return {
             **_compensate_resume(store, hosts, session_id, error_name, reason, telemetry),
             **reported,
+            "cancelled": False,
         }
     if current is not None and current.backend == "batch" and jobs is not None:
         batch.end_job(jobs, current, f"DCV Fleet: provisioning failed ({error_name})")
@@ -74,7 +84,13 @@ def compensate(
     )
     if _end_provisioning(store, session_id, Status.FAILED, reason):
         telemetry.provisioning_failed(error_name)
-    return {"reason": reason, **reported, "terminated": terminated, "ready": None}
+    return {
+        "reason": reason,
+        **reported,
+        "terminated": terminated,
+        "ready": None,
+        "cancelled": False,
+    }
 
 
 def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the telemetry)

@@ -31,8 +31,11 @@ PROGRESS_STEPS = ("credentials", "capacity", "booted", "ready")
 
 #: Allowed transitions (docs/architecture.md, "The session lifecycle").
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    # PROVISIONING -> STOPPED: a resume that failed leaves the desktop stopped, its disk kept.
-    Status.PROVISIONING: frozenset({Status.READY, Status.FAILED, Status.STOPPED}),
+    # PROVISIONING -> STOPPED: a resume that failed leaves the desktop stopped, its disk kept;
+    # -> TERMINATING: its owner (or an administrator) cancelled it while it was starting.
+    Status.PROVISIONING: frozenset(
+        {Status.READY, Status.FAILED, Status.STOPPED, Status.TERMINATING}
+    ),
     Status.READY: frozenset({Status.STOPPING, Status.TERMINATING}),
     # STOPPING -> READY: the stop failed and the host still runs; -> TERMINATING: it was
     # terminated (outside DCV Fleet) while stopping.

@@ -44,6 +44,7 @@ from dcvfleet.errors import (
     StatusConflictError,
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
+from dcvfleet.overtaken import undone_if_overtaken
 from dcvfleet.sessions import Caller, get_session, ready_view, start_provisioning
 from dcvfleet.store import SessionStore, now_iso, reached
 from dcvfleet.store import update_provisioning as _update_while_provisioning
@@ -259,6 +260,8 @@ def create_credentials(
     store: SessionStore, secrets: SessionSecrets, settings: CommonSettings, session_id: str
 ) -> dict[str, str]:
     session = store.require(session_id)
+    if session.status != Status.PROVISIONING:  # cancelled before its credentials were made
+        raise SessionConflictError(f"session {session_id} is {session.status}, not provisioning")
     username = dcv_username(session.extra.get("username", ""))
     arn = secrets.create(
         session_id,
@@ -269,7 +272,8 @@ def create_credentials(
             settings.fleet_tag_key: settings.fleet_tag_value,
         },
     )
-    _update_while_provisioning(store, session_id, step="credentials", secret_arn=arn)
+    with undone_if_overtaken(store, session_id, "secret", lambda: secrets.delete(session_id)):
+        _update_while_provisioning(store, session_id, step="credentials", secret_arn=arn)
     return {"secretArn": arn}
 
 
@@ -294,6 +298,8 @@ def launch_instance(
     refused for its quota, the desktop fails with GpuQuotaError (the user reads that GPU desktops
     are not enabled yet), else with InsufficientCapacityError."""
     session = store.require(session_id)
+    if session.status != Status.PROVISIONING:  # cancelled before its host was launched
+        raise SessionConflictError(f"session {session_id} is {session.status}, not provisioning")
     existing = hosts.find_by_session(session_id)
     if existing:  # a retried step: the earlier attempt launched it
         instance = existing[0]
@@ -301,14 +307,18 @@ def launch_instance(
         instance = _launch_new(
             session, hosts, settings, secret_arn, operators=operators, telemetry=telemetry
         )
-    secrets.grant_reader(secret_arn, f"{settings.host_role_id}:{instance.instance_id}")
-    _update_while_provisioning(
-        store,
-        session_id,
-        step="capacity",
-        instance_id=instance.instance_id,
-        instance_type=instance.instance_type,
-    )
+    # RunInstances may return after the desktop was cancelled: then nobody else will end it
+    with undone_if_overtaken(
+        store, session_id, "instance", lambda: hosts.terminate(instance.instance_id)
+    ):
+        secrets.grant_reader(secret_arn, f"{settings.host_role_id}:{instance.instance_id}")
+        _update_while_provisioning(
+            store,
+            session_id,
+            step="capacity",
+            instance_id=instance.instance_id,
+            instance_type=instance.instance_type,
+        )
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
 
 

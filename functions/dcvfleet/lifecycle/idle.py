@@ -28,6 +28,7 @@ from dcvfleet.errors import (
     SessionConflictError,
     workflow_error,
 )
+from dcvfleet.lifecycle import cancel
 from dcvfleet.lifecycle.triggers import (
     AUTOMATIC_TRIGGERS,
     NO_LIVE_SESSION,
@@ -478,6 +479,10 @@ def act(
             hosts.terminate(instance.instance_id)
         elif instance.state in ("pending", "running"):
             done = hosts.stop(instance, hibernate=action == "hibernate")
+    if terminal and backend != "batch":
+        # a desktop cancelled while starting may have a host its record does not name yet
+        for stray in hosts.find_by_session(session_id):
+            hosts.terminate(stray.instance_id)
     if terminal:
         secrets.delete(session_id)
     if done != action:
@@ -526,6 +531,11 @@ def _outcome(
     what = _past(action)
     prefix = "[dry run] would have been " if dry_run else ""
     message = f"Your DCV desktop {session.session_id} {prefix or 'was '}{what}: {reason}."
+    if cancel.was_cancelled(session):
+        message = (
+            f"Your DCV desktop {session.session_id} was cancelled while it was starting; "
+            "nothing of it is left running."
+        )
     if action != "terminate" and not dry_run:
         message += " Start it again whenever you need it; your disk is kept."
     elif session.backend == "batch" and not dry_run:
@@ -558,6 +568,10 @@ def confirm(
         else:
             instance = hosts.describe(session.instance_id) if session.instance_id else None
             state = instance.state if instance else "terminated"
+            if state == "terminated" and session.status == Status.TERMINATING:
+                # a host launched for a desktop cancelled while starting, not yet recorded
+                stray = hosts.find_by_session(session_id)
+                state = stray[0].state if stray else state
         try:
             if state == "terminated":
                 if session.status == Status.STOPPING:
