@@ -59,11 +59,21 @@ class Message(BaseModel):
     message: str
 
 
+class ActiveDesktop(BaseModel):
+    """One of the caller's active desktops, holding a slot of their limit."""
+
+    sessionId: str
+    name: str
+    status: Status
+
+
 class StatusConflict(Message):
     """409: the desktop's status does not allow the call (``status`` says which it is), or
-    the caller's active-session limit is reached."""
+    the caller's active-session limit is reached (``limit``, and the ``active`` desktops)."""
 
     status: Status | None = absent()
+    limit: int | None = absent("the most active desktops a user may have")
+    active: list[ActiveDesktop] | None = absent("the caller's active desktops")
 
 
 class Accepted(BaseModel):

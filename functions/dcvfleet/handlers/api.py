@@ -41,7 +41,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dcvfleet import releases, service, sessions
+from dcvfleet import limits, releases, service, sessions
 from dcvfleet.adapters import (
     Ec2Hosts,
     FleetEvents,
@@ -215,8 +215,15 @@ def _no_release(exc: ReleaseNotFoundError) -> Response[dict[str, str]]:
 
 
 @app.exception_handler(SessionLimitExceededError)
-def _limit(exc: SessionLimitExceededError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.CONFLICT, f"active session limit reached: {exc.message}")
+def _limit(exc: SessionLimitExceededError) -> Response[dict[str, Any]]:
+    """409 naming the caller's active desktops (a new desktop, or a stopped one started)."""
+    owner = _caller().sub
+    logger.info("active desktop limit reached", detail=exc.message)
+    return Response(
+        status_code=HTTPStatus.CONFLICT.value,
+        content_type="application/json",
+        body=limits.limit_answer(session_store(), owner, SETTINGS.max_active_sessions),
+    )
 
 
 @app.exception_handler(StatusConflictError)
