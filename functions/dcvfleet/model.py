@@ -69,6 +69,9 @@ class Session:
     dcv_session_id: str | None = None
     connection_url: str | None = None
     status_reason: str | None = None
+    #: The operator's detail behind ``status_reason`` (the error and what AWS said): admin
+    #: views and the logs only, never the owner's view.
+    status_detail: str | None = None
     execution_arn: str | None = None
     task_token: str | None = None
     #: When the session last became READY (its lifetime counts from here).
@@ -119,6 +122,8 @@ class Session:
         """The view an administrator gets: the public view and whose desktop it is."""
         view = self.to_api()
         view["owner"] = self.owner
+        if self.status_detail:
+            view["statusDetail"] = self.status_detail
         if self.owner_name:
             view["ownerName"] = self.owner_name
         if self.owner_email:

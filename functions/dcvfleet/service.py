@@ -654,6 +654,7 @@ def mark_ready(
         task_token=None,
         ready_at=ready_at,
         status_reason=None,
+        status_detail=None,
         progress=reached(session, "ready"),
     )
     telemetry.session_ready(_seconds_between(session.resumed_at or session.created_at, ready_at))

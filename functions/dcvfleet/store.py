@@ -49,6 +49,7 @@ _ATTRS = {
     "dcv_session_id": "dcvSessionId",
     "connection_url": "connectionUrl",
     "status_reason": "statusReason",
+    "status_detail": "statusDetail",
     "execution_arn": "executionArn",
     "task_token": "taskToken",
     "ready_at": "readyAt",

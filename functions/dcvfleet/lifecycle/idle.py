@@ -251,9 +251,8 @@ def verify(
         if trigger == "agent-silent":
             # the agent is silent and the host does not answer either: nobody can be using it
             return Verdict(True, "its agent is silent and the host does not answer", evidence)
-        return Verdict(
-            False, f"idleness could not be confirmed on the host ({exc.message})", evidence
-        )
+        # (what the host said is in the evidence, for operators: the user reads plain words)
+        return Verdict(False, "idleness could not be confirmed on the host", evidence)
     evidence["connections"] = connections
     if connections:
         reason = (

@@ -105,6 +105,7 @@ def resume(
                 max_active=settings.max_active_sessions,
                 status=Status.PROVISIONING,
                 status_reason=None,
+                status_detail=None,
                 evidence=None,
                 **NO_LIVE_SESSION,
                 resumed_at=now_iso(),
