@@ -28,7 +28,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dcvfleet.errors import SessionConflictError, SessionLimitExceededError, SessionNotFoundError
+from dcvfleet.errors import (
+    InvalidRequestError,
+    SessionConflictError,
+    SessionLimitExceededError,
+    SessionNotFoundError,
+)
 from dcvfleet.model import ACTIVE, Session, Status, can_transition
 
 #: Dataclass field -> DynamoDB attribute.
@@ -68,6 +73,31 @@ _JSON_FIELDS = frozenset({"evidence", "heartbeat", "progress"})
 HEARTBEAT_FIELDS = frozenset({"last_heartbeat_at", "heartbeat"})
 _FIELDS = {f.name for f in fields(Session)}
 OWNER_INDEX = "byOwner"
+#: Every session, newest first: a sparse index (only items with ``listed``: sessions, never a
+#: user's counter or an agent's mark) on one constant partition, sorted by ``createdAt``.
+CREATED_INDEX = "byCreatedAt"
+LISTED_ATTR = "listed"
+LISTED = "session"
+
+
+def encode_cursor(session: Session) -> str:
+    """Where a page of sessions ends: the key of its last session (its id and creation time)."""
+    return json.dumps({"pk": session.session_id, "createdAt": session.created_at}, sort_keys=True)
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """(session id, createdAt) of a cursor ``encode_cursor`` made; InvalidRequestError else."""
+    try:
+        parsed = json.loads(cursor)
+    except ValueError:
+        parsed = None
+    if (
+        not isinstance(parsed, dict)
+        or set(parsed) != {"pk", "createdAt"}
+        or not all(isinstance(v, str) and 0 < len(v) <= 64 for v in parsed.values())
+    ):
+        raise InvalidRequestError("nextToken: not a token this API gave")
+    return parsed["pk"], parsed["createdAt"]
 
 
 def now_iso() -> str:
@@ -122,9 +152,9 @@ class SessionStore(abc.ABC):
     def page(
         self, *, status: Status | None, user: str | None, limit: int, after: str | None
     ) -> tuple[list[Session], str | None]:
-        """Up to ``limit`` sessions of every user (``status`` and ``user``, a sub, user name or
-        e-mail, filter them), from just after session ``after``; and the session id to continue
-        after, or None at the end."""
+        """Up to ``limit`` sessions of every user, newest first by ``createdAt`` (``status``
+        and ``user``, a sub, user name or e-mail, filter them), from just after the cursor
+        ``after``; and the cursor to continue from (``encode_cursor``), or None at the end."""
 
     @abc.abstractmethod
     def record_heartbeat(
@@ -182,6 +212,7 @@ class DynamoSessionStore(SessionStore):
                 continue
             if name == "status":
                 item[attr] = {"S": value.value}
+                item[LISTED_ATTR] = {"S": LISTED}
             elif name in _JSON_FIELDS:
                 item[attr] = {"S": json.dumps(value, separators=(",", ":"), sort_keys=True)}
             elif name == "version":
@@ -320,9 +351,14 @@ class DynamoSessionStore(SessionStore):
     def page(
         self, *, status: Status | None, user: str | None, limit: int, after: str | None
     ) -> tuple[list[Session], str | None]:
+        # a Query of the creation-time index, newest first (ScanIndexForward=False: "in reverse
+        # order by sort key value",
+        # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Query.html); the
+        # index is sparse, holding only items with its key attributes: the sessions
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-indexes-general-sparse-indexes.html)
         conditions = ["attribute_exists(#owner)"]
-        names = {"#owner": "owner"}
-        values: dict[str, Any] = {}
+        names = {"#owner": "owner", "#listed": LISTED_ATTR}
+        values: dict[str, Any] = {":listed": {"S": LISTED}}
         if status is not None:
             conditions.append("#status = :status")
             names["#status"] = "status"
@@ -333,21 +369,27 @@ class DynamoSessionStore(SessionStore):
             values[":user"] = {"S": user}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
+            "IndexName": CREATED_INDEX,
+            "KeyConditionExpression": "#listed = :listed",
             "FilterExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": names,
-            "ConsistentRead": True,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
         }
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
         if after:
-            kwargs["ExclusiveStartKey"] = {"pk": {"S": after}}
+            session_id, created_at = decode_cursor(after)
+            kwargs["ExclusiveStartKey"] = {
+                "pk": {"S": session_id},
+                LISTED_ATTR: {"S": LISTED},
+                "createdAt": {"S": created_at},
+            }
         found: list[Session] = []
         while True:
-            resp = self._db.scan(**kwargs)
+            resp = self._db.query(**kwargs)
             for item in resp.get("Items", []):
                 found.append(self._from_item(item))
                 if len(found) == limit:
-                    return found, found[-1].session_id
+                    return found, encode_cursor(found[-1])
             if "LastEvaluatedKey" not in resp:
                 return found, None
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
@@ -408,6 +450,11 @@ class DynamoSessionStore(SessionStore):
                 sets.append(f"#{attr} = :{attr}")
             else:
                 removes.append(f"#{attr}")
+        # every versioned write keeps the session in the creation-time index (a record written
+        # before the index existed joins it on its next write)
+        names["#listed"] = LISTED_ATTR
+        values[":listed"] = {"S": LISTED}
+        sets.append("#listed = :listed")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         update = {
             "Update": {
@@ -518,9 +565,14 @@ class InMemorySessionStore(SessionStore):
         self, *, status: Status | None, user: str | None, limit: int, after: str | None
     ) -> tuple[list[Session], str | None]:
         with self._lock:
-            ordered = sorted(self._items.values(), key=lambda s: s.session_id)
+            ordered = sorted(
+                self._items.values(), key=lambda s: (s.created_at, s.session_id), reverse=True
+            )
         if after:
-            ordered = [s for s in ordered if s.session_id > after]
+            session_id, created_at = decode_cursor(after)
+            ordered = [
+                s for s in ordered if (s.created_at, s.session_id) < (created_at, session_id)
+            ]
         found = [
             copy.deepcopy(s)
             for s in ordered
@@ -528,7 +580,7 @@ class InMemorySessionStore(SessionStore):
             and (not user or user in (s.owner, s.owner_name, s.owner_email))
         ]
         if len(found) > limit:
-            return found[:limit], found[limit - 1].session_id
+            return found[:limit], encode_cursor(found[limit - 1])
         return found, None
 
     def record_heartbeat(

@@ -130,11 +130,13 @@ def test_an_admin_sees_the_fleet_filters_it_and_stops_anyones_desktop(fleet: Sta
     assert found[0]["owner"]
     by_user = admin.call("GET", f"/admin/sessions?user={found[0]['ownerName']}").json()
     assert [s["sessionId"] for s in by_user["sessions"]] == [session_id]
+    # And the fleet's desktops come newest first, page by page
+    _, newer = fleet.request_desktop()
     first = admin.call("GET", "/admin/sessions?limit=1").json()
-    assert len(first["sessions"]) == 1
+    assert [s["sessionId"] for s in first["sessions"]] == [newer]
     assert first["nextToken"]
     second = admin.call("GET", f"/admin/sessions?limit=1&nextToken={first['nextToken']}").json()
-    assert second["sessions"][0]["sessionId"] != first["sessions"][0]["sessionId"]
+    assert [s["sessionId"] for s in second["sessions"]] == [session_id]
     assert admin.call("GET", "/admin/sessions?nextToken=garbage").status_code == 400
     assert admin.call("GET", "/admin/sessions?status=ASLEEP").status_code == 400
     running = admin.call("GET", "/admin/instances?state=running").json()["instances"]
