@@ -127,8 +127,9 @@ class SessionList(BaseModel):
 
 class AdminSessionView(SessionView):
     owner: str = Field(description="the owner's Cognito sub")
-    ownerName: str | None = absent()
+    ownerName: str | None = absent("the owner's user name, else e-mail address")
     ownerEmail: str | None = absent()
+    statusDetail: str | None = absent("for operators: the error and what AWS said")
 
 
 class AdminSessionPage(BaseModel):
@@ -151,6 +152,16 @@ class Options(BaseModel):
     maxActiveSessions: int
 
 
+class InstanceDesktop(BaseModel):
+    """A desktop whose container runs on a Batch instance."""
+
+    sessionId: str
+    name: str
+    owner: str
+    ownerName: str | None = absent()
+    status: Status
+
+
 class InstanceView(BaseModel):
     instanceId: str
     instanceType: str
@@ -159,8 +170,12 @@ class InstanceView(BaseModel):
     launchTime: str | None = absent()
     sessionId: str | None = absent()
     owner: str | None = absent()
+    ownerName: str | None = absent("the owner's user name, else e-mail address")
     privateIpAddress: str | None = absent()
     availabilityZone: str | None = absent()
+    desktops: list[InstanceDesktop] | None = absent(
+        "a Batch instance's desktops: the containers running on it"
+    )
 
 
 class InstancePage(BaseModel):

@@ -8,6 +8,8 @@ from typing import Any
 
 import jsonschema
 
+from dcvfleet import wording
+
 
 class Status(enum.StrEnum):
     PROVISIONING = "PROVISIONING"
@@ -112,20 +114,34 @@ class Session:
             "instanceId": self.instance_id,
             "jobId": self.job_id,
             "connectionUrl": self.connection_url,
-            "statusReason": self.status_reason,
+            "statusReason": self.reason_for(admin=False),
         }
         view.update({k: v for k, v in optional.items() if v is not None})
         view["progress"] = {k: v for k, v in (self.progress or {}).items() if k in PROGRESS_STEPS}
         return view
 
+    def reason_for(self, *, admin: bool) -> str | None:
+        """``status_reason`` in the words of its reader: the owner, or an administrator."""
+        return wording.status_reason(
+            status=self.status.value,
+            stored=self.status_reason,
+            evidence=self.evidence,
+            owner_name=self.owner_name or self.owner_email,
+            admin=admin,
+        )
+
     def to_admin_api(self) -> dict[str, Any]:
-        """The view an administrator gets: the public view and whose desktop it is."""
+        """The view an administrator gets: the public view and whose desktop it is, the status
+        reason in an administrator's words and the operator's detail behind it."""
         view = self.to_api()
         view["owner"] = self.owner
+        reason = self.reason_for(admin=True)
+        if reason is not None:
+            view["statusReason"] = reason
         if self.status_detail:
             view["statusDetail"] = self.status_detail
-        if self.owner_name:
-            view["ownerName"] = self.owner_name
+        if self.owner_name or self.owner_email:
+            view["ownerName"] = self.owner_name or self.owner_email
         if self.owner_email:
             view["ownerEmail"] = self.owner_email
         return view

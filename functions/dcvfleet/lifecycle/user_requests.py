@@ -45,7 +45,8 @@ def request_stop(
             )
         ends = action == "terminate" or session.backend == "batch"  # a container is not kept
         name = f"{session_id}-{trigger}-{session.version + 1}"
-        evidence: dict[str, object] = {"trigger": trigger, "decidedAt": now_iso()}
+        # the neutral record the status reason is worded from, for each reader (dcvfleet.wording)
+        evidence: dict[str, object] = {"trigger": trigger, "decidedAt": now_iso(), "action": action}
         if as_admin:
             evidence["by"] = caller.username
         cancelling = cancel.is_cancel(session, action)
