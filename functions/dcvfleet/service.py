@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from dcvfleet import batch, events, quotas
+from dcvfleet import batch, events, limits, quotas
 from dcvfleet.adapters import (
     BATCH_INSTANCE_TAG,
     JOB_ENDED,
@@ -230,8 +230,10 @@ def fleet_instances(
     owner: str | None,
     limit: int,
     token: str | None,
+    store: SessionStore | None = None,
 ) -> dict[str, Any]:
-    """GET /admin/instances: one page of the fleet's instances (the fleet tag), by state."""
+    """GET /admin/instances: one page of the fleet's instances (the fleet tag), by state; with
+    the ``store``, each desktop's owner's name and each Batch instance's desktops."""
     filters = {f"tag:{settings.fleet_tag_key}": [settings.fleet_tag_value]}
     if state is not None:
         filters["instance-state-name"] = INSTANCE_STATES[state]
@@ -252,7 +254,35 @@ def fleet_instances(
             "availabilityZone": instance.availability_zone,
         }
         instances.append({k: v for k, v in view.items() if v is not None})
+    if store is not None:
+        _add_desktops(store, instances)
     return {"instances": instances, **({"nextToken": next_token} if next_token else {})}
+
+
+def _add_desktops(store: SessionStore, instances: list[dict[str, Any]]) -> None:
+    """Each instance's owner's name, and each Batch instance's desktops, from the session
+    records: the owner's name is looked up rather than tagged on the instance at launch, so it
+    is right for instances launched before, for Batch's own instances (never tagged by DCV
+    Fleet), and never exposed in tags to whoever may describe instances."""
+    sessions = store.get_many([str(i["sessionId"]) for i in instances if i.get("sessionId")])
+    batch_ids = [str(i["instanceId"]) for i in instances if i["backend"] == "batch"]
+    on = store.batch_desktops(batch_ids)
+    for view in instances:
+        session = sessions.get(str(view.get("sessionId", "")))
+        name = session.to_admin_api().get("ownerName") if session else None
+        if name:
+            view["ownerName"] = name
+        if view["backend"] == "batch":
+            view["desktops"] = [
+                {
+                    "sessionId": s.session_id,
+                    "name": limits.desktop_name(s),
+                    "owner": s.owner,
+                    **({"ownerName": n} if (n := s.to_admin_api().get("ownerName")) else {}),
+                    "status": s.status.value,
+                }
+                for s in on.get(str(view["instanceId"]), [])
+            ]
 
 
 # -- provisioning workflow steps ---------------------------------------------------------------

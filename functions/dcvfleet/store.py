@@ -157,6 +157,14 @@ class SessionStore(abc.ABC):
         ``after``; and the cursor to continue from (``encode_cursor``), or None at the end."""
 
     @abc.abstractmethod
+    def get_many(self, session_ids: list[str]) -> dict[str, Session]:
+        """The sessions of these ids that exist, by id (not a consistent read)."""
+
+    @abc.abstractmethod
+    def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
+        """The active batch desktops whose containers run on each of these instances."""
+
+    @abc.abstractmethod
     def record_heartbeat(
         self, session_id: str, instance_id: str, at: str, heartbeat: dict[str, Any]
     ) -> bool:
@@ -394,6 +402,63 @@ class DynamoSessionStore(SessionStore):
                 return found, None
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    def get_many(self, session_ids: list[str]) -> dict[str, Session]:
+        # BatchGetItem: at most 100 keys a call, and keys it did not get to come back as
+        # UnprocessedKeys (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html)
+        wanted = list(dict.fromkeys(i for i in session_ids if i))
+        found: dict[str, Session] = {}
+        for start in range(0, len(wanted), 100):
+            request: dict[str, Any] = {
+                self._table: {"Keys": [{"pk": {"S": i}} for i in wanted[start : start + 100]]}
+            }
+            for _ in range(CONFLICT_RETRIES * 2):
+                resp = self._db.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self._table, []):
+                    if "owner" in item:
+                        session = self._from_item(item)
+                        found[session.session_id] = session
+                request = resp.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+        return found
+
+    def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
+        # the sessions, read from the creation-time index (sessions only), kept when active,
+        # batch and on one of the instances (a handful: the containers of a page of instances)
+        on: dict[str, list[Session]] = {i: [] for i in instance_ids}
+        if not instance_ids:
+            return on
+        active = {f":a{i}": {"S": s.value} for i, s in enumerate(sorted(ACTIVE))}
+        hosts = {f":h{i}": {"S": h} for i, h in enumerate(dict.fromkeys(instance_ids))}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": CREATED_INDEX,
+            "KeyConditionExpression": "#listed = :listed",
+            "FilterExpression": f"#backend = :batch AND #status IN ({', '.join(active)}) "
+            f"AND #instance IN ({', '.join(hosts)})",
+            "ExpressionAttributeNames": {
+                "#listed": LISTED_ATTR,
+                "#backend": "backend",
+                "#status": "status",
+                "#instance": "instanceId",
+            },
+            "ExpressionAttributeValues": {
+                ":listed": {"S": LISTED},
+                ":batch": {"S": "batch"},
+                **active,
+                **hosts,
+            },
+            "ScanIndexForward": False,
+        }
+        while True:
+            resp = self._db.query(**kwargs)
+            for item in resp.get("Items", []):
+                session = self._from_item(item)
+                on[session.instance_id or ""].append(session)
+            if "LastEvaluatedKey" not in resp:
+                return on
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def record_heartbeat(
         self, session_id: str, instance_id: str, at: str, heartbeat: dict[str, Any]
     ) -> bool:
@@ -582,6 +647,22 @@ class InMemorySessionStore(SessionStore):
         if len(found) > limit:
             return found[:limit], encode_cursor(found[limit - 1])
         return found, None
+
+    def get_many(self, session_ids: list[str]) -> dict[str, Session]:
+        with self._lock:
+            return {i: copy.deepcopy(self._items[i]) for i in session_ids if i in self._items}
+
+    def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
+        with self._lock:
+            ordered = sorted(self._items.values(), key=lambda s: s.created_at, reverse=True)
+            return {
+                i: [
+                    copy.deepcopy(s)
+                    for s in ordered
+                    if s.backend == "batch" and s.status in ACTIVE and s.instance_id == i
+                ]
+                for i in instance_ids
+            }
 
     def record_heartbeat(
         self, session_id: str, instance_id: str, at: str, heartbeat: dict[str, Any]

@@ -655,6 +655,7 @@ def admin_instances(
             owner=service.owner_sub(session_store(), user) if user else None,
             limit=limit,
             token=nextToken,
+            store=session_store(),
         )
     except ClientError as exc:
         if nextToken and exc.response["Error"]["Code"].startswith("InvalidParameterValue"):
