@@ -152,6 +152,21 @@ class Options(BaseModel):
     maxActiveSessions: int
 
 
+class AuditItem(BaseModel):
+    """One administrator's action."""
+
+    at: str = Field(description="when (ISO 8601, UTC)")
+    actor: str = Field(description="the administrator's user name")
+    action: Literal["stop", "terminate", "activate-release", "put-profile", "delete-profile"]
+    target: str = Field(description="the session id, release or profile id")
+    detail: str | None = absent()
+
+
+class AuditPage(BaseModel):
+    items: list[AuditItem]
+    nextToken: str | None = absent("pass back for the next page")
+
+
 class InstanceDesktop(BaseModel):
     """A desktop whose container runs on a Batch instance."""
 

@@ -160,6 +160,13 @@ def test_an_admin_sees_the_fleet_filters_it_and_stops_anyones_desktop(fleet: Sta
     assert terminated.status_code == 202
     fleet.wait_for(owner, session_id, ("TERMINATED",))
     assert admin.call("DELETE", f"/admin/sessions/{session_id}").status_code == 409
+    # And the audit trail holds both actions, newest first, by this administrator
+    trail = admin.call("GET", "/admin/audit?limit=2").json()["items"]
+    assert [(i["action"], i["target"]) for i in trail] == [
+        ("terminate", session_id),
+        ("stop", session_id),
+    ], trail
+    assert {i["actor"] for i in trail} == {admin.username}
     assert admin.call("POST", f"/admin/sessions/{uuid.uuid4()}/stop").status_code == 404
 
 

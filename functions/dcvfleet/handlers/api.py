@@ -41,7 +41,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dcvfleet import limits, releases, service, sessions
+from dcvfleet import audit, limits, releases, service, sessions
 from dcvfleet.adapters import (
     Ec2Hosts,
     FleetEvents,
@@ -54,6 +54,7 @@ from dcvfleet.adapters import (
 from dcvfleet.api_models import (
     Accepted,
     AdminSessionPage,
+    AuditPage,
     Created,
     CreateSessionBody,
     Credentials,
@@ -79,7 +80,7 @@ from dcvfleet.errors import (
     StatusConflictError,
 )
 from dcvfleet.handlers import entry_point, session_store
-from dcvfleet.lifecycle import user_requests
+from dcvfleet.lifecycle import cancel, user_requests
 from dcvfleet.model import Status
 from dcvfleet.store import SessionStore
 
@@ -583,6 +584,10 @@ def _request_stop(session_id: str, action: str, *, as_admin: bool = False) -> Re
         as_admin=as_admin,
     )
     logger.info("stop requested", action=action, by=caller.username, admin=as_admin)
+    if as_admin:
+        owner = session.to_admin_api().get("ownerName") or session.owner
+        cancelled = " (cancelled while it was starting)" if cancel.was_cancelled(session) else ""
+        _audited(caller, action, session_id, f"desktop of {owner}{cancelled}")
     return _accepted(session.session_id, session.status)
 
 
@@ -701,11 +706,46 @@ def list_releases() -> ReleaseList:
     responses=_responses(403, 404, 409),
 )
 def activate_release(release: str) -> Release:
-    _admin()
+    caller = _admin()
     records, current = _releases()
     out = releases.activate(records, current, release)
     logger.info("release activated", release=release)
+    _audited(caller, "activate-release", release)
     return Release.model_validate(out)
+
+
+# -- the audit trail ------------------------------------------------------------------------------
+def _audit_log() -> audit.AuditLog:
+    """The administrators' audit trail (in the sessions table)."""
+    return audit.dynamo_log(client("dynamodb"), SETTINGS.common.table_name)
+
+
+def _audited(caller: sessions.Caller, action: str, target: str, detail: str | None = None) -> None:
+    """Record an administrator's action once it is done (``audit.record``). The action stands
+    if the record cannot be written: the log then holds the whole entry, at ERROR."""
+    try:
+        audit.record(_audit_log(), caller.username, action, target, detail)
+    except Exception:
+        logger.exception(
+            "audit record lost", actor=caller.username, action=action, target=target, detail=detail
+        )
+
+
+@app.get(
+    "/admin/audit",
+    summary="What administrators did, newest first",
+    responses=_responses(403),
+)
+def admin_audit(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    nextToken: Annotated[str | None, Query(max_length=512)] = None,
+) -> AuditPage:
+    _admin()
+    found, after = _audit_log().page(limit=limit, after=_after(nextToken))
+    page: dict[str, Any] = {"items": [e.to_api() for e in found]}
+    if after:
+        page["nextToken"] = _token(after)
+    return AuditPage.model_validate(page)
 
 
 # capture_response=False: an answer can hold a desktop's password (GET .../credentials).
