@@ -422,6 +422,37 @@ class DynamoSessionStore(SessionStore):
                     break
         return found
 
+    def index_earlier_sessions(self) -> int:
+        """Put every session made before the creation-time index existed into it (an operator
+        runs this once after the upgrade: tools/index_sessions.py); how many were added. Only
+        the index attribute is written (never the version): a desktop's own writes go on."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "attribute_exists(#owner) AND attribute_not_exists(#listed)",
+            "ExpressionAttributeNames": {"#owner": "owner", "#listed": LISTED_ATTR},
+            "ProjectionExpression": "pk",
+        }
+        added = 0
+        while True:
+            resp = self._db.scan(**kwargs)
+            for item in resp.get("Items", []):
+                try:
+                    self._db.update_item(
+                        TableName=self._table,
+                        Key={"pk": item["pk"]},
+                        UpdateExpression="SET #listed = :listed",
+                        ConditionExpression="attribute_exists(#owner)",
+                        ExpressionAttributeNames={"#owner": "owner", "#listed": LISTED_ATTR},
+                        ExpressionAttributeValues={":listed": {"S": LISTED}},
+                    )
+                    added += 1
+                except ClientError as exc:  # deleted meanwhile
+                    if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                        raise
+            if "LastEvaluatedKey" not in resp:
+                return added
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
         # the sessions, read from the creation-time index (sessions only), kept when active,
         # batch and on one of the instances (a handful: the containers of a page of instances)

@@ -147,3 +147,31 @@ def test_the_template_declares_the_index_the_store_queries() -> None:
         {"AttributeName": "createdAt", "KeyType": "RANGE"},
     ]
     assert indexes["byCreatedAt"]["Projection"] == {"ProjectionType": "ALL"}
+
+
+def test_desktops_made_before_the_index_join_it_with_the_upgrade_tool() -> None:
+    from tools import index_sessions
+
+    with mock_aws():
+        client = aws.client("dynamodb")
+        create_sessions_table(client, TABLE_NAME)
+        store = DynamoSessionStore(client, TABLE_NAME)
+        every = _fleet(store, 3)
+        # Given two desktops written by the release before the index (no "listed" on them)
+        for session in every[1:]:
+            client.update_item(
+                TableName=TABLE_NAME,
+                Key={"pk": {"S": session.session_id}},
+                UpdateExpression="REMOVE listed",
+            )
+        version = store.require(every[1].session_id).version
+        assert [
+            s.session_id for s in store.page(status=None, user=None, limit=10, after=None)[0]
+        ] == [every[0].session_id]
+        # When the operator runs the upgrade tool (twice: it is safe to run again)
+        assert index_sessions.main(["--table", TABLE_NAME, "--region", "us-east-1"]) == 0
+        assert store.index_earlier_sessions() == 0
+        # Then every desktop is listed, newest first, and none was versioned by it
+        listed = store.page(status=None, user=None, limit=10, after=None)[0]
+        assert [s.session_id for s in listed] == [s.session_id for s in every]
+        assert store.require(every[1].session_id).version == version
