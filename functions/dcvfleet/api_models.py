@@ -81,11 +81,21 @@ class Message(BaseModel):
     message: str
 
 
+class ActiveDesktop(BaseModel):
+    """One of the caller's active desktops, holding a slot of their limit."""
+
+    sessionId: str
+    name: str
+    status: Status
+
+
 class StatusConflict(Message):
     """409: the desktop's status does not allow the call (``status`` says which it is), or
-    the caller's active-session limit is reached."""
+    the caller's active-session limit is reached (``limit``, and the ``active`` desktops)."""
 
     status: Status | None = absent()
+    limit: int | None = absent("the most active desktops a user may have")
+    active: list[ActiveDesktop] | None = absent("the caller's active desktops")
 
 
 class Accepted(BaseModel):
@@ -143,8 +153,9 @@ class SessionList(BaseModel):
 
 class AdminSessionView(SessionView):
     owner: str = Field(description="the owner's Cognito sub")
-    ownerName: str | None = absent()
+    ownerName: str | None = absent("the owner's user name, else e-mail address")
     ownerEmail: str | None = absent()
+    statusDetail: str | None = absent("for operators: the error and what AWS said")
 
 
 class AdminSessionPage(BaseModel):
@@ -167,6 +178,31 @@ class Options(BaseModel):
     maxActiveSessions: int
 
 
+class AuditItem(BaseModel):
+    """One administrator's action."""
+
+    at: str = Field(description="when (ISO 8601, UTC)")
+    actor: str = Field(description="the administrator's user name")
+    action: Literal["stop", "terminate", "activate-release", "put-profile", "delete-profile"]
+    target: str = Field(description="the session id, release or profile id")
+    detail: str | None = absent()
+
+
+class AuditPage(BaseModel):
+    items: list[AuditItem]
+    nextToken: str | None = absent("pass back for the next page")
+
+
+class InstanceDesktop(BaseModel):
+    """A desktop whose container runs on a Batch instance."""
+
+    sessionId: str
+    name: str
+    owner: str
+    ownerName: str | None = absent()
+    status: Status
+
+
 class InstanceView(BaseModel):
     instanceId: str
     instanceType: str
@@ -175,8 +211,12 @@ class InstanceView(BaseModel):
     launchTime: str | None = absent()
     sessionId: str | None = absent()
     owner: str | None = absent()
+    ownerName: str | None = absent("the owner's user name, else e-mail address")
     privateIpAddress: str | None = absent()
     availabilityZone: str | None = absent()
+    desktops: list[InstanceDesktop] | None = absent(
+        "a Batch instance's desktops: the containers running on it"
+    )
 
 
 class InstancePage(BaseModel):

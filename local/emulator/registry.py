@@ -69,6 +69,7 @@ GAPS: tuple[Gap, ...] = (
     stepfunctions.SFN_AWS_SDK_CASING,
     stepfunctions.SFN_JSONPATH_INDEX,
     stepfunctions.SFN_COST,
+    stepfunctions.SFN_STOP_EXECUTION,
     s3.S3_FROM_CLOUDFORMATION,
     cognito.COGNITO_SRP,
     cognito.COGNITO_AUTH_FLOWS,

@@ -86,6 +86,7 @@ LIFECYCLE = {
     (Status.PROVISIONING, Status.READY),
     (Status.PROVISIONING, Status.FAILED),
     (Status.PROVISIONING, Status.STOPPED),
+    (Status.PROVISIONING, Status.TERMINATING),  # cancelled while starting
     (Status.READY, Status.STOPPING),
     (Status.READY, Status.TERMINATING),
     (Status.STOPPING, Status.STOPPED),

@@ -117,6 +117,7 @@ OPERATIONS = (
     ("GET", "/admin/profiles"),
     ("PUT", "/admin/profiles/{profile}"),
     ("DELETE", "/admin/profiles/{profile}"),
+    ("GET", "/admin/audit"),
 )
 #: The callers: Cognito ID token claims, as API Gateway's authorizer passes them.
 CALLERS: dict[str, dict[str, Any]] = {
@@ -749,6 +750,11 @@ def assert_only_what_it_is_for(seen: Seen) -> None:
     sessions, writes = seen.changed(SESSIONS), [(s, op) for s, op, _ in seen.calls]
     if route.startswith("/admin/"):
         assert caller in ADMINS, (caller, seen.status)
+    # an administrator's action, and only that, adds one entry to the audit trail
+    audited = {key for key in sessions if key.startswith("audit#")}
+    sessions -= audited
+    admin_action = route.startswith("/admin/") and request.method != "GET"
+    assert len(audited) == (1 if admin_action else 0), (route, audited)
     if route == "/admin/profiles/{profile}":  # the profiles table, that profile only
         assert sessions == set(), sessions
         assert writes == [], writes

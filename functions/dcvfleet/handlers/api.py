@@ -42,8 +42,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
+from dcvfleet import audit, limits, releases, service, session_names, sessions
 from dcvfleet import profiles as desktop_profiles
-from dcvfleet import releases, service, session_names, sessions
 from dcvfleet.adapters import (
     Ec2Hosts,
     FleetEvents,
@@ -56,6 +56,7 @@ from dcvfleet.adapters import (
 from dcvfleet.api_models import (
     Accepted,
     AdminSessionPage,
+    AuditPage,
     Created,
     CreateSessionBody,
     Credentials,
@@ -82,7 +83,7 @@ from dcvfleet.errors import (
     StatusConflictError,
 )
 from dcvfleet.handlers import entry_point, session_store
-from dcvfleet.lifecycle import user_requests
+from dcvfleet.lifecycle import cancel, user_requests
 from dcvfleet.model import CreateSessionRequest, Status
 from dcvfleet.profiles import (
     PROFILE_ID_PATTERN,
@@ -230,8 +231,15 @@ def _no_release(exc: ReleaseNotFoundError) -> Response[dict[str, str]]:
 
 
 @app.exception_handler(SessionLimitExceededError)
-def _limit(exc: SessionLimitExceededError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.CONFLICT, f"active session limit reached: {exc.message}")
+def _limit(exc: SessionLimitExceededError) -> Response[dict[str, Any]]:
+    """409 naming the caller's active desktops (a new desktop, or a stopped one started)."""
+    owner = _caller().sub
+    logger.info("active desktop limit reached", detail=exc.message)
+    return Response(
+        status_code=HTTPStatus.CONFLICT.value,
+        content_type="application/json",
+        body=limits.limit_answer(session_store(), owner, SETTINGS.max_active_sessions),
+    )
 
 
 @app.exception_handler(StatusConflictError)
@@ -624,6 +632,10 @@ def _request_stop(session_id: str, action: str, *, as_admin: bool = False) -> Re
         as_admin=as_admin,
     )
     logger.info("stop requested", action=action, by=caller.username, admin=as_admin)
+    if as_admin:
+        owner = session.to_admin_api().get("ownerName") or session.owner
+        cancelled = " (cancelled while it was starting)" if cancel.was_cancelled(session) else ""
+        _audited(caller, action, session_id, f"desktop of {owner}{cancelled}")
     return _accepted(session.session_id, session.status)
 
 
@@ -646,12 +658,11 @@ def _token(after: str | None) -> str | None:
 
 
 def _after(token: str | None) -> str | None:
-    """The session id a nextToken continues after."""
+    """The store's cursor a nextToken carries (the store checks it is one of its own)."""
     if not token:
         return None
     try:
         after = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        uuid.UUID(after)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidRequestError("nextToken: not a token this API gave") from None
     return after
@@ -697,6 +708,7 @@ def admin_instances(
             owner=service.owner_sub(session_store(), user) if user else None,
             limit=limit,
             token=nextToken,
+            store=session_store(),
         )
     except ClientError as exc:
         if nextToken and exc.response["Error"]["Code"].startswith("InvalidParameterValue"):
@@ -742,10 +754,11 @@ def list_releases() -> ReleaseList:
     responses=_responses(403, 404, 409),
 )
 def activate_release(release: str) -> Release:
-    _admin()
+    caller = _admin()
     records, current = _releases()
     out = releases.activate(records, current, release)
     logger.info("release activated", release=release)
+    _audited(caller, "activate-release", release)
     return Release.model_validate(out)
 
 
@@ -824,6 +837,7 @@ def put_profile(profile: ProfileId, body: ProfileSpec) -> Profile:
     admin = _admin()
     put = _profiles().put(profile, body, _fleet_choices(), by=admin.username)
     logger.info("profile put", profile=profile, by=admin.username)
+    _audited(admin, "put-profile", profile, put.name)
     return put
 
 
@@ -836,9 +850,44 @@ def delete_profile(profile: ProfileId) -> Response[None]:
     admin = _admin()
     _profiles().delete(profile)
     logger.info("profile deleted", profile=profile, by=admin.username)
+    _audited(admin, "delete-profile", profile)
     return Response(
         status_code=HTTPStatus.NO_CONTENT.value, content_type="application/json", body=None
     )
+
+
+# -- the audit trail ------------------------------------------------------------------------------
+def _audit_log() -> audit.AuditLog:
+    """The administrators' audit trail (in the sessions table)."""
+    return audit.dynamo_log(client("dynamodb"), SETTINGS.common.table_name)
+
+
+def _audited(caller: sessions.Caller, action: str, target: str, detail: str | None = None) -> None:
+    """Record an administrator's action once it is done (``audit.record``). The action stands
+    if the record cannot be written: the log then holds the whole entry, at ERROR."""
+    try:
+        audit.record(_audit_log(), caller.username, action, target, detail)
+    except Exception:
+        logger.exception(
+            "audit record lost", actor=caller.username, action=action, target=target, detail=detail
+        )
+
+
+@app.get(
+    "/admin/audit",
+    summary="What administrators did, newest first",
+    responses=_responses(403),
+)
+def admin_audit(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    nextToken: Annotated[str | None, Query(max_length=512)] = None,
+) -> AuditPage:
+    _admin()
+    found, after = _audit_log().page(limit=limit, after=_after(nextToken))
+    page: dict[str, Any] = {"items": [e.to_api() for e in found]}
+    if after:
+        page["nextToken"] = _token(after)
+    return AuditPage.model_validate(page)
 
 
 # capture_response=False: an answer can hold a desktop's password (GET .../credentials).

@@ -29,6 +29,7 @@ from dcvfleet.errors import (
     SessionConflictError,
     workflow_error,
 )
+from dcvfleet.lifecycle import cancel
 from dcvfleet.lifecycle.triggers import (
     AUTOMATIC_TRIGGERS,
     NO_LIVE_SESSION,
@@ -249,9 +250,8 @@ def verify(
         if trigger == "agent-silent":
             # the agent is silent and the host does not answer either: nobody can be using it
             return Verdict(True, "its agent is silent and the host does not answer", evidence)
-        return Verdict(
-            False, f"idleness could not be confirmed on the host ({exc.message})", evidence
-        )
+        # (what the host said is in the evidence, for operators: the user reads plain words)
+        return Verdict(False, "idleness could not be confirmed on the host", evidence)
     evidence["connections"] = connections
     if connections:
         reason = (
@@ -496,6 +496,10 @@ def act(
             hosts.terminate(instance.instance_id)
         elif instance.state in ("pending", "running"):
             done = hosts.stop(instance, hibernate=action == "hibernate")
+    if terminal and backend != "batch":
+        # a desktop cancelled while starting may have a host its record does not name yet
+        for stray in hosts.find_by_session(session_id):
+            hosts.terminate(stray.instance_id)
     if terminal:
         secrets.delete(session_id)
     if done != action:
@@ -552,6 +556,11 @@ def _outcome(
     what = _past(action)
     prefix = "[dry run] would have been " if dry_run else ""
     message = f"Your DCV desktop {session.session_id} {prefix or 'was '}{what}: {reason}."
+    if cancel.was_cancelled(session):
+        message = (
+            f"Your DCV desktop {session.session_id} was cancelled while it was starting; "
+            "nothing of it is left running."
+        )
     if action != "terminate" and not dry_run:
         message += " Start it again whenever you need it; your disk is kept."
     elif session.backend == "batch" and not dry_run:
@@ -584,6 +593,10 @@ def confirm(
         else:
             instance = hosts.describe(session.instance_id) if session.instance_id else None
             state = instance.state if instance else "terminated"
+            if state == "terminated" and session.status == Status.TERMINATING:
+                # a host launched for a desktop cancelled while starting, not yet recorded
+                stray = hosts.find_by_session(session_id)
+                state = stray[0].state if stray else state
         try:
             if state == "terminated":
                 if session.status == Status.STOPPING:
