@@ -240,7 +240,7 @@ class Deployer:
             environ = config.get("Environment", {}).get("Variables", {})
             event = {"RequestType": "Create", "ResourceProperties": props}
             try:
-                check_parameter(event, None, environ=environ)
+                check_parameter(event, environ=environ)
             except Exception as exc:
                 raise RuntimeError(f"{logical_id} ({resource['Type']}): {exc}") from exc
             deployment.physical[logical_id] = "desktop-profiles"

@@ -576,7 +576,7 @@ def max_session_seconds(extra: Mapping[str, str], default: int) -> int:
 
 
 def check_parameter(
-    event: dict[str, Any], context: Any, environ: Mapping[str, str] | None = None
+    event: dict[str, Any], environ: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
     """The DesktopProfilesCheck custom resource (through ``dcvfleet.custom_resource``): the
     stack's DesktopProfiles, checked when it is created or changed. A bad profile raises, and

@@ -12,6 +12,7 @@ from moto import mock_aws
 
 from dcvfleet import profiles
 from dcvfleet.errors import ConfigurationError, InvalidRequestError
+from dcvfleet.handlers.profiles_check import handler as check_handler
 from dcvfleet.profiles import (
     FleetChoices,
     InMemoryProfileRecords,
@@ -19,7 +20,10 @@ from dcvfleet.profiles import (
     ProfileNotFoundError,
     Profiles,
 )
+from tests.support.properties import LambdaContext
 from tests.support.tables import table_properties
+
+CONTEXT = LambdaContext()
 
 FLEET = FleetChoices(
     allowed_instance_types=("g5.xlarge", "g4dn.xlarge", "g6.xlarge"),
@@ -245,15 +249,11 @@ def test_the_deploy_time_check_fails_naming_the_profile(monkeypatch: pytest.Monk
         monkeypatch.setenv(key, value)
     bad = json.dumps([{**spec(groups="cad"), "id": "cad"}])
     with pytest.raises(ConfigurationError, match=r"^DesktopProfiles\[0\] \(cad\)\.groups: "):
-        profiles.check_parameter(
-            {"RequestType": "Update", "ResourceProperties": {"Profiles": bad}}, None
-        )
-    ok = profiles.check_parameter(
-        {"RequestType": "Create", "ResourceProperties": {"Profiles": ""}}, None
-    )
+        check_handler({"RequestType": "Update", "ResourceProperties": {"Profiles": bad}}, CONTEXT)
+    ok = check_handler({"RequestType": "Create", "ResourceProperties": {"Profiles": ""}}, CONTEXT)
     assert ok["Reason"] == "2 profile(s): linux-workstation, linux-session"
-    assert profiles.check_parameter(
-        {"RequestType": "Delete", "ResourceProperties": {"Profiles": bad}}, None
+    assert check_handler(
+        {"RequestType": "Delete", "ResourceProperties": {"Profiles": bad}}, CONTEXT
     )
 
 
