@@ -104,6 +104,14 @@ class ReleaseNotFoundError(DcvFleetError):
     """No such release."""
 
 
+class ProfileNotFoundError(DcvFleetError):
+    """No profile with this id (GET/DELETE /admin/profiles/{id})."""
+
+
+class ProfileConflictError(DcvFleetError):
+    """The profile cannot be changed this way (a template profile cannot be deleted)."""
+
+
 class ImageNotBuiltError(DcvFleetError):
     """The build finished but its image is not in the repository."""
 

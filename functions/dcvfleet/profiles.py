@@ -30,7 +30,12 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dcvfleet.config import IDLE_ACTIONS, ApiSettings
-from dcvfleet.errors import ConfigurationError, DcvFleetError, InvalidRequestError
+from dcvfleet.errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    ProfileConflictError,
+    ProfileNotFoundError,
+)
 
 #: A profile's id: short, lower-case, safe in a URL path and a DynamoDB key.
 PROFILE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -53,14 +58,6 @@ Name = Annotated[str, Field(min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\
 Description = Annotated[str, Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f]*$")]
 InstanceType = Annotated[str, Field(max_length=32, pattern=PROFILE_INSTANCE_TYPE_PATTERN)]
 Group = Annotated[str, Field(pattern=GROUP_PATTERN)]
-
-
-class ProfileNotFoundError(DcvFleetError):
-    """No profile with this id (GET/DELETE /admin/profiles/{id})."""
-
-
-class ProfileConflictError(DcvFleetError):
-    """The profile cannot be changed this way (a template profile cannot be deleted)."""
 
 
 class IdlePolicy(BaseModel):

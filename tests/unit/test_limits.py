@@ -14,6 +14,7 @@ import pytest
 
 from dcvfleet import limits
 from dcvfleet.model import Status
+from dcvfleet.profiles import InMemoryProfileRecords, Profiles
 from dcvfleet.store import InMemorySessionStore
 from tests.support.handlers import HANDLER_ENV
 from tests.support.sessions import a_session
@@ -106,6 +107,10 @@ def test_post_sessions_at_the_limit_is_a_409_with_the_limit_and_the_active_deskt
     # Given alice's one active desktop, at a limit of one
     store = _store(("s-1", Status.READY, {"name": "Linux workstation"}))
     monkeypatch.setattr(api, "session_store", lambda: store)
+    # and the template's default profiles, with no admin-defined ones
+    monkeypatch.setattr(
+        api, "_profiles", lambda: Profiles(api._template_profiles(), InMemoryProfileRecords())
+    )
     assert api.SETTINGS.max_active_sessions == 1
     # When she asks for another
     answer = _post_sessions(api)

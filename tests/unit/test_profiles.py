@@ -11,13 +11,16 @@ import pytest
 from moto import mock_aws
 
 from dcvfleet import profiles
-from dcvfleet.errors import ConfigurationError, InvalidRequestError
+from dcvfleet.errors import (
+    ConfigurationError,
+    InvalidRequestError,
+    ProfileConflictError,
+    ProfileNotFoundError,
+)
 from dcvfleet.handlers.profiles_check import handler as check_handler
 from dcvfleet.profiles import (
     FleetChoices,
     InMemoryProfileRecords,
-    ProfileConflictError,
-    ProfileNotFoundError,
     Profiles,
 )
 from tests.support.properties import LambdaContext

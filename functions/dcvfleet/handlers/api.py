@@ -75,6 +75,8 @@ from dcvfleet.aws import client
 from dcvfleet.config import ApiSettings, LifecycleSettings
 from dcvfleet.errors import (
     InvalidRequestError,
+    ProfileConflictError,
+    ProfileNotFoundError,
     ReleaseConflictError,
     ReleaseNotFoundError,
     SessionConflictError,
@@ -89,10 +91,8 @@ from dcvfleet.profiles import (
     PROFILE_ID_PATTERN,
     FleetChoices,
     Profile,
-    ProfileConflictError,
     ProfileDefinition,
     ProfileList,
-    ProfileNotFoundError,
     ProfileRecords,
     Profiles,
     ProfileSpec,
