@@ -226,7 +226,8 @@ CUSTOM_RESOURCES = Gap(
     " CREATE_IN_PROGRESS; a function it cannot find fails CreateStack)",
     we_do="the deployer leaves Custom::DesktopProfiles out of the emulated stack"
     " (API_CREATED_TYPES) and, once the stack is up, runs its check"
-    " (dcvfleet.profiles.check_parameter, which its handler calls) in-process with the check function's environment,"
+    " (dcvfleet.profiles.check_parameter, which its handler calls) in-process with the check"
+    " function's environment,"
     " failing the deploy with its reason as CloudFormation would"
     " (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-responses.html)",
 )

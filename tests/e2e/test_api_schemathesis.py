@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from schemathesis import Case, GenerationMode, checks
 from schemathesis.checks import CheckFunction
 from schemathesis.specs.openapi.schemas import OpenApiSchema
+from urllib3.util.retry import Retry
 
 from local.client import Client
 from tests.support.stack import Stack
@@ -47,6 +48,7 @@ OPERATIONS = (
     "GET /admin/profiles",
     "PUT /admin/profiles/{profile}",
     "DELETE /admin/profiles/{profile}",
+    "GET /admin/audit",
 )
 SETTLED, GONE = ("READY", "STOPPED"), ("TERMINATED", "FAILED")
 ADMIN_OPERATIONS = tuple(o for o in OPERATIONS if o.split()[1].startswith("/admin/"))
@@ -112,8 +114,27 @@ def admin(stack: Stack) -> Client:
     return stack.new_user(groups=("admins",))
 
 
+def _session() -> requests.Session:
+    """Requests as a well-behaved client sends them: a 429 (the stage's throttling, which the
+    generated requests outrun on a fast machine) is retried after a backoff, as API Gateway asks
+    of its callers (https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-request-throttling.html).
+    A throttled request never reached the API, so any method may be sent again. The checks'
+    own extra requests (a request without the token, for one) go through the same session."""
+    session = requests.Session()
+    retry = Retry(
+        total=8,
+        status_forcelist=(429,),
+        allowed_methods=None,
+        backoff_factor=0.2,
+        raise_on_status=False,
+    )
+    session.mount("http://", requests.adapters.HTTPAdapter(max_retries=retry))
+    return session
+
+
 def _fuzz(api: OpenApiSchema, label: str, token: str) -> None:
     """``label``'s generated requests with ``token``."""
+    session = _session()
     method, path = label.split()
     operation = api[path][method]
     strategy = st.one_of(
@@ -124,7 +145,9 @@ def _fuzz(api: OpenApiSchema, label: str, token: str) -> None:
     @SETTINGS
     @given(case=strategy)
     def generated(case: Case) -> None:
-        case.call_and_validate(headers={"Authorization": token}, checks=CHECKS, timeout=30)
+        case.call_and_validate(
+            session=session, headers={"Authorization": token}, checks=CHECKS, timeout=30
+        )
 
     generated()
 
