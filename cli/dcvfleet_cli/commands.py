@@ -342,7 +342,7 @@ def _ended(ctx: Context, session_id: str, answer: Any, admin: bool = False) -> i
     ctx.note(f"Desktop {session_id} is {status or 'being stopped'}.")
     if not getattr(ctx.args, "wait", False) or admin:
         return 0
-    session = watch.wait_settled(ctx.api(), session_id, ctx.args.timeout)
+    session = watch.wait_settled(ctx.api(), session_id, ctx.err, ctx.args.timeout)
     final = session.get("status")
     reason = session.get("statusReason")
     ctx.note(f"Desktop {session_id} is {final}" + (f": {reason}" if reason else "."))

@@ -29,7 +29,7 @@ from dcvfleet_cli import watch
 from dcvfleet_cli.auth import Auth, TokenCache, Tokens, cache_dir
 from dcvfleet_cli.errors import CliError
 from dcvfleet_cli.main import build_parser, main
-from dcvfleet_cli.output import table
+from dcvfleet_cli.output import duration, table
 from dcvfleet_cli.stack import Stack
 from tests.support.cognito import srp_pool, write_stack_file
 from tests.support.http import serving
@@ -263,6 +263,11 @@ def session(status: str = "PROVISIONING", **extra: Any) -> dict[str, Any]:
         "progress": {},
         **extra,
     }
+
+
+def _untimed(line: str) -> str:
+    """A progress line with its running time (which depends on the clock) as ``Ns``."""
+    return re.sub(r", \d+s\)$", ", Ns)", line)
 
 
 def provisioning(
@@ -858,15 +863,15 @@ def test_start_follows_the_progress_to_ready(cli: Cli) -> None:
     assert post.body == {"backend": "ec2", "os": "linux"}
     lines = result.err.splitlines()
     assert lines[0] == f"Desktop {SID} requested (ec2, linux)."
-    steps = [re.sub(r"\(\d+\.\ds\)", "(Ns)", line) for line in lines[1:-1]]
+    steps = [re.sub(r"\(\d+\.\ds\)|, \d+s\)", "(Ns)", line) for line in lines[1:-1]]
     assert steps == [
-        "… creating credentials",
+        "… creating credentials (PROVISIONING(Ns)",
         "✓ credentials (Ns)",
-        "… finding a GPU",
+        "… finding a GPU (PROVISIONING(Ns)",
         "✓ GPU (Ns)",
-        "… booting the desktop",
+        "… booting the desktop (PROVISIONING(Ns)",
         "✓ desktop booted (Ns)",
-        "… getting the connection URL",
+        "… getting the connection URL (PROVISIONING(Ns)",
         "✓ ready (Ns)",
     ]
     assert re.fullmatch(
@@ -895,10 +900,10 @@ def test_wait_times_the_steps_from_the_request(cli: Cli) -> None:
     )
     result = cli("sessions", "wait", SID)
     assert result.code == 0
-    assert result.err.splitlines()[:5] == [
+    assert [_untimed(line) for line in result.err.splitlines()[:5]] == [
         "✓ credentials (0.4s)",
         "✓ GPU (1.2s)",
-        "… booting the desktop",
+        "… booting the desktop (PROVISIONING, Ns)",
         "✓ desktop booted (3.0s)",
         "✓ ready (3.1s)",
     ]
@@ -918,9 +923,9 @@ def test_a_failed_provisioning_names_the_step_and_the_reason_and_exits_1(cli: Cl
     )
     result = cli("sessions", "wait", SID)
     assert result.code == 1
-    assert result.err.splitlines() == [
+    assert [_untimed(line) for line in result.err.splitlines()] == [
         "✓ credentials (0.5s)",
-        "… finding a GPU",
+        "… finding a GPU (PROVISIONING, Ns)",
         "✗ finding a GPU",
         f"dcvfleet: desktop {SID} failed: {reason}",
     ]
@@ -1393,12 +1398,44 @@ def test_progress_on_a_terminal_rewrites_the_line_under_way() -> None:
     )
     progress.close()
     assert out.getvalue() == (
-        "… creating credentials (1s)"
+        "… creating credentials (PROVISIONING, 1s)"
         "\r\x1b[K✓ credentials (0.4s)\n"
-        "… finding a GPU (2s)"
-        "\r\x1b[K… finding a GPU (3s)"
+        "… finding a GPU (PROVISIONING, 2s)"
+        "\r\x1b[K… finding a GPU (PROVISIONING, 3s)"
         "\r\x1b[K✓ GPU (0.4s)\n✓ desktop booted (0.4s)\n✓ ready (0.4s)\n"
     )
+
+
+def test_progress_off_a_terminal_writes_a_line_per_change_with_status_and_time() -> None:
+    out = io.StringIO()
+    clock = iter([1000.0, 1004.0, 1030.0, 1125.0, 1126.0]).__next__
+    progress = watch.Progress(out, origin=1000.0, live=False, clock=clock)
+    waiting = {"status": "PROVISIONING", "progress": {"credentials": iso(1000.5)}}
+    progress.update(waiting)  # 4s: the step under way, once
+    progress.update(waiting)  # 30s: no change, no line
+    progress.update(
+        {"status": "PROVISIONING", "progress": {"credentials": iso(1000.5), "capacity": iso(1100)}}
+    )  # 125s
+    progress.close()
+    assert out.getvalue().splitlines() == [
+        "✓ credentials (0.5s)",
+        "… finding a GPU (PROVISIONING, 4s)",
+        "✓ GPU (100.0s)",
+        "… booting the desktop (PROVISIONING, 2m 05s)",
+    ]
+
+
+def test_a_time_taken_reads_in_seconds_minutes_or_hours() -> None:
+    assert [duration(s) for s in (0, 7.9, 59, 60, 125, 3599, 3600, 7322)] == [
+        "0s",
+        "7s",
+        "59s",
+        "1m 00s",
+        "2m 05s",
+        "59m 59s",
+        "1h 00m",
+        "2h 02m",
+    ]
 
 
 def test_progress_falls_back_to_ascii() -> None:
