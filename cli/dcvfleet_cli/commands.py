@@ -22,7 +22,7 @@ from dcvfleet_cli import watch
 from dcvfleet_cli.api import Api
 from dcvfleet_cli.auth import Auth, TokenCache, cache_dir
 from dcvfleet_cli.errors import USAGE, ApiError, CliError
-from dcvfleet_cli.output import print_json, short_time, table
+from dcvfleet_cli.output import duration, print_json, short_time, table
 from dcvfleet_cli.stack import Stack
 
 ADMINS = "admins"
@@ -338,14 +338,18 @@ def sessions_resume(ctx: Context) -> int:
 
 
 def _ended(ctx: Context, session_id: str, answer: Any, admin: bool = False) -> int:
+    """Say what a stop or delete began; then, unless ``--no-wait``, follow it to its end."""
     status = answer.get("status") if isinstance(answer, dict) else None
     ctx.note(f"Desktop {session_id} is {status or 'being stopped'}.")
-    if not getattr(ctx.args, "wait", False) or admin:
+    if getattr(ctx.args, "no_wait", True) or admin:
         return 0
-    session = watch.wait_settled(ctx.api(), session_id, ctx.err, ctx.args.timeout)
+    session, took = watch.wait_settled(ctx.api(), session_id, ctx.err, ctx.args.timeout)
     final = session.get("status")
     reason = session.get("statusReason")
-    ctx.note(f"Desktop {session_id} is {final}" + (f": {reason}" if reason else "."))
+    ctx.note(
+        f"Desktop {session_id} is {final} (after {duration(took)})"
+        + (f": {reason}" if reason else ".")
+    )
     return 0 if final in ("STOPPED", "TERMINATED") else 1
 
 

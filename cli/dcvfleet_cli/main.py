@@ -107,12 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("session_id", metavar="ID")
     show.add_argument("--json", action="store_true", help="as JSON")
 
-    stop = command(each, "stop", commands.sessions_stop, "stop a desktop (a batch desktop ends)")
-    delete = command(each, "delete", commands.sessions_delete, "delete a desktop and its disk")
+    stop = command(
+        each,
+        "stop",
+        commands.sessions_stop,
+        "stop a desktop and wait for it (a batch desktop ends)",
+    )
+    delete = command(
+        each, "delete", commands.sessions_delete, "delete a desktop and its disk, and wait for it"
+    )
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     for sub in (stop, delete):
         sub.add_argument("session_id", metavar="ID")
-        sub.add_argument("--wait", action="store_true", help="wait until it has stopped or ended")
+        sub.add_argument(
+            "--no-wait", action="store_true", help="return at once, without waiting for the end"
+        )
+        # waiting is the default now; --wait stays accepted for scripts written before
+        sub.add_argument("--wait", action="store_true", help=argparse.SUPPRESS)
         _timeout(sub, 900.0)
 
     connect = command(

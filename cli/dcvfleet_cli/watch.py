@@ -136,17 +136,12 @@ class Progress(_Line):
 
 
 class Ending(_Line):
-    """Renders a stop or delete: the status under way with the time since the request, then
-    the status it ended in."""
+    """Renders a stop or delete: the status under way with the time since watching began."""
 
     def update(self, session: dict[str, Any]) -> None:
         status = str(session.get("status"))
         if status in ENDING:
             self.under_way(ENDING[status], status)
-            return
-        mark = self.ok if status in ("STOPPED", "TERMINATED") else self.fail
-        self._write(f"{mark} {status} ({duration(self.elapsed())})")
-        self.doing = None
 
 
 def plausible_origin(session: dict[str, Any], now: float) -> float | None:
@@ -212,9 +207,10 @@ def wait_settled(
     timeout: float,
     *,
     clock: Callable[[], float] = time.time,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], float]:
     """Poll until a stop or delete has finished (the status is no longer STOPPING or
-    TERMINATING), rendering the status under way on ``out``."""
+    TERMINATING), rendering the status under way on ``out``; the desktop and the seconds it
+    took."""
     path = f"/sessions/{quote(session_id, safe='')}"
     ending = Ending(out, out.isatty(), clock)
     try:
@@ -223,7 +219,7 @@ def wait_settled(
             ending.update(session)
             waited = ending.elapsed()
             if session.get("status") not in ENDING:
-                return session
+                return session, waited
             if waited > timeout:
                 raise CliError(
                     f"the desktop is still {session.get('status')} after {duration(timeout)}"

@@ -1003,7 +1003,7 @@ def test_retries_give_up_with_the_apis_message(cli: Cli) -> None:
 def test_a_call_without_idempotency_is_not_retried_on_a_5xx_but_is_on_429(cli: Cli) -> None:
     cli.sign_in()
     cli.api.reply("POST", f"/sessions/{SID}/stop", (502, {"message": "Bad Gateway"}))
-    result = cli("sessions", "stop", SID)
+    result = cli("sessions", "stop", SID, "--no-wait")
     assert (result.code, len(cli.api.calls("POST"))) == (1, 1)
     cli.api.reply(
         "POST",
@@ -1011,7 +1011,7 @@ def test_a_call_without_idempotency_is_not_retried_on_a_5xx_but_is_on_429(cli: C
         (429, {"message": "Too Many Requests"}),
         (202, {"sessionId": SID, "status": "STOPPING"}),
     )
-    result = cli("sessions", "stop", SID)
+    result = cli("sessions", "stop", SID, "--no-wait")
     assert result.code == 0
     assert len(cli.api.calls("POST")) == 3
     assert f"Desktop {SID} is STOPPING." in result.err
@@ -1107,7 +1107,7 @@ def test_an_id_prefix_names_the_users_desktop(cli: Cli) -> None:
     cli.sign_in()
     cli.api.reply("GET", "/sessions", (200, {"sessions": [session("READY")]}))
     cli.api.reply("POST", f"/sessions/{SID}/stop", (202, {"sessionId": SID, "status": "STOPPING"}))
-    assert cli("sessions", "stop", SID[:6]).code == 0
+    assert cli("sessions", "stop", SID[:6], "--no-wait").code == 0
     assert cli.api.calls("POST")[0].path == f"/v1/sessions/{SID}/stop"
 
 
@@ -1129,18 +1129,74 @@ def test_ids_cannot_reach_other_paths(cli: Cli) -> None:
     assert cli.api.calls("GET")[-1].path == "/v1/sessions/..%2Fadmin%2Finstances"
 
 
-def test_stop_wait_follows_until_stopped(cli: Cli) -> None:
+def test_stop_waits_until_stopped_showing_the_status_under_way(cli: Cli) -> None:
     cli.sign_in()
     cli.api.reply("POST", f"/sessions/{SID}/stop", (202, {"sessionId": SID, "status": "STOPPING"}))
     cli.api.reply(
         "GET",
         f"/sessions/{SID}",
         (200, session("STOPPING")),
-        (200, session("STOPPED", statusReason="stopped by its user")),
+        (200, session("STOPPING")),
+        (200, session("STOPPED", statusReason="Stopped by you.")),
     )
-    result = cli("sessions", "stop", SID, "--wait")
-    assert result.code == 0
-    assert f"Desktop {SID} is STOPPED: stopped by its user" in result.err
+    result = cli("sessions", "stop", SID)
+    assert result.code == 0, result.err
+    assert [_untimed(line) for line in result.err.splitlines()] == [
+        f"Desktop {SID} is STOPPING.",
+        "… stopping (STOPPING, Ns)",
+        f"Desktop {SID} is STOPPED (after 0s): Stopped by you.",
+    ]
+    assert len(cli.api.calls("GET", f"/sessions/{SID}")) == 3
+    assert cli.pauses == [0.5, 0.5]
+
+
+def test_stop_no_wait_returns_at_once(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("POST", f"/sessions/{SID}/stop", (202, {"sessionId": SID, "status": "STOPPING"}))
+    result = cli("sessions", "stop", SID, "--no-wait")
+    assert (result.code, result.err) == (0, f"Desktop {SID} is STOPPING.\n")
+    assert cli.api.calls("GET") == []
+
+
+def test_delete_waits_until_terminated(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("DELETE", f"/sessions/{SID}", (202, {"sessionId": SID, "status": "TERMINATING"}))
+    cli.api.reply(
+        "GET",
+        f"/sessions/{SID}",
+        (200, session("TERMINATING")),
+        (200, session("TERMINATED", statusReason="Deleted by you.")),
+    )
+    result = cli("sessions", "delete", SID, "--yes")
+    assert result.code == 0, result.err
+    assert [_untimed(line) for line in result.err.splitlines()] == [
+        f"Desktop {SID} is TERMINATING.",
+        "… shutting down (TERMINATING, Ns)",
+        f"Desktop {SID} is TERMINATED (after 0s): Deleted by you.",
+    ]
+
+
+def test_a_stop_that_ends_otherwise_exits_1(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("POST", f"/sessions/{SID}/stop", (202, {"sessionId": SID, "status": "STOPPING"}))
+    cli.api.reply(
+        "GET", f"/sessions/{SID}", (200, session("FAILED", statusReason="The host was lost."))
+    )
+    result = cli("sessions", "stop", SID)
+    assert result.code == 1
+    assert result.err.splitlines()[-1] == f"Desktop {SID} is FAILED (after 0s): The host was lost."
+
+
+def test_ending_on_a_terminal_rewrites_its_line() -> None:
+    out = Tty()
+    clock = iter([10.0, 11.0, 75.0]).__next__
+    ending = watch.Ending(out, live=True, clock=clock)
+    ending.update({"status": "STOPPING"})
+    ending.update({"status": "STOPPING"})
+    ending.close()
+    assert out.getvalue() == (
+        "… stopping (STOPPING, 1s)\r\x1b[K… stopping (STOPPING, 1m 05s)\r\x1b[K… stopping\n"
+    )
 
 
 def test_delete_asks_on_a_terminal(cli: Cli) -> None:
@@ -1152,7 +1208,8 @@ def test_delete_asks_on_a_terminal(cli: Cli) -> None:
     assert "Nothing deleted" in result.err
     assert "(STOPPED ec2 linux g5.xlarge" in result.err
     assert cli.api.calls("DELETE") == []
-    result = cli("sessions", "delete", SID, stdin=Tty("y\n"))
+    cli.api.reply("GET", f"/sessions/{SID}", (200, session("TERMINATED")))
+    result = cli("sessions", "delete", SID, "--no-wait", stdin=Tty("y\n"))
     assert result.code == 0
     assert len(cli.api.calls("DELETE")) == 1
     assert f"Desktop {SID} is TERMINATING." in result.err
