@@ -440,15 +440,45 @@ def sessions_credentials(ctx: Context) -> int:
 # --- fleet (admins) ------------------------------------------------------------------------
 
 
+#: ``fleet --state``: the desktop statuses that go with each instance state (an instance
+#: ``running`` carries a desktop being provisioned or ready; ``stopped`` one stopping or stopped;
+#: ``terminated`` one ending, ended or failed).
+STATE_STATUSES = {
+    "running": ("PROVISIONING", "READY"),
+    "stopped": ("STOPPING", "STOPPED"),
+    "terminated": ("TERMINATING", "TERMINATED", "FAILED"),
+}
+
+
+def _fleet_statuses(state: str | None, status: str | None) -> list[str | None]:
+    """The statuses to ask the API for (None: every status)."""
+    if state is None:
+        return [status]
+    statuses = STATE_STATUSES[state]
+    if status is None:
+        return list(statuses)
+    if status not in statuses:
+        raise CliError(
+            f"--status {status} and --state {state} exclude each other: a {state} desktop is "
+            + " or ".join(statuses),
+            USAGE,
+        )
+    return [status]
+
+
 def fleet(ctx: Context) -> int:
     args = ctx.args
     api = ctx.api()
-    session_params = {"limit": "100"}
-    if args.status:
-        session_params["status"] = args.status.upper()
-    if args.user:
-        session_params["user"] = args.user
-    sessions = list(api.pages("/admin/sessions", "sessions", session_params))
+    sessions: list[dict[str, Any]] = []
+    for status in _fleet_statuses(args.state, args.status):
+        session_params = {"limit": "100"}
+        if status:
+            session_params["status"] = status
+        if args.user:
+            session_params["user"] = args.user
+        sessions.extend(api.pages("/admin/sessions", "sessions", session_params))
+    if args.state:  # one list, newest first, as the API gives each status
+        sessions.sort(key=lambda s: str(s.get("createdAt") or ""), reverse=True)
     instance_params = {"limit": "1000"}
     if args.state:
         instance_params["state"] = args.state

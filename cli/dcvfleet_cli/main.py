@@ -141,7 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     fleet = command(top, "fleet", commands.fleet, "every desktop and instance (admins only)")
     fleet.add_argument(
-        "--state", choices=("running", "stopped", "terminated"), help="instances in this state"
+        "--state",
+        choices=("running", "stopped", "terminated"),
+        help="only instances and desktops in this state: running (starting or ready), "
+        "stopped (stopping or stopped) or terminated (ending, ended or failed)",
     )
     fleet.add_argument("--user", metavar="USER", help="one user's (user name, e-mail or sub)")
     fleet.add_argument(
@@ -157,7 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
             "TERMINATED",
             "FAILED",
         ),
-        help="sessions with this status",
+        help="only desktops with this status",
     )
     fleet.add_argument("--json", action="store_true", help="as JSON")
     actions = fleet.add_subparsers(dest="action", metavar="ACTION")

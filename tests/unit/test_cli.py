@@ -1366,7 +1366,7 @@ def test_fleet_follows_next_token_through_every_page(cli: Cli) -> None:
         ],
     ]
     cli.api.handle("GET", "/admin/instances", _paged("instances", instances))
-    result = cli("fleet", "--state", "running")
+    result = cli("fleet")
     assert result.code == 0, result.err
     assert [s.query.get("nextToken") for s in cli.api.calls("GET", "/admin/sessions")] == [
         None,
@@ -1377,13 +1377,58 @@ def test_fleet_follows_next_token_through_every_page(cli: Cli) -> None:
         None,
         ["1"],
     ]
-    assert all(s.query["state"] == ["running"] for s in cli.api.calls("GET", "/admin/instances"))
     assert "Instances (2)" in result.out
     assert "Sessions (3)" in result.out
     assert re.search(r"i-1\s+g5.xlarge\s+running\s+ec2\s+s-1\s+bob", result.out)
     data = json.loads(cli("fleet", "--json").out)
     assert [s["sessionId"] for s in data["sessions"]] == ["s-1", "s-2", "s-3"]
     assert [i["instanceId"] for i in data["instances"]] == ["i-1", "i-2"]
+
+
+def _by_status(sessions: list[dict[str, Any]]) -> Handler:
+    """GET /admin/sessions answering only the desktops of the ``status`` asked for, if any."""
+
+    def handler(seen: Seen) -> Reply:
+        wanted = seen.query.get("status", [None])[0]
+        return 200, {"sessions": [s for s in sessions if wanted in (None, s["status"])]}
+
+    return handler
+
+
+def test_fleet_state_filters_the_desktops_as_well_as_the_instances(cli: Cli) -> None:
+    cli.sign_in(groups=("admins",))
+    fleet = [
+        {**_admin_session(1), "status": "READY", "createdAt": "2025-01-31T10:00:00.000Z"},
+        {**_admin_session(2), "status": "STOPPED", "createdAt": "2025-01-31T11:00:00.000Z"},
+        {**_admin_session(3), "status": "STOPPING", "createdAt": "2025-01-31T12:00:00.000Z"},
+        {**_admin_session(4), "status": "TERMINATED", "createdAt": "2025-01-31T13:00:00.000Z"},
+    ]
+    cli.api.handle("GET", "/admin/sessions", _by_status(fleet))
+    cli.api.reply("GET", "/admin/instances", (200, {"instances": []}))
+    result = cli("fleet", "--state", "stopped")
+    assert result.code == 0, result.err
+    assert "Sessions (2)" in result.out
+    shown = [line.split()[0] for line in result.out.split("Sessions (2)")[1].splitlines()[2:]]
+    assert shown == ["s-3", "s-2"]  # newest first
+    asked = [s.query.get("status") for s in cli.api.calls("GET", "/admin/sessions")]
+    assert asked == [["STOPPING"], ["STOPPED"]]
+    assert cli.api.calls("GET", "/admin/instances")[0].query["state"] == ["stopped"]
+    data = json.loads(cli("fleet", "--state", "terminated", "--json").out)
+    assert [s["sessionId"] for s in data["sessions"]] == ["s-4"]
+    assert [s["sessionId"] for s in json.loads(cli("fleet", "--json").out)["sessions"]] == [
+        "s-1",
+        "s-2",
+        "s-3",
+        "s-4",
+    ]
+
+
+def test_fleet_state_and_a_status_outside_it_are_refused(cli: Cli) -> None:
+    cli.sign_in(groups=("admins",))
+    result = cli("fleet", "--state", "running", "--status", "STOPPED")
+    assert result.code == 2
+    assert "a running desktop is PROVISIONING or READY" in result.err
+    assert cli.api.seen == []
 
 
 def test_fleet_user_filter_goes_to_both_listings(cli: Cli) -> None:
