@@ -65,6 +65,12 @@ class Context:
             self._api = Api(self.stack().api_url, self.auth(), sleep=watch.pause)
         return self._api
 
+    def remember_stack(self) -> None:
+        """Keep the stack this command used as the one to use from any folder (after a sign-in,
+        or a command pointed at a stack with --stack-file or --stack-name)."""
+        if self._stack is not None:
+            stack_module.remember(self._stack, self.env)
+
     def note(self, text: str) -> None:
         print(text, file=self.err, flush=True)
 
@@ -157,6 +163,7 @@ def login(ctx: Context) -> int:
     tokens = auth.login(username, password, _new_password(ctx), _mfa_code(ctx, username))
     admin = " (admin)" if ADMINS in _groups(tokens.claims) else ""
     ctx.note(f"Signed in as {username}{admin} to {ctx.stack().api_url}.")
+    ctx.remember_stack()
     return 0
 
 

@@ -13,8 +13,11 @@ from dcvfleet_cli.errors import FAILURE, INTERRUPTED, CliError
 Command = Callable[[commands.Context], int]
 
 EPILOG = """\
-The stack is found from --stack-file or --stack-name, else DCVFLEET_STACK_FILE or
-DCVFLEET_STACK_NAME, else .local/stack.json (the local stack). Sign in first: dcvfleet login.
+Which DCV Fleet: --stack-file or --stack-name, else DCVFLEET_STACK_FILE or DCVFLEET_STACK_NAME,
+else the local stack of the dcv-fleet folder you are in (.local/stack.json, written by
+make local), else the last one you signed in to or named with --stack-file or --stack-name
+(kept in ~/.config/dcvfleet/config.json, %APPDATA%\\dcvfleet on Windows).
+Sign in first: dcvfleet login.
 """
 
 
@@ -26,13 +29,13 @@ def _stack_options() -> argparse.ArgumentParser:
         "--stack-file",
         metavar="PATH",
         default=argparse.SUPPRESS,
-        help="the local stack's stack.json or a portal config.json (default .local/stack.json)",
+        help="the local stack's stack.json or a portal config.json (remembered for next time)",
     )
     group.add_argument(
         "--stack-name",
         metavar="NAME",
         default=argparse.SUPPRESS,
-        help="a deployed stack (its CloudFormation outputs)",
+        help="a deployed stack (its CloudFormation outputs; remembered for next time)",
     )
     group.add_argument("--region", default=argparse.SUPPRESS, help="AWS region of --stack-name")
     return parent
@@ -204,6 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = commands.Context(args)
     try:
         code: int = args.func(context)
+        if code == 0 and (getattr(args, "stack_file", None) or getattr(args, "stack_name", None)):
+            context.remember_stack()  # pointed at a stack: the one to use from now on
     except CliError as exc:
         print(f"dcvfleet: {exc.message}", file=sys.stderr)
         return exc.exit_code

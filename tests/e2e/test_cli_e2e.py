@@ -34,6 +34,7 @@ class Cli:
             {
                 "PYTHONPATH": os.pathsep.join(p for p in pythonpath if p),
                 "XDG_CACHE_HOME": str(home / "cache"),
+                "XDG_CONFIG_HOME": str(home / "config"),
                 "PYTHONIOENCODING": "utf-8",
             }
         )

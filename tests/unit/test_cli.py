@@ -138,6 +138,14 @@ def _server(api: FakeApi) -> ThreadingHTTPServer:
     return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
 
 
+@pytest.fixture(autouse=True)
+def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI's settings (the stack it remembers) in this test's folder, never the user's."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "config"))
+    return tmp_path / "config" / "dcvfleet" / "config.json"
+
+
 @pytest.fixture
 def api() -> Iterator[FakeApi]:
     fake = FakeApi()
@@ -469,10 +477,122 @@ def test_no_stack_is_a_clear_usage_error(
     monkeypatch.delenv("DCVFLEET_STACK_NAME", raising=False)
     assert main(["sessions", "list"]) == 2
     err = capsys.readouterr().err
-    assert "no DCV Fleet stack found" in err
-    assert "--stack-name" in err
+    assert err.startswith(
+        "dcvfleet: No DCV Fleet stack found. Start one with `make local` in the dcv-fleet folder, "
+        "or point the CLI at a deployed stack with `dcvfleet login --stack-name NAME"
+    )
     assert "--stack-file" in err
     assert "Traceback" not in err
+
+
+def test_the_settings_folder_follows_each_platforms_convention(tmp_path: Path) -> None:
+    home = Path.home()
+    config_dir = stack_module.config_dir
+    assert config_dir({"XDG_CONFIG_HOME": str(tmp_path)}, "linux") == tmp_path / "dcvfleet"
+    assert config_dir({}, "linux") == home / ".config" / "dcvfleet"
+    assert config_dir({}, "darwin") == home / ".config" / "dcvfleet"
+    # a relative XDG_CONFIG_HOME is invalid (XDG Base Directory Specification): ignored
+    assert config_dir({"XDG_CONFIG_HOME": "rel"}, "linux") == home / ".config" / "dcvfleet"
+    assert config_dir({"APPDATA": str(tmp_path)}, "win32") == tmp_path / "dcvfleet"
+
+
+def _local_stack(checkout: Path, pool: str) -> Path:
+    """A checkout (its .git) where make local has written .local/stack.json."""
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / ".local").mkdir()
+    path = checkout / ".local" / "stack.json"
+    path.write_text(json.dumps({**STACK_JSON, "user_pool_id": pool}))
+    return path
+
+
+def test_a_stack_pointed_at_is_found_from_any_folder_afterwards(
+    cli: Cli, tmp_path: Path, settings_file: Path
+) -> None:
+    cli.sign_in()
+    cli.monkeypatch.delenv("DCVFLEET_STACK_FILE")
+    cli.api.reply("GET", "/sessions", (200, {"sessions": []}))
+    assert cli("--stack-file", str(cli.stack_file), "sessions", "list").code == 0
+    assert json.loads(settings_file.read_text()) == {"stack": {"file": str(cli.stack_file)}}
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    cli.monkeypatch.chdir(elsewhere)
+    result = cli("sessions", "list")
+    assert result.code == 0, result.err
+    assert len(cli.api.calls("GET", "/sessions")) == 2
+    whoami = cli("whoami")
+    assert f"(stack file {cli.stack_file} (remembered in {settings_file}))" in whoami.out
+
+
+def test_a_failed_command_or_the_environment_does_not_change_the_remembered_stack(
+    cli: Cli, settings_file: Path
+) -> None:
+    cli.sign_in()
+    cli.api.reply("GET", "/sessions", (500, {"message": "boom"}))
+    assert cli("sessions", "list").code == 1  # DCVFLEET_STACK_FILE: not remembered
+    assert cli("--stack-file", str(cli.stack_file), "sessions", "list").code == 1
+    assert not settings_file.exists()
+
+
+def test_the_current_checkouts_local_stack_wins_over_the_remembered_one(
+    tmp_path: Path, settings_file: Path
+) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    remembered = _local_stack(tmp_path / "old-checkout", "us-west-2_old")
+    stack_module.remember(stack_module.from_file(remembered), env)
+    here = _local_stack(tmp_path / "checkout", "us-west-2_here")
+    below = tmp_path / "checkout" / "portal" / "src"
+    below.mkdir(parents=True)
+    found = stack_module.discover(None, None, None, env, cwd=below)
+    assert (found.user_pool_id, found.origin) == ("us-west-2_here", "checkout")
+    # above the checkout's root (.git) nothing is looked for: the remembered stack is used
+    (tmp_path / "checkout" / "portal" / ".git").mkdir()
+    found = stack_module.discover(None, None, None, env, cwd=below)
+    assert (found.user_pool_id, found.origin) == ("us-west-2_old", "settings")
+    assert here.is_file()
+
+
+def test_a_remembered_local_stack_that_stopped_says_where_to_start_it(
+    tmp_path: Path, settings_file: Path
+) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    path = _local_stack(tmp_path / "dcv-fleet", "us-west-2_a")
+    stack_module.remember(stack_module.from_file(path), env)
+    path.unlink()  # make local removes it when it stops
+    with pytest.raises(CliError) as exc:
+        stack_module.discover(None, None, None, env, cwd=tmp_path)
+    assert exc.value.message.startswith(
+        f"No DCV Fleet stack found: the stack last used ({path}) is not running. "
+        f"Start it with `make local` in {tmp_path / 'dcv-fleet'}, or point the CLI at"
+    )
+    assert exc.value.exit_code == 2
+
+
+def test_a_remembered_deployed_stack_needs_no_cloudformation_call(
+    tmp_path: Path, settings_file: Path
+) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    cfn = FakeCloudFormation(
+        {"ApiUrl": "https://a.example/v1/", "UserPoolId": "eu-central-1_X", "UserPoolClientId": "c"}
+    )
+    named = stack_module.discover(None, "prod", None, env, cloudformation=lambda region: cfn)
+    stack_module.remember(named, env)
+    again = stack_module.discover(None, None, None, env, cwd=tmp_path, cloudformation=None)
+    assert (again.api_url, again.user_pool_id, again.user_pool_client_id, again.region) == (
+        named.api_url,
+        named.user_pool_id,
+        named.user_pool_client_id,
+        named.region,
+    )
+    assert again.source.startswith("stack prod (eu-central-1) (remembered in ")
+    assert cfn.asked == ["prod"]
+
+
+def test_an_unreadable_settings_file_says_what_to_do(tmp_path: Path, settings_file: Path) -> None:
+    settings_file.parent.mkdir(parents=True)
+    settings_file.write_text("{nope")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    with pytest.raises(CliError, match=r"is not readable JSON .*: delete it, then sign in again"):
+        stack_module.discover(None, None, None, env, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -686,6 +806,9 @@ def test_login_signs_in_with_srp_and_caches_the_tokens_privately(
     out = capsys.readouterr().out
     assert out.startswith("alice")
     assert "groups:  admins" in out
+    # and the stack signed in to is the one to use from any folder from now on
+    settings = json.loads((tmp_path / "config" / "dcvfleet" / "config.json").read_text())
+    assert settings == {"stack": {"file": str(pool["stack_file"].resolve())}}
 
 
 def test_a_first_sign_in_sets_the_new_password_cognito_asks_for(
