@@ -165,14 +165,16 @@ def wait_provisioned(
     timeout: float,
     clock: Callable[[], float] = time.time,
     again: str = "",
+    first: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Progress]:
-    """Poll the desktop until it is no longer PROVISIONING, rendering its progress on ``out``.
-    Ctrl-C stops watching (the desktop carries on) and says how to watch again (``again``, the
-    desktop as the user named it; its id by default)."""
+    """Poll the desktop until it is no longer PROVISIONING, rendering its progress on ``out``
+    (``first``: the desktop as just read, if it was). Ctrl-C stops watching (the desktop carries
+    on) and says how to watch again (``again``, the desktop as the user names it; its id by
+    default)."""
     again = again or session_id
     path = f"/sessions/{quote(session_id, safe='')}"
     live = out.isatty()
-    session: dict[str, Any] = api.get(path)
+    session: dict[str, Any] = first if first is not None else api.get(path)
     if origin is None and session.get("status") == "PROVISIONING":
         origin = plausible_origin(session, clock())
     progress = Progress(out, origin, live, clock)
