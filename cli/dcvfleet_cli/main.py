@@ -13,8 +13,11 @@ from dcvfleet_cli.errors import FAILURE, INTERRUPTED, CliError
 Command = Callable[[commands.Context], int]
 
 EPILOG = """\
-The stack is found from --stack-file or --stack-name, else DCVFLEET_STACK_FILE or
-DCVFLEET_STACK_NAME, else .local/stack.json (the local stack). Sign in first: dcvfleet login.
+Which DCV Fleet: --stack-file or --stack-name, else DCVFLEET_STACK_FILE or DCVFLEET_STACK_NAME,
+else the local stack of the dcv-fleet folder you are in (.local/stack.json, written by
+make local), else the last one you signed in to or named with --stack-file or --stack-name
+(kept in ~/.config/dcvfleet/config.json, %APPDATA%\\dcvfleet on Windows).
+Sign in first: dcvfleet login.
 """
 
 
@@ -26,13 +29,13 @@ def _stack_options() -> argparse.ArgumentParser:
         "--stack-file",
         metavar="PATH",
         default=argparse.SUPPRESS,
-        help="the local stack's stack.json or a portal config.json (default .local/stack.json)",
+        help="the local stack's stack.json or a portal config.json (remembered for next time)",
     )
     group.add_argument(
         "--stack-name",
         metavar="NAME",
         default=argparse.SUPPRESS,
-        help="a deployed stack (its CloudFormation outputs)",
+        help="a deployed stack (its CloudFormation outputs; remembered for next time)",
     )
     group.add_argument("--region", default=argparse.SUPPRESS, help="AWS region of --stack-name")
     return parent
@@ -45,6 +48,14 @@ def _timeout(parser: argparse.ArgumentParser, default: float = 3600.0) -> None:
         default=default,
         metavar="SECONDS",
         help=f"stop waiting after this long (default {default:.0f})",
+    )
+
+
+def _desktop(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "session_id",
+        metavar="DESKTOP",
+        help="the desktop's name, its id or the start of its id (see dcvfleet sessions list)",
     )
 
 
@@ -78,17 +89,37 @@ def build_parser() -> argparse.ArgumentParser:
     command(top, "whoami", commands.whoami, "who is signed in, and to which stack")
     opts = command(top, "options", commands.options, "backends, systems and instance types offered")
     opts.add_argument("--json", action="store_true", help="as JSON")
+    kinds = command(
+        top,
+        "profiles",
+        commands.profiles,
+        "the kinds of desktop you may start: what each is for and what stopping it does",
+    )
+    kinds.add_argument("--json", action="store_true", help="as JSON")
 
     sessions = top.add_parser("sessions", help="your desktops", description="Your desktops.")
     each = sessions.add_subparsers(dest="action", metavar="ACTION", required=True)
     listing = command(each, "list", commands.sessions_list, "list your desktops")
+    listing.add_argument("--all", action="store_true", help="hidden ones too")
     listing.add_argument("--json", action="store_true", help="as JSON")
 
     start = command(each, "start", commands.sessions_start, "request a desktop and wait for it")
-    start.add_argument("--backend", choices=("ec2", "batch"), default="ec2")
-    start.add_argument("--os", choices=("linux", "windows"), default="linux")
     start.add_argument(
-        "--instance-type", metavar="TYPE", help="a GPU instance type (see dcvfleet options)"
+        "--profile", metavar="PROFILE", help="the kind of desktop (see dcvfleet profiles)"
+    )
+    start.add_argument("--name", metavar="NAME", help="its name (default: the profile's name)")
+    start.add_argument(
+        "--backend",
+        choices=("ec2", "batch"),
+        help="instead of --profile: where it runs (default ec2)",
+    )
+    start.add_argument(
+        "--os",
+        choices=("linux", "windows"),
+        help="instead of --profile: its system (default linux)",
+    )
+    start.add_argument(
+        "--instance-type", metavar="TYPE", help="a GPU instance type the profile allows"
     )
     start.add_argument("--no-wait", action="store_true", help="print the desktop's id and return")
     _timeout(start)
@@ -98,39 +129,67 @@ def build_parser() -> argparse.ArgumentParser:
         ("resume", commands.sessions_resume, "start a stopped desktop again and wait for it"),
     ):
         sub = command(each, name, func, help_text)
-        sub.add_argument("session_id", metavar="ID")
+        _desktop(sub)
         _timeout(sub)
         if name == "resume":
             sub.add_argument("--no-wait", action="store_true", help="return at once")
 
     show = command(each, "show", commands.sessions_show, "one desktop in detail")
-    show.add_argument("session_id", metavar="ID")
+    _desktop(show)
     show.add_argument("--json", action="store_true", help="as JSON")
 
-    stop = command(each, "stop", commands.sessions_stop, "stop a desktop (a batch desktop ends)")
-    delete = command(each, "delete", commands.sessions_delete, "delete a desktop and its disk")
+    stop = command(
+        each,
+        "stop",
+        commands.sessions_stop,
+        "stop a desktop and wait for it (a batch desktop ends)",
+    )
+    delete = command(
+        each,
+        "delete",
+        commands.sessions_delete,
+        "delete a desktop and its disk, and wait for it (one still starting is cancelled)",
+    )
     delete.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     for sub in (stop, delete):
-        sub.add_argument("session_id", metavar="ID")
-        sub.add_argument("--wait", action="store_true", help="wait until it has stopped or ended")
+        _desktop(sub)
+        sub.add_argument(
+            "--no-wait", action="store_true", help="return at once, without waiting for the end"
+        )
+        # waiting is the default now; --wait stays accepted for scripts written before
+        sub.add_argument("--wait", action="store_true", help=argparse.SUPPRESS)
         _timeout(sub, 900.0)
 
     connect = command(
         each, "connect", commands.sessions_connect, "the DCV web client URL and user name"
     )
-    connect.add_argument("session_id", metavar="ID")
+    _desktop(connect)
     connect.add_argument("--show-password", action="store_true", help="print the password too")
     connect.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
     creds = command(
         each, "credentials", commands.sessions_credentials, "a desktop's DCV user name and password"
     )
-    creds.add_argument("session_id", metavar="ID")
+    _desktop(creds)
     creds.add_argument("--json", action="store_true", help="as JSON")
+
+    rename = command(each, "rename", commands.sessions_rename, "give a desktop another name")
+    _desktop(rename)
+    rename.add_argument("new_name", metavar="NEW_NAME", help="1 to 60 characters")
+    hide = command(
+        each,
+        "hide",
+        commands.sessions_hide,
+        "hide a desktop that has ended from your list (list --all still shows it)",
+    )
+    _desktop(hide)
 
     fleet = command(top, "fleet", commands.fleet, "every desktop and instance (admins only)")
     fleet.add_argument(
-        "--state", choices=("running", "stopped", "terminated"), help="instances in this state"
+        "--state",
+        choices=("running", "stopped", "terminated"),
+        help="only instances and desktops in this state: running (starting or ready), "
+        "stopped (stopping or stopped) or terminated (ending, ended or failed)",
     )
     fleet.add_argument("--user", metavar="USER", help="one user's (user name, e-mail or sub)")
     fleet.add_argument(
@@ -146,16 +205,16 @@ def build_parser() -> argparse.ArgumentParser:
             "TERMINATED",
             "FAILED",
         ),
-        help="sessions with this status",
+        help="only desktops with this status",
     )
     fleet.add_argument("--json", action="store_true", help="as JSON")
     actions = fleet.add_subparsers(dest="action", metavar="ACTION")
     fleet_stop = command(actions, "stop", commands.fleet_stop, "stop anyone's desktop")
-    fleet_stop.add_argument("session_id", metavar="ID")
+    fleet_stop.add_argument("session_id", metavar="ID", help="its id, or the start of it")
     terminate = command(
         actions, "terminate", commands.fleet_terminate, "terminate anyone's desktop"
     )
-    terminate.add_argument("session_id", metavar="ID")
+    terminate.add_argument("session_id", metavar="ID", help="its id, or the start of it")
     terminate.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     check = command(
         top,
@@ -190,6 +249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     context = commands.Context(args)
     try:
         code: int = args.func(context)
+        if code == 0 and (getattr(args, "stack_file", None) or getattr(args, "stack_name", None)):
+            context.remember_stack()  # pointed at a stack: the one to use from now on
     except CliError as exc:
         print(f"dcvfleet: {exc.message}", file=sys.stderr)
         return exc.exit_code

@@ -48,6 +48,16 @@ def short_time(value: object) -> str:
     return parsed.astimezone(UTC).strftime("%Y-%m-%d %H:%M") + "Z"
 
 
+def duration(seconds: float) -> str:
+    """``7s``, ``2m 05s``, ``1h 02m``: a time taken, for people."""
+    whole = max(int(seconds), 0)
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
 def print_json(data: Any, out: TextIO) -> None:
     print(json.dumps(data, indent=2, sort_keys=True), file=out)
 

@@ -1,4 +1,6 @@
-"""Following a desktop while it is provisioned: each step as it completes, with its time."""
+"""Following a desktop while it changes: each provisioning step as it completes, with its time,
+and the step or status under way with the time it has taken so far (on a terminal, one line
+rewritten in place; otherwise a line each time the step or status changes)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ from urllib.parse import quote
 
 from dcvfleet_cli.api import Api
 from dcvfleet_cli.errors import INTERRUPTED, CliError
-from dcvfleet_cli.output import symbols, timestamp
+from dcvfleet_cli.output import duration, symbols, timestamp
 
 #: The provisioning steps (the API's ``progress`` keys): how each reads once done and while
 #: it is under way.
@@ -19,8 +21,8 @@ STEPS: tuple[tuple[str, str, str], ...] = (
     ("booted", "desktop booted", "booting the desktop"),
     ("ready", "ready", "getting the connection URL"),
 )
-#: Statuses a stop or delete passes through.
-ENDING = ("STOPPING", "TERMINATING")
+#: Statuses a stop or delete passes through, and how each reads while it is under way.
+ENDING = {"STOPPING": "stopping", "TERMINATING": "shutting down"}
 
 
 def pause(seconds: float) -> None:
@@ -34,10 +36,48 @@ def poll_interval(waited: float) -> float:
     return 1.0 if waited < 300 else 2.0
 
 
-class Progress:
+class _Line:
+    """Writes finished lines and the one line under way: on a terminal (``live``) that line is
+    rewritten in place at every poll, with its running time; otherwise it is written once each
+    time what it says changes, so a log shows every step and status with its time."""
+
+    def __init__(self, out: TextIO, live: bool, clock: Callable[[], float]) -> None:
+        self.out = out
+        self.live = live
+        self.clock = clock
+        self.started = clock()
+        self.line_open = False
+        self.doing: str | None = None
+        self.ok, self.busy, self.fail = symbols(out)
+
+    def _write(self, text: str, end: str = "\n") -> None:
+        if self.line_open:
+            self.out.write("\r\x1b[K")
+        self.out.write(text + end)
+        self.out.flush()
+        self.line_open = end == ""
+
+    def elapsed(self) -> float:
+        return max(self.clock() - self.started, 0.0)
+
+    def under_way(self, label: str, status: str) -> None:
+        """The step or status under way: ``… finding a GPU (PROVISIONING, 12s)``."""
+        text = f"{self.busy} {label} ({status}, {duration(self.elapsed())})"
+        if self.live:
+            self._write(text, end="")
+        elif self.doing != label:
+            self._write(text)
+        self.doing = label
+
+    def close(self) -> None:
+        if self.line_open:
+            self._write(f"{self.busy} {self.doing}" if self.doing else "")
+
+
+class Progress(_Line):
     """Renders a provisioning on a stream: a line per finished step with the seconds since
-    ``origin`` (the request), and the step under way (on a terminal, one line rewritten with a
-    running count). With no origin (watching a desktop someone else asked for) the seconds run
+    ``origin`` (the request), and the step under way with the desktop's status and the time
+    since the request. With no origin (watching a desktop someone else asked for) the seconds run
     from when watching began, and steps finished before that show no time."""
 
     def __init__(
@@ -47,15 +87,9 @@ class Progress:
         live: bool,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.out = out
+        super().__init__(out, live, clock)
         self.origin = origin
-        self.live = live
-        self.clock = clock
-        self.started = clock()
         self.done: set[str] = set()
-        self.doing: str | None = None
-        self.line_open = False
-        self.ok, self.busy, self.fail = symbols(out)
 
     def _since(self, at: float | None) -> float | None:
         if at is None:
@@ -66,16 +100,9 @@ class Progress:
             return None
         return max(at - self.started, 0.0)
 
-    def _write(self, text: str, end: str = "\n") -> None:
-        if self.line_open:
-            self.out.write("\r\x1b[K")
-        self.out.write(text + end)
-        self.out.flush()
-        self.line_open = end == ""
-
     def update(self, session: dict[str, Any]) -> None:
         progress = session.get("progress") or {}
-        status = session.get("status")
+        status = str(session.get("status"))
         current: tuple[str, str, str] | None = None
         for step in STEPS:
             key, done_label, _ = step
@@ -93,12 +120,7 @@ class Progress:
         if current is None:
             return
         if status == "PROVISIONING":
-            label = current[2]
-            if self.live:
-                self._write(f"{self.busy} {label} ({self.elapsed():.0f}s)", end="")
-            elif self.doing != label:
-                self._write(f"{self.busy} {label}")
-            self.doing = label
+            self.under_way(current[2], status)
         elif status == "FAILED":
             self._write(f"{self.fail} {current[2]}")
 
@@ -112,9 +134,14 @@ class Progress:
             return None
         return max(ready - self.origin, 0.0)
 
-    def close(self) -> None:
-        if self.line_open:
-            self._write(f"{self.busy} {self.doing}" if self.doing else "")
+
+class Ending(_Line):
+    """Renders a stop or delete: the status under way with the time since watching began."""
+
+    def update(self, session: dict[str, Any]) -> None:
+        status = str(session.get("status"))
+        if status in ENDING:
+            self.under_way(ENDING[status], status)
 
 
 def plausible_origin(session: dict[str, Any], now: float) -> float | None:
@@ -137,12 +164,17 @@ def wait_provisioned(
     *,
     timeout: float,
     clock: Callable[[], float] = time.time,
+    again: str = "",
+    first: dict[str, Any] | None = None,
 ) -> tuple[dict[str, Any], Progress]:
-    """Poll the desktop until it is no longer PROVISIONING, rendering its progress on ``out``.
-    Ctrl-C stops watching (the desktop carries on) and says how to watch again."""
+    """Poll the desktop until it is no longer PROVISIONING, rendering its progress on ``out``
+    (``first``: the desktop as just read, if it was). Ctrl-C stops watching (the desktop carries
+    on) and says how to watch again (``again``, the desktop as the user names it; its id by
+    default)."""
+    again = again or session_id
     path = f"/sessions/{quote(session_id, safe='')}"
     live = out.isatty()
-    session: dict[str, Any] = api.get(path)
+    session: dict[str, Any] = first if first is not None else api.get(path)
     if origin is None and session.get("status") == "PROVISIONING":
         origin = plausible_origin(session, clock())
     progress = Progress(out, origin, live, clock)
@@ -155,34 +187,47 @@ def wait_provisioned(
             waited = clock() - started
             if waited > timeout:
                 raise CliError(
-                    f"desktop {session_id} is still provisioning after {timeout:.0f}s; "
-                    f"keep watching: dcvfleet sessions wait {session_id}"
+                    f"the desktop is still being prepared after {duration(timeout)}; "
+                    f"keep watching: dcvfleet sessions wait {again}"
                 )
             pause(poll_interval(waited))
             session = api.get(path)
     except KeyboardInterrupt:
         raise CliError(
-            f"stopped watching; desktop {session_id} carries on. "
-            f"Watch it again: dcvfleet sessions wait {session_id}",
+            "stopped watching; the desktop carries on. "
+            f"Watch it again: dcvfleet sessions wait {again}",
             INTERRUPTED,
         ) from None
     finally:
         progress.close()
 
 
-def wait_settled(api: Api, session_id: str, timeout: float) -> dict[str, Any]:
+def wait_settled(
+    api: Api,
+    session_id: str,
+    out: TextIO,
+    timeout: float,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> tuple[dict[str, Any], float]:
     """Poll until a stop or delete has finished (the status is no longer STOPPING or
-    TERMINATING)."""
+    TERMINATING), rendering the status under way on ``out``; the desktop and the seconds it
+    took."""
     path = f"/sessions/{quote(session_id, safe='')}"
-    started = time.monotonic()
+    ending = Ending(out, out.isatty(), clock)
     try:
         while True:
             session: dict[str, Any] = api.get(path)
-            waited = time.monotonic() - started
+            ending.update(session)
+            waited = ending.elapsed()
             if session.get("status") not in ENDING:
-                return session
+                return session, waited
             if waited > timeout:
-                raise CliError(f"desktop {session_id} is still {session.get('status')}")
+                raise CliError(
+                    f"the desktop is still {session.get('status')} after {duration(timeout)}"
+                )
             pause(poll_interval(waited))
     except KeyboardInterrupt:
-        raise CliError(f"stopped watching; desktop {session_id} carries on", INTERRUPTED) from None
+        raise CliError("stopped watching; the desktop carries on", INTERRUPTED) from None
+    finally:
+        ending.close()

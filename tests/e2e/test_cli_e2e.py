@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -26,6 +27,8 @@ class Cli:
         self.stack_file = fleet.log.parent / "stack.json"
         self.username = username
         self.password = password
+        self.home = home
+        home.mkdir(parents=True, exist_ok=True)
         env = {
             k: v for k, v in os.environ.items() if not k.startswith("DCVFLEET_") and k != "DISPLAY"
         }
@@ -34,6 +37,7 @@ class Cli:
             {
                 "PYTHONPATH": os.pathsep.join(p for p in pythonpath if p),
                 "XDG_CACHE_HOME": str(home / "cache"),
+                "XDG_CONFIG_HOME": str(home / "config"),
                 "PYTHONIOENCODING": "utf-8",
             }
         )
@@ -41,10 +45,18 @@ class Cli:
         self.env = env
 
     def __call__(
-        self, *args: str, extra_env: dict[str, str] | None = None, timeout: float = 120
+        self,
+        *args: str,
+        extra_env: dict[str, str] | None = None,
+        timeout: float = 120,
+        stack_file: bool = True,
     ) -> subprocess.CompletedProcess[str]:
+        """``dcvfleet`` with ``--stack-file`` (unless ``stack_file`` is False: then the stack
+        remembered at sign-in, from a folder that is no checkout)."""
+        pointed = ["--stack-file", str(self.stack_file)] if stack_file else []
         return subprocess.run(
-            [sys.executable, "-m", "dcvfleet_cli", "--stack-file", str(self.stack_file), *args],
+            [sys.executable, "-m", "dcvfleet_cli", *pointed, *args],
+            cwd=self.home,
             env={**self.env, **(extra_env or {})},
             capture_output=True,
             text=True,
@@ -79,61 +91,121 @@ def _start(cli: Cli) -> str:
     return session_id
 
 
+def _row(listed: subprocess.CompletedProcess[str], name: str) -> list[str]:
+    """The ``sessions list`` row of the desktop named ``name``, by column."""
+    [row] = [
+        re.split(r"\s\s+", line)
+        for line in listed.stdout.splitlines()[1:]
+        if line.startswith(name + "  ")
+    ]
+    return row
+
+
 def test_a_user_runs_a_desktop_through_its_life_with_the_cli(fleet: Stack, tmp_path: Path) -> None:
     cli = _user(fleet, tmp_path)
-    # signed in, with a private token cache
+    # signed in, with a private token cache; the stack is remembered for any folder
     [cache] = (tmp_path / cli.username / "cache" / "dcvfleet").glob("tokens-*.json")
     assert cache.stat().st_mode & 0o077 == 0
-    whoami = cli("whoami")
+    settings = json.loads(
+        (tmp_path / cli.username / "config" / "dcvfleet" / "config.json").read_text()
+    )
+    assert settings == {"stack": {"file": str(cli.stack_file.resolve())}}
+    whoami = cli("whoami", stack_file=False)
     assert whoami.returncode == 0, whoami.stderr
     assert whoami.stdout.startswith(cli.username)
-    # start: the provisioning steps as they complete, then READY and the URL
-    started = cli("sessions", "start", *LINUX, "--timeout", "60")
+    # the profiles open to the user, in plain words
+    profiles = cli("profiles")
+    assert profiles.returncode == 0, profiles.stderr
+    assert "(linux-workstation)" in profiles.stdout
+    assert "When stopped: " in profiles.stdout
+    assert "dcvfleet sessions start --profile linux-workstation" in profiles.stdout
+    # start from a profile, with a name: the steps as they complete, then READY and the URL
+    started = cli(
+        "sessions",
+        "start",
+        "--profile",
+        "linux-workstation",
+        "--name",
+        "CLI box",
+        "--timeout",
+        "60",
+    )
     assert started.returncode == 0, started.stderr
     url = started.stdout.strip()
     assert url.startswith("https://")
     assert url.endswith("#desktop")
     done = [line.split(" (")[0] for line in started.stderr.splitlines() if line.startswith("✓")]
     assert done == ["✓ credentials", "✓ GPU", "✓ desktop booted", "✓ ready"], started.stderr
-    session_id = started.stderr.split()[1]
-    assert f"Desktop {session_id} is READY in" in started.stderr
-    # list shows it
+    short = started.stderr.split()[3].strip("()")
+    assert f'Desktop "CLI box" ({short}) is READY in' in started.stderr
+    # list shows it by its name and its profile's
     listed = cli("sessions", "list")
     assert listed.returncode == 0, listed.stderr
-    [row] = [line.split() for line in listed.stdout.splitlines()[1:]]
-    assert row[:5] == [session_id, "READY", "ec2", "linux", "g5.xlarge"]
+    row = _row(listed, "CLI box")
+    assert (row[:2], row[-1]) == (["CLI box", "READY"], short), listed.stdout
+    assert "workstation" in row[2].lower()
     as_json = json.loads(cli("sessions", "list", "--json").stdout)
-    assert [s["sessionId"] for s in as_json["sessions"]] == [session_id]
-    # connect prints the URL and the DCV user, not the password
-    connected = cli("sessions", "connect", session_id, "--no-browser")
+    [mine] = as_json["sessions"]
+    session_id = mine["sessionId"]
+    assert session_id.startswith(short)
+    assert (mine["name"], mine["profile"]) == ("CLI box", "linux-workstation")
+    # at the limit (one active desktop here), the desktop in the way is named, with what to run
+    second = cli("sessions", "start", "--profile", "linux-workstation", "--timeout", "60")
+    assert second.returncode == 1, second.stderr
+    assert f'  "CLI box" ({short}), READY:' in second.stderr
+    assert f"    open:   dcvfleet sessions connect {short}" in second.stderr
+    assert f"    stop:   dcvfleet sessions stop {short}" in second.stderr
+    # connect, by its name, prints the URL and the DCV user, not the password
+    connected = cli("sessions", "connect", "CLI box", "--no-browser")
     assert connected.returncode == 0, connected.stderr
     assert f"URL:       {url}" in connected.stdout
-    creds = json.loads(cli("sessions", "credentials", session_id, "--json").stdout)
+    creds = json.loads(cli("sessions", "credentials", short, "--json").stdout)
     assert f"User:      {creds['username']}" in connected.stdout
     assert creds["password"]
     assert creds["password"] not in connected.stdout + connected.stderr
     shown = cli("sessions", "connect", session_id, "--no-browser", "--show-password")
     assert f"Password:  {creds['password']}" in shown.stdout
-    # stop, and wait for it
-    stopped = cli("sessions", "stop", session_id, "--wait", "--timeout", "60")
+    # rename
+    renamed = cli("sessions", "rename", "CLI box", "CAD box")
+    assert renamed.returncode == 0, renamed.stderr
+    assert json.loads(cli("sessions", "show", short, "--json").stdout)["name"] == "CAD box"
+    # stop: it waits until the desktop has stopped
+    stopped = cli("sessions", "stop", "CAD box", "--timeout", "60")
     assert stopped.returncode == 0, stopped.stderr
-    assert f"Desktop {session_id} is STOPPED" in stopped.stderr
+    assert f'Desktop "CAD box" ({short}) is STOPPED (after ' in stopped.stderr
     # resume: READY again
-    resumed = cli("sessions", "resume", session_id, "--timeout", "60")
+    resumed = cli("sessions", "resume", short, "--timeout", "60")
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip().startswith("https://")
-    # delete (no terminal: --yes is needed)
-    refused = cli("sessions", "delete", session_id)
+    # delete (no terminal: --yes is needed); it waits until the desktop has ended
+    refused = cli("sessions", "delete", "CAD box")
     assert refused.returncode == 2
     assert "--yes" in refused.stderr
-    deleted = cli("sessions", "delete", session_id, "--yes", "--wait", "--timeout", "60")
+    deleted = cli("sessions", "delete", "CAD box", "--yes", "--timeout", "60")
     assert deleted.returncode == 0, deleted.stderr
-    assert f"Desktop {session_id} is TERMINATED" in deleted.stderr
+    assert f'Desktop "CAD box" ({short}) is TERMINATED' in deleted.stderr
     shown_after = json.loads(cli("sessions", "show", session_id, "--json").stdout)
     assert shown_after["status"] == "TERMINATED"
-    # and sign out
-    assert cli("logout").returncode == 0
-    after = cli("sessions", "list")
+    # hide it: gone from the list, still in list --all
+    hidden = cli("sessions", "hide", "CAD box")
+    assert hidden.returncode == 0, hidden.stderr
+    assert "CAD box" not in cli("sessions", "list").stdout
+    assert _row(cli("sessions", "list", "--all"), "CAD box")[1] == "TERMINATED (hidden)"
+    # a desktop still starting is cancelled by delete
+    assert fleet.control("POST", "/boot-delay", {"seconds": 30}).status_code == 200
+    try:
+        starting = cli("sessions", "start", "--profile", "linux-workstation", "--no-wait")
+        assert starting.returncode == 0, starting.stderr
+        cancel_id = starting.stdout.strip()
+        cancelled = cli("sessions", "delete", cancel_id, "--yes", "--timeout", "60")
+    finally:
+        fleet.control("POST", "/boot-delay", {"seconds": 0})
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert "Cancelled " in cancelled.stderr
+    assert cancelled.stderr.rstrip().endswith("Cancelled by you.")
+    # and sign out; from another folder the remembered stack is still the one
+    assert cli("logout", stack_file=False).returncode == 0
+    after = cli("sessions", "list", stack_file=False)
     assert after.returncode == 1
     assert "run dcvfleet login" in after.stderr
 
@@ -181,12 +253,16 @@ def test_the_fleet_is_for_admins_only(fleet: Stack, tmp_path: Path) -> None:
     table = admin("fleet", "--state", "running", "--user", user.username)
     assert table.returncode == 0, table.stderr
     assert instance_id in table.stdout
-    assert session_id in table.stdout
+    assert session_id.split("-")[0] in table.stdout
     assert user.username in table.stdout
+    # --state filters the desktops too: none of this user's is stopped
+    stopped_only = admin("fleet", "--state", "stopped", "--user", user.username)
+    assert stopped_only.returncode == 0, stopped_only.stderr
+    assert "Desktops (0)" in stopped_only.stdout
     # and stops it
     stopped = admin("fleet", "stop", session_id)
     assert stopped.returncode == 0, stopped.stderr
-    assert f"Desktop {session_id} is STOPPING." in stopped.stderr
+    assert f"Desktop {session_id.split('-')[0]} is STOPPING." in stopped.stderr
 
 
 def test_a_first_sign_in_sets_the_new_password(fleet: Stack, tmp_path: Path) -> None:

@@ -29,12 +29,14 @@ from dcvfleet_cli import watch
 from dcvfleet_cli.auth import Auth, TokenCache, Tokens, cache_dir
 from dcvfleet_cli.errors import CliError
 from dcvfleet_cli.main import build_parser, main
-from dcvfleet_cli.output import table
+from dcvfleet_cli.output import duration, table
 from dcvfleet_cli.stack import Stack
 from tests.support.cognito import srp_pool, write_stack_file
 from tests.support.http import serving
 
 SID = "0b7f4c1e-3a8e-4a5e-9d7e-2f1c8a9b0c1d"
+SHORT = "0b7f4c1e"
+DESKTOP = f'"Linux workstation" ({SHORT})'
 URL = "https://ec2-1-2-3-4.compute-1.amazonaws.com:8443/#desktop"
 DROP = "drop"  # a reply that closes the connection without answering
 
@@ -130,12 +132,20 @@ def _server(api: FakeApi) -> ThreadingHTTPServer:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_DELETE = _any
+        do_GET = do_POST = do_DELETE = do_PATCH = _any
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
     return ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+
+
+@pytest.fixture(autouse=True)
+def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI's settings (the stack it remembers) in this test's folder, never the user's."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "config"))
+    return tmp_path / "config" / "dcvfleet" / "config.json"
 
 
 @pytest.fixture
@@ -258,11 +268,19 @@ def session(status: str = "PROVISIONING", **extra: Any) -> dict[str, Any]:
         "backend": "ec2",
         "os": "linux",
         "instanceType": "g5.xlarge",
+        "profile": "linux-workstation",
+        "profileName": "Linux workstation",
+        "name": "Linux workstation",
         "createdAt": "2025-01-31T14:05:09.123Z",
         "updatedAt": "2025-01-31T14:05:09.123Z",
         "progress": {},
         **extra,
     }
+
+
+def _untimed(line: str) -> str:
+    """A progress line with its running time (which depends on the clock) as ``Ns``."""
+    return re.sub(r", \d+s\)$", ", Ns)", line)
 
 
 def provisioning(
@@ -282,12 +300,25 @@ def provisioning(
 def test_the_commands_parse_with_their_defaults() -> None:
     parser = build_parser()
     args = parser.parse_args(["sessions", "start"])
-    assert (args.backend, args.os, args.instance_type, args.no_wait) == (
-        "ec2",
-        "linux",
+    assert (args.profile, args.name, args.backend, args.os, args.instance_type, args.no_wait) == (
+        None,
+        None,
+        None,  # ec2 and linux when no profile is given: see sessions_start
+        None,
         None,
         False,
     )
+    args = parser.parse_args(["sessions", "start", "--profile", "linux-workstation", "--name", "A"])
+    assert (args.profile, args.name) == ("linux-workstation", "A")
+    args = parser.parse_args(["sessions", "rename", "Linux workstation", "CAD box"])
+    assert (args.func.__name__, args.session_id, args.new_name) == (
+        "sessions_rename",
+        "Linux workstation",
+        "CAD box",
+    )
+    assert parser.parse_args(["sessions", "hide", SHORT]).func.__name__ == "sessions_hide"
+    assert parser.parse_args(["sessions", "list", "--all"]).all
+    assert parser.parse_args(["profiles", "--json"]).func.__name__ == "profiles"
     args = parser.parse_args(
         ["sessions", "start", "--backend", "batch", "--instance-type", "g4dn.xlarge", "--no-wait"]
     )
@@ -464,10 +495,122 @@ def test_no_stack_is_a_clear_usage_error(
     monkeypatch.delenv("DCVFLEET_STACK_NAME", raising=False)
     assert main(["sessions", "list"]) == 2
     err = capsys.readouterr().err
-    assert "no DCV Fleet stack found" in err
-    assert "--stack-name" in err
+    assert err.startswith(
+        "dcvfleet: No DCV Fleet stack found. Start one with `make local` in the dcv-fleet folder, "
+        "or point the CLI at a deployed stack with `dcvfleet login --stack-name NAME"
+    )
     assert "--stack-file" in err
     assert "Traceback" not in err
+
+
+def test_the_settings_folder_follows_each_platforms_convention(tmp_path: Path) -> None:
+    home = Path.home()
+    config_dir = stack_module.config_dir
+    assert config_dir({"XDG_CONFIG_HOME": str(tmp_path)}, "linux") == tmp_path / "dcvfleet"
+    assert config_dir({}, "linux") == home / ".config" / "dcvfleet"
+    assert config_dir({}, "darwin") == home / ".config" / "dcvfleet"
+    # a relative XDG_CONFIG_HOME is invalid (XDG Base Directory Specification): ignored
+    assert config_dir({"XDG_CONFIG_HOME": "rel"}, "linux") == home / ".config" / "dcvfleet"
+    assert config_dir({"APPDATA": str(tmp_path)}, "win32") == tmp_path / "dcvfleet"
+
+
+def _local_stack(checkout: Path, pool: str) -> Path:
+    """A checkout (its .git) where make local has written .local/stack.json."""
+    (checkout / ".git").mkdir(parents=True)
+    (checkout / ".local").mkdir()
+    path = checkout / ".local" / "stack.json"
+    path.write_text(json.dumps({**STACK_JSON, "user_pool_id": pool}))
+    return path
+
+
+def test_a_stack_pointed_at_is_found_from_any_folder_afterwards(
+    cli: Cli, tmp_path: Path, settings_file: Path
+) -> None:
+    cli.sign_in()
+    cli.monkeypatch.delenv("DCVFLEET_STACK_FILE")
+    cli.api.reply("GET", "/sessions", (200, {"sessions": []}))
+    assert cli("--stack-file", str(cli.stack_file), "sessions", "list").code == 0
+    assert json.loads(settings_file.read_text()) == {"stack": {"file": str(cli.stack_file)}}
+    elsewhere = tmp_path / "somewhere" / "else"
+    elsewhere.mkdir(parents=True)
+    cli.monkeypatch.chdir(elsewhere)
+    result = cli("sessions", "list")
+    assert result.code == 0, result.err
+    assert len(cli.api.calls("GET", "/sessions")) == 2
+    whoami = cli("whoami")
+    assert f"(stack file {cli.stack_file} (remembered in {settings_file}))" in whoami.out
+
+
+def test_a_failed_command_or_the_environment_does_not_change_the_remembered_stack(
+    cli: Cli, settings_file: Path
+) -> None:
+    cli.sign_in()
+    cli.api.reply("GET", "/sessions", (500, {"message": "boom"}))
+    assert cli("sessions", "list").code == 1  # DCVFLEET_STACK_FILE: not remembered
+    assert cli("--stack-file", str(cli.stack_file), "sessions", "list").code == 1
+    assert not settings_file.exists()
+
+
+def test_the_current_checkouts_local_stack_wins_over_the_remembered_one(
+    tmp_path: Path, settings_file: Path
+) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    remembered = _local_stack(tmp_path / "old-checkout", "us-west-2_old")
+    stack_module.remember(stack_module.from_file(remembered), env)
+    here = _local_stack(tmp_path / "checkout", "us-west-2_here")
+    below = tmp_path / "checkout" / "portal" / "src"
+    below.mkdir(parents=True)
+    found = stack_module.discover(None, None, None, env, cwd=below)
+    assert (found.user_pool_id, found.origin) == ("us-west-2_here", "checkout")
+    # above the checkout's root (.git) nothing is looked for: the remembered stack is used
+    (tmp_path / "checkout" / "portal" / ".git").mkdir()
+    found = stack_module.discover(None, None, None, env, cwd=below)
+    assert (found.user_pool_id, found.origin) == ("us-west-2_old", "settings")
+    assert here.is_file()
+
+
+def test_a_remembered_local_stack_that_stopped_says_where_to_start_it(
+    tmp_path: Path, settings_file: Path
+) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    path = _local_stack(tmp_path / "dcv-fleet", "us-west-2_a")
+    stack_module.remember(stack_module.from_file(path), env)
+    path.unlink()  # make local removes it when it stops
+    with pytest.raises(CliError) as exc:
+        stack_module.discover(None, None, None, env, cwd=tmp_path)
+    assert exc.value.message.startswith(
+        f"No DCV Fleet stack found: the stack last used ({path}) is not running. "
+        f"Start it with `make local` in {tmp_path / 'dcv-fleet'}, or point the CLI at"
+    )
+    assert exc.value.exit_code == 2
+
+
+def test_a_remembered_deployed_stack_needs_no_cloudformation_call(
+    tmp_path: Path, settings_file: Path
+) -> None:
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    cfn = FakeCloudFormation(
+        {"ApiUrl": "https://a.example/v1/", "UserPoolId": "eu-central-1_X", "UserPoolClientId": "c"}
+    )
+    named = stack_module.discover(None, "prod", None, env, cloudformation=lambda region: cfn)
+    stack_module.remember(named, env)
+    again = stack_module.discover(None, None, None, env, cwd=tmp_path, cloudformation=None)
+    assert (again.api_url, again.user_pool_id, again.user_pool_client_id, again.region) == (
+        named.api_url,
+        named.user_pool_id,
+        named.user_pool_client_id,
+        named.region,
+    )
+    assert again.source.startswith("stack prod (eu-central-1) (remembered in ")
+    assert cfn.asked == ["prod"]
+
+
+def test_an_unreadable_settings_file_says_what_to_do(tmp_path: Path, settings_file: Path) -> None:
+    settings_file.parent.mkdir(parents=True)
+    settings_file.write_text("{nope")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config")}
+    with pytest.raises(CliError, match=r"is not readable JSON .*: delete it, then sign in again"):
+        stack_module.discover(None, None, None, env, cwd=tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -557,7 +700,7 @@ def test_a_401_refreshes_the_sign_in_and_tries_again(cli: Cli) -> None:
     cli.api.handle("GET", "/sessions", sessions)
     result = cli("sessions", "list")
     assert result.code == 0, result.err
-    assert SID in result.out
+    assert SHORT in result.out
     assert cli.idp.refreshes == ["refresh-1"]
     assert [s.headers["Authorization"] == "revoked-token" for s in cli.api.seen] == [True, False]
     cached = cli.cache.load()
@@ -681,6 +824,9 @@ def test_login_signs_in_with_srp_and_caches_the_tokens_privately(
     out = capsys.readouterr().out
     assert out.startswith("alice")
     assert "groups:  admins" in out
+    # and the stack signed in to is the one to use from any folder from now on
+    settings = json.loads((tmp_path / "config" / "dcvfleet" / "config.json").read_text())
+    assert settings == {"stack": {"file": str(pool["stack_file"].resolve())}}
 
 
 def test_a_first_sign_in_sets_the_new_password_cognito_asks_for(
@@ -794,23 +940,31 @@ def test_sessions_list_is_an_aligned_table(cli: Cli) -> None:
         "sessionId": "1d2c3b4a-0000-4000-8000-000000000000",
         "backend": "batch",
         "instanceType": "g4dn.xlarge",
+        "profile": "linux-session",
+        "profileName": "Linux session",
+        "name": "CAD box",
     }
     cli.api.reply("GET", "/sessions", (200, {"sessions": [session("READY"), other]}))
     result = cli("sessions", "list")
     assert result.code == 0
     lines = result.out.splitlines()
-    assert lines[0].split() == ["ID", "STATUS", "BACKEND", "OS", "TYPE", "CREATED"]
-    assert lines[1].split() == [SID, "READY", "ec2", "linux", "g5.xlarge", "2025-01-31", "14:05Z"]
-    assert lines[2].split()[1:3] == ["STOPPED", "batch"]
-    assert (
-        len(
-            {
-                line.index("STATUS") if i == 0 else line.index(line.split()[1])
-                for i, line in enumerate(lines)
-            }
-        )
-        == 1
-    )
+    assert re.split(r"\s\s+", lines[0]) == ["NAME", "STATUS", "PROFILE", "TYPE", "CREATED", "ID"]
+    assert re.split(r"\s\s+", lines[1]) == [
+        "Linux workstation",
+        "READY",
+        "Linux workstation",
+        "g5.xlarge",
+        "2025-01-31 14:05Z",
+        SHORT,
+    ]
+    assert re.split(r"\s\s+", lines[2])[:4] == [
+        "CAD box",
+        "STOPPED",
+        "Linux session",
+        "g4dn.xlarge",
+    ]
+    assert cli.api.calls("GET", "/sessions")[0].query == {}  # hidden desktops left out
+    assert {lines[0].index("STATUS"), lines[1].index("READY"), lines[2].index("STOPPED")} == {19}
 
 
 def test_sessions_list_json_is_the_api_answer(cli: Cli) -> None:
@@ -826,7 +980,7 @@ def test_no_sessions_says_how_to_start_one(cli: Cli) -> None:
     cli.api.reply("GET", "/sessions", (200, {"sessions": []}))
     result = cli("sessions", "list")
     assert (result.code, result.out) == (0, "")
-    assert "dcvfleet sessions start" in result.err
+    assert "dcvfleet profiles" in result.err
 
 
 def test_start_follows_the_progress_to_ready(cli: Cli) -> None:
@@ -857,20 +1011,22 @@ def test_start_follows_the_progress_to_ready(cli: Cli) -> None:
     [post] = cli.api.calls("POST", "/sessions")
     assert post.body == {"backend": "ec2", "os": "linux"}
     lines = result.err.splitlines()
-    assert lines[0] == f"Desktop {SID} requested (ec2, linux)."
-    steps = [re.sub(r"\(\d+\.\ds\)", "(Ns)", line) for line in lines[1:-1]]
+    assert lines[0] == f"Desktop {SHORT} requested (ec2, linux)."
+    steps = [re.sub(r"\(\d+\.\ds\)|, \d+s\)", "(Ns)", line) for line in lines[1:-1]]
     assert steps == [
-        "… creating credentials",
+        "… creating credentials (PROVISIONING(Ns)",
         "✓ credentials (Ns)",
-        "… finding a GPU",
+        "… finding a GPU (PROVISIONING(Ns)",
         "✓ GPU (Ns)",
-        "… booting the desktop",
+        "… booting the desktop (PROVISIONING(Ns)",
         "✓ desktop booted (Ns)",
-        "… getting the connection URL",
+        "… getting the connection URL (PROVISIONING(Ns)",
         "✓ ready (Ns)",
     ]
     assert re.fullmatch(
-        rf"Desktop {SID} is READY in \d+\.\ds\. Connect: dcvfleet sessions connect {SID}", lines[-1]
+        rf'Desktop "Linux workstation" \({SHORT}\) is READY in \d+\.\ds\. '
+        rf"Connect: dcvfleet sessions connect {SHORT}",
+        lines[-1],
     )
     assert cli.pauses
     assert all(p <= 1 for p in cli.pauses)
@@ -895,10 +1051,10 @@ def test_wait_times_the_steps_from_the_request(cli: Cli) -> None:
     )
     result = cli("sessions", "wait", SID)
     assert result.code == 0
-    assert result.err.splitlines()[:5] == [
+    assert [_untimed(line) for line in result.err.splitlines()[:5]] == [
         "✓ credentials (0.4s)",
         "✓ GPU (1.2s)",
-        "… booting the desktop",
+        "… booting the desktop (PROVISIONING, Ns)",
         "✓ desktop booted (3.0s)",
         "✓ ready (3.1s)",
     ]
@@ -918,11 +1074,11 @@ def test_a_failed_provisioning_names_the_step_and_the_reason_and_exits_1(cli: Cl
     )
     result = cli("sessions", "wait", SID)
     assert result.code == 1
-    assert result.err.splitlines() == [
+    assert [_untimed(line) for line in result.err.splitlines()] == [
         "✓ credentials (0.5s)",
-        "… finding a GPU",
+        "… finding a GPU (PROVISIONING, Ns)",
         "✗ finding a GPU",
-        f"dcvfleet: desktop {SID} failed: {reason}",
+        f"dcvfleet: desktop {DESKTOP} failed: {reason}",
     ]
     assert result.out == ""
 
@@ -940,7 +1096,7 @@ def test_ctrl_c_stops_watching_and_leaves_the_desktop_alone(
     monkeypatch.setattr(watch, "pause", interrupt)
     result = cli("sessions", "start")
     assert result.code == 130
-    assert f"Watch it again: dcvfleet sessions wait {SID}" in result.err
+    assert f"Watch it again: dcvfleet sessions wait {SHORT}" in result.err
     assert "Traceback" not in result.err
     assert {(s.method, s.path) for s in cli.api.seen} == {
         ("POST", "/v1/sessions"),
@@ -960,7 +1116,7 @@ def test_start_no_wait_prints_the_id(cli: Cli) -> None:
         "os": "linux",
         "instanceType": "g4dn.xlarge",
     }
-    assert f"dcvfleet sessions wait {SID}" in result.err
+    assert f"dcvfleet sessions wait {SHORT}" in result.err
     assert cli.api.calls("GET") == []
 
 
@@ -997,8 +1153,9 @@ def test_retries_give_up_with_the_apis_message(cli: Cli) -> None:
 
 def test_a_call_without_idempotency_is_not_retried_on_a_5xx_but_is_on_429(cli: Cli) -> None:
     cli.sign_in()
+    cli.api.reply("GET", f"/sessions/{SID}", (200, session("READY")))
     cli.api.reply("POST", f"/sessions/{SID}/stop", (502, {"message": "Bad Gateway"}))
-    result = cli("sessions", "stop", SID)
+    result = cli("sessions", "stop", SID, "--no-wait")
     assert (result.code, len(cli.api.calls("POST"))) == (1, 1)
     cli.api.reply(
         "POST",
@@ -1006,14 +1163,15 @@ def test_a_call_without_idempotency_is_not_retried_on_a_5xx_but_is_on_429(cli: C
         (429, {"message": "Too Many Requests"}),
         (202, {"sessionId": SID, "status": "STOPPING"}),
     )
-    result = cli("sessions", "stop", SID)
+    result = cli("sessions", "stop", SID, "--no-wait")
     assert result.code == 0
     assert len(cli.api.calls("POST")) == 3
-    assert f"Desktop {SID} is STOPPING." in result.err
+    assert f"Desktop {DESKTOP} is STOPPING." in result.err
 
 
 def test_a_dropped_connection_on_a_non_idempotent_call_is_not_retried(cli: Cli) -> None:
     cli.sign_in()
+    cli.api.reply("GET", f"/sessions/{SID}", (200, session("STOPPED")))
     cli.api.reply("DELETE", f"/sessions/{SID}", DROP)
     result = cli("sessions", "delete", SID, "--yes")
     assert result.code == 1
@@ -1051,6 +1209,7 @@ def test_api_errors_print_the_message_and_exit_non_zero(
 
 def test_a_wrong_status_is_the_apis_409_message(cli: Cli) -> None:
     cli.sign_in()
+    cli.api.reply("GET", f"/sessions/{SID}", (200, session("READY")))
     cli.api.reply(
         "POST", f"/sessions/{SID}/start", (409, {"message": "session is READY", "status": "READY"})
     )
@@ -1094,7 +1253,7 @@ def test_a_resume_that_failed_leaves_it_stopped_with_the_reason(cli: Cli) -> Non
     assert result.code == 1
     assert (
         result.err.splitlines()[-1]
-        == f"dcvfleet: desktop {SID} is STOPPED: InsufficientInstanceCapacity"
+        == f"dcvfleet: desktop {DESKTOP} is STOPPED: InsufficientInstanceCapacity"
     )
 
 
@@ -1102,7 +1261,7 @@ def test_an_id_prefix_names_the_users_desktop(cli: Cli) -> None:
     cli.sign_in()
     cli.api.reply("GET", "/sessions", (200, {"sessions": [session("READY")]}))
     cli.api.reply("POST", f"/sessions/{SID}/stop", (202, {"sessionId": SID, "status": "STOPPING"}))
-    assert cli("sessions", "stop", SID[:6]).code == 0
+    assert cli("sessions", "stop", SID[:6], "--no-wait").code == 0
     assert cli.api.calls("POST")[0].path == f"/v1/sessions/{SID}/stop"
 
 
@@ -1120,22 +1279,88 @@ def test_an_unknown_session_is_the_apis_404(cli: Cli) -> None:
 def test_ids_cannot_reach_other_paths(cli: Cli) -> None:
     cli.sign_in()
     cli.api.reply("GET", "/sessions", (200, {"sessions": []}))
-    cli("sessions", "show", "../admin/instances")
-    assert cli.api.calls("GET")[-1].path == "/v1/sessions/..%2Fadmin%2Finstances"
+    result = cli("sessions", "show", "../admin/instances")
+    assert result.code == 2
+    assert 'no desktop named "../admin/instances"' in result.err
+    assert [(s.path, s.query) for s in cli.api.seen] == [("/v1/sessions", {"hidden": ["true"]})]
 
 
-def test_stop_wait_follows_until_stopped(cli: Cli) -> None:
+def test_stop_waits_until_stopped_showing_the_status_under_way(cli: Cli) -> None:
     cli.sign_in()
     cli.api.reply("POST", f"/sessions/{SID}/stop", (202, {"sessionId": SID, "status": "STOPPING"}))
     cli.api.reply(
         "GET",
         f"/sessions/{SID}",
+        (200, session("READY")),
         (200, session("STOPPING")),
-        (200, session("STOPPED", statusReason="stopped by its user")),
+        (200, session("STOPPING")),
+        (200, session("STOPPED", statusReason="Stopped by you.")),
     )
-    result = cli("sessions", "stop", SID, "--wait")
-    assert result.code == 0
-    assert f"Desktop {SID} is STOPPED: stopped by its user" in result.err
+    result = cli("sessions", "stop", SID)
+    assert result.code == 0, result.err
+    assert [_untimed(line) for line in result.err.splitlines()] == [
+        f"Desktop {DESKTOP} is STOPPING.",
+        "… stopping (STOPPING, Ns)",
+        f"Desktop {DESKTOP} is STOPPED (after 0s): Stopped by you.",
+    ]
+    assert len(cli.api.calls("GET", f"/sessions/{SID}")) == 4
+    assert cli.pauses == [0.5, 0.5]
+
+
+def test_stop_no_wait_returns_at_once(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("GET", f"/sessions/{SID}", (200, session("READY")))
+    cli.api.reply("POST", f"/sessions/{SID}/stop", (202, {"sessionId": SID, "status": "STOPPING"}))
+    result = cli("sessions", "stop", SID, "--no-wait")
+    assert (result.code, result.err) == (0, f"Desktop {DESKTOP} is STOPPING.\n")
+    assert len(cli.api.calls("GET")) == 1  # what SID names, and nothing after the stop
+
+
+def test_delete_waits_until_terminated(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("DELETE", f"/sessions/{SID}", (202, {"sessionId": SID, "status": "TERMINATING"}))
+    cli.api.reply(
+        "GET",
+        f"/sessions/{SID}",
+        (200, session("STOPPED")),
+        (200, session("TERMINATING")),
+        (200, session("TERMINATED", statusReason="Deleted by you.")),
+    )
+    result = cli("sessions", "delete", SID, "--yes")
+    assert result.code == 0, result.err
+    assert [_untimed(line) for line in result.err.splitlines()] == [
+        f"Desktop {DESKTOP} is TERMINATING.",
+        "… shutting down (TERMINATING, Ns)",
+        f"Desktop {DESKTOP} is TERMINATED (after 0s): Deleted by you.",
+    ]
+
+
+def test_a_stop_that_ends_otherwise_exits_1(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("POST", f"/sessions/{SID}/stop", (202, {"sessionId": SID, "status": "STOPPING"}))
+    cli.api.reply(
+        "GET",
+        f"/sessions/{SID}",
+        (200, session("READY")),
+        (200, session("FAILED", statusReason="The host was lost.")),
+    )
+    result = cli("sessions", "stop", SID)
+    assert result.code == 1
+    assert (
+        result.err.splitlines()[-1] == f"Desktop {DESKTOP} is FAILED (after 0s): The host was lost."
+    )
+
+
+def test_ending_on_a_terminal_rewrites_its_line() -> None:
+    out = Tty()
+    clock = iter([10.0, 11.0, 75.0]).__next__
+    ending = watch.Ending(out, live=True, clock=clock)
+    ending.update({"status": "STOPPING"})
+    ending.update({"status": "STOPPING"})
+    ending.close()
+    assert out.getvalue() == (
+        "… stopping (STOPPING, 1s)\r\x1b[K… stopping (STOPPING, 1m 05s)\r\x1b[K… stopping\n"
+    )
 
 
 def test_delete_asks_on_a_terminal(cli: Cli) -> None:
@@ -1145,12 +1370,16 @@ def test_delete_asks_on_a_terminal(cli: Cli) -> None:
     result = cli("sessions", "delete", SID, stdin=Tty("n\n"))
     assert result.code == 1
     assert "Nothing deleted" in result.err
-    assert "(STOPPED ec2 linux g5.xlarge" in result.err
+    assert (
+        f"Delete desktop {DESKTOP} (STOPPED, Linux workstation, created 2025-01-31 14:05Z)? "
+        "Its host and disk go with it. [y/N] " in result.err
+    )
     assert cli.api.calls("DELETE") == []
-    result = cli("sessions", "delete", SID, stdin=Tty("y\n"))
+    cli.api.reply("GET", f"/sessions/{SID}", (200, session("TERMINATED")))
+    result = cli("sessions", "delete", SID, "--no-wait", stdin=Tty("y\n"))
     assert result.code == 0
     assert len(cli.api.calls("DELETE")) == 1
-    assert f"Desktop {SID} is TERMINATING." in result.err
+    assert f"Desktop {DESKTOP} is TERMINATING." in result.err
 
 
 def test_delete_off_a_terminal_needs_yes(cli: Cli) -> None:
@@ -1213,12 +1442,13 @@ def test_connect_to_a_stopped_desktop_says_how_to_resume(cli: Cli) -> None:
     cli.api.reply("GET", f"/sessions/{SID}", (200, session("STOPPED")))
     result = cli("sessions", "connect", SID, "--no-browser")
     assert result.code == 1
-    assert f"dcvfleet sessions resume {SID}" in result.err
+    assert f"dcvfleet sessions resume {SHORT}" in result.err
     assert cli.api.calls("GET", f"/sessions/{SID}/credentials") == []
 
 
 def test_credentials_prints_both(cli: Cli) -> None:
     cli.sign_in()
+    cli.api.reply("GET", f"/sessions/{SID}", (200, session("READY")))
     cli.api.reply(
         "GET",
         f"/sessions/{SID}/credentials",
@@ -1265,10 +1495,16 @@ def _paged(key: str, pages: list[list[dict[str, Any]]]) -> Handler:
     return handler
 
 
+def fid(n: int) -> str:
+    """The id of the fleet's desktop number ``n``."""
+    return f"{n:08d}-0000-4000-8000-{n:012d}"
+
+
 def _admin_session(n: int, owner: str = "sub-bob") -> dict[str, Any]:
     return {
         **session("READY"),
-        "sessionId": f"s-{n}",
+        "sessionId": fid(n),
+        "name": f"Box {n}",
         "owner": owner,
         "ownerName": "bob",
         "instanceId": f"i-{n}",
@@ -1289,7 +1525,7 @@ def test_fleet_follows_next_token_through_every_page(cli: Cli) -> None:
                 "instanceType": "g5.xlarge",
                 "state": "running",
                 "backend": "ec2",
-                "sessionId": "s-1",
+                "sessionId": fid(1),
                 "owner": "sub-bob",
             }
         ],
@@ -1304,7 +1540,7 @@ def test_fleet_follows_next_token_through_every_page(cli: Cli) -> None:
         ],
     ]
     cli.api.handle("GET", "/admin/instances", _paged("instances", instances))
-    result = cli("fleet", "--state", "running")
+    result = cli("fleet")
     assert result.code == 0, result.err
     assert [s.query.get("nextToken") for s in cli.api.calls("GET", "/admin/sessions")] == [
         None,
@@ -1315,13 +1551,58 @@ def test_fleet_follows_next_token_through_every_page(cli: Cli) -> None:
         None,
         ["1"],
     ]
-    assert all(s.query["state"] == ["running"] for s in cli.api.calls("GET", "/admin/instances"))
     assert "Instances (2)" in result.out
-    assert "Sessions (3)" in result.out
-    assert re.search(r"i-1\s+g5.xlarge\s+running\s+ec2\s+s-1\s+bob", result.out)
+    assert "Desktops (3)" in result.out
+    assert re.search(r'i-1\s+g5.xlarge\s+running\s+ec2\s+"Box 1" \(00000001\)\s+bob', result.out)
     data = json.loads(cli("fleet", "--json").out)
-    assert [s["sessionId"] for s in data["sessions"]] == ["s-1", "s-2", "s-3"]
+    assert [s["sessionId"] for s in data["sessions"]] == [fid(1), fid(2), fid(3)]
     assert [i["instanceId"] for i in data["instances"]] == ["i-1", "i-2"]
+
+
+def _by_status(sessions: list[dict[str, Any]]) -> Handler:
+    """GET /admin/sessions answering only the desktops of the ``status`` asked for, if any."""
+
+    def handler(seen: Seen) -> Reply:
+        wanted = seen.query.get("status", [None])[0]
+        return 200, {"sessions": [s for s in sessions if wanted in (None, s["status"])]}
+
+    return handler
+
+
+def test_fleet_state_filters_the_desktops_as_well_as_the_instances(cli: Cli) -> None:
+    cli.sign_in(groups=("admins",))
+    fleet = [
+        {**_admin_session(1), "status": "READY", "createdAt": "2025-01-31T10:00:00.000Z"},
+        {**_admin_session(2), "status": "STOPPED", "createdAt": "2025-01-31T11:00:00.000Z"},
+        {**_admin_session(3), "status": "STOPPING", "createdAt": "2025-01-31T12:00:00.000Z"},
+        {**_admin_session(4), "status": "TERMINATED", "createdAt": "2025-01-31T13:00:00.000Z"},
+    ]
+    cli.api.handle("GET", "/admin/sessions", _by_status(fleet))
+    cli.api.reply("GET", "/admin/instances", (200, {"instances": []}))
+    result = cli("fleet", "--state", "stopped")
+    assert result.code == 0, result.err
+    assert "Desktops (2)" in result.out
+    shown = [line.split()[-1] for line in result.out.split("Desktops (2)")[1].splitlines()[2:]]
+    assert shown == ["00000003", "00000002"]  # newest first
+    asked = [s.query.get("status") for s in cli.api.calls("GET", "/admin/sessions")]
+    assert asked == [["STOPPING"], ["STOPPED"]]
+    assert cli.api.calls("GET", "/admin/instances")[0].query["state"] == ["stopped"]
+    data = json.loads(cli("fleet", "--state", "terminated", "--json").out)
+    assert [s["sessionId"] for s in data["sessions"]] == [fid(4)]
+    assert [s["sessionId"] for s in json.loads(cli("fleet", "--json").out)["sessions"]] == [
+        fid(1),
+        fid(2),
+        fid(3),
+        fid(4),
+    ]
+
+
+def test_fleet_state_and_a_status_outside_it_are_refused(cli: Cli) -> None:
+    cli.sign_in(groups=("admins",))
+    result = cli("fleet", "--state", "running", "--status", "STOPPED")
+    assert result.code == 2
+    assert "a running desktop is PROVISIONING or READY" in result.err
+    assert cli.api.seen == []
 
 
 def test_fleet_user_filter_goes_to_both_listings(cli: Cli) -> None:
@@ -1353,18 +1634,25 @@ def test_fleet_for_a_non_admin_is_the_apis_403(cli: Cli) -> None:
 
 def test_fleet_stop_and_terminate(cli: Cli) -> None:
     cli.sign_in(groups=("admins",))
-    cli.api.reply(
-        "POST", "/admin/sessions/s-1/stop", (202, {"sessionId": "s-1", "status": "STOPPING"})
+    cli.api.handle(
+        "GET", "/admin/sessions", _paged("sessions", [[_admin_session(1)], [_admin_session(12)]])
     )
     cli.api.reply(
-        "DELETE", "/admin/sessions/s-1", (202, {"sessionId": "s-1", "status": "TERMINATING"})
+        "POST", f"/admin/sessions/{fid(1)}/stop", (202, {"sessionId": fid(1), "status": "STOPPING"})
     )
-    assert cli("fleet", "stop", "s-1").code == 0
-    assert cli("fleet", "terminate", "s-1").code == 2  # not on a terminal: needs --yes
+    cli.api.reply(
+        "DELETE", f"/admin/sessions/{fid(1)}", (202, {"sessionId": fid(1), "status": "TERMINATING"})
+    )
+    assert cli("fleet", "stop", fid(1)).code == 0
+    assert cli.api.calls("GET", "/admin/sessions") == []  # a whole id needs no look-up
+    assert cli("fleet", "terminate", "00000001").code == 2  # not on a terminal: needs --yes
     assert cli.api.calls("DELETE") == []
-    result = cli("fleet", "terminate", "s-1", "--yes")
+    result = cli("fleet", "terminate", "00000001", "--yes")
     assert result.code == 0
-    assert "Desktop s-1 is TERMINATING." in result.err
+    assert 'Desktop "Box 1" (00000001) is TERMINATING.' in result.err
+    refused = cli("fleet", "stop", "000000")
+    assert refused.code == 2
+    assert f"000000 starts several desktops' ids: {fid(1)}, {fid(12)}" in refused.err
 
 
 # --- rendering -----------------------------------------------------------------------------
@@ -1393,12 +1681,44 @@ def test_progress_on_a_terminal_rewrites_the_line_under_way() -> None:
     )
     progress.close()
     assert out.getvalue() == (
-        "… creating credentials (1s)"
+        "… creating credentials (PROVISIONING, 1s)"
         "\r\x1b[K✓ credentials (0.4s)\n"
-        "… finding a GPU (2s)"
-        "\r\x1b[K… finding a GPU (3s)"
+        "… finding a GPU (PROVISIONING, 2s)"
+        "\r\x1b[K… finding a GPU (PROVISIONING, 3s)"
         "\r\x1b[K✓ GPU (0.4s)\n✓ desktop booted (0.4s)\n✓ ready (0.4s)\n"
     )
+
+
+def test_progress_off_a_terminal_writes_a_line_per_change_with_status_and_time() -> None:
+    out = io.StringIO()
+    clock = iter([1000.0, 1004.0, 1030.0, 1125.0, 1126.0]).__next__
+    progress = watch.Progress(out, origin=1000.0, live=False, clock=clock)
+    waiting = {"status": "PROVISIONING", "progress": {"credentials": iso(1000.5)}}
+    progress.update(waiting)  # 4s: the step under way, once
+    progress.update(waiting)  # 30s: no change, no line
+    progress.update(
+        {"status": "PROVISIONING", "progress": {"credentials": iso(1000.5), "capacity": iso(1100)}}
+    )  # 125s
+    progress.close()
+    assert out.getvalue().splitlines() == [
+        "✓ credentials (0.5s)",
+        "… finding a GPU (PROVISIONING, 4s)",
+        "✓ GPU (100.0s)",
+        "… booting the desktop (PROVISIONING, 2m 05s)",
+    ]
+
+
+def test_a_time_taken_reads_in_seconds_minutes_or_hours() -> None:
+    assert [duration(s) for s in (0, 7.9, 59, 60, 125, 3599, 3600, 7322)] == [
+        "0s",
+        "7s",
+        "59s",
+        "1m 00s",
+        "2m 05s",
+        "59m 59s",
+        "1h 00m",
+        "2h 02m",
+    ]
 
 
 def test_progress_falls_back_to_ascii() -> None:
@@ -1450,4 +1770,276 @@ def test_start_passes_on_the_notice_to_confirm_the_notification_address(cli: Cli
     cli.api.reply("POST", "/sessions", (202, answer))
     result = cli("sessions", "start", "--no-wait")
     assert result.code == 0, result.err
-    assert result.err.splitlines()[:2] == [f"Desktop {SID} requested (ec2, linux).", notice]
+    assert result.err.splitlines()[:2] == [f"Desktop {SHORT} requested (ec2, linux).", notice]
+
+
+# --- profiles, names, cancelling, hiding ---------------------------------------------------
+
+PROFILES = [
+    {
+        "id": "linux-workstation",
+        "name": "Linux workstation",
+        "description": "A GPU desktop of your own for 3D work. Stopping it keeps your files.",
+        "backend": "ec2",
+        "os": "linux",
+        "instanceTypes": ["g4dn.xlarge", "g5.xlarge"],
+        "idle": {"timeoutSeconds": 3600, "action": "stop"},
+        "maxSessionHours": 12,
+        "groups": [],
+        "keepsFiles": True,
+        "whenStopped": "Your files are kept: start it again and carry on where you left off.",
+        "source": "template",
+    },
+    {
+        "id": "linux-session",
+        "name": "Linux session",
+        "description": "A desktop for a single sitting.",
+        "backend": "batch",
+        "os": "linux",
+        "instanceTypes": ["g5.xlarge"],
+        "idle": {"timeoutSeconds": 1800, "action": "terminate"},
+        "maxSessionHours": None,
+        "groups": [],
+        "keepsFiles": False,
+        "whenStopped": "It ends when you stop it; nothing is kept.",
+        "source": "template",
+    },
+]
+
+
+def test_profiles_says_what_each_is_for_and_what_stopping_does(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("GET", "/profiles", (200, {"items": PROFILES}))
+    result = cli("profiles")
+    assert result.code == 0, result.err
+    assert result.out.splitlines() == [
+        "Linux workstation  (linux-workstation)",
+        "  A GPU desktop of your own for 3D work. Stopping it keeps your files.",
+        "  When stopped: Your files are kept: start it again and carry on where you left off.",
+        "  ec2, linux; g4dn.xlarge (default), g5.xlarge; stopped after 1h unused; "
+        "stopped after 12 h at most",
+        "  Start one: dcvfleet sessions start --profile linux-workstation",
+        "",
+        "Linux session  (linux-session)",
+        "  A desktop for a single sitting.",
+        "  When stopped: It ends when you stop it; nothing is kept.",
+        "  batch, linux; g5.xlarge (default); ended after 30m unused",
+        "  Start one: dcvfleet sessions start --profile linux-session",
+    ]
+    assert json.loads(cli("profiles", "--json").out) == {"items": PROFILES}
+
+
+def test_no_profile_open_to_the_user_says_whom_to_ask(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("GET", "/profiles", (200, {"items": []}))
+    result = cli("profiles")
+    assert (result.code, result.out) == (0, "")
+    assert "administrator" in result.err
+
+
+def test_start_with_a_profile_and_a_name_sends_them(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("POST", "/sessions", (202, {"sessionId": SID, "status": "PROVISIONING"}))
+    result = cli(
+        "sessions", "start", "--profile", "linux-workstation", "--name", "  CAD box ", "--no-wait"
+    )
+    assert result.code == 0, result.err
+    assert cli.api.calls("POST", "/sessions")[0].body == {
+        "profile": "linux-workstation",
+        "name": "CAD box",
+    }
+    assert result.err.splitlines()[0] == (
+        f'Desktop "CAD box" ({SHORT}) requested (profile linux-workstation).'
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--profile", "linux-workstation", "--backend", "batch"], "leave out --backend and --os"),
+        (["--name", "   "], "--name: give the desktop a name of 1 to 60 characters"),
+    ],
+)
+def test_start_refuses_contradictions_before_asking_the_api(
+    cli: Cli, argv: list[str], message: str
+) -> None:
+    cli.sign_in()
+    result = cli("sessions", "start", *argv)
+    assert result.code == 2
+    assert message in result.err
+    assert cli.api.seen == []
+
+
+def test_a_profile_the_api_refuses_is_its_400_naming_the_field(cli: Cli) -> None:
+    cli.sign_in()
+    message = "profile: no profile 'gaming' is open to you"
+    cli.api.reply("POST", "/sessions", (400, {"message": message}))
+    result = cli("sessions", "start", "--profile", "gaming")
+    assert (result.code, result.err.strip()) == (2, f"dcvfleet: {message}")
+
+
+def test_at_the_limit_the_active_desktops_are_named_with_what_to_run(cli: Cli) -> None:
+    cli.sign_in()
+    other = "1d2c3b4a-0000-4000-8000-000000000000"
+    message = (
+        'You already have 2 active desktops, the most allowed: "Linux workstation", "CAD box". '
+        "Open one, or stop or delete it first."
+    )
+    body = {
+        "message": message,
+        "limit": 2,
+        "active": [
+            {"sessionId": SID, "name": "Linux workstation", "status": "READY"},
+            {"sessionId": other, "name": "CAD box", "status": "PROVISIONING"},
+        ],
+    }
+    cli.api.reply("POST", "/sessions", (409, body))
+    result = cli("sessions", "start", "--profile", "linux-workstation")
+    assert result.code == 1
+    assert result.err.splitlines() == [
+        f"dcvfleet: {message}",
+        f"  {DESKTOP}, READY:",
+        f"    open:   dcvfleet sessions connect {SHORT}",
+        f"    stop:   dcvfleet sessions stop {SHORT}",
+        f"    delete: dcvfleet sessions delete {SHORT}",
+        '  "CAD box" (1d2c3b4a), PROVISIONING:',
+        "    watch:  dcvfleet sessions wait 1d2c3b4a",
+        "    cancel: dcvfleet sessions delete 1d2c3b4a",
+    ]
+
+
+def _mine(*sessions: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    return 200, {"sessions": list(sessions)}
+
+
+OTHER = "1d2c3b4a-0000-4000-8000-000000000000"
+
+
+def test_a_desktop_is_named_by_its_name_or_the_start_of_its_id(cli: Cli) -> None:
+    cli.sign_in()
+    cad = {**session("READY"), "sessionId": OTHER, "name": "CAD box"}
+    cli.api.reply("GET", "/sessions", _mine(session("STOPPED"), cad))
+    cli.api.reply(
+        "POST", f"/sessions/{OTHER}/stop", (202, {"sessionId": OTHER, "status": "STOPPING"})
+    )
+    for given in ("CAD box", "cad BOX", "1d2c"):
+        result = cli("sessions", "stop", given, "--no-wait")
+        assert result.code == 0, result.err
+        assert result.err == 'Desktop "CAD box" (1d2c3b4a) is STOPPING.\n'
+    assert len(cli.api.calls("POST", f"/sessions/{OTHER}/stop")) == 3
+    assert all(s.query == {"hidden": ["true"]} for s in cli.api.calls("GET", "/sessions"))
+
+
+def test_a_shared_name_means_the_one_desktop_that_has_not_ended(cli: Cli) -> None:
+    cli.sign_in()
+    ended = {**session("TERMINATED"), "sessionId": OTHER}
+    cli.api.reply("GET", "/sessions", _mine(ended, session("READY")))
+    cli.api.reply("POST", f"/sessions/{SID}/stop", (202, {"sessionId": SID, "status": "STOPPING"}))
+    assert cli("sessions", "stop", "Linux workstation", "--no-wait").code == 0
+    assert len(cli.api.calls("POST", f"/sessions/{SID}/stop")) == 1
+    # and for hide, the one that has
+    cli.api.reply("PATCH", f"/sessions/{OTHER}", (200, {**ended, "hidden": True}))
+    assert cli("sessions", "hide", "Linux workstation").code == 0
+    assert cli.api.calls("PATCH", f"/sessions/{OTHER}")[0].body == {"hidden": True}
+
+
+def test_a_name_several_live_desktops_share_is_refused_with_their_ids(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply(
+        "GET", "/sessions", _mine(session("READY"), {**session("STOPPED"), "sessionId": OTHER})
+    )
+    result = cli("sessions", "stop", "Linux workstation")
+    assert result.code == 2
+    assert result.err.strip() == (
+        'dcvfleet: "Linux workstation" names 2 desktops: '
+        f"{SHORT} (READY), 1d2c3b4a (STOPPED); use its id"
+    )
+    assert cli.api.calls("POST") == []
+
+
+def test_rename_sends_the_trimmed_name(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("GET", f"/sessions/{SID}", (200, session("READY")))
+    cli.api.reply("PATCH", f"/sessions/{SID}", (200, session("READY", name="CAD box")))
+    result = cli("sessions", "rename", SID, "  CAD box  ")
+    assert result.code == 0, result.err
+    assert cli.api.calls("PATCH")[0].body == {"name": "CAD box"}
+    assert result.err.strip() == f'Desktop {SHORT} is now named "CAD box".'
+
+
+@pytest.mark.parametrize("name", ["   ", "x" * 61])
+def test_rename_refuses_a_name_out_of_bounds(cli: Cli, name: str) -> None:
+    cli.sign_in()
+    result = cli("sessions", "rename", SID, name)
+    assert result.code == 2
+    assert "1 to 60 characters" in result.err
+    assert cli.api.seen == []
+
+
+def test_deleting_a_desktop_still_starting_cancels_it(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply(
+        "GET",
+        f"/sessions/{SID}",
+        (200, session("PROVISIONING")),
+        (200, session("TERMINATING")),
+        (200, session("TERMINATED", statusReason="Cancelled by you.")),
+    )
+    cli.api.reply("DELETE", f"/sessions/{SID}", (202, {"sessionId": SID, "status": "TERMINATING"}))
+    result = cli("sessions", "delete", SID, stdin=Tty("y\n"))
+    assert result.code == 0, result.err
+    question, answer = result.err.split(" [y/N] ")
+    assert question == (
+        f"Cancel desktop {DESKTOP} (Linux workstation, requested 2025-01-31 14:05Z)? "
+        "It is still starting: what was made for it is undone."
+    )
+    assert [_untimed(line) for line in answer.splitlines()] == [
+        f"Cancelled {DESKTOP}: it was still starting.",
+        f"Desktop {DESKTOP} is TERMINATING.",
+        "… shutting down (TERMINATING, Ns)",
+        f"Desktop {DESKTOP} is TERMINATED (after 0s): Cancelled by you.",
+    ]
+
+
+def test_hide_is_for_a_desktop_that_has_ended(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("GET", f"/sessions/{SID}", (200, session("STOPPED")))
+    refused = cli("sessions", "hide", SID)
+    assert refused.code == 2
+    assert refused.err.strip() == (
+        f"dcvfleet: desktop {DESKTOP} is STOPPED: only a desktop that has ended can be hidden. "
+        f"Delete it first: dcvfleet sessions delete {SHORT}"
+    )
+    assert cli.api.calls("PATCH") == []
+    cli.api.reply("GET", f"/sessions/{SID}", (200, session("FAILED")))
+    cli.api.reply("PATCH", f"/sessions/{SID}", (200, session("FAILED", hidden=True)))
+    done = cli("sessions", "hide", SID)
+    assert done.code == 0, done.err
+    assert cli.api.calls("PATCH")[0].body == {"hidden": True}
+    assert "dcvfleet sessions list --all" in done.err
+
+
+def test_list_all_shows_the_hidden_desktops_marked(cli: Cli) -> None:
+    cli.sign_in()
+    cli.api.reply("GET", "/sessions", _mine(session("TERMINATED", hidden=True)))
+    result = cli("sessions", "list", "--all")
+    assert cli.api.calls("GET", "/sessions")[0].query == {"hidden": ["true"]}
+    assert "TERMINATED (hidden)" in result.out
+
+
+def test_fleet_names_the_desktops_a_batch_instance_runs(cli: Cli) -> None:
+    cli.sign_in(groups=("admins",))
+    cli.api.handle("GET", "/admin/sessions", _paged("sessions", [[]]))
+    batch = {
+        "instanceId": "i-9",
+        "backend": "batch",
+        "state": "running",
+        "desktops": [
+            {"sessionId": fid(5), "name": "Box 5", "owner": "s1", "ownerName": "bob"},
+            {"sessionId": fid(6), "name": "Box 6", "owner": "s2", "ownerName": "carol"},
+        ],
+    }
+    cli.api.handle("GET", "/admin/instances", _paged("instances", [[batch]]))
+    result = cli("fleet")
+    assert result.code == 0, result.err
+    assert '"Box 5" (00000005), "Box 6" (00000006)' in result.out

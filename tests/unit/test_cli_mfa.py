@@ -26,6 +26,14 @@ class Tty(io.StringIO):
         return True
 
 
+@pytest.fixture(autouse=True)
+def settings_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The CLI's settings (the stack it remembers) in this test's folder, never the user's."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("APPDATA", str(tmp_path / "config"))
+    return tmp_path / "config" / "dcvfleet" / "config.json"
+
+
 @pytest.fixture
 def pool(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
     """A pool with TOTP MFA (OPTIONAL unless the test turns it ON), its CLI client, and a
