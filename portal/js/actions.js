@@ -39,7 +39,8 @@ function deleteConfirmation() {
   };
 }
 
-/** A link that opens the desktop in DCV's web client, in a new tab. */
+/** A link that opens the desktop in DCV's web client, in a new tab (not offered while the API
+ * cannot be reached: whether the desktop is still there is unknown). */
 export function connectLink(session, testid) {
   return h(
     "a",
@@ -49,11 +50,14 @@ export function connectLink(session, testid) {
       target: "_blank",
       rel: "noopener",
       "data-testid": testid,
+      "data-needs-api": true,
     },
     "Connect",
     h("span", { class: "visually-hidden" }, " (opens in a new tab)"),
   );
 }
+
+const CLASSES = { delete: "button button--danger", resume: "button button--primary" };
 
 /**
  * The controls for a desktop in its current status. onChanged(message) runs after an accepted
@@ -69,14 +73,14 @@ export function sessionActions(session, { api, onChanged, onError, withConnect =
       "button",
       {
         type: "button",
-        class: testid === "delete" ? "button button--danger" : "button",
+        class: CLASSES[testid] ?? "button",
         "data-testid": testid,
         "aria-label": `${label} ${name}`,
         onClick: async () => {
           try {
             if (await runAction(node, options)) onChanged(changed);
           } catch (error) {
-            onError(error.message);
+            if (error.status !== 0) onError(error.message); // else the page's banner says it
           }
         },
       },

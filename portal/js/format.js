@@ -10,6 +10,8 @@ const STATUS = {
   FAILED: "Failed",
 };
 export const STATUSES = Object.keys(STATUS);
+/** The statuses that count against the active-desktop limit (as the API counts them). */
+export const ACTIVE = new Set(["PROVISIONING", "READY", "STOPPING", "TERMINATING"]);
 
 const BACKEND = { ec2: "EC2 instance", batch: "Batch container" };
 const OS = { linux: "Linux", windows: "Windows" };
@@ -51,3 +53,6 @@ export function formatDuration(ms) {
 
 /** The first block of a UUID: enough to tell one's desktops apart. */
 export const shortId = (id) => String(id).split("-")[0];
+
+/** A desktop's name; one from before desktops had names gets a plain description. */
+export const desktopName = (session) => session.name || `${osLabel(session.os)} desktop`;

@@ -7,7 +7,7 @@ import { h, messageBox } from "../dom.js";
 import { backendLabel, formatDateTime, osLabel, shortId } from "../format.js";
 import { poll } from "../poll.js";
 import { definitionList, statusBadge } from "./parts.js";
-import { waitingScreen } from "./waiting.js";
+import { readyTimeline, waitingScreen } from "./waiting.js";
 
 const CHANGING_MS = 2000; // PROVISIONING, STOPPING, TERMINATING: watch closely
 const STEADY_MS = 10000; // READY, STOPPED: only an idle stop or another tab changes them
@@ -63,7 +63,9 @@ export function desktopView(main, ctx, sessionId) {
     onError: (message) => actionError.show(message),
   };
 
-  function readyPanel() {
+  /** READY: Connect, the credentials, and how the desktop was started (observedStart: when the
+   * waiting screen saw the provisioning begin, if it did). */
+  function readyPanel(observedStart) {
     const credentials = credentialsPanel(api, sessionId);
     return h(
       "section",
@@ -80,8 +82,14 @@ export function desktopView(main, ctx, sessionId) {
         session.connectionUrl ? connectLink(session, "connect-link") : null,
         credentials.toggle,
       ),
+      h(
+        "p",
+        { class: "hint", "data-when-unreachable": true, "data-testid": "connect-unavailable" },
+        "Connect comes back once DCV Fleet can be reached again.",
+      ),
       credentials.node,
       h("div", { class: "actions actions--secondary" }, sessionActions(session, actionCallbacks)),
+      readyTimeline(session, observedStart),
     );
   }
 
@@ -107,9 +115,10 @@ export function desktopView(main, ctx, sessionId) {
       }
       waiting.update(next);
     } else if (next.status !== previousStatus) {
+      const observedStart = waiting?.startedAt();
       waiting?.stop();
       waiting = null;
-      body.replaceChildren(next.status === "READY" ? readyPanel() : statusPanel());
+      body.replaceChildren(next.status === "READY" ? readyPanel(observedStart) : statusPanel());
       if (previousStatus === "PROVISIONING" && next.status === "READY") {
         announce("Your desktop is ready.");
       }
@@ -153,7 +162,8 @@ export function desktopView(main, ctx, sessionId) {
         details.hidden = true;
         return null;
       }
-      error.show(session ? `Live updates paused: ${failure.message}` : failure.message);
+      if (failure.status === 0) error.clear(); // the page's banner says so
+      else error.show(session ? `Live updates paused: ${failure.message}` : failure.message);
       return RETRY_MS;
     }
   });

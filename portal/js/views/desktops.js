@@ -2,11 +2,12 @@
 
 import { sessionActions } from "../actions.js";
 import { busy, h, messageBox, reconcile } from "../dom.js";
-import { backendLabel, formatDateTime, osLabel, shortId } from "../format.js";
+import { ACTIVE, backendLabel, desktopName, formatDateTime, osLabel, shortId } from "../format.js";
 import { poll } from "../poll.js";
 import { cell, statusBadge } from "./parts.js";
 
 const LIST_INTERVAL_MS = 5000;
+const OPTIONS_RETRY_MS = 5000;
 
 function select(id, label, testid) {
   const control = h("select", { id, class: "input", name: id, "data-testid": testid });
@@ -18,9 +19,45 @@ function setOptions(control, values, labelOf, selected) {
   control.value = values.includes(selected) ? selected : values[0];
 }
 
-/** The "New desktop" form, its choices from GET /options. */
+/** A 409 from POST /sessions at the active-desktop limit (not an Idempotency-Key conflict). */
+const isLimit = (failure) =>
+  failure.status === 409 &&
+  (Array.isArray(failure.body.active) ||
+    typeof failure.body.limit === "number" ||
+    /\bactive\b/.test(failure.body.message ?? ""));
+
+/**
+ * At the active-desktop limit: says so in the portal's words, names the active desktops and
+ * offers to open them (active: [{sessionId, name, status}]).
+ */
+function limitMessage(limit, active) {
+  const names = active.map((desktop) => `"${desktopName(desktop)}"`).join(", ");
+  const count = `${limit} active ${limit === 1 ? "desktop" : "desktops"}`;
+  const link = (desktop, label) =>
+    h("a", { href: `#/sessions/${encodeURIComponent(desktop.sessionId)}` }, label);
+  const what = names
+    ? `You already have ${count}, the most allowed: ${names}.`
+    : `You already have ${count}, the most allowed.`;
+  const offer =
+    active.length === 1
+      ? [link(active[0], "Open it"), ", or stop or delete it to start another."]
+      : active.length
+        ? [
+            active.flatMap((desktop, index) => [
+              index ? ", " : "",
+              link(desktop, `Open "${desktopName(desktop)}"`),
+            ]),
+            ". Stop or delete one to start another.",
+          ]
+        : ["Stop or delete one of your desktops to start another."];
+  return [what, h("p", {}, ...offer)];
+}
+
+/** The "New desktop" form, its choices from GET /options. setDesktops(sessions) tells it the
+ * person's desktops (to close it at the limit); stop() ends its retries. */
 function newDesktopForm({ api, requestDesktop, navigate }) {
   const error = messageBox();
+  const limitBox = messageBox({ kind: "info", testid: "limit-message" });
   const backend = select("new-backend", "Desktop type", "new-backend");
   const os = select("new-os", "Operating system", "new-os");
   const instanceType = select("new-instance-type", "Instance type", "new-instance-type");
@@ -49,6 +86,26 @@ function newDesktopForm({ api, requestDesktop, navigate }) {
     fields,
   );
   let options = null;
+  let desktops = null; // the person's desktops, once listed
+  let refused = null; // the active desktops a 409 named, until the list changes
+
+  function activeDesktops() {
+    return refused ?? (desktops ?? []).filter((desktop) => ACTIVE.has(desktop.status));
+  }
+
+  /** Open, unless the choices are missing or the person is at the limit (then says why). */
+  function updateState() {
+    const limit = options?.maxActiveSessions;
+    const active = activeDesktops();
+    const atLimit = Boolean(limit) && (refused !== null || active.length >= limit);
+    if (atLimit) {
+      const [what, offer] = limitMessage(limit, active);
+      limitBox.show(what, offer);
+    } else {
+      limitBox.clear();
+    }
+    fields.disabled = !options || atLimit;
+  }
 
   function chooseBackend() {
     setOptions(os.control, options.os[backend.control.value] ?? [], osLabel, os.control.value);
@@ -65,22 +122,38 @@ function newDesktopForm({ api, requestDesktop, navigate }) {
     );
   }
 
+  /** Loads the choices; unreachable, it tries again by itself (the page's banner says so). */
   async function load() {
-    error.clear();
     try {
       options = await api.get("/options");
     } catch (failure) {
-      const retry = h("button", { type: "button", class: "button", onClick: load }, "Try again");
+      if (failure.status === 0) {
+        error.clear();
+        return OPTIONS_RETRY_MS;
+      }
+      const retry = h(
+        "button",
+        {
+          type: "button",
+          class: "button",
+          onClick: () => {
+            loader = poll(load);
+          },
+        },
+        "Try again",
+      );
       error.show(`The desktop choices could not be loaded. ${failure.message}`, retry);
-      return;
+      return null;
     }
+    error.clear();
     setOptions(backend.control, options.backends, backendLabel);
     chooseBackend();
     const limit = options.maxActiveSessions;
     hint.textContent = limit
       ? `You can have ${limit} active ${limit === 1 ? "desktop" : "desktops"} at a time.`
       : "";
-    fields.disabled = false;
+    updateState();
+    return null;
   }
 
   backend.control.addEventListener("change", chooseBackend);
@@ -98,22 +171,39 @@ function newDesktopForm({ api, requestDesktop, navigate }) {
       navigate(`#/sessions/${encodeURIComponent(accepted.sessionId)}`);
     } catch (failure) {
       done();
-      error.show(
-        failure.retryable
-          ? `${failure.message} Press Start desktop again to retry.`
-          : failure.message,
-      );
+      if (isLimit(failure)) {
+        // At the limit (another tab or the CLI got there first): the portal's words, not the API's.
+        refused = Array.isArray(failure.body.active) ? failure.body.active : activeDesktops();
+        updateState();
+      } else if (failure.status !== 0) {
+        // (unreachable: the page's banner says so; pressing Start again is safe, see api.js)
+        error.show(
+          failure.retryable
+            ? `${failure.message} Press Start desktop again to retry.`
+            : failure.message,
+        );
+      }
     }
   });
-  load();
-  return h(
-    "section",
-    { class: "card", "aria-labelledby": "new-desktop-title" },
-    h("h2", { id: "new-desktop-title" }, "New desktop"),
-    form,
-    hint,
-    error.node,
-  );
+  let loader = poll(load);
+  return {
+    node: h(
+      "section",
+      { class: "card", "aria-labelledby": "new-desktop-title" },
+      h("h2", { id: "new-desktop-title" }, "New desktop"),
+      form,
+      hint,
+      limitBox.node,
+      error.node,
+    ),
+    setDesktops(sessions) {
+      const signature = (list) => JSON.stringify(list.map((s) => [s.sessionId, s.status]));
+      if (desktops && signature(desktops) !== signature(sessions)) refused = null;
+      desktops = sessions;
+      updateState();
+    },
+    stop: () => loader.stop(),
+  };
 }
 
 function desktopRow(session, actions) {
@@ -149,6 +239,7 @@ function desktopRow(session, actions) {
 export function desktopsView(main, ctx) {
   const { api, announce, setTitle } = ctx;
   setTitle("My desktops");
+  const newDesktop = newDesktopForm(ctx);
   const error = messageBox(); // loading the list
   const actionError = messageBox(); // the last action, until the next one succeeds
   const rows = h("tbody");
@@ -196,20 +287,25 @@ export function desktopsView(main, ctx) {
             }),
           ),
       });
+      newDesktop.setDesktops(sessions);
       table.hidden = sessions.length === 0;
       placeholder.hidden = sessions.length > 0;
       placeholder.textContent = "You have no desktops yet. Start one with the form above.";
     } catch (failure) {
-      const what = rows.children.length ? "updated" : "loaded";
-      error.show(`Your desktops could not be ${what}. ${failure.message}`);
-      placeholder.hidden = true;
+      if (failure.status === 0) {
+        error.clear(); // the page's banner says so; the list keeps what it showed
+      } else {
+        const what = rows.children.length ? "updated" : "loaded";
+        error.show(`Your desktops could not be ${what}. ${failure.message}`);
+        placeholder.hidden = true;
+      }
     }
     return LIST_INTERVAL_MS;
   });
 
   main.append(
     h("div", { class: "page-header" }, h("h1", { tabindex: "-1" }, "My desktops")),
-    newDesktopForm(ctx),
+    newDesktop.node,
     h(
       "section",
       { class: "section", "aria-labelledby": "desktops-title" },
@@ -220,5 +316,8 @@ export function desktopsView(main, ctx) {
       table,
     ),
   );
-  return () => poller.stop();
+  return () => {
+    poller.stop();
+    newDesktop.stop();
+  };
 }

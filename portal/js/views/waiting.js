@@ -165,5 +165,63 @@ export function waitingScreen(brand, onRetry) {
     tick();
   }
 
-  return { node, update, stop: () => clearInterval(ticker) };
+  return { node, update, stop: () => clearInterval(ticker), startedAt: () => startedAt };
+}
+
+/** A resume writes its credentials step at once (they were kept while stopped): a first step
+ * done this long after the desktop was made belongs to a resume, which began then. */
+const RESUMED_AFTER_MS = 10 * 60 * 1000;
+
+/** When the provisioning that made the desktop READY began: seen by the page, else from the API's
+ * times (the request for a new desktop, or the resume). */
+export function provisioningStart(session, observed = Number.NaN) {
+  if (!Number.isNaN(observed)) return observed;
+  const created = ms(session.createdAt);
+  const first = ms(session.progress?.credentials);
+  return first - created > RESUMED_AFTER_MS ? first : created;
+}
+
+/**
+ * The finished timeline for a READY desktop: each step with when it finished and how long it
+ * took, and the whole in words ("Ready in 1 min 35 s.").
+ */
+export function readyTimeline(session, observedStart) {
+  const progress = session.progress ?? {};
+  const start = provisioningStart(session, observedStart);
+  let previous = start;
+  const items = STEPS.map((step) => {
+    const finished = progress[step.name];
+    const took = ms(finished) - previous;
+    previous = ms(finished);
+    return h(
+      "li",
+      { class: "step", "data-testid": `step-${step.name}`, "data-state": "done" },
+      h("span", { class: "step-icon", "aria-hidden": "true" }),
+      h(
+        "span",
+        { class: "step-label" },
+        step.label,
+        h("span", { class: "visually-hidden" }, ": done"),
+      ),
+      h(
+        "span",
+        { class: "step-time" },
+        finished ? h("time", { datetime: finished }, formatClock(finished)) : "",
+        Number.isNaN(took) ? "" : ` · ${formatDuration(took)}`,
+      ),
+    );
+  });
+  const total = ms(progress.ready) - start;
+  return h(
+    "div",
+    { class: "ready-timeline", "data-testid": "ready-timeline" },
+    h("ol", { class: "steps steps--done", "aria-label": "How your desktop was started" }, items),
+    Number.isNaN(total)
+      ? null
+      : h(
+          "p",
+          { class: "hint", "data-testid": "ready-took" },
+          `Ready in ${formatDuration(total)}.`,
+        ),
+  );
 }
