@@ -56,3 +56,23 @@ export const shortId = (id) => String(id).split("-")[0];
 
 /** A desktop's name; one from before desktops had names gets a plain description. */
 export const desktopName = (session) => session.name || `${osLabel(session.os)} desktop`;
+
+const IDLE_ACTION = { stop: "stopped", hibernate: "hibernated", terminate: "ended" };
+
+/** "Stopped after 60 minutes unused", from a profile's idle policy. */
+export function idleLabel(idle) {
+  if (!idle?.timeoutSeconds) return "Never stopped for being unused";
+  const minutes = Math.round(idle.timeoutSeconds / 60);
+  const action = IDLE_ACTION[idle.action] ?? idle.action;
+  const after = minutes < 1 ? `${idle.timeoutSeconds} s` : `${minutes} min`;
+  return `${action[0].toUpperCase()}${action.slice(1)} after ${after} unused`;
+}
+
+const AUDIT_ACTION = {
+  stop: "Stopped a desktop",
+  terminate: "Deleted a desktop",
+  "activate-release": "Activated a release",
+  "put-profile": "Saved a profile",
+  "delete-profile": "Deleted a profile",
+};
+export const auditActionLabel = (action) => AUDIT_ACTION[action] ?? action;

@@ -163,6 +163,8 @@ class FakeApi:
             return 200, self.options
         if (method, path) == ("GET", "/profiles"):
             return 200, {"items": self.profiles}
+        if (method, path) == ("POST", "/sessions"):
+            return self._create(body)
         if (method, path) == ("GET", "/sessions"):
             hidden = query.get("hidden") == ["true"]
             return 200, {"sessions": [s for s in self.sessions if hidden or not s.get("hidden")]}
@@ -187,6 +189,27 @@ class FakeApi:
                 session.update(status="TERMINATING")
                 return 202, {"sessionId": session["sessionId"], "status": "TERMINATING"}
         return 404, {"message": f"no fake answer for {method} {path}"}
+
+    def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
+        """POST /sessions {profile, instanceType?, name?}: a PROVISIONING desktop."""
+        profile = next((p for p in self.profiles if p["id"] == body.get("profile")), None)
+        if profile is None:
+            return 400, {"message": f"profile: no profile '{body.get('profile')}' is open to you"}
+        session_id = f"s-{len(self.sessions) + 1}"
+        self.sessions.insert(
+            0,
+            session_view(
+                session_id,
+                "PROVISIONING",
+                backend=profile["backend"],
+                os=profile["os"],
+                instanceType=body.get("instanceType") or profile["instanceTypes"][0],
+                profile=profile["id"],
+                profileName=profile["name"],
+                name=body.get("name") or profile["name"],
+            ),
+        )
+        return 202, {"sessionId": session_id, "status": "PROVISIONING"}
 
 
 def serve(page: Any, api: FakeApi) -> None:

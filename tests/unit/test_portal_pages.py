@@ -27,9 +27,9 @@ def tab(chromium: Any, api: FakeApi) -> Iterator[Page]:
     yield from signed_in_page(chromium, api)
 
 
-def _open(tab: Page, hash_: str = "#/") -> None:
+def _open(tab: Page, hash_: str = "#/", user: str = "alice") -> None:
     tab.goto(f"{ORIGIN}/{hash_}")
-    expect(tab.get_by_test_id("user-name")).to_have_text("alice")
+    expect(tab.get_by_test_id("user-name")).to_have_text(user)
 
 
 def test_the_ready_page_keeps_the_step_timeline_and_how_long_it_took(
@@ -174,3 +174,219 @@ def test_a_409_at_the_limit_is_said_in_the_portals_words_never_the_apis(
     expect(limit).to_contain_text('the most allowed: "Started elsewhere"')
     expect(limit.get_by_role("link", name="Open it")).to_have_attribute("href", "#/sessions/s-9")
     expect(tab.locator("main")).not_to_contain_text("session(s)")
+
+
+# ---------------------------------------------------------------- profiles, names, cancel, hide
+
+
+def test_new_desktop_offers_the_callers_profiles_and_says_what_stopping_does(
+    tab: Page, api: FakeApi
+) -> None:
+    _open(tab)
+    workstation = tab.get_by_test_id("profile-linux-workstation")
+    session = tab.get_by_test_id("profile-linux-session")
+    expect(workstation).to_contain_text("Linux workstation")
+    expect(workstation).to_contain_text("A GPU desktop of your own for 3D work.")
+    expect(workstation.get_by_test_id("profile-when-stopped")).to_have_text(
+        "When you stop it: Your files are kept: start it again and carry on where you left off."
+    )
+    expect(session.get_by_test_id("profile-when-stopped")).to_have_text(
+        "When you stop it: It ends when you stop it; nothing is kept."
+    )
+    types = tab.get_by_test_id("new-instance-type").locator("option")
+    expect(types).to_have_text(["g4dn.xlarge", "g5.xlarge"])  # the first profile's
+
+    session.click()
+    expect(types).to_have_text(["g4dn.xlarge"])
+    tab.get_by_test_id("new-name").fill("  Quick job ")
+    tab.get_by_test_id("new-submit").click()
+    tab.wait_for_url(f"{ORIGIN}/#/sessions/s-1")
+    posted = [body for method, path, body in api.calls if (method, path) == ("POST", "/sessions")]
+    assert posted == [
+        {"profile": "linux-session", "instanceType": "g4dn.xlarge", "name": "Quick job"}
+    ]
+    expect(tab.get_by_test_id("desktop-name")).to_have_text("Quick job")
+
+
+def test_desktops_show_their_names_and_the_owner_can_rename_one(tab: Page, api: FakeApi) -> None:
+    api.sessions = [
+        session_view("0a1b2c3d-4e5f-6789-abcd-ef0123456789", "STOPPED", name="Render box")
+    ]
+    _open(tab)
+    row = tab.get_by_test_id("desktop-row")
+    expect(row.get_by_test_id("desktop-name")).to_have_text("Render box")
+    expect(tab.locator("main")).not_to_contain_text("0a1b2c3d")  # no id in place of the name
+    expect(row.get_by_test_id("resume")).to_have_attribute("aria-label", 'Resume "Render box"')
+
+    row.get_by_test_id("desktop-name").click()
+    expect(tab).to_have_title("Render box · DCV Fleet")
+    tab.get_by_test_id("rename").click()
+    tab.get_by_test_id("rename-input").fill("   ")
+    tab.get_by_test_id("rename-save").click()
+    expect(tab.get_by_role("alert")).to_contain_text("Give the desktop a name")
+    tab.get_by_test_id("rename-input").fill(" Physics sim ")
+    tab.get_by_test_id("rename-save").click()
+    expect(tab.get_by_test_id("desktop-name")).to_have_text("Physics sim")
+    patched = [body for method, _path, body in api.calls if method == "PATCH"]
+    assert patched == [{"name": "Physics sim"}]
+    expect(tab.locator("nav.breadcrumb")).to_contain_text("Physics sim")
+
+
+def test_a_desktop_still_starting_can_be_cancelled_after_a_confirmation(
+    tab: Page, api: FakeApi
+) -> None:
+    api.sessions = [
+        session_view("s-1", "PROVISIONING", progress={"credentials": "2026-12-07T09:00:02Z"})
+    ]
+    _open(tab, "#/sessions/s-1")
+    waiting = tab.get_by_test_id("waiting-screen")
+    expect(waiting).to_be_visible()
+
+    waiting.get_by_test_id("cancel").click()
+    dialog = tab.get_by_test_id("confirm-dialog")
+    expect(dialog).to_contain_text('Cancel "Linux workstation"?')
+    expect(dialog).to_contain_text("nothing is kept")
+    tab.get_by_test_id("confirm-cancel").click()  # "Keep starting"
+    expect(dialog).to_be_hidden()
+    assert not [call for call in api.calls if call[0] == "DELETE"]
+
+    waiting.get_by_test_id("cancel").click()
+    expect(tab.get_by_test_id("confirm-cancel")).to_have_text("Keep starting")
+    tab.get_by_test_id("confirm-ok").click()
+    expect(tab.get_by_role("heading", level=1)).to_have_text("Your desktop is being cancelled")
+    assert ("DELETE", "/sessions/s-1", None) in api.calls
+
+    api.sessions[0].update(status="TERMINATED", statusReason="Cancelled by you.")
+    tab.evaluate(POLL_NOW)
+    expect(tab.get_by_test_id("status-panel")).to_contain_text("Cancelled by you.")
+    # the slot is free: the form on My desktops is open
+    tab.get_by_role("link", name="Start a new desktop").click()
+    expect(tab.get_by_test_id("new-submit")).to_be_enabled()
+    expect(tab.get_by_test_id("limit-message")).to_be_hidden()
+
+
+def test_ended_and_failed_desktops_can_be_hidden_and_shown_again(tab: Page, api: FakeApi) -> None:
+    api.sessions = [
+        session_view("s-3", "READY"),
+        session_view("s-2", "FAILED", name="Failed one"),
+        session_view("s-1", "TERMINATED", name="Old one"),
+    ]
+    _open(tab)
+    rows = tab.get_by_test_id("desktop-row")
+    expect(rows).to_have_count(3)
+    expect(tab.locator('[data-session-id="s-3"]').get_by_test_id("hide")).to_have_count(0)
+    expect(tab.locator('[data-session-id="s-2"]').get_by_test_id("hide")).to_be_visible()
+
+    tab.locator('[data-session-id="s-1"]').get_by_test_id("hide").click()
+    expect(rows).to_have_count(2)
+    assert ("PATCH", "/sessions/s-1", {"hidden": True}) in api.calls
+
+    tab.get_by_test_id("show-hidden").check()
+    hidden = tab.locator('[data-session-id="s-1"]')
+    expect(hidden).to_contain_text("Hidden")
+    hidden.get_by_test_id("unhide").click()
+    expect(hidden).not_to_contain_text("Hidden")
+    assert ("PATCH", "/sessions/s-1", {"hidden": False}) in api.calls
+
+
+# ---------------------------------------------------------------- administrators
+
+
+@pytest.fixture
+def admin_tab(chromium: Any, api: FakeApi) -> Iterator[Page]:
+    yield from signed_in_page(chromium, api, "boss", groups=("admins",))
+
+
+def test_the_admin_view_keeps_the_apis_order_and_words_and_names_people(
+    admin_tab: Page, api: FakeApi
+) -> None:
+    sub = "5f2c9a1e-0b7d-4c3e-9a8f-1d2e3f4a5b6c"
+    owner = {"owner": sub, "ownerName": "demo"}
+    api.admin_sessions = [  # newest first, as the API pages them
+        session_view(
+            "s-3", "PROVISIONING", name="Newest", createdAt="2026-12-07T10:00:00Z", **owner
+        ),
+        session_view(
+            "s-2",
+            "FAILED",
+            name="Middle",
+            createdAt="2026-12-07T09:30:00Z",
+            statusReason="There was no GPU free to start it. Try again in a few minutes.",
+            statusDetail="InsufficientInstanceCapacity in subnet-0abc (g5.xlarge)",
+            **owner,
+        ),
+        session_view(
+            "s-1",
+            "TERMINATED",
+            name="Oldest",
+            createdAt="2026-12-07T11:00:00Z",  # out of order on purpose: the API's order wins
+            statusReason="Deleted by demo",
+            hidden=True,
+            **owner,
+        ),
+    ]
+    api.admin_instances = [
+        {
+            "instanceId": "i-0123456789abcdef0",
+            "state": "running",
+            "instanceType": "g5.12xlarge",
+            "backend": "batch",
+            "desktops": [
+                {
+                    "sessionId": "s-7",
+                    "name": "Game test A",
+                    "owner": sub,
+                    "ownerName": "demo",
+                    "status": "READY",
+                },
+                {
+                    "sessionId": "s-8",
+                    "name": "Game test B",
+                    "owner": "x",
+                    "ownerName": "ana",
+                    "status": "PROVISIONING",
+                },
+            ],
+        }
+    ]
+    api.audit = [
+        {"at": "2026-12-07T10:05:00Z", "actor": "boss", "action": "terminate", "target": "s-1"},
+        {
+            "at": "2026-12-07T10:00:00Z",
+            "actor": "boss",
+            "action": "put-profile",
+            "target": "linux-session",
+        },
+    ]
+    _open(admin_tab, "#/admin", user="boss")
+    admin_tab.wait_for_selector("[data-testid=admin-session-row]")
+    names = admin_tab.get_by_test_id("admin-session-name")
+    expect(names).to_have_text(["Newest", "Middle", "Oldest"])
+    middle = admin_tab.locator('[data-testid=admin-session-row][data-session-id="s-2"]')
+    expect(middle.get_by_test_id("admin-reason")).to_have_text(
+        "There was no GPU free to start it. Try again in a few minutes."
+    )
+    expect(middle.get_by_test_id("admin-detail")).to_have_text(
+        "InsufficientInstanceCapacity in subnet-0abc (g5.xlarge)"
+    )
+    expect(admin_tab.locator('[data-session-id="s-1"]')).to_contain_text("Deleted by demo")
+    expect(admin_tab.locator('[data-session-id="s-1"]')).to_contain_text("Hidden by its owner")
+    expect(admin_tab.get_by_test_id("admin-sessions")).to_contain_text("demo")
+    expect(admin_tab.locator("main")).not_to_contain_text(sub)  # names, never subs
+
+    desktops = admin_tab.get_by_test_id("instance-desktops").locator("li")
+    expect(desktops).to_have_count(2)
+    expect(desktops.first).to_contain_text("Game test A")
+    expect(desktops.nth(1)).to_contain_text("ana")
+
+    audit = admin_tab.get_by_test_id("admin-audit-row")
+    expect(audit).to_have_count(2)
+    expect(audit.first).to_contain_text("boss")
+    expect(audit.first).to_contain_text("Deleted a desktop")
+    expect(audit.nth(1)).to_contain_text("Saved a profile")
+
+    profiles = admin_tab.get_by_test_id("admin-profile-row")
+    expect(profiles).to_have_count(2)
+    expect(profiles.first).to_contain_text("Linux workstation")
+    expect(profiles.first).to_contain_text("Stopped after 60 min unused")
+    expect(profiles.nth(1)).to_contain_text("Administrators")

@@ -1,12 +1,16 @@
 // #/admin — the fleet, for members of the "admins" group: every desktop (filter by status and user,
-// stop or terminate any of them) and the GPU instances (filter by state), page by page.
+// stop or terminate any of them), the GPU instances (filter by state) and the desktops on each,
+// the audit trail of administrators' actions and the desktop profiles, page by page.
 
 import { runAction } from "../actions.js";
 import { h, messageBox } from "../dom.js";
 import {
   STATUSES,
+  auditActionLabel,
   backendLabel,
+  desktopName,
   formatDateTime,
+  idleLabel,
   instanceStateLabel,
   osLabel,
   shortId,
@@ -72,7 +76,7 @@ function pagedListing({ title, testid, caption, columns, filters, load, renderRo
     } catch (failure) {
       if (mine !== generation) return;
       summary.textContent = "";
-      error.show(failure.message);
+      if (failure.status !== 0) error.show(failure.message); // else the page's banner says it
     } finally {
       if (mine === generation) {
         more.hidden = !nextToken;
@@ -82,11 +86,11 @@ function pagedListing({ title, testid, caption, columns, filters, load, renderRo
   }
 
   more.addEventListener("click", () => fetchPage(true));
-  filters.addEventListener("submit", (event) => {
+  filters?.addEventListener("submit", (event) => {
     event.preventDefault();
     fetchPage(false);
   });
-  for (const control of filters.querySelectorAll("select")) {
+  for (const control of filters?.querySelectorAll("select") ?? []) {
     control.addEventListener("change", () => fetchPage(false));
   }
   fetchPage(false);
@@ -96,7 +100,7 @@ function pagedListing({ title, testid, caption, columns, filters, load, renderRo
     "section",
     { class: "section", "aria-labelledby": id },
     h("h2", { id }, title),
-    filters,
+    filters ?? null,
     error.node,
     summary,
     listing.node,
@@ -150,8 +154,8 @@ function sessionsListing({ api, announce }) {
 
   function row(session, error) {
     const id = encodeURIComponent(session.sessionId);
-    const name = `desktop ${shortId(session.sessionId)}`;
-    const owner = session.ownerName ?? session.ownerEmail ?? session.owner ?? "The owner";
+    const name = `"${desktopName(session)}"`;
+    const owner = session.ownerName ?? session.ownerEmail ?? "The owner";
     const node = h("tr", {
       "data-testid": "admin-session-row",
       "data-session-id": session.sessionId,
@@ -174,7 +178,7 @@ function sessionsListing({ api, announce }) {
         try {
           const accepted = await runAction(button, options);
           if (!accepted) return;
-          announce(`Desktop ${shortId(session.sessionId)}: ${statusLabel(accepted.status)}.`);
+          announce(`${desktopName(session)}: ${statusLabel(accepted.status)}.`);
           const updated = row({ ...session, status: accepted.status }, error);
           node.replaceWith(updated);
           updated.querySelector("th").focus(); // the row's buttons may be gone
@@ -219,11 +223,13 @@ function sessionsListing({ api, announce }) {
       h(
         "th",
         { scope: "row", "data-label": "Desktop", tabindex: "-1" },
-        mono(shortId(session.sessionId)),
+        h("span", { "data-testid": "admin-session-name" }, desktopName(session)),
+        h("span", { class: "cell-note mono" }, shortId(session.sessionId)),
+        session.hidden ? h("span", { class: "cell-note" }, "Hidden by its owner") : null,
       ),
       cell(
         "Owner",
-        session.ownerName ?? session.ownerEmail ?? session.owner ?? "—",
+        session.ownerName ?? session.ownerEmail ?? "—",
         session.ownerEmail && session.ownerName
           ? h("span", { class: "cell-note" }, session.ownerEmail)
           : null,
@@ -231,9 +237,28 @@ function sessionsListing({ api, announce }) {
       cell(
         "Status",
         statusBadge(session.status),
-        session.statusReason ? h("span", { class: "cell-note" }, session.statusReason) : null,
+        session.statusReason
+          ? h("span", { class: "cell-note", "data-testid": "admin-reason" }, session.statusReason)
+          : null,
+        session.statusDetail
+          ? h(
+              "span",
+              { class: "cell-note mono", "data-testid": "admin-detail" },
+              session.statusDetail,
+            )
+          : null,
       ),
-      cell("Type", `${backendLabel(session.backend)} · ${osLabel(session.os)}`),
+      cell(
+        "Type",
+        session.profileName ?? `${backendLabel(session.backend)} · ${osLabel(session.os)}`,
+        session.profileName
+          ? h(
+              "span",
+              { class: "cell-note" },
+              `${backendLabel(session.backend)} · ${osLabel(session.os)}`,
+            )
+          : null,
+      ),
       cell(
         "Instance",
         mono(session.instanceType),
@@ -267,6 +292,30 @@ function sessionsListing({ api, announce }) {
   });
 }
 
+/** The desktops on an instance: a Batch instance's list (several may share it), else its one. */
+function instanceDesktops(instance) {
+  if (Array.isArray(instance.desktops)) {
+    if (!instance.desktops.length) return "—";
+    return h(
+      "ul",
+      { class: "cell-list", "data-testid": "instance-desktops" },
+      instance.desktops.map((desktop) =>
+        h(
+          "li",
+          {},
+          desktopName(desktop),
+          h(
+            "span",
+            { class: "cell-note" },
+            `${desktop.ownerName ?? "—"} · ${statusLabel(desktop.status)}`,
+          ),
+        ),
+      ),
+    );
+  }
+  return instance.sessionId ? mono(shortId(instance.sessionId)) : "—";
+}
+
 function instancesListing({ api }) {
   const state = h(
     "select",
@@ -283,7 +332,7 @@ function instancesListing({ api }) {
     title: "Instances",
     testid: "admin-instances",
     caption: "GPU instances of the fleet",
-    columns: ["Instance", "State", "Type", "Desktop", "Owner", "Launched", "Zone and address"],
+    columns: ["Instance", "State", "Type", "Desktops", "Owner", "Launched", "Zone and address"],
     filters,
     noun: { one: "instance", many: "instances" },
     renderRow: (instance) =>
@@ -308,8 +357,8 @@ function instancesListing({ api }) {
           mono(instance.instanceType),
           h("span", { class: "cell-note" }, backendLabel(instance.backend)),
         ),
-        cell("Desktop", instance.sessionId ? mono(shortId(instance.sessionId)) : "—"),
-        cell("Owner", instance.owner ? mono(instance.owner) : "—"),
+        cell("Desktops", instanceDesktops(instance)),
+        cell("Owner", instance.ownerName ?? (instance.owner ? mono(instance.owner) : "—")),
         cell("Launched", instance.launchTime ? formatDateTime(instance.launchTime) : "—"),
         cell(
           "Zone and address",
@@ -323,6 +372,84 @@ function instancesListing({ api }) {
         nextToken,
       });
       return { items: page.instances, nextToken: page.nextToken };
+    },
+  });
+}
+
+/** GET /admin/audit: who did what, newest first. */
+function auditListing({ api }) {
+  return pagedListing({
+    title: "Audit trail",
+    testid: "admin-audit",
+    caption: "Administrators' actions, newest first",
+    columns: ["When", "Who", "Action", "Target", "Detail"],
+    filters: null,
+    noun: { one: "entry", many: "entries" },
+    renderRow: (entry) =>
+      h(
+        "tr",
+        { "data-testid": "admin-audit-row", "data-action": entry.action },
+        h(
+          "th",
+          { scope: "row", "data-label": "When" },
+          h("time", { datetime: entry.at }, formatDateTime(entry.at)),
+        ),
+        cell("Who", entry.actorName ?? entry.actor ?? "—"),
+        cell("Action", auditActionLabel(entry.action)),
+        cell("Target", mono(entry.target)),
+        cell("Detail", entry.detail ?? "—"),
+      ),
+    load: async (nextToken) => {
+      const page = await api.get("/admin/audit", { limit: 25, nextToken });
+      return { items: page.items, nextToken: page.nextToken };
+    },
+  });
+}
+
+/** GET /admin/profiles: every profile, where it is defined and what it allows. */
+function profilesListing({ api }) {
+  return pagedListing({
+    title: "Desktop profiles",
+    testid: "admin-profiles",
+    caption: "Every desktop profile",
+    columns: [
+      "Profile",
+      "Kind",
+      "Instance types",
+      "When unused",
+      "Longest session",
+      "Who",
+      "Defined in",
+    ],
+    filters: null,
+    noun: { one: "profile", many: "profiles" },
+    renderRow: (profile) =>
+      h(
+        "tr",
+        { "data-testid": "admin-profile-row", "data-profile-id": profile.id },
+        h(
+          "th",
+          { scope: "row", "data-label": "Profile" },
+          profile.name,
+          h("span", { class: "cell-note mono" }, profile.id),
+          h("span", { class: "cell-note" }, profile.whenStopped),
+        ),
+        cell("Kind", `${backendLabel(profile.backend)} · ${osLabel(profile.os)}`),
+        cell("Instance types", mono((profile.instanceTypes ?? []).join(", "))),
+        cell("When unused", idleLabel(profile.idle)),
+        cell(
+          "Longest session",
+          profile.maxSessionHours ? `${profile.maxSessionHours} h` : "No limit",
+        ),
+        cell("Who", profile.groups?.length ? profile.groups.join(", ") : "Everyone"),
+        cell(
+          "Defined in",
+          profile.source === "admin" ? "Administrators" : "The template (DesktopProfiles)",
+        ),
+      ),
+    load: async () => {
+      const page = await api.get("/admin/profiles");
+      return { items: page.items, nextToken: page.nextToken };
     },
   });
 }
@@ -350,6 +477,8 @@ export function adminView(main, ctx) {
     h("div", { class: "page-header" }, h("h1", { tabindex: "-1" }, "Fleet administration")),
     sessionsListing(ctx),
     instancesListing(ctx),
+    auditListing(ctx),
+    profilesListing(ctx),
   );
   return () => {};
 }

@@ -2,7 +2,7 @@
 
 import { sessionActions } from "../actions.js";
 import { busy, h, messageBox, reconcile } from "../dom.js";
-import { ACTIVE, backendLabel, desktopName, formatDateTime, osLabel, shortId } from "../format.js";
+import { ACTIVE, backendLabel, desktopName, formatDateTime, osLabel } from "../format.js";
 import { poll } from "../poll.js";
 import { cell, statusBadge } from "./parts.js";
 
@@ -53,14 +53,60 @@ function limitMessage(limit, active) {
   return [what, h("p", {}, ...offer)];
 }
 
-/** The "New desktop" form, its choices from GET /options. setDesktops(sessions) tells it the
- * person's desktops (to close it at the limit); stop() ends its retries. */
+/** One profile to choose: its name, what it is, and what stopping it does. */
+function profileChoice(profile, onChoose) {
+  const id = `new-profile-${profile.id}`;
+  const input = h("input", {
+    type: "radio",
+    name: "profile",
+    id,
+    value: profile.id,
+    class: "profile-radio",
+    "data-testid": "new-profile",
+    "aria-describedby": `${id}-about`,
+    onChange: onChoose,
+  });
+  const node = h(
+    "label",
+    { class: "profile", for: id, "data-testid": `profile-${profile.id}` },
+    input,
+    h(
+      "span",
+      { class: "profile-text" },
+      h("span", { class: "profile-name" }, profile.name),
+      h(
+        "span",
+        { id: `${id}-about`, class: "profile-about" },
+        h("span", { class: "profile-description" }, profile.description),
+        h(
+          "span",
+          { class: "profile-stopped", "data-testid": "profile-when-stopped" },
+          `When you stop it: ${profile.whenStopped}`,
+        ),
+      ),
+    ),
+  );
+  return { input, node };
+}
+
+/**
+ * The "New desktop" form: the caller's profiles (GET /profiles), an instance type among the
+ * chosen profile's, an optional name; the limit from GET /options. setDesktops(sessions) tells it
+ * the person's desktops (to close it at the limit); stop() ends its retries.
+ */
 function newDesktopForm({ api, requestDesktop, navigate }) {
   const error = messageBox();
   const limitBox = messageBox({ kind: "info", testid: "limit-message" });
-  const backend = select("new-backend", "Desktop type", "new-backend");
-  const os = select("new-os", "Operating system", "new-os");
+  const choices = h("div", { class: "profiles", role: "radiogroup", "aria-label": "Desktop" });
   const instanceType = select("new-instance-type", "Instance type", "new-instance-type");
+  const name = h("input", {
+    id: "new-name",
+    class: "input",
+    name: "name",
+    maxlength: "60",
+    autocomplete: "off",
+    "data-testid": "new-name",
+  });
   const submit = h(
     "button",
     { type: "submit", class: "button button--primary", "data-testid": "new-submit" },
@@ -68,12 +114,16 @@ function newDesktopForm({ api, requestDesktop, navigate }) {
   );
   const fields = h(
     "fieldset",
-    { class: "new-desktop-fields", disabled: true },
+    { class: "new-desktop-fields new-desktop-fields--profiles", disabled: true },
     h("legend", { class: "visually-hidden" }, "Desktop to start"),
-    backend.node,
-    os.node,
-    instanceType.node,
-    h("div", { class: "field field--action" }, submit),
+    choices,
+    h(
+      "div",
+      { class: "new-desktop-row" },
+      instanceType.node,
+      h("div", { class: "field" }, h("label", { for: "new-name" }, "Name (optional)"), name),
+      h("div", { class: "field field--action" }, submit),
+    ),
   );
   const hint = h("p", { class: "hint", id: "new-desktop-hint" });
   const form = h(
@@ -86,6 +136,7 @@ function newDesktopForm({ api, requestDesktop, navigate }) {
     fields,
   );
   let options = null;
+  let profiles = null;
   let desktops = null; // the person's desktops, once listed
   let refused = null; // the active desktops a 409 named, until the list changes
 
@@ -104,29 +155,29 @@ function newDesktopForm({ api, requestDesktop, navigate }) {
     } else {
       limitBox.clear();
     }
-    fields.disabled = !options || atLimit;
+    fields.disabled = !options || !profiles?.length || atLimit;
   }
 
-  function chooseBackend() {
-    setOptions(os.control, options.os[backend.control.value] ?? [], osLabel, os.control.value);
-    chooseOs();
+  function chosen() {
+    const id = choices.querySelector("input:checked")?.value;
+    return profiles?.find((profile) => profile.id === id) ?? null;
   }
 
-  function chooseOs() {
-    const types = options.instanceTypes[backend.control.value] ?? [];
-    setOptions(
-      instanceType.control,
-      types,
-      String,
-      options.defaultInstanceTypes?.[os.control.value],
-    );
+  function chooseProfile() {
+    const profile = chosen();
+    setOptions(instanceType.control, profile?.instanceTypes ?? [], String);
+    name.placeholder = profile?.name ?? "";
   }
 
   /** Loads the choices; unreachable, it tries again by itself (the page's banner says so). */
   async function load() {
     try {
-      options = await api.get("/options");
+      [options, profiles] = await Promise.all([
+        api.get("/options"),
+        api.get("/profiles").then((answer) => answer.items),
+      ]);
     } catch (failure) {
+      options = null;
       if (failure.status === 0) {
         error.clear();
         return OPTIONS_RETRY_MS;
@@ -146,27 +197,33 @@ function newDesktopForm({ api, requestDesktop, navigate }) {
       return null;
     }
     error.clear();
-    setOptions(backend.control, options.backends, backendLabel);
-    chooseBackend();
+    choices.replaceChildren(
+      ...profiles.map((profile) => profileChoice(profile, chooseProfile).node),
+    );
+    const first = choices.querySelector("input");
+    if (first) first.checked = true;
+    chooseProfile();
     const limit = options.maxActiveSessions;
-    hint.textContent = limit
-      ? `You can have ${limit} active ${limit === 1 ? "desktop" : "desktops"} at a time.`
-      : "";
+    hint.textContent = !profiles.length
+      ? "No desktop is open to you yet. Ask your administrator for access."
+      : limit
+        ? `You can have ${limit} active ${limit === 1 ? "desktop" : "desktops"} at a time.`
+        : "";
     updateState();
     return null;
   }
 
-  backend.control.addEventListener("change", chooseBackend);
-  os.control.addEventListener("change", chooseOs);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.clear();
+    const profile = chosen();
+    if (!profile) return;
     const done = busy(submit, "Starting…");
     try {
       const accepted = await requestDesktop({
-        backend: backend.control.value,
-        os: os.control.value,
+        profile: profile.id,
         instanceType: instanceType.control.value,
+        ...(name.value.trim() ? { name: name.value.trim() } : {}),
       });
       navigate(`#/sessions/${encodeURIComponent(accepted.sessionId)}`);
     } catch (failure) {
@@ -206,6 +263,10 @@ function newDesktopForm({ api, requestDesktop, navigate }) {
   };
 }
 
+/** What kind of desktop: its profile's name, or (before profiles) its OS and backend. */
+const kindLabel = (session) =>
+  session.profileName ?? `${osLabel(session.os)} · ${backendLabel(session.backend)}`;
+
 function desktopRow(session, actions) {
   return h(
     "tr",
@@ -219,17 +280,20 @@ function desktopRow(session, actions) {
       { scope: "row", "data-label": "Desktop" },
       h(
         "a",
-        { href: `#/sessions/${encodeURIComponent(session.sessionId)}`, class: "mono" },
-        shortId(session.sessionId),
+        {
+          href: `#/sessions/${encodeURIComponent(session.sessionId)}`,
+          "data-testid": "desktop-name",
+        },
+        desktopName(session),
       ),
+      session.hidden ? h("span", { class: "cell-note" }, "Hidden") : null,
     ),
     cell(
       "Status",
       statusBadge(session.status),
       session.statusReason ? h("span", { class: "cell-note" }, session.statusReason) : null,
     ),
-    cell("Type", backendLabel(session.backend)),
-    cell("OS", osLabel(session.os)),
+    cell("Kind", kindLabel(session)),
     cell("Instance type", h("span", { class: "mono" }, session.instanceType ?? "—")),
     cell("Created", h("time", { datetime: session.createdAt }, formatDateTime(session.createdAt))),
     cell("Actions", h("div", { class: "actions" }, actions)),
@@ -256,7 +320,7 @@ export function desktopsView(main, ctx) {
         h(
           "tr",
           {},
-          ["Desktop", "Status", "Type", "OS", "Instance type", "Created", "Actions"].map((title) =>
+          ["Desktop", "Status", "Kind", "Instance type", "Created", "Actions"].map((title) =>
             h("th", { scope: "col" }, title),
           ),
         ),
@@ -265,10 +329,18 @@ export function desktopsView(main, ctx) {
     ),
   );
   const placeholder = h("p", { class: "empty", role: "status" }, "Loading your desktops…");
+  const showHidden = h("input", {
+    type: "checkbox",
+    id: "show-hidden",
+    "data-testid": "show-hidden",
+    onChange: () => poller.refresh(),
+  });
 
   const poller = poll(async () => {
     try {
-      const { sessions } = await api.get("/sessions");
+      const { sessions } = await api.get("/sessions", {
+        hidden: showHidden.checked ? "true" : undefined,
+      });
       error.clear();
       reconcile(rows, sessions, {
         keyOf: (session) => session.sessionId,
@@ -278,6 +350,7 @@ export function desktopsView(main, ctx) {
             session,
             sessionActions(session, {
               api,
+              withHide: true,
               onChanged: (message) => {
                 actionError.clear();
                 announce(message);
@@ -310,6 +383,12 @@ export function desktopsView(main, ctx) {
       "section",
       { class: "section", "aria-labelledby": "desktops-title" },
       h("h2", { id: "desktops-title" }, "Your desktops"),
+      h(
+        "div",
+        { class: "check" },
+        showHidden,
+        h("label", { for: "show-hidden" }, "Show hidden desktops"),
+      ),
       error.node,
       actionError.node,
       placeholder,

@@ -2,7 +2,7 @@
 // time, done with its time, or failed), each change announced politely, and "Try again" on failure.
 
 import { busy, h, messageBox } from "../dom.js";
-import { backendLabel, formatClock, formatDuration, osLabel } from "../format.js";
+import { backendLabel, desktopName, formatClock, formatDuration, osLabel } from "../format.js";
 
 const STEPS = [
   { name: "credentials", label: "Creating your credentials" },
@@ -55,6 +55,7 @@ export function waitingScreen(brand, onRetry) {
     "Try again",
   );
   const retryError = messageBox();
+  const actions = h("div", { class: "actions waiting-actions" });
   retry.addEventListener("click", async () => {
     retryError.clear();
     const done = busy(retry, "Starting…");
@@ -95,6 +96,7 @@ export function waitingScreen(brand, onRetry) {
       items.map((item) => item.node),
     ),
     elapsed,
+    actions,
     failure,
     retryError.node,
     live,
@@ -157,15 +159,23 @@ export function waitingScreen(brand, onRetry) {
 
     const failed = next.status === "FAILED";
     title.textContent = failed ? "We could not start your desktop" : "Getting your desktop ready";
+    const kind = next.profileName ?? `${osLabel(next.os)} · ${backendLabel(next.backend)}`;
     subtitle.textContent =
-      `${osLabel(next.os)} desktop · ${backendLabel(next.backend)} · ${next.instanceType}` +
+      `${desktopName(next)} · ${kind} · ${next.instanceType}` +
       (failed ? "" : ". This page updates by itself.");
     failure.hidden = !failed;
     reason.textContent = next.statusReason ?? "Something went wrong while starting it.";
     tick();
   }
 
-  return { node, update, stop: () => clearInterval(ticker), startedAt: () => startedAt };
+  return {
+    node,
+    update,
+    stop: () => clearInterval(ticker),
+    startedAt: () => startedAt,
+    /** The controls offered while it starts (Cancel); none once it has failed. */
+    setActions: (controls) => actions.replaceChildren(...controls),
+  };
 }
 
 /** A resume writes its credentials step at once (they were kept while stopped): a first step
