@@ -100,6 +100,7 @@ export function createApi(apiUrl, auth, onReachable = () => {}) {
   return {
     get: (path, query) => request("GET", path, { query }),
     post: (path, body, headers) => request("POST", path, { body, headers }),
+    put: (path, body) => request("PUT", path, { body }),
     patch: (path, body) => request("PATCH", path, { body }),
     delete: (path) => request("DELETE", path),
   };

@@ -176,6 +176,8 @@ class FakeApi:
             return 200, {"items": self.audit}
         if (method, path) == ("GET", "/admin/profiles"):
             return 200, {"items": self.profiles}
+        if path.startswith("/admin/profiles/"):
+            return self._profile(method, path.split("/")[3], body)
         if path.startswith("/sessions/"):
             session = self.find(path.split("/")[2])
             if session is None:
@@ -189,6 +191,20 @@ class FakeApi:
                 session.update(status="TERMINATING")
                 return 202, {"sessionId": session["sessionId"], "status": "TERMINATING"}
         return 404, {"message": f"no fake answer for {method} {path}"}
+
+    def _profile(self, method: str, profile_id: str, body: Any) -> tuple[int, Any]:
+        """PUT / DELETE /admin/profiles/{id}, as the contract says (template ones stay)."""
+        old = next((p for p in self.profiles if p["id"] == profile_id), None)
+        if method == "PUT":
+            profile = {**(old or {}), **body, "id": profile_id, "source": "admin"}
+            self.profiles = [p for p in self.profiles if p["id"] != profile_id] + [profile]
+            return 200, profile
+        if old is None:
+            return 404, {"message": "Not found"}
+        if old["source"] == "template":
+            return 409, {"message": "defined in the template's DesktopProfiles parameter"}
+        self.profiles.remove(old)
+        return 204, None
 
     def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
         """POST /sessions {profile, instanceType?, name?}: a PROVISIONING desktop."""

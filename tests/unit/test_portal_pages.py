@@ -390,3 +390,44 @@ def test_the_admin_view_keeps_the_apis_order_and_words_and_names_people(
     expect(profiles.first).to_contain_text("Linux workstation")
     expect(profiles.first).to_contain_text("Stopped after 60 min unused")
     expect(profiles.nth(1)).to_contain_text("Administrators")
+
+
+def test_an_admin_edits_a_profile_and_deletes_one_administrators_defined(
+    admin_tab: Page, api: FakeApi
+) -> None:
+    _open(admin_tab, "#/admin", user="boss")
+    rows = admin_tab.get_by_test_id("admin-profile-row")
+    expect(rows).to_have_count(2)
+    template = admin_tab.locator('[data-profile-id="linux-workstation"]')
+    expect(template.get_by_test_id("admin-profile-delete")).to_have_count(0)  # the template's
+
+    template.get_by_test_id("admin-profile-edit").click()
+    expect(admin_tab.get_by_test_id("profile-form-id")).to_have_value("linux-workstation")
+    expect(admin_tab.get_by_test_id("profile-form-idleMinutes")).to_have_value("60")
+    admin_tab.get_by_test_id("profile-form-name").fill("Big workstation")
+    admin_tab.get_by_test_id("profile-form-instanceTypes").fill("g5.xlarge, g5.2xlarge")
+    admin_tab.get_by_test_id("profile-form-maxSessionHours").fill("")
+    admin_tab.get_by_test_id("profile-form-save").click()
+    expect(template).to_contain_text("Big workstation")
+    put = [body for method, path, body in api.calls if method == "PUT"]
+    assert put == [
+        {
+            "name": "Big workstation",
+            "description": "A GPU desktop of your own for 3D work. Stopping it keeps your files.",
+            "backend": "ec2",
+            "os": "linux",
+            "instanceTypes": ["g5.xlarge", "g5.2xlarge"],
+            "idle": {"timeoutSeconds": 3600, "action": "stop"},
+            "maxSessionHours": None,
+            "groups": [],
+        }
+    ]
+
+    admin_tab.locator('[data-profile-id="linux-session"]').get_by_test_id(
+        "admin-profile-delete"
+    ).click()
+    dialog = admin_tab.get_by_test_id("confirm-dialog")
+    expect(dialog).to_contain_text('Delete the profile "Linux session"?')
+    admin_tab.get_by_test_id("confirm-ok").click()
+    expect(admin_tab.locator('[data-profile-id="linux-session"]')).to_have_count(0)
+    assert ("DELETE", "/admin/profiles/linux-session", None) in api.calls

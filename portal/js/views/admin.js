@@ -3,7 +3,7 @@
 // the audit trail of administrators' actions and the desktop profiles, page by page.
 
 import { runAction } from "../actions.js";
-import { h, messageBox } from "../dom.js";
+import { busy, h, messageBox } from "../dom.js";
 import {
   STATUSES,
   auditActionLabel,
@@ -50,7 +50,18 @@ const mono = (text) => (text ? h("span", { class: "mono" }, text) : "—");
  * A filtered, paged listing: load(nextToken) → {items, nextToken}; renderRow(item, error) builds
  * a row (error: the listing's message box, for its actions). Loads the first page at once.
  */
-function pagedListing({ title, testid, caption, columns, filters, load, renderRow, noun }) {
+function pagedListing({
+  title,
+  testid,
+  caption,
+  columns,
+  filters,
+  load,
+  renderRow,
+  noun,
+  before = null,
+  handle = {},
+}) {
   const error = messageBox();
   const listing = table(testid, caption, columns);
   const summary = h("p", { class: "hint", role: "status" });
@@ -94,12 +105,14 @@ function pagedListing({ title, testid, caption, columns, filters, load, renderRo
     control.addEventListener("change", () => fetchPage(false));
   }
   fetchPage(false);
+  handle.reload = () => fetchPage(false); // for the caller, after a change
 
   const id = `${testid}-title`;
   return h(
     "section",
     { class: "section", "aria-labelledby": id },
     h("h2", { id }, title),
+    before,
     filters ?? null,
     error.node,
     summary,
@@ -406,8 +419,201 @@ function auditListing({ api }) {
   });
 }
 
-/** GET /admin/profiles: every profile, where it is defined and what it allows. */
-function profilesListing({ api }) {
+const IDLE_ACTIONS = { stop: "Stop it", hibernate: "Hibernate it", terminate: "End it" };
+const list = (text) =>
+  text
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+
+/**
+ * Add or edit a profile (PUT /admin/profiles/{id}: the profile without its id and the derived
+ * fields). edit(profile) fills it in; onSaved() after the API took it.
+ */
+function profileForm(api, onSaved) {
+  const error = messageBox();
+  const field = (name, label, control, note) =>
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: `profile-${name}` }, label),
+      control,
+      note ? h("span", { class: "cell-note" }, note) : null,
+    );
+  const input = (name, props = {}) =>
+    h("input", {
+      id: `profile-${name}`,
+      class: "input",
+      autocomplete: "off",
+      "data-testid": `profile-form-${name}`,
+      ...props,
+    });
+  const choice = (name, values) =>
+    h(
+      "select",
+      { id: `profile-${name}`, class: "input", "data-testid": `profile-form-${name}` },
+      Object.entries(values).map(([value, label]) => h("option", { value }, label)),
+    );
+  const controls = {
+    id: input("id", { required: true, pattern: "[a-z0-9][a-z0-9\\-]{0,39}", maxlength: "40" }),
+    name: input("name", { required: true, maxlength: "60" }),
+    description: input("description", { required: true, maxlength: "200" }),
+    backend: choice("backend", { ec2: backendLabel("ec2"), batch: backendLabel("batch") }),
+    os: choice("os", { linux: osLabel("linux"), windows: osLabel("windows") }),
+    instanceTypes: input("instanceTypes", { required: true }),
+    idleMinutes: input("idleMinutes", { type: "number", min: "1", required: true }),
+    idleAction: choice("idleAction", IDLE_ACTIONS),
+    maxSessionHours: input("maxSessionHours", { type: "number", min: "1" }),
+    groups: input("groups"),
+  };
+  const save = h(
+    "button",
+    { type: "submit", class: "button button--primary", "data-testid": "profile-form-save" },
+    "Save profile",
+  );
+  const form = h(
+    "form",
+    {
+      class: "filters profile-form",
+      "aria-label": "Add or edit a profile",
+      "data-testid": "profile-form",
+    },
+    field("id", "ID", controls.id, "a-z, 0-9 and -"),
+    field("name", "Name", controls.name),
+    field("description", "Description", controls.description),
+    field("backend", "Backend", controls.backend),
+    field("os", "Operating system", controls.os),
+    field(
+      "instanceTypes",
+      "Instance types",
+      controls.instanceTypes,
+      "comma-separated; the first is the default",
+    ),
+    field("idleMinutes", "Unused for (minutes)", controls.idleMinutes),
+    field("idleAction", "Then", controls.idleAction),
+    field(
+      "maxSessionHours",
+      "Longest session (hours)",
+      controls.maxSessionHours,
+      "empty: no limit",
+    ),
+    field("groups", "Groups", controls.groups, "comma-separated; empty: everyone"),
+    h("div", { class: "field field--action" }, save),
+  );
+  const details = h(
+    "details",
+    { class: "profile-editor" },
+    h("summary", { "data-testid": "profile-form-open" }, "Add or edit a profile"),
+    form,
+    error.node,
+  );
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.clear();
+    const hours = controls.maxSessionHours.value;
+    const body = {
+      name: controls.name.value.trim(),
+      description: controls.description.value.trim(),
+      backend: controls.backend.value,
+      os: controls.os.value,
+      instanceTypes: list(controls.instanceTypes.value),
+      idle: {
+        timeoutSeconds: Math.round(Number(controls.idleMinutes.value) * 60),
+        action: controls.idleAction.value,
+      },
+      maxSessionHours: hours ? Number(hours) : null,
+      groups: list(controls.groups.value),
+    };
+    const done = busy(save, "Saving…");
+    try {
+      await api.put(`/admin/profiles/${encodeURIComponent(controls.id.value.trim())}`, body);
+      details.open = false;
+      onSaved(body.name);
+    } catch (failure) {
+      if (failure.status !== 0) error.show(failure.message); // an operator's words: precise
+    } finally {
+      done();
+    }
+  });
+
+  return {
+    node: details,
+    edit(profile) {
+      controls.id.value = profile.id;
+      controls.name.value = profile.name;
+      controls.description.value = profile.description;
+      controls.backend.value = profile.backend;
+      controls.os.value = profile.os;
+      controls.instanceTypes.value = (profile.instanceTypes ?? []).join(", ");
+      controls.idleMinutes.value = String(Math.round((profile.idle?.timeoutSeconds ?? 3600) / 60));
+      controls.idleAction.value = profile.idle?.action ?? "stop";
+      controls.maxSessionHours.value = profile.maxSessionHours ?? "";
+      controls.groups.value = (profile.groups ?? []).join(", ");
+      details.open = true;
+      controls.name.focus();
+    },
+  };
+}
+
+/** GET /admin/profiles: every profile, where it is defined and what it allows; add, edit, and
+ * delete the ones administrators defined. */
+function profilesListing({ api, announce }) {
+  const handle = {};
+  const editor = profileForm(api, (name) => {
+    announce(`Profile ${name} saved.`);
+    handle.reload();
+  });
+
+  function actions(profile, error) {
+    const edit = h(
+      "button",
+      {
+        type: "button",
+        class: "button",
+        "data-testid": "admin-profile-edit",
+        "aria-label": `Edit ${profile.name}`,
+        onClick: () => editor.edit(profile),
+      },
+      "Edit",
+    );
+    if (profile.source !== "admin") return [edit];
+    const remove = h(
+      "button",
+      {
+        type: "button",
+        class: "button button--danger",
+        "data-testid": "admin-profile-delete",
+        "aria-label": `Delete ${profile.name}`,
+      },
+      "Delete",
+    );
+    remove.addEventListener("click", async () => {
+      error.clear();
+      try {
+        const deleted = await runAction(remove, {
+          confirm: {
+            title: `Delete the profile "${profile.name}"?`,
+            message:
+              "Nobody can start a desktop from it any more; desktops already made from it keep running.",
+            confirmLabel: "Delete profile",
+          },
+          busyLabel: "Deleting…",
+          call: async () => {
+            await api.delete(`/admin/profiles/${encodeURIComponent(profile.id)}`);
+            return true;
+          },
+        });
+        if (!deleted) return;
+        announce(`Profile ${profile.name} deleted.`);
+        handle.reload();
+      } catch (failure) {
+        if (failure.status !== 0) error.show(failure.message);
+      }
+    });
+    return [edit, remove];
+  }
+
   return pagedListing({
     title: "Desktop profiles",
     testid: "admin-profiles",
@@ -420,10 +626,13 @@ function profilesListing({ api }) {
       "Longest session",
       "Who",
       "Defined in",
+      "Actions",
     ],
     filters: null,
+    before: editor.node,
+    handle,
     noun: { one: "profile", many: "profiles" },
-    renderRow: (profile) =>
+    renderRow: (profile, error) =>
       h(
         "tr",
         { "data-testid": "admin-profile-row", "data-profile-id": profile.id },
@@ -446,6 +655,7 @@ function profilesListing({ api }) {
           "Defined in",
           profile.source === "admin" ? "Administrators" : "The template (DesktopProfiles)",
         ),
+        cell("Actions", h("div", { class: "actions" }, actions(profile, error))),
       ),
     load: async () => {
       const page = await api.get("/admin/profiles");
