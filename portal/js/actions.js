@@ -3,7 +3,7 @@
 
 import { confirmAction } from "./dialog.js";
 import { busy, h } from "./dom.js";
-import { desktopName } from "./format.js";
+import { desktopName, isResume } from "./format.js";
 
 /** Asks for confirmation (if any), keeps the button busy during the call; null if cancelled. */
 export async function runAction(button, { confirm, busyLabel, call }) {
@@ -44,9 +44,11 @@ function deleteConfirmation(session) {
 export function cancelConfirmation(session) {
   return {
     title: `Cancel "${desktopName(session)}"?`,
-    message:
-      "It is still starting. Cancelling stops that and removes what was made for it so far; " +
-      "nothing is kept. You can start another desktop straight away.",
+    message: isResume(session)
+      ? "It is starting again. Cancelling ends this desktop for good: its disk is deleted and " +
+        "nothing on it is kept. This cannot be undone."
+      : "It is still starting. Cancelling stops that and removes what was made for it so far; " +
+        "nothing is kept. You can start another desktop straight away.",
     confirmLabel: "Cancel desktop",
     dismissLabel: "Keep starting",
   };

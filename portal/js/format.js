@@ -76,3 +76,14 @@ const AUDIT_ACTION = {
   "delete-profile": "Deleted a profile",
 };
 export const auditActionLabel = (action) => AUDIT_ACTION[action] ?? action;
+
+/** A resume writes its credentials step at once (they were kept while stopped): a first step
+ * done this long after the desktop was made belongs to a resume. */
+const RESUMED_AFTER_MS = 10 * 60 * 1000;
+
+/** The desktop's current provisioning is a resume (it existed, stopped, before). */
+export function isResume(session) {
+  const created = new Date(session.createdAt).getTime();
+  const first = new Date(session.progress?.credentials ?? Number.NaN).getTime();
+  return first - created > RESUMED_AFTER_MS;
+}

@@ -431,3 +431,20 @@ def test_an_admin_edits_a_profile_and_deletes_one_administrators_defined(
     admin_tab.get_by_test_id("confirm-ok").click()
     expect(admin_tab.locator('[data-profile-id="linux-session"]')).to_have_count(0)
     assert ("DELETE", "/admin/profiles/linux-session", None) in api.calls
+
+
+def test_cancelling_a_resume_warns_that_the_disk_is_deleted(tab: Page, api: FakeApi) -> None:
+    api.sessions = [
+        session_view(
+            "s-1",
+            "PROVISIONING",
+            createdAt="2026-12-01T08:00:00Z",
+            progress={"credentials": "2026-12-07T09:00:02Z"},  # resumed today
+        )
+    ]
+    _open(tab, "#/sessions/s-1")
+    tab.get_by_test_id("waiting-screen").get_by_test_id("cancel").click()
+    expect(tab.get_by_test_id("confirm-dialog")).to_contain_text("its disk is deleted")
+    tab.keyboard.press("Escape")
+    expect(tab.get_by_test_id("confirm-dialog")).to_be_hidden()
+    assert not [call for call in api.calls if call[0] == "DELETE"]

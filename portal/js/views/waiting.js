@@ -2,7 +2,14 @@
 // time, done with its time, or failed), each change announced politely, and "Try again" on failure.
 
 import { busy, h, messageBox } from "../dom.js";
-import { backendLabel, desktopName, formatClock, formatDuration, osLabel } from "../format.js";
+import {
+  backendLabel,
+  desktopName,
+  formatClock,
+  formatDuration,
+  isResume,
+  osLabel,
+} from "../format.js";
 
 const STEPS = [
   { name: "credentials", label: "Creating your credentials" },
@@ -178,17 +185,11 @@ export function waitingScreen(brand, onRetry) {
   };
 }
 
-/** A resume writes its credentials step at once (they were kept while stopped): a first step
- * done this long after the desktop was made belongs to a resume, which began then. */
-const RESUMED_AFTER_MS = 10 * 60 * 1000;
-
 /** When the provisioning that made the desktop READY began: seen by the page, else from the API's
  * times (the request for a new desktop, or the resume). */
 export function provisioningStart(session, observed = Number.NaN) {
   if (!Number.isNaN(observed)) return observed;
-  const created = ms(session.createdAt);
-  const first = ms(session.progress?.credentials);
-  return first - created > RESUMED_AFTER_MS ? first : created;
+  return isResume(session) ? ms(session.progress.credentials) : ms(session.createdAt);
 }
 
 /**
