@@ -44,7 +44,7 @@ demo: setup
 local: setup
 	$(PY) -m local --params "$(PARAMS)" --boot-delay "$(BOOT_DELAY)"
 
-## lint: ruff, mypy, cfn-lint, checkov, shellcheck, hadolint, PowerShell syntax, the README's generated parts
+## lint: ruff, mypy, cfn-lint, checkov, shellcheck, hadolint, PowerShell syntax, the docs' generated parts
 lint: setup $(CHECKOV_VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -80,7 +80,7 @@ bench-agent: setup
 bench-load: setup
 	$(PY) -m bench.load
 
-## docs: regenerate the README's parameter table and workflow diagrams
+## docs: regenerate docs/parameters.md's table and docs/workflows.md's diagrams
 docs: setup
 	$(PY) tools/readme.py
 

@@ -39,7 +39,12 @@ def main(argv: list[str] | None = None) -> int:
         default=0.0,
         help="seconds a host (or a Batch job's container) takes to boot",
     )
-    parser.add_argument("--port", type=int, default=0, help="emulator port (default: a free one)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=0,
+        help="emulator port (default: the last one, if free; else a free one)",
+    )
     parser.add_argument("--state-dir", type=Path, default=STATE_DIR, help="where stack.json goes")
     parser.add_argument(
         "--minute-seconds",

@@ -120,8 +120,10 @@ def configure(state_dir: Path, stream: TextIO) -> Path:
 
 def banner(info: Any, stack_file: Path, debug_log: Path, minute_seconds: float) -> list[str]:
     """What ``make local`` prints once the stack is up (``info``: ``local.stack.StackInfo``):
-    where everything is, who can sign in and how, how to stop it."""
-    user = info.demo_user
+    where everything is, who can sign in (the demo user and the admin user) and how, how to stop
+    it."""
+    demo, admin = info.demo_user, info.admin_user
+    width = max(len(demo["username"]), len(admin["username"]))
     lines = [
         f"  Portal          {info.portal_url}",
         f"  API             {info.api_url}",
@@ -129,8 +131,10 @@ def banner(info: Any, stack_file: Path, debug_log: Path, minute_seconds: float) 
         f"  AWS endpoint    {info.aws_endpoint_url}   ({info.region}, any credentials)",
         "",
         "Users",
-        f"  {user['username']}  password {user['password']}",
-        f"  sign in on the portal, or: .venv/bin/dcvfleet login --username {user['username']}",
+        f"  {demo['username']:<{width}}  password {demo['password']}   (a user)",
+        f"  {admin['username']:<{width}}  password {admin['password']}   (an administrator:"
+        " the admins group)",
+        f"  sign in on the portal, or: .venv/bin/dcvfleet login --username {demo['username']}",
         "",
         f"Stack details  {stack_file}",
         f"Debug log      {debug_log}",

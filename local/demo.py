@@ -1,5 +1,12 @@
 """``make demo``: start the local stack, sign in as the demo user, request a Linux desktop on EC2
-and follow it to READY, printing each provisioning step with its timing. Exit 0 only on READY."""
+and follow it to READY, printing each provisioning step with its timing. Exit 0 only on READY.
+
+The demo stops its stack as it ends, so it prints no address of it (the portal, the API, the
+desktop's connection URL would all be dead by then): the stack's own banner goes to the debug
+demo's state directory (``.local/demo/stack-output.log``), not the terminal, and the demo ends by
+saying how to get a stack that stays up (``make local``). The demo's stack keeps its state in
+``.local/demo/``, apart from ``make local``'s: a demo run while ``make local`` runs neither
+overwrites that stack's ``stack.json`` and simulated hosts nor moves its ports."""
 
 from __future__ import annotations
 
@@ -19,7 +26,18 @@ from local.client import Client
 from local.emulator import ROOT
 from local.stack import use_emulator_credentials
 
-STACK_FILE = ROOT / ".local" / "stack.json"
+#: The demo stack's state directory (``make local``'s is ``.local``).
+STATE_DIR = ROOT / ".local" / "demo"
+STACK_FILE = STATE_DIR / "stack.json"
+#: Where the demo's stack writes what it prints (its banner names addresses that die with it).
+STACK_OUTPUT = STATE_DIR / "stack-output.log"
+#: The demo's last words: how to get a stack that stays up, and who signs in to it.
+AFTERWARDS = (
+    "The demo's local stack has stopped, and its desktop with it.",
+    "For a stack that stays up: make local. It prints the portal's address (portal_url);",
+    "open it and sign in as demo, or as admin to see the whole fleet. Their passwords are in",
+    "its banner and in .local/stack.json, and stay the same from one make local to the next.",
+)
 
 
 def wait_for_stack(process: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
@@ -92,38 +110,52 @@ def main(argv: list[str] | None = None) -> int:
         args.params,
         "--boot-delay",
         str(args.boot_delay),
+        "--state-dir",
+        str(STATE_DIR),
     ]
     print("Starting the local stack ...", flush=True)
-    process = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy())
+    STACK_OUTPUT.parent.mkdir(parents=True, exist_ok=True)
+    with STACK_OUTPUT.open("wb") as output:
+        # its warnings (stderr) still reach the terminal; its banner does not
+        process = subprocess.Popen(command, cwd=ROOT, env=os.environ.copy(), stdout=output)
     try:
-        info = wait_for_stack(process, timeout=180)
-        client = Client(info)
-        user = info["demo_user"]
-        client.sign_in(user["username"], user["password"])
-        print(f"Signed in as {user['username']}. Requesting a Linux desktop on EC2 ...", flush=True)
-        t0 = time.time()
-        resp = client.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
-        if resp.status_code != 202:
-            print(f"request refused: {resp.status_code} {resp.text}", flush=True)
-            return 1
-        session_id = resp.json()["sessionId"]
-        print(f"Session {session_id} accepted ({resp.status_code}).", flush=True)
-        session = follow(client, session_id, args.timeout, started=t0)
-        settled = session.get("updatedAt")
-        settled_at = datetime.fromisoformat(settled).timestamp() if settled else time.time()
-        elapsed = settled_at - t0
-        if session.get("status") == "READY":
-            print(f"READY in {elapsed:.2f}s. Connect: {session['connectionUrl']}", flush=True)
-            return 0
-        reason = session.get("statusReason", "no reason recorded")
-        print(f"Not ready after {elapsed:.2f}s: {session.get('status')} - {reason}", flush=True)
-        return 1
+        code = run(process, args.timeout)
     finally:
+        print("Stopping the demo's local stack ...", flush=True)
         process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+    for line in AFTERWARDS:
+        print(line, flush=True)
+    return code
+
+
+def run(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """Once the stack is up: sign in, request a desktop and follow it; 0 when it became READY."""
+    info = wait_for_stack(process, timeout=180)
+    client = Client(info)
+    user = info["demo_user"]
+    client.sign_in(user["username"], user["password"])
+    print(f"Signed in as {user['username']}. Requesting a Linux desktop on EC2 ...", flush=True)
+    t0 = time.time()
+    resp = client.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
+    if resp.status_code != 202:
+        print(f"request refused: {resp.status_code} {resp.text}", flush=True)
+        return 1
+    session_id = resp.json()["sessionId"]
+    print(f"Session {session_id} accepted ({resp.status_code}).", flush=True)
+    session = follow(client, session_id, timeout, started=t0)
+    settled = session.get("updatedAt")
+    settled_at = datetime.fromisoformat(settled).timestamp() if settled else time.time()
+    elapsed = settled_at - t0
+    if session.get("status") == "READY":
+        print(f"READY in {elapsed:.2f}s.", flush=True)
+        return 0
+    reason = session.get("statusReason", "no reason recorded")
+    print(f"Not ready after {elapsed:.2f}s: {session.get('status')} - {reason}", flush=True)
+    return 1
 
 
 if __name__ == "__main__":

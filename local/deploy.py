@@ -6,8 +6,8 @@ created with the emulator's CloudFormation. Types the emulator's CloudFormation 
 created through their API (``cloudformation.API_CREATED_TYPES``) and state machines are re-created
 executable with their substitutions resolved; every other type is left to CloudFormation, and a
 type it cannot create at all fails the deployment by name. Then the image build project's source
-bundle (``make image-source``'s) is uploaded where the project's source points, as the README's
-release step does after ``sam deploy``.
+bundle (``make image-source``'s) is uploaded where the project's source points, as the release
+step of docs/deploying.md does after ``sam deploy``.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ import boto3
 from samtranslator.translator.transform import transform
 from samtranslator.yaml_helper import yaml_parse
 
+from dcvfleet.profiles import check_parameter
 from local import emulator
 from local.emulator import cloudformation, ssm
 
@@ -224,7 +225,25 @@ class Deployer:
         self._note_bucket_policies(api_created, deployment)
         self._put_alarms_and_dashboards(api_created, deployment)
         self._set_api_gateway_account(api_created, deployment)
+        self._check_desktop_profiles(api_created, deployment)
         return deployment
+
+    def _check_desktop_profiles(self, api_created: dict[str, Any], deployment: Deployment) -> None:
+        """CUSTOM_RESOURCES: the DesktopProfiles check, run as its function would run it; a bad
+        profile fails the deploy with the reason CloudFormation would give."""
+        for logical_id, resource in api_created.items():
+            if resource["Type"] != "Custom::DesktopProfiles":
+                continue
+            props = _resolve(resource["Properties"], deployment)
+            function = str(props["ServiceToken"]).rsplit(":", 1)[-1]
+            config = self.client("lambda").get_function_configuration(FunctionName=function)
+            environ = config.get("Environment", {}).get("Variables", {})
+            event = {"RequestType": "Create", "ResourceProperties": props}
+            try:
+                check_parameter(event, environ=environ)
+            except Exception as exc:
+                raise RuntimeError(f"{logical_id} ({resource['Type']}): {exc}") from exc
+            deployment.physical[logical_id] = "desktop-profiles"
 
     def _set_api_gateway_account(self, api_created: dict[str, Any], deployment: Deployment) -> None:
         """APIGW_ACCOUNT: the account's CloudWatch role, when the stack sets it."""
@@ -304,8 +323,8 @@ class Deployer:
             )
 
     def _upload_image_source(self, deployment: Deployment) -> None:
-        """The image build project's source bundle where its Source points (the README's release
-        step after ``sam deploy``: ``make image-source`` uploaded to the builds bucket)."""
+        """The image build project's source bundle where its Source points (docs/deploying.md's
+        release step after ``sam deploy``: ``make image-source`` uploaded to the builds bucket)."""
         project = deployment.physical.get(IMAGE_BUILD_PROJECT)
         if project is None:
             return

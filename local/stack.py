@@ -7,7 +7,9 @@ serves the API from the template's OpenAPI body (``local.apigw``), runs simulate
 fleet's instances, simulated containers for its Batch jobs (``local.sim``) and the
 ``control_url`` server (``local.sim.control``), runs the EventBridge schedules
 (``emulator.scheduler.Scheduler``; one schedule minute lasts ``minute_seconds`` real seconds),
-creates the demo user and writes ``stack.json``. ``stop`` stops them and removes the gaps'
+creates the demo user and the admin user (a member of the ``admins`` group) and writes
+``stack.json``. Its ports and its users' passwords are those of the last stack in the same state
+directory while the ports are free (``local.remembered``). ``stop`` stops them and removes the gaps'
 patches again.
 """
 
@@ -16,16 +18,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import shutil
-import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dcvfleet.config import FLEET_TAG_KEY
-from local import deploy, emulator, faults
+from local import deploy, emulator, faults, remembered
 from local.apigw import ApiServer
 from local.emulator import registry
 from local.emulator.gap import Context
@@ -40,13 +40,7 @@ log = logging.getLogger("local.stack")
 REGION = "us-east-1"
 STATE_DIR = emulator.ROOT / ".local"
 DEMO_USER = "demo"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+ADMIN_USER = "admin"
 
 
 def use_emulator_credentials() -> None:
@@ -62,8 +56,13 @@ def use_emulator_credentials() -> None:
         os.environ.pop(key, None)
 
 
-def create_user(idp: Any, pool_id: str, username: str, password: str) -> None:
-    """A user as an administrator creates one: verified e-mail, permanent password."""
+def create_user(
+    idp: Any, pool_id: str, username: str, password: str, groups: tuple[str, ...] = ()
+) -> None:
+    """A user as an administrator creates one: verified e-mail, permanent password, and a member
+    of ``groups`` (AdminAddUserToGroup:
+    https://docs.aws.amazon.com/cognito-user-identity-pools/latest/APIReference/API_AdminAddUserToGroup.html;
+    the group is in the ID token's ``cognito:groups`` claim)."""
     idp.admin_create_user(
         UserPoolId=pool_id,
         Username=username,
@@ -76,6 +75,8 @@ def create_user(idp: Any, pool_id: str, username: str, password: str) -> None:
     idp.admin_set_user_password(
         UserPoolId=pool_id, Username=username, Password=password, Permanent=True
     )
+    for group in groups:
+        idp.admin_add_user_to_group(UserPoolId=pool_id, Username=username, GroupName=group)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class StackInfo:
     user_pool_id: str
     user_pool_client_id: str
     demo_user: dict[str, str]
+    admin_user: dict[str, str]
     parameters: dict[str, str]
     resources: dict[str, str]
     not_emulated: list[str]
@@ -109,7 +111,9 @@ class LocalStack:
     ) -> None:
         if minute_seconds <= 0:
             raise ValueError("minute_seconds must be > 0")
-        self.portal_port = free_port()
+        # the ports and passwords of the last stack in state_dir, while its ports are free
+        self.remembered = remembered.choose(state_dir, {"aws": moto_port} if moto_port else None)
+        self.portal_port = self.remembered.ports["portal"]
         self.overrides = {
             "PortalOrigin": f"http://127.0.0.1:{self.portal_port}",
             **deploy.samconfig_overrides(),
@@ -117,7 +121,7 @@ class LocalStack:
         }
         self.boot_delay = boot_delay
         self.minute_seconds = minute_seconds
-        self.moto_port = moto_port or free_port()
+        self.moto_port = self.remembered.ports["aws"]
         self.state_dir = state_dir
         self.endpoint_url = f"http://127.0.0.1:{self.moto_port}"
         self._server: Any = None
@@ -154,6 +158,7 @@ class LocalStack:
             stage=d.apis[api_id]["stage"],
             client_ids=[d.outputs["UserPoolClientId"]],
             method_settings=d.apis[api_id]["methodSettings"],
+            port=self.remembered.ports["api"],
         )
         self.api.start()
         self.portal = PortalServer(
@@ -185,10 +190,14 @@ class LocalStack:
         self.jobs.start()
         self.scheduler = Scheduler(self.endpoint_url, self.minute_seconds)
         self.control = ControlServer(
-            self.hosts, d.physical, scheduler=self.scheduler, jobs=self.jobs
+            self.hosts,
+            d.physical,
+            port=self.remembered.ports["control"],
+            scheduler=self.scheduler,
+            jobs=self.jobs,
         )
         self.control.start()
-        demo = self._create_demo_user(d.outputs["UserPoolId"])
+        demo, admin = self._create_users(d.outputs["UserPoolId"], d.physical["AdminsGroup"])
         self.info = StackInfo(
             api_url=self.api.url,
             portal_url=self.portal.url,
@@ -198,6 +207,7 @@ class LocalStack:
             user_pool_id=d.outputs["UserPoolId"],
             user_pool_client_id=d.outputs["UserPoolClientId"],
             demo_user=demo,
+            admin_user=admin,
             parameters=d.parameters,
             resources=dict(d.physical),
             not_emulated=d.not_emulated,
@@ -210,13 +220,21 @@ class LocalStack:
         os.replace(tmp, self.state_dir / "stack.json")
         return self.info
 
-    def _create_demo_user(self, pool_id: str) -> dict[str, str]:
+    def _create_users(
+        self, pool_id: str, admins_group: str
+    ) -> tuple[dict[str, str], dict[str, str]]:
+        """The demo user, and the admin user: a member of the template's ``admins`` group."""
         import boto3
 
         idp = boto3.client("cognito-idp", endpoint_url=self.endpoint_url, region_name=REGION)
-        password = f"Demo-{secrets.token_urlsafe(12)}1a"
-        create_user(idp, pool_id, DEMO_USER, password)
-        return {"username": DEMO_USER, "password": password}
+        demo_password = self.remembered.passwords["demo"]
+        create_user(idp, pool_id, DEMO_USER, demo_password)
+        admin_password = self.remembered.passwords["admin"]
+        create_user(idp, pool_id, ADMIN_USER, admin_password, groups=(admins_group,))
+        return (
+            {"username": DEMO_USER, "password": demo_password},
+            {"username": ADMIN_USER, "password": admin_password},
+        )
 
     def stop(self) -> None:
         parts = (

@@ -1,6 +1,7 @@
-"""Regenerate the generated regions of README.md from template.yaml and the state machines.
+"""Regenerate the generated regions of the documentation from template.yaml and the state machines.
 
-Two regions of README.md are owned by this tool:
+Two regions are owned by this tool, each held by one page: README.md or a page of docs/
+(``docs/parameters.md`` and ``docs/workflows.md`` today; the tool finds each region by its markers):
 
 * ``<!-- parameters:start -->`` ... ``<!-- parameters:end -->``: a table of every
   parameter declared in ``template.yaml``, in template order.
@@ -11,8 +12,8 @@ Everything outside the markers is left byte-for-byte as it was.
 
 Usage::
 
-    python tools/readme.py            # rewrite README.md in place
-    python tools/readme.py --check    # exit 1, naming the stale region, if README.md is out of date
+    python tools/readme.py            # rewrite the pages in place
+    python tools/readme.py --check    # exit 1, naming the stale region, if a page is out of date
     python tools/readme.py --root DIR # operate on another checkout (default: parent of tools/)
 """
 
@@ -31,6 +32,7 @@ import yaml
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 README = "README.md"
+DOCS = "docs"
 TEMPLATE = "template.yaml"
 STATEMACHINES = "statemachines"
 ASL_SUFFIX = ".asl.json"
@@ -381,29 +383,46 @@ def render_workflows(root: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# README.md regions
+# The pages' regions
 # --------------------------------------------------------------------------------------
 
 
 class RegionError(ValueError):
-    """README.md lacks a well-formed pair of markers for a region."""
+    """No page, or more than one, holds a region; or its markers are not a well-formed pair."""
 
 
 def markers(region: str) -> tuple[str, str]:
     return f"<!-- {region}:start -->", f"<!-- {region}:end -->"
 
 
-def _span(text: str, region: str) -> tuple[int, int]:
+def pages(root: Path) -> list[Path]:
+    """The pages that may hold a generated region: README.md, then docs/*.md."""
+    return [root / README, *sorted((root / DOCS).glob("*.md"))]
+
+
+def locate(texts: Mapping[Path, str], region: str) -> Path:
+    """The one page whose text holds the region's markers."""
+    start_marker, end_marker = markers(region)
+    holders = [path for path, text in texts.items() if start_marker in text or end_marker in text]
+    if not holders:
+        raise RegionError(
+            f"{README} or a page of {DOCS}/ must contain {start_marker} and {end_marker}"
+        )
+    if len(holders) > 1:
+        names = ", ".join(str(path) for path in holders)
+        raise RegionError(f"region '{region}' is in more than one page: {names}")
+    return holders[0]
+
+
+def _span(text: str, region: str, page: str = README) -> tuple[int, int]:
     """Offsets of the text between a region's markers."""
     start_marker, end_marker = markers(region)
     if text.count(start_marker) != 1 or text.count(end_marker) != 1:
-        raise RegionError(
-            f"{README} must contain {start_marker} and {end_marker} exactly once each"
-        )
+        raise RegionError(f"{page} must contain {start_marker} and {end_marker} exactly once each")
     begin = text.index(start_marker) + len(start_marker)
     finish = text.index(end_marker)
     if finish < begin:
-        raise RegionError(f"{README}: {end_marker} comes before {start_marker}")
+        raise RegionError(f"{page}: {end_marker} comes before {start_marker}")
     return begin, finish
 
 
@@ -412,9 +431,9 @@ def current_region(text: str, region: str) -> str:
     return text[begin:finish]
 
 
-def replace_region(text: str, region: str, body: str) -> str:
+def replace_region(text: str, region: str, body: str, page: str = README) -> str:
     """text with the region's content replaced by body (on lines of its own)."""
-    begin, finish = _span(text, region)
+    begin, finish = _span(text, region, page)
     return f"{text[:begin]}\n{body}\n{text[finish:]}"
 
 
@@ -436,56 +455,59 @@ def _write(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def regenerate(text: str, root: Path) -> tuple[str, list[str]]:
-    """README text with every region regenerated, and the names of regions that changed."""
-    stale: list[str] = []
+def regenerate(root: Path) -> tuple[dict[Path, str], list[tuple[Path, str]]]:
+    """Every page's text with every region regenerated, and the (page, region) pairs that
+    changed."""
+    texts = {path: _read(path) for path in pages(root)}
+    stale: list[tuple[Path, str]] = []
     for region, generate in generators(root).items():
-        updated = replace_region(text, region, generate())
-        if updated != text:
-            stale.append(region)
-            text = updated
-    return text, stale
+        path = locate(texts, region)
+        updated = replace_region(texts[path], region, generate(), str(path))
+        if updated != texts[path]:
+            stale.append((path, region))
+            texts[path] = updated
+    return texts, stale
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Regenerate the parameters table and workflow diagrams in README.md."
+        description="Regenerate the parameters table (docs/parameters.md) and the workflow "
+        "diagrams (docs/workflows.md)."
     )
     parser.add_argument(
         "--check",
         action="store_true",
-        help="do not write; exit 1 if a generated region of README.md is stale",
+        help="do not write; exit 1 if a generated region of a page is stale",
     )
     parser.add_argument(
         "--root",
         type=Path,
         default=REPO_ROOT,
-        help="repository root holding README.md, template.yaml and statemachines/ "
+        help="repository root holding README.md, docs/, template.yaml and statemachines/ "
         "(default: %(default)s)",
     )
     args = parser.parse_args(argv)
     root: Path = args.root
-    readme = root / README
     try:
-        original = _read(readme)
-        updated, stale = regenerate(original, root)
+        texts, stale = regenerate(root)
     except (OSError, yaml.YAMLError, ValueError) as error:
         print(f"readme: error: {error}", file=sys.stderr)
         return 2
     if args.check:
-        for region in stale:
+        for path, region in stale:
             start_marker, end_marker = markers(region)
             print(
-                f"{readme}: region '{region}' ({start_marker} ... {end_marker}) is stale; "
+                f"{path}: region '{region}' ({start_marker} ... {end_marker}) is stale; "
                 "run `python tools/readme.py` and commit the result",
                 file=sys.stderr,
             )
         return 1 if stale else 0
-    if stale:
-        _write(readme, updated)
-        print(f"{readme}: regenerated {', '.join(stale)}")
-    else:
-        print(f"{readme}: up to date")
+    for path in dict.fromkeys(path for path, _ in stale):
+        _write(path, texts[path])
+        regions = ", ".join(region for page, region in stale if page == path)
+        print(f"{path}: regenerated {regions}")
+    if not stale:
+        print("the generated regions are up to date")
     return 0
 
 

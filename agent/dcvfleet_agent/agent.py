@@ -10,6 +10,7 @@ monitor.py), without a restart.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import signal
 import threading
@@ -377,6 +378,8 @@ def _run(context: LogContext, stop: threading.Event) -> int:
 
         if config.settings_parameter:
             config = _apply_settings(config, client("ssm", attempts=3))
+        if identity.idle_timeout_seconds is not None:  # the desktop's own, from its profile
+            config = dataclasses.replace(config, idle_timeout_seconds=identity.idle_timeout_seconds)
         sender = EventSender(
             client("events"),
             config.event_bus_name,

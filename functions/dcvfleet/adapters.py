@@ -126,7 +126,11 @@ class Ec2Hosts:
         subnet_id: str,
         tags: dict[str, str],
         client_token: str,
+        hibernate: bool = False,
     ) -> Instance:
+        """``hibernate``: enable hibernation at launch, whatever the launch template says (the
+        desktop's idle action is hibernate; it cannot be enabled later:
+        https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/enabling-hibernation.html)."""
         tag_list = [{"Key": k, "Value": v} for k, v in tags.items()]
         request: dict[str, Any] = {
             "LaunchTemplate": {"LaunchTemplateId": launch_template_id, "Version": "$Latest"},
@@ -140,6 +144,8 @@ class Ec2Hosts:
                 {"ResourceType": "volume", "Tags": tag_list},
             ],
         }
+        if hibernate:
+            request["HibernationOptions"] = {"Configured": True}
         try:
             try:
                 resp = self._ec2.run_instances(**request)
@@ -149,7 +155,8 @@ class Ec2Hosts:
                 # the launch template asks for hibernation, which this type cannot do: a
                 # desktop that can only stop is better than none (its idle action falls back)
                 request["ClientToken"] = f"{client_token[:60]}-nh"
-                resp = self._ec2.run_instances(**request, HibernationOptions={"Configured": False})
+                request["HibernationOptions"] = {"Configured": False}
+                resp = self._ec2.run_instances(**request)
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
             if code in CAPACITY_ERRORS:

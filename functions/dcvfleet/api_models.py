@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
-from dcvfleet.model import CreateSessionRequest, Status
+from dcvfleet.errors import InvalidRequestError
+from dcvfleet.model import Status
+from dcvfleet.profiles import PROFILE_ID_PATTERN
 
 Backend = Literal["ec2", "batch"]
 OperatingSystem = Literal["linux", "windows"]
@@ -33,10 +35,26 @@ def absent(description: str | None = None) -> Any:
 
 
 class CreateSessionBody(_Strict):
-    """POST /sessions."""
+    """POST /sessions: a profile (GET /profiles), or a backend and OS that one of the caller's
+    profiles offers."""
 
-    backend: Backend = Field(description="ec2: a persistent GPU host; batch: a DCV container")
-    os: OperatingSystem = Field(description="batch desktops run Linux")
+    profile: Annotated[
+        str | None,
+        Field(pattern=PROFILE_ID_PATTERN, description="the id of a profile open to the caller"),
+    ] = None
+    name: Annotated[
+        str | None,
+        Field(
+            min_length=1,
+            max_length=60,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+            description="the desktop's name; the profile's name when absent",
+        ),
+    ] = None
+    backend: Backend | None = Field(
+        None, description="ec2: a persistent GPU host; batch: a DCV container (without profile)"
+    )
+    os: OperatingSystem | None = Field(None, description="batch desktops run Linux")
     instanceType: Annotated[
         str | None,
         Field(
@@ -47,10 +65,14 @@ class CreateSessionBody(_Strict):
         ),
     ] = None
 
-    def to_request(self) -> CreateSessionRequest:
-        return CreateSessionRequest(
-            backend=self.backend, os=self.os, instance_type=self.instanceType
-        )
+    def required(self) -> None:
+        """A body without a profile names a backend and an OS (400 naming the one missing)."""
+        if self.profile is None and self.backend is None:
+            raise InvalidRequestError("backend: is required (or name a profile)")
+        if self.profile is None and self.os is None:
+            raise InvalidRequestError("os: is required (or name a profile)")
+        if self.name is not None and not self.name.strip():
+            raise InvalidRequestError("name: must not be blank")
 
 
 class Message(BaseModel):
@@ -59,11 +81,21 @@ class Message(BaseModel):
     message: str
 
 
+class ActiveDesktop(BaseModel):
+    """One of the caller's active desktops, holding a slot of their limit."""
+
+    sessionId: str
+    name: str
+    status: Status
+
+
 class StatusConflict(Message):
     """409: the desktop's status does not allow the call (``status`` says which it is), or
-    the caller's active-session limit is reached."""
+    the caller's active-session limit is reached (``limit``, and the ``active`` desktops)."""
 
     status: Status | None = absent()
+    limit: int | None = absent("the most active desktops a user may have")
+    active: list[ActiveDesktop] | None = absent("the caller's active desktops")
 
 
 class Accepted(BaseModel):
@@ -109,6 +141,10 @@ class SessionView(BaseModel):
     createdAt: str
     updatedAt: str
     progress: Progress
+    profile: str = Field(description="the id of the profile it was made from")
+    profileName: str = Field(description="that profile's name")
+    name: str = Field(description="the desktop's name (PATCH /sessions/{id} renames it)")
+    hidden: bool | None = absent("true when hidden from GET /sessions (PATCH /sessions/{id})")
 
 
 class SessionList(BaseModel):
@@ -117,8 +153,9 @@ class SessionList(BaseModel):
 
 class AdminSessionView(SessionView):
     owner: str = Field(description="the owner's Cognito sub")
-    ownerName: str | None = absent()
+    ownerName: str | None = absent("the owner's user name, else e-mail address")
     ownerEmail: str | None = absent()
+    statusDetail: str | None = absent("for operators: the error and what AWS said")
 
 
 class AdminSessionPage(BaseModel):
@@ -141,6 +178,31 @@ class Options(BaseModel):
     maxActiveSessions: int
 
 
+class AuditItem(BaseModel):
+    """One administrator's action."""
+
+    at: str = Field(description="when (ISO 8601, UTC)")
+    actor: str = Field(description="the administrator's user name")
+    action: Literal["stop", "terminate", "activate-release", "put-profile", "delete-profile"]
+    target: str = Field(description="the session id, release or profile id")
+    detail: str | None = absent()
+
+
+class AuditPage(BaseModel):
+    items: list[AuditItem]
+    nextToken: str | None = absent("pass back for the next page")
+
+
+class InstanceDesktop(BaseModel):
+    """A desktop whose container runs on a Batch instance."""
+
+    sessionId: str
+    name: str
+    owner: str
+    ownerName: str | None = absent()
+    status: Status
+
+
 class InstanceView(BaseModel):
     instanceId: str
     instanceType: str
@@ -149,8 +211,12 @@ class InstanceView(BaseModel):
     launchTime: str | None = absent()
     sessionId: str | None = absent()
     owner: str | None = absent()
+    ownerName: str | None = absent("the owner's user name, else e-mail address")
     privateIpAddress: str | None = absent()
     availabilityZone: str | None = absent()
+    desktops: list[InstanceDesktop] | None = absent(
+        "a Batch instance's desktops: the containers running on it"
+    )
 
 
 class InstancePage(BaseModel):
@@ -166,3 +232,12 @@ class Release(BaseModel):
 
 class ReleaseList(BaseModel):
     releases: list[Release]
+
+
+class UpdateSessionBody(_Strict):
+    """PATCH /sessions/{id}: rename a desktop, or hide an ended one from GET /sessions."""
+
+    name: Annotated[
+        str | None, Field(min_length=1, max_length=60, pattern=r"^[^\x00-\x1f\x7f]+$")
+    ] = None
+    hidden: StrictBool | None = Field(None, description="true: only a TERMINATED or FAILED desktop")

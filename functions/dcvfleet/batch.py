@@ -30,6 +30,8 @@ from dcvfleet.adapters import (
 from dcvfleet.config import BatchSettings
 from dcvfleet.errors import InsufficientCapacityError, JobFailedError, SessionConflictError
 from dcvfleet.model import Session, Status
+from dcvfleet.overtaken import undone_if_overtaken
+from dcvfleet.profiles import IDLE_TIMEOUT_ENV, IDLE_TIMEOUT_KEY, max_session_seconds
 from dcvfleet.store import SessionStore, update_provisioning
 
 logger = Logger(child=True)
@@ -52,7 +54,7 @@ START_FAILURES = {
 
 
 def job_failure_reason(job: BatchJob) -> str:
-    """Why a job ended, in words a user understands."""
+    """Why a job ended, in words a user understands (``job_failure_detail``: what Batch said)."""
     if job.status == "SUCCEEDED" or job.exit_code == 0:
         return "its desktop session ended (the application quit)"
     if job.exit_code is not None and job.exit_code in EXIT_REASONS:
@@ -64,8 +66,24 @@ def job_failure_reason(job: BatchJob) -> str:
     if "timeout" in text.lower() and "duration" in text.lower():
         return "it reached the maximum session length"
     if job.exit_code is not None:
-        return f"its container exited with code {job.exit_code}"
-    return job.status_reason or f"its job is {job.status}"
+        return "the program in its container stopped with an error"
+    return "it stopped unexpectedly"
+
+
+def job_failure_detail(job: BatchJob) -> str:
+    """What Batch says about a job's end, for operators."""
+    parts = [f"job {job.job_id} {job.status}"]
+    if job.exit_code is not None:
+        parts.append(f"exit code {job.exit_code}")
+    parts += [r for r in (job.status_reason, job.container_reason) if r]
+    return "; ".join(parts)
+
+
+def job_failed(job: BatchJob | None, job_id: str | None = None) -> JobFailedError:
+    """The error of a job that ended (or is gone): a user's reason, then Batch's detail."""
+    if job is None:
+        return JobFailedError(f"its job no longer exists\njob {job_id or '(none)'} not found")
+    return JobFailedError(f"{job_failure_reason(job)}\n{job_failure_detail(job)}")
 
 
 def _require_batch(store: SessionStore, session_id: str) -> Session:
@@ -104,8 +122,17 @@ def submit_job(
         job_id = jobs.submit(
             session_id,
             release.job_definition,
-            environment={"DCVFLEET_SESSION_ID": session_id, "DCVFLEET_SECRET_ARN": secret_arn},
-            timeout_seconds=settings.max_session_seconds,
+            environment={
+                "DCVFLEET_SESSION_ID": session_id,
+                "DCVFLEET_SECRET_ARN": secret_arn,
+                # the desktop's own idle timeout (its profile's), which wins over the image's
+                **(
+                    {IDLE_TIMEOUT_ENV: session.extra[IDLE_TIMEOUT_KEY]}
+                    if IDLE_TIMEOUT_KEY in session.extra
+                    else {}
+                ),
+            },
+            timeout_seconds=max_session_seconds(session.extra, settings.max_session_seconds),
             tags={
                 settings.common.fleet_tag_key: settings.common.fleet_tag_value,
                 SESSION_TAG: session_id,
@@ -113,7 +140,11 @@ def submit_job(
             },
         )
     extra = {**session.extra, "release": release.release}
-    update_provisioning(store, session_id, job_id=job_id, extra=extra)
+    # SubmitJob may return after the desktop was cancelled: then nobody else will end the job
+    with undone_if_overtaken(
+        store, session_id, "job", lambda: jobs.terminate(job_id, "DCV Fleet: desktop cancelled")
+    ):
+        update_provisioning(store, session_id, job_id=job_id, extra=extra)
     logger.info("job submitted", session_id=session_id, job_id=job_id, release=release.release)
     return {"jobId": job_id, "release": release.release}
 
@@ -132,10 +163,8 @@ def check_job(
     """
     session = _require_batch(store, session_id)
     job = jobs.describe(session.job_id or "") if session.job_id else None
-    if job is None:
-        raise JobFailedError(f"its job {session.job_id} no longer exists")
-    if job.status in JOB_ENDED:
-        raise JobFailedError(job_failure_reason(job))
+    if job is None or job.status in JOB_ENDED:
+        raise job_failed(job, session.job_id)
     waited = (time.time() if now is None else now) - job.created_at
     if job.status in JOB_WAITING:
         if waited > settings.capacity_timeout_seconds:
@@ -177,9 +206,9 @@ def host_of_claim(session: Session, jobs: BatchJobs, claimed_instance: str) -> s
 
 def fail_wait(workflows: Workflows, task_token: str, job: BatchJob | None) -> str:
     """Fail the provisioning workflow waiting for Host Ready: its job ended (or vanished)."""
-    reason = job_failure_reason(job) if job else "its job no longer exists"
-    workflows.fail(task_token, JobFailedError(reason))
-    return reason
+    error = job_failed(job)
+    workflows.fail(task_token, error)
+    return error.message.replace("\n", ": ", 1)
 
 
 def end_job(jobs: BatchJobs, session: Session, reason: str) -> bool:

@@ -11,7 +11,12 @@ from aws_lambda_powertools import Logger
 
 from dcvfleet import batch
 from dcvfleet.adapters import BatchJobs, Ec2Hosts, SessionSecrets
-from dcvfleet.errors import SessionConflictError, user_message_for, workflow_error
+from dcvfleet.errors import (
+    SessionConflictError,
+    operator_detail,
+    user_message_for,
+    workflow_error,
+)
 from dcvfleet.model import Status
 from dcvfleet.sessions import cause_message, ready_view
 from dcvfleet.store import CONFLICT_RETRIES, SessionStore
@@ -42,6 +47,7 @@ def compensate(
     error_name = (error or {}).get("Error", "States.TaskFailed")
     cause = cause_message((error or {}).get("Cause"))
     reason = user_message_for(error_name, cause)
+    detail = operator_detail(error_name, cause)
     # what the execution fails with: a name of ours (never a reserved States.* one), and
     # for operators the caught name and its message
     reported = workflow_error(error_name, cause)
@@ -52,11 +58,21 @@ def compensate(
         )
         # READY after all (a step failed after it recorded READY): the workflow says so
         ready = ready_view(current) if current.status == Status.READY else None
-        return {"reason": reason, **reported, "terminated": [], "ready": ready}
+        # cancelled (or deleted) while this workflow ran: its termination undoes what was made
+        # and tells the owner; the workflow ends quietly, the desktop never FAILED
+        ended = current.status in (Status.TERMINATING, Status.TERMINATED)
+        return {
+            "reason": reason,
+            **reported,
+            "terminated": [],
+            "ready": ready,
+            "cancelled": ended,
+        }
     if resume:
         return {
-            **_compensate_resume(store, hosts, session_id, error_name, reason, telemetry),
+            **_compensate_resume(store, hosts, session_id, error_name, (reason, detail), telemetry),
             **reported,
+            "cancelled": False,
         }
     if current is not None and current.backend == "batch" and jobs is not None:
         batch.end_job(jobs, current, f"DCV Fleet: provisioning failed ({error_name})")
@@ -72,9 +88,15 @@ def compensate(
         terminated=terminated,
         secret_deleted=secret_deleted,
     )
-    if _end_provisioning(store, session_id, Status.FAILED, reason):
+    if _end_provisioning(store, session_id, Status.FAILED, reason, detail):
         telemetry.provisioning_failed(error_name)
-    return {"reason": reason, **reported, "terminated": terminated, "ready": None}
+    return {
+        "reason": reason,
+        **reported,
+        "terminated": terminated,
+        "ready": None,
+        "cancelled": False,
+    }
 
 
 def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the telemetry)
@@ -82,9 +104,10 @@ def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the tele
     hosts: Ec2Hosts,
     session_id: str,
     error_name: str,
-    reason: str,
+    said: tuple[str, str],
     telemetry: Telemetry,
 ) -> dict[str, Any]:
+    reason, detail = said
     stopped = []
     for instance in hosts.find_by_session(session_id):
         if instance.state in ("pending", "running"):
@@ -98,7 +121,7 @@ def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the tele
         else f"{reason} The desktop's instance no longer exists."
     )
     logger.info("resume compensated", session_id=session_id, error=error_name, stopped=stopped)
-    if _end_provisioning(store, session_id, status, text) and status == Status.FAILED:
+    if _end_provisioning(store, session_id, status, text, detail) and status == Status.FAILED:
         telemetry.provisioning_failed(error_name)
     return {
         "reason": text,
@@ -108,15 +131,23 @@ def _compensate_resume(  # noqa: PLR0917 (the adapters, the error, then the tele
     }
 
 
-def _end_provisioning(store: SessionStore, session_id: str, status: Status, reason: str) -> bool:
-    """Move a session that is still PROVISIONING to ``status``; any other is left as it is.
-    True when this call moved it."""
+def _end_provisioning(
+    store: SessionStore, session_id: str, status: Status, reason: str, detail: str
+) -> bool:
+    """Move a session that is still PROVISIONING to ``status``, with the user's ``reason`` and
+    the operator's ``detail``; any other is left as it is. True when this call moved it."""
     for _ in range(CONFLICT_RETRIES):
         session = store.get(session_id)
         if session is None or session.status != Status.PROVISIONING:
             return False
         try:
-            store.update(session, status=status, status_reason=reason, task_token=None)
+            store.update(
+                session,
+                status=status,
+                status_reason=reason,
+                status_detail=detail,
+                task_token=None,
+            )
             return True
         except SessionConflictError:
             continue

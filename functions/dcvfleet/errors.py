@@ -46,7 +46,6 @@ class InsufficientCapacityError(DcvFleetError):
     user_message = (
         "No GPU capacity is available right now for the requested desktop. Try again later."
     )
-    detail_for_user = True
 
 
 class GpuQuotaError(DcvFleetError):
@@ -60,7 +59,8 @@ class GpuQuotaError(DcvFleetError):
 
 
 class JobFailedError(DcvFleetError):
-    """A desktop container's Batch job ended (or vanished) before its desktop was ready."""
+    """A desktop container's Batch job ended (or vanished) before its desktop was ready. Its
+    message's first line says why in a user's words; what Batch said follows, for operators."""
 
     user_message = "The desktop's container stopped before it was ready."
     detail_for_user = True
@@ -102,6 +102,14 @@ class ReleaseConflictError(DcvFleetError):
 
 class ReleaseNotFoundError(DcvFleetError):
     """No such release."""
+
+
+class ProfileNotFoundError(DcvFleetError):
+    """No profile with this id (GET/DELETE /admin/profiles/{id})."""
+
+
+class ProfileConflictError(DcvFleetError):
+    """The profile cannot be changed this way (a template profile cannot be deleted)."""
 
 
 class ImageNotBuiltError(DcvFleetError):
@@ -153,14 +161,23 @@ def user_message_for(error_name: str, detail: str = "") -> str:
     """The reason shown to a user for a workflow error name (a class here or a States.* name).
 
     ``detail`` (the error's own message) is added only for errors whose messages are meant
-    for users, such as which instance types and subnets had no capacity.
+    for users, and only its first line (such as why a desktop's container stopped); the rest,
+    and every other error's message, is the operator's ``statusDetail``.
     """
     cls = next((c for c in all_error_classes() if c.__name__ == error_name), None)
     if cls is None:
         return STATES_ERRORS.get(error_name, DcvFleetError.user_message)
-    if cls.detail_for_user and detail:
-        return f"{cls.user_message} ({detail})"
+    plain = detail.split("\n", 1)[0].strip()
+    if cls.detail_for_user and plain:
+        return f"{cls.user_message} ({plain})"
     return cls.user_message
+
+
+def operator_detail(error_name: str | None, detail: str = "") -> str:
+    """What operators read behind a user's reason (``statusDetail``): the error and its message."""
+    name = error_name or "States.TaskFailed"
+    text = " ".join(detail.split())
+    return f"{name}: {text}"[:2000] if text else name
 
 
 #: The longest cause Step Functions keeps for a failed execution

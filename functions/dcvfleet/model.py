@@ -8,6 +8,9 @@ from typing import Any
 
 import jsonschema
 
+from dcvfleet import wording
+from dcvfleet.profiles import session_view
+
 
 class Status(enum.StrEnum):
     PROVISIONING = "PROVISIONING"
@@ -31,8 +34,11 @@ PROGRESS_STEPS = ("credentials", "capacity", "booted", "ready")
 
 #: Allowed transitions (docs/architecture.md, "The session lifecycle").
 TRANSITIONS: dict[Status, frozenset[Status]] = {
-    # PROVISIONING -> STOPPED: a resume that failed leaves the desktop stopped, its disk kept.
-    Status.PROVISIONING: frozenset({Status.READY, Status.FAILED, Status.STOPPED}),
+    # PROVISIONING -> STOPPED: a resume that failed leaves the desktop stopped, its disk kept;
+    # -> TERMINATING: its owner (or an administrator) cancelled it while it was starting.
+    Status.PROVISIONING: frozenset(
+        {Status.READY, Status.FAILED, Status.STOPPED, Status.TERMINATING}
+    ),
     Status.READY: frozenset({Status.STOPPING, Status.TERMINATING}),
     # STOPPING -> READY: the stop failed and the host still runs; -> TERMINATING: it was
     # terminated (outside DCV Fleet) while stopping.
@@ -66,6 +72,9 @@ class Session:
     dcv_session_id: str | None = None
     connection_url: str | None = None
     status_reason: str | None = None
+    #: The operator's detail behind ``status_reason`` (the error and what AWS said): admin
+    #: views and the logs only, never the owner's view.
+    status_detail: str | None = None
     execution_arn: str | None = None
     task_token: str | None = None
     #: When the session last became READY (its lifetime counts from here).
@@ -106,18 +115,35 @@ class Session:
             "instanceId": self.instance_id,
             "jobId": self.job_id,
             "connectionUrl": self.connection_url,
-            "statusReason": self.status_reason,
+            "statusReason": self.reason_for(admin=False),
         }
         view.update({k: v for k, v in optional.items() if v is not None})
+        view.update(session_view(self.backend, self.os, self.extra))
         view["progress"] = {k: v for k, v in (self.progress or {}).items() if k in PROGRESS_STEPS}
         return view
 
+    def reason_for(self, *, admin: bool) -> str | None:
+        """``status_reason`` in the words of its reader: the owner, or an administrator."""
+        return wording.status_reason(
+            status=self.status.value,
+            stored=self.status_reason,
+            evidence=self.evidence,
+            owner_name=self.owner_name or self.owner_email,
+            admin=admin,
+        )
+
     def to_admin_api(self) -> dict[str, Any]:
-        """The view an administrator gets: the public view and whose desktop it is."""
+        """The view an administrator gets: the public view and whose desktop it is, the status
+        reason in an administrator's words and the operator's detail behind it."""
         view = self.to_api()
         view["owner"] = self.owner
-        if self.owner_name:
-            view["ownerName"] = self.owner_name
+        reason = self.reason_for(admin=True)
+        if reason is not None:
+            view["statusReason"] = reason
+        if self.status_detail:
+            view["statusDetail"] = self.status_detail
+        if self.owner_name or self.owner_email:
+            view["ownerName"] = self.owner_name or self.owner_email
         if self.owner_email:
             view["ownerEmail"] = self.owner_email
         return view
@@ -130,6 +156,9 @@ class CreateSessionRequest:
     backend: str
     os: str
     instance_type: str | None
+    #: The profile the desktop is made from, and its own name: what it keeps of them
+    #: (dcvfleet.profiles.snapshot), kept in the session's ``extra``.
+    profile: dict[str, str] = field(default_factory=dict)
 
 
 def describe_schema_error(error: jsonschema.ValidationError, root: str = "") -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from dcvfleet import batch, events, quotas
+from dcvfleet import batch, events, limits, quotas
 from dcvfleet.adapters import (
     BATCH_INSTANCE_TAG,
     JOB_ENDED,
@@ -44,6 +44,8 @@ from dcvfleet.errors import (
     StatusConflictError,
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
+from dcvfleet.overtaken import undone_if_overtaken
+from dcvfleet.profiles import IDLE_ACTION_KEY, IDLE_TIMEOUT_KEY, IDLE_TIMEOUT_TAG
 from dcvfleet.sessions import Caller, get_session, ready_view, start_provisioning
 from dcvfleet.store import SessionStore, now_iso, reached
 from dcvfleet.store import update_provisioning as _update_while_provisioning
@@ -87,7 +89,7 @@ def create_session(
         created_at=created,
         updated_at=created,
         execution_arn=Workflows.execution_arn(settings.state_machine_arn, session_id),
-        extra={"username": caller.username},
+        extra={"username": caller.username, **request.profile},
     )
     store.create(session, settings.max_active_sessions)
     start_provisioning(store, workflows, settings.state_machine_arn, session_id, session)
@@ -229,8 +231,10 @@ def fleet_instances(
     owner: str | None,
     limit: int,
     token: str | None,
+    store: SessionStore | None = None,
 ) -> dict[str, Any]:
-    """GET /admin/instances: one page of the fleet's instances (the fleet tag), by state."""
+    """GET /admin/instances: one page of the fleet's instances (the fleet tag), by state; with
+    the ``store``, each desktop's owner's name and each Batch instance's desktops."""
     filters = {f"tag:{settings.fleet_tag_key}": [settings.fleet_tag_value]}
     if state is not None:
         filters["instance-state-name"] = INSTANCE_STATES[state]
@@ -251,7 +255,35 @@ def fleet_instances(
             "availabilityZone": instance.availability_zone,
         }
         instances.append({k: v for k, v in view.items() if v is not None})
+    if store is not None:
+        _add_desktops(store, instances)
     return {"instances": instances, **({"nextToken": next_token} if next_token else {})}
+
+
+def _add_desktops(store: SessionStore, instances: list[dict[str, Any]]) -> None:
+    """Each instance's owner's name, and each Batch instance's desktops, from the session
+    records: the owner's name is looked up rather than tagged on the instance at launch, so it
+    is right for instances launched before, for Batch's own instances (never tagged by DCV
+    Fleet), and never exposed in tags to whoever may describe instances."""
+    sessions = store.get_many([str(i["sessionId"]) for i in instances if i.get("sessionId")])
+    batch_ids = [str(i["instanceId"]) for i in instances if i["backend"] == "batch"]
+    on = store.batch_desktops(batch_ids)
+    for view in instances:
+        session = sessions.get(str(view.get("sessionId", "")))
+        name = session.to_admin_api().get("ownerName") if session else None
+        if name:
+            view["ownerName"] = name
+        if view["backend"] == "batch":
+            view["desktops"] = [
+                {
+                    "sessionId": s.session_id,
+                    "name": limits.desktop_name(s),
+                    "owner": s.owner,
+                    **({"ownerName": n} if (n := s.to_admin_api().get("ownerName")) else {}),
+                    "status": s.status.value,
+                }
+                for s in on.get(str(view["instanceId"]), [])
+            ]
 
 
 # -- provisioning workflow steps ---------------------------------------------------------------
@@ -259,6 +291,8 @@ def create_credentials(
     store: SessionStore, secrets: SessionSecrets, settings: CommonSettings, session_id: str
 ) -> dict[str, str]:
     session = store.require(session_id)
+    if session.status != Status.PROVISIONING:  # cancelled before its credentials were made
+        raise SessionConflictError(f"session {session_id} is {session.status}, not provisioning")
     username = dcv_username(session.extra.get("username", ""))
     arn = secrets.create(
         session_id,
@@ -269,7 +303,8 @@ def create_credentials(
             settings.fleet_tag_key: settings.fleet_tag_value,
         },
     )
-    _update_while_provisioning(store, session_id, step="credentials", secret_arn=arn)
+    with undone_if_overtaken(store, session_id, "secret", lambda: secrets.delete(session_id)):
+        _update_while_provisioning(store, session_id, step="credentials", secret_arn=arn)
     return {"secretArn": arn}
 
 
@@ -294,6 +329,8 @@ def launch_instance(
     refused for its quota, the desktop fails with GpuQuotaError (the user reads that GPU desktops
     are not enabled yet), else with InsufficientCapacityError."""
     session = store.require(session_id)
+    if session.status != Status.PROVISIONING:  # cancelled before its host was launched
+        raise SessionConflictError(f"session {session_id} is {session.status}, not provisioning")
     existing = hosts.find_by_session(session_id)
     if existing:  # a retried step: the earlier attempt launched it
         instance = existing[0]
@@ -301,14 +338,18 @@ def launch_instance(
         instance = _launch_new(
             session, hosts, settings, secret_arn, operators=operators, telemetry=telemetry
         )
-    secrets.grant_reader(secret_arn, f"{settings.host_role_id}:{instance.instance_id}")
-    _update_while_provisioning(
-        store,
-        session_id,
-        step="capacity",
-        instance_id=instance.instance_id,
-        instance_type=instance.instance_type,
-    )
+    # RunInstances may return after the desktop was cancelled: then nobody else will end it
+    with undone_if_overtaken(
+        store, session_id, "instance", lambda: hosts.terminate(instance.instance_id)
+    ):
+        secrets.grant_reader(secret_arn, f"{settings.host_role_id}:{instance.instance_id}")
+        _update_while_provisioning(
+            store,
+            session_id,
+            step="capacity",
+            instance_id=instance.instance_id,
+            instance_type=instance.instance_type,
+        )
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
 
 
@@ -330,7 +371,15 @@ def _launch_new(
         OS_TAG: session.os,
         SECRET_TAG: secret_arn,
         "Name": f"dcvfleet-{session_id[:8]}",
+        # the desktop's own idle timeout, which its agent reads from its tags (a desktop made
+        # before profiles has none: its agent keeps the fleet's, IdleTimeoutSeconds)
+        **(
+            {IDLE_TIMEOUT_TAG: session.extra[IDLE_TIMEOUT_KEY]}
+            if IDLE_TIMEOUT_KEY in session.extra
+            else {}
+        ),
     }
+    hibernate = session.extra.get(IDLE_ACTION_KEY) == "hibernate"
     #: quota key -> (the quota, EC2's first refusal under it)
     refused: dict[str, tuple[quotas.Quota, QuotaExhausted]] = {}
     for subnet_id, instance_type in itertools.product(settings.subnet_ids, types):
@@ -344,6 +393,7 @@ def _launch_new(
                 subnet_id=subnet_id,
                 tags=tags,
                 client_token=launch_token(session_id, subnet_id, instance_type),
+                hibernate=hibernate,
             )
         except CapacityUnavailable as exc:
             logger.warning("no capacity", attempt=str(exc), session_id=session_id)
@@ -644,6 +694,7 @@ def mark_ready(
         task_token=None,
         ready_at=ready_at,
         status_reason=None,
+        status_detail=None,
         progress=reached(session, "ready"),
     )
     telemetry.session_ready(_seconds_between(session.resumed_at or session.created_at, ready_at))

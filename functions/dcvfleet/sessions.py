@@ -65,23 +65,26 @@ def start_provisioning(
     STOPPED again; the error propagates either way."""
     try:
         workflows.start(state_machine_arn, name, provisioning_input(session, resume=resume))
-    except Exception:
+    except Exception as exc:
         logger.exception(
             "could not start the provisioning workflow",
             session_id=session.session_id,
             resume=resume,
         )
+        detail = f"{type(exc).__name__}: {exc}"[:2000]
         if resume:
             store.update(
                 session,
                 status=Status.STOPPED,
                 status_reason="The desktop could not be started. Try again.",
+                status_detail=detail,
             )
         else:
             store.update(
                 session,
                 status=Status.FAILED,
                 status_reason="The desktop could not be requested. Try again.",
+                status_detail=detail,
             )
         raise
 

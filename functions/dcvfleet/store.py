@@ -28,7 +28,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dcvfleet.errors import SessionConflictError, SessionLimitExceededError, SessionNotFoundError
+from dcvfleet.errors import (
+    InvalidRequestError,
+    SessionConflictError,
+    SessionLimitExceededError,
+    SessionNotFoundError,
+)
 from dcvfleet.model import ACTIVE, Session, Status, can_transition
 
 #: Dataclass field -> DynamoDB attribute.
@@ -49,6 +54,7 @@ _ATTRS = {
     "dcv_session_id": "dcvSessionId",
     "connection_url": "connectionUrl",
     "status_reason": "statusReason",
+    "status_detail": "statusDetail",
     "execution_arn": "executionArn",
     "task_token": "taskToken",
     "ready_at": "readyAt",
@@ -67,6 +73,31 @@ _JSON_FIELDS = frozenset({"evidence", "heartbeat", "progress"})
 HEARTBEAT_FIELDS = frozenset({"last_heartbeat_at", "heartbeat"})
 _FIELDS = {f.name for f in fields(Session)}
 OWNER_INDEX = "byOwner"
+#: Every session, newest first: a sparse index (only items with ``listed``: sessions, never a
+#: user's counter or an agent's mark) on one constant partition, sorted by ``createdAt``.
+CREATED_INDEX = "byCreatedAt"
+LISTED_ATTR = "listed"
+LISTED = "session"
+
+
+def encode_cursor(session: Session) -> str:
+    """Where a page of sessions ends: the key of its last session (its id and creation time)."""
+    return json.dumps({"pk": session.session_id, "createdAt": session.created_at}, sort_keys=True)
+
+
+def decode_cursor(cursor: str) -> tuple[str, str]:
+    """(session id, createdAt) of a cursor ``encode_cursor`` made; InvalidRequestError else."""
+    try:
+        parsed = json.loads(cursor)
+    except ValueError:
+        parsed = None
+    if (
+        not isinstance(parsed, dict)
+        or set(parsed) != {"pk", "createdAt"}
+        or not all(isinstance(v, str) and 0 < len(v) <= 64 for v in parsed.values())
+    ):
+        raise InvalidRequestError("nextToken: not a token this API gave")
+    return parsed["pk"], parsed["createdAt"]
 
 
 def now_iso() -> str:
@@ -121,9 +152,17 @@ class SessionStore(abc.ABC):
     def page(
         self, *, status: Status | None, user: str | None, limit: int, after: str | None
     ) -> tuple[list[Session], str | None]:
-        """Up to ``limit`` sessions of every user (``status`` and ``user``, a sub, user name or
-        e-mail, filter them), from just after session ``after``; and the session id to continue
-        after, or None at the end."""
+        """Up to ``limit`` sessions of every user, newest first by ``createdAt`` (``status``
+        and ``user``, a sub, user name or e-mail, filter them), from just after the cursor
+        ``after``; and the cursor to continue from (``encode_cursor``), or None at the end."""
+
+    @abc.abstractmethod
+    def get_many(self, session_ids: list[str]) -> dict[str, Session]:
+        """The sessions of these ids that exist, by id (not a consistent read)."""
+
+    @abc.abstractmethod
+    def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
+        """The active batch desktops whose containers run on each of these instances."""
 
     @abc.abstractmethod
     def record_heartbeat(
@@ -181,6 +220,7 @@ class DynamoSessionStore(SessionStore):
                 continue
             if name == "status":
                 item[attr] = {"S": value.value}
+                item[LISTED_ATTR] = {"S": LISTED}
             elif name in _JSON_FIELDS:
                 item[attr] = {"S": json.dumps(value, separators=(",", ":"), sort_keys=True)}
             elif name == "version":
@@ -319,9 +359,14 @@ class DynamoSessionStore(SessionStore):
     def page(
         self, *, status: Status | None, user: str | None, limit: int, after: str | None
     ) -> tuple[list[Session], str | None]:
+        # a Query of the creation-time index, newest first (ScanIndexForward=False: "in reverse
+        # order by sort key value",
+        # https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Query.html); the
+        # index is sparse, holding only items with its key attributes: the sessions
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/bp-indexes-general-sparse-indexes.html)
         conditions = ["attribute_exists(#owner)"]
-        names = {"#owner": "owner"}
-        values: dict[str, Any] = {}
+        names = {"#owner": "owner", "#listed": LISTED_ATTR}
+        values: dict[str, Any] = {":listed": {"S": LISTED}}
         if status is not None:
             conditions.append("#status = :status")
             names["#status"] = "status"
@@ -332,23 +377,117 @@ class DynamoSessionStore(SessionStore):
             values[":user"] = {"S": user}
         kwargs: dict[str, Any] = {
             "TableName": self._table,
+            "IndexName": CREATED_INDEX,
+            "KeyConditionExpression": "#listed = :listed",
             "FilterExpression": " AND ".join(conditions),
             "ExpressionAttributeNames": names,
-            "ConsistentRead": True,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
         }
-        if values:
-            kwargs["ExpressionAttributeValues"] = values
         if after:
-            kwargs["ExclusiveStartKey"] = {"pk": {"S": after}}
+            session_id, created_at = decode_cursor(after)
+            kwargs["ExclusiveStartKey"] = {
+                "pk": {"S": session_id},
+                LISTED_ATTR: {"S": LISTED},
+                "createdAt": {"S": created_at},
+            }
         found: list[Session] = []
         while True:
-            resp = self._db.scan(**kwargs)
+            resp = self._db.query(**kwargs)
             for item in resp.get("Items", []):
                 found.append(self._from_item(item))
                 if len(found) == limit:
-                    return found, found[-1].session_id
+                    return found, encode_cursor(found[-1])
             if "LastEvaluatedKey" not in resp:
                 return found, None
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def get_many(self, session_ids: list[str]) -> dict[str, Session]:
+        # BatchGetItem: at most 100 keys a call, and keys it did not get to come back as
+        # UnprocessedKeys (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html)
+        wanted = list(dict.fromkeys(i for i in session_ids if i))
+        found: dict[str, Session] = {}
+        for start in range(0, len(wanted), 100):
+            request: dict[str, Any] = {
+                self._table: {"Keys": [{"pk": {"S": i}} for i in wanted[start : start + 100]]}
+            }
+            for _ in range(CONFLICT_RETRIES * 2):
+                resp = self._db.batch_get_item(RequestItems=request)
+                for item in resp.get("Responses", {}).get(self._table, []):
+                    if "owner" in item:
+                        session = self._from_item(item)
+                        found[session.session_id] = session
+                request = resp.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+        return found
+
+    def index_earlier_sessions(self) -> int:
+        """Put every session made before the creation-time index existed into it (an operator
+        runs this once after the upgrade: tools/index_sessions.py); how many were added. Only
+        the index attribute is written (never the version): a desktop's own writes go on."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "attribute_exists(#owner) AND attribute_not_exists(#listed)",
+            "ExpressionAttributeNames": {"#owner": "owner", "#listed": LISTED_ATTR},
+            "ProjectionExpression": "pk",
+        }
+        added = 0
+        while True:
+            resp = self._db.scan(**kwargs)
+            for item in resp.get("Items", []):
+                try:
+                    self._db.update_item(
+                        TableName=self._table,
+                        Key={"pk": item["pk"]},
+                        UpdateExpression="SET #listed = :listed",
+                        ConditionExpression="attribute_exists(#owner)",
+                        ExpressionAttributeNames={"#owner": "owner", "#listed": LISTED_ATTR},
+                        ExpressionAttributeValues={":listed": {"S": LISTED}},
+                    )
+                    added += 1
+                except ClientError as exc:  # deleted meanwhile
+                    if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                        raise
+            if "LastEvaluatedKey" not in resp:
+                return added
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
+        # the sessions, read from the creation-time index (sessions only), kept when active,
+        # batch and on one of the instances (a handful: the containers of a page of instances)
+        on: dict[str, list[Session]] = {i: [] for i in instance_ids}
+        if not instance_ids:
+            return on
+        active = {f":a{i}": {"S": s.value} for i, s in enumerate(sorted(ACTIVE))}
+        hosts = {f":h{i}": {"S": h} for i, h in enumerate(dict.fromkeys(instance_ids))}
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": CREATED_INDEX,
+            "KeyConditionExpression": "#listed = :listed",
+            "FilterExpression": f"#backend = :batch AND #status IN ({', '.join(active)}) "
+            f"AND #instance IN ({', '.join(hosts)})",
+            "ExpressionAttributeNames": {
+                "#listed": LISTED_ATTR,
+                "#backend": "backend",
+                "#status": "status",
+                "#instance": "instanceId",
+            },
+            "ExpressionAttributeValues": {
+                ":listed": {"S": LISTED},
+                ":batch": {"S": "batch"},
+                **active,
+                **hosts,
+            },
+            "ScanIndexForward": False,
+        }
+        while True:
+            resp = self._db.query(**kwargs)
+            for item in resp.get("Items", []):
+                session = self._from_item(item)
+                on[session.instance_id or ""].append(session)
+            if "LastEvaluatedKey" not in resp:
+                return on
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def record_heartbeat(
@@ -407,6 +546,11 @@ class DynamoSessionStore(SessionStore):
                 sets.append(f"#{attr} = :{attr}")
             else:
                 removes.append(f"#{attr}")
+        # every versioned write keeps the session in the creation-time index (a record written
+        # before the index existed joins it on its next write)
+        names["#listed"] = LISTED_ATTR
+        values[":listed"] = {"S": LISTED}
+        sets.append("#listed = :listed")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         update = {
             "Update": {
@@ -517,9 +661,14 @@ class InMemorySessionStore(SessionStore):
         self, *, status: Status | None, user: str | None, limit: int, after: str | None
     ) -> tuple[list[Session], str | None]:
         with self._lock:
-            ordered = sorted(self._items.values(), key=lambda s: s.session_id)
+            ordered = sorted(
+                self._items.values(), key=lambda s: (s.created_at, s.session_id), reverse=True
+            )
         if after:
-            ordered = [s for s in ordered if s.session_id > after]
+            session_id, created_at = decode_cursor(after)
+            ordered = [
+                s for s in ordered if (s.created_at, s.session_id) < (created_at, session_id)
+            ]
         found = [
             copy.deepcopy(s)
             for s in ordered
@@ -527,8 +676,24 @@ class InMemorySessionStore(SessionStore):
             and (not user or user in (s.owner, s.owner_name, s.owner_email))
         ]
         if len(found) > limit:
-            return found[:limit], found[limit - 1].session_id
+            return found[:limit], encode_cursor(found[limit - 1])
         return found, None
+
+    def get_many(self, session_ids: list[str]) -> dict[str, Session]:
+        with self._lock:
+            return {i: copy.deepcopy(self._items[i]) for i in session_ids if i in self._items}
+
+    def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
+        with self._lock:
+            ordered = sorted(self._items.values(), key=lambda s: s.created_at, reverse=True)
+            return {
+                i: [
+                    copy.deepcopy(s)
+                    for s in ordered
+                    if s.backend == "batch" and s.status in ACTIVE and s.instance_id == i
+                ]
+                for i in instance_ids
+            }
 
     def record_heartbeat(
         self, session_id: str, instance_id: str, at: str, heartbeat: dict[str, Any]

@@ -54,6 +54,8 @@ API_CREATED_TYPES = frozenset(
         "AWS::CloudWatch::Dashboard",
         # APIGW_ACCOUNT: moto's CloudFormation does not set the account's CloudWatch role.
         "AWS::ApiGateway::Account",
+        # CUSTOM_RESOURCES: the deployer runs the DesktopProfiles check itself.
+        "Custom::DesktopProfiles",
     }
 )
 
@@ -216,6 +218,17 @@ CLOUDWATCH_ALARMS = Gap(
     " a Fn::GetAtt of one is an undefined resource)",
     we_do="the deployer puts the alarms, then the dashboard that lists them, through"
     " CloudWatch's API after the stack (API_CREATED_TYPES)",
+)
+CUSTOM_RESOURCES = Gap(
+    "CUSTOM_RESOURCES",
+    moto_does="moto's CloudFormation invokes a Lambda-backed custom resource's function inside"
+    " CreateStack itself and never reads the answer it PUTs to the ResponseURL (the stack stays"
+    " CREATE_IN_PROGRESS; a function it cannot find fails CreateStack)",
+    we_do="the deployer leaves Custom::DesktopProfiles out of the emulated stack"
+    " (API_CREATED_TYPES) and, once the stack is up, runs its check"
+    " (dcvfleet.profiles.check_parameter, which its handler calls) in-process with the check function's environment,"
+    " failing the deploy with its reason as CloudFormation would"
+    " (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/crpg-ref-responses.html)",
 )
 APIGW_ACCOUNT = Gap(
     "APIGW_ACCOUNT",

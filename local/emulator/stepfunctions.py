@@ -199,6 +199,25 @@ def sfn_cost_patches() -> list[Patch]:
     ]
 
 
+def stopped_stays_stopped(original: Callable[..., None]) -> Callable[..., None]:
+    """SFN_STOP_EXECUTION: an execution that was stopped keeps its end (ABORTED) when a task
+    it had started fails afterwards."""
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    def set_error(self: Any, error: Any) -> None:
+        if isinstance(self._program_state, ProgramStopped):
+            return
+        original(self, error)
+
+    return set_error
+
+
+def install_stopped_stays_stopped(context: Context) -> list[Patch]:
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+
+    return [Patch(Environment, "set_error", stopped_stays_stopped(Environment.set_error))]
+
+
 SFN_EXECUTION = Gap(
     "SFN_EXECUTION",
     moto_does="state machines execute only after POST /moto-api/config switches the interpreter"
@@ -247,4 +266,13 @@ SFN_COST = Gap(
     " third of the emulator's time",
     we_do="the parse tree is kept per definition and the clients per region and service",
     install=lambda context: sfn_cost_patches(),
+)
+SFN_STOP_EXECUTION = Gap(
+    "SFN_STOP_EXECUTION",
+    moto_does="an execution stopped (StopExecution) while a Task it started is still running"
+    " ends FAILED with that task's error once the task fails, instead of ABORTED",
+    we_do="a stopped execution stays stopped: a task's later failure does not change its end,"
+    " as in Step Functions, where StopExecution ends the execution at once"
+    " (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StopExecution.html)",
+    install=install_stopped_stays_stopped,
 )

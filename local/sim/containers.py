@@ -52,7 +52,13 @@ from botocore.exceptions import ClientError
 
 from local.emulator import batch
 from local.emulator.hooks import SimulatorHooks
-from local.sim.machine import BATCH_INSTANCE_TAG, Container, ContainerHosts, Host
+from local.sim.machine import (
+    BATCH_INSTANCE_TAG,
+    Container,
+    ContainerHosts,
+    Host,
+    own_idle_timeout,
+)
 
 log = logging.getLogger("local.sim.containers")
 
@@ -397,6 +403,7 @@ class JobSimulator:
         ):
             if environment.get(variable):
                 settings[key] = environment[variable]
+        settings.update(own_idle_timeout(environment.get("DCVFLEET_IDLE_TIMEOUT_SECONDS", "")))
         # Without the 3D X server the container's session renders OpenGL in software
         # (container/entrypoint.sh: DCVFLEET_GPU_X_SERVER=false creates it with --gl off).
         software = environment.get("DCVFLEET_GPU_X_SERVER", "true").lower() == "false"

@@ -77,7 +77,7 @@ import boto3
 
 from local.emulator.hooks import ManagedNode, SimulatorHooks
 from local.sim import dcv, typeperf, users
-from local.sim.machine import BATCH_INSTANCE_TAG, SIM_DCV, Container, Host
+from local.sim.machine import BATCH_INSTANCE_TAG, SIM_DCV, Container, Host, own_idle_timeout
 
 #: The agent's package, which each host runs (the repository's ``agent/``).
 AGENT_DIR = Path(__file__).resolve().parents[2] / "agent"
@@ -281,6 +281,7 @@ class HostSimulator:
             workdir=workdir,
             agent_enabled=self.agent_enabled,
             perf_language=self.perf_language,
+            agent_settings=own_idle_timeout(tags.get("dcvfleet:idle-timeout-seconds", "")),
         )
         host.power_cycle_dcv()
         host.write_shims()

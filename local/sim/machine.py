@@ -324,3 +324,11 @@ class ContainerHosts(Protocol):
     def run_container(self, instance_id: str, container: Container) -> Host: ...
 
     def end_container(self, instance_id: str) -> int | None: ...
+
+
+def own_idle_timeout(value: str) -> dict[str, Any]:
+    """The agent setting a desktop's own idle timeout makes (its profile's): what a real host's
+    agent reads from its ``dcvfleet:idle-timeout-seconds`` tag through instance metadata, and a
+    container's from DCVFLEET_IDLE_TIMEOUT_SECONDS; the simulated agents are given it in their
+    config, as they are given their session. Nothing for a desktop made before profiles."""
+    return {"idleTimeoutSeconds": int(value)} if value.isdigit() and int(value) > 0 else {}

@@ -78,10 +78,20 @@ def test_an_unknown_session_is_404(fleet: Stack) -> None:
 
 
 def test_session_view_has_the_contract_fields_and_no_internals(fleet: Stack) -> None:
+    # Given a user who picks a profile offered to them, and names the desktop
     user = fleet.new_user()
-    session_id = user.call("POST", "/sessions", LINUX).json()["sessionId"]
+    offered = {p["id"]: p for p in user.call("GET", "/profiles").json()["items"]}
+    linux = offered["linux-workstation"]
+    body = {"profile": "linux-workstation", "name": "My desktop"}
+    session_id = user.call("POST", "/sessions", body).json()["sessionId"]
     session = fleet.wait_for(user, session_id)
     assert session["status"] == "READY"
+    assert (session["profile"], session["profileName"], session["name"]) == (
+        "linux-workstation",
+        linux["name"],
+        "My desktop",
+    )
+    assert session["instanceType"] == linux["instanceTypes"][0]
     required = {
         "sessionId",
         "status",
@@ -91,9 +101,13 @@ def test_session_view_has_the_contract_fields_and_no_internals(fleet: Stack) -> 
         "createdAt",
         "updatedAt",
         "progress",
+        "profile",
+        "profileName",
+        "name",
     }
     assert required <= set(session)
-    assert set(session) <= required | {"instanceId", "jobId", "connectionUrl", "statusReason"}
+    optional = {"instanceId", "jobId", "connectionUrl", "statusReason", "hidden"}
+    assert set(session) <= required | optional
     assert "arn:" not in json.dumps(session)
 
 

@@ -130,11 +130,13 @@ def test_an_admin_sees_the_fleet_filters_it_and_stops_anyones_desktop(fleet: Sta
     assert found[0]["owner"]
     by_user = admin.call("GET", f"/admin/sessions?user={found[0]['ownerName']}").json()
     assert [s["sessionId"] for s in by_user["sessions"]] == [session_id]
+    # And the fleet's desktops come newest first, page by page
+    _, newer = fleet.request_desktop()
     first = admin.call("GET", "/admin/sessions?limit=1").json()
-    assert len(first["sessions"]) == 1
+    assert [s["sessionId"] for s in first["sessions"]] == [newer]
     assert first["nextToken"]
     second = admin.call("GET", f"/admin/sessions?limit=1&nextToken={first['nextToken']}").json()
-    assert second["sessions"][0]["sessionId"] != first["sessions"][0]["sessionId"]
+    assert [s["sessionId"] for s in second["sessions"]] == [session_id]
     assert admin.call("GET", "/admin/sessions?nextToken=garbage").status_code == 400
     assert admin.call("GET", "/admin/sessions?status=ASLEEP").status_code == 400
     running = admin.call("GET", "/admin/instances?state=running").json()["instances"]
@@ -158,6 +160,13 @@ def test_an_admin_sees_the_fleet_filters_it_and_stops_anyones_desktop(fleet: Sta
     assert terminated.status_code == 202
     fleet.wait_for(owner, session_id, ("TERMINATED",))
     assert admin.call("DELETE", f"/admin/sessions/{session_id}").status_code == 409
+    # And the audit trail holds both actions, newest first, by this administrator
+    trail = admin.call("GET", "/admin/audit?limit=2").json()["items"]
+    assert [(i["action"], i["target"]) for i in trail] == [
+        ("terminate", session_id),
+        ("stop", session_id),
+    ], trail
+    assert {i["actor"] for i in trail} == {admin.username}
     assert admin.call("POST", f"/admin/sessions/{uuid.uuid4()}/stop").status_code == 404
 
 

@@ -42,6 +42,11 @@ OPERATIONS = (
     "GET /admin/instances",
     "GET /admin/releases",
     "POST /admin/releases/{release}/activate",
+    "PATCH /sessions/{id}",
+    "GET /profiles",
+    "GET /admin/profiles",
+    "PUT /admin/profiles/{profile}",
+    "DELETE /admin/profiles/{profile}",
 )
 SETTLED, GONE = ("READY", "STOPPED"), ("TERMINATED", "FAILED")
 ADMIN_OPERATIONS = tuple(o for o in OPERATIONS if o.split()[1].startswith("/admin/"))

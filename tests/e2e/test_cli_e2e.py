@@ -150,7 +150,7 @@ def test_a_desktop_that_cannot_get_a_gpu_fails_with_the_reason(
     last = started.stderr.splitlines()[-1]
     assert last.startswith("dcvfleet: desktop ")
     assert " failed: " in last
-    assert "g5.xlarge" in last
+    assert "No GPU capacity is available right now" in last  # plain words, no types
     assert "Traceback" not in started.stderr
     assert started.stdout == ""
 

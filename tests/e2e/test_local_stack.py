@@ -36,9 +36,11 @@ def test_stack_json_has_every_contract_key(fleet: Stack) -> None:
         "user_pool_id",
         "user_pool_client_id",
         "demo_user",
+        "admin_user",
     }
     assert keys <= set(fleet.info)
     assert set(fleet.info["demo_user"]) == {"username", "password"}
+    assert set(fleet.info["admin_user"]) == {"username", "password"}
 
 
 def test_the_demo_user_can_sign_in(fleet: Stack) -> None:
@@ -46,6 +48,16 @@ def test_the_demo_user_can_sign_in(fleet: Stack) -> None:
 
     client = Client(fleet.info)
     client.sign_in(fleet.info["demo_user"]["username"], fleet.info["demo_user"]["password"])
+    assert client.call("GET", "/sessions").status_code == 200
+    assert client.call("GET", "/admin/sessions").status_code == 403  # not an administrator
+
+
+def test_the_admin_user_signs_in_as_an_administrator(fleet: Stack) -> None:
+    from local.client import Client
+
+    client = Client(fleet.info)
+    client.sign_in(fleet.info["admin_user"]["username"], fleet.info["admin_user"]["password"])
+    assert client.call("GET", "/admin/sessions").status_code == 200
     assert client.call("GET", "/sessions").status_code == 200
 
 
@@ -301,9 +313,12 @@ def _processes_with(text: str) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc").exists(), reason="reads /proc to find processes")
-def test_ctrl_c_stops_the_stack_and_leaves_no_process(tmp_path: Path) -> None:
+def test_ctrl_c_stops_the_stack_and_a_restart_keeps_its_ports_and_passwords(
+    tmp_path: Path,
+) -> None:
     # Given a running stack with a booted host (a host's agent runs in its own process)
     stack = start_stack(tmp_path)
+    before = dict(stack.info)
     try:
         user = stack.new_user()
         session_id = user.call("POST", "/sessions", {"backend": "ec2", "os": "linux"}).json()[
@@ -317,6 +332,21 @@ def test_ctrl_c_stops_the_stack_and_leaves_no_process(tmp_path: Path) -> None:
     assert code == 0, stack.log.read_text()[-2000:]
     assert not (tmp_path / "stack.json").exists()
     assert _processes_with(str(tmp_path)) == []
+    # And started again in the same state directory, it serves on the same ports, its users
+    # keep their passwords, and they sign in
+    again = start_stack(tmp_path)
+    try:
+        kept = ("api_url", "portal_url", "aws_endpoint_url", "control_url")
+        assert {key: again.info[key] for key in kept} == {key: before[key] for key in kept}
+        assert again.info["demo_user"] == before["demo_user"]
+        assert again.info["admin_user"] == before["admin_user"]
+        from local.client import Client
+
+        client = Client(again.info)
+        client.sign_in(before["admin_user"]["username"], before["admin_user"]["password"])
+        assert client.call("GET", "/admin/sessions").status_code == 200
+    finally:
+        assert stop_stack(again) == 0
 
 
 @pytest.mark.parametrize(

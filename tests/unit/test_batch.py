@@ -90,6 +90,19 @@ def test_submit_runs_the_current_release_with_the_session_in_its_environment(
     assert (session.job_id, session.extra["release"]) == (job_id, "1.4.2")
 
 
+def test_a_desktop_of_a_profile_runs_with_its_own_idle_timeout_and_length(
+    store: InMemorySessionStore, jobs: FakeJobs
+) -> None:
+    provisioning(store)
+    current = store.require("s-1")
+    own = {"profile": "linux-session", "idleTimeoutSeconds": "900", "maxSessionHours": "2"}
+    store.update(current, extra={**current.extra, **own})
+    submit(store, jobs)
+    [sent] = jobs.submitted
+    assert sent["env"]["DCVFLEET_IDLE_TIMEOUT_SECONDS"] == "900"  # the agent's own setting
+    assert sent["timeout"] == 2 * 3600
+
+
 def test_a_retried_submit_never_submits_twice(store: InMemorySessionStore, jobs: FakeJobs) -> None:
     provisioning(store)
     first = submit(store, jobs)
@@ -147,8 +160,9 @@ def test_runnable_past_the_capacity_timeout_is_no_gpu_capacity(
         caught.value.message
         == "no GPU capacity for g5.xlarge, g4dn.xlarge in eu-west-1 within 10 min"
     )
+    # (the user reads plain words; the types and Region are the operator's statusDetail)
     reason = user_message_for("InsufficientCapacityError", caught.value.message)
-    assert "no GPU capacity for g5.xlarge" in reason
+    assert reason == InsufficientCapacityError.user_message
 
 
 @pytest.mark.parametrize(
@@ -156,7 +170,7 @@ def test_runnable_past_the_capacity_timeout_is_no_gpu_capacity(
     [
         ({"exit_code": 65}, "its credentials could not be read"),
         ({"exit_code": 67}, "DCV did not start in its container"),
-        ({"exit_code": 3}, "its container exited with code 3"),
+        ({"exit_code": 3}, "the program in its container stopped with an error"),
         (
             {"container_reason": "CannotPullContainerError: pull access denied"},
             "its image could not be pulled",
@@ -382,9 +396,15 @@ def test_a_job_that_ends_while_provisioning_fails_the_waiting_workflow_at_once()
     store.update(store.require("s-1"), task_token="token-7")
     given.jobs.set(job_id, status="FAILED", exit_code=67)
     outcome = job_changed(given, job_id)
-    assert outcome == "provisioning failed: DCV did not start in its container"
+    assert outcome == (
+        "provisioning failed: DCV did not start in its container: job job-1 FAILED; exit code 67"
+    )
     assert given.workflows.failed == [
-        ("token-7", "JobFailedError", "DCV did not start in its container")
+        (
+            "token-7",
+            "JobFailedError",
+            "DCV did not start in its container\njob job-1 FAILED; exit code 67",
+        )
     ]
 
 
@@ -406,8 +426,9 @@ def test_a_ready_desktop_whose_job_ended_outside_is_recorded_terminated() -> Non
     session = given.fleet.store.require("s-1")
     assert session.status == Status.TERMINATING
     assert session.status_reason == (
-        "Its container ended outside DCV Fleet: its container exited with code 137."
+        "Its container ended outside DCV Fleet: the program in its container stopped with an error."
     )
+    assert session.status_detail == "job job-1 FAILED; exit code 137"
     [(_, name, payload)] = given.workflows.started
     assert (payload["trigger"], payload["action"]) == ("external", "terminate")
     assert name.startswith("s-1-external-")
@@ -483,4 +504,10 @@ def test_a_job_that_ended_before_the_token_was_parked_fails_the_wait_at_once(
     workflows = BatchWorkflows()
     # When the token is parked / Then the wait fails at once, with the job's reason
     assert service.await_host_ready(store, workflows, "s-1", "token-9", jobs)
-    assert workflows.failed == [("token-9", "JobFailedError", "its credentials could not be read")]
+    assert workflows.failed == [
+        (
+            "token-9",
+            "JobFailedError",
+            "its credentials could not be read\njob job-1 FAILED; exit code 65",
+        )
+    ]

@@ -212,7 +212,12 @@ def test_a_failure_at_init_is_answered_failed(
     assert answer["LogicalResourceId"] == "PortalSite"
 
 
-@pytest.mark.parametrize("name", sorted(_custom_resources()))
+#: The custom resources whose handlers call AWS, and so can be held up by it. DesktopProfilesCheck
+#: only reads its properties and environment: nothing it does can outlast the deadline.
+CALLS_AWS = sorted(set(_custom_resources()) - {"DesktopProfilesCheck"})
+
+
+@pytest.mark.parametrize("name", CALLS_AWS)
 def test_a_handler_still_working_at_its_deadline_is_answered_before_it(
     name: str, response_url: ResponseUrl, black_hole: str, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ from dcvfleet.errors import (
     DcvFleetError,
     HostNotReadyError,
     InsufficientCapacityError,
+    JobFailedError,
     all_error_classes,
     user_message_for,
 )
@@ -115,12 +116,13 @@ def test_user_message_for_an_unknown_name_is_the_generic_message(name: str) -> N
 def test_only_errors_meant_for_users_show_their_own_message() -> None:
     # Given the detail of a failure (the error's own message)
     detail = "no capacity for g5.xlarge, g4dn.xlarge in subnet-a, subnet-b"
-    # Then a capacity error adds it to the user's reason
+    # Then a capacity error keeps it out of the user's reason (it is the operator's detail)
     assert user_message_for("InsufficientCapacityError", detail) == (
-        f"{InsufficientCapacityError.user_message} ({detail})"
-    )
-    assert user_message_for("InsufficientCapacityError", "") == (
         InsufficientCapacityError.user_message
+    )
+    # And a job's end adds the first line of its message (a user's words), not Batch's detail
+    assert user_message_for("JobFailedError", "its image could not be pulled\njob j-1 FAILED") == (
+        f"{JobFailedError.user_message} (its image could not be pulled)"
     )
     # And every other error keeps internals out of the user's reason
     for cls in ERROR_CLASSES:

@@ -24,7 +24,7 @@ import jsonschema
 import pytest
 from botocore.exceptions import ClientError
 
-from dcvfleet import compensation, events, service
+from dcvfleet import compensation, events, profiles, service
 from dcvfleet.adapters import SESSION_TAG, Ec2Hosts, Instance
 from dcvfleet.errors import (
     ClaimRejectedError,
@@ -37,7 +37,7 @@ from dcvfleet.errors import (
     StatusConflictError,
 )
 from dcvfleet.lifecycle import idle, sweep, triggers, user_requests
-from dcvfleet.model import Session, Status
+from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.sessions import Caller
 from dcvfleet.store import InMemorySessionStore
 from tests.support.lifecycle import (
@@ -52,9 +52,13 @@ from tests.support.lifecycle import (
 )
 from tests.support.service import (
     ALICE,
+    API,
+    COMMON,
     FLEET_TAG,
+    LAUNCH,
     REQUESTED,
     STATE_MACHINE,
+    FakeWorkflows,
 )
 
 #: The NotifyUsersDocument's allowedPattern for the message (template.yaml).
@@ -532,7 +536,7 @@ def test_max_lifetime_is_idle_only_past_max_session_seconds(
     assert verdict.idle is over
     assert verdict.evidence["maxSessionSeconds"] == 3600
     if over:
-        assert "past the 1 h limit" in verdict.reason
+        assert verdict.reason == "it reached the 1-hour limit of Linux workstation"
     else:
         assert verdict.reason == "it is within its lifetime"
 
@@ -1224,8 +1228,8 @@ def _start(fleet: Fleet, session_id: str, caller: Caller) -> Any:
 
 @pytest.mark.parametrize(
     ("call", "status"),
-    [(_stop, "STOPPED"), (_delete, "PROVISIONING"), (_start, "READY")],
-    ids=["stop-from-stopped", "delete-from-provisioning", "start-from-ready"],
+    [(_stop, "STOPPED"), (_delete, "STOPPING"), (_start, "READY")],
+    ids=["stop-from-stopped", "delete-from-stopping", "start-from-ready"],
 )
 def test_calls_from_the_wrong_status_are_conflicts_naming_the_current_status(
     fleet: Fleet, call: Callable[[Fleet, str, Caller], Any], status: str
@@ -1233,8 +1237,9 @@ def test_calls_from_the_wrong_status_are_conflicts_naming_the_current_status(
     # Given alice's desktop in a status the call is not valid from
     if status == "STOPPED":
         session = fleet.stopped()
-    elif status == "PROVISIONING":
-        session = fleet.provisioning()[0]
+    elif status == "STOPPING":  # (a delete while PROVISIONING cancels: tests/unit/test_cancel.py)
+        session = fleet.ready()
+        fleet.request_stop(session.session_id)
     else:
         session = fleet.ready()
     before = fleet.store.require(session.session_id)
@@ -1840,3 +1845,101 @@ def test_the_sweep_redrives_a_stop_whose_workflow_never_finished(fleet: Fleet) -
         "claim": {},
     }
     assert fleet.store.require(session.session_id).idle_check == name
+
+
+# -- each desktop's own policy, from its profile ----------------------------------------------------
+def _of_profile(fleet: Fleet, session: Session, **spec: Any) -> Session:
+    """``session`` as if made from a profile with ``spec``'s idle policy and maximum length."""
+    body = {
+        "name": "CAD workstation",
+        "backend": "ec2",
+        "os": "linux",
+        "instanceTypes": [REQUESTED],
+        "idle": {"timeoutSeconds": 600, "action": "stop"},
+        **spec,
+    }
+    kept = profiles.snapshot(profiles.parse_spec(body), "cad", None)
+    current = fleet.store.require(session.session_id)
+    return fleet.store.update(current, extra={**current.extra, **kept})
+
+
+def test_an_idle_desktop_gets_its_profiles_action_not_the_fleets() -> None:
+    # Given a fleet whose IdleAction is stop, and a desktop whose profile says terminate
+    fleet = Fleet(settings=replace(SETTINGS, idle_action="stop"))
+    session = _of_profile(fleet, fleet.ready(), idle={"timeoutSeconds": 600, "action": "terminate"})
+    # When it is found idle and acted on
+    execution = fleet.check(session.session_id, "idle")
+    warned = fleet.warn(session.session_id, execution)
+    done = fleet.act(session.session_id, execution)
+    # Then it is terminated, and its user was warned so
+    assert warned["detail"]["action"] == "terminate"
+    assert done["action"] == "terminate"
+    assert fleet.store.require(session.session_id).status is Status.TERMINATING
+
+
+def test_an_idle_reason_names_the_desktops_own_timeout() -> None:
+    fleet = Fleet(settings=replace(SETTINGS, idle_timeout_seconds=1800))
+    session = _of_profile(fleet, fleet.ready())
+    execution = fleet.check(session.session_id, "idle")
+    verdict = fleet.verify(session.session_id, execution, claim={"signals": {}})
+    assert verdict.reason.startswith("no one has used it for the idle timeout of 10 min")
+
+
+def test_the_sweep_holds_each_desktop_to_its_own_maximum_length() -> None:
+    # Given a fleet without a limit, a desktop whose profile allows 1 hour, READY for 2 hours,
+    # and one whose profile has no limit although the fleet's MaxSessionMinutes would
+    unlimited_fleet = Fleet(settings=replace(SETTINGS, max_session_seconds=0))
+    limited = _of_profile(unlimited_fleet, _ready_since(unlimited_fleet, 7200), maxSessionHours=1)
+    limited_fleet = Fleet(settings=replace(SETTINGS, max_session_seconds=3600))
+    _of_profile(limited_fleet, _ready_since(limited_fleet, 7200), maxSessionHours=None)
+    for found in (unlimited_fleet, limited_fleet):
+        for session in found.store.scan_by_status(frozenset({Status.READY})):
+            idle.record_heartbeat(found.store, heartbeat(session, idle=False))
+    # When the sweep looks / Then only the desktop past its own limit is found
+    assert _sweep(unlimited_fleet) == [("max-lifetime", limited.session_id)]
+    assert _sweep(limited_fleet) == []
+
+
+def test_a_desktop_past_its_maximum_length_is_stopped_however_busy_saying_why() -> None:
+    # Given a desktop of "CAD workstation" (12 hours at most) READY for 13 hours, in use
+    fleet = Fleet(settings=replace(SETTINGS, max_session_seconds=0))
+    session = _of_profile(fleet, _ready_since(fleet, 13 * 3600), maxSessionHours=12)
+    fleet.commands.connections = 2
+    # When the max-lifetime check runs its course
+    execution = fleet.check(session.session_id, "max-lifetime")
+    verdict = fleet.verify(session.session_id, execution, trigger="max-lifetime")
+    warned = fleet.warn(
+        session.session_id, execution, trigger="max-lifetime", reason=verdict.reason
+    )
+    fleet.act(session.session_id, execution, trigger="max-lifetime", reason=verdict.reason)
+    # Then it is stopped, and its user reads why in plain words
+    assert verdict.idle is True
+    assert verdict.reason == "it reached the 12-hour limit of CAD workstation"
+    assert "because it reached the 12-hour limit of CAD workstation" in warned["message"]
+    stopped = fleet.store.require(session.session_id)
+    assert stopped.status is Status.STOPPING
+    assert stopped.status_reason == "Stopped: it reached the 12-hour limit of CAD workstation."
+
+
+def test_a_desktop_launches_with_its_own_idle_timeout_and_hibernation() -> None:
+    # Given a desktop of a profile whose idle action is hibernate, after 15 minutes
+    fleet = Fleet(settings=replace(SETTINGS, idle_action="stop"))
+    body = {
+        "name": "Sim",
+        "backend": "ec2",
+        "os": "linux",
+        "instanceTypes": [REQUESTED],
+        "idle": {"timeoutSeconds": 900, "action": "hibernate"},
+    }
+    kept = profiles.snapshot(profiles.parse_spec(body), "sim", None)
+    request = CreateSessionRequest(backend="ec2", os="linux", instance_type=REQUESTED, profile=kept)
+    session = service.create_session(fleet.store, FakeWorkflows(), API, ALICE, request)
+    # When its host is launched
+    service.create_credentials(fleet.store, fleet.secrets, COMMON, session.session_id)
+    out = service.launch_instance(
+        fleet.store, fleet.hosts, fleet.secrets, LAUNCH, session.session_id, secret_arn="arn:s"
+    )
+    # Then the host carries its timeout for its agent, and can hibernate
+    instance = fleet.hosts.instances[out["instanceId"]]
+    assert instance.tags["dcvfleet:idle-timeout-seconds"] == "900"
+    assert fleet.hosts.hibernation == [True]

@@ -73,6 +73,10 @@ def test_to_api_shows_what_the_user_needs_and_leaves_out_unset_fields() -> None:
         "instanceType": "g4dn.xlarge",
         "createdAt": "t0",
         "updatedAt": "t0",
+        # a desktop made before profiles: the profile it would have had, and a plain name
+        "profile": "windows-workstation",
+        "profileName": "Windows workstation",
+        "name": "Windows desktop",
         "progress": {},
     }
 
@@ -82,6 +86,7 @@ LIFECYCLE = {
     (Status.PROVISIONING, Status.READY),
     (Status.PROVISIONING, Status.FAILED),
     (Status.PROVISIONING, Status.STOPPED),
+    (Status.PROVISIONING, Status.TERMINATING),  # cancelled while starting
     (Status.READY, Status.STOPPING),
     (Status.READY, Status.TERMINATING),
     (Status.STOPPING, Status.STOPPED),

@@ -64,6 +64,7 @@ from tests.support.tables import create_table
 pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publish")
 STACK = "dcvfleet"
 SESSIONS, IDEMPOTENCY, RELEASES = f"{STACK}-sessions", f"{STACK}-idempotency", f"{STACK}-releases"
+PROFILES = f"{STACK}-profiles"
 PROVISION_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-provision-session"
 IDLE_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-idle-session"
 RELEASE_PARAMETER = f"/{STACK}/release/current"
@@ -87,6 +88,7 @@ ENV = {
     "RELEASES_TABLE": RELEASES,
     "RELEASE_PARAMETER": RELEASE_PARAMETER,
     "IDEMPOTENCY_TABLE": IDEMPOTENCY,
+    "PROFILES_TABLE": PROFILES,
     "PORTAL_ORIGIN": PORTAL,
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
@@ -101,6 +103,7 @@ OPERATIONS = (
     ("POST", "/sessions"),
     ("GET", "/sessions/{id}"),
     ("DELETE", "/sessions/{id}"),
+    ("PATCH", "/sessions/{id}"),
     ("GET", "/sessions/{id}/credentials"),
     ("POST", "/sessions/{id}/start"),
     ("POST", "/sessions/{id}/stop"),
@@ -110,6 +113,11 @@ OPERATIONS = (
     ("GET", "/admin/instances"),
     ("GET", "/admin/releases"),
     ("POST", "/admin/releases/{release}/activate"),
+    ("GET", "/profiles"),
+    ("GET", "/admin/profiles"),
+    ("PUT", "/admin/profiles/{profile}"),
+    ("DELETE", "/admin/profiles/{profile}"),
+    ("GET", "/admin/audit"),
 )
 #: The callers: Cognito ID token claims, as API Gateway's authorizer passes them.
 CALLERS: dict[str, dict[str, Any]] = {
@@ -250,6 +258,7 @@ def headers(draw: st.DrawFn) -> dict[str, str]:
 
 
 QUERY_VALUES = {
+    "hidden": st.sampled_from(["true", "false", "yes", ""]),
     "status": st.one_of(st.sampled_from([s.value for s in Status]), st.text(max_size=12)),
     "state": st.one_of(
         st.sampled_from(["running", "stopped", "terminated", "pending"]), st.text(max_size=12)
@@ -266,6 +275,7 @@ QUERY_VALUES = {
 }
 #: The query parameters each route takes.
 ROUTE_QUERY = {
+    "/sessions": ("hidden",),
     "/admin/sessions": ("status", "user", "limit", "nextToken"),
     "/admin/instances": ("state", "user", "limit", "nextToken"),
 }
@@ -349,6 +359,33 @@ bodies = st.one_of(
 )
 
 
+#: A body PATCH /sessions/{id} takes (a desktop that has not ended cannot be hidden: 409).
+valid_patch_bodies = st.fixed_dictionaries(
+    {}, optional={"name": st.sampled_from(["Render box", " x "]), "hidden": st.booleans()}
+)
+#: Profile ids: the template's (the defaults), and one an administrator may add.
+PROFILE_IDS = ["linux-workstation", "linux-session", "windows-workstation", "cad"]
+#: A profile PUT /admin/profiles/{profile} takes, or one this fleet cannot run.
+valid_profile_bodies = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["CAD workstation", "Render"]),
+        "backend": st.just("ec2"),
+        "os": st.sampled_from(["linux", "windows"]),
+        "instanceTypes": st.sampled_from([["g5.xlarge"], ["g4dn.xlarge", "g5.2xlarge"], ["p5"]]),
+        "idle": st.fixed_dictionaries(
+            {
+                "timeoutSeconds": st.integers(1, 100_000),
+                "action": st.sampled_from(["stop", "hibernate", "terminate"]),
+            }
+        ),
+    },
+    optional={
+        "groups": st.sampled_from([[], ["staff"], ["admins"]]),
+        "maxSessionHours": st.one_of(st.none(), st.integers(0, 10_000)),
+    },
+)
+
+
 @st.composite
 def requests(draw: st.DrawFn) -> Request:
     """Any request to any route; half of them well-formed (a seeded desktop's or release's id,
@@ -361,7 +398,13 @@ def requests(draw: st.DrawFn) -> Request:
             params["id"] = draw(st.sampled_from(sorted(SESSION_IDS.values())))
         if "{release}" in route:
             params["release"] = draw(st.sampled_from(sorted(RELEASE_RECORDS)))
+        if "{profile}" in route:
+            params["profile"] = draw(st.sampled_from(PROFILE_IDS))
         body = json.dumps(draw(valid_create_bodies)) if route == "/sessions" else None
+        if route == "/admin/profiles/{profile}":
+            body = json.dumps(draw(valid_profile_bodies))
+        if method == "PATCH":
+            body = json.dumps(draw(valid_patch_bodies))
         return Request(
             method=method,
             route=route,
@@ -374,6 +417,8 @@ def requests(draw: st.DrawFn) -> Request:
         params["id"] = draw(session_ids)
     if "{release}" in route:
         params["release"] = draw(releases)
+    if "{profile}" in route:
+        params["profile"] = draw(st.one_of(st.sampled_from(PROFILE_IDS), segment_text()))
     return Request(
         method=method,
         route=route,
@@ -386,7 +431,7 @@ def requests(draw: st.DrawFn) -> Request:
 
 
 # -- the world ------------------------------------------------------------------------------------
-KEYS = {SESSIONS: "pk", IDEMPOTENCY: "id", RELEASES: "release"}
+KEYS = {SESSIONS: "pk", IDEMPOTENCY: "id", RELEASES: "release", PROFILES: "id"}
 
 
 def stored(table: str) -> dict[str, dict[str, Any]]:
@@ -460,7 +505,7 @@ class ApiWorld:
         return f"ApiWorld(sessions={SESSION_IDS})"
 
     def observe(self) -> dict[str, dict[str, dict[str, Any]]]:
-        return {table: stored(table) for table in (SESSIONS, RELEASES)}
+        return {table: stored(table) for table in (SESSIONS, RELEASES, PROFILES)}
 
     def seed(self) -> None:
         wanted = {table: dict(items) for table, items in self.baseline.items()}
@@ -533,6 +578,7 @@ def _seed_fleet(clients: dict[str, Any]) -> None:
         (SESSIONS, "SessionsTable"),
         (IDEMPOTENCY, "IdempotencyTable"),
         (RELEASES, "ReleasesTable"),
+        (PROFILES, "ProfilesTable"),
     ):
         create_table(ddb, resource, table)
     role = clients["iam"].create_role(RoleName="props-api", AssumeRolePolicyDocument="{}")["Role"]
@@ -646,7 +692,9 @@ CREATE_FIELDS = ("backend", "os", "instanceType")
 def field_names(request: Request) -> set[str]:
     """The names a 400 may give: the body and its fields (those it has, those it must have),
     the Idempotency-Key header, the route's and the request's query parameters."""
-    names = {"body", "Idempotency-Key", *CREATE_FIELDS, *request.params}
+    names = {"body", "Idempotency-Key", *CREATE_FIELDS, *request.params, "name", "hidden"}
+    if request.route == "/admin/profiles/{profile}":  # a profile's fields (ProfileSpec)
+        names |= {"name", "backend", "os", "instanceTypes", "idle", "maxSessionHours", "groups"}
     names |= set(ROUTE_QUERY.get(request.route, ()))
     names |= {name[:64] for name in request.query or {}}
     if request.body:
@@ -674,10 +722,15 @@ def assert_answered(seen: Seen, documented: dict[tuple[str, str], frozenset[int]
     assert isinstance(message, str), seen.body
     assert message.strip(), seen.body
     if seen.status == 400:
-        named = [name for name in field_names(request) if message.startswith(f"{name}: ")]
+        named = [
+            name
+            for name in field_names(request)
+            if message.startswith((f"{name}: ", f"{name}."))  # a nested field: idle.action
+        ]
         assert named, f"a 400 that names no field of the request: {message!r}"
     assert seen.changed(SESSIONS) == set(), "a refused request changed the sessions table"
     assert seen.changed(RELEASES) == set(), "a refused request changed the releases"
+    assert seen.changed(PROFILES) == set(), "a refused request changed the profiles"
     assert seen.calls == [], "a refused request started a workflow, or published or wrote"
 
 
@@ -697,6 +750,17 @@ def assert_only_what_it_is_for(seen: Seen) -> None:
     sessions, writes = seen.changed(SESSIONS), [(s, op) for s, op, _ in seen.calls]
     if route.startswith("/admin/"):
         assert caller in ADMINS, (caller, seen.status)
+    # an administrator's action, and only that, adds one entry to the audit trail
+    audited = {key for key in sessions if key.startswith("audit#")}
+    sessions -= audited
+    admin_action = route.startswith("/admin/") and request.method != "GET"
+    assert len(audited) == (1 if admin_action else 0), (route, audited)
+    if route == "/admin/profiles/{profile}":  # the profiles table, that profile only
+        assert sessions == set(), sessions
+        assert writes == [], writes
+        assert seen.changed(PROFILES) == {request.params["profile"]}
+        return
+    assert seen.changed(PROFILES) == set()
     if request.method == "GET":
         assert sessions == set()
         assert seen.changed(RELEASES) == set()
@@ -706,6 +770,12 @@ def assert_only_what_it_is_for(seen: Seen) -> None:
             assert owner_sub(role_of(target(seen))) == CALLERS[caller]["sub"]
         return
     assert seen.changed(RELEASES) == set() or route.endswith("/activate")
+    if request.method == "PATCH":  # its name or hidden flag: the record, nothing else
+        assert owner_sub(role_of(target(seen))) == CALLERS[caller]["sub"]
+        assert sessions <= {target(seen)}, sessions
+        assert writes == [], writes
+        assert seen.status_of(str(target(seen))) == Status(seen.body["status"])
+        return
     if route == "/sessions":
         created = seen.body["sessionId"]
         owner = str(CALLERS[caller]["sub"])

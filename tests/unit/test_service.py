@@ -709,7 +709,7 @@ def test_mark_ready_falls_back_to_the_public_ip_without_a_public_name(
                 "Error": "InsufficientCapacityError",
                 "Cause": json.dumps({"errorMessage": "no capacity for g5.xlarge in subnet-a"}),
             },
-            f"{InsufficientCapacityError.user_message} (no capacity for g5.xlarge in subnet-a)",
+            InsufficientCapacityError.user_message,  # the types and subnets: statusDetail
         ),
         (
             {"Error": "States.Timeout", "Cause": "timed out"},

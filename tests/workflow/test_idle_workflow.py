@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 from tests.support.stack import ROOT, Stack, module_stack
@@ -156,3 +157,45 @@ def test_a_sweep_that_finds_no_orphan_logs_no_error(idle: Stack) -> None:
         lines = log.read().decode(errors="replace").splitlines()
     errors = [line for line in lines if "ERROR" in line]
     assert errors == [], "\n".join(errors)
+
+
+def test_a_desktop_past_its_profiles_maximum_length_is_warned_and_stopped_however_busy(
+    idle: Stack,
+) -> None:
+    # Given a profile an administrator made whose desktops may run 9 seconds at most
+    admin = idle.new_user(groups=("admins",))
+    offered = admin.call("GET", "/profiles").json()["items"]
+    (linux,) = [p for p in offered if p["id"] == "linux-workstation"]
+    spec = {key: linux[key] for key in ("backend", "os", "instanceTypes", "idle")}
+    spec.update(name="Short workstation", maxSessionHours=0.0025, groups=[])
+    spec["idle"] = {"timeoutSeconds": 7200, "action": "stop"}
+    put = admin.call("PUT", "/admin/profiles/short", spec)
+    assert put.status_code == 200, put.text
+    # And a user's desktop of that profile, READY and in use
+    user = idle.new_user()
+    created = user.call("POST", "/sessions", {"profile": "short", "name": "Quick look"})
+    assert created.status_code == 202, created.text
+    session_id = created.json()["sessionId"]
+    session = idle.wait_for(user, session_id, timeout=60)
+    assert session["status"] == "READY", session
+    assert (session["profile"], session["profileName"], session["name"]) == (
+        "short",
+        "Short workstation",
+        "Quick look",
+    )
+    # (its host's agent holds it to the profile's idle timeout, not the fleet's)
+    host = idle.host(str(session["instanceId"]))
+    agent_config = json.loads((Path(host["workdir"]) / "agent.json").read_text())
+    assert agent_config["idleTimeoutSeconds"] == 7200
+    idle.connections(str(session["instanceId"]), 1)
+    # When its 9 seconds are past and the sweep runs
+    time.sleep(10)
+    assert idle.run_schedules(), "no schedule fired"
+    # Then the idle workflow warns, waits the grace period and stops it although it is in use
+    execution = _one_execution(idle, "IdleStateMachine", f"{session_id}-max-lifetime", 30)
+    assert _finished(idle, execution, timeout=GRACE + 60)["status"] == "SUCCEEDED"
+    entered = _entered(idle, execution)
+    assert entered.index("Warn") < entered.index("Grace") < entered.index("Reverify"), entered
+    stopped = idle.wait_for(user, session_id, ("STOPPED",), timeout=60)
+    # And its user reads why, in plain words
+    assert stopped["statusReason"] == "Stopped: it reached the 9-second limit of Short workstation."

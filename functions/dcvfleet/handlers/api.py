@@ -28,6 +28,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import (
 )
 from aws_lambda_powertools.event_handler.openapi.models import APIKey, APIKeyIn, Server
 from aws_lambda_powertools.event_handler.openapi.params import Header, Query
+from aws_lambda_powertools.event_handler.openapi.params import Path as PathParam
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.idempotency import (
     DynamoDBPersistenceLayer,
@@ -41,7 +42,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import BotoCoreError, ClientError
 
-from dcvfleet import releases, service, sessions
+from dcvfleet import audit, limits, releases, service, session_names, sessions
+from dcvfleet import profiles as desktop_profiles
 from dcvfleet.adapters import (
     Ec2Hosts,
     FleetEvents,
@@ -54,6 +56,7 @@ from dcvfleet.adapters import (
 from dcvfleet.api_models import (
     Accepted,
     AdminSessionPage,
+    AuditPage,
     Created,
     CreateSessionBody,
     Credentials,
@@ -66,11 +69,14 @@ from dcvfleet.api_models import (
     SessionList,
     SessionView,
     StatusConflict,
+    UpdateSessionBody,
 )
 from dcvfleet.aws import client
 from dcvfleet.config import ApiSettings, LifecycleSettings
 from dcvfleet.errors import (
     InvalidRequestError,
+    ProfileConflictError,
+    ProfileNotFoundError,
     ReleaseConflictError,
     ReleaseNotFoundError,
     SessionConflictError,
@@ -79,8 +85,18 @@ from dcvfleet.errors import (
     StatusConflictError,
 )
 from dcvfleet.handlers import entry_point, session_store
-from dcvfleet.lifecycle import user_requests
-from dcvfleet.model import Status
+from dcvfleet.lifecycle import cancel, user_requests
+from dcvfleet.model import CreateSessionRequest, Status
+from dcvfleet.profiles import (
+    PROFILE_ID_PATTERN,
+    FleetChoices,
+    Profile,
+    ProfileDefinition,
+    ProfileList,
+    ProfileRecords,
+    Profiles,
+    ProfileSpec,
+)
 from dcvfleet.store import SessionStore
 
 logger = Logger()
@@ -215,8 +231,15 @@ def _no_release(exc: ReleaseNotFoundError) -> Response[dict[str, str]]:
 
 
 @app.exception_handler(SessionLimitExceededError)
-def _limit(exc: SessionLimitExceededError) -> Response[dict[str, str]]:
-    return _error(HTTPStatus.CONFLICT, f"active session limit reached: {exc.message}")
+def _limit(exc: SessionLimitExceededError) -> Response[dict[str, Any]]:
+    """409 naming the caller's active desktops (a new desktop, or a stopped one started)."""
+    owner = _caller().sub
+    logger.info("active desktop limit reached", detail=exc.message)
+    return Response(
+        status_code=HTTPStatus.CONFLICT.value,
+        content_type="application/json",
+        body=limits.limit_answer(session_store(), owner, SETTINGS.max_active_sessions),
+    )
 
 
 @app.exception_handler(StatusConflictError)
@@ -416,12 +439,26 @@ def get_openapi() -> dict[str, Any]:
 # -- a user's own desktops ------------------------------------------------------------------------
 def _create(request: dict[str, Any]) -> dict[str, Any]:
     body = CreateSessionBody.model_validate(request["body"])
+    body.required()
     store, caller = session_store(), _caller()
+    profile, instance_type = desktop_profiles.choose(
+        _profiles().open_to(_groups()),
+        profile_id=body.profile,
+        backend=body.backend,
+        os=body.os,
+        instance_type=body.instanceType,
+    )
+    wanted = CreateSessionRequest(
+        backend=profile.backend,
+        os=profile.os,
+        instance_type=instance_type,
+        profile=desktop_profiles.snapshot(profile, profile.id, body.name),
+    )
     session = service.create_session(
-        store, Workflows(client("stepfunctions")), SETTINGS, caller, body.to_request()
+        store, Workflows(client("stepfunctions")), SETTINGS, caller, wanted
     )
     logger.append_keys(session_id=session.session_id)
-    logger.info("session requested", backend=session.backend, os=session.os)
+    logger.info("session requested", backend=session.backend, os=session.os, profile=profile.id)
     answer: dict[str, Any] = {"sessionId": session.session_id, "status": session.status.value}
     subscribed = _subscribe(store, caller)
     if subscribed is not None:
@@ -518,15 +555,34 @@ def get_options() -> Options:
 
 
 @app.get("/sessions", summary="The caller's desktops, newest first", responses=_responses())
-def list_sessions() -> SessionList:
+def list_sessions(
+    hidden: Annotated[
+        bool, Query(description="true: the hidden desktops too (PATCH /sessions/{id})")
+    ] = False,
+) -> SessionList:
     sessions = session_store().list_by_owner(_caller().sub)
-    return SessionList.model_validate({"sessions": [s.to_api() for s in sessions]})
+    shown = [s for s in sessions if hidden or not session_names.is_hidden(s)]
+    return SessionList.model_validate({"sessions": [s.to_api() for s in shown]})
 
 
 @app.get("/sessions/<id>", summary="One of the caller's desktops", responses=_responses(404))
 def get_session(id: str) -> SessionView:
     logger.append_keys(session_id=id)
     return SessionView.model_validate(sessions.get_session(session_store(), _caller(), id).to_api())
+
+
+@app.patch(
+    "/sessions/<id>",
+    summary="Rename a desktop, or hide an ended one from GET /sessions",
+    responses=_responses(404, 409, 415),
+)
+def update_session(id: str, body: UpdateSessionBody) -> SessionView:
+    logger.append_keys(session_id=id)
+    session = session_names.rename_or_hide(
+        session_store(), _caller(), id, name=body.name, hidden=body.hidden
+    )
+    logger.info("session renamed or hidden", hidden=body.hidden, renamed=body.name is not None)
+    return SessionView.model_validate(session.to_api())
 
 
 @app.get(
@@ -576,6 +632,10 @@ def _request_stop(session_id: str, action: str, *, as_admin: bool = False) -> Re
         as_admin=as_admin,
     )
     logger.info("stop requested", action=action, by=caller.username, admin=as_admin)
+    if as_admin:
+        owner = session.to_admin_api().get("ownerName") or session.owner
+        cancelled = " (cancelled while it was starting)" if cancel.was_cancelled(session) else ""
+        _audited(caller, action, session_id, f"desktop of {owner}{cancelled}")
     return _accepted(session.session_id, session.status)
 
 
@@ -598,12 +658,11 @@ def _token(after: str | None) -> str | None:
 
 
 def _after(token: str | None) -> str | None:
-    """The session id a nextToken continues after."""
+    """The store's cursor a nextToken carries (the store checks it is one of its own)."""
     if not token:
         return None
     try:
         after = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        uuid.UUID(after)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         raise InvalidRequestError("nextToken: not a token this API gave") from None
     return after
@@ -649,6 +708,7 @@ def admin_instances(
             owner=service.owner_sub(session_store(), user) if user else None,
             limit=limit,
             token=nextToken,
+            store=session_store(),
         )
     except ClientError as exc:
         if nextToken and exc.response["Error"]["Code"].startswith("InvalidParameterValue"):
@@ -694,11 +754,140 @@ def list_releases() -> ReleaseList:
     responses=_responses(403, 404, 409),
 )
 def activate_release(release: str) -> Release:
-    _admin()
+    caller = _admin()
     records, current = _releases()
     out = releases.activate(records, current, release)
     logger.info("release activated", release=release)
+    _audited(caller, "activate-release", release)
     return Release.model_validate(out)
+
+
+# -- desktop profiles -----------------------------------------------------------------------------
+#: The SSM parameter holding the template's DesktopProfiles (checked at deploy time).
+DESKTOP_PROFILES_PARAMETER = os.environ.get("DESKTOP_PROFILES_PARAMETER", "")
+PROFILES_TABLE = os.environ.get("PROFILES_TABLE", "")
+
+
+@functools.cache
+def _fleet_choices() -> FleetChoices:
+    return FleetChoices.from_env(os.environ)
+
+
+@functools.cache
+def _template_profiles() -> tuple[ProfileDefinition, ...]:
+    """The template's profiles, read once per cold start (a stack update replaces the function's
+    configuration, and with it every warm instance)."""
+    text = os.environ.get("DESKTOP_PROFILES", "")
+    if DESKTOP_PROFILES_PARAMETER:
+        found = client("ssm").get_parameter(Name=DESKTOP_PROFILES_PARAMETER)
+        text = found["Parameter"]["Value"]
+    return tuple(desktop_profiles.template_definitions(text, _fleet_choices()))
+
+
+def _profiles() -> Profiles:
+    return Profiles(_template_profiles(), ProfileRecords(client("dynamodb"), PROFILES_TABLE))
+
+
+@app.exception_handler(ProfileNotFoundError)
+def _no_profile(exc: ProfileNotFoundError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.NOT_FOUND, exc.message)
+
+
+@app.exception_handler(ProfileConflictError)
+def _profile_conflict(exc: ProfileConflictError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.CONFLICT, exc.message)
+
+
+def _profile_responses(*codes: int, status: int = 200, **kwargs: Any) -> dict[int, Any]:
+    out = _responses(*codes, status=status, **kwargs)
+    if 404 in out:
+        out[404]["description"] = "No such profile (or a path naming none)"
+    if 409 in out:
+        out[409]["description"] = "A profile defined in the template cannot be deleted"
+    return out
+
+
+ProfileId = Annotated[
+    str, PathParam(pattern=PROFILE_ID_PATTERN, description="[a-z0-9][a-z0-9-]{0,39}")
+]
+
+
+@app.get(
+    "/profiles",
+    summary="The desktop profiles the caller may use",
+    responses=_profile_responses(),
+)
+def list_profiles() -> ProfileList:
+    _caller()
+    return ProfileList(items=_profiles().open_to(_groups()))
+
+
+@app.get("/admin/profiles", summary="Every desktop profile", responses=_profile_responses(403))
+def admin_profiles() -> ProfileList:
+    _admin()
+    return ProfileList(items=_profiles().all())
+
+
+@app.put(
+    "/admin/profiles/<profile>",
+    summary="Add a profile, or replace one (an admin's wins over the template's of its id)",
+    responses=_profile_responses(403, 404, 409, 415),
+)
+def put_profile(profile: ProfileId, body: ProfileSpec) -> Profile:
+    admin = _admin()
+    put = _profiles().put(profile, body, _fleet_choices(), by=admin.username)
+    logger.info("profile put", profile=profile, by=admin.username)
+    _audited(admin, "put-profile", profile, put.name)
+    return put
+
+
+@app.delete(
+    "/admin/profiles/<profile>",
+    summary="Delete an admin's profile (a template one it replaced is used again)",
+    responses=_profile_responses(403, 404, 409, status=204, description="Deleted"),
+)
+def delete_profile(profile: ProfileId) -> Response[None]:
+    admin = _admin()
+    _profiles().delete(profile)
+    logger.info("profile deleted", profile=profile, by=admin.username)
+    _audited(admin, "delete-profile", profile)
+    return Response(
+        status_code=HTTPStatus.NO_CONTENT.value, content_type="application/json", body=None
+    )
+
+
+# -- the audit trail ------------------------------------------------------------------------------
+def _audit_log() -> audit.AuditLog:
+    """The administrators' audit trail (in the sessions table)."""
+    return audit.dynamo_log(client("dynamodb"), SETTINGS.common.table_name)
+
+
+def _audited(caller: sessions.Caller, action: str, target: str, detail: str | None = None) -> None:
+    """Record an administrator's action once it is done (``audit.record``). The action stands
+    if the record cannot be written: the log then holds the whole entry, at ERROR."""
+    try:
+        audit.record(_audit_log(), caller.username, action, target, detail)
+    except Exception:
+        logger.exception(
+            "audit record lost", actor=caller.username, action=action, target=target, detail=detail
+        )
+
+
+@app.get(
+    "/admin/audit",
+    summary="What administrators did, newest first",
+    responses=_responses(403),
+)
+def admin_audit(
+    limit: Annotated[int, Query(ge=1, le=100)] = 50,
+    nextToken: Annotated[str | None, Query(max_length=512)] = None,
+) -> AuditPage:
+    _admin()
+    found, after = _audit_log().page(limit=limit, after=_after(nextToken))
+    page: dict[str, Any] = {"items": [e.to_api() for e in found]}
+    if after:
+        page["nextToken"] = _token(after)
+    return AuditPage.model_validate(page)
 
 
 # capture_response=False: an answer can hold a desktop's password (GET .../credentials).

@@ -5,6 +5,7 @@ check on the host (SSM Run Command) agree."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -28,6 +29,7 @@ from dcvfleet.errors import (
     SessionConflictError,
     workflow_error,
 )
+from dcvfleet.lifecycle import cancel
 from dcvfleet.lifecycle.triggers import (
     AUTOMATIC_TRIGGERS,
     NO_LIVE_SESSION,
@@ -38,6 +40,7 @@ from dcvfleet.lifecycle.triggers import (
     utc_now,
 )
 from dcvfleet.model import Session, Status
+from dcvfleet.profiles import idle_action, idle_timeout_seconds, max_session_seconds, session_view
 from dcvfleet.sessions import cause_message
 from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso
 from dcvfleet.telemetry import NO_TELEMETRY, Telemetry
@@ -207,18 +210,15 @@ def verify(
         return Verdict(False, "its instance is not tagged for this desktop", evidence)
     evidence["instanceId"] = instance.instance_id
     if trigger == "max-lifetime":
+        # the desktop's own limit, its profile's when it was made (the fleet's before profiles)
+        limit = max_session_seconds(session.extra, settings.max_session_seconds)
         started = parse_time(session.ready_at or session.created_at)
         evidence["readyAt"] = iso(started)
-        evidence["maxSessionSeconds"] = settings.max_session_seconds
-        over = settings.max_session_seconds > 0 and now - started >= timedelta(
-            seconds=settings.max_session_seconds
-        )
-        hours = settings.max_session_seconds / 3600
+        evidence["maxSessionSeconds"] = limit
+        over = limit > 0 and now - started >= timedelta(seconds=limit)
         return Verdict(
             over,
-            f"it has run since {iso(started)}, past the {hours:g} h limit"
-            if over
-            else "it is within its lifetime",
+            _lifetime_reason(session, limit) if over else "it is within its lifetime",
             evidence,
         )
     if claim.get("signals"):
@@ -250,9 +250,8 @@ def verify(
         if trigger == "agent-silent":
             # the agent is silent and the host does not answer either: nobody can be using it
             return Verdict(True, "its agent is silent and the host does not answer", evidence)
-        return Verdict(
-            False, f"idleness could not be confirmed on the host ({exc.message})", evidence
-        )
+        # (what the host said is in the evidence, for operators: the user reads plain words)
+        return Verdict(False, "idleness could not be confirmed on the host", evidence)
     evidence["connections"] = connections
     if connections:
         reason = (
@@ -264,7 +263,20 @@ def verify(
         return Verdict(
             True, f"its agent has been silent since {last} and nobody is connected", evidence
         )
-    return Verdict(True, _idle_reason(claim, settings), evidence)
+    return Verdict(True, _idle_reason(claim, settings, session), evidence)
+
+
+def _lifetime_reason(session: Session, limit_seconds: int) -> str:
+    """Why a desktop past its maximum length is stopped, in plain words: "it reached the
+    12-hour limit of Linux workstation"."""
+    if limit_seconds >= 3600:
+        length = f"{limit_seconds / 3600:g}-hour"
+    elif limit_seconds >= 60:
+        length = f"{limit_seconds / 60:g}-minute"
+    else:
+        length = f"{limit_seconds}-second"
+    profile = session_view(session.backend, session.os, session.extra)["profileName"]
+    return f"it reached the {length} limit of {profile}"
 
 
 def _running_job(session: Session, jobs: BatchJobs | None) -> BatchJob | None:
@@ -295,9 +307,9 @@ def _describe_signals(beat: dict[str, Any]) -> str:
     return ", ".join(parts) or "no signal values"
 
 
-def _idle_reason(claim: dict[str, Any], settings: LifecycleSettings) -> str:
+def _idle_reason(claim: dict[str, Any], settings: LifecycleSettings, session: Session) -> str:
     since = claim.get("idleSince")
-    minutes = settings.idle_timeout_seconds / 60
+    minutes = idle_timeout_seconds(session.extra, settings.idle_timeout_seconds) / 60
     described = _describe_signals({"signals": claim.get("signals") or {}})
     if since:
         return f"no one has used it since {since} (idle timeout {minutes:g} min; {described})"
@@ -305,14 +317,20 @@ def _idle_reason(claim: dict[str, Any], settings: LifecycleSettings) -> str:
 
 
 def _action_for(
-    trigger: str, settings: LifecycleSettings, requested: str | None, backend: str = "ec2"
+    trigger: str,
+    settings: LifecycleSettings,
+    requested: str | None,
+    backend: str = "ec2",
+    extra: Mapping[str, str] | None = None,
 ) -> str:
-    """What ends this desktop: a batch desktop's container always ends (its job is terminated)."""
+    """What ends this desktop: a batch desktop's container always ends (its job is terminated);
+    an automatic stop does what the desktop's profile says (``extra``: its record's snapshot of
+    it), or IdleAction for a desktop made before profiles."""
     if backend == "batch":
         return "terminate"
     if trigger in REQUESTED_TRIGGERS:
         return requested or "stop"
-    return settings.idle_action
+    return idle_action(extra or {}, settings.idle_action)
 
 
 def warn(
@@ -328,14 +346,12 @@ def warn(
 ) -> dict[str, Any]:
     """Record the warning on the session, tell the user in the session, and return the
     ``Session Idle Warning`` event and the notification for the workflow to publish."""
-    action = _action_for(trigger, settings, None, store.require(session_id).backend)
+    deciding = store.require(session_id)
+    action = _action_for(trigger, settings, None, deciding.backend, deciding.extra)
     act_at = iso(utc_now() + timedelta(seconds=settings.idle_grace_seconds))
     verb = {"stop": "stop", "hibernate": "hibernate", "terminate": "end"}[action]
     if trigger == "max-lifetime":
-        message = (
-            f"Your desktop has reached its maximum lifetime: {reason}. "
-            f"It will {verb} at {act_at}. Save your work."
-        )
+        message = f"Your desktop will {verb} at {act_at} because {reason}. Save your work."
     else:
         message = (
             f"Your desktop looks idle: {reason}. It will {verb} at {act_at} "
@@ -348,7 +364,9 @@ def warn(
         session_id,
         frozenset({Status.READY}),
         execution,
-        status_reason=f"Idle warning: it will {verb} at {act_at} unless it is used.",
+        status_reason=f"It will {verb} at {act_at}: {reason}."
+        if trigger == "max-lifetime"  # use does not cancel this one
+        else f"Idle warning: it will {verb} at {act_at} unless it is used.",
     )
     job = _running_job(session, jobs) if session.backend == "batch" else None
     if session.instance_id and session.dcv_session_id:
@@ -432,7 +450,7 @@ def act(
     """
     current = store.require(session_id)
     backend = current.backend
-    action = _action_for(trigger, settings, requested_action, backend)
+    action = _action_for(trigger, settings, requested_action, backend, current.extra)
     terminal = action == "terminate"
     moving = Status.TERMINATING if terminal else Status.STOPPING
     evidence = {**evidence, "trigger": trigger, "decidedAt": iso(utc_now())}
@@ -453,7 +471,7 @@ def act(
             execution,
             status=moving,
             evidence=evidence,
-            status_reason=f"{_past(action).capitalize()} because {reason}.",
+            status_reason=_stopped_because(action, trigger, reason),
         )
     else:
         session = current  # a user's or an outside change: the record moved already
@@ -478,6 +496,10 @@ def act(
             hosts.terminate(instance.instance_id)
         elif instance.state in ("pending", "running"):
             done = hosts.stop(instance, hibernate=action == "hibernate")
+    if terminal and backend != "batch":
+        # a desktop cancelled while starting may have a host its record does not name yet
+        for stray in hosts.find_by_session(session_id):
+            hosts.terminate(stray.instance_id)
     if terminal:
         secrets.delete(session_id)
     if done != action:
@@ -497,6 +519,14 @@ def act(
     if trigger in AUTOMATIC_TRIGGERS:
         telemetry.idle_stopped(done)
     return _outcome(session, done, trigger, reason, evidence, dry_run=False)
+
+
+def _stopped_because(action: str, trigger: str, reason: str) -> str:
+    """The status reason of an automatic stop: "Stopped: it reached the 12-hour limit of Linux
+    workstation." for a desktop past its maximum length."""
+    if trigger == "max-lifetime":
+        return f"{_past(action).capitalize()}: {reason}."
+    return f"{_past(action).capitalize()} because {reason}."
 
 
 def _past(action: str) -> str:
@@ -526,6 +556,11 @@ def _outcome(
     what = _past(action)
     prefix = "[dry run] would have been " if dry_run else ""
     message = f"Your DCV desktop {session.session_id} {prefix or 'was '}{what}: {reason}."
+    if cancel.was_cancelled(session):
+        message = (
+            f"Your DCV desktop {session.session_id} was cancelled while it was starting; "
+            "nothing of it is left running."
+        )
     if action != "terminate" and not dry_run:
         message += " Start it again whenever you need it; your disk is kept."
     elif session.backend == "batch" and not dry_run:
@@ -558,6 +593,10 @@ def confirm(
         else:
             instance = hosts.describe(session.instance_id) if session.instance_id else None
             state = instance.state if instance else "terminated"
+            if state == "terminated" and session.status == Status.TERMINATING:
+                # a host launched for a desktop cancelled while starting, not yet recorded
+                stray = hosts.find_by_session(session_id)
+                state = stray[0].state if stray else state
         try:
             if state == "terminated":
                 if session.status == Status.STOPPING:

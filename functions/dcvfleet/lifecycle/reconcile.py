@@ -88,6 +88,7 @@ def _external(
                 if session.backend == "batch"
                 else f"Its instance was {what} outside DCV Fleet."
             ),
+            status_detail=state,
             evidence={"trigger": "external", "instanceState": state, "decidedAt": now_iso()},
         )
     except SessionConflictError:
@@ -157,7 +158,7 @@ def job_changed(  # noqa: PLR0917 (the adapters it needs, then the event)
             settings,
             session,
             action="terminate",
-            state=f"job {job.status}: {batch.job_failure_reason(job)}",
+            state=batch.job_failure_detail(job),
             what=batch.job_failure_reason(job),
         )
     if job.status in JOB_ENDED and session.status == Status.TERMINATING:

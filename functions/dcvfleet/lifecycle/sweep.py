@@ -32,6 +32,7 @@ from dcvfleet.lifecycle.triggers import (
     utc_now,
 )
 from dcvfleet.model import ACTIVE, BACKENDS, Status
+from dcvfleet.profiles import max_session_seconds
 from dcvfleet.store import SessionStore, now_iso
 from dcvfleet.telemetry import NO_TELEMETRY, Telemetry
 
@@ -73,9 +74,9 @@ def find_sweep_work(
             heard = max(ready, parse_time(beat)) if beat else ready
             if session.idle_check and not stale(session, settings):
                 continue
-            if settings.max_session_seconds and now - ready >= timedelta(
-                seconds=settings.max_session_seconds
-            ):
+            # the desktop's own maximum length (its profile's; the fleet's before profiles)
+            limit = max_session_seconds(session.extra, settings.max_session_seconds)
+            if limit and now - ready >= timedelta(seconds=limit):
                 items.append({"kind": "max-lifetime", "id": session.session_id})
             elif now - heard >= timedelta(seconds=settings.heartbeat_timeout_seconds):
                 items.append({"kind": "agent-silent", "id": session.session_id})

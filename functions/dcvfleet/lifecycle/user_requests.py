@@ -5,6 +5,7 @@ from __future__ import annotations
 from dcvfleet.adapters import Workflows
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import SessionConflictError, SessionNotFoundError, StatusConflictError
+from dcvfleet.lifecycle import cancel
 from dcvfleet.lifecycle.triggers import NO_LIVE_SESSION
 from dcvfleet.model import Session, Status
 from dcvfleet.sessions import Caller, get_session, start_provisioning
@@ -22,10 +23,12 @@ def request_stop(
     as_admin: bool = False,
 ) -> Session:
     """POST /sessions/{id}/stop (action "stop") and DELETE /sessions/{id} ("terminate"); with
-    ``as_admin``, a fleet administrator's stop or termination of anyone's desktop."""
+    ``as_admin``, a fleet administrator's stop or termination of anyone's desktop.
+
+    A delete of a desktop still PROVISIONING cancels it (``dcvfleet.lifecycle.cancel``)."""
     allowed = {
         "stop": frozenset({Status.READY}),
-        "terminate": frozenset({Status.READY, Status.STOPPED}),
+        "terminate": frozenset({Status.READY, Status.STOPPED, Status.PROVISIONING}),
     }[action]
     trigger = "admin" if as_admin else "user"
     by = "an administrator" if as_admin else "you"
@@ -42,16 +45,21 @@ def request_stop(
             )
         ends = action == "terminate" or session.backend == "batch"  # a container is not kept
         name = f"{session_id}-{trigger}-{session.version + 1}"
-        evidence = {"trigger": trigger, "decidedAt": now_iso()}
+        # the neutral record the status reason is worded from, for each reader (dcvfleet.wording)
+        evidence: dict[str, object] = {"trigger": trigger, "decidedAt": now_iso(), "action": action}
         if as_admin:
             evidence["by"] = caller.username
+        cancelling = cancel.is_cancel(session, action)
+        if cancelling:
+            evidence[cancel.CANCELLED] = True
+        said = f"{'Deleted' if action == 'terminate' else 'Stopped'} by {by}."
         try:
             updated = store.update(
                 session,
                 status=Status.TERMINATING if ends else Status.STOPPING,
                 idle_check=name,
                 idle_check_at=now_iso(),
-                status_reason=f"{'Deleted' if action == 'terminate' else 'Stopped'} by {by}.",
+                status_reason=cancel.reason(as_admin=as_admin) if cancelling else said,
                 evidence=evidence,
             )
         except SessionConflictError:
@@ -59,6 +67,8 @@ def request_stop(
         break
     else:
         raise SessionConflictError(f"session {session_id}: too many concurrent writers")
+    if cancelling:
+        cancel.stop_provisioning(workflows, session, caller.username)
     payload = {
         "sessionId": session_id,
         "trigger": trigger,
@@ -96,6 +106,7 @@ def resume(
                 max_active=settings.max_active_sessions,
                 status=Status.PROVISIONING,
                 status_reason=None,
+                status_detail=None,
                 evidence=None,
                 **NO_LIVE_SESSION,
                 resumed_at=now_iso(),

@@ -564,3 +564,22 @@ def test_workaround_cfn_dynamic_references() -> None:
         assert _copied_by_dynamic_reference(resolve=True) == "ami-0123456789abcdef0"
     with mock_aws(), pytest.raises(ValueError, match="no SSM parameter /probe/missing"):
         _copied_by_dynamic_reference(resolve=True, source="/probe/missing")
+
+
+@mock_aws
+def test_gap_custom_resources_run_inside_create_stack() -> None:
+    """GAP CUSTOM_RESOURCES: moto's CloudFormation invokes a Lambda-backed custom resource's
+    function within CreateStack itself (here it cannot find it, and CreateStack fails; on AWS
+    the resource would fail, the stack roll back). When this fails, moto has changed: see
+    whether Custom::DesktopProfiles can stay in the emulated stack."""
+    service_token = f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nothing-here"
+    template = {
+        "Resources": {
+            "Check": {
+                "Type": "Custom::DesktopProfiles",
+                "Properties": {"ServiceToken": service_token, "Profiles": "[]"},
+            }
+        }
+    }
+    with pytest.raises(Exception, match="Function not found"):
+        create_stack("probe", template)

@@ -1,5 +1,5 @@
 """Step Functions' gaps: SFN_EXECUTION, SFN_FROM_CLOUDFORMATION, SFN_TASK_FAILURE_CAUSE,
-SFN_AWS_SDK_CASING, SFN_JSONPATH_INDEX, SFN_COST, and a Fail state's reserved error (checked, not
+SFN_AWS_SDK_CASING, SFN_JSONPATH_INDEX, SFN_COST, SFN_STOP_EXECUTION, and a Fail state's reserved error (checked, not
 a gap)."""
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from local.emulator.stepfunctions import (
     sfn_aws_sdk_patches,
     sfn_json_path_patches,
     sfn_task_failure_with_cause,
+    stopped_stays_stopped,
 )
 from tests.support.emulator import (
     ACCOUNT,
@@ -484,3 +485,52 @@ def test_workaround_sfn_from_cloudformation(moto_server: str, install: Installer
     assert arn == resource["PhysicalResourceId"]
     assert execution["status"] == "SUCCEEDED"
     assert json.loads(execution["output"]) == {"greeting": "hello"}
+
+
+# -- SFN_STOP_EXECUTION --------------------------------------------------------------------------
+def _stopped_environment() -> Any:
+    """moto's interpreter environment of an execution StopExecution stopped (its state, as
+    ``Environment.set_stop`` leaves it), without an execution around it."""
+    import datetime
+    import threading
+
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    env: Any = object.__new__(Environment)
+    env._state_mutex = threading.RLock()
+    env._frames = []
+    env.program_state_event = threading.Event()
+    stopped_at = datetime.datetime.now(datetime.UTC)
+    env._program_state = ProgramStopped(stop_date=stopped_at, cause="cancelled", error="Abandoned")
+    return env
+
+
+def test_gap_sfn_stop_execution() -> None:
+    """GAP SFN_STOP_EXECUTION: a task that fails after its execution was stopped turns the
+    stopped execution into a failed one (moto's set_error overwrites the stop)."""
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramError
+
+    env = _stopped_environment()
+    Environment.set_error(env, {"error": "SessionConflictError", "cause": "late"})
+    assert isinstance(env.program_state(), ProgramError)
+
+
+def test_workaround_sfn_stop_execution() -> None:
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import (
+        ProgramError,
+        ProgramRunning,
+        ProgramStopped,
+    )
+
+    env = _stopped_environment()
+    set_error = stopped_stays_stopped(Environment.set_error)
+    set_error(env, {"error": "SessionConflictError", "cause": "late"})
+    assert isinstance(env.program_state(), ProgramStopped)
+    # and an execution still running fails as before
+    running = _stopped_environment()
+    running._program_state = ProgramRunning()  # type: ignore[no-untyped-call]
+    set_error(running, {"error": "X", "cause": "y"})
+    assert isinstance(running.program_state(), ProgramError)
