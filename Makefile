@@ -62,7 +62,7 @@ test: lint browser
 
 ## test-portal: the portal's browser tests alone (screenshots in test-output/portal)
 test-portal: setup browser
-	DCVFLEET_BROWSER_TESTS=required $(BIN)/pytest tests/unit/test_portal_srp.py tests/e2e/test_portal_browser.py
+	DCVFLEET_BROWSER_TESTS=required $(BIN)/pytest tests/unit/test_portal_srp.py tests/unit/test_portal_pages.py tests/e2e/test_portal_browser.py
 
 ## bench: provisioning figures on the local stack
 bench: setup

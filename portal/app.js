@@ -43,20 +43,39 @@ function notFoundView(container, { setTitle }) {
   return () => {};
 }
 
+/** announce(message) reads message out politely; announce.clear() drops what a page said (and
+ * anything still on its way), so the next page starts silent. */
 function announcer() {
   const region = document.getElementById("announcer");
-  return (message) => {
+  let timer = null;
+  function announce(message) {
+    clearTimeout(timer);
     region.textContent = "";
     // A new text node a moment later, so a repeated message is announced again.
-    setTimeout(() => {
+    timer = setTimeout(() => {
       region.textContent = message;
     }, 100);
+  }
+  announce.clear = () => {
+    clearTimeout(timer);
+    region.textContent = "";
+  };
+  return announce;
+}
+
+/** One banner for the whole page while the API cannot be reached (views show no message of their
+ * own for it); body[data-unreachable] hides what needs the API (Connect) until it answers again. */
+function reachability() {
+  const banner = document.querySelector("[data-testid=unreachable-banner]");
+  return (reachable) => {
+    banner.hidden = reachable;
+    document.body.toggleAttribute("data-unreachable", !reachable);
   };
 }
 
 function start(config, brand) {
   const auth = new Auth(config);
-  const api = createApi(config.apiUrl, auth);
+  const api = createApi(config.apiUrl, auth, reachability());
   const header = {
     nav: document.querySelector("[data-signed-in]"),
     user: document.querySelector("[data-user-name]"),
@@ -81,6 +100,7 @@ function start(config, brand) {
 
   function render({ focus }) {
     cleanup();
+    ctx.announce.clear();
     main.replaceChildren();
     header.nav.hidden = !auth.signedIn;
     header.user.textContent = auth.userName;

@@ -36,14 +36,24 @@ function fromAuthError(error) {
     : new ApiError(SESSION_EXPIRED, 401);
 }
 
-export function createApi(apiUrl, auth) {
+/** onReachable(bool): told after every call whether the API (or Cognito) could be reached. */
+export function createApi(apiUrl, auth, onReachable = () => {}) {
   const base = apiUrl.replace(/\/+$/, "");
+
+  function unreachable() {
+    onReachable(false);
+    return new ApiError(NETWORK_ERROR, 0);
+  }
+
+  function authFailure(error) {
+    return error.type === "NetworkError" ? unreachable() : fromAuthError(error);
+  }
 
   async function token() {
     try {
       return await auth.idToken();
     } catch (error) {
-      throw fromAuthError(error);
+      throw authFailure(error);
     }
   }
 
@@ -53,11 +63,14 @@ export function createApi(apiUrl, auth) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
+    let response;
     try {
-      return await fetch(url, init);
+      response = await fetch(url, init);
     } catch {
-      throw new ApiError(NETWORK_ERROR, 0);
+      throw unreachable();
     }
+    onReachable(true);
+    return response;
   }
 
   async function request(method, path, { query, body, headers } = {}) {
@@ -71,7 +84,7 @@ export function createApi(apiUrl, auth) {
       try {
         await auth.refresh();
       } catch (error) {
-        throw fromAuthError(error);
+        throw authFailure(error);
       }
       response = await send(method, url, body, headers);
       if (response.status === 401) {
@@ -87,6 +100,8 @@ export function createApi(apiUrl, auth) {
   return {
     get: (path, query) => request("GET", path, { query }),
     post: (path, body, headers) => request("POST", path, { body, headers }),
+    put: (path, body) => request("PUT", path, { body }),
+    patch: (path, body) => request("PATCH", path, { body }),
     delete: (path) => request("DELETE", path),
   };
 }

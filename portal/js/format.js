@@ -10,6 +10,8 @@ const STATUS = {
   FAILED: "Failed",
 };
 export const STATUSES = Object.keys(STATUS);
+/** The statuses that count against the active-desktop limit (as the API counts them). */
+export const ACTIVE = new Set(["PROVISIONING", "READY", "STOPPING", "TERMINATING"]);
 
 const BACKEND = { ec2: "EC2 instance", batch: "Batch container" };
 const OS = { linux: "Linux", windows: "Windows" };
@@ -51,3 +53,37 @@ export function formatDuration(ms) {
 
 /** The first block of a UUID: enough to tell one's desktops apart. */
 export const shortId = (id) => String(id).split("-")[0];
+
+/** A desktop's name; one from before desktops had names gets a plain description. */
+export const desktopName = (session) => session.name || `${osLabel(session.os)} desktop`;
+
+const IDLE_ACTION = { stop: "stopped", hibernate: "hibernated", terminate: "ended" };
+
+/** "Stopped after 60 minutes unused", from a profile's idle policy. */
+export function idleLabel(idle) {
+  if (!idle?.timeoutSeconds) return "Never stopped for being unused";
+  const minutes = Math.round(idle.timeoutSeconds / 60);
+  const action = IDLE_ACTION[idle.action] ?? idle.action;
+  const after = minutes < 1 ? `${idle.timeoutSeconds} s` : `${minutes} min`;
+  return `${action[0].toUpperCase()}${action.slice(1)} after ${after} unused`;
+}
+
+const AUDIT_ACTION = {
+  stop: "Stopped a desktop",
+  terminate: "Deleted a desktop",
+  "activate-release": "Activated a release",
+  "put-profile": "Saved a profile",
+  "delete-profile": "Deleted a profile",
+};
+export const auditActionLabel = (action) => AUDIT_ACTION[action] ?? action;
+
+/** A resume writes its credentials step at once (they were kept while stopped): a first step
+ * done this long after the desktop was made belongs to a resume. */
+const RESUMED_AFTER_MS = 10 * 60 * 1000;
+
+/** The desktop's current provisioning is a resume (it existed, stopped, before). */
+export function isResume(session) {
+  const created = new Date(session.createdAt).getTime();
+  const first = new Date(session.progress?.credentials ?? Number.NaN).getTime();
+  return first - created > RESUMED_AFTER_MS;
+}

@@ -104,12 +104,11 @@ class Person:
         self.page.get_by_test_id("signin-submit").click()
         expect(self.page.get_by_test_id("user-name")).to_have_text(self.username)
 
-    def start_desktop(self, backend: str = "ec2", os: str = "linux") -> str:
-        """Fills in the New desktop form, presses Start; the new desktop's id from its page."""
-        form = self.page.get_by_test_id("new-desktop-form")
-        expect(form.locator("fieldset")).to_be_enabled()  # the choices came from GET /options
-        self.page.get_by_test_id("new-backend").select_option(backend)
-        self.page.get_by_test_id("new-os").select_option(os)
+    def start_desktop(self, profile: str = "linux-workstation") -> str:
+        """Chooses a profile on the New desktop form, presses Start; the new desktop's id."""
+        # enabled once the choices came from GET /profiles and GET /options
+        expect(self.page.get_by_test_id("new-submit")).to_be_enabled()
+        self.page.get_by_test_id(f"profile-{profile}").click()
         self.page.get_by_test_id("new-submit").click()
         return self.session_id_from_url()
 
@@ -213,7 +212,7 @@ def test_sign_in_start_watch_it_come_up_connect_and_stop(stack: Stack, tab: Page
     person.shot("01-sign-in")
     person.sign_in()
     expect(tab.get_by_test_id("admin-link")).to_be_hidden()  # not an administrator
-    expect(tab.get_by_test_id("new-desktop-form").locator("fieldset")).to_be_enabled()
+    expect(tab.get_by_test_id("new-submit")).to_be_enabled()
     person.shot("02-my-desktops-empty")
 
     session_id = person.start_desktop()
@@ -356,7 +355,89 @@ def test_an_administrator_sees_the_fleet_filters_it_and_stops_a_desktop(
     expect(row).to_have_attribute("data-status", "STOPPING")
     stopped = stack.wait_for(owner, session_id, ("STOPPED",), timeout=60)
     assert stopped["statusReason"] == "Stopped by an administrator."
+
+    # Seen again: the reason from the admin's side, the owner by name, the stop in the audit trail.
+    tab.reload()
+    tab.get_by_test_id("admin-user-filter").fill(owner_name)
+    tab.get_by_test_id("admin-user-filter").press("Enter")
+    expect(row).to_have_attribute("data-status", "STOPPED")
+    as_admin = admin.api.call("GET", f"/admin/sessions?user={owner_name}").json()["sessions"]
+    seen = next(s for s in as_admin if s["sessionId"] == session_id)
+    reason = seen["statusReason"]
+    assert reason == f"Stopped by an administrator ({admin.username})", reason
+    expect(row.get_by_test_id("admin-reason")).to_have_text(reason)
+    assert seen["ownerName"] == owner_name, seen
+    expect(row).to_contain_text(owner_name)
+    expect(tab.get_by_test_id("admin-sessions")).not_to_contain_text(seen["owner"])  # no sub
+    audit = tab.locator("[data-testid=admin-audit-row][data-action=stop]").filter(
+        has_text=session_id
+    )
+    expect(audit).to_contain_text(admin.username)
     admin.shot("10-admin-stopped")
+
+
+def test_the_admin_list_is_newest_first_as_the_api_pages_it(stack: Stack, tab: Page) -> None:
+    admin = Person(stack, tab, groups=("admins",))
+    for _ in range(2):  # at least two desktops, a moment apart
+        owner = stack.new_user()
+        answer = owner.call("POST", "/sessions", {"profile": "linux-workstation"})
+        assert answer.status_code == 202, answer.text
+        time.sleep(1.1)
+    admin.sign_in()
+    tab.get_by_test_id("admin-link").click()
+    rows = tab.get_by_test_id("admin-session-row")
+    expect(rows.first).to_be_visible()
+    page = admin.api.call("GET", "/admin/sessions").json()["sessions"]
+    created = [session["createdAt"] for session in page]
+    assert created == sorted(created, reverse=True), created
+    shown = rows.evaluate_all("rows => rows.map((row) => row.dataset.sessionId)")
+    assert shown == [session["sessionId"] for session in page][: len(shown)]
+    expect(tab.get_by_test_id("admin-session-name").first).to_have_text(page[0]["name"])
+
+
+@pytest.mark.usefixtures("slow_boot")
+def test_profiles_on_the_form_cancel_while_starting_and_the_limit(stack: Stack, tab: Page) -> None:
+    person = Person(stack, tab)
+    person.sign_in()
+    profiles = person.api.call("GET", "/profiles").json()["items"]
+    assert profiles
+    for profile in profiles:
+        card = tab.get_by_test_id(f"profile-{profile['id']}")
+        expect(card).to_contain_text(profile["name"])
+        expect(card).to_contain_text(profile["description"])
+        expect(card.get_by_test_id("profile-when-stopped")).to_have_text(
+            f"When you stop it: {profile['whenStopped']}"
+        )
+    person.shot("13-new-desktop-profiles")
+
+    # Cancelled while its host boots: it ends, and says so.
+    tab.get_by_test_id("new-name").fill("Cancel me")
+    cancelled_id = person.start_desktop()
+    waiting = tab.get_by_test_id("waiting-screen")
+    expect(waiting).to_contain_text("Cancel me")
+    expect(tab.get_by_test_id("step-booted")).to_have_attribute("data-state", "active")
+    waiting.get_by_test_id("cancel").click()
+    person.confirm("Cancel")
+    ended = stack.wait_for(person.api, cancelled_id, ("TERMINATED",), timeout=60)
+    assert ended["statusReason"] == "Cancelled by you.", ended
+    expect(tab.get_by_test_id("status-panel")).to_contain_text("Cancelled by you.")
+    person.shot("14-desktop-cancelled")
+
+    # The slot is free: another one starts; then the form is closed at the limit and says why.
+    tab.get_by_role("link", name="Start a new desktop").click()
+    kept_id = person.start_desktop()
+    tab.get_by_role("link", name="My desktops").first.click()
+    limit = tab.get_by_test_id("limit-message")
+    name = person.session(kept_id)["name"]
+    expect(limit).to_contain_text(f'You already have 1 active desktop, the most allowed: "{name}".')
+    expect(limit.get_by_role("link", name="Open it")).to_have_attribute(
+        "href", f"#/sessions/{kept_id}"
+    )
+    expect(tab.get_by_test_id("new-submit")).to_be_disabled()
+    person.shot("15-my-desktops-at-the-limit")
+    refused = person.api.call("POST", "/sessions", {"profile": "linux-workstation"})
+    assert refused.status_code == 409, refused.text
+    assert [desktop["sessionId"] for desktop in refused.json()["active"]] == [kept_id]
 
 
 def test_people_who_are_not_administrators_are_told_so(stack: Stack, tab: Page) -> None:
@@ -400,7 +481,7 @@ def test_an_expired_id_token_is_refreshed_without_the_person_noticing(
     )
     stored = tab.evaluate("JSON.parse(sessionStorage.getItem('dcvfleet.tokens')).idToken")
     assert stored.count(".") == 2, "the expired token was replaced by something else"
-    expect(tab.get_by_test_id("new-desktop-form").locator("fieldset")).to_be_enabled()
+    expect(tab.get_by_test_id("new-submit")).to_be_enabled()
     expect(tab.get_by_test_id("user-name")).to_have_text(person.username)
     expect(tab.get_by_test_id("session-expired")).to_have_count(0)
 
@@ -417,7 +498,7 @@ def test_keyboard_alone(stack: Stack, tab: Page) -> None:
     keys.type(person.password)
     keys.press("Enter")
     expect(tab.get_by_test_id("user-name")).to_have_text(person.username)
-    expect(tab.get_by_test_id("new-desktop-form").locator("fieldset")).to_be_enabled()
+    expect(tab.get_by_test_id("new-submit")).to_be_enabled()
 
     _tab_to(tab, "new-submit")
     keys.press("Enter")

@@ -1,12 +1,16 @@
 // #/admin — the fleet, for members of the "admins" group: every desktop (filter by status and user,
-// stop or terminate any of them) and the GPU instances (filter by state), page by page.
+// stop or terminate any of them), the GPU instances (filter by state) and the desktops on each,
+// the audit trail of administrators' actions and the desktop profiles, page by page.
 
 import { runAction } from "../actions.js";
-import { h, messageBox } from "../dom.js";
+import { busy, h, messageBox } from "../dom.js";
 import {
   STATUSES,
+  auditActionLabel,
   backendLabel,
+  desktopName,
   formatDateTime,
+  idleLabel,
   instanceStateLabel,
   osLabel,
   shortId,
@@ -46,7 +50,18 @@ const mono = (text) => (text ? h("span", { class: "mono" }, text) : "—");
  * A filtered, paged listing: load(nextToken) → {items, nextToken}; renderRow(item, error) builds
  * a row (error: the listing's message box, for its actions). Loads the first page at once.
  */
-function pagedListing({ title, testid, caption, columns, filters, load, renderRow, noun }) {
+function pagedListing({
+  title,
+  testid,
+  caption,
+  columns,
+  filters,
+  load,
+  renderRow,
+  noun,
+  before = null,
+  handle = {},
+}) {
   const error = messageBox();
   const listing = table(testid, caption, columns);
   const summary = h("p", { class: "hint", role: "status" });
@@ -72,7 +87,7 @@ function pagedListing({ title, testid, caption, columns, filters, load, renderRo
     } catch (failure) {
       if (mine !== generation) return;
       summary.textContent = "";
-      error.show(failure.message);
+      if (failure.status !== 0) error.show(failure.message); // else the page's banner says it
     } finally {
       if (mine === generation) {
         more.hidden = !nextToken;
@@ -82,21 +97,23 @@ function pagedListing({ title, testid, caption, columns, filters, load, renderRo
   }
 
   more.addEventListener("click", () => fetchPage(true));
-  filters.addEventListener("submit", (event) => {
+  filters?.addEventListener("submit", (event) => {
     event.preventDefault();
     fetchPage(false);
   });
-  for (const control of filters.querySelectorAll("select")) {
+  for (const control of filters?.querySelectorAll("select") ?? []) {
     control.addEventListener("change", () => fetchPage(false));
   }
   fetchPage(false);
+  handle.reload = () => fetchPage(false); // for the caller, after a change
 
   const id = `${testid}-title`;
   return h(
     "section",
     { class: "section", "aria-labelledby": id },
     h("h2", { id }, title),
-    filters,
+    before,
+    filters ?? null,
     error.node,
     summary,
     listing.node,
@@ -150,8 +167,8 @@ function sessionsListing({ api, announce }) {
 
   function row(session, error) {
     const id = encodeURIComponent(session.sessionId);
-    const name = `desktop ${shortId(session.sessionId)}`;
-    const owner = session.ownerName ?? session.ownerEmail ?? session.owner ?? "The owner";
+    const name = `"${desktopName(session)}"`;
+    const owner = session.ownerName ?? session.ownerEmail ?? "The owner";
     const node = h("tr", {
       "data-testid": "admin-session-row",
       "data-session-id": session.sessionId,
@@ -174,7 +191,7 @@ function sessionsListing({ api, announce }) {
         try {
           const accepted = await runAction(button, options);
           if (!accepted) return;
-          announce(`Desktop ${shortId(session.sessionId)}: ${statusLabel(accepted.status)}.`);
+          announce(`${desktopName(session)}: ${statusLabel(accepted.status)}.`);
           const updated = row({ ...session, status: accepted.status }, error);
           node.replaceWith(updated);
           updated.querySelector("th").focus(); // the row's buttons may be gone
@@ -219,11 +236,13 @@ function sessionsListing({ api, announce }) {
       h(
         "th",
         { scope: "row", "data-label": "Desktop", tabindex: "-1" },
-        mono(shortId(session.sessionId)),
+        h("span", { "data-testid": "admin-session-name" }, desktopName(session)),
+        h("span", { class: "cell-note mono" }, shortId(session.sessionId)),
+        session.hidden ? h("span", { class: "cell-note" }, "Hidden by its owner") : null,
       ),
       cell(
         "Owner",
-        session.ownerName ?? session.ownerEmail ?? session.owner ?? "—",
+        session.ownerName ?? session.ownerEmail ?? "—",
         session.ownerEmail && session.ownerName
           ? h("span", { class: "cell-note" }, session.ownerEmail)
           : null,
@@ -231,9 +250,28 @@ function sessionsListing({ api, announce }) {
       cell(
         "Status",
         statusBadge(session.status),
-        session.statusReason ? h("span", { class: "cell-note" }, session.statusReason) : null,
+        session.statusReason
+          ? h("span", { class: "cell-note", "data-testid": "admin-reason" }, session.statusReason)
+          : null,
+        session.statusDetail
+          ? h(
+              "span",
+              { class: "cell-note mono", "data-testid": "admin-detail" },
+              session.statusDetail,
+            )
+          : null,
       ),
-      cell("Type", `${backendLabel(session.backend)} · ${osLabel(session.os)}`),
+      cell(
+        "Type",
+        session.profileName ?? `${backendLabel(session.backend)} · ${osLabel(session.os)}`,
+        session.profileName
+          ? h(
+              "span",
+              { class: "cell-note" },
+              `${backendLabel(session.backend)} · ${osLabel(session.os)}`,
+            )
+          : null,
+      ),
       cell(
         "Instance",
         mono(session.instanceType),
@@ -267,6 +305,30 @@ function sessionsListing({ api, announce }) {
   });
 }
 
+/** The desktops on an instance: a Batch instance's list (several may share it), else its one. */
+function instanceDesktops(instance) {
+  if (Array.isArray(instance.desktops)) {
+    if (!instance.desktops.length) return "—";
+    return h(
+      "ul",
+      { class: "cell-list", "data-testid": "instance-desktops" },
+      instance.desktops.map((desktop) =>
+        h(
+          "li",
+          {},
+          desktopName(desktop),
+          h(
+            "span",
+            { class: "cell-note" },
+            `${desktop.ownerName ?? "—"} · ${statusLabel(desktop.status)}`,
+          ),
+        ),
+      ),
+    );
+  }
+  return instance.sessionId ? mono(shortId(instance.sessionId)) : "—";
+}
+
 function instancesListing({ api }) {
   const state = h(
     "select",
@@ -283,7 +345,7 @@ function instancesListing({ api }) {
     title: "Instances",
     testid: "admin-instances",
     caption: "GPU instances of the fleet",
-    columns: ["Instance", "State", "Type", "Desktop", "Owner", "Launched", "Zone and address"],
+    columns: ["Instance", "State", "Type", "Desktops", "Owner", "Launched", "Zone and address"],
     filters,
     noun: { one: "instance", many: "instances" },
     renderRow: (instance) =>
@@ -308,8 +370,8 @@ function instancesListing({ api }) {
           mono(instance.instanceType),
           h("span", { class: "cell-note" }, backendLabel(instance.backend)),
         ),
-        cell("Desktop", instance.sessionId ? mono(shortId(instance.sessionId)) : "—"),
-        cell("Owner", instance.owner ? mono(instance.owner) : "—"),
+        cell("Desktops", instanceDesktops(instance)),
+        cell("Owner", instance.ownerName ?? (instance.owner ? mono(instance.owner) : "—")),
         cell("Launched", instance.launchTime ? formatDateTime(instance.launchTime) : "—"),
         cell(
           "Zone and address",
@@ -323,6 +385,281 @@ function instancesListing({ api }) {
         nextToken,
       });
       return { items: page.instances, nextToken: page.nextToken };
+    },
+  });
+}
+
+/** GET /admin/audit: who did what, newest first. */
+function auditListing({ api }) {
+  return pagedListing({
+    title: "Audit trail",
+    testid: "admin-audit",
+    caption: "Administrators' actions, newest first",
+    columns: ["When", "Who", "Action", "Target", "Detail"],
+    filters: null,
+    noun: { one: "entry", many: "entries" },
+    renderRow: (entry) =>
+      h(
+        "tr",
+        { "data-testid": "admin-audit-row", "data-action": entry.action },
+        h(
+          "th",
+          { scope: "row", "data-label": "When" },
+          h("time", { datetime: entry.at }, formatDateTime(entry.at)),
+        ),
+        cell("Who", entry.actorName ?? entry.actor ?? "—"),
+        cell("Action", auditActionLabel(entry.action)),
+        cell("Target", mono(entry.target)),
+        cell("Detail", entry.detail ?? "—"),
+      ),
+    load: async (nextToken) => {
+      const page = await api.get("/admin/audit", { limit: 25, nextToken });
+      return { items: page.items, nextToken: page.nextToken };
+    },
+  });
+}
+
+const IDLE_ACTIONS = { stop: "Stop it", hibernate: "Hibernate it", terminate: "End it" };
+const list = (text) =>
+  text
+    .split(",")
+    .map((item) => item.trim())
+    .filter(Boolean);
+
+/**
+ * Add or edit a profile (PUT /admin/profiles/{id}: the profile without its id and the derived
+ * fields). edit(profile) fills it in; onSaved() after the API took it.
+ */
+function profileForm(api, onSaved) {
+  const error = messageBox();
+  const field = (name, label, control, note) =>
+    h(
+      "div",
+      { class: "field" },
+      h("label", { for: `profile-${name}` }, label),
+      control,
+      note ? h("span", { class: "cell-note" }, note) : null,
+    );
+  const input = (name, props = {}) =>
+    h("input", {
+      id: `profile-${name}`,
+      class: "input",
+      autocomplete: "off",
+      "data-testid": `profile-form-${name}`,
+      ...props,
+    });
+  const choice = (name, values) =>
+    h(
+      "select",
+      { id: `profile-${name}`, class: "input", "data-testid": `profile-form-${name}` },
+      Object.entries(values).map(([value, label]) => h("option", { value }, label)),
+    );
+  const controls = {
+    id: input("id", { required: true, pattern: "[a-z0-9][a-z0-9\\-]{0,39}", maxlength: "40" }),
+    name: input("name", { required: true, maxlength: "60" }),
+    description: input("description", { required: true, maxlength: "200" }),
+    backend: choice("backend", { ec2: backendLabel("ec2"), batch: backendLabel("batch") }),
+    os: choice("os", { linux: osLabel("linux"), windows: osLabel("windows") }),
+    instanceTypes: input("instanceTypes", { required: true }),
+    idleMinutes: input("idleMinutes", { type: "number", min: "1", required: true }),
+    idleAction: choice("idleAction", IDLE_ACTIONS),
+    maxSessionHours: input("maxSessionHours", { type: "number", min: "1" }),
+    groups: input("groups"),
+  };
+  const save = h(
+    "button",
+    { type: "submit", class: "button button--primary", "data-testid": "profile-form-save" },
+    "Save profile",
+  );
+  const form = h(
+    "form",
+    {
+      class: "filters profile-form",
+      "aria-label": "Add or edit a profile",
+      "data-testid": "profile-form",
+    },
+    field("id", "ID", controls.id, "a-z, 0-9 and -"),
+    field("name", "Name", controls.name),
+    field("description", "Description", controls.description),
+    field("backend", "Backend", controls.backend),
+    field("os", "Operating system", controls.os),
+    field(
+      "instanceTypes",
+      "Instance types",
+      controls.instanceTypes,
+      "comma-separated; the first is the default",
+    ),
+    field("idleMinutes", "Unused for (minutes)", controls.idleMinutes),
+    field("idleAction", "Then", controls.idleAction),
+    field(
+      "maxSessionHours",
+      "Longest session (hours)",
+      controls.maxSessionHours,
+      "empty: no limit",
+    ),
+    field("groups", "Groups", controls.groups, "comma-separated; empty: everyone"),
+    h("div", { class: "field field--action" }, save),
+  );
+  const details = h(
+    "details",
+    { class: "profile-editor" },
+    h("summary", { "data-testid": "profile-form-open" }, "Add or edit a profile"),
+    form,
+    error.node,
+  );
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.clear();
+    const hours = controls.maxSessionHours.value;
+    const body = {
+      name: controls.name.value.trim(),
+      description: controls.description.value.trim(),
+      backend: controls.backend.value,
+      os: controls.os.value,
+      instanceTypes: list(controls.instanceTypes.value),
+      idle: {
+        timeoutSeconds: Math.round(Number(controls.idleMinutes.value) * 60),
+        action: controls.idleAction.value,
+      },
+      maxSessionHours: hours ? Number(hours) : null,
+      groups: list(controls.groups.value),
+    };
+    const done = busy(save, "Saving…");
+    try {
+      await api.put(`/admin/profiles/${encodeURIComponent(controls.id.value.trim())}`, body);
+      details.open = false;
+      onSaved(body.name);
+    } catch (failure) {
+      if (failure.status !== 0) error.show(failure.message); // an operator's words: precise
+    } finally {
+      done();
+    }
+  });
+
+  return {
+    node: details,
+    edit(profile) {
+      controls.id.value = profile.id;
+      controls.name.value = profile.name;
+      controls.description.value = profile.description;
+      controls.backend.value = profile.backend;
+      controls.os.value = profile.os;
+      controls.instanceTypes.value = (profile.instanceTypes ?? []).join(", ");
+      controls.idleMinutes.value = String(Math.round((profile.idle?.timeoutSeconds ?? 3600) / 60));
+      controls.idleAction.value = profile.idle?.action ?? "stop";
+      controls.maxSessionHours.value = profile.maxSessionHours ?? "";
+      controls.groups.value = (profile.groups ?? []).join(", ");
+      details.open = true;
+      controls.name.focus();
+    },
+  };
+}
+
+/** GET /admin/profiles: every profile, where it is defined and what it allows; add, edit, and
+ * delete the ones administrators defined. */
+function profilesListing({ api, announce }) {
+  const handle = {};
+  const editor = profileForm(api, (name) => {
+    announce(`Profile ${name} saved.`);
+    handle.reload();
+  });
+
+  function actions(profile, error) {
+    const edit = h(
+      "button",
+      {
+        type: "button",
+        class: "button",
+        "data-testid": "admin-profile-edit",
+        "aria-label": `Edit ${profile.name}`,
+        onClick: () => editor.edit(profile),
+      },
+      "Edit",
+    );
+    if (profile.source !== "admin") return [edit];
+    const remove = h(
+      "button",
+      {
+        type: "button",
+        class: "button button--danger",
+        "data-testid": "admin-profile-delete",
+        "aria-label": `Delete ${profile.name}`,
+      },
+      "Delete",
+    );
+    remove.addEventListener("click", async () => {
+      error.clear();
+      try {
+        const deleted = await runAction(remove, {
+          confirm: {
+            title: `Delete the profile "${profile.name}"?`,
+            message:
+              "Nobody can start a desktop from it any more; desktops already made from it keep running.",
+            confirmLabel: "Delete profile",
+          },
+          busyLabel: "Deleting…",
+          call: async () => {
+            await api.delete(`/admin/profiles/${encodeURIComponent(profile.id)}`);
+            return true;
+          },
+        });
+        if (!deleted) return;
+        announce(`Profile ${profile.name} deleted.`);
+        handle.reload();
+      } catch (failure) {
+        if (failure.status !== 0) error.show(failure.message);
+      }
+    });
+    return [edit, remove];
+  }
+
+  return pagedListing({
+    title: "Desktop profiles",
+    testid: "admin-profiles",
+    caption: "Every desktop profile",
+    columns: [
+      "Profile",
+      "Kind",
+      "Instance types",
+      "When unused",
+      "Longest session",
+      "Who",
+      "Defined in",
+      "Actions",
+    ],
+    filters: null,
+    before: editor.node,
+    handle,
+    noun: { one: "profile", many: "profiles" },
+    renderRow: (profile, error) =>
+      h(
+        "tr",
+        { "data-testid": "admin-profile-row", "data-profile-id": profile.id },
+        h(
+          "th",
+          { scope: "row", "data-label": "Profile" },
+          profile.name,
+          h("span", { class: "cell-note mono" }, profile.id),
+          h("span", { class: "cell-note" }, profile.whenStopped),
+        ),
+        cell("Kind", `${backendLabel(profile.backend)} · ${osLabel(profile.os)}`),
+        cell("Instance types", mono((profile.instanceTypes ?? []).join(", "))),
+        cell("When unused", idleLabel(profile.idle)),
+        cell(
+          "Longest session",
+          profile.maxSessionHours ? `${profile.maxSessionHours} h` : "No limit",
+        ),
+        cell("Who", profile.groups?.length ? profile.groups.join(", ") : "Everyone"),
+        cell(
+          "Defined in",
+          profile.source === "admin" ? "Administrators" : "The template (DesktopProfiles)",
+        ),
+        cell("Actions", h("div", { class: "actions" }, actions(profile, error))),
+      ),
+    load: async () => {
+      const page = await api.get("/admin/profiles");
+      return { items: page.items, nextToken: page.nextToken };
     },
   });
 }
@@ -350,6 +687,8 @@ export function adminView(main, ctx) {
     h("div", { class: "page-header" }, h("h1", { tabindex: "-1" }, "Fleet administration")),
     sessionsListing(ctx),
     instancesListing(ctx),
+    auditListing(ctx),
+    profilesListing(ctx),
   );
   return () => {};
 }

@@ -2,11 +2,12 @@
 
 import { sessionActions } from "../actions.js";
 import { busy, h, messageBox, reconcile } from "../dom.js";
-import { backendLabel, formatDateTime, osLabel, shortId } from "../format.js";
+import { ACTIVE, backendLabel, desktopName, formatDateTime, osLabel } from "../format.js";
 import { poll } from "../poll.js";
 import { cell, statusBadge } from "./parts.js";
 
 const LIST_INTERVAL_MS = 5000;
+const OPTIONS_RETRY_MS = 5000;
 
 function select(id, label, testid) {
   const control = h("select", { id, class: "input", name: id, "data-testid": testid });
@@ -18,12 +19,94 @@ function setOptions(control, values, labelOf, selected) {
   control.value = values.includes(selected) ? selected : values[0];
 }
 
-/** The "New desktop" form, its choices from GET /options. */
+/** A 409 from POST /sessions at the active-desktop limit (not an Idempotency-Key conflict). */
+const isLimit = (failure) =>
+  failure.status === 409 &&
+  (Array.isArray(failure.body.active) ||
+    typeof failure.body.limit === "number" ||
+    /\bactive\b/.test(failure.body.message ?? ""));
+
+/**
+ * At the active-desktop limit: says so in the portal's words, names the active desktops and
+ * offers to open them (active: [{sessionId, name, status}]).
+ */
+function limitMessage(limit, active) {
+  const names = active.map((desktop) => `"${desktopName(desktop)}"`).join(", ");
+  const count = `${limit} active ${limit === 1 ? "desktop" : "desktops"}`;
+  const link = (desktop, label) =>
+    h("a", { href: `#/sessions/${encodeURIComponent(desktop.sessionId)}` }, label);
+  const what = names
+    ? `You already have ${count}, the most allowed: ${names}.`
+    : `You already have ${count}, the most allowed.`;
+  const offer =
+    active.length === 1
+      ? [link(active[0], "Open it"), ", or stop or delete it to start another."]
+      : active.length
+        ? [
+            active.flatMap((desktop, index) => [
+              index ? ", " : "",
+              link(desktop, `Open "${desktopName(desktop)}"`),
+            ]),
+            ". Stop or delete one to start another.",
+          ]
+        : ["Stop or delete one of your desktops to start another."];
+  return [what, h("p", {}, ...offer)];
+}
+
+/** One profile to choose: its name, what it is, and what stopping it does. */
+function profileChoice(profile, onChoose) {
+  const id = `new-profile-${profile.id}`;
+  const input = h("input", {
+    type: "radio",
+    name: "profile",
+    id,
+    value: profile.id,
+    class: "profile-radio",
+    "data-testid": "new-profile",
+    "aria-describedby": `${id}-about`,
+    onChange: onChoose,
+  });
+  const node = h(
+    "label",
+    { class: "profile", for: id, "data-testid": `profile-${profile.id}` },
+    input,
+    h(
+      "span",
+      { class: "profile-text" },
+      h("span", { class: "profile-name" }, profile.name),
+      h(
+        "span",
+        { id: `${id}-about`, class: "profile-about" },
+        h("span", { class: "profile-description" }, profile.description),
+        h(
+          "span",
+          { class: "profile-stopped", "data-testid": "profile-when-stopped" },
+          `When you stop it: ${profile.whenStopped}`,
+        ),
+      ),
+    ),
+  );
+  return { input, node };
+}
+
+/**
+ * The "New desktop" form: the caller's profiles (GET /profiles), an instance type among the
+ * chosen profile's, an optional name; the limit from GET /options. setDesktops(sessions) tells it
+ * the person's desktops (to close it at the limit); stop() ends its retries.
+ */
 function newDesktopForm({ api, requestDesktop, navigate }) {
   const error = messageBox();
-  const backend = select("new-backend", "Desktop type", "new-backend");
-  const os = select("new-os", "Operating system", "new-os");
+  const limitBox = messageBox({ kind: "info", testid: "limit-message" });
+  const choices = h("div", { class: "profiles", role: "radiogroup", "aria-label": "Desktop" });
   const instanceType = select("new-instance-type", "Instance type", "new-instance-type");
+  const name = h("input", {
+    id: "new-name",
+    class: "input",
+    name: "name",
+    maxlength: "60",
+    autocomplete: "off",
+    "data-testid": "new-name",
+  });
   const submit = h(
     "button",
     { type: "submit", class: "button button--primary", "data-testid": "new-submit" },
@@ -31,12 +114,16 @@ function newDesktopForm({ api, requestDesktop, navigate }) {
   );
   const fields = h(
     "fieldset",
-    { class: "new-desktop-fields", disabled: true },
+    { class: "new-desktop-fields new-desktop-fields--profiles", disabled: true },
     h("legend", { class: "visually-hidden" }, "Desktop to start"),
-    backend.node,
-    os.node,
-    instanceType.node,
-    h("div", { class: "field field--action" }, submit),
+    choices,
+    h(
+      "div",
+      { class: "new-desktop-row" },
+      instanceType.node,
+      h("div", { class: "field" }, h("label", { for: "new-name" }, "Name (optional)"), name),
+      h("div", { class: "field field--action" }, submit),
+    ),
   );
   const hint = h("p", { class: "hint", id: "new-desktop-hint" });
   const form = h(
@@ -49,72 +136,136 @@ function newDesktopForm({ api, requestDesktop, navigate }) {
     fields,
   );
   let options = null;
+  let profiles = null;
+  let desktops = null; // the person's desktops, once listed
+  let refused = null; // the active desktops a 409 named, until the list changes
 
-  function chooseBackend() {
-    setOptions(os.control, options.os[backend.control.value] ?? [], osLabel, os.control.value);
-    chooseOs();
+  function activeDesktops() {
+    return refused ?? (desktops ?? []).filter((desktop) => ACTIVE.has(desktop.status));
   }
 
-  function chooseOs() {
-    const types = options.instanceTypes[backend.control.value] ?? [];
-    setOptions(
-      instanceType.control,
-      types,
-      String,
-      options.defaultInstanceTypes?.[os.control.value],
-    );
-  }
-
-  async function load() {
-    error.clear();
-    try {
-      options = await api.get("/options");
-    } catch (failure) {
-      const retry = h("button", { type: "button", class: "button", onClick: load }, "Try again");
-      error.show(`The desktop choices could not be loaded. ${failure.message}`, retry);
-      return;
+  /** Open, unless the choices are missing or the person is at the limit (then says why). */
+  function updateState() {
+    const limit = options?.maxActiveSessions;
+    const active = activeDesktops();
+    const atLimit = Boolean(limit) && (refused !== null || active.length >= limit);
+    if (atLimit) {
+      const [what, offer] = limitMessage(limit, active);
+      limitBox.show(what, offer);
+    } else {
+      limitBox.clear();
     }
-    setOptions(backend.control, options.backends, backendLabel);
-    chooseBackend();
-    const limit = options.maxActiveSessions;
-    hint.textContent = limit
-      ? `You can have ${limit} active ${limit === 1 ? "desktop" : "desktops"} at a time.`
-      : "";
-    fields.disabled = false;
+    fields.disabled = !options || !profiles?.length || atLimit;
   }
 
-  backend.control.addEventListener("change", chooseBackend);
-  os.control.addEventListener("change", chooseOs);
+  function chosen() {
+    const id = choices.querySelector("input:checked")?.value;
+    return profiles?.find((profile) => profile.id === id) ?? null;
+  }
+
+  function chooseProfile() {
+    const profile = chosen();
+    setOptions(instanceType.control, profile?.instanceTypes ?? [], String);
+    name.placeholder = profile?.name ?? "";
+  }
+
+  /** Loads the choices; unreachable, it tries again by itself (the page's banner says so). */
+  async function load() {
+    try {
+      [options, profiles] = await Promise.all([
+        api.get("/options"),
+        api.get("/profiles").then((answer) => answer.items),
+      ]);
+    } catch (failure) {
+      options = null;
+      if (failure.status === 0) {
+        error.clear();
+        return OPTIONS_RETRY_MS;
+      }
+      const retry = h(
+        "button",
+        {
+          type: "button",
+          class: "button",
+          onClick: () => {
+            loader = poll(load);
+          },
+        },
+        "Try again",
+      );
+      error.show(`The desktop choices could not be loaded. ${failure.message}`, retry);
+      return null;
+    }
+    error.clear();
+    choices.replaceChildren(
+      ...profiles.map((profile) => profileChoice(profile, chooseProfile).node),
+    );
+    const first = choices.querySelector("input");
+    if (first) first.checked = true;
+    chooseProfile();
+    const limit = options.maxActiveSessions;
+    hint.textContent = !profiles.length
+      ? "No desktop is open to you yet. Ask your administrator for access."
+      : limit
+        ? `You can have ${limit} active ${limit === 1 ? "desktop" : "desktops"} at a time.`
+        : "";
+    updateState();
+    return null;
+  }
+
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.clear();
+    const profile = chosen();
+    if (!profile) return;
     const done = busy(submit, "Starting…");
     try {
       const accepted = await requestDesktop({
-        backend: backend.control.value,
-        os: os.control.value,
+        profile: profile.id,
         instanceType: instanceType.control.value,
+        ...(name.value.trim() ? { name: name.value.trim() } : {}),
       });
       navigate(`#/sessions/${encodeURIComponent(accepted.sessionId)}`);
     } catch (failure) {
       done();
-      error.show(
-        failure.retryable
-          ? `${failure.message} Press Start desktop again to retry.`
-          : failure.message,
-      );
+      if (isLimit(failure)) {
+        // At the limit (another tab or the CLI got there first): the portal's words, not the API's.
+        refused = Array.isArray(failure.body.active) ? failure.body.active : activeDesktops();
+        updateState();
+      } else if (failure.status !== 0) {
+        // (unreachable: the page's banner says so; pressing Start again is safe, see api.js)
+        error.show(
+          failure.retryable
+            ? `${failure.message} Press Start desktop again to retry.`
+            : failure.message,
+        );
+      }
     }
   });
-  load();
-  return h(
-    "section",
-    { class: "card", "aria-labelledby": "new-desktop-title" },
-    h("h2", { id: "new-desktop-title" }, "New desktop"),
-    form,
-    hint,
-    error.node,
-  );
+  let loader = poll(load);
+  return {
+    node: h(
+      "section",
+      { class: "card", "aria-labelledby": "new-desktop-title" },
+      h("h2", { id: "new-desktop-title" }, "New desktop"),
+      form,
+      hint,
+      limitBox.node,
+      error.node,
+    ),
+    setDesktops(sessions) {
+      const signature = (list) => JSON.stringify(list.map((s) => [s.sessionId, s.status]));
+      if (desktops && signature(desktops) !== signature(sessions)) refused = null;
+      desktops = sessions;
+      updateState();
+    },
+    stop: () => loader.stop(),
+  };
 }
+
+/** What kind of desktop: its profile's name, or (before profiles) its OS and backend. */
+const kindLabel = (session) =>
+  session.profileName ?? `${osLabel(session.os)} · ${backendLabel(session.backend)}`;
 
 function desktopRow(session, actions) {
   return h(
@@ -129,17 +280,20 @@ function desktopRow(session, actions) {
       { scope: "row", "data-label": "Desktop" },
       h(
         "a",
-        { href: `#/sessions/${encodeURIComponent(session.sessionId)}`, class: "mono" },
-        shortId(session.sessionId),
+        {
+          href: `#/sessions/${encodeURIComponent(session.sessionId)}`,
+          "data-testid": "desktop-name",
+        },
+        desktopName(session),
       ),
+      session.hidden ? h("span", { class: "cell-note" }, "Hidden") : null,
     ),
     cell(
       "Status",
       statusBadge(session.status),
       session.statusReason ? h("span", { class: "cell-note" }, session.statusReason) : null,
     ),
-    cell("Type", backendLabel(session.backend)),
-    cell("OS", osLabel(session.os)),
+    cell("Kind", kindLabel(session)),
     cell("Instance type", h("span", { class: "mono" }, session.instanceType ?? "—")),
     cell("Created", h("time", { datetime: session.createdAt }, formatDateTime(session.createdAt))),
     cell("Actions", h("div", { class: "actions" }, actions)),
@@ -149,6 +303,7 @@ function desktopRow(session, actions) {
 export function desktopsView(main, ctx) {
   const { api, announce, setTitle } = ctx;
   setTitle("My desktops");
+  const newDesktop = newDesktopForm(ctx);
   const error = messageBox(); // loading the list
   const actionError = messageBox(); // the last action, until the next one succeeds
   const rows = h("tbody");
@@ -165,7 +320,7 @@ export function desktopsView(main, ctx) {
         h(
           "tr",
           {},
-          ["Desktop", "Status", "Type", "OS", "Instance type", "Created", "Actions"].map((title) =>
+          ["Desktop", "Status", "Kind", "Instance type", "Created", "Actions"].map((title) =>
             h("th", { scope: "col" }, title),
           ),
         ),
@@ -174,10 +329,18 @@ export function desktopsView(main, ctx) {
     ),
   );
   const placeholder = h("p", { class: "empty", role: "status" }, "Loading your desktops…");
+  const showHidden = h("input", {
+    type: "checkbox",
+    id: "show-hidden",
+    "data-testid": "show-hidden",
+    onChange: () => poller.refresh(),
+  });
 
   const poller = poll(async () => {
     try {
-      const { sessions } = await api.get("/sessions");
+      const { sessions } = await api.get("/sessions", {
+        hidden: showHidden.checked ? "true" : undefined,
+      });
       error.clear();
       reconcile(rows, sessions, {
         keyOf: (session) => session.sessionId,
@@ -187,6 +350,7 @@ export function desktopsView(main, ctx) {
             session,
             sessionActions(session, {
               api,
+              withHide: true,
               onChanged: (message) => {
                 actionError.clear();
                 announce(message);
@@ -196,29 +360,43 @@ export function desktopsView(main, ctx) {
             }),
           ),
       });
+      newDesktop.setDesktops(sessions);
       table.hidden = sessions.length === 0;
       placeholder.hidden = sessions.length > 0;
       placeholder.textContent = "You have no desktops yet. Start one with the form above.";
     } catch (failure) {
-      const what = rows.children.length ? "updated" : "loaded";
-      error.show(`Your desktops could not be ${what}. ${failure.message}`);
-      placeholder.hidden = true;
+      if (failure.status === 0) {
+        error.clear(); // the page's banner says so; the list keeps what it showed
+      } else {
+        const what = rows.children.length ? "updated" : "loaded";
+        error.show(`Your desktops could not be ${what}. ${failure.message}`);
+        placeholder.hidden = true;
+      }
     }
     return LIST_INTERVAL_MS;
   });
 
   main.append(
     h("div", { class: "page-header" }, h("h1", { tabindex: "-1" }, "My desktops")),
-    newDesktopForm(ctx),
+    newDesktop.node,
     h(
       "section",
       { class: "section", "aria-labelledby": "desktops-title" },
       h("h2", { id: "desktops-title" }, "Your desktops"),
+      h(
+        "div",
+        { class: "check" },
+        showHidden,
+        h("label", { for: "show-hidden" }, "Show hidden desktops"),
+      ),
       error.node,
       actionError.node,
       placeholder,
       table,
     ),
   );
-  return () => poller.stop();
+  return () => {
+    poller.stop();
+    newDesktop.stop();
+  };
 }

@@ -2,7 +2,14 @@
 // time, done with its time, or failed), each change announced politely, and "Try again" on failure.
 
 import { busy, h, messageBox } from "../dom.js";
-import { backendLabel, formatClock, formatDuration, osLabel } from "../format.js";
+import {
+  backendLabel,
+  desktopName,
+  formatClock,
+  formatDuration,
+  isResume,
+  osLabel,
+} from "../format.js";
 
 const STEPS = [
   { name: "credentials", label: "Creating your credentials" },
@@ -55,6 +62,7 @@ export function waitingScreen(brand, onRetry) {
     "Try again",
   );
   const retryError = messageBox();
+  const actions = h("div", { class: "actions waiting-actions" });
   retry.addEventListener("click", async () => {
     retryError.clear();
     const done = busy(retry, "Starting…");
@@ -95,6 +103,7 @@ export function waitingScreen(brand, onRetry) {
       items.map((item) => item.node),
     ),
     elapsed,
+    actions,
     failure,
     retryError.node,
     live,
@@ -157,13 +166,73 @@ export function waitingScreen(brand, onRetry) {
 
     const failed = next.status === "FAILED";
     title.textContent = failed ? "We could not start your desktop" : "Getting your desktop ready";
+    const kind = next.profileName ?? `${osLabel(next.os)} · ${backendLabel(next.backend)}`;
     subtitle.textContent =
-      `${osLabel(next.os)} desktop · ${backendLabel(next.backend)} · ${next.instanceType}` +
+      `${desktopName(next)} · ${kind} · ${next.instanceType}` +
       (failed ? "" : ". This page updates by itself.");
     failure.hidden = !failed;
     reason.textContent = next.statusReason ?? "Something went wrong while starting it.";
     tick();
   }
 
-  return { node, update, stop: () => clearInterval(ticker) };
+  return {
+    node,
+    update,
+    stop: () => clearInterval(ticker),
+    startedAt: () => startedAt,
+    /** The controls offered while it starts (Cancel); none once it has failed. */
+    setActions: (controls) => actions.replaceChildren(...controls),
+  };
+}
+
+/** When the provisioning that made the desktop READY began: seen by the page, else from the API's
+ * times (the request for a new desktop, or the resume). */
+export function provisioningStart(session, observed = Number.NaN) {
+  if (!Number.isNaN(observed)) return observed;
+  return isResume(session) ? ms(session.progress.credentials) : ms(session.createdAt);
+}
+
+/**
+ * The finished timeline for a READY desktop: each step with when it finished and how long it
+ * took, and the whole in words ("Ready in 1 min 35 s.").
+ */
+export function readyTimeline(session, observedStart) {
+  const progress = session.progress ?? {};
+  const start = provisioningStart(session, observedStart);
+  let previous = start;
+  const items = STEPS.map((step) => {
+    const finished = progress[step.name];
+    const took = ms(finished) - previous;
+    previous = ms(finished);
+    return h(
+      "li",
+      { class: "step", "data-testid": `step-${step.name}`, "data-state": "done" },
+      h("span", { class: "step-icon", "aria-hidden": "true" }),
+      h(
+        "span",
+        { class: "step-label" },
+        step.label,
+        h("span", { class: "visually-hidden" }, ": done"),
+      ),
+      h(
+        "span",
+        { class: "step-time" },
+        finished ? h("time", { datetime: finished }, formatClock(finished)) : "",
+        Number.isNaN(took) ? "" : ` · ${formatDuration(took)}`,
+      ),
+    );
+  });
+  const total = ms(progress.ready) - start;
+  return h(
+    "div",
+    { class: "ready-timeline", "data-testid": "ready-timeline" },
+    h("ol", { class: "steps steps--done", "aria-label": "How your desktop was started" }, items),
+    Number.isNaN(total)
+      ? null
+      : h(
+          "p",
+          { class: "hint", "data-testid": "ready-took" },
+          `Ready in ${formatDuration(total)}.`,
+        ),
+  );
 }
