@@ -268,22 +268,31 @@ def default_definitions(fleet: FleetChoices) -> list[ProfileDefinition]:
     minutes = fleet.max_session_minutes
     hours = (minutes // 60 if minutes % 60 == 0 else minutes / 60) if minutes > 0 else None
     idle = {"timeoutSeconds": fleet.idle_timeout_seconds, "action": fleet.idle_action}
+    keeps = " Stopping it keeps your files." if idle["action"] != "terminate" else ""
+
+    def workstation(os_: str, profile_id: str, name: str, what: str) -> dict[str, Any]:
+        return {
+            "id": profile_id,
+            "name": name,
+            "description": what + keeps,
+            "backend": "ec2",
+            "os": os_,
+            "instanceTypes": _first(
+                fleet.default_instance_types[os_], fleet.allowed_instance_types
+            ),
+            "idle": idle,
+            "maxSessionHours": hours,
+        }
+
     found = []
     if "ec2" in fleet.enabled_backends and "linux" in fleet.default_instance_types:
         found.append(
-            {
-                "id": "linux-workstation",
-                "name": "Linux workstation",
-                "description": "A GPU desktop of your own for 3D work. "
-                + ("Stopping it keeps your files." if idle["action"] != "terminate" else ""),
-                "backend": "ec2",
-                "os": "linux",
-                "instanceTypes": _first(
-                    fleet.default_instance_types["linux"], fleet.allowed_instance_types
-                ),
-                "idle": idle,
-                "maxSessionHours": hours,
-            }
+            workstation(
+                "linux",
+                "linux-workstation",
+                "Linux workstation",
+                "A GPU desktop of your own for 3D work.",
+            )
         )
     if "batch" in fleet.enabled_backends:
         found.append(
@@ -301,19 +310,12 @@ def default_definitions(fleet: FleetChoices) -> list[ProfileDefinition]:
         )
     if "ec2" in fleet.enabled_backends and "windows" in fleet.default_instance_types:
         found.append(
-            {
-                "id": "windows-workstation",
-                "name": "Windows workstation",
-                "description": "A Windows GPU desktop of your own. "
-                + ("Stopping it keeps your files." if idle["action"] != "terminate" else ""),
-                "backend": "ec2",
-                "os": "windows",
-                "instanceTypes": _first(
-                    fleet.default_instance_types["windows"], fleet.allowed_instance_types
-                ),
-                "idle": idle,
-                "maxSessionHours": hours,
-            }
+            workstation(
+                "windows",
+                "windows-workstation",
+                "Windows workstation",
+                "A Windows GPU desktop of your own.",
+            )
         )
     return [ProfileDefinition.model_validate(d) for d in found]
 
