@@ -9,9 +9,9 @@ Each user is created in the (emulated) Cognito user pool and signed in. Then 2N 
 released together by a barrier: each user's POST /sessions (ec2, linux, an Idempotency-Key)
 and, with it, a second one of the same user's (another key; no key for every other user).
 MaxActiveSessionsPerUser is 1, so exactly one of the two must be accepted (202) and the other
-refused at the limit (409, "active session limit reached"). Every fourth user also retries its
-accepted request with the same key as soon as it is answered, which must answer the same
-session. Each accepted desktop is then polled until it is READY or FAILED; one that has not
+refused at the limit (409 with the limit and the active desktops). Every fourth user also
+retries its accepted request with the same key as soon as it is answered, which must answer the
+same session. Each accepted desktop is then polled until it is READY or FAILED; one that has not
 settled --timeout seconds after the burst fails the run.
 
 Then, from the users' own view (GET /sessions) and the emulator's EC2 and Secrets Manager:
@@ -68,8 +68,6 @@ QUIET = {"SignalSampleSeconds": "600", "HeartbeatIntervalSeconds": "600"}
 SLOW_BOOTS = {"HostReadyTimeoutSeconds": "600"}
 #: API Gateway's throttling out of the way (its 429s are still retried and counted).
 UNTHROTTLED = {"ApiThrottlingRateLimit": "100000", "ApiThrottlingBurstLimit": "100000"}
-#: The API's answer at the active-session limit (functions/dcvfleet/handlers/api.py).
-LIMIT_MESSAGE = "active session limit reached"
 SESSION_TAG = "dcvfleet:session-id"  # functions/dcvfleet/adapters.py
 SECRET_PREFIX = "dcvfleet/sessions/"  # noqa: S105 - the name prefix, not a secret
 SETTLED = ("READY", "FAILED")
@@ -345,7 +343,8 @@ def verify(
     for user, answers in by_user.items():
         pair = [a for a in answers if a.kind != "retry"]
         accepted = [a for a in pair if a.status == 202]
-        refused = [a for a in pair if a.status == 409 and LIMIT_MESSAGE in str(a.body)]
+        # the 409 at the limit carries the limit and the active desktops (dcvfleet.limits)
+        refused = [a for a in pair if a.status == 409 and isinstance(a.body.get("limit"), int)]
         limit_409 += len(refused)
         if len(accepted) != 1 or len(refused) != 1:
             answered = ", ".join(f"{a.status} {a.body.get('message', '')}".strip() for a in pair)

@@ -15,7 +15,7 @@ from typing import Any
 from dcvfleet import events
 from tests.support.stack import BusObserver, Stack, module_stack
 
-IDLE_TIMEOUT = 6
+IDLE_TIMEOUT = 10  # the least IdleTimeoutSeconds the template allows (its MinValue)
 GRACE = 4
 PARAMS = (
     "HostReadyTimeoutSeconds=20 MaxActiveSessionsPerUser=1 "

@@ -33,7 +33,7 @@ from botocore.exceptions import ClientError
 from local.client import Client
 from tests.support.stack import Stack, log_events, module_stack
 
-IDLE_TIMEOUT = 6
+IDLE_TIMEOUT = 10  # the least IdleTimeoutSeconds the template allows (its MinValue)
 GRACE = 4
 #: Idling in seconds; three desktops for one user at once; functions log at DEBUG, since a
 #: password logged at DEBUG leaks the day an operator turns DEBUG on.

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tests.support.stack import Stack, module_stack
 
-IDLE_TIMEOUT = 6
+IDLE_TIMEOUT = 10  # the least IdleTimeoutSeconds the template allows (its MinValue)
 GRACE = 4
 SAMPLE = 2
 PARAMS = (

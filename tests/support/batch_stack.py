@@ -4,7 +4,7 @@ parameters, and a batch desktop's request.
 
 from __future__ import annotations
 
-IDLE_TIMEOUT = 6
+IDLE_TIMEOUT = 10  # the least IdleTimeoutSeconds the template allows (its MinValue)
 GRACE = 4
 CAPACITY_TIMEOUT = 4
 PARAMS = (

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from dcvfleet.errors import all_error_classes
+from dcvfleet.profiles import MAX_IDLE_SECONDS, MIN_IDLE_SECONDS
 from local.deploy import samconfig_overrides, substitute_definition
 from tests.support.template import ROOT, TEMPLATE, all_states, translated
 
@@ -331,3 +332,11 @@ def test_windows_desktops_are_opt_in_through_windows_ami_id() -> None:
     }
     # the local stack (samconfig.toml [local]) keeps Windows desktops for its tests
     assert samconfig_overrides("local")["WindowsAmiId"].startswith("/")
+
+
+def test_a_profiles_idle_timeout_has_the_bounds_of_the_fleets() -> None:
+    """The default profiles take the fleet's IdleTimeoutSeconds, which CloudFormation holds to its
+    MinValue and MaxValue; a profile's own timeout has the same bounds, so every fleet the
+    template can deploy has valid default profiles (and a test stack below MinValue fails)."""
+    parameter = TEMPLATE["Parameters"]["IdleTimeoutSeconds"]
+    assert (parameter["MinValue"], parameter["MaxValue"]) == (MIN_IDLE_SECONDS, MAX_IDLE_SECONDS)

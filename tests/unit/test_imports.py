@@ -113,3 +113,14 @@ def test_the_cycle_scan_sees_function_local_and_type_checking_imports(
         "hidden_cycles.c imports hidden_cycles.d (line 3); "
         "hidden_cycles.d imports hidden_cycles.c (line 1)",
     ]
+
+
+def test_no_two_test_modules_share_a_file_name() -> None:
+    """The test folders are not packages, so pytest imports each test module by its file name
+    (its default "prepend" import mode): two files of one name in two folders fail collection with
+    "import file mismatch" when both run in one session, as ``make test`` runs them."""
+    by_name: dict[str, list[str]] = {}
+    for path in sorted(TESTS.rglob("test_*.py")):
+        by_name.setdefault(path.name, []).append(str(path.relative_to(ROOT)))
+    shared = {name: paths for name, paths in by_name.items() if len(paths) > 1}
+    assert shared == {}
