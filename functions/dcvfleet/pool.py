@@ -1,0 +1,239 @@
+"""The warm pool: hosts launched ahead of any request, one pool per profile.
+
+A pool host is a record in the pool table (``WarmPoolTable``), keyed by its profile (partition)
+and its instance id (sort key), so one Query lists a profile's pool and nothing else. The pool
+has its own small table rather than items in the sessions table: the sessions table's scans (the
+fleet sweep) and its indexes would otherwise have to tell pool items from sessions, and a pool
+host is not anybody's desktop until it is claimed.
+
+A host moves WARMING (launched, its agent not yet heard) → READY (its agent said it is ready; a
+request can claim it now) or STOPPED (ready, and stopped to wait: claimable, the claim starts it)
+→ CLAIMED (by one session, for good: a host that served a user never returns to the pool).
+
+A claim is one conditional write on one record, READY or STOPPED → CLAIMED with the session's id,
+so two requests never get the same host: DynamoDB applies a write only if its condition holds at
+that moment, and fails it with ConditionalCheckFailedException otherwise
+(https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.SpecifyingConditions.html).
+"""
+
+from __future__ import annotations
+
+import abc
+import enum
+import threading
+from dataclasses import dataclass, replace
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+
+class PoolState(enum.StrEnum):
+    WARMING = "WARMING"
+    READY = "READY"
+    STOPPED = "STOPPED"
+    CLAIMED = "CLAIMED"
+
+
+#: States a request may claim (a STOPPED host is started by the claim).
+CLAIMABLE = frozenset({PoolState.READY, PoolState.STOPPED})
+#: States that count towards the pool's size (a CLAIMED host is somebody's desktop).
+IN_POOL = frozenset({PoolState.WARMING, PoolState.READY, PoolState.STOPPED})
+
+
+@dataclass(frozen=True)
+class PoolHost:
+    profile: str
+    instance_id: str
+    state: PoolState
+    since: str
+    session_id: str | None = None
+
+    def view(self) -> dict[str, str]:
+        """The host as ``GET /admin/pool`` shows it."""
+        return {
+            "instanceId": self.instance_id,
+            "profile": self.profile,
+            "state": self.state.value,
+            "since": self.since,
+        }
+
+
+class PoolStore(abc.ABC):
+    @abc.abstractmethod
+    def add(self, host: PoolHost) -> None:
+        """Record a newly launched host (a second record of one instance is refused)."""
+
+    @abc.abstractmethod
+    def hosts(self, profile: str) -> list[PoolHost]:
+        """Every host recorded in ``profile``'s pool, claimed ones included."""
+
+    def mark(self, host: PoolHost, state: PoolState, at: str) -> bool:
+        """Move ``host`` to ``state`` if its record is still in ``host.state``; False if not
+        (someone else moved it first), and nothing written. Only a claim makes a host CLAIMED,
+        and nothing moves it back: a host that served a user never returns to the pool."""
+        if PoolState.CLAIMED in (host.state, state):
+            return False
+        return self._mark(host, state, at)
+
+    @abc.abstractmethod
+    def _mark(self, host: PoolHost, state: PoolState, at: str) -> bool:
+        """One conditional write: ``host`` → ``state`` if its record is still in
+        ``host.state``."""
+
+    @abc.abstractmethod
+    def _claim_one(self, host: PoolHost, session_id: str, at: str) -> bool:
+        """One conditional write: ``host`` → CLAIMED by ``session_id`` if still claimable."""
+
+    @abc.abstractmethod
+    def remove(self, profile: str, instance_id: str) -> None: ...
+
+    def claim(self, profile: str, session_id: str, at: str) -> PoolHost | None:
+        """Claim a host of ``profile``'s pool for ``session_id``: a READY one first, then a
+        STOPPED one, oldest first; None when none is left (the caller launches as before)."""
+        order = {PoolState.READY: 0, PoolState.STOPPED: 1}
+        candidates = sorted(
+            (h for h in self.hosts(profile) if h.state in CLAIMABLE),
+            key=lambda h: (order[h.state], h.since, h.instance_id),
+        )
+        for host in candidates:
+            if self._claim_one(host, session_id, at):
+                return replace(host, state=PoolState.CLAIMED, since=at, session_id=session_id)
+        return None
+
+
+class DynamoPoolStore(PoolStore):
+    def __init__(self, dynamodb: Any, table_name: str) -> None:
+        self._db = dynamodb
+        self._table = table_name
+
+    @staticmethod
+    def _key(profile: str, instance_id: str) -> dict[str, Any]:
+        return {"profile": {"S": profile}, "instanceId": {"S": instance_id}}
+
+    def add(self, host: PoolHost) -> None:
+        item = {
+            **self._key(host.profile, host.instance_id),
+            "state": {"S": host.state.value},
+            "since": {"S": host.since},
+        }
+        try:
+            self._db.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(instanceId)",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                raise ValueError(f"pool host {host.instance_id} is already recorded") from exc
+            raise
+
+    def hosts(self, profile: str) -> list[PoolHost]:
+        found: list[PoolHost] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "#p = :p",
+            "ExpressionAttributeNames": {"#p": "profile"},
+            "ExpressionAttributeValues": {":p": {"S": profile}},
+            "ConsistentRead": True,
+        }
+        while True:
+            resp = self._db.query(**kwargs)
+            for item in resp.get("Items", []):
+                found.append(
+                    PoolHost(
+                        profile=item["profile"]["S"],
+                        instance_id=item["instanceId"]["S"],
+                        state=PoolState(item["state"]["S"]),
+                        since=item["since"]["S"],
+                        session_id=item.get("sessionId", {}).get("S"),
+                    )
+                )
+            if "LastEvaluatedKey" not in resp:
+                return found
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def _conditional_update(
+        self, host: PoolHost, condition: str, sets: dict[str, str], values: dict[str, str]
+    ) -> bool:
+        names = {f"#{k}": k for k in sets} | {"#state": "state"}
+        try:
+            self._db.update_item(
+                TableName=self._table,
+                Key=self._key(host.profile, host.instance_id),
+                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues={
+                    **{f":{k}": {"S": v} for k, v in sets.items()},
+                    **{k: {"S": v} for k, v in values.items()},
+                },
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _mark(self, host: PoolHost, state: PoolState, at: str) -> bool:
+        return self._conditional_update(
+            host,
+            "#state = :was",
+            {"state": state.value, "since": at},
+            {":was": host.state.value},
+        )
+
+    def _claim_one(self, host: PoolHost, session_id: str, at: str) -> bool:
+        # READY or STOPPED -> CLAIMED in one conditional write: of two claims, one wins
+        return self._conditional_update(
+            host,
+            "#state IN (:ready, :stopped)",
+            {"state": PoolState.CLAIMED.value, "since": at, "sessionId": session_id},
+            {":ready": PoolState.READY.value, ":stopped": PoolState.STOPPED.value},
+        )
+
+    def remove(self, profile: str, instance_id: str) -> None:
+        self._db.delete_item(TableName=self._table, Key=self._key(profile, instance_id))
+
+
+class InMemoryPoolStore(PoolStore):
+    """The same contract in memory, for unit tests of the domain."""
+
+    def __init__(self) -> None:
+        self._hosts: dict[tuple[str, str], PoolHost] = {}
+        self._lock = threading.Lock()
+
+    def add(self, host: PoolHost) -> None:
+        with self._lock:
+            key = (host.profile, host.instance_id)
+            if key in self._hosts:
+                raise ValueError(f"pool host {host.instance_id} is already recorded")
+            self._hosts[key] = host
+
+    def hosts(self, profile: str) -> list[PoolHost]:
+        with self._lock:
+            return sorted(
+                (h for (p, _), h in self._hosts.items() if p == profile),
+                key=lambda h: h.instance_id,
+            )
+
+    def _mark(self, host: PoolHost, state: PoolState, at: str) -> bool:
+        with self._lock:
+            stored = self._hosts.get((host.profile, host.instance_id))
+            if stored is None or stored.state != host.state:
+                return False
+            self._hosts[(host.profile, host.instance_id)] = replace(stored, state=state, since=at)
+            return True
+
+    def _claim_one(self, host: PoolHost, session_id: str, at: str) -> bool:
+        with self._lock:
+            stored = self._hosts.get((host.profile, host.instance_id))
+            if stored is None or stored.state not in CLAIMABLE:
+                return False
+            self._hosts[(host.profile, host.instance_id)] = replace(
+                stored, state=PoolState.CLAIMED, since=at, session_id=session_id
+            )
+            return True
+
+    def remove(self, profile: str, instance_id: str) -> None:
+        with self._lock:
+            self._hosts.pop((profile, instance_id), None)

@@ -1,0 +1,132 @@
+"""The warm pool's store, run against both stores: in memory, and DynamoDB under moto.
+
+The DynamoDB table is created from the WarmPoolTable declaration in template.yaml.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from moto import mock_aws
+from moto.dynamodb.models import DynamoDBBackend
+
+from dcvfleet import aws
+from dcvfleet.pool import DynamoPoolStore, InMemoryPoolStore, PoolHost, PoolState, PoolStore
+from local.emulator import dynamodb
+from tests.support.concurrency import run_together
+from tests.support.tables import create_table
+
+TABLE_NAME = "dcvfleet-pool"
+PROFILE = "linux-workstation"
+T0 = "2026-12-07T10:00:00.000Z"
+T1 = "2026-12-07T10:01:00.000Z"
+
+
+@pytest.fixture(params=["in-memory", "dynamodb"])
+def store(request: pytest.FixtureRequest) -> Iterator[PoolStore]:
+    if request.param == "in-memory":
+        yield InMemoryPoolStore()
+        return
+    with mock_aws():
+        client = aws.client("dynamodb")
+        create_table(client, "WarmPoolTable", TABLE_NAME)
+        yield DynamoPoolStore(client, TABLE_NAME)
+
+
+@pytest.fixture
+def serializable_moto_writes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Give moto's writes the isolation DynamoDB documents, with the local stack's own
+    workaround (DDB_ATOMIC_WRITES in local/emulator/dynamodb.py), undone after the test."""
+    for name, replacement in dynamodb.atomic_dynamodb_writes().items():
+        monkeypatch.setattr(DynamoDBBackend, name, replacement)
+
+
+def warming(instance_id: str, profile: str = PROFILE) -> PoolHost:
+    return PoolHost(profile=profile, instance_id=instance_id, state=PoolState.WARMING, since=T0)
+
+
+def test_a_host_moves_from_warming_to_ready_once_and_stays_in_its_profiles_pool(
+    store: PoolStore,
+) -> None:
+    # Given a warming host in one profile's pool and another in another profile's
+    store.add(warming("i-0000000000000000a"))
+    store.add(warming("i-0000000000000000b", profile="other"))
+    # When its agent's readiness is recorded, twice (an event delivered again)
+    assert store.mark(warming("i-0000000000000000a"), PoolState.READY, T1)
+    assert not store.mark(warming("i-0000000000000000a"), PoolState.READY, T1)
+    # Then it is READY since then, and each profile sees only its own host
+    assert store.hosts(PROFILE) == [PoolHost(PROFILE, "i-0000000000000000a", PoolState.READY, T1)]
+    assert [h.instance_id for h in store.hosts("other")] == ["i-0000000000000000b"]
+
+
+def test_a_host_is_recorded_once(store: PoolStore) -> None:
+    store.add(warming("i-0000000000000000a"))
+    with pytest.raises(ValueError, match="already recorded"):
+        store.add(warming("i-0000000000000000a"))
+
+
+def test_a_warming_host_cannot_be_claimed_and_a_miss_says_so(store: PoolStore) -> None:
+    # Given only a host still warming
+    store.add(warming("i-0000000000000000a"))
+    # When a request claims, Then nothing is claimed and the host is untouched
+    assert store.claim(PROFILE, "session-1", T1) is None
+    assert store.hosts(PROFILE)[0].state is PoolState.WARMING
+
+
+def test_a_claim_prefers_a_running_host_and_a_claimed_host_never_returns(
+    store: PoolStore,
+) -> None:
+    # Given a stopped pool host and a running one
+    for iid, state in (
+        ("i-0000000000000000a", PoolState.STOPPED),
+        ("i-0000000000000000b", PoolState.READY),
+    ):
+        store.add(warming(iid))
+        assert store.mark(warming(iid), state, T0)
+    # When two requests claim
+    first = store.claim(PROFILE, "session-1", T1)
+    second = store.claim(PROFILE, "session-2", T1)
+    # Then the running one goes first, the stopped one next, and a third finds none
+    assert first is not None
+    assert first.instance_id == "i-0000000000000000b"
+    assert second is not None
+    assert second.instance_id == "i-0000000000000000a"
+    assert store.claim(PROFILE, "session-3", T1) is None
+    # And a claimed host cannot be made READY again
+    assert not store.mark(first, PoolState.READY, T1)
+    assert {h.instance_id: h.session_id for h in store.hosts(PROFILE)} == {
+        "i-0000000000000000a": "session-2",
+        "i-0000000000000000b": "session-1",
+    }
+
+
+@pytest.mark.usefixtures("serializable_moto_writes")
+def test_concurrent_claims_never_get_the_same_host(store: PoolStore) -> None:
+    # Given a pool of three READY hosts and eight requests at once
+    ready = [f"i-000000000000000{n}" for n in range(3)]
+    for iid in ready:
+        store.add(warming(iid))
+        assert store.mark(warming(iid), PoolState.READY, T0)
+    threads = 8
+    claimed: dict[str, str | None] = {}
+    lock = threading.Lock()
+    counter = iter(range(threads))
+
+    def claim() -> None:
+        with lock:
+            session_id = f"session-{next(counter)}"
+        host = store.claim(PROFILE, session_id, T1)
+        with lock:
+            claimed[session_id] = host.instance_id if host else None
+
+    # When they all claim at once
+    run_together(claim, threads, timeout=30)
+    # Then each host went to exactly one request, and the other five missed
+    won = [iid for iid in claimed.values() if iid is not None]
+    assert sorted(won) == ready, claimed
+    assert len(claimed) == threads
+    # And each record names the session that holds it
+    records = {h.instance_id: h.session_id for h in store.hosts(PROFILE)}
+    assert {iid: sid for sid, iid in claimed.items() if iid} == records
