@@ -32,6 +32,8 @@ SESSION_TAG = "dcvfleet:session-id"
 OWNER_TAG = "dcvfleet:owner"
 OS_TAG = "dcvfleet:os"
 SECRET_TAG = "dcvfleet:secret-arn"  # noqa: S105 - a tag key, not a secret
+#: On a warm pool's host: the profile whose pool it is in (it has no session tag until claimed).
+POOL_TAG = "dcvfleet:pool"
 #: On a batch session's secret: "<job role id>:<ECS task id>", the only principal (aws:userid)
 #: the job role's policy lets read it.
 READER_TAG = "dcvfleet:reader"

@@ -224,6 +224,22 @@ class InstancePage(BaseModel):
     nextToken: str | None = absent()
 
 
+class PoolHostView(BaseModel):
+    """A host of a warm pool."""
+
+    instanceId: str
+    profile: str = Field(description="the id of the profile whose pool it is in")
+    state: Literal["WARMING", "READY", "STOPPED"] = Field(
+        description="READY: a request can claim it now; STOPPED: a claim starts it first;"
+        " WARMING: launched, its agent not yet ready"
+    )
+    since: str = Field(description="when it entered that state (ISO 8601, UTC)")
+
+
+class PoolList(BaseModel):
+    items: list[PoolHostView]
+
+
 class Release(BaseModel):
     model_config = ConfigDict(extra="allow")
     release: str

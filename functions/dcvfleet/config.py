@@ -277,3 +277,38 @@ class LifecycleSettings:
             heartbeat_interval_seconds=_int(env, "HEARTBEAT_INTERVAL_SECONDS", "60"),
             batch_capacity_timeout_seconds=_int(env, "BATCH_CAPACITY_TIMEOUT_SECONDS", "600"),
         )
+
+
+#: The warm pool's states (the WarmPoolState parameter).
+POOL_STATES = ("running", "stopped")
+#: The profile whose pool WarmPoolSize sets: the default Linux EC2 workstation.
+DEFAULT_POOL_PROFILE = "linux-workstation"
+
+
+@dataclass(frozen=True)
+class PoolSettings:
+    """The warm pool of the default Linux EC2 profile (WarmPoolSize, WarmPoolState)."""
+
+    common: CommonSettings
+    pool_table: str
+    size: int
+    state: str
+    launch_template_id: str
+    instance_type: str
+    subnet_ids: tuple[str, ...]
+    profile: str = DEFAULT_POOL_PROFILE
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PoolSettings:
+        size = _int(env, "WARM_POOL_SIZE", "0")
+        if size < 0:
+            raise ConfigurationError(f"WARM_POOL_SIZE: {size} is below 0")
+        return cls(
+            common=CommonSettings.from_env(env),
+            pool_table=_get(env, "POOL_TABLE"),
+            size=size,
+            state=_choice(env, "WARM_POOL_STATE", "running", POOL_STATES),
+            launch_template_id=_get(env, "LINUX_LAUNCH_TEMPLATE_ID"),
+            instance_type=_get(env, "LINUX_INSTANCE_TYPE"),
+            subnet_ids=_list(env, "SUBNET_IDS"),
+        )

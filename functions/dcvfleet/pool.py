@@ -20,11 +20,37 @@ from __future__ import annotations
 
 import abc
 import enum
+import hashlib
 import threading
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
+
+from dcvfleet.adapters import (
+    OS_TAG,
+    POOL_TAG,
+    SESSION_TAG,
+    CapacityUnavailable,
+    Ec2Hosts,
+    Instance,
+    QuotaExhausted,
+)
+from dcvfleet.config import PoolSettings
+from dcvfleet.errors import LaunchError
+
+logger = Logger()
+
+#: The most hosts one profile's pool keeps, whatever its target says (WarmPoolSize's MaxValue).
+MAX_POOL_SIZE = 20
+#: A host recorded in the pool whose instance EC2 no longer lists (terminated outside DCV
+#: Fleet) is dropped from the pool after this long (DescribeInstances is eventually
+#: consistent: a host launched a moment ago may not be listed yet).
+LOST_AFTER = timedelta(minutes=5)
+#: The states of an instance that still belongs to the pool.
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
 
 class PoolState(enum.StrEnum):
@@ -237,3 +263,88 @@ class InMemoryPoolStore(PoolStore):
     def remove(self, profile: str, instance_id: str) -> None:
         with self._lock:
             self._hosts.pop((profile, instance_id), None)
+
+
+def _parse(at: str) -> datetime:
+    return datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def refill(
+    store: PoolStore, hosts: Ec2Hosts, settings: PoolSettings, *, run_id: str, now: str
+) -> dict[str, Any]:
+    """Bring the profile's pool up to its target (WarmPoolSize, at most MAX_POOL_SIZE).
+
+    First the records are made true: a pool instance EC2 has but the pool has not recorded (a
+    refill that stopped between launch and record) is recorded WARMING; a recorded host whose
+    instance EC2 no longer has is dropped. Then one host is launched per missing place, each
+    from the profile's launch template, tagged as a pool host with no session, and recorded
+    WARMING. Launching stops at the first refusal for capacity in every subnet or for the
+    account's vCPU quota: the pool never asks past the quota, and the next run tries again.
+    ``run_id`` (the invocation's event id) makes each launch's idempotency token, so a retried
+    invocation launches nothing twice."""
+    profile = settings.profile
+    target = min(settings.size, MAX_POOL_SIZE)
+    recorded = {h.instance_id: h for h in store.hosts(profile)}
+    tag = settings.common
+    found = {
+        i.instance_id: i
+        for i in hosts.fleet_instances(tag.fleet_tag_key, tag.fleet_tag_value, LIVE_STATES)
+        if i.tags.get(POOL_TAG) == profile
+    }
+    for instance_id, instance in found.items():
+        if instance_id not in recorded and SESSION_TAG not in instance.tags:
+            host = PoolHost(profile, instance_id, PoolState.WARMING, now)
+            store.add(host)
+            recorded[instance_id] = host
+            logger.warning("unrecorded pool host recorded", instance_id=instance_id)
+    for instance_id, host in list(recorded.items()):
+        lost = _parse(now) - _parse(host.since) >= LOST_AFTER
+        if host.state in IN_POOL and instance_id not in found and lost:
+            store.remove(profile, instance_id)
+            del recorded[instance_id]
+            logger.warning("pool host gone", instance_id=instance_id, state=host.state.value)
+    in_pool = sum(1 for h in recorded.values() if h.state in IN_POOL)
+    launched: list[str] = []
+    for place in range(in_pool, target):
+        made = _launch(hosts, settings, token=_token(profile, run_id, place))
+        if made is None:
+            break
+        if made.instance_id not in recorded:  # a retried run: launched and recorded before
+            store.add(PoolHost(profile, made.instance_id, PoolState.WARMING, now))
+        launched.append(made.instance_id)
+    logger.info("pool refilled", profile=profile, target=target, launched=launched)
+    return {
+        "profile": profile,
+        "target": target,
+        "inPool": in_pool + len(launched),
+        "launched": launched,
+    }
+
+
+def _token(profile: str, run_id: str, place: int) -> str:
+    """RunInstances' idempotency token (at most 64 characters): one per run and place."""
+    return "pool-" + hashlib.sha256(f"{profile}/{run_id}/{place}".encode()).hexdigest()[:40]
+
+
+def _launch(hosts: Ec2Hosts, settings: PoolSettings, *, token: str) -> Instance | None:
+    tags = {
+        settings.common.fleet_tag_key: settings.common.fleet_tag_value,
+        POOL_TAG: settings.profile,
+        OS_TAG: "linux",
+        "Name": f"dcvfleet-pool-{settings.profile}",
+    }
+    for subnet_id in settings.subnet_ids:
+        try:
+            return hosts.launch(
+                launch_template_id=settings.launch_template_id,
+                instance_type=settings.instance_type,
+                subnet_id=subnet_id,
+                tags=tags,
+                client_token=f"{token}-{subnet_id[-12:]}",
+            )
+        except CapacityUnavailable as exc:
+            logger.warning("no capacity for a pool host", attempt=str(exc))
+        except (QuotaExhausted, LaunchError) as exc:
+            logger.warning("pool host not launched", error=str(exc))
+            return None
+    return None

@@ -49,6 +49,7 @@ OPERATIONS = (
     "PUT /admin/profiles/{profile}",
     "DELETE /admin/profiles/{profile}",
     "GET /admin/audit",
+    "GET /admin/pool",
 )
 SETTLED, GONE = ("READY", "STOPPED"), ("TERMINATED", "FAILED")
 ADMIN_OPERATIONS = tuple(o for o in OPERATIONS if o.split()[1].startswith("/admin/"))

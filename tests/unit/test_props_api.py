@@ -65,6 +65,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:No application metrics to publis
 STACK = "dcvfleet"
 SESSIONS, IDEMPOTENCY, RELEASES = f"{STACK}-sessions", f"{STACK}-idempotency", f"{STACK}-releases"
 PROFILES = f"{STACK}-profiles"
+POOL = f"{STACK}-pool"
 PROVISION_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-provision-session"
 IDLE_MACHINE = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK}-idle-session"
 RELEASE_PARAMETER = f"/{STACK}/release/current"
@@ -89,6 +90,7 @@ ENV = {
     "RELEASE_PARAMETER": RELEASE_PARAMETER,
     "IDEMPOTENCY_TABLE": IDEMPOTENCY,
     "PROFILES_TABLE": PROFILES,
+    "POOL_TABLE": POOL,
     "PORTAL_ORIGIN": PORTAL,
     "AWS_DEFAULT_REGION": REGION,
     "AWS_REGION": REGION,
@@ -118,6 +120,7 @@ OPERATIONS = (
     ("PUT", "/admin/profiles/{profile}"),
     ("DELETE", "/admin/profiles/{profile}"),
     ("GET", "/admin/audit"),
+    ("GET", "/admin/pool"),
 )
 #: The callers: Cognito ID token claims, as API Gateway's authorizer passes them.
 CALLERS: dict[str, dict[str, Any]] = {
@@ -579,6 +582,7 @@ def _seed_fleet(clients: dict[str, Any]) -> None:
         (IDEMPOTENCY, "IdempotencyTable"),
         (RELEASES, "ReleasesTable"),
         (PROFILES, "ProfilesTable"),
+        (POOL, "WarmPoolTable"),
     ):
         create_table(ddb, resource, table)
     role = clients["iam"].create_role(RoleName="props-api", AssumeRolePolicyDocument="{}")["Role"]

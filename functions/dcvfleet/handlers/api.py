@@ -64,6 +64,7 @@ from dcvfleet.api_models import (
     InstanceState,
     Message,
     Options,
+    PoolList,
     Release,
     ReleaseList,
     SessionList,
@@ -72,7 +73,7 @@ from dcvfleet.api_models import (
     UpdateSessionBody,
 )
 from dcvfleet.aws import client
-from dcvfleet.config import ApiSettings, LifecycleSettings
+from dcvfleet.config import DEFAULT_POOL_PROFILE, ApiSettings, LifecycleSettings
 from dcvfleet.errors import (
     InvalidRequestError,
     ProfileConflictError,
@@ -733,6 +734,17 @@ def admin_stop(id: str) -> Response[Accepted]:
 )
 def admin_terminate(id: str) -> Response[Accepted]:
     return _request_stop(id, "terminate", as_admin=True)
+
+
+@app.get("/admin/pool", summary="The warm pool's hosts", responses=_ADMIN)
+def admin_pool() -> PoolList:
+    _admin()
+    from dcvfleet import pool  # only this route reads the pool
+
+    store = pool.DynamoPoolStore(client("dynamodb"), os.environ.get("POOL_TABLE", ""))
+    hosts = store.hosts(DEFAULT_POOL_PROFILE)
+    items = [h.view() for h in hosts if h.state in pool.IN_POOL]
+    return PoolList.model_validate({"items": items})
 
 
 def _releases() -> tuple[ReleaseRecords, Releases]:

@@ -11,6 +11,7 @@ from aws_lambda_powertools import Logger
 
 from dcvfleet.adapters import (
     BATCH_INSTANCE_TAG,
+    POOL_TAG,
     SESSION_TAG,
     BatchJobs,
     Ec2Hosts,
@@ -89,6 +90,8 @@ def find_sweep_work(
     for instance in hosts.fleet_instances(tag.fleet_tag_key, tag.fleet_tag_value, ["running"]):
         if BATCH_INSTANCE_TAG in instance.tags:
             continue  # Batch's compute environment owns it, and scales it in when its jobs end
+        if POOL_TAG in instance.tags and SESSION_TAG not in instance.tags:
+            continue  # a warm pool's host, waiting for a request: the pool's refill owns it
         if instance.tags.get(SESSION_TAG) not in live:
             items.append({"kind": "orphan", "id": instance.instance_id})
     counts: dict[str, int] = {}

@@ -1,0 +1,96 @@
+"""GET /admin/pool: the default Linux EC2 profile's warm pool, for admins only; a claimed host
+is no longer in it."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any
+
+import pytest
+from moto import mock_aws
+
+from dcvfleet import aws
+from dcvfleet.pool import DynamoPoolStore, PoolHost, PoolState
+from tests.support.handlers import HANDLER_ENV
+from tests.support.tables import create_table
+
+T0 = "2026-12-07T10:00:00.000Z"
+T1 = "2026-12-07T10:02:00.000Z"
+
+
+@pytest.fixture
+def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+    for key, value in {**HANDLER_ENV, "POOL_TABLE": "pool"}.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        create_table(aws.client("dynamodb"), "WarmPoolTable", "pool")
+        sys.modules.pop("dcvfleet.handlers.api", None)
+        yield importlib.import_module("dcvfleet.handlers.api")
+        sys.modules.pop("dcvfleet.handlers.api", None)
+
+
+def _get_pool(api: ModuleType, *, admin: bool) -> tuple[int, Any]:
+    claims = {"sub": "sub-boss", "cognito:username": "boss"}
+    if admin:
+        claims["cognito:groups"] = "admins"
+    event = {
+        "resource": "/admin/pool",
+        "path": "/admin/pool",
+        "httpMethod": "GET",
+        "headers": {},
+        "multiValueHeaders": {},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "body": None,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "stage": "v1",
+            "requestId": "r-1",
+            "resourcePath": "/admin/pool",
+            "httpMethod": "GET",
+            "identity": {"sourceIp": "203.0.113.7"},
+            "authorizer": {"claims": claims},
+        },
+    }
+    answer = api.app.resolve(event, None)
+    return answer["statusCode"], json.loads(answer["body"])
+
+
+def test_an_admin_sees_the_pools_hosts_and_their_states_and_nobody_else_does(
+    api: ModuleType,
+) -> None:
+    # Given a pool with a READY host, a WARMING one, and one claimed by a desktop
+    store = DynamoPoolStore(aws.client("dynamodb"), "pool")
+    for iid in ("i-0000000000000000a", "i-0000000000000000b", "i-0000000000000000c"):
+        store.add(PoolHost("linux-workstation", iid, PoolState.WARMING, T0))
+    for iid in ("i-0000000000000000a", "i-0000000000000000c"):
+        store.mark(PoolHost("linux-workstation", iid, PoolState.WARMING, T0), PoolState.READY, T1)
+    claimed = store.claim("linux-workstation", "session-1", T1)
+    assert claimed is not None
+    # When an administrator asks
+    status, body = _get_pool(api, admin=True)
+    # Then they see the two hosts still in the pool, each with its state and since when
+    assert status == 200
+    left = {"i-0000000000000000a", "i-0000000000000000c"} - {claimed.instance_id}
+    expected = [
+        {"instanceId": i, "profile": "linux-workstation", "state": "READY", "since": T1}
+        for i in sorted(left)
+    ] + [
+        {
+            "instanceId": "i-0000000000000000b",
+            "profile": "linux-workstation",
+            "state": "WARMING",
+            "since": T0,
+        }
+    ]
+    assert sorted(body["items"], key=lambda i: i["state"]) == expected
+    # And a user who is not an administrator is refused
+    status, body = _get_pool(api, admin=False)
+    assert status == 403
+    assert "admins" in body["message"]
