@@ -1,0 +1,74 @@
+"""The warm pool on the local stack with WarmPoolSize=1: the scheduled refill launches one pool
+host from the Linux launch template, GET /admin/pool shows it to admins, the fleet sweep leaves
+it running, and a second refill launches no more."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from tests.support.stack import Stack, module_stack
+
+PARAMS = "HostReadyTimeoutSeconds=20 MaxActiveSessionsPerUser=1 WarmPoolSize=1"
+
+pool = module_stack("pool", PARAMS)
+
+
+def _pool_items(admin: Any) -> list[dict[str, Any]]:
+    answer = admin.call("GET", "/admin/pool")
+    assert answer.status_code == 200, answer.text
+    items: list[dict[str, Any]] = answer.json()["items"]
+    return items
+
+
+def _sweeps_done(pool: Stack, count: int, timeout: float = 30) -> None:
+    """Wait until ``count`` runs of the fleet sweep workflow have ended, each successfully."""
+    sfn = pool.client("stepfunctions")
+    machine = next(
+        m["stateMachineArn"]
+        for m in sfn.list_state_machines()["stateMachines"]
+        if m["name"].endswith("-sweep-fleet")
+    )
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        runs = sfn.list_executions(stateMachineArn=machine)["executions"]
+        if len(runs) >= count and all(r["status"] != "RUNNING" for r in runs):
+            assert {r["status"] for r in runs} == {"SUCCEEDED"}, runs
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {count} sweeps ended")
+
+
+def test_the_refill_keeps_one_pool_host_that_admins_see_and_the_sweep_leaves_alone(
+    pool: Stack,
+) -> None:
+    admin = pool.new_user(groups=("admins",))
+    # When the schedules fire (the refill and the fleet sweep among them)
+    fired = pool.run_schedules()
+    assert any("RefillPool" in rule for rule in fired), fired
+    deadline = time.monotonic() + 30
+    while not (items := _pool_items(admin)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # Then the pool holds one host of the default Linux EC2 profile
+    assert len(items) == 1, items
+    host = items[0]
+    assert host["profile"] == "linux-workstation"
+    assert host["state"] in ("WARMING", "READY")
+    # And it is a fleet instance tagged as a pool host, with no session
+    ec2 = pool.client("ec2")
+    described = ec2.describe_instances(InstanceIds=[host["instanceId"]])
+    instance = described["Reservations"][0]["Instances"][0]
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    assert tags["dcvfleet:pool"] == "linux-workstation"
+    assert "dcvfleet:session-id" not in tags
+    # When the schedules fire again (the sweep would stop a fleet instance with no session)
+    pool.run_schedules()
+    _sweeps_done(pool, 2)
+    # Then the same one host is still the pool, still running
+    assert [i["instanceId"] for i in _pool_items(admin)] == [host["instanceId"]]
+    state = ec2.describe_instances(InstanceIds=[host["instanceId"]])["Reservations"][0][
+        "Instances"
+    ][0]["State"]["Name"]
+    assert state in ("pending", "running")
+    # And a user who is not an administrator is refused
+    assert pool.new_user().call("GET", "/admin/pool").status_code == 403
