@@ -111,7 +111,9 @@ class PoolStore(abc.ABC):
         """One conditional write: ``host`` → CLAIMED by ``session_id`` if still claimable."""
 
     @abc.abstractmethod
-    def remove(self, profile: str, instance_id: str) -> None: ...
+    def remove(self, host: PoolHost) -> bool:
+        """Drop ``host``'s record if it is still in ``host.state`` (one conditional delete: a
+        claim made meanwhile wins, and the host stays that desktop's); False if not."""
 
     def claim(self, profile: str, session_id: str, at: str) -> PoolHost | None:
         """Claim a host of ``profile``'s pool for ``session_id``: a READY one first, then a
@@ -217,8 +219,20 @@ class DynamoPoolStore(PoolStore):
             {":ready": PoolState.READY.value, ":stopped": PoolState.STOPPED.value},
         )
 
-    def remove(self, profile: str, instance_id: str) -> None:
-        self._db.delete_item(TableName=self._table, Key=self._key(profile, instance_id))
+    def remove(self, host: PoolHost) -> bool:
+        try:
+            self._db.delete_item(
+                TableName=self._table,
+                Key=self._key(host.profile, host.instance_id),
+                ConditionExpression="#state = :was",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":was": {"S": host.state.value}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
 
 class InMemoryPoolStore(PoolStore):
@@ -260,9 +274,13 @@ class InMemoryPoolStore(PoolStore):
             )
             return True
 
-    def remove(self, profile: str, instance_id: str) -> None:
+    def remove(self, host: PoolHost) -> bool:
         with self._lock:
-            self._hosts.pop((profile, instance_id), None)
+            stored = self._hosts.get((host.profile, host.instance_id))
+            if stored is None or stored.state != host.state:
+                return False
+            del self._hosts[(host.profile, host.instance_id)]
+            return True
 
 
 def _parse(at: str) -> datetime:
@@ -272,16 +290,16 @@ def _parse(at: str) -> datetime:
 def refill(
     store: PoolStore, hosts: Ec2Hosts, settings: PoolSettings, *, run_id: str, now: str
 ) -> dict[str, Any]:
-    """Bring the profile's pool up to its target (WarmPoolSize, at most MAX_POOL_SIZE).
+    """Bring the profile's pool to its target (WarmPoolSize, at most MAX_POOL_SIZE).
 
     First the records are made true: a pool instance EC2 has but the pool has not recorded (a
     refill that stopped between launch and record) is recorded WARMING; a recorded host whose
-    instance EC2 no longer has is dropped. Then one host is launched per missing place, each
-    from the profile's launch template, tagged as a pool host with no session, and recorded
-    WARMING. Launching stops at the first refusal for capacity in every subnet or for the
-    account's vCPU quota: the pool never asks past the quota, and the next run tries again.
-    ``run_id`` (the invocation's event id) makes each launch's idempotency token, so a retried
-    invocation launches nothing twice."""
+    instance EC2 no longer has is dropped. Past a lowered target, the excess hosts are
+    terminated. Then one host is launched per missing place, each from the profile's launch
+    template, tagged as a pool host with no session, and recorded WARMING. Launching stops at
+    the first refusal for capacity in every subnet or for the account's vCPU quota: the pool
+    never asks past the quota, and the next run tries again. ``run_id`` (the invocation's event
+    id) makes each launch's idempotency token, so a retried invocation launches nothing twice."""
     profile = settings.profile
     target = min(settings.size, MAX_POOL_SIZE)
     recorded = {h.instance_id: h for h in store.hosts(profile)}
@@ -299,11 +317,22 @@ def refill(
             logger.warning("unrecorded pool host recorded", instance_id=instance_id)
     for instance_id, host in list(recorded.items()):
         lost = _parse(now) - _parse(host.since) >= LOST_AFTER
-        if host.state in IN_POOL and instance_id not in found and lost:
-            store.remove(profile, instance_id)
+        if host.state in IN_POOL and instance_id not in found and lost and store.remove(host):
             del recorded[instance_id]
             logger.warning("pool host gone", instance_id=instance_id, state=host.state.value)
-    in_pool = sum(1 for h in recorded.values() if h.state in IN_POOL)
+    waiting = sorted(
+        (h for h in recorded.values() if h.state in IN_POOL),
+        key=lambda h: (h.state is PoolState.WARMING, h.since, h.instance_id),
+        reverse=True,
+    )
+    retired: list[str] = []
+    # a lowered target: the excess hosts go, the newest and the not yet ready first; each
+    # record is dropped before its instance is terminated, so a claim made meanwhile keeps it
+    for host in waiting[: max(0, len(waiting) - target)]:
+        if store.remove(host):
+            hosts.terminate(host.instance_id)
+            retired.append(host.instance_id)
+    in_pool = len(waiting) - len(retired)
     launched: list[str] = []
     for place in range(in_pool, target):
         made = _launch(hosts, settings, token=_token(profile, run_id, place))
@@ -312,12 +341,13 @@ def refill(
         if made.instance_id not in recorded:  # a retried run: launched and recorded before
             store.add(PoolHost(profile, made.instance_id, PoolState.WARMING, now))
         launched.append(made.instance_id)
-    logger.info("pool refilled", profile=profile, target=target, launched=launched)
+    logger.info("pool refilled", profile=profile, target=target, launched=launched, retired=retired)
     return {
         "profile": profile,
         "target": target,
         "inPool": in_pool + len(launched),
         "launched": launched,
+        "retired": retired,
     }
 
 

@@ -41,7 +41,7 @@ def test_the_default_size_launches_nothing() -> None:
     # Then nothing is launched or recorded
     assert hosts.attempts == []
     assert store.hosts(PROFILE) == []
-    assert out == {"profile": PROFILE, "target": 0, "inPool": 0, "launched": []}
+    assert out == {"profile": PROFILE, "target": 0, "inPool": 0, "launched": [], "retired": []}
 
 
 def test_a_refill_launches_tagged_pool_hosts_up_to_the_target_and_no_more() -> None:
@@ -122,3 +122,40 @@ def test_the_sweep_leaves_an_unclaimed_pool_host_alone_but_not_a_claimed_ones_or
     # When the sweep looks / Then only the claimed one is an orphan
     found = sweep.find_sweep_work(InMemorySessionStore(), hosts, LIFECYCLE)["items"]
     assert found == [{"kind": "orphan", "id": claimed.instance_id}]
+
+
+def test_a_lowered_target_terminates_the_excess_waiting_hosts_first_and_never_a_claimed_one() -> (
+    None
+):
+    # Given a pool of three: two READY (one of them claimed since) and one still WARMING
+    store, hosts = InMemoryPoolStore(), LifecycleHosts()
+    launched = pool.refill(store, hosts, replace(SETTINGS, size=3), run_id="run-1", now=T0)[
+        "launched"
+    ]
+    ready_a, ready_b, warming_c = launched
+    for instance_id in (ready_a, ready_b):
+        store.mark(PoolHost(PROFILE, instance_id, PoolState.WARMING, T0), PoolState.READY, T0)
+    claimed = store.claim(PROFILE, "session-1", T0)
+    assert claimed is not None
+    # When the target is lowered to 1, then to 0
+    one = pool.refill(store, hosts, replace(SETTINGS, size=1), run_id="run-2", now=T0)
+    # Then the WARMING one goes first; the claimed one stays that desktop's
+    assert one["retired"] == [warming_c]
+    assert hosts.terminated == [warming_c]
+    zero = pool.refill(store, hosts, replace(SETTINGS, size=0), run_id="run-3", now=T0)
+    left = ({ready_a, ready_b} - {claimed.instance_id}).pop()
+    assert zero["retired"] == [left]
+    assert claimed.instance_id not in hosts.terminated
+    assert states(store) == {claimed.instance_id: PoolState.CLAIMED}
+
+
+def test_a_host_claimed_while_the_pool_shrinks_is_not_removed() -> None:
+    # Given a READY host, read by a refill that means to retire it
+    store = InMemoryPoolStore()
+    store.add(PoolHost(PROFILE, "i-0000000000000000a", PoolState.WARMING, T0))
+    store.mark(PoolHost(PROFILE, "i-0000000000000000a", PoolState.WARMING, T0), PoolState.READY, T0)
+    seen = store.hosts(PROFILE)[0]
+    # When a request claims it first / Then the refill's conditional removal fails
+    assert store.claim(PROFILE, "session-1", T0) is not None
+    assert not store.remove(seen)
+    assert states(store) == {"i-0000000000000000a": PoolState.CLAIMED}

@@ -130,3 +130,14 @@ def test_concurrent_claims_never_get_the_same_host(store: PoolStore) -> None:
     # And each record names the session that holds it
     records = {h.instance_id: h.session_id for h in store.hosts(PROFILE)}
     assert {iid: sid for sid, iid in claimed.items() if iid} == records
+
+
+def test_a_record_is_removed_only_while_in_the_state_it_was_read_in(store: PoolStore) -> None:
+    store.add(warming("i-0000000000000000a"))
+    assert store.mark(warming("i-0000000000000000a"), PoolState.READY, T1)
+    # When a reader that saw it WARMING removes it / Then nothing is removed
+    assert not store.remove(warming("i-0000000000000000a"))
+    assert len(store.hosts(PROFILE)) == 1
+    # When a reader that saw it READY does / Then it is gone
+    assert store.remove(store.hosts(PROFILE)[0])
+    assert store.hosts(PROFILE) == []
