@@ -52,6 +52,7 @@ HANDLER_MODULES = (
     "agent_events",
     "api",
     "lifecycle",
+    "pool",
     "portal",
     "profiles_check",
     "provision",
