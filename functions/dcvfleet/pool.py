@@ -352,7 +352,8 @@ def refill(
 
 
 def _token(profile: str, run_id: str, place: int) -> str:
-    """RunInstances' idempotency token (at most 64 characters): one per run and place."""
+    """RunInstances' idempotency token (at most 64 characters): one per run and place
+    (https://docs.aws.amazon.com/ec2/latest/devguide/ec2-api-idempotency.html)."""
     return "pool-" + hashlib.sha256(f"{profile}/{run_id}/{place}".encode()).hexdigest()[:40]
 
 

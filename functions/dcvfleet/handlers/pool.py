@@ -23,7 +23,8 @@ def pool_store() -> pool.DynamoPoolStore:
 @entry_point()
 def refill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings = PoolSettings.from_env(os.environ)
-    # the scheduled event's id: the same for EventBridge's retries of one delivery
+    # the scheduled event's id: Lambda retries a failed asynchronous invocation with the same
+    # event (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html)
     run_id = str(event.get("id") or context.aws_request_id)
     return pool.refill(
         pool_store(), Ec2Hosts(client("ec2")), settings, run_id=run_id, now=now_iso()
