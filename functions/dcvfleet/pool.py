@@ -316,6 +316,12 @@ def refill(
             recorded[instance_id] = host
             logger.warning("unrecorded pool host recorded", instance_id=instance_id)
     for instance_id, host in list(recorded.items()):
+        seen = found.get(instance_id)
+        # its running notification came before its record (instance_changed): READY now
+        running = seen is not None and seen.state == "running"
+        if host.state is PoolState.WARMING and running and store.mark(host, PoolState.READY, now):
+            recorded[instance_id] = replace(host, state=PoolState.READY, since=now)
+    for instance_id, host in list(recorded.items()):
         lost = _parse(now) - _parse(host.since) >= LOST_AFTER
         if host.state in IN_POOL and instance_id not in found and lost and store.remove(host):
             del recorded[instance_id]
@@ -379,3 +385,37 @@ def _launch(hosts: Ec2Hosts, settings: PoolSettings, *, token: str) -> Instance 
             logger.warning("pool host not launched", error=str(exc))
             return None
     return None
+
+
+def instance_changed(store: PoolStore, instance: Instance, *, state: str, now: str) -> str:
+    """An unclaimed pool host changed state (``EC2 Instance State-change Notification``,
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/monitoring-instance-state-changes.html:
+    ``detail.state`` is one of pending, running, stopping, stopped, shutting-down, terminated).
+
+    ``running`` makes a WARMING (or STOPPED, started outside DCV Fleet) host READY; ``stopped``
+    makes a WARMING or READY host STOPPED (claimable: the claim starts it); ``terminated`` drops
+    its record. Each is one conditional write, so a claim made meanwhile wins and the host stays
+    its desktop's. The event is a hint: ``instance`` is the host as EC2 describes it now, and
+    its state must agree. EC2's status checks are not in this event; the host's own readiness
+    (DCV, the agent) is proven later by the desktop's signed Host Ready. A pool host sends no
+    signed event of its own: it has no session, hence no session key, until a claim."""
+    profile = instance.tags.get(POOL_TAG)
+    if not profile or SESSION_TAG in instance.tags:
+        return "not an unclaimed pool host"
+    if instance.state != state:
+        return f"nothing to do: a late {state} notification for a {instance.state} instance"
+    host = next((h for h in store.hosts(profile) if h.instance_id == instance.instance_id), None)
+    if host is None:
+        # launched a moment ago and not recorded yet: the refill records it, then sees it run
+        return "pool host not recorded (yet)"
+    moves = {
+        "running": ({PoolState.WARMING, PoolState.STOPPED}, PoolState.READY),
+        "stopped": ({PoolState.WARMING, PoolState.READY}, PoolState.STOPPED),
+    }
+    if state in moves:
+        sources, target = moves[state]
+        if host.state in sources and store.mark(host, target, now):
+            return f"pool host {host.state.value} -> {target.value}"
+    elif state == "terminated" and host.state in IN_POOL and store.remove(host):
+        return f"pool host {host.state.value} gone"
+    return f"nothing to do for a {host.state.value} pool host whose instance is {state}"

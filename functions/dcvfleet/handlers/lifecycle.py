@@ -18,6 +18,7 @@ from dcvfleet.aws import client
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import InvalidRequestError
 from dcvfleet.handlers import batch_jobs, entry_point, session_store, task_text
+from dcvfleet.handlers.pool import pool_store
 from dcvfleet.lifecycle import idle, reconcile, sweep, triggers
 from dcvfleet.observability import TELEMETRY
 
@@ -191,6 +192,7 @@ def instance_state(event: dict[str, Any], context: LambdaContext) -> dict[str, s
         detail["instance-id"],
         state=detail["state"],
         telemetry=TELEMETRY,
+        pool_store=pool_store() if os.environ.get("POOL_TABLE") else None,
     )
     logger.info("instance state change", state=detail["state"], outcome=outcome)
     return {"outcome": outcome}

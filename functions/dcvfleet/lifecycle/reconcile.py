@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dcvfleet import batch
+from dcvfleet import batch, pool
 from dcvfleet.adapters import (
     JOB_ENDED,
+    POOL_TAG,
     SESSION_TAG,
     BatchJobs,
     Ec2Hosts,
@@ -30,6 +31,7 @@ def instance_changed(
     *,
     state: str,
     telemetry: Telemetry = NO_TELEMETRY,
+    pool_store: pool.PoolStore | None = None,
 ) -> str:
     """An instance of the fleet changed state (``EC2 Instance State-change Notification``).
 
@@ -40,6 +42,10 @@ def instance_changed(
     """
     instance = hosts.describe(instance_id)
     session_id = instance.tags.get(SESSION_TAG) if instance else None
+    if instance is not None and not session_id and POOL_TAG in instance.tags:
+        if pool_store is None:
+            return "a pool host, and no pool table"
+        return pool.instance_changed(pool_store, instance, state=state, now=now_iso())
     if not session_id:
         return "not a desktop of this fleet"
     telemetry.session_found(session_id)
