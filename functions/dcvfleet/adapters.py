@@ -202,6 +202,13 @@ class Ec2Hosts:
     def start(self, instance_id: str) -> None:
         self._ec2.start_instances(InstanceIds=[instance_id])
 
+    def tag(self, instance_id: str, tags: dict[str, str]) -> None:
+        """Put ``tags`` on an instance (CreateTags adds them, and overwrites a key it has:
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateTags.html)."""
+        self._ec2.create_tags(
+            Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
+        )
+
     def stop(self, instance: Instance, *, hibernate: bool) -> str:
         """Stop (or hibernate) an instance; returns what was done: "hibernate" or "stop".
 

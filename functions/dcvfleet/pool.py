@@ -22,6 +22,7 @@ import abc
 import enum
 import hashlib
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -419,3 +420,47 @@ def instance_changed(store: PoolStore, instance: Instance, *, state: str, now: s
     elif state == "terminated" and host.state in IN_POOL and store.remove(host):
         return f"pool host {host.state.value} gone"
     return f"nothing to do for a {host.state.value} pool host whose instance is {state}"
+
+
+@dataclass(frozen=True)
+class WarmPool:
+    """The pool a desktop's launch may take its host from (the default Linux EC2 profile's)."""
+
+    store: PoolStore
+    profile: str
+    #: The type every host of the pool was launched with (LinuxInstanceType).
+    instance_type: str
+    #: Asks for a refill now, without waiting for it (a lost request is made good by the
+    #: scheduled refill).
+    refill: Callable[[], None]
+
+    def serves(self, *, backend: str, os: str, profile: str, instance_type: str) -> bool:
+        return (backend, os, profile, instance_type) == (
+            "ec2",
+            "linux",
+            self.profile,
+            self.instance_type,
+        )
+
+    def take(self, session_id: str, at: str) -> PoolHost | None:
+        """The host this session claimed before (a retried launch step: the claim is kept, not
+        made twice), else a newly claimed one; None when the pool has none to give."""
+        for host in self.store.hosts(self.profile):
+            if host.state is PoolState.CLAIMED and host.session_id == session_id:
+                return host
+        return self.store.claim(self.profile, session_id, at)
+
+
+class LambdaRefill:
+    """Invokes the refill function asynchronously (InvocationType Event: Lambda queues the event
+    and answers at once, https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html)."""
+
+    def __init__(self, lambda_client: Any, function_name: str) -> None:
+        self._lambda = lambda_client
+        self._function = function_name
+
+    def __call__(self) -> None:
+        try:
+            self._lambda.invoke(FunctionName=self._function, InvocationType="Event", Payload=b"{}")
+        except ClientError as exc:  # the scheduled refill makes it good
+            logger.warning("pool refill not requested", error=str(exc))

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from dcvfleet import batch, events, limits, quotas
+from dcvfleet import batch, events, limits, pool, quotas
 from dcvfleet.adapters import (
     BATCH_INSTANCE_TAG,
     JOB_ENDED,
@@ -45,7 +45,7 @@ from dcvfleet.errors import (
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.overtaken import undone_if_overtaken
-from dcvfleet.profiles import IDLE_ACTION_KEY, IDLE_TIMEOUT_KEY, IDLE_TIMEOUT_TAG
+from dcvfleet.profiles import IDLE_ACTION_KEY, IDLE_TIMEOUT_KEY, IDLE_TIMEOUT_TAG, session_view
 from dcvfleet.sessions import Caller, get_session, ready_view, start_provisioning
 from dcvfleet.store import SessionStore, now_iso, reached
 from dcvfleet.store import update_provisioning as _update_while_provisioning
@@ -318,9 +318,12 @@ def launch_instance(
     secret_arn: str,
     operators: OperatorNotices | None = None,
     telemetry: Telemetry = NO_TELEMETRY,
+    warm_pool: pool.WarmPool | None = None,
 ) -> dict[str, str]:
     """Launch the session's host, falling back through instance types, then subnets; then let
-    that host, and no other, read the session's secret.
+    that host, and no other, read the session's secret. A desktop the warm pool serves takes a
+    pool host instead when one is claimable (``_from_pool``); the rest of the provisioning is the
+    same either way.
 
     A type EC2 refuses for the account's vCPU quota (VcpuLimitExceeded) is not tried again, nor is
     any type counted against the same quota, in any subnet: the quota is the account's, per
@@ -335,7 +338,8 @@ def launch_instance(
     if existing:  # a retried step: the earlier attempt launched it
         instance = existing[0]
     else:
-        instance = _launch_new(
+        pooled = _from_pool(session, hosts, settings, secret_arn, warm_pool) if warm_pool else None
+        instance = pooled or _launch_new(
             session, hosts, settings, secret_arn, operators=operators, telemetry=telemetry
         )
     # RunInstances may return after the desktop was cancelled: then nobody else will end it
@@ -353,18 +357,49 @@ def launch_instance(
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
 
 
-def _launch_new(
+def _from_pool(
     session: Session,
     hosts: Ec2Hosts,
     settings: LaunchSettings,
     secret_arn: str,
-    *,
-    operators: OperatorNotices | None,
-    telemetry: Telemetry,
-) -> Instance:
+    warm: pool.WarmPool,
+) -> Instance | None:
+    """The session's host from the warm pool, or None (a miss: launch as before).
+
+    The claim is one conditional write (``pool.PoolStore.claim``): two desktops never get one
+    host, and a claimed host never returns to the pool (a cancel terminates it as it would a
+    launched one). The host then gets the tags a launch would have given it, its session's
+    among them: its agent waits for that tag before it binds. A STOPPED host is started. Then
+    the pool is refilled, without waiting. A desktop that should hibernate is never given a pool
+    host: hibernation can only be enabled at launch
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/enabling-hibernation.html)."""
+    if session.extra.get(IDLE_ACTION_KEY) == "hibernate" or not warm.serves(
+        backend=session.backend,
+        os=session.os,
+        profile=str(session_view(session.backend, session.os, session.extra)["profile"]),
+        instance_type=session.instance_type,
+    ):
+        return None
+    host = warm.take(session.session_id, now_iso())
+    if host is None:
+        logger.info("warm pool miss", session_id=session.session_id, profile=warm.profile)
+        return None
+    instance = hosts.describe(host.instance_id)
+    if instance is None or instance.state not in ("pending", "running", "stopped"):
+        # gone since it was recorded: its record stays CLAIMED (never claimable again)
+        logger.warning("claimed pool host is gone", instance_id=host.instance_id)
+        return None
+    hosts.tag(instance.instance_id, _launch_tags(session, settings, secret_arn))
+    if instance.state == "stopped":
+        hosts.start(instance.instance_id)
+    logger.info("warm pool hit", session_id=session.session_id, instance_id=host.instance_id)
+    warm.refill()
+    return instance
+
+
+def _launch_tags(session: Session, settings: LaunchSettings, secret_arn: str) -> dict[str, str]:
     session_id = session.session_id
-    types = list(dict.fromkeys([session.instance_type, *settings.fallback_instance_types]))
-    tags = {
+    return {
         settings.common.fleet_tag_key: settings.common.fleet_tag_value,
         SESSION_TAG: session_id,
         OWNER_TAG: session.owner,
@@ -379,6 +414,20 @@ def _launch_new(
             else {}
         ),
     }
+
+
+def _launch_new(
+    session: Session,
+    hosts: Ec2Hosts,
+    settings: LaunchSettings,
+    secret_arn: str,
+    *,
+    operators: OperatorNotices | None,
+    telemetry: Telemetry,
+) -> Instance:
+    session_id = session.session_id
+    types = list(dict.fromkeys([session.instance_type, *settings.fallback_instance_types]))
+    tags = _launch_tags(session, settings, secret_arn)
     hibernate = session.extra.get(IDLE_ACTION_KEY) == "hibernate"
     #: quota key -> (the quota, EC2's first refusal under it)
     refused: dict[str, tuple[quotas.Quota, QuotaExhausted]] = {}

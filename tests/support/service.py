@@ -124,6 +124,13 @@ class FakeHosts(Ec2Hosts):
         if instance_id in self.instances:
             self.set(instance_id, state="terminated")
 
+    def tag(self, instance_id: str, tags: dict[str, str]) -> None:
+        """CreateTags: adds ``tags``, overwriting a key the instance has."""
+        self.set(instance_id, tags={**self.instances[instance_id].tags, **tags})
+
+    def start(self, instance_id: str) -> None:
+        self.set(instance_id, state="pending")
+
 
 class FakeSecrets(SessionSecrets):
     def __init__(self) -> None:

@@ -11,10 +11,16 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import batch, compensation, service
+from dcvfleet import batch, compensation, pool, service
 from dcvfleet.adapters import Ec2Hosts, OperatorNotices, Releases, SessionSecrets, Workflows
 from dcvfleet.aws import client
-from dcvfleet.config import BatchSettings, CommonSettings, LaunchSettings, ReadySettings
+from dcvfleet.config import (
+    DEFAULT_POOL_PROFILE,
+    BatchSettings,
+    CommonSettings,
+    LaunchSettings,
+    ReadySettings,
+)
 from dcvfleet.handlers import batch_jobs, caught_error, entry_point, session_store, task_text
 from dcvfleet.observability import TELEMETRY
 
@@ -32,6 +38,18 @@ def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[st
     )
 
 
+def warm_pool() -> pool.WarmPool | None:
+    """The default Linux EC2 profile's warm pool; None while WarmPoolSize is 0 (no lookup)."""
+    if os.environ.get("WARM_POOL_SIZE", "0") in ("", "0") or not os.environ.get("POOL_TABLE"):
+        return None
+    return pool.WarmPool(
+        store=pool.DynamoPoolStore(client("dynamodb"), os.environ["POOL_TABLE"]),
+        profile=DEFAULT_POOL_PROFILE,
+        instance_type=os.environ["LINUX_INSTANCE_TYPE"],
+        refill=pool.LambdaRefill(client("lambda"), os.environ["REFILL_POOL_FUNCTION"]),
+    )
+
+
 @entry_point("sessionId")
 def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     settings = LaunchSettings.from_env(os.environ)
@@ -44,6 +62,7 @@ def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, 
         secret_arn=task_text(event, "secretArn"),
         operators=OperatorNotices(client("sns"), settings.operator_topic_arn),
         telemetry=TELEMETRY,
+        warm_pool=warm_pool(),
     )
 
 
