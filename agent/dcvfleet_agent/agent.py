@@ -361,7 +361,7 @@ def _run(context: LogContext, stop: threading.Event) -> int:
     context.update(config.session_id, config.instance_id)
     sleep = _interruptible_sleep(stop)
     try:
-        identity = resolve_identity(config)
+        identity = resolve_identity(config, sleep=sleep)
         context.update(identity.session_id, identity.instance_id)
         credentials = CredentialChain()
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .aws import IdentityError, Imds
 from .config import Config
 
 SESSION_TAG = "dcvfleet:session-id"
+#: A warm pool host's tag (its profile): launched ahead of any request, it has no session tag
+#: until a request claims it and the control plane puts the session's tags on it.
+POOL_TAG = "dcvfleet:pool"
+#: How often a pool host looks for its session tag.
+POOL_POLL_SECONDS = 1.0
 SECRET_TAG = "dcvfleet:secret-arn"  # noqa: S105 (a tag key, not a secret)
 #: The desktop's own idle timeout (its profile's), set by the control plane at launch; it wins
 #: over the fleet's (the config file's idleTimeoutSeconds, from IdleTimeoutSeconds).
@@ -23,11 +31,21 @@ class Identity:
     idle_timeout_seconds: float | None = None
 
 
-def resolve_identity(config: Config, imds: Imds | None = None) -> Identity:
-    """Config values win; IMDS is only contacted for values the config leaves out."""
+log = logging.getLogger(__name__)
+
+
+def resolve_identity(
+    config: Config,
+    imds: Imds | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_seconds: float = POOL_POLL_SECONDS,
+) -> Identity:
+    """Config values win; IMDS is only contacted for values the config leaves out. A warm pool
+    host (POOL_TAG, no session tag yet) waits, polling its tags, until a request claims it."""
     client = imds or Imds()
     instance_id = config.instance_id or client.get("instance-id")
-    session_id = config.session_id or client.tag(SESSION_TAG)
+    session_id = config.session_id or _session_tag(client, sleep, poll_seconds)
     secret_arn = config.secret_arn
     if secret_arn is None and config.manage_user:
         secret_arn = client.tag(SECRET_TAG)
@@ -55,3 +73,27 @@ def _own_idle_timeout(client: Imds) -> float | None:
     except IdentityError:
         return None
     return float(raw) if raw.strip().isdigit() and int(raw) > 0 else None
+
+
+def _session_tag(client: Imds, sleep: Callable[[float], None], poll_seconds: float) -> str:
+    """The session tag; on a warm pool host, the one a claim puts on it, however long that
+    takes (``sleep`` raises to stop the wait). Instance tags are read through instance metadata
+    (InstanceMetadataTags is enabled in the launch templates), and a tag added to a running
+    instance appears there without a restart
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#work-with-tags-in-IMDS)."""
+    try:
+        return client.tag(SESSION_TAG)
+    except IdentityError:
+        try:
+            profile = client.tag(POOL_TAG)
+        except IdentityError:
+            profile = ""
+        if not profile:
+            raise
+    log.info("warm pool host: waiting for a request", extra={"fields": {"pool": profile}})
+    while True:
+        sleep(poll_seconds)
+        try:
+            return client.tag(SESSION_TAG)
+        except IdentityError:
+            continue

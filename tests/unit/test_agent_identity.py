@@ -166,3 +166,49 @@ def test_the_agent_reads_the_timeout_where_the_control_plane_puts_it() -> None:
 
     assert identity.IDLE_TIMEOUT_TAG == profiles.IDLE_TIMEOUT_TAG
     assert env_name("idleTimeoutSeconds") == profiles.IDLE_TIMEOUT_ENV
+
+
+SESSION_PATH = "/latest/meta-data/tags/instance/dcvfleet:session-id"
+POOL_PATH = "/latest/meta-data/tags/instance/dcvfleet:pool"
+
+
+def test_a_warm_pool_host_waits_for_its_session_tag_then_binds(imds: FakeImds) -> None:
+    # Given a pool host: its pool tag, no session tag yet
+    del imds.metadata[SESSION_PATH]
+    imds.metadata[POOL_PATH] = "linux-workstation"
+    polls: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) == 3:  # a request claims it: the control plane tags it
+            imds.metadata[SESSION_PATH] = "sess-claimed"
+
+    # When the agent starts / Then it waits, polling its tags, and binds to the session
+    identity = resolve_identity(config(), Imds(imds.url, timeout=1), sleep=sleep, poll_seconds=0.5)
+    assert identity.session_id == "sess-claimed"
+    assert polls == [0.5, 0.5, 0.5]
+    assert ("GET", SESSION_PATH) in imds.requests
+
+
+def test_a_host_with_neither_a_session_nor_a_pool_tag_fails_at_once(imds: FakeImds) -> None:
+    del imds.metadata[SESSION_PATH]
+
+    def sleep(seconds: float) -> None:
+        raise AssertionError("a host that is not in the pool must not wait")
+
+    with pytest.raises(IdentityError, match="dcvfleet:session-id"):
+        resolve_identity(config(), Imds(imds.url, timeout=1), sleep=sleep)
+
+
+def test_a_stop_ends_a_pool_hosts_wait(imds: FakeImds) -> None:
+    del imds.metadata[SESSION_PATH]
+    imds.metadata[POOL_PATH] = "linux-workstation"
+
+    class Stopped(Exception):
+        pass
+
+    def sleep(seconds: float) -> None:
+        raise Stopped
+
+    with pytest.raises(Stopped):
+        resolve_identity(config(), Imds(imds.url, timeout=1), sleep=sleep)
