@@ -46,7 +46,8 @@ def _state_change_events(backend: Any, changed: list[tuple[Any, str | None]]) ->
 
 def state_change_patches(hooks: SimulatorHooks) -> list[Patch]:
     """EC2_STATE_CHANGES: after every run, start, stop and terminate, put EC2's state-change
-    events and tell the simulators (``hooks.instances_changed``)."""
+    events and tell the simulators (``hooks.instances_changed``); after CreateTags on an
+    instance, tell the simulators only."""
     from moto.ec2.models.instances import InstanceBackend
 
     patches = []
@@ -65,6 +66,19 @@ def state_change_patches(hooks: SimulatorHooks) -> list[Patch]:
             return result
 
         patches.append(Patch(InstanceBackend, name, notifying))
+    from moto.ec2.models.tags import TagBackend
+
+    original_tags = TagBackend.create_tags
+
+    def create_tags(self: Any, resource_ids: list[str], tags: dict[str, str]) -> bool:
+        # no event (tags are not a state), but the simulators hear of it at once: a warm pool
+        # host's agent binds when its session tag is put on it
+        result = original_tags(self, resource_ids, tags)
+        if any(str(r).startswith("i-") for r in resource_ids):
+            hooks.instances_changed()
+        return bool(result)
+
+    patches.append(Patch(TagBackend, "create_tags", create_tags))
     return patches
 
 
@@ -120,7 +134,8 @@ EC2_STATE_CHANGES = Gap(
     moto_does="instances change state without the EC2 Instance State-change Notification events"
     " AWS puts on the default bus",
     we_do="after every run, start, stop and terminate, the emulator puts them (each transition:"
-    " pending, running, stopping, stopped, shutting-down, terminated) and tells the simulators",
+    " pending, running, stopping, stopped, shutting-down, terminated) and tells the simulators,"
+    " as it does after CreateTags on an instance (no event)",
     install=lambda context: state_change_patches(context.hooks),
 )
 EC2_PAGE_TOKEN = Gap(

@@ -21,6 +21,11 @@ A host follows its instance's EC2 state, as a machine follows its power switch:
   (SIGCONT) after the boot delay, as a resumed machine carries on. The agent sees the real
   seconds it was frozen between two samples (``resumeGapSeconds``, below).
 * ``shutting-down``/``terminated``: the host is gone (its workdir stays, for its logs).
+* A warm pool host (tagged ``dcvfleet:pool``, no ``dcvfleet:session-id``) boots as any other, but
+  its agent waits: it starts, bound to its session, when a claim puts the session's tags on the
+  instance (CreateTags; the emulator tells the simulator at once), as a real pool host's agent
+  polls its instance metadata tags. A running pool host is booted already: its agent starts
+  without a second boot delay.
 
 An instance AWS Batch launched (tagged ``aws:batch:compute-environment``) is an ECS host, not a
 desktop host: it runs no agent of its own. Its desktop is the container of the Batch job placed
@@ -112,6 +117,9 @@ WATCH_REST = 2
 #: How many seconds more than a sample interval between two samples mean, to a simulated host's
 #: agent, that its host slept (the agent's default, 120 s, is for real hosts).
 RESUME_GAP_SECONDS = 8
+#: A desktop's session (its agent's identity) and a warm pool host's pool, as instance tags.
+SESSION_TAG = "dcvfleet:session-id"
+POOL_TAG = "dcvfleet:pool"
 
 
 class HostStateError(Exception):
@@ -164,6 +172,9 @@ class HostSimulator:
         self.agent_keys = agent_config_keys()
         self._warned_keys: set[str] = set()
         self.hosts: dict[str, Host] = {}
+        #: Warm pool hosts with no session yet: booted, their agent not started until a claim
+        #: puts the session's tags on the instance (a real one polls its tags: identity.py)
+        self._unbound: set[str] = set()
         self._base_environ = dict(os.environ)
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -260,6 +271,13 @@ class HostSimulator:
                 self._resume(host)
             elif state == "running" and (host is None or host.state != "running"):
                 self.hosts[instance_id] = self._boot(instance_id, tags)
+            elif (
+                host is not None
+                and state == "running"
+                and instance_id in self._unbound
+                and SESSION_TAG in tags
+            ):
+                self._bind(host, tags)
             elif state in ("stopping", "stopped") and host is not None and host.state == "running":
                 if host.hibernation and host.process is not None and host.process.poll() is None:
                     self._hibernate(host)
@@ -268,14 +286,29 @@ class HostSimulator:
         for instance_id in [i for i, h in self.hosts.items() if h.job_id is None]:
             state = instances.get(instance_id, ("terminated", {}))[0]
             if state in ("shutting-down", "terminated"):
+                self._unbound.discard(instance_id)
                 self._power_off(self.hosts.pop(instance_id))
 
+    def _bind(self, host: Host, tags: dict[str, str]) -> None:
+        """A warm pool host claimed: its session's tags are on it now. Its agent starts at once
+        (the host booted long ago), or when it has booted."""
+        self._unbound.discard(host.instance_id)
+        host.session_id = tags[SESSION_TAG]
+        host.secret_arn = tags.get("dcvfleet:secret-arn", "")
+        host.agent_settings = own_idle_timeout(tags.get("dcvfleet:idle-timeout-seconds", ""))
+        if host.booted and host.agent_enabled and host.process is None:
+            self._start_agent(host)
+
     def _boot(self, instance_id: str, tags: dict[str, str]) -> Host:
+        if POOL_TAG in tags and SESSION_TAG not in tags:
+            self._unbound.add(instance_id)
+        else:
+            self._unbound.discard(instance_id)
         workdir = self.workdir / instance_id
         workdir.mkdir(parents=True, exist_ok=True)
         host = Host(
             instance_id=instance_id,
-            session_id=tags.get("dcvfleet:session-id", ""),
+            session_id=tags.get(SESSION_TAG, ""),
             secret_arn=tags.get("dcvfleet:secret-arn", ""),
             os_type=tags.get("dcvfleet:os", "linux"),
             workdir=workdir,
@@ -299,7 +332,8 @@ class HostSimulator:
             if self.hosts.get(host.instance_id) is not host or host.state != "running":
                 return
             host.booted = True
-        if host.agent_enabled:
+            unbound = host.instance_id in self._unbound
+        if host.agent_enabled and not unbound:
             self._start_agent(host)
 
     def _agent_config(self, host: Host, dcv_command: list[str]) -> dict[str, Any]:

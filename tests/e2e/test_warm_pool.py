@@ -1,6 +1,7 @@
 """The warm pool on the local stack with WarmPoolSize=1: the scheduled refill launches one pool
 host from the Linux launch template, GET /admin/pool shows it to admins, the fleet sweep leaves
-it running, and a second refill launches no more."""
+it running, and a second refill launches no more; a request takes the READY pool host (its
+instanceId), and the pool is refilled at once."""
 
 from __future__ import annotations
 
@@ -72,3 +73,33 @@ def test_the_refill_keeps_one_pool_host_that_admins_see_and_the_sweep_leaves_alo
     assert state in ("pending", "running")
     # And a user who is not an administrator is refused
     assert pool.new_user().call("GET", "/admin/pool").status_code == 403
+
+
+def test_a_request_takes_the_ready_pool_host_and_the_refill_replaces_it(pool: Stack) -> None:
+    admin = pool.new_user(groups=("admins",))
+    if not _pool_items(admin):
+        pool.run_schedules()
+    # Given the pool host READY (EC2 said it runs: the instance state-change rule)
+    deadline = time.monotonic() + 30
+    items = _pool_items(admin)
+    while [i["state"] for i in items] != ["READY"]:
+        assert time.monotonic() < deadline, f"no READY pool host: {items}"
+        time.sleep(0.2)
+        items = _pool_items(admin)
+    host = items[0]["instanceId"]
+    # When a user asks for a desktop of the default Linux profile
+    started = time.monotonic()
+    user, session_id = pool.request_desktop()
+    session = pool.wait_for(user, session_id, ("READY", "FAILED", "TERMINATED"), timeout=60)
+    took = time.monotonic() - started
+    print(f"warm pool: POST /sessions to {session['status']} in {took:.2f} s")
+    # Then it is READY on the pool host
+    assert session["status"] == "READY", session
+    assert session["instanceId"] == host, f"{session} (POST to READY in {took:.2f} s)"
+    # And the pool no longer lists it, and the refill launched another host in its place
+    deadline = time.monotonic() + 30
+    while (ids := [i["instanceId"] for i in _pool_items(admin)]) in ([], [host]):
+        assert time.monotonic() < deadline, f"the pool was not refilled: {ids}"
+        time.sleep(0.2)
+    assert host not in ids
+    assert len(ids) == 1, ids
