@@ -324,7 +324,9 @@ def refill(
             recorded[instance_id] = replace(host, state=PoolState.READY, since=now)
     for instance_id, host in list(recorded.items()):
         lost = _parse(now) - _parse(host.since) >= LOST_AFTER
-        if host.state in IN_POOL and instance_id not in found and lost and store.remove(host):
+        # a claimed host's record too, once its instance is gone (its desktop ended): the claim
+        # has nothing left to guard, and the table does not grow with every claim
+        if instance_id not in found and lost and store.remove(host):
             del recorded[instance_id]
             logger.warning("pool host gone", instance_id=instance_id, state=host.state.value)
     waiting = sorted(

@@ -159,3 +159,20 @@ def test_a_host_claimed_while_the_pool_shrinks_is_not_removed() -> None:
     assert store.claim(PROFILE, "session-1", T0) is not None
     assert not store.remove(seen)
     assert states(store) == {"i-0000000000000000a": PoolState.CLAIMED}
+
+
+def test_a_refill_drops_the_record_of_a_claimed_host_once_its_instance_is_gone() -> None:
+    store, hosts = InMemoryPoolStore(), LifecycleHosts()
+    pool.refill(store, hosts, replace(SETTINGS, size=1), run_id="run-1", now=T0)
+    [host] = store.hosts(PROFILE)
+    store.mark(host, PoolState.READY, T0)
+    claimed = store.claim(PROFILE, "session-1", T0)
+    assert claimed is not None
+    # While its desktop runs, the claim is kept, whenever the refill runs
+    hosts.settle()
+    pool.refill(store, hosts, replace(SETTINGS, size=1), run_id="run-2", now=LATER)
+    assert states(store)[host.instance_id] is PoolState.CLAIMED
+    # When its desktop ended (its instance terminated) / Then the next refill drops the record
+    hosts.terminate(host.instance_id)
+    pool.refill(store, hosts, replace(SETTINGS, size=1), run_id="run-3", now=LATER)
+    assert host.instance_id not in states(store)
