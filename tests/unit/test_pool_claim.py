@@ -5,6 +5,7 @@ launches as before; of two concurrent claims one wins; a claimed host never retu
 from __future__ import annotations
 
 import contextlib
+import importlib
 import threading
 from dataclasses import replace
 
@@ -24,6 +25,7 @@ from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.pool import InMemoryPoolStore, PoolHost, PoolState, WarmPool
 from dcvfleet.profiles import IDLE_ACTION_KEY, IDLE_TIMEOUT_KEY, IDLE_TIMEOUT_TAG
 from tests.support.concurrency import run_together
+from tests.support.handlers import HANDLER_ENV
 from tests.support.lifecycle import SETTINGS, Fleet
 from tests.support.service import (
     ALICE,
@@ -249,3 +251,20 @@ def test_a_claimed_host_whose_desktop_was_cancelled_is_terminated_never_pooled_a
     fleet.hosts.settle()
     assert idle.confirm(fleet.store, fleet.hosts, sid) == {"done": True}
     assert fleet.store.require(sid).status == Status.TERMINATED
+
+
+def test_the_launch_step_asks_the_pool_only_while_warm_pool_size_is_above_0(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name, value in HANDLER_ENV.items():
+        monkeypatch.setenv(name, value)
+    provision = importlib.import_module("dcvfleet.handlers.provision")
+    monkeypatch.setenv("POOL_TABLE", "pool")
+    monkeypatch.setenv("LINUX_INSTANCE_TYPE", "g5.xlarge")
+    monkeypatch.setenv("REFILL_POOL_FUNCTION", "stack-RefillPoolFunction")
+    monkeypatch.setenv("WARM_POOL_SIZE", "0")
+    assert provision.warm_pool() is None  # no lookup at all: WarmPoolSize's default
+    monkeypatch.setenv("WARM_POOL_SIZE", "2")
+    warm = provision.warm_pool()
+    assert warm is not None
+    assert (warm.profile, warm.instance_type) == (PROFILE, "g5.xlarge")
