@@ -79,6 +79,7 @@ GAPS: tuple[Gap, ...] = (
     ec2.EC2_PAGE_TOKEN,
     service_quotas.SERVICE_QUOTAS_EC2,
     ec2.DEFAULT_VPC_INTERNET,
+    ec2.LAUNCH_TEMPLATE_SSM_IMAGE,
     cloudformation.CFN_STACK_LIST_PARAMETERS,
     cloudformation.CFN_LIST_PARAMETERS,
     cloudformation.CFN_PLACEHOLDERS,
