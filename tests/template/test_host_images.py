@@ -9,6 +9,7 @@ https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-systems-manager-parame
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
@@ -184,3 +185,20 @@ def test_until_an_image_exists_the_base_ami_and_first_boot_install_stay() -> Non
     )
     # the agent is bound at every boot, image or not
     assert script.rindex("linux/install.sh") > script.index("\nfi\n", install)
+
+
+def test_the_schedule_takes_image_builders_six_field_cron_only() -> None:
+    """https://docs.aws.amazon.com/imagebuilder/latest/userguide/cron-expressions.html: six
+    required fields, one space apart, no leading or trailing space."""
+    parameter = TEMPLATE["Parameters"]["HostImageSchedule"]
+    pattern = re.compile(parameter["AllowedPattern"])
+    assert pattern.fullmatch(parameter["Default"])
+    assert pattern.fullmatch("cron(0 3 ? * sun *)")
+    assert pattern.fullmatch("cron(30 1 1 * ? 2027)")
+    for wrong in (
+        "cron(0 3 * * 0)",
+        "rate(7 days)",
+        "cron( 0 3 ? * sun *)",
+        "cron(0 3 ? * sun * *)",
+    ):
+        assert not pattern.fullmatch(wrong), wrong
