@@ -14,7 +14,8 @@ nothing is called). In it are measured:
   body names), which our code does on the first invocation, so still before the first answer;
 - **RSS**: the interpreter's peak resident memory afterwards.
 
-Each figure is the median of ``--repeat`` fresh interpreters. The provisioning path is the
+Each figure is the median of ``--repeat`` fresh interpreters; now and baseline are measured in
+turn, one interpreter each, so that a busy machine slows both alike. The provisioning path is the
 workflow's Lambda tasks from its start to Succeed on a new EC2 desktop (each Choice's Default),
 read from statemachines/provision_session.asl.json; its total is printed under the table.
 
@@ -243,13 +244,30 @@ def measure_once(root: Path, function: Function) -> dict[str, Any]:
     return figures
 
 
-def measure(root: Path, function: Function, repeat: int) -> Figures:
-    """Medians of ``repeat`` fresh interpreters."""
-    runs = [measure_once(root, function) for _ in range(repeat)]
+def medians(runs: list[dict[str, Any]]) -> Figures:
+    """The medians of fresh interpreters' figures."""
     return Figures(
         imports=statistics.median(run["import"] for run in runs),
         clients=statistics.median(run["clients"] for run in runs),
         rss_mib=statistics.median(run["rss_kib"] for run in runs) / 1024,
+    )
+
+
+def measure(
+    listed: list[Function], repeat: int, tree: Path | None, old: dict[str, Function]
+) -> tuple[dict[str, Figures], dict[str, Figures]]:
+    """Each function's medians now and, when ``tree`` is given, at the baseline. The two are
+    measured alternately, one interpreter each in turn, so that a busy machine slows both alike."""
+    now: dict[str, list[dict[str, Any]]] = {function.name: [] for function in listed}
+    then: dict[str, list[dict[str, Any]]] = {name: [] for name in now if name in old}
+    for _ in range(repeat):
+        for function in listed:
+            now[function.name].append(measure_once(ROOT, function))
+            if tree is not None and function.name in then:
+                then[function.name].append(measure_once(tree, old[function.name]))
+    return (
+        {name: medians(runs) for name, runs in now.items()},
+        {name: medians(runs) for name, runs in then.items() if runs},
     )
 
 
@@ -335,14 +353,12 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"--only: no such function in template.yaml: {', '.join(sorted(unknown))}")
         listed = [function for function in listed if function.name in args.only]
-    current = {function.name: measure(ROOT, function, args.repeat) for function in listed}
-    baseline: dict[str, Figures] = {}
     if args.baseline:
         with revision_tree(args.baseline) as tree:
             old = {function.name: function for function in functions(tree)}
-            for function in listed:
-                if function.name in old:
-                    baseline[function.name] = measure(tree, old[function.name], args.repeat)
+            current, baseline = measure(listed, args.repeat, tree, old)
+    else:
+        current, baseline = measure(listed, args.repeat, None, {})
     print(report(current, baseline, listed, provisioning_path(ROOT), args.baseline))
     return 0
 
