@@ -4,13 +4,12 @@ one boto3 session.
 One session for every client: each new session loads botocore's endpoint and default
 configuration data again (about 30-45 ms a client on a cold start); a session is not thread-safe
 (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/session.html#multithreading-or-multiprocessing-with-sessions),
-so clients are created under a lock. The clients themselves are thread-safe
+so clients are created under a lock, once per service. The clients themselves are thread-safe
 (https://boto3.amazonaws.com/v1/documentation/api/latest/guide/clients.html#multithreading-or-multiprocessing-with-clients).
 """
 
 from __future__ import annotations
 
-import functools
 import threading
 from typing import Any
 
@@ -22,22 +21,23 @@ BOTO_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=20
 )
 _LOCK = threading.Lock()
+_SESSION: list[boto3.session.Session] = []
+_CLIENTS: dict[str, Any] = {}
 
 
-@functools.cache
-def _session() -> boto3.session.Session:
-    return boto3.session.Session()
-
-
-@functools.cache
 def client(service: str) -> Any:
     """A cached client per service; endpoint and region come from the standard AWS variables."""
     with _LOCK:
-        return _session().client(service, config=BOTO_CONFIG)
+        if service not in _CLIENTS:
+            if not _SESSION:
+                _SESSION.append(boto3.session.Session())
+            _CLIENTS[service] = _SESSION[0].client(service, config=BOTO_CONFIG)
+        return _CLIENTS[service]
 
 
 def reset_clients() -> None:
     """Forget cached clients and their session (tests switch endpoints and credentials between
     cases)."""
-    client.cache_clear()
-    _session.cache_clear()
+    with _LOCK:
+        _CLIENTS.clear()
+        _SESSION.clear()

@@ -8,14 +8,17 @@ handler module imports at the top is paid on every cold start of that function."
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import re
 import subprocess
 import sys
 
+import boto3
 import pytest
 
 from bench import coldstart
+from dcvfleet import aws
 
 #: Packages the provisioning path's handlers never use: pydantic (profile and API models) and
 #: jsonschema (validating events and requests) are imported only where something is validated.
@@ -87,3 +90,27 @@ def test_provisioning_handler_imports_neither_pydantic_nor_jsonschema_on_a_cold_
     assert json.loads(completed.stdout) == [], (
         f"{function.handler} imports {completed.stdout.strip()} on a cold start"
     )
+
+
+def test_clients_share_one_session_so_each_client_does_not_load_botocore_data_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sessions: list[boto3.session.Session] = []
+    real = boto3.session.Session
+
+    def counted() -> boto3.session.Session:
+        sessions.append(real())
+        return sessions[-1]
+
+    monkeypatch.setattr(boto3.session, "Session", counted)
+    aws.reset_clients()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
+        made = list(pool.map(aws.client, ["sqs", "sns", "sqs", "ssm", "sns"]))
+
+    assert len(sessions) == 1
+    assert made[0] is made[2]
+    assert made[1] is made[4]
+    aws.reset_clients()
+    aws.client("sqs")
+    assert len(sessions) == 2  # a reset forgets the session too (tests switch credentials)
