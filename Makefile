@@ -80,6 +80,11 @@ bench-agent: setup
 bench-load: setup
 	$(PY) -m bench.load
 
+## bench-cold: each Lambda function's cold initialisation (imports, clients, RSS), beside the baseline revision's
+.PHONY: bench-cold
+bench-cold: setup
+	$(PY) -m bench.coldstart
+
 ## docs: regenerate docs/parameters.md's table and docs/workflows.md's diagrams
 docs: setup
 	$(PY) tools/readme.py

@@ -1,6 +1,7 @@
 """``make local``: run the local stack in the foreground until interrupted (Ctrl-C: exit 0).
 
-``python -m local [--params "K=V ..."] [--boot-delay S] [--port N] [--state-dir DIR]
+``python -m local [--params "K=V ..."] [--boot-delay S] [--baked-boot-delay S] [--aws-boot-delays]
+[--port N] [--state-dir DIR]
 [--minute-seconds S]``: ``--minute-seconds`` makes one minute of an EventBridge schedule last S
 real seconds (default 60; only schedules are compressed); ``control_url``'s
 ``POST /schedules/run`` fires them at once.
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from local import console
 from local.deploy import parse_overrides
+from local.sim.hosts import BAKED_BOOT_SECONDS, BARE_BOOT_SECONDS
 from local.stack import STATE_DIR, LocalStack
 
 log = logging.getLogger("local")
@@ -38,6 +40,21 @@ def main(argv: list[str] | None = None) -> int:
         type=float,
         default=0.0,
         help="seconds a host (or a Batch job's container) takes to boot",
+    )
+    parser.add_argument(
+        "--baked-boot-delay",
+        type=float,
+        default=None,
+        help="seconds a host from a baked host image takes to boot (default: --boot-delay"
+        f" scaled by AWS's figures, {BAKED_BOOT_SECONDS:g} s baked to"
+        f" {BARE_BOOT_SECONDS:g} s bare)",
+    )
+    parser.add_argument(
+        "--aws-boot-delays",
+        action="store_true",
+        help=f"boot as AWS's figures say: {BARE_BOOT_SECONDS:g} s from a bare image (first-boot"
+        f" install), {BAKED_BOOT_SECONDS:g} s from a baked one (local/sim/hosts.py names the"
+        " sources)",
     )
     parser.add_argument(
         "--port",
@@ -65,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     stack = LocalStack(
         parse_overrides(args.params),
-        boot_delay=args.boot_delay,
+        boot_delay=BARE_BOOT_SECONDS if args.aws_boot_delays else args.boot_delay,
+        baked_boot_delay=BAKED_BOOT_SECONDS if args.aws_boot_delays else args.baked_boot_delay,
         moto_port=args.port,
         state_dir=args.state_dir,
         minute_seconds=args.minute_seconds,

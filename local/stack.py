@@ -105,6 +105,7 @@ class LocalStack:
         overrides: dict[str, str] | None = None,
         *,
         boot_delay: float = 0.0,
+        baked_boot_delay: float | None = None,
         moto_port: int = 0,
         state_dir: Path = STATE_DIR,
         minute_seconds: float = 60.0,
@@ -120,6 +121,7 @@ class LocalStack:
             **(overrides or {}),
         }
         self.boot_delay = boot_delay
+        self.baked_boot_delay = baked_boot_delay
         self.minute_seconds = minute_seconds
         self.moto_port = self.remembered.ports["aws"]
         self.state_dir = state_dir
@@ -182,6 +184,7 @@ class LocalStack:
             fleet_tag_value=d.parameter("FleetTagValue"),
             workdir=self.state_dir / "hosts",
             boot_delay=self.boot_delay,
+            baked_boot_delay=self.baked_boot_delay,
             settings_parameter=d.outputs.get("AgentSettingsParameter"),
             hooks=self.hooks,
         )

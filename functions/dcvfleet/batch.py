@@ -31,7 +31,7 @@ from dcvfleet.config import BatchSettings
 from dcvfleet.errors import InsufficientCapacityError, JobFailedError, SessionConflictError
 from dcvfleet.model import Session, Status
 from dcvfleet.overtaken import undone_if_overtaken
-from dcvfleet.profiles import IDLE_TIMEOUT_ENV, IDLE_TIMEOUT_KEY, max_session_seconds
+from dcvfleet.session_profile import IDLE_TIMEOUT_ENV, IDLE_TIMEOUT_KEY, max_session_seconds
 from dcvfleet.store import SessionStore, update_provisioning
 
 logger = Logger(child=True)

@@ -9,8 +9,6 @@ import json
 from importlib import resources
 from typing import Any
 
-import jsonschema
-
 from dcvfleet.model import describe_schema_error
 
 AGENT_SOURCE = "dcvfleet.agent"
@@ -34,6 +32,8 @@ DETAIL_SCHEMAS: dict[tuple[str, str], str] = {
 def schema(name: str) -> dict[str, Any]:
     text = resources.files("dcvfleet").joinpath("schemas", "events", name).read_text("utf-8")
     loaded: dict[str, Any] = json.loads(text)
+    import jsonschema  # on first use: most handlers never validate an event
+
     jsonschema.Draft202012Validator.check_schema(loaded)
     return loaded
 
@@ -43,6 +43,8 @@ def validate_detail(source: str, detail_type: str, detail: Any) -> str | None:
     name = DETAIL_SCHEMAS.get((source, detail_type))
     if name is None:
         return f"detail-type: {detail_type!r} from {source!r} is not a known event"
+    import jsonschema  # on first use: most handlers never validate an event
+
     validator = jsonschema.Draft202012Validator(schema(name))
     errors = sorted(validator.iter_errors(detail), key=lambda e: list(e.path))
     if errors:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from dcvfleet.model import ACTIVE, Session
-from dcvfleet.profiles import session_view
+from dcvfleet.session_profile import session_view
 from dcvfleet.store import SessionStore
 
 

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
-
-import jsonschema
+from typing import TYPE_CHECKING, Any
 
 from dcvfleet import wording
-from dcvfleet.profiles import session_view
+from dcvfleet.session_profile import session_view
+
+if TYPE_CHECKING:  # only a type here: importing jsonschema is left to who validates
+    import jsonschema
 
 
 class Status(enum.StrEnum):

@@ -36,6 +36,21 @@ from dcvfleet.errors import (
     ProfileConflictError,
     ProfileNotFoundError,
 )
+from dcvfleet.session_profile import (  # noqa: F401 - re-exported: what a desktop keeps
+    HIDDEN_KEY,
+    IDLE_ACTION_KEY,
+    IDLE_TIMEOUT_ENV,
+    IDLE_TIMEOUT_KEY,
+    IDLE_TIMEOUT_TAG,
+    MAX_HOURS_KEY,
+    NAME_KEY,
+    PROFILE_KEY,
+    PROFILE_NAME_KEY,
+    idle_action,
+    idle_timeout_seconds,
+    max_session_seconds,
+    session_view,
+)
 
 #: A profile's id: short, lower-case, safe in a URL path and a DynamoDB key.
 PROFILE_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
@@ -497,20 +512,6 @@ def choose(
 
 
 # -- what a desktop keeps of its profile ---------------------------------------------------------
-#: Keys of a session's ``extra`` (string values) that hold its profile and its own policy.
-PROFILE_KEY = "profile"
-PROFILE_NAME_KEY = "profileName"
-NAME_KEY = "name"
-HIDDEN_KEY = "hidden"
-IDLE_TIMEOUT_KEY = "idleTimeoutSeconds"
-IDLE_ACTION_KEY = "idleAction"
-MAX_HOURS_KEY = "maxSessionHours"
-#: The tag that carries a desktop's own idle timeout to its host's agent (read through instance
-#: metadata, as its session id is); a container's comes in its job's environment.
-IDLE_TIMEOUT_TAG = "dcvfleet:idle-timeout-seconds"
-IDLE_TIMEOUT_ENV = "DCVFLEET_IDLE_TIMEOUT_SECONDS"
-
-
 def snapshot(profile: ProfileSpec, profile_id: str, name: str | None) -> dict[str, str]:
     """What a new desktop keeps of its profile: its id and name, the desktop's own name, and
     the idle policy and maximum length it is held to (a later edit of the profile does not
@@ -525,53 +526,6 @@ def snapshot(profile: ProfileSpec, profile_id: str, name: str | None) -> dict[st
     if profile.maxSessionHours is not None:
         kept[MAX_HOURS_KEY] = f"{profile.maxSessionHours:g}"
     return kept
-
-
-#: A desktop made before profiles: the profile it would have had, and a plain name.
-_LEGACY = {
-    ("ec2", "linux"): ("linux-workstation", "Linux workstation", "Linux desktop"),
-    ("ec2", "windows"): ("windows-workstation", "Windows workstation", "Windows desktop"),
-    ("batch", "linux"): ("linux-session", "Linux session", "Linux session"),
-}
-
-
-def session_view(backend: str, os: str, extra: Mapping[str, str]) -> dict[str, Any]:
-    """The profile fields of a session's API view: ``profile``, ``profileName``, ``name``, and
-    ``hidden`` when it is hidden."""
-    legacy = _LEGACY.get((backend, os), ("", "", f"{os.capitalize()} desktop"))
-    view: dict[str, Any] = {
-        "profile": extra.get(PROFILE_KEY) or legacy[0],
-        "profileName": extra.get(PROFILE_NAME_KEY) or legacy[1],
-        "name": extra.get(NAME_KEY) or legacy[2],
-    }
-    if extra.get(HIDDEN_KEY) == "true":
-        view["hidden"] = True
-    return view
-
-
-def idle_timeout_seconds(extra: Mapping[str, str], default: int) -> int:
-    """A desktop's own idle timeout; the fleet's (IdleTimeoutSeconds) for one made before
-    profiles."""
-    raw = extra.get(IDLE_TIMEOUT_KEY)
-    return int(raw) if raw and raw.isdigit() else default
-
-
-def idle_action(extra: Mapping[str, str], default: str) -> str:
-    """A desktop's own idle action; the fleet's (IdleAction) for one made before profiles."""
-    raw = extra.get(IDLE_ACTION_KEY)
-    return raw if raw in IDLE_ACTIONS else default
-
-
-def max_session_seconds(extra: Mapping[str, str], default: int) -> int:
-    """A desktop's own maximum length in seconds (0: none); the fleet's (MaxSessionMinutes) for
-    one made before profiles. A desktop of a profile without a limit has none."""
-    if PROFILE_KEY not in extra:
-        return default
-    raw = extra.get(MAX_HOURS_KEY)
-    try:
-        return round(float(raw) * 3600) if raw else 0
-    except ValueError:
-        return default
 
 
 def check_parameter(

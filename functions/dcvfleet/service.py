@@ -45,7 +45,12 @@ from dcvfleet.errors import (
 )
 from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.overtaken import undone_if_overtaken
-from dcvfleet.profiles import IDLE_ACTION_KEY, IDLE_TIMEOUT_KEY, IDLE_TIMEOUT_TAG, session_view
+from dcvfleet.session_profile import (
+    IDLE_ACTION_KEY,
+    IDLE_TIMEOUT_KEY,
+    IDLE_TIMEOUT_TAG,
+    session_view,
+)
 from dcvfleet.sessions import Caller, get_session, ready_view, start_provisioning
 from dcvfleet.store import SessionStore, now_iso, reached
 from dcvfleet.store import update_provisioning as _update_while_provisioning

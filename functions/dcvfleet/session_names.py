@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dcvfleet.errors import InvalidRequestError, SessionConflictError, StatusConflictError
 from dcvfleet.model import Session, Status
-from dcvfleet.profiles import HIDDEN_KEY, NAME_KEY
+from dcvfleet.session_profile import HIDDEN_KEY, NAME_KEY
 from dcvfleet.sessions import Caller, get_session
 from dcvfleet.store import CONFLICT_RETRIES, SessionStore
 

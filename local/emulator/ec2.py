@@ -129,6 +129,40 @@ def default_vpc_patches() -> list[Patch]:
     return [Patch(VPCBackend, "create_default_vpc", create_default_vpc)]
 
 
+# LAUNCH_TEMPLATE_SSM_IMAGE
+#: A launch template's ImageId that names an SSM parameter, resolved by EC2 at each launch:
+#: https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/using-systems-manager-parameter-to-find-AMI.html
+SSM_IMAGE_PREFIX = "resolve:ssm:"
+
+
+def launch_template_ssm_image_patches() -> list[Patch]:
+    """LAUNCH_TEMPLATE_SSM_IMAGE: a launch template version's ``ImageId`` of the form
+    ``resolve:ssm:<name>`` (or ``<name>:<version>``) is the parameter's value when an instance
+    is launched from it; a parameter that does not exist fails the launch, as EC2's does."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.launch_templates import LaunchTemplateVersion
+    from moto.ssm.models import ssm_backends
+
+    original = LaunchTemplateVersion.image_id
+
+    def image_id(self: Any) -> str:
+        value: str = original.fget(self)  # type: ignore[attr-defined]
+        if not value.startswith(SSM_IMAGE_PREFIX):
+            return value
+        backend = self.template.ec2_backend
+        name = value[len(SSM_IMAGE_PREFIX) :]
+        parameter = ssm_backends[backend.account_id][backend.region_name].get_parameter(name)
+        if parameter is None:
+            raise EC2ClientError(
+                "InvalidParameterValue",
+                f"The SSM parameter {name} that the launch template's ImageId names does not"
+                " exist.",
+            )
+        return str(parameter.value)
+
+    return [Patch(LaunchTemplateVersion, "image_id", property(image_id))]
+
+
 EC2_STATE_CHANGES = Gap(
     "EC2_STATE_CHANGES",
     moto_does="instances change state without the EC2 Instance State-change Notification events"
@@ -152,4 +186,13 @@ DEFAULT_VPC_INTERNET = Gap(
     we_do="the default VPC gets an internet gateway and a 0.0.0.0/0 route to it, as AWS gives"
     " one (https://docs.aws.amazon.com/vpc/latest/userguide/default-vpc-components.html)",
     install=lambda context: default_vpc_patches(),
+)
+LAUNCH_TEMPLATE_SSM_IMAGE = Gap(
+    "LAUNCH_TEMPLATE_SSM_IMAGE",
+    moto_does="an instance launched from a launch template whose ImageId is resolve:ssm:<name>"
+    " gets that text as its image id (no AMI, so no platform)",
+    we_do="the launch template's ImageId is the named parameter's value at each launch, as EC2"
+    " resolves it (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/"
+    "using-systems-manager-parameter-to-find-AMI.html)",
+    install=lambda context: launch_template_ssm_image_patches(),
 )

@@ -10,7 +10,10 @@ import json
 import re
 from typing import Any
 
+import boto3
+
 from local import faults
+from local.emulator import imagebuilder
 from local.emulator.scheduler import Scheduler
 from local.emulator.sns import mailbox
 from local.http import LocalServer, Reply, json_reply
@@ -43,8 +46,13 @@ class ControlServer(LocalServer):
       host, 409 stopped host.
     * ``POST /agents {"enabled": bool}``: whether hosts (and containers) booted from now on run
       their agent.
-    * ``POST /boot-delay {"seconds": S}`` (0-600): how long hosts and containers launched from
-      now on take to boot (``--boot-delay`` at start-up).
+    * ``POST /boot-delay {"seconds": S, "bakedSeconds"?: B}`` (0-600): how long hosts and
+      containers launched from now on take to boot (``--boot-delay`` at start-up), and hosts
+      from a baked host image (``--baked-boot-delay``; without it, S scaled as AWS's figures).
+    * ``POST /host-images/{linux|windows}/build {}``: one simulated run of that host image
+      pipeline (``local.emulator.imagebuilder``): a new AMI, published in the host image
+      parameter the launch template resolves; ``{"imageId", "parameter", "baseImageId"}``.
+      404 no such pipeline in this stack (Windows without ``WindowsAmiId``).
     * ``POST /windows-counters {"language": "en" | "de"}``: the language of the performance
       counter names (``local/sim/typeperf.py``) of Windows hosts booted from now on.
     * ``GET /batch/capacity``, ``POST /batch/capacity {"instances": N | null}``: how many more
@@ -126,6 +134,9 @@ class ControlServer(LocalServer):
             return 200, {"enabled": enabled}
         if method == "POST" and path == "/boot-delay":
             return self._set_boot_delay(data)
+        match = re.fullmatch(r"/host-images/([a-z]+)/build", path)
+        if method == "POST" and match:
+            return self._build_host_image(match.group(1))
         if method == "POST" and path == "/windows-counters":
             language = data.get("language") if isinstance(data, dict) else None
             if language not in typeperf.NAMES:
@@ -142,17 +153,35 @@ class ControlServer(LocalServer):
         return 404, {"message": f"no route {method} {path}"}
 
     def _set_boot_delay(self, data: Any) -> tuple[int, Any]:
-        seconds = data.get("seconds") if isinstance(data, dict) else None
-        if (
-            not isinstance(seconds, (int, float))
-            or isinstance(seconds, bool)
-            or not 0 <= seconds <= 600
-        ):
+        seconds = _delay(data.get("seconds") if isinstance(data, dict) else None)
+        if seconds is None:
             return 400, {"message": "seconds: a number from 0 to 600 is required"}
+        given = data.get("bakedSeconds")
+        baked = _delay(given)
+        if given is not None and baked is None:
+            return 400, {"message": "bakedSeconds: a number from 0 to 600, if given"}
         self.simulator.boot_delay = float(seconds)
+        if baked is not None:
+            self.simulator.baked_boot_delay = float(baked)
         if self.jobs is not None:
             self.jobs.boot_delay = float(seconds)
-        return 200, {"seconds": float(seconds)}
+        return 200, {"seconds": float(seconds), "bakedSeconds": self.simulator.boot_seconds(True)}
+
+    def _build_host_image(self, os_type: str) -> tuple[int, Any]:
+        if os_type not in imagebuilder.PARAMETERS:
+            return 404, {"message": f"no host image pipeline for {os_type!r}: linux or windows"}
+        name = self.resources.get(imagebuilder.PARAMETERS[os_type])
+        if name is None:
+            return 404, {"message": f"this stack has no {os_type} host images (WindowsAmiId)"}
+        sim = self.simulator
+        ec2, ssm = (
+            boto3.client(service, endpoint_url=sim.endpoint_url, region_name=sim.region)
+            for service in ("ec2", "ssm")
+        )
+        result = imagebuilder.run_pipeline(
+            ec2, ssm, name=name, os_type=os_type, fleet_tag=(sim.tag_key, sim.tag_value)
+        )
+        return 200, result
 
     def _batch_view(self, path: str) -> tuple[int, Any]:
         if self.jobs is None:
@@ -352,3 +381,10 @@ def agent_problem(data: Any) -> str:
         if not isinstance(value, bool):
             return f"{key}: true or false is required"
     return ""
+
+
+def _delay(seconds: Any) -> float | None:
+    """``seconds`` as a boot delay (0-600), or None when it is none."""
+    if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and 0 <= seconds <= 600:
+        return float(seconds)
+    return None

@@ -81,6 +81,7 @@ from typing import Any
 import boto3
 
 from local.emulator.hooks import ManagedNode, SimulatorHooks
+from local.emulator.imagebuilder import is_host_image
 from local.sim import dcv, typeperf, users
 from local.sim.machine import BATCH_INSTANCE_TAG, SIM_DCV, Container, Host, own_idle_timeout
 
@@ -110,6 +111,15 @@ if names is not None:  # a Windows host's PdhLookupPerfNameByIndexW (typeperf.NA
 sys.exit(agent.main())
 """
 SPARE_AGENTS = 2
+#: AWS's figures for the two boots, in seconds: the defaults of ``--boot-delay`` and
+#: ``--baked-boot-delay`` when a stack models AWS (``python -m local --aws-boot-delays``).
+#: A host from a baked image is a streaming instance from a prebuilt image: AppStream 2.0's
+#: On-Demand fleet instances take "one to two minutes" (FleetType, Amazon AppStream 2.0 API
+#: Reference, https://docs.aws.amazon.com/appstream2/latest/APIReference/API_Fleet.html).
+BAKED_BOOT_SECONDS = 90.0
+#: A bare host also installs a desktop and DCV at first boot: Research and Engineering Studio,
+#: which launches its DCV desktops that way, quotes 10 to 15 minutes for a new desktop.
+BARE_BOOT_SECONDS = 600.0
 #: How often the simulated /proc/stat advances.
 TICK_SECONDS = 0.5
 #: After listing the fleet's instances, the watch rests this many times as long as it took.
@@ -150,6 +160,7 @@ class HostSimulator:
         fleet_tag_value: str,
         workdir: Path,
         boot_delay: float = 0.0,
+        baked_boot_delay: float | None = None,
         poll_interval: float = 1.0,
         settings_parameter: str | None = None,
         tick_seconds: float = TICK_SECONDS,
@@ -163,6 +174,9 @@ class HostSimulator:
         self.tag_key, self.tag_value = fleet_tag_key, fleet_tag_value
         self.workdir = workdir
         self.boot_delay = boot_delay
+        # a host from a baked image (local.emulator.imagebuilder): by default the bare delay
+        # scaled as AWS's figures scale (BAKED_BOOT_SECONDS / BARE_BOOT_SECONDS)
+        self.baked_boot_delay = baked_boot_delay
         self.poll_interval = poll_interval
         self.settings_parameter = settings_parameter
         self.tick_seconds = tick_seconds
@@ -320,10 +334,28 @@ class HostSimulator:
         host.write_shims()
         host.write_activity()
         host.write_proc_stat()
-        host.timer = threading.Timer(self.boot_delay, self._booted, args=(host,))
+        host.timer = threading.Timer(self._boot_seconds(instance_id), self._booted, args=(host,))
         host.timer.daemon = True
         host.timer.start()
         return host
+
+    def boot_seconds(self, baked: bool) -> float:
+        """How long a host boots: from a bare image (first-boot install) or a baked one."""
+        if not baked:
+            return self.boot_delay
+        if self.baked_boot_delay is not None:
+            return self.baked_boot_delay
+        return self.boot_delay * BAKED_BOOT_SECONDS / BARE_BOOT_SECONDS
+
+    def _boot_seconds(self, instance_id: str) -> float:
+        if self.boot_delay == 0 and not self.baked_boot_delay:
+            return 0.0  # no need to ask EC2 which image it is
+        try:
+            reservations = self._ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+            image = reservations[0]["Instances"][0]["ImageId"]
+        except Exception:  # the instance is gone already: it never boots anyway
+            return self.boot_delay
+        return self.boot_seconds(is_host_image(self._ec2, image))
 
     def _booted(self, host: Host) -> None:
         if host.os_type == "windows":

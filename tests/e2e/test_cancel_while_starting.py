@@ -34,10 +34,16 @@ def test_a_delete_while_starting_cancels_it_and_frees_the_slot_at_once(fleet: St
     # Then the cancel is accepted at once, TERMINATING
     assert resp.status_code == 202, resp.text
     assert resp.json() == {"sessionId": session_id, "status": "TERMINATING"}
-    # And the provisioning workflow was stopped (never compensated: nothing failed)
+    # And the provisioning workflow was stopped. A step that ran between the cancel's write and
+    # its StopExecution finds the desktop no longer starting and may reach Compensate first,
+    # which leaves a cancelled desktop alone and ends in Cancelled (tests/unit/test_cancel.py):
+    # either way the workflow never fails the desktop
     execution = fleet.wait_execution(session_id)
-    assert execution["status"] == "ABORTED", fleet.states_entered(session_id)
-    assert "Compensate" not in fleet.states_entered(session_id)
+    states = fleet.states_entered(session_id)
+    assert execution["status"] in ("ABORTED", "SUCCEEDED"), states
+    assert "Failed" not in states, states
+    if execution["status"] == "SUCCEEDED":
+        assert states[-1] == "Cancelled", states
     # And the desktop ends TERMINATED, in its owner's words, with nothing of it left
     session = fleet.wait_for(user, session_id, ("TERMINATED", "FAILED"))
     assert session["status"] == "TERMINATED", session

@@ -300,10 +300,11 @@ def _references(node: Any) -> set[str]:
 def test_windows_desktops_are_opt_in_through_windows_ami_id() -> None:
     """WindowsAmiId left at its default ("") deploys a fleet without Windows: no Windows launch
     template, nothing left that refers to it, and the functions see Windows switched off (empty
-    WINDOWS_LAUNCH_TEMPLATE_ID / WINDOWS_INSTANCE_TYPE). Given a parameter name, the Windows
-    launch template resolves it at deploy time, as the parameter's former
+    WINDOWS_LAUNCH_TEMPLATE_ID / WINDOWS_INSTANCE_TYPE). Given a parameter name, the Windows host
+    image parameter starts as its value, resolved at deploy time as the parameter's former
     AWS::SSM::Parameter::Value type did (a value of that type cannot be empty)
-    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references-ssm.html)."""
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/dynamic-references-ssm.html),
+    and the launch template resolves the host image parameter at each launch."""
     cfn = translated()
     assert TEMPLATE["Parameters"]["WindowsAmiId"]["Type"] == "String"
     assert TEMPLATE["Parameters"]["WindowsAmiId"]["Default"] == ""
@@ -314,8 +315,12 @@ def test_windows_desktops_are_opt_in_through_windows_ami_id() -> None:
     without = _as_deployed(cfn, {})
     assert "WindowsLaunchTemplate" not in without
     assert "LinuxLaunchTemplate" in without
+    assert "WindowsHostImage" not in without
+    assert "WindowsHostPipeline" not in without
     dangling = {
-        logical for logical, res in without.items() if "WindowsLaunchTemplate" in _references(res)
+        logical
+        for logical, res in without.items()
+        if {"WindowsLaunchTemplate", "WindowsHostImage"} & set(_references(res))
     }
     assert dangling == set()
     assert env(without, "LaunchInstanceFunction")["WINDOWS_LAUNCH_TEMPLATE_ID"] == ""
@@ -323,7 +328,9 @@ def test_windows_desktops_are_opt_in_through_windows_ami_id() -> None:
 
     with_windows = _as_deployed(cfn, {"WindowsAmiId": "/fleet/windows-desktop-ami"})
     data = with_windows["WindowsLaunchTemplate"]["Properties"]["LaunchTemplateData"]
-    assert data["ImageId"] == {"Fn::Sub": "{{resolve:ssm:${WindowsAmiId}}}"}
+    assert data["ImageId"] == {"Fn::Sub": "resolve:ssm:${WindowsHostImage}"}
+    image = with_windows["WindowsHostImage"]["Properties"]
+    assert image["Value"] == {"Fn::Sub": "{{resolve:ssm:${WindowsAmiId}}}"}
     assert env(with_windows, "LaunchInstanceFunction")["WINDOWS_LAUNCH_TEMPLATE_ID"] == {
         "Ref": "WindowsLaunchTemplate"
     }

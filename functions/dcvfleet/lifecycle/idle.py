@@ -40,7 +40,12 @@ from dcvfleet.lifecycle.triggers import (
     utc_now,
 )
 from dcvfleet.model import Session, Status
-from dcvfleet.profiles import idle_action, idle_timeout_seconds, max_session_seconds, session_view
+from dcvfleet.session_profile import (
+    idle_action,
+    idle_timeout_seconds,
+    max_session_seconds,
+    session_view,
+)
 from dcvfleet.sessions import cause_message
 from dcvfleet.store import CONFLICT_RETRIES, SessionStore, now_iso
 from dcvfleet.telemetry import NO_TELEMETRY, Telemetry

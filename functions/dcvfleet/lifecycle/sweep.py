@@ -33,7 +33,7 @@ from dcvfleet.lifecycle.triggers import (
     utc_now,
 )
 from dcvfleet.model import ACTIVE, BACKENDS, Status
-from dcvfleet.profiles import max_session_seconds
+from dcvfleet.session_profile import max_session_seconds
 from dcvfleet.store import SessionStore, now_iso
 from dcvfleet.telemetry import NO_TELEMETRY, Telemetry
 

@@ -1,4 +1,4 @@
-"""EC2's gaps: EC2_PAGE_TOKEN, EC2_STATE_CHANGES, DEFAULT_VPC_INTERNET."""
+"""EC2's gaps: EC2_PAGE_TOKEN, EC2_STATE_CHANGES, DEFAULT_VPC_INTERNET, LAUNCH_TEMPLATE_SSM_IMAGE."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from moto import mock_aws
 from local.emulator.ec2 import (
     default_vpc_patches,
     ec2_page_token_patches,
+    launch_template_ssm_image_patches,
 )
 from tests.support.emulator import (
     ACCOUNT,
@@ -170,3 +171,45 @@ def test_workaround_default_vpc_internet(monkeypatch: pytest.MonkeyPatch) -> Non
         assert len(gateways) == 1
         to_internet = [r for r in routes if r.get("DestinationCidrBlock") == "0.0.0.0/0"]
         assert [r["GatewayId"] for r in to_internet] == [gateways[0]["InternetGatewayId"]]
+
+
+# -- LAUNCH_TEMPLATE_SSM_IMAGE -----------------------------------------------------------------
+def _launch_from_parameter(ec2: Any, ssm: Any, image: str) -> Any:
+    ssm.put_parameter(Name="/fleet/host-image/linux", Value=image, Type="String")
+    ec2.create_launch_template(
+        LaunchTemplateName="host",
+        LaunchTemplateData={"ImageId": "resolve:ssm:/fleet/host-image/linux"},
+    )
+    return ec2.run_instances(LaunchTemplate={"LaunchTemplateName": "host"}, MinCount=1, MaxCount=1)
+
+
+@mock_aws
+def test_gap_launch_template_ssm_image() -> None:
+    """GAP LAUNCH_TEMPLATE_SSM_IMAGE: moto launches with the resolve:ssm: text as the image id.
+    When this fails, moto resolves it and the patch can go."""
+    ec2, ssm = aws_client("ec2"), aws_client("ssm")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance = _launch_from_parameter(ec2, ssm, image)["Instances"][0]
+    assert instance["ImageId"] == "resolve:ssm:/fleet/host-image/linux"
+
+
+def test_workaround_launch_template_ssm_image(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each launch takes the parameter's value at that moment: a new image needs no new launch
+    template version; a parameter that is gone fails the launch as a client error."""
+    for owner, attribute, replacement in launch_template_ssm_image_patches():
+        monkeypatch.setattr(owner, attribute, replacement)
+    with mock_aws():
+        ec2, ssm = aws_client("ec2"), aws_client("ssm")
+        first, second = [i["ImageId"] for i in ec2.describe_images(Owners=["amazon"])["Images"][:2]]
+        instance = _launch_from_parameter(ec2, ssm, first)["Instances"][0]
+        assert instance["ImageId"] == first
+        ssm.put_parameter(Name="/fleet/host-image/linux", Value=second, Overwrite=True)
+        again = ec2.run_instances(
+            LaunchTemplate={"LaunchTemplateName": "host"}, MinCount=1, MaxCount=1
+        )["Instances"][0]
+        assert again["ImageId"] == second
+        ssm.delete_parameter(Name="/fleet/host-image/linux")
+        with pytest.raises(ClientError) as refused:
+            ec2.run_instances(LaunchTemplate={"LaunchTemplateName": "host"}, MinCount=1, MaxCount=1)
+        assert refused.value.response["Error"]["Code"] == "InvalidParameterValue"
+        assert "/fleet/host-image/linux" in refused.value.response["Error"]["Message"]

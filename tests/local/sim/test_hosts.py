@@ -21,10 +21,11 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from local.emulator import ssm
+from local.emulator.ec2 import launch_template_ssm_image_patches
 from local.emulator.hooks import ManagedNode, SimulatorHooks
 from local.emulator.scheduler import Scheduler
 from local.sim.control import ControlServer, activity_problem, agent_problem
-from local.sim.hosts import HostSimulator, HostStateError
+from local.sim.hosts import BAKED_BOOT_SECONDS, BARE_BOOT_SECONDS, HostSimulator, HostStateError
 from local.sim.machine import Host
 from tests.support.ssm import run_command_document
 
@@ -358,6 +359,7 @@ CONTROL_ROUTES = [
     ("POST", "/faults"),
     ("POST", "/agents"),
     ("POST", "/boot-delay"),
+    ("POST", "/host-images/linux/build"),
     ("POST", "/windows-counters"),
     ("POST", "/schedules/run"),
     ("POST", "/batch/capacity"),
@@ -382,8 +384,81 @@ def test_the_boot_delay_is_set_through_control(control: ControlServer, sim: Host
         assert (refused.status_code, refused.json()["message"].split(":")[0]) == (400, "seconds")
     assert sim.boot_delay == 0
     answer = requests.post(url, json={"seconds": 2.5}, timeout=10)
-    assert (answer.status_code, answer.json()) == (200, {"seconds": 2.5})
+    # a baked host's delay follows, scaled as AWS's figures are, unless it is set
+    baked = 2.5 * BAKED_BOOT_SECONDS / BARE_BOOT_SECONDS
+    assert (answer.status_code, answer.json()) == (200, {"seconds": 2.5, "bakedSeconds": baked})
     assert sim.boot_delay == 2.5
+    for bad_baked in ({"seconds": 1, "bakedSeconds": -1}, {"seconds": 1, "bakedSeconds": "1"}):
+        refused = requests.post(url, json=bad_baked, timeout=10)
+        assert (refused.status_code, refused.json()["message"].split(":")[0]) == (
+            400,
+            "bakedSeconds",
+        )
+    assert sim.boot_delay == 2.5
+    answer = requests.post(url, json={"seconds": 3, "bakedSeconds": 1}, timeout=10)
+    assert answer.json() == {"seconds": 3.0, "bakedSeconds": 1.0}
+
+
+def test_aws_figures_boot_a_baked_host_faster_than_a_bare_one() -> None:
+    assert 0 < BAKED_BOOT_SECONDS < BARE_BOOT_SECONDS
+
+
+# -- host images (local.emulator.imagebuilder) -----------------------------------------------------
+def test_a_host_from_a_built_host_image_boots_sooner_than_a_bare_one(
+    control: ControlServer,
+    sim: HostSimulator,
+    client: Callable[[str], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A simulated pipeline run publishes a new image in the host image parameter; the launch
+    template resolves it at the next launch (LAUNCH_TEMPLATE_SSM_IMAGE), and that host boots with
+    the baked delay while one launched at the same moment from the base image still boots."""
+    for owner, name, replacement in launch_template_ssm_image_patches():
+        monkeypatch.setattr(owner, name, replacement)
+    ec2, ssm_client = client("ec2"), client("ssm")
+    base = ec2.register_image(Name="gpu-base", RootDeviceName="/dev/xvda")["ImageId"]
+    parameter = "/fleet/host-image/linux"
+    ssm_client.put_parameter(Name=parameter, Value=base, Type="String")
+    control.resources["LinuxHostImage"] = parameter
+    tags = [{"Key": FLEET_TAG[0], "Value": FLEET_TAG[1]}, {"Key": "dcvfleet:os", "Value": "linux"}]
+    ec2.create_launch_template(
+        LaunchTemplateName="linux",
+        LaunchTemplateData={
+            "ImageId": f"resolve:ssm:{parameter}",
+            "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}],
+        },
+    )
+    gone = requests.post(f"{control.url}/host-images/windows/build", json={}, timeout=10)
+    assert (gone.status_code, gone.json()["message"]) == (
+        404,
+        "this stack has no windows host images (WindowsAmiId)",
+    )
+    built = requests.post(f"{control.url}/host-images/linux/build", json={}, timeout=30)
+    assert built.status_code == 200, built.text
+    image = built.json()["imageId"]
+    assert built.json() == {"imageId": image, "parameter": parameter, "baseImageId": base}
+    assert ssm_client.get_parameter(Name=parameter)["Parameter"]["Value"] == image
+    (described,) = ec2.describe_images(ImageIds=[image])["Images"]
+    assert {"Key": "dcvfleet:host-image", "Value": "linux"} in described["Tags"]
+    # a rebuild starts again from the base
+    again = requests.post(f"{control.url}/host-images/linux/build", json={}, timeout=30).json()
+    assert again["baseImageId"] == base
+    assert again["imageId"] != image
+
+    sim.boot_delay, sim.baked_boot_delay = 3.0, 0.2
+    baked = ec2.run_instances(
+        LaunchTemplate={"LaunchTemplateName": "linux"}, MinCount=1, MaxCount=1
+    )["Instances"][0]
+    assert baked["ImageId"] == again["imageId"]
+    bare = ec2.run_instances(
+        ImageId=base,
+        MinCount=1,
+        MaxCount=1,
+        TagSpecifications=[{"ResourceType": "instance", "Tags": tags}],
+    )["Instances"][0]["InstanceId"]
+    booted(sim, baked["InstanceId"])
+    assert not (sim.managed_node(bare) or _offline()).online, "the bare host booted as soon"
+    assert booted(sim, bare) is not None  # and it does boot, later
 
 
 # -- Run Command (SSM_RUN_COMMAND) -----------------------------------------------------------------
