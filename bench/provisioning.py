@@ -210,7 +210,7 @@ def report(
         f"  state transitions  {per['transitions']:.1f} per provisioning (min {min(transitions)}, max {max(transitions)})"
     )
     print(
-        f"  Lambda invocations {per['workflow_lambda']:.1f} per provisioning (workflow) + {per['api_requests']} API"
+        f"  Lambda invocations {per['workflow_lambda']:.1f} per provisioning (workflow and event consumers) + {per['api_requests']} API"
     )
     print(
         f"  DynamoDB           {per['ddb_writes']:.1f} write units, {per['ddb_reads']:.1f} read units per provisioning (functions)"
