@@ -85,6 +85,11 @@ bench-load: setup
 bench-cold: setup
 	$(PY) -m bench.coldstart
 
+## bench-warm: warm pool hits and misses measured on the local stack, then a simulated day of four pool policies
+.PHONY: bench-warm
+bench-warm: setup
+	$(PY) -m bench.warm
+
 ## docs: regenerate docs/parameters.md's table and docs/workflows.md's diagrams
 docs: setup
 	$(PY) tools/readme.py

@@ -23,11 +23,12 @@ import heapq
 import json
 import math
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+import local  # noqa: F401  (first: it puts functions/, the dcvfleet package, on sys.path)
 from dcvfleet.pool import MAX_POOL_SIZE
 
 # TEMPORARY import guard: dcvfleet.pool_targets (the pool's schedule and forecast targets) is
@@ -309,7 +310,7 @@ def simulate(
     policy: Policy,
     requests: Sequence[dt.datetime],
     *,
-    control_plane: dict[str, Sequence[float]],
+    control_plane: Mapping[str, Sequence[float]],
     prices: Prices,
     seed: int = 0,
     day: dt.datetime = DAY,
@@ -436,7 +437,7 @@ def extra_spend(result: DayResult, baseline: DayResult) -> float:
 
 
 def run_day(
-    control_plane: dict[str, Sequence[float]], *, seed: int = 17, prices: Prices | None = None
+    control_plane: Mapping[str, Sequence[float]], *, seed: int = 17, prices: Prices | None = None
 ) -> list[DayResult]:
     """The four policies on the same day (same arrivals, same control-plane draws)."""
     prices = prices or load_prices()
@@ -450,7 +451,7 @@ def run_day(
 
 
 def run_days(
-    control_plane: dict[str, Sequence[float]], *, days: int, seed: int = 17
+    control_plane: Mapping[str, Sequence[float]], *, days: int, seed: int = 17
 ) -> list[DayResult]:
     """``days`` simulated weekdays (seeds ``seed``, ``seed + 1``...), each policy's days merged
     into one result: its figures are over every request of every day."""

@@ -65,3 +65,30 @@ def test_the_load_test_holds_its_invariants_at_a_small_scale(tmp_path: Path) -> 
     assert counts["liveInstances"] == counts["secrets"] == counts["ready"] + 1, counts  # + warm-up
     for line in ("request -> READY", "throughput", "no duplicates  ok", "no orphans     ok"):
         assert line in result.stdout, result.stdout
+
+
+def test_the_warm_pool_benchmark_prints_every_figure() -> None:
+    """Two hits and two misses on the local stack, and two simulated days: every figure printed,
+    and each target's verdict (never its outcome: the figures are read by people)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.warm", "--requests", "2", "--days", "2"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    for figure in (
+        "pool hit (WarmPoolSize=3)      n=2",
+        "miss (WarmPoolSize=0)          n=2",
+        "session creation: ",
+        "launch from the baked image (a miss)",
+        "start from stopped + DCV session",
+        "resume from hibernation",
+        "(a) no pool",
+        "(b) static pool",
+        "(c) scheduled pool     p95 ",
+        "(d) forecast pool      p95 ",
+    ):
+        assert figure in result.stdout, result.stdout
