@@ -123,20 +123,22 @@ def report_day(results: list[DayResult], days: int, measured: bool) -> None:
     print()
     header = (
         f"   {'policy (per day)':22} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'hits':>6}"
-        f" {'pool idle h':>12} {'pool $':>8} {'users $':>8} {'extra':>7}"
+        f" {'pool idle h':>11} {'stopped h':>9} {'pool $':>8} {'users $':>8} {'extra':>7}"
     )
     print(header)
     for r in results:
         row = rows[r.policy.name]
-        idle = f"{row['poolRunningHours'] / days:.1f}"
-        if row["poolStoppedHours"]:
-            idle += f"+{row['poolStoppedHours'] / days:.0f}s"
         print(
             f"   {r.policy.name:22} {row['p50']:7.1f} {row['p95']:7.1f} {row['p99']:7.1f}"
-            f" {row['hitRate']:6.1%} {idle:>12} {row['poolCost'] / days:8.2f}"
+            f" {row['hitRate']:6.1%} {row['poolRunningHours'] / days:11.1f}"
+            f" {row['poolStoppedHours'] / days:9.1f} {row['poolCost'] / days:8.2f}"
             f" {row['userCost'] / days:8.2f} {row['extraSpend']:7.1%}"
         )
-    print("   (pool idle h: running instance-hours, +N s: stopped hours paid as the volume only)")
+    print(
+        "   (pool idle h: pool hosts running unclaimed, paid as instances; stopped h: waiting"
+        " stopped, paid as their volume only; pool $: both; users $: every desktop from its"
+        " claim or launch to its end; extra: pool $ and users $ over (a)'s)"
+    )
     for r in results:
         print(f"   {r.policy.name}: {r.policy.description}")
     print(
