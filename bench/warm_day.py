@@ -60,7 +60,7 @@ COLD_LAUNCH_SECONDS = BARE_BOOT_SECONDS
 BAKED_LAUNCH_SECONDS = BAKED_BOOT_SECONDS
 #: DCV's own creation of a virtual session (its Xdcv server and the desktop session) once the
 #: agent asks for it. AWS publishes no figure for it (the DCV Administrator Guide,
-#: https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions-start.html, gives none):
+#: https://docs.aws.amazon.com/dcv/latest/adminguide/managing-sessions.html, gives none):
 #: an assumption, a few seconds for an X server and a desktop environment's login.
 DCV_SESSION_SECONDS = 3.0
 #: Starting a stopped pool host that was made before it stopped (its EBS root volume already
@@ -72,7 +72,8 @@ DCV_SESSION_SECONDS = 3.0
 #: every DCV virtual session.
 START_FROM_STOPPED_SECONDS = 45.0
 #: Resuming a hibernated host: the RAM image is read back from the EBS root volume
-#: (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Hibernate.html) and the processes,
+#: (StopInstances: hibernating "does preserve data stored in RAM",
+#: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_StopInstances.html) and the processes,
 #: DCV's session among them, carry on. No AWS figure either (same "a few minutes" bound): an
 #: assumption, 30 s. Not a pool state the product offers (PoolWait is running | stopped): shown
 #: for comparison only.
