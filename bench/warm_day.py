@@ -10,7 +10,7 @@ The pool behaves as the product's (functions/dcvfleet/pool.py, service.py): a re
 a refill brings the pool to its target, terminating the excess (the not yet ready and the newest
 first) and launching one host per missing place; a launched host is claimable only after its
 own boot (a launch from the baked image); a host that waits stopped is stopped once made and
-started by the claim; claims are first come, first served, a READY host before a STOPPED one,
+started by the claim, or by a refill whose target wants running hosts again; claims are first come, first served, a READY host before a STOPPED one,
 oldest first; a host that served a user never returns to the pool. A miss launches the user's
 own host from the baked image. The targets of the scheduled and forecast policies are the
 product's own: ``dcvfleet.pool_targets.target`` with a ``PoolPlan``.
