@@ -48,9 +48,14 @@ def measure(pool_size: int, requests: int, poll: float) -> list[float]:
         users = [_user(stack, info.as_json(), f"warm{n}") for n in range(requests + 1)]
         latencies: list[float] = []
         for n, user in enumerate(users):
-            if pool_size:
-                _pool_ready(admin, pool_size)
-            _, took, _ = provision(user, poll)
+            ready = _pool_ready(admin, pool_size) if pool_size else set()
+            session_id, took, _ = provision(user, poll)
+            if pool_size:  # a hit: its host is one the pool had READY
+                instance = user.call("GET", f"/sessions/{session_id}").json().get("instanceId")
+                if instance not in ready:
+                    raise RuntimeError(
+                        f"{session_id} got {instance}, not a READY pool host {ready}"
+                    )
             if n:
                 latencies.append(took)
         return latencies
@@ -68,15 +73,17 @@ def _refill_now(stack: LocalStack) -> None:
     stack.scheduler.run_now(names[0])
 
 
-def _pool_ready(admin: Client, size: int) -> None:
+def _pool_ready(admin: Client, size: int) -> set[str]:
+    """Wait until the pool has ``size`` READY hosts; their instance ids."""
     deadline = time.monotonic() + POOL_READY_TIMEOUT
     while True:
         resp = admin.call("GET", "/admin/pool")
         if resp.status_code != 200:
             raise RuntimeError(f"GET /admin/pool: {resp.status_code} {resp.text}")
         items: list[dict[str, Any]] = resp.json()["items"]
-        if sum(1 for i in items if i["state"] == "READY") >= size:
-            return
+        ready = {i["instanceId"] for i in items if i["state"] == "READY"}
+        if len(ready) >= size:
+            return ready
         if time.monotonic() > deadline:
             raise RuntimeError(
                 f"the pool was not READY again within {POOL_READY_TIMEOUT:g} s: {items}"
