@@ -169,3 +169,27 @@ def test_a_pool_host_is_claimable_only_once_its_own_boot_is_done() -> None:
         warm_day.static_pool(), [early, later], control_plane=CONTROL_PLANE, prices=load_prices()
     )
     assert [s.path for s in result.served] == ["miss", "running"]
+
+
+def test_the_scheduled_and_forecast_policies_take_their_targets_from_the_product() -> None:
+    import dcvfleet.pool_targets as product
+
+    assert vars(warm_day)["target"] is product.target  # the product's code, not a copy of it
+    scheduled = warm_day.scheduled_pool().target
+    assert scheduled is not None
+    at = DAY.replace(hour=12, minute=50)
+    assert (scheduled(at).size, scheduled(at).state) == (warm_day.CLASS_WINDOW_SIZE, "running")
+    assert (scheduled(DAY.replace(hour=10)).size, scheduled(DAY.replace(hour=10)).state) == (
+        1,
+        "running",
+    )
+    assert (scheduled(DAY.replace(hour=3)).size, scheduled(DAY.replace(hour=3)).state) == (
+        1,
+        "stopped",
+    )
+    saturday = DAY + dt.timedelta(days=4, hours=12, minutes=50)
+    assert scheduled(saturday).state == "stopped"
+    # the forecast wants the class's hosts before the class, from the past weeks' requests
+    forecast = warm_day.forecast_pool(history(DAY, 3)).target
+    assert forecast is not None
+    assert forecast(DAY.replace(hour=12, minute=30)).size > forecast(DAY.replace(hour=3)).size
