@@ -77,11 +77,17 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def provision(client: Client, poll: float) -> tuple[str, float, int]:
-    """Request a desktop and wait for it; the latency ends when the record turned READY
-    (its updatedAt), so how often this client polls does not change the figure."""
+def provision(
+    client: Client, poll: float, instance_type: str | None = None
+) -> tuple[str, float, int]:
+    """Request a desktop (of ``instance_type``, else the fleet's default) and wait for it; the
+    latency ends when the record turned READY (its updatedAt), so how often this client polls
+    does not change the figure."""
     started = time.time()
-    resp = client.call("POST", "/sessions", {"backend": "ec2", "os": "linux"})
+    body = {"backend": "ec2", "os": "linux"}
+    if instance_type:
+        body["instanceType"] = instance_type
+    resp = client.call("POST", "/sessions", body)
     if resp.status_code != 202:
         raise RuntimeError(f"request refused: {resp.status_code} {resp.text}")
     session_id = resp.json()["sessionId"]

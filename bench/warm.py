@@ -6,8 +6,9 @@ stack, then a simulated day of requests against four pool policies, side by side
 
 1. Measured on the local stack (the real control plane, boot delay 0): a stack with
    WarmPoolSize=N; K requests for the default Linux profile, each once the pool is READY again,
-   timed from POST /sessions to READY (the record's updatedAt); then the same on a stack with
-   WarmPoolSize=0 (every request a miss: the control plane's baseline). On a hit, the simulated
+   timed from POST /sessions to READY (the record's updatedAt); each with one request of
+   another instance type, which the pool does not serve (a miss: the control plane's baseline,
+   on the same stack). On a hit, the simulated
    pool host is booted already: its agent, started with its imports done, waits for the claim's
    session tag, then runs the simulated ``dcv create-session`` (a process that records the
    session and returns at once) and sends Host Ready. So the figure is the control plane's time
@@ -42,16 +43,16 @@ from bench.warm_day import (
     percentile,
     run_days,
 )
-from bench.warm_stack import MARKER
+from bench.warm_stack import MARKER, MISS_INSTANCE_TYPE
 
 #: The issue's target for a running-pool hit: READY within 5 s at p95 (beyond DCV's own
 #: session creation).
 TARGET_HIT_P95_SECONDS = 5.0
 
 
-def measured(pool_size: int, requests: int, poll: float) -> list[float]:
-    """bench.warm_stack's figures, from a process of its own: one local stack per process (the
-    emulator's state is the process's)."""
+def measured(pool_size: int, requests: int, poll: float) -> dict[str, list[float]]:
+    """bench.warm_stack's figures, from a process of its own (the emulator's state is the
+    process's): ``{"hit": [...], "miss": [...]}``."""
     command = [sys.executable, "-m", "bench.warm_stack", "--pool", str(pool_size)]
     command += ["--requests", str(requests), "--poll", str(poll)]
     result = subprocess.run(command, capture_output=True, text=True, check=False)
@@ -60,7 +61,7 @@ def measured(pool_size: int, requests: int, poll: float) -> list[float]:
         raise RuntimeError(
             f"{' '.join(command)} failed ({result.returncode}):\n{result.stderr[-3000:]}"
         )
-    latencies: list[float] = json.loads(lines[-1][len(MARKER) :])
+    latencies: dict[str, list[float]] = json.loads(lines[-1][len(MARKER) :])
     return latencies
 
 
@@ -74,7 +75,7 @@ def report_measured(hits: list[float], misses: list[float], pool_size: int) -> N
     )
     for name, values in (
         (f"pool hit (WarmPoolSize={pool_size})", hits),
-        ("miss (WarmPoolSize=0)", misses),
+        (f"miss ({MISS_INSTANCE_TYPE}, not pooled)", misses),
     ):
         print(
             f"   {name:30} n={len(values):<3} p50 {percentile(values, 50):6.2f} s"
@@ -172,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_stack:
         control_plane = {k: [v] for k, v in DEFAULT_CONTROL_PLANE_SECONDS.items()}
     else:
-        hits = measured(args.pool, args.requests, args.poll)
-        misses = measured(0, args.requests, args.poll)
+        found = measured(args.pool, args.requests, args.poll)
+        hits, misses = found["hit"], found["miss"]
         report_measured(hits, misses, args.pool)
         control_plane = {"hit": hits, "miss": misses}
     report_day(run_days(control_plane, days=args.days), args.days, not args.no_stack)

@@ -1,10 +1,13 @@
-"""The measured half of ``make bench-warm`` (bench/warm.py runs it, one process per stack):
-request -> READY on the local stack, boot delay 0, for the default Linux profile.
+"""The measured half of ``make bench-warm`` (bench/warm.py runs it in a process of its own):
+request -> READY on one local stack, boot delay 0, for the default Linux profile.
 
-    python -m bench.warm_stack --pool 3 --requests 8     # pool hits, each once the pool is READY
-    python -m bench.warm_stack --pool 0 --requests 8     # misses: the control plane's baseline
+    python -m bench.warm_stack --pool 3 --requests 8
 
-Prints the latencies (seconds) as JSON on its last line, after MARKER.
+Each round waits until the pool is full and READY, then asks for a desktop of the pool's
+instance type (LinuxInstanceType: a hit) and one of another instance type the profile offers
+(MISS_INSTANCE_TYPE: the pool does not serve it, so it is launched as without a pool: the
+control plane's baseline, on the same stack and under the same load). Prints the latencies
+(seconds) as JSON ``{"hit": [...], "miss": [...]}`` on its last line, after MARKER.
 """
 
 from __future__ import annotations
@@ -24,14 +27,17 @@ from local.client import Client
 from local.stack import LocalStack
 
 MARKER = "bench.warm_stack latencies: "
+#: An instance type the default Linux profile offers (AllowedInstanceTypes) other than its
+#: default (LinuxInstanceType, g5.xlarge), which is the only one its pool serves.
+MISS_INSTANCE_TYPE = "g4dn.xlarge"
 #: How long to wait for the pool to be READY again after a claim.
 POOL_READY_TIMEOUT = 60.0
 
 
-def measure(pool_size: int, requests: int, poll: float) -> list[float]:
-    """Request -> READY seconds of ``requests`` desktops on a stack with WarmPoolSize
-    ``pool_size`` (boot delay 0), each requested once the pool is full and READY again; one
-    request before them warms the functions up (their imports), as bench.provisioning does."""
+def measure(pool_size: int, requests: int, poll: float) -> dict[str, list[float]]:
+    """Request -> READY seconds of ``requests`` hits and as many misses, interleaved, on a stack
+    with WarmPoolSize ``pool_size`` (boot delay 0); one request of each before them warms the
+    functions up (their imports), as bench.provisioning does."""
     quiet = {
         "SignalSampleSeconds": "600",
         "HeartbeatIntervalSeconds": "600",
@@ -43,21 +49,24 @@ def measure(pool_size: int, requests: int, poll: float) -> list[float]:
     try:
         admin = Client(info.as_json())
         admin.sign_in(info.admin_user["username"], info.admin_user["password"])
-        if pool_size:
-            _refill_now(stack)
-        users = [_user(stack, info.as_json(), f"warm{n}") for n in range(requests + 1)]
-        latencies: list[float] = []
-        for n, user in enumerate(users):
-            ready = _pool_ready(admin, pool_size) if pool_size else set()
-            session_id, took, _ = provision(user, poll)
-            if pool_size:  # a hit: its host is one the pool had READY
-                instance = user.call("GET", f"/sessions/{session_id}").json().get("instanceId")
-                if instance not in ready:
-                    raise RuntimeError(
-                        f"{session_id} got {instance}, not a READY pool host {ready}"
-                    )
+        _refill_now(stack)
+        latencies: dict[str, list[float]] = {"hit": [], "miss": []}
+        for n in range(requests + 1):
+            ready = _pool_ready(admin, pool_size)
+            hit = _user(stack, info.as_json(), f"warmhit{n}")
+            session_id, took, _ = provision(hit, poll)
+            # a hit: its host is one the pool had READY
+            instance = hit.call("GET", f"/sessions/{session_id}").json().get("instanceId")
+            if instance not in ready:
+                raise RuntimeError(f"{session_id} got {instance}, not a READY pool host {ready}")
+            miss = _user(stack, info.as_json(), f"warmmiss{n}")
+            session_id, missed, _ = provision(miss, poll, instance_type=MISS_INSTANCE_TYPE)
+            instance = miss.call("GET", f"/sessions/{session_id}").json().get("instanceId")
+            if instance in ready:
+                raise RuntimeError(f"{session_id} took pool host {instance}: not a miss")
             if n:
-                latencies.append(took)
+                latencies["hit"].append(took)
+                latencies["miss"].append(missed)
         return latencies
     finally:
         stack.stop()
@@ -93,12 +102,12 @@ def _pool_ready(admin: Client, size: int) -> set[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--pool", type=int, required=True, help="WarmPoolSize (0: no pool)")
+    parser.add_argument("--pool", type=int, default=3, help="WarmPoolSize")
     parser.add_argument("--requests", type=int, default=8)
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between status polls")
     args = parser.parse_args(argv)
-    if args.pool < 0 or args.requests < 1:
-        parser.error("--pool must be at least 0 and --requests at least 1")
+    if args.pool < 1 or args.requests < 1:
+        parser.error("--pool and --requests must be at least 1")
     latencies = measure(args.pool, args.requests, args.poll)
     print(MARKER + json.dumps(latencies), flush=True)
     return 0
