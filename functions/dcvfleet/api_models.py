@@ -128,6 +128,19 @@ class Progress(BaseModel):
     ready: str | None = absent()
 
 
+class StartEstimate(BaseModel):
+    """How long a starting desktop usually takes, from the profile's recent desktops that
+    started the same way (the figures only when there were at least three)."""
+
+    path: Literal["pool", "pool-stopped", "launch", "resume", "batch"] = Field(
+        description="how it starts: a ready host from the warm pool, a stopped pool host, a new "
+        "instance, its own stopped instance, or a container on AWS Batch"
+    )
+    seconds: int | None = absent("the median time from request (or resume) to READY")
+    upToSeconds: int | None = absent("the 90th percentile of that time")
+    samples: int | None = absent("how many recent desktops the figures come from")
+
+
 class SessionView(BaseModel):
     sessionId: str
     status: Status
@@ -141,6 +154,7 @@ class SessionView(BaseModel):
     createdAt: str
     updatedAt: str
     progress: Progress
+    estimate: StartEstimate | None = absent("while it starts, once the way it starts is known")
     profile: str = Field(description="the id of the profile it was made from")
     profileName: str = Field(description="that profile's name")
     name: str = Field(description="the desktop's name (PATCH /sessions/{id} renames it)")
