@@ -197,7 +197,15 @@ class AuditItem(BaseModel):
 
     at: str = Field(description="when (ISO 8601, UTC)")
     actor: str = Field(description="the administrator's user name")
-    action: Literal["stop", "terminate", "activate-release", "put-profile", "delete-profile"]
+    action: Literal[
+        "stop",
+        "terminate",
+        "activate-release",
+        "put-profile",
+        "delete-profile",
+        "build-host-image",
+        "roll-back-host-image",
+    ]
     target: str = Field(description="the session id, release or profile id")
     detail: str | None = absent()
 
@@ -252,6 +260,37 @@ class PoolHostView(BaseModel):
 
 class PoolList(BaseModel):
     items: list[PoolHostView]
+
+
+class HostImageVersion(BaseModel):
+    imageId: str
+    version: int = Field(description="the host image parameter's version")
+    since: str
+    baked: bool = Field(description="a host image the pipeline made (false: the base AMI)")
+    withdrawn: bool = Field(description="rolled back from; never put back by a rollback")
+    gone: bool = Field(description="the AMI no longer exists")
+
+
+class HostImageItem(BaseModel):
+    os: OperatingSystem
+    current: HostImageVersion | None
+    builds: bool = Field(description="whether this fleet has the OS's image pipeline")
+    history: list[HostImageVersion] = Field(description="the earlier images, newest first")
+
+
+class HostImageList(BaseModel):
+    items: list[HostImageItem]
+
+
+class HostImageBuild(BaseModel):
+    os: OperatingSystem
+    imageBuildVersionArn: str
+
+
+class HostImageRollback(BaseModel):
+    os: OperatingSystem
+    imageId: str = Field(description="the image new desktops start from now")
+    withdrawn: str = Field(description="the image it replaced")
 
 
 class Release(BaseModel):
