@@ -185,7 +185,10 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
         return f"{name}: unknown field"
     if kind == "missing":
         return f"{name}: is required"
-    return f"{name}: {error.get('msg', 'is not valid')}"
+    text = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    if kind == "value_error" and ": " in text:  # a model's own check: names its field already
+        return text
+    return f"{name}: {text}"
 
 
 @app.exception_handler(RequestValidationError)
