@@ -504,6 +504,15 @@ class ProfileRecords:
                 return sorted(found, key=lambda d: d.id)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def get(self, profile_id: str) -> ProfileDefinition | None:
+        """The admins' profile of this id, if any."""
+        item = self._db.get_item(
+            TableName=self._table, Key={"id": {"S": profile_id}}, ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        return ProfileDefinition.model_validate({**json.loads(item["spec"]["S"]), "id": profile_id})
+
     def put(self, profile_id: str, spec: ProfileSpec, by: str) -> None:
         self._db.put_item(
             TableName=self._table,
@@ -539,11 +548,27 @@ class InMemoryProfileRecords(ProfileRecords):
     def list(self) -> list[ProfileDefinition]:
         return sorted(self.items.values(), key=lambda d: d.id)
 
+    def get(self, profile_id: str) -> ProfileDefinition | None:
+        return self.items.get(profile_id)
+
     def put(self, profile_id: str, spec: ProfileSpec, by: str) -> None:
         self.items[profile_id] = ProfileDefinition(**spec.model_dump(), id=profile_id)
 
     def delete(self, profile_id: str) -> bool:
         return self.items.pop(profile_id, None) is not None
+
+
+def pool_plan(
+    profile_id: str, template_text: str, records: ProfileRecords
+) -> tuple[PoolSpec | None, str]:
+    """The profile's own pool plan and where it comes from: the admins' profile of that id (which
+    wins), else the template's (DesktopProfiles); None when the profile that applies carries no
+    ``pool`` (WarmPoolSize and WarmPoolState then set the pool)."""
+    admins = records.get(profile_id)
+    if admins is not None:
+        return admins.pool, "admin"
+    template = next((d for d in parse_definitions(template_text) if d.id == profile_id), None)
+    return (template.pool if template else None), "template"
 
 
 # -- the fleet's profiles, and a caller's --------------------------------------------------------

@@ -35,6 +35,7 @@ from dcvfleet.errors import (
     SessionNotFoundError,
 )
 from dcvfleet.model import ACTIVE, Session, Status, can_transition
+from dcvfleet.session_profile import PROFILE_KEY
 
 #: Dataclass field -> DynamoDB attribute.
 _ATTRS = {
@@ -77,6 +78,8 @@ OWNER_INDEX = "byOwner"
 #: user's counter or an agent's mark) on one constant partition, sorted by ``createdAt``.
 CREATED_INDEX = "byCreatedAt"
 LISTED_ATTR = "listed"
+#: The key of a session's ``extra`` naming its profile.
+PROFILE_ATTR = PROFILE_KEY
 LISTED = "session"
 
 
@@ -159,6 +162,11 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     def get_many(self, session_ids: list[str]) -> dict[str, Session]:
         """The sessions of these ids that exist, by id (not a consistent read)."""
+
+    @abc.abstractmethod
+    def requested_since(self, profile: str, since: str) -> list[str]:
+        """When each desktop of ``profile`` created at or after ``since`` was asked for
+        (``createdAt``, any order): the request history a warm pool's forecast reads."""
 
     @abc.abstractmethod
     def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
@@ -422,6 +430,38 @@ class DynamoSessionStore(SessionStore):
                     break
         return found
 
+    def requested_since(self, profile: str, since: str) -> list[str]:
+        # a Query of the creation-time index from ``since`` on (a range condition on its sort
+        # key, not a scan), keeping the profile's sessions
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.KeyConditionExpressions.html);
+        # the filter is applied before the projection, which returns createdAt alone
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.FilterExpression.html)
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": CREATED_INDEX,
+            "KeyConditionExpression": "#listed = :listed AND #created >= :since",
+            "FilterExpression": "#extra.#profile = :profile",
+            "ProjectionExpression": "#created",
+            "ExpressionAttributeNames": {
+                "#listed": LISTED_ATTR,
+                "#created": "createdAt",
+                "#extra": "extra",
+                "#profile": PROFILE_ATTR,
+            },
+            "ExpressionAttributeValues": {
+                ":listed": {"S": LISTED},
+                ":since": {"S": since},
+                ":profile": {"S": profile},
+            },
+        }
+        found: list[str] = []
+        while True:
+            resp = self._db.query(**kwargs)
+            found.extend(item["createdAt"]["S"] for item in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return found
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def index_earlier_sessions(self) -> int:
         """Put every session made before the creation-time index existed into it (an operator
         runs this once after the upgrade: tools/index_sessions.py); how many were added. Only
@@ -682,6 +722,14 @@ class InMemorySessionStore(SessionStore):
     def get_many(self, session_ids: list[str]) -> dict[str, Session]:
         with self._lock:
             return {i: copy.deepcopy(self._items[i]) for i in session_ids if i in self._items}
+
+    def requested_since(self, profile: str, since: str) -> list[str]:
+        with self._lock:
+            return [
+                s.created_at
+                for s in self._items.values()
+                if s.created_at >= since and (s.extra or {}).get(PROFILE_ATTR) == profile
+            ]
 
     def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
         with self._lock:
