@@ -51,6 +51,9 @@ MAX_POOL_SIZE = 20
 #: Fleet) is dropped from the pool after this long (DescribeInstances is eventually
 #: consistent: a host launched a moment ago may not be listed yet).
 LOST_AFTER = timedelta(minutes=5)
+#: The partition the pools' targets are kept in, one item per profile (its sort key): a profile
+#: id never starts with "#", so no pool's hosts share it.
+TARGETS_PARTITION = "#target"
 #: The states of an instance that still belongs to the pool.
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
@@ -116,6 +119,15 @@ class PoolStore(abc.ABC):
     def remove(self, host: PoolHost) -> bool:
         """Drop ``host``'s record if it is still in ``host.state`` (one conditional delete: a
         claim made meanwhile wins, and the host stays that desktop's); False if not."""
+
+    @abc.abstractmethod
+    def record_target(self, profile: str, target: pool_targets.Target, at: str) -> None:
+        """Keep what the refill sized ``profile``'s pool to at ``at`` (GET /admin/pool shows
+        it). It is kept apart from the hosts: their Query of the profile never reads it."""
+
+    @abc.abstractmethod
+    def last_target(self, profile: str) -> dict[str, Any] | None:
+        """The last target recorded for ``profile`` (``size``, ``state``, ``reason``), if any."""
 
     def claim(self, profile: str, session_id: str, at: str) -> PoolHost | None:
         """Claim a host of ``profile``'s pool for ``session_id``: a READY one first, then a
@@ -236,12 +248,37 @@ class DynamoPoolStore(PoolStore):
             raise
         return True
 
+    def record_target(self, profile: str, target: pool_targets.Target, at: str) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                **self._key(TARGETS_PARTITION, profile),
+                "size": {"N": str(target.size)},
+                "state": {"S": target.state},
+                "reason": {"S": target.reason},
+                "since": {"S": at},
+            },
+        )
+
+    def last_target(self, profile: str) -> dict[str, Any] | None:
+        item = self._db.get_item(
+            TableName=self._table, Key=self._key(TARGETS_PARTITION, profile)
+        ).get("Item")
+        if item is None:
+            return None
+        return {
+            "size": int(item["size"]["N"]),
+            "state": item["state"]["S"],
+            "reason": item["reason"]["S"],
+        }
+
 
 class InMemoryPoolStore(PoolStore):
     """The same contract in memory, for unit tests of the domain."""
 
     def __init__(self) -> None:
         self._hosts: dict[tuple[str, str], PoolHost] = {}
+        self._targets: dict[str, pool_targets.Target] = {}
         self._lock = threading.Lock()
 
     def add(self, host: PoolHost) -> None:
@@ -283,6 +320,17 @@ class InMemoryPoolStore(PoolStore):
                 return False
             del self._hosts[(host.profile, host.instance_id)]
             return True
+
+    def record_target(self, profile: str, target: pool_targets.Target, at: str) -> None:
+        with self._lock:
+            self._targets[profile] = target
+
+    def last_target(self, profile: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._targets.get(profile)
+        if found is None:
+            return None
+        return {"size": found.size, "state": found.state, "reason": found.reason}
 
 
 def _parse(at: str) -> datetime:
@@ -407,6 +455,7 @@ def refill(
     target = min(goal.size, MAX_POOL_SIZE)
     # the state the pool's hosts wait in now: the plan's, read from here on as settings.state
     settings = replace(settings, state=goal.state)
+    store.record_target(profile, goal, now)
     recorded = {h.instance_id: h for h in store.hosts(profile)}
     tag = settings.common
     found = {

@@ -226,6 +226,11 @@ def test_the_refill_follows_the_profiles_schedule_from_ten_minutes_before_a_wind
     )
     assert out["inPool"] == 5
     assert len(out["launched"]) == 4
+    assert store.last_target(PROFILE) == {
+        "size": 5,
+        "state": "running",
+        "reason": "weekdays 08:00-18:00 Europe/Paris (from 10 minutes before)",
+    }
     # At 18:00 the window has ended: back to one, the excess retired
     out = pool.refill(store, hosts, SETTINGS, run_id="run-3", now=EVENING, demand=demand)
     assert (out["target"], out["state"], out["inPool"], len(out["retired"])) == (

@@ -747,7 +747,8 @@ def admin_pool() -> PoolList:
     store = pool.DynamoPoolStore(client("dynamodb"), os.environ.get("POOL_TABLE", ""))
     hosts = store.hosts(DEFAULT_POOL_PROFILE)
     items = [h.view() for h in hosts if h.state in pool.IN_POOL]
-    return PoolList.model_validate({"items": items})
+    target = store.last_target(DEFAULT_POOL_PROFILE)
+    return PoolList.model_validate({"items": items, "target": target})
 
 
 def _releases() -> tuple[ReleaseRecords, Releases]:
