@@ -432,16 +432,17 @@ class DynamoSessionStore(SessionStore):
 
     def requested_since(self, profile: str, since: str) -> list[str]:
         # a Query of the creation-time index from ``since`` on (a range condition on its sort
-        # key, not a scan), keeping the profile's sessions
-        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.KeyConditionExpressions.html);
-        # the filter is applied before the projection, which returns createdAt alone
-        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.FilterExpression.html)
+        # key, not a scan), keeping the profile's sessions: "A filter expression is applied after
+        # a Query finishes, but before the results are returned"
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.KeyConditionExpressions.html,
+        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.FilterExpression.html);
+        # only the attributes read are returned
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": CREATED_INDEX,
             "KeyConditionExpression": "#listed = :listed AND #created >= :since",
             "FilterExpression": "#extra.#profile = :profile",
-            "ProjectionExpression": "#created",
+            "ProjectionExpression": "#created, #extra.#profile",
             "ExpressionAttributeNames": {
                 "#listed": LISTED_ATTR,
                 "#created": "createdAt",
