@@ -258,8 +258,17 @@ class PoolHostView(BaseModel):
     since: str = Field(description="when it entered that state (ISO 8601, UTC)")
 
 
+class PoolTargetView(BaseModel):
+    """What the pool's last refill sized it to, and why."""
+
+    size: int = Field(description="the hosts it keeps now")
+    state: Literal["running", "stopped"] = Field(description="how they wait")
+    reason: str = Field(description="in plain words: the window, forecast or cap that set it")
+
+
 class PoolList(BaseModel):
     items: list[PoolHostView]
+    target: PoolTargetView | None = absent("the last refill's target; none before the first")
 
 
 class HostImageVersion(BaseModel):

@@ -172,6 +172,11 @@ class SessionStore(abc.ABC):
         ``path`` (``estimates.PATH_KEY``) and reached READY, newest first."""
 
     @abc.abstractmethod
+    def requested_since(self, profile: str, since: str) -> list[str]:
+        """When each desktop of ``profile`` created at or after ``since`` was asked for
+        (``createdAt``, any order): the request history a warm pool's forecast reads."""
+
+    @abc.abstractmethod
     def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
         """The active batch desktops whose containers run on each of these instances."""
 
@@ -432,6 +437,39 @@ class DynamoSessionStore(SessionStore):
                 if not request:
                     break
         return found
+
+    def requested_since(self, profile: str, since: str) -> list[str]:
+        # a Query of the creation-time index from ``since`` on (a range condition on its sort
+        # key, not a scan), keeping the profile's sessions: "A filter expression is applied after
+        # a Query finishes, but before the results are returned"
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.KeyConditionExpressions.html,
+        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.FilterExpression.html);
+        # only the attributes read are returned
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": CREATED_INDEX,
+            "KeyConditionExpression": "#listed = :listed AND #created >= :since",
+            "FilterExpression": "#extra.#profile = :profile",
+            "ProjectionExpression": "#created, #extra.#profile",
+            "ExpressionAttributeNames": {
+                "#listed": LISTED_ATTR,
+                "#created": "createdAt",
+                "#extra": "extra",
+                "#profile": PROFILE_KEY,
+            },
+            "ExpressionAttributeValues": {
+                ":listed": {"S": LISTED},
+                ":since": {"S": since},
+                ":profile": {"S": profile},
+            },
+        }
+        found: list[str] = []
+        while True:
+            resp = self._db.query(**kwargs)
+            found.extend(item["createdAt"]["S"] for item in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return found
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
     def index_earlier_sessions(self) -> int:
         """Put every session made before the creation-time index existed into it (an operator
@@ -740,6 +778,14 @@ class InMemorySessionStore(SessionStore):
                 and s.extra.get(PROFILE_KEY) == profile
                 and s.extra.get(PATH_KEY) == path
             ][:limit]
+
+    def requested_since(self, profile: str, since: str) -> list[str]:
+        with self._lock:
+            return [
+                s.created_at
+                for s in self._items.values()
+                if s.created_at >= since and (s.extra or {}).get(PROFILE_KEY) == profile
+            ]
 
     def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
         with self._lock:

@@ -191,7 +191,10 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
         return f"{name}: unknown field"
     if kind == "missing":
         return f"{name}: is required"
-    return f"{name}: {error.get('msg', 'is not valid')}"
+    text = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    if kind == "value_error" and ": " in text:  # a model's own check: names its field already
+        return text
+    return f"{name}: {text}"
 
 
 @app.exception_handler(RequestValidationError)
@@ -750,7 +753,8 @@ def admin_pool() -> PoolList:
     store = pool.DynamoPoolStore(client("dynamodb"), os.environ.get("POOL_TABLE", ""))
     hosts = store.hosts(DEFAULT_POOL_PROFILE)
     items = [h.view() for h in hosts if h.state in pool.IN_POOL]
-    return PoolList.model_validate({"items": items})
+    target = store.last_target(DEFAULT_POOL_PROFILE)
+    return PoolList.model_validate({"items": items, "target": target})
 
 
 def _host_images() -> HostImages:
