@@ -128,6 +128,19 @@ class Progress(BaseModel):
     ready: str | None = absent()
 
 
+class StartEstimate(BaseModel):
+    """How long a starting desktop usually takes, from the profile's recent desktops that
+    started the same way (the figures only when there were at least three)."""
+
+    path: Literal["pool", "pool-stopped", "launch", "resume", "batch"] = Field(
+        description="how it starts: a ready host from the warm pool, a stopped pool host, a new "
+        "instance, its own stopped instance, or a container on AWS Batch"
+    )
+    seconds: int | None = absent("the median time from request (or resume) to READY")
+    upToSeconds: int | None = absent("the 90th percentile of that time")
+    samples: int | None = absent("how many recent desktops the figures come from")
+
+
 class SessionView(BaseModel):
     sessionId: str
     status: Status
@@ -141,6 +154,7 @@ class SessionView(BaseModel):
     createdAt: str
     updatedAt: str
     progress: Progress
+    estimate: StartEstimate | None = absent("while it starts, once the way it starts is known")
     profile: str = Field(description="the id of the profile it was made from")
     profileName: str = Field(description="that profile's name")
     name: str = Field(description="the desktop's name (PATCH /sessions/{id} renames it)")
@@ -183,7 +197,15 @@ class AuditItem(BaseModel):
 
     at: str = Field(description="when (ISO 8601, UTC)")
     actor: str = Field(description="the administrator's user name")
-    action: Literal["stop", "terminate", "activate-release", "put-profile", "delete-profile"]
+    action: Literal[
+        "stop",
+        "terminate",
+        "activate-release",
+        "put-profile",
+        "delete-profile",
+        "build-host-image",
+        "roll-back-host-image",
+    ]
     target: str = Field(description="the session id, release or profile id")
     detail: str | None = absent()
 
@@ -236,8 +258,48 @@ class PoolHostView(BaseModel):
     since: str = Field(description="when it entered that state (ISO 8601, UTC)")
 
 
+class PoolTargetView(BaseModel):
+    """What the pool's last refill sized it to, and why."""
+
+    size: int = Field(description="the hosts it keeps now")
+    state: Literal["running", "stopped"] = Field(description="how they wait")
+    reason: str = Field(description="in plain words: the window, forecast or cap that set it")
+
+
 class PoolList(BaseModel):
     items: list[PoolHostView]
+    target: PoolTargetView | None = absent("the last refill's target; none before the first")
+
+
+class HostImageVersion(BaseModel):
+    imageId: str
+    version: int = Field(description="the host image parameter's version")
+    since: str
+    baked: bool = Field(description="a host image the pipeline made (false: the base AMI)")
+    withdrawn: bool = Field(description="rolled back from; never put back by a rollback")
+    gone: bool = Field(description="the AMI no longer exists")
+
+
+class HostImageItem(BaseModel):
+    os: OperatingSystem
+    current: HostImageVersion | None
+    builds: bool = Field(description="whether this fleet has the OS's image pipeline")
+    history: list[HostImageVersion] = Field(description="the earlier images, newest first")
+
+
+class HostImageList(BaseModel):
+    items: list[HostImageItem]
+
+
+class HostImageBuild(BaseModel):
+    os: OperatingSystem
+    imageBuildVersionArn: str
+
+
+class HostImageRollback(BaseModel):
+    os: OperatingSystem
+    imageId: str = Field(description="the image new desktops start from now")
+    withdrawn: str = Field(description="the image it replaced")
 
 
 class Release(BaseModel):

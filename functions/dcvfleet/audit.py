@@ -1,5 +1,6 @@
 """The administrators' audit trail: every admin action (stop, terminate, release activation,
-profile put and delete) recorded with who, what, when and on what, and listed newest first.
+profile put and delete, host image build and rollback) recorded with who, what, when and on
+what, and listed newest first.
 
 Entries live in the sessions table as items of their own (``audit#<time>#<random>``) in the
 creation-time index's ``audit`` partition: a Query of that index lists them newest first, and a
@@ -30,7 +31,15 @@ from dcvfleet.store import CREATED_INDEX, LISTED_ATTR, decode_cursor, now_iso
 logger = Logger(child=True)
 
 #: What an administrator can do that is recorded.
-ACTIONS = ("stop", "terminate", "activate-release", "put-profile", "delete-profile")
+ACTIONS = (
+    "stop",
+    "terminate",
+    "activate-release",
+    "put-profile",
+    "delete-profile",
+    "build-host-image",
+    "roll-back-host-image",
+)
 #: The creation-time index's partition of audit entries (sessions are in "session").
 AUDIT_PARTITION = "audit"
 MAX_DETAIL = 500

@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
+from dcvfleet import estimates
 from dcvfleet.adapters import (
     JOB_ENDED,
     JOB_WAITING,
@@ -139,12 +140,17 @@ def submit_job(
                 OWNER_TAG: session.owner,
             },
         )
-    extra = {**session.extra, "release": release.release}
+    record_path = estimates.recorder(store, session.extra, "batch")
     # SubmitJob may return after the desktop was cancelled: then nobody else will end the job
     with undone_if_overtaken(
         store, session_id, "job", lambda: jobs.terminate(job_id, "DCV Fleet: desktop cancelled")
     ):
-        update_provisioning(store, session_id, job_id=job_id, extra=extra)
+        update_provisioning(
+            store,
+            session_id,
+            job_id=job_id,
+            extra=lambda extra: {**record_path(extra), "release": release.release},
+        )
     logger.info("job submitted", session_id=session_id, job_id=job_id, release=release.release)
     return {"jobId": job_id, "release": release.release}
 

@@ -112,6 +112,15 @@ class ProfileConflictError(DcvFleetError):
     """The profile cannot be changed this way (a template profile cannot be deleted)."""
 
 
+class HostImageNotFoundError(DcvFleetError):
+    """This fleet has no host image for that OS."""
+
+
+class HostImageConflictError(DcvFleetError):
+    """The host image cannot be built or rolled back now (no pipeline, a build under way, nothing
+    earlier to go back to)."""
+
+
 class ImageNotBuiltError(DcvFleetError):
     """The build finished but its image is not in the repository."""
 

@@ -6,7 +6,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from dcvfleet import wording
+from dcvfleet import estimates, wording
 from dcvfleet.session_profile import session_view
 
 if TYPE_CHECKING:  # only a type here: importing jsonschema is left to who validates
@@ -121,6 +121,9 @@ class Session:
         view.update({k: v for k, v in optional.items() if v is not None})
         view.update(session_view(self.backend, self.os, self.extra))
         view["progress"] = {k: v for k, v in (self.progress or {}).items() if k in PROGRESS_STEPS}
+        estimate = estimates.view(self.extra) if self.status == Status.PROVISIONING else None
+        if estimate:
+            view["estimate"] = estimate
         return view
 
     def reason_for(self, *, admin: bool) -> str | None:

@@ -22,14 +22,15 @@ import abc
 import enum
 import hashlib
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
+from dcvfleet import pool_targets, quotas
 from dcvfleet.adapters import (
     OS_TAG,
     POOL_TAG,
@@ -50,6 +51,9 @@ MAX_POOL_SIZE = 20
 #: Fleet) is dropped from the pool after this long (DescribeInstances is eventually
 #: consistent: a host launched a moment ago may not be listed yet).
 LOST_AFTER = timedelta(minutes=5)
+#: The partition the pools' targets are kept in, one item per profile (its sort key): a profile
+#: id never starts with "#", so no pool's hosts share it.
+TARGETS_PARTITION = "#target"
 #: The states of an instance that still belongs to the pool.
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
@@ -115,6 +119,15 @@ class PoolStore(abc.ABC):
     def remove(self, host: PoolHost) -> bool:
         """Drop ``host``'s record if it is still in ``host.state`` (one conditional delete: a
         claim made meanwhile wins, and the host stays that desktop's); False if not."""
+
+    @abc.abstractmethod
+    def record_target(self, profile: str, target: pool_targets.Target, at: str) -> None:
+        """Keep what the refill sized ``profile``'s pool to at ``at`` (GET /admin/pool shows
+        it). It is kept apart from the hosts: their Query of the profile never reads it."""
+
+    @abc.abstractmethod
+    def last_target(self, profile: str) -> dict[str, Any] | None:
+        """The last target recorded for ``profile`` (``size``, ``state``, ``reason``), if any."""
 
     def claim(self, profile: str, session_id: str, at: str) -> PoolHost | None:
         """Claim a host of ``profile``'s pool for ``session_id``: a READY one first, then a
@@ -235,12 +248,37 @@ class DynamoPoolStore(PoolStore):
             raise
         return True
 
+    def record_target(self, profile: str, target: pool_targets.Target, at: str) -> None:
+        self._db.put_item(
+            TableName=self._table,
+            Item={
+                **self._key(TARGETS_PARTITION, profile),
+                "size": {"N": str(target.size)},
+                "state": {"S": target.state},
+                "reason": {"S": target.reason},
+                "since": {"S": at},
+            },
+        )
+
+    def last_target(self, profile: str) -> dict[str, Any] | None:
+        item = self._db.get_item(
+            TableName=self._table, Key=self._key(TARGETS_PARTITION, profile)
+        ).get("Item")
+        if item is None:
+            return None
+        return {
+            "size": int(item["size"]["N"]),
+            "state": item["state"]["S"],
+            "reason": item["reason"]["S"],
+        }
+
 
 class InMemoryPoolStore(PoolStore):
     """The same contract in memory, for unit tests of the domain."""
 
     def __init__(self) -> None:
         self._hosts: dict[tuple[str, str], PoolHost] = {}
+        self._targets: dict[str, pool_targets.Target] = {}
         self._lock = threading.Lock()
 
     def add(self, host: PoolHost) -> None:
@@ -283,15 +321,125 @@ class InMemoryPoolStore(PoolStore):
             del self._hosts[(host.profile, host.instance_id)]
             return True
 
+    def record_target(self, profile: str, target: pool_targets.Target, at: str) -> None:
+        with self._lock:
+            self._targets[profile] = target
+
+    def last_target(self, profile: str) -> dict[str, Any] | None:
+        with self._lock:
+            found = self._targets.get(profile)
+        if found is None:
+            return None
+        return {"size": found.size, "state": found.state, "reason": found.reason}
+
 
 def _parse(at: str) -> datetime:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(UTC)
 
 
+#: How long before a moment the pool is sized for it. The refill runs every 5 minutes
+#: (RefillPoolFunction's ``rate(5 minutes)``, whose runs are not aligned to the clock: a rate
+#: schedule starts when the rule is created,
+#: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-scheduled-rule-pattern.html), so
+#: a window starting at 08:00 is seen by a run between 07:50 and 07:55, and its hosts have 5 to
+#: 10 minutes to launch and boot before 08:00; without the lead a run could first see the window
+#: up to 5 minutes after it started, and its hosts be ready minutes later still.
+PLAN_LEAD = timedelta(minutes=10)
+#: The instance states that count against the account's On-Demand vCPU quota: the quotas are
+#: of *running* On-Demand instances' vCPUs, so a stopped one does not count
+#: (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-resource-limits.html).
+QUOTA_STATES = ["pending", "running"]
+
+
+@dataclass(frozen=True)
+class Demand:
+    """What a pool's target reads: the profile's own plan (None: WarmPoolSize hosts waiting
+    WarmPoolState), the profile's request history (``history(profile, since)``: when each of
+    its desktops created since then was asked for, read only when the plan has a forecast), and
+    the account's On-Demand vCPU quota for the pool's instance type (``vcpu_quota(type)``; None
+    when it cannot be read, and the pool is then not capped by it)."""
+
+    plan: pool_targets.PoolPlan | None = None
+    source: str = "WarmPoolSize"
+    history: Callable[[str, str], Sequence[str]] = field(default=lambda profile, since: ())
+    vcpu_quota: Callable[[str], int | None] = field(default=lambda instance_type: None)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _vcpu_room(hosts: Ec2Hosts, settings: PoolSettings, quota: int) -> int:
+    """The quota's vCPUs not used by the fleet's instances outside this pool (the pool's own
+    hosts are what the target sizes)."""
+    group = quotas.on_demand_quota(settings.instance_type)
+    tag = settings.common
+    used = 0
+    for instance in hosts.fleet_instances(tag.fleet_tag_key, tag.fleet_tag_value, QUOTA_STATES):
+        ours = instance.tags.get(POOL_TAG) == settings.profile and SESSION_TAG not in instance.tags
+        if ours or quotas.on_demand_quota(instance.instance_type) != group:
+            continue
+        used += quotas.vcpus(instance.instance_type) or 0
+    return quota - used
+
+
+def wanted(
+    hosts: Ec2Hosts, settings: PoolSettings, demand: Demand, now: str
+) -> pool_targets.Target:
+    """The pool's target now: its plan read now and ``PLAN_LEAD`` ahead (a window or a
+    forecast starts that early; of the two, the larger, and of two as large, running), capped
+    by MAX_POOL_SIZE and the account's free vCPUs of the pool's quota."""
+    plan = demand.plan or pool_targets.PoolPlan(
+        size=min(settings.size, MAX_POOL_SIZE),
+        state="stopped" if settings.state == "stopped" else "running",
+        maximum=MAX_POOL_SIZE,
+    )
+    plan = replace(plan, maximum=min(plan.maximum, MAX_POOL_SIZE))
+    at = _parse(now)
+    history: list[datetime] = []
+    if plan.forecast is not None:
+        # every hour-of-week the forecast reads, with an hour either side for a change of time
+        since = at - timedelta(weeks=plan.forecast.weeks, hours=2)
+        history = [_parse(t) for t in demand.history(settings.profile, _iso(since))]
+    per_host = quotas.vcpus(settings.instance_type)
+    quota = demand.vcpu_quota(settings.instance_type)
+    room: int | None = None
+    if quota is None or per_host is None:
+        logger.warning(
+            "pool not capped by the vCPU quota: unknown",
+            quota=quotas.on_demand_quota(settings.instance_type).name,
+            instance_type=settings.instance_type,
+        )
+    else:
+        room = _vcpu_room(hosts, settings, quota)
+
+    def read(moment: datetime) -> pool_targets.Target:
+        return pool_targets.target(
+            plan, moment, history=history, vcpu_room=room, vcpus_per_host=per_host or 1
+        )
+
+    current, ahead = read(at), read(at + PLAN_LEAD)
+    found = current
+    if (ahead.size, ahead.state == "running") > (current.size, current.state == "running"):
+        minutes = int(PLAN_LEAD.total_seconds() // 60)
+        found = replace(ahead, reason=f"{ahead.reason} (from {minutes} minutes before)")
+    if demand.plan is None:  # no plan of the profile's own: say which parameters set it
+        parameters = f"WarmPoolSize {settings.size}, WarmPoolState {settings.state}"
+        found = replace(found, reason=found.reason.replace("base plan", parameters, 1))
+    return found
+
+
 def refill(
-    store: PoolStore, hosts: Ec2Hosts, settings: PoolSettings, *, run_id: str, now: str
+    store: PoolStore,
+    hosts: Ec2Hosts,
+    settings: PoolSettings,
+    *,
+    run_id: str,
+    now: str,
+    demand: Demand | None = None,
 ) -> dict[str, Any]:
-    """Bring the profile's pool to its target (WarmPoolSize, at most MAX_POOL_SIZE).
+    """Bring the profile's pool to its target: its plan's now (``wanted``; without a plan,
+    WarmPoolSize), at most MAX_POOL_SIZE and what the account's vCPU quota leaves.
 
     First the records are made true: a pool instance EC2 has but the pool has not recorded (a
     refill that stopped between launch and record) is recorded WARMING; a recorded host whose
@@ -302,7 +450,12 @@ def refill(
     never asks past the quota, and the next run tries again. ``run_id`` (the invocation's event
     id) makes each launch's idempotency token, so a retried invocation launches nothing twice."""
     profile = settings.profile
-    target = min(settings.size, MAX_POOL_SIZE)
+    demand = demand or Demand()
+    goal = wanted(hosts, settings, demand, now)
+    target = min(goal.size, MAX_POOL_SIZE)
+    # the state the pool's hosts wait in now: the plan's, read from here on as settings.state
+    settings = replace(settings, state=goal.state)
+    store.record_target(profile, goal, now)
     recorded = {h.instance_id: h for h in store.hosts(profile)}
     tag = settings.common
     found = {
@@ -350,10 +503,21 @@ def refill(
         if made.instance_id not in recorded:  # a retried run: launched and recorded before
             store.add(PoolHost(profile, made.instance_id, PoolState.WARMING, now))
         launched.append(made.instance_id)
-    logger.info("pool refilled", profile=profile, target=target, launched=launched, retired=retired)
+    logger.info(
+        "pool refilled",
+        profile=profile,
+        target=target,
+        state=goal.state,
+        reason=goal.reason,
+        plan=demand.source,
+        launched=launched,
+        retired=retired,
+    )
     return {
         "profile": profile,
         "target": target,
+        "state": goal.state,
+        "reason": goal.reason,
         "inPool": in_pool + len(launched),
         "launched": launched,
         "retired": retired,

@@ -23,13 +23,14 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dcvfleet.config import IDLE_ACTIONS, ApiSettings
+from dcvfleet import pool_targets
+from dcvfleet.config import DEFAULT_POOL_PROFILE, IDLE_ACTIONS, ApiSettings
 from dcvfleet.errors import (
     ConfigurationError,
     InvalidRequestError,
@@ -90,6 +91,97 @@ class IdlePolicy(BaseModel):
     )
 
 
+#: The most hosts a profile's pool keeps (the WarmPoolSize parameter's MaxValue).
+MAX_POOL_SIZE = 20
+PoolWait = Literal["running", "stopped"]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
+PoolSize = Annotated[int, Field(ge=0, le=MAX_POOL_SIZE)]
+
+
+class PoolWindowSpec(BaseModel):
+    """A scheduled window of a profile's pool, on the plan's time zone's clock."""
+
+    model_config = ConfigDict(extra="forbid", validate_by_name=True, serialize_by_alias=True)
+    days: list[Day] = Field(min_length=1, max_length=7, description="the days it starts on")
+    start: ClockTime = Field(alias="from", description="HH:MM, when it starts")
+    end: ClockTime = Field(
+        alias="to", description="HH:MM, when it ends; earlier than from: the next day"
+    )
+    size: PoolSize = Field(description="the hosts the pool keeps during the window")
+    state: PoolWait = Field("running", description="how they wait: running or stopped")
+
+
+class PoolForecastSpec(BaseModel):
+    """A pool that follows the profile's own request history."""
+
+    model_config = ConfigDict(extra="forbid")
+    quantile: Annotated[float, Field(gt=0, le=1)] = Field(
+        description="e.g. 0.9: for each hour of the week, the 90th percentile of the requests "
+        "counted in that hour in each past week"
+    )
+    weeks: Annotated[int, Field(ge=1, le=pool_targets.MAX_FORECAST_WEEKS)] = Field(
+        4, description="how many past weeks it reads"
+    )
+
+
+class PoolSpec(BaseModel):
+    """A profile's warm pool: hosts launched ahead of any request, by plan."""
+
+    model_config = ConfigDict(extra="forbid")
+    size: PoolSize = Field(description="the hosts it keeps outside every window")
+    state: PoolWait = Field("running", description="how they wait: running or stopped")
+    timeZone: str = Field(
+        "UTC", max_length=64, description="the IANA time zone of the schedule, e.g. Europe/Paris"
+    )
+    schedule: list[PoolWindowSpec] = Field(default_factory=list, max_length=20)
+    forecast: PoolForecastSpec | None = Field(
+        None, description="at least the forecast of the profile's requests in the hour ahead"
+    )
+    maximum: PoolSize = Field(MAX_POOL_SIZE, description="never more hosts than this")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PoolSpec:
+        try:
+            pool_targets.zone(self.timeZone)
+        except ValueError as exc:
+            raise ValueError(f"pool.{exc}") from None
+        for index, window in enumerate(self.schedule):
+            where = f"pool.schedule.{index}"
+            if len(set(window.days)) != len(window.days):
+                raise ValueError(f"{where}.days: names a day twice")
+            if window.start == window.end:
+                raise ValueError(
+                    f"{where}.to: a window must not end when it starts ({window.start}); for a "
+                    "whole day use 00:00 to 23:59"
+                )
+        return self
+
+    def plan(self) -> pool_targets.PoolPlan:
+        """The plan ``pool_targets.target`` reads."""
+        return pool_targets.PoolPlan(
+            size=self.size,
+            state=self.state,
+            timezone=self.timeZone,
+            windows=tuple(
+                pool_targets.Window(
+                    days=frozenset(pool_targets.DAY_NAMES.index(d) for d in w.days),
+                    start=time.fromisoformat(w.start),
+                    end=time.fromisoformat(w.end),
+                    size=w.size,
+                    state=w.state,
+                )
+                for w in self.schedule
+            ),
+            forecast=(
+                pool_targets.Forecast(quantile=self.forecast.quantile, weeks=self.forecast.weeks)
+                if self.forecast
+                else None
+            ),
+            maximum=self.maximum,
+        )
+
+
 class ProfileSpec(BaseModel):
     """A profile as an administrator puts it (PUT /admin/profiles/{id}): no id, nothing
     derived."""
@@ -112,6 +204,12 @@ class ProfileSpec(BaseModel):
         default_factory=list,
         max_length=20,
         description="Cognito groups that may use it; empty: every signed-in user",
+    )
+    pool: PoolSpec | None = Field(
+        None,
+        exclude_if=lambda value: value is None,  # a profile without one reads as before
+        description="its warm pool (the default Linux EC2 profile's only, for now); none: the "
+        "WarmPoolSize and WarmPoolState parameters for that profile",
     )
 
     @field_validator("name", "description")
@@ -235,6 +333,9 @@ def parse_definitions(text: str) -> list[ProfileDefinition]:
             raise ConfigurationError(_message(exc, label)) from None
         if any(d.id == definition.id for d in found):
             raise ConfigurationError(f"{label}.id: {definition.id!r} is defined twice")
+        problem = pool_problem(definition.id, definition)
+        if problem:
+            raise ConfigurationError(f"{label}.{problem}")
         found.append(definition)
     return found
 
@@ -346,6 +447,23 @@ def template_definitions(text: str, fleet: FleetChoices) -> list[ProfileDefiniti
     return found
 
 
+def pool_problem(profile_id: str, spec: ProfileSpec) -> str | None:
+    """Why this profile may not carry its ``pool`` (``field: why``), or None. Only the default
+    Linux EC2 profile's pool is served: its hosts are launched from the Linux launch template."""
+    if spec.pool is None:
+        return None
+    if profile_id != DEFAULT_POOL_PROFILE:
+        return (
+            f"pool: only the {DEFAULT_POOL_PROFILE!r} profile keeps a warm pool for now; "
+            "remove pool from this profile"
+        )
+    if (spec.backend, spec.os) != ("ec2", "linux"):
+        return (
+            f"pool: the {DEFAULT_POOL_PROFILE!r} profile keeps a warm pool as an ec2 linux profile"
+        )
+    return None
+
+
 def fleet_problem(spec: ProfileSpec, fleet: FleetChoices) -> str | None:
     """What this fleet cannot run of a profile (``field: why``), or None."""
     if spec.backend not in fleet.enabled_backends:
@@ -386,6 +504,15 @@ class ProfileRecords:
                 return sorted(found, key=lambda d: d.id)
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
+    def get(self, profile_id: str) -> ProfileDefinition | None:
+        """The admins' profile of this id, if any."""
+        item = self._db.get_item(
+            TableName=self._table, Key={"id": {"S": profile_id}}, ConsistentRead=True
+        ).get("Item")
+        if item is None:
+            return None
+        return ProfileDefinition.model_validate({**json.loads(item["spec"]["S"]), "id": profile_id})
+
     def put(self, profile_id: str, spec: ProfileSpec, by: str) -> None:
         self._db.put_item(
             TableName=self._table,
@@ -421,11 +548,27 @@ class InMemoryProfileRecords(ProfileRecords):
     def list(self) -> list[ProfileDefinition]:
         return sorted(self.items.values(), key=lambda d: d.id)
 
+    def get(self, profile_id: str) -> ProfileDefinition | None:
+        return self.items.get(profile_id)
+
     def put(self, profile_id: str, spec: ProfileSpec, by: str) -> None:
         self.items[profile_id] = ProfileDefinition(**spec.model_dump(), id=profile_id)
 
     def delete(self, profile_id: str) -> bool:
         return self.items.pop(profile_id, None) is not None
+
+
+def pool_plan(
+    profile_id: str, template_text: str, records: ProfileRecords
+) -> tuple[PoolSpec | None, str]:
+    """The profile's own pool plan and where it comes from: the admins' profile of that id (which
+    wins), else the template's (DesktopProfiles); None when the profile that applies carries no
+    ``pool`` (WarmPoolSize and WarmPoolState then set the pool)."""
+    admins = records.get(profile_id)
+    if admins is not None:
+        return admins.pool, "admin"
+    template = next((d for d in parse_definitions(template_text) if d.id == profile_id), None)
+    return (template.pool if template else None), "template"
 
 
 # -- the fleet's profiles, and a caller's --------------------------------------------------------
@@ -450,7 +593,7 @@ class Profiles:
         return [p for p in self.all() if may_use(p, groups)]
 
     def put(self, profile_id: str, spec: ProfileSpec, fleet: FleetChoices, by: str) -> Profile:
-        problem = fleet_problem(spec, fleet)
+        problem = fleet_problem(spec, fleet) or pool_problem(profile_id, spec)
         if problem:
             raise InvalidRequestError(problem)
         if profile_id not in {p.id for p in self.all()} and len(self.all()) >= MAX_PROFILES:

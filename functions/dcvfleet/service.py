@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from dcvfleet import batch, events, limits, pool, quotas
+from dcvfleet import batch, estimates, events, limits, pool, quotas
 from dcvfleet.adapters import (
     BATCH_INSTANCE_TAG,
     JOB_ENDED,
@@ -340,13 +340,17 @@ def launch_instance(
     if session.status != Status.PROVISIONING:  # cancelled before its host was launched
         raise SessionConflictError(f"session {session_id} is {session.status}, not provisioning")
     existing = hosts.find_by_session(session_id)
+    path: estimates.StartPath | None = None  # a retried step keeps the path it recorded
     if existing:  # a retried step: the earlier attempt launched it
         instance = existing[0]
     else:
         pooled = _from_pool(session, hosts, settings, secret_arn, warm_pool) if warm_pool else None
+        if pooled:
+            path = "pool-stopped" if pooled.state == "stopped" else "pool"
         instance = pooled or _launch_new(
             session, hosts, settings, secret_arn, operators=operators, telemetry=telemetry
         )
+        path = path or "launch"
     # RunInstances may return after the desktop was cancelled: then nobody else will end it
     with undone_if_overtaken(
         store, session_id, "instance", lambda: hosts.terminate(instance.instance_id)
@@ -358,6 +362,7 @@ def launch_instance(
             step="capacity",
             instance_id=instance.instance_id,
             instance_type=instance.instance_type,
+            extra=estimates.recorder(store, session.extra, path) if path else None,
         )
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
 
@@ -552,7 +557,9 @@ def resume_instance(store: SessionStore, hosts: Ec2Hosts, session_id: str) -> di
         raise InstanceBusyError(f"instance {session.instance_id} is still stopping")
     if instance.state == "stopped":
         hosts.start(instance.instance_id)
-    _update_while_provisioning(store, session_id, step="capacity")
+    _update_while_provisioning(
+        store, session_id, step="capacity", extra=estimates.recorder(store, session.extra, "resume")
+    )
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
 
 

@@ -22,6 +22,7 @@ import abc
 import copy
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,9 @@ from dcvfleet.errors import (
     SessionLimitExceededError,
     SessionNotFoundError,
 )
+from dcvfleet.estimates import PATH_KEY
 from dcvfleet.model import ACTIVE, Session, Status, can_transition
+from dcvfleet.session_profile import PROFILE_KEY
 
 #: Dataclass field -> DynamoDB attribute.
 _ATTRS = {
@@ -76,6 +79,9 @@ OWNER_INDEX = "byOwner"
 #: Every session, newest first: a sparse index (only items with ``listed``: sessions, never a
 #: user's counter or an agent's mark) on one constant partition, sorted by ``createdAt``.
 CREATED_INDEX = "byCreatedAt"
+#: ``recent_starts`` reads at most this many pages of this many index items.
+RECENT_READ_PAGES = 3
+RECENT_READ_LIMIT = 100
 LISTED_ATTR = "listed"
 LISTED = "session"
 
@@ -159,6 +165,16 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     def get_many(self, session_ids: list[str]) -> dict[str, Session]:
         """The sessions of these ids that exist, by id (not a consistent read)."""
+
+    @abc.abstractmethod
+    def recent_starts(self, profile: str, path: str, limit: int) -> list[Session]:
+        """Up to ``limit`` of the newest desktops of ``profile`` whose last start went along
+        ``path`` (``estimates.PATH_KEY``) and reached READY, newest first."""
+
+    @abc.abstractmethod
+    def requested_since(self, profile: str, since: str) -> list[str]:
+        """When each desktop of ``profile`` created at or after ``since`` was asked for
+        (``createdAt``, any order): the request history a warm pool's forecast reads."""
 
     @abc.abstractmethod
     def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
@@ -422,6 +438,39 @@ class DynamoSessionStore(SessionStore):
                     break
         return found
 
+    def requested_since(self, profile: str, since: str) -> list[str]:
+        # a Query of the creation-time index from ``since`` on (a range condition on its sort
+        # key, not a scan), keeping the profile's sessions: "A filter expression is applied after
+        # a Query finishes, but before the results are returned"
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.KeyConditionExpressions.html,
+        # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.FilterExpression.html);
+        # only the attributes read are returned
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": CREATED_INDEX,
+            "KeyConditionExpression": "#listed = :listed AND #created >= :since",
+            "FilterExpression": "#extra.#profile = :profile",
+            "ProjectionExpression": "#created, #extra.#profile",
+            "ExpressionAttributeNames": {
+                "#listed": LISTED_ATTR,
+                "#created": "createdAt",
+                "#extra": "extra",
+                "#profile": PROFILE_KEY,
+            },
+            "ExpressionAttributeValues": {
+                ":listed": {"S": LISTED},
+                ":since": {"S": since},
+                ":profile": {"S": profile},
+            },
+        }
+        found: list[str] = []
+        while True:
+            resp = self._db.query(**kwargs)
+            found.extend(item["createdAt"]["S"] for item in resp.get("Items", []))
+            if "LastEvaluatedKey" not in resp:
+                return found
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def index_earlier_sessions(self) -> int:
         """Put every session made before the creation-time index existed into it (an operator
         runs this once after the upgrade: tools/index_sessions.py); how many were added. Only
@@ -452,6 +501,42 @@ class DynamoSessionStore(SessionStore):
             if "LastEvaluatedKey" not in resp:
                 return added
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def recent_starts(self, profile: str, path: str, limit: int) -> list[Session]:
+        # the creation-time index, newest first, filtered: a filter applies after the read, and
+        # a Query's Limit counts the items read, not the items kept
+        # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Query.FilterExpression.html),
+        # so at most RECENT_READ_PAGES pages of RECENT_READ_LIMIT are read: what a profile
+        # started long ago, behind many other desktops, is not worth reading at each start
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": CREATED_INDEX,
+            "KeyConditionExpression": "#listed = :listed",
+            "FilterExpression": "#extra.#profile = :profile AND #extra.#path = :path "
+            "AND attribute_exists(#ready)",
+            "ExpressionAttributeNames": {
+                "#listed": LISTED_ATTR,
+                "#extra": "extra",
+                "#profile": PROFILE_KEY,
+                "#path": PATH_KEY,
+                "#ready": "readyAt",
+            },
+            "ExpressionAttributeValues": {
+                ":listed": {"S": LISTED},
+                ":profile": {"S": profile},
+                ":path": {"S": path},
+            },
+            "ScanIndexForward": False,
+            "Limit": RECENT_READ_LIMIT,
+        }
+        found: list[Session] = []
+        for _ in range(RECENT_READ_PAGES):
+            resp = self._db.query(**kwargs)
+            found.extend(self._from_item(item) for item in resp.get("Items", []))
+            if len(found) >= limit or "LastEvaluatedKey" not in resp:
+                break
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return found[:limit]
 
     def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
         # the sessions, read from the creation-time index (sessions only), kept when active,
@@ -683,6 +768,25 @@ class InMemorySessionStore(SessionStore):
         with self._lock:
             return {i: copy.deepcopy(self._items[i]) for i in session_ids if i in self._items}
 
+    def recent_starts(self, profile: str, path: str, limit: int) -> list[Session]:
+        with self._lock:
+            newest = sorted(self._items.values(), key=lambda s: s.created_at, reverse=True)
+            return [
+                copy.deepcopy(s)
+                for s in newest
+                if s.ready_at
+                and s.extra.get(PROFILE_KEY) == profile
+                and s.extra.get(PATH_KEY) == path
+            ][:limit]
+
+    def requested_since(self, profile: str, since: str) -> list[str]:
+        with self._lock:
+            return [
+                s.created_at
+                for s in self._items.values()
+                if s.created_at >= since and (s.extra or {}).get(PROFILE_KEY) == profile
+            ]
+
     def batch_desktops(self, instance_ids: list[str]) -> dict[str, list[Session]]:
         with self._lock:
             ordered = sorted(self._items.values(), key=lambda s: s.created_at, reverse=True)
@@ -742,10 +846,16 @@ def reached(session: Session, step: str) -> dict[str, str]:
 
 
 def update_provisioning(
-    store: SessionStore, session_id: str, *, step: str | None = None, **changes: Any
+    store: SessionStore,
+    session_id: str,
+    *,
+    step: str | None = None,
+    extra: Callable[[dict[str, str]], dict[str, str]] | None = None,
+    **changes: Any,
 ) -> Session:
     """Write ``changes`` onto a PROVISIONING session, re-reading when another writer won a race;
-    ``step`` records that provisioning step as finished now."""
+    ``step`` records that provisioning step as finished now; ``extra`` makes the session's new
+    ``extra`` from the one just read (so a rename made meanwhile is kept)."""
     for _ in range(CONFLICT_RETRIES):
         session = store.require(session_id)
         if session.status != Status.PROVISIONING:
@@ -754,6 +864,8 @@ def update_provisioning(
             )
         if step is not None:
             changes["progress"] = reached(session, step)
+        if extra is not None:
+            changes["extra"] = extra(dict(session.extra))
         try:
             return store.update(session, **changes)
         except SessionConflictError:

@@ -74,6 +74,8 @@ const AUDIT_ACTION = {
   "activate-release": "Activated a release",
   "put-profile": "Saved a profile",
   "delete-profile": "Deleted a profile",
+  "build-host-image": "Started a host image build",
+  "roll-back-host-image": "Rolled a host image back",
 };
 export const auditActionLabel = (action) => AUDIT_ACTION[action] ?? action;
 

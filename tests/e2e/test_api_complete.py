@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
@@ -114,10 +115,47 @@ def test_admin_calls_are_for_admins_only(fleet: Stack) -> None:
         ("POST", f"/admin/sessions/{uuid.uuid4()}/stop"),
         ("DELETE", f"/admin/sessions/{uuid.uuid4()}"),
         ("GET", "/admin/releases"),
+        ("GET", "/admin/host-images"),
+        ("POST", "/admin/host-images/linux/rollback"),
     ]:
         answer = user.call(method, path)
         assert answer.status_code == 403, (method, path, answer.text)
         assert "admins" in answer.json()["message"]
+
+
+def test_an_admin_rolls_a_host_image_back_and_no_rollback_returns_to_a_withdrawn_one(
+    fleet: Stack,
+) -> None:
+    admin = fleet.new_user(groups=("admins",))
+
+    def linux_images() -> dict[str, Any]:
+        listed = admin.call("GET", "/admin/host-images")
+        assert listed.status_code == 200, listed.text
+        (linux,) = [i for i in listed.json()["items"] if i["os"] == "linux"]
+        return dict(linux)
+
+    before = linux_images()["current"]["imageId"]
+    # two simulated pipeline runs publish two host images
+    built = [fleet.control("POST", "/host-images/linux/build").json()["imageId"] for _ in "ab"]
+    linux = linux_images()
+    assert linux["builds"] is False
+    assert (linux["current"]["imageId"], linux["current"]["baked"]) == (built[1], True)
+    assert [v["imageId"] for v in linux["history"][:2]] == [built[0], before]
+    # a build on demand needs the pipelines the local stack does not deploy: it says so
+    build = admin.call("POST", "/admin/host-images/linux/build")
+    assert build.status_code == 409, build.text
+    assert "AgentArtifactS3Uri" in build.json()["message"]
+    # a rollback puts back the image before; the next goes further back, not to the withdrawn one
+    back = admin.call("POST", "/admin/host-images/linux/rollback")
+    assert back.status_code == 200, back.text
+    assert back.json() == {"os": "linux", "imageId": built[0], "withdrawn": built[1]}
+    again = admin.call("POST", "/admin/host-images/linux/rollback").json()
+    assert again == {"os": "linux", "imageId": before, "withdrawn": built[0]}
+    listed = linux_images()
+    assert listed["current"]["imageId"] == before
+    assert {v["imageId"] for v in listed["history"] if v["withdrawn"]} == set(built)
+    audit = admin.call("GET", "/admin/audit").json()["items"]
+    assert [a["action"] for a in audit[:2]] == ["roll-back-host-image"] * 2
 
 
 def test_an_admin_sees_the_fleet_filters_it_and_stops_anyones_desktop(fleet: Stack) -> None:

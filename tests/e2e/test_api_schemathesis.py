@@ -50,6 +50,9 @@ OPERATIONS = (
     "DELETE /admin/profiles/{profile}",
     "GET /admin/audit",
     "GET /admin/pool",
+    "GET /admin/host-images",
+    "POST /admin/host-images/{os}/build",
+    "POST /admin/host-images/{os}/rollback",
 )
 SETTLED, GONE = ("READY", "STOPPED"), ("TERMINATED", "FAILED")
 ADMIN_OPERATIONS = tuple(o for o in OPERATIONS if o.split()[1].startswith("/admin/"))

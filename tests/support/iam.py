@@ -89,6 +89,7 @@ ARN_FORMATS = {
     "AWS::StepFunctions::Activity": f"arn:aws:states:{_R}:{_A}:activity:{{n}}",
     "AWS::ECS::Cluster": f"arn:aws:ecs:{_R}:{_A}:cluster/{{n}}",
     "AWS::Lambda::LayerVersion": f"arn:aws:lambda:{_R}:{_A}:layer:{{n}}:1",
+    "AWS::ImageBuilder::ImagePipeline": f"arn:aws:imagebuilder:{_R}:{_A}:image-pipeline/{{n}}",
 }
 #: Types whose Ref is their ARN (CloudFormation's return values); the rest return a name or id.
 REF_IS_ARN = {

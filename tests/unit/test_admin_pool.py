@@ -15,6 +15,7 @@ from moto import mock_aws
 
 from dcvfleet import aws
 from dcvfleet.pool import DynamoPoolStore, PoolHost, PoolState
+from dcvfleet.pool_targets import Target
 from tests.support.handlers import HANDLER_ENV
 from tests.support.tables import create_table
 
@@ -90,7 +91,28 @@ def test_an_admin_sees_the_pools_hosts_and_their_states_and_nobody_else_does(
         }
     ]
     assert sorted(body["items"], key=lambda i: i["state"]) == expected
+    # And no target before the first refill recorded one
+    assert "target" not in body
     # And a user who is not an administrator is refused
     status, body = _get_pool(api, admin=False)
     assert status == 403
     assert "admins" in body["message"]
+
+
+def test_an_admin_sees_the_last_refills_target_and_its_reason(api: ModuleType) -> None:
+    store = DynamoPoolStore(aws.client("dynamodb"), "pool")
+    store.record_target(
+        "linux-workstation", Target(5, "running", "weekdays 08:00-18:00 Europe/Paris"), T0
+    )
+    status, body = _get_pool(api, admin=True)
+    assert (status, body) == (
+        200,
+        {
+            "items": [],
+            "target": {
+                "size": 5,
+                "state": "running",
+                "reason": "weekdays 08:00-18:00 Europe/Paris",
+            },
+        },
+    )

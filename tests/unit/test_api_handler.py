@@ -355,6 +355,12 @@ def test_an_admin_puts_a_profile_for_a_group_and_deletes_it(api: ModuleType, fle
         ("/admin/profiles/cad", {**CAD, "id": "cad"}, "id: unknown field"),
         ("/admin/profiles/Bad_Id", CAD, "profile: String should match pattern"),
         ("/admin/profiles/cad", {**CAD, "instanceTypes": ["p5.48xlarge"]}, "instanceTypes: "),
+        ("/admin/profiles/cad", {**CAD, "pool": {"size": 1}}, "pool: only the 'linux-workstation'"),
+        (
+            "/admin/profiles/linux-workstation",
+            {**CAD, "pool": {"size": 1, "timeZone": "Paris"}},
+            "pool.timeZone: 'Paris' is not a known IANA time zone",
+        ),
     ],
 )
 def test_a_bad_profile_is_a_400_naming_the_field_and_keeps_nothing(

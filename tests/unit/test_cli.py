@@ -2043,3 +2043,25 @@ def test_fleet_names_the_desktops_a_batch_instance_runs(cli: Cli) -> None:
     result = cli("fleet")
     assert result.code == 0, result.err
     assert '"Box 5" (00000005), "Box 6" (00000006)' in result.out
+
+
+def test_progress_says_once_how_the_desktop_starts_and_how_long_that_usually_takes() -> None:
+    out = io.StringIO()
+    clock = iter([1000.0, 1004.0, 1010.0, 1011.0]).__next__
+    progress = watch.Progress(out, origin=1000.0, live=False, clock=clock)
+    estimate = {"path": "launch", "seconds": 100, "upToSeconds": 150, "samples": 12}
+    got_gpu = {"credentials": iso(1000.5), "capacity": iso(1003)}
+    progress.update({"status": "PROVISIONING", "progress": got_gpu, "estimate": estimate})
+    progress.update({"status": "PROVISIONING", "progress": got_gpu, "estimate": estimate})
+    progress.close()
+    assert out.getvalue().splitlines() == [
+        "✓ credentials (0.5s)",
+        "✓ GPU (3.0s)",
+        "· a new GPU machine: usually 1m 40s, 9 in 10 within 2m 30s (last 12)",
+        "… booting the desktop (PROVISIONING, 4s)",
+    ]
+    # a first desktop of its kind: how it starts, no figure
+    out = io.StringIO()
+    progress = watch.Progress(out, origin=1000.0, live=False, clock=iter([1000.0, 1001.0]).__next__)
+    progress.update({"status": "PROVISIONING", "progress": {}, "estimate": {"path": "pool"}})
+    assert out.getvalue().splitlines()[0] == "· a desktop was waiting in the pool"

@@ -253,18 +253,18 @@ def test_a_claimed_host_whose_desktop_was_cancelled_is_terminated_never_pooled_a
     assert fleet.store.require(sid).status == Status.TERMINATED
 
 
-def test_the_launch_step_asks_the_pool_only_while_warm_pool_size_is_above_0(
+def test_the_launch_step_asks_the_pool_even_at_warm_pool_size_0_as_a_profile_plan_may_fill_it(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     for name, value in HANDLER_ENV.items():
         monkeypatch.setenv(name, value)
     provision = importlib.import_module("dcvfleet.handlers.provision")
+    monkeypatch.delenv("POOL_TABLE", raising=False)
+    assert provision.warm_pool() is None  # a stack without a pool table
     monkeypatch.setenv("POOL_TABLE", "pool")
     monkeypatch.setenv("LINUX_INSTANCE_TYPE", "g5.xlarge")
     monkeypatch.setenv("REFILL_POOL_FUNCTION", "stack-RefillPoolFunction")
-    monkeypatch.setenv("WARM_POOL_SIZE", "0")
-    assert provision.warm_pool() is None  # no lookup at all: WarmPoolSize's default
-    monkeypatch.setenv("WARM_POOL_SIZE", "2")
+    monkeypatch.setenv("WARM_POOL_SIZE", "0")  # the profile's own pool plan may still keep hosts
     warm = provision.warm_pool()
     assert warm is not None
     assert (warm.profile, warm.instance_type) == (PROFILE, "g5.xlarge")

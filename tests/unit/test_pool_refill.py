@@ -4,8 +4,11 @@ account's vCPU quota, its records kept true to what EC2 has; and the sweep leave
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime, time, timedelta
 
-from dcvfleet import pool
+import pytest
+
+from dcvfleet import pool, pool_targets
 from dcvfleet.adapters import OS_TAG, POOL_TAG, SESSION_TAG
 from dcvfleet.config import PoolSettings
 from dcvfleet.lifecycle import sweep
@@ -14,6 +17,7 @@ from dcvfleet.store import InMemorySessionStore
 from tests.support.lifecycle import SETTINGS as LIFECYCLE
 from tests.support.lifecycle import LifecycleHosts
 from tests.support.service import COMMON, FLEET_TAG
+from tests.support.sessions import a_session
 
 PROFILE = "linux-workstation"
 T0 = "2026-12-07T10:00:00.000Z"
@@ -41,7 +45,15 @@ def test_the_default_size_launches_nothing() -> None:
     # Then nothing is launched or recorded
     assert hosts.attempts == []
     assert store.hosts(PROFILE) == []
-    assert out == {"profile": PROFILE, "target": 0, "inPool": 0, "launched": [], "retired": []}
+    assert out == {
+        "profile": PROFILE,
+        "target": 0,
+        "state": "running",
+        "reason": "WarmPoolSize 0, WarmPoolState running",
+        "inPool": 0,
+        "launched": [],
+        "retired": [],
+    }
 
 
 def test_a_refill_launches_tagged_pool_hosts_up_to_the_target_and_no_more() -> None:
@@ -176,3 +188,127 @@ def test_a_refill_drops_the_record_of_a_claimed_host_once_its_instance_is_gone()
     hosts.terminate(host.instance_id)
     pool.refill(store, hosts, replace(SETTINGS, size=1), run_id="run-3", now=LATER)
     assert host.instance_id not in states(store)
+
+
+# -- the pool's plan ------------------------------------------------------------------------------
+OFFICE = pool_targets.PoolPlan(
+    size=1,
+    state="stopped",
+    timezone="Europe/Paris",
+    windows=(pool_targets.Window(frozenset(range(5)), time(8), time(18), size=5, state="running"),),
+)
+#: Monday 7 December 2026 in Paris (UTC+1)
+BEFORE_OFFICE = "2026-12-07T06:49:00.000Z"  # 07:49
+OFFICE_LEAD = "2026-12-07T06:50:00.000Z"  # 07:50, ten minutes before the window
+EVENING = "2026-12-07T17:00:00.000Z"  # 18:00
+
+
+def no_history(profile: str, since: str) -> list[str]:
+    raise AssertionError("the history is read only for a forecast")
+
+
+def test_the_refill_follows_the_profiles_schedule_from_ten_minutes_before_a_window() -> None:
+    store, hosts = InMemoryPoolStore(), LifecycleHosts()
+    demand = pool.Demand(plan=OFFICE, history=no_history)
+    # Before the window's lead: the base plan, one host waiting stopped
+    out = pool.refill(store, hosts, SETTINGS, run_id="run-1", now=BEFORE_OFFICE, demand=demand)
+    assert (out["target"], out["state"], out["reason"]) == (
+        1,
+        "stopped",
+        "base plan (Europe/Paris)",
+    )
+    # Ten minutes before 08:00 in Paris: the window's five, running
+    out = pool.refill(store, hosts, SETTINGS, run_id="run-2", now=OFFICE_LEAD, demand=demand)
+    assert (out["target"], out["state"], out["reason"]) == (
+        5,
+        "running",
+        "weekdays 08:00-18:00 Europe/Paris (from 10 minutes before)",
+    )
+    assert out["inPool"] == 5
+    assert len(out["launched"]) == 4
+    assert store.last_target(PROFILE) == {
+        "size": 5,
+        "state": "running",
+        "reason": "weekdays 08:00-18:00 Europe/Paris (from 10 minutes before)",
+    }
+    # At 18:00 the window has ended: back to one, the excess retired
+    out = pool.refill(store, hosts, SETTINGS, run_id="run-3", now=EVENING, demand=demand)
+    assert (out["target"], out["state"], out["inPool"], len(out["retired"])) == (
+        1,
+        "stopped",
+        1,
+        4,
+    )
+
+
+def test_the_refill_follows_the_forecast_from_the_profiles_request_history() -> None:
+    # Given the profile's requests at 13:xx on the past four Mondays: 3, 3, 0 and 6
+    sessions = InMemorySessionStore()
+    monday_13 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)  # 13:00 in Paris
+    for week, count in enumerate([3, 3, 0, 6], start=1):
+        for i in range(count):
+            at = monday_13 - timedelta(weeks=week) + timedelta(minutes=i)
+            sessions.create(
+                a_session(
+                    f"s-{week}-{i}",
+                    owner=f"u-{week}-{i}",
+                    created_at=at.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+                    extra={"profile": PROFILE},
+                ),
+                max_active=1,
+            )
+    asked: list[tuple[str, str]] = []
+
+    def history(profile: str, since: str) -> list[str]:
+        asked.append((profile, since))
+        return sessions.requested_since(profile, since)
+
+    plan = replace(OFFICE, windows=(), size=0, forecast=pool_targets.Forecast(0.5))
+    demand = pool.Demand(plan=plan, history=history)
+    store, hosts = InMemoryPoolStore(), LifecycleHosts()
+    # When the pool is refilled at 12:50 in Paris, the forecast's lead before 13:00
+    out = pool.refill(
+        store, hosts, SETTINGS, run_id="run-1", now="2026-12-07T11:50:00.000Z", demand=demand
+    )
+    # Then it holds the median of 0, 3, 3, 6, running; the history read covers the four weeks
+    assert (out["target"], out["state"]) == (3, "running")
+    assert out["reason"] == "forecast: p50 of 4 weeks for Mon 13:00 Europe/Paris"
+    assert asked == [(PROFILE, "2026-11-09T09:50:00.000Z")]
+
+
+def test_the_refill_is_capped_by_the_gpu_vcpus_the_fleet_leaves_free() -> None:
+    store, hosts = InMemoryPoolStore(), LifecycleHosts()
+    # Given a quota of 20 vCPUs, and two desktops of 4 vCPUs running (one stopped: not counted)
+    for sid in ("s-1", "s-2"):
+        hosts.add(session_id=sid, **{FLEET_TAG[0]: FLEET_TAG[1]})
+    hosts.add(session_id="s-3", state="stopped", **{FLEET_TAG[0]: FLEET_TAG[1]})
+    demand = pool.Demand(plan=replace(OFFICE, size=8, windows=()), vcpu_quota=lambda t: 20)
+    # When the pool is refilled
+    out = pool.refill(store, hosts, SETTINGS, run_id="run-1", now=T0, demand=demand)
+    # Then it holds what the 12 free vCPUs fit: three g5.xlarge (4 vCPUs each)
+    assert (out["target"], len(out["launched"])) == (3, 3)
+    assert out["reason"] == "base plan; capped by the GPU vCPU quota (12 vCPUs free)"
+    # And its own hosts are what it sizes, not what takes the room: the next run keeps three
+    out = pool.refill(store, hosts, SETTINGS, run_id="run-2", now=T0, demand=demand)
+    assert (out["target"], out["inPool"], out["retired"]) == (3, 3, [])
+
+
+def test_an_unknown_quota_leaves_the_pool_uncapped_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, hosts = InMemoryPoolStore(), LifecycleHosts()
+    demand = pool.Demand(plan=replace(OFFICE, size=3, windows=()))
+    out = pool.refill(store, hosts, SETTINGS, run_id="run-1", now=T0, demand=demand)
+    assert out["target"] == 3
+    assert "pool not capped by the vCPU quota: unknown" in caplog.text
+
+
+def test_without_a_plan_the_pool_is_warm_pool_size_and_state() -> None:
+    store, hosts = InMemoryPoolStore(), LifecycleHosts()
+    stopped = replace(SETTINGS, size=3, state="stopped")
+    out = pool.refill(store, hosts, stopped, run_id="run-1", now=T0)
+    assert (out["target"], out["state"], out["reason"]) == (
+        3,
+        "stopped",
+        "WarmPoolSize 3, WarmPoolState stopped",
+    )

@@ -14,6 +14,7 @@ from moto.dynamodb.models import DynamoDBBackend
 
 from dcvfleet import aws
 from dcvfleet.pool import DynamoPoolStore, InMemoryPoolStore, PoolHost, PoolState, PoolStore
+from dcvfleet.pool_targets import Target
 from local.emulator import dynamodb
 from tests.support.concurrency import run_together
 from tests.support.tables import create_table
@@ -141,3 +142,22 @@ def test_a_record_is_removed_only_while_in_the_state_it_was_read_in(store: PoolS
     # When a reader that saw it READY does / Then it is gone
     assert store.remove(store.hosts(PROFILE)[0])
     assert store.hosts(PROFILE) == []
+
+
+def test_the_last_target_is_kept_per_profile_apart_from_its_hosts(store: PoolStore) -> None:
+    # Given a pool with a host, and no target yet
+    store.add(warming("i-0000000000000000a"))
+    assert store.last_target(PROFILE) is None
+    # When two refills record their targets
+    store.record_target(PROFILE, Target(5, "running", "weekdays 08:00-18:00 UTC"), T0)
+    store.record_target(PROFILE, Target(1, "stopped", "base plan (UTC)"), T1)
+    # Then the last one is the profile's, another profile has none
+    assert store.last_target(PROFILE) == {
+        "size": 1,
+        "state": "stopped",
+        "reason": "base plan (UTC)",
+    }
+    assert store.last_target("cad") is None
+    # And the pool's hosts are the host alone: a target is no host, and no claim can take it
+    assert [h.instance_id for h in store.hosts(PROFILE)] == ["i-0000000000000000a"]
+    assert store.claim(PROFILE, "session-1", T1) is None

@@ -6,7 +6,9 @@ The pages poll; a test that changes the fake's state makes the page poll again a
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -448,3 +450,35 @@ def test_cancelling_a_resume_warns_that_the_disk_is_deleted(tab: Page, api: Fake
     tab.keyboard.press("Escape")
     expect(tab.get_by_test_id("confirm-dialog")).to_be_hidden()
     assert not [call for call in api.calls if call[0] == "DELETE"]
+
+
+def test_the_waiting_screen_says_how_it_starts_and_how_long_that_usually_takes(
+    tab: Page, api: FakeApi
+) -> None:
+    asked = datetime.now(UTC) - timedelta(seconds=10)
+    estimate = {"path": "launch", "seconds": 100, "upToSeconds": 150, "samples": 12}
+    api.sessions = [
+        session_view(
+            "s-1",
+            "PROVISIONING",
+            createdAt=asked.isoformat().replace("+00:00", "Z"),
+            progress={"credentials": asked.isoformat().replace("+00:00", "Z")},
+            estimate=estimate,
+        )
+    ]
+    _open(tab, "#/sessions/s-1")
+    words = tab.get_by_test_id("waiting-estimate")
+    expect(words).to_contain_text(
+        "A new GPU machine is starting for you. This usually takes about 1 min 40 s"
+        " (9 in 10 within 2 min 30 s, from the last 12 like it)."
+    )
+    expect(words).to_contain_text(re.compile(r"About 1 min [23]\d s left\.$"))
+    # past the 90th percentile, it says so rather than counting below zero
+    api.sessions[0]["createdAt"] = "2026-12-07T09:00:00Z"
+    api.sessions[0]["progress"] = {"credentials": "2026-12-07T09:00:00Z"}
+    tab.evaluate(POLL_NOW)
+    expect(words).to_contain_text("It is taking longer than usual.")
+    # a first desktop of its kind: how it starts, and no invented figure
+    api.sessions[0]["estimate"] = {"path": "pool"}
+    tab.evaluate(POLL_NOW)
+    expect(words).to_have_text("A desktop was ready and waiting for you.")

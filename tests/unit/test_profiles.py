@@ -4,13 +4,14 @@ fleet's parameters, what follows from a profile, who may use it, and the admins'
 from __future__ import annotations
 
 import json
+from datetime import time
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from dcvfleet import profiles
+from dcvfleet import pool_targets, profiles
 from dcvfleet.errors import (
     ConfigurationError,
     InvalidRequestError,
@@ -285,3 +286,122 @@ def test_the_admins_profiles_are_kept_in_the_table_the_template_declares() -> No
         fleet.delete("cad")
         assert records.list() == []
         assert records.delete("cad") is False
+
+
+# -- a profile's warm pool -----------------------------------------------------------------------
+OFFICE_POOL: dict[str, Any] = {
+    "size": 1,
+    "state": "stopped",
+    "timeZone": "Europe/Paris",
+    "schedule": [
+        {"days": ["mon", "tue", "wed", "thu", "fri"], "from": "08:00", "to": "18:00", "size": 5}
+    ],
+    "forecast": {"quantile": 0.9, "weeks": 6},
+    "maximum": 8,
+}
+
+
+def test_a_pool_plan_reads_as_the_targets_plan() -> None:
+    plan = profiles.parse_spec(spec(pool=OFFICE_POOL)).pool
+    assert plan is not None
+    assert plan.plan() == pool_targets.PoolPlan(
+        size=1,
+        state="stopped",
+        timezone="Europe/Paris",
+        windows=(pool_targets.Window(frozenset(range(5)), time(8), time(18), 5, "running"),),
+        forecast=pool_targets.Forecast(quantile=0.9, weeks=6),
+        maximum=8,
+    )
+    # a profile without one reads as before: no pool field at all
+    assert "pool" not in profiles.parse_spec(spec()).model_dump()
+
+
+@pytest.mark.parametrize(
+    ("pool", "message"),
+    [
+        ({**OFFICE_POOL, "timeZone": "Europe/Pariss"}, "pool.timeZone: 'Europe/Pariss' is not"),
+        ({**OFFICE_POOL, "size": -1}, "pool.size: Input should be greater than or equal to 0"),
+        ({**OFFICE_POOL, "size": 21}, "pool.size: Input should be less than or equal to 20"),
+        ({**OFFICE_POOL, "state": "hibernated"}, "pool.state: Input should be 'running' or"),
+        ({**OFFICE_POOL, "forecast": {"quantile": 0}}, "pool.forecast.quantile: Input should be"),
+        ({**OFFICE_POOL, "forecast": {"quantile": 1.2}}, "pool.forecast.quantile: Input should"),
+        ({**OFFICE_POOL, "forecast": {"quantile": 0.9, "weeks": 0}}, "pool.forecast.weeks: "),
+        (
+            {
+                **OFFICE_POOL,
+                "schedule": [{"days": ["mon"], "from": "08:00", "to": "08:00", "size": 1}],
+            },
+            "pool.schedule.0.to: a window must not end when it starts (08:00)",
+        ),
+        (
+            {
+                **OFFICE_POOL,
+                "schedule": [{"days": ["mon"], "from": "8:00", "to": "18:00", "size": 1}],
+            },
+            "pool.schedule.0.from: String should match pattern",
+        ),
+        (
+            {
+                **OFFICE_POOL,
+                "schedule": [{"days": ["lun"], "from": "08:00", "to": "18:00", "size": 1}],
+            },
+            "pool.schedule.0.days.0: Input should be 'mon'",
+        ),
+        (
+            {
+                **OFFICE_POOL,
+                "schedule": [{"days": ["mon", "mon"], "from": "08:00", "to": "09:00", "size": 1}],
+            },
+            "pool.schedule.0.days: names a day twice",
+        ),
+        ({**OFFICE_POOL, "colour": "red"}, "pool.colour: unknown field"),
+    ],
+)
+def test_a_bad_pool_plan_is_refused_naming_the_field(pool: dict[str, Any], message: str) -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        profiles.parse_spec(spec(pool=pool), "linux-workstation")
+    assert caught.value.message.startswith(f"linux-workstation.{message}"), caught.value.message
+
+
+def test_only_the_default_linux_profile_may_carry_a_pool_until_others_are_served() -> None:
+    # through the API
+    fleet = Profiles(profiles.default_definitions(FLEET), InMemoryProfileRecords())
+    with pytest.raises(InvalidRequestError, match=r"^pool: only the 'linux-workstation' profile"):
+        fleet.put("cad", profiles.parse_spec(spec(pool=OFFICE_POOL)), FLEET, "boss")
+    put = fleet.put("linux-workstation", profiles.parse_spec(spec(pool=OFFICE_POOL)), FLEET, "boss")
+    assert put.pool is not None
+    assert put.pool.size == 1
+    # through DesktopProfiles
+    other = {**spec(pool=OFFICE_POOL), "id": "cad"}
+    with pytest.raises(ConfigurationError, match=r"^DesktopProfiles\[0\] \(cad\)\.pool: only"):
+        profiles.parse_definitions(json.dumps([other]))
+    batch = {
+        **spec(backend="batch", idle={"timeoutSeconds": 900, "action": "terminate"}),
+        "id": "linux-workstation",
+        "pool": OFFICE_POOL,
+    }
+    with pytest.raises(ConfigurationError, match=r"\(linux-workstation\)\.pool: .* ec2 linux"):
+        profiles.parse_definitions(json.dumps([batch]))
+    served = {**spec(pool=OFFICE_POOL), "id": "linux-workstation"}
+    assert profiles.parse_definitions(json.dumps([served]))[0].pool is not None
+
+
+def test_a_pool_plan_is_kept_in_the_admins_table_as_put() -> None:
+    declared = table_properties("ProfilesTable")
+    with mock_aws():
+        db = boto3.client("dynamodb", region_name="us-east-1")
+        db.create_table(
+            TableName="profiles",
+            AttributeDefinitions=declared["AttributeDefinitions"],
+            KeySchema=declared["KeySchema"],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        records = profiles.ProfileRecords(db, "profiles")
+        fleet = Profiles(profiles.default_definitions(FLEET), records)
+        fleet.put("linux-workstation", profiles.parse_spec(spec(pool=OFFICE_POOL)), FLEET, "boss")
+        item = db.get_item(TableName="profiles", Key={"id": {"S": "linux-workstation"}})["Item"]
+        stored = json.loads(item["spec"]["S"])["pool"]
+        assert stored["schedule"][0] == {**OFFICE_POOL["schedule"][0], "state": "running"}
+        (kept,) = records.list()
+        assert kept.pool is not None
+        assert kept.pool.plan().windows[0].start == time(8)

@@ -475,3 +475,32 @@ def test_a_users_notification_address_is_kept_apart_from_their_sessions(
     assert store.active_count("alice") == 1
     assert [s.owner for s in store.list_by_owner("alice")] == ["alice"]
     assert store.scan_by_status(frozenset(Status)) == store.list_by_owner("alice")
+
+
+def test_a_profiles_requests_since_a_moment_are_read_from_the_creation_time_index(
+    store: SessionStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given desktops of two profiles over a week, and one made before profiles (no profile)
+    def made(owner: str, at: str, profile: str | None) -> None:
+        session = a_session(owner, created_at=at)
+        if profile:
+            session = replace(session, extra={**session.extra, "profile": profile})
+        store.create(session, max_active=10)
+
+    made("alice", "2026-11-30T08:05:00.000Z", "linux-workstation")
+    made("alice", "2026-12-07T08:05:00.000Z", "linux-workstation")
+    made("bob", "2026-12-07T08:06:00.000Z", "cad")
+    made("carol", "2026-12-07T08:07:00.000Z", None)
+    made("dave", "2026-12-07T08:04:59.999Z", "linux-workstation")
+    if isinstance(store, DynamoSessionStore):  # a Query of the index, never a Scan
+        monkeypatch.setattr(store._db, "scan", None)
+    # Then the history holds that profile's requests from that moment on, and nothing else
+    since = "2026-12-07T08:05:00.000Z"
+    assert sorted(store.requested_since("linux-workstation", since)) == [since]
+    assert sorted(store.requested_since("linux-workstation", "2026-11-01T00:00:00.000Z")) == [
+        "2026-11-30T08:05:00.000Z",
+        "2026-12-07T08:04:59.999Z",
+        since,
+    ]
+    assert store.requested_since("cad", since) == ["2026-12-07T08:06:00.000Z"]
+    assert store.requested_since("nothing", since) == []

@@ -60,6 +60,9 @@ from dcvfleet.api_models import (
     Created,
     CreateSessionBody,
     Credentials,
+    HostImageBuild,
+    HostImageList,
+    HostImageRollback,
     InstancePage,
     InstanceState,
     Message,
@@ -75,6 +78,8 @@ from dcvfleet.api_models import (
 from dcvfleet.aws import client
 from dcvfleet.config import DEFAULT_POOL_PROFILE, ApiSettings, LifecycleSettings
 from dcvfleet.errors import (
+    HostImageConflictError,
+    HostImageNotFoundError,
     InvalidRequestError,
     ProfileConflictError,
     ProfileNotFoundError,
@@ -86,6 +91,7 @@ from dcvfleet.errors import (
     StatusConflictError,
 )
 from dcvfleet.handlers import entry_point, session_store
+from dcvfleet.host_images import HostImages
 from dcvfleet.lifecycle import cancel, user_requests
 from dcvfleet.model import CreateSessionRequest, Status
 from dcvfleet.profiles import (
@@ -98,7 +104,7 @@ from dcvfleet.profiles import (
     Profiles,
     ProfileSpec,
 )
-from dcvfleet.store import SessionStore
+from dcvfleet.store import SessionStore, now_iso
 
 logger = Logger()
 SETTINGS = ApiSettings.from_env(os.environ)
@@ -185,7 +191,10 @@ def validation_message(errors: list[dict[str, Any]]) -> str:
         return f"{name}: unknown field"
     if kind == "missing":
         return f"{name}: is required"
-    return f"{name}: {error.get('msg', 'is not valid')}"
+    text = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+    if kind == "value_error" and ": " in text:  # a model's own check: names its field already
+        return text
+    return f"{name}: {text}"
 
 
 @app.exception_handler(RequestValidationError)
@@ -744,7 +753,80 @@ def admin_pool() -> PoolList:
     store = pool.DynamoPoolStore(client("dynamodb"), os.environ.get("POOL_TABLE", ""))
     hosts = store.hosts(DEFAULT_POOL_PROFILE)
     items = [h.view() for h in hosts if h.state in pool.IN_POOL]
-    return PoolList.model_validate({"items": items})
+    target = store.last_target(DEFAULT_POOL_PROFILE)
+    return PoolList.model_validate({"items": items, "target": target})
+
+
+def _host_images() -> HostImages:
+    env = os.environ
+    return HostImages(
+        client("ssm"),
+        client("ec2"),
+        client("imagebuilder"),
+        parameters={
+            "linux": env.get("LINUX_HOST_IMAGE_PARAMETER", ""),
+            "windows": env.get("WINDOWS_HOST_IMAGE_PARAMETER", ""),
+        },
+        pipelines={
+            "linux": env.get("LINUX_HOST_PIPELINE", ""),
+            "windows": env.get("WINDOWS_HOST_PIPELINE", ""),
+        },
+    )
+
+
+@app.get(
+    "/admin/host-images",
+    summary="The host images new EC2 desktops start from, and the earlier ones",
+    responses=_ADMIN,
+)
+def admin_host_images() -> HostImageList:
+    _admin()
+    return HostImageList.model_validate(_host_images().view())
+
+
+@app.post(
+    "/admin/host-images/<os>/build",
+    summary="Build the OS's host image now (its test phase must pass before desktops use it)",
+    responses=_responses(
+        403, 404, 409, status=202, description="Build started", model=HostImageBuild
+    ),
+)
+def build_host_image(os: str) -> Response[HostImageBuild]:
+    caller = _admin()
+    request_id = app.current_event.request_context.request_id or str(uuid.uuid4())
+    out = _host_images().build(os, request_id)
+    logger.info("host image build started", os=os, build=out["imageBuildVersionArn"])
+    _audited(caller, "build-host-image", os, out["imageBuildVersionArn"])
+    return Response(
+        status_code=HTTPStatus.ACCEPTED.value,
+        content_type="application/json",
+        body=HostImageBuild.model_validate(out),
+    )
+
+
+@app.post(
+    "/admin/host-images/<os>/rollback",
+    summary="New desktops of this OS start from the previous host image again",
+    responses=_responses(403, 404, 409),
+)
+def roll_back_host_image(os: str) -> HostImageRollback:
+    caller = _admin()
+    out = _host_images().rollback(os, now_iso())
+    logger.info(
+        "host image rolled back", os=os, image_id=out["imageId"], withdrawn=out["withdrawn"]
+    )
+    _audited(caller, "roll-back-host-image", os, f"{out['withdrawn']} -> {out['imageId']}")
+    return HostImageRollback.model_validate(out)
+
+
+@app.exception_handler(HostImageNotFoundError)
+def _no_host_image(exc: HostImageNotFoundError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.NOT_FOUND, exc.message)
+
+
+@app.exception_handler(HostImageConflictError)
+def _host_image_conflict(exc: HostImageConflictError) -> Response[dict[str, str]]:
+    return _error(HTTPStatus.CONFLICT, exc.message)
 
 
 def _releases() -> tuple[ReleaseRecords, Releases]:

@@ -39,8 +39,11 @@ def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[st
 
 
 def warm_pool() -> pool.WarmPool | None:
-    """The default Linux EC2 profile's warm pool; None while WarmPoolSize is 0 (no lookup)."""
-    if os.environ.get("WARM_POOL_SIZE", "0") in ("", "0") or not os.environ.get("POOL_TABLE"):
+    """The default Linux EC2 profile's warm pool; None without a pool table. It is asked even
+    while WarmPoolSize is 0: that profile's own plan (its ``pool``, put by an administrator at
+    any time) may keep hosts in it. A desktop of another profile never asks (``serves``), and a
+    desktop of that one asks with one Query of the pool's partition."""
+    if not os.environ.get("POOL_TABLE"):
         return None
     return pool.WarmPool(
         store=pool.DynamoPoolStore(client("dynamodb"), os.environ["POOL_TABLE"]),

@@ -20,6 +20,35 @@ const STEPS = [
 
 const STATE_WORDS = { pending: "waiting", active: "in progress", done: "done", failed: "failed" };
 
+/** How the desktop starts (GET /sessions/{id}'s estimate.path), in the user's words. */
+const PATH_WORDS = {
+  pool: "A desktop was ready and waiting for you.",
+  "pool-stopped": "A waiting desktop is being started for you.",
+  launch: "A new GPU machine is starting for you.",
+  resume: "Your desktop is starting again, with your files.",
+  batch: "Your desktop is being placed on a GPU machine.",
+};
+
+/**
+ * The estimate's words: how it starts, and, from the profile's recent desktops that started the
+ * same way, how long that usually takes and how much is left now ("" when nothing is known yet).
+ */
+export function estimateWords(estimate, startedAt, now = Date.now()) {
+  const path = PATH_WORDS[estimate?.path];
+  if (!path) return "";
+  if (!Number.isFinite(estimate.seconds)) return path;
+  const usual =
+    `${path} This usually takes about ${formatDuration(estimate.seconds * 1000)}` +
+    ` (9 in 10 within ${formatDuration(estimate.upToSeconds * 1000)}, from the last` +
+    ` ${estimate.samples} like it).`;
+  if (Number.isNaN(startedAt)) return usual;
+  const left = startedAt + estimate.seconds * 1000 - now;
+  if (left >= 1000) return `${usual} About ${formatDuration(left)} left.`;
+  return now < startedAt + estimate.upToSeconds * 1000
+    ? `${usual} Any moment now.`
+    : `${usual} It is taking longer than usual.`;
+}
+
 /** Each step's state: done if it has a time; the first missing one is active (or failed). */
 function stepStates(session) {
   const progress = session.progress ?? {};
@@ -54,6 +83,7 @@ export function waitingScreen(brand, onRetry) {
   const title = h("h1", { id: "waiting-title", tabindex: "-1" }, "Getting your desktop ready");
   const subtitle = h("p", { class: "waiting-subtitle" });
   const elapsed = h("p", { class: "waiting-elapsed" });
+  const estimate = h("p", { class: "waiting-estimate", "data-testid": "waiting-estimate" });
   const live = h("p", { class: "visually-hidden", "aria-live": "polite" });
   const reason = h("p", {});
   const retry = h(
@@ -103,6 +133,7 @@ export function waitingScreen(brand, onRetry) {
       items.map((item) => item.node),
     ),
     elapsed,
+    estimate,
     actions,
     failure,
     retryError.node,
@@ -131,6 +162,10 @@ export function waitingScreen(brand, onRetry) {
     elapsed.textContent =
       session.status === "PROVISIONING" && !Number.isNaN(startedAt)
         ? `Elapsed: ${formatDuration(now - startedAt)}`
+        : "";
+    estimate.textContent =
+      session.status === "PROVISIONING"
+        ? estimateWords(session.estimate, provisioningStart(session, startedAt), now)
         : "";
   }
 
