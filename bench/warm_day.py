@@ -30,19 +30,7 @@ from typing import Any, Literal
 
 import local  # noqa: F401  (first: it puts functions/, the dcvfleet package, on sys.path)
 from dcvfleet.pool import MAX_POOL_SIZE
-
-# TEMPORARY import guard: dcvfleet.pool_targets (the pool's schedule and forecast targets) is
-# being added to the product on another branch. Until it is merged this benchmark cannot run its
-# scheduled and forecast policies, and it says so instead of running without them. Remove this
-# guard (keep the import) once the module is on main.
-try:
-    from dcvfleet.pool_targets import Forecast, PoolPlan, Target, Window, target
-except ImportError as exc:  # pragma: no cover - goes away with the guard
-    raise ImportError(
-        "bench.warm_day needs dcvfleet.pool_targets (functions/dcvfleet/pool_targets.py), the"
-        " product's pool target code, which this checkout does not have yet: merge it first"
-    ) from exc
-
+from dcvfleet.pool_targets import Forecast, PoolPlan, Target, Window, target
 from local.sim.hosts import BAKED_BOOT_SECONDS, BARE_BOOT_SECONDS
 
 PoolWait = Literal["running", "stopped"]
