@@ -34,6 +34,10 @@ OS_TAG = "dcvfleet:os"
 SECRET_TAG = "dcvfleet:secret-arn"  # noqa: S105 - a tag key, not a secret
 #: On a warm pool's host: the profile whose pool it is in (it has no session tag until claimed).
 POOL_TAG = "dcvfleet:pool"
+#: On a warm pool's host: put there by the host's own agent once it runs, waiting for a claim
+#: (the host is made: its first boot installed DCV and the agent). Only the host itself may put
+#: it (HostRole: CreateTags of this one key, on the instance the credentials were delivered to).
+POOL_READY_TAG = "dcvfleet:pool-ready"
 #: On a batch session's secret: "<job role id>:<ECS task id>", the only principal (aws:userid)
 #: the job role's policy lets read it.
 READER_TAG = "dcvfleet:reader"
