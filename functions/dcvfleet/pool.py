@@ -6,9 +6,11 @@ has its own small table rather than items in the sessions table: the sessions ta
 fleet sweep) and its indexes would otherwise have to tell pool items from sessions, and a pool
 host is not anybody's desktop until it is claimed.
 
-A host moves WARMING (launched, its agent not yet heard) → READY (its agent said it is ready; a
-request can claim it now) or STOPPED (ready, and stopped to wait: claimable, the claim starts it)
-→ CLAIMED (by one session, for good: a host that served a user never returns to the pool).
+A host moves WARMING (launched, its agent not yet heard) → READY (EC2 says it runs; a request
+can claim it now) → CLAIMED (by one session, for good: a host that served a user never returns
+to the pool). In a pool that waits stopped (WarmPoolState ``stopped``), a READY host that is
+made (its agent tagged it POOL_READY_TAG) moves on READY → STOPPING (being stopped: out of reach
+of claims) → STOPPED (stopped to wait: claimable, the claim starts it).
 
 A claim is one conditional write on one record, READY or STOPPED → CLAIMED with the session's id,
 so two requests never get the same host: DynamoDB applies a write only if its condition holds at
@@ -32,6 +34,7 @@ from botocore.exceptions import ClientError
 
 from dcvfleet.adapters import (
     OS_TAG,
+    POOL_READY_TAG,
     POOL_TAG,
     SESSION_TAG,
     CapacityUnavailable,
@@ -57,6 +60,8 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 class PoolState(enum.StrEnum):
     WARMING = "WARMING"
     READY = "READY"
+    #: Being stopped by the refill (a pool that waits stopped): not claimable until stopped.
+    STOPPING = "STOPPING"
     STOPPED = "STOPPED"
     CLAIMED = "CLAIMED"
 
@@ -64,7 +69,7 @@ class PoolState(enum.StrEnum):
 #: States a request may claim (a STOPPED host is started by the claim).
 CLAIMABLE = frozenset({PoolState.READY, PoolState.STOPPED})
 #: States that count towards the pool's size (a CLAIMED host is somebody's desktop).
-IN_POOL = frozenset({PoolState.WARMING, PoolState.READY, PoolState.STOPPED})
+IN_POOL = frozenset({PoolState.WARMING, PoolState.READY, PoolState.STOPPING, PoolState.STOPPED})
 
 
 @dataclass(frozen=True)
@@ -329,6 +334,7 @@ def refill(
         if instance_id not in found and lost and store.remove(host):
             del recorded[instance_id]
             logger.warning("pool host gone", instance_id=instance_id, state=host.state.value)
+    stopping, starting = _wait_as(store, hosts, recorded, found, settings.state, now=now)
     waiting = sorted(
         (h for h in recorded.values() if h.state in IN_POOL),
         key=lambda h: (h.state is PoolState.WARMING, h.since, h.instance_id),
@@ -350,14 +356,96 @@ def refill(
         if made.instance_id not in recorded:  # a retried run: launched and recorded before
             store.add(PoolHost(profile, made.instance_id, PoolState.WARMING, now))
         launched.append(made.instance_id)
-    logger.info("pool refilled", profile=profile, target=target, launched=launched, retired=retired)
+    logger.info(
+        "pool refilled",
+        profile=profile,
+        target=target,
+        launched=launched,
+        retired=retired,
+        stopping=stopping,
+        starting=starting,
+    )
     return {
         "profile": profile,
         "target": target,
         "inPool": in_pool + len(launched),
         "launched": launched,
         "retired": retired,
+        "stopping": stopping,
+        "starting": starting,
     }
+
+
+def _wait_as(
+    store: PoolStore,
+    hosts: Ec2Hosts,
+    recorded: dict[str, PoolHost],
+    found: dict[str, Instance],
+    wanted: str,
+    *,
+    now: str,
+) -> tuple[list[str], list[str]]:
+    """Make the pool's hosts wait as ``wanted`` (WarmPoolState: ``running`` or ``stopped``)
+    says; the ids of the hosts being stopped, and of those being started.
+
+    ``stopped``: a READY host that is made is first put out of reach of claims (READY →
+    STOPPING, one conditional write: a claim made meanwhile wins, and the host stays its
+    desktop's, running), then stopped; its ``stopped`` notification (or the next refill) makes
+    it STOPPED, claimable again, and the claim starts it. A host is made once its agent runs:
+    on a bare image its first boot installs DCV and the agent from user data, which runs at
+    launch and not when a stopped instance is started again
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html), so a
+    host stopped as soon as EC2 says ``running`` would never be made. EC2's own signals do not
+    tell: ``running`` comes as the OS begins to boot, and the status checks say the instance is
+    reachable and its hardware sound, not what user data has done
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceStatus.html).
+    The agent, which user data starts last, tags its own instance POOL_READY_TAG while it waits
+    for a claim (agent/dcvfleet_agent/identity.py): the instance role lets a host put that one
+    tag key on itself alone (template.yaml, HostRole), so no other host can mark it made.
+
+    ``running``: a STOPPED host is taken back (STOPPED → WARMING, conditionally again) and
+    started; its ``running`` notification makes it READY."""
+    stopping: list[str] = []
+    starting: list[str] = []
+    for instance_id, host in list(recorded.items()):
+        seen = found.get(instance_id)
+        if seen is None or SESSION_TAG in seen.tags:
+            continue
+        if host.state is PoolState.STOPPING and seen.state == "stopped":
+            # its stopped notification was lost, or came before the STOPPING record
+            if store.mark(host, PoolState.STOPPED, now):
+                recorded[instance_id] = replace(host, state=PoolState.STOPPED, since=now)
+            continue
+        if wanted == "stopped":
+            made = POOL_READY_TAG in seen.tags and seen.state == "running"
+            if host.state is PoolState.READY and made:
+                if not store.mark(host, PoolState.STOPPING, now):
+                    continue  # claimed meanwhile: the claim's desktop
+                recorded[instance_id] = replace(host, state=PoolState.STOPPING, since=now)
+            elif not (host.state is PoolState.STOPPING and seen.state == "running"):
+                continue  # (a STOPPING host still running: the stop did not reach EC2)
+            if _stop(hosts, seen):
+                stopping.append(instance_id)
+        elif (
+            host.state is PoolState.STOPPED
+            and seen.state == "stopped"
+            and store.mark(host, PoolState.WARMING, now)
+        ):
+            recorded[instance_id] = replace(host, state=PoolState.WARMING, since=now)
+            hosts.start(instance_id)
+            starting.append(instance_id)
+    return stopping, starting
+
+
+def _stop(hosts: Ec2Hosts, instance: Instance) -> bool:
+    """Stop a pool host (never hibernated: a pool host is launched without hibernation); False,
+    logged, when EC2 refused (the next refill tries again: its record stays STOPPING)."""
+    try:
+        hosts.stop(instance, hibernate=False)
+    except ClientError as exc:
+        logger.warning("pool host not stopped", instance_id=instance.instance_id, error=str(exc))
+        return False
+    return True
 
 
 def _token(profile: str, run_id: str, place: int) -> str:
@@ -396,7 +484,8 @@ def instance_changed(store: PoolStore, instance: Instance, *, state: str, now: s
     ``detail.state`` is one of pending, running, stopping, stopped, shutting-down, terminated).
 
     ``running`` makes a WARMING (or STOPPED, started outside DCV Fleet) host READY; ``stopped``
-    makes a WARMING or READY host STOPPED (claimable: the claim starts it); ``terminated`` drops
+    makes a STOPPING (the refill stopped it), WARMING or READY host STOPPED (claimable: the
+    claim starts it); ``terminated`` drops
     its record. Each is one conditional write, so a claim made meanwhile wins and the host stays
     its desktop's. The event is a hint: ``instance`` is the host as EC2 describes it now, and
     its state must agree. EC2's status checks are not in this event; the host's own readiness
@@ -413,7 +502,10 @@ def instance_changed(store: PoolStore, instance: Instance, *, state: str, now: s
         return "pool host not recorded (yet)"
     moves = {
         "running": ({PoolState.WARMING, PoolState.STOPPED}, PoolState.READY),
-        "stopped": ({PoolState.WARMING, PoolState.READY}, PoolState.STOPPED),
+        "stopped": (
+            {PoolState.WARMING, PoolState.READY, PoolState.STOPPING},
+            PoolState.STOPPED,
+        ),
     }
     if state in moves:
         sources, target = moves[state]

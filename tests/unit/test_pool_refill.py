@@ -41,7 +41,15 @@ def test_the_default_size_launches_nothing() -> None:
     # Then nothing is launched or recorded
     assert hosts.attempts == []
     assert store.hosts(PROFILE) == []
-    assert out == {"profile": PROFILE, "target": 0, "inPool": 0, "launched": [], "retired": []}
+    assert out == {
+        "profile": PROFILE,
+        "target": 0,
+        "inPool": 0,
+        "launched": [],
+        "retired": [],
+        "stopping": [],
+        "starting": [],
+    }
 
 
 def test_a_refill_launches_tagged_pool_hosts_up_to_the_target_and_no_more() -> None:
