@@ -206,6 +206,43 @@ class Ec2Hosts:
     def start(self, instance_id: str) -> None:
         self._ec2.start_instances(InstanceIds=[instance_id])
 
+    def impaired(self, instance_ids: list[str]) -> dict[str, list[str]]:
+        """Of ``instance_ids``, those EC2's status checks find impaired, each with the checks that
+        failed ("system status check", "instance status check", "attached EBS status check").
+
+        DescribeInstanceStatus with IncludeAllInstances (else it describes running instances
+        only); each check's summary status is ok, impaired, insufficient-data, not-applicable or
+        initializing
+        (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceStatus.html,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceStatusSummary.html).
+        An instance id EC2 no longer knows (terminated meanwhile) makes the whole call fail:
+        then none is reported impaired, and the next refill looks again."""
+        if not instance_ids:
+            return {}
+        try:
+            resp = self._ec2.describe_instance_status(
+                InstanceIds=instance_ids, IncludeAllInstances=True
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"].startswith("InvalidInstanceID"):
+                return {}
+            raise
+        checks = {
+            "SystemStatus": "system status check",
+            "InstanceStatus": "instance status check",
+            "AttachedEbsStatus": "attached EBS status check",
+        }
+        found: dict[str, list[str]] = {}
+        for status in resp.get("InstanceStatuses", []):
+            failed = [
+                name
+                for key, name in checks.items()
+                if status.get(key, {}).get("Status") == "impaired"
+            ]
+            if failed:
+                found[status["InstanceId"]] = failed
+        return found
+
     def tag(self, instance_id: str, tags: dict[str, str]) -> None:
         """Put ``tags`` on an instance (CreateTags adds them, and overwrites a key it has:
         https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateTags.html)."""

@@ -53,6 +53,11 @@ MAX_POOL_SIZE = 20
 #: Fleet) is dropped from the pool after this long (DescribeInstances is eventually
 #: consistent: a host launched a moment ago may not be listed yet).
 LOST_AFTER = timedelta(minutes=5)
+#: A pool host still not made this long after EC2 launched (or last started) it is replaced. A
+#: bare image's first boot installs a desktop, DCV and the agent: Research and Engineering
+#: Studio, which makes its DCV desktops that way, quotes 10 to 15 minutes (local/sim/hosts.py,
+#: BARE_BOOT_SECONDS); a host from a baked image is made in about 90 s.
+MADE_WITHIN = timedelta(minutes=20)
 #: The states of an instance that still belongs to the pool.
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
@@ -300,7 +305,9 @@ def refill(
 
     First the records are made true: a pool instance EC2 has but the pool has not recorded (a
     refill that stopped between launch and record) is recorded WARMING; a recorded host whose
-    instance EC2 no longer has is dropped. Past a lowered target, the excess hosts are
+    instance EC2 no longer has is dropped. A host that fails its health check is replaced
+    (``_replace_unhealthy``), and the hosts are made to wait as WarmPoolState says
+    (``_wait_as``). Past a lowered target, the excess hosts are
     terminated. Then one host is launched per missing place, each from the profile's launch
     template, tagged as a pool host with no session, and recorded WARMING. Launching stops at
     the first refusal for capacity in every subnet or for the account's vCPU quota: the pool
@@ -334,6 +341,7 @@ def refill(
         if instance_id not in found and lost and store.remove(host):
             del recorded[instance_id]
             logger.warning("pool host gone", instance_id=instance_id, state=host.state.value)
+    replaced = _replace_unhealthy(store, hosts, recorded, found, now=now)
     stopping, starting = _wait_as(store, hosts, recorded, found, settings.state, now=now)
     waiting = sorted(
         (h for h in recorded.values() if h.state in IN_POOL),
@@ -362,6 +370,7 @@ def refill(
         target=target,
         launched=launched,
         retired=retired,
+        replaced=replaced,
         stopping=stopping,
         starting=starting,
     )
@@ -371,9 +380,62 @@ def refill(
         "inPool": in_pool + len(launched),
         "launched": launched,
         "retired": retired,
+        "replaced": replaced,
         "stopping": stopping,
         "starting": starting,
     }
+
+
+def _replace_unhealthy(
+    store: PoolStore,
+    hosts: Ec2Hosts,
+    recorded: dict[str, PoolHost],
+    found: dict[str, Instance],
+    *,
+    now: str,
+) -> list[dict[str, str]]:
+    """Replace the unclaimed pool hosts that fail their health check; each replaced host's id
+    and why, in plain words (the refill then launches one in its place).
+
+    A host fails when EC2's status checks find it impaired (a running one:
+    ``Ec2Hosts.impaired``), or when it is still not made MADE_WITHIN after EC2 launched or last
+    started it (its agent never tagged it POOL_READY_TAG: the first boot's install failed, or the
+    agent does not run). Its record is dropped first, by a conditional delete, so a claim made
+    meanwhile wins and the host stays that desktop's; then the instance is terminated. A
+    STOPPED or STOPPING host is left alone: a stopped instance has no status checks, and it was
+    made before it was stopped."""
+    waiting = {
+        instance_id: instance
+        for instance_id, host in recorded.items()
+        if host.state in (PoolState.WARMING, PoolState.READY)
+        and (instance := found.get(instance_id)) is not None
+        and instance.state in ("pending", "running")
+        and SESSION_TAG not in instance.tags
+    }
+    impaired = hosts.impaired(sorted(i for i, v in waiting.items() if v.state == "running"))
+    replaced: list[dict[str, str]] = []
+    for instance_id, instance in sorted(waiting.items()):
+        if instance_id in impaired:
+            reason = f"EC2's {' and '.join(impaired[instance_id])} found it impaired"
+        elif (
+            POOL_READY_TAG not in instance.tags
+            and instance.launch_time is not None
+            and _parse(now) - _parse(instance.launch_time) >= MADE_WITHIN
+        ):
+            minutes = int(MADE_WITHIN.total_seconds() // 60)
+            reason = (
+                f"not made {minutes} minutes after it was launched (its agent never tagged it"
+                f" {POOL_READY_TAG})"
+            )
+        else:
+            continue
+        if not store.remove(recorded[instance_id]):
+            continue  # claimed meanwhile: that desktop's now
+        hosts.terminate(instance_id)
+        del recorded[instance_id]
+        replaced.append({"instanceId": instance_id, "reason": reason})
+        logger.warning(f"pool host {instance_id} replaced: {reason}", instance_id=instance_id)
+    return replaced
 
 
 def _wait_as(
