@@ -216,7 +216,7 @@ class Ec2Hosts:
         (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceStatus.html,
         https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceStatusSummary.html).
         An instance id EC2 no longer knows (terminated meanwhile) makes the whole call fail:
-        then none is reported impaired, and the next refill looks again."""
+        then each is asked alone, and the one EC2 does not know is left out."""
         if not instance_ids:
             return {}
         try:
@@ -224,9 +224,11 @@ class Ec2Hosts:
                 InstanceIds=instance_ids, IncludeAllInstances=True
             )
         except ClientError as exc:
-            if exc.response["Error"]["Code"].startswith("InvalidInstanceID"):
+            if not exc.response["Error"]["Code"].startswith("InvalidInstanceID"):
+                raise
+            if len(instance_ids) == 1:
                 return {}
-            raise
+            return {k: v for i in instance_ids for k, v in self.impaired([i]).items()}
         checks = {
             "SystemStatus": "system status check",
             "InstanceStatus": "instance status check",

@@ -10,6 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from dcvfleet import pool
 from dcvfleet.adapters import POOL_READY_TAG, Ec2Hosts
@@ -152,7 +153,26 @@ def test_the_status_checks_are_read_from_describe_instance_status(moto_endpoint:
     answered = ec2.describe_instance_status(InstanceIds=ids, IncludeAllInstances=True)
     assert {s["InstanceId"] for s in answered["InstanceStatuses"]} == set(ids)
     assert hosts.impaired(["i-00000000000000000"]) == {}
+    assert hosts.impaired([ids[0], "i-00000000000000000"]) == {}
     assert hosts.impaired([]) == {}
+
+
+def test_an_instance_gone_meanwhile_leaves_the_others_checked() -> None:
+    class Answer:
+        def describe_instance_status(self, **kwargs: Any) -> dict[str, Any]:
+            if "i-gone" in kwargs["InstanceIds"]:
+                raise ClientError(
+                    {"Error": {"Code": "InvalidInstanceID.NotFound", "Message": "gone"}},
+                    "DescribeInstanceStatus",
+                )
+            return {
+                "InstanceStatuses": [
+                    {"InstanceId": i, "InstanceStatus": {"Status": "impaired"}}
+                    for i in kwargs["InstanceIds"]
+                ]
+            }
+
+    assert Ec2Hosts(Answer()).impaired(["i-1", "i-gone"]) == {"i-1": ["instance status check"]}
 
 
 def test_each_impaired_check_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
