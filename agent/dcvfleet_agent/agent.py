@@ -19,11 +19,11 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import __version__, winstop
-from .aws import AwsClient, CredentialChain, IdentityError
+from .aws import AwsClient, CredentialChain, Ec2Client, IdentityError
 from .config import Config, ConfigError, load_config, read_settings
 from .dcv import DcvCli, DcvError, DcvSession, same_windows_user
 from .events import EventSender
-from .identity import Identity, resolve_identity
+from .identity import POOL_READY_TAG, Identity, resolve_identity
 from .logs import LogContext, configure_logging, iso_utc
 from .monitor import Monitor
 from .proc import Runner, run_command
@@ -361,9 +361,17 @@ def _run(context: LogContext, stop: threading.Event) -> int:
     context.update(config.session_id, config.instance_id)
     sleep = _interruptible_sleep(stop)
     try:
-        identity = resolve_identity(config, sleep=sleep)
-        context.update(identity.session_id, identity.instance_id)
         credentials = CredentialChain()
+
+        def mark_made(instance_id: str) -> None:
+            # a warm pool host, waiting for a claim: tell the pool it is made
+            ec2 = Ec2Client(
+                config.region, credentials, config.endpoint_url, timeout=CALL_TIMEOUT_SECONDS
+            )
+            ec2.create_tags(instance_id, {POOL_READY_TAG: "true"})
+
+        identity = resolve_identity(config, sleep=sleep, mark_made=mark_made)
+        context.update(identity.session_id, identity.instance_id)
 
         def client(service: str, attempts: int = 1) -> AwsClient:
             return AwsClient(

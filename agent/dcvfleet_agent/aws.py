@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import random
+import re
 import threading
 import time
 import urllib.parse
@@ -382,3 +383,51 @@ class AwsClient:
 
     def get_secret_value(self, **params: Any) -> dict[str, Any]:
         return self.call("GetSecretValue", params)
+
+
+#: The EC2 API version the agent's one EC2 call names (EC2's Query protocol requires one).
+EC2_API_VERSION = "2016-11-15"
+
+
+class Ec2Client:
+    """EC2's Query protocol (a form-encoded POST signed with Signature Version 4, an XML answer)
+    for the one EC2 call the agent makes: CreateTags on its own instance
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/Query-requests.html,
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_CreateTags.html; an error's answer
+    is <Response><Errors><Error><Code>, <Message>:
+    https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)."""
+
+    def __init__(
+        self,
+        region: str,
+        credentials: CredentialChain,
+        endpoint_url: str | None = None,
+        *,
+        timeout: float = 10.0,
+    ) -> None:
+        self.region = region
+        self.url = endpoint_url.rstrip("/") + "/" if endpoint_url else endpoint_for("ec2", region)
+        self._credentials = credentials
+        self.timeout = timeout
+
+    def create_tags(self, resource_id: str, tags: Mapping[str, str]) -> None:
+        params = {"Action": "CreateTags", "Version": EC2_API_VERSION, "ResourceId.1": resource_id}
+        for index, (key, value) in enumerate(tags.items(), start=1):
+            params[f"Tag.{index}.Key"] = key
+            params[f"Tag.{index}.Value"] = value
+        body = urllib.parse.urlencode(params).encode("utf-8")
+        headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+        now = datetime.datetime.now(datetime.timezone.utc)  # noqa: UP017 (Python 3.9)
+        credentials = self._credentials.get()
+        headers = sign("POST", self.url, headers, body, credentials, "ec2", self.region, now)
+        status, reply = http_request(self.url, "POST", headers, body, self.timeout)
+        if status == 200:
+            return
+        text = reply.decode("utf-8", "replace")
+        code = re.search(r"<Code>([^<]*)</Code>", text)
+        message = re.search(r"<Message>([^<]*)</Message>", text)
+        raise AwsError(
+            code.group(1) if code else f"HTTP{status}",
+            message.group(1) if message else "",
+            status,
+        )

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .aws import IdentityError, Imds
+from .aws import AwsError, IdentityError, Imds
 from .config import Config
 
 SESSION_TAG = "dcvfleet:session-id"
@@ -16,6 +16,12 @@ SESSION_TAG = "dcvfleet:session-id"
 POOL_TAG = "dcvfleet:pool"
 #: How often a pool host looks for its session tag.
 POOL_POLL_SECONDS = 1.0
+#: The tag a pool host's agent puts on its own instance while it waits: the host is made (its
+#: first boot installed DCV and the agent, and the agent runs), and a pool that waits stopped
+#: may stop it now (functions/dcvfleet/pool.py).
+POOL_READY_TAG = "dcvfleet:pool-ready"
+#: After a failed attempt to put POOL_READY_TAG, the next comes this many polls later.
+POOL_READY_RETRY_POLLS = 60
 SECRET_TAG = "dcvfleet:secret-arn"  # noqa: S105 (a tag key, not a secret)
 #: The desktop's own idle timeout (its profile's), set by the control plane at launch; it wins
 #: over the fleet's (the config file's idleTimeoutSeconds, from IdleTimeoutSeconds).
@@ -40,12 +46,15 @@ def resolve_identity(
     *,
     sleep: Callable[[float], None] = time.sleep,
     poll_seconds: float = POOL_POLL_SECONDS,
+    mark_made: Callable[[str], None] | None = None,
 ) -> Identity:
     """Config values win; IMDS is only contacted for values the config leaves out. A warm pool
-    host (POOL_TAG, no session tag yet) waits, polling its tags, until a request claims it."""
+    host (POOL_TAG, no session tag yet) waits, polling its tags, until a request claims it;
+    meanwhile ``mark_made(instance_id)`` puts POOL_READY_TAG on its instance."""
     client = imds or Imds()
     instance_id = config.instance_id or client.get("instance-id")
-    session_id = config.session_id or _session_tag(client, sleep, poll_seconds)
+    made = (lambda: mark_made(instance_id)) if mark_made else None
+    session_id = config.session_id or _session_tag(client, sleep, poll_seconds, made)
     secret_arn = config.secret_arn
     if secret_arn is None and config.manage_user:
         secret_arn = client.tag(SECRET_TAG)
@@ -75,9 +84,17 @@ def _own_idle_timeout(client: Imds) -> float | None:
     return float(raw) if raw.strip().isdigit() and int(raw) > 0 else None
 
 
-def _session_tag(client: Imds, sleep: Callable[[float], None], poll_seconds: float) -> str:
+def _session_tag(
+    client: Imds,
+    sleep: Callable[[float], None],
+    poll_seconds: float,
+    mark_made: Callable[[], None] | None = None,
+) -> str:
     """The session tag; on a warm pool host, the one a claim puts on it, however long that
-    takes (``sleep`` raises to stop the wait). Instance tags are read through instance metadata
+    takes (``sleep`` raises to stop the wait). While it waits, ``mark_made`` tags the instance
+    made (POOL_READY_TAG), once it succeeds; a failure (the network, or a role without the
+    permission) is logged and tried again POOL_READY_RETRY_POLLS polls later: the host stays a
+    pool host that waits running meanwhile. Instance tags are read through instance metadata
     (InstanceMetadataTags is enabled in the launch templates), and a tag added to a running
     instance appears there without a restart
     (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#work-with-tags-in-IMDS)."""
@@ -91,7 +108,18 @@ def _session_tag(client: Imds, sleep: Callable[[float], None], poll_seconds: flo
         if not profile:
             raise
     log.info("warm pool host: waiting for a request", extra={"fields": {"pool": profile}})
+    polls = 0
     while True:
+        if mark_made is not None and polls % POOL_READY_RETRY_POLLS == 0:
+            try:
+                mark_made()
+                mark_made = None
+                log.info("warm pool host: tagged made", extra={"fields": {"tag": POOL_READY_TAG}})
+            except AwsError as exc:
+                log.warning(
+                    "warm pool host: not tagged made", extra={"fields": {"error": str(exc)}}
+                )
+        polls += 1
         sleep(poll_seconds)
         try:
             return client.tag(SESSION_TAG)

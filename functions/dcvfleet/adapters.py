@@ -34,6 +34,10 @@ OS_TAG = "dcvfleet:os"
 SECRET_TAG = "dcvfleet:secret-arn"  # noqa: S105 - a tag key, not a secret
 #: On a warm pool's host: the profile whose pool it is in (it has no session tag until claimed).
 POOL_TAG = "dcvfleet:pool"
+#: On a warm pool's host: put there by the host's own agent once it runs, waiting for a claim
+#: (the host is made: its first boot installed DCV and the agent). Only the host itself may put
+#: it (HostRole: CreateTags of this one key, on the instance the credentials were delivered to).
+POOL_READY_TAG = "dcvfleet:pool-ready"
 #: On a batch session's secret: "<job role id>:<ECS task id>", the only principal (aws:userid)
 #: the job role's policy lets read it.
 READER_TAG = "dcvfleet:reader"
@@ -201,6 +205,45 @@ class Ec2Hosts:
 
     def start(self, instance_id: str) -> None:
         self._ec2.start_instances(InstanceIds=[instance_id])
+
+    def impaired(self, instance_ids: list[str]) -> dict[str, list[str]]:
+        """Of ``instance_ids``, those EC2's status checks find impaired, each with the checks that
+        failed ("system status check", "instance status check", "attached EBS status check").
+
+        DescribeInstanceStatus with IncludeAllInstances (else it describes running instances
+        only); each check's summary status is ok, impaired, insufficient-data, not-applicable or
+        initializing
+        (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceStatus.html,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceStatusSummary.html).
+        An instance id EC2 no longer knows (terminated meanwhile) makes the whole call fail:
+        then each is asked alone, and the one EC2 does not know is left out."""
+        if not instance_ids:
+            return {}
+        try:
+            resp = self._ec2.describe_instance_status(
+                InstanceIds=instance_ids, IncludeAllInstances=True
+            )
+        except ClientError as exc:
+            if not exc.response["Error"]["Code"].startswith("InvalidInstanceID"):
+                raise
+            if len(instance_ids) == 1:
+                return {}
+            return {k: v for i in instance_ids for k, v in self.impaired([i]).items()}
+        checks = {
+            "SystemStatus": "system status check",
+            "InstanceStatus": "instance status check",
+            "AttachedEbsStatus": "attached EBS status check",
+        }
+        found: dict[str, list[str]] = {}
+        for status in resp.get("InstanceStatuses", []):
+            failed = [
+                name
+                for key, name in checks.items()
+                if status.get(key, {}).get("Status") == "impaired"
+            ]
+            if failed:
+                found[status["InstanceId"]] = failed
+        return found
 
     def tag(self, instance_id: str, tags: dict[str, str]) -> None:
         """Put ``tags`` on an instance (CreateTags adds them, and overwrites a key it has:

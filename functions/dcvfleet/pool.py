@@ -6,9 +6,11 @@ has its own small table rather than items in the sessions table: the sessions ta
 fleet sweep) and its indexes would otherwise have to tell pool items from sessions, and a pool
 host is not anybody's desktop until it is claimed.
 
-A host moves WARMING (launched, its agent not yet heard) → READY (its agent said it is ready; a
-request can claim it now) or STOPPED (ready, and stopped to wait: claimable, the claim starts it)
-→ CLAIMED (by one session, for good: a host that served a user never returns to the pool).
+A host moves WARMING (launched, its agent not yet heard) → READY (EC2 says it runs; a request
+can claim it now) → CLAIMED (by one session, for good: a host that served a user never returns
+to the pool). In a pool that waits stopped (WarmPoolState ``stopped``), a READY host that is
+made (its agent tagged it POOL_READY_TAG) moves on READY → STOPPING (being stopped: out of reach
+of claims) → STOPPED (stopped to wait: claimable, the claim starts it).
 
 A claim is one conditional write on one record, READY or STOPPED → CLAIMED with the session's id,
 so two requests never get the same host: DynamoDB applies a write only if its condition holds at
@@ -33,6 +35,7 @@ from botocore.exceptions import ClientError
 from dcvfleet import pool_targets, quotas
 from dcvfleet.adapters import (
     OS_TAG,
+    POOL_READY_TAG,
     POOL_TAG,
     SESSION_TAG,
     CapacityUnavailable,
@@ -54,6 +57,11 @@ LOST_AFTER = timedelta(minutes=5)
 #: The partition the pools' targets are kept in, one item per profile (its sort key): a profile
 #: id never starts with "#", so no pool's hosts share it.
 TARGETS_PARTITION = "#target"
+#: A pool host still not made this long after EC2 launched (or last started) it is replaced. A
+#: bare image's first boot installs a desktop, DCV and the agent: Research and Engineering
+#: Studio, which makes its DCV desktops that way, quotes 10 to 15 minutes (local/sim/hosts.py,
+#: BARE_BOOT_SECONDS); a host from a baked image is made in about 90 s.
+MADE_WITHIN = timedelta(minutes=20)
 #: The states of an instance that still belongs to the pool.
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
@@ -61,6 +69,8 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 class PoolState(enum.StrEnum):
     WARMING = "WARMING"
     READY = "READY"
+    #: Being stopped by the refill (a pool that waits stopped): not claimable until stopped.
+    STOPPING = "STOPPING"
     STOPPED = "STOPPED"
     CLAIMED = "CLAIMED"
 
@@ -68,7 +78,7 @@ class PoolState(enum.StrEnum):
 #: States a request may claim (a STOPPED host is started by the claim).
 CLAIMABLE = frozenset({PoolState.READY, PoolState.STOPPED})
 #: States that count towards the pool's size (a CLAIMED host is somebody's desktop).
-IN_POOL = frozenset({PoolState.WARMING, PoolState.READY, PoolState.STOPPED})
+IN_POOL = frozenset({PoolState.WARMING, PoolState.READY, PoolState.STOPPING, PoolState.STOPPED})
 
 
 @dataclass(frozen=True)
@@ -443,7 +453,9 @@ def refill(
 
     First the records are made true: a pool instance EC2 has but the pool has not recorded (a
     refill that stopped between launch and record) is recorded WARMING; a recorded host whose
-    instance EC2 no longer has is dropped. Past a lowered target, the excess hosts are
+    instance EC2 no longer has is dropped. A host that fails its health check is replaced
+    (``_replace_unhealthy``), and the hosts are made to wait as WarmPoolState says
+    (``_wait_as``). Past a lowered target, the excess hosts are
     terminated. Then one host is launched per missing place, each from the profile's launch
     template, tagged as a pool host with no session, and recorded WARMING. Launching stops at
     the first refusal for capacity in every subnet or for the account's vCPU quota: the pool
@@ -482,6 +494,8 @@ def refill(
         if instance_id not in found and lost and store.remove(host):
             del recorded[instance_id]
             logger.warning("pool host gone", instance_id=instance_id, state=host.state.value)
+    replaced = _replace_unhealthy(store, hosts, recorded, found, now=now)
+    stopping, starting = _wait_as(store, hosts, recorded, found, settings.state, now=now)
     waiting = sorted(
         (h for h in recorded.values() if h.state in IN_POOL),
         key=lambda h: (h.state is PoolState.WARMING, h.since, h.instance_id),
@@ -512,6 +526,9 @@ def refill(
         plan=demand.source,
         launched=launched,
         retired=retired,
+        replaced=replaced,
+        stopping=stopping,
+        starting=starting,
     )
     return {
         "profile": profile,
@@ -521,7 +538,134 @@ def refill(
         "inPool": in_pool + len(launched),
         "launched": launched,
         "retired": retired,
+        "replaced": replaced,
+        "stopping": stopping,
+        "starting": starting,
     }
+
+
+def _replace_unhealthy(
+    store: PoolStore,
+    hosts: Ec2Hosts,
+    recorded: dict[str, PoolHost],
+    found: dict[str, Instance],
+    *,
+    now: str,
+) -> list[dict[str, str]]:
+    """Replace the unclaimed pool hosts that fail their health check; each replaced host's id
+    and why, in plain words (the refill then launches one in its place).
+
+    A host fails when EC2's status checks find it impaired (a running one:
+    ``Ec2Hosts.impaired``), or when it is still not made MADE_WITHIN after EC2 launched or last
+    started it (its agent never tagged it POOL_READY_TAG: the first boot's install failed, or the
+    agent does not run). Its record is dropped first, by a conditional delete, so a claim made
+    meanwhile wins and the host stays that desktop's; then the instance is terminated. A
+    STOPPED or STOPPING host is left alone: a stopped instance has no status checks, and it was
+    made before it was stopped."""
+    waiting = {
+        instance_id: instance
+        for instance_id, host in recorded.items()
+        if host.state in (PoolState.WARMING, PoolState.READY)
+        and (instance := found.get(instance_id)) is not None
+        and instance.state in ("pending", "running")
+        and SESSION_TAG not in instance.tags
+    }
+    impaired = hosts.impaired(sorted(i for i, v in waiting.items() if v.state == "running"))
+    replaced: list[dict[str, str]] = []
+    for instance_id, instance in sorted(waiting.items()):
+        if instance_id in impaired:
+            reason = f"EC2's {' and '.join(impaired[instance_id])} found it impaired"
+        elif (
+            POOL_READY_TAG not in instance.tags
+            and instance.launch_time is not None
+            and _parse(now) - _parse(instance.launch_time) >= MADE_WITHIN
+        ):
+            minutes = int(MADE_WITHIN.total_seconds() // 60)
+            reason = (
+                f"not made {minutes} minutes after it was launched (its agent never tagged it"
+                f" {POOL_READY_TAG})"
+            )
+        else:
+            continue
+        if not store.remove(recorded[instance_id]):
+            continue  # claimed meanwhile: that desktop's now
+        hosts.terminate(instance_id)
+        del recorded[instance_id]
+        replaced.append({"instanceId": instance_id, "reason": reason})
+        logger.warning(f"pool host {instance_id} replaced: {reason}", instance_id=instance_id)
+    return replaced
+
+
+def _wait_as(
+    store: PoolStore,
+    hosts: Ec2Hosts,
+    recorded: dict[str, PoolHost],
+    found: dict[str, Instance],
+    wanted: str,
+    *,
+    now: str,
+) -> tuple[list[str], list[str]]:
+    """Make the pool's hosts wait as ``wanted`` (WarmPoolState: ``running`` or ``stopped``)
+    says; the ids of the hosts being stopped, and of those being started.
+
+    ``stopped``: a READY host that is made is first put out of reach of claims (READY →
+    STOPPING, one conditional write: a claim made meanwhile wins, and the host stays its
+    desktop's, running), then stopped; its ``stopped`` notification (or the next refill) makes
+    it STOPPED, claimable again, and the claim starts it. A host is made once its agent runs:
+    on a bare image its first boot installs DCV and the agent from user data, which runs at
+    launch and not when a stopped instance is started again
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/instancedata-add-user-data.html), so a
+    host stopped as soon as EC2 says ``running`` would never be made. EC2's own signals do not
+    tell: ``running`` comes as the OS begins to boot, and the status checks say the instance is
+    reachable and its hardware sound, not what user data has done
+    (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstanceStatus.html).
+    The agent, which user data starts last, tags its own instance POOL_READY_TAG while it waits
+    for a claim (agent/dcvfleet_agent/identity.py): the instance role lets a host put that one
+    tag key on itself alone (template.yaml, HostRole), so no other host can mark it made.
+
+    ``running``: a STOPPED host is taken back (STOPPED → WARMING, conditionally again) and
+    started; its ``running`` notification makes it READY."""
+    stopping: list[str] = []
+    starting: list[str] = []
+    for instance_id, host in list(recorded.items()):
+        seen = found.get(instance_id)
+        if seen is None or SESSION_TAG in seen.tags:
+            continue
+        if host.state is PoolState.STOPPING and seen.state == "stopped":
+            # its stopped notification was lost, or came before the STOPPING record
+            if store.mark(host, PoolState.STOPPED, now):
+                recorded[instance_id] = replace(host, state=PoolState.STOPPED, since=now)
+            continue
+        if wanted == "stopped":
+            made = POOL_READY_TAG in seen.tags and seen.state == "running"
+            if host.state is PoolState.READY and made:
+                if not store.mark(host, PoolState.STOPPING, now):
+                    continue  # claimed meanwhile: the claim's desktop
+                recorded[instance_id] = replace(host, state=PoolState.STOPPING, since=now)
+            elif not (host.state is PoolState.STOPPING and seen.state == "running"):
+                continue  # (a STOPPING host still running: the stop did not reach EC2)
+            if _stop(hosts, seen):
+                stopping.append(instance_id)
+        elif (
+            host.state is PoolState.STOPPED
+            and seen.state == "stopped"
+            and store.mark(host, PoolState.WARMING, now)
+        ):
+            recorded[instance_id] = replace(host, state=PoolState.WARMING, since=now)
+            hosts.start(instance_id)
+            starting.append(instance_id)
+    return stopping, starting
+
+
+def _stop(hosts: Ec2Hosts, instance: Instance) -> bool:
+    """Stop a pool host (never hibernated: a pool host is launched without hibernation); False,
+    logged, when EC2 refused (the next refill tries again: its record stays STOPPING)."""
+    try:
+        hosts.stop(instance, hibernate=False)
+    except ClientError as exc:
+        logger.warning("pool host not stopped", instance_id=instance.instance_id, error=str(exc))
+        return False
+    return True
 
 
 def _token(profile: str, run_id: str, place: int) -> str:
@@ -560,7 +704,8 @@ def instance_changed(store: PoolStore, instance: Instance, *, state: str, now: s
     ``detail.state`` is one of pending, running, stopping, stopped, shutting-down, terminated).
 
     ``running`` makes a WARMING (or STOPPED, started outside DCV Fleet) host READY; ``stopped``
-    makes a WARMING or READY host STOPPED (claimable: the claim starts it); ``terminated`` drops
+    makes a STOPPING (the refill stopped it), WARMING or READY host STOPPED (claimable: the
+    claim starts it); ``terminated`` drops
     its record. Each is one conditional write, so a claim made meanwhile wins and the host stays
     its desktop's. The event is a hint: ``instance`` is the host as EC2 describes it now, and
     its state must agree. EC2's status checks are not in this event; the host's own readiness
@@ -577,7 +722,10 @@ def instance_changed(store: PoolStore, instance: Instance, *, state: str, now: s
         return "pool host not recorded (yet)"
     moves = {
         "running": ({PoolState.WARMING, PoolState.STOPPED}, PoolState.READY),
-        "stopped": ({PoolState.WARMING, PoolState.READY}, PoolState.STOPPED),
+        "stopped": (
+            {PoolState.WARMING, PoolState.READY, PoolState.STOPPING},
+            PoolState.STOPPED,
+        ),
     }
     if state in moves:
         sources, target = moves[state]

@@ -25,7 +25,10 @@ A host follows its instance's EC2 state, as a machine follows its power switch:
   its agent waits: it starts, bound to its session, when a claim puts the session's tags on the
   instance (CreateTags; the emulator tells the simulator at once), as a real pool host's agent
   polls its instance metadata tags. A running pool host is booted already: its agent starts
-  without a second boot delay.
+  without a second boot delay. Once booted, an unclaimed pool host is tagged
+  ``dcvfleet:pool-ready``, as a real one's waiting agent tags its own instance (a pool that
+  waits stopped stops only such hosts); its agent is off while it waits, so the simulator puts
+  the tag for it.
 
 An instance AWS Batch launched (tagged ``aws:batch:compute-environment``) is an ECS host, not a
 desktop host: it runs no agent of its own. Its desktop is the container of the Batch job placed
@@ -130,6 +133,8 @@ RESUME_GAP_SECONDS = 8
 #: A desktop's session (its agent's identity) and a warm pool host's pool, as instance tags.
 SESSION_TAG = "dcvfleet:session-id"
 POOL_TAG = "dcvfleet:pool"
+#: What a waiting pool host's agent tags its own instance with once it runs (the host is made).
+POOL_READY_TAG = "dcvfleet:pool-ready"
 
 
 class HostStateError(Exception):
@@ -367,6 +372,20 @@ class HostSimulator:
             unbound = host.instance_id in self._unbound
         if host.agent_enabled and not unbound:
             self._start_agent(host)
+        elif host.agent_enabled:
+            self._mark_made(host)
+
+    def _mark_made(self, host: Host) -> None:
+        """A waiting pool host is made: a real one's agent, which runs once the first boot has
+        installed it, tags its own instance POOL_READY_TAG (agent/dcvfleet_agent/identity.py).
+        This simulator starts no agent on a pool host until a claim, so it makes that same
+        CreateTags call for it, once booted."""
+        try:
+            self._ec2.create_tags(
+                Resources=[host.instance_id], Tags=[{"Key": POOL_READY_TAG, "Value": "true"}]
+            )
+        except Exception as exc:  # terminated meanwhile, or the emulator shutting down
+            log.warning("pool host %s not tagged made: %s", host.instance_id, exc)
 
     def _agent_config(self, host: Host, dcv_command: list[str]) -> dict[str, Any]:
         config: dict[str, Any] = {

@@ -540,6 +540,11 @@ def _key_pattern(key: str) -> re.Pattern[str]:
 #: Global condition keys whose presence depends on the service and resource (the reference lists
 #: them where they apply); every other "aws:" key is in every request's context.
 SERVICE_DEPENDENT_GLOBAL_KEYS = ("aws:requesttag/", "aws:resourcetag/", "aws:tagkeys")
+#: Cross-service keys: a service's own key that is in the context of requests to every service
+#: (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-keys.html,
+#: "Properties of the role session": ec2:SourceInstanceArn is in every request signed with role
+#: credentials delivered to an EC2 instance). The reference lists each under its own service only.
+CROSS_SERVICE_KEYS = ("ec2:sourceinstancearn",)
 
 
 def key_supported(key: str, act: Action, types: list[str]) -> bool:
@@ -547,7 +552,9 @@ def key_supported(key: str, act: Action, types: list[str]) -> bool:
     the statement names (in the action's row or the resource type's own table)."""
     if key.lower().startswith("aws:") and not key.lower().startswith(SERVICE_DEPENDENT_GLOBAL_KEYS):
         return True
-
+    if key.lower() in CROSS_SERVICE_KEYS:
+        service = key.split(":", 1)[0]
+        return bool(IAM.conditions.condition_key_exists(service, key))
     if key_listed(key, act.action_keys):
         return True
     if not types:

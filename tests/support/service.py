@@ -51,6 +51,10 @@ class FakeHosts(Ec2Hosts):
         self.refuse_with: Exception | None = None
         #: Instance types EC2 refuses for the account's vCPU quota (VcpuLimitExceeded).
         self.over_quota: set[str] = set()
+        #: Instance id -> the status checks EC2 finds impaired (DescribeInstanceStatus), and the
+        #: instance ids each DescribeInstanceStatus asked about.
+        self.impaired_checks: dict[str, list[str]] = {}
+        self.status_asked: list[list[str]] = []
         self._ids = itertools.count(1)
 
     def add(self, *, session_id: str, state: str = "running", **tags: str) -> Instance:
@@ -130,6 +134,10 @@ class FakeHosts(Ec2Hosts):
 
     def start(self, instance_id: str) -> None:
         self.set(instance_id, state="pending")
+
+    def impaired(self, instance_ids: list[str]) -> dict[str, list[str]]:
+        self.status_asked.append(list(instance_ids))
+        return {i: self.impaired_checks[i] for i in instance_ids if i in self.impaired_checks}
 
 
 class FakeSecrets(SessionSecrets):

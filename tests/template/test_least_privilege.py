@@ -26,9 +26,10 @@ from typing import Any
 
 import pytest
 
-from dcvfleet.adapters import READER_TAG
+from dcvfleet.adapters import POOL_READY_TAG, READER_TAG, SESSION_TAG
 from dcvfleet.config import FLEET_TAG_KEY
 from tests.support.iam import (
+    IAM,
     Action,
     Grant,
     Unresolvable,
@@ -553,7 +554,54 @@ def test_a_host_or_container_puts_events_only_as_the_agent_on_the_fleet_bus(role
     assert puts[0].statement["Resource"] == {"Fn::GetAtt": ["FleetBus", "Arn"]}
     assert puts[0].statement["Condition"] == {"StringEquals": {"events:source": "dcvfleet.agent"}}
     others = {a.full for g in _grants() if g.role == role for a in _actions(g)}
-    assert not {a for a in others if a.startswith(("ec2:", "batch:", "states:", "dynamodb:"))}
+    # (a host tags itself made for the warm pool: test_a_host_tags_only_itself_and_only_made)
+    changes = {a for a in others if a.startswith(("ec2:", "batch:", "states:", "dynamodb:"))}
+    assert changes <= ({"ec2:CreateTags"} if role == "HostRole" else set())
+
+
+def test_a_host_tags_only_itself_and_only_made() -> None:
+    """A warm pool host's agent tags its own instance POOL_READY_TAG, and nothing else: the
+    instance its credentials were delivered to (ec2:SourceInstanceARN) is the instance tagged
+    (ec2:InstanceID), a fleet instance; any other tag key, or a claimed host, is denied. IAM
+    conditions are not enforced by the local stack: this reads the policy as IAM would."""
+
+    def statements(effect: str) -> list[dict[str, Any]]:
+        found = grants(translated(), effect=effect)
+        picked = [
+            g.statement for g in found if g.role == "HostRole" and "ec2:CreateTags" in g.actions
+        ]
+        return [s for i, s in enumerate(picked) if s not in picked[:i]]  # (each Fn::If branch)
+
+    allow, deny = statements("Allow"), statements("Deny")
+    instance = "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:instance/"
+    assert allow == [
+        {
+            "Sid": "PoolHostTagsItselfMade",
+            "Effect": "Allow",
+            "Action": "ec2:CreateTags",
+            "Resource": {"Fn::Sub": instance + "*"},
+            "Condition": {
+                "ArnEquals": {
+                    "ec2:SourceInstanceARN": {"Fn::Sub": instance + "${!ec2:InstanceID}"}
+                },
+                "StringEquals": {
+                    f"aws:ResourceTag/{FLEET_TAG_KEY}": {"Ref": "FleetTagValue"},
+                    f"aws:RequestTag/{POOL_READY_TAG}": "true",
+                },
+            },
+        }
+    ]
+    # the variable is the instance's own key for CreateTags, as the reference gives it
+    create_tags = IAM.actions.get_action_details("ec2", "CreateTags")
+    [on_instance] = [r for r in create_tags["resourceTypes"] if r["name"] == "instance"]
+    assert "ec2:InstanceID" in on_instance["conditionKeys"]
+    assert sorted((d["Condition"] for d in deny), key=str) == sorted(
+        [
+            {"ForAnyValue:StringNotEquals": {"aws:TagKeys": [POOL_READY_TAG]}},
+            {"Null": {f"aws:ResourceTag/{SESSION_TAG}": "false"}},
+        ],
+        key=str,
+    )
 
 
 # ------------------------------------------------------------------ the guard, on roles made to fail it

@@ -19,6 +19,7 @@ from dcvfleet_agent.aws import (
     AwsCredentials,
     AwsError,
     CredentialChain,
+    Ec2Client,
     Imds,
     endpoint_for,
     http_request,
@@ -252,3 +253,49 @@ def test_unreachable_endpoint_is_a_retryable_connection_error() -> None:
     )
     with pytest.raises(AwsError, match="not an http"):
         http_request("ftp://example.com/")
+
+
+def test_an_instance_tags_itself_through_ec2s_query_protocol(moto_endpoint: str) -> None:
+    ec2 = boto3.client("ec2", region_name=REGION)
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    [instance] = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"]
+    client = Ec2Client(REGION, CredentialChain(), moto_endpoint)
+    # When the agent tags its instance / Then EC2 has the tag
+    client.create_tags(instance["InstanceId"], {"dcvfleet:pool-ready": "true"})
+    [described] = ec2.describe_instances(InstanceIds=[instance["InstanceId"]])["Reservations"]
+    tags = {t["Key"]: t["Value"] for t in described["Instances"][0]["Tags"]}
+    assert tags == {"dcvfleet:pool-ready": "true"}
+
+
+def test_ec2s_xml_error_answer_is_an_aws_error_with_its_code() -> None:
+    # EC2's error answer (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html)
+    refused = (
+        '<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error>'
+        "<Code>UnauthorizedOperation</Code><Message>You are not authorized</Message>"
+        "</Error></Errors><RequestID>r-1</RequestID></Response>"
+    )
+    server = Scripted((403, refused))
+    with serving(server, 0.01):
+        client = Ec2Client(
+            REGION,
+            CredentialChain({"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}),
+            server.url,
+        )
+        with pytest.raises(AwsError) as caught:
+            client.create_tags("i-1", {"dcvfleet:pool-ready": "true"})
+    assert (caught.value.code, caught.value.message, caught.value.status) == (
+        "UnauthorizedOperation",
+        "You are not authorized",
+        403,
+    )
+    assert not caught.value.retryable
+
+
+def test_the_ec2_query_request_is_signed_as_botocore_signs_it() -> None:
+    creds = AwsCredentials("AKIDEXAMPLE", "secret", "token")
+    body = b"Action=CreateTags&Version=2016-11-15&ResourceId.1=i-1"
+    headers = {"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"}
+    url = "https://ec2.us-east-1.amazonaws.com/"
+    ours = sign("POST", url, headers, body, creds, "ec2", REGION, NOW)
+    theirs = botocore_headers(creds, url, headers, body, "ec2")
+    assert ours["Authorization"] == theirs["Authorization"]

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from dcvfleet_agent.aws import IdentityError, Imds
+from dcvfleet_agent import identity
+from dcvfleet_agent.aws import AwsError, IdentityError, Imds
 from dcvfleet_agent.config import Config, load_config
 from dcvfleet_agent.identity import resolve_identity
 from tests.support.http import serving
@@ -212,3 +213,46 @@ def test_a_stop_ends_a_pool_hosts_wait(imds: FakeImds) -> None:
 
     with pytest.raises(Stopped):
         resolve_identity(config(), Imds(imds.url, timeout=1), sleep=sleep)
+
+
+def test_a_waiting_pool_host_tags_itself_made_once_and_retries_a_failure(
+    imds: FakeImds,
+) -> None:
+    # Given a pool host whose first attempt to tag itself fails (the network)
+    del imds.metadata[SESSION_PATH]
+    imds.metadata[POOL_PATH] = "linux-workstation"
+    marked: list[tuple[str, int]] = []
+    polls: list[float] = []
+
+    def mark_made(instance_id: str) -> None:
+        marked.append((instance_id, len(polls)))
+        if len(marked) == 1:
+            raise AwsError("ConnectionError", "unreachable")
+
+    def sleep(seconds: float) -> None:
+        polls.append(seconds)
+        if len(polls) == identity.POOL_READY_RETRY_POLLS + 5:  # claimed
+            imds.metadata[SESSION_PATH] = "sess-claimed"
+
+    # When the agent waits for a claim
+    found = resolve_identity(
+        config(), Imds(imds.url, timeout=1), sleep=sleep, poll_seconds=0, mark_made=mark_made
+    )
+    # Then it tagged its own instance before its first poll, again after the retry interval,
+    # and no more once that succeeded; and it bound to the session as before
+    instance_id = imds.metadata["/latest/meta-data/instance-id"]
+    assert marked == [(instance_id, 0), (instance_id, identity.POOL_READY_RETRY_POLLS)]
+    assert found.session_id == "sess-claimed"
+
+
+def test_a_host_with_a_session_never_tags_itself_made(imds: FakeImds) -> None:
+    def mark_made(instance_id: str) -> None:
+        raise AssertionError("a desktop's host is not a waiting pool host")
+
+    assert resolve_identity(config(), Imds(imds.url, timeout=1), mark_made=mark_made).session_id
+
+
+def test_the_agent_and_the_control_plane_name_the_made_tag_alike() -> None:
+    from dcvfleet.adapters import POOL_READY_TAG
+
+    assert identity.POOL_READY_TAG == POOL_READY_TAG

@@ -53,6 +53,9 @@ def test_the_default_size_launches_nothing() -> None:
         "inPool": 0,
         "launched": [],
         "retired": [],
+        "replaced": [],
+        "stopping": [],
+        "starting": [],
     }
 
 

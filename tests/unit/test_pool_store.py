@@ -161,3 +161,56 @@ def test_the_last_target_is_kept_per_profile_apart_from_its_hosts(store: PoolSto
     # And the pool's hosts are the host alone: a target is no host, and no claim can take it
     assert [h.instance_id for h in store.hosts(PROFILE)] == ["i-0000000000000000a"]
     assert store.claim(PROFILE, "session-1", T1) is None
+
+
+def test_a_stopping_host_cannot_be_claimed_until_it_is_stopped(store: PoolStore) -> None:
+    # Given a READY host the refill is stopping (WarmPoolState stopped)
+    store.add(warming("i-0000000000000000a"))
+    assert store.mark(warming("i-0000000000000000a"), PoolState.READY, T0)
+    ready = store.hosts(PROFILE)[0]
+    assert store.mark(ready, PoolState.STOPPING, T1)
+    # When a request claims / Then it misses
+    assert store.claim(PROFILE, "session-1", T1) is None
+    # When it is stopped / Then a claim takes it
+    assert store.mark(store.hosts(PROFILE)[0], PoolState.STOPPED, T1)
+    claimed = store.claim(PROFILE, "session-1", T1)
+    assert claimed is not None
+    assert claimed.instance_id == "i-0000000000000000a"
+
+
+def _claim_and_stop_at_once(store: PoolStore, seen: PoolHost, session_id: str) -> dict[str, bool]:
+    """A request claims ``seen`` as the refill marks it STOPPING, released together; whether
+    each wrote."""
+    outcomes: dict[str, bool] = {}
+    lock = threading.Lock()
+    turn = iter(["claim", "stop"])
+
+    def act() -> None:
+        with lock:
+            which = next(turn)
+        if which == "claim":
+            won = store.claim(PROFILE, session_id, T1) is not None
+        else:
+            won = store.mark(seen, PoolState.STOPPING, T1)
+        with lock:
+            outcomes[which] = won
+
+    run_together(act, 2, timeout=30)
+    return outcomes
+
+
+@pytest.mark.usefixtures("serializable_moto_writes")
+def test_of_a_claim_and_the_refill_stopping_one_host_exactly_one_wins(store: PoolStore) -> None:
+    for attempt in range(20):
+        # Given a READY host, read by the refill that means to stop it
+        instance_id = f"i-{attempt:017x}"
+        store.add(warming(instance_id))
+        assert store.mark(warming(instance_id), PoolState.READY, T0)
+        seen = next(h for h in store.hosts(PROFILE) if h.instance_id == instance_id)
+        # When a request claims it as the refill marks it STOPPING, at once
+        outcomes = _claim_and_stop_at_once(store, seen, f"session-{attempt}")
+        # Then exactly one of them wrote, and the record says which
+        assert sorted(outcomes.values()) == [False, True], outcomes
+        final = next(h for h in store.hosts(PROFILE) if h.instance_id == instance_id)
+        expected = PoolState.CLAIMED if outcomes["claim"] else PoolState.STOPPING
+        assert final.state is expected

@@ -1,0 +1,78 @@
+"""The warm pool's refill may make every EC2 call it makes: a refill is run against the emulator
+through every path (launch, health check, stop to wait, start again, retire), each EC2 operation
+it calls is recorded, and the refill function's role must allow each one. The emulator does not
+enforce IAM: this reads the role as IAM would (tests/support/iam.py)."""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import replace
+from typing import Any
+
+import boto3
+
+from dcvfleet import pool
+from dcvfleet.adapters import POOL_READY_TAG, Ec2Hosts
+from dcvfleet.config import PoolSettings
+from dcvfleet.pool import InMemoryPoolStore, PoolState
+from tests.support.iam import grants
+from tests.support.service import COMMON
+from tests.support.template import translated
+
+ROLE = "RefillPoolFunctionRole"
+
+
+def _refill_calls() -> set[str]:
+    ec2 = boto3.client("ec2", region_name="us-east-1")
+    image = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnet = ec2.create_subnet(VpcId=vpc, CidrBlock="10.0.0.0/24")["Subnet"]["SubnetId"]
+    template = ec2.create_launch_template(
+        LaunchTemplateName="pool", LaunchTemplateData={"ImageId": image}
+    )["LaunchTemplate"]["LaunchTemplateId"]
+    settings = PoolSettings(
+        common=COMMON,
+        pool_table="pool",
+        size=1,
+        state="stopped",
+        launch_template_id=template,
+        instance_type="g5.xlarge",
+        subnet_ids=(subnet,),
+    )
+    calls: set[str] = set()
+
+    def record(model: Any, **_: Any) -> None:
+        calls.add(model.name)
+
+    ec2.meta.events.register("before-call.ec2", record)
+    store, hosts = InMemoryPoolStore(), Ec2Hosts(ec2)
+    now = "2026-12-07T10:00:00.000Z"
+
+    def refill(run: str, **changes: Any) -> dict[str, Any]:
+        return pool.refill(store, hosts, replace(settings, **changes), run_id=run, now=now)
+
+    [instance_id] = refill("run-1")["launched"]
+    ec2.create_tags(Resources=[instance_id], Tags=[{"Key": POOL_READY_TAG, "Value": "true"}])
+    calls.discard("CreateTags")  # (the host's agent's call, not the refill's)
+    assert refill("run-2")["stopping"] == [instance_id]
+    refill("run-3", state="running")  # STOPPING -> STOPPED
+    assert refill("run-4", state="running")["starting"] == [instance_id]
+    assert {h.state for h in store.hosts("linux-workstation")} == {PoolState.WARMING}
+    assert refill("run-5", size=0)["retired"] == [instance_id]
+    return calls
+
+
+def test_the_refill_role_allows_every_ec2_call_the_refill_makes(moto_endpoint: str) -> None:
+    calls = _refill_calls()
+    # every path was taken
+    assert {
+        "RunInstances",
+        "DescribeInstances",
+        "DescribeInstanceStatus",
+        "StopInstances",
+        "StartInstances",
+        "TerminateInstances",
+    } <= calls
+    allowed = [a for g in grants(translated()) if g.role == ROLE for a in g.actions]
+    missing = sorted(c for c in calls if not any(fnmatch.fnmatch(f"ec2:{c}", a) for a in allowed))
+    assert not missing, f"{ROLE} does not allow {missing}"
