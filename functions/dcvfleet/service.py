@@ -17,6 +17,7 @@ from dcvfleet.adapters import (
     JOB_ENDED,
     OS_TAG,
     OWNER_TAG,
+    POOL_TAG,
     SECRET_TAG,
     SESSION_TAG,
     BatchJobs,
@@ -341,8 +342,10 @@ def launch_instance(
         raise SessionConflictError(f"session {session_id} is {session.status}, not provisioning")
     existing = hosts.find_by_session(session_id)
     path: estimates.StartPath | None = None  # a retried step keeps the path it recorded
-    if existing:  # a retried step: the earlier attempt launched it
+    if existing:  # a retried step: the earlier attempt launched it (or handed a pool host over)
         instance = existing[0]
+        if instance.state == "stopped" and POOL_TAG in instance.tags:
+            hosts.start(instance.instance_id)  # handed over, and not started before it stopped
     else:
         pooled = _from_pool(session, hosts, settings, secret_arn, warm_pool) if warm_pool else None
         if pooled:
@@ -364,6 +367,8 @@ def launch_instance(
             instance_type=instance.instance_type,
             extra=estimates.recorder(store, session.extra, path) if path else None,
         )
+    if path in ("pool", "pool-stopped") and warm_pool is not None:
+        _hand_over(session, hosts, instance, warm_pool, settings=settings, secret_arn=secret_arn)
     return {"instanceId": instance.instance_id, "instanceType": instance.instance_type}
 
 
@@ -378,9 +383,8 @@ def _from_pool(
 
     The claim is one conditional write (``pool.PoolStore.claim``): two desktops never get one
     host, and a claimed host never returns to the pool (a cancel terminates it as it would a
-    launched one). The host then gets the tags a launch would have given it, its session's
-    among them: its agent waits for that tag before it binds. A STOPPED host is started. Then
-    the pool is refilled, without waiting. A desktop that should hibernate is never given a pool
+    launched one). The host is handed over (``_hand_over``) once the record names it and the
+    session's secret is readable by it. A desktop that should hibernate is never given a pool
     host: hibernation can only be enabled at launch
     (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/enabling-hibernation.html)."""
     if session.extra.get(IDLE_ACTION_KEY) == "hibernate" or not warm.serves(
@@ -399,12 +403,29 @@ def _from_pool(
         # gone since it was recorded: its record stays CLAIMED (never claimable again)
         logger.warning("claimed pool host is gone", instance_id=host.instance_id)
         return None
+    logger.info("warm pool hit", session_id=session.session_id, instance_id=host.instance_id)
+    return instance
+
+
+def _hand_over(
+    session: Session,
+    hosts: Ec2Hosts,
+    instance: Instance,
+    warm: pool.WarmPool,
+    *,
+    settings: LaunchSettings,
+    secret_arn: str,
+) -> None:
+    """Give a claimed pool host to its desktop: the tags a launch would have given it, its
+    session's among them, which its waiting agent binds to at once. Only now, with the record
+    naming the host and the session's secret readable by it: an agent that binds sooner would
+    find no secret to read, and its Host Ready would be refused as not from the desktop's host.
+    A STOPPED host is started (after the tags: its agent reads them as it starts). Then the pool
+    is refilled, without waiting. A retried step does it again, to the same effect."""
     hosts.tag(instance.instance_id, _launch_tags(session, settings, secret_arn))
     if instance.state == "stopped":
         hosts.start(instance.instance_id)
-    logger.info("warm pool hit", session_id=session.session_id, instance_id=host.instance_id)
     warm.refill()
-    return instance
 
 
 def _launch_tags(session: Session, settings: LaunchSettings, secret_arn: str) -> dict[str, str]:

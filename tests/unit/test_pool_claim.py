@@ -268,3 +268,45 @@ def test_the_launch_step_asks_the_pool_even_at_warm_pool_size_0_as_a_profile_pla
     warm = provision.warm_pool()
     assert warm is not None
     assert (warm.profile, warm.instance_type) == (PROFILE, "g5.xlarge")
+
+
+def test_a_pool_host_gets_its_session_tag_only_once_the_record_names_it_and_its_secret_is_readable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The session tag is what a waiting agent binds to, at once: tagged sooner, its Host Ready
+    would be refused (the record would not name its host yet) and its secret unreadable."""
+    fleet = Fleet()
+    pool = Pool(fleet)
+    host = pool.host()
+    session = requested(fleet)
+    seen: list[tuple[str | None, str | None]] = []
+    tag = fleet.hosts.tag
+
+    def tag_and_look(instance_id: str, tags: dict[str, str]) -> None:
+        if SESSION_TAG in tags:
+            seen.append(
+                (
+                    fleet.store.require(session.session_id).instance_id,
+                    fleet.secrets.readers.get(SECRET_ARN),
+                )
+            )
+        tag(instance_id, tags)
+
+    monkeypatch.setattr(fleet.hosts, "tag", tag_and_look)
+    assert launch(fleet, pool, session.session_id)["instanceId"] == host
+    assert len(seen) == 1
+    named, reader = seen[0]
+    assert named == host
+    assert reader is not None
+    assert reader.endswith(f":{host}")
+
+
+def test_a_retried_launch_starts_a_handed_over_pool_host_that_was_not_started() -> None:
+    fleet = Fleet()
+    pool = Pool(fleet)
+    host = pool.host(PoolState.STOPPED, ec2_state="stopped")
+    session = requested(fleet)
+    # the first attempt tagged the host, and stopped before it started it
+    fleet.hosts.instances[host].tags[SESSION_TAG] = session.session_id
+    assert launch(fleet, pool, session.session_id)["instanceId"] == host
+    assert fleet.hosts.starts == [host]
