@@ -54,11 +54,11 @@ def measure(pool_size: int, requests: int, poll: float) -> dict[str, list[float]
         for n in range(requests + 1):
             ready = _pool_ready(admin, pool_size)
             hit = _user(stack, info.as_json(), f"warmhit{n}")
-            session_id, took, _ = provision(hit, poll)
+            hit_id, took, _ = provision(hit, poll)
             # a hit: its host is one the pool had READY
-            instance = hit.call("GET", f"/sessions/{session_id}").json().get("instanceId")
+            instance = hit.call("GET", f"/sessions/{hit_id}").json().get("instanceId")
             if instance not in ready:
-                raise RuntimeError(f"{session_id} got {instance}, not a READY pool host {ready}")
+                raise RuntimeError(f"{hit_id} got {instance}, not a READY pool host {ready}")
             miss = _user(stack, info.as_json(), f"warmmiss{n}")
             session_id, missed, _ = provision(miss, poll, instance_type=MISS_INSTANCE_TYPE)
             instance = miss.call("GET", f"/sessions/{session_id}").json().get("instanceId")
@@ -67,6 +67,12 @@ def measure(pool_size: int, requests: int, poll: float) -> dict[str, list[float]
             if n:
                 latencies["hit"].append(took)
                 latencies["miss"].append(missed)
+            # each ends before the next round: left running, the rounds' desktops would fill the
+            # GPU vCPU quota the pool's target is capped by
+            for user, ended in ((hit, hit_id), (miss, session_id)):
+                answer = user.call("DELETE", f"/sessions/{ended}")
+                if answer.status_code != 202:
+                    raise RuntimeError(f"DELETE {ended}: {answer.status_code} {answer.text}")
         return latencies
     finally:
         stack.stop()
