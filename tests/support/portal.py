@@ -128,6 +128,9 @@ class FakeApi:
     admin_sessions: list[dict[str, Any]] = field(default_factory=list)
     admin_instances: list[dict[str, Any]] = field(default_factory=list)
     audit: list[dict[str, Any]] = field(default_factory=list)
+    #: GET /admin/pool's answer, and GET /admin/host-images' items.
+    pool: dict[str, Any] = field(default_factory=lambda: {"items": []})
+    host_images: list[dict[str, Any]] = field(default_factory=list)
     reachable: bool = True
     #: (method, path) → handler(body, query) → (status, answer): overrides the defaults.
     answers: dict[tuple[str, str], Handler] = field(default_factory=dict)
@@ -176,6 +179,10 @@ class FakeApi:
             return 200, {"items": self.audit}
         if (method, path) == ("GET", "/admin/profiles"):
             return 200, {"items": self.profiles}
+        if (method, path) == ("GET", "/admin/pool"):
+            return 200, self.pool
+        if (method, path) == ("GET", "/admin/host-images"):
+            return 200, {"items": self.host_images}
         if path.startswith("/admin/profiles/"):
             return self._profile(method, path.split("/")[3], body)
         if path.startswith("/sessions/"):

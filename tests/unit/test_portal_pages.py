@@ -482,3 +482,67 @@ def test_the_waiting_screen_says_how_it_starts_and_how_long_that_usually_takes(
     api.sessions[0]["estimate"] = {"path": "pool"}
     tab.evaluate(POLL_NOW)
     expect(words).to_have_text("A desktop was ready and waiting for you.")
+
+
+def test_an_admin_sees_the_warm_pool_and_rolls_a_host_image_back(
+    admin_tab: Page, api: FakeApi
+) -> None:
+    api.pool = {
+        "items": [
+            {
+                "instanceId": "i-0000000000000000a",
+                "profile": "linux-workstation",
+                "state": "READY",
+                "since": "2026-12-07T09:00:00Z",
+            },
+            {
+                "instanceId": "i-0000000000000000b",
+                "profile": "linux-workstation",
+                "state": "STOPPED",
+                "since": "2026-12-07T09:01:00Z",
+            },
+        ],
+        "target": {"size": 2, "state": "running", "reason": "weekdays 08:00-18:00 Europe/Paris"},
+    }
+    current = {
+        "imageId": "ami-00000000000000002",
+        "version": 3,
+        "since": "2026-12-07T03:00:00Z",
+        "baked": True,
+        "withdrawn": False,
+        "gone": False,
+    }
+    earlier = {**current, "imageId": "ami-00000000000000001", "version": 2}
+    api.host_images = [{"os": "linux", "current": current, "builds": False, "history": [earlier]}]
+
+    def roll_back(body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
+        api.host_images[0]["current"] = {**earlier, "version": 4}
+        return 200, {"os": "linux", "imageId": earlier["imageId"], "withdrawn": current["imageId"]}
+
+    def build(body: Any, query: dict[str, list[str]]) -> tuple[int, Any]:
+        return 409, {"message": "this fleet builds no linux host image: set AgentArtifactS3Uri"}
+
+    api.answers[("POST", "/admin/host-images/linux/rollback")] = roll_back
+    api.answers[("POST", "/admin/host-images/linux/build")] = build
+    _open(admin_tab, "#/admin", user="boss")
+    expect(admin_tab.get_by_test_id("admin-pool-target")).to_have_text(
+        "The pool keeps 2 hosts running now (weekdays 08:00-18:00 Europe/Paris)."
+    )
+    rows = admin_tab.get_by_test_id("admin-pool-row")
+    expect(rows).to_have_count(2)
+    expect(rows.first).to_contain_text("Ready: the next request takes it")
+    expect(rows.nth(1)).to_contain_text("Waiting stopped: a request starts it")
+
+    image = admin_tab.get_by_test_id("admin-host-image-row")
+    expect(image).to_contain_text("ami-00000000000000002")
+    expect(image).to_contain_text("baked host image")
+    image.get_by_test_id("host-image-build").click()
+    expect(admin_tab.get_by_test_id("admin-host-images")).to_be_visible()
+    expect(admin_tab.get_by_text("this fleet builds no linux host image")).to_be_visible()
+    image.get_by_test_id("host-image-rollback").click()
+    expect(admin_tab.get_by_test_id("confirm-dialog")).to_contain_text(
+        "Roll the Linux host image back?"
+    )
+    admin_tab.get_by_test_id("confirm-ok").click()
+    expect(image).to_contain_text("ami-00000000000000001")
+    assert ("POST", "/admin/host-images/linux/rollback", None) in api.calls

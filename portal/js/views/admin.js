@@ -1,6 +1,7 @@
 // #/admin — the fleet, for members of the "admins" group: every desktop (filter by status and user,
 // stop or terminate any of them), the GPU instances (filter by state) and the desktops on each,
-// the audit trail of administrators' actions and the desktop profiles, page by page.
+// the warm pool and what it aims at, the host images (build now, roll back), the audit trail of
+// administrators' actions and the desktop profiles, page by page.
 
 import { runAction } from "../actions.js";
 import { busy, h, messageBox } from "../dom.js";
@@ -419,6 +420,140 @@ function auditListing({ api }) {
   });
 }
 
+const POOL_STATES = {
+  READY: "Ready: the next request takes it",
+  STOPPED: "Waiting stopped: a request starts it",
+  STOPPING: "Being stopped to wait",
+  WARMING: "Starting",
+};
+
+/** GET /admin/pool: the default Linux profile's warm pool, and what its last refill aimed at. */
+function poolListing({ api }) {
+  const target = h("p", { class: "hint", "data-testid": "admin-pool-target" });
+  return pagedListing({
+    title: "Warm pool",
+    testid: "admin-pool",
+    caption: "Hosts launched ahead of any request, waiting for one",
+    columns: ["Instance", "Profile", "State", "Since"],
+    filters: null,
+    before: target,
+    noun: { one: "pool host", many: "pool hosts" },
+    renderRow: (host) =>
+      h(
+        "tr",
+        { "data-testid": "admin-pool-row", "data-state": host.state },
+        h("th", { scope: "row", "data-label": "Instance" }, mono(host.instanceId)),
+        cell("Profile", mono(host.profile)),
+        cell("State", POOL_STATES[host.state] ?? host.state),
+        cell("Since", h("time", { datetime: host.since }, formatDateTime(host.since))),
+      ),
+    load: async () => {
+      const page = await api.get("/admin/pool");
+      const aim = page.target;
+      target.textContent = aim
+        ? `The pool keeps ${aim.size} ${aim.size === 1 ? "host" : "hosts"} ${
+            aim.state === "stopped" ? "waiting stopped" : "running"
+          } now (${aim.reason}).`
+        : "The pool has not been refilled yet.";
+      return { items: page.items, nextToken: null };
+    },
+  });
+}
+
+const imageLabel = (version) =>
+  version
+    ? [mono(version.imageId), h("span", { class: "cell-note" }, imageNote(version))]
+    : "—";
+
+function imageNote(version) {
+  if (version.gone) return "deregistered";
+  if (version.withdrawn) return "withdrawn by a rollback";
+  return version.baked ? "baked host image" : "base image: DCV installed at first boot";
+}
+
+/** GET /admin/host-images: the image new EC2 desktops start from per OS; build now, roll back. */
+function hostImagesListing({ api, announce }) {
+  const handle = {};
+
+  function actions(item, error) {
+    const build = h(
+      "button",
+      { type: "button", class: "button", "data-testid": "host-image-build" },
+      "Build now",
+    );
+    const rollBack = h(
+      "button",
+      { type: "button", class: "button", "data-testid": "host-image-rollback" },
+      "Roll back",
+    );
+    const os = osLabel(item.os);
+    build.addEventListener("click", async () => {
+      error.clear();
+      try {
+        const started = await runAction(build, {
+          busyLabel: "Starting…",
+          call: () => api.post(`/admin/host-images/${item.os}/build`),
+        });
+        if (started) {
+          announce(`${os} host image build started: desktops use it once it passes its tests.`);
+        }
+      } catch (failure) {
+        if (failure.status !== 0) error.show(failure.message);
+      }
+    });
+    rollBack.addEventListener("click", async () => {
+      error.clear();
+      try {
+        const done = await runAction(rollBack, {
+          confirm: {
+            title: `Roll the ${os} host image back?`,
+            message:
+              "New desktops start from the previous image; this one is withdrawn. Running desktops keep theirs.",
+            confirmLabel: "Roll back",
+          },
+          busyLabel: "Rolling back…",
+          call: () => api.post(`/admin/host-images/${item.os}/rollback`),
+        });
+        if (!done) return;
+        announce(`${os} host image rolled back to ${done.imageId}.`);
+        handle.reload();
+      } catch (failure) {
+        if (failure.status !== 0) error.show(failure.message);
+      }
+    });
+    return [build, rollBack];
+  }
+
+  return pagedListing({
+    title: "Host images",
+    testid: "admin-host-images",
+    caption: "The images new EC2 desktops start from",
+    columns: ["System", "Current image", "Since", "Earlier images", "Actions"],
+    filters: null,
+    handle,
+    noun: { one: "host image", many: "host images" },
+    renderRow: (item, error) =>
+      h(
+        "tr",
+        { "data-testid": "admin-host-image-row", "data-os": item.os },
+        h("th", { scope: "row", "data-label": "System" }, osLabel(item.os)),
+        cell("Current image", imageLabel(item.current)),
+        cell(
+          "Since",
+          item.current
+            ? h("time", { datetime: item.current.since }, formatDateTime(item.current.since))
+            : "—",
+        ),
+        cell("Earlier images", String(item.history.length)),
+        cell("Actions", h("div", { class: "actions" }, actions(item, error))),
+      ),
+    load: async () => {
+      const page = await api.get("/admin/host-images");
+      return { items: page.items, nextToken: null };
+    },
+  });
+}
+
 const IDLE_ACTIONS = { stop: "Stop it", hibernate: "Hibernate it", terminate: "End it" };
 const list = (text) =>
   text
@@ -687,6 +822,8 @@ export function adminView(main, ctx) {
     h("div", { class: "page-header" }, h("h1", { tabindex: "-1" }, "Fleet administration")),
     sessionsListing(ctx),
     instancesListing(ctx),
+    poolListing(ctx),
+    hostImagesListing(ctx),
     auditListing(ctx),
     profilesListing(ctx),
   );
