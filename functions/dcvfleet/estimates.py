@@ -19,7 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
 
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
 from dcvfleet.session_profile import PROFILE_KEY
+
+logger = Logger(child=True)
 
 StartPath = Literal["pool", "pool-stopped", "launch", "resume", "batch"]
 PATHS: tuple[StartPath, ...] = ("pool", "pool-stopped", "launch", "resume", "batch")
@@ -108,7 +113,11 @@ def recorder(
     start's path and estimate go; this one's path goes in, and its estimate from the last
     desktops of the same profile on the same path when there were enough (one indexed read)."""
     profile = extra.get(PROFILE_KEY)
-    started = recent.recent_starts(profile, path, MAX_SAMPLES) if profile else []
+    try:
+        started = recent.recent_starts(profile, path, MAX_SAMPLES) if profile else []
+    except (BotoCoreError, ClientError) as exc:  # an estimate is never worth a failed desktop
+        logger.warning("no start estimate", path=path, error=str(exc))
+        started = []
     durations = (start_duration(s.created_at, s.resumed_at, s.ready_at) for s in started)
     estimate = from_durations(path, (d for d in durations if d is not None))
     written = estimate.extra() if estimate else {PATH_KEY: path}

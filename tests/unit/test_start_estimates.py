@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from dcvfleet import estimates, service
@@ -197,3 +198,13 @@ def test_both_stores_read_the_newest_matching_starts(kind: str) -> None:
             f"earlier-{PROFILE}-resume-9"
         ]
         assert store.recent_starts("linux-session", "launch", 3) == []
+
+
+def test_a_failed_read_of_recent_starts_costs_the_estimate_not_the_desktop() -> None:
+    class Throttled:
+        def recent_starts(self, profile: str, path: str, limit: int) -> list[Session]:
+            error = {"Error": {"Code": "ThrottlingException", "Message": "slow down"}}
+            raise ClientError(error, "Query")  # type: ignore[arg-type]
+
+    record = estimates.recorder(Throttled(), {PROFILE_KEY: PROFILE}, "launch")
+    assert record({"name": "Mine"}) == {"name": "Mine", estimates.PATH_KEY: "launch"}
