@@ -251,8 +251,9 @@ class PoolHostView(BaseModel):
 
     instanceId: str
     profile: str = Field(description="the id of the profile whose pool it is in")
-    state: Literal["WARMING", "READY", "STOPPED"] = Field(
+    state: Literal["WARMING", "READY", "STOPPING", "STOPPED"] = Field(
         description="READY: a request can claim it now; STOPPED: a claim starts it first;"
+        " STOPPING: being stopped to wait (WarmPoolState stopped), claimable once stopped;"
         " WARMING: launched, its agent not yet ready"
     )
     since: str = Field(description="when it entered that state (ISO 8601, UTC)")

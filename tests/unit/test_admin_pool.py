@@ -116,3 +116,17 @@ def test_an_admin_sees_the_last_refills_target_and_its_reason(api: ModuleType) -
             },
         },
     )
+
+
+def test_a_host_being_stopped_to_wait_is_listed_as_stopping(api: ModuleType) -> None:
+    # Given a made host the refill is stopping (WarmPoolState stopped)
+    store = DynamoPoolStore(aws.client("dynamodb"), "pool")
+    host = PoolHost("linux-workstation", "i-0000000000000000a", PoolState.WARMING, T0)
+    store.add(host)
+    assert store.mark(host, PoolState.READY, T1)
+    ready = PoolHost("linux-workstation", "i-0000000000000000a", PoolState.READY, T1)
+    assert store.mark(ready, PoolState.STOPPING, T1)
+    # When an administrator asks / Then the answer lists it, STOPPING (not a server error)
+    status, body = _get_pool(api, admin=True)
+    assert status == 200, body
+    assert [i["state"] for i in body["items"]] == ["STOPPING"]
