@@ -123,10 +123,15 @@ def recorder(
     written = estimate.extra() if estimate else {PATH_KEY: path}
 
     def record(extra: dict[str, str]) -> dict[str, str]:
-        kept = {k: v for k, v in extra.items() if k != PATH_KEY and k not in ESTIMATE_KEYS}
-        return {**kept, **written}
+        return {**without_estimate(extra), **written}
 
     return record
+
+
+def without_estimate(extra: Mapping[str, str]) -> dict[str, str]:
+    """``extra`` without a start's path and estimate: a new start (a resume) has none until the
+    step that knows its path records them, rather than the last start's."""
+    return {k: v for k, v in extra.items() if k != PATH_KEY and k not in ESTIMATE_KEYS}
 
 
 def _parse(at: str) -> datetime:

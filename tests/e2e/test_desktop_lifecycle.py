@@ -18,7 +18,7 @@ from tests.support.stack import BusObserver, Stack, module_stack
 IDLE_TIMEOUT = 10  # the least IdleTimeoutSeconds the template allows (its MinValue)
 GRACE = 4
 PARAMS = (
-    "HostReadyTimeoutSeconds=20 MaxActiveSessionsPerUser=1 "
+    "HostReadyTimeoutSeconds=60 MaxActiveSessionsPerUser=1 "
     f"IdleTimeoutSeconds={IDLE_TIMEOUT} IdleGraceSeconds={GRACE} "
     "HeartbeatIntervalSeconds=1 SignalSampleSeconds=1 HeartbeatTimeoutSeconds=5 "
     "SweepIntervalMinutes=60"

@@ -14,11 +14,12 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from dcvfleet import estimates, service
+from dcvfleet.lifecycle import user_requests
 from dcvfleet.model import CreateSessionRequest, Session, Status
 from dcvfleet.pool import InMemoryPoolStore, PoolHost, PoolState, WarmPool
 from dcvfleet.profiles import PROFILE_KEY
 from dcvfleet.store import DynamoSessionStore, InMemorySessionStore, SessionStore
-from tests.support.lifecycle import Fleet
+from tests.support.lifecycle import SETTINGS, Fleet
 from tests.support.service import ALICE, API, LAUNCH, REQUESTED, SECRET_ARN, FakeWorkflows
 from tests.support.tables import create_sessions_table
 
@@ -208,3 +209,21 @@ def test_a_failed_read_of_recent_starts_costs_the_estimate_not_the_desktop() -> 
 
     record = estimates.recorder(Throttled(), {PROFILE_KEY: PROFILE}, "launch")
     assert record({"name": "Mine"}) == {"name": "Mine", estimates.PATH_KEY: "launch"}
+
+
+def test_a_resume_shows_no_estimate_until_its_own_path_is_known() -> None:
+    fleet = Fleet()
+    session = requested(fleet)
+    launch(fleet, session)  # path "launch"
+    ready = fleet.store.require(session.session_id)
+    stopped = fleet.store.update(
+        fleet.store.update(ready, status=Status.READY, ready_at=iso(T0)),
+        status=Status.STOPPING,
+    )
+    fleet.store.update(stopped, status=Status.STOPPED)
+    # When its owner starts it again
+    user_requests.resume(fleet.store, FakeWorkflows(), SETTINGS, ALICE, session.session_id)
+    # Then, while it starts, the last start's path is not shown as this one's
+    view = fleet.store.require(session.session_id).to_api()
+    assert view["status"] == "PROVISIONING"
+    assert "estimate" not in view

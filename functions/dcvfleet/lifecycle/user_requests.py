@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dcvfleet import estimates
 from dcvfleet.adapters import Workflows
 from dcvfleet.config import LifecycleSettings
 from dcvfleet.errors import SessionConflictError, SessionNotFoundError, StatusConflictError
@@ -111,6 +112,7 @@ def resume(
                 **NO_LIVE_SESSION,
                 resumed_at=now_iso(),
                 progress={"credentials": now_iso()},  # its credentials are kept while stopped
+                extra=estimates.without_estimate(session.extra),
                 execution_arn=Workflows.execution_arn(settings.provision_state_machine_arn, name),
             )
         except SessionConflictError:
