@@ -24,9 +24,8 @@ from local.client import Client
 from local.stack import create_user
 
 ROOT = Path(__file__).resolve().parents[2]
-#: Short enough that a host that never reports fails within a test; long enough for a host to
-#: come up (or come back from stopped) on a loaded 2-core CI machine: 20 s once was not.
-TEST_PARAMS = "HostReadyTimeoutSeconds=60 MaxActiveSessionsPerUser=1"
+#: Short enough that a host that never reports fails fast; long enough for a booted host.
+TEST_PARAMS = "HostReadyTimeoutSeconds=20 MaxActiveSessionsPerUser=1"
 TERMINAL = ("READY", "FAILED")
 
 
