@@ -3,6 +3,9 @@ set it (each test module overrides what it looks at)."""
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 HANDLER_ENV = {
     "SESSIONS_TABLE": "sessions",
     "EVENT_BUS_NAME": "bus",
@@ -17,3 +20,33 @@ HANDLER_ENV = {
     "LIST_CONTAINER_CONNECTIONS_DOCUMENT": "d",
     "NOTIFY_CONTAINER_DOCUMENT": "d",
 }
+
+
+def admin_request(api: Any, method: str, path: str, *, admin: bool = True) -> tuple[int, Any]:
+    """``method path`` through the API handler's resolver, as API Gateway passes it, from boss:
+    an administrator (the admins group) or, with ``admin=False``, a user; its status and body."""
+    claims = {"sub": "sub-boss", "cognito:username": "boss"}
+    if admin:
+        claims["cognito:groups"] = "admins"
+    event = {
+        "resource": path,
+        "path": path,
+        "httpMethod": method,
+        "headers": {},
+        "multiValueHeaders": {},
+        "queryStringParameters": None,
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "body": None,
+        "isBase64Encoded": False,
+        "requestContext": {
+            "stage": "v1",
+            "requestId": "r-1",
+            "resourcePath": path,
+            "httpMethod": method,
+            "identity": {"sourceIp": "203.0.113.7"},
+            "authorizer": {"claims": claims},
+        },
+    }
+    answer = api.app.resolve(event, None)
+    return answer["statusCode"], json.loads(answer["body"])

@@ -4,7 +4,6 @@ is no longer in it."""
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from collections.abc import Iterator
 from types import ModuleType
@@ -16,7 +15,7 @@ from moto import mock_aws
 from dcvfleet import aws
 from dcvfleet.pool import DynamoPoolStore, PoolHost, PoolState
 from dcvfleet.pool_targets import Target
-from tests.support.handlers import HANDLER_ENV
+from tests.support.handlers import HANDLER_ENV, admin_request
 from tests.support.tables import create_table
 
 T0 = "2026-12-07T10:00:00.000Z"
@@ -36,31 +35,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
 
 
 def _get_pool(api: ModuleType, *, admin: bool) -> tuple[int, Any]:
-    claims = {"sub": "sub-boss", "cognito:username": "boss"}
-    if admin:
-        claims["cognito:groups"] = "admins"
-    event = {
-        "resource": "/admin/pool",
-        "path": "/admin/pool",
-        "httpMethod": "GET",
-        "headers": {},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "body": None,
-        "isBase64Encoded": False,
-        "requestContext": {
-            "stage": "v1",
-            "requestId": "r-1",
-            "resourcePath": "/admin/pool",
-            "httpMethod": "GET",
-            "identity": {"sourceIp": "203.0.113.7"},
-            "authorizer": {"claims": claims},
-        },
-    }
-    answer = api.app.resolve(event, None)
-    return answer["statusCode"], json.loads(answer["body"])
+    return admin_request(api, "GET", "/admin/pool", admin=admin)
 
 
 def test_an_admin_sees_the_pools_hosts_and_their_states_and_nobody_else_does(

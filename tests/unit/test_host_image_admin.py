@@ -6,7 +6,6 @@ so a second rollback goes further back instead of returning to it."""
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from collections.abc import Iterator
 from types import ModuleType
@@ -20,7 +19,7 @@ from moto import mock_aws
 from dcvfleet import aws
 from dcvfleet.errors import HostImageConflictError, HostImageNotFoundError
 from dcvfleet.host_images import HOST_IMAGE_TAG, WITHDRAWN_TAG, HostImages
-from tests.support.handlers import HANDLER_ENV
+from tests.support.handlers import HANDLER_ENV, admin_request
 
 PARAMETER = "/dcvfleet/host-image/linux"
 PIPELINE = "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/dcvfleet-linux-host"
@@ -178,31 +177,7 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
 
 
 def _call(api: ModuleType, method: str, path: str, *, admin: bool = True) -> tuple[int, Any]:
-    claims = {"sub": "sub-boss", "cognito:username": "boss"}
-    if admin:
-        claims["cognito:groups"] = "admins"
-    event = {
-        "resource": path,
-        "path": path,
-        "httpMethod": method,
-        "headers": {},
-        "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
-        "pathParameters": None,
-        "body": None,
-        "isBase64Encoded": False,
-        "requestContext": {
-            "stage": "v1",
-            "requestId": "r-1",
-            "resourcePath": path,
-            "httpMethod": method,
-            "identity": {"sourceIp": "203.0.113.7"},
-            "authorizer": {"claims": claims},
-        },
-    }
-    answer = api.app.resolve(event, None)
-    return answer["statusCode"], json.loads(answer["body"])
+    return admin_request(api, method, path, admin=admin)
 
 
 def test_the_api_lets_admins_alone_see_and_roll_back_and_says_why_it_cannot_build(
