@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from dcvfleet.audit import AuditAction
 from dcvfleet.errors import InvalidRequestError
 from dcvfleet.model import Status
 from dcvfleet.profiles import PROFILE_ID_PATTERN
@@ -197,15 +198,7 @@ class AuditItem(BaseModel):
 
     at: str = Field(description="when (ISO 8601, UTC)")
     actor: str = Field(description="the administrator's user name")
-    action: Literal[
-        "stop",
-        "terminate",
-        "activate-release",
-        "put-profile",
-        "delete-profile",
-        "build-host-image",
-        "roll-back-host-image",
-    ]
+    action: AuditAction
     target: str = Field(description="the session id, release or profile id")
     detail: str | None = absent()
 

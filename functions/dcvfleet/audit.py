@@ -21,7 +21,7 @@ import json
 import threading
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, get_args
 
 from aws_lambda_powertools import Logger
 
@@ -30,8 +30,8 @@ from dcvfleet.store import CREATED_INDEX, LISTED_ATTR, decode_cursor, now_iso
 
 logger = Logger(child=True)
 
-#: What an administrator can do that is recorded.
-ACTIONS = (
+#: What an administrator can do that is recorded (the API's AuditItem names the same type).
+AuditAction = Literal[
     "stop",
     "terminate",
     "activate-release",
@@ -39,7 +39,8 @@ ACTIONS = (
     "delete-profile",
     "build-host-image",
     "roll-back-host-image",
-)
+]
+ACTIONS: tuple[str, ...] = get_args(AuditAction)
 #: The creation-time index's partition of audit entries (sessions are in "session").
 AUDIT_PARTITION = "audit"
 MAX_DETAIL = 500

@@ -22,9 +22,17 @@ HANDLER_ENV = {
 }
 
 
-def admin_request(api: Any, method: str, path: str, *, admin: bool = True) -> tuple[int, Any]:
-    """``method path`` through the API handler's resolver, as API Gateway passes it, from boss:
-    an administrator (the admins group) or, with ``admin=False``, a user; its status and body."""
+def admin_request(
+    api: Any,
+    method: str,
+    path: str,
+    *,
+    admin: bool = True,
+    query: dict[str, str] | None = None,
+) -> tuple[int, Any]:
+    """``method path`` (with its ``query`` string) through the API handler's resolver, as API
+    Gateway passes it, from boss: an administrator (the admins group) or, with ``admin=False``,
+    a user; its status and body."""
     claims = {"sub": "sub-boss", "cognito:username": "boss"}
     if admin:
         claims["cognito:groups"] = "admins"
@@ -34,8 +42,8 @@ def admin_request(api: Any, method: str, path: str, *, admin: bool = True) -> tu
         "httpMethod": method,
         "headers": {},
         "multiValueHeaders": {},
-        "queryStringParameters": None,
-        "multiValueQueryStringParameters": None,
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
         "pathParameters": None,
         "body": None,
         "isBase64Encoded": False,

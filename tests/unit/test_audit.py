@@ -5,11 +5,9 @@ template.yaml declares it) and through the API handler."""
 from __future__ import annotations
 
 import importlib
-import json
 import sys
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
 
 import pytest
 from moto import mock_aws
@@ -18,7 +16,7 @@ from dcvfleet import audit, aws
 from dcvfleet.errors import InvalidRequestError
 from dcvfleet.model import Status
 from dcvfleet.store import DynamoSessionStore, InMemorySessionStore
-from tests.support.handlers import HANDLER_ENV
+from tests.support.handlers import HANDLER_ENV, admin_request
 from tests.support.lifecycle import LifecycleWorkflows
 from tests.support.sessions import a_session
 from tests.support.tables import create_sessions_table
@@ -102,45 +100,6 @@ def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
     sys.modules.pop("dcvfleet.handlers.api", None)
 
 
-def _call(
-    api: ModuleType,
-    method: str,
-    path: str,
-    *,
-    admin: bool = True,
-    query: dict[str, str] | None = None,
-) -> Any:
-    resource = path
-    params = None
-    if path.startswith("/admin/sessions/"):
-        params = {"id": path.split("/")[3]}
-        resource = path.replace(params["id"], "{id}")
-    claims = {"sub": "sub-boss", "cognito:username": "boss"}
-    if admin:
-        claims["cognito:groups"] = "admins"
-    event = {
-        "resource": resource,
-        "path": path,
-        "httpMethod": method,
-        "headers": {},
-        "multiValueHeaders": {},
-        "queryStringParameters": query,
-        "multiValueQueryStringParameters": {k: [v] for k, v in (query or {}).items()} or None,
-        "pathParameters": params,
-        "body": None,
-        "isBase64Encoded": False,
-        "requestContext": {
-            "stage": "v1",
-            "requestId": "r-1",
-            "resourcePath": resource,
-            "httpMethod": method,
-            "identity": {"sourceIp": "203.0.113.7"},
-            "authorizer": {"claims": claims},
-        },
-    }
-    return api.app.resolve(event, None)
-
-
 def test_an_admins_stop_and_delete_are_recorded_and_listed_newest_first(
     api: ModuleType, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -152,28 +111,25 @@ def test_an_admins_stop_and_delete_are_recorded_and_listed_newest_first(
     monkeypatch.setattr(api, "_audit_log", lambda: log)
     monkeypatch.setattr(api, "Workflows", lambda _client: LifecycleWorkflows())
     # When boss stops it, and then (as if it had stopped) deletes it
-    assert _call(api, "POST", f"/admin/sessions/{SID}/stop")["statusCode"] == 202
+    assert admin_request(api, "POST", f"/admin/sessions/{SID}/stop")[0] == 202
     stopped = store.require(SID)
     store.update(stopped, status=Status.STOPPED)
-    assert _call(api, "DELETE", f"/admin/sessions/{SID}")["statusCode"] == 202
+    assert admin_request(api, "DELETE", f"/admin/sessions/{SID}")[0] == 202
     # And a refused call is not an action
-    assert _call(api, "DELETE", f"/admin/sessions/{SID}")["statusCode"] == 409
+    assert admin_request(api, "DELETE", f"/admin/sessions/{SID}")[0] == 409
     # Then the audit trail lists both, newest first, naming boss and the desktop
-    answer = _call(api, "GET", "/admin/audit", query={"limit": "1"})
-    assert answer["statusCode"] == 200, answer
-    page = json.loads(answer["body"])
+    status, page = admin_request(api, "GET", "/admin/audit", query={"limit": "1"})
+    assert status == 200, page
     assert [(i["actor"], i["action"], i["target"]) for i in page["items"]] == [
         ("boss", "terminate", SID)
     ]
     assert page["items"][0]["detail"] == "desktop of demo"
-    rest = json.loads(
-        _call(api, "GET", "/admin/audit", query={"nextToken": page["nextToken"]})["body"]
-    )
+    _, rest = admin_request(api, "GET", "/admin/audit", query={"nextToken": page["nextToken"]})
     assert [(i["action"], i["target"]) for i in rest["items"]] == [("stop", SID)]
     assert "nextToken" not in rest
     # And only administrators may read it, and a bad token is a 400
-    assert _call(api, "GET", "/admin/audit", admin=False)["statusCode"] == 403
-    assert _call(api, "GET", "/admin/audit", query={"nextToken": "garbage"})["statusCode"] == 400
+    assert admin_request(api, "GET", "/admin/audit", admin=False)[0] == 403
+    assert admin_request(api, "GET", "/admin/audit", query={"nextToken": "garbage"})[0] == 400
 
 
 def test_a_lost_audit_record_does_not_undo_the_action_and_is_logged(
@@ -189,6 +145,6 @@ def test_a_lost_audit_record_does_not_undo_the_action_and_is_logged(
     monkeypatch.setattr(api, "session_store", lambda: store)
     monkeypatch.setattr(api, "_audit_log", Broken)
     monkeypatch.setattr(api, "Workflows", lambda _client: LifecycleWorkflows())
-    assert _call(api, "POST", f"/admin/sessions/{SID}/stop")["statusCode"] == 202
+    assert admin_request(api, "POST", f"/admin/sessions/{SID}/stop")[0] == 202
     assert store.require(SID).status == Status.STOPPING
     assert "audit record lost" in caplog.text
