@@ -268,8 +268,14 @@ class PoolTargetView(BaseModel):
 
 
 class PoolList(BaseModel):
-    items: list[PoolHostView]
-    target: PoolTargetView | None = absent("the last refill's target; none before the first")
+    items: list[PoolHostView] = Field(description="every profile's pool hosts")
+    target: PoolTargetView | None = absent(
+        "the default Linux EC2 profile's pool: the last refill's target; none before the first"
+    )
+    targets: dict[str, PoolTargetView] = Field(
+        default_factory=dict,
+        description="each pool's last target, by profile id (a pool being drained: size 0)",
+    )
 
 
 class HostImageVersion(BaseModel):

@@ -76,3 +76,27 @@ def test_the_refill_role_allows_every_ec2_call_the_refill_makes(moto_endpoint: s
     allowed = [a for g in grants(translated()) if g.role == ROLE for a in g.actions]
     missing = sorted(c for c in calls if not any(fnmatch.fnmatch(f"ec2:{c}", a) for a in allowed))
     assert not missing, f"{ROLE} does not allow {missing}"
+
+
+def test_a_windows_pool_host_has_the_role_that_lets_a_linux_one_tag_itself_made() -> None:
+    """Every launch template (Linux and Windows) gives its hosts the one instance profile whose
+    role carries PoolHostTagsItselfMade (its conditions: tests/template/test_least_privilege.py),
+    so a Windows pool host's agent tags itself made as a Linux one's does."""
+    resources = translated()["Resources"]
+    templates = {
+        name: r["Properties"]["LaunchTemplateData"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::EC2::LaunchTemplate"
+    }
+    assert {"LinuxLaunchTemplate", "WindowsLaunchTemplate"} <= set(templates)
+    for name in ("LinuxLaunchTemplate", "WindowsLaunchTemplate"):
+        profile = templates[name]["IamInstanceProfile"]["Arn"]
+        assert profile == {"Fn::GetAtt": ["HostInstanceProfile", "Arn"]}, name
+    assert resources["HostInstanceProfile"]["Properties"]["Roles"] == [{"Ref": "HostRole"}]
+    sids = [
+        s.get("Sid")
+        for p in resources["HostRole"]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if isinstance(s, dict)
+    ]
+    assert "PoolHostTagsItselfMade" in sids
