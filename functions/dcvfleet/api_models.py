@@ -252,8 +252,9 @@ class PoolHostView(BaseModel):
     instanceId: str
     profile: str = Field(description="the id of the profile whose pool it is in")
     state: Literal["WARMING", "READY", "STOPPING", "STOPPED"] = Field(
-        description="READY: a request can claim it now; STOPPED: a claim starts it first;"
-        " STOPPING: being stopped to wait (WarmPoolState stopped), claimable once stopped;"
+        description="READY: a request can claim it now; STOPPED: stopped or hibernated, a claim"
+        " starts (or resumes) it first; STOPPING: being stopped to wait (WarmPoolState stopped,"
+        " or a pool that waits stopped or hibernated), claimable once stopped;"
         " WARMING: launched, its agent not yet ready"
     )
     since: str = Field(description="when it entered that state (ISO 8601, UTC)")
@@ -263,7 +264,7 @@ class PoolTargetView(BaseModel):
     """What the pool's last refill sized it to, and why."""
 
     size: int = Field(description="the hosts it keeps now")
-    state: Literal["running", "stopped"] = Field(description="how they wait")
+    state: Literal["running", "stopped", "hibernated"] = Field(description="how they wait")
     reason: str = Field(description="in plain words: the window, forecast or cap that set it")
 
 

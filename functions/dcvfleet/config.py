@@ -304,6 +304,8 @@ class PoolSettings:
     hibernate: bool = False
     #: The fleet's launch templates by OS (a Windows one only where WindowsAmiId is set).
     launch_templates: Mapping[str, str] = field(default_factory=dict)
+    #: The hosts' root volume (RootVolumeSizeGiB): a hibernated host's RAM is written there.
+    root_volume_gib: int = 0
 
     def for_profile(
         self, profile: str, *, os: str, instance_type: str, hibernate: bool
@@ -340,6 +342,7 @@ class PoolSettings:
             subnet_ids=_list(env, "SUBNET_IDS"),
             # the default profile's hosts hibernate-ready when the fleet's idle action says so
             hibernate=env.get("IDLE_ACTION", "stop") == "hibernate",
+            root_volume_gib=_int(env, "ROOT_VOLUME_SIZE_GIB", "0"),
             launch_templates={
                 "linux": linux,
                 # WINDOWS_LAUNCH_TEMPLATE_ID is empty when the fleet has no Windows desktops.

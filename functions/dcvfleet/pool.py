@@ -685,6 +685,7 @@ def refill(
     profile = settings.profile
     demand = demand or Demand()
     goal = wanted(hosts, settings, demand, now, share=share)
+    goal, settings = _hibernation(hosts, settings, demand, goal)
     target = min(goal.size, MAX_POOL_SIZE)
     # the state the pool's hosts wait in now: the plan's, read from here on as settings.state
     settings = replace(settings, state=goal.state)
@@ -755,7 +756,9 @@ def refill(
                     now,
                     instance_type=made.instance_type,
                     os=settings.os,
-                    hibernation=settings.hibernate,
+                    # as EC2 says it was launched (a type or an AMI that cannot hibernate is
+                    # launched without: Ec2Hosts.launch)
+                    hibernation=made.hibernation_configured,
                 )
             )
         launched.append(made.instance_id)
@@ -853,6 +856,36 @@ def _as_launched(host: PoolHost, instance: Instance) -> PoolHost:
     )
 
 
+def _hibernation(
+    hosts: Ec2Hosts, settings: PoolSettings, demand: Demand, goal: pool_targets.Target
+) -> tuple[pool_targets.Target, PoolSettings]:
+    """A plan whose hosts wait hibernated, at any time (its base, a window or its forecast):
+    its hosts are launched with hibernation configured, which can be done at launch only
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/enabling-hibernation.html), if the
+    profile's type can hibernate (``Ec2Hosts.hibernation_problem``: EC2 says so, and its RAM
+    fits the root volume). If it cannot, they are launched as before, and a pool that would
+    wait hibernated waits stopped instead: the target says why, in plain words. This is read
+    at each refill, not when the profile is put: EC2 knows which types can hibernate, and the
+    admin API does not ask it."""
+    plan = demand.plan
+    if plan is None:
+        return goal, settings
+    states = {plan.state, *(w.state for w in plan.windows)}
+    if plan.forecast is not None:
+        states.add(plan.forecast.state)
+    if "hibernated" not in states:
+        return goal, settings
+    problem = hosts.hibernation_problem(settings.instance_type, settings.root_volume_gib)
+    if problem is None:
+        return goal, replace(settings, hibernate=True)
+    logger.warning("pool hosts not launched for hibernation", profile=settings.profile, why=problem)
+    if goal.state == "hibernated":
+        goal = replace(
+            goal, state="stopped", reason=f"{goal.reason}; {problem}: its hosts wait stopped"
+        )
+    return goal, settings
+
+
 def _retire_unfit(
     store: PoolStore, hosts: Ec2Hosts, recorded: dict[str, PoolHost], settings: PoolSettings
 ) -> list[str]:
@@ -888,8 +921,13 @@ def _wait_as(
     *,
     now: str,
 ) -> tuple[list[str], list[str]]:
-    """Make the pool's hosts wait as ``wanted`` (WarmPoolState: ``running`` or ``stopped``)
-    says; the ids of the hosts being stopped, and of those being started.
+    """Make the pool's hosts wait as ``wanted`` (WarmPoolState: ``running`` or ``stopped``; a
+    profile's own plan may also say ``hibernated``) says; the ids of the hosts being stopped
+    (or hibernated), and of those being started.
+
+    ``hibernated`` is ``stopped`` with StopInstances' Hibernate: the host's RAM is kept on its
+    root volume, and the claim's start resumes it
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Hibernate.html).
 
     ``stopped``: a READY host that is made is first put out of reach of claims (READY →
     STOPPING, one conditional write: a claim made meanwhile wins, and the host stays its
@@ -919,7 +957,7 @@ def _wait_as(
             if store.mark(host, PoolState.STOPPED, now):
                 recorded[instance_id] = replace(host, state=PoolState.STOPPED, since=now)
             continue
-        if wanted == "stopped":
+        if wanted in ("stopped", "hibernated"):
             made = POOL_READY_TAG in seen.tags and seen.state == "running"
             if host.state is PoolState.READY and made:
                 if not store.mark(host, PoolState.STOPPING, now):
@@ -927,7 +965,7 @@ def _wait_as(
                 recorded[instance_id] = replace(host, state=PoolState.STOPPING, since=now)
             elif not (host.state is PoolState.STOPPING and seen.state == "running"):
                 continue  # (a STOPPING host still running: the stop did not reach EC2)
-            if _stop(hosts, seen):
+            if _stop(hosts, seen, hibernate=wanted == "hibernated"):
                 stopping.append(instance_id)
         elif (
             host.state is PoolState.STOPPED
@@ -940,11 +978,15 @@ def _wait_as(
     return stopping, starting
 
 
-def _stop(hosts: Ec2Hosts, instance: Instance) -> bool:
-    """Stop a pool host (never hibernated: a pool host is launched without hibernation); False,
-    logged, when EC2 refused (the next refill tries again: its record stays STOPPING)."""
+def _stop(hosts: Ec2Hosts, instance: Instance, *, hibernate: bool) -> bool:
+    """Stop a pool host, hibernated if ``hibernate`` (StopInstances with Hibernate, where it was
+    launched for hibernation; one that cannot, or is not yet ready to, is stopped:
+    ``Ec2Hosts.stop``); False, logged, when EC2 refused (the next refill tries again: its
+    record stays STOPPING)."""
     try:
-        hosts.stop(instance, hibernate=False)
+        done = hosts.stop(instance, hibernate=hibernate)
+        if hibernate and done != "hibernate":
+            logger.info("pool host stopped, not hibernated", instance_id=instance.instance_id)
     except ClientError as exc:
         logger.warning("pool host not stopped", instance_id=instance.instance_id, error=str(exc))
         return False

@@ -93,7 +93,8 @@ class IdlePolicy(BaseModel):
 
 #: The most hosts a profile's pool keeps (the WarmPoolSize parameter's MaxValue).
 MAX_POOL_SIZE = 20
-PoolWait = Literal["running", "stopped"]
+PoolWait = Literal["running", "stopped", "hibernated"]
+WAITS = "running, stopped or hibernated (where its type can hibernate; else stopped)"
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 PoolSize = Annotated[int, Field(ge=0, le=MAX_POOL_SIZE)]
@@ -109,7 +110,7 @@ class PoolWindowSpec(BaseModel):
         alias="to", description="HH:MM, when it ends; earlier than from: the next day"
     )
     size: PoolSize = Field(description="the hosts the pool keeps during the window")
-    state: PoolWait = Field("running", description="how they wait: running or stopped")
+    state: PoolWait = Field("running", description=f"how they wait: {WAITS}")
 
 
 class PoolForecastSpec(BaseModel):
@@ -130,7 +131,7 @@ class PoolSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     size: PoolSize = Field(description="the hosts it keeps outside every window")
-    state: PoolWait = Field("running", description="how they wait: running or stopped")
+    state: PoolWait = Field("running", description=f"how they wait: {WAITS}")
     timeZone: str = Field(
         "UTC", max_length=64, description="the IANA time zone of the schedule, e.g. Europe/Paris"
     )

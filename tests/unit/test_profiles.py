@@ -322,7 +322,7 @@ def test_a_pool_plan_reads_as_the_targets_plan() -> None:
         ({**OFFICE_POOL, "timeZone": "Europe/Pariss"}, "pool.timeZone: 'Europe/Pariss' is not"),
         ({**OFFICE_POOL, "size": -1}, "pool.size: Input should be greater than or equal to 0"),
         ({**OFFICE_POOL, "size": 21}, "pool.size: Input should be less than or equal to 20"),
-        ({**OFFICE_POOL, "state": "hibernated"}, "pool.state: Input should be 'running' or"),
+        ({**OFFICE_POOL, "state": "asleep"}, "pool.state: Input should be 'running', 'stopped' or"),
         ({**OFFICE_POOL, "forecast": {"quantile": 0}}, "pool.forecast.quantile: Input should be"),
         ({**OFFICE_POOL, "forecast": {"quantile": 1.2}}, "pool.forecast.quantile: Input should"),
         ({**OFFICE_POOL, "forecast": {"quantile": 0.9, "weeks": 0}}, "pool.forecast.weeks: "),
