@@ -367,13 +367,16 @@ def simulate(
         for h in pool[: max(0, len(pool) - size)]:
             h.leave(now)
             h.terminated_at = now
+        state = wanted.state
+        if state == "hibernated":  # a profile's own plan may say so; none of these plans does
+            raise ValueError("the replayed plans wait running or stopped")
         for h in live():  # the wanted state may have changed
-            h.wait_state = wanted.state
-            if wanted.state == "running" and h.stopped_since is not None:
+            h.wait_state = state
+            if state == "running" and h.stopped_since is not None:
                 h.start(now, START_FROM_STOPPED_SECONDS)
         for _ in range(len(live()), size):
             made = now + BAKED_LAUNCH_SECONDS
-            hosts.append(Host(len(hosts), now, made, wanted.state, running_since=now))
+            hosts.append(Host(len(hosts), now, made, state, running_since=now))
             push(made, "made")
         settle(now)
 

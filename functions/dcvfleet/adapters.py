@@ -252,6 +252,31 @@ class Ec2Hosts:
             Resources=[instance_id], Tags=[{"Key": k, "Value": v} for k, v in tags.items()]
         )
 
+    def hibernation_problem(self, instance_type: str, root_volume_gib: int) -> str | None:
+        """Why an instance of ``instance_type`` with a root volume of ``root_volume_gib`` GiB
+        cannot hibernate, in plain words; None when it can. EC2 says whether the type supports
+        it (DescribeInstanceTypes' HibernationSupported, and its RAM: MemoryInfo.SizeInMiB,
+        https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_InstanceTypeInfo.html), and
+        the RAM is written to the root volume, which must be large enough to hold it
+        (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/hibernating-prerequisites.html;
+        the launch templates' root volumes are encrypted, as hibernation also requires). 0
+        GiB: the root volume's size is unknown, and not checked. The AMI's own support cannot
+        be read here: a launch it refuses is made without hibernation (``launch``)."""
+        try:
+            resp = self._ec2.describe_instance_types(InstanceTypes=[instance_type])
+        except ClientError as exc:
+            return f"whether {instance_type} can hibernate could not be read ({exc})"
+        found = resp.get("InstanceTypes", [])
+        if not found or not found[0].get("HibernationSupported"):
+            return f"{instance_type} cannot hibernate (EC2 does not support it for that type)"
+        ram_mib = int(found[0].get("MemoryInfo", {}).get("SizeInMiB", 0))
+        if root_volume_gib and ram_mib >= root_volume_gib * 1024:
+            return (
+                f"{instance_type}'s {ram_mib // 1024} GiB of RAM do not fit on its"
+                f" {root_volume_gib} GiB root volume (RootVolumeSizeGiB)"
+            )
+        return None
+
     def stop(self, instance: Instance, *, hibernate: bool) -> str:
         """Stop (or hibernate) an instance; returns what was done: "hibernate" or "stop".
 

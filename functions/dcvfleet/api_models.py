@@ -245,8 +245,9 @@ class PoolHostView(BaseModel):
     instanceId: str
     profile: str = Field(description="the id of the profile whose pool it is in")
     state: Literal["WARMING", "READY", "STOPPING", "STOPPED"] = Field(
-        description="READY: a request can claim it now; STOPPED: a claim starts it first;"
-        " STOPPING: being stopped to wait (WarmPoolState stopped), claimable once stopped;"
+        description="READY: a request can claim it now; STOPPED: stopped or hibernated, a claim"
+        " starts (or resumes) it first; STOPPING: being stopped to wait (WarmPoolState stopped,"
+        " or a pool that waits stopped or hibernated), claimable once stopped;"
         " WARMING: launched, its agent not yet ready"
     )
     since: str = Field(description="when it entered that state (ISO 8601, UTC)")
@@ -256,13 +257,19 @@ class PoolTargetView(BaseModel):
     """What the pool's last refill sized it to, and why."""
 
     size: int = Field(description="the hosts it keeps now")
-    state: Literal["running", "stopped"] = Field(description="how they wait")
+    state: Literal["running", "stopped", "hibernated"] = Field(description="how they wait")
     reason: str = Field(description="in plain words: the window, forecast or cap that set it")
 
 
 class PoolList(BaseModel):
-    items: list[PoolHostView]
-    target: PoolTargetView | None = absent("the last refill's target; none before the first")
+    items: list[PoolHostView] = Field(description="every profile's pool hosts")
+    target: PoolTargetView | None = absent(
+        "the default Linux EC2 profile's pool: the last refill's target; none before the first"
+    )
+    targets: dict[str, PoolTargetView] = Field(
+        default_factory=dict,
+        description="each pool's last target, by profile id (a pool being drained: size 0)",
+    )
 
 
 class HostImageVersion(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from dcvfleet.errors import ConfigurationError
 
@@ -287,7 +287,9 @@ DEFAULT_POOL_PROFILE = "linux-workstation"
 
 @dataclass(frozen=True)
 class PoolSettings:
-    """The warm pool of the default Linux EC2 profile (WarmPoolSize, WarmPoolState)."""
+    """One profile's warm pool: its hosts' launch template (its OS's), instance type (the
+    profile's default) and whether they are launched for hibernation; WarmPoolSize and
+    WarmPoolState for the default Linux EC2 profile when it has no plan of its own."""
 
     common: CommonSettings
     pool_table: str
@@ -297,18 +299,57 @@ class PoolSettings:
     instance_type: str
     subnet_ids: tuple[str, ...]
     profile: str = DEFAULT_POOL_PROFILE
+    os: str = "linux"
+    #: Launch the hosts with hibernation configured (it cannot be enabled later).
+    hibernate: bool = False
+    #: The fleet's launch templates by OS (a Windows one only where WindowsAmiId is set).
+    launch_templates: Mapping[str, str] = field(default_factory=dict)
+    #: The hosts' root volume (RootVolumeSizeGiB): a hibernated host's RAM is written there.
+    root_volume_gib: int = 0
+
+    def for_profile(
+        self, profile: str, *, os: str, instance_type: str, hibernate: bool
+    ) -> PoolSettings:
+        """The pool of another EC2 profile: its OS's launch template, its type; ConfigurationError
+        when the fleet has no launch template for that OS."""
+        template = self.launch_templates.get(os)
+        if not template:
+            raise ConfigurationError(
+                f"profile {profile!r}: this fleet has no {os} launch template for its pool"
+            )
+        return replace(
+            self,
+            profile=profile,
+            os=os,
+            instance_type=instance_type,
+            hibernate=hibernate,
+            launch_template_id=template,
+        )
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PoolSettings:
         size = _int(env, "WARM_POOL_SIZE", "0")
         if size < 0:
             raise ConfigurationError(f"WARM_POOL_SIZE: {size} is below 0")
+        linux = _get(env, "LINUX_LAUNCH_TEMPLATE_ID")
         return cls(
             common=CommonSettings.from_env(env),
             pool_table=_get(env, "POOL_TABLE"),
             size=size,
             state=_choice(env, "WARM_POOL_STATE", "running", POOL_STATES),
-            launch_template_id=_get(env, "LINUX_LAUNCH_TEMPLATE_ID"),
+            launch_template_id=linux,
             instance_type=_get(env, "LINUX_INSTANCE_TYPE"),
             subnet_ids=_list(env, "SUBNET_IDS"),
+            # the default profile's hosts hibernate-ready when the fleet's idle action says so
+            hibernate=env.get("IDLE_ACTION", "stop") == "hibernate",
+            root_volume_gib=_int(env, "ROOT_VOLUME_SIZE_GIB", "0"),
+            launch_templates={
+                "linux": linux,
+                # WINDOWS_LAUNCH_TEMPLATE_ID is empty when the fleet has no Windows desktops.
+                **(
+                    {"windows": env["WINDOWS_LAUNCH_TEMPLATE_ID"]}
+                    if env.get("WINDOWS_LAUNCH_TEMPLATE_ID")
+                    else {}
+                ),
+            },
         )

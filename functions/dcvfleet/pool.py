@@ -88,6 +88,23 @@ class PoolHost:
     state: PoolState
     since: str
     session_id: str | None = None
+    #: What the host was launched as: a request claims only a host of the type and OS it would
+    #: launch, hibernation-ready if it would hibernate ("" and False: recorded before these
+    #: were kept; such a host is claimed by nobody and the refill replaces it).
+    instance_type: str = ""
+    os: str = ""
+    hibernation: bool = False
+
+    def fits(self, *, instance_type: str, os: str, hibernate: bool) -> bool:
+        """Whether a request that would launch ``instance_type`` on ``os`` (with hibernation
+        configured when ``hibernate``) may take this host instead. A host launched for
+        hibernation also serves a request that would not hibernate: told to stop, it stops
+        (StopInstances without Hibernate) like any other."""
+        return (
+            self.instance_type == instance_type
+            and self.os == os
+            and (self.hibernation or not hibernate)
+        )
 
     def view(self) -> dict[str, str]:
         """The host as ``GET /admin/pool`` shows it."""
@@ -107,6 +124,16 @@ class PoolStore(abc.ABC):
     @abc.abstractmethod
     def hosts(self, profile: str) -> list[PoolHost]:
         """Every host recorded in ``profile``'s pool, claimed ones included."""
+
+    @abc.abstractmethod
+    def everything(self) -> tuple[list[PoolHost], dict[str, dict[str, Any]]]:
+        """Every pool's hosts (claimed ones included) and every pool's last target, by profile
+        (GET /admin/pool; the refill finds there the pools of profiles that no longer keep
+        one)."""
+
+    @abc.abstractmethod
+    def forget_target(self, profile: str) -> None:
+        """Drop ``profile``'s last target (its pool is gone, and so are its hosts)."""
 
     def mark(self, host: PoolHost, state: PoolState, at: str) -> bool:
         """Move ``host`` to ``state`` if its record is still in ``host.state``; False if not
@@ -139,12 +166,19 @@ class PoolStore(abc.ABC):
     def last_target(self, profile: str) -> dict[str, Any] | None:
         """The last target recorded for ``profile`` (``size``, ``state``, ``reason``), if any."""
 
-    def claim(self, profile: str, session_id: str, at: str) -> PoolHost | None:
-        """Claim a host of ``profile``'s pool for ``session_id``: a READY one first, then a
-        STOPPED one, oldest first; None when none is left (the caller launches as before)."""
+    def claim(
+        self,
+        profile: str,
+        session_id: str,
+        at: str,
+        fits: Callable[[PoolHost], bool] = lambda host: True,
+    ) -> PoolHost | None:
+        """Claim a host of ``profile``'s pool for ``session_id``, of those that ``fits``: a
+        READY one first, then a STOPPED one, oldest first; None when none is left (the caller
+        launches as before)."""
         order = {PoolState.READY: 0, PoolState.STOPPED: 1}
         candidates = sorted(
-            (h for h in self.hosts(profile) if h.state in CLAIMABLE),
+            (h for h in self.hosts(profile) if h.state in CLAIMABLE and fits(h)),
             key=lambda h: (order[h.state], h.since, h.instance_id),
         )
         for host in candidates:
@@ -167,6 +201,9 @@ class DynamoPoolStore(PoolStore):
             **self._key(host.profile, host.instance_id),
             "state": {"S": host.state.value},
             "since": {"S": host.since},
+            "instanceType": {"S": host.instance_type},
+            "os": {"S": host.os},
+            "hibernation": {"BOOL": host.hibernation},
         }
         try:
             self._db.put_item(
@@ -190,19 +227,51 @@ class DynamoPoolStore(PoolStore):
         }
         while True:
             resp = self._db.query(**kwargs)
-            for item in resp.get("Items", []):
-                found.append(
-                    PoolHost(
-                        profile=item["profile"]["S"],
-                        instance_id=item["instanceId"]["S"],
-                        state=PoolState(item["state"]["S"]),
-                        since=item["since"]["S"],
-                        session_id=item.get("sessionId", {}).get("S"),
-                    )
-                )
+            found.extend(self._host(item) for item in resp.get("Items", []))
             if "LastEvaluatedKey" not in resp:
                 return found
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    @staticmethod
+    def _host(item: dict[str, Any]) -> PoolHost:
+        return PoolHost(
+            profile=item["profile"]["S"],
+            instance_id=item["instanceId"]["S"],
+            state=PoolState(item["state"]["S"]),
+            since=item["since"]["S"],
+            session_id=item.get("sessionId", {}).get("S"),
+            instance_type=item.get("instanceType", {}).get("S", ""),
+            os=item.get("os", {}).get("S", ""),
+            hibernation=bool(item.get("hibernation", {}).get("BOOL", False)),
+        )
+
+    @staticmethod
+    def _target(item: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "size": int(item["size"]["N"]),
+            "state": item["state"]["S"],
+            "reason": item["reason"]["S"],
+        }
+
+    def everything(self) -> tuple[list[PoolHost], dict[str, dict[str, Any]]]:
+        # one Scan of a small table (a few pools of at most MAX_POOL_SIZE hosts each)
+        hosts: list[PoolHost] = []
+        targets: dict[str, dict[str, Any]] = {}
+        kwargs: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        while True:
+            page = self._db.scan(**kwargs)
+            for item in page.get("Items", []):
+                if item["profile"]["S"] == TARGETS_PARTITION:
+                    targets[item["instanceId"]["S"]] = self._target(item)
+                else:
+                    hosts.append(self._host(item))
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(hosts, key=lambda h: (h.profile, h.instance_id)), targets
+
+    def forget_target(self, profile: str) -> None:
+        self._db.delete_item(TableName=self._table, Key=self._key(TARGETS_PARTITION, profile))
 
     def _conditional_update(
         self, host: PoolHost, condition: str, sets: dict[str, str], values: dict[str, str]
@@ -276,11 +345,7 @@ class DynamoPoolStore(PoolStore):
         ).get("Item")
         if item is None:
             return None
-        return {
-            "size": int(item["size"]["N"]),
-            "state": item["state"]["S"],
-            "reason": item["reason"]["S"],
-        }
+        return self._target(item)
 
 
 class InMemoryPoolStore(PoolStore):
@@ -304,6 +369,19 @@ class InMemoryPoolStore(PoolStore):
                 (h for (p, _), h in self._hosts.items() if p == profile),
                 key=lambda h: h.instance_id,
             )
+
+    def everything(self) -> tuple[list[PoolHost], dict[str, dict[str, Any]]]:
+        with self._lock:
+            hosts = sorted(self._hosts.values(), key=lambda h: (h.profile, h.instance_id))
+            targets = {
+                p: {"size": t.size, "state": t.state, "reason": t.reason}
+                for p, t in self._targets.items()
+            }
+        return hosts, targets
+
+    def forget_target(self, profile: str) -> None:
+        with self._lock:
+            self._targets.pop(profile, None)
 
     def _mark(self, host: PoolHost, state: PoolState, at: str) -> bool:
         with self._lock:
@@ -373,6 +451,27 @@ class Demand:
     source: str = "WarmPoolSize"
     history: Callable[[str, str], Sequence[str]] = field(default=lambda profile, since: ())
     vcpu_quota: Callable[[str], int | None] = field(default=lambda instance_type: None)
+    #: Why this profile keeps no pool any more (deleted, or its ``pool`` removed): its hosts
+    #: are drained, the unclaimed ones terminated; None for a pool that is kept.
+    drained: str | None = None
+
+
+@dataclass(frozen=True)
+class ProfilePool:
+    """One profile's pool as the refill serves it: how its hosts are launched, and its plan."""
+
+    settings: PoolSettings
+    demand: Demand
+
+
+@dataclass(frozen=True)
+class Room:
+    """A pool's share of its On-Demand vCPU quota: ``vcpus`` of the ``free`` vCPUs the fleet
+    leaves, which ``pools`` pools of the same quota share."""
+
+    vcpus: int
+    free: int
+    pools: int
 
 
 def _iso(at: datetime) -> str:
@@ -394,11 +493,19 @@ def _vcpu_room(hosts: Ec2Hosts, settings: PoolSettings, quota: int) -> int:
 
 
 def wanted(
-    hosts: Ec2Hosts, settings: PoolSettings, demand: Demand, now: str
+    hosts: Ec2Hosts,
+    settings: PoolSettings,
+    demand: Demand,
+    now: str,
+    *,
+    share: Room | str | None = "own",
 ) -> pool_targets.Target:
     """The pool's target now: its plan read now and ``PLAN_LEAD`` ahead (a window or a
     forecast starts that early; of the two, the larger, and of two as large, running), capped
-    by MAX_POOL_SIZE and the account's free vCPUs of the pool's quota."""
+    by MAX_POOL_SIZE and the account's free vCPUs of the pool's quota: all of them (``share``
+    "own", a pool refilled alone), its share of them (a Room), or not at all (None)."""
+    if demand.drained is not None:
+        return pool_targets.Target(size=0, state="running", reason=demand.drained)
     plan = demand.plan or pool_targets.PoolPlan(
         size=min(settings.size, MAX_POOL_SIZE),
         state="stopped" if settings.state == "stopped" else "running",
@@ -412,16 +519,19 @@ def wanted(
         since = at - timedelta(weeks=plan.forecast.weeks, hours=2)
         history = [_parse(t) for t in demand.history(settings.profile, _iso(since))]
     per_host = quotas.vcpus(settings.instance_type)
-    quota = demand.vcpu_quota(settings.instance_type)
     room: int | None = None
-    if quota is None or per_host is None:
-        logger.warning(
-            "pool not capped by the vCPU quota: unknown",
-            quota=quotas.on_demand_quota(settings.instance_type).name,
-            instance_type=settings.instance_type,
-        )
-    else:
-        room = _vcpu_room(hosts, settings, quota)
+    if isinstance(share, Room):
+        room = share.vcpus
+    elif share == "own":
+        quota = demand.vcpu_quota(settings.instance_type)
+        if quota is None or per_host is None:
+            logger.warning(
+                "pool not capped by the vCPU quota: unknown",
+                quota=quotas.on_demand_quota(settings.instance_type).name,
+                instance_type=settings.instance_type,
+            )
+        else:
+            room = _vcpu_room(hosts, settings, quota)
 
     def read(moment: datetime) -> pool_targets.Target:
         return pool_targets.target(
@@ -436,7 +546,117 @@ def wanted(
     if demand.plan is None:  # no plan of the profile's own: say which parameters set it
         parameters = f"WarmPoolSize {settings.size}, WarmPoolState {settings.state}"
         found = replace(found, reason=found.reason.replace("base plan", parameters, 1))
+    if isinstance(share, Room) and share.pools > 1:
+        capped = f"capped by the GPU vCPU quota ({share.vcpus} vCPUs free)"
+        fair = (
+            f"capped by its share of the GPU vCPU quota ({share.vcpus} of the {share.free}"
+            f" vCPUs free, shared by {share.pools} pools)"
+        )
+        found = replace(found, reason=found.reason.replace(capped, fair))
     return found
+
+
+def shares(hosts: Ec2Hosts, pools: Sequence[ProfilePool], now: str) -> dict[str, Room | None]:
+    """Each pool's share of its On-Demand vCPU quota (None: not capped, the quota or the type's
+    vCPUs unknown). The pools of one quota (every G and VT type shares one) together never
+    exceed what the fleet's other instances leave free of it, and share it fairly: one host at
+    a time to each pool that wants more, in turn (by profile id), while a host fits. A pool's
+    own unclaimed hosts are not counted as used: they are what its target sizes."""
+    found: dict[str, Room | None] = {}
+    groups: dict[str, list[ProfilePool]] = {}
+    limits: dict[str, int] = {}
+    for each in pools:
+        instance_type = each.settings.instance_type
+        group = quotas.on_demand_quota(instance_type).key
+        quota = limits.get(group)
+        if quota is None:
+            quota = each.demand.vcpu_quota(instance_type)
+        if quota is None or quotas.vcpus(instance_type) is None:
+            logger.warning(
+                "pool not capped by the vCPU quota: unknown",
+                profile=each.settings.profile,
+                quota=quotas.on_demand_quota(instance_type).name,
+                instance_type=instance_type,
+            )
+            found[each.settings.profile] = None
+            continue
+        limits[group] = quota
+        groups.setdefault(group, []).append(each)
+    if not groups:
+        return found
+    tag = pools[0].settings.common
+    running = hosts.fleet_instances(tag.fleet_tag_key, tag.fleet_tag_value, QUOTA_STATES)
+    for group, members in groups.items():
+        ours = {m.settings.profile for m in members}
+        used = sum(
+            quotas.vcpus(i.instance_type) or 0
+            for i in running
+            if quotas.on_demand_quota(i.instance_type).key == group
+            and not (i.tags.get(POOL_TAG) in ours and SESSION_TAG not in i.tags)
+        )
+        free = max(0, limits[group] - used)
+        want = {
+            m.settings.profile: wanted(hosts, m.settings, m.demand, now, share=None).size
+            for m in members
+        }
+        per_host = {
+            m.settings.profile: quotas.vcpus(m.settings.instance_type) or 1 for m in members
+        }
+        given = dict.fromkeys(want, 0)
+        left = free
+        while True:
+            turn = [p for p in sorted(want) if given[p] < want[p] and per_host[p] <= left]
+            if not turn:
+                break
+            for profile in turn:
+                if per_host[profile] <= left:
+                    given[profile] += 1
+                    left -= per_host[profile]
+        for profile in want:
+            found[profile] = Room(
+                vcpus=given[profile] * per_host[profile], free=free, pools=len(members)
+            )
+    return found
+
+
+def refill_all(
+    store: PoolStore,
+    hosts: Ec2Hosts,
+    pools: Sequence[ProfilePool],
+    *,
+    run_id: str,
+    now: str,
+) -> dict[str, Any]:
+    """Refill every profile's pool (``refill``), each capped by its fair share of its vCPU
+    quota (``shares``). One pool's failure is logged and reported, and never stops the
+    others."""
+    try:
+        rooms = shares(hosts, pools, now)
+    except Exception as exc:  # the pools are still refilled, each capped alone
+        logger.exception("vCPU quota not shared")
+        rooms = {}
+        failed = [{"profile": "*", "error": f"vCPU quota not shared: {type(exc).__name__}: {exc}"}]
+    else:
+        failed = []
+    done: list[dict[str, Any]] = []
+    for each in pools:
+        profile = each.settings.profile
+        try:
+            done.append(
+                refill(
+                    store,
+                    hosts,
+                    each.settings,
+                    run_id=run_id,
+                    now=now,
+                    demand=each.demand,
+                    share=rooms.get(profile, "own"),
+                )
+            )
+        except Exception as exc:  # one pool's failure never stops the others
+            logger.exception("pool not refilled", profile=profile)
+            failed.append({"profile": profile, "error": f"{type(exc).__name__}: {exc}"})
+    return {"pools": done, "failed": failed}
 
 
 def refill(
@@ -447,6 +667,7 @@ def refill(
     run_id: str,
     now: str,
     demand: Demand | None = None,
+    share: Room | str | None = "own",
 ) -> dict[str, Any]:
     """Bring the profile's pool to its target: its plan's now (``wanted``; without a plan,
     WarmPoolSize), at most MAX_POOL_SIZE and what the account's vCPU quota leaves.
@@ -463,7 +684,8 @@ def refill(
     id) makes each launch's idempotency token, so a retried invocation launches nothing twice."""
     profile = settings.profile
     demand = demand or Demand()
-    goal = wanted(hosts, settings, demand, now)
+    goal = wanted(hosts, settings, demand, now, share=share)
+    goal, settings = _hibernation(hosts, settings, demand, goal)
     target = min(goal.size, MAX_POOL_SIZE)
     # the state the pool's hosts wait in now: the plan's, read from here on as settings.state
     settings = replace(settings, state=goal.state)
@@ -477,10 +699,18 @@ def refill(
     }
     for instance_id, instance in found.items():
         if instance_id not in recorded and SESSION_TAG not in instance.tags:
-            host = PoolHost(profile, instance_id, PoolState.WARMING, now)
+            host = _as_launched(PoolHost(profile, instance_id, PoolState.WARMING, now), instance)
             store.add(host)
             recorded[instance_id] = host
             logger.warning("unrecorded pool host recorded", instance_id=instance_id)
+    for instance_id, host in list(recorded.items()):
+        seen = found.get(instance_id)
+        # recorded before the pool kept what its hosts were launched as: learnt from EC2 (the
+        # record is put again; a claim meanwhile finds none and misses, or wins and keeps it)
+        if not host.instance_type and seen and host.state in IN_POOL and store.remove(host):
+            learnt = _as_launched(host, seen)
+            store.add(learnt)
+            recorded[instance_id] = learnt
     for instance_id, host in list(recorded.items()):
         seen = found.get(instance_id)
         # its running notification came before its record (instance_changed): READY now
@@ -495,28 +725,47 @@ def refill(
             del recorded[instance_id]
             logger.warning("pool host gone", instance_id=instance_id, state=host.state.value)
     replaced = _replace_unhealthy(store, hosts, recorded, found, now=now)
-    stopping, starting = _wait_as(store, hosts, recorded, found, settings.state, now=now)
+    retired = _retire_unfit(store, hosts, recorded, settings)
+    stopping: list[str] = []
+    starting: list[str] = []
+    if target > 0:  # (a pool being emptied: its stopped hosts are not started to be ended)
+        stopping, starting = _wait_as(store, hosts, recorded, found, settings.state, now=now)
     waiting = sorted(
         (h for h in recorded.values() if h.state in IN_POOL),
         key=lambda h: (h.state is PoolState.WARMING, h.since, h.instance_id),
         reverse=True,
     )
-    retired: list[str] = []
     # a lowered target: the excess hosts go, the newest and the not yet ready first; each
     # record is dropped before its instance is terminated, so a claim made meanwhile keeps it
     for host in waiting[: max(0, len(waiting) - target)]:
         if store.remove(host):
             hosts.terminate(host.instance_id)
             retired.append(host.instance_id)
-    in_pool = len(waiting) - len(retired)
+    in_pool = len([h for h in waiting if h.instance_id not in retired])
     launched: list[str] = []
     for place in range(in_pool, target):
         made = _launch(hosts, settings, token=_token(profile, run_id, place))
         if made is None:
             break
         if made.instance_id not in recorded:  # a retried run: launched and recorded before
-            store.add(PoolHost(profile, made.instance_id, PoolState.WARMING, now))
+            store.add(
+                PoolHost(
+                    profile,
+                    made.instance_id,
+                    PoolState.WARMING,
+                    now,
+                    instance_type=made.instance_type,
+                    os=settings.os,
+                    # as EC2 says it was launched (a type or an AMI that cannot hibernate is
+                    # launched without: Ec2Hosts.launch)
+                    hibernation=made.hibernation_configured,
+                )
+            )
         launched.append(made.instance_id)
+    if demand.drained is not None and not any(
+        h.instance_id not in retired for h in recorded.values()
+    ):
+        store.forget_target(profile)  # nothing of this pool is left
     logger.info(
         "pool refilled",
         profile=profile,
@@ -596,6 +845,73 @@ def _replace_unhealthy(
     return replaced
 
 
+def _as_launched(host: PoolHost, instance: Instance) -> PoolHost:
+    """``host`` with what EC2 says it was launched as. Every pool host is launched with its OS
+    tag (OS_TAG); one without is from before Windows pools kept one: Linux."""
+    return replace(
+        host,
+        instance_type=instance.instance_type,
+        os=instance.tags.get(OS_TAG, "linux"),
+        hibernation=instance.hibernation_configured,
+    )
+
+
+def _hibernation(
+    hosts: Ec2Hosts, settings: PoolSettings, demand: Demand, goal: pool_targets.Target
+) -> tuple[pool_targets.Target, PoolSettings]:
+    """A plan whose hosts wait hibernated, at any time (its base, a window or its forecast):
+    its hosts are launched with hibernation configured, which can be done at launch only
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/enabling-hibernation.html), if the
+    profile's type can hibernate (``Ec2Hosts.hibernation_problem``: EC2 says so, and its RAM
+    fits the root volume). If it cannot, they are launched as before, and a pool that would
+    wait hibernated waits stopped instead: the target says why, in plain words. This is read
+    at each refill, not when the profile is put: EC2 knows which types can hibernate, and the
+    admin API does not ask it."""
+    plan = demand.plan
+    if plan is None:
+        return goal, settings
+    states = {plan.state, *(w.state for w in plan.windows)}
+    if plan.forecast is not None:
+        states.add(plan.forecast.state)
+    if "hibernated" not in states:
+        return goal, settings
+    problem = hosts.hibernation_problem(settings.instance_type, settings.root_volume_gib)
+    if problem is None:
+        return goal, replace(settings, hibernate=True)
+    logger.warning("pool hosts not launched for hibernation", profile=settings.profile, why=problem)
+    if goal.state == "hibernated":
+        goal = replace(
+            goal, state="stopped", reason=f"{goal.reason}; {problem}: its hosts wait stopped"
+        )
+    return goal, settings
+
+
+def _retire_unfit(
+    store: PoolStore, hosts: Ec2Hosts, recorded: dict[str, PoolHost], settings: PoolSettings
+) -> list[str]:
+    """Terminate the unclaimed hosts no request of the profile would take now: launched as
+    another type or OS than the profile's (it was changed since), or recorded before the pool
+    kept what its hosts were launched as. Each record is dropped first, by a conditional
+    delete, so a claim made meanwhile wins; the refill then launches fitting ones."""
+    retired: list[str] = []
+    for instance_id, host in sorted(recorded.items()):
+        fits = (host.instance_type, host.os) == (settings.instance_type, settings.os)
+        # (a record of unknown make has no instance: it is dropped once lost, LOST_AFTER)
+        unknown = not host.instance_type
+        if host.state not in IN_POOL or fits or unknown or not store.remove(host):
+            continue
+        hosts.terminate(instance_id)
+        del recorded[instance_id]
+        retired.append(instance_id)
+        logger.info(
+            "pool host retired: no longer fits its profile",
+            instance_id=instance_id,
+            launched_as=f"{host.instance_type or '?'} {host.os or '?'}",
+            profile_launches=f"{settings.instance_type} {settings.os}",
+        )
+    return retired
+
+
 def _wait_as(
     store: PoolStore,
     hosts: Ec2Hosts,
@@ -605,8 +921,13 @@ def _wait_as(
     *,
     now: str,
 ) -> tuple[list[str], list[str]]:
-    """Make the pool's hosts wait as ``wanted`` (WarmPoolState: ``running`` or ``stopped``)
-    says; the ids of the hosts being stopped, and of those being started.
+    """Make the pool's hosts wait as ``wanted`` (WarmPoolState: ``running`` or ``stopped``; a
+    profile's own plan may also say ``hibernated``) says; the ids of the hosts being stopped
+    (or hibernated), and of those being started.
+
+    ``hibernated`` is ``stopped`` with StopInstances' Hibernate: the host's RAM is kept on its
+    root volume, and the claim's start resumes it
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Hibernate.html).
 
     ``stopped``: a READY host that is made is first put out of reach of claims (READY →
     STOPPING, one conditional write: a claim made meanwhile wins, and the host stays its
@@ -636,7 +957,7 @@ def _wait_as(
             if store.mark(host, PoolState.STOPPED, now):
                 recorded[instance_id] = replace(host, state=PoolState.STOPPED, since=now)
             continue
-        if wanted == "stopped":
+        if wanted in ("stopped", "hibernated"):
             made = POOL_READY_TAG in seen.tags and seen.state == "running"
             if host.state is PoolState.READY and made:
                 if not store.mark(host, PoolState.STOPPING, now):
@@ -644,7 +965,7 @@ def _wait_as(
                 recorded[instance_id] = replace(host, state=PoolState.STOPPING, since=now)
             elif not (host.state is PoolState.STOPPING and seen.state == "running"):
                 continue  # (a STOPPING host still running: the stop did not reach EC2)
-            if _stop(hosts, seen):
+            if _stop(hosts, seen, hibernate=wanted == "hibernated"):
                 stopping.append(instance_id)
         elif (
             host.state is PoolState.STOPPED
@@ -657,11 +978,15 @@ def _wait_as(
     return stopping, starting
 
 
-def _stop(hosts: Ec2Hosts, instance: Instance) -> bool:
-    """Stop a pool host (never hibernated: a pool host is launched without hibernation); False,
-    logged, when EC2 refused (the next refill tries again: its record stays STOPPING)."""
+def _stop(hosts: Ec2Hosts, instance: Instance, *, hibernate: bool) -> bool:
+    """Stop a pool host, hibernated if ``hibernate`` (StopInstances with Hibernate, where it was
+    launched for hibernation; one that cannot, or is not yet ready to, is stopped:
+    ``Ec2Hosts.stop``); False, logged, when EC2 refused (the next refill tries again: its
+    record stays STOPPING)."""
     try:
-        hosts.stop(instance, hibernate=False)
+        done = hosts.stop(instance, hibernate=hibernate)
+        if hibernate and done != "hibernate":
+            logger.info("pool host stopped, not hibernated", instance_id=instance.instance_id)
     except ClientError as exc:
         logger.warning("pool host not stopped", instance_id=instance.instance_id, error=str(exc))
         return False
@@ -678,7 +1003,7 @@ def _launch(hosts: Ec2Hosts, settings: PoolSettings, *, token: str) -> Instance 
     tags = {
         settings.common.fleet_tag_key: settings.common.fleet_tag_value,
         POOL_TAG: settings.profile,
-        OS_TAG: "linux",
+        OS_TAG: settings.os,
         "Name": f"dcvfleet-pool-{settings.profile}",
     }
     for subnet_id in settings.subnet_ids:
@@ -689,6 +1014,7 @@ def _launch(hosts: Ec2Hosts, settings: PoolSettings, *, token: str) -> Instance 
                 subnet_id=subnet_id,
                 tags=tags,
                 client_token=f"{token}-{subnet_id[-12:]}",
+                hibernate=settings.hibernate,
             )
         except CapacityUnavailable as exc:
             logger.warning("no capacity for a pool host", attempt=str(exc))
@@ -738,31 +1064,36 @@ def instance_changed(store: PoolStore, instance: Instance, *, state: str, now: s
 
 @dataclass(frozen=True)
 class WarmPool:
-    """The pool a desktop's launch may take its host from (the default Linux EC2 profile's)."""
+    """The pools a desktop's launch may take its host from: each EC2 profile's own."""
 
     store: PoolStore
-    profile: str
-    #: The type every host of the pool was launched with (LinuxInstanceType).
-    instance_type: str
     #: Asks for a refill now, without waiting for it (a lost request is made good by the
     #: scheduled refill).
     refill: Callable[[], None]
 
-    def serves(self, *, backend: str, os: str, profile: str, instance_type: str) -> bool:
-        return (backend, os, profile, instance_type) == (
-            "ec2",
-            "linux",
-            self.profile,
-            self.instance_type,
-        )
-
-    def take(self, session_id: str, at: str) -> PoolHost | None:
+    def take(
+        self,
+        session_id: str,
+        at: str,
+        *,
+        profile: str,
+        instance_type: str,
+        os: str,
+        hibernate: bool,
+    ) -> PoolHost | None:
         """The host this session claimed before (a retried launch step: the claim is kept, not
-        made twice), else a newly claimed one; None when the pool has none to give."""
-        for host in self.store.hosts(self.profile):
+        made twice), else a newly claimed one of its own profile's pool, launched as the
+        session's own launch would be (``PoolHost.fits``); None when the pool has none to
+        give."""
+        for host in self.store.hosts(profile):
             if host.state is PoolState.CLAIMED and host.session_id == session_id:
                 return host
-        return self.store.claim(self.profile, session_id, at)
+        return self.store.claim(
+            profile,
+            session_id,
+            at,
+            fits=lambda h: h.fits(instance_type=instance_type, os=os, hibernate=hibernate),
+        )
 
 
 class LambdaRefill:

@@ -26,7 +26,9 @@ from fractions import Fraction
 from typing import Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-PoolWait = Literal["running", "stopped"]
+#: How a pool's hosts wait: running, stopped, or hibernated (where the type can hibernate: the
+#: refill checks, and a pool whose type cannot waits stopped instead).
+PoolWait = Literal["running", "stopped", "hibernated"]
 POOL_WAITS: tuple[str, ...] = get_args(PoolWait)
 
 DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")

@@ -30,7 +30,7 @@ from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from dcvfleet import pool_targets
-from dcvfleet.config import DEFAULT_POOL_PROFILE, IDLE_ACTIONS, ApiSettings
+from dcvfleet.config import IDLE_ACTIONS, ApiSettings
 from dcvfleet.errors import (
     ConfigurationError,
     InvalidRequestError,
@@ -93,7 +93,8 @@ class IdlePolicy(BaseModel):
 
 #: The most hosts a profile's pool keeps (the WarmPoolSize parameter's MaxValue).
 MAX_POOL_SIZE = 20
-PoolWait = Literal["running", "stopped"]
+PoolWait = Literal["running", "stopped", "hibernated"]
+WAITS = "running, stopped or hibernated (where its type can hibernate; else stopped)"
 Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 ClockTime = Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")]
 PoolSize = Annotated[int, Field(ge=0, le=MAX_POOL_SIZE)]
@@ -109,7 +110,7 @@ class PoolWindowSpec(BaseModel):
         alias="to", description="HH:MM, when it ends; earlier than from: the next day"
     )
     size: PoolSize = Field(description="the hosts the pool keeps during the window")
-    state: PoolWait = Field("running", description="how they wait: running or stopped")
+    state: PoolWait = Field("running", description=f"how they wait: {WAITS}")
 
 
 class PoolForecastSpec(BaseModel):
@@ -130,7 +131,7 @@ class PoolSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     size: PoolSize = Field(description="the hosts it keeps outside every window")
-    state: PoolWait = Field("running", description="how they wait: running or stopped")
+    state: PoolWait = Field("running", description=f"how they wait: {WAITS}")
     timeZone: str = Field(
         "UTC", max_length=64, description="the IANA time zone of the schedule, e.g. Europe/Paris"
     )
@@ -208,8 +209,8 @@ class ProfileSpec(BaseModel):
     pool: PoolSpec | None = Field(
         None,
         exclude_if=lambda value: value is None,  # a profile without one reads as before
-        description="its warm pool (the default Linux EC2 profile's only, for now); none: the "
-        "WarmPoolSize and WarmPoolState parameters for that profile",
+        description="its warm pool (EC2 profiles only); none: no pool, except the default Linux "
+        "EC2 profile's, which the WarmPoolSize and WarmPoolState parameters then set",
     )
 
     @field_validator("name", "description")
@@ -448,20 +449,15 @@ def template_definitions(text: str, fleet: FleetChoices) -> list[ProfileDefiniti
 
 
 def pool_problem(profile_id: str, spec: ProfileSpec) -> str | None:
-    """Why this profile may not carry its ``pool`` (``field: why``), or None. Only the default
-    Linux EC2 profile's pool is served: its hosts are launched from the Linux launch template."""
-    if spec.pool is None:
+    """Why this profile may not carry its ``pool`` (``field: why``), or None. Every EC2 profile
+    may keep one (its hosts are launched from its OS's launch template, as its type); a batch
+    profile may not, for now."""
+    if spec.pool is None or spec.backend == "ec2":
         return None
-    if profile_id != DEFAULT_POOL_PROFILE:
-        return (
-            f"pool: only the {DEFAULT_POOL_PROFILE!r} profile keeps a warm pool for now; "
-            "remove pool from this profile"
-        )
-    if (spec.backend, spec.os) != ("ec2", "linux"):
-        return (
-            f"pool: the {DEFAULT_POOL_PROFILE!r} profile keeps a warm pool as an ec2 linux profile"
-        )
-    return None
+    return (
+        f"pool: profile {profile_id!r} is a batch profile, and only EC2 profiles keep a warm "
+        "pool of hosts; remove pool from this profile"
+    )
 
 
 def fleet_problem(spec: ProfileSpec, fleet: FleetChoices) -> str | None:
@@ -556,19 +552,6 @@ class InMemoryProfileRecords(ProfileRecords):
 
     def delete(self, profile_id: str) -> bool:
         return self.items.pop(profile_id, None) is not None
-
-
-def pool_plan(
-    profile_id: str, template_text: str, records: ProfileRecords
-) -> tuple[PoolSpec | None, str]:
-    """The profile's own pool plan and where it comes from: the admins' profile of that id (which
-    wins), else the template's (DesktopProfiles); None when the profile that applies carries no
-    ``pool`` (WarmPoolSize and WarmPoolState then set the pool)."""
-    admins = records.get(profile_id)
-    if admins is not None:
-        return admins.pool, "admin"
-    template = next((d for d in parse_definitions(template_text) if d.id == profile_id), None)
-    return (template.pool if template else None), "template"
 
 
 # -- the fleet's profiles, and a caller's --------------------------------------------------------

@@ -384,19 +384,23 @@ def _from_pool(
     The claim is one conditional write (``pool.PoolStore.claim``): two desktops never get one
     host, and a claimed host never returns to the pool (a cancel terminates it as it would a
     launched one). The host is handed over (``_hand_over``) once the record names it and the
-    session's secret is readable by it. A desktop that should hibernate is never given a pool
-    host: hibernation can only be enabled at launch
-    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/enabling-hibernation.html)."""
-    if session.extra.get(IDLE_ACTION_KEY) == "hibernate" or not warm.serves(
-        backend=session.backend,
-        os=session.os,
-        profile=str(session_view(session.backend, session.os, session.extra)["profile"]),
-        instance_type=session.instance_type,
-    ):
+    session's secret is readable by it. A desktop takes a host of its own profile's pool only,
+    launched as its own launch would be: the same type and OS, and hibernation configured if it
+    should hibernate (hibernation can only be enabled at launch:
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/enabling-hibernation.html)."""
+    if session.backend != "ec2":
         return None
-    host = warm.take(session.session_id, now_iso())
+    profile = str(session_view(session.backend, session.os, session.extra)["profile"])
+    host = warm.take(
+        session.session_id,
+        now_iso(),
+        profile=profile,
+        instance_type=session.instance_type,
+        os=session.os,
+        hibernate=session.extra.get(IDLE_ACTION_KEY) == "hibernate",
+    )
     if host is None:
-        logger.info("warm pool miss", session_id=session.session_id, profile=warm.profile)
+        logger.info("warm pool miss", session_id=session.session_id, profile=profile)
         return None
     instance = hosts.describe(host.instance_id)
     if instance is None or instance.state not in ("pending", "running", "stopped"):

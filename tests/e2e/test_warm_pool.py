@@ -1,7 +1,9 @@
-"""The warm pool on the local stack with WarmPoolSize=1: the scheduled refill launches one pool
+"""The warm pools on the local stack with WarmPoolSize=1: the scheduled refill launches one pool
 host from the Linux launch template, GET /admin/pool shows it to admins, the fleet sweep leaves
 it running, and a second refill launches no more; a request takes the READY pool host (its
-instanceId), and the pool is refilled at once."""
+instanceId), and the pool is refilled at once. An admin's profile with a pool of its own keeps
+one beside it, its desktops take its hosts, and once it is deleted its waiting hosts are
+terminated."""
 
 from __future__ import annotations
 
@@ -103,3 +105,69 @@ def test_a_request_takes_the_ready_pool_host_and_the_refill_replaces_it(pool: St
         time.sleep(0.2)
     assert host not in ids
     assert len(ids) == 1, ids
+
+
+def _instance(pool: Stack, instance_id: str) -> dict[str, Any]:
+    found = pool.client("ec2").describe_instances(InstanceIds=[instance_id])
+    instance: dict[str, Any] = found["Reservations"][0]["Instances"][0]
+    return instance
+
+
+def _until(what: str, check: Any, timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (found := check()):
+        assert time.monotonic() < deadline, what
+        time.sleep(0.2)
+    return found
+
+
+def test_an_admins_profile_keeps_its_own_pool_its_desktops_take_and_a_deleted_one_is_drained(
+    pool: Stack,
+) -> None:
+    admin = pool.new_user(groups=("admins",))
+    # Given an admin's profile with a pool of its own, of another type than the default's
+    cad = {
+        "name": "CAD workstation",
+        "backend": "ec2",
+        "os": "linux",
+        "instanceTypes": ["g4dn.xlarge"],
+        "idle": {"timeoutSeconds": 900, "action": "stop"},
+        "pool": {"size": 1},
+    }
+    answer = admin.call("PUT", "/admin/profiles/cad", cad)
+    assert answer.status_code == 200, answer.text
+    # When the refill runs
+    pool.run_schedules()
+
+    def cad_hosts(state: str | None = None) -> list[dict[str, Any]]:
+        return [
+            i
+            for i in _pool_items(admin)
+            if i["profile"] == "cad" and (state is None or i["state"] == state)
+        ]
+
+    [host] = _until("no READY host in the cad pool", lambda: cad_hosts("READY"))
+    # Then its pool holds a host of its type, tagged with it; GET /admin/pool shows each
+    # pool's target
+    instance = _instance(pool, host["instanceId"])
+    tags = {t["Key"]: t["Value"] for t in instance["Tags"]}
+    assert (instance["InstanceType"], tags["dcvfleet:pool"]) == ("g4dn.xlarge", "cad")
+    targets = admin.call("GET", "/admin/pool").json()["targets"]
+    assert targets["cad"]["size"] == 1, targets
+    assert "linux-workstation" in targets
+    # When a user asks for a desktop of that profile / Then it takes that pool's host
+    user = pool.new_user()
+    answer = user.call("POST", "/sessions", {"profile": "cad"})
+    assert answer.status_code == 202, answer.text
+    session = pool.wait_for(user, answer.json()["sessionId"], ("READY", "FAILED"), timeout=60)
+    assert session["instanceId"] == host["instanceId"], session
+    # When the profile is deleted (its pool refilled meanwhile) and the refill runs
+    [refilled] = _until("the cad pool was not refilled", cad_hosts)
+    assert admin.call("DELETE", "/admin/profiles/cad").status_code == 204
+    pool.run_schedules()
+    # Then its waiting host is terminated, never left running, and the desktop keeps its own
+    _until("the cad pool was not drained", lambda: not cad_hosts())
+    state = _instance(pool, refilled["instanceId"])["State"]["Name"]
+    assert state in ("shutting-down", "terminated"), state
+    kept = _instance(pool, host["instanceId"])["State"]["Name"]
+    assert kept in ("pending", "running"), kept

@@ -2,7 +2,8 @@
 the refill launches a pool host, leaves it running until it is made (its agent's
 dcvfleet:pool-ready tag; the simulator puts it once the host booted), then stops it; GET
 /admin/pool shows it STOPPED; a request claims it, the claim starts it, and the desktop is
-READY on that instance."""
+READY on that instance. A profile whose pool would wait hibernated, of a type that cannot
+hibernate, waits stopped and says why."""
 
 from __future__ import annotations
 
@@ -68,3 +69,25 @@ def test_a_stopped_pool_host_is_started_by_its_claim_and_becomes_the_desktop(
     assert session["status"] == "READY", session
     assert session["instanceId"] == host, session
     assert _instance(stopped_pool, host)["State"]["Name"] == "running"
+    # When an administrator asks the profile's pool to wait hibernated, and the refill runs
+    profile = {
+        "name": "Linux workstation",
+        "backend": "ec2",
+        "os": "linux",
+        "instanceTypes": ["g5.xlarge"],
+        "idle": {"timeoutSeconds": 900, "action": "stop"},
+        "pool": {"size": 1, "state": "hibernated"},
+    }
+    answer = admin.call("PUT", "/admin/profiles/linux-workstation", profile)
+    assert answer.status_code == 200, answer.text
+    stopped_pool.run_schedules()
+    # Then, g5.xlarge not supporting hibernation (EC2's DescribeInstanceTypes, as the emulator
+    # answers it from AWS's data), the pool waits stopped, and its target says why
+    deadline = time.monotonic() + 30
+    while (
+        "hibernate" not in (target := admin.call("GET", "/admin/pool").json()["target"])["reason"]
+    ):
+        assert time.monotonic() < deadline, f"the refill did not read the plan: {target}"
+        time.sleep(0.2)
+    assert target["state"] == "stopped", target
+    assert "g5.xlarge cannot hibernate" in target["reason"], target

@@ -55,7 +55,12 @@ class FakeHosts(Ec2Hosts):
         #: instance ids each DescribeInstanceStatus asked about.
         self.impaired_checks: dict[str, list[str]] = {}
         self.status_asked: list[list[str]] = []
+        #: Instance type -> why it cannot hibernate (the others can).
+        self.cannot_hibernate: dict[str, str] = {}
         self._ids = itertools.count(1)
+
+    def hibernation_problem(self, instance_type: str, root_volume_gib: int) -> str | None:
+        return self.cannot_hibernate.get(instance_type)
 
     def add(self, *, session_id: str, state: str = "running", **tags: str) -> Instance:
         instance = Instance(

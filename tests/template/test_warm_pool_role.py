@@ -11,7 +11,7 @@ from typing import Any
 
 import boto3
 
-from dcvfleet import pool
+from dcvfleet import pool, pool_targets
 from dcvfleet.adapters import POOL_READY_TAG, Ec2Hosts
 from dcvfleet.config import PoolSettings
 from dcvfleet.pool import InMemoryPoolStore, PoolState
@@ -48,8 +48,10 @@ def _refill_calls() -> set[str]:
     store, hosts = InMemoryPoolStore(), Ec2Hosts(ec2)
     now = "2026-12-07T10:00:00.000Z"
 
-    def refill(run: str, **changes: Any) -> dict[str, Any]:
-        return pool.refill(store, hosts, replace(settings, **changes), run_id=run, now=now)
+    def refill(run: str, demand: pool.Demand | None = None, **changes: Any) -> dict[str, Any]:
+        return pool.refill(
+            store, hosts, replace(settings, **changes), run_id=run, now=now, demand=demand
+        )
 
     [instance_id] = refill("run-1")["launched"]
     ec2.create_tags(Resources=[instance_id], Tags=[{"Key": POOL_READY_TAG, "Value": "true"}])
@@ -59,6 +61,9 @@ def _refill_calls() -> set[str]:
     assert refill("run-4", state="running")["starting"] == [instance_id]
     assert {h.state for h in store.hosts("linux-workstation")} == {PoolState.WARMING}
     assert refill("run-5", size=0)["retired"] == [instance_id]
+    # a profile's pool that waits hibernated: whether its type can hibernate
+    hibernated = pool.Demand(plan=pool_targets.PoolPlan(size=0, state="hibernated"))
+    assert refill("run-6", demand=hibernated)["state"] == "stopped"  # (g5.xlarge cannot)
     return calls
 
 
@@ -72,7 +77,32 @@ def test_the_refill_role_allows_every_ec2_call_the_refill_makes(moto_endpoint: s
         "StopInstances",
         "StartInstances",
         "TerminateInstances",
+        "DescribeInstanceTypes",
     } <= calls
     allowed = [a for g in grants(translated()) if g.role == ROLE for a in g.actions]
     missing = sorted(c for c in calls if not any(fnmatch.fnmatch(f"ec2:{c}", a) for a in allowed))
     assert not missing, f"{ROLE} does not allow {missing}"
+
+
+def test_a_windows_pool_host_has_the_role_that_lets_a_linux_one_tag_itself_made() -> None:
+    """Every launch template (Linux and Windows) gives its hosts the one instance profile whose
+    role carries PoolHostTagsItselfMade (its conditions: tests/template/test_least_privilege.py),
+    so a Windows pool host's agent tags itself made as a Linux one's does."""
+    resources = translated()["Resources"]
+    templates = {
+        name: r["Properties"]["LaunchTemplateData"]
+        for name, r in resources.items()
+        if r["Type"] == "AWS::EC2::LaunchTemplate"
+    }
+    assert {"LinuxLaunchTemplate", "WindowsLaunchTemplate"} <= set(templates)
+    for name in ("LinuxLaunchTemplate", "WindowsLaunchTemplate"):
+        profile = templates[name]["IamInstanceProfile"]["Arn"]
+        assert profile == {"Fn::GetAtt": ["HostInstanceProfile", "Arn"]}, name
+    assert resources["HostInstanceProfile"]["Properties"]["Roles"] == [{"Ref": "HostRole"}]
+    sids = [
+        s.get("Sid")
+        for p in resources["HostRole"]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        if isinstance(s, dict)
+    ]
+    assert "PoolHostTagsItselfMade" in sids

@@ -1,5 +1,5 @@
-"""GET /admin/pool: the default Linux EC2 profile's warm pool, for admins only; a claimed host
-is no longer in it."""
+"""GET /admin/pool: every profile's warm pool, for admins only; a claimed host is no longer in
+it; the default Linux EC2 profile's target as ``target``, every pool's in ``targets``."""
 
 from __future__ import annotations
 
@@ -89,8 +89,36 @@ def test_an_admin_sees_the_last_refills_target_and_its_reason(api: ModuleType) -
                 "state": "running",
                 "reason": "weekdays 08:00-18:00 Europe/Paris",
             },
+            "targets": {
+                "linux-workstation": {
+                    "size": 5,
+                    "state": "running",
+                    "reason": "weekdays 08:00-18:00 Europe/Paris",
+                }
+            },
         },
     )
+
+
+def test_an_admin_sees_every_profiles_pool_and_target(api: ModuleType) -> None:
+    # Given a Windows profile's pool beside the default Linux one's
+    store = DynamoPoolStore(aws.client("dynamodb"), "pool")
+    store.add(PoolHost("linux-workstation", "i-0000000000000000a", PoolState.WARMING, T0))
+    store.add(PoolHost("windows-cad", "i-0000000000000000b", PoolState.WARMING, T0))
+    store.record_target("linux-workstation", Target(1, "running", "WarmPoolSize 1"), T0)
+    store.record_target("windows-cad", Target(2, "stopped", "base plan"), T0)
+    # When an administrator asks / Then both pools' hosts and both targets are listed
+    status, body = _get_pool(api, admin=True)
+    assert status == 200, body
+    assert [(i["profile"], i["instanceId"]) for i in body["items"]] == [
+        ("linux-workstation", "i-0000000000000000a"),
+        ("windows-cad", "i-0000000000000000b"),
+    ]
+    assert body["target"] == {"size": 1, "state": "running", "reason": "WarmPoolSize 1"}
+    assert body["targets"] == {
+        "linux-workstation": {"size": 1, "state": "running", "reason": "WarmPoolSize 1"},
+        "windows-cad": {"size": 2, "state": "stopped", "reason": "base plan"},
+    }
 
 
 def test_a_host_being_stopped_to_wait_is_listed_as_stopping(api: ModuleType) -> None:

@@ -215,12 +215,16 @@ def test_a_stop_ends_a_pool_hosts_wait(imds: FakeImds) -> None:
         resolve_identity(config(), Imds(imds.url, timeout=1), sleep=sleep)
 
 
+@pytest.mark.parametrize(
+    ("platform", "profile"), [("linux", "linux-workstation"), ("windows", "windows-cad")]
+)
 def test_a_waiting_pool_host_tags_itself_made_once_and_retries_a_failure(
-    imds: FakeImds,
+    imds: FakeImds, platform: str, profile: str
 ) -> None:
-    # Given a pool host whose first attempt to tag itself fails (the network)
+    # Given a pool host (of a Linux or a Windows profile's pool: the agent is one for both)
+    # whose first attempt to tag itself fails (the network)
     del imds.metadata[SESSION_PATH]
-    imds.metadata[POOL_PATH] = "linux-workstation"
+    imds.metadata[POOL_PATH] = profile
     marked: list[tuple[str, int]] = []
     polls: list[float] = []
 
@@ -235,8 +239,10 @@ def test_a_waiting_pool_host_tags_itself_made_once_and_retries_a_failure(
             imds.metadata[SESSION_PATH] = "sess-claimed"
 
     # When the agent waits for a claim
+    settings = config(DCVFLEET_PLATFORM=platform)
+    assert settings.platform == platform
     found = resolve_identity(
-        config(), Imds(imds.url, timeout=1), sleep=sleep, poll_seconds=0, mark_made=mark_made
+        settings, Imds(imds.url, timeout=1), sleep=sleep, poll_seconds=0, mark_made=mark_made
     )
     # Then it tagged its own instance before its first poll, again after the retry interval,
     # and no more once that succeeded; and it bound to the session as before

@@ -355,7 +355,7 @@ def test_an_admin_puts_a_profile_for_a_group_and_deletes_it(api: ModuleType, fle
         ("/admin/profiles/cad", {**CAD, "id": "cad"}, "id: unknown field"),
         ("/admin/profiles/Bad_Id", CAD, "profile: String should match pattern"),
         ("/admin/profiles/cad", {**CAD, "instanceTypes": ["p5.48xlarge"]}, "instanceTypes: "),
-        ("/admin/profiles/cad", {**CAD, "pool": {"size": 1}}, "pool: only the 'linux-workstation'"),
+        ("/admin/profiles/cad", {**CAD, "pool": {"size": 1, "state": "frozen"}}, "pool.state: "),
         (
             "/admin/profiles/linux-workstation",
             {**CAD, "pool": {"size": 1, "timeZone": "Paris"}},

@@ -8,6 +8,7 @@ import contextlib
 import importlib
 import threading
 from dataclasses import replace
+from typing import Any
 
 import pytest
 
@@ -49,22 +50,41 @@ class Pool:
         self.fleet = fleet
         self.store = InMemoryPoolStore()
         self.refills = 0
-        self.warm = WarmPool(self.store, PROFILE, REQUESTED, self._refill)
+        self.warm = WarmPool(self.store, self._refill)
 
     def _refill(self) -> None:
         self.refills += 1
 
-    def host(self, state: PoolState = PoolState.READY, ec2_state: str = "running") -> str:
+    def host(
+        self,
+        state: PoolState = PoolState.READY,
+        ec2_state: str = "running",
+        *,
+        profile: str = PROFILE,
+        instance_type: str = REQUESTED,
+        hibernate: bool = False,
+    ) -> str:
         """A pool host as the refill launched it, in ``state``."""
         instance = self.fleet.hosts.launch(
             launch_template_id="lt-linux",
-            instance_type=REQUESTED,
+            instance_type=instance_type,
             subnet_id="subnet-a",
-            tags={FLEET_TAG[0]: FLEET_TAG[1], POOL_TAG: PROFILE, OS_TAG: "linux"},
+            tags={FLEET_TAG[0]: FLEET_TAG[1], POOL_TAG: profile, OS_TAG: "linux"},
             client_token=f"pool-{len(self.fleet.hosts.instances)}",
+            hibernate=hibernate,
         )
         self.fleet.hosts.set(instance.instance_id, state=ec2_state)
-        self.store.add(PoolHost(PROFILE, instance.instance_id, state, T0))
+        self.store.add(
+            PoolHost(
+                profile,
+                instance.instance_id,
+                state,
+                T0,
+                instance_type=instance_type,
+                os="linux",
+                hibernation=hibernate,
+            )
+        )
         return instance.instance_id
 
     def state(self, instance_id: str) -> PoolState | None:
@@ -166,19 +186,38 @@ def test_a_miss_launches_as_before_and_a_warming_host_is_not_taken() -> None:
     assert pool.refills == 0
 
 
-def test_a_desktop_the_pool_does_not_serve_launches_its_own_host() -> None:
+def test_a_desktop_takes_only_a_host_of_its_own_profile_launched_as_its_own_launch_would_be() -> (
+    None
+):
     fleet = Fleet()
     pool = Pool(fleet)
     host = pool.host()
+    # another profile's host, of the very same type and OS
+    cad = pool.host(profile="cad")
     # a desktop that hibernates: hibernation can be enabled only at launch
     hibernating = requested(fleet, **{IDLE_ACTION_KEY: "hibernate"})
-    assert launch(fleet, pool, hibernating.session_id)["instanceId"] != host
-    # a desktop of another instance type than the pool's
+    assert launch(fleet, pool, hibernating.session_id)["instanceId"] not in (host, cad)
+    # a desktop of another instance type than the host's
     other = Fleet(hosts=fleet.hosts)
-    pool.warm = replace(pool.warm, instance_type="g6.xlarge")
-    assert launch(other, pool, requested(other).session_id)["instanceId"] != host
-    assert pool.state(host) is PoolState.READY
+    pool.store.remove(next(h for h in pool.store.hosts(PROFILE) if h.instance_id == host))
+    odd = pool.host(instance_type="g6.xlarge")
+    assert launch(other, pool, requested(other).session_id)["instanceId"] not in (odd, cad)
+    assert pool.state(odd) is PoolState.READY
+    assert [h.state for h in pool.store.hosts("cad")] == [PoolState.READY]
     assert pool.refills == 0
+
+
+def test_a_desktop_that_hibernates_takes_a_host_launched_for_hibernation() -> None:
+    fleet = Fleet()
+    pool = Pool(fleet)
+    plain = pool.host()
+    ready = pool.host(hibernate=True)
+    hibernating = requested(fleet, **{IDLE_ACTION_KEY: "hibernate"})
+    assert launch(fleet, pool, hibernating.session_id)["instanceId"] == ready
+    assert fleet.hosts.instances[ready].hibernation_configured
+    # and a desktop that does not hibernate takes the other
+    other = Fleet(hosts=fleet.hosts)
+    assert launch(other, pool, requested(other).session_id)["instanceId"] == plain
 
 
 def test_a_stopped_pool_host_is_started_by_its_claim() -> None:
@@ -231,14 +270,14 @@ def test_a_claimed_host_whose_desktop_was_cancelled_is_terminated_never_pooled_a
     sid = session.session_id
 
     class CancelDuringClaim(WarmPool):
-        def take(self, session_id: str, at: str) -> PoolHost | None:
-            taken = super().take(session_id, at)
+        def take(self, session_id: str, at: str, **launched_as: Any) -> PoolHost | None:
+            taken = super().take(session_id, at, **launched_as)
             user_requests.request_stop(
                 fleet.store, fleet.workflows, SETTINGS, ALICE, sid, action="terminate"
             )
             return taken
 
-    pool.warm = CancelDuringClaim(pool.store, PROFILE, REQUESTED, pool._refill)
+    pool.warm = CancelDuringClaim(pool.store, pool._refill)
     with pytest.raises(SessionConflictError, match="not provisioning"):
         launch(fleet, pool, sid)
     # Then the claimed host is terminated, its record stays CLAIMED: no request gets it again
@@ -267,7 +306,6 @@ def test_the_launch_step_asks_the_pool_even_at_warm_pool_size_0_as_a_profile_pla
     monkeypatch.setenv("WARM_POOL_SIZE", "0")  # the profile's own pool plan may still keep hosts
     warm = provision.warm_pool()
     assert warm is not None
-    assert (warm.profile, warm.instance_type) == (PROFILE, "g5.xlarge")
 
 
 def test_a_pool_host_gets_its_session_tag_only_once_the_record_names_it_and_its_secret_is_readable(

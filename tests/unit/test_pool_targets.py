@@ -162,7 +162,7 @@ def test_the_maximum_and_the_free_gpu_vcpus_cap_the_size() -> None:
         (lambda: PoolPlan(1, "running", timezone="Mars/Olympus"), "timeZone: 'Mars/Olympus'"),
         (lambda: PoolPlan(1, "running", timezone="../etc/passwd"), "timeZone:"),
         (lambda: PoolPlan(-1, "running"), "size: -1 is below 0"),
-        (lambda: PoolPlan(1, "hibernated"), "state: 'hibernated' is not one of"),  # type: ignore[arg-type]
+        (lambda: PoolPlan(1, "asleep"), "state: 'asleep' is not one of"),  # type: ignore[arg-type]
         (lambda: PoolPlan(1, "running", maximum=-1), "maximum: -1 is below 0"),
         (lambda: Window(WEEKDAYS, time(8), time(8), 1, "running"), "to: a window must not end"),
         (lambda: Window(WEEKDAYS, time(8), time(9), -2, "running"), "size: -2 is below 0"),

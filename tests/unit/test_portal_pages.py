@@ -501,8 +501,22 @@ def test_an_admin_sees_the_warm_pool_and_rolls_a_host_image_back(
                 "state": "STOPPED",
                 "since": "2026-12-07T09:01:00Z",
             },
+            {
+                "instanceId": "i-0000000000000000c",
+                "profile": "windows-cad",
+                "state": "STOPPED",
+                "since": "2026-12-07T09:02:00Z",
+            },
         ],
         "target": {"size": 2, "state": "running", "reason": "weekdays 08:00-18:00 Europe/Paris"},
+        "targets": {
+            "windows-cad": {"size": 1, "state": "hibernated", "reason": "base plan"},
+            "linux-workstation": {
+                "size": 2,
+                "state": "running",
+                "reason": "weekdays 08:00-18:00 Europe/Paris",
+            },
+        },
     }
     current = {
         "imageId": "ami-00000000000000002",
@@ -525,13 +539,18 @@ def test_an_admin_sees_the_warm_pool_and_rolls_a_host_image_back(
     api.answers[("POST", "/admin/host-images/linux/rollback")] = roll_back
     api.answers[("POST", "/admin/host-images/linux/build")] = build
     _open(admin_tab, "#/admin", user="boss")
+    # each profile's pool, with what it aims at
     expect(admin_tab.get_by_test_id("admin-pool-target")).to_have_text(
-        "The pool keeps 2 hosts running now (weekdays 08:00-18:00 Europe/Paris)."
+        [
+            "linux-workstation keeps 2 hosts running now (weekdays 08:00-18:00 Europe/Paris).",
+            "windows-cad keeps 1 host waiting hibernated now (base plan).",
+        ]
     )
     rows = admin_tab.get_by_test_id("admin-pool-row")
-    expect(rows).to_have_count(2)
+    expect(rows).to_have_count(3)
     expect(rows.first).to_contain_text("Ready: the next request takes it")
     expect(rows.nth(1)).to_contain_text("Waiting stopped: a request starts it")
+    expect(rows.nth(2)).to_contain_text("windows-cad")
 
     image = admin_tab.get_by_test_id("admin-host-image-row")
     expect(image).to_contain_text("ami-00000000000000002")

@@ -322,7 +322,7 @@ def test_a_pool_plan_reads_as_the_targets_plan() -> None:
         ({**OFFICE_POOL, "timeZone": "Europe/Pariss"}, "pool.timeZone: 'Europe/Pariss' is not"),
         ({**OFFICE_POOL, "size": -1}, "pool.size: Input should be greater than or equal to 0"),
         ({**OFFICE_POOL, "size": 21}, "pool.size: Input should be less than or equal to 20"),
-        ({**OFFICE_POOL, "state": "hibernated"}, "pool.state: Input should be 'running' or"),
+        ({**OFFICE_POOL, "state": "asleep"}, "pool.state: Input should be 'running', 'stopped' or"),
         ({**OFFICE_POOL, "forecast": {"quantile": 0}}, "pool.forecast.quantile: Input should be"),
         ({**OFFICE_POOL, "forecast": {"quantile": 1.2}}, "pool.forecast.quantile: Input should"),
         ({**OFFICE_POOL, "forecast": {"quantile": 0.9, "weeks": 0}}, "pool.forecast.weeks: "),
@@ -363,27 +363,29 @@ def test_a_bad_pool_plan_is_refused_naming_the_field(pool: dict[str, Any], messa
     assert caught.value.message.startswith(f"linux-workstation.{message}"), caught.value.message
 
 
-def test_only_the_default_linux_profile_may_carry_a_pool_until_others_are_served() -> None:
-    # through the API
+def test_every_ec2_profile_may_carry_a_pool_and_a_batch_profile_may_not_yet() -> None:
+    # through the API: an EC2 profile of any id and OS
     fleet = Profiles(profiles.default_definitions(FLEET), InMemoryProfileRecords())
-    with pytest.raises(InvalidRequestError, match=r"^pool: only the 'linux-workstation' profile"):
-        fleet.put("cad", profiles.parse_spec(spec(pool=OFFICE_POOL)), FLEET, "boss")
-    put = fleet.put("linux-workstation", profiles.parse_spec(spec(pool=OFFICE_POOL)), FLEET, "boss")
+    put = fleet.put("cad", profiles.parse_spec(spec(pool=OFFICE_POOL)), FLEET, "boss")
     assert put.pool is not None
     assert put.pool.size == 1
     # through DesktopProfiles
     other = {**spec(pool=OFFICE_POOL), "id": "cad"}
-    with pytest.raises(ConfigurationError, match=r"^DesktopProfiles\[0\] \(cad\)\.pool: only"):
-        profiles.parse_definitions(json.dumps([other]))
+    assert profiles.parse_definitions(json.dumps([other]))[0].pool is not None
     batch = {
         **spec(backend="batch", idle={"timeoutSeconds": 900, "action": "terminate"}),
-        "id": "linux-workstation",
+        "id": "quick",
         "pool": OFFICE_POOL,
     }
-    with pytest.raises(ConfigurationError, match=r"\(linux-workstation\)\.pool: .* ec2 linux"):
+    with pytest.raises(
+        ConfigurationError,
+        match=r"^DesktopProfiles\[0\] \(quick\)\.pool: profile 'quick' is a batch profile, "
+        r"and only EC2 profiles keep a warm pool of hosts; remove pool from this profile$",
+    ):
         profiles.parse_definitions(json.dumps([batch]))
-    served = {**spec(pool=OFFICE_POOL), "id": "linux-workstation"}
-    assert profiles.parse_definitions(json.dumps([served]))[0].pool is not None
+    body = {k: v for k, v in batch.items() if k != "id"}
+    with pytest.raises(InvalidRequestError, match=r"^pool: profile 'quick' is a batch profile"):
+        fleet.put("quick", profiles.parse_spec(body), FLEET, "boss")
 
 
 def test_a_pool_plan_is_kept_in_the_admins_table_as_put() -> None:

@@ -151,8 +151,17 @@ def test_a_pool_hit_says_so_and_a_first_desktop_gets_no_invented_figure() -> Non
         client_token="pool-0",
     )
     fleet.hosts.set(host.instance_id, state="running")
-    records.add(PoolHost(PROFILE, host.instance_id, PoolState.READY, iso(T0)))
-    warm = WarmPool(records, PROFILE, REQUESTED, lambda: None)
+    records.add(
+        PoolHost(
+            PROFILE,
+            host.instance_id,
+            PoolState.READY,
+            iso(T0),
+            instance_type=REQUESTED,
+            os="linux",
+        )
+    )
+    warm = WarmPool(records, lambda: None)
     assert launch(fleet, requested(fleet), warm) == {"path": "pool"}
 
 

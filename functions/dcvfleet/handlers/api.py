@@ -751,10 +751,11 @@ def admin_pool() -> PoolList:
     from dcvfleet import pool  # only this route reads the pool
 
     store = pool.DynamoPoolStore(client("dynamodb"), os.environ.get("POOL_TABLE", ""))
-    hosts = store.hosts(DEFAULT_POOL_PROFILE)
+    hosts, targets = store.everything()  # every profile's pool
     items = [h.view() for h in hosts if h.state in pool.IN_POOL]
-    target = store.last_target(DEFAULT_POOL_PROFILE)
-    return PoolList.model_validate({"items": items, "target": target})
+    return PoolList.model_validate(
+        {"items": items, "target": targets.get(DEFAULT_POOL_PROFILE), "targets": targets}
+    )
 
 
 def _host_images() -> HostImages:

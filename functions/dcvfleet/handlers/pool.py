@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -10,11 +11,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from dcvfleet import pool, quotas
-from dcvfleet.adapters import Ec2Hosts
+from dcvfleet.adapters import POOL_TAG, SESSION_TAG, Ec2Hosts
 from dcvfleet.aws import client
 from dcvfleet.config import PoolSettings
+from dcvfleet.errors import ConfigurationError
 from dcvfleet.handlers import entry_point
-from dcvfleet.profiles import ProfileRecords, pool_plan
+from dcvfleet.profiles import ProfileDefinition, ProfileRecords, parse_definitions
 from dcvfleet.store import DynamoSessionStore, now_iso
 
 logger = Logger()
@@ -59,19 +61,94 @@ def template_profiles() -> str:
     return str(client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"])
 
 
-def demand(settings: PoolSettings) -> pool.Demand:
-    """The pool's plan (the default Linux EC2 profile's own ``pool``, from the admins' profiles
-    or DesktopProfiles; else WarmPoolSize and WarmPoolState), its request history and the
-    account's vCPU quota."""
-    records = ProfileRecords(client("dynamodb"), os.environ["PROFILES_TABLE"])
-    spec, source = pool_plan(settings.profile, template_profiles(), records)
+def plans(settings: PoolSettings) -> tuple[list[pool.ProfilePool], list[dict[str, str]], bool]:
+    """Every pool the refill serves: each EC2 profile's with a ``pool`` of its own (the admins'
+    profiles, which win over the template's DesktopProfiles), and the default Linux EC2
+    profile's, set by WarmPoolSize and WarmPoolState when it has no plan of its own. Each with
+    its OS's launch template, its default type, and hibernation where its desktops hibernate.
+    Also the profiles it could not serve (why), and whether every profile was read: a pool is
+    drained only when the refill knows its profile no longer keeps one."""
     sessions = DynamoSessionStore(client("dynamodb"), settings.common.table_name)
-    return pool.Demand(
-        plan=spec.plan() if spec else None,
-        source=f"the {source} profile {settings.profile}" if spec else "WarmPoolSize",
-        history=sessions.requested_since,
-        vcpu_quota=vcpu_quota,
-    )
+    failed: list[dict[str, str]] = []
+    complete = True
+    found: dict[str, tuple[ProfileDefinition, str]] = {}
+    try:
+        found |= {d.id: (d, "template") for d in parse_definitions(template_profiles())}
+    except (ConfigurationError, ClientError) as exc:
+        complete = False
+        failed.append({"profile": "DesktopProfiles", "error": str(exc)})
+    try:
+        records = ProfileRecords(client("dynamodb"), os.environ["PROFILES_TABLE"])
+        found |= {d.id: (d, "admin") for d in records.list()}
+    except (ValueError, ClientError) as exc:  # (a pydantic ValidationError is a ValueError)
+        complete = False
+        failed.append({"profile": "the admins' profiles", "error": str(exc)})
+    served: list[pool.ProfilePool] = []
+    for profile_id, (definition, source) in sorted(found.items()):
+        spec = definition.pool
+        if definition.backend != "ec2" or (spec is None and profile_id != settings.profile):
+            continue
+        try:
+            each = settings.for_profile(
+                profile_id,
+                os=definition.os,
+                instance_type=definition.instanceTypes[0],
+                hibernate=definition.idle.action == "hibernate",
+            )
+        except ConfigurationError as exc:
+            failed.append({"profile": profile_id, "error": str(exc)})
+            continue
+        if spec is None:  # the default profile without a plan: WarmPoolSize, WarmPoolState
+            each = replace(each, size=settings.size, state=settings.state)
+        served.append(
+            pool.ProfilePool(
+                each,
+                pool.Demand(
+                    plan=spec.plan() if spec else None,
+                    source=f"the {source} profile {profile_id}" if spec else "WarmPoolSize",
+                    history=sessions.requested_since,
+                    vcpu_quota=vcpu_quota,
+                ),
+            )
+        )
+    if settings.profile not in found and complete:
+        # no profile of that id (DesktopProfiles without it): WarmPoolSize as before profiles
+        served.append(
+            pool.ProfilePool(
+                settings,
+                pool.Demand(history=sessions.requested_since, vcpu_quota=vcpu_quota),
+            )
+        )
+    return served, failed, complete
+
+
+def drained(
+    settings: PoolSettings,
+    served: list[pool.ProfilePool],
+    store: pool.PoolStore,
+    hosts: Ec2Hosts,
+) -> list[pool.ProfilePool]:
+    """The pools of profiles that no longer keep one (deleted, or their ``pool`` removed),
+    found in the pool table (hosts or a last target) and among the fleet's pool instances: each
+    is emptied, its unclaimed hosts terminated, never left running and billed."""
+    kept = {p.settings.profile for p in served}
+    hosts_found, targets = store.everything()
+    tag = settings.common
+    tagged = {
+        i.tags[POOL_TAG]
+        for i in hosts.fleet_instances(tag.fleet_tag_key, tag.fleet_tag_value, pool.LIVE_STATES)
+        if i.tags.get(POOL_TAG) and SESSION_TAG not in i.tags
+    }
+    gone = ({h.profile for h in hosts_found} | set(targets) | tagged) - kept
+    return [
+        pool.ProfilePool(
+            replace(settings, profile=profile),
+            pool.Demand(
+                drained=f"profile {profile} keeps no warm pool (deleted, or its pool removed)"
+            ),
+        )
+        for profile in sorted(gone)
+    ]
 
 
 @entry_point()
@@ -80,11 +157,9 @@ def refill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # the scheduled event's id: Lambda retries a failed asynchronous invocation with the same
     # event (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html)
     run_id = str(event.get("id") or context.aws_request_id)
-    return pool.refill(
-        pool_store(),
-        Ec2Hosts(client("ec2")),
-        settings,
-        run_id=run_id,
-        now=now_iso(),
-        demand=demand(settings),
-    )
+    store, hosts = pool_store(), Ec2Hosts(client("ec2"))
+    served, failed, complete = plans(settings)
+    if complete:
+        served += drained(settings, served, store, hosts)
+    out = pool.refill_all(store, hosts, served, run_id=run_id, now=now_iso())
+    return {**out, "failed": failed + out["failed"]}

@@ -15,7 +15,6 @@ from dcvfleet import batch, compensation, pool, service
 from dcvfleet.adapters import Ec2Hosts, OperatorNotices, Releases, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import (
-    DEFAULT_POOL_PROFILE,
     BatchSettings,
     CommonSettings,
     LaunchSettings,
@@ -39,16 +38,14 @@ def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[st
 
 
 def warm_pool() -> pool.WarmPool | None:
-    """The default Linux EC2 profile's warm pool; None without a pool table. It is asked even
-    while WarmPoolSize is 0: that profile's own plan (its ``pool``, put by an administrator at
-    any time) may keep hosts in it. A desktop of another profile never asks (``serves``), and a
-    desktop of that one asks with one Query of the pool's partition."""
+    """The EC2 profiles' warm pools; None without a pool table. They are asked even while
+    WarmPoolSize is 0: a profile's own plan (its ``pool``, put by an administrator at any time)
+    may keep hosts in its pool. A desktop asks its own profile's pool only, with one Query of
+    that pool's partition."""
     if not os.environ.get("POOL_TABLE"):
         return None
     return pool.WarmPool(
         store=pool.DynamoPoolStore(client("dynamodb"), os.environ["POOL_TABLE"]),
-        profile=DEFAULT_POOL_PROFILE,
-        instance_type=os.environ["LINUX_INSTANCE_TYPE"],
         refill=pool.LambdaRefill(client("lambda"), os.environ["REFILL_POOL_FUNCTION"]),
     )
 

@@ -427,13 +427,25 @@ const POOL_STATES = {
   WARMING: "Starting",
 };
 
-/** GET /admin/pool: the default Linux profile's warm pool, and what its last refill aimed at. */
+const POOL_WAITS = {
+  running: "running",
+  stopped: "waiting stopped",
+  hibernated: "waiting hibernated",
+};
+
+/** What one profile's pool aims at now, in plain words. */
+function poolAim(profile, aim) {
+  const hosts = `${aim.size} ${aim.size === 1 ? "host" : "hosts"}`;
+  return `${profile} keeps ${hosts} ${POOL_WAITS[aim.state] ?? aim.state} now (${aim.reason}).`;
+}
+
+/** GET /admin/pool: every profile's warm pool, and what each one's last refill aimed at. */
 function poolListing({ api }) {
-  const target = h("p", { class: "hint", "data-testid": "admin-pool-target" });
+  const target = h("div", { class: "hint", "data-testid": "admin-pool-targets" });
   return pagedListing({
-    title: "Warm pool",
+    title: "Warm pools",
     testid: "admin-pool",
-    caption: "Hosts launched ahead of any request, waiting for one",
+    caption: "Hosts launched ahead of any request, each in its profile's pool, waiting for one",
     columns: ["Instance", "Profile", "State", "Since"],
     filters: null,
     before: target,
@@ -449,12 +461,18 @@ function poolListing({ api }) {
       ),
     load: async () => {
       const page = await api.get("/admin/pool");
-      const aim = page.target;
-      target.textContent = aim
-        ? `The pool keeps ${aim.size} ${aim.size === 1 ? "host" : "hosts"} ${
-            aim.state === "stopped" ? "waiting stopped" : "running"
-          } now (${aim.reason}).`
-        : "The pool has not been refilled yet.";
+      const aims = Object.entries(page.targets ?? {}).sort(([a], [b]) => a.localeCompare(b));
+      target.replaceChildren(
+        ...(aims.length
+          ? aims.map(([profile, aim]) =>
+              h(
+                "p",
+                { "data-testid": "admin-pool-target", "data-profile": profile },
+                poolAim(profile, aim),
+              ),
+            )
+          : [h("p", { "data-testid": "admin-pool-target" }, "No pool has been refilled yet.")]),
+      );
       return { items: page.items, nextToken: null };
     },
   });
