@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dcvfleet import pool_targets
+from dcvfleet import batch_warm, pool_targets
 from dcvfleet.config import DEFAULT_POOL_PROFILE, IDLE_ACTIONS, ApiSettings
 from dcvfleet.errors import (
     ConfigurationError,
@@ -452,6 +452,8 @@ def pool_problem(profile_id: str, spec: ProfileSpec) -> str | None:
     Linux EC2 profile's pool is served: its hosts are launched from the Linux launch template."""
     if spec.pool is None:
         return None
+    if spec.backend == "batch":  # warm instances of the compute environment (batch_warm)
+        return batch_warm.pool_problem(spec.pool)
     if profile_id != DEFAULT_POOL_PROFILE:
         return (
             f"pool: only the {DEFAULT_POOL_PROFILE!r} profile keeps a warm pool for now; "

@@ -380,7 +380,9 @@ def test_only_the_default_linux_profile_may_carry_a_pool_until_others_are_served
         "id": "linux-workstation",
         "pool": OFFICE_POOL,
     }
-    with pytest.raises(ConfigurationError, match=r"\(linux-workstation\)\.pool: .* ec2 linux"):
+    with pytest.raises(
+        ConfigurationError, match=r"\(linux-workstation\)\.pool\.state: a batch profile's warm"
+    ):
         profiles.parse_definitions(json.dumps([batch]))
     served = {**spec(pool=OFFICE_POOL), "id": "linux-workstation"}
     assert profiles.parse_definitions(json.dumps([served]))[0].pool is not None
