@@ -43,6 +43,17 @@ def batch_jobs() -> list[Any]:
     return jobs
 
 
+def compute_environments() -> list[Any]:
+    """Every Batch compute environment the emulator holds, in every account and region."""
+    from moto.batch.models import batch_backends
+
+    found: list[Any] = []
+    for regions in list(batch_backends.values()):
+        for backend in list(regions.values()):
+            found.extend(list(backend._compute_environments.values()))
+    return found
+
+
 #: What the simulation knows of each job's container: ``container``, ``stopReason``.
 _SIMULATED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
