@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.provisioning import _user
+from bench.warm_day import load_prices
 from bench.warm_stack import _refill_now
 from local.client import Client
 from local.sim.containers import (
@@ -46,6 +47,8 @@ PROFILE = "linux-session"
 BATCH = {"backend": "batch", "os": "linux"}
 CASES = ("cold CE", "warm CE", "warm CE + cached image")
 WAIT_SECONDS = 120.0
+#: The instance type a warm instance is (the compute environment's first, BatchInstanceTypes).
+WARM_TYPE = "g5.xlarge"
 #: Derived fields of a profile as the API answers it, not part of what an admin puts.
 DERIVED = ("id", "keepsFiles", "whenStopped", "source")
 
@@ -161,6 +164,13 @@ def report(found: dict[str, list[float]], scale: float) -> None:
         aws = own + waits[case]
         cold_aws = aws if cold_aws is None else cold_aws
         print(f"{case:<24} {measured:>15.1f}s {own:>13.1f}s {aws:>15.1f}s {cold_aws - aws:>13.1f}s")
+    prices = load_prices(WARM_TYPE)
+    print(
+        f"What it costs: each warm instance ({WARM_TYPE}, the first of BatchInstanceTypes) is "
+        f"billed ${prices.instance_hour:.3f}/h while it waits (On-Demand list price "
+        f"{prices.taken}, {prices.sources['onDemandPerHour']}); a weekday window of 10 h keeps "
+        f"one for ${prices.instance_hour * 10:.2f}."
+    )
     print(
         "Figures: a Batch instance boots in "
         f"{BATCH_INSTANCE_SECONDS:g} s (an instance from a prebuilt image: AppStream 2.0's "

@@ -2,7 +2,7 @@
 
 The shell runs in a temporary root: the absolute folders it writes (/etc, /tmp, /var/log,
 /usr/local) are moved under the sandbox, and stand-ins on PATH (fixtures/bootstrap/standin.py)
-play dnf, systemctl, aws, curl, iptables and the programs DCV's rpms bring, recording what they
+play dnf, systemctl, aws, curl, iptables, docker and the programs DCV's rpms bring, recording what they
 were asked. DCV's tarball is built in DCV's documented layout: one top folder
 nice-dcv-<version>-<build>-amzn2023-x86_64/ holding the rpms
 (https://docs.aws.amazon.com/dcv/latest/adminguide/setting-up-installing-linux-server.html).
