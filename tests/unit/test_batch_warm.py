@@ -8,7 +8,9 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 from moto import mock_aws
 
 from dcvfleet import aws, batch_warm, profiles
@@ -254,3 +256,79 @@ def test_without_a_compute_environment_to_keep_warm_there_are_no_warm_settings()
         batch_warm.WarmSettings.from_env(
             {"BATCH_WARM_COMPUTE_ENVIRONMENT": "a", "BATCH_MIN_VCPUS": "-1"}
         )
+
+
+# -- what the refill does when Batch cannot take the update ---------------------------------------
+def _stubbed(status: str) -> tuple[Any, Stubber]:
+    """A Batch client answering as botocore's Stubber is told: one environment in ``status``
+    (minvCpus 0 of 64) and no busy desktop."""
+    client = boto3.client("batch", region_name=REGION)
+    stub = Stubber(client)
+    stub.add_response(
+        "describe_compute_environments",
+        {
+            "computeEnvironments": [
+                {
+                    "computeEnvironmentName": "desktops",
+                    "computeEnvironmentArn": "arn:ce",
+                    "status": status,
+                    "computeResources": {
+                        "type": "EC2",
+                        "minvCpus": 0,
+                        "maxvCpus": 64,
+                        "subnets": [],
+                        "instanceRole": "r",
+                    },
+                }
+            ]
+        },
+        {"computeEnvironments": ["arn:ce"]},
+    )
+    for job_status in batch_warm.BUSY_STATUSES:
+        stub.add_response(
+            "list_jobs", {"jobSummaryList": []}, {"jobQueue": "queue", "jobStatus": job_status}
+        )
+    return client, stub
+
+
+def _plans() -> batch_warm.Demand:
+    spec = profiles.parse_spec(batch_profile({"size": 1}))
+    assert spec.pool is not None
+    return batch_warm.Demand(plans=[batch_warm.WarmPlan("render", spec.pool.plan(), "g5.xlarge")])
+
+
+def test_an_environment_being_updated_is_left_alone_and_the_next_run_tries_again() -> None:
+    client, stub = _stubbed("UPDATING")
+    settings = batch_warm.WarmSettings("arn:ce", 0, "queue")
+    with stub:  # no UpdateComputeEnvironment is stubbed: calling it would fail the test
+        found = batch_warm.refill(
+            batch_warm.ComputeEnvironments(client, "queue"),
+            settings,
+            _plans(),
+            now=MONDAY_NOON_PARIS,
+        )
+    assert (found["changed"], found["minvCpus"], found["error"]) == (
+        False,
+        4,
+        "environment UPDATING",
+    )
+
+
+def test_a_refused_update_is_reported_not_raised() -> None:
+    client, stub = _stubbed("VALID")
+    stub.add_client_error(
+        "update_compute_environment",
+        service_error_code="ClientException",
+        service_message="Cannot update, compute environment is being modified",
+        expected_params={"computeEnvironment": "arn:ce", "computeResources": {"minvCpus": 4}},
+    )
+    settings = batch_warm.WarmSettings("arn:ce", 0, "queue")
+    with stub:
+        found = batch_warm.refill(
+            batch_warm.ComputeEnvironments(client, "queue"),
+            settings,
+            _plans(),
+            now=MONDAY_NOON_PARIS,
+        )
+    assert found["changed"] is False
+    assert found["error"] == "Cannot update, compute environment is being modified"
