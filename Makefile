@@ -85,10 +85,11 @@ bench-load: setup
 bench-cold: setup
 	$(PY) -m bench.coldstart
 
-## bench-warm: warm pool hits and misses measured on the local stack, then a simulated day of four pool policies
+## bench-warm: warm pool hits and misses measured on the local stack, then a simulated day of four pool policies; then batch desktops on a cold, a warm and a warm-and-cached compute environment
 .PHONY: bench-warm
 bench-warm: setup
 	$(PY) -m bench.warm
+	$(PY) -m bench.batch_warm
 
 ## docs: regenerate docs/parameters.md's table and docs/workflows.md's diagrams
 docs: setup

@@ -1,7 +1,7 @@
 """``make local``: run the local stack in the foreground until interrupted (Ctrl-C: exit 0).
 
-``python -m local [--params "K=V ..."] [--boot-delay S] [--baked-boot-delay S] [--aws-boot-delays]
-[--port N] [--state-dir DIR]
+``python -m local [--params "K=V ..."] [--boot-delay S] [--baked-boot-delay S] [--pull-delay S]
+[--aws-boot-delays] [--port N] [--state-dir DIR]
 [--minute-seconds S]``: ``--minute-seconds`` makes one minute of an EventBridge schedule last S
 real seconds (default 60; only schedules are compressed); ``control_url``'s
 ``POST /schedules/run`` fires them at once.
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from local import console
 from local.deploy import parse_overrides
+from local.sim.containers import BATCH_INSTANCE_SECONDS, IMAGE_PULL_SECONDS
 from local.sim.hosts import BAKED_BOOT_SECONDS, BARE_BOOT_SECONDS
 from local.stack import STATE_DIR, LocalStack
 
@@ -50,11 +51,19 @@ def main(argv: list[str] | None = None) -> int:
         f" {BARE_BOOT_SECONDS:g} s bare)",
     )
     parser.add_argument(
+        "--pull-delay",
+        type=float,
+        default=0.0,
+        help="seconds a Batch desktop's image takes to pull on an instance that does not have it"
+        " (an instance kept warm pulls the release's image once it boots)",
+    )
+    parser.add_argument(
         "--aws-boot-delays",
         action="store_true",
         help=f"boot as AWS's figures say: {BARE_BOOT_SECONDS:g} s from a bare image (first-boot"
         f" install), {BAKED_BOOT_SECONDS:g} s from a baked one (local/sim/hosts.py names the"
-        " sources)",
+        f" sources); a Batch instance {BATCH_INSTANCE_SECONDS:g} s and its image's pull"
+        f" {IMAGE_PULL_SECONDS:g} s (local/sim/containers.py)",
     )
     parser.add_argument(
         "--port",
@@ -84,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
         parse_overrides(args.params),
         boot_delay=BARE_BOOT_SECONDS if args.aws_boot_delays else args.boot_delay,
         baked_boot_delay=BAKED_BOOT_SECONDS if args.aws_boot_delays else args.baked_boot_delay,
+        batch_boot_delay=BATCH_INSTANCE_SECONDS if args.aws_boot_delays else None,
+        pull_delay=IMAGE_PULL_SECONDS if args.aws_boot_delays else args.pull_delay,
         moto_port=args.port,
         state_dir=args.state_dir,
         minute_seconds=args.minute_seconds,

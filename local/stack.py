@@ -106,6 +106,8 @@ class LocalStack:
         *,
         boot_delay: float = 0.0,
         baked_boot_delay: float | None = None,
+        batch_boot_delay: float | None = None,
+        pull_delay: float = 0.0,
         moto_port: int = 0,
         state_dir: Path = STATE_DIR,
         minute_seconds: float = 60.0,
@@ -122,6 +124,9 @@ class LocalStack:
         }
         self.boot_delay = boot_delay
         self.baked_boot_delay = baked_boot_delay
+        # a Batch job's instance (default: boot_delay) and its desktop image's pull
+        self.batch_boot_delay = batch_boot_delay
+        self.pull_delay = pull_delay
         self.minute_seconds = minute_seconds
         self.moto_port = self.remembered.ports["aws"]
         self.state_dir = state_dir
@@ -189,7 +194,13 @@ class LocalStack:
             hooks=self.hooks,
         )
         self.hosts.start()
-        self.jobs = JobSimulator(self.hosts, self.hooks)
+        self.jobs = JobSimulator(
+            self.hosts,
+            self.hooks,
+            boot_delay=self.batch_boot_delay,
+            pull_delay=self.pull_delay,
+            release_parameter=d.outputs.get("ReleaseParameter"),
+        )
         self.jobs.start()
         self.scheduler = Scheduler(self.endpoint_url, self.minute_seconds)
         self.control = ControlServer(

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dcvfleet import pool_targets
+from dcvfleet import batch_warm, pool_targets
 from dcvfleet.config import IDLE_ACTIONS, ApiSettings
 from dcvfleet.errors import (
     ConfigurationError,
@@ -209,7 +209,8 @@ class ProfileSpec(BaseModel):
     pool: PoolSpec | None = Field(
         None,
         exclude_if=lambda value: value is None,  # a profile without one reads as before
-        description="its warm pool (EC2 profiles only); none: no pool, except the default Linux "
+        description="its warm pool (an EC2 profile's hosts, a batch profile's warm "
+        "instances); none: no pool, except the default Linux "
         "EC2 profile's, which the WarmPoolSize and WarmPoolState parameters then set",
     )
 
@@ -451,13 +452,10 @@ def template_definitions(text: str, fleet: FleetChoices) -> list[ProfileDefiniti
 def pool_problem(profile_id: str, spec: ProfileSpec) -> str | None:
     """Why this profile may not carry its ``pool`` (``field: why``), or None. Every EC2 profile
     may keep one (its hosts are launched from its OS's launch template, as its type); a batch
-    profile may not, for now."""
+    profile's is warm instances of its compute environment, which wait running."""
     if spec.pool is None or spec.backend == "ec2":
         return None
-    return (
-        f"pool: profile {profile_id!r} is a batch profile, and only EC2 profiles keep a warm "
-        "pool of hosts; remove pool from this profile"
-    )
+    return batch_warm.pool_problem(spec.pool)  # warm instances of its compute environment
 
 
 def fleet_problem(spec: ProfileSpec, fleet: FleetChoices) -> str | None:

@@ -43,6 +43,17 @@ def batch_jobs() -> list[Any]:
     return jobs
 
 
+def compute_environments() -> list[Any]:
+    """Every Batch compute environment the emulator holds, in every account and region."""
+    from moto.batch.models import batch_backends
+
+    found: list[Any] = []
+    for regions in list(batch_backends.values()):
+        for backend in list(regions.values()):
+            found.extend(list(backend._compute_environments.values()))
+    return found
+
+
 #: What the simulation knows of each job's container: ``container``, ``stopReason``.
 _SIMULATED: weakref.WeakKeyDictionary[Any, dict[str, Any]] = weakref.WeakKeyDictionary()
 
@@ -376,4 +387,65 @@ BATCH_JOBS = Gap(
     " State Change on the default bus; TerminateJob and CancelJob end a job not yet started at"
     " once, and TerminateJob asks the simulator to stop a started one",
     install=lambda context: batch_job_patches(context.hooks),
+)
+
+
+def batch_scaling_patches(hooks: SimulatorHooks) -> list[Patch]:
+    """BATCH_SCALING_UPDATES: ``BatchBackend.update_compute_environment`` applies a scaling
+    update, as Batch does: ``minvCpus``, ``maxvCpus`` and ``desiredvCpus`` of a managed
+    environment's ``computeResources`` take the values given (then the job simulator, told
+    through ``hooks.jobs_changed``, keeps ``minvCpus`` of instances running). Refused as Batch
+    refuses them: a value below 0, ``minvCpus`` above ``maxvCpus``
+    (https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeResourceUpdate.html), and
+    a ``desiredvCpus`` outside ``minvCpus``..``maxvCpus`` ("When updating desiredvCpus, the
+    value must be between minvCpus and maxvCpus",
+    https://docs.aws.amazon.com/batch/latest/userguide/scaling-updates.html)."""
+    from moto.batch.exceptions import ClientException
+    from moto.batch.models import BatchBackend
+
+    original = BatchBackend.update_compute_environment
+    scaling = ("minvCpus", "maxvCpus", "desiredvCpus")
+
+    def update_compute_environment(
+        self: Any,
+        compute_environment_name: str,
+        state: str | None,
+        compute_resources: Any | None,
+        service_role: str | None,
+    ) -> tuple[str, str]:
+        result: tuple[str, str] = original(
+            self, compute_environment_name, state, compute_resources, service_role
+        )
+        given = {k: int(v) for k, v in (compute_resources or {}).items() if k in scaling}
+        if not given:
+            return result
+        environment = self.get_compute_environment(compute_environment_name)
+        resources = environment.compute_resources
+        merged = {k: int(resources.get(k, 0)) for k in scaling} | given
+        for key, value in given.items():
+            if value < 0:
+                raise ClientException(f"computeResources.{key} must be 0 or more")
+        if merged["minvCpus"] > merged["maxvCpus"]:
+            raise ClientException("computeResources.minvCpus must not be greater than maxvCpus")
+        if "desiredvCpus" in given and not (
+            merged["minvCpus"] <= merged["desiredvCpus"] <= merged["maxvCpus"]
+        ):
+            raise ClientException(
+                "computeResources.desiredvCpus must be between minvCpus and maxvCpus"
+            )
+        resources.update(given)
+        hooks.jobs_changed()
+        return result
+
+    return [Patch(BatchBackend, "update_compute_environment", update_compute_environment)]
+
+
+BATCH_SCALING_UPDATES = Gap(
+    "BATCH_SCALING_UPDATES",
+    moto_does="UpdateComputeEnvironment accepts computeResources and ignores them: minvCpus,"
+    " maxvCpus and desiredvCpus stay as created, and a minvCpus above maxvCpus is not refused",
+    we_do="a scaling update: minvCpus, maxvCpus and desiredvCpus take the values given (refused"
+    " below 0, with minvCpus above maxvCpus, or desiredvCpus outside them); the job simulator"
+    " keeps minvCpus of warm instances running",
+    install=lambda context: batch_scaling_patches(context.hooks),
 )

@@ -65,6 +65,7 @@ GAPS: tuple[Gap, ...] = (
     ecr.ECR_FROM_CLOUDFORMATION,
     batch.BATCH_FROM_CLOUDFORMATION,
     batch.BATCH_JOBS,
+    batch.BATCH_SCALING_UPDATES,
     codebuild.CODEBUILD_FROM_CLOUDFORMATION,
     codebuild.CODEBUILD_BUILDS,
     stepfunctions.SFN_AWS_SDK_CASING,

@@ -29,8 +29,22 @@ the job's log stream, its container instance is INACTIVE and its instance is ter
 Batch scales down), which puts the EC2 state-change events. Every status change puts ``Batch
 Job State Change`` on the default bus (``emulator``).
 
-Not simulated: instances kept warm for ``minvCpus`` (every job launches its own instance, as
-one desktop fills one), ECS's reserved memory, retries (the desktop job definition makes one
+Warm instances and cached images. A managed environment keeps instances running up to its
+``minvCpus`` (``BATCH_SCALING_UPDATES`` lets UpdateComputeEnvironment set it): the simulator
+launches idle instances (the environment's first instance type that EC2 knows) until the
+environment's busy and idle instances' vCPUs reach ``minvCpus``, and terminates the newest idle
+ones above it; a job's instance whose job ended is kept idle instead of terminated while the
+environment would otherwise fall below ``minvCpus``. An idle instance is ready (booted, its
+container instance registered) ``boot_delay`` after its launch. As BatchLaunchTemplate's user
+data does, a booted instance pulls the current release's image (the ``image`` of
+``release_parameter``, when given and ``prepull`` is on), which is on the instance
+``pull_delay`` later. A job is placed on a ready idle instance of its environment first; its
+container then starts at once when its image is on the instance (the ECS agent's
+``prefer-cached``), when the pull underway ends, or after ``pull_delay``. A job that launches
+its own instance waits ``boot_delay`` and then ``pull_delay`` (the local stack's settings: their
+AWS figures are in bench/batch_warm.py).
+
+Not simulated: ECS's reserved memory, retries (the desktop job definition makes one
 attempt), job dependencies, array jobs, an ECS task one could describe, and IAM (the job role's
 condition on its own secret is not evaluated). A timeout under Batch's 60 s minimum is accepted
 (moto does not refuse it), which lets tests see one expire.
@@ -38,8 +52,10 @@ condition on its own secret is not evaluated). A timeout under Batch's 60 s mini
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import itertools
+import json
 import logging
 import threading
 import time
@@ -52,6 +68,7 @@ from botocore.exceptions import ClientError
 
 from local.emulator import batch
 from local.emulator.hooks import SimulatorHooks
+from local.sim.hosts import BAKED_BOOT_SECONDS
 from local.sim.machine import (
     BATCH_INSTANCE_TAG,
     Container,
@@ -70,6 +87,23 @@ ECS_IMAGE_PARAMETERS = {
     "ECS_AL2_NVIDIA": f"{ECS_AMI}/amazon-linux-2/gpu/recommended/image_id",
     "ECS_AL2": f"{ECS_AMI}/amazon-linux-2/recommended/image_id",
 }
+#: AWS's figures for a Batch desktop's start, the local stack's ``--aws-boot-delays``
+#: (bench/batch_warm.py prints them beside what they save):
+#: - An instance of the ECS-optimized GPU AMI installs nothing at boot: it boots as an instance
+#:   from a prebuilt image does, which AppStream 2.0 puts at "one to two minutes" for its
+#:   On-Demand fleet instances (FleetType,
+#:   https://docs.aws.amazon.com/appstream2/latest/APIReference/API_Fleet.html): 90 s, as
+#:   local.sim.hosts.BAKED_BOOT_SECONDS.
+BATCH_INSTANCE_SECONDS = BAKED_BOOT_SECONDS
+#: - The desktop image's pull writes its layers to the instance's root volume: at a gp3 volume's
+#:   default throughput, 125 MiB/s ("Default: ... the default value is 125",
+#:   https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ModifyVolume.html), an image of
+#:   DESKTOP_IMAGE_MIB takes at least this long, downloading from ECR aside. The size is an
+#:   estimate of this project's image (Ubuntu with a desktop, DCV, the NVIDIA user space), not
+#:   an AWS figure.
+GP3_DEFAULT_MIB_PER_SECOND = 125.0
+DESKTOP_IMAGE_MIB = 6144.0
+IMAGE_PULL_SECONDS = DESKTOP_IMAGE_MIB / GP3_DEFAULT_MIB_PER_SECOND
 HOST_TERMINATED = "Host EC2 (instance {}) terminated."
 TIMED_OUT = "Job attempt duration exceeded timeout"
 POLL_SECONDS = 0.5
@@ -77,6 +111,19 @@ POLL_SECONDS = 0.5
 
 class JobStateError(Exception):
     """The job is not in a state that allows the request."""
+
+
+@dataclass
+class WarmInstance:
+    """An idle instance an environment keeps for its ``minvCpus``."""
+
+    environment: Any  # moto's ComputeEnvironment
+    instance_id: str
+    instance_type: str
+    vcpus: int
+    container_instance_arn: str
+    ready_at: float  # monotonic: booted, its container instance registered
+    cached: dict[str, float]  # image -> when it is on the instance (monotonic)
 
 
 @dataclass
@@ -141,6 +188,14 @@ def instance_type_info(instance_type: str) -> tuple[int, int, int] | None:
     return int(info["VCpuInfo"]["DefaultVCpus"]), int(info["MemoryInfo"]["SizeInMiB"]), gpus
 
 
+def _ecs(environment: Any) -> Any:
+    """The ECS backend of a compute environment's account and region (from its ARN)."""
+    from moto.ecs.models import ecs_backends
+
+    _, _, _, region, account, _ = str(environment.arn).split(":", 5)
+    return ecs_backends[account][region]
+
+
 class JobSimulator:
     """Places RUNNABLE Batch jobs on simulated capacity and runs their containers."""
 
@@ -151,10 +206,18 @@ class JobSimulator:
         *,
         boot_delay: float | None = None,
         poll_interval: float = POLL_SECONDS,
+        pull_delay: float = 0.0,
+        release_parameter: str | None = None,
     ) -> None:
         self.hosts = hosts
         self.hooks = hooks  # the emulator's: job and instance changes
         self.boot_delay = hosts.boot_delay if boot_delay is None else boot_delay
+        #: how long pulling the desktop image takes, on an instance that does not have it
+        self.pull_delay = pull_delay
+        #: the SSM parameter naming the current release (``image``) a booted instance pulls
+        self.release_parameter = release_parameter
+        self.prepull = True
+        self.warm: dict[str, WarmInstance] = {}  # instance id -> an idle instance kept
         self.poll_interval = poll_interval
         self.capacity: int | None = None
         self.placements: dict[str, Placement] = {}  # job id -> its container's placement
@@ -220,6 +283,7 @@ class JobSimulator:
 
     def _step(self, now: float) -> float:
         due = self.poll_interval
+        self._keep_warm(now)
         for job in batch.batch_jobs():
             if job.status == "RUNNABLE" and job.job_id not in self.placements:
                 self._place(job, now)
@@ -241,19 +305,139 @@ class JobSimulator:
                 self._end(placement, TIMED_OUT, exit_code=self._agent_exit_code(placement))
         return due
 
+    # -- warm instances ------------------------------------------------------------------------
+    def warm_view(self) -> builtins.list[dict[str, Any]]:
+        """The idle instances kept: ``ready`` once booted, ``images`` on them by now."""
+        now = time.monotonic()
+        with self._lock:
+            return [
+                {
+                    "instanceId": w.instance_id,
+                    "instanceType": w.instance_type,
+                    "computeEnvironment": w.environment.name,
+                    "ready": now >= w.ready_at,
+                    "images": sorted(image for image, at in w.cached.items() if at <= now),
+                }
+                for w in self.warm.values()
+            ]
+
+    def _release_image(self) -> str | None:
+        """The current release's image (what BatchLaunchTemplate's user data pulls)."""
+        if not self.release_parameter or not self.prepull:
+            return None
+        try:
+            value = self._ssm.get_parameter(Name=self.release_parameter)["Parameter"]["Value"]
+            image = json.loads(value).get("image")
+        except (ClientError, ValueError):
+            return None
+        return str(image) if image else None
+
+    def _keep_warm(self, now: float) -> None:
+        """Each managed environment's busy and idle instances reach its ``minvCpus``; idle ones
+        above it are terminated (the newest first)."""
+        for environment in batch.compute_environments():
+            if environment.env_type != "MANAGED":
+                continue
+            resources = environment.compute_resources or {}
+            minimum = int(resources.get("minvCpus", 0) or 0)
+            busy = sum(p.vcpus for p in self.placements.values() if p.environment is environment)
+            idle = [w for w in self.warm.values() if w.environment is environment]
+            have = busy + sum(w.vcpus for w in idle)
+            while have < minimum and (self.capacity is None or self.capacity > 0):
+                kept = self._launch_warm(environment, now)
+                if kept is None:
+                    break
+                have += kept.vcpus
+            while idle and have - idle[-1].vcpus >= minimum:
+                gone = idle.pop()
+                have -= gone.vcpus
+                self.warm.pop(gone.instance_id, None)
+                with contextlib.suppress(ClientError):
+                    self._ec2.terminate_instances(InstanceIds=[gone.instance_id])
+                self._deregister_arn(environment, gone.container_instance_arn)
+
+    def _launch_warm(self, environment: Any, now: float) -> WarmInstance | None:
+        for instance_type in environment.compute_resources.get("instanceTypes", []):
+            info = instance_type_info(instance_type)
+            if info is None:
+                continue
+            instance_id = self._launch(environment, instance_type)
+            if instance_id is None:
+                continue
+            if self.capacity is not None:
+                self.capacity -= 1
+            ready_at = now + self.boot_delay
+            image = self._release_image()
+            kept = WarmInstance(
+                environment=environment,
+                instance_id=instance_id,
+                instance_type=instance_type,
+                vcpus=info[0],
+                container_instance_arn=self._register(environment, instance_id),
+                ready_at=ready_at,
+                cached={image: ready_at + self.pull_delay} if image else {},
+            )
+            self.warm[instance_id] = kept
+            log.info("warm instance %s (%s, %s)", instance_id, instance_type, environment.name)
+            return kept
+        return None
+
+    def _warm_for(
+        self, environment: Any, vcpus: float, memory: int, gpus: int
+    ) -> WarmInstance | None:
+        """An idle instance of ``environment`` the job fits on, the soonest ready first."""
+        fitting = [
+            w
+            for w in self.warm.values()
+            if w.environment is environment
+            and (info := instance_type_info(w.instance_type)) is not None
+            and info[0] >= vcpus
+            and info[1] >= memory
+            and info[2] >= gpus
+        ]
+        return min(fitting, key=lambda w: w.ready_at) if fitting else None
+
+    def _start_time(self, job: Any, now: float, warm: WarmInstance | None) -> float:
+        """When the job's container runs: after its instance boots (none to wait for on a warm
+        one) and its image is on the instance (at once when cached: prefer-cached)."""
+        if warm is None:
+            return now + self.boot_delay + self.pull_delay
+        booted = max(now, warm.ready_at)
+        image = (job.job_definition.container_properties or {}).get("image")
+        cached = warm.cached.get(str(image)) if image else None
+        return max(booted, cached) if cached is not None else booted + self.pull_delay
+
     # -- placing a job -------------------------------------------------------------------------
     def _place(self, job: Any, now: float) -> None:
-        if self.capacity is not None and self.capacity <= 0:
-            return
         queue = job.job_queue
         if queue.state != "ENABLED":
             return
         vcpus, memory, gpus = requirements(job)
+        for environment in queue.environments:  # in the queue's order: an idle instance first
+            if environment.state != "ENABLED" or environment.env_type != "MANAGED":
+                continue
+            warm = self._warm_for(environment, vcpus, memory, gpus)
+            if warm is None:
+                continue
+            del self.warm[warm.instance_id]
+            self._started(
+                job,
+                environment=environment,
+                instance_id=warm.instance_id,
+                instance_type=warm.instance_type,
+                vcpus=warm.vcpus,
+                now=now,
+                warm=warm,
+            )
+            return
+        if self.capacity is not None and self.capacity <= 0:
+            return
         for environment in queue.environments:  # in the queue's order
             if environment.state != "ENABLED" or environment.env_type != "MANAGED":
                 continue
             resources = environment.compute_resources
             used = sum(p.vcpus for p in self.placements.values() if p.environment is environment)
+            used += sum(w.vcpus for w in self.warm.values() if w.environment is environment)
             for instance_type in resources.get("instanceTypes", []):
                 info = instance_type_info(instance_type)
                 if info is None or info[0] < vcpus or info[1] < memory or info[2] < gpus:
@@ -340,13 +524,15 @@ class JobSimulator:
         instance_type: str,
         vcpus: int,
         now: float,
+        warm: WarmInstance | None = None,
     ) -> None:
-        """Register the instance with the environment's cluster; the job's task is placed on it."""
-        from moto.ecs.models import ecs_backends
-
+        """Register the instance with the environment's cluster (a warm one is already); the
+        job's task is placed on it."""
         backend = job.backend
-        ecs = ecs_backends[backend.account_id][backend.region_name]
-        container_instance = ecs.register_container_instance(environment.ecs_name, instance_id)
+        if warm is not None:
+            container_instance_arn = warm.container_instance_arn
+        else:
+            container_instance_arn = self._register(environment, instance_id)
         task_id = uuid.uuid4().hex
         task_arn = (
             f"arn:aws:ecs:{backend.region_name}:{backend.account_id}:task/"
@@ -363,11 +549,11 @@ class JobSimulator:
             instance_type=instance_type,
             vcpus=vcpus,
             cluster=environment.ecs_name,
-            container_instance_arn=container_instance.container_instance_arn,
+            container_instance_arn=container_instance_arn,
             task_arn=task_arn,
             log_group=log_group,
             log_stream=f"{prefix}/default/{task_id}",
-            starts_at=now + self.boot_delay,
+            starts_at=self._start_time(job, now, warm),
         )
         self.placements[placement.job_id] = placement
         started = batch.job_started(
@@ -381,12 +567,18 @@ class JobSimulator:
             del self.placements[placement.job_id]
             return
         log.info(
-            "job %s: STARTING on %s (%s, %s)",
+            "job %s: STARTING on %s (%s, %s%s)",
             placement.job_id,
             instance_id,
             instance_type,
             environment.name,
+            ", warm" if warm is not None else "",
         )
+
+    def _register(self, environment: Any, instance_id: str) -> str:
+        """The instance as a container instance of the environment's ECS cluster."""
+        found = _ecs(environment).register_container_instance(environment.ecs_name, instance_id)
+        return str(found.container_instance_arn)
 
     # -- running and ending a container ---------------------------------------------------------
     def _run(self, placement: Placement, now: float) -> None:
@@ -439,9 +631,32 @@ class JobSimulator:
         batch.job_ended(placement.job, reason=reason, exit_code=exit_code, succeeded=succeeded)
         log.info("job %s: %s (%s)", placement.job_id, placement.job.status, reason)
         self.placements.pop(placement.job_id, None)
+        if not lost and self._kept_warm(placement):
+            return
         if not lost:
             self._scale_down(placement)
         self._deregister(placement)
+
+    def _kept_warm(self, placement: Placement) -> bool:
+        """Keep the ended job's instance idle (its image cached) while its environment would
+        otherwise fall below ``minvCpus``, as Batch scales in only above it."""
+        environment = placement.environment
+        minimum = int((environment.compute_resources or {}).get("minvCpus", 0) or 0)
+        have = sum(p.vcpus for p in self.placements.values() if p.environment is environment)
+        have += sum(w.vcpus for w in self.warm.values() if w.environment is environment)
+        if have >= minimum:
+            return False
+        image = (placement.job.job_definition.container_properties or {}).get("image")
+        self.warm[placement.instance_id] = WarmInstance(
+            environment=environment,
+            instance_id=placement.instance_id,
+            instance_type=placement.instance_type,
+            vcpus=placement.vcpus,
+            container_instance_arn=placement.container_instance_arn,
+            ready_at=0.0,
+            cached={str(image): 0.0} if image else {},
+        )
+        return True
 
     def _timed_out(self, placement: Placement, now: float) -> bool:
         timeout = placement.job.timeout or placement.job.job_definition.timeout or {}
@@ -451,29 +666,35 @@ class JobSimulator:
         )
 
     def _lost_instances(self) -> set[str]:
-        """Instances of placed jobs that are stopping, stopped or gone."""
-        ids = [p.instance_id for p in self.placements.values()]
+        """Instances of placed jobs that are stopping, stopped or gone (an idle instance kept
+        warm that is gone is forgotten: the environment launches another)."""
+        ids = [p.instance_id for p in self.placements.values()] + list(self.warm)
         if not ids:
             return set()
         found = self._ec2.describe_instances(Filters=[{"Name": "instance-id", "Values": ids}])[
             "Reservations"
         ]
         states = {i["InstanceId"]: i["State"]["Name"] for r in found for i in r["Instances"]}
-        return {i for i in ids if states.get(i, "terminated") not in ("pending", "running")}
+        lost = {i for i in ids if states.get(i, "terminated") not in ("pending", "running")}
+        for instance_id in lost & set(self.warm):
+            gone = self.warm.pop(instance_id)
+            self._deregister_arn(gone.environment, gone.container_instance_arn)
+        return lost
 
     def _scale_down(self, placement: Placement) -> None:
         with contextlib.suppress(ClientError):
             self._ec2.terminate_instances(InstanceIds=[placement.instance_id])
 
-    @staticmethod
-    def _deregister(placement: Placement) -> None:
+    @classmethod
+    def _deregister(cls, placement: Placement) -> None:
         """Batch's container instance is deregistered with its instance (INACTIVE)."""
-        from moto.ecs.models import ecs_backends
+        cls._deregister_arn(placement.environment, placement.container_instance_arn)
 
-        backend = placement.job.backend
-        ecs = ecs_backends[backend.account_id][backend.region_name]
-        instance_id = placement.container_instance_arn.rsplit("/", 1)[-1]
-        found = ecs.container_instances.get(placement.cluster, {}).get(instance_id)
+    @staticmethod
+    def _deregister_arn(environment: Any, container_instance_arn: str) -> None:
+        ecs = _ecs(environment)
+        instance_id = container_instance_arn.rsplit("/", 1)[-1]
+        found = ecs.container_instances.get(environment.ecs_name, {}).get(instance_id)
         if found is not None:
             found.status, found.agent_connected = "INACTIVE", False
 

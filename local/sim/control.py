@@ -113,7 +113,7 @@ class ControlServer(LocalServer):
             return self._schedules()
         if method == "GET" and path == "/mail":
             return 200, {"messages": mailbox()}
-        if method == "GET" and path in ("/batch/capacity", "/jobs"):
+        if method == "GET" and path in ("/batch/capacity", "/jobs", "/batch/warm"):
             return self._batch_view(path)
         try:
             data = json.loads(body or b"{}")
@@ -160,12 +160,24 @@ class ControlServer(LocalServer):
         baked = _delay(given)
         if given is not None and baked is None:
             return 400, {"message": "bakedSeconds: a number from 0 to 600, if given"}
+        pull_given, prepull = data.get("pullSeconds"), data.get("prepull")
+        pull = _delay(pull_given)
+        if pull_given is not None and pull is None:
+            return 400, {"message": "pullSeconds: a number from 0 to 600, if given"}
+        if prepull is not None and not isinstance(prepull, bool):
+            return 400, {"message": "prepull: true or false, if given"}
         self.simulator.boot_delay = float(seconds)
         if baked is not None:
             self.simulator.baked_boot_delay = float(baked)
+        answer = {"seconds": float(seconds), "bakedSeconds": self.simulator.boot_seconds(True)}
         if self.jobs is not None:
             self.jobs.boot_delay = float(seconds)
-        return 200, {"seconds": float(seconds), "bakedSeconds": self.simulator.boot_seconds(True)}
+            if pull is not None:
+                self.jobs.pull_delay = float(pull)
+            if prepull is not None:
+                self.jobs.prepull = prepull
+            answer |= {"pullSeconds": self.jobs.pull_delay, "prepull": self.jobs.prepull}
+        return 200, answer
 
     def _build_host_image(self, os_type: str) -> tuple[int, Any]:
         if os_type not in imagebuilder.PARAMETERS:
@@ -188,6 +200,8 @@ class ControlServer(LocalServer):
             return 404, {"message": "no Batch job simulator in this stack"}
         if path == "/jobs":
             return 200, {"jobs": self.jobs.list()}
+        if path == "/batch/warm":
+            return 200, {"instances": self.jobs.warm_view()}
         return 200, {"instances": self.jobs.capacity}
 
     def _set_capacity(self, data: Any) -> tuple[int, Any]:

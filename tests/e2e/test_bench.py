@@ -93,3 +93,27 @@ def test_the_warm_pool_benchmark_prints_every_figure() -> None:
         "(d) forecast pool      p95 ",
     ):
         assert figure in result.stdout, result.stdout
+
+
+def test_the_batch_warm_benchmark_prints_every_case() -> None:
+    """One batch desktop per case (after a warm-up round) on one local stack, its delays AWS's
+    figures x 0.02: cold, warm and warm-and-cached compute environments side by side, with the
+    modelled figures' sources (never their outcome: the figures are read by people)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.batch_warm", "--rounds", "1", "--scale", "0.02"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr[-4000:]
+    for figure in (
+        "local delays are AWS's figures x 0.02",
+        "cold CE ",
+        "warm CE ",
+        "warm CE + cached image ",
+        "modelled on AWS",
+        "API_ModifyVolume.html",
+    ):
+        assert figure in result.stdout, result.stdout

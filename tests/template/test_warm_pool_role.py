@@ -10,8 +10,11 @@ from dataclasses import replace
 from typing import Any
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
 
-from dcvfleet import pool, pool_targets
+from dcvfleet import batch_warm, pool, pool_targets
 from dcvfleet.adapters import POOL_READY_TAG, Ec2Hosts
 from dcvfleet.config import PoolSettings
 from dcvfleet.pool import InMemoryPoolStore, PoolState
@@ -106,3 +109,49 @@ def test_a_windows_pool_host_has_the_role_that_lets_a_linux_one_tag_itself_made(
         if isinstance(s, dict)
     ]
     assert "PoolHostTagsItselfMade" in sids
+
+
+def _batch_refill_calls() -> set[str]:
+    """The Batch operations a refill of a batch profile's warm instances calls."""
+    batch = boto3.client("batch", region_name="us-east-1")
+    calls: set[str] = set()
+
+    def record(model: Any, **_: Any) -> None:
+        calls.add(model.name)
+
+    batch.meta.events.register("before-call.batch", record)
+    environments = batch_warm.ComputeEnvironments(batch, "queue")
+    with mock_aws():
+        # what refill calls, in its order: read the environment, count the busy desktops, update
+        assert (
+            environments.describe("arn:aws:batch:us-east-1:123456789012:compute-environment/x")
+            is None
+        )
+        with pytest.raises(ClientError):  # (moto has no such queue)
+            environments.busy()
+        with pytest.raises(ClientError):  # (moto has no such environment: the call is what counts)
+            environments.set_min_vcpus(
+                "arn:aws:batch:us-east-1:123456789012:compute-environment/x", 8
+            )
+    return calls
+
+
+def test_the_refill_role_may_update_only_the_fleets_own_compute_environments() -> None:
+    """The refill sets minvCpus (UpdateComputeEnvironment) of the fleet's compute environments
+    and of nothing else: the grant names their ARNs, never a wildcard; what it reads of Batch
+    (DescribeComputeEnvironments, ListJobs) has no resource type
+    (https://docs.aws.amazon.com/service-authorization/latest/reference/list_awsbatch.html)."""
+    calls = _batch_refill_calls()
+    assert calls == {"DescribeComputeEnvironments", "ListJobs", "UpdateComputeEnvironment"}
+    role_grants = [g for g in grants(translated()) if g.role == ROLE]
+    allowed = [a for g in role_grants for a in g.actions]
+    missing = sorted(c for c in calls if not any(fnmatch.fnmatch(f"batch:{c}", a) for a in allowed))
+    assert not missing, f"{ROLE} does not allow {missing}"
+    updates = {
+        r
+        for g in role_grants
+        if any(fnmatch.fnmatch("batch:UpdateComputeEnvironment", a) for a in g.actions)
+        for r in g.resources
+    }
+    prefix = "arn:aws:batch:us-east-1:123456789012:compute-environment/dcvfleet-"
+    assert updates == {f"{prefix}SpotComputeEnvironment", f"{prefix}OnDemandComputeEnvironment"}

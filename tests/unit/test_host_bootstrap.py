@@ -2,7 +2,7 @@
 
 The shell runs in a temporary root: the absolute folders it writes (/etc, /tmp, /var/log,
 /usr/local) are moved under the sandbox, and stand-ins on PATH (fixtures/bootstrap/standin.py)
-play dnf, systemctl, aws, curl, iptables and the programs DCV's rpms bring, recording what they
+play dnf, systemctl, aws, curl, iptables, docker and the programs DCV's rpms bring, recording what they
 were asked. DCV's tarball is built in DCV's documented layout: one top folder
 nice-dcv-<version>-<build>-amzn2023-x86_64/ holding the rpms
 (https://docs.aws.amazon.com/dcv/latest/adminguide/setting-up-installing-linux-server.html).
@@ -45,7 +45,13 @@ VALUES = {
     "AgentArtifactS3Uri": "s3://fleet-artifacts/dcvfleet-agent-1.4.0.tar.gz",
     "FleetBus": "dcvfleet-bus",
     "AgentSettings": "/dcvfleet/agent-settings",
+    "ReleaseParameter": "/dcvfleet/release/current",
 }
+#: The release parameter's value (the release workflow's), and its image's registry.
+RELEASE_IMAGE = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/dcvfleet-desktop:r42"
+RELEASE = json.dumps(
+    {"release": "r42", "image": RELEASE_IMAGE, "jobDefinition": "arn:aws:batch:job-definition/d:42"}
+)
 # DCV's Amazon Linux 2023 tarball: its top folder and the rpms it ships (representative builds).
 DCV_TOP = "nice-dcv-2024.0-17979-amzn2023-x86_64"
 DCV_RPMS = (
@@ -56,7 +62,7 @@ DCV_RPMS = (
     "nice-dcv-gltest-2024.0.337-1.amzn2023.x86_64.rpm",
     "nice-dcv-simple-external-authenticator-2024.0.239-1.amzn2023.x86_64.rpm",
 )
-ON_PATH = ("dnf", "systemctl", "aws", "curl", "iptables", "nvidia-xconfig")
+ON_PATH = ("dnf", "systemctl", "aws", "curl", "iptables", "nvidia-xconfig", "docker")
 AGENT_UID = 0  # the agent's systemd unit runs it as root (agent/linux/dcvfleet-agent.service)
 DCV_UID = 993  # the DCV server's `dcv` system account (its license check uses the instance role)
 DESKTOP_UID = 1001  # the desktop user the agent creates (useradd: from UID_MIN, 1000)
@@ -167,6 +173,7 @@ def run_bootstrap(
         "STANDIN_BIN": str(bin_dir),
         "STANDIN_DCV_TGZ": str(dcv_tarball(tmp_path / "dcv.tgz", rpms)),
         "STANDIN_AGENT_ARCHIVE": str(agent_archive),
+        "STANDIN_PARAMETER_VALUE": RELEASE,
         # install.sh's own test hooks (agent/linux/install.sh)
         "DCVFLEET_INSTALL_ROOT": str(root),
         "DCVFLEET_PYTHON": sys.executable,
@@ -334,3 +341,71 @@ def test_batch_instance_bootstrap_locks_imds_and_task_credentials(
     assert_imds_locked(run, task_credentials=True)
     # Nothing else: the ECS-optimized AMI carries Docker, the ECS agent and the NVIDIA driver.
     assert [run.argvs(name) for name in ("dnf", "aws", "curl")] == [[], [], []]
+
+
+def test_batch_instance_pulls_the_current_release_at_boot_and_ecs_starts_jobs_from_the_cache(
+    tmp_path: Path, agent_archive: Path
+) -> None:
+    (script,) = shell_parts(user_data("BatchLaunchTemplate"))
+    run = run_bootstrap(script, tmp_path, agent_archive)
+    assert run.result.returncode == 0, run.result.stdout + run.result.stderr
+    # the ECS agent starts a job from the cached image (read when the agent starts)
+    config = (run.root / "etc/ecs/ecs.config").read_text().splitlines()
+    assert config.count("ECS_IMAGE_PULL_BEHAVIOR=prefer-cached") == 1
+    # the pull runs once Docker does, at boot and every 10 minutes after (a warm instance
+    # picks up a new release); the user data itself pulls nothing
+    service = (run.root / "etc/systemd/system/dcvfleet-prepull.service").read_text()
+    timer = (run.root / "etc/systemd/system/dcvfleet-prepull.timer").read_text()
+    assert "After=network-online.target docker.service" in service
+    assert "OnUnitActiveSec=10min" in timer
+    assert ["enable", "dcvfleet-prepull.timer"] in run.argvs("systemctl")
+    assert run.argvs("docker") == []
+    (exec_start,) = re.findall(r"^ExecStart=(.+)$", service, re.M)
+    program, parameter, region = exec_start.split()
+    assert (parameter, region) == (VALUES["ReleaseParameter"], VALUES["AWS::Region"])
+    shellcheck(Path(program))
+
+    def prepull() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", program, parameter, region],
+            check=False,
+            env=run.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+    first = prepull()
+    assert first.returncode == 0, first.stdout + first.stderr
+    calls = [json.loads(line) for line in Path(run.env["STANDIN_LOG"]).read_text().splitlines()]
+    asked = [c["argv"] for c in calls if c["name"] in ("aws", "docker")]
+    registry = RELEASE_IMAGE.split("/", maxsplit=1)[0]
+    assert asked[:2] == [
+        [
+            "ssm",
+            "get-parameter",
+            "--region",
+            region,
+            "--name",
+            parameter,
+            "--query",
+            "Parameter.Value",
+            "--output",
+            "text",
+        ],
+        ["image", "inspect", RELEASE_IMAGE],
+    ]
+    # (the two ends of a pipe: either may start first)
+    assert sorted(asked[2:4]) == sorted(
+        [
+            ["ecr", "get-login-password", "--region", "eu-west-1"],
+            ["login", "--username", "AWS", "--password-stdin", registry],
+        ]
+    )
+    assert asked[4:] == [["pull", RELEASE_IMAGE]]
+    # cached: the next run pulls nothing
+    again = prepull()
+    assert again.returncode == 0, again.stderr
+    assert f"{RELEASE_IMAGE} is cached" in again.stdout
+    calls = [json.loads(line) for line in Path(run.env["STANDIN_LOG"]).read_text().splitlines()]
+    assert [c["argv"][0] for c in calls if c["name"] == "docker"].count("pull") == 1

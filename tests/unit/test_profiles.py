@@ -363,7 +363,9 @@ def test_a_bad_pool_plan_is_refused_naming_the_field(pool: dict[str, Any], messa
     assert caught.value.message.startswith(f"linux-workstation.{message}"), caught.value.message
 
 
-def test_every_ec2_profile_may_carry_a_pool_and_a_batch_profile_may_not_yet() -> None:
+def test_every_ec2_profile_may_carry_a_pool_and_a_batch_profile_only_running_warm_instances() -> (
+    None
+):
     # through the API: an EC2 profile of any id and OS
     fleet = Profiles(profiles.default_definitions(FLEET), InMemoryProfileRecords())
     put = fleet.put("cad", profiles.parse_spec(spec(pool=OFFICE_POOL)), FLEET, "boss")
@@ -379,13 +381,16 @@ def test_every_ec2_profile_may_carry_a_pool_and_a_batch_profile_may_not_yet() ->
     }
     with pytest.raises(
         ConfigurationError,
-        match=r"^DesktopProfiles\[0\] \(quick\)\.pool: profile 'quick' is a batch profile, "
-        r"and only EC2 profiles keep a warm pool of hosts; remove pool from this profile$",
+        match=r"^DesktopProfiles\[0\] \(quick\)\.pool\.state: a batch profile's warm instances",
     ):
         profiles.parse_definitions(json.dumps([batch]))
     body = {k: v for k, v in batch.items() if k != "id"}
-    with pytest.raises(InvalidRequestError, match=r"^pool: profile 'quick' is a batch profile"):
+    with pytest.raises(InvalidRequestError, match=r"^pool\.state: a batch profile's warm"):
         fleet.put("quick", profiles.parse_spec(body), FLEET, "boss")
+    # a batch profile's pool of running windows is its warm instances (dcvfleet.batch_warm)
+    running = {**OFFICE_POOL, "state": "running", "schedule": []}
+    warm = fleet.put("quick", profiles.parse_spec({**body, "pool": running}), FLEET, "boss")
+    assert warm.pool is not None
 
 
 def test_a_pool_plan_is_kept_in_the_admins_table_as_put() -> None:

@@ -10,7 +10,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from dcvfleet import pool, quotas
+from dcvfleet import batch_warm, pool, quotas
 from dcvfleet.adapters import POOL_TAG, SESSION_TAG, Ec2Hosts
 from dcvfleet.aws import client
 from dcvfleet.config import PoolSettings
@@ -162,4 +162,30 @@ def refill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if complete:
         served += drained(settings, served, store, hosts)
     out = pool.refill_all(store, hosts, served, run_id=run_id, now=now_iso())
-    return {**out, "failed": failed + out["failed"]}
+    result = {**out, "failed": failed + out["failed"]}
+    warm = batch_warm.WarmSettings.from_env(os.environ)
+    if warm is not None:
+        result["batch"] = batch_warm.refill(
+            batch_warm.ComputeEnvironments(client("batch"), warm.job_queue),
+            warm,
+            batch_demand(settings),
+            now=now_iso(),
+        )
+    return result
+
+
+def batch_demand(settings: PoolSettings) -> batch_warm.Demand:
+    """The batch profiles that carry a ``pool``: the template's (DesktopProfiles), with the
+    admins' of the same id put over them, and their request history."""
+    records = ProfileRecords(client("dynamodb"), os.environ["PROFILES_TABLE"])
+    found = {d.id: (d, "template") for d in parse_definitions(template_profiles())}
+    found.update({d.id: (d, "admin") for d in records.list()})
+    sessions = DynamoSessionStore(client("dynamodb"), settings.common.table_name)
+    return batch_warm.Demand(
+        plans=[
+            batch_warm.WarmPlan(d.id, d.pool.plan(), d.instanceTypes[0], source)
+            for d, source in found.values()
+            if d.backend == "batch" and d.pool is not None
+        ],
+        history=sessions.requested_since,
+    )

@@ -1,4 +1,4 @@
-"""AWS Batch's gaps: BATCH_FROM_CLOUDFORMATION, BATCH_JOBS."""
+"""AWS Batch's gaps: BATCH_FROM_CLOUDFORMATION, BATCH_JOBS, BATCH_SCALING_UPDATES."""
 
 from __future__ import annotations
 
@@ -415,3 +415,60 @@ def test_workaround_batch_jobs(install: Installer) -> None:
     assert woken
     assert batch.describe_jobs(jobs=[started.job_id])["jobs"][0]["status"] == "RUNNING"
     assert not job_started(waiting, container_instance_arn=cluster, task_arn=task, log_stream="x")
+
+
+# -- BATCH_SCALING_UPDATES ---------------------------------------------------------------------
+def _environment(batch: Any) -> str:
+    return str(
+        batch.create_compute_environment(
+            computeEnvironmentName="desktops",
+            type="MANAGED",
+            computeResources=_environment_resources(_batch_network()),
+            serviceRole=aws_client("iam").create_role(
+                RoleName="batch", AssumeRolePolicyDocument="{}"
+            )["Role"]["Arn"],
+        )["computeEnvironmentArn"]
+    )
+
+
+def _scaling(batch: Any, arn: str) -> dict[str, Any]:
+    (found,) = batch.describe_compute_environments(computeEnvironments=[arn])["computeEnvironments"]
+    resources: dict[str, Any] = found["computeResources"]
+    return {k: resources.get(k) for k in ("minvCpus", "maxvCpus")}
+
+
+@mock_aws
+def test_gap_batch_scaling_updates() -> None:
+    """GAP BATCH_SCALING_UPDATES: UpdateComputeEnvironment ignores ``computeResources``:
+    ``minvCpus`` stays as created, and one above ``maxvCpus`` is not refused. When this fails,
+    moto has changed: drop ``batch_scaling_patches`` in local/emulator/batch.py (or the parts
+    moto now does)."""
+    batch = aws_client("batch")
+    arn = _environment(batch)
+    batch.update_compute_environment(computeEnvironment=arn, computeResources={"minvCpus": 4})
+    assert _scaling(batch, arn) == {"minvCpus": 0, "maxvCpus": 8}
+    batch.update_compute_environment(computeEnvironment=arn, computeResources={"minvCpus": 64})
+    assert _scaling(batch, arn) == {"minvCpus": 0, "maxvCpus": 8}
+
+
+@mock_aws
+def test_workaround_batch_scaling_updates(install: Installer) -> None:
+    """``batch_scaling_patches``: a scaling update sets ``minvCpus`` (by name or ARN) and wakes
+    the job simulator; a ``minvCpus`` above ``maxvCpus`` or below 0 is refused and changes
+    nothing."""
+    hooks = install("BATCH_SCALING_UPDATES")
+    woken: list[int] = []
+    hooks.on_jobs(lambda: woken.append(1))
+    batch = aws_client("batch")
+    arn = _environment(batch)
+    batch.update_compute_environment(computeEnvironment=arn, computeResources={"minvCpus": 4})
+    assert _scaling(batch, arn) == {"minvCpus": 4, "maxvCpus": 8}
+    assert woken
+    batch.update_compute_environment(
+        computeEnvironment="desktops", computeResources={"minvCpus": 0}
+    )
+    assert _scaling(batch, arn) == {"minvCpus": 0, "maxvCpus": 8}
+    for wrong in ({"minvCpus": 64}, {"minvCpus": -1}, {"maxvCpus": 4, "minvCpus": 8}):
+        with pytest.raises(ClientError, match="minvCpus"):
+            batch.update_compute_environment(computeEnvironment=arn, computeResources=wrong)
+    assert _scaling(batch, arn) == {"minvCpus": 0, "maxvCpus": 8}

@@ -346,3 +346,63 @@ def test_batch_controls_name_what_is_wrong(
     resp = batch.control("POST", path, body)
     assert resp.status_code == status
     assert resp.json()["message"].startswith(message)
+
+
+def _first_environment(stack: Stack) -> str:
+    """The compute environment the desktop queue tries first (the one kept warm)."""
+    (queue,) = stack.client("batch").describe_job_queues(
+        jobQueues=[stack.info["resources"]["DesktopJobQueue"]]
+    )["jobQueues"]
+    first = min(queue["computeEnvironmentOrder"], key=lambda o: o["order"])
+    return str(first["computeEnvironment"])
+
+
+def test_a_warm_instance_with_the_release_cached_starts_a_job_without_boot_or_pull(
+    batch: Stack,
+) -> None:
+    api = batch.client("batch")
+    environment = _first_environment(batch)
+    release = json.loads(
+        batch.client("ssm").get_parameter(Name=batch.info["resources"]["ReleaseParameter"])[
+            "Parameter"
+        ]["Value"]
+    )["image"]
+    jobs: list[str] = []
+    try:
+        # Given an environment kept at one instance (minvCpus, a scaling update), booted with
+        # the current release's image pulled (BatchLaunchTemplate's user data)
+        api.update_compute_environment(
+            computeEnvironment=environment, computeResources={"minvCpus": 1}
+        )
+        (warm,) = _wait(
+            lambda: batch.control("GET", "/batch/warm").json()["instances"],
+            "no instance was kept warm for minvCpus",
+        )
+        assert warm["images"] == [release]
+        # When launching an instance and pulling the image take 30 s each from now on
+        resp = batch.control("POST", "/boot-delay", {"seconds": 30, "pullSeconds": 30})
+        assert resp.json()["pullSeconds"] == 30
+        jobs.append(_submit(batch, *_session(batch)[:2]))
+        # Then a job runs on the warm instance at once: no boot, and its image is cached
+        started = _wait_job(batch, jobs[0], "RUNNING", timeout=10)
+        assert _instance_of(batch, started) == warm["instanceId"]
+        assert batch.control("GET", "/batch/warm").json()["instances"] == []
+        # And with the warm instance busy, the next job launches its own and waits for its boot
+        # and its image's pull
+        jobs.append(_submit(batch, *_session(batch)[:2]))
+        cold = _wait_job(batch, jobs[1], "STARTING")
+        assert _instance_of(batch, cold) != warm["instanceId"]
+        time.sleep(1.0)
+        assert _describe(batch, jobs[1])["status"] == "STARTING"
+    finally:
+        batch.control("POST", "/boot-delay", {"seconds": 0, "pullSeconds": 0})
+        api.update_compute_environment(
+            computeEnvironment=environment, computeResources={"minvCpus": 0}
+        )
+        for job_id in jobs:
+            api.terminate_job(jobId=job_id, reason="test over")
+    # minvCpus back at 0: the idle instances go
+    _wait(
+        lambda: batch.control("GET", "/batch/warm").json()["instances"] == [],
+        "an idle instance outlived minvCpus 0",
+    )

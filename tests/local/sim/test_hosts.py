@@ -355,6 +355,7 @@ CONTROL_ROUTES = [
     ("GET", "/mail"),
     ("GET", "/batch/capacity"),
     ("GET", "/jobs"),
+    ("GET", "/batch/warm"),
     *(("POST", f"/hosts/i-0123456789abcdef0/{change}") for change in HOST_CHANGES),
     ("POST", "/faults"),
     ("POST", "/agents"),
@@ -397,6 +398,17 @@ def test_the_boot_delay_is_set_through_control(control: ControlServer, sim: Host
     assert sim.boot_delay == 2.5
     answer = requests.post(url, json={"seconds": 3, "bakedSeconds": 1}, timeout=10)
     assert answer.json() == {"seconds": 3.0, "bakedSeconds": 1.0}
+
+
+def test_a_batch_image_pull_delay_is_refused_naming_the_field(control: ControlServer) -> None:
+    url = f"{control.url}/boot-delay"
+    for bad, field in (
+        ({"seconds": 1, "pullSeconds": -1}, "pullSeconds"),
+        ({"seconds": 1, "pullSeconds": "5"}, "pullSeconds"),
+        ({"seconds": 1, "prepull": "no"}, "prepull"),
+    ):
+        refused = requests.post(url, json=bad, timeout=10)
+        assert (refused.status_code, refused.json()["message"].split(":")[0]) == (400, field)
 
 
 def test_aws_figures_boot_a_baked_host_faster_than_a_bare_one() -> None:
