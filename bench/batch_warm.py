@@ -97,9 +97,12 @@ def _ended(user: Client, session_id: str) -> bool:
     return resp.status_code == 404 or resp.json()["status"] in ("TERMINATED", "FAILED")
 
 
-def measure(rounds: int, scale: float, poll: float) -> dict[str, list[float]]:
+def measure(
+    rounds: int, scale: float, poll: float, *, warm_up: bool = True
+) -> dict[str, list[float]]:
     """Request -> READY seconds of ``rounds`` batch desktops per case, on one local stack whose
-    Batch instance boot and image pull are AWS's figures times ``scale``."""
+    Batch instance boot and image pull are AWS's figures times ``scale`` (after a round that
+    warms the functions up, their imports, unless ``warm_up`` is False)."""
     quiet = {"SignalSampleSeconds": "600", "HeartbeatIntervalSeconds": "600"}
     state_dir = Path(tempfile.mkdtemp(prefix="dcvfleet-bench-batch-warm-"))
     stack = LocalStack(
@@ -116,7 +119,8 @@ def measure(rounds: int, scale: float, poll: float) -> dict[str, list[float]]:
         admin.sign_in(info.admin_user["username"], info.admin_user["password"])
         spec = next(p for p in admin.call("GET", "/profiles").json()["items"] if p["id"] == PROFILE)
         found: dict[str, list[float]] = {case: [] for case in CASES}
-        for n in range(rounds + 1):  # the first round warms the functions up (their imports)
+        first = 0 if warm_up else 1
+        for n in range(first, rounds + 1):  # round 0 warms the functions up (their imports)
             for case in CASES:
                 _keep_warm(stack, admin, spec, 0)
                 _wait(lambda: not jobs.warm_view(), "the idle instances to go")
@@ -191,10 +195,16 @@ def main(argv: list[str] | None = None) -> int:
         "--scale", type=float, default=0.1, help="local delays: AWS's figures times this"
     )
     parser.add_argument("--poll", type=float, default=0.1, help="seconds between status polls")
+    parser.add_argument(
+        "--warm-up",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a first, unmeasured round that warms the functions up (their imports)",
+    )
     args = parser.parse_args(argv)
     if args.rounds < 1 or not 0 < args.scale <= 1:
         parser.error("--rounds must be at least 1 and --scale in (0, 1]")
-    report(measure(args.rounds, args.scale, args.poll), args.scale)
+    report(measure(args.rounds, args.scale, args.poll, warm_up=args.warm_up), args.scale)
     return 0
 
 
