@@ -20,21 +20,19 @@ from __future__ import annotations
 
 import datetime as dt
 import heapq
-import json
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import local  # noqa: F401  (first: it puts functions/, the dcvfleet package, on sys.path)
 from dcvfleet.pool import MAX_POOL_SIZE
 from dcvfleet.pool_targets import Forecast, PoolPlan, Target, Window, target
+from dcvfleet.prices import PriceTable, pinned
 from local.sim.hosts import BAKED_BOOT_SECONDS, BARE_BOOT_SECONDS
 
 PoolWait = Literal["running", "stopped"]
-PRICES_FILE = Path(__file__).with_name("prices.json")
 
 # --- Boot delays per path (seconds), with their sources -------------------------------------
 #: A cold launch that installs the GPU driver, DCV and a desktop at first boot: Research and
@@ -91,6 +89,8 @@ REFILL_MINUTES = 5.0
 VOLUME_GB = 100
 #: The instance type of the default Linux profile (LinuxInstanceType's default).
 INSTANCE_TYPE = "g5.xlarge"
+#: The region whose list prices the day is costed at.
+REGION = "us-east-1"
 #: The issue's targets for the scheduled and forecast pools.
 TARGET_P95_SECONDS = 30.0
 TARGET_EXTRA_SPEND = 0.15
@@ -109,16 +109,26 @@ class Prices:
         return VOLUME_GB * self.ebs_gb_month / self.hours_per_month
 
 
-def load_prices(instance_type: str = INSTANCE_TYPE, path: Path = PRICES_FILE) -> Prices:
-    data = json.loads(path.read_text())
-    if instance_type not in data["onDemandPerHour"]:
-        raise ValueError(f"{path.name} has no On-Demand price for {instance_type}")
+def load_prices(
+    instance_type: str = INSTANCE_TYPE, region: str = REGION, table: PriceTable | None = None
+) -> Prices:
+    """The product's pinned price table's figures (functions/dcvfleet/data/instance_types.json):
+    ValueError when it has no On-Demand Linux price for ``instance_type`` or no gp3 price in
+    ``region`` (a cost is never computed from a price it does not have)."""
+    table = table or pinned()
+    hour = table.on_demand_hour(instance_type, region, "Linux")
+    if hour is None:
+        raise ValueError(f"the price table has no On-Demand price for {instance_type} in {region}")
+    ebs = table.ebs_gp3_gb_month(region)
+    if ebs is None:
+        raise ValueError(f"the price table has no gp3 price in {region}")
+    pages = table.source.get("pages", {})
     return Prices(
-        instance_hour=float(data["onDemandPerHour"][instance_type]),
-        ebs_gb_month=float(data["ebsGp3PerGbMonth"]),
-        hours_per_month=float(data["hoursPerMonth"]),
-        taken=str(data["taken"]),
-        sources=dict(data["sources"]),
+        instance_hour=hour,
+        ebs_gb_month=ebs,
+        hours_per_month=table.hours_per_month,
+        taken=table.taken_at,
+        sources={k: str(pages[k]) for k in ("onDemandPerHour", "ebsGp3PerGbMonth") if k in pages},
     )
 
 
