@@ -257,6 +257,28 @@ class PoolHostView(BaseModel):
         " WARMING: launched, its agent not yet ready"
     )
     since: str = Field(description="when it entered that state (ISO 8601, UTC)")
+    runningSeconds: float = Field(
+        description="seconds it has waited running so far (WARMING, READY or STOPPING)"
+    )
+    stoppedSeconds: float = Field(description="seconds it has waited stopped so far")
+    costUsd: float | None = Field(
+        description="what it has cost so far at list prices (its instance while running, its"
+        " root volume always); null: a price it needs is not in the price table"
+    )
+
+
+class PoolCostView(BaseModel):
+    """What the pool's hosts are costed at, and their cost so far together."""
+
+    totalUsd: float | None = Field(
+        description="the hosts' cost so far together; null when any host's is unknown"
+    )
+    instanceType: str
+    region: str
+    volumeGiB: int = Field(description="each host's root volume (RootVolumeSizeGiB)")
+    onDemandPerHour: float | None = Field(description="null: not in the price table")
+    volumePerHour: float | None = Field(description="null: not in the price table")
+    pricesTakenAt: str = Field(description="when the price table was taken")
 
 
 class PoolTargetView(BaseModel):
@@ -270,6 +292,7 @@ class PoolTargetView(BaseModel):
 class PoolList(BaseModel):
     items: list[PoolHostView]
     target: PoolTargetView | None = absent("the last refill's target; none before the first")
+    cost: PoolCostView
 
 
 class HostImageVersion(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import functools
 import json
 import os
@@ -748,13 +749,43 @@ def admin_terminate(id: str) -> Response[Accepted]:
 @app.get("/admin/pool", summary="The warm pool's hosts", responses=_ADMIN)
 def admin_pool() -> PoolList:
     _admin()
-    from dcvfleet import pool  # only this route reads the pool
+    from dcvfleet import pool, pool_cost, prices  # only this route reads the pool and prices
 
-    store = pool.DynamoPoolStore(client("dynamodb"), os.environ.get("POOL_TABLE", ""))
-    hosts = store.hosts(DEFAULT_POOL_PROFILE)
-    items = [h.view() for h in hosts if h.state in pool.IN_POOL]
+    dynamodb = client("dynamodb")
+    store = pool.DynamoPoolStore(dynamodb, os.environ.get("POOL_TABLE", ""))
+    hosts = [h for h in store.hosts(DEFAULT_POOL_PROFILE) if h.state in pool.IN_POOL]
     target = store.last_target(DEFAULT_POOL_PROFILE)
-    return PoolList.model_validate({"items": items, "target": target})
+    # the default profile's pool: LinuxInstanceType hosts with RootVolumeSizeGiB volumes
+    rates = pool_cost.Rates.of(
+        prices.pinned(),
+        os.environ.get("LINUX_INSTANCE_TYPE", ""),
+        dynamodb.meta.region_name,
+        int(os.environ.get("ROOT_VOLUME_GIB") or 0),
+    )
+    if rates.volume_gib <= 0:  # not configured: the volume's price is unknown
+        rates = dataclasses.replace(rates, volume_hour=None)
+    now = now_iso()
+    costs = [pool_cost.host_cost(h, now, rates) for h in hosts]
+    items = [
+        {
+            **h.view(),
+            "runningSeconds": round(c.running_seconds, 3),
+            "stoppedSeconds": round(c.stopped_seconds, 3),
+            "costUsd": None if c.usd is None else round(c.usd, 6),
+        }
+        for h, c in zip(hosts, costs, strict=True)
+    ]
+    together = pool_cost.total(costs)
+    cost = {
+        "totalUsd": None if together is None else round(together, 6),
+        "instanceType": rates.instance_type,
+        "region": rates.region,
+        "volumeGiB": rates.volume_gib,
+        "onDemandPerHour": rates.instance_hour,
+        "volumePerHour": rates.volume_hour,
+        "pricesTakenAt": rates.taken_at,
+    }
+    return PoolList.model_validate({"items": items, "target": target, "cost": cost})
 
 
 def _host_images() -> HostImages:

@@ -427,16 +427,31 @@ const POOL_STATES = {
   WARMING: "Starting",
 };
 
+/** A list-price amount in dollars; a price the table does not have is unknown, never $0. */
+const usd = (amount) =>
+  amount === null || amount === undefined ? "price unknown" : `$${amount.toFixed(2)}`;
+
+/** What the pool's hosts have cost so far together, and at which prices. */
+function poolCostNote(cost) {
+  if (!cost) return "";
+  const rate =
+    cost.onDemandPerHour === null || cost.onDemandPerHour === undefined
+      ? `no list price for ${cost.instanceType} in ${cost.region}`
+      : `${cost.instanceType} at $${cost.onDemandPerHour}/h in ${cost.region}`;
+  return `Cost so far, together: ${usd(cost.totalUsd)} (${rate}, list prices taken ${cost.pricesTakenAt}).`;
+}
+
 /** GET /admin/pool: the default Linux profile's warm pool, and what its last refill aimed at. */
 function poolListing({ api }) {
   const target = h("p", { class: "hint", "data-testid": "admin-pool-target" });
+  const total = h("p", { class: "hint", "data-testid": "admin-pool-cost" });
   return pagedListing({
     title: "Warm pool",
     testid: "admin-pool",
     caption: "Hosts launched ahead of any request, waiting for one",
-    columns: ["Instance", "Profile", "State", "Since"],
+    columns: ["Instance", "Profile", "State", "Since", "Cost so far"],
     filters: null,
-    before: target,
+    before: h("div", {}, target, total),
     noun: { one: "pool host", many: "pool hosts" },
     renderRow: (host) =>
       h(
@@ -446,6 +461,7 @@ function poolListing({ api }) {
         cell("Profile", mono(host.profile)),
         cell("State", POOL_STATES[host.state] ?? host.state),
         cell("Since", h("time", { datetime: host.since }, formatDateTime(host.since))),
+        cell("Cost so far", usd(host.costUsd)),
       ),
     load: async () => {
       const page = await api.get("/admin/pool");
@@ -455,6 +471,7 @@ function poolListing({ api }) {
             aim.state === "stopped" ? "waiting stopped" : "running"
           } now (${aim.reason}).`
         : "The pool has not been refilled yet.";
+      total.textContent = poolCostNote(page.cost);
       return { items: page.items, nextToken: null };
     },
   });
