@@ -119,7 +119,8 @@ def report_day(results: list[DayResult], days: int, measured: bool) -> None:
     print(f"     + the control plane's own time on each path: {source}")
     print(
         f"   prices: {INSTANCE_TYPE} ${prices.instance_hour:.4f}/h On-Demand, gp3 ${prices.ebs_gb_month:.3f}/GB-month"
-        f" (us-east-1 list prices taken {prices.taken}, bench/prices.json)"
+        f" (us-east-1 list prices taken {prices.taken},"
+        " functions/dcvfleet/data/instance_types.json)"
     )
     print()
     header = (

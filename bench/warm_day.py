@@ -13,28 +13,31 @@ own boot (a launch from the baked image); a host that waits stopped is stopped o
 started by the claim, or by a refill whose target wants running hosts again; claims are first come, first served, a READY host before a STOPPED one,
 oldest first; a host that served a user never returns to the pool. A miss launches the user's
 own host from the baked image. The targets of the scheduled and forecast policies are the
-product's own: ``dcvfleet.pool_targets.target`` with a ``PoolPlan``.
+product's own: ``dcvfleet.pool_targets.target`` with a ``PoolPlan``, read as the refill reads it
+(``dcvfleet.pool.wanted``: now and ``PLAN_LEAD`` ahead, the larger); the forecast's plan is the
+one ``PUT /admin/profiles`` makes of a profile's ``pool`` (``dcvfleet.profiles.PoolSpec``).
 """
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import heapq
-import json
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import local  # noqa: F401  (first: it puts functions/, the dcvfleet package, on sys.path)
-from dcvfleet.pool import MAX_POOL_SIZE
-from dcvfleet.pool_targets import Forecast, PoolPlan, Target, Window, target
+from dcvfleet.pool import MAX_POOL_SIZE, PLAN_LEAD
+from dcvfleet.pool_targets import PoolPlan, Target, Window, target
+from dcvfleet.prices import PriceTable, pinned
+from dcvfleet.profiles import PoolSpec
 from local.sim.hosts import BAKED_BOOT_SECONDS, BARE_BOOT_SECONDS
 
 PoolWait = Literal["running", "stopped"]
-PRICES_FILE = Path(__file__).with_name("prices.json")
+WEEK = dt.timedelta(weeks=1)
 
 # --- Boot delays per path (seconds), with their sources -------------------------------------
 #: A cold launch that installs the GPU driver, DCV and a desktop at first boot: Research and
@@ -91,6 +94,8 @@ REFILL_MINUTES = 5.0
 VOLUME_GB = 100
 #: The instance type of the default Linux profile (LinuxInstanceType's default).
 INSTANCE_TYPE = "g5.xlarge"
+#: The region whose list prices the day is costed at.
+REGION = "us-east-1"
 #: The issue's targets for the scheduled and forecast pools.
 TARGET_P95_SECONDS = 30.0
 TARGET_EXTRA_SPEND = 0.15
@@ -109,16 +114,26 @@ class Prices:
         return VOLUME_GB * self.ebs_gb_month / self.hours_per_month
 
 
-def load_prices(instance_type: str = INSTANCE_TYPE, path: Path = PRICES_FILE) -> Prices:
-    data = json.loads(path.read_text())
-    if instance_type not in data["onDemandPerHour"]:
-        raise ValueError(f"{path.name} has no On-Demand price for {instance_type}")
+def load_prices(
+    instance_type: str = INSTANCE_TYPE, region: str = REGION, table: PriceTable | None = None
+) -> Prices:
+    """The product's pinned price table's figures (functions/dcvfleet/data/instance_types.json):
+    ValueError when it has no On-Demand Linux price for ``instance_type`` or no gp3 price in
+    ``region`` (a cost is never computed from a price it does not have)."""
+    table = table or pinned()
+    hour = table.on_demand_hour(instance_type, region, "Linux")
+    if hour is None:
+        raise ValueError(f"the price table has no On-Demand price for {instance_type} in {region}")
+    ebs = table.ebs_gp3_gb_month(region)
+    if ebs is None:
+        raise ValueError(f"the price table has no gp3 price in {region}")
+    pages = table.source.get("pages", {})
     return Prices(
-        instance_hour=float(data["onDemandPerHour"][instance_type]),
-        ebs_gb_month=float(data["ebsGp3PerGbMonth"]),
-        hours_per_month=float(data["hoursPerMonth"]),
-        taken=str(data["taken"]),
-        sources=dict(data["sources"]),
+        instance_hour=hour,
+        ebs_gb_month=ebs,
+        hours_per_month=table.hours_per_month,
+        taken=table.taken_at,
+        sources={k: str(pages[k]) for k in ("onDemandPerHour", "ebsGp3PerGbMonth") if k in pages},
     )
 
 
@@ -156,6 +171,36 @@ class Policy:
     description: str
 
 
+def refill_reads(
+    plan: PoolPlan, history: Sequence[dt.datetime] = ()
+) -> Callable[[dt.datetime], Target]:
+    """The target as the product's refill reads ``plan`` (dcvfleet.pool.wanted): now and
+    PLAN_LEAD ahead, the larger, and of two as large, the one that keeps hosts running."""
+
+    ordered = sorted(history)
+    weeks = plan.forecast.weeks if plan.forecast else 0
+    margin = dt.timedelta(hours=2)  # whole hours either side, and a change of time
+
+    def near(at: dt.datetime) -> list[dt.datetime]:
+        """The past requests the target can read at ``at`` and PLAN_LEAD after: those of the
+        same hours of each past week (only to keep a simulated day fast; the same target)."""
+        found: list[dt.datetime] = []
+        for k in range(1, weeks + 1):
+            start, end = at - WEEK * k - margin, at + PLAN_LEAD - WEEK * k + margin
+            found += ordered[bisect.bisect_left(ordered, start) : bisect.bisect_left(ordered, end)]
+        return found
+
+    def read(at: dt.datetime) -> Target:
+        past = near(at)
+        current = target(plan, at, history=past)
+        ahead = target(plan, at + PLAN_LEAD, history=past)
+        if (ahead.size, ahead.state == "running") > (current.size, current.state == "running"):
+            return ahead
+        return current
+
+    return read
+
+
 def no_pool() -> Policy:
     return Policy("(a) no pool", None, "every request launches from the baked image")
 
@@ -164,7 +209,7 @@ def static_pool(size: int = MAX_POOL_SIZE) -> Policy:
     plan = PoolPlan(size=size, state="running")
     return Policy(
         "(b) static pool",
-        lambda at: target(plan, at),
+        refill_reads(plan),
         f"{plan.size} running all day (the peak, capped at the pool's maximum {MAX_POOL_SIZE})",
     )
 
@@ -192,22 +237,31 @@ def scheduled_pool(class_window_size: int = CLASS_WINDOW_SIZE) -> Policy:
     )
     return Policy(
         "(c) scheduled pool",
-        lambda at: target(plan, at),
+        refill_reads(plan),
         f"weekdays 08:00-19:00: 1 running; 12:45-13:05: {class_window_size} running;"
         " otherwise 1 stopped",
     )
 
 
+#: The forecast pool's plan as an admin writes it in the profile's ``pool``: the median of the
+#: past 4 weeks' requests in each 5 minutes of the week (the RefillPool rule's rate), one host
+#: running through an hour whose median is a request or more, and one host waiting stopped
+#: through an hour with a request in some past week.
+FORECAST_POOL = {
+    "size": 0,
+    "state": "running",
+    "forecast": {"quantile": 0.5, "weeks": 4, "intervalMinutes": 5, "quietHours": "stopped"},
+}
+
+
 def forecast_pool(past: Sequence[dt.datetime]) -> Policy:
-    plan = PoolPlan(
-        size=0,
-        state="running",
-        forecast=Forecast(quantile=0.5, weeks=4, lead=dt.timedelta(minutes=5), state="running"),
-    )
+    plan = PoolSpec.model_validate(FORECAST_POOL).plan()
     return Policy(
         "(d) forecast pool",
-        lambda at: target(plan, at, history=past),
-        "forecast: the median of 4 past weeks' requests in the hour, wanted 5 min ahead",
+        refill_reads(plan, past),
+        "forecast: the median of 4 past weeks' requests in each 5 minutes; one host running"
+        " through an hour whose median is a request or more, one stopped through an hour with a"
+        " request in some week",
     )
 
 

@@ -251,6 +251,30 @@ class PoolHostView(BaseModel):
         " WARMING: launched, its agent not yet ready"
     )
     since: str = Field(description="when it entered that state (ISO 8601, UTC)")
+    instanceType: str = Field(description="what it was launched as (empty: not recorded)")
+    onDemandPerHour: float | None = Field(
+        description="its type's On-Demand list price for its OS; null: not in the price table"
+    )
+    runningSeconds: float = Field(
+        description="seconds it has waited running so far (WARMING, READY or STOPPING)"
+    )
+    stoppedSeconds: float = Field(description="seconds it has waited stopped so far")
+    costUsd: float | None = Field(
+        description="what it has cost so far at list prices (its instance while running, its"
+        " root volume always); null: a price it needs is not in the price table"
+    )
+
+
+class PoolCostView(BaseModel):
+    """What the pools' hosts are costed at, and their cost so far together."""
+
+    totalUsd: float | None = Field(
+        description="the hosts' cost so far together; null when any host's is unknown"
+    )
+    region: str
+    volumeGiB: int = Field(description="each host's root volume (RootVolumeSizeGiB)")
+    volumePerHour: float | None = Field(description="null: not in the price table")
+    pricesTakenAt: str = Field(description="when the price table was taken")
 
 
 class PoolTargetView(BaseModel):
@@ -270,6 +294,7 @@ class PoolList(BaseModel):
         default_factory=dict,
         description="each pool's last target, by profile id (a pool being drained: size 0)",
     )
+    cost: PoolCostView
 
 
 class HostImageVersion(BaseModel):

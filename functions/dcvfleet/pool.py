@@ -12,6 +12,11 @@ to the pool). In a pool that waits stopped (WarmPoolState ``stopped``), a READY 
 made (its agent tagged it POOL_READY_TAG) moves on READY → STOPPING (being stopped: out of reach
 of claims) → STOPPED (stopped to wait: claimable, the claim starts it).
 
+Each move adds the seconds the host spent in the state it leaves to that state's total on the
+record (``warmingSeconds``, ``readySeconds``, ``stoppingSeconds``, ``stoppedSeconds``), in the
+same conditional write, which also requires the record's ``since`` to be the one those seconds
+were counted from: the admin view prices them (dcvfleet/pool_cost.py).
+
 A claim is one conditional write on one record, READY or STOPPED → CLAIMED with the session's id,
 so two requests never get the same host: DynamoDB applies a write only if its condition holds at
 that moment, and fails it with ConditionalCheckFailedException otherwise
@@ -81,6 +86,11 @@ CLAIMABLE = frozenset({PoolState.READY, PoolState.STOPPED})
 IN_POOL = frozenset({PoolState.WARMING, PoolState.READY, PoolState.STOPPING, PoolState.STOPPED})
 
 
+def seconds_attribute(state: PoolState) -> str:
+    """The record's attribute that totals the seconds spent in ``state`` (``readySeconds``)."""
+    return f"{state.value.lower()}Seconds"
+
+
 @dataclass(frozen=True)
 class PoolHost:
     profile: str
@@ -94,6 +104,8 @@ class PoolHost:
     instance_type: str = ""
     os: str = ""
     hibernation: bool = False
+    #: Seconds spent in each state left so far (the current state's run since ``since``).
+    accrued: dict[PoolState, float] = field(default_factory=dict, compare=False)
 
     def fits(self, *, instance_type: str, os: str, hibernate: bool) -> bool:
         """Whether a request that would launch ``instance_type`` on ``os`` (with hibernation
@@ -136,9 +148,11 @@ class PoolStore(abc.ABC):
         """Drop ``profile``'s last target (its pool is gone, and so are its hosts)."""
 
     def mark(self, host: PoolHost, state: PoolState, at: str) -> bool:
-        """Move ``host`` to ``state`` if its record is still in ``host.state``; False if not
-        (someone else moved it first), and nothing written. Only a claim makes a host CLAIMED,
-        and nothing moves it back: a host that served a user never returns to the pool."""
+        """Move ``host`` to ``state`` if its record is still in ``host.state`` since
+        ``host.since``; False if not (someone else moved it first), and nothing written. The
+        seconds from ``host.since`` to ``at`` are added to the state it leaves. Only a claim
+        makes a host CLAIMED, and nothing moves it back: a host that served a user never
+        returns to the pool."""
         if PoolState.CLAIMED in (host.state, state):
             return False
         return self._mark(host, state, at)
@@ -146,7 +160,8 @@ class PoolStore(abc.ABC):
     @abc.abstractmethod
     def _mark(self, host: PoolHost, state: PoolState, at: str) -> bool:
         """One conditional write: ``host`` → ``state`` if its record is still in
-        ``host.state``."""
+        ``host.state`` since ``host.since``, adding ``_stay(host, at)`` seconds to
+        ``host.state``'s total."""
 
     @abc.abstractmethod
     def _claim_one(self, host: PoolHost, session_id: str, at: str) -> bool:
@@ -204,6 +219,8 @@ class DynamoPoolStore(PoolStore):
             "instanceType": {"S": host.instance_type},
             "os": {"S": host.os},
             "hibernation": {"BOOL": host.hibernation},
+            # every state's total from the start: a move then only changes attributes
+            **{seconds_attribute(s): {"N": _number(host.accrued.get(s, 0.0))} for s in IN_POOL},
         }
         try:
             self._db.put_item(
@@ -243,6 +260,11 @@ class DynamoPoolStore(PoolStore):
             instance_type=item.get("instanceType", {}).get("S", ""),
             os=item.get("os", {}).get("S", ""),
             hibernation=bool(item.get("hibernation", {}).get("BOOL", False)),
+            accrued={
+                s: float(item[seconds_attribute(s)]["N"])
+                for s in IN_POOL
+                if seconds_attribute(s) in item
+            },
         )
 
     @staticmethod
@@ -274,19 +296,31 @@ class DynamoPoolStore(PoolStore):
         self._db.delete_item(TableName=self._table, Key=self._key(TARGETS_PARTITION, profile))
 
     def _conditional_update(
-        self, host: PoolHost, condition: str, sets: dict[str, str], values: dict[str, str]
+        self,
+        host: PoolHost,
+        condition: str,
+        sets: dict[str, str],
+        values: dict[str, str],
+        adds: dict[str, float] | None = None,
     ) -> bool:
-        names = {f"#{k}": k for k in sets} | {"#state": "state"}
+        adds = adds or {}
+        names = {f"#{k}": k for k in [*sets, *adds]} | {"#state": "state"}
+        expression = "SET " + ", ".join(f"#{k} = :{k}" for k in sets)
+        if adds:
+            # ADD on a number attribute that does not exist yet starts it from 0
+            # (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.UpdateExpressions.html#Expressions.UpdateExpressions.ADD)
+            expression += " ADD " + ", ".join(f"#{k} :{k}" for k in adds)
         try:
             self._db.update_item(
                 TableName=self._table,
                 Key=self._key(host.profile, host.instance_id),
-                UpdateExpression="SET " + ", ".join(f"#{k} = :{k}" for k in sets),
+                UpdateExpression=expression,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues={
                     **{f":{k}": {"S": v} for k, v in sets.items()},
                     **{k: {"S": v} for k, v in values.items()},
+                    **{f":{k}": {"N": _number(v)} for k, v in adds.items()},
                 },
             )
         except ClientError as exc:
@@ -298,9 +332,10 @@ class DynamoPoolStore(PoolStore):
     def _mark(self, host: PoolHost, state: PoolState, at: str) -> bool:
         return self._conditional_update(
             host,
-            "#state = :was",
+            "#state = :was AND #since = :wassince",
             {"state": state.value, "since": at},
-            {":was": host.state.value},
+            {":was": host.state.value, ":wassince": host.since},
+            {seconds_attribute(host.state): _stay(host, at)},
         )
 
     def _claim_one(self, host: PoolHost, session_id: str, at: str) -> bool:
@@ -386,9 +421,13 @@ class InMemoryPoolStore(PoolStore):
     def _mark(self, host: PoolHost, state: PoolState, at: str) -> bool:
         with self._lock:
             stored = self._hosts.get((host.profile, host.instance_id))
-            if stored is None or stored.state != host.state:
+            if stored is None or (stored.state, stored.since) != (host.state, host.since):
                 return False
-            self._hosts[(host.profile, host.instance_id)] = replace(stored, state=state, since=at)
+            accrued = dict(stored.accrued)
+            accrued[host.state] = accrued.get(host.state, 0.0) + _stay(host, at)
+            self._hosts[(host.profile, host.instance_id)] = replace(
+                stored, state=state, since=at, accrued=accrued
+            )
             return True
 
     def _claim_one(self, host: PoolHost, session_id: str, at: str) -> bool:
@@ -423,6 +462,16 @@ class InMemoryPoolStore(PoolStore):
 
 def _parse(at: str) -> datetime:
     return datetime.fromisoformat(at.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _stay(host: PoolHost, at: str) -> float:
+    """Seconds from ``host.since`` to ``at`` (0 if ``at`` is earlier: clocks of two writers)."""
+    return max(0.0, (_parse(at) - _parse(host.since)).total_seconds())
+
+
+def _number(value: float) -> str:
+    """A DynamoDB number: milliseconds are enough for seconds spent in a state."""
+    return f"{value:.3f}"
 
 
 #: How long before a moment the pool is sized for it. The refill runs every 5 minutes

@@ -12,6 +12,15 @@ go forward, a time that does not exist (02:30 in Europe/Paris) is passed at once
 02:30 has started at 03:00. On the day they go back, the repeated hour is inside a window twice.
 A forecast counts requests by their wall-clock hour too, so an hour-of-week keeps its meaning
 across a change of time (the repeated hour counts the requests of both).
+
+What a forecast counts decides what the pool costs. A pool is refilled after each claim, so it
+needs as many hosts at once as requests come while a taken host is replaced, not as many as the
+whole hour brings: sized to an hour's count, a class of 30 arriving over ten minutes keeps 20
+hosts idle for the rest of that hour and the one before. A forecast may therefore count per
+``interval`` of the week (5 minutes: the requests expected before the next scheduled refill),
+while each hour-of-week whose quantile is at least one request keeps at least one host, and an
+hour with requests in some past week but a quantile of none may keep one host waiting in a
+cheaper state (``quiet``: stopped, paying only its volume).
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: The most past weeks a forecast reads (a year).
 MAX_FORECAST_WEEKS = 52
 HOUR = timedelta(hours=1)
+MINUTE = timedelta(minutes=1)
 WEEK = timedelta(weeks=1)
 
 
@@ -121,6 +131,13 @@ class Forecast:
     weeks: int = 4  # how many past weeks of the same hour-of-week it reads
     lead: timedelta = timedelta(minutes=10)  # hosts are wanted this long before the hour
     state: PoolWait = "running"
+    #: The span requests are counted over (a whole number of minutes dividing an hour): the
+    #: pool holds the quantile of the requests of that interval of the week in past weeks, and
+    #: at least one host through an hour whose own quantile is at least one request.
+    interval: timedelta = HOUR
+    #: The state of the one host kept through an hour with a request in some past week but a
+    #: quantile of none (None: no host then).
+    quiet: PoolWait | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.quantile, bool) or not 0 < self.quantile <= 1:
@@ -130,12 +147,24 @@ class Forecast:
         if not timedelta(0) <= self.lead < HOUR:
             raise ValueError(f"forecast.lead: {self.lead} is not from 0 to under an hour")
         _check_state(self.state, "forecast.state")
+        whole = timedelta(0) < self.interval <= HOUR and not self.interval % MINUTE
+        if not whole or HOUR % self.interval:
+            raise ValueError(
+                f"forecast.interval: {self.interval} is not a whole number of minutes dividing"
+                " an hour (1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30 or 60)"
+            )
+        if self.quiet is not None:
+            _check_state(self.quiet, "forecast.quiet")
 
     def label(self) -> str:
         """``p90 of 4 weeks``."""
         percent = Fraction(str(self.quantile)) * 100
         shown = f"{float(percent):g}" if percent.denominator != 1 else str(percent.numerator)
         return f"p{shown} of {self.weeks} week{'s' if self.weeks != 1 else ''}"
+
+    @property
+    def hourly(self) -> bool:
+        return self.interval == HOUR
 
 
 @dataclass(frozen=True)
@@ -192,13 +221,21 @@ def quantile(counts: Sequence[int], q: float) -> int:
     return math.ceil(value)
 
 
-def hour_counts(history: Sequence[datetime.datetime], tz: ZoneInfo) -> Counter[datetime.datetime]:
-    """Requests per wall-clock hour (naive, in ``tz``)."""
+def _slot(local: datetime.datetime, interval: timedelta) -> datetime.datetime:
+    """The start of the ``interval`` of the hour containing ``local``."""
+    minutes = int(interval.total_seconds() // 60)
+    return local.replace(minute=local.minute // minutes * minutes, second=0, microsecond=0)
+
+
+def hour_counts(
+    history: Sequence[datetime.datetime], tz: ZoneInfo, interval: timedelta = HOUR
+) -> Counter[datetime.datetime]:
+    """Requests per wall-clock hour (naive, in ``tz``), or per ``interval`` of each hour."""
     found: Counter[datetime.datetime] = Counter()
     for at in history:
         if at.tzinfo is None:
             raise ValueError(f"history: {at.isoformat()} has no time zone")
-        found[_hour(_local(at, tz))] += 1
+        found[_slot(_local(at, tz), interval)] += 1
     return found
 
 
@@ -209,6 +246,58 @@ def forecast_size(
     past ``weeks`` weeks (a week without a request counts 0)."""
     past = [counts.get(hour - WEEK * k, 0) for k in range(1, forecast.weeks + 1)]
     return quantile(past, forecast.quantile)
+
+
+def _forecast(
+    forecast: Forecast,
+    history: Sequence[datetime.datetime],
+    tz: ZoneInfo,
+    local: datetime.datetime,
+    ahead: datetime.datetime,
+) -> tuple[int, PoolWait, str] | None:
+    """The forecast's size, state and reason (without the zone) for the intervals containing
+    ``local`` and ``ahead`` (the larger); None when it keeps no host."""
+    seen = []
+    for at in history:
+        if at.tzinfo is None:
+            raise ValueError(f"history: {at.isoformat()} has no time zone")
+        seen.append(_local(at, tz))
+    hours = Counter(_hour(t) for t in seen)
+    slots = hours if forecast.hourly else Counter(_slot(t, forecast.interval) for t in seen)
+    label = forecast.label()
+    best: tuple[int, PoolWait, str] | None = None
+    for moment in dict.fromkeys([local, ahead]):
+        hour, slot = _hour(moment), _slot(moment, forecast.interval)
+        size = forecast_size(forecast, slot, slots)
+        name = slot.strftime("%a %H:%M" if not forecast.hourly else "%a %H:00")
+        found: tuple[int, PoolWait, str] | None = None
+        if size > 0:
+            per = "" if forecast.hourly else f" ({_minutes(forecast.interval)})"
+            found = (size, forecast.state, f"forecast: {label} for {name}{per}")
+        elif forecast_size(forecast, hour, hours) > 0:
+            found = (
+                1,
+                forecast.state,
+                f"forecast: {label} for {hour.strftime('%a %H:00')}: a request in the hour",
+            )
+        elif forecast.quiet is not None and any(
+            hours.get(hour - WEEK * k, 0) for k in range(1, forecast.weeks + 1)
+        ):
+            found = (
+                1,
+                forecast.quiet,
+                f"forecast: a request in {hour.strftime('%a %H:00')} in some of the past"
+                f" {forecast.weeks} weeks, one host waiting {forecast.quiet}",
+            )
+        if found is not None and (
+            best is None or (found[0], found[1] == "running") > (best[0], best[1] == "running")
+        ):
+            best = found
+    return best
+
+
+def _minutes(interval: timedelta) -> str:
+    return f"{int(interval.total_seconds() // 60)}-minute intervals"
 
 
 def target(
@@ -242,22 +331,10 @@ def target(
         size, state = plan.size, plan.state
         reason = f"base plan ({plan.timezone})" if plan.windows else "base plan"
     if plan.forecast is not None:
-        counts = hour_counts(history, tz)
-        now_hour = _hour(local)
-        ahead = _hour(_local(at + plan.forecast.lead, tz))
-        best = max(
-            (
-                (forecast_size(plan.forecast, h, counts), h)
-                for h in dict.fromkeys([now_hour, ahead])
-            ),
-            key=lambda found: found[0],
-        )
-        if best[0] > size:
-            size, state = best[0], plan.forecast.state
-            reason = (
-                f"forecast: {plan.forecast.label()} for {best[1].strftime('%a %H:00')} "
-                f"{plan.timezone}"
-            )
+        found = _forecast(plan.forecast, history, tz, local, _local(at + plan.forecast.lead, tz))
+        if found is not None and found[0] > size:
+            size, state = found[0], found[1]
+            reason = f"{found[2]} {plan.timezone}"
     if size > plan.maximum:
         size, reason = plan.maximum, f"{reason}; capped by the maximum ({plan.maximum})"
     if vcpu_room is not None and size > max(0, vcpu_room) // vcpus_per_host:

@@ -23,7 +23,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime, time, timedelta
 from typing import Annotated, Any, Literal
 
 from botocore.exceptions import ClientError
@@ -124,6 +124,17 @@ class PoolForecastSpec(BaseModel):
     weeks: Annotated[int, Field(ge=1, le=pool_targets.MAX_FORECAST_WEEKS)] = Field(
         4, description="how many past weeks it reads"
     )
+    intervalMinutes: Literal[1, 2, 3, 4, 5, 6, 10, 12, 15, 20, 30, 60] = Field(
+        60,
+        description="the span requests are counted over: the pool holds the quantile of the"
+        " requests of that interval of the week (5: the requests expected before the next"
+        " scheduled refill), and at least one host through an hour whose quantile is a request",
+    )
+    quietHours: PoolWait | None = Field(
+        None,
+        description="an hour with a request in some past week but a quantile of none keeps one"
+        " host waiting so (stopped: only its volume is paid); none by default",
+    )
 
 
 class PoolSpec(BaseModel):
@@ -175,7 +186,15 @@ class PoolSpec(BaseModel):
                 for w in self.schedule
             ),
             forecast=(
-                pool_targets.Forecast(quantile=self.forecast.quantile, weeks=self.forecast.weeks)
+                pool_targets.Forecast(
+                    quantile=self.forecast.quantile,
+                    weeks=self.forecast.weeks,
+                    # the refill already reads the plan 10 minutes ahead (pool.PLAN_LEAD): a
+                    # lead of the forecast's own would want its hosts 20 minutes early
+                    lead=timedelta(0),
+                    interval=timedelta(minutes=self.forecast.intervalMinutes),
+                    quiet=self.forecast.quietHours,
+                )
                 if self.forecast
                 else None
             ),

@@ -57,6 +57,15 @@ def test_the_refill_keeps_one_pool_host_that_admins_see_and_the_sweep_leaves_alo
     host = items[0]
     assert host["profile"] == "linux-workstation"
     assert host["state"] in ("WARMING", "READY")
+    # And what it has cost so far, at the pinned list prices of the stack's region for the
+    # template's LinuxInstanceType and RootVolumeSizeGiB
+    cost = admin.call("GET", "/admin/pool").json()["cost"]
+    assert (cost["instanceType"], cost["volumeGiB"]) == ("g5.xlarge", 100), cost
+    assert cost["region"] == "us-east-1", cost  # the local stack's, which the table prices
+    assert cost["onDemandPerHour"] == 1.006, cost
+    assert isinstance(host["costUsd"], float | int), host
+    assert host["costUsd"] >= 0
+    assert host["runningSeconds"] >= 0
     # And it is a fleet instance tagged as a pool host, with no session
     ec2 = pool.client("ec2")
     described = ec2.describe_instances(InstanceIds=[host["instanceId"]])

@@ -24,7 +24,7 @@ T1 = "2026-12-07T10:02:00.000Z"
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    for key, value in {**HANDLER_ENV, "POOL_TABLE": "pool"}.items():
+    for key, value in {**HANDLER_ENV, "POOL_TABLE": "pool", "ROOT_VOLUME_GIB": "100"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
@@ -65,7 +65,9 @@ def test_an_admin_sees_the_pools_hosts_and_their_states_and_nobody_else_does(
             "since": T0,
         }
     ]
-    assert sorted(body["items"], key=lambda i: i["state"]) == expected
+    contract = ("instanceId", "profile", "state", "since")
+    items = [{k: i[k] for k in contract} for i in body["items"]]
+    assert sorted(items, key=lambda i: i["state"]) == expected
     # And no target before the first refill recorded one
     assert "target" not in body
     # And a user who is not an administrator is refused
@@ -80,24 +82,13 @@ def test_an_admin_sees_the_last_refills_target_and_its_reason(api: ModuleType) -
         "linux-workstation", Target(5, "running", "weekdays 08:00-18:00 Europe/Paris"), T0
     )
     status, body = _get_pool(api, admin=True)
-    assert (status, body) == (
+    assert (status, body["items"], body["target"]) == (
         200,
-        {
-            "items": [],
-            "target": {
-                "size": 5,
-                "state": "running",
-                "reason": "weekdays 08:00-18:00 Europe/Paris",
-            },
-            "targets": {
-                "linux-workstation": {
-                    "size": 5,
-                    "state": "running",
-                    "reason": "weekdays 08:00-18:00 Europe/Paris",
-                }
-            },
-        },
+        [],
+        {"size": 5, "state": "running", "reason": "weekdays 08:00-18:00 Europe/Paris"},
     )
+    assert body["targets"] == {"linux-workstation": body["target"]}
+    assert body["cost"]["totalUsd"] == 0
 
 
 def test_an_admin_sees_every_profiles_pool_and_target(api: ModuleType) -> None:
@@ -133,3 +124,95 @@ def test_a_host_being_stopped_to_wait_is_listed_as_stopping(api: ModuleType) -> 
     status, body = _get_pool(api, admin=True)
     assert status == 200, body
     assert [i["state"] for i in body["items"]] == ["STOPPING"]
+
+
+def _host_through(store: DynamoPoolStore, instance_id: str, moves: list[tuple[str, str]]) -> None:
+    """Record ``instance_id`` WARMING at T0, then move it through ``moves`` (state, at)."""
+    host = PoolHost("linux-workstation", instance_id, PoolState.WARMING, T0)
+    store.add(host)
+    for state, at in moves:
+        assert store.mark(host, PoolState(state), at)
+        host = PoolHost("linux-workstation", instance_id, PoolState(state), at)
+
+
+def test_each_pool_host_shows_what_it_has_cost_so_far_and_the_pool_its_total(
+    api: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a host that warmed 2 min, waited READY 28 min, was stopped (1 min) and has waited
+    # stopped for an hour, and one READY since 10:02; it is 11:31
+    store = DynamoPoolStore(aws.client("dynamodb"), "pool")
+    stopped = [("READY", T1), ("STOPPING", "2026-12-07T10:30:00.000Z")]
+    stopped.append(("STOPPED", "2026-12-07T10:31:00.000Z"))
+    _host_through(store, "i-0000000000000000a", stopped)
+    _host_through(store, "i-0000000000000000b", [("READY", T1)])
+    monkeypatch.setattr(api, "now_iso", lambda: "2026-12-07T11:31:00.000Z")
+    # When an administrator asks
+    status, body = _get_pool(api, admin=True)
+    # Then each host's seconds per way of waiting, and its cost at the pinned list prices:
+    # g5.xlarge $1.006/h while running, and 100 GiB of gp3 at $0.08/GB-month (730 h) always
+    assert status == 200, body
+    volume_hour = 100 * 0.08 / 730
+    by_id = {i["instanceId"]: i for i in body["items"]}
+    a, b = by_id["i-0000000000000000a"], by_id["i-0000000000000000b"]
+    assert (a["runningSeconds"], a["stoppedSeconds"]) == (31 * 60, 3600)
+    assert a["costUsd"] == pytest.approx(1.006 * 31 / 60 + volume_hour * 91 / 60, abs=1e-6)
+    assert (b["runningSeconds"], b["stoppedSeconds"]) == (91 * 60, 0)
+    assert b["costUsd"] == pytest.approx((1.006 + volume_hour) * 91 / 60, abs=1e-6)
+    cost = body["cost"]
+    assert cost["totalUsd"] == pytest.approx(a["costUsd"] + b["costUsd"], abs=1e-5)
+    assert (cost["region"], cost["volumeGiB"]) == ("us-east-1", 100)
+    assert cost["volumePerHour"] == pytest.approx(volume_hour, abs=1e-6)
+    assert cost["pricesTakenAt"] == "2026-12-07"
+    # (hosts recorded without their type are the default profile's LinuxInstanceType)
+    assert {(i["instanceType"], i["onDemandPerHour"]) for i in body["items"]} == {
+        ("g5.xlarge", 1.006)
+    }
+
+
+def test_a_type_missing_from_the_price_table_shows_price_unknown_never_zero(
+    api: ModuleType, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a pool of a type the pinned price table has no price for
+    monkeypatch.setenv("LINUX_INSTANCE_TYPE", "g6e.xlarge")
+    store = DynamoPoolStore(aws.client("dynamodb"), "pool")
+    _host_through(store, "i-0000000000000000a", [("READY", T1)])
+    # When an administrator asks
+    status, body = _get_pool(api, admin=True)
+    # Then its cost, and the pool's, are unknown (null), not 0
+    assert status == 200, body
+    assert [i["costUsd"] for i in body["items"]] == [None]
+    assert body["items"][0]["runningSeconds"] > 0
+    assert body["cost"]["totalUsd"] is None
+    assert body["items"][0]["onDemandPerHour"] is None
+
+
+def test_each_pool_host_is_priced_as_its_own_type_and_os(api: ModuleType) -> None:
+    # Given a Linux g5.xlarge host and a Windows one of a profile's own pool (the pinned table
+    # has the Linux hour, not the Windows one)
+    store = DynamoPoolStore(aws.client("dynamodb"), "pool")
+    store.add(
+        PoolHost(
+            "linux-workstation",
+            "i-0000000000000000a",
+            PoolState.READY,
+            T1,
+            None,
+            "g5.xlarge",
+            "linux",
+        )
+    )
+    store.add(
+        PoolHost(
+            "windows-cad", "i-0000000000000000b", PoolState.READY, T1, None, "g5.xlarge", "windows"
+        )
+    )
+    # When an administrator asks
+    status, body = _get_pool(api, admin=True)
+    # Then the Linux host is priced, the Windows one says its price is unknown, never a Linux one
+    assert status == 200, body
+    by_id = {i["instanceId"]: i for i in body["items"]}
+    assert by_id["i-0000000000000000a"]["onDemandPerHour"] == 1.006
+    assert by_id["i-0000000000000000a"]["costUsd"] > 0
+    assert by_id["i-0000000000000000b"]["onDemandPerHour"] is None
+    assert by_id["i-0000000000000000b"]["costUsd"] is None
+    assert body["cost"]["totalUsd"] is None

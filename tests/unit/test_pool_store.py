@@ -214,3 +214,44 @@ def test_of_a_claim_and_the_refill_stopping_one_host_exactly_one_wins(store: Poo
         final = next(h for h in store.hosts(PROFILE) if h.instance_id == instance_id)
         expected = PoolState.CLAIMED if outcomes["claim"] else PoolState.STOPPING
         assert final.state is expected
+
+
+def test_each_move_adds_the_seconds_spent_in_the_state_it_leaves_to_the_record(
+    store: PoolStore,
+) -> None:
+    # Given a host WARMING since T0
+    store.add(warming("i-0000000000000000a"))
+    # When it is READY a minute later, STOPPING 10 minutes after that, then STOPPED, then
+    # taken back (WARMING) an hour later
+    moves = [
+        (PoolState.READY, T1),
+        (PoolState.STOPPING, "2026-12-07T10:11:00.000Z"),
+        (PoolState.STOPPED, "2026-12-07T10:11:30.000Z"),
+        (PoolState.WARMING, "2026-12-07T11:11:30.000Z"),
+    ]
+    for state, at in moves:
+        assert store.mark(store.hosts(PROFILE)[0], state, at)
+    # Then the record keeps each state's seconds
+    host = store.hosts(PROFILE)[0]
+    assert host.accrued == {
+        PoolState.WARMING: 60.0,
+        PoolState.READY: 600.0,
+        PoolState.STOPPING: 30.0,
+        PoolState.STOPPED: 3600.0,
+    }
+
+
+def test_a_move_counted_from_a_stale_since_is_refused_and_counts_nothing(
+    store: PoolStore,
+) -> None:
+    # Given a host READY since T1
+    store.add(warming("i-0000000000000000a"))
+    seen = store.hosts(PROFILE)[0]
+    assert store.mark(seen, PoolState.READY, T1)
+    # When a writer that read it WARMING at T0 moves it (its seconds would count from T0)
+    stale = PoolHost(PROFILE, "i-0000000000000000a", PoolState.READY, T0)
+    # Then the write is refused and the record's totals are unchanged
+    assert not store.mark(stale, PoolState.STOPPING, "2026-12-07T10:05:00.000Z")
+    host = store.hosts(PROFILE)[0]
+    assert (host.state, host.since) == (PoolState.READY, T1)
+    assert host.accrued.get(PoolState.READY, 0.0) == 0.0

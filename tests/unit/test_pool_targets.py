@@ -140,6 +140,55 @@ def test_the_forecast_counts_by_the_wall_clock_across_a_change_of_time() -> None
     assert target(plan, datetime(2026, 3, 30, 8, 0, tzinfo=UTC), history=history).size == 0
 
 
+def class_weeks(monday_1255: datetime, per_week: int = 15) -> list[datetime]:
+    """Four past weeks, each with ``per_week`` requests between 12:55 and 13:00 (a class)."""
+    return [
+        monday_1255 - timedelta(weeks=k) + timedelta(seconds=20 * i)
+        for k in range(1, 5)
+        for i in range(per_week)
+    ]
+
+
+def test_a_forecast_per_interval_wants_a_classs_hosts_only_around_its_minutes() -> None:
+    # Given four past Mondays, each with a class of 15 arriving 12:55-13:00 in Paris
+    monday_1255 = paris(2026, 12, 7, 12, 55)
+    history = class_weeks(monday_1255)
+    per_hour = PoolPlan(0, "stopped", "Europe/Paris", forecast=Forecast(0.5, lead=timedelta(0)))
+    five = Forecast(0.5, lead=timedelta(0), interval=timedelta(minutes=5))
+    per_5 = PoolPlan(0, "stopped", "Europe/Paris", forecast=five)
+    # Then counted per hour, the class's 15 hosts are wanted from 12:00, idle for 55 minutes
+    assert target(per_hour, paris(2026, 12, 7, 12, 0), history=history).size == 15
+    # While counted per 5 minutes they are wanted for those minutes
+    assert target(per_5, monday_1255, history=history) == Target(
+        15, "running", "forecast: p50 of 4 weeks for Mon 12:55 (5-minute intervals) Europe/Paris"
+    )
+    # and the rest of that hour keeps one host running, as an hour with requests
+    assert target(per_5, paris(2026, 12, 7, 12, 0), history=history) == Target(
+        1, "running", "forecast: p50 of 4 weeks for Mon 12:00: a request in the hour Europe/Paris"
+    )
+    # and an hour without any, none
+    assert target(per_5, paris(2026, 12, 7, 13, 0), history=history).size == 0
+
+
+def test_an_hour_with_a_request_in_some_week_keeps_one_host_waiting_quiet() -> None:
+    # Given one request at 03:10 on one of the four past Mondays: a median of none
+    history = [paris(2026, 11, 16, 3, 10)]
+    five = timedelta(minutes=5)
+    quiet = Forecast(0.5, lead=timedelta(0), interval=five, quiet="stopped")
+    plan = PoolPlan(0, "running", "Europe/Paris", forecast=quiet)
+    # Then that hour keeps one host waiting stopped, and the hour after none
+    assert target(plan, paris(2026, 12, 7, 3, 30), history=history) == Target(
+        1,
+        "stopped",
+        "forecast: a request in Mon 03:00 in some of the past 4 weeks, one host waiting stopped"
+        " Europe/Paris",
+    )
+    assert target(plan, paris(2026, 12, 7, 4, 30), history=history).size == 0
+    # and without a quiet state, no host
+    loud = PoolPlan(0, "running", "Europe/Paris", forecast=Forecast(0.5, interval=five))
+    assert target(loud, paris(2026, 12, 7, 3, 30), history=history).size == 0
+
+
 # -- the caps ----------------------------------------------------------------------------------
 def test_the_maximum_and_the_free_gpu_vcpus_cap_the_size() -> None:
     big = PoolPlan(size=30, state="running", maximum=20)
@@ -172,6 +221,10 @@ def test_the_maximum_and_the_free_gpu_vcpus_cap_the_size() -> None:
         (lambda: Forecast(1.5), "forecast.quantile: 1.5 is not in (0, 1]"),
         (lambda: Forecast(0.9, weeks=0), "forecast.weeks: 0"),
         (lambda: Forecast(0.9, lead=timedelta(hours=1)), "forecast.lead:"),
+        (lambda: Forecast(0.9, interval=timedelta(minutes=7)), "forecast.interval: 0:07:00"),
+        (lambda: Forecast(0.9, interval=timedelta(seconds=90)), "forecast.interval:"),
+        (lambda: Forecast(0.9, interval=timedelta(hours=2)), "forecast.interval:"),
+        (lambda: Forecast(0.9, quiet="asleep"), "forecast.quiet: 'asleep'"),  # type: ignore[arg-type]
     ],
 )
 def test_a_bad_plan_is_refused_naming_the_field(make: Callable[[], object], message: str) -> None:

@@ -494,18 +494,33 @@ def test_an_admin_sees_the_warm_pool_and_rolls_a_host_image_back(
                 "profile": "linux-workstation",
                 "state": "READY",
                 "since": "2026-12-07T09:00:00Z",
+                "instanceType": "g5.xlarge",
+                "onDemandPerHour": 1.006,
+                "runningSeconds": 3720.0,
+                "stoppedSeconds": 0.0,
+                "costUsd": 1.0508,
             },
             {
                 "instanceId": "i-0000000000000000b",
                 "profile": "linux-workstation",
                 "state": "STOPPED",
                 "since": "2026-12-07T09:01:00Z",
+                "instanceType": "g5.xlarge",
+                "onDemandPerHour": 1.006,
+                "runningSeconds": 120.0,
+                "stoppedSeconds": 3600.0,
+                "costUsd": None,
             },
             {
                 "instanceId": "i-0000000000000000c",
                 "profile": "windows-cad",
                 "state": "STOPPED",
                 "since": "2026-12-07T09:02:00Z",
+                "instanceType": "g4dn.xlarge",
+                "onDemandPerHour": None,
+                "runningSeconds": 600.0,
+                "stoppedSeconds": 60.0,
+                "costUsd": None,
             },
         ],
         "target": {"size": 2, "state": "running", "reason": "weekdays 08:00-18:00 Europe/Paris"},
@@ -516,6 +531,13 @@ def test_an_admin_sees_the_warm_pool_and_rolls_a_host_image_back(
                 "state": "running",
                 "reason": "weekdays 08:00-18:00 Europe/Paris",
             },
+        },
+        "cost": {
+            "totalUsd": None,
+            "region": "us-east-1",
+            "volumeGiB": 100,
+            "volumePerHour": 0.010959,
+            "pricesTakenAt": "2026-12-07",
         },
     }
     current = {
@@ -551,6 +573,13 @@ def test_an_admin_sees_the_warm_pool_and_rolls_a_host_image_back(
     expect(rows.first).to_contain_text("Ready: the next request takes it")
     expect(rows.nth(1)).to_contain_text("Waiting stopped: a request starts it")
     expect(rows.nth(2)).to_contain_text("windows-cad")
+    # each host's cost so far; one the price table cannot price says so, never $0.00
+    expect(rows.first).to_contain_text("$1.05")
+    expect(rows.nth(1)).to_contain_text("price unknown")
+    expect(admin_tab.get_by_test_id("admin-pool-cost")).to_have_text(
+        "Cost so far, together: price unknown (each host at its type's list price in us-east-1,"
+        " taken 2026-12-07)."
+    )
 
     image = admin_tab.get_by_test_id("admin-host-image-row")
     expect(image).to_contain_text("ami-00000000000000002")

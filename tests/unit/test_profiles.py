@@ -4,7 +4,7 @@ fleet's parameters, what follows from a profile, who may use it, and the admins'
 from __future__ import annotations
 
 import json
-from datetime import time
+from datetime import time, timedelta
 from typing import Any
 
 import boto3
@@ -309,8 +309,19 @@ def test_a_pool_plan_reads_as_the_targets_plan() -> None:
         state="stopped",
         timezone="Europe/Paris",
         windows=(pool_targets.Window(frozenset(range(5)), time(8), time(18), 5, "running"),),
-        forecast=pool_targets.Forecast(quantile=0.9, weeks=6),
+        forecast=pool_targets.Forecast(quantile=0.9, weeks=6, lead=timedelta(0)),
         maximum=8,
+    )
+    # a forecast per 5 minutes, with one host waiting stopped through quiet hours
+    five = {"quantile": 0.5, "weeks": 4, "intervalMinutes": 5, "quietHours": "stopped"}
+    quiet = profiles.parse_spec(spec(pool={**OFFICE_POOL, "forecast": five})).pool
+    assert quiet is not None
+    assert quiet.plan().forecast == pool_targets.Forecast(
+        quantile=0.5,
+        weeks=4,
+        lead=timedelta(0),
+        interval=timedelta(minutes=5),
+        quiet="stopped",
     )
     # a profile without one reads as before: no pool field at all
     assert "pool" not in profiles.parse_spec(spec()).model_dump()
@@ -326,6 +337,14 @@ def test_a_pool_plan_reads_as_the_targets_plan() -> None:
         ({**OFFICE_POOL, "forecast": {"quantile": 0}}, "pool.forecast.quantile: Input should be"),
         ({**OFFICE_POOL, "forecast": {"quantile": 1.2}}, "pool.forecast.quantile: Input should"),
         ({**OFFICE_POOL, "forecast": {"quantile": 0.9, "weeks": 0}}, "pool.forecast.weeks: "),
+        (
+            {**OFFICE_POOL, "forecast": {"quantile": 0.9, "intervalMinutes": 7}},
+            "pool.forecast.intervalMinutes: Input should be 1, 2, 3,",
+        ),
+        (
+            {**OFFICE_POOL, "forecast": {"quantile": 0.9, "quietHours": "asleep"}},
+            "pool.forecast.quietHours: Input should be 'running', 'stopped' or 'hibernated'",
+        ),
         (
             {
                 **OFFICE_POOL,

@@ -193,3 +193,35 @@ def test_the_scheduled_and_forecast_policies_take_their_targets_from_the_product
     forecast = warm_day.forecast_pool(history(DAY, 3)).target
     assert forecast is not None
     assert forecast(DAY.replace(hour=12, minute=30)).size > forecast(DAY.replace(hour=3)).size
+
+
+def test_the_policies_read_their_plans_as_the_refill_does_ahead_by_plan_lead() -> None:
+    # the refill reads a plan now and PLAN_LEAD (10 min) ahead (dcvfleet.pool.wanted): the
+    # scheduled pool's 12:45 window is served from 12:35
+    from dcvfleet.pool import PLAN_LEAD
+
+    scheduled = warm_day.scheduled_pool().target
+    assert scheduled is not None
+    before = DAY.replace(hour=12, minute=45) - PLAN_LEAD
+    assert scheduled(before).size == warm_day.CLASS_WINDOW_SIZE
+    assert scheduled(before - dt.timedelta(minutes=1)).size == 1
+
+
+def test_the_forecast_pools_plan_is_one_a_profile_can_hold() -> None:
+    from dcvfleet.profiles import PoolSpec
+
+    plan = PoolSpec.model_validate(warm_day.FORECAST_POOL).plan()
+    assert plan.forecast is not None
+    assert plan.forecast.interval == dt.timedelta(minutes=warm_day.REFILL_MINUTES)
+    assert plan.forecast.quiet == "stopped"
+
+
+def test_the_forecast_pool_meets_the_issues_targets_over_ten_days() -> None:
+    # half of what `python -m bench.warm --no-stack` simulates (20 weekdays from seed 17)
+    control_plane = {k: [v] for k, v in warm_day.DEFAULT_CONTROL_PLANE_SECONDS.items()}
+    report = warm_day.as_report(warm_day.run_days(control_plane, days=10))
+    forecast = report["(d) forecast pool"]
+    assert forecast["p95"] <= warm_day.TARGET_P95_SECONDS, forecast
+    assert forecast["extraSpend"] <= warm_day.TARGET_EXTRA_SPEND, forecast
+    assert forecast["extraSpend"] <= report["(b) static pool"]["extraSpend"] / 2, forecast
+    assert forecast["targets"]["met"]

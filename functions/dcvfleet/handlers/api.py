@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import functools
 import json
 import os
@@ -748,13 +749,56 @@ def admin_terminate(id: str) -> Response[Accepted]:
 @app.get("/admin/pool", summary="The warm pool's hosts", responses=_ADMIN)
 def admin_pool() -> PoolList:
     _admin()
-    from dcvfleet import pool  # only this route reads the pool
+    from dcvfleet import pool, pool_cost, prices  # only this route reads the pool and prices
 
-    store = pool.DynamoPoolStore(client("dynamodb"), os.environ.get("POOL_TABLE", ""))
-    hosts, targets = store.everything()  # every profile's pool
-    items = [h.view() for h in hosts if h.state in pool.IN_POOL]
+    dynamodb = client("dynamodb")
+    store = pool.DynamoPoolStore(dynamodb, os.environ.get("POOL_TABLE", ""))
+    found, targets = store.everything()  # every profile's pool
+    hosts = [h for h in found if h.state in pool.IN_POOL]
+    table, region = prices.pinned(), dynamodb.meta.region_name
+    volume_gib = int(os.environ.get("ROOT_VOLUME_GIB") or 0)
+    # each host at its own type's and OS's prices (a record from before they were kept: the
+    # default profile's LinuxInstanceType on Linux), with its RootVolumeSizeGiB volume
+    rates = {
+        (h.instance_type, h.os): pool_cost.Rates.of(
+            table,
+            h.instance_type or os.environ.get("LINUX_INSTANCE_TYPE", ""),
+            region,
+            volume_gib,
+            "Windows" if h.os == "windows" else "Linux",
+        )
+        for h in hosts
+    }
+    if volume_gib <= 0:  # not configured: the volume's price is unknown
+        rates = {k: dataclasses.replace(r, volume_hour=None) for k, r in rates.items()}
+    now = now_iso()
+    costs = [pool_cost.host_cost(h, now, rates[(h.instance_type, h.os)]) for h in hosts]
+    items = [
+        {
+            **h.view(),
+            "instanceType": rates[(h.instance_type, h.os)].instance_type,
+            "onDemandPerHour": rates[(h.instance_type, h.os)].instance_hour,
+            "runningSeconds": round(c.running_seconds, 3),
+            "stoppedSeconds": round(c.stopped_seconds, 3),
+            "costUsd": None if c.usd is None else round(c.usd, 6),
+        }
+        for h, c in zip(hosts, costs, strict=True)
+    ]
+    together = pool_cost.total(costs)
+    cost = {
+        "totalUsd": None if together is None else round(together, 6),
+        "region": region,
+        "volumeGiB": volume_gib,
+        "volumePerHour": None if volume_gib <= 0 else table.volume_hour(region, volume_gib),
+        "pricesTakenAt": table.taken_at,
+    }
     return PoolList.model_validate(
-        {"items": items, "target": targets.get(DEFAULT_POOL_PROFILE), "targets": targets}
+        {
+            "items": items,
+            "target": targets.get(DEFAULT_POOL_PROFILE),
+            "targets": targets,
+            "cost": cost,
+        }
     )
 
 

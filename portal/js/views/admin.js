@@ -439,16 +439,28 @@ function poolAim(profile, aim) {
   return `${profile} keeps ${hosts} ${POOL_WAITS[aim.state] ?? aim.state} now (${aim.reason}).`;
 }
 
-/** GET /admin/pool: every profile's warm pool, and what each one's last refill aimed at. */
+/** A list-price amount in dollars; a price the table does not have is unknown, never $0. */
+const usd = (amount) =>
+  amount === null || amount === undefined ? "price unknown" : `$${amount.toFixed(2)}`;
+
+/** What the pools' hosts have cost so far together, and at which prices. */
+function poolCostNote(cost) {
+  if (!cost) return "";
+  return `Cost so far, together: ${usd(cost.totalUsd)} (each host at its type's list price in ${cost.region}, taken ${cost.pricesTakenAt}).`;
+}
+
+/** GET /admin/pool: every profile's warm pool, what each one's last refill aimed at, and what
+ * its hosts have cost so far. */
 function poolListing({ api }) {
   const target = h("div", { class: "hint", "data-testid": "admin-pool-targets" });
+  const total = h("p", { class: "hint", "data-testid": "admin-pool-cost" });
   return pagedListing({
     title: "Warm pools",
     testid: "admin-pool",
     caption: "Hosts launched ahead of any request, each in its profile's pool, waiting for one",
-    columns: ["Instance", "Profile", "State", "Since"],
+    columns: ["Instance", "Profile", "State", "Since", "Cost so far"],
     filters: null,
-    before: target,
+    before: h("div", {}, target, total),
     noun: { one: "pool host", many: "pool hosts" },
     renderRow: (host) =>
       h(
@@ -458,6 +470,7 @@ function poolListing({ api }) {
         cell("Profile", mono(host.profile)),
         cell("State", POOL_STATES[host.state] ?? host.state),
         cell("Since", h("time", { datetime: host.since }, formatDateTime(host.since))),
+        cell("Cost so far", usd(host.costUsd)),
       ),
     load: async () => {
       const page = await api.get("/admin/pool");
@@ -473,6 +486,7 @@ function poolListing({ api }) {
             )
           : [h("p", { "data-testid": "admin-pool-target" }, "No pool has been refilled yet.")]),
       );
+      total.textContent = poolCostNote(page.cost);
       return { items: page.items, nextToken: null };
     },
   });
