@@ -52,9 +52,20 @@ def test_bench_reads_every_function_of_the_template_and_the_workflows_lambda_tas
     assert listed["LaunchInstanceFunction"].handler == "dcvfleet.handlers.provision.launch_instance"
     assert listed["LaunchInstanceFunction"].environment["SESSIONS_TABLE"]  # from the Globals
     assert listed["ApiFunction"].environment["ALLOWED_INSTANCE_TYPES"]  # the function's own
-    assert {"CreateCredentialsFunction", "LaunchInstanceFunction", "MarkReadyFunction"} <= set(path)
+    assert {"LaunchInstanceFunction", "MarkReadyFunction"} <= set(path)
     assert set(path) <= set(listed)
     assert path.index("LaunchInstanceFunction") < path.index("MarkReadyFunction")
+
+
+def test_an_ec2_desktop_passes_through_three_functions_its_credentials_made_with_its_host() -> None:
+    # a warm pool hit takes this path too (the claim is in LaunchInstance): each function on it
+    # is a cold start on AWS, so the credentials are made by the launch's function, not one of
+    # their own (CreateCredentials stays for a batch desktop, on its SubmitJob path)
+    assert coldstart.provisioning_path(coldstart.ROOT) == [
+        "LaunchInstanceFunction",
+        "AwaitHostReadyFunction",
+        "MarkReadyFunction",
+    ]
 
 
 def test_bench_refuses_a_function_the_template_does_not_have(

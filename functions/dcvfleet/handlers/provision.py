@@ -28,13 +28,18 @@ logger = Logger()
 COMMON = CommonSettings.from_env(os.environ)
 
 
-@entry_point("sessionId")
-def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    secrets = SessionSecrets(
+def session_secrets() -> SessionSecrets:
+    """The sessions' secrets, made with the fleet's key (KmsKeyArn) when it has one."""
+    return SessionSecrets(
         client("secretsmanager"), kms_key_id=os.environ.get("SECRETS_KMS_KEY_ID", "")
     )
+
+
+@entry_point("sessionId")
+def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    """A batch desktop's credentials (an ec2 desktop's are made by ``launch_instance``)."""
     return service.create_credentials(
-        session_store(), secrets, COMMON, task_text(event, "sessionId")
+        session_store(), session_secrets(), COMMON, task_text(event, "sessionId")
     )
 
 
@@ -55,14 +60,22 @@ def warm_pool() -> pool.WarmPool | None:
 
 @entry_point("sessionId")
 def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    """An ec2 desktop's credentials, then its host. The two steps always ran back to back (only
+    a Choice on the backend between them), so one invocation does both: one cold start fewer on
+    the path of every ec2 desktop, a warm pool hit's included. Each step is as before, and as
+    safe to retry: the secret is made once per session (its ClientRequestToken is the session
+    id, and a retry finds it by name), and a retried launch finds its host by the session tag."""
     settings = LaunchSettings.from_env(os.environ)
+    session_id = task_text(event, "sessionId")
+    store, secrets = session_store(), session_secrets()
+    secret_arn = service.create_credentials(store, secrets, COMMON, session_id)["secretArn"]
     return service.launch_instance(
-        session_store(),
+        store,
         Ec2Hosts(client("ec2")),
-        SessionSecrets(client("secretsmanager")),
+        secrets,
         settings,
-        task_text(event, "sessionId"),
-        secret_arn=task_text(event, "secretArn"),
+        session_id,
+        secret_arn=secret_arn,
         operators=OperatorNotices(client("sns"), settings.operator_topic_arn),
         telemetry=TELEMETRY,
         warm_pool=warm_pool(),
