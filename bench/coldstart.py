@@ -72,8 +72,13 @@ print(json.dumps({
 }))
 """
 
-#: The helpers in dcvfleet.handlers that create clients, and the services they create.
-HELPER_CLIENTS = {"session_store": ("dynamodb",), "batch_jobs": ("batch", "ecs")}
+#: The helpers of the handler modules that create clients, and the services they create.
+HELPER_CLIENTS = {
+    "session_store": ("dynamodb",),
+    "batch_jobs": ("batch", "ecs"),
+    "session_secrets": ("secretsmanager",),
+    "warm_pool": ("dynamodb", "lambda"),
+}
 
 
 @dataclass(frozen=True)

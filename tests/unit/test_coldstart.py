@@ -13,6 +13,7 @@ import json
 import re
 import subprocess
 import sys
+from typing import Any
 
 import boto3
 import pytest
@@ -109,8 +110,8 @@ def test_clients_share_one_session_so_each_client_does_not_load_botocore_data_ag
     sessions: list[boto3.session.Session] = []
     real = boto3.session.Session
 
-    def counted() -> boto3.session.Session:
-        sessions.append(real())
+    def counted(**kwargs: Any) -> boto3.session.Session:
+        sessions.append(real(**kwargs))
         return sessions[-1]
 
     monkeypatch.setattr(boto3.session, "Session", counted)

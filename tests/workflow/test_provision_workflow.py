@@ -51,6 +51,29 @@ def test_success_walks_every_step_once_and_leaves_a_ready_desktop(fleet: Stack) 
     assert {"Key": "dcvfleet:session-id", "Value": session_id} in secret["Tags"]
 
 
+def test_the_pooled_paths_functions_are_invoked_through_their_snapstart_alias(
+    fleet: Stack,
+) -> None:
+    # Given a desktop that came up (an ec2 desktop takes the pooled path's states)
+    user, session_id = _request(fleet)
+    assert fleet.wait_for(user, session_id)["status"] == "READY"
+    # Then each Lambda task invoked its function's alias (SnapStart covers published versions
+    # only, never $LATEST: https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html), which
+    # the deployed stack has, pointing at a published version
+    invoked = [
+        json.loads(e["taskScheduledEventDetails"]["parameters"])["FunctionName"]
+        for e in fleet.history(session_id)
+        if e["type"] == "TaskScheduled"
+        and e["taskScheduledEventDetails"]["resourceType"] == "lambda"
+    ]
+    assert len(invoked) == 3, invoked
+    for arn in invoked:
+        name, alias = arn.split(":function:")[1].split(":")
+        assert alias == "live", arn
+        (found,) = fleet.client("lambda").list_aliases(FunctionName=name)["Aliases"]
+        assert found["FunctionVersion"] != "$LATEST"
+
+
 def test_the_password_never_appears_in_history_logs_or_events(fleet: Stack) -> None:
     observer = fleet.observe("dcvfleet")
     user, session_id = _request(fleet)

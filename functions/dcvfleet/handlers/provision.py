@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import batch, compensation, pool, service
+from dcvfleet import batch, compensation, pool, service, snapstart
 from dcvfleet.adapters import Ec2Hosts, OperatorNotices, Releases, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import (
@@ -149,3 +149,14 @@ def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         jobs=batch_jobs(),
         telemetry=TELEMETRY,
     )
+
+
+#: The clients each SnapStart function of this module makes before its snapshot (template.yaml
+#: gives SnapStart to the functions of the pooled path: these three handlers).
+SNAPSTART_CLIENTS = {
+    "launch_instance": ("dynamodb", "ec2", "secretsmanager", "sns", "lambda"),
+    "await_host_ready": ("dynamodb", "stepfunctions", "batch", "ecs"),
+    "mark_ready": ("dynamodb", "ec2"),
+}
+# _HANDLER is Lambda's name of the handler this environment runs (module.function)
+snapstart.prepare(SNAPSTART_CLIENTS.get(os.environ.get("_HANDLER", "").rpartition(".")[2], ()))
