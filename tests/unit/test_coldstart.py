@@ -24,7 +24,14 @@ from dcvfleet import aws
 #: Packages the provisioning path's handlers never use: pydantic (profile and API models) and
 #: jsonschema (validating events and requests) are imported only where something is validated.
 NOT_ON_THE_PROVISIONING_PATH = ("pydantic", "jsonschema")
-MEASURED = ("CreateCredentialsFunction", "MarkReadyFunction")
+#: The pooled path's functions (SnapStart) and one without SnapStart.
+MEASURED = (
+    "LaunchInstanceFunction",
+    "AwaitHostReadyFunction",
+    "MarkReadyFunction",
+    "CreateCredentialsFunction",
+)
+SNAPSTART = ("LaunchInstanceFunction", "AwaitHostReadyFunction", "MarkReadyFunction")
 
 
 def test_bench_prints_import_client_and_memory_figures_for_each_function_it_measures(
@@ -36,14 +43,35 @@ def test_bench_prints_import_client_and_memory_figures_for_each_function_it_meas
 
     out = capsys.readouterr().out
     for name in MEASURED:
-        row = re.search(rf"^\s+{name}\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+\.\d)$", out, re.MULTILINE)
+        row = re.search(
+            rf"^\s+{name}\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+\.\d)\s+(\d+|-)$", out, re.MULTILINE
+        )
         assert row is not None, f"no figures for {name} in:\n{out}"
-        imports, clients, total, rss = (float(figure) for figure in row.groups())
+        imports, clients, total, rss = (float(figure) for figure in row.groups()[:4])
         assert imports > 0
         assert rss > 0
         assert total == pytest.approx(imports + clients, abs=1)
-    assert re.search(r"^provisioning path \(.*MarkReadyFunction.*\): \d+ ms$", out, re.MULTILINE)
+        # a SnapStart function's restore is played after its INIT; the others have none
+        assert (row[5] != "-") == (name in SNAPSTART), row[0]
+    assert re.search(r"^  now\s+3\s+[\d,]+ ms\s+[\d,]+ ms \+ 3 snapshot restores", out, re.M)
+    assert "now: LaunchInstance > AwaitHostReady > MarkReady" in out
     assert "not Lambda" in out
+
+
+def test_the_pooled_path_is_printed_now_and_at_the_baseline_side_by_side() -> None:
+    restored = coldstart.Figures(imports=0.3, clients=0.0, rss_mib=80, restored=0.05)
+    on_demand = coldstart.Figures(imports=0.3, clients=0.2, rss_mib=80)
+    now = dict.fromkeys(SNAPSTART, restored)
+    then = dict.fromkeys(MEASURED, on_demand)
+
+    lines = coldstart.path_lines(now, then, list(SNAPSTART), list(MEASURED), "abc1234")
+
+    assert re.search(r"^  now\s+3\s+900 ms\s+150 ms \+ 3 snapshot restores", lines[2])
+    assert re.search(r"^  at abc1234\s+4\s+2,000 ms\s+2,000 ms\s*$", lines[3])
+    assert lines[5] == (
+        "  at abc1234: LaunchInstance > AwaitHostReady > MarkReady > CreateCredentials"
+    )
+    assert "not measured" in lines[-1]
 
 
 def test_bench_reads_every_function_of_the_template_and_the_workflows_lambda_tasks() -> None:
