@@ -25,8 +25,10 @@ Each figure is the median of ``--repeat`` fresh interpreters; now and baseline a
 turn, one interpreter each, so that a busy machine slows both alike. The provisioning path is the
 workflow's Lambda tasks from its start to Succeed on a new EC2 desktop (each Choice's Default),
 read from statemachines/provision_session.asl.json (a warm pool hit takes it too: the claim is
-in LaunchInstance); under the table its total is printed now and at the baseline (the baseline's
-own workflow and functions), on demand and, for the functions with SnapStart, after a restore.
+in LaunchInstance). The pooled path is that path with the function a host's Host Ready passes
+through to the waiting workflow (AgentEvents, a rule's target on the fleet bus); under the table
+its total is printed now and at the baseline (the baseline's own workflow and functions), on
+demand and, for the functions with SnapStart, after a restore.
 
 The baseline is the same measurement on the code of a git revision (``--baseline``, default the
 revision these lazy imports started from), extracted with ``git archive`` into a temporary folder.
@@ -98,6 +100,7 @@ HELPER_CLIENTS = {
     "batch_jobs": ("batch", "ecs"),
     "session_secrets": ("secretsmanager",),
     "warm_pool": ("dynamodb", "lambda"),
+    "_keys": ("secretsmanager",),
 }
 
 
@@ -211,6 +214,21 @@ def provisioning_path(root: Path) -> list[str]:
         if state["Type"] == "Task" and isinstance(function, str):
             path.append(function.removeprefix("${").removesuffix("Arn}"))
         name = state.get("Default") if state["Type"] == "Choice" else state.get("Next")
+    return path
+
+
+#: The function a host's Host Ready passes through to its waiting workflow (a rule's target on
+#: the fleet bus, not a workflow task): part of every desktop's wait, a pool hit's included.
+HOST_READY_CONSUMER = "AgentEventsFunction"
+
+
+def pooled_path(root: Path) -> list[str]:
+    """The functions a warm pool hit waits for: the provisioning path's, with the Host Ready
+    consumer between the task that parks the workflow's token and the one after it."""
+    path = provisioning_path(root)
+    waiting = next((i for i, name in enumerate(path) if name.startswith("AwaitHostReady")), None)
+    if waiting is not None:
+        path.insert(waiting + 1, HOST_READY_CONSUMER)
     return path
 
 
@@ -443,13 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.baseline:
         with revision_tree(args.baseline) as tree:
             old = {function.name: function for function in functions(tree)}
-            old_path = provisioning_path(tree)
+            old_path = pooled_path(tree)
             current, baseline = measure(listed, args.repeat, tree, old)
     else:
         current, baseline = measure(listed, args.repeat, None, {})
-    print(
-        report(current, baseline, listed, provisioning_path(ROOT), args.baseline, old_path=old_path)
-    )
+    print(report(current, baseline, listed, pooled_path(ROOT), args.baseline, old_path=old_path))
     return 0
 
 

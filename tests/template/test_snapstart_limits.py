@@ -98,34 +98,52 @@ def test_each_snapstart_function_keeps_the_documented_limits(function: str) -> N
     assert snapstart_problems(RESOURCES[function], aliases) == []
 
 
+def invokers_of(resources: dict[str, Any], function: str) -> dict[str, Any]:
+    """Every resource but the function's own version and alias, by logical id."""
+    return {
+        name: resource
+        for name, resource in resources.items()
+        if name != function
+        and not (
+            resource["Type"] in ("AWS::Lambda::Version", "AWS::Lambda::Alias")
+            and resource["Properties"]["FunctionName"] == {"Ref": function}
+        )
+    }
+
+
 @pytest.mark.parametrize("function", snapstart_functions(RESOURCES))
 def test_a_snapstart_function_is_invoked_only_through_its_alias(function: str) -> None:
     (alias,) = aliases_of(RESOURCES, function)
+    others = json.dumps(invokers_of(RESOURCES, function))
+    # nothing names the unqualified function ($LATEST, which SnapStart does not cover): no
+    # workflow substitution, rule target, permission or invoke policy by its ARN or its name
+    assert json.dumps({"Fn::GetAtt": [function, "Arn"]}) not in others
+    assert json.dumps({"Ref": function}) not in others
+    # and something invokes its alias: a workflow (whose role may invoke it) or a rule
     workflow = RESOURCES["ProvisionStateMachine"]["Properties"]
-    invoked_as = workflow["DefinitionSubstitutions"][f"{function}Arn"]
-    assert invoked_as == {"Ref": alias}
-    # the workflow's role may invoke the alias
-    role = RESOURCES["ProvisionStateMachineRole"]["Properties"]["Policies"]
-    invokable = [
-        resource
-        for policy in role
-        for statement in policy["PolicyDocument"]["Statement"]
-        if "lambda:InvokeFunction" in json.dumps(statement["Action"])
-        for resource in (
-            statement["Resource"]
-            if isinstance(statement["Resource"], list)
-            else [statement["Resource"]]
-        )
-    ]
-    assert {"Ref": alias} in invokable
-    # and nothing else names the unqualified function's ARN ($LATEST, which SnapStart does not
-    # cover): no other invoker, no rule target, no substitution
-    others = {
-        name: resource
-        for name, resource in RESOURCES.items()
-        if name != function and not name.startswith(f"{function}Version")
-    }
-    assert f'{{"Fn::GetAtt": ["{function}", "Arn"]}}' not in json.dumps(others)
+    if workflow["DefinitionSubstitutions"].get(f"{function}Arn") is not None:
+        assert workflow["DefinitionSubstitutions"][f"{function}Arn"] == {"Ref": alias}
+        role = RESOURCES["ProvisionStateMachineRole"]["Properties"]["Policies"]
+        invokable = [
+            resource
+            for policy in role
+            for statement in policy["PolicyDocument"]["Statement"]
+            if "lambda:InvokeFunction" in json.dumps(statement["Action"])
+            for resource in (
+                statement["Resource"]
+                if isinstance(statement["Resource"], list)
+                else [statement["Resource"]]
+            )
+        ]
+        assert {"Ref": alias} in invokable
+    else:
+        targets = [
+            target["Arn"]
+            for resource in RESOURCES.values()
+            if resource["Type"] == "AWS::Events::Rule"
+            for target in resource["Properties"].get("Targets", [])
+        ]
+        assert {"Ref": alias} in targets
 
 
 # -- the check itself, on functions made to break each rule --------------------------------------

@@ -28,10 +28,16 @@ NOT_ON_THE_PROVISIONING_PATH = ("pydantic", "jsonschema")
 MEASURED = (
     "LaunchInstanceFunction",
     "AwaitHostReadyFunction",
+    "AgentEventsFunction",
     "MarkReadyFunction",
     "CreateCredentialsFunction",
 )
-SNAPSTART = ("LaunchInstanceFunction", "AwaitHostReadyFunction", "MarkReadyFunction")
+SNAPSTART = (
+    "LaunchInstanceFunction",
+    "AwaitHostReadyFunction",
+    "AgentEventsFunction",
+    "MarkReadyFunction",
+)
 
 
 def test_bench_prints_import_client_and_memory_figures_for_each_function_it_measures(
@@ -53,8 +59,8 @@ def test_bench_prints_import_client_and_memory_figures_for_each_function_it_meas
         assert total == pytest.approx(imports + clients, abs=1)
         # a SnapStart function's restore is played after its INIT; the others have none
         assert (row[5] != "-") == (name in SNAPSTART), row[0]
-    assert re.search(r"^  now\s+3\s+[\d,]+ ms\s+[\d,]+ ms \+ 3 snapshot restores", out, re.M)
-    assert "now: LaunchInstance > AwaitHostReady > MarkReady" in out
+    assert re.search(r"^  now\s+4\s+[\d,]+ ms\s+[\d,]+ ms \+ 4 snapshot restores", out, re.M)
+    assert "now: LaunchInstance > AwaitHostReady > AgentEvents > MarkReady" in out
     assert "not Lambda" in out
 
 
@@ -66,10 +72,10 @@ def test_the_pooled_path_is_printed_now_and_at_the_baseline_side_by_side() -> No
 
     lines = coldstart.path_lines(now, then, list(SNAPSTART), list(MEASURED), "abc1234")
 
-    assert re.search(r"^  now\s+3\s+900 ms\s+150 ms \+ 3 snapshot restores", lines[2])
-    assert re.search(r"^  at abc1234\s+4\s+2,000 ms\s+2,000 ms\s*$", lines[3])
+    assert re.search(r"^  now\s+4\s+1,200 ms\s+200 ms \+ 4 snapshot restores", lines[2])
+    assert re.search(r"^  at abc1234\s+5\s+2,500 ms\s+2,500 ms\s*$", lines[3])
     assert lines[5] == (
-        "  at abc1234: LaunchInstance > AwaitHostReady > MarkReady > CreateCredentials"
+        "  at abc1234: LaunchInstance > AwaitHostReady > AgentEvents > MarkReady > CreateCredentials"
     )
     assert "not measured" in lines[-1]
 
@@ -84,6 +90,15 @@ def test_bench_reads_every_function_of_the_template_and_the_workflows_lambda_tas
     assert {"LaunchInstanceFunction", "MarkReadyFunction"} <= set(path)
     assert set(path) <= set(listed)
     assert path.index("LaunchInstanceFunction") < path.index("MarkReadyFunction")
+
+
+def test_a_pool_hit_waits_for_the_host_ready_consumer_between_the_wait_and_mark_ready() -> None:
+    assert coldstart.pooled_path(coldstart.ROOT) == [
+        "LaunchInstanceFunction",
+        "AwaitHostReadyFunction",
+        "AgentEventsFunction",
+        "MarkReadyFunction",
+    ]
 
 
 def test_an_ec2_desktop_passes_through_three_functions_its_credentials_made_with_its_host() -> None:

@@ -87,19 +87,23 @@ def test_after_a_restore_random_is_seeded_again() -> None:
 def test_each_snapstart_handler_makes_the_clients_its_body_asks_for(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for name in ("SESSIONS_TABLE", "EVENT_BUS_NAME", "FLEET_TAG_VALUE"):
-        monkeypatch.setenv(name, "unit")  # what the module reads as it is imported
-    provision = importlib.import_module("dcvfleet.handlers.provision")
     resources = translated()["Resources"]
     handlers = {
-        resource["Properties"]["Handler"].rpartition(".")[2]: name
+        resource["Properties"]["Handler"]: name
         for name, resource in resources.items()
         if resource["Type"] == "AWS::Lambda::Function"
         and resource["Properties"].get("SnapStart", {}).get("ApplyOn") == "PublishedVersions"
     }
     functions = {function.name: function for function in coldstart.functions(coldstart.ROOT)}
+    for name in handlers.values():  # what the modules read as they are imported
+        for key, value in functions[name].environment.items():
+            monkeypatch.setenv(key, value)
+    made: dict[str, tuple[str, ...]] = {}
+    for module in {handler.rpartition(".")[0] for handler in handlers}:
+        declared = importlib.import_module(module).SNAPSTART_CLIENTS
+        made.update({f"{module}.{function}": clients for function, clients in declared.items()})
 
-    assert set(provision.SNAPSTART_CLIENTS) == set(handlers)
+    assert set(made) == set(handlers)
     for handler, name in handlers.items():
         asked = coldstart.handler_clients(coldstart.ROOT, functions[name])
-        assert sorted(provision.SNAPSTART_CLIENTS[handler]) == sorted(asked), handler
+        assert sorted(made[handler]) == sorted(asked), handler

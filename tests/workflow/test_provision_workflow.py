@@ -66,12 +66,21 @@ def test_the_pooled_paths_functions_are_invoked_through_their_snapstart_alias(
         if e["type"] == "TaskScheduled"
         and e["taskScheduledEventDetails"]["resourceType"] == "lambda"
     ]
-    assert len(invoked) == 3, invoked
+    assert len(invoked) == 3, invoked  # LaunchInstance, AwaitHostReady, MarkReady
     for arn in invoked:
         name, alias = arn.split(":function:")[1].split(":")
         assert alias == "live", arn
         (found,) = fleet.client("lambda").list_aliases(FunctionName=name)["Aliases"]
         assert found["FunctionVersion"] != "$LATEST"
+    # And the host's Host Ready reached the workflow through AgentEvents' alias: the fleet bus's
+    # rule for agent events targets it
+    bus, events = fleet.info["resources"]["FleetBus"], fleet.client("events")
+    (rule,) = events.list_rules(
+        EventBusName=bus, NamePrefix=fleet.info["resources"]["AgentEventsFunctionAgentEvents"]
+    )["Rules"]
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+    assert target["Arn"] == fleet.info["resources"]["AgentEventsFunctionAliaslive"]
+    assert target["Arn"].endswith(":live")
 
 
 def test_the_password_never_appears_in_history_logs_or_events(fleet: Stack) -> None:
