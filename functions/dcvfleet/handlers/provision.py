@@ -23,6 +23,7 @@ from dcvfleet.config import (
 )
 from dcvfleet.handlers import batch_jobs, caught_error, entry_point, session_store, task_text
 from dcvfleet.observability import TELEMETRY
+from dcvfleet.store import SessionStore
 
 logger = Logger()
 COMMON = CommonSettings.from_env(os.environ)
@@ -58,17 +59,27 @@ def warm_pool() -> pool.WarmPool | None:
     )
 
 
+def launch_credentials(store: SessionStore, secrets: SessionSecrets, session_id: str) -> str:
+    """The secret the launch hands its host: made now, or, on a retried step, the one its first
+    attempt made and recorded (the credentials step is then recorded once, as when it was a
+    workflow step of its own, and not made again)."""
+    made = store.require(session_id).secret_arn
+    if made:
+        return made
+    return service.create_credentials(store, secrets, COMMON, session_id)["secretArn"]
+
+
 @entry_point("sessionId")
 def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
     """An ec2 desktop's credentials, then its host. The two steps always ran back to back (only
     a Choice on the backend between them), so one invocation does both: one cold start fewer on
     the path of every ec2 desktop, a warm pool hit's included. Each step is as before, and as
-    safe to retry: the secret is made once per session (its ClientRequestToken is the session
-    id, and a retry finds it by name), and a retried launch finds its host by the session tag."""
+    safe to retry: the credentials are made once (``launch_credentials``), and a retried launch
+    finds its host by the session tag."""
     settings = LaunchSettings.from_env(os.environ)
     session_id = task_text(event, "sessionId")
     store, secrets = session_store(), session_secrets()
-    secret_arn = service.create_credentials(store, secrets, COMMON, session_id)["secretArn"]
+    secret_arn = launch_credentials(store, secrets, session_id)
     return service.launch_instance(
         store,
         Ec2Hosts(client("ec2")),
