@@ -14,10 +14,21 @@ nothing is called). In it are measured:
   body names), which our code does on the first invocation, so still before the first answer;
 - **RSS**: the interpreter's peak resident memory afterwards.
 
+A function with SnapStart (``SnapStart: ApplyOn: PublishedVersions``) is started as Lambda
+starts its INIT when a version is published (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``): its
+clients are made during the import, before the snapshot. Then a restore is played as Lambda's
+runtime plays it (each after-restore hook registered with snapshot_restore_py, then the handler's
+clients made again): **restored** is that, our part of a cold start from the snapshot. Lambda's
+own restore of the snapshot is not measured here (it cannot be, off AWS).
+
 Each figure is the median of ``--repeat`` fresh interpreters; now and baseline are measured in
 turn, one interpreter each, so that a busy machine slows both alike. The provisioning path is the
 workflow's Lambda tasks from its start to Succeed on a new EC2 desktop (each Choice's Default),
-read from statemachines/provision_session.asl.json; its total is printed under the table.
+read from statemachines/provision_session.asl.json (a warm pool hit takes it too: the claim is
+in LaunchInstance). The pooled path is that path with the function a host's Host Ready passes
+through to the waiting workflow (AgentEvents, a rule's target on the fleet bus); under the table
+its total is printed now and at the baseline (the baseline's own workflow and functions), on
+demand and, for the functions with SnapStart, after a restore.
 
 The baseline is the same measurement on the code of a git revision (``--baseline``, default the
 revision these lazy imports started from), extracted with ``git archive`` into a temporary folder.
@@ -53,27 +64,44 @@ BASELINE = "7011f14"
 PROVISION_ASL = Path("statemachines") / "provision_session.asl.json"
 REGION = "us-east-1"
 
-#: Runs in the fresh interpreter: import the handler's module, create its clients, print figures.
+#: Runs in the fresh interpreter: import the handler's module, create its clients, print figures;
+#: for a SnapStart INIT, then play a restore: the after-restore hooks, the clients made again.
 CHILD = r"""
-import json, resource, sys, time
+import json, os, resource, sys, time
 started = time.perf_counter()
 import importlib
 module = importlib.import_module(sys.argv[1])
 imported = time.perf_counter()
 from dcvfleet.aws import client
-for service in json.loads(sys.argv[2]):
+services = json.loads(sys.argv[2])
+for service in services:
     client(service)
 clients = time.perf_counter()
+restored = None
+if os.environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") == "snap-start":
+    from snapshot_restore_py import get_after_restore
+    for hook, args, kwargs in get_after_restore():
+        hook(*args, **kwargs)
+    for service in services:
+        client(service)
+    restored = time.perf_counter() - clients
 print(json.dumps({
     "import": imported - started,
     "clients": clients - imported,
+    "restored": restored,
     "rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     "handler": callable(getattr(module, sys.argv[3], None)),
 }))
 """
 
-#: The helpers in dcvfleet.handlers that create clients, and the services they create.
-HELPER_CLIENTS = {"session_store": ("dynamodb",), "batch_jobs": ("batch", "ecs")}
+#: The helpers of the handler modules that create clients, and the services they create.
+HELPER_CLIENTS = {
+    "session_store": ("dynamodb",),
+    "batch_jobs": ("batch", "ecs"),
+    "session_secrets": ("secretsmanager",),
+    "warm_pool": ("dynamodb", "lambda"),
+    "_keys": ("secretsmanager",),
+}
 
 
 @dataclass(frozen=True)
@@ -84,6 +112,7 @@ class Function:
     handler: str
     environment: dict[str, str]
     memory: int
+    snapstart: bool = False
 
     @property
     def module(self) -> str:
@@ -101,10 +130,18 @@ class Figures:
     imports: float
     clients: float
     rss_mib: float
+    #: With SnapStart: our part of a cold start from the snapshot (None without SnapStart).
+    restored: float | None = None
 
     @property
     def total(self) -> float:
         return self.imports + self.clients
+
+    @property
+    def cold(self) -> float:
+        """What a cold start of the function costs here: after a restore with SnapStart, else
+        the whole INIT."""
+        return self.total if self.restored is None else self.restored
 
 
 def _resolve(value: Any, parameters: Mapping[str, Any]) -> str:
@@ -149,8 +186,15 @@ def functions(root: Path) -> list[Function]:
         }
         environment = {key: _resolve(value, parameters) for key, value in variables.items()}
         memory = props.get("MemorySize", 128)
+        snapstart = (props.get("SnapStart") or {}).get("ApplyOn") == "PublishedVersions"
         found.append(
-            Function(name, props["Handler"], environment, memory if isinstance(memory, int) else 0)
+            Function(
+                name,
+                props["Handler"],
+                environment,
+                memory if isinstance(memory, int) else 0,
+                snapstart,
+            )
         )
     return found
 
@@ -170,6 +214,21 @@ def provisioning_path(root: Path) -> list[str]:
         if state["Type"] == "Task" and isinstance(function, str):
             path.append(function.removeprefix("${").removesuffix("Arn}"))
         name = state.get("Default") if state["Type"] == "Choice" else state.get("Next")
+    return path
+
+
+#: The function a host's Host Ready passes through to its waiting workflow (a rule's target on
+#: the fleet bus, not a workflow task): part of every desktop's wait, a pool hit's included.
+HOST_READY_CONSUMER = "AgentEventsFunction"
+
+
+def pooled_path(root: Path) -> list[str]:
+    """The functions a warm pool hit waits for: the provisioning path's, with the Host Ready
+    consumer between the task that parks the workflow's token and the one after it."""
+    path = provisioning_path(root)
+    waiting = next((i for i, name in enumerate(path) if name.startswith("AwaitHostReady")), None)
+    if waiting is not None:
+        path.insert(waiting + 1, HOST_READY_CONSUMER)
     return path
 
 
@@ -204,7 +263,9 @@ def lambda_environment(root: Path, function: Function) -> dict[str, str]:
         "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
         "AWS_LAMBDA_FUNCTION_NAME": function.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(function.memory),
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        "AWS_LAMBDA_FUNCTION_VERSION": "1" if function.snapstart else "$LATEST",
+        # a SnapStart function's INIT runs when its version is published (dcvfleet.snapstart)
+        **({"AWS_LAMBDA_INITIALIZATION_TYPE": "snap-start"} if function.snapstart else {}),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{function.name}",
         "AWS_LAMBDA_LOG_STREAM_NAME": "bench",
         "AWS_LAMBDA_RUNTIME_API": "127.0.0.1:9001",
@@ -246,10 +307,12 @@ def measure_once(root: Path, function: Function) -> dict[str, Any]:
 
 def medians(runs: list[dict[str, Any]]) -> Figures:
     """The medians of fresh interpreters' figures."""
+    restored = [run["restored"] for run in runs if run.get("restored") is not None]
     return Figures(
         imports=statistics.median(run["import"] for run in runs),
         clients=statistics.median(run["clients"] for run in runs),
         rss_mib=statistics.median(run["rss_kib"] for run in runs) / 1024,
+        restored=statistics.median(restored) if restored else None,
     )
 
 
@@ -293,20 +356,67 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:6.0f}"
 
 
+def _short(name: str) -> str:
+    return name.removesuffix("Function")
+
+
+def path_lines(
+    current: dict[str, Figures],
+    baseline: dict[str, Figures],
+    path: list[str],
+    old_path: list[str],
+    revision: str,
+) -> list[str]:
+    """The pooled path's total, now and at the baseline, side by side: its functions, their INIT
+    on demand, and a cold start of each with SnapStart (our part after a restore; Lambda's own
+    restore of each snapshot is not measured here)."""
+    rows = []
+    for label, figures, names in (("now", current, path), (f"at {revision}", baseline, old_path)):
+        if not names or not all(name in figures for name in names):
+            continue
+        init_ms = sum(figures[name].total for name in names) * 1000
+        restores = sum(1 for name in names if figures[name].restored is not None)
+        cold = f"{sum(figures[name].cold for name in names) * 1000:,.0f} ms"
+        if restores:
+            cold += f" + {restores} snapshot restore{'s' if restores > 1 else ''}"
+        rows.append((label, len(names), f"{init_ms:,.0f} ms", cold, names))
+    if not rows:
+        return []
+    lines = [
+        "pooled path (a new ec2 desktop, a warm pool hit's included): its Lambda functions",
+        f"  {'':<16} {'functions':>9} {'INIT':>10}   {'a cold start of each':<28}",
+    ]
+    for label, count, init, cold, _ in rows:
+        lines.append(f"  {label:<16} {count:>9} {init:>10}   {cold:<28}")
+    for label, _, _, _, names in rows:
+        lines.append(f"  {label}: {' > '.join(_short(name) for name in names)}")
+    if any("restore" in row[3] for row in rows):
+        lines.append(
+            "  INIT is what an on-demand cold start pays; with SnapStart it runs when the version"
+            " is published, and a cold start pays the after-restore hooks and the clients made"
+            " again (measured here) and Lambda's restore of the snapshot (not measured: AWS only)."
+        )
+    return lines
+
+
 def report(
     current: dict[str, Figures],
     baseline: dict[str, Figures],
     listed: list[Function],
     path: list[str],
     revision: str,
+    *,
+    old_path: list[str] | None = None,
 ) -> str:
     """The table: one row per function, grouped by handler module, baseline beside now."""
     lines = []
     both = bool(baseline)
-    head = f"{'function':<30} {'import':>6} {'clients':>7} {'total':>6} {'RSS MiB':>7}"
+    head = (
+        f"{'function':<30} {'import':>6} {'clients':>7} {'total':>6} {'RSS MiB':>7} {'restored':>8}"
+    )
     if both:
         head += f" | {'import':>6} {'clients':>7} {'total':>6} {'RSS MiB':>7}"
-        lines.append(f"{'':<30} {'now (ms)':^30} | {f'at {revision} (ms)':^30}")
+        lines.append(f"{'':<30} {'now (ms)':^39} | {f'at {revision} (ms)':^30}")
     lines.append(head)
     module = ""
     for function in listed:
@@ -316,20 +426,14 @@ def report(
         now = current[function.name]
         row = f"  {function.name:<28} {_ms(now.imports)} {_ms(now.clients):>7} {_ms(now.total)}"
         row += f" {now.rss_mib:7.1f}"
+        row += f" {_ms(now.restored):>8}" if now.restored is not None else f" {'-':>8}"
         old = baseline.get(function.name)
         if old is not None:
             row += (
                 f" | {_ms(old.imports)} {_ms(old.clients):>7} {_ms(old.total)} {old.rss_mib:7.1f}"
             )
         lines.append(row)
-    on_path = [name for name in path if name in current]
-    if on_path:
-        total = sum(current[name].total for name in on_path)
-        line = f"provisioning path ({' > '.join(on_path)}): {total * 1000:.0f} ms"
-        if both and all(name in baseline for name in on_path):
-            old_total = sum(baseline[name].total for name in on_path)
-            line += f" (at {revision}: {old_total * 1000:.0f} ms)"
-        lines.append(line)
+    lines.extend(path_lines(current, baseline, path, old_path or [], revision))
     lines.append(
         "Host figures (this machine, not Lambda): Lambda's INIT also starts the runtime and "
         "downloads the package first."
@@ -353,13 +457,15 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"--only: no such function in template.yaml: {', '.join(sorted(unknown))}")
         listed = [function for function in listed if function.name in args.only]
+    old_path: list[str] = []
     if args.baseline:
         with revision_tree(args.baseline) as tree:
             old = {function.name: function for function in functions(tree)}
+            old_path = pooled_path(tree)
             current, baseline = measure(listed, args.repeat, tree, old)
     else:
         current, baseline = measure(listed, args.repeat, None, {})
-    print(report(current, baseline, listed, provisioning_path(ROOT), args.baseline))
+    print(report(current, baseline, listed, pooled_path(ROOT), args.baseline, old_path=old_path))
     return 0
 
 

@@ -159,7 +159,8 @@ def run_function(fn: Any, event: Any) -> tuple[str, bool, str]:
         **{k: str(v) for k, v in (fn.environment_vars or {}).items()},
         "AWS_LAMBDA_FUNCTION_NAME": fn.function_name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(fn.memory_size),
-        "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+        # the version invoked: a published one's number when invoked by its alias
+        "AWS_LAMBDA_FUNCTION_VERSION": str(getattr(fn, "version", "$LATEST")),
         "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{fn.function_name}",
     }
     context = FunctionContext(fn.function_name, fn.function_arn, int(fn.memory_size), fn.timeout)
@@ -220,4 +221,151 @@ LAMBDA_RUNTIME = Gap(
     " function's own environment (per thread), one invocation at a time per function (one"
     " execution environment), their log lines saved to /aws/lambda/<name>",
     install=install,
+)
+
+
+# LAMBDA_VERSIONS_FROM_CLOUDFORMATION
+_version_models: list[tuple[Any, Any]] = []
+
+
+def version_and_alias_models() -> tuple[Any, Any]:
+    """LAMBDA_VERSIONS_FROM_CLOUDFORMATION: CloudFormation models of ``AWS::Lambda::Version`` and
+    ``AWS::Lambda::Alias`` (what SAM's ``AutoPublishAlias`` makes), each made through Lambda's
+    backend as CloudFormation would: a version is published (``Ref``: its ARN; ``Fn::GetAtt
+    Version``: its number), an alias points at one (``Ref``: its ARN)
+    (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-lambda-version.html,
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-resource-lambda-alias.html).
+    Not subclasses of moto's ``CloudFormationModel`` (that would register them with moto for
+    good): ``version_model_patches`` adds them to moto's model lists."""
+    if _version_models:
+        return _version_models[0]
+    from moto.awslambda.models import lambda_backends
+
+    class Published:
+        """What the models share: a physical id that is an ARN, CloudFormation's lifecycle."""
+
+        def __init__(self, arn: str, attributes: dict[str, str]) -> None:
+            self.arn, self.attributes = arn, attributes
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.arn
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return ""
+
+        @classmethod
+        def has_cfn_attr(cls, attr: str) -> bool:
+            return attr in cls.ATTRIBUTES  # type: ignore[attr-defined]
+
+        def get_cfn_attribute(self, attribute_name: str) -> str:
+            return self.attributes[attribute_name]
+
+        @classmethod
+        def update_from_cloudformation_json(cls, *args: Any, **kwargs: Any) -> None:
+            return None  # as moto's CloudFormationModel: not updated in place
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, *args: Any, **kwargs: Any) -> None:
+            return None  # as moto's CloudFormationModel: left as it is
+
+        def is_created(self) -> bool:
+            return True
+
+    class Version(Published):
+        ATTRIBUTES = ("Version", "FunctionArn")
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::Lambda::Version"
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Version:
+            properties = cloudformation_json["Properties"]
+            backend = lambda_backends[account_id][region_name]
+            published = backend.publish_version(
+                properties["FunctionName"], properties.get("Description", "")
+            )
+            if published is None:
+                raise ValueError(f"{properties['FunctionName']}: no function to publish")
+            arn = str(published.function_arn)
+            return cls(arn, {"Version": str(published.version), "FunctionArn": arn})
+
+    class Alias(Published):
+        ATTRIBUTES = ("AliasArn",)
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::Lambda::Alias"
+
+        @classmethod
+        def create_from_cloudformation_json(
+            cls,
+            resource_name: str,
+            cloudformation_json: Any,
+            account_id: str,
+            region_name: str,
+            **kwargs: Any,
+        ) -> Alias:
+            properties = cloudformation_json["Properties"]
+            alias = lambda_backends[account_id][region_name].create_alias(
+                name=properties["Name"],
+                function_name=properties["FunctionName"],
+                function_version=str(properties["FunctionVersion"]),
+                description=properties.get("Description", ""),
+                routing_config=properties.get("RoutingConfig"),
+            )
+            return cls(str(alias.arn), {"AliasArn": str(alias.arn)})
+
+    _version_models.append((Version, Alias))
+    return Version, Alias
+
+
+def version_model_patches() -> list[Patch]:
+    """LAMBDA_VERSIONS_FROM_CLOUDFORMATION: moto's CloudFormation takes the two models, moto's own
+    version model replaced. It wraps the model lists as they are when installed (after
+    CODEBUILD_FROM_CLOUDFORMATION's), computing them each time as that gap does."""
+    from moto.cloudformation import parsing
+
+    models = version_and_alias_models()
+    model_list, model_map, name_type_map = (
+        parsing.get_model_list,
+        parsing.get_model_map,
+        parsing.get_name_type_map,
+    )
+    ours = {model.cloudformation_type() for model in models}
+
+    def with_ours_list() -> list[Any]:
+        return [m for m in model_list() if m.cloudformation_type() not in ours] + list(models)
+
+    def with_ours_map() -> dict[str, Any]:
+        return {**model_map(), **{m.cloudformation_type(): m for m in models}}
+
+    def with_ours_names() -> dict[str, str]:
+        return {**name_type_map(), **{m.cloudformation_type(): "" for m in models}}
+
+    return [
+        Patch(parsing, "get_model_list", with_ours_list),
+        Patch(parsing, "get_model_map", with_ours_map),
+        Patch(parsing, "get_name_type_map", with_ours_names),
+    ]
+
+
+LAMBDA_VERSIONS_FROM_CLOUDFORMATION = Gap(
+    "LAMBDA_VERSIONS_FROM_CLOUDFORMATION",
+    moto_does="moto's CloudFormation has no AWS::Lambda::Alias (no alias is made; a Ref of one"
+    " stays unresolved), and an AWS::Lambda::Version it publishes gets no physical id (a Ref of"
+    " it is its logical id, where AWS gives the version's ARN) and no Version attribute",
+    we_do="models of both, made through Lambda's backend: a version is published (Ref: its ARN,"
+    " GetAtt Version: its number), an alias points at it (Ref: its ARN), so a workflow invokes"
+    " a SnapStart function's alias as on AWS (version_model_patches)",
+    install=lambda context: version_model_patches(),
 )

@@ -68,6 +68,7 @@ GAPS: tuple[Gap, ...] = (
     batch.BATCH_SCALING_UPDATES,
     codebuild.CODEBUILD_FROM_CLOUDFORMATION,
     codebuild.CODEBUILD_BUILDS,
+    lambda_runtime.LAMBDA_VERSIONS_FROM_CLOUDFORMATION,  # wraps CODEBUILD_FROM_CLOUDFORMATION's
     stepfunctions.SFN_AWS_SDK_CASING,
     stepfunctions.SFN_JSONPATH_INDEX,
     stepfunctions.SFN_COST,

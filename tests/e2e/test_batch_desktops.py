@@ -85,7 +85,7 @@ def test_a_batch_desktop_reaches_ready_through_the_api(fleet: Stack) -> None:
     # And the workflow went the batch way, announcing it like any desktop
     entered = fleet.states_entered(session_id)
     assert entered[:7] == [
-        "LoadSettings", "IsResume", "CreateCredentials", "WhichBackend", "SubmitJob",
+        "LoadSettings", "IsResume", "WhichBackend", "CreateCredentials", "SubmitJob",
         "StartCapacityPoll", "CheckJob",
     ]  # fmt: skip
     assert "LaunchInstance" not in entered

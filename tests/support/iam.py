@@ -181,6 +181,12 @@ class Template:
         if name not in self.resources:
             return self.parameter(name)
         rtype = self.resources[name]["Type"]
+        if rtype == "AWS::Lambda::Alias":  # its ARN: the function's, qualified by the alias
+            props = self.resources[name]["Properties"]
+            function = ARN_FORMATS["AWS::Lambda::Function"].format(
+                n=self.resolve(props["FunctionName"])
+            )
+            return f"{function}:{self.resolve(props['Name'])}"
         if rtype in REF_IS_ARN:
             return self.arn_of(name)
         if rtype in REF_IS_ID:
@@ -520,13 +526,26 @@ def patterns_meet(policy_pattern: str, arn_format: str) -> bool:
     return False
 
 
+#: Resource types whose ARN the service also takes qualified: a Lambda function's version or
+#: alias ARN (function:${FunctionName}:${Qualifier}) names its function resource type
+#: (https://docs.aws.amazon.com/lambda/latest/dg/lambda-api-permissions-ref.html: "restricted to
+#: a specific function by function, version, or alias ARN").
+QUALIFIED_ARNS = {("lambda", "function"): ":${Qualifier}"}
+
+
 def matched_types(act: Action, resource: str) -> list[str]:
     """The action's resource types whose ARN format the Resource can name."""
     if resource == "*":
         return list(act.resource_keys)
-    return [
-        t for t in act.resource_keys if patterns_meet(resource, resource_type(act.service, t)[0])
-    ]
+
+    def names(kind: str) -> bool:
+        arn = resource_type(act.service, kind)[0]
+        qualifier = QUALIFIED_ARNS.get((act.service, kind))
+        return patterns_meet(resource, arn) or (
+            qualifier is not None and patterns_meet(resource, arn + qualifier)
+        )
+
+    return [t for t in act.resource_keys if names(t)]
 
 
 def _key_pattern(key: str) -> re.Pattern[str]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 HAPPY_PATH = [
     "LoadSettings",
     "IsResume",
-    "CreateCredentials",
     "WhichBackend",
     "LaunchInstance",
     "WaitForHostReady",

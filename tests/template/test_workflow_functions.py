@@ -36,6 +36,8 @@ def lambda_tasks(states: dict[str, Any]) -> dict[str, dict[str, Any]]:
 def function_of(props: dict[str, Any], placeholder: str) -> str:
     """The function resource a ``${...FunctionArn}`` placeholder names."""
     value = props["DefinitionSubstitutions"][placeholder.strip("${}")]
+    if "Ref" in value:  # a SnapStart function's alias: !Ref <Function>.Alias
+        return str(value["Ref"]).removesuffix(".Alias")
     resource: str = value["Fn::GetAtt"][0]
     return resource
 

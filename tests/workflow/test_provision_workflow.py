@@ -51,6 +51,38 @@ def test_success_walks_every_step_once_and_leaves_a_ready_desktop(fleet: Stack) 
     assert {"Key": "dcvfleet:session-id", "Value": session_id} in secret["Tags"]
 
 
+def test_the_pooled_paths_functions_are_invoked_through_their_snapstart_alias(
+    fleet: Stack,
+) -> None:
+    # Given a desktop that came up (an ec2 desktop takes the pooled path's states)
+    user, session_id = _request(fleet)
+    assert fleet.wait_for(user, session_id)["status"] == "READY"
+    # Then each Lambda task invoked its function's alias (SnapStart covers published versions
+    # only, never $LATEST: https://docs.aws.amazon.com/lambda/latest/dg/snapstart.html), which
+    # the deployed stack has, pointing at a published version
+    invoked = [
+        json.loads(e["taskScheduledEventDetails"]["parameters"])["FunctionName"]
+        for e in fleet.history(session_id)
+        if e["type"] == "TaskScheduled"
+        and e["taskScheduledEventDetails"]["resourceType"] == "lambda"
+    ]
+    assert len(invoked) == 3, invoked  # LaunchInstance, AwaitHostReady, MarkReady
+    for arn in invoked:
+        name, alias = arn.split(":function:")[1].split(":")
+        assert alias == "live", arn
+        (found,) = fleet.client("lambda").list_aliases(FunctionName=name)["Aliases"]
+        assert found["FunctionVersion"] != "$LATEST"
+    # And the host's Host Ready reached the workflow through AgentEvents' alias: the fleet bus's
+    # rule for agent events targets it
+    bus, events = fleet.info["resources"]["FleetBus"], fleet.client("events")
+    (rule,) = events.list_rules(
+        EventBusName=bus, NamePrefix=fleet.info["resources"]["AgentEventsFunctionAgentEvents"]
+    )["Rules"]
+    (target,) = events.list_targets_by_rule(Rule=rule["Name"], EventBusName=bus)["Targets"]
+    assert target["Arn"] == fleet.info["resources"]["AgentEventsFunctionAliaslive"]
+    assert target["Arn"].endswith(":live")
+
+
 def test_the_password_never_appears_in_history_logs_or_events(fleet: Stack) -> None:
     observer = fleet.observe("dcvfleet")
     user, session_id = _request(fleet)
@@ -62,7 +94,10 @@ def test_the_password_never_appears_in_history_logs_or_events(fleet: Stack) -> N
     assert len(password) >= 16
     history = json.dumps(fleet.history(session_id), default=str)
     assert password not in history
-    assert "secretArn" in history  # only the ARN travels
+    # an ec2 desktop's secret is made and handed to its host inside LaunchInstance: not even
+    # its ARN travels between the states (a batch desktop's ARN does, to SubmitJob)
+    assert "LaunchInstance" in history
+    assert "secretArn" not in history
     function_logs = [
         line
         for logical_id, physical in fleet.info["resources"].items()
@@ -152,7 +187,6 @@ def test_host_never_ready_times_out_and_compensates(fleet: Stack) -> None:
 @pytest.mark.parametrize(
     "function",
     [
-        "CreateCredentialsFunction",
         "LaunchInstanceFunction",
         "AwaitHostReadyFunction",
         "MarkReadyFunction",

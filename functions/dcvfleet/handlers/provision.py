@@ -11,7 +11,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from dcvfleet import batch, compensation, pool, service
+from dcvfleet import batch, compensation, pool, service, snapstart
 from dcvfleet.adapters import Ec2Hosts, OperatorNotices, Releases, SessionSecrets, Workflows
 from dcvfleet.aws import client
 from dcvfleet.config import (
@@ -22,18 +22,24 @@ from dcvfleet.config import (
 )
 from dcvfleet.handlers import batch_jobs, caught_error, entry_point, session_store, task_text
 from dcvfleet.observability import TELEMETRY
+from dcvfleet.store import SessionStore
 
 logger = Logger()
 COMMON = CommonSettings.from_env(os.environ)
 
 
-@entry_point("sessionId")
-def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
-    secrets = SessionSecrets(
+def session_secrets() -> SessionSecrets:
+    """The sessions' secrets, made with the fleet's key (KmsKeyArn) when it has one."""
+    return SessionSecrets(
         client("secretsmanager"), kms_key_id=os.environ.get("SECRETS_KMS_KEY_ID", "")
     )
+
+
+@entry_point("sessionId")
+def create_credentials(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    """A batch desktop's credentials (an ec2 desktop's are made by ``launch_instance``)."""
     return service.create_credentials(
-        session_store(), secrets, COMMON, task_text(event, "sessionId")
+        session_store(), session_secrets(), COMMON, task_text(event, "sessionId")
     )
 
 
@@ -50,16 +56,34 @@ def warm_pool() -> pool.WarmPool | None:
     )
 
 
+def launch_credentials(store: SessionStore, secrets: SessionSecrets, session_id: str) -> str:
+    """The secret the launch hands its host: made now, or, on a retried step, the one its first
+    attempt made and recorded (the credentials step is then recorded once, as when it was a
+    workflow step of its own, and not made again)."""
+    made = store.require(session_id).secret_arn
+    if made:
+        return made
+    return service.create_credentials(store, secrets, COMMON, session_id)["secretArn"]
+
+
 @entry_point("sessionId")
 def launch_instance(event: dict[str, Any], context: LambdaContext) -> dict[str, str]:
+    """An ec2 desktop's credentials, then its host. The two steps always ran back to back (only
+    a Choice on the backend between them), so one invocation does both: one cold start fewer on
+    the path of every ec2 desktop, a warm pool hit's included. Each step is as before, and as
+    safe to retry: the credentials are made once (``launch_credentials``), and a retried launch
+    finds its host by the session tag."""
     settings = LaunchSettings.from_env(os.environ)
+    session_id = task_text(event, "sessionId")
+    store, secrets = session_store(), session_secrets()
+    secret_arn = launch_credentials(store, secrets, session_id)
     return service.launch_instance(
-        session_store(),
+        store,
         Ec2Hosts(client("ec2")),
-        SessionSecrets(client("secretsmanager")),
+        secrets,
         settings,
-        task_text(event, "sessionId"),
-        secret_arn=task_text(event, "secretArn"),
+        session_id,
+        secret_arn=secret_arn,
         operators=OperatorNotices(client("sns"), settings.operator_topic_arn),
         telemetry=TELEMETRY,
         warm_pool=warm_pool(),
@@ -133,3 +157,14 @@ def compensate(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         jobs=batch_jobs(),
         telemetry=TELEMETRY,
     )
+
+
+#: The clients each SnapStart function of this module makes before its snapshot (template.yaml
+#: gives SnapStart to the functions of the pooled path: these three handlers).
+SNAPSTART_CLIENTS = {
+    "launch_instance": ("dynamodb", "ec2", "secretsmanager", "sns", "lambda"),
+    "await_host_ready": ("dynamodb", "stepfunctions", "batch", "ecs"),
+    "mark_ready": ("dynamodb", "ec2"),
+}
+# _HANDLER is Lambda's name of the handler this environment runs (module.function)
+snapstart.prepare(SNAPSTART_CLIENTS.get(os.environ.get("_HANDLER", "").rpartition(".")[2], ()))
