@@ -98,7 +98,7 @@ class Monitor:
         due = self._clock() + self.sample_interval
         last = (self._clock(), self._wall())
         while not self._wait(max(0.0, due - self._clock())):
-            if self._resumed_since(*last):
+            if self._resumed_since(*last, during="the wait between samples"):
                 return
             last = (self._clock(), self._wall())
             if not self.tick(since=last):
@@ -123,14 +123,14 @@ class Monitor:
         gap = elapsed - self.sample_interval
         return elapsed if gap > self.resume_gap else None
 
-    def _resumed_since(self, mono: float, wall: float) -> bool:
+    def _resumed_since(self, mono: float, wall: float, *, during: str) -> bool:
         """Whether the host slept since (mono, wall); if so, drop what is buffered (it speaks of
         the time before the sleep) and set `resumed`."""
         slept = self._slept(mono, wall)
         if slept is None:
             return False
         dropped = self.sender.discard()
-        fields = {"sleptSeconds": round(slept, 3), "droppedEvents": dropped}
+        fields = {"sleptSeconds": round(slept, 3), "droppedEvents": dropped, "during": during}
         log.info("the host has slept (resumed): ready again", extra={"fields": fields})
         self.resumed = True
         return True
@@ -146,7 +146,7 @@ class Monitor:
             reading = self._sample(signal)
             if reading is not None:
                 readings[signal.name] = reading
-        if since is not None and self._resumed_since(*since):
+        if since is not None and self._resumed_since(*since, during="a sample"):
             return False
         now = self._wall()
         self._update_idle(readings, now)

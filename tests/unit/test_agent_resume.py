@@ -6,6 +6,7 @@ the real Agent against local/sim/dcv.py and injected clocks."""
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 from collections.abc import Sequence
 from pathlib import Path
@@ -139,9 +140,12 @@ def test_after_hibernation_the_agent_is_ready_again_and_sends_no_stale_session_i
 
 
 @pytest.mark.parametrize("kind", ["sleep", "freeze"])
-def test_a_sleep_in_the_middle_of_a_sample_sends_no_stale_session_idle(kind: str) -> None:
+def test_a_sleep_in_the_middle_of_a_sample_sends_no_stale_session_idle(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
     # Given an idle host (idle since its first sample, t=10) that hibernates for an hour in the
     # middle of its sample at t=60 (dcv has answered; the idle state has not yet been updated)
+    caplog.set_level(logging.INFO, logger="dcvfleet_agent")
     host, events = Host(stop_at=3600 + 130), Events()
     the_agent = agent(host, events, dcv=host.dcv({60.0: (kind, 3600.0)}))
     # When the agent runs through the sleep
@@ -152,6 +156,9 @@ def test_a_sleep_in_the_middle_of_a_sample_sends_no_stale_session_idle(kind: str
     assert events.at(SESSION_IDLE) == [3730]
     assert events.at(HOST_READY) == [0, 3660]
     assert events.at(HOST_HEARTBEAT) == [10, 3670, 3730]
+    # and the log says where the sleep was noticed
+    [noticed] = [r for r in caplog.records if r.getMessage().startswith("the host has slept")]
+    assert noticed.fields["during"] == "a sample"  # type: ignore[attr-defined]
 
 
 def test_events_buffered_before_the_sleep_are_not_sent_after_it() -> None:
