@@ -130,6 +130,8 @@ BARE_BOOT_SECONDS = 600.0
 TICK_SECONDS = 0.5
 #: After listing the fleet's instances, the watch rests this many times as long as it took.
 WATCH_REST = 2
+#: The instance states the watch lists: every one but ``terminated``.
+LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 #: How many seconds more than a sample interval between two samples mean, to a simulated host's
 #: agent, that its host slept (the agent's default, 120 s, is for real hosts).
 RESUME_GAP_SECONDS = 8
@@ -264,12 +266,20 @@ class HostSimulator:
         )
 
     # -- the watch loop --------------------------------------------------------------------
-    def _fleet_instances(self) -> dict[str, Seen]:
-        """Every fleet instance EC2 knows: its state, tags and LaunchTime (every page: EC2
-        answers 100 reservations a page, and a host past the first 100 would never boot:
-        bench.load)."""
+    def fleet_instances(self) -> dict[str, Seen]:
+        """Every fleet instance EC2 knows that is not terminated: its state, tags and LaunchTime
+        (every page: EC2 answers 100 reservations a page, and a host past the first 100 would
+        never boot: bench.load). A host whose instance is not listed is gone (``_follow``).
+        Terminated instances, most of those a long-lived stack has made, are left out by EC2's
+        own ``instance-state-name`` filter
+        (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html):
+        listing them cost seconds on a loaded machine, and the watch rests a multiple of that,
+        so a started instance's host booted that much later."""
         pages = self._ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": f"tag:{self.tag_key}", "Values": [self.tag_value]}]
+            Filters=[
+                {"Name": f"tag:{self.tag_key}", "Values": [self.tag_value]},
+                {"Name": "instance-state-name", "Values": LIVE_STATES},
+            ]
         )
         return {
             i["InstanceId"]: Seen(
@@ -287,7 +297,7 @@ class HostSimulator:
         Returns the seconds the listing took."""
         started = time.monotonic()
         try:
-            instances = self._fleet_instances()
+            instances = self.fleet_instances()
         except Exception:  # the emulator is shutting down
             instances = None
         listed = time.monotonic() - started

@@ -295,6 +295,25 @@ def test_a_stop_and_start_between_two_looks_boots_the_host_again(
         sim.stop()
 
 
+def test_a_look_lists_only_the_fleet_instances_that_are_not_terminated(
+    moto_endpoint: str, client: Callable[[str], Any], tmp_path: Path
+) -> None:
+    # Given a fleet instance that runs, one that is stopped, and many a long session made and
+    # terminated (listing those cost seconds a look on a loaded machine)
+    sim = agentless_simulator(moto_endpoint, tmp_path / "hosts", SimulatorHooks())
+    ec2 = client("ec2")
+    running, stopped = launch(client), launch(client)
+    ec2.stop_instances(InstanceIds=[stopped])
+    gone = [launch(client) for _ in range(3)]
+    ec2.terminate_instances(InstanceIds=gone)
+    # When the simulator lists the fleet / Then only the two that are not terminated are listed
+    listed = sim.fleet_instances()
+    assert {i: seen.state for i, seen in listed.items()} == {
+        running: "running",
+        stopped: "stopped",
+    }
+
+
 # -- simulated CPU and GPU -------------------------------------------------------------------------
 def test_the_busiest_core_shows_the_set_cpu_percent(tmp_path: Path) -> None:
     host = Host("i-0123456789abcdef0", "s1", "", "linux", tmp_path)
