@@ -16,7 +16,12 @@ nothing of them earlier). Any non-idle sample resets it.
   count a suspended or hibernated machine's sleep, the wall clock does; a frozen process sees
   both move), the host has slept, e.g. EC2 hibernated it and resumed it. What the monitor knew
   is then stale: it sends nothing more (not even what is buffered), sets `resumed` and ends, and
-  the agent gets ready again (Host Ready, which a resume waits for) with a fresh monitor.
+  the agent gets ready again (Host Ready, which a resume waits for) with a fresh monitor. The
+  sleep may also fall in the middle of a sample (the machine stops wherever it is): that is
+  checked once the signals are read, before the idle state meets the clock read after the sleep.
+  An event already made before the sleep may still go after it (the machine can stop inside
+  the PutEvents call itself); its sentAt is from before the sleep, and the control plane refuses
+  an idle period that began before the desktop's last start (lifecycle/idle.py).
   Hibernation keeps the RAM, so a resumed instance carries on with the same processes
   (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/hibernating-resuming.html; StopInstances'
   Hibernate: "hibernating an instance does preserve data stored in RAM"); CLOCK_MONOTONIC, which
@@ -93,15 +98,11 @@ class Monitor:
         due = self._clock() + self.sample_interval
         last = (self._clock(), self._wall())
         while not self._wait(max(0.0, due - self._clock())):
-            slept = self._slept(*last)
-            if slept is not None:
-                dropped = self.sender.discard()
-                fields = {"sleptSeconds": round(slept, 3), "droppedEvents": dropped}
-                log.info("the host has slept (resumed): ready again", extra={"fields": fields})
-                self.resumed = True
+            if self._resumed_since(*last, during="the wait between samples"):
                 return
             last = (self._clock(), self._wall())
-            self.tick()
+            if not self.tick(since=last):
+                return
             if self._gone():
                 log.info("the DCV session has ended; the agent stops")
                 self.session_gone = True
@@ -122,12 +123,31 @@ class Monitor:
         gap = elapsed - self.sample_interval
         return elapsed if gap > self.resume_gap else None
 
-    def tick(self) -> None:
+    def _resumed_since(self, mono: float, wall: float, *, during: str) -> bool:
+        """Whether the host slept since (mono, wall); if so, drop what is buffered (it speaks of
+        the time before the sleep) and set `resumed`."""
+        slept = self._slept(mono, wall)
+        if slept is None:
+            return False
+        dropped = self.sender.discard()
+        fields = {"sleptSeconds": round(slept, 3), "droppedEvents": dropped, "during": during}
+        log.info("the host has slept (resumed): ready again", extra={"fields": fields})
+        self.resumed = True
+        return True
+
+    def tick(self, since: tuple[float, float] | None = None) -> bool:
+        """Sample, update the idle state, send what is due. `since`: the (monotonic, wall) time
+        the sample began. The host may sleep in the middle of a sample (hibernation stops the
+        machine wherever it is): if it did, the sample ends there, before `now` (read after the
+        sleep) can meet an idle period that began before it (a stale Session Idle, whose
+        idleSeconds would count the sleep), and False says so (`resumed` is set)."""
         readings = {}
         for signal in self.signals:
             reading = self._sample(signal)
             if reading is not None:
                 readings[signal.name] = reading
+        if since is not None and self._resumed_since(*since, during="a sample"):
+            return False
         now = self._wall()
         self._update_idle(readings, now)
         if self._heartbeat_due():
@@ -138,6 +158,7 @@ class Monitor:
             self._idle_sent_at = now
             log.info("Session Idle queued", extra={"fields": fields})
         self.sender.flush(max_attempts=1)
+        return True
 
     def _gone(self) -> bool:
         dcv = self.readings.get("dcv")

@@ -1,4 +1,5 @@
-"""EC2: state-change events (the simulators told), page tokens, the default VPC's internet route."""
+"""EC2: state-change events (the simulators told), page tokens, the default VPC's internet route,
+an instance's LaunchTime after a start."""
 
 from __future__ import annotations
 
@@ -109,6 +110,23 @@ def ec2_page_token_patches() -> list[Patch]:
     return [Patch(InstanceResponse, "describe_instances", describe_instances)]
 
 
+# EC2_LAUNCH_TIME
+def launch_time_patches() -> list[Patch]:
+    """EC2_LAUNCH_TIME: starting a stopped instance sets its ``LaunchTime`` to now."""
+    from moto.core.utils import utcnow
+    from moto.ec2.models.instances import Instance
+
+    original = Instance.start
+
+    def start(self: Any) -> Any:
+        previous = original(self)
+        if previous.name != "running":
+            self.launch_time = utcnow()
+        return previous
+
+    return [Patch(Instance, "start", start)]
+
+
 # DEFAULT_VPC_INTERNET
 def default_vpc_patches() -> list[Patch]:
     """DEFAULT_VPC_INTERNET: the default VPC gets an internet gateway and a ``0.0.0.0/0`` route
@@ -178,6 +196,16 @@ EC2_PAGE_TOKEN = Gap(
     " (HTTP 500, which clients retry)",
     we_do="it answers InvalidParameterValue, a client error, as EC2 does",
     install=lambda context: ec2_page_token_patches(),
+)
+EC2_LAUNCH_TIME = Gap(
+    "EC2_LAUNCH_TIME",
+    moto_does="an instance's LaunchTime stays the time RunInstances made it, through every stop"
+    " and start",
+    we_do="StartInstances of a stopped instance sets its LaunchTime to now, as EC2's is 'the time"
+    " that the instance was last launched'"
+    " (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Instance.html); the host"
+    " simulator tells from it a stop and start that came between two of its looks",
+    install=lambda context: launch_time_patches(),
 )
 DEFAULT_VPC_INTERNET = Gap(
     "DEFAULT_VPC_INTERNET",

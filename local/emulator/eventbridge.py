@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -18,7 +19,12 @@ from local.emulator.gap import Context, Gap, Patch
 log = logging.getLogger("local.emulator")
 
 
-_delivery = ThreadPoolExecutor(max_workers=16, thread_name_prefix="eventbridge")
+#: Each target's own delivery queue (see _queue_of).
+_queues: dict[str, ThreadPoolExecutor] = {}
+_queues_lock = threading.Lock()
+#: How many deliveries to one target run at once (the runtime runs one invocation of a function
+#: at a time; a state machine starts several executions at once).
+DELIVERIES_PER_TARGET = 4
 #: The target services EventBridge delivers to here (moto raises on them).
 DELIVERED_HERE = ("lambda", "states")
 
@@ -44,6 +50,21 @@ def target_input(target: dict[str, Any], event: dict[str, Any]) -> str:
         )
         return json.dumps(parsed)
     return json.dumps(event)
+
+
+def _queue_of(target_arn: str) -> ThreadPoolExecutor:
+    """The delivery queue of one target. Lambda queues each function's asynchronous invocations
+    apart (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html), so a burst of
+    events for one function (every EC2 state change of a long-lived stack's instances) never
+    holds up another function's (the Host Ready a resume waits for): one queue shared by every
+    target did, once its workers were all waiting on the busy function."""
+    with _queues_lock:
+        queue = _queues.get(target_arn)
+        if queue is None:
+            queue = _queues[target_arn] = ThreadPoolExecutor(
+                max_workers=DELIVERIES_PER_TARGET, thread_name_prefix="eventbridge"
+            )
+        return queue
 
 
 def _deliver(target_arn: str, payload: str, endpoint_url: str | None) -> None:
@@ -73,7 +94,9 @@ def deliver_rule_event(
     if isinstance(event.get("time"), (int, float)):
         event["time"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event["time"]))
     for target in ours:
-        _delivery.submit(_deliver, target["Arn"], target_input(target, event), endpoint_url)
+        _queue_of(target["Arn"]).submit(
+            _deliver, target["Arn"], target_input(target, event), endpoint_url
+        )
     if rest:
         moto_send = getattr(
             models.Rule.send_to_targets, "_dcvfleet_original", models.Rule.send_to_targets
@@ -127,7 +150,8 @@ EVENTS_TARGETS = Gap(
     moto_does="EventBridge delivers only to SQS, logs and bus targets and raises on Lambda and"
     " Step Functions targets",
     we_do="those two are delivered here, asynchronously, as EventBridge does, with what the"
-    " target asks for: its Input (verbatim), InputPath or InputTransformer, else the event",
+    " target asks for: its Input (verbatim), InputPath or InputTransformer, else the event;"
+    " each target from a queue of its own, as Lambda queues each function's invocations",
     install=install_targets,
 )
 EVENTS_SCHEDULE_PATTERN = Gap(

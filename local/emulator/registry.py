@@ -59,6 +59,7 @@ GAPS: tuple[Gap, ...] = (
     eventbridge.EVENTBUS_REF,
     dynamodb.DDB_ATOMIC_WRITES,
     ec2.EC2_STATE_CHANGES,
+    ec2.EC2_LAUNCH_TIME,
     ssm.SSM_RUN_COMMAND,
     ssm.SSM_DOCUMENT_FROM_CLOUDFORMATION,
     ssm.PUBLIC_PARAMETERS,

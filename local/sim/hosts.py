@@ -21,6 +21,9 @@ A host follows its instance's EC2 state, as a machine follows its power switch:
   (SIGCONT) after the boot delay, as a resumed machine carries on. The agent sees the real
   seconds it was frozen between two samples (``resumeGapSeconds``, below).
 * ``shutting-down``/``terminated``: the host is gone (its workdir stays, for its logs).
+* A stop and a start that both came between two looks at EC2 (a resume soon after a stop, while
+  listing many instances is slow) show as a newer ``LaunchTime`` on a running instance: the host
+  halts and boots again, as the machine did (a hibernating one too: its agent says Host Ready).
 * A warm pool host (tagged ``dcvfleet:pool``, no ``dcvfleet:session-id``) boots as any other, but
   its agent waits: it starts, bound to its session, when a claim puts the session's tags on the
   instance (CreateTags; the emulator tells the simulator at once), as a real pool host's agent
@@ -79,7 +82,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 
@@ -127,6 +130,8 @@ BARE_BOOT_SECONDS = 600.0
 TICK_SECONDS = 0.5
 #: After listing the fleet's instances, the watch rests this many times as long as it took.
 WATCH_REST = 2
+#: The instance states the watch lists: every one but ``terminated``.
+LIVE_STATES = ["pending", "running", "stopping", "stopped", "shutting-down"]
 #: How many seconds more than a sample interval between two samples mean, to a simulated host's
 #: agent, that its host slept (the agent's default, 120 s, is for real hosts).
 RESUME_GAP_SECONDS = 8
@@ -135,6 +140,17 @@ SESSION_TAG = "dcvfleet:session-id"
 POOL_TAG = "dcvfleet:pool"
 #: What a waiting pool host's agent tags its own instance with once it runs (the host is made).
 POOL_READY_TAG = "dcvfleet:pool-ready"
+
+
+class Seen(NamedTuple):
+    """A fleet instance as one DescribeInstances shows it."""
+
+    state: str
+    tags: dict[str, str]
+    #: EC2's LaunchTime, "the time that the instance was last launched": a start sets it
+    #: (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Instance.html; the
+    #: emulator's EC2_LAUNCH_TIME)
+    launched: str
 
 
 class HostStateError(Exception):
@@ -194,6 +210,8 @@ class HostSimulator:
         #: Warm pool hosts with no session yet: booted, their agent not started until a claim
         #: puts the session's tags on the instance (a real one polls its tags: identity.py)
         self._unbound: set[str] = set()
+        #: Each running instance's LaunchTime when last seen (EC2 sets it at every start)
+        self._launched: dict[str, str] = {}
         self._base_environ = dict(os.environ)
         self._lock = threading.RLock()
         self._stop = threading.Event()
@@ -248,44 +266,72 @@ class HostSimulator:
         )
 
     # -- the watch loop --------------------------------------------------------------------
-    def _fleet_instances(self) -> dict[str, tuple[str, dict[str, str]]]:
-        """Every fleet instance EC2 knows: its state and tags (every page: EC2 answers 100
-        reservations a page, and a host past the first 100 would never boot: bench.load)."""
+    def fleet_instances(self) -> dict[str, Seen]:
+        """Every fleet instance EC2 knows that is not terminated: its state, tags and LaunchTime
+        (every page: EC2 answers 100 reservations a page, and a host past the first 100 would
+        never boot: bench.load). A host whose instance is not listed is gone (``_follow``).
+        Terminated instances, most of those a long-lived stack has made, are left out by EC2's
+        own ``instance-state-name`` filter
+        (https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_DescribeInstances.html):
+        listing them cost seconds on a loaded machine, and the watch rests a multiple of that,
+        so a started instance's host booted that much later."""
         pages = self._ec2.get_paginator("describe_instances").paginate(
-            Filters=[{"Name": f"tag:{self.tag_key}", "Values": [self.tag_value]}]
+            Filters=[
+                {"Name": f"tag:{self.tag_key}", "Values": [self.tag_value]},
+                {"Name": "instance-state-name", "Values": LIVE_STATES},
+            ]
         )
         return {
-            i["InstanceId"]: (i["State"]["Name"], {t["Key"]: t["Value"] for t in i.get("Tags", [])})
+            i["InstanceId"]: Seen(
+                i["State"]["Name"],
+                {t["Key"]: t["Value"] for t in i.get("Tags", [])},
+                str(i.get("LaunchTime", "")),
+            )
             for page in pages
             for r in page["Reservations"]
             for i in r["Instances"]
         }
 
+    def look(self) -> float:
+        """One look at EC2, as the watch loop takes them: every host follows its instance.
+        Returns the seconds the listing took."""
+        started = time.monotonic()
+        try:
+            instances = self.fleet_instances()
+        except Exception:  # the emulator is shutting down
+            instances = None
+        listed = time.monotonic() - started
+        if instances is not None:
+            with self._lock:
+                if not self._stop.is_set():
+                    self._follow(instances)
+        return listed
+
     def _watch(self) -> None:
         while not self._stop.is_set():
             self._changed.clear()  # a change from here on wakes the next wait at once
-            started = time.monotonic()
-            try:
-                instances = self._fleet_instances()
-            except Exception:  # the emulator is shutting down
-                instances = None
-            listed = time.monotonic() - started
-            if instances is not None:
-                with self._lock:
-                    if not self._stop.is_set():
-                        self._follow(instances)
+            listed = self.look()
             # listing hundreds of instances takes a while: rest a multiple of that, so that a
             # burst of changes does not keep the emulator listing them (bench.load)
             self._stop.wait(WATCH_REST * listed)
             # woken at once by an instance change; the interval is only a safety net
             self._changed.wait(self.poll_interval)
 
-    def _follow(self, instances: dict[str, tuple[str, dict[str, str]]]) -> None:
+    def _follow(self, instances: dict[str, Seen]) -> None:
         """Make each host's power state its instance's EC2 state."""
-        for instance_id, (state, tags) in instances.items():
+        for instance_id, (state, tags, launched) in instances.items():
             if BATCH_INSTANCE_TAG in tags:
                 continue  # an ECS container instance: its containers come with their jobs
             host = self.hosts.get(instance_id)
+            if state == "running":
+                restarted = self._launched.get(instance_id, launched) != launched
+                self._launched[instance_id] = launched
+                if restarted and host is not None and host.state == "running":
+                    # stopped and started again between two looks (a resume soon after a stop,
+                    # while listing is slow): the machine went down and came back, so its host
+                    # does too, or its agent would never say Host Ready for the start
+                    log.info("host %s was stopped and started since the last look", instance_id)
+                    self._power_off(host)
             if state == "running" and host is not None and host.frozen:
                 self._resume(host)
             elif state == "running" and (host is None or host.state != "running"):
@@ -303,8 +349,9 @@ class HostSimulator:
                 else:
                     self._power_off(host)
         for instance_id in [i for i, h in self.hosts.items() if h.job_id is None]:
-            state = instances.get(instance_id, ("terminated", {}))[0]
+            state = instances[instance_id].state if instance_id in instances else "terminated"
             if state in ("shutting-down", "terminated"):
+                self._launched.pop(instance_id, None)
                 self._unbound.discard(instance_id)
                 self._power_off(self.hosts.pop(instance_id))
 

@@ -326,6 +326,16 @@ HANDLERS = {
         "    with open(os.environ['PROBE_OUT'], 'a') as out:\n"
         "        out.write(json.dumps(event) + '\\n')\n"
     ),
+    # a function busy until the file PROBE_RELEASE exists (at most 30 s), then as the target
+    "gap_probe_held": (
+        "import json, os, time\n"
+        "def handler(event, context):\n"
+        "    deadline = time.monotonic() + 30\n"
+        "    while not os.path.exists(os.environ['PROBE_RELEASE']) and time.monotonic() < deadline:\n"
+        "        time.sleep(0.02)\n"
+        "    with open(os.environ['PROBE_OUT'], 'a') as out:\n"
+        "        out.write(json.dumps(event) + '\\n')\n"
+    ),
 }
 
 

@@ -6,6 +6,9 @@ the real Agent against local/sim/dcv.py and injected clocks."""
 from __future__ import annotations
 
 import json
+import logging
+import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,7 @@ from dcvfleet_agent.dcv import DcvCli
 from dcvfleet_agent.events import EventSender
 from dcvfleet_agent.identity import Identity
 from dcvfleet_agent.monitor import HOST_HEARTBEAT, SESSION_IDLE
+from dcvfleet_agent.proc import run_command
 from dcvfleet_agent.signals import parse_time
 from tests.support.sim_dcv import DCV, fresh_dcv_state
 
@@ -63,17 +67,33 @@ class Host:
 
     def wait(self, seconds: float) -> bool:
         self.mono += seconds
-        what = self.plan.pop(self.mono, None)
+        self.happen(self.plan.pop(self.mono, None))
+        return self.wall() - EPOCH > self.stop_at
+
+    def happen(self, what: tuple[str, float] | None) -> None:
         if what is not None:
             kind, length = what
             if kind == "freeze":
                 self.mono += length  # the wall clock follows it
             else:
                 self.wall_offset += length
-        return self.wall() - EPOCH > self.stop_at
+
+    def dcv(self, during_sample: dict[float, tuple[str, float]]) -> DcvCli:
+        """The simulated dcv, on which the host sleeps (or is frozen) in the middle of the
+        sample taken at each of `during_sample`'s monotonic times: once dcv has answered."""
+
+        def run(
+            argv: Sequence[str], *, input_text: str | None = None, timeout: float | None = None
+        ) -> subprocess.CompletedProcess[str]:
+            done = run_command(argv, input_text=input_text, timeout=timeout)
+            if "describe-session" in argv:
+                self.happen(during_sample.pop(self.mono, None))
+            return done
+
+        return DcvCli(DCV, 10, run=run)
 
 
-def agent(host: Host, events: Events, gap: str = "120") -> Agent:
+def agent(host: Host, events: Events, gap: str = "120", dcv: DcvCli | None = None) -> Agent:
     config = load_config(
         {
             "DCVFLEET_AGENT_CONFIG": "",
@@ -93,7 +113,7 @@ def agent(host: Host, events: Events, gap: str = "120") -> Agent:
     return Agent(
         config,
         Identity("i-1", "s-1", None),
-        DcvCli(DCV, 10),
+        dcv or DcvCli(DCV, 10),
         sender,
         sleep=lambda s: None,
         clock=lambda: host.mono,
@@ -117,6 +137,28 @@ def test_after_hibernation_the_agent_is_ready_again_and_sends_no_stale_session_i
     # and Host Ready at the start and again at the first sample after the sleep
     assert events.at(HOST_READY) == [0, 3660]
     assert events.at(HOST_HEARTBEAT) == [10, 3670, 3730]
+
+
+@pytest.mark.parametrize("kind", ["sleep", "freeze"])
+def test_a_sleep_in_the_middle_of_a_sample_sends_no_stale_session_idle(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given an idle host (idle since its first sample, t=10) that hibernates for an hour in the
+    # middle of its sample at t=60 (dcv has answered; the idle state has not yet been updated)
+    caplog.set_level(logging.INFO, logger="dcvfleet_agent")
+    host, events = Host(stop_at=3600 + 130), Events()
+    the_agent = agent(host, events, dcv=host.dcv({60.0: (kind, 3600.0)}))
+    # When the agent runs through the sleep
+    assert the_agent.run(host.wait) == 0
+    # Then that sample sends nothing (no Session Idle whose idle period began an hour before
+    # it, which would have been sent at 3660 with idleSince t=10): the agent is ready again at
+    # once, and the idle clock starts again after the resume (first idle sample at 3670)
+    assert events.at(SESSION_IDLE) == [3730]
+    assert events.at(HOST_READY) == [0, 3660]
+    assert events.at(HOST_HEARTBEAT) == [10, 3670, 3730]
+    # and the log says where the sleep was noticed
+    [noticed] = [r for r in caplog.records if r.getMessage().startswith("the host has slept")]
+    assert noticed.fields["during"] == "a sample"  # type: ignore[attr-defined]
 
 
 def test_events_buffered_before_the_sleep_are_not_sent_after_it() -> None:

@@ -1943,3 +1943,65 @@ def test_a_desktop_launches_with_its_own_idle_timeout_and_hibernation() -> None:
     instance = fleet.hosts.instances[out["instanceId"]]
     assert instance.tags["dcvfleet:idle-timeout-seconds"] == "900"
     assert fleet.hosts.hibernation == [True]
+
+
+def _resumed_ready(fleet: Fleet) -> Session:
+    """A desktop stopped by its user, started again, and READY again (its agent said so)."""
+    session = fleet.ready()
+    fleet.stop_by_user(session.session_id)
+    user_requests.resume(fleet.store, fleet.workflows, SETTINGS, ALICE, session.session_id)
+    service.resume_instance(fleet.store, fleet.hosts, session.session_id)
+    fleet.hosts.settle()
+    fleet.host_ready(session.session_id, session.instance_id or "")
+    resumed = fleet.store.require(session.session_id)
+    assert resumed.status is Status.READY
+    assert resumed.resumed_at is not None
+    return resumed
+
+
+def test_an_idle_claim_whose_idle_period_began_before_the_last_start_is_refused(
+    fleet: Fleet,
+) -> None:
+    # Given a desktop hibernated while its agent counted an idle period, then started again and
+    # READY (the resume's Host Ready handled)
+    session = _resumed_ready(fleet)
+    assert session.resumed_at is not None
+    before = fleet.store.require(session.session_id)
+    started = len(fleet.workflows.started)
+    # When the agent's Session Idle about that idle period, made as the host resumed, is handled
+    # only now (its idle period began an hour before the start)
+    resumed_at = triggers.parse_time(session.resumed_at)
+    stale = {
+        **idle_claim(session),
+        "idleSince": triggers.iso(resumed_at - timedelta(hours=1)),
+        "idleSeconds": 3600,
+    }
+    # Then it is refused, saying why; no idle workflow starts and the record is as it was
+    with pytest.raises(ClaimRejectedError, match=r"before session .* was last started"):
+        idle.start_idle_check(
+            fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle", claim=stale
+        )
+    assert len(fleet.workflows.started) == started
+    assert fleet.store.require(session.session_id) == before
+
+
+def test_an_idle_claim_whose_idle_period_began_after_the_last_start_starts_a_check(
+    fleet: Fleet,
+) -> None:
+    # Given a resumed READY desktop, and its agent's claim of an idle period since the resume
+    session = _resumed_ready(fleet)
+    assert session.resumed_at is not None
+    since = triggers.parse_time(session.resumed_at) + timedelta(seconds=1)
+    claim = {**idle_claim(session), "idleSince": triggers.iso(since)}
+    checks = len(fleet.workflows.idle_checks())  # the user's stop was one
+    # When it arrives / Then the idle workflow checks it
+    outcome = idle.start_idle_check(
+        fleet.store, fleet.workflows, SETTINGS, session.session_id, trigger="idle", claim=claim
+    )
+    assert outcome == "started"
+    assert fleet.workflows.idle_checks()[checks:] == [
+        (
+            fleet.store.require(session.session_id).idle_check,
+            {"sessionId": session.session_id, "trigger": "idle", "action": None, "claim": claim},
+        )
+    ]

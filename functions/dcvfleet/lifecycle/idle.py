@@ -121,6 +121,7 @@ def start_idle_check(
             raise ClaimRejectedError(
                 f"instance {claim.get('instanceId')} is not the host of session {session_id}"
             )
+        _refuse_idle_from_before_the_last_start(session, claim)
         if session.idle_check and not stale(session, settings):
             return "already-checking"
         name = f"{session_id}-{trigger}-{session.version + 1}"
@@ -140,6 +141,26 @@ def start_idle_check(
         raise
     logger.info("idle check started", session_id=session_id, trigger=trigger, execution=name)
     return "started"
+
+
+def _refuse_idle_from_before_the_last_start(session: Session, claim: dict[str, Any] | None) -> None:
+    """An idle period cannot run through a stop: one that began before the desktop was last
+    asked to start again (``resumed_at``) was counted by its agent before the host was stopped
+    (hibernated) and reported after it resumed. EC2 hibernation stops the machine wherever it
+    is, so the report can be made, or sent, just after the resume
+    (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/hibernating-resuming.html). EventBridge
+    invokes this function asynchronously, from a queue that several instances of it read at
+    once (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html), so the report can
+    be handled alongside, or after, the resume's Host Ready and find the desktop READY. Its idle
+    period counts the time the desktop was stopped, not time nobody used it."""
+    since = (claim or {}).get("idleSince")
+    if not since or not session.resumed_at:
+        return
+    if parse_time(str(since)) < parse_time(session.resumed_at):
+        raise ClaimRejectedError(
+            f"idleSince: {since} is before session {session.session_id} was last started "
+            f"({session.resumed_at}): an idle period from before its host was stopped"
+        )
 
 
 def _give_back(store: SessionStore, session_id: str, execution: str, **changes: Any) -> Session:

@@ -1,8 +1,10 @@
-"""EC2's gaps: EC2_PAGE_TOKEN, EC2_STATE_CHANGES, DEFAULT_VPC_INTERNET, LAUNCH_TEMPLATE_SSM_IMAGE."""
+"""EC2's gaps: EC2_PAGE_TOKEN, EC2_STATE_CHANGES, EC2_LAUNCH_TIME, DEFAULT_VPC_INTERNET,
+LAUNCH_TEMPLATE_SSM_IMAGE."""
 
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -134,6 +136,55 @@ def test_workaround_ec2_state_changes(install: Installer) -> None:
         "shutting-down",
         "terminated",
     ]
+
+
+# ==============================================================================================
+# EC2_LAUNCH_TIME
+AN_HOUR_AGO = datetime.now(UTC).replace(microsecond=0, tzinfo=None) - timedelta(hours=1)
+
+
+def _launch_times_through_a_stop_and_start() -> list[datetime]:
+    """An instance launched an hour ago (moto's record backdated), then stopped and started, a
+    start that changes nothing (it is running), and what DescribeInstances says each time."""
+    from moto.ec2.models import ec2_backends
+
+    ec2 = aws_client("ec2")
+    instance_id = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0][
+        "InstanceId"
+    ]
+    ec2_backends[ACCOUNT][REGION].get_instance(instance_id).launch_time = AN_HOUR_AGO
+
+    def launch_time() -> datetime:
+        found = ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]
+        stamp: datetime = found["Instances"][0]["LaunchTime"]
+        return stamp.astimezone(UTC).replace(tzinfo=None)
+
+    seen = [launch_time()]
+    ec2.stop_instances(InstanceIds=[instance_id])
+    seen.append(launch_time())
+    ec2.start_instances(InstanceIds=[instance_id])
+    seen.append(launch_time())
+    ec2.start_instances(InstanceIds=[instance_id])
+    seen.append(launch_time())
+    return seen
+
+
+@mock_aws
+def test_gap_ec2_launch_time() -> None:
+    """GAP EC2_LAUNCH_TIME: a start leaves LaunchTime the time the instance was first launched.
+    When this fails, moto sets it as EC2 does, and the patch can go."""
+    assert _launch_times_through_a_stop_and_start() == [AN_HOUR_AGO] * 4
+
+
+@mock_aws
+def test_workaround_ec2_launch_time(install: Installer) -> None:
+    """A start of a stopped instance sets its LaunchTime to now; a stop, or a start of a running
+    instance, leaves it."""
+    install("EC2_LAUNCH_TIME")
+    launched, stopped, started, again = _launch_times_through_a_stop_and_start()
+    assert launched == stopped == AN_HOUR_AGO
+    assert started > AN_HOUR_AGO + timedelta(minutes=59)
+    assert again == started
 
 
 # ==============================================================================================

@@ -315,6 +315,54 @@ def test_workaround_events_targets(moto_server: str, install: Installer, handler
     assert delivered["states"][0]["time"].endswith("Z")
 
 
+def test_workaround_events_targets_a_busy_target_holds_up_no_other(
+    moto_server: str, install: Installer, handlers: Path
+) -> None:
+    """EVENTS_TARGETS delivers to each target from a queue of its own, as Lambda queues each
+    function's asynchronous invocations apart: events for a busy function wait for it, and an
+    event for another function is delivered meanwhile."""
+    url = moto_server
+    install("LAMBDA_RUNTIME", "EVENTS_TARGETS", endpoint_url=url, port=server_port(url))
+    release, held_out, probe_out = (handlers / n for n in ("release", "held.jsonl", "probe.jsonl"))
+    held_arn = create_handler_function(
+        "held",
+        "gap_probe_held.handler",
+        url,
+        Environment={"Variables": {"PROBE_OUT": str(held_out), "PROBE_RELEASE": str(release)}},
+    )
+    probe_arn = aws_client("lambda", url).create_function(
+        FunctionName="probe",
+        Runtime="python3.12",
+        Role=ROLE_ARN,
+        Handler="gap_probe_target.handler",
+        Code={"ZipFile": b"in-process: the handler is imported"},
+        Environment={"Variables": {"PROBE_OUT": str(probe_out)}},
+    )["FunctionArn"]
+    events = aws_client("events", url)
+    for name, arn in (("busy", held_arn), ("probe", probe_arn)):
+        events.put_rule(Name=name, EventPattern=json.dumps({"source": [f"dcvfleet.{name}"]}))
+        events.put_targets(Rule=name, Targets=[{"Id": "fn", "Arn": arn}])
+    # Given a burst of 30 events for a function that is busy (more than any pool of workers
+    # waiting on it would hold)
+    burst = [{"Source": "dcvfleet.busy", "DetailType": "Busy", "Detail": "{}"}] * 10
+    for _ in range(3):
+        events.put_events(Entries=burst)
+    try:
+        # When an event for another function is put / Then it is delivered while the first
+        # function is still busy
+        events.put_events(
+            Entries=[{"Source": "dcvfleet.probe", "DetailType": "Probe", "Detail": "{}"}]
+        )
+        assert wait_for(probe_out.exists, timeout=5), "held up behind another target's burst"
+    finally:
+        release.touch()
+        # and the burst is delivered in full once the function is free (before the gaps go)
+        assert wait_for(
+            lambda: held_out.exists() and len(held_out.read_text().splitlines()) == 30,
+            timeout=30,
+        )
+
+
 def test_workaround_eventbus_ref(install: Installer) -> None:
     """EVENTBUS_REF's install makes a bus's physical id (so its ``Ref``) its name: the output
     is the name and a rule on the bus is created."""

@@ -89,6 +89,7 @@ def test_revert_refuses_to_undo_a_gap_another_wraps() -> None:
 #: Gap tests run with their gaps installed, in a pytest of their own; each must fail.
 FIXED = {
     "EC2_PAGE_TOKEN": "test_ec2.py::test_gap_ec2_page_token",
+    "EC2_LAUNCH_TIME": "test_ec2.py::test_gap_ec2_launch_time",
     "SNS_SUBSCRIBE_ATTRIBUTES": "test_sns.py::test_gap_sns_subscribe_attributes",
 }
 

@@ -11,6 +11,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +20,10 @@ import pytest
 import requests
 from botocore.config import Config
 from botocore.exceptions import ClientError
+from moto.ec2.models import ec2_backends
 
 from local.emulator import ssm
-from local.emulator.ec2 import launch_template_ssm_image_patches
+from local.emulator.ec2 import launch_template_ssm_image_patches, launch_time_patches
 from local.emulator.hooks import ManagedNode, SimulatorHooks
 from local.emulator.scheduler import Scheduler
 from local.sim.control import ControlServer, activity_problem, agent_problem
@@ -30,6 +32,8 @@ from local.sim.machine import Host
 from tests.support.ssm import run_command_document
 
 REGION = "us-east-1"
+ACCOUNT = "123456789012"  # moto's default account
+AN_HOUR_AGO = datetime.now(UTC).replace(tzinfo=None) - timedelta(hours=1)
 HOST_CHANGES = ("connections", "activity", "agent", "session", "hibernation")
 FLEET_TAG = ("dcvfleet:fleet", "local")
 NO_RETRIES = Config(retries={"total_max_attempts": 1})
@@ -56,27 +60,33 @@ def client(moto_endpoint: str) -> Callable[[str], Any]:
     return make
 
 
-@pytest.fixture
-def sim(
-    moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[HostSimulator]:
+def agentless_simulator(moto_endpoint: str, workdir: Path, hooks: SimulatorHooks) -> HostSimulator:
     """A host simulator without agents (each host's DCV is driven through its shims here)."""
-    hooks = SimulatorHooks()
-    for owner, name, replacement in ssm.run_command_patches(hooks):
-        monkeypatch.setattr(owner, name, replacement)
     simulator = HostSimulator(
         endpoint_url=moto_endpoint,
         region=REGION,
         event_bus_name="fleet",
         fleet_tag_key=FLEET_TAG[0],
         fleet_tag_value=FLEET_TAG[1],
-        workdir=tmp_path / "hosts",
+        workdir=workdir,
         poll_interval=0.05,
         tick_seconds=0.05,
         spare_agents=0,
         hooks=hooks,
     )
     simulator.agent_enabled = False
+    return simulator
+
+
+@pytest.fixture
+def sim(
+    moto_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[HostSimulator]:
+    """A host simulator without agents, watching EC2."""
+    hooks = SimulatorHooks()
+    for owner, name, replacement in ssm.run_command_patches(hooks):
+        monkeypatch.setattr(owner, name, replacement)
+    simulator = agentless_simulator(moto_endpoint, tmp_path / "hosts", hooks)
     simulator.start()
     yield simulator
     simulator.stop()
@@ -238,6 +248,70 @@ def test_a_stopped_host_halts_and_boots_again_with_the_same_id(
     ec2.terminate_instances(InstanceIds=[instance_id])
     assert wait_until(lambda: view(sim, instance_id) is None)
     assert sim.managed_node(instance_id) is None
+
+
+def test_a_stop_and_start_between_two_looks_boots_the_host_again(
+    moto_endpoint: str,
+    client: Callable[[str], Any],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given EC2 that sets an instance's LaunchTime at each start (the emulator's EC2_LAUNCH_TIME),
+    # and a simulator that looks at EC2 only when the test says (no watch loop)
+    for owner, name, replacement in launch_time_patches():
+        monkeypatch.setattr(owner, name, replacement)
+    sim = agentless_simulator(moto_endpoint, tmp_path / "hosts", SimulatorHooks())
+    try:
+        # and a running host, launched an hour ago, with a DCV session and a client
+        instance_id = launch(client)
+        ec2_backends[ACCOUNT][REGION].get_instance(instance_id).launch_time = AN_HOUR_AGO
+        sim.look()
+        host = wait_until(lambda: sim.hosts[instance_id].booted and sim.hosts[instance_id])
+        on_host(host, "dcv", "create-session", "desktop")
+        sim.set_connections(instance_id, 1)
+        # When its instance is stopped and started again between two looks (a resume soon
+        # after a stop, while the simulator's listing of many instances is slow)
+        client("ec2").stop_instances(InstanceIds=[instance_id])
+        client("ec2").start_instances(InstanceIds=[instance_id])
+        sim.look()
+        # Then the host went down and boots again, as the machine did: a fresh machine, whose
+        # agent would start and say Host Ready for the start
+        again = wait_until(
+            lambda: (
+                sim.hosts[instance_id] is not host
+                and sim.hosts[instance_id].booted
+                and sim.hosts[instance_id]
+            )
+        )
+        assert again, "the host kept running through its instance's stop and start"
+        assert again.workdir == host.workdir
+        shown = view(sim, instance_id)
+        assert shown is not None
+        assert (shown["state"], shown["dcvSessions"], shown["connections"]) == ("running", [], 0)
+        # and a look that finds nothing changed changes nothing
+        sim.look()
+        assert sim.hosts[instance_id] is again
+    finally:
+        sim.stop()
+
+
+def test_a_look_lists_only_the_fleet_instances_that_are_not_terminated(
+    moto_endpoint: str, client: Callable[[str], Any], tmp_path: Path
+) -> None:
+    # Given a fleet instance that runs, one that is stopped, and many a long session made and
+    # terminated (listing those cost seconds a look on a loaded machine)
+    sim = agentless_simulator(moto_endpoint, tmp_path / "hosts", SimulatorHooks())
+    ec2 = client("ec2")
+    running, stopped = launch(client), launch(client)
+    ec2.stop_instances(InstanceIds=[stopped])
+    gone = [launch(client) for _ in range(3)]
+    ec2.terminate_instances(InstanceIds=gone)
+    # When the simulator lists the fleet / Then only the two that are not terminated are listed
+    listed = sim.fleet_instances()
+    assert {i: seen.state for i, seen in listed.items()} == {
+        running: "running",
+        stopped: "stopped",
+    }
 
 
 # -- simulated CPU and GPU -------------------------------------------------------------------------
