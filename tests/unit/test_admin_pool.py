@@ -24,7 +24,7 @@ T1 = "2026-12-07T10:02:00.000Z"
 
 @pytest.fixture
 def api(monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
-    for key, value in {**HANDLER_ENV, "POOL_TABLE": "pool", "ROOT_VOLUME_GIB": "100"}.items():
+    for key, value in {**HANDLER_ENV, "POOL_TABLE": "pool", "ROOT_VOLUME_SIZE_GIB": "100"}.items():
         monkeypatch.setenv(key, value)
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():

@@ -756,7 +756,7 @@ def admin_pool() -> PoolList:
     found, targets = store.everything()  # every profile's pool
     hosts = [h for h in found if h.state in pool.IN_POOL]
     table, region = prices.pinned(), dynamodb.meta.region_name
-    volume_gib = int(os.environ.get("ROOT_VOLUME_GIB") or 0)
+    volume_gib = int(os.environ.get("ROOT_VOLUME_SIZE_GIB") or 0)
     # each host at its own type's and OS's prices (a record from before they were kept: the
     # default profile's LinuxInstanceType on Linux), with its RootVolumeSizeGiB volume
     rates = {
