@@ -37,7 +37,7 @@ else the On-Demand one): "Compute environments are tried in ascending order"
 (https://docs.aws.amazon.com/batch/latest/APIReference/API_ComputeEnvironmentOrder.html).
 
 A batch pool waits ``running`` only: a stopped instance is not a container instance a job can be
-placed on, and Batch stops none (``pool_problem`` refuses another state).
+placed on, and Batch stops none (``profiles.pool_problem`` refuses another state).
 """
 
 from __future__ import annotations
@@ -45,15 +45,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from dcvfleet import pool_targets, quotas
-
-if TYPE_CHECKING:
-    from dcvfleet.profiles import PoolSpec
 
 logger = Logger(child=True)
 
@@ -62,23 +59,6 @@ logger = Logger(child=True)
 PLAN_LEAD = timedelta(minutes=10)
 #: The jobs that hold an instance: placed on it (STARTING) or running there.
 BUSY_STATUSES = ("STARTING", "RUNNING")
-
-
-def pool_problem(pool: PoolSpec) -> str | None:
-    """Why a batch profile may not carry this ``pool`` (``field: why``), or None: its instances
-    wait running, so every state it names must be ``running``."""
-    if pool.state != "running":
-        return (
-            f"pool.state: a batch profile's warm instances wait running ({pool.state!r} is "
-            "not served: a job is placed only on a running instance)"
-        )
-    for index, window in enumerate(pool.schedule):
-        if window.state != "running":
-            return (
-                f"pool.schedule.{index}.state: a batch profile's warm instances wait running "
-                f"({window.state!r} is not served: a job is placed only on a running instance)"
-            )
-    return None
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from typing import Annotated, Any, Literal
 from botocore.exceptions import ClientError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from dcvfleet import batch_warm, pool_targets
+from dcvfleet import pool_targets
 from dcvfleet.config import IDLE_ACTIONS, ApiSettings
 from dcvfleet.errors import (
     ConfigurationError,
@@ -474,7 +474,25 @@ def pool_problem(profile_id: str, spec: ProfileSpec) -> str | None:
     profile's is warm instances of its compute environment, which wait running."""
     if spec.pool is None or spec.backend == "ec2":
         return None
-    return batch_warm.pool_problem(spec.pool)  # warm instances of its compute environment
+    return _batch_pool_problem(spec.pool)
+
+
+def _batch_pool_problem(pool: PoolSpec) -> str | None:
+    """Why a batch profile may not carry this ``pool``, or None: its pool is warm instances of
+    its compute environment (dcvfleet.batch_warm), which wait running, so every state it names
+    must be ``running``."""
+    if pool.state != "running":
+        return (
+            f"pool.state: a batch profile's warm instances wait running ({pool.state!r} is "
+            "not served: a job is placed only on a running instance)"
+        )
+    for index, window in enumerate(pool.schedule):
+        if window.state != "running":
+            return (
+                f"pool.schedule.{index}.state: a batch profile's warm instances wait running "
+                f"({window.state!r} is not served: a job is placed only on a running instance)"
+            )
+    return None
 
 
 def fleet_problem(spec: ProfileSpec, fleet: FleetChoices) -> str | None:

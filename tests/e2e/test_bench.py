@@ -21,8 +21,8 @@ def test_the_provisioning_benchmark_prints_every_figure() -> None:
     )
     for figure in (
         "request -> READY   p50",
-        "state transitions  10.0 per provisioning",
-        "Lambda invocations 6.0 per provisioning",
+        "state transitions  9.0 per provisioning",
+        "Lambda invocations 5.0 per provisioning",
         "control-plane cost per 1,000 sessions",
         "total",
     ):
