@@ -22,6 +22,7 @@ from local.emulator.batch import batch_cloudformation_patches, batch_scaling_pat
 from local.emulator.hooks import SimulatorHooks
 from tests.support.emulator import REGION
 from tests.support.handlers import HANDLER_ENV
+from tests.support.properties import LambdaContext
 from tests.support.tables import create_sessions_table, create_table
 
 PARAMETER = "/stack/desktop-profiles"
@@ -332,3 +333,29 @@ def test_a_refused_update_is_reported_not_raised() -> None:
         )
     assert found["changed"] is False
     assert found["error"] == "Cannot update, compute environment is being modified"
+
+
+def test_a_refill_that_could_not_read_every_profile_leaves_the_batch_capacity_as_it_is(
+    fleet: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A profile that could not be read might be the one keeping instances warm: the refill
+    then says why and leaves minvCpus alone rather than lower it from the profiles it read."""
+    # Given the render profile keeps 2 warm instances at noon, and then the template's
+    # profiles cannot be read
+    environment = fleet["BATCH_WARM_COMPUTE_ENVIRONMENT"]
+    warm = refill(fleet, MONDAY_NOON_PARIS)["minvCpus"]
+    assert warm > 0
+    assert min_vcpus(environment) == warm
+    monkeypatch.setenv("DESKTOP_PROFILES_PARAMETER", "/stack/no-such-parameter")
+    monkeypatch.setattr(handler.pool, "refill_all", lambda *a, **k: {"pools": [], "failed": []})
+    monkeypatch.setattr(handler, "drained", lambda *a, **k: [])
+    pool_env = {"POOL_TABLE": "pool", "LINUX_LAUNCH_TEMPLATE_ID": "lt", "SUBNET_IDS": "a"}
+    for key, value in pool_env.items():
+        monkeypatch.setenv(key, value)
+    # When the refill runs at night, when the plan would set it back to BatchMinVcpus
+    monkeypatch.setattr(handler, "now_iso", lambda: MONDAY_NIGHT_PARIS)
+    result = handler.refill({"id": "e-1"}, LambdaContext())  # type: ignore[arg-type]
+    # Then it says what it could not read, and the warm capacity is left as it was
+    assert [f["profile"] for f in result["failed"]] == ["DesktopProfiles"], result
+    assert "batch" not in result
+    assert min_vcpus(environment) == warm

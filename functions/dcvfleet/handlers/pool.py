@@ -61,17 +61,16 @@ def template_profiles() -> str:
     return str(client("ssm").get_parameter(Name=parameter)["Parameter"]["Value"])
 
 
-def plans(settings: PoolSettings) -> tuple[list[pool.ProfilePool], list[dict[str, str]], bool]:
-    """Every pool the refill serves: each EC2 profile's with a ``pool`` of its own (the admins'
-    profiles, which win over the template's DesktopProfiles), and the default Linux EC2
-    profile's, set by WarmPoolSize and WarmPoolState when it has no plan of its own. Each with
-    its OS's launch template, its default type, and hibernation where its desktops hibernate.
-    Also the profiles it could not serve (why), and whether every profile was read: a pool is
-    drained only when the refill knows its profile no longer keeps one."""
-    sessions = DynamoSessionStore(client("dynamodb"), settings.common.table_name)
+#: Every profile by id: its definition and where it comes from ("template" or "admin").
+Definitions = dict[str, tuple[ProfileDefinition, str]]
+
+
+def read_profiles() -> tuple[Definitions, list[dict[str, str]], bool]:
+    """Every profile (the admins', which win over the template's DesktopProfiles of the same
+    id), what could not be read (why), and whether everything was read."""
     failed: list[dict[str, str]] = []
     complete = True
-    found: dict[str, tuple[ProfileDefinition, str]] = {}
+    found: Definitions = {}
     try:
         found |= {d.id: (d, "template") for d in parse_definitions(template_profiles())}
     except (ConfigurationError, ClientError) as exc:
@@ -83,6 +82,21 @@ def plans(settings: PoolSettings) -> tuple[list[pool.ProfilePool], list[dict[str
     except (ValueError, ClientError) as exc:  # (a pydantic ValidationError is a ValueError)
         complete = False
         failed.append({"profile": "the admins' profiles", "error": str(exc)})
+    return found, failed, complete
+
+
+def plans(
+    settings: PoolSettings, read: tuple[Definitions, list[dict[str, str]], bool] | None = None
+) -> tuple[list[pool.ProfilePool], list[dict[str, str]], bool]:
+    """Every pool the refill serves: each EC2 profile's with a ``pool`` of its own, and the
+    default Linux EC2 profile's, set by WarmPoolSize and WarmPoolState when it has no plan of
+    its own. Each with its OS's launch template, its default type, and hibernation where its
+    desktops hibernate. Also the profiles it could not serve (why), and whether every profile
+    was read (``read``: read_profiles()'s answer, read now if None): a pool is drained only
+    when the refill knows its profile no longer keeps one."""
+    found, read_failed, complete = read if read is not None else read_profiles()
+    failed = list(read_failed)
+    sessions = DynamoSessionStore(client("dynamodb"), settings.common.table_name)
     served: list[pool.ProfilePool] = []
     for profile_id, (definition, source) in sorted(found.items()):
         spec = definition.pool
@@ -158,28 +172,29 @@ def refill(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     # event (https://docs.aws.amazon.com/lambda/latest/dg/invocation-async-error-handling.html)
     run_id = str(event.get("id") or context.aws_request_id)
     store, hosts = pool_store(), Ec2Hosts(client("ec2"))
-    served, failed, complete = plans(settings)
+    read = read_profiles()
+    served, failed, complete = plans(settings, read)
     if complete:
         served += drained(settings, served, store, hosts)
     out = pool.refill_all(store, hosts, served, run_id=run_id, now=now_iso())
     result = {**out, "failed": failed + out["failed"]}
     warm = batch_warm.WarmSettings.from_env(os.environ)
-    if warm is not None:
+    # the Batch capacity is sized only from every profile (a profile not read would lower it)
+    if warm is not None and complete:
         result["batch"] = batch_warm.refill(
             batch_warm.ComputeEnvironments(client("batch"), warm.job_queue),
             warm,
-            batch_demand(settings),
+            batch_demand(settings, read[0]),
             now=now_iso(),
         )
     return result
 
 
-def batch_demand(settings: PoolSettings) -> batch_warm.Demand:
-    """The batch profiles that carry a ``pool``: the template's (DesktopProfiles), with the
-    admins' of the same id put over them, and their request history."""
-    records = ProfileRecords(client("dynamodb"), os.environ["PROFILES_TABLE"])
-    found = {d.id: (d, "template") for d in parse_definitions(template_profiles())}
-    found.update({d.id: (d, "admin") for d in records.list()})
+def batch_demand(settings: PoolSettings, found: Definitions | None = None) -> batch_warm.Demand:
+    """The batch profiles that carry a ``pool`` (of ``found``, every profile read now if None)
+    and their request history."""
+    if found is None:
+        found = read_profiles()[0]
     sessions = DynamoSessionStore(client("dynamodb"), settings.common.table_name)
     return batch_warm.Demand(
         plans=[
