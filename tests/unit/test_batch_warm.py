@@ -13,7 +13,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from dcvfleet import aws, batch_warm, profiles
+from dcvfleet import aws, batch_warm, pool, profiles
 from dcvfleet.config import PoolSettings
 from dcvfleet.errors import ConfigurationError, InvalidRequestError
 from dcvfleet.handlers import pool as handler
@@ -347,7 +347,7 @@ def test_a_refill_that_could_not_read_every_profile_leaves_the_batch_capacity_as
     assert warm > 0
     assert min_vcpus(environment) == warm
     monkeypatch.setenv("DESKTOP_PROFILES_PARAMETER", "/stack/no-such-parameter")
-    monkeypatch.setattr(handler.pool, "refill_all", lambda *a, **k: {"pools": [], "failed": []})
+    monkeypatch.setattr(pool, "refill_all", lambda *a, **k: {"pools": [], "failed": []})
     monkeypatch.setattr(handler, "drained", lambda *a, **k: [])
     pool_env = {"POOL_TABLE": "pool", "LINUX_LAUNCH_TEMPLATE_ID": "lt", "SUBNET_IDS": "a"}
     for key, value in pool_env.items():
